@@ -1,0 +1,1 @@
+"""diarization stage (see DESIGN.md). Public API is exported here."""

@@ -1,0 +1,1 @@
+"""faces stage (see DESIGN.md). Public API is exported here."""

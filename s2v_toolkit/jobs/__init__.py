@@ -1,0 +1,1 @@
+"""jobs stage (see DESIGN.md). Public API is exported here."""

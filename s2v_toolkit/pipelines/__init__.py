@@ -1,0 +1,1 @@
+"""pipelines stage (see DESIGN.md). Public API is exported here."""

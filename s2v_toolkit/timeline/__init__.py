@@ -1,0 +1,1 @@
+"""timeline stage (see DESIGN.md). Public API is exported here."""

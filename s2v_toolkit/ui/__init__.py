@@ -1,0 +1,1 @@
+"""ui stage (see DESIGN.md). Public API is exported here."""
