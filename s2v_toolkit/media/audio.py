@@ -1,0 +1,169 @@
+"""Reading audio for a time range as float32, sample-exact against the video frame grid.
+
+Time 0 is the file's first video frame (or the audio start for audio-only files), so that
+``read_audio(path, start=frame / fps, ...)`` lines up with ``read_frames(path, frame, ...)``.
+
+Resampling happens once, with a known filter: libsoxr at "HQ" quality (linear phase, 20-bit
+precision), on a grid anchored at the audio stream's first sample. A read is mapped onto that grid
+so that any two reads of the same file agree sample for sample where they overlap (up to the
+filter's numerical noise at window edges, which padding keeps far from the returned samples).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from fractions import Fraction
+
+import av
+import numpy as np
+import soxr
+
+from s2v_toolkit.errors import MediaError
+from s2v_toolkit.media.container import audio_stream, opened
+
+ANALYSIS_RATE = 16000
+RESAMPLE_QUALITY = "HQ"
+# Extra context decoded on each side of a window before resampling (in output-rate seconds).
+_RESAMPLE_PAD_SECONDS = Fraction(1, 20)
+
+_INT_SCALE = {"s16": 32768.0, "s16p": 32768.0, "s32": 2147483648.0, "s32p": 2147483648.0}
+
+
+def frame_to_sample(frame: int, fps: Fraction, sample_rate: int) -> int:
+    """Index of the audio sample at which video frame ``frame`` starts (nearest sample)."""
+    return round(Fraction(frame) * sample_rate / Fraction(fps))
+
+
+def _frame_array(frame: av.AudioFrame) -> np.ndarray:
+    """An audio frame as float32 (channels, samples)."""
+    arr = frame.to_ndarray()
+    fmt = frame.format.name
+    if not frame.format.is_planar:
+        arr = arr.reshape(-1, len(frame.layout.channels)).T
+    if fmt in _INT_SCALE:
+        return arr.astype(np.float32) / np.float32(_INT_SCALE[fmt])
+    if fmt in ("u8", "u8p"):
+        return (arr.astype(np.float32) - 128.0) / 128.0
+    return arr.astype(np.float32, copy=False)
+
+
+def _time_zero(container, astream) -> tuple[Fraction, Fraction]:
+    """(t0, a0): the file's time zero (first video frame) and the audio stream's first sample time."""
+    def start(s) -> Fraction | None:
+        return Fraction(s.start_time) * Fraction(s.time_base) if s.start_time is not None and s.time_base else None
+
+    a0 = start(astream) or Fraction(0)
+    videos = [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
+    t0 = start(videos[0]) if videos else None
+    return (t0 if t0 is not None else a0), a0
+
+
+def _decode_native(container, astream, path, lo: int, hi: int | None, a0: Fraction) -> tuple[np.ndarray, int]:
+    """Native-rate samples [lo, hi) of the stream (zeros outside it); hi=None reads to the end.
+
+    Returns (array (channels, n), index of the sample after the stream's last decoded sample).
+    """
+    sr = astream.codec_context.sample_rate
+    channels = astream.codec_context.channels
+    tb = Fraction(astream.time_base)
+    chunks: list[tuple[int, np.ndarray]] = []
+    seek_time = a0 + Fraction(max(lo, 0), sr) - Fraction(1, 2)
+    if seek_time > a0:
+        container.seek(int(seek_time / tb), stream=astream, backward=True)
+    next_idx = None
+    end_idx = 0
+    try:
+        for frame in container.decode(astream):
+            if frame.pts is not None:
+                s = round((Fraction(frame.pts) * tb - a0) * sr)
+            else:
+                s = next_idx if next_idx is not None else 0
+            data = _frame_array(frame)
+            n = data.shape[1]
+            next_idx = s + n
+            end_idx = max(end_idx, next_idx)
+            if next_idx <= lo:
+                continue
+            if hi is not None and s >= hi:
+                break
+            chunks.append((s, data))
+    except av.error.FFmpegError as exc:
+        if not chunks:
+            raise MediaError(path, f"audio could not be decoded: {exc.strerror or exc}") from None
+        # A damaged tail: keep what decoded; the missing part reads as silence.
+    if hi is None:
+        hi = max(end_idx, lo)
+    out = np.zeros((channels, hi - lo), dtype=np.float32)
+    for s, data in chunks:
+        a, b = max(s, lo), min(s + data.shape[1], hi)
+        if b > a:
+            out[: data.shape[0], a - lo : b - lo] = data[:channels, a - s : b - s]
+    return out, end_idx
+
+
+def read_audio_channels(
+    path: str | os.PathLike,
+    start: float | Fraction = 0,
+    duration: float | Fraction | None = None,
+    sample_rate: int | None = None,
+    stream: int = 0,
+) -> tuple[np.ndarray, int]:
+    """All channels of an audio stream for a time range: (float32 array (channels, samples), rate).
+
+    ``sample_rate=None`` keeps the stream's own rate (no resampling at all).
+    """
+    path = os.fspath(path)
+    start = Fraction(start)
+    if duration is not None and Fraction(duration) < 0:
+        raise ValueError("duration must not be negative")
+    with opened(path) as container:
+        astream = audio_stream(container, path, stream)
+        sr_in = astream.codec_context.sample_rate
+        if not sr_in:
+            raise MediaError(path, "audio stream has no sample rate")
+        sr_out = int(sample_rate or sr_in)
+        t0, a0 = _time_zero(container, astream)
+        # Output sample k sits at a0 + k / sr_out; the request starts at output sample k0.
+        k0 = round((t0 + start - a0) * sr_out)
+        k1 = None if duration is None else k0 + round(Fraction(duration) * sr_out)
+        g = math.gcd(sr_in, sr_out)
+        step_in, step_out = sr_in // g, sr_out // g  # step_in native samples == step_out output samples
+        pad = 0 if sr_in == sr_out else math.ceil(_RESAMPLE_PAD_SECONDS * sr_out)
+        cell_lo = math.floor((k0 - pad) / step_out)
+        lo = cell_lo * step_in
+        hi = None if k1 is None else math.ceil((k1 + pad) / step_out) * step_in
+        native, end_idx = _decode_native(container, astream, path, lo, hi, a0)
+    if k1 is None:
+        k1 = max(k0, math.floor(Fraction(end_idx, sr_in) * sr_out))
+    if sr_in == sr_out:
+        resampled = native
+    else:
+        resampled = soxr.resample(native.T, sr_in, sr_out, quality=RESAMPLE_QUALITY).T
+    first = cell_lo * step_out  # output index of resampled[:, 0]
+    out = np.zeros((native.shape[0], k1 - k0), dtype=np.float32)
+    a, b = max(k0, first), min(k1, first + resampled.shape[1])
+    if b > a:
+        out[:, a - k0 : b - k0] = resampled[:, a - first : b - first]
+    return out, sr_out
+
+
+def read_audio(
+    path: str | os.PathLike,
+    start: float | Fraction = 0,
+    duration: float | Fraction | None = None,
+    sample_rate: int = ANALYSIS_RATE,
+    channel: int | None = None,
+    stream: int = 0,
+) -> np.ndarray:
+    """Mono float32 audio of ``path`` from ``start`` seconds for ``duration`` seconds at ``sample_rate``.
+
+    ``channel=None`` mixes all channels down (mean); an int picks that channel (0-based).
+    Times outside the file read as silence.
+    """
+    data, _ = read_audio_channels(path, start, duration, sample_rate, stream)
+    if channel is None:
+        return data.mean(axis=0).astype(np.float32) if data.shape[0] > 1 else data[0]
+    if not 0 <= channel < data.shape[0]:
+        raise MediaError(path, f"audio stream {stream} has {data.shape[0]} channel(s); channel {channel} does not exist")
+    return np.ascontiguousarray(data[channel])

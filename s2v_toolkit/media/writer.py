@@ -1,0 +1,213 @@
+"""Writing video (with audio muxed) in the codecs post-production uses.
+
+Presets:
+- ``prores_hq``: Apple ProRes 422 HQ (prores_ks profile 3, 10-bit 4:2:2) in .mov, PCM 24-bit audio;
+  the default for renders that go back to an editor.
+- ``dnxhr_hq``: Avid DNxHR HQ (8-bit 4:2:2) in .mov or .mxf (OP1a), PCM audio at 48 kHz.
+- ``h264``: H.264 (libx264, CRF 16, 4:2:0) in .mp4 with AAC audio, or in .mov with PCM; for previews.
+
+The source start timecode and exact frame rate are carried into the file (a tmcd track in
+QuickTime/MP4, the material package timecode in MXF). Files are written atomically.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import soxr
+
+from s2v_toolkit.errors import OutputError
+from s2v_toolkit.media.atomic import atomic_output
+from s2v_toolkit.media.timecode import frames_to_timecode, snap_rate, timecode_to_frames
+
+
+@dataclass(frozen=True)
+class VideoPreset:
+    name: str
+    codec: str
+    pix_fmt: str
+    options: dict = field(default_factory=dict)
+    extensions: tuple[str, ...] = (".mov",)
+    audio_codec: dict = field(default_factory=dict)  # extension -> audio codec
+    audio_rate: int | None = None  # forced audio rate (MXF wants 48 kHz)
+    even_size: bool = False
+
+
+VIDEO_PRESETS: dict[str, VideoPreset] = {
+    "prores_hq": VideoPreset(
+        "prores_hq", "prores_ks", "yuv422p10le", {"profile": "3", "vendor": "apl0"}, (".mov",),
+        {".mov": "pcm_s24le"},
+    ),
+    "dnxhr_hq": VideoPreset(
+        "dnxhr_hq", "dnxhd", "yuv422p", {"profile": "dnxhr_hq"}, (".mov", ".mxf"),
+        {".mov": "pcm_s24le", ".mxf": "pcm_s24le"}, audio_rate=48000, even_size=True,
+    ),
+    "h264": VideoPreset(
+        "h264", "libx264", "yuv420p", {"crf": "16", "preset": "medium"}, (".mp4", ".mov"),
+        {".mp4": "aac", ".mov": "pcm_s24le"}, even_size=True,
+    ),
+}
+DEFAULT_PRESET_FOR_EXTENSION = {".mov": "prores_hq", ".mp4": "h264", ".mxf": "dnxhr_hq"}
+
+
+def preset_for(path: Path, preset: str | None) -> VideoPreset:
+    ext = path.suffix.lower()
+    name = preset or DEFAULT_PRESET_FOR_EXTENSION.get(ext)
+    if name is None:
+        raise OutputError(path, f"unsupported output extension {ext!r} (use .mov, .mp4 or .mxf)")
+    if name not in VIDEO_PRESETS:
+        raise OutputError(path, f"unknown codec preset {name!r} (choose from {', '.join(sorted(VIDEO_PRESETS))})")
+    p = VIDEO_PRESETS[name]
+    if ext not in p.extensions:
+        raise OutputError(path, f"{name} cannot be written to {ext} (use {' or '.join(p.extensions)})")
+    return p
+
+
+def _as_planar_audio(audio: np.ndarray) -> np.ndarray:
+    a = np.asarray(audio, dtype=np.float32)
+    if a.ndim == 1:
+        a = a[None, :]
+    if a.ndim != 2 or a.shape[0] > 8:
+        raise ValueError(f"audio must be (samples,) or (channels, samples), got {a.shape}")
+    return np.ascontiguousarray(np.clip(a, -1.0, 1.0))
+
+
+class _AudioTrack:
+    """Feeds audio to its encoder in step with the video, so packets interleave in the file."""
+
+    def __init__(self, container, codec: str, audio: np.ndarray, in_rate: int, rate: int):
+        a = _as_planar_audio(audio)
+        if in_rate != rate:
+            a = np.ascontiguousarray(soxr.resample(a.T, in_rate, rate, quality="HQ").T, dtype=np.float32)
+        self.audio, self.rate, self.container = a, rate, container
+        self.layout = {1: "mono", 2: "stereo"}.get(a.shape[0], f"{a.shape[0]}c")
+        self.stream = container.add_stream(codec, rate=rate, layout=self.layout)
+        # Open the encoder before the file header is written: AAC's encoder delay (priming samples)
+        # then reaches the muxer, which records it as an edit list so decoders skip it. Opened
+        # lazily instead, the audio would come out 1024 samples late.
+        self.stream.codec_context.open()
+        self.fifo = av.AudioFifo()
+        self.fed = 0  # samples handed to the FIFO so far
+        self.resampler = None  # created on first use, once the encoder's sample format is known
+
+    def feed_until(self, n: int) -> None:
+        """Encode samples up to index ``n``; past the end of the given audio it is silence."""
+        if n <= self.fed:
+            return
+        if self.resampler is None:
+            self.resampler = av.AudioResampler(format=self.stream.codec_context.format.name, layout=self.layout,
+                                               rate=self.rate)
+        chunk = np.zeros((self.audio.shape[0], n - self.fed), np.float32)
+        avail = self.audio[:, self.fed : n]
+        chunk[:, : avail.shape[1]] = avail
+        frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=self.layout)
+        frame.sample_rate = self.rate
+        # Explicit timestamps let the encoder report its priming delay as negative packet times,
+        # which the muxer turns into an edit list (decoders then skip the priming samples).
+        frame.pts = self.fed
+        frame.time_base = Fraction(1, self.rate)
+        for converted in self.resampler.resample(frame):
+            self.fifo.write(converted)
+        self.fed = n
+        # Encoders with a fixed frame size (AAC: 1024) need exactly that many samples per frame.
+        frame_size = self.stream.codec_context.frame_size or 1024
+        while self.fifo.samples >= frame_size:
+            self._encode(self.fifo.read(frame_size))
+
+    def finish(self) -> None:
+        if self.resampler is not None:
+            for converted in self.resampler.resample(None):
+                self.fifo.write(converted)
+        if self.fifo.samples:
+            self._encode(self.fifo.read())
+        self._encode(None)
+
+    def _encode(self, frame) -> None:
+        for packet in self.stream.encode(frame):
+            self.container.mux(packet)
+
+
+def write_video(
+    path: str | os.PathLike,
+    frames: Iterable[np.ndarray] | np.ndarray,
+    fps: Fraction | int | str,
+    preset: str | None = None,
+    audio: np.ndarray | None = None,
+    audio_rate: int = 48000,
+    start_timecode: str | None = None,
+    overwrite: bool = False,
+    frame_count: int | None = None,
+    progress: bool = False,
+) -> Path:
+    """Encode RGB uint8 frames (and optional float audio) to ``path`` atomically; returns the path.
+
+    ``audio`` is trimmed or padded with silence to the video's exact duration, so that every
+    file we write has audio and video of equal length. ``frame_count`` only sizes the progress bar.
+    """
+    final = Path(path)
+    spec = preset_for(final, preset)
+    fps = snap_rate(Fraction(fps))
+    tc = None
+    if start_timecode:
+        try:
+            drop = ";" in start_timecode
+            tc = frames_to_timecode(timecode_to_frames(start_timecode, fps), fps, drop_frame=drop)
+        except ValueError as exc:
+            raise OutputError(final, f"bad start timecode: {exc}") from None
+    if isinstance(frames, np.ndarray):
+        frame_count = frame_count or len(frames)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=frame_count, unit="frame", desc=f"writing {final.name}", leave=False)
+
+    with atomic_output(final, overwrite=overwrite) as tmp:
+        container = av.open(str(tmp), mode="w")
+        try:
+            if tc:
+                container.metadata["timecode"] = tc
+            vstream = None
+            track: _AudioTrack | None = None
+            written = 0
+            for rgb in frames:
+                rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
+                if vstream is None:
+                    h, w = rgb.shape[:2]
+                    if spec.even_size and (w % 2 or h % 2):
+                        raise OutputError(final, f"{spec.name} needs an even frame size, got {w}x{h}")
+                    vstream = container.add_stream(spec.codec, rate=fps, options=dict(spec.options))
+                    vstream.width, vstream.height, vstream.pix_fmt = w, h, spec.pix_fmt
+                    vstream.time_base = 1 / fps
+                    if tc:
+                        vstream.metadata["timecode"] = tc
+                    if audio is not None:
+                        track = _AudioTrack(container, spec.audio_codec[final.suffix.lower()], audio, audio_rate,
+                                            spec.audio_rate or audio_rate)
+                frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+                frame.pts = written
+                for packet in vstream.encode(frame):
+                    container.mux(packet)
+                written += 1
+                if track:
+                    # Audio is cut at the video's exact end: trimmed, or padded with silence.
+                    track.feed_until(round(Fraction(written) / fps * track.rate))
+                if bar:
+                    bar.update(1)
+            if vstream is None:
+                raise OutputError(final, "no frames to write")
+            for packet in vstream.encode(None):
+                container.mux(packet)
+            if track:
+                track.finish()
+        finally:
+            container.close()
+            if bar:
+                bar.close()
+    return final
