@@ -162,13 +162,12 @@ def write_video(
             raise OutputError(final, f"bad start timecode: {exc}") from None
     if isinstance(frames, np.ndarray):
         frame_count = frame_count or len(frames)
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=frame_count, unit="frame", desc=f"writing {final.name}", leave=False)
-
     with atomic_output(final, overwrite=overwrite) as tmp:
+        bar = None
+        if progress:  # only once the output is known to be writable
+            from tqdm import tqdm
+
+            bar = tqdm(total=frame_count, unit="frame", desc=f"writing {final.name}", leave=False)
         container = av.open(str(tmp), mode="w")
         try:
             if tc:

@@ -1,0 +1,59 @@
+"""Shared pytest fixtures: generated media only (tests never download anything)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+# Qt widgets run offscreen in tests; torch stays on few threads so CI's 2 cores are not oversubscribed.
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+
+def pytest_configure(config):
+    try:
+        import torch
+
+        torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    except ImportError:  # pragma: no cover - torch is a core dependency
+        pass
+
+
+@pytest.fixture
+def has_cuda() -> bool:
+    try:
+        import torch
+
+        return torch.cuda.is_available()
+    except ImportError:  # pragma: no cover
+        return False
+
+
+def require_tool(name: str) -> str:
+    """Path of an external tool, or skip the test naming what to install."""
+    path = shutil.which(name)
+    if not path:
+        pytest.skip(f"{name} is not installed (apt-get install {name})")
+    return path
+
+
+@pytest.fixture
+def readonly_dir(tmp_path):
+    """A folder nobody can write to, root included (chmod, plus the immutable flag when run as root)."""
+    import subprocess
+
+    folder = tmp_path / "read_only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    immutable = False
+    if os.access(folder, os.W_OK):  # root ignores modes: make the folder immutable instead
+        immutable = subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode == 0
+        if not immutable or os.access(folder, os.W_OK):
+            folder.chmod(0o755)
+            pytest.skip("cannot make a read-only folder here (root without chattr)")
+    yield folder
+    if immutable:
+        subprocess.run(["chattr", "-i", str(folder)], check=False)
+    folder.chmod(0o755)
