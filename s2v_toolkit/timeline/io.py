@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import opentimelineio as otio
 
+from s2v_toolkit.errors import S2VError
+from s2v_toolkit.media import atomic_output
 from s2v_toolkit.timeline.errors import TimelineError
 from s2v_toolkit.timeline.timecode import RationalTime, rate_fraction
 
@@ -144,22 +144,6 @@ def guess_edl_rate(p: Path) -> tuple[float, str]:
 # ---------------------------------------------------------------- writing
 
 
-@contextlib.contextmanager
-def atomic_path(dest: Path):
-    """A temporary path beside ``dest`` (same extension), renamed onto ``dest`` on success."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.stem}.", suffix=f".tmp{dest.suffix}", dir=dest.parent)
-    os.close(fd)
-    os.unlink(tmp)  # some adapters refuse to write over an existing file
-    try:
-        yield Path(tmp)
-        os.replace(tmp, dest)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def write_timeline(
     timeline: otio.schema.Timeline,
     path: str | os.PathLike,
@@ -176,12 +160,15 @@ def write_timeline(
         if Path(src).exists() and dest.exists() and os.path.samefile(src, dest) or \
                 Path(src).resolve() == dest.resolve():
             raise TimelineError(dest, "refusing to write over the editor's timeline; choose a new file")
+    if adapter == "AAF":
+        # clips that did not come from an AAF (e.g. renders) have no mob id; let the writer make one
+        adapter_kwargs.setdefault("use_empty_mob_ids", True)
     if dest.exists() and not overwrite:
         raise TimelineError(dest, "already exists (pass overwrite to replace it)")
     try:
-        with atomic_path(dest) as tmp:
+        with atomic_output(dest, overwrite=overwrite) as tmp:
             otio.adapters.write_to_file(timeline, str(tmp), adapter_name=adapter, **adapter_kwargs)
-    except TimelineError:
+    except S2VError:
         raise
     except OSError as exc:
         raise TimelineError(dest, f"cannot write: {exc.strerror or exc}") from exc

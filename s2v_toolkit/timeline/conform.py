@@ -1,0 +1,308 @@
+"""Conform: put rendered clips back on a copy of the editor's timeline, on a new video track.
+
+The editor's file is never written: outputs are new files beside it (or in a chosen folder),
+written to a temporary name and renamed. Each render becomes a clip on the track "S2V vNNN",
+frame-exactly over the record range it replaces, with ``metadata["s2v"]`` naming its source clip,
+character, line, job, model, seed and version; the original clip gets a marker pointing to it.
+After writing, each output is read back and anything the format dropped is reported.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import opentimelineio as otio
+
+from s2v_toolkit.timeline.describe import TimelineDescription, describe_timeline
+from s2v_toolkit.timeline.errors import TimelineError
+from s2v_toolkit.timeline.io import LoadedTimeline, WRITABLE_ADAPTERS, read_timeline, write_timeline
+from s2v_toolkit.timeline.roles import METADATA_NAMESPACE
+from s2v_toolkit.timeline.shots import shot_map
+from s2v_toolkit.timeline.timecode import RationalTime, Span, Time, TimeRange
+
+TRACK_PREFIX = "S2V v"
+NATIVE_SUFFIX = {"fcp_xml": ".xml", "fcpx_xml": ".fcpxml", "AAF": ".aaf", "cmx_3600": ".edl",
+                 "otio_json": ".otio", "otioz": ".otioz"}
+MARKER_COLOR = otio.schema.MarkerColor.CYAN
+
+
+@dataclass
+class RenderResult:
+    """One rendered file to place on the timeline.
+
+    ``clip_id`` (from ``describe``/``inspect``) places it over that clip's record range; ``record``
+    places it over an explicit record range (from the timeline's first frame). ``media_start`` is the
+    first frame of the render to use, in the render's own time (default 0 at the timeline rate).
+    """
+
+    media_path: str
+    clip_id: str | None = None
+    record: Span | None = None
+    media_start: Time | None = None
+    media_duration: Time | None = None   # the render's full length, if known (available range)
+    character: str | None = None
+    line_text: str | None = None
+    job_id: str | None = None
+    model: str | None = None
+    seed: int | None = None
+    action: str | None = None            # "redub" | "new_shot"
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["record"] = self.record.to_dict() if self.record else None
+        d["media_start"] = self.media_start.to_dict() if self.media_start else None
+        d["media_duration"] = self.media_duration.to_dict() if self.media_duration else None
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RenderResult":
+        d = dict(d)
+        d["record"] = Span.from_dict(d["record"]) if d.get("record") else None
+        d["media_start"] = Time.from_dict(d["media_start"]) if d.get("media_start") else None
+        d["media_duration"] = Time.from_dict(d["media_duration"]) if d.get("media_duration") else None
+        known = set(cls.__dataclass_fields__)
+        extra = {k: v for k, v in d.items() if k not in known}
+        d = {k: v for k, v in d.items() if k in known}
+        d.setdefault("extra", {}).update(extra)
+        return cls(**d)
+
+
+@dataclass
+class PlacedRender:
+    render_index: int
+    clip_name: str
+    track_name: str
+    record: Span
+    source_clip_ids: list[str]
+
+    def to_dict(self) -> dict:
+        return {"render_index": self.render_index, "clip_name": self.clip_name, "track_name": self.track_name,
+                "record": self.record.to_dict(), "source_clip_ids": list(self.source_clip_ids)}
+
+
+@dataclass
+class ConformResult:
+    version: int
+    track_names: list[str]
+    outputs: dict[str, str]                       # adapter name -> written file
+    placed: list[PlacedRender] = field(default_factory=list)
+    not_carried: list[str] = field(default_factory=list)   # what an output format dropped
+    problems: list[str] = field(default_factory=list)      # renders that could not be placed
+
+    def to_dict(self) -> dict:
+        return {"version": self.version, "track_names": list(self.track_names), "outputs": dict(self.outputs),
+                "placed": [p.to_dict() for p in self.placed], "not_carried": list(self.not_carried),
+                "problems": list(self.problems)}
+
+
+def next_version(timeline: otio.schema.Timeline) -> int:
+    used = [int(m.group(1)) for t in timeline.tracks
+            if (m := re.match(rf"^{re.escape(TRACK_PREFIX)}(\d+)", t.name or ""))]
+    return max(used, default=0) + 1
+
+
+def _media_url(path: str) -> str:
+    p = Path(path)
+    return p.resolve().as_uri() if p.is_absolute() or p.exists() else path
+
+
+def _target_range(desc: TimelineDescription, r: RenderResult, i: int) -> TimeRange:
+    if r.clip_id is not None:
+        try:
+            clip = desc.clip(r.clip_id)
+        except KeyError:
+            raise TimelineError(desc.path, f"render {i} ({r.media_path}): no clip '{r.clip_id}' on the timeline") from None
+        crec = clip.record.to_otio()
+        if r.record is None:
+            return crec
+        rec = r.record.to_otio()
+        if rec.start_time < crec.start_time or rec.end_time_exclusive() > crec.end_time_exclusive():
+            raise TimelineError(desc.path, f"render {i} ({r.media_path}): record range lies outside clip {r.clip_id}")
+        return rec
+    if r.record is None:
+        raise TimelineError(desc.path, f"render {i} ({r.media_path}): needs a clip_id or a record range")
+    return r.record.to_otio()
+
+
+def _s2v_metadata(r: RenderResult, version: int, source_ids: list[str], desc: TimelineDescription,
+                  rec: TimeRange) -> dict:
+    md = {"version": version, "source_clip": source_ids[0] if source_ids else None,
+          "source_clips": source_ids, "character": r.character, "line_text": r.line_text,
+          "job_id": r.job_id, "model": r.model, "seed": r.seed, "action": r.action,
+          "media_path": r.media_path,
+          "record_in": desc.record_timecode(rec.start_time),
+          "record_out": desc.record_timecode(rec.end_time_exclusive())}
+    md.update(r.extra)
+    return {k: v for k, v in md.items() if v is not None}
+
+
+def add_render_tracks(loaded: LoadedTimeline, renders: list[RenderResult], version: int | None = None
+                      ) -> tuple[otio.schema.Timeline, ConformResult]:
+    """A copy of the timeline with the renders on new track(s); the loaded timeline is not changed."""
+    timeline = loaded.timeline.deepcopy()
+    desc = describe_timeline(LoadedTimeline(timeline, loaded.path, loaded.adapter), check_media=False)
+    version = version or next_version(timeline)
+    base_name = f"{TRACK_PREFIX}{version:03d}"
+    rate = desc.rate
+    result = ConformResult(version, [], {})
+    placements: list[tuple[TimeRange, int, RenderResult]] = []
+    for i, r in enumerate(renders):
+        try:
+            rec = _target_range(desc, r, i)
+        except TimelineError as exc:
+            result.problems.append(exc.problem)
+            continue
+        rec = TimeRange(rec.start_time.rescaled_to(rate), rec.duration.rescaled_to(rate))
+        if rec.duration.value <= 0:
+            result.problems.append(f"render {i} ({r.media_path}): empty record range")
+            continue
+        placements.append((rec, i, r))
+    placements.sort(key=lambda p: (p[0].start_time.value, p[1]))
+
+    # Renders that overlap go to further tracks ("S2V v001 (2)") so that none hides another.
+    lanes: list[list[tuple[TimeRange, int, RenderResult]]] = []
+    for p in placements:
+        for lane in lanes:
+            if lane[-1][0].end_time_exclusive() <= p[0].start_time:
+                lane.append(p)
+                break
+        else:
+            lanes.append([p])
+    for n, lane in enumerate(lanes):
+        name = base_name if n == 0 else f"{base_name} ({n + 1})"
+        track = otio.schema.Track(name=name, kind=otio.schema.TrackKind.Video)
+        track.metadata[METADATA_NAMESPACE] = {"version": version, "kind": "renders"}
+        cursor = RationalTime(0, rate)
+        for rec, i, r in lane:
+            if rec.start_time > cursor:
+                track.append(otio.schema.Gap(source_range=TimeRange(RationalTime(0, rate), rec.start_time - cursor)))
+            segments = shot_map(desc, rec)
+            source_ids = [s.clip_id for s in segments] or ([r.clip_id] if r.clip_id else [])
+            first_name = desc.clip(source_ids[0]).name if source_ids else "shot"
+            clip_name = f"{first_name} {name}"
+            media_start = r.media_start.to_otio() if r.media_start else RationalTime(0, rate)
+            avail = TimeRange(media_start, r.media_duration.to_otio() if r.media_duration else rec.duration)
+            clip = otio.schema.Clip(
+                name=clip_name,
+                media_reference=otio.schema.ExternalReference(target_url=_media_url(r.media_path),
+                                                              available_range=avail),
+                source_range=TimeRange(media_start, rec.duration.rescaled_to(media_start.rate)),
+            )
+            clip.metadata[METADATA_NAMESPACE] = _s2v_metadata(r, version, source_ids, desc, rec)
+            track.append(clip)
+            cursor = rec.end_time_exclusive()
+            for seg in segments:
+                original = desc.otio_items[seg.clip_id]
+                # the marker lives in the original clip's source time, over the replaced part
+                src = desc.clip(seg.clip_id).source.to_otio()
+                offset = (seg.record.start.to_otio() - desc.clip(seg.clip_id).record.start.to_otio())
+                marker = otio.schema.Marker(
+                    name=f"{name}: {clip_name}",
+                    marked_range=TimeRange(src.start_time + offset.rescaled_to(src.start_time.rate),
+                                           seg.record.duration.to_otio().rescaled_to(src.start_time.rate)),
+                    color=MARKER_COLOR,
+                    metadata={METADATA_NAMESPACE: {"render_clip": clip_name, "track": name, "version": version,
+                                                   "job_id": r.job_id, "media_path": r.media_path}},
+                )
+                original.markers.append(marker)
+            result.placed.append(PlacedRender(i, clip_name, name, Span.from_otio(rec), source_ids))
+        timeline.tracks.append(track)
+        result.track_names.append(name)
+    return timeline, result
+
+
+def conform(
+    source: str | os.PathLike | LoadedTimeline,
+    renders: list[RenderResult],
+    out_dir: str | os.PathLike | None = None,
+    *,
+    version: int | None = None,
+    native: bool = True,
+    overwrite: bool = False,
+    rate: float | None = None,
+) -> ConformResult:
+    """Write ``<stem>.s2v_vNNN.otio`` (always) and the same in the input's own format (when its
+    adapter can write) with the renders on new track(s). Returns what was written and dropped."""
+    loaded = source if isinstance(source, LoadedTimeline) else read_timeline(source, rate=rate)
+    out = Path(out_dir) if out_dir is not None else loaded.path.parent
+    if version is None and not overwrite:
+        # the next version whose files do not exist yet: earlier conforms are never replaced
+        version = next_version(loaded.timeline)
+        while list(out.glob(f"{glob_escape(loaded.path.stem)}.s2v_v{version:03d}.*")):
+            version += 1
+    timeline, result = add_render_tracks(loaded, renders, version)
+    stem = f"{loaded.path.stem}.s2v_v{result.version:03d}"
+    targets = [("otio_json", out / f"{stem}.otio")]
+    if native and loaded.adapter not in ("otio_json", "otiod") and loaded.adapter in WRITABLE_ADAPTERS:
+        targets.append((loaded.adapter, out / f"{stem}{NATIVE_SUFFIX[loaded.adapter]}"))
+    elif native and loaded.adapter not in ("otio_json",):
+        result.not_carried.append(f"{loaded.adapter}: OTIO cannot write this format; only the .otio was written")
+    for adapter, path in targets:
+        to_write = timeline
+        if adapter == "cmx_3600" and result.track_names:
+            # An EDL holds one video track: the renders go to their own EDL, to import as a new track.
+            to_write = _single_track_timeline(timeline, result.track_names[0])
+            result.not_carried.append(
+                "cmx_3600: an EDL holds one video track, so this EDL holds only the track "
+                f"'{result.track_names[0]}' (import it over the cut); markers on the original clips, "
+                "the s2v metadata and any further render tracks are only in the .otio")
+            if len(result.track_names) > 1:
+                result.not_carried.append("cmx_3600: overlapping renders on further tracks are not in the EDL")
+        try:
+            write_timeline(to_write, path, adapter=adapter, overwrite=overwrite, protect=(loaded.path,))
+        except TimelineError as exc:
+            if adapter == "otio_json":
+                raise
+            result.not_carried.append(f"{adapter}: not written ({exc.problem}); use the .otio")
+            continue
+        result.outputs[adapter] = str(path)
+        if adapter != "otio_json" and adapter != "cmx_3600":
+            result.not_carried.extend(_check_carried(path, adapter, result, rate))
+    return result
+
+
+def glob_escape(text: str) -> str:
+    return re.sub(r"([*?\[])", r"[\1]", text)
+
+
+def _single_track_timeline(timeline: otio.schema.Timeline, track_name: str) -> otio.schema.Timeline:
+    single = otio.schema.Timeline(name=f"{timeline.name} {track_name}",
+                                  global_start_time=timeline.global_start_time)
+    for t in timeline.tracks:
+        if t.name == track_name:
+            single.tracks.append(t.deepcopy())
+    return single
+
+
+def _check_carried(path: Path, adapter: str, result: ConformResult, rate: float | None) -> list[str]:
+    """Read a written file back and list what of the conform it lost."""
+    try:
+        back = describe_timeline(read_timeline(path, rate=rate), check_media=False)
+    except Exception as exc:  # noqa: BLE001 - a file we cannot read back is itself the finding
+        return [f"{adapter}: written file cannot be read back ({exc})"]
+    lost: list[str] = []
+    names = {t.name for t in back.tracks}
+    for tn in result.track_names:
+        if tn not in names:
+            lost.append(f"{adapter}: track name '{tn}' not kept")
+    back_clips = {c.name: c for c in back.clips}
+    no_meta = [p.clip_name for p in result.placed if p.clip_name in back_clips and not back_clips[p.clip_name].s2v]
+    missing = [p.clip_name for p in result.placed if p.clip_name not in back_clips]
+    moved = [p.clip_name for p in result.placed if p.clip_name in back_clips
+             and back_clips[p.clip_name].record.to_otio() != p.record.to_otio()]
+    if missing:
+        lost.append(f"{adapter}: {len(missing)} render clip(s) not found by name when read back")
+    if no_meta:
+        lost.append(f"{adapter}: s2v metadata (job, character, version...) not kept on {len(no_meta)} render clip(s); "
+                    "it is in the .otio")
+    if moved:
+        lost.append(f"{adapter}: {len(moved)} render clip(s) read back at a different record range")
+    n_markers = sum(len(p.source_clip_ids) for p in result.placed)
+    back_markers = sum(1 for c in back.clips for m in c.markers if m.name.startswith(TRACK_PREFIX))
+    if back_markers < n_markers:
+        lost.append(f"{adapter}: {n_markers - back_markers} of {n_markers} marker(s) on original clips not kept")
+    return lost
