@@ -68,13 +68,19 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _torch_load(path: Path, what: str):
+    import pickle
+
     try:
         # mmap keeps large files page-cache backed; it needs the zip format torch.save writes since 1.6.
         return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except RuntimeError as exc:
         if "mmap" not in str(exc) and "zip" not in str(exc):
             raise WeightsError(path, f"cannot read {what} weights ({_first_line(exc)})") from exc
-    except Exception as exc:  # UnpicklingError for non-tensor payloads, EOFError for truncated files
+    except pickle.UnpicklingError as exc:
+        raise WeightsError(
+            path, f"{what} file holds Python objects other than tensors; refused (weights load with weights_only=True)"
+        ) from exc
+    except Exception as exc:  # EOFError for truncated files, ...
         raise WeightsError(path, f"cannot read {what} weights safely ({_first_line(exc)})") from exc
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
