@@ -128,6 +128,18 @@ def _target_range(desc: TimelineDescription, r: RenderResult, i: int) -> TimeRan
     return r.record.to_otio()
 
 
+def _replaced_parts(desc: TimelineDescription, r: RenderResult, rec: TimeRange) -> list[tuple[str, TimeRange]]:
+    """(clip id, record range) of the original clip(s) a render replaces: the clip it names, else
+    each clip seen on top over its record range (one entry per clip, spanning its segments)."""
+    if r.clip_id is not None:
+        return [(r.clip_id, rec)]
+    parts: dict[str, TimeRange] = {}
+    for seg in shot_map(desc, rec):
+        tr = seg.record.to_otio()
+        parts[seg.clip_id] = parts[seg.clip_id].extended_by(tr) if seg.clip_id in parts else tr
+    return list(parts.items())
+
+
 def _s2v_metadata(r: RenderResult, version: int, source_ids: list[str], desc: TimelineDescription,
                   rec: TimeRange) -> dict:
     md = {"version": version, "source_clip": source_ids[0] if source_ids else None,
@@ -180,8 +192,8 @@ def add_render_tracks(loaded: LoadedTimeline, renders: list[RenderResult], versi
         for rec, i, r in lane:
             if rec.start_time > cursor:
                 track.append(otio.schema.Gap(source_range=TimeRange(RationalTime(0, rate), rec.start_time - cursor)))
-            segments = shot_map(desc, rec)
-            source_ids = [s.clip_id for s in segments] or ([r.clip_id] if r.clip_id else [])
+            segments = _replaced_parts(desc, r, rec)
+            source_ids = [cid for cid, _ in segments]
             first_name = desc.clip(source_ids[0]).name if source_ids else "shot"
             clip_name = f"{first_name} {name}"
             media_start = r.media_start.to_otio() if r.media_start else RationalTime(0, rate)
@@ -195,16 +207,17 @@ def add_render_tracks(loaded: LoadedTimeline, renders: list[RenderResult], versi
             clip.metadata[METADATA_NAMESPACE] = _s2v_metadata(r, version, source_ids, desc, rec)
             track.append(clip)
             cursor = rec.end_time_exclusive()
-            for seg in segments:
-                original = desc.otio_items[seg.clip_id]
+            for cid, part in segments:
+                original = desc.otio_items[cid]
                 # the marker lives in the original clip's source time, over the replaced part
-                src = desc.clip(seg.clip_id).source.to_otio()
-                offset = (seg.record.start.to_otio() - desc.clip(seg.clip_id).record.start.to_otio())
+                src = desc.clip(cid).source.to_otio()
+                offset = part.start_time - desc.clip(cid).record.start.to_otio()
                 marker = otio.schema.Marker(
-                    name=f"{name}: {clip_name}",
+                    name=name,
                     marked_range=TimeRange(src.start_time + offset.rescaled_to(src.start_time.rate),
-                                           seg.record.duration.to_otio().rescaled_to(src.start_time.rate)),
+                                           part.duration.rescaled_to(src.start_time.rate)),
                     color=MARKER_COLOR,
+                    comment=f"s2v render {clip_name}" + (f" job {r.job_id}" if r.job_id else ""),
                     metadata={METADATA_NAMESPACE: {"render_clip": clip_name, "track": name, "version": version,
                                                    "job_id": r.job_id, "media_path": r.media_path}},
                 )

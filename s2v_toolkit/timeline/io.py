@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from fractions import Fraction
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import opentimelineio as otio
 from s2v_toolkit.errors import S2VError
 from s2v_toolkit.media import atomic_output
 from s2v_toolkit.timeline.errors import TimelineError
-from s2v_toolkit.timeline.timecode import RationalTime, rate_fraction
+from s2v_toolkit.timeline.timecode import RationalTime, TimeRange, rate_fraction
 
 # extension -> OTIO adapter name. ".xml" is decided by its root element (FCP 7 xmeml or FCPXML).
 ADAPTER_BY_SUFFIX = {
@@ -101,6 +102,8 @@ def read_timeline(path: str | os.PathLike, *, rate: float | None = None) -> Load
             rate, note = guess_edl_rate(p)
             notes.append(note)
         kwargs["rate"] = float(rate)
+    if adapter == "fcpx_xml":
+        _check_fcpxml_rates(p, target)
     try:
         result = otio.adapters.read_from_file(str(target), adapter_name=adapter, **kwargs)
     except TimelineError:
@@ -108,6 +111,13 @@ def read_timeline(path: str | os.PathLike, *, rate: float | None = None) -> Load
     except Exception as exc:  # adapters raise anything from ValueError to XML ParseError
         raise TimelineError(p, f"cannot read as {adapter}: {_first_line(exc)}") from exc
     timeline = _pick_timeline(p, result, notes)
+    if adapter == "fcpx_xml":
+        _fix_fcpxml_start(target, timeline, notes)
+    if adapter == "cmx_3600" and timeline.global_start_time is None:
+        # the EDL reader starts the cut at 0; the record timecode of event 1 is where it really starts
+        start = edl_record_start(p.read_text(errors="replace"), kwargs["rate"])
+        if start is not None:
+            timeline.global_start_time = start
     if not len(timeline.tracks) and adapter == "AAF":
         raise TimelineError(p, "AAF has no composition (no tracks to read)")
     return LoadedTimeline(timeline=timeline, path=p, adapter=adapter, notes=notes)
@@ -124,6 +134,76 @@ def _pick_timeline(p: Path, result, notes: list[str]) -> otio.schema.Timeline:
             notes.append(f"file holds {len(timelines)} timelines; using the first, '{timelines[0].name}'")
         return timelines[0]
     raise TimelineError(p, f"file holds a {type(result).__name__}, not a timeline")
+
+
+_EDL_EVENT = re.compile(
+    r"^(\s*\d+\s+\S+\s+\S+\s+\S+(?:\s+\d+)?\s+\S+\s+\S+\s+)(\d\d:\d\d:\d\d[:;]\d\d)(\s+)"
+    r"(\d\d:\d\d:\d\d[:;]\d\d)(.*)$")
+
+
+def edl_record_start(text: str, rate: float) -> RationalTime | None:
+    for line in text.splitlines():
+        m = _EDL_EVENT.match(line)
+        if m:
+            return otio.opentime.from_timecode(m.group(2), rate)
+    return None
+
+
+def shift_edl_record(text: str, offset: RationalTime, rate: float) -> str:
+    """Add ``offset`` to the record in/out timecodes of every event (the EDL writer starts at 0)."""
+    out = []
+    for line in text.splitlines():
+        m = _EDL_EVENT.match(line)
+        if m:
+            drop = ";" in m.group(2)
+            rec_in = otio.opentime.from_timecode(m.group(2), rate) + offset.rescaled_to(rate)
+            rec_out = otio.opentime.from_timecode(m.group(4), rate) + offset.rescaled_to(rate)
+            line = (m.group(1) + otio.opentime.to_timecode(rec_in, rate, drop) + m.group(3)
+                    + otio.opentime.to_timecode(rec_out, rate, drop) + m.group(5))
+        out.append(line)
+    return "\n".join(out) + ("\n" if text.endswith("\n") else "")
+
+
+def _fcpx_seconds(text: str) -> Fraction:
+    text = text.strip().rstrip("s")
+    return Fraction(text) if text else Fraction(0)
+
+
+def _check_fcpxml_rates(p: Path, target: Path) -> None:
+    # otio-fcpx-xml-adapter 1.0 divides frameDuration as integers: 1001/24000s reads as 23 fps and
+    # every time lands on the wrong frame. Refuse rather than return a silently wrong cut.
+    text = target.read_text(errors="replace")
+    for fd in set(re.findall(r'frameDuration="([^"]+)"', text)):
+        try:
+            per_frame = _fcpx_seconds(fd)
+        except (ValueError, ZeroDivisionError):
+            raise TimelineError(p, f"FCPXML format has an unreadable frameDuration '{fd}'") from None
+        if per_frame and (1 / per_frame).denominator != 1:
+            raise TimelineError(p, f"FCPXML at {float(1 / per_frame):.3f} fps: the FCPXML adapter cannot read "
+                                   "NTSC rates frame-exactly; export FCP 7 XML, AAF or OTIO instead")
+
+
+def _fix_fcpxml_start(target: Path, timeline: otio.schema.Timeline, notes: list[str]) -> None:
+    """The FCPXML adapter ignores the sequence's tcStart and turns it into a leading gap."""
+    m = re.search(r'<sequence\b[^>]*\btcStart="([^"]+)"', target.read_text(errors="replace"))
+    if not m or timeline.global_start_time is not None:
+        return
+    start_s = _fcpx_seconds(m.group(1))
+    if not start_s:
+        return
+    tracks = [t for t in timeline.tracks if len(t)]
+    rate = next((t[0].duration().rate for t in tracks), 24.0)
+    start = RationalTime(float(start_s * rate_fraction(rate)), rate)
+    if tracks and all(isinstance(t[0], otio.schema.Gap) and t[0].duration() >= start for t in tracks):
+        for t in tracks:
+            gap = t[0]
+            if gap.duration() == start:
+                t.remove(gap)
+            else:
+                gap.source_range = TimeRange(gap.source_range.start_time, gap.duration() - start)
+        timeline.global_start_time = start
+    else:
+        notes.append(f"sequence starts at {m.group(1)}, but its clips do not; record times count from 0")
 
 
 def guess_edl_rate(p: Path) -> tuple[float, str]:
@@ -167,7 +247,10 @@ def write_timeline(
         raise TimelineError(dest, "already exists (pass overwrite to replace it)")
     try:
         with atomic_output(dest, overwrite=overwrite) as tmp:
-            otio.adapters.write_to_file(timeline, str(tmp), adapter_name=adapter, **adapter_kwargs)
+            if adapter == "cmx_3600":
+                _write_edl(timeline, tmp, **adapter_kwargs)
+            else:
+                otio.adapters.write_to_file(timeline, str(tmp), adapter_name=adapter, **adapter_kwargs)
     except S2VError:
         raise
     except OSError as exc:
@@ -189,3 +272,13 @@ def detect_adapter_for_output(path: Path) -> str:
 
 def zero(rate: float) -> RationalTime:
     return RationalTime(0, rate)
+
+
+def _write_edl(timeline: otio.schema.Timeline, path: Path, **kwargs) -> None:
+    # The EDL writer counts record timecode from 0: put the cut back at its real record start.
+    text = otio.adapters.write_to_string(timeline, adapter_name="cmx_3600", **kwargs)
+    start = timeline.global_start_time
+    if start is not None and start.value:
+        rate = kwargs.get("rate") or timeline.tracks[0].duration().rate
+        text = shift_edl_record(text, start, rate)
+    Path(path).write_text(text)

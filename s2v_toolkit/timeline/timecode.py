@@ -132,3 +132,17 @@ class Span:
     @classmethod
     def from_dict(cls, d: dict) -> "Span":
         return cls(Time.from_dict(d["start"]), Time.from_dict(d["duration"]))
+
+
+def parse_rate(text: str | float) -> float:
+    """A rate as users write it ("23.976", "29.97", "24000/1001", "25") -> OTIO's double."""
+    try:
+        value = float(Fraction(str(text).strip()))
+    except (ValueError, ZeroDivisionError):
+        raise ValueError(f"not a frame rate: {text!r}") from None
+    if value <= 0:
+        raise ValueError(f"not a frame rate: {text!r}")
+    for cand in STANDARD_RATES:  # "23.976" means 24000/1001, not 23.976 exactly
+        if abs(float(cand) - value) < 2e-3:
+            return float(cand)
+    return value

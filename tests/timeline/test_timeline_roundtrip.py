@@ -1,0 +1,117 @@
+"""Round trips: read -> conform (0 or N renders) -> read back, per adapter and frame rate."""
+
+from __future__ import annotations
+
+import hashlib
+
+import opentimelineio as otio
+import importlib.util
+import pathlib
+import sys
+
+import pytest
+
+from s2v_toolkit.timeline import RenderResult, conform, describe_timeline, read_timeline
+
+
+def _testkit():
+    if "timeline_testkit" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("timeline_testkit",
+                                                      pathlib.Path(__file__).with_name("timeline_testkit.py"))
+        sys.modules["timeline_testkit"] = module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    return sys.modules["timeline_testkit"]
+
+
+kit = _testkit()
+FORMATS, RATES, build_cut, write_with_adapter = kit.FORMATS, kit.RATES, kit.build_cut, kit.write_with_adapter
+
+# AAF and EDL re-read the written file; FCPXML names tracks by lane; the comparisons below are on
+# what the formats carry: kinds, clip names, record/source ranges, media URLs, markers.
+
+
+def _signature(desc, with_markers=True):
+    tracks = [(t.kind, t.enabled, len(t.clip_ids)) for t in desc.tracks]
+    clips = []
+    for c in desc.clips:
+        clips.append((c.kind, c.name, c.enabled, c.record.to_otio(), c.source.to_otio(), c.media.url,
+                      tuple((m.name, m.record.to_otio()) for m in c.markers) if with_markers else ()))
+    return tracks, sorted(clips, key=lambda x: (x[0], x[3].start_time.value, x[1]))
+
+
+def _sha(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _cases():
+    # otio-fcpx-xml-adapter 1.0 can neither write nor read NTSC-rate FCPXML (see test_timeline_errors)
+    return [(ext, r) for ext in FORMATS for r in RATES if not (ext == "fcpxml" and "." in r)]
+
+
+@pytest.mark.parametrize(("ext", "rate_name"), _cases())
+def test_zero_render_conform_round_trips_exactly(tmp_path, ext, rate_name):
+    rate, drop = RATES[rate_name]
+    src = tmp_path / f"cut.{ext}"
+    write_with_adapter(build_cut(rate, drop, single_video=ext == "edl"), src)
+    digest = _sha(src)
+    loaded = read_timeline(src, rate=rate)
+    assert loaded.adapter == FORMATS[ext]
+    before = describe_timeline(loaded, check_media=False)
+    assert before.rate == pytest.approx(rate, abs=1e-9)
+
+    result = conform(src, [], tmp_path / "out", rate=rate)
+
+    assert _sha(src) == digest, "the editor's timeline must not be touched"
+    assert result.placed == [] and result.track_names == []
+    # the .otio holds exactly the timeline that was read
+    # (compared after one trip through OTIO JSON: it prints metadata floats to 15-17 digits)
+    copy = otio.adapters.read_from_file(result.outputs["otio_json"])
+    assert copy.is_equivalent_to(otio.adapters.read_from_string(otio.adapters.write_to_string(loaded.timeline)))
+    # the input's own format reads back with the same tracks, clips, ranges, media and markers
+    native = result.outputs[FORMATS[ext]] if ext != "otio" else result.outputs["otio_json"]
+    after = describe_timeline(read_timeline(native, rate=rate), check_media=False)
+    assert _signature(after) == _signature(before)
+    assert after.global_start.to_otio() == before.global_start.to_otio()
+
+
+@pytest.mark.parametrize(("ext", "rate_name"), _cases())
+def test_renders_land_frame_exactly_over_their_shots(tmp_path, ext, rate_name):
+    rate, drop = RATES[rate_name]
+    src = tmp_path / f"cut.{ext}"
+    write_with_adapter(build_cut(rate, drop, single_video=ext == "edl"), src)
+    loaded = read_timeline(src, rate=rate)
+    before = describe_timeline(loaded, check_media=False)
+    videos = [c for c in before.clips if c.kind == "video"]
+    renders = [RenderResult(str(tmp_path / f"render_{c.name}.mov"), clip_id=c.id, character="ANNA",
+                            job_id=f"job-{i}", model="wan-s2v-tiny", seed=7, action="redub")
+               for i, c in enumerate(videos[:2])]
+
+    result = conform(loaded, renders, tmp_path / "out", rate=rate)
+
+    assert not result.problems
+    assert [p.record.to_otio() for p in result.placed] == [c.record.to_otio() for c in videos[:2]]
+    # .otio: the only difference is the new track and the markers on the replaced clips
+    after = describe_timeline(read_timeline(result.outputs["otio_json"]), check_media=False)
+    assert [t.name for t in after.tracks] == [t.name for t in before.tracks] + ["S2V v001"]
+    orig = {c.id: c for c in before.clips}
+    for c in after.clips:
+        if c.track == after.tracks[-1].id:
+            continue
+        o = orig[c.id]
+        assert (c.record.to_otio(), c.source.to_otio(), c.media.url) == (o.record.to_otio(), o.source.to_otio(), o.media.url)
+        added = [m for m in c.markers if m.name.startswith("S2V v001")]
+        assert len(c.markers) - len(added) == len(o.markers)
+        assert len(added) == (1 if c.id in {v.id for v in videos[:2]} else 0)
+    new = [c for c in after.clips if c.track == after.tracks[-1].id]
+    for c, v, r in zip(new, videos, renders):
+        assert c.record.to_otio() == v.record.to_otio()          # RationalTime equality, not closeness
+        assert c.record.start.rate == before.rate
+        assert c.s2v["source_clip"] == v.id and c.s2v["job_id"] == r.job_id and c.s2v["version"] == 1
+        assert c.s2v["character"] == "ANNA" and c.s2v["seed"] == 7
+    # the input's own format: the render clips read back at the same record ranges
+    native = result.outputs.get(FORMATS[ext])
+    if ext != "otio":
+        back = describe_timeline(read_timeline(native, rate=rate), check_media=False)
+        back_renders = sorted((c for c in back.clips if c.name.endswith("S2V v001")), key=lambda c: c.record.start.value)
+        assert [c.record.to_otio() for c in back_renders] == [v.record.to_otio() for v in videos[:2]]
+        assert result.not_carried, "every non-OTIO format drops something; it must be reported"
