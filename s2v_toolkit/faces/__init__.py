@@ -1,1 +1,52 @@
-"""faces stage (see DESIGN.md). Public API is exported here."""
+"""faces stage: face tracks, active-speaker choice, mouth-region masks, aligned crops, compositing back.
+
+Public API (see docs/faces.md)::
+
+    # model bundle (mediapipe Tasks FaceLandmarker, built offline by `s2vt faces setup`)
+    build_landmarker_bundle(out=None, wheel=None) -> BundleInfo
+    find_landmarker_bundle() -> Path | None ; ensure_landmarker_bundle() -> Path ; FaceModelMissing
+    FaceLandmarkDetector(bundle=None, max_faces=4, video=True, fps=25).detect(frame, index) -> [FaceObservation]
+
+    # shots
+    analyze_video(path, start=None, end=None) -> FaceAnalysis (tracks, descriptors, per-range issues)
+    analyze_frames((index, frame) pairs, fps, detector, start=, end=) -> FaceAnalysis
+    FaceTracker / track_observations(...) -> [FaceTrack]   (identities, gaps, One-Euro smoothing)
+
+    # the speaking face
+    face_descriptor(image, landmarks) ; face_similarity(a, b)
+    audio_envelope(samples, rate, fps, n_frames) ; choose_speaker(tracks, start, end, envelope=, reference=, ...)
+
+    # masks, crops, compositing
+    mouth_mask(shape, landmarks, MaskParams(...)) -> float32 (H, W)
+    face_crop_transform(landmarks, size=512) -> CropTransform (.crop(frame), .matrix, .inverse)
+    composite_crop(frame, crop, transform, mask, CompositeParams(...)) -> frame
+"""
+
+from s2v_toolkit.faces.align import CropTransform, face_crop_transform, fit_similarity, track_crop_transforms
+from s2v_toolkit.faces.analyze import AnalysisParams, FaceAnalysis, RangeIssue, analyze_frames, analyze_video
+from s2v_toolkit.faces.bundle import (
+    BundleInfo,
+    FaceModelMissing,
+    build_landmarker_bundle,
+    configured_bundle_path,
+    ensure_landmarker_bundle,
+    find_landmarker_bundle,
+)
+from s2v_toolkit.faces.composite import CompositeParams, composite_crop, psnr
+from s2v_toolkit.faces.detector import FaceLandmarkDetector
+from s2v_toolkit.faces.identity import FaceDescriptor, face_descriptor, face_similarity
+from s2v_toolkit.faces.landmarks import FaceObservation, face_size, mouth_opening
+from s2v_toolkit.faces.mask import MaskParams, mouth_mask
+from s2v_toolkit.faces.smoothing import LandmarkSmoothing, OneEuroParams
+from s2v_toolkit.faces.speaker import SpeakerChoice, SpeakerParams, audio_envelope, choose_speaker
+from s2v_toolkit.faces.tracking import FaceTrack, FaceTracker, TrackerParams, track_observations
+
+__all__ = [
+    "AnalysisParams", "BundleInfo", "CompositeParams", "CropTransform", "FaceAnalysis", "FaceDescriptor",
+    "FaceLandmarkDetector", "FaceModelMissing", "FaceObservation", "FaceTrack", "FaceTracker", "LandmarkSmoothing",
+    "MaskParams", "OneEuroParams", "RangeIssue", "SpeakerChoice", "SpeakerParams", "TrackerParams",
+    "analyze_frames", "analyze_video", "audio_envelope", "build_landmarker_bundle", "choose_speaker",
+    "composite_crop", "configured_bundle_path", "ensure_landmarker_bundle", "face_crop_transform",
+    "face_descriptor", "face_similarity", "face_size", "find_landmarker_bundle", "fit_similarity",
+    "mouth_mask", "mouth_opening", "psnr", "track_crop_transforms", "track_observations",
+]

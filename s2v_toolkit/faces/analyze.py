@@ -1,0 +1,236 @@
+"""Run the face stage over a shot: landmarks per frame, tracks, descriptors and per-range reports.
+
+Problems never stop the run; they become :class:`RangeIssue` entries naming frame ranges:
+
+* ``no_face``: no face found (none there, or too small for the detector: see docs/faces.md);
+* ``face_too_small``: a track's face is narrower than ``min_face_px`` (too few pixels to re-dub);
+* ``face_at_edge``: part of a track's face is outside the frame (entering or leaving it);
+* ``face_lost``: a track's face was not found for a few frames (occlusion, blur), then re-acquired.
+
+A track's ``confidence`` is the fraction of its span (first to last frame) in which its face was
+found, times the fraction of those frames not flagged too small or at the edge.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import landmarks as L
+from .identity import FaceDescriptor, face_descriptor
+from .smoothing import LandmarkSmoothing
+from .tracking import FaceTrack, FaceTracker, TrackerParams
+
+
+@dataclass(frozen=True)
+class AnalysisParams:
+    max_faces: int = 4
+    min_face_px: float = 96.0        # face width (see landmarks.face_size) below which a face is too small
+    descriptor_every: int = 10       # frames between identity descriptor samples of a track
+    descriptor_samples: int = 8      # at most this many samples per track
+    tracker: TrackerParams = TrackerParams()
+    smoothing: LandmarkSmoothing = LandmarkSmoothing()
+
+
+@dataclass
+class RangeIssue:
+    start: int
+    end: int
+    kind: str
+    message: str
+    track_id: int | None = None
+
+    def to_dict(self) -> dict:
+        return {"start": self.start, "end": self.end, "kind": self.kind, "message": self.message,
+                "track_id": self.track_id}
+
+
+def runs(flags: np.ndarray, offset: int = 0) -> list[tuple[int, int]]:
+    """Inclusive (start, end) ranges where ``flags`` is true, numbered from ``offset``."""
+    f = np.asarray(flags, bool).astype(np.int8)
+    if not f.any():
+        return []
+    d = np.diff(np.concatenate([[0], f, [0]]))
+    starts = np.flatnonzero(d == 1)
+    ends = np.flatnonzero(d == -1) - 1
+    return [(int(a) + offset, int(b) + offset) for a, b in zip(starts, ends)]
+
+
+@dataclass
+class FaceAnalysis:
+    start: int                 # first analysed frame (file frame index)
+    end: int                   # last analysed frame (inclusive)
+    fps: float
+    width: int
+    height: int
+    tracks: list[FaceTrack]
+    faces_per_frame: np.ndarray
+    issues: list[RangeIssue] = field(default_factory=list)
+    descriptors: dict[int, FaceDescriptor] = field(default_factory=dict)
+    rotation: int = 0          # degrees the stored frames were rotated for display (landmarks are in display space)
+    source: str | None = None
+    min_face_px: float = AnalysisParams.min_face_px
+
+    def track(self, track_id: int) -> FaceTrack:
+        for t in self.tracks:
+            if t.track_id == track_id:
+                return t
+        raise KeyError(f"no track {track_id}")
+
+    def _flags(self, t: FaceTrack) -> tuple[np.ndarray, np.ndarray]:
+        lm = t.best_landmarks()
+        small = L.face_size(lm) < self.min_face_px
+        box = L.landmark_box(lm)
+        edge = (box[:, 0] < 0) | (box[:, 1] < 0) | (box[:, 2] > self.width) | (box[:, 3] > self.height)
+        return small, edge
+
+    def track_stats(self, t: FaceTrack) -> dict:
+        small, edge = self._flags(t)
+        span = t.last_frame - t.first_frame + 1
+        found = len(t.frames)
+        clean = 1.0 - float(np.count_nonzero(small | edge)) / found
+        return {
+            "coverage": round(t.coverage(self.start, self.end), 4),
+            "span_coverage": round(found / span, 4),
+            "frames_too_small": int(small.sum()),
+            "frames_at_edge": int(edge.sum()),
+            "median_face_px": round(float(np.median(L.face_size(t.best_landmarks()))), 1),
+            "confidence": round(found / span * clean, 4),
+        }
+
+    def to_dict(self, with_landmarks: bool = False) -> dict:
+        tracks = []
+        for t in self.tracks:
+            d = t.to_dict(with_landmarks)
+            d.update(self.track_stats(t))
+            if t.track_id in self.descriptors:
+                d["descriptor"] = self.descriptors[t.track_id].to_dict()
+            tracks.append(d)
+        return {"source": self.source, "range": [self.start, self.end], "fps": self.fps,
+                "width": self.width, "height": self.height, "rotation": self.rotation,
+                "frames_with_faces": int(np.count_nonzero(self.faces_per_frame)),
+                "tracks": tracks, "issues": [i.to_dict() for i in self.issues]}
+
+    def summary(self) -> str:
+        n = self.end - self.start + 1
+        lines = [f"{self.source or 'frames'}: frames {self.start}-{self.end} ({n}), {self.width}x{self.height}"
+                 f"{f', rotated {self.rotation} deg' if self.rotation else ''}, "
+                 f"faces in {int(np.count_nonzero(self.faces_per_frame))} frames, {len(self.tracks)} track(s)"]
+        for t in self.tracks:
+            s = self.track_stats(t)
+            lines.append(f"  track {t.track_id}: frames {t.first_frame}-{t.last_frame}, coverage {s['coverage']:.0%}, "
+                         f"face ~{s['median_face_px']:.0f}px, confidence {s['confidence']:.2f}")
+        for i in self.issues:
+            lines.append(f"  ! frames {i.start}-{i.end}: {i.message}")
+        return "\n".join(lines)
+
+
+def _issues(a: FaceAnalysis) -> list[RangeIssue]:
+    out = [RangeIssue(s, e, "no_face", "no face found (none visible, or smaller than about 1/5 of the "
+                      "frame's longer side, which the detector misses)")
+           for s, e in runs(a.faces_per_frame == 0, a.start)]
+    for t in a.tracks:
+        small, edge = a._flags(t)
+        for flags, kind, msg in ((small, "face_too_small", f"face of track {t.track_id} narrower than "
+                                  f"{a.min_face_px:.0f}px: too small to re-dub"),
+                                 (edge, "face_at_edge", f"face of track {t.track_id} partly outside the frame")):
+            # flags are per found frame; map them onto frame numbers
+            full = np.zeros(t.last_frame - t.first_frame + 1, bool)
+            full[t.frames - t.first_frame] = flags
+            out += [RangeIssue(s, e, kind, msg, t.track_id) for s, e in runs(full, t.first_frame)]
+        out += [RangeIssue(s, e, "face_lost", f"face of track {t.track_id} not found (occluded or blurred), "
+                           f"re-acquired after", t.track_id) for s, e in t.missing_frames()]
+    return sorted(out, key=lambda i: (i.start, i.kind))
+
+
+def analyze_frames(frames: Iterable[tuple[int, np.ndarray]], fps: float, detector, *, start: int, end: int,
+                   params: AnalysisParams = AnalysisParams(), source: str | None = None,
+                   rotation: int = 0) -> FaceAnalysis:
+    """Track faces through ``(frame_index, frame)`` pairs covering ``start..end`` in order.
+
+    ``detector`` has ``detect(frame, frame_index) -> list[FaceObservation]`` (a
+    :class:`~.detector.FaceLandmarkDetector` in video mode, or a stand-in in tests).
+    """
+    from .detector import to_rgb8
+
+    tracker = FaceTracker(params.tracker)
+    counts = np.zeros(end - start + 1, np.int32)
+    samples: dict[int, list[FaceDescriptor]] = {}
+    last_sample: dict[int, int] = {}
+    width = height = 0
+    for index, frame in frames:
+        rgb = to_rgb8(frame)
+        height, width = rgb.shape[:2]
+        faces = detector.detect(rgb, index)
+        counts[index - start] = len(faces)
+        ids = tracker.update(index, faces)
+        for tid, obs in zip(ids, faces):
+            got = samples.setdefault(tid, [])
+            if len(got) < params.descriptor_samples and index - last_sample.get(tid, -10**9) >= params.descriptor_every:
+                got.append(face_descriptor(rgb, obs.landmarks))
+                last_sample[tid] = index
+    tracks = tracker.tracks()
+    for t in tracks:
+        t.smooth(fps, params.smoothing)
+    analysis = FaceAnalysis(start, end, float(fps), width, height, tracks, counts,
+                            descriptors={tid: FaceDescriptor.mean(d) for tid, d in samples.items() if d},
+                            rotation=rotation, source=source, min_face_px=params.min_face_px)
+    analysis.issues = _issues(analysis)
+    return analysis
+
+
+def display_rotation(path: str | os.PathLike) -> int:
+    """Counter-clockwise rotation (0/90/180/270) the file's display matrix asks for."""
+    import av
+
+    try:
+        with av.open(os.fspath(path)) as container:
+            stream = container.streams.video[0]
+            for frame in container.decode(stream):
+                return int(round((frame.rotation or 0) / 90.0)) * 90 % 360
+    except (av.error.FFmpegError, IndexError):
+        return 0
+    return 0
+
+
+def rotate_for_display(frame: np.ndarray, rotation: int) -> np.ndarray:
+    k = (rotation // 90) % 4
+    return np.ascontiguousarray(np.rot90(frame, k)) if k else frame
+
+
+def iter_video_frames(path: str | os.PathLike, start: int, end: int, rotation: int = 0,
+                      chunk: int = 16) -> Iterator[tuple[int, np.ndarray]]:
+    """(index, RGB frame) for frames ``start..end`` of a video file, decoded in chunks."""
+    from s2v_toolkit.media import VideoReader
+
+    with VideoReader(path) as reader:
+        for first in range(start, end + 1, chunk):
+            block = reader.read(first, min(chunk, end + 1 - first))
+            for k, frame in enumerate(block):
+                yield first + k, rotate_for_display(frame, rotation)
+
+
+def analyze_video(path: str | os.PathLike, start: int | None = None, end: int | None = None, *,
+                  bundle: str | os.PathLike | None = None, params: AnalysisParams = AnalysisParams()) -> FaceAnalysis:
+    """Faces of frames ``start..end`` (inclusive; default the whole file) of a video file."""
+    from s2v_toolkit.errors import MediaError
+    from s2v_toolkit.media import probe
+
+    from .detector import FaceLandmarkDetector
+
+    info = probe(path)
+    if info.video is None:
+        raise MediaError(path, "has no video stream: nothing to track")
+    n = info.video.frame_count
+    start = 0 if start is None else start
+    end = n - 1 if end is None else end
+    if not 0 <= start <= end < n:
+        raise MediaError(path, f"frame range {start}-{end} is outside the file (frames 0-{n - 1})")
+    fps = float(info.video.fps)
+    rotation = display_rotation(path)
+    with FaceLandmarkDetector(bundle, max_faces=params.max_faces, video=True, fps=fps) as det:
+        return analyze_frames(iter_video_frames(path, start, end, rotation), fps, det, start=start, end=end,
+                              params=params, source=os.fspath(path), rotation=rotation)

@@ -1,0 +1,257 @@
+"""Face landmarks with mediapipe's Tasks ``FaceLandmarker`` (VIDEO mode: detection + tracking).
+
+In VIDEO mode the landmarker runs its face detector only when it has lost a face and otherwise
+follows the faces from the previous frame's landmarks, which is both faster and steadier than
+per-frame detection. Frames must be fed in time order with increasing timestamps.
+
+mediapipe's short-range face detector only finds faces at least ~1/5 of the image's longer side;
+:class:`FaceLandmarkDetector` adds a tiled search and zoomed followers for smaller faces.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from .bundle import ensure_landmarker_bundle
+from .landmarks import NUM_LANDMARKS, FaceObservation, box_iou, face_size, landmark_box
+
+
+def to_rgb8(frame: np.ndarray) -> np.ndarray:
+    """Any decoded frame as contiguous RGB uint8: grey (H, W) / (H, W, 1), RGBA, 16-bit, float 0..1."""
+    f = np.asarray(frame)
+    if f.dtype == np.uint16:
+        # 10/12-bit video decoded to a 16-bit container: scale by the largest code the data can use
+        peak = 1023 if f.max(initial=0) <= 1023 else (4095 if f.max(initial=0) <= 4095 else 65535)
+        f = np.clip(np.rint(f.astype(np.float32) * (255.0 / peak)), 0, 255).astype(np.uint8)
+    elif np.issubdtype(f.dtype, np.floating):
+        f = np.clip(np.rint(f * 255.0), 0, 255).astype(np.uint8)
+    elif f.dtype != np.uint8:
+        raise ValueError(f"unsupported frame dtype {f.dtype}")
+    if f.ndim == 2:
+        f = f[..., None]
+    if f.ndim != 3:
+        raise ValueError(f"frame must be (H, W) or (H, W, C), got {f.shape}")
+    if f.shape[2] == 1:
+        f = np.repeat(f, 3, axis=2)
+    elif f.shape[2] == 4:
+        f = f[..., :3]
+    elif f.shape[2] != 3:
+        raise ValueError(f"frame has {f.shape[2]} channels")
+    return np.ascontiguousarray(f)
+
+
+def _landmarker(path, video: bool, max_faces: int, conf: tuple[float, float, float]):
+    from mediapipe.tasks import python as mp_tasks
+    from mediapipe.tasks.python import vision
+
+    options = vision.FaceLandmarkerOptions(
+        base_options=mp_tasks.BaseOptions(model_asset_path=os.fspath(path)),
+        running_mode=vision.RunningMode.VIDEO if video else vision.RunningMode.IMAGE,
+        num_faces=max_faces,
+        min_face_detection_confidence=conf[0],
+        min_face_presence_confidence=conf[1],
+        min_tracking_confidence=conf[2],
+        output_face_blendshapes=False,
+        output_facial_transformation_matrixes=False,
+    )
+    return vision.FaceLandmarker.create_from_options(options)
+
+
+def _run(landmarker, rgb: np.ndarray, ts: int | None) -> list[np.ndarray]:
+    """Landmarks (pixels of ``rgb``) of the faces found by one landmarker call."""
+    import mediapipe as mp
+
+    h, w = rgb.shape[:2]
+    image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb))
+    result = landmarker.detect(image) if ts is None else landmarker.detect_for_video(image, ts)
+    faces = []
+    for points in result.face_landmarks:
+        if len(points) != NUM_LANDMARKS:
+            raise RuntimeError(f"landmark model returned {len(points)} points, expected {NUM_LANDMARKS}")
+        faces.append(np.array([(p.x * w, p.y * h, p.z * w) for p in points], np.float32))
+    return faces
+
+
+def _window_matrix(center, side: float, out_size: int) -> np.ndarray:
+    """2x3 frame -> window matrix for a square window of ``side`` frame pixels drawn at ``out_size``."""
+    k = out_size / side
+    return np.array([[k, 0, out_size / 2 - k * center[0]], [0, k, out_size / 2 - k * center[1]]], np.float64)
+
+
+def _to_frame(points: np.ndarray, m: np.ndarray) -> np.ndarray:
+    k = m[0, 0]
+    out = points.copy()
+    out[:, 0] = (points[:, 0] - m[0, 2]) / k
+    out[:, 1] = (points[:, 1] - m[1, 2]) / k
+    out[:, 2] = points[:, 2] / k
+    return out
+
+
+class _ZoomFollower:
+    """Follows one small face: each frame, a window around it (``zoom`` face widths wide) is scaled
+    to ``size`` px and fed to a VIDEO-mode landmarker of its own, so the face fills a third of what the
+    landmarker sees and its frame-to-frame tracking applies. The window moves with the face."""
+
+    def __init__(self, landmarker, landmarks: np.ndarray, zoom: float, size: int):
+        self.landmarker = landmarker
+        self.zoom = zoom
+        self.size = size
+        self._place(landmarks)
+
+    def _place(self, landmarks: np.ndarray) -> None:
+        box = landmark_box(landmarks)
+        self.center = ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
+        self.side = self.zoom * max(float(face_size(landmarks)), box[2] - box[0], box[3] - box[1], 8.0)
+        self.box = box
+
+    def follow(self, rgb: np.ndarray, ts: int) -> np.ndarray | None:
+        import cv2
+
+        m = _window_matrix(self.center, self.side, self.size)
+        window = cv2.warpAffine(rgb, m, (self.size, self.size), flags=cv2.INTER_AREA if self.side > self.size
+                                else cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+        faces = _run(self.landmarker, window, ts)
+        if not faces:
+            return None
+        mid = self.size / 2
+        best = min(faces, key=lambda f: float(np.hypot(*(f[:, :2].mean(0) - mid))))
+        landmarks = _to_frame(best, m)
+        self._place(landmarks)
+        return landmarks
+
+    def close(self) -> None:
+        self.landmarker.close()
+
+
+def scan_tiles(width: int, height: int, min_face_px: float, face_fraction: float = 0.2) -> list[tuple[int, int, int]]:
+    """Square tiles ``(x0, y0, side)`` at halving sizes, overlapping by half, down to the size at which a
+    face of ``min_face_px`` is ``face_fraction`` of the tile (the detector's smallest face)."""
+    tiles = []
+    side = min(width, height)
+    while side >= min_face_px / face_fraction and side >= 32:
+        step = side // 2
+        xs = list(range(0, max(width - side, 0) + 1, step))
+        ys = list(range(0, max(height - side, 0) + 1, step))
+        if xs[-1] != width - side:
+            xs.append(width - side)
+        if ys[-1] != height - side:
+            ys.append(height - side)
+        tiles += [(x, y, side) for y in ys for x in xs]
+        side //= 2
+    return tiles
+
+
+class FaceLandmarkDetector:
+    """Faces and 478 landmarks per frame with mediapipe's Tasks ``FaceLandmarker``; a context manager.
+
+    ``video=True`` (VIDEO running mode; call :meth:`detect` with increasing ``frame_index``):
+
+    * one landmarker on the whole frame finds and tracks faces at least ~1/5 of the frame's longer
+      side (the limit of mediapipe's short-range face detector);
+    * every ``scan_every`` frames, square tiles of halving sizes are searched for smaller faces
+      (down to ``min_face_px`` wide); each one found is then followed in a zoomed window by a VIDEO
+      mode landmarker of its own (:class:`_ZoomFollower`) until it is lost or grows big enough for
+      the whole-frame landmarker.
+
+    ``video=False``: IMAGE mode, every call independent (reference images), same tiling.
+    """
+
+    def __init__(self, bundle: str | os.PathLike | None = None, *, max_faces: int = 4, video: bool = True,
+                 fps: float = 25.0, min_face_px: float = 48.0, scan_every: int = 10, zoom: float = 3.0,
+                 zoom_size: int = 320, min_detection_confidence: float = 0.5,
+                 min_presence_confidence: float = 0.5, min_tracking_confidence: float = 0.5):
+        self.path = ensure_landmarker_bundle(bundle)
+        self._conf = (min_detection_confidence, min_presence_confidence, min_tracking_confidence)
+        self.video = video
+        self.fps = float(fps)
+        self.max_faces = max_faces
+        self.min_face_px = min_face_px
+        self.scan_every = max(1, scan_every)
+        self.zoom = zoom
+        self.zoom_size = zoom_size
+        self._full = _landmarker(self.path, video, max_faces, self._conf)
+        self._tiles = _landmarker(self.path, False, max_faces, self._conf)
+        self._followers: list[_ZoomFollower] = []
+        self._last_ts = -1
+        self._since_scan = None
+
+    def close(self) -> None:
+        for f in self._followers:
+            f.close()
+        self._followers = []
+        for lm in (self._full, self._tiles):
+            if lm is not None:
+                lm.close()
+        self._full = self._tiles = None
+
+    def __enter__(self) -> FaceLandmarkDetector:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _scan(self, rgb: np.ndarray, known: list[np.ndarray]) -> list[np.ndarray]:
+        """Faces found in tiles that are not among ``known`` (landmark arrays), smallest tiles last."""
+        import cv2
+
+        h, w = rgb.shape[:2]
+        found = list(known)
+        new = []
+        scaled = {}  # the frame resized once per tile size: each tile is then seen at ~256 px
+        for x, y, side in scan_tiles(w, h, self.min_face_px):
+            if side >= max(w, h):
+                continue  # the whole-frame landmarker covers this one
+            k = min(1.0, 256.0 / side)  # the detector sees 128 px anyway
+            if side not in scaled:
+                scaled[side] = rgb if k == 1.0 else cv2.resize(rgb, (round(w * k), round(h * k)),
+                                                               interpolation=cv2.INTER_AREA)
+            x0, y0, n = round(x * k), round(y * k), round(side * k)
+            tile = scaled[side][y0:y0 + n, x0:x0 + n]
+            for lm in _run(self._tiles, tile, None):
+                lm = lm.copy()
+                lm[:, :2] = (lm[:, :2] + (x0, y0)) / k
+                lm[:, 2] /= k
+                if all(box_iou(landmark_box(lm), landmark_box(f)) < 0.3 for f in found):
+                    found.append(lm)
+                    new.append(lm)
+        return new
+
+    def detect(self, frame: np.ndarray, frame_index: int = 0) -> list[FaceObservation]:
+        """Faces in one frame (RGB; grey/16-bit accepted), landmarks in frame pixels."""
+        rgb = to_rgb8(frame)
+        ts = None
+        if self.video:
+            ts = max(int(round(frame_index * 1000.0 / self.fps)), self._last_ts + 1)
+            self._last_ts = ts
+        faces = _run(self._full, rgb, ts)
+        if not self.video:
+            faces += self._scan(rgb, faces)
+            return [FaceObservation(f) for f in faces[: self.max_faces]]
+        # zoomed followers: drop the ones that lost their face or duplicate a whole-frame face
+        kept = []
+        for f in self._followers:
+            lm = f.follow(rgb, ts)
+            if lm is None or any(box_iou(landmark_box(lm), landmark_box(g)) >= 0.3 for g in faces):
+                f.close()
+                continue
+            kept.append(f)
+            faces.append(lm)  # a second sighting (the scan was the first): confirmed
+        self._followers = kept
+        self._since_scan = 0 if self._since_scan is None else self._since_scan + 1
+        if self._since_scan >= self.scan_every or (not faces and self._since_scan % 3 == 0):
+            self._since_scan = 0
+            # A tile find counts only if the follower's zoomed view of the same frame confirms it: tiles
+            # give false positives (textures that look like a face at low resolution).
+            for lm in self._scan(rgb, faces):
+                if len(faces) >= self.max_faces:
+                    break
+                follower = _ZoomFollower(_landmarker(self.path, True, 1, self._conf), lm, self.zoom, self.zoom_size)
+                confirmed = follower.follow(rgb, ts)
+                if confirmed is None:
+                    follower.close()
+                    continue
+                self._followers.append(follower)
+                faces.append(confirmed)
+        return [FaceObservation(f) for f in faces[: self.max_faces]]
