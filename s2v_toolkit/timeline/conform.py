@@ -273,7 +273,7 @@ def conform(
             result.not_carried.append(f"{adapter}: not written ({exc.problem}); use the .otio")
             continue
         result.outputs[adapter] = str(path)
-        if adapter != "otio_json" and adapter != "cmx_3600":
+        if adapter not in ("otio_json", "cmx_3600") and result.placed:
             result.not_carried.extend(_check_carried(path, adapter, result, rate))
     return result
 

@@ -43,12 +43,14 @@ def _sha(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _cases():
-    # otio-fcpx-xml-adapter 1.0 can neither write nor read NTSC-rate FCPXML (see test_timeline_errors)
-    return [(ext, r) for ext in FORMATS for r in RATES if not (ext == "fcpxml" and "." in r)]
+def _cases(aaf_rates=tuple(RATES)):
+    # otio-fcpx-xml-adapter 1.0 can neither write nor read NTSC-rate FCPXML (see test_timeline_errors);
+    # AAF is slow to read and write, so its zero-render trip runs at fewer rates
+    return [(ext, r) for ext in FORMATS for r in RATES
+            if not (ext == "fcpxml" and "." in r) and not (ext == "aaf" and r not in aaf_rates)]
 
 
-@pytest.mark.parametrize(("ext", "rate_name"), _cases())
+@pytest.mark.parametrize(("ext", "rate_name"), _cases(aaf_rates=("23.976", "25", "29.97DF")))
 def test_zero_render_conform_round_trips_exactly(tmp_path, ext, rate_name):
     rate, drop = RATES[rate_name]
     src = tmp_path / f"cut.{ext}"

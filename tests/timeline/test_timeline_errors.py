@@ -1,0 +1,151 @@
+"""Bad input gives one-line errors naming the file; what can still be processed is."""
+
+from __future__ import annotations
+
+import importlib.util
+import pathlib
+import sys
+
+import opentimelineio as otio
+import pytest
+
+from s2v_toolkit.errors import S2VError
+from s2v_toolkit.timeline import (
+    RenderResult, TimelineError, conform, describe_timeline, detect_adapter, read_timeline, write_timeline,
+)
+
+
+def _testkit():
+    if "timeline_testkit" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("timeline_testkit",
+                                                      pathlib.Path(__file__).with_name("timeline_testkit.py"))
+        sys.modules["timeline_testkit"] = module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    return sys.modules["timeline_testkit"]
+
+
+kit = _testkit()
+RT, TR = kit.RT, kit.TR
+
+
+def _one_line_naming(exc_info, path):
+    text = str(exc_info.value)
+    assert isinstance(exc_info.value, S2VError)
+    assert "\n" not in text and str(path) in text
+    return text
+
+
+def test_adapter_is_chosen_by_extension_then_content(tmp_path):
+    tl = kit.build_cut(24.0, single_video=True, audio=False)
+    for ext, adapter in kit.FORMATS.items():
+        p = tmp_path / f"cut.{ext}"
+        kit.write_with_adapter(tl, p)
+        assert detect_adapter(p) == adapter
+        # the same content under a misleading or missing extension is still recognised
+        if ext in ("xml", "fcpxml", "aaf", "otio", "edl"):
+            bare = tmp_path / f"exported_{ext}.dat"
+            bare.write_bytes(p.read_bytes())
+            assert detect_adapter(bare) == adapter
+    fcpx_as_xml = tmp_path / "resolve_export.xml"
+    fcpx_as_xml.write_bytes((tmp_path / "cut.fcpxml").read_bytes())
+    assert detect_adapter(fcpx_as_xml) == "fcpx_xml"
+
+
+def test_unknown_extension_names_the_file(tmp_path):
+    p = tmp_path / "cut.prproj"
+    p.write_bytes(b"\x00\x01binary project")
+    with pytest.raises(TimelineError) as e:
+        read_timeline(p)
+    assert "unknown timeline format" in _one_line_naming(e, p)
+
+
+@pytest.mark.parametrize("ext", ["xml", "fcpxml", "otio"])
+def test_truncated_file_names_the_file(tmp_path, ext):
+    p = tmp_path / f"cut.{ext}"
+    kit.write_with_adapter(kit.build_cut(25.0), p)
+    p.write_bytes(p.read_bytes()[: len(p.read_bytes()) // 2])
+    with pytest.raises(TimelineError) as e:
+        read_timeline(p)
+    _one_line_naming(e, p)
+
+
+def test_aaf_without_composition_and_corrupt_aaf(tmp_path):
+    import aaf2
+
+    only_master = tmp_path / "master_only.aaf"
+    with aaf2.open(str(only_master), "w") as f:
+        f.content.mobs.append(f.create.MasterMob("a master clip, no sequence"))
+    with pytest.raises(TimelineError) as e:
+        read_timeline(only_master)
+    assert "composition" in _one_line_naming(e, only_master)
+    junk = tmp_path / "junk.aaf"
+    junk.write_bytes(b"not a structured storage file" * 20)
+    with pytest.raises(TimelineError) as e:
+        read_timeline(junk)
+    _one_line_naming(e, junk)
+
+
+def test_ntsc_fcpxml_is_refused_not_misread(tmp_path):
+    """otio-fcpx-xml-adapter 1.0 reads 1001/24000s as 23 fps: that must be an error, not a shifted cut."""
+    p = tmp_path / "resolve.fcpxml"
+    p.write_text(
+        '<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE fcpxml>\n<fcpxml version="1.8"><resources>'
+        '<format id="r1" frameDuration="1001/24000s"/>'
+        '<asset name="a" src="file:///m/a.mov" format="r1" id="r2" duration="240240/24000s" start="0s"/>'
+        '</resources><library><event name="e"><project name="p"><sequence duration="47047/24000s" format="r1">'
+        '<spine><asset-clip name="a" ref="r2" offset="0s" duration="47047/24000s" start="1001/24000s"/></spine>'
+        '</sequence></project></event></library></fcpxml>')
+    with pytest.raises(TimelineError) as e:
+        read_timeline(p)
+    assert "23.976" in _one_line_naming(e, p)
+
+
+def test_clip_problems_are_per_clip_not_fatal(tmp_path):
+    (tmp_path / "here.mov").write_bytes(b"")  # found by name in a search folder
+    tl = otio.schema.Timeline("t", global_start_time=RT(0, 24))
+    v = otio.schema.Track("V1")
+    v.append(otio.schema.Clip("no_ref", source_range=TR(RT(0, 24), RT(10, 24))))
+    v.append(otio.schema.Clip("gone", media_reference=otio.schema.ExternalReference("file:///nowhere/gone.mov"),
+                              source_range=TR(RT(0, 24), RT(10, 24))))
+    v.append(otio.schema.Clip("moved", media_reference=otio.schema.ExternalReference(
+        "file://localhost/D%3a/Projects/reel%201/here.mov"), source_range=TR(RT(0, 24), RT(10, 24))))
+    v.append(otio.schema.Clip("pal_in_film", media_reference=otio.schema.ExternalReference("/x/pal.mov"),
+                              source_range=TR(RT(100, 25), RT(10, 25))))
+    tl.tracks.append(v)
+    desc = describe_timeline(tl, search_dirs=[tmp_path], check_media=False)
+    by_name = {c.name: c for c in desc.clips}
+    assert by_name["no_ref"].media.status == "offline"
+    assert by_name["gone"].media.status == "missing" and not by_name["gone"].media.exists
+    assert by_name["moved"].media.status == "ok"
+    assert by_name["moved"].media.path == str(tmp_path / "here.mov")
+    assert any("clip rate 25 differs from timeline rate 24" in p for p in by_name["pal_in_film"].problems)
+    # every problem is one line naming its clip
+    assert len(desc.problems) == 4 and all("\n" not in p for p in desc.problems)
+    assert {p.split("'")[1] for p in desc.problems} == {"no_ref", "gone", "pal_in_film"}
+
+
+def test_never_writes_over_the_editors_timeline(tmp_path):
+    src = tmp_path / "cut.xml"
+    kit.write_with_adapter(kit.build_cut(24.0), src)
+    before = src.read_bytes()
+    loaded = read_timeline(src)
+    with pytest.raises(TimelineError, match="refusing to write over"):
+        write_timeline(loaded.timeline, src, overwrite=True, protect=(src,))
+    with pytest.raises(TimelineError, match="already exists"):
+        write_timeline(loaded.timeline, src)
+    # two conforms never replace each other: the second gets the next version
+    first = conform(src, [RenderResult("/r/a.mov", clip_id="V1.1")])
+    second = conform(src, [RenderResult("/r/b.mov", clip_id="V1.1")])
+    assert (first.version, second.version) == (1, 2)
+    assert set(first.outputs.values()).isdisjoint(second.outputs.values())
+    assert src.read_bytes() == before
+    assert not list(tmp_path.glob(".*tmp*")), "no temporary files left behind"
+
+
+def test_render_that_does_not_fit_is_skipped_with_reason(tmp_path):
+    src = tmp_path / "cut.otio"
+    kit.write_with_adapter(kit.build_cut(25.0), src)
+    result = conform(src, [RenderResult("/r/a.mov", clip_id="V9.9"), RenderResult("/r/b.mov", clip_id="V1.1")],
+                     tmp_path / "out")
+    assert len(result.placed) == 1 and result.placed[0].source_clip_ids == ["V1.1"]
+    assert len(result.problems) == 1 and "V9.9" in result.problems[0] and "/r/a.mov" in result.problems[0]
