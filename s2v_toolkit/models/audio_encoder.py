@@ -210,6 +210,33 @@ def load_audio_encoder(
     return Wav2Vec2AudioEncoder.from_folder(folder, device=device, dtype=dtype)
 
 
+def write_tiny_wav2vec2(
+    folder: str | os.PathLike, hidden_size: int = 24, num_hidden_layers: int = 4, seed: int = 0
+) -> Path:
+    """Write a random tiny wav2vec2 the way the official folder is laid out (a CTC model with stable layer
+    norm + ``preprocessor_config.json``) into ``folder/wav2vec2-large-xlsr-53-english``. The defaults match
+    the tiny S2V transformer (audio_dim 24, 5 hidden states). For tests and the ``--model tiny`` demo."""
+    from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2ForCTC
+
+    target = Path(folder) / WAV2VEC2_DIRNAME
+    config = Wav2Vec2Config(
+        vocab_size=12, hidden_size=hidden_size, num_hidden_layers=num_hidden_layers, num_attention_heads=2,
+        intermediate_size=2 * hidden_size, conv_dim=(8,) * 7, num_conv_pos_embeddings=8,
+        num_conv_pos_embedding_groups=2, do_stable_layer_norm=True, feat_extract_norm="layer", conv_bias=True,
+    )
+    rng_state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        model = Wav2Vec2ForCTC(config)
+    finally:
+        torch.random.set_rng_state(rng_state)
+    model.save_pretrained(target)
+    Wav2Vec2FeatureExtractor(
+        feature_size=1, sampling_rate=SAMPLE_RATE, padding_value=0.0, do_normalize=True, return_attention_mask=True
+    ).save_pretrained(target)
+    return target
+
+
 __all__ = [
     "BUCKET_RATE",
     "FEATURE_RATE",
@@ -223,4 +250,5 @@ __all__ = [
     "load_audio_encoder",
     "official_audio_buckets",
     "samples_for_frames",
+    "write_tiny_wav2vec2",
 ]

@@ -19,6 +19,7 @@ Why our own ~150-line encoder instead of ``transformers.UMT5EncoderModel`` with 
 from __future__ import annotations
 
 import html
+import json
 import math
 import os
 import re
@@ -282,6 +283,59 @@ def load_umt5_text_encoder(
     return UMT5TextEncoder(model, tokenizer)
 
 
+_TINY_CORPUS = (
+    "a man speaks to the camera",
+    "the woman smiles and talks quietly",
+    "close up of a face, talking slowly",
+    "two people argue in a kitchen at night",
+    "一个男人在说话",
+)
+
+
+def write_tiny_tokenizer(folder: str | os.PathLike, vocab_size: int = 60) -> Path:
+    """Write a small SentencePiece-style tokenizer (Unigram + Metaspace, trained here on a few sentences) as
+    the Hugging Face files of ``google/umt5-xxl``: ``<pad>`` = 0, ``</s>`` = 1 appended, ``<unk>`` = 2.
+    For tests and the ``--model tiny`` demo; ``vocab_size`` is an upper bound."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+
+    tok = Tokenizer(models.Unigram())
+    tok.normalizer = normalizers.NFKC()
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    tok.decoder = decoders.Metaspace()
+    trainer = trainers.UnigramTrainer(
+        vocab_size=vocab_size, special_tokens=["<pad>", "</s>", "<unk>"], unk_token="<unk>", show_progress=False
+    )
+    tok.train_from_iterator(_TINY_CORPUS, trainer)
+    tok.post_processor = processors.TemplateProcessing(
+        single="$A </s>", pair="$A </s> $B </s>", special_tokens=[("</s>", 1)]
+    )
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tok.save(os.fspath(folder / "tokenizer.json"))
+    special = {"eos_token": "</s>", "pad_token": "<pad>", "unk_token": "<unk>"}
+    (folder / "special_tokens_map.json").write_text(json.dumps(special, indent=1))
+    config = {"tokenizer_class": "T5Tokenizer", "extra_ids": 0, "model_max_length": 1000000, **special}
+    (folder / "tokenizer_config.json").write_text(json.dumps(config, indent=1))
+    return folder
+
+
+def write_tiny_umt5(folder: str | os.PathLike, seed: int = 0, config: UMT5Config | None = None) -> Path:
+    """Write a random tiny encoder (bf16, official key layout) and a tiny tokenizer into a checkpoint folder:
+    ``folder/models_t5_umt5-xxl-enc-bf16.pth`` and ``folder/google/umt5-xxl/``."""
+    config = config or UMT5Config.tiny()
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    rng_state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        model = UMT5Encoder(config)
+    finally:
+        torch.random.set_rng_state(rng_state)
+    torch.save({k: v.to(torch.bfloat16) for k, v in model.state_dict().items()}, folder / T5_FILENAME)
+    write_tiny_tokenizer(folder / TOKENIZER_DIRNAME, vocab_size=min(60, config.vocab_size))
+    return folder / T5_FILENAME
+
+
 __all__ = [
     "T5_FILENAME",
     "TEXT_LEN",
@@ -295,4 +349,6 @@ __all__ = [
     "load_umt5_text_encoder",
     "load_umt5_tokenizer",
     "relative_position_bucket",
+    "write_tiny_tokenizer",
+    "write_tiny_umt5",
 ]

@@ -461,6 +461,21 @@ def load_wan_vae(
     return model
 
 
+def write_tiny_vae(folder: str | os.PathLike, seed: int = 0, config: WanVAEConfig | None = None) -> Path:
+    """Write a random tiny VAE as ``folder/Wan2.1_VAE.pth`` in the official layout (tests, demo checkpoints)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    generator_state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        model = WanVAE(config or WanVAEConfig.tiny())
+    finally:
+        torch.random.set_rng_state(generator_state)
+    path = folder / VAE_FILENAME
+    torch.save(model.state_dict(), path)
+    return path
+
+
 __all__ = [
     "LATENT_MEAN",
     "LATENT_STD",
@@ -471,4 +486,5 @@ __all__ = [
     "WeightsError",
     "build_wan_vae",
     "load_wan_vae",
+    "write_tiny_vae",
 ]

@@ -19,6 +19,7 @@ from s2v_toolkit.models.audio_encoder import (
     load_audio_encoder,
     official_audio_buckets,
     samples_for_frames,
+    write_tiny_wav2vec2,
 )
 
 HIDDEN = 16
@@ -28,20 +29,9 @@ LAYERS = 2
 @pytest.fixture(scope="module")
 def checkpoint_dir(tmp_path_factory):
     """A tiny random wav2vec2 saved the way the official folder is (a CTC model + preprocessor config)."""
-    from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2ForCTC
-
     root = tmp_path_factory.mktemp("ckpt")
-    folder = root / WAV2VEC2_DIRNAME
-    config = Wav2Vec2Config(
-        vocab_size=12, hidden_size=HIDDEN, num_hidden_layers=LAYERS, num_attention_heads=2, intermediate_size=32,
-        conv_dim=(8,) * 7, num_conv_pos_embeddings=8, num_conv_pos_embedding_groups=2,
-        do_stable_layer_norm=True, feat_extract_norm="layer", conv_bias=True,
-    )
-    torch.manual_seed(0)
-    Wav2Vec2ForCTC(config).save_pretrained(folder)
-    Wav2Vec2FeatureExtractor(
-        feature_size=1, sampling_rate=16000, padding_value=0.0, do_normalize=True, return_attention_mask=True
-    ).save_pretrained(folder)
+    folder = write_tiny_wav2vec2(root, hidden_size=HIDDEN, num_hidden_layers=LAYERS)
+    assert folder == root / WAV2VEC2_DIRNAME and (folder / "preprocessor_config.json").is_file()
     return root
 
 
@@ -184,3 +174,9 @@ def test_official_buckets_replica_for_16fps_clips():
         idx = int(np.round(k / 16 * 30))
         assert values[k] == (idx + 1 if idx < t30 else 0)
     torch.testing.assert_close(bucket_per_frame(features, 16, 160), buckets)
+
+
+def test_default_tiny_folder_matches_the_tiny_transformer_audio_input(tmp_path):
+    enc = load_audio_encoder(write_tiny_wav2vec2(tmp_path))
+    feats = enc.frame_features(_noise(samples_for_frames(16, 16)), 16)
+    assert feats.shape == (16, 5, 24)  # tiny S2V transformer: 5 audio layers of width 24

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 
 import pytest
@@ -21,16 +20,9 @@ from s2v_toolkit.models.umt5 import (
     load_umt5_text_encoder,
     load_umt5_tokenizer,
     relative_position_bucket,
+    write_tiny_tokenizer,
+    write_tiny_umt5,
 )
-
-SENTENCES = [
-    "a man speaks to the camera",
-    "the woman smiles and talks quietly",
-    "close up of a face, talking slowly",
-    "two people argue in a kitchen at night",
-    "一个男人在说话",
-]
-
 
 @pytest.fixture(scope="module")
 def tiny_encoder() -> UMT5Encoder:
@@ -40,28 +32,6 @@ def tiny_encoder() -> UMT5Encoder:
         for block in model.blocks:  # the bias visibly different per head and bucket
             block.pos_embedding.embedding.weight.normal_(0, 2.0)
     return model
-
-
-def make_tokenizer_folder(folder) -> None:
-    """A tiny SentencePiece-style (Unigram + Metaspace) tokenizer saved as the HF files of google/umt5-xxl:
-    <pad>=0, </s>=1, <unk>=2, '</s>' appended by the post-processor."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
-
-    tok = Tokenizer(models.Unigram())
-    tok.normalizer = normalizers.NFKC()
-    tok.pre_tokenizer = pre_tokenizers.Metaspace()
-    tok.decoder = decoders.Metaspace()
-    trainer = trainers.UnigramTrainer(vocab_size=60, special_tokens=["<pad>", "</s>", "<unk>"], unk_token="<unk>")
-    tok.train_from_iterator(SENTENCES, trainer)
-    tok.post_processor = processors.TemplateProcessing(
-        single="$A </s>", pair="$A </s> $B </s>", special_tokens=[("</s>", 1)]
-    )
-    folder.mkdir(parents=True)
-    tok.save(str(folder / "tokenizer.json"))
-    special = {"eos_token": "</s>", "pad_token": "<pad>", "unk_token": "<unk>"}
-    (folder / "special_tokens_map.json").write_text(json.dumps(special))
-    config = {"tokenizer_class": "T5Tokenizer", "extra_ids": 0, "model_max_length": 1000000, **special}
-    (folder / "tokenizer_config.json").write_text(json.dumps(config))
 
 
 def test_full_size_keys_and_shapes_match_the_official_table():
@@ -185,7 +155,7 @@ def test_clean_prompt_matches_the_official_whitespace_mode():
 
 
 def test_text_encoder_tokenizes_pads_and_trims_like_the_official_wrapper(tmp_path, tiny_encoder):
-    make_tokenizer_folder(tmp_path / TOKENIZER_DIRNAME)
+    write_tiny_tokenizer(tmp_path / TOKENIZER_DIRNAME)
     tokenizer = load_umt5_tokenizer(tmp_path)  # checkpoint folder -> google/umt5-xxl inside
     text = UMT5TextEncoder(tiny_encoder, tokenizer)
     ids, mask = text.tokenize(["a man talks", "the woman smiles and talks to the camera close up slowly"])
@@ -202,7 +172,7 @@ def test_text_encoder_tokenizes_pads_and_trims_like_the_official_wrapper(tmp_pat
 def test_loads_an_official_layout_file_and_tokenizer_from_a_checkpoint_folder(tmp_path, tiny_encoder):
     state = {k: v.to(torch.bfloat16) for k, v in tiny_encoder.state_dict().items()}
     torch.save(state, tmp_path / T5_FILENAME)
-    make_tokenizer_folder(tmp_path / TOKENIZER_DIRNAME)
+    write_tiny_tokenizer(tmp_path / TOKENIZER_DIRNAME)
     text = load_umt5_text_encoder(tmp_path, config=UMT5Config.tiny(), dtype=torch.float32)
     assert text.model.token_embedding.weight.dtype == torch.float32
     ids = torch.tensor([[5, 9, 17, 1]])
@@ -233,3 +203,12 @@ def test_config_round_trips_through_dict():
     cfg = UMT5Config.tiny()
     assert UMT5Config.from_dict(cfg.to_dict()) == cfg
     assert UMT5Config.full().head_dim == 64
+
+
+def test_tiny_checkpoint_writer_produces_a_loadable_official_layout(tmp_path):
+    path = write_tiny_umt5(tmp_path, seed=3)
+    assert path.name == T5_FILENAME and (tmp_path / TOKENIZER_DIRNAME / "tokenizer.json").is_file()
+    text = load_umt5_text_encoder(tmp_path, config=UMT5Config.tiny())
+    assert text.model.norm.weight.dtype == torch.bfloat16
+    (embedding,) = text.encode("a woman talks")
+    assert embedding.shape[1] == 32 and embedding.shape[0] >= 2 and torch.isfinite(embedding.float()).all()

@@ -16,6 +16,7 @@ from s2v_toolkit.models.wan_vae import (
     WanVAEConfig,
     build_wan_vae,
     load_wan_vae,
+    write_tiny_vae,
 )
 
 
@@ -215,3 +216,13 @@ def test_pickled_objects_are_refused(tmp_path):
     torch.save({"conv1.weight": Fraction(1, 3)}, tmp_path / "evil.pth")
     with pytest.raises(S2VError, match="evil.pth"):
         load_wan_vae(tmp_path / "evil.pth", config=WanVAEConfig.tiny())
+
+
+def test_tiny_checkpoint_writer_is_seeded_and_loadable(tmp_path):
+    path = write_tiny_vae(tmp_path / "a", seed=7)
+    write_tiny_vae(tmp_path / "b", seed=7)
+    assert path.name == VAE_FILENAME
+    one = load_wan_vae(path, config=WanVAEConfig.tiny())
+    two = load_wan_vae(tmp_path / "b", config=WanVAEConfig.tiny())
+    video = _video(5)
+    torch.testing.assert_close(one.encode(video), two.encode(video))
