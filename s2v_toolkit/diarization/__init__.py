@@ -1,1 +1,41 @@
-"""diarization stage (see DESIGN.md). Public API is exported here."""
+"""Diarization: who speaks when, and which cast character that is.
+
+Public API::
+
+    diarize(audio, sample_rate=None, backend="embedded"|"pyannote", num_speakers=None, ...) -> SpeakerTurns
+    SpeakerTurns / SpeakerTurn        result (JSON: to_dict/from_dict; pyannote.core: to_annotation/from_annotation)
+    read_rttm(path) / write_rttm(turns, path) / parse_rttm(text) / format_rttm(turns)
+    load_cast_voices(cast_file) -> CastVoices ; enroll(voices) -> {character: embedding}
+    assign_characters(turns, audio, voices, characters=..., threshold=0.75) -> SpeakerTurns with characters
+    diarization_error_rate(reference, hypothesis, collar=0.0) -> DERReport
+    EmbeddedDiarizer / EmbeddedConfig, VoiceEncoder, SileroVAD: the offline backend's parts
+    UNKNOWN: the character name of voices that match nobody in the cast
+
+Heavy libraries (torch) load on first use, not at import.
+"""
+
+from s2v_toolkit.diarization.api import BACKENDS, diarize
+from s2v_toolkit.diarization.assignment import (
+    DEFAULT_THRESHOLD,
+    CastVoices,
+    assign_characters,
+    embed_voice,
+    enroll,
+    load_cast_voices,
+    speaker_embeddings,
+)
+from s2v_toolkit.diarization.audio import AudioSource, open_audio
+from s2v_toolkit.diarization.embedded import EmbeddedConfig, EmbeddedDiarizer
+from s2v_toolkit.diarization.embedding import VoiceEncoder
+from s2v_toolkit.diarization.metrics import DERReport, diarization_error_rate
+from s2v_toolkit.diarization.rttm import format_rttm, parse_rttm, read_rttm, write_rttm
+from s2v_toolkit.diarization.turns import UNKNOWN, SpeakerTurn, SpeakerTurns
+from s2v_toolkit.diarization.vad import SileroVAD, VADConfig, speech_probabilities, speech_regions
+
+__all__ = [
+    "BACKENDS", "DEFAULT_THRESHOLD", "UNKNOWN", "AudioSource", "CastVoices", "DERReport", "EmbeddedConfig",
+    "EmbeddedDiarizer", "SileroVAD", "SpeakerTurn", "SpeakerTurns", "VADConfig", "VoiceEncoder",
+    "assign_characters", "diarization_error_rate", "diarize", "embed_voice", "enroll", "format_rttm",
+    "load_cast_voices", "open_audio", "parse_rttm", "read_rttm", "speaker_embeddings", "speech_probabilities",
+    "speech_regions", "write_rttm",
+]

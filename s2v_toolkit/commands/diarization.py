@@ -1,0 +1,142 @@
+"""``s2vt diarize``: who speaks when in a recording or a timeline's dialogue, and which character."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from s2v_toolkit.commands import print_json
+
+# Extensions read as media directly; anything else is tried as a timeline (OTIO adapters) first.
+MEDIA_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff", ".m4a", ".aac", ".opus", ".wma",
+                  ".mov", ".mp4", ".mxf", ".mkv", ".avi", ".webm", ".m4v"}
+
+
+def register(sub) -> None:
+    p = sub.add_parser("diarize", help="find who speaks when (and which cast character) in audio or a timeline",
+                       description="Diarize an audio/video file, or the dialogue tracks of a timeline. Turns are "
+                                   "non-overlapping; with --cast, each speaker is matched to a character by "
+                                   "voice (characters with voice samples) or by order of first appearance.")
+    p.add_argument("input", metavar="TIMELINE|AUDIO", help="audio/video file, or a timeline (OTIO, FCP XML, "
+                                                           "FCPXML, AAF, EDL) whose dialogue tracks are analysed")
+    p.add_argument("--cast", help="cast file (YAML/JSON) with characters and optional voice_samples")
+    p.add_argument("--backend", choices=("embedded", "pyannote"), default="embedded",
+                   help="embedded: offline, ships with s2v-toolkit (default); pyannote: a local pyannote.audio "
+                        "pipeline folder (--pyannote-dir), needs the 'pyannote' extra")
+    p.add_argument("--pyannote-dir", metavar="DIR", help="pyannote pipeline folder (with config.yaml)")
+    p.add_argument("--num-speakers", type=int, metavar="N",
+                   help="exact number of speakers (default: the cast size when --cast is given, else estimated)")
+    p.add_argument("--min-speakers", type=int, metavar="N", help="lower bound when the count is estimated")
+    p.add_argument("--max-speakers", type=int, metavar="N", help="upper bound when the count is estimated")
+    p.add_argument("--estimate-speakers", action="store_true",
+                   help="with --cast, estimate the count instead of using the cast size")
+    p.add_argument("--channel", default=None, metavar="N|auto",
+                   help="audio channel to analyse (0-based), or 'auto' for the one with most speech "
+                        "(default: mix all channels)")
+    p.add_argument("--tracks", nargs="+", metavar="TRACK", help="timeline input: dialogue track ids or names")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="voice similarity a speaker needs to get a character (default 0.75)")
+    p.add_argument("--rttm", metavar="OUT", help="also write the turns as RTTM (character names when assigned)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_diarize)
+
+
+def _is_timeline(path: Path) -> bool:
+    if path.suffix.lower() in MEDIA_SUFFIXES:
+        return False
+    try:
+        from s2v_toolkit.timeline import detect_adapter
+
+        detect_adapter(path)
+        return True
+    except Exception:  # not a timeline format: treat as media and let the audio reader judge
+        return False
+
+
+def _inputs(args) -> list[tuple[str, object, int | None]]:
+    """(name, audio, sample_rate) for each signal to diarize; a timeline's dialogue signals start at the
+    timeline's first frame, so their turn times are record times from there."""
+    path = Path(args.input)
+    if not _is_timeline(path):
+        return [(path.stem, path, None)]
+    from s2v_toolkit.timeline import describe_timeline, extract_dialogue, read_timeline
+
+    desc = describe_timeline(read_timeline(path), search_dirs=[path.parent])
+    out = []
+    for track in extract_dialogue(desc, args.tracks):
+        out.append((f"{path.stem}:{track.track_name or track.track_id}", track.signal, track.sample_rate))
+    return out
+
+
+def _summary(turns) -> str:
+    lines = [f"{turns.uri}: {len(turns)} turn(s), {len(turns.speakers)} speaker(s), "
+             f"{turns.info.get('speech_seconds', sum(t.duration for t in turns)):.1f} s of speech "
+             f"in {turns.duration or 0:.1f} s ({turns.backend})"]
+    assignment = turns.info.get("assignment")
+    if assignment:
+        lines.append(f"  characters by {assignment['method']}")
+    by = "character" if assignment else "speaker"
+    talk = turns.talk_time(by)
+    total = sum(talk.values()) or 1.0
+    lines.append(f"  talk time per {by}:")
+    for name, seconds in sorted(talk.items(), key=lambda kv: -kv[1]):
+        extra = ""
+        if assignment:
+            for s, a in assignment["speakers"].items():
+                if a["character"] == name and a.get("similarity") is not None:
+                    extra += f"  [{s}, voice similarity {a['similarity']:.2f}]"
+        lines.append(f"    {name:<20} {seconds:7.1f} s  {100 * seconds / total:5.1f} %{extra}")
+    lines.append("  turns:")
+    for t in turns:
+        who = f"{t.character} ({t.speaker})" if t.character else t.speaker
+        lines.append(f"    {t.start:9.2f} - {t.end:9.2f}  {who:<28} confidence {t.confidence:.2f}")
+    if turns.info.get("note"):
+        lines.append(f"  note: {turns.info['note']}")
+    return "\n".join(lines)
+
+
+def _cmd_diarize(args) -> int:
+    from s2v_toolkit.diarization import (
+        DEFAULT_THRESHOLD,
+        assign_characters,
+        diarize,
+        enroll,
+        load_cast_voices,
+        write_rttm,
+    )
+    from s2v_toolkit.errors import ConfigError
+
+    channel = args.channel
+    if channel is not None and channel != "auto":
+        try:
+            channel = int(channel)
+        except ValueError:
+            raise ConfigError(f"--channel must be a channel number or 'auto', got {channel!r}") from None
+    cast = load_cast_voices(args.cast) if args.cast else None
+    num_speakers = args.num_speakers
+    if num_speakers is None and cast is not None and not args.estimate_speakers \
+            and args.min_speakers is None and args.max_speakers is None:
+        num_speakers = len(cast.characters)
+    voices = enroll(cast) if cast is not None and cast.enrolled() else {}
+
+    results = []
+    inputs = _inputs(args)
+    for name, audio, rate in inputs:
+        turns = diarize(audio, rate, backend=args.backend, num_speakers=num_speakers,
+                        min_speakers=args.min_speakers, max_speakers=args.max_speakers,
+                        pyannote_dir=args.pyannote_dir, channel=channel, progress=not args.no_progress,
+                        uri=name)
+        if cast is not None:
+            turns = assign_characters(turns, audio, voices, characters=cast.characters,
+                                      threshold=args.threshold if args.threshold is not None else DEFAULT_THRESHOLD,
+                                      sample_rate=rate)
+        results.append(turns)
+
+    if args.rttm:  # one file id per recording (per dialogue track of a timeline)
+        write_rttm(results, args.rttm, label="character" if cast is not None else "speaker")
+    if args.json:
+        docs = [r.to_dict() for r in results]
+        print_json(docs[0] if len(docs) == 1 else docs)
+    else:
+        print("\n\n".join(_summary(r) for r in results))
+    return 0

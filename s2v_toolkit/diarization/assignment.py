@@ -1,0 +1,218 @@
+"""Enrollment of the cast's voices and speaker -> character assignment.
+
+Each character may come with voice samples (audio files or arrays of that character alone). Enrollment
+embeds them with the same voice encoder the embedded backend uses, into one unit vector per character.
+Assignment compares every diarized speaker's embedding with every enrolled character's (cosine
+similarity), solves the one-to-one matching that maximises the total similarity (Hungarian algorithm), and
+keeps a match only when its similarity reaches ``threshold``; anything else is :data:`UNKNOWN`. Turns long
+enough to embed on their own (``min_turn_check`` seconds) are checked too: a turn that resembles its
+speaker's character less than ``turn_threshold`` stays unknown, so a stray voice that diarization lumped into a
+known speaker does not get that character's name.
+
+Without voice samples, speakers get the cast's characters in order of first appearance (the first voice
+heard is the first character listed), and ``info["assignment"]["method"]`` says so.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from s2v_toolkit.diarization.audio import AudioSource, open_audio
+from s2v_toolkit.diarization.embedding import VoiceEncoder
+from s2v_toolkit.diarization.turns import UNKNOWN, SpeakerTurns
+from s2v_toolkit.errors import ConfigError
+
+DEFAULT_THRESHOLD = 0.75  # cosine similarity, speaker level; see docs/diarization.md for how it was chosen
+TURN_THRESHOLD = 0.7  # one turn's own embedding is noisier than a speaker's average: a looser bar
+MIN_TURN_CHECK = 1.0
+
+
+@dataclass
+class CastVoices:
+    """Characters in cast order, each with its voice samples (paths or (array, sample_rate) pairs)."""
+
+    characters: list[str]
+    samples: dict[str, list] = field(default_factory=dict)
+
+    def enrolled(self) -> list[str]:
+        return [c for c in self.characters if self.samples.get(c)]
+
+
+def load_cast_voices(path: str | os.PathLike) -> CastVoices:
+    """Read the characters and their voice samples from a cast file (YAML or JSON).
+
+    Only what assignment needs is read: ``characters`` is a list of mappings with ``name`` and optional
+    ``voice_samples`` (a path or a list of paths, relative to the cast file). The full cast schema
+    (reference images, prompts) belongs to the end-to-end layer; other keys are ignored here.
+    """
+    import json
+
+    import yaml
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: cast file not found") from None
+    try:
+        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: not valid {'JSON' if path.suffix.lower() == '.json' else 'YAML'}: "
+                          f"{str(exc).splitlines()[0]}") from None
+    entries = data.get("characters") if isinstance(data, dict) else None
+    if not isinstance(entries, list) or not entries:
+        raise ConfigError(f"{path}: needs a non-empty 'characters' list")
+    characters, samples = [], {}
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict) or not str(entry.get("name", "")).strip():
+            raise ConfigError(f"{path}: characters[{i}] needs a 'name'")
+        name = str(entry["name"]).strip()
+        if name in characters:
+            raise ConfigError(f"{path}: character {name!r} is listed twice")
+        if name == UNKNOWN:
+            raise ConfigError(f"{path}: {UNKNOWN!r} is reserved for unmatched voices; rename that character")
+        raw = entry.get("voice_samples", entry.get("voice_sample", [])) or []
+        raw = [raw] if isinstance(raw, (str, os.PathLike)) else list(raw)
+        files = []
+        for item in raw:
+            f = Path(item) if Path(item).is_absolute() else path.parent / item
+            if not f.is_file():
+                raise ConfigError(f"{path}: voice sample of {name!r} not found: {f}")
+            files.append(f)
+        characters.append(name)
+        samples[name] = files
+    return CastVoices(characters, samples)
+
+
+def embed_voice(sample, encoder: VoiceEncoder, sample_rate: int | None = None, max_seconds: float = 120.0) -> np.ndarray:
+    """One unit vector for a recording of one voice (a path, an array with ``sample_rate``, or a source).
+    Silence is cut out first (Silero VAD), so pauses in the sample do not dilute it."""
+    from s2v_toolkit.diarization.embedded import detect_speech
+
+    source = open_audio(sample, sample_rate)
+    regions = detect_speech(source)
+    if not regions:
+        raise ConfigError(f"{getattr(source, 'name', 'voice sample')}: voice sample has no detectable speech")
+    speech, total = [], 0.0
+    for a, b in regions:
+        take = min(b - a, max_seconds - total)
+        if take <= 0:
+            break
+        speech.append(source.read(a, take))
+        total += take
+    return encoder.embed_speaker(np.concatenate(speech))
+
+
+def enroll(voices: CastVoices | dict, encoder: VoiceEncoder | None = None) -> dict[str, np.ndarray]:
+    """{character: unit embedding} for every character that has voice samples (several samples are
+    averaged). ``voices`` may be a :class:`CastVoices` or a plain {name: [samples]} mapping, where a sample
+    is a path or an ``(array, sample_rate)`` pair."""
+    encoder = encoder or VoiceEncoder()
+    samples = voices.samples if isinstance(voices, CastVoices) else voices
+    out = {}
+    for name, items in samples.items():
+        items = [items] if isinstance(items, (str, os.PathLike, tuple)) else list(items or [])
+        if not items:
+            continue
+        vectors = [embed_voice(item[0], encoder, sample_rate=item[1]) if isinstance(item, tuple)
+                   else embed_voice(item, encoder) for item in items]
+        mean = np.mean(vectors, axis=0)
+        out[name] = (mean / max(float(np.linalg.norm(mean)), 1e-8)).astype(np.float32)
+    return out
+
+
+def _speech_of(source: AudioSource, turns, max_seconds: float) -> np.ndarray:
+    pieces, total = [], 0.0
+    for t in sorted(turns, key=lambda t: -t.duration):  # longest turns first: the cleanest evidence
+        take = min(t.duration, max_seconds - total)
+        if take <= 0:
+            break
+        pieces.append(source.read(t.start, take))
+        total += take
+    return np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
+
+
+def speaker_embeddings(turns: SpeakerTurns, audio, encoder: VoiceEncoder, sample_rate: int | None = None,
+                       max_seconds: float = 60.0) -> dict[str, np.ndarray]:
+    """{speaker: unit embedding} from up to ``max_seconds`` of each speaker's longest turns."""
+    source = open_audio(audio, sample_rate)
+    out = {}
+    for speaker in turns.speakers:
+        speech = _speech_of(source, [t for t in turns if t.speaker == speaker], max_seconds)
+        if len(speech):
+            out[speaker] = encoder.embed_speaker(speech)
+    return out
+
+
+def assign_characters(turns: SpeakerTurns, audio=None, voices: dict[str, np.ndarray] | None = None,
+                      characters: list[str] | None = None, threshold: float = DEFAULT_THRESHOLD,
+                      encoder: VoiceEncoder | None = None, sample_rate: int | None = None,
+                      min_turn_check: float = MIN_TURN_CHECK, turn_threshold: float = TURN_THRESHOLD) -> SpeakerTurns:
+    """A copy of ``turns`` with ``character`` and ``character_score`` set on every turn; the mapping and
+    its scores are in ``info["assignment"]``.
+
+    ``voices``: enrolled {character: embedding} (see :func:`enroll`). ``characters``: the cast's names in
+    order, used when nobody is enrolled (order of first appearance) and for characters without samples.
+    ``audio`` is needed to embed the speakers, unless the backend left ``turns.speaker_embeddings``
+    (the embedded backend does) and no turn check is wanted (``min_turn_check=inf``).
+    """
+    voices = dict(voices or {})
+    characters = list(characters or [])
+    speakers = turns.speakers
+    report: dict = {"threshold": threshold, "turn_threshold": turn_threshold, "speakers": {}}
+
+    if not voices:
+        report["method"] = "order of first appearance (no voice samples enrolled)"
+        mapping = {s: (characters[i] if i < len(characters) else UNKNOWN) for i, s in enumerate(speakers)}
+        for s in speakers:
+            report["speakers"][s] = {"character": mapping[s], "similarity": None}
+        new = [replace(t, character=mapping[t.speaker], character_score=None) for t in turns]
+        return turns.with_turns(new, assignment=report)
+
+    encoder = encoder or VoiceEncoder()
+    source = open_audio(audio, sample_rate) if audio is not None else None
+    embs = dict(turns.speaker_embeddings) if turns.speaker_embeddings else {}
+    if source is not None:
+        embs = speaker_embeddings(turns, source, encoder)  # same statistic as enrollment: whole-speech mean
+    missing = [s for s in speakers if s not in embs]
+    if missing:
+        raise ConfigError(f"cannot assign characters: no audio to embed speaker(s) {', '.join(missing)}")
+
+    from scipy.optimize import linear_sum_assignment
+
+    names = list(voices)
+    sim = np.array([[float(embs[s] @ voices[c]) for c in names] for s in speakers]) if speakers else np.zeros((0, 0))
+    rows, cols = linear_sum_assignment(sim, maximize=True) if sim.size else ([], [])
+    mapping = {s: UNKNOWN for s in speakers}
+    for r, c in zip(rows, cols):
+        if sim[r, c] >= threshold:
+            mapping[speakers[r]] = names[c]
+    # characters without samples go, in cast order, to speakers still unmatched (first heard first)
+    spare = [c for c in characters if c not in voices]
+    for s in speakers:
+        if mapping[s] == UNKNOWN and spare and not any(sim[speakers.index(s)] >= threshold):
+            mapping[s] = spare.pop(0)
+            report.setdefault("by_order", []).append(s)
+    for i, s in enumerate(speakers):
+        best = np.argsort(-sim[i])
+        report["speakers"][s] = {
+            "character": mapping[s],
+            "similarity": round(float(sim[i, names.index(mapping[s])]), 4) if mapping[s] in names else None,
+            "best": names[best[0]], "best_similarity": round(float(sim[i, best[0]]), 4),
+            "margin": round(float(sim[i, best[0]] - sim[i, best[1]]), 4) if len(names) > 1 else None}
+    report["method"] = "voice similarity (Hungarian assignment)"
+
+    new = []
+    for t in turns:
+        character = mapping[t.speaker]
+        score = report["speakers"][t.speaker]["similarity"]
+        if character in voices and source is not None and t.duration >= min_turn_check:
+            score = float(encoder.embed_speaker(source.read(t.start, t.duration)) @ voices[character])
+            if score < turn_threshold:
+                character = UNKNOWN
+        new.append(replace(t, character=character, character_score=None if score is None else round(score, 4)))
+    return turns.with_turns(new, assignment=report)
