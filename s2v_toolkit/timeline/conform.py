@@ -18,7 +18,7 @@ import opentimelineio as otio
 
 from s2v_toolkit.timeline.describe import TimelineDescription, describe_timeline
 from s2v_toolkit.timeline.errors import TimelineError
-from s2v_toolkit.timeline.io import LoadedTimeline, WRITABLE_ADAPTERS, read_timeline, write_timeline
+from s2v_toolkit.timeline.io import LoadedTimeline, read_timeline, write_timeline
 from s2v_toolkit.timeline.roles import METADATA_NAMESPACE
 from s2v_toolkit.timeline.shots import shot_map
 from s2v_toolkit.timeline.timecode import RationalTime, Span, Time, TimeRange
@@ -27,6 +27,7 @@ TRACK_PREFIX = "S2V v"
 NATIVE_SUFFIX = {"fcp_xml": ".xml", "fcpx_xml": ".fcpxml", "AAF": ".aaf", "cmx_3600": ".edl",
                  "otio_json": ".otio", "otioz": ".otioz"}
 MARKER_COLOR = otio.schema.MarkerColor.CYAN
+NATIVE_WRITERS = ("fcp_xml", "fcpx_xml", "AAF", "cmx_3600")  # editors' formats written back besides .otio
 
 
 @dataclass
@@ -250,9 +251,11 @@ def conform(
     timeline, result = add_render_tracks(loaded, renders, version)
     stem = f"{loaded.path.stem}.s2v_v{result.version:03d}"
     targets = [("otio_json", out / f"{stem}.otio")]
-    if native and loaded.adapter not in ("otio_json", "otiod") and loaded.adapter in WRITABLE_ADAPTERS:
+    if native and loaded.adapter in NATIVE_WRITERS:
         targets.append((loaded.adapter, out / f"{stem}{NATIVE_SUFFIX[loaded.adapter]}"))
-    elif native and loaded.adapter not in ("otio_json",):
+    elif native and loaded.adapter in ("otioz", "otiod"):
+        pass  # OTIO bundles copy all media into the bundle; the .otio is the same timeline without that
+    elif native and loaded.adapter != "otio_json":
         result.not_carried.append(f"{loaded.adapter}: OTIO cannot write this format; only the .otio was written")
     for adapter, path in targets:
         to_write = timeline
@@ -274,7 +277,7 @@ def conform(
             continue
         result.outputs[adapter] = str(path)
         if adapter not in ("otio_json", "cmx_3600") and result.placed:
-            result.not_carried.extend(_check_carried(path, adapter, result, rate))
+            result.not_carried.extend(_check_carried(path, adapter, result, rate, loaded.timeline))
     return result
 
 
@@ -291,13 +294,18 @@ def _single_track_timeline(timeline: otio.schema.Timeline, track_name: str) -> o
     return single
 
 
-def _check_carried(path: Path, adapter: str, result: ConformResult, rate: float | None) -> list[str]:
+def _check_carried(path: Path, adapter: str, result: ConformResult, rate: float | None,
+                   original: otio.schema.Timeline) -> list[str]:
     """Read a written file back and list what of the conform it lost."""
     try:
         back = describe_timeline(read_timeline(path, rate=rate), check_media=False)
     except Exception as exc:  # noqa: BLE001 - a file we cannot read back is itself the finding
         return [f"{adapter}: written file cannot be read back ({exc})"]
     lost: list[str] = []
+    start = original.global_start_time
+    if start is not None and start.value and back.global_start.to_otio() != start:
+        lost.append(f"{adapter}: the timeline's start timecode is not kept (record times read back from "
+                    f"{back.record_timecode(RationalTime(0, back.rate))})")
     names = {t.name for t in back.tracks}
     for tn in result.track_names:
         if tn not in names:

@@ -158,3 +158,32 @@ def test_media_shorter_than_source_range_is_reported_per_clip(tmp_path):
     # extraction still renders both: the missing tail is silence, not an error
     (track,) = extract_dialogue(desc)
     assert track.signal.shape[0] == int(round(Fraction(60, 24) * SR))
+
+
+def test_video_media_with_timecode_is_probed_for_origin_and_length(tmp_path):
+    """No available range in the timeline: the file's own start timecode and length are used."""
+    from s2v_toolkit.media import write_video
+
+    fps = Fraction(25)
+    n = 50                                            # 2 s of video, audio click 1.0 s into the file
+    audio = np.zeros(2 * 48000, np.float32)
+    audio[48000] = 0.9
+    video = tmp_path / "take.mov"
+    write_video(video, np.zeros((n, 16, 16, 3), np.uint8), fps, preset="h264", audio=audio,
+                start_timecode="01:00:00:00")
+    h = 90000                                         # 01:00:00:00 at 25 fps
+    tl = otio.schema.Timeline("t", global_start_time=RT(h, 25))
+    dia = otio.schema.Track("DX", kind=otio.schema.TrackKind.Audio)
+    ref = otio.schema.ExternalReference(str(video))
+    dia.append(otio.schema.Clip("in_file", media_reference=ref.clone(),
+                                source_range=TR(RT(h + 20, 25), RT(10, 25))))       # source 0.8 s .. 1.2 s
+    dia.append(otio.schema.Clip("past_end", media_reference=ref.clone(),
+                                source_range=TR(RT(h + 40, 25), RT(20, 25))))       # needs frames 40..60 of 50
+    tl.tracks.append(dia)
+    desc = describe_timeline(tl)
+    in_file, past_end = desc.clips
+    assert not in_file.media.problems
+    assert any("shorter" in p for p in past_end.media.problems)
+    (track,) = extract_dialogue(desc)
+    peaks = _peaks(track.signal)
+    assert len(peaks) == 1 and abs(peaks[0] - int(round(Fraction(1, 5) * SR))) <= 1   # 0.2 s into the cut
