@@ -185,19 +185,25 @@ def _layer_norm(x: torch.Tensor, eps: float) -> torch.Tensor:
 
 def _modulate_segments(h: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor,
                        n_noisy: int) -> torch.Tensor:
-    """``h * (1 + scale) + shift`` per segment, in place on the fresh float32 tensor ``h``.
+    """``h * (1 + scale) + shift`` per segment on the fresh float32 tensor ``h``.
 
     ``shift``/``scale`` are ``[B, 2, D]``: row 0 for the noisy tokens ``h[:, :n_noisy]``, row 1 for
-    the reference/motion tokens after them. In place to avoid a concatenated copy of the sequence.
+    the reference/motion tokens after them. For inference it works in place (no concatenated copy
+    of the whole sequence); under autograd it is out of place, as saved tensors must stay intact.
     """
+    if h.requires_grad:
+        return torch.cat([h[:, :n_noisy] * (1 + scale[:, 0:1]) + shift[:, 0:1],
+                          h[:, n_noisy:] * (1 + scale[:, 1:2]) + shift[:, 1:2]], dim=1)
     for seg, part in enumerate((h[:, :n_noisy], h[:, n_noisy:])):
         part.mul_(1 + scale[:, seg, None]).add_(shift[:, seg, None])
     return h
 
 
 def _gate_segments(y: torch.Tensor, gate: torch.Tensor, n_noisy: int) -> torch.Tensor:
-    """``y * gate`` per segment in float32 (``y`` is a fresh output; modified in place)."""
+    """``y * gate`` per segment in float32 (``y`` is a fresh output; see _modulate_segments)."""
     y = y.float()
+    if y.requires_grad:
+        return torch.cat([y[:, :n_noisy] * gate[:, 0:1], y[:, n_noisy:] * gate[:, 1:2]], dim=1)
     for seg, part in enumerate((y[:, :n_noisy], y[:, n_noisy:])):
         part.mul_(gate[:, seg, None])
     return y
@@ -406,12 +412,16 @@ class AudioInjector(nn.Module):
 
     def forward(self, index: int, x: torch.Tensor, n_noisy: int, audio_local: torch.Tensor,
                 audio_global: torch.Tensor) -> torch.Tensor:
-        """Adds injector ``index``'s output to the noisy tokens of ``x`` (float32, in place)."""
+        """Adds injector ``index``'s output to the noisy tokens of ``x`` (float32; in place
+        unless autograd records)."""
         b, frames, n_tok, d = audio_local.shape
         per_frame = x[:, :n_noisy].reshape(b * frames, n_noisy // frames, d)
         h = self.injector_adain_layers[index](per_frame, audio_global.reshape(b * frames, d))
         out = self.injector[index](h, context=audio_local.reshape(b * frames, n_tok, d))
-        x[:, :n_noisy] += out.reshape(b, n_noisy, d)
+        out = out.reshape(b, n_noisy, d)
+        if x.requires_grad:
+            return torch.cat([x[:, :n_noisy] + out, x[:, n_noisy:]], dim=1)
+        x[:, :n_noisy] += out
         return x
 
 

@@ -426,6 +426,17 @@ def test_audio_injection_reaches_only_its_latent_frame():
     assert spread.abs().amax(dim=(0, 1, 3, 4))[0] > 1e-5
 
 
+def test_autograd_path_equals_inference_path_and_reaches_every_parameter(tiny_model):
+    """Inference works in place; under autograd the same maths runs out of place."""
+    inp = make_inputs(batch=1)
+    out = tiny_model(**inp)
+    torch.testing.assert_close(out.detach(), run(tiny_model, inp), rtol=1e-6, atol=1e-6)
+    out.square().mean().backward()
+    no_grad = [n for n, p in tiny_model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    tiny_model.zero_grad(set_to_none=True)
+    assert no_grad == []
+
+
 def test_input_validation(tiny_model):
     inp = make_inputs()
     with pytest.raises(ValueError, match="audio_features"):
