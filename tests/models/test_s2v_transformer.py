@@ -511,3 +511,23 @@ def test_flop_count_matches_counted_matmuls_of_a_real_forward(tiny_model):
     counted = counter.get_total_flops()
     predicted = forward_flops(TINY, height=16 * 8, width=32 * 8, frames=16, batch=1)
     assert counted == pytest.approx(predicted.linear, rel=0.01)
+
+
+# ----------------------------------------------------------------------------------------------
+# Attention backend
+# ----------------------------------------------------------------------------------------------
+def test_attention_backend_equals_explicit_softmax_and_validates_names():
+    from s2v_toolkit.models import attention as attn
+
+    g = torch.Generator().manual_seed(0)
+    q = torch.randn(2, 7, 3, 16, generator=g, dtype=torch.float64)
+    k = torch.randn(2, 5, 3, 16, generator=g, dtype=torch.float64)
+    v = torch.randn(2, 5, 3, 16, generator=g, dtype=torch.float64)
+    scores = torch.einsum("bqhd,bkhd->bhqk", q, k) / 4.0
+    expected = torch.einsum("bhqk,bkhd->bqhd", scores.softmax(-1), v)
+    torch.testing.assert_close(attn.attention(q, k, v), expected)
+    assert attn.attention_backend_for(q) == "sdpa"  # CPU tensors never go to flash-attn
+    with pytest.raises(ValueError, match="unknown attention backend"):
+        attn.set_attention_backend("magic")
+    attn.set_attention_backend("sdpa")
+    attn.set_attention_backend("auto")
