@@ -3,7 +3,9 @@
 Active-speaker evidence: the mouth opening of each track (inner-lip gap / mouth width, from the
 raw landmarks, one value per frame) is correlated with the line's audio envelope (log RMS per video
 frame). Speech opens and closes the mouth at syllable rate, so the speaker's opening follows the
-envelope (allowing a lag of up to ``max_lag`` frames either way). A still mouth gives no evidence:
+envelope (allowing a lag of up to ``max_lag`` frames either way). Only correlation above chance
+counts: r is rescaled so that the 95th percentile of r against circularly shifted copies of the
+envelope (:func:`chance_correlation`) maps to 0 and 1 stays 1. A still mouth gives no evidence:
 tracks whose opening varies less than ``min_mouth_motion`` (std) score 0.
 
 Each candidate (a track present on at least ``min_coverage`` of the line's frames) gets a score
@@ -92,6 +94,19 @@ def _lagged_correlation(a: np.ndarray, b: np.ndarray, max_lag: int) -> float:
     return best
 
 
+def chance_correlation(series: np.ndarray, envelope: np.ndarray, max_lag: int, quantile: float = 0.95) -> float:
+    """The correlation a mouth unrelated to this audio would reach: ``quantile`` of the lagged
+    correlation with the envelope circularly shifted by at least a second's worth of offsets
+    (a permutation test that keeps both series' own rhythm)."""
+    n = len(envelope)
+    lo = max(3 * max_lag + 1, n // 10)
+    shifts = np.unique(np.linspace(lo, n - lo, num=min(48, max(n - 2 * lo, 0))).astype(int))
+    if len(shifts) == 0:
+        return 1.0  # too short to tell chance from evidence
+    vals = [_lagged_correlation(series, np.roll(envelope, int(s)), max_lag) for s in shifts]
+    return float(np.quantile(vals, quantile))
+
+
 def mouth_series(track: FaceTrack, start: int, end: int) -> np.ndarray:
     """Mouth opening per frame of ``[start, end]`` (NaN where the track's face was not found)."""
     out = np.full(end - start + 1, np.nan)
@@ -122,8 +137,13 @@ def choose_speaker(tracks: list[FaceTrack], start: int, end: int, *, envelope: n
         evidence = []
         corr = None
         if envelope is not None:
-            corr = _lagged_correlation(series, np.asarray(envelope, np.float64), params.max_lag)
-            evidence.append(max(corr, 0.0) if motion >= params.min_mouth_motion else 0.0)
+            env = np.asarray(envelope, np.float64)
+            corr = _lagged_correlation(series, env, params.max_lag)
+            if motion >= params.min_mouth_motion and corr > 0:
+                chance = min(chance_correlation(series, env, params.max_lag), 0.95)
+                evidence.append(max(0.0, (corr - chance) / (1.0 - chance)))
+            else:
+                evidence.append(0.0)
         sim = None
         if reference is not None and track_descriptors and t.track_id in track_descriptors:
             sim = face_similarity(reference, track_descriptors[t.track_id])["combined"]
@@ -141,8 +161,9 @@ def choose_speaker(tracks: list[FaceTrack], start: int, end: int, *, envelope: n
                              candidates)
     if confidence < params.min_confidence:
         if best.score == 0.0:
-            why = "no mouth moves with the audio and no face matches the reference"
-        elif len(ranked) > 1:
+            why = " and ".join(w for w, given in (("no mouth moves with the audio", envelope is not None),
+                                                 ("no face matches the reference", reference is not None)) if given)
+        elif len(ranked) > 1 and ranked[1].score > 0.5 * best.score:
             why = f"tracks {best.track_id} and {ranked[1].track_id} are about equally likely"
         else:
             why = f"weak evidence for track {best.track_id}"

@@ -1,0 +1,141 @@
+"""Whose face speaks: audio/mouth correlation and reference-image similarity (synthetic landmarks)."""
+
+import matplotlib.cbook as cbook
+import matplotlib.image as mpimg
+import numpy as np
+import pytest
+from skimage import data
+
+from s2v_toolkit.faces import (
+    FaceTrack,
+    SpeakerParams,
+    audio_envelope,
+    choose_speaker,
+    face_descriptor,
+    face_similarity,
+)
+from s2v_toolkit.faces.synthetic import FaceIdentity, posed_face
+
+FPS = 25.0
+RATE = 16000
+N = 100  # 4 s line
+
+# Nose tip, face width, roll of the two public-domain photos' faces (measured once with the model).
+ASTRONAUT_POSE = dict(center=(223.6, 129.4), width=93.5, angle_deg=3.3)
+HOPPER_POSE = dict(center=(267.4, 245.7), width=186.5, angle_deg=-2.3)
+
+
+def _speech(seed=0):
+    """Noise bursts at syllable rate: (audio, per-frame loudness in 0..1)."""
+    rng = np.random.default_rng(seed)
+    loud = np.zeros(N)
+    k = 0
+    while k < N:
+        dur = rng.integers(3, 7)
+        loud[k:k + dur] = rng.uniform(0.5, 1.0) if rng.random() < 0.7 else 0.0
+        k += dur + rng.integers(1, 3)
+    per_sample = np.repeat(loud, RATE // int(FPS))
+    audio = rng.normal(0, 1, len(per_sample)) * 0.3 * per_sample
+    return audio.astype(np.float32), loud
+
+
+def _track(tid, x, opening, identity=FaceIdentity(), present=None):
+    frames = np.arange(N) if present is None else np.asarray(present)
+    lm = np.stack([posed_face((x, 300), 160, 0, identity, float(opening[f])) for f in frames])
+    lm[:, :, :2] += np.random.default_rng(tid).normal(0, 0.2, lm[:, :, :2].shape)  # landmark noise
+    return FaceTrack(tid, frames, lm.astype(np.float32), np.ones(len(frames), np.float32))
+
+
+def test_audio_envelope_follows_loudness_per_frame():
+    audio, loud = _speech()
+    env = audio_envelope(audio, RATE, FPS, N)
+    assert env.shape == (N,)
+    assert np.all(env[loud == 0] < env[loud > 0].min())
+
+
+def test_the_moving_mouth_that_follows_the_audio_is_chosen_with_confidence():
+    audio, loud = _speech(1)
+    env = audio_envelope(audio, RATE, FPS, N)
+    still = np.full(N, 0.05)
+    lag = np.roll(0.05 + 0.35 * loud, 1)  # the mouth opens one frame after the sound starts
+    for speaker_x in (400, 900):
+        tracks = [_track(0, 400, lag if speaker_x == 400 else still),
+                  _track(1, 900, lag if speaker_x == 900 else still)]
+        choice = choose_speaker(tracks, 0, N - 1, envelope=env)
+        assert choice.track_id == (0 if speaker_x == 400 else 1)
+        assert choice.confidence > 0.6
+        assert not choice.low_confidence
+
+
+def test_still_mouths_or_two_equally_moving_mouths_give_low_confidence():
+    audio, loud = _speech(2)
+    env = audio_envelope(audio, RATE, FPS, N)
+    still = np.full(N, 0.05)
+    both_still = choose_speaker([_track(0, 400, still), _track(1, 900, still)], 0, N - 1, envelope=env)
+    assert both_still.track_id is None and both_still.confidence < 0.3
+    assert "low confidence" in both_still.reason
+    moving = 0.05 + 0.35 * loud
+    both_moving = choose_speaker([_track(0, 400, moving), _track(1, 900, moving)], 0, N - 1, envelope=env)
+    assert both_moving.track_id is None
+    # a mouth moving out of step with the line (someone else chewing, say) is no evidence either
+    other = 0.05 + 0.35 * _speech(7)[1]
+    unrelated = choose_speaker([_track(0, 400, other), _track(1, 900, still)], 0, N - 1, envelope=env)
+    assert unrelated.track_id is None
+
+
+def test_faces_seen_too_briefly_are_not_candidates():
+    audio, loud = _speech(3)
+    env = audio_envelope(audio, RATE, FPS, N)
+    brief = _track(0, 400, 0.05 + 0.35 * loud, present=range(10))
+    choice = choose_speaker([brief], 0, N - 1, envelope=env, params=SpeakerParams(min_coverage=0.3))
+    assert choice.track_id is None and choice.candidates == []
+    assert "no face visible" in choice.reason
+
+
+@pytest.fixture(scope="module")
+def photos():
+    astro = np.ascontiguousarray(data.astronaut())
+    with cbook.get_sample_data("grace_hopper.jpg") as fh:
+        hopper = np.ascontiguousarray(mpimg.imread(fh))
+    return astro, hopper
+
+
+def _shifted(img, pose, scale, angle, shift, size):
+    """The photo zoomed/rotated/shifted into a new canvas, and the face pose that goes with it."""
+    import cv2
+
+    c = np.array(pose["center"])
+    m = cv2.getRotationMatrix2D(tuple(c), angle, scale)
+    m[:, 2] += shift
+    out = cv2.warpAffine(img, m, size, borderMode=cv2.BORDER_REFLECT)
+    new_c = m[:, :2] @ c + m[:, 2]
+    lm = posed_face(new_c, pose["width"] * scale, pose["angle_deg"] - angle)
+    return out, lm
+
+
+def test_reference_similarity_tells_the_two_photos_apart(photos):
+    astro, hopper = photos
+    ref_astro = face_descriptor(astro, posed_face(**ASTRONAUT_POSE))
+    ref_hopper = face_descriptor(hopper, posed_face(**HOPPER_POSE))
+    a2 = face_descriptor(*_shifted(astro, ASTRONAUT_POSE, 1.4, 6, (30, -20), (640, 640)))
+    h2 = face_descriptor(*_shifted(hopper, HOPPER_POSE, 0.7, -5, (-40, 10), (512, 512)))
+    same_a = face_similarity(ref_astro, a2)["combined"]
+    same_h = face_similarity(ref_hopper, h2)["combined"]
+    cross = [face_similarity(ref_astro, h2)["combined"], face_similarity(ref_hopper, a2)["combined"]]
+    assert min(same_a, same_h) > max(cross) + 0.2
+
+
+def test_reference_image_chooses_the_character_without_audio(photos):
+    astro, hopper = photos
+    tracks = [_track(0, 400, np.full(N, 0.05)), _track(1, 900, np.full(N, 0.05))]
+    descriptors = {
+        0: face_descriptor(*_shifted(hopper, HOPPER_POSE, 0.8, 3, (0, 0), (512, 600))),
+        1: face_descriptor(*_shifted(astro, ASTRONAUT_POSE, 1.2, -4, (10, 10), (600, 600))),
+    }
+    ref = face_descriptor(astro, posed_face(**ASTRONAUT_POSE))
+    choice = choose_speaker(tracks, 0, N - 1, reference=ref, track_descriptors=descriptors)
+    assert choice.track_id == 1 and choice.confidence > 0.3
+    ref_h = face_descriptor(hopper, posed_face(**HOPPER_POSE))
+    assert choose_speaker(tracks, 0, N - 1, reference=ref_h, track_descriptors=descriptors).track_id == 0
+    nothing = choose_speaker(tracks, 0, N - 1)
+    assert nothing.track_id is None and "nothing to decide on" in nothing.reason
