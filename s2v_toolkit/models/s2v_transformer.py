@@ -591,29 +591,39 @@ class WanS2VTransformer(nn.Module):
 
 
 def init_random_weights(model: WanS2VTransformer, seed: int = 0) -> WanS2VTransformer:
-    """Fill every parameter with seeded random values of a sensible scale (for tests/demos).
+    """Fill every parameter in place with seeded random values of a sensible scale.
 
     Unlike the official init (which zero-initialises the head, injector outputs, pose encoder and
     segment embeddings), every path then contributes to the output, so tests can see each of them.
+    Runs on the parameters' own device and dtype (no host copy of a full-size model).
     """
-    g = torch.Generator().manual_seed(seed)
+    device = next(model.parameters()).device
+    g = torch.Generator(device=device).manual_seed(seed)
     d = model.config.dim
     with torch.no_grad():
         for name, p in model.named_parameters():
-            noise = torch.randn(p.shape, generator=g)
             leaf = name.rsplit(".", 2)
             if name.endswith("modulation"):
-                value = noise / d**0.5
-            elif name == "casual_audio_encoder.weights":
-                value = 1.0 + 0.3 * noise.abs()  # keep SiLU(w) positive: their sum divides
+                p.normal_(0.0, d**-0.5, generator=g)
+            elif name == "casual_audio_encoder.weights":  # keep SiLU(w) > 0: their sum divides
+                p.normal_(0.0, 0.3, generator=g).abs_().add_(1.0)
             elif "norm" in leaf[-2] and leaf[-1] == "weight":
-                value = 1.0 + 0.1 * noise
+                p.normal_(1.0, 0.1, generator=g)
             elif p.ndim >= 2:
-                value = noise / (p[0].numel() ** 0.5)
+                p.normal_(0.0, p[0].numel() ** -0.5, generator=g)
             else:
-                value = 0.1 * noise
-            p.copy_(value.to(p.dtype))
+                p.normal_(0.0, 0.1, generator=g)
     return model
+
+
+def random_s2v_transformer(config: S2VTransformerConfig | None = None,
+                           device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
+                           seed: int = 0) -> WanS2VTransformer:
+    """A model with random weights allocated directly on ``device`` in ``dtype`` (e.g. the full
+    config in bf16 on a GPU for benchmarks: 32.6 GB, never a float32 copy)."""
+    with torch.device("meta"):
+        model = WanS2VTransformer(config).to(dtype)
+    return init_random_weights(model.to_empty(device=device), seed).eval()
 
 
 # ----------------------------------------------------------------------------------------------

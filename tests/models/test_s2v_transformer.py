@@ -23,6 +23,7 @@ from s2v_toolkit.models.s2v_transformer import (
     WanS2VTransformer,
     forward_flops,
     init_random_weights,
+    random_s2v_transformer,
 )
 
 TINY = S2VTransformerConfig.tiny()
@@ -435,6 +436,19 @@ def test_autograd_path_equals_inference_path_and_reaches_every_parameter(tiny_mo
     no_grad = [n for n, p in tiny_model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
     tiny_model.zero_grad(set_to_none=True)
     assert no_grad == []
+
+
+def test_bf16_weights_give_the_float32_result_within_bf16_precision():
+    """Mixed precision path: bf16 matmuls, float32 modulation/residual/head."""
+    m16 = random_s2v_transformer(TINY, dtype=torch.bfloat16, seed=5)
+    assert {p.dtype for p in m16.parameters()} == {torch.bfloat16}
+    m32 = WanS2VTransformer(TINY).eval()
+    m32.load_state_dict({k: v.float() for k, v in m16.state_dict().items()})
+    inp = make_inputs(batch=1)
+    out16, out32 = run(m16, inp), run(m32, inp)
+    assert out16.dtype == torch.float32
+    rel = ((out16 - out32).norm() / out32.norm()).item()
+    assert rel < 0.05, rel
 
 
 def test_input_validation(tiny_model):
