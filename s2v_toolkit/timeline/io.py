@@ -12,6 +12,7 @@ import opentimelineio as otio
 
 from s2v_toolkit.errors import S2VError
 from s2v_toolkit.media import atomic_output
+from s2v_toolkit.timeline import fcp7_flags
 from s2v_toolkit.timeline.errors import TimelineError
 from s2v_toolkit.timeline.timecode import RationalTime, TimeRange, rate_fraction
 
@@ -113,6 +114,8 @@ def read_timeline(path: str | os.PathLike, *, rate: float | None = None) -> Load
     timeline = _pick_timeline(p, result, notes)
     if adapter == "fcpx_xml":
         _fix_fcpxml_start(target, timeline, notes)
+    if adapter == "fcp_xml":
+        fcp7_flags.apply_on_read(target.read_text(errors="replace"), timeline)
     if adapter == "cmx_3600" and timeline.global_start_time is None:
         # the EDL reader starts the cut at 0; the record timecode of event 1 is where it really starts
         start = edl_record_start(p.read_text(errors="replace"), kwargs["rate"])
@@ -249,6 +252,9 @@ def write_timeline(
         with atomic_output(dest, overwrite=overwrite) as tmp:
             if adapter == "cmx_3600":
                 _write_edl(timeline, tmp, **adapter_kwargs)
+            elif adapter == "fcp_xml":
+                text = otio.adapters.write_to_string(timeline, adapter_name="fcp_xml", **adapter_kwargs)
+                Path(tmp).write_text(fcp7_flags.apply_on_write(text, timeline))
             else:
                 otio.adapters.write_to_file(timeline, str(tmp), adapter_name=adapter, **adapter_kwargs)
     except S2VError:

@@ -31,7 +31,7 @@ FORMATS, RATES, build_cut, write_with_adapter = kit.FORMATS, kit.RATES, kit.buil
 
 
 def _signature(desc, with_markers=True):
-    tracks = [(t.kind, t.enabled, len(t.clip_ids)) for t in desc.tracks]
+    tracks = [(t.kind, t.name, t.enabled, len(t.clip_ids)) for t in desc.tracks]
     clips = []
     for c in desc.clips:
         clips.append((c.kind, c.name, c.enabled, c.record.to_otio(), c.source.to_otio(), c.media.url,
@@ -117,3 +117,34 @@ def test_renders_land_frame_exactly_over_their_shots(tmp_path, ext, rate_name):
         back_renders = sorted((c for c in back.clips if c.name.endswith("S2V v001")), key=lambda c: c.record.start.value)
         assert [c.record.to_otio() for c in back_renders] == [v.record.to_otio() for v in videos[:2]]
         assert result.not_carried, "every non-OTIO format drops something; it must be reported"
+
+
+def test_fcp7_xml_keeps_disabled_clips_tracks_and_track_names(tmp_path):
+    """otio-fcp-adapter drops <enabled> and Premiere's track names; the toolkit restores both ways."""
+    tl = build_cut(24.0)
+    tl.tracks[0][2].enabled = False          # shot2 switched off
+    tl.tracks[3].enabled = False             # MUSIC track muted
+    src = tmp_path / "premiere.xml"
+    write_with_adapter(tl, src)
+    text = src.read_text()
+    # make it look like Premiere's export: named tracks and explicit enable flags
+    text = text.replace("<track>", '<track MZ.TrackName="T">', 1)
+    src.write_text(text)
+    loaded = read_timeline(src)
+    desc = describe_timeline(loaded, check_media=False)
+    assert desc.tracks[0].name == "T"
+    # the plain adapter output has no <enabled>: nothing is disabled yet
+    assert all(c.enabled for c in desc.clips)
+
+    # written by the toolkit (as conform does) and read again: flags and names survive
+    out = tmp_path / "out"
+    loaded.timeline.tracks[0][2].enabled = False
+    loaded.timeline.tracks[3].enabled = False
+    result = conform(loaded, [RenderResult("/r/x.mov", clip_id="V1.1")], out)
+    back = describe_timeline(read_timeline(result.outputs["fcp_xml"]), check_media=False)
+    by_name = {c.name: c for c in back.clips}
+    assert not by_name["shot2"].enabled and by_name["shot1"].enabled
+    # FCP 7 XML lists video tracks before audio tracks: the render track is the top video track
+    assert [(t.name, t.enabled) for t in back.tracks] == [
+        ("T", True), ("", True), ("S2V v001", True), ("", True), ("", False)]
+    assert not any("track name" in line for line in result.not_carried)
