@@ -23,6 +23,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+__all__ = ["attention", "set_attention_backend", "attention_backend_for"]
+
 _BACKENDS = ("auto", "sdpa", "flash")
 _backend: str = os.environ.get("S2V_ATTENTION", "auto").lower()
 

@@ -33,6 +33,9 @@ from s2v_toolkit.models.s2v_transformer import (
     init_random_weights,
 )
 
+__all__ = ["CheckpointError", "load_s2v_transformer", "write_tiny_checkpoint", "read_transformer_config",
+           "expected_tensor_shapes", "shard_name"]
+
 INDEX_NAME = "diffusion_pytorch_model.safetensors.index.json"
 SINGLE_NAME = "diffusion_pytorch_model.safetensors"
 CONFIG_NAME = "config.json"

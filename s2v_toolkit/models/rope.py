@@ -21,6 +21,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+__all__ = ["s2v_token_positions", "rope_cos_sin", "apply_rope", "axis_channels"]
+
 #: Length of the official RoPE tables; positions must stay inside (-MAX_POSITION, MAX_POSITION).
 MAX_POSITION = 1024
 

@@ -35,6 +35,9 @@ from s2v_toolkit.errors import ConfigError
 from s2v_toolkit.models.attention import attention
 from s2v_toolkit.models.rope import apply_rope, rope_cos_sin, s2v_token_positions
 
+__all__ = ["S2VTransformerConfig", "WanS2VTransformer", "ForwardFlops", "forward_flops",
+           "init_random_weights", "random_s2v_transformer"]
+
 OFFICIAL_CLASS_NAME = "WanModel_S2V"
 #: Spatial downsampling of the Wan2.1 VAE and its temporal stride (pixel frames per latent frame).
 VAE_SPATIAL_STRIDE = 8
