@@ -294,8 +294,9 @@ class _Walker:
         self.items: dict[str, Any] = {}
 
     def record_range(self, item, top_track) -> TimeRange:
-        # The item's own range mapped up through any nested stacks/tracks to the top-level track.
-        return item.transformed_time_range(item.trimmed_range(), top_track)
+        # The item's own range mapped up through nested stacks/tracks and the top-level track's own
+        # trim (EDL and AAF readers use one) to the timeline's stack: record time.
+        return item.transformed_time_range(item.trimmed_range(), self.timeline.tracks)
 
     def visible_ranges(self, clip, top_track) -> tuple[TimeRange, TimeRange] | None:
         """(record, source) of the part of ``clip`` that nested stacks/tracks let through."""
@@ -303,8 +304,8 @@ class _Walker:
         record = self.record_range(clip, top_track)
         start, end = record.start_time, record.end_time_exclusive()
         parent = clip.parent()
-        while parent is not None and parent is not top_track:
-            window = parent.transformed_time_range(parent.trimmed_range(), top_track)
+        while parent is not None and parent is not self.timeline.tracks:
+            window = parent.transformed_time_range(parent.trimmed_range(), self.timeline.tracks)
             start = max(start, window.start_time)
             end = min(end, window.end_time_exclusive())
             parent = parent.parent()
@@ -344,8 +345,7 @@ class _Walker:
     def add_transition(self, tr, top_track, track_id, item_id) -> None:
         self.items[item_id] = tr
         try:
-            rng = tr.range_in_parent()
-            rec = self.record_range(tr, top_track) if tr.parent() is not top_track else rng
+            rec = tr.parent().transformed_time_range(tr.range_in_parent(), self.timeline.tracks)
         except Exception as exc:
             self.problems.append(f"{item_id}: transition without a usable range ({exc})")
             return

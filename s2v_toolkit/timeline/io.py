@@ -116,11 +116,8 @@ def read_timeline(path: str | os.PathLike, *, rate: float | None = None) -> Load
         _fix_fcpxml_start(target, timeline, notes)
     if adapter == "fcp_xml":
         fcp7_flags.apply_on_read(target.read_text(errors="replace"), timeline)
-    if adapter == "cmx_3600" and timeline.global_start_time is None:
-        # the EDL reader starts the cut at 0; the record timecode of event 1 is where it really starts
-        start = edl_record_start(p.read_text(errors="replace"), kwargs["rate"])
-        if start is not None:
-            timeline.global_start_time = start
+    if adapter == "cmx_3600":
+        _normalize_edl_start(timeline)
     if not len(timeline.tracks) and adapter == "AAF":
         raise TimelineError(p, "AAF has no composition (no tracks to read)")
     return LoadedTimeline(timeline=timeline, path=p, adapter=adapter, notes=notes)
@@ -144,12 +141,20 @@ _EDL_EVENT = re.compile(
     r"(\d\d:\d\d:\d\d[:;]\d\d)(.*)$")
 
 
-def edl_record_start(text: str, rate: float) -> RationalTime | None:
-    for line in text.splitlines():
-        m = _EDL_EVENT.match(line)
-        if m:
-            return otio.opentime.from_timecode(m.group(2), rate)
-    return None
+def _normalize_edl_start(timeline: otio.schema.Timeline) -> None:
+    """The EDL reader keeps event 1's record timecode as a negative track trim; make it the
+    timeline's start timecode (what OTIO means by it), so record times count from the cut's start."""
+    offsets = {}
+    for t in timeline.tracks:
+        sr = t.source_range
+        if sr is not None and sr.start_time.value < 0:
+            offsets[id(t)] = -sr.start_time
+    if not offsets or len({o.value for o in offsets.values()}) != 1 or timeline.global_start_time is not None:
+        return
+    for t in timeline.tracks:
+        if id(t) in offsets:
+            t.source_range = None
+    timeline.global_start_time = next(iter(offsets.values()))
 
 
 def shift_edl_record(text: str, offset: RationalTime, rate: float) -> str:
