@@ -292,6 +292,7 @@ class _Walker:
         self.markers: list[MarkerInfo] = []
         self.problems: list[str] = []
         self.items: dict[str, Any] = {}
+        self.probed: dict[str, Any] = {}
 
     def record_range(self, item, top_track) -> TimeRange:
         # The item's own range mapped up through nested stacks/tracks and the top-level track's own
@@ -407,10 +408,14 @@ class _Walker:
             return []
         from s2v_toolkit.timeline.media_access import probe_facts
 
-        try:
-            facts = probe_facts(link.path)
-        except Exception as exc:  # corrupt media is reported on the clip, the timeline goes on
-            return [f"media unreadable: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"]
+        if link.path not in self.probed:  # a cut uses the same file many times: open it once
+            try:
+                self.probed[link.path] = probe_facts(link.path)
+            except Exception as exc:  # corrupt media is reported on the clip, the timeline goes on
+                self.probed[link.path] = f"media unreadable: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        facts = self.probed[link.path]
+        if isinstance(facts, str):
+            return [facts]
         media_start = media_origin(clip, facts)
         need_end = seconds(media_range.end_time_exclusive()) - media_start
         start = seconds(media_range.start_time) - media_start

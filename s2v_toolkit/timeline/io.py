@@ -120,6 +120,12 @@ def read_timeline(path: str | os.PathLike, *, rate: float | None = None) -> Load
         _normalize_edl_start(timeline)
     if not len(timeline.tracks) and adapter == "AAF":
         raise TimelineError(p, "AAF has no composition (no tracks to read)")
+    if adapter == "AAF":
+        drop = aaf_drop_frame(p)
+        if drop is not None:
+            # the AAF reader does not keep the timecode's drop flag: keep it where describe looks
+            timeline.metadata.setdefault("s2v", {})
+            timeline.metadata["s2v"]["drop_frame"] = drop
     return LoadedTimeline(timeline=timeline, path=p, adapter=adapter, notes=notes)
 
 
@@ -293,3 +299,21 @@ def _write_edl(timeline: otio.schema.Timeline, path: Path, **kwargs) -> None:
         rate = kwargs.get("rate") or timeline.tracks[0].duration().rate
         text = shift_edl_record(text, start, rate)
     Path(path).write_text(text)
+
+
+def aaf_drop_frame(path: Path) -> bool | None:
+    """Drop-frame flag of the top-level composition's timecode track in an AAF (``None`` if none)."""
+    try:
+        import aaf2
+
+        with aaf2.open(str(path), "r") as f:
+            for mob in f.content.toplevel():
+                for slot in mob.slots:
+                    seg = slot.segment
+                    parts = [seg] + list(getattr(seg, "components", []) or [])
+                    for part in parts:
+                        if type(part).__name__ == "Timecode":
+                            return bool(part["Drop"].value)
+    except Exception:  # an unreadable flag only changes how timecode is shown
+        return None
+    return None

@@ -149,3 +149,23 @@ def test_render_that_does_not_fit_is_skipped_with_reason(tmp_path):
                      tmp_path / "out")
     assert len(result.placed) == 1 and result.placed[0].source_clip_ids == ["V1.1"]
     assert len(result.problems) == 1 and "V9.9" in result.problems[0] and "/r/a.mov" in result.problems[0]
+
+
+def test_relative_media_paths_resolve_against_the_timeline_folder(tmp_path):
+    (tmp_path / "media").mkdir()
+    kit.write_wav(tmp_path / "media" / "a.wav", 1.0, 8000)
+    (tmp_path / "media" / "broken.mov").write_bytes(b"not a movie")
+    tl = otio.schema.Timeline("t")
+    tr = otio.schema.Track("DX", kind=otio.schema.TrackKind.Audio)
+    for name in ("a.wav", "broken.mov"):
+        tr.append(otio.schema.Clip(name, media_reference=otio.schema.ExternalReference(f"media/{name}"),
+                                   source_range=TR(RT(0, 24), RT(12, 24))))
+    tl.tracks.append(tr)
+    path = tmp_path / "cut.otio"
+    otio.adapters.write_to_file(tl, str(path))
+    desc = describe_timeline(read_timeline(path))
+    good, broken = desc.clips
+    assert good.media.status == "ok" and good.media.found_by == "relative to timeline"
+    assert good.media.path == str(tmp_path / "media" / "a.wav") and not good.media.problems
+    # a file that exists but is not media: reported on its clip, the rest still described
+    assert any("unreadable" in p for p in broken.media.problems)

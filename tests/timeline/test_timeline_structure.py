@@ -133,3 +133,27 @@ def test_drop_frame_timecode_display(tmp_path):
     tl.metadata["s2v"]["drop_frame"] = False
     doc = describe_timeline(tl, check_media=False).to_dict()
     assert doc["global_start"]["timecode"] == "00:59:56:12"  # same frame, counted non-drop
+
+
+def test_aaf_drop_frame_flag_is_read_from_the_composition_timecode(tmp_path):
+    import aaf2
+
+    from s2v_toolkit.timeline import read_timeline
+
+    rate = 30000 / 1001
+    tl = kit.build_cut(rate, single_video=True, audio=False)
+    tl.global_start_time = RT(107892, rate)
+    path = tmp_path / "avid.aaf"
+    kit.write_with_adapter(tl, path)             # the AAF writer always writes non-drop timecode
+    doc = describe_timeline(read_timeline(path), check_media=False).to_dict()
+    assert doc["drop_frame"] is False and doc["global_start"]["timecode"] == "00:59:56:12"
+    with aaf2.open(str(path), "rw") as f:        # as Avid writes a 29.97 DF sequence
+        for mob in f.content.toplevel():
+            for slot in mob.slots:
+                for part in [slot.segment] + list(getattr(slot.segment, "components", []) or []):
+                    if type(part).__name__ == "Timecode":
+                        part["Drop"].value = True
+    desc = describe_timeline(read_timeline(path), check_media=False)
+    doc = desc.to_dict()
+    assert doc["drop_frame"] is True and doc["global_start"]["timecode"] == "01:00:00;00"
+    assert doc["clips"][0]["record"]["tc_in"] == "01:00:00;00"
