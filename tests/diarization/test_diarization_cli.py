@@ -1,0 +1,88 @@
+"""``s2vt diarize``: text and JSON output, RTTM file, cast with voice samples, errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from s2v_toolkit.cli import main
+from s2v_toolkit.diarization import read_rttm
+
+from .conftest import SR
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory, two_speakers, enrollment):
+    import soundfile as sf
+
+    d = tmp_path_factory.mktemp("cli")
+    signal, ref = two_speakers
+    sf.write(d / "scene.wav", signal, SR)
+    sf.write(d / "ann.wav", enrollment["ann"], SR)
+    sf.write(d / "bob.wav", enrollment["bob"], SR)
+    (d / "cast.yaml").write_text("characters:\n  - name: Bob\n    voice_samples: [bob.wav]\n"
+                                 "  - name: Ann\n    voice_samples: ann.wav\n")
+    return d, ref
+
+
+def test_cli_json_and_rttm_with_cast(files, capsys):
+    d, ref = files
+    code = main(["diarize", str(d / "scene.wav"), "--cast", str(d / "cast.yaml"), "--json", "--no-progress",
+                 "--rttm", str(d / "scene.rttm")])
+    assert code == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["info"]["num_speakers"] == 2  # the cast size
+    first = doc["turns"][0]
+    assert first["character"] == "Ann" and first["character_score"] > 0.7  # ref: Ann speaks first
+    assert {t["character"] for t in doc["turns"]} == {"Ann", "Bob"}
+    rttm = read_rttm(d / "scene.rttm")["scene"]
+    assert [t.speaker for t in rttm][:2] == ["Ann", "Bob"] and len(rttm) == len(doc["turns"])
+
+
+def test_cli_text_summary(files, capsys):
+    d, _ = files
+    assert main(["diarize", str(d / "scene.wav"), "--no-progress", "--num-speakers", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "2 speaker(s)" in out and "talk time per speaker" in out and "SPEAKER_01" in out
+
+
+def test_cli_errors_are_one_line(files, tmp_path, capsys):
+    d, _ = files
+    assert main(["diarize", str(tmp_path / "nothing.wav")]) == 2
+    assert "file not found" in capsys.readouterr().err
+    (tmp_path / "bad.yaml").write_text("characters:\n  - name: X\n    voice_samples: missing.wav\n")
+    assert main(["diarize", str(d / "scene.wav"), "--cast", str(tmp_path / "bad.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("s2vt: error:") and "missing.wav" in err and err.count("\n") == 1
+    assert main(["diarize", str(d / "scene.wav"), "--channel", "left"]) == 2
+    assert "--channel" in capsys.readouterr().err
+    assert main(["diarize", str(d / "scene.wav"), "--backend", "pyannote", "--pyannote-dir", str(tmp_path)]) == 2
+    assert "config.yaml" in capsys.readouterr().err
+
+
+def test_cast_file_validation(tmp_path):
+    from s2v_toolkit.diarization import load_cast_voices
+    from s2v_toolkit.errors import ConfigError
+
+    (tmp_path / "a.json").write_text(json.dumps({"characters": [{"name": "A"}, {"name": "B", "voice_samples": []}]}))
+    cast = load_cast_voices(tmp_path / "a.json")
+    assert cast.characters == ["A", "B"] and cast.enrolled() == []
+    for text, message in [("characters: []", "non-empty"), ("characters:\n  - voice_samples: x.wav", "name"),
+                          ("characters:\n  - name: A\n  - name: A", "twice"),
+                          ("characters:\n  - name: unknown", "reserved"), ("characters: [", "not valid YAML")]:
+        (tmp_path / "c.yaml").write_text(text)
+        with pytest.raises(ConfigError, match=message):
+            load_cast_voices(tmp_path / "c.yaml")
+
+
+def test_voice_sample_without_speech_is_an_error(tmp_path):
+    import soundfile as sf
+
+    from s2v_toolkit.diarization import enroll
+    from s2v_toolkit.errors import ConfigError
+
+    sf.write(tmp_path / "quiet.wav", np.zeros(SR, np.float32), SR)
+    with pytest.raises(ConfigError, match="no detectable speech"):
+        enroll({"A": [tmp_path / "quiet.wav"]})

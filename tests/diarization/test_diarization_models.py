@@ -1,0 +1,96 @@
+"""The vendored networks: Silero VAD and the voice encoder, run by our own torch code."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from s2v_toolkit.diarization import SileroVAD, VADConfig, VoiceEncoder, speech_probabilities, speech_regions
+from s2v_toolkit.diarization.embedding import mel_filterbank, mel_frames
+from s2v_toolkit.diarization.vad import FRAME_SECONDS
+
+from .conftest import SR, needs_espeak, say  # noqa: F401  (tests/diarization is a package in importlib mode)
+
+
+def test_weights_load_with_safetensors_and_match_shapes():
+    from safetensors.torch import load_file
+
+    from s2v_toolkit.diarization import embedding, vad
+
+    enc = load_file(str(embedding.WEIGHTS))
+    assert enc["lstm.weight_ih_l0"].shape == (1024, 40) and enc["linear.weight"].shape == (256, 256)
+    v = load_file(str(vad.WEIGHTS))
+    assert v["stft_conv.weight"].shape == (258, 1, 256) and v["lstm.weight_hh_l0"].shape == (512, 128)
+
+
+def test_mel_filterbank_matches_librosa_slaney():
+    import librosa.filters  # the filters module alone imports quickly
+
+    ref = librosa.filters.mel(sr=16000, n_fft=400, n_mels=40)
+    assert np.allclose(mel_filterbank(), ref, atol=1e-7, rtol=1e-5)
+
+
+def test_mel_frames_shape_and_centring():
+    x = np.zeros(16000, np.float32)
+    x[8000] = 1.0  # a click at 0.5 s lands in frame 50 (frames are centred on i * 160 samples)
+    mel = mel_frames(x)
+    assert mel.shape == (101, 40)
+    assert int(np.argmax(mel.sum(axis=1))) == 50
+
+
+@needs_espeak
+def test_vad_finds_speech_and_not_silence_or_noise():
+    speech = say("bob", "The lighthouse keeper locked the door")
+    rng = np.random.default_rng(0)
+    signal = np.concatenate([np.zeros(SR, np.float32), speech, 0.01 * rng.standard_normal(SR).astype(np.float32)])
+    probs = speech_probabilities(signal)
+    assert len(probs) == int(np.ceil(len(signal) / 512))
+    regions = speech_regions(probs, len(signal) / SR)
+    assert len(regions) >= 1
+    start, end = regions[0][0], regions[-1][1]
+    assert abs(start - 1.0) < 0.15 and abs(end - (1.0 + len(speech) / SR)) < 0.25
+    assert probs[: int(0.9 / FRAME_SECONDS)].max() < 0.3  # leading silence
+    assert probs[-int(0.9 / FRAME_SECONDS):].max() < 0.5  # trailing low noise
+
+
+@needs_espeak
+def test_vad_streaming_equals_one_pass():
+    speech = say("ann", "Then who left the gate open")
+    signal = np.concatenate([np.zeros(3000, np.float32), speech, np.zeros(5000, np.float32)])
+    whole = speech_probabilities(signal, block_seconds=1000)
+    vad = SileroVAD()
+    parts = [vad(signal[i:i + 777]) for i in range(0, len(signal), 777)] + [vad.flush()]
+    assert np.allclose(np.concatenate(parts), whole, atol=1e-5)
+
+
+def test_speech_regions_hysteresis_bridging_and_minimum():
+    f = FRAME_SECONDS
+    probs = np.zeros(200)
+    probs[10:40] = 0.9  # 0.96 s of speech
+    probs[40:43] = 0.4  # above offset: still speech
+    probs[43:45] = 0.1  # 64 ms pause: bridged (min_silence 0.15 s)
+    probs[45:60] = 0.8
+    probs[100:104] = 0.9  # 128 ms blip: dropped (min_speech 0.25 s)
+    regions = speech_regions(probs, 200 * f, VADConfig(pad=0.0))
+    assert regions == [pytest.approx((10 * f, 60 * f))]
+
+
+@needs_espeak
+def test_encoder_separates_voices_and_is_level_invariant():
+    enc = VoiceEncoder()
+    a1, a2 = say("ann", "Nobody knows what happened to the keeper"), say("ann", "We should have listened to them")
+    b1 = say("bob", "Nobody knows what happened to the keeper")
+    e = enc.embed([a1, a2, b1, 0.05 * a1])
+    assert np.allclose(np.linalg.norm(e, axis=1), 1.0, atol=1e-5) and (e >= 0).all()
+    same, other = float(e[0] @ e[1]), float(e[0] @ e[2])
+    assert same > other + 0.15, (same, other)
+    assert float(e[0] @ e[3]) > 0.999  # a 26 dB quieter copy embeds the same
+
+
+def test_encoder_batches_mixed_lengths_like_single_calls():
+    rng = np.random.default_rng(1)
+    pieces = [rng.standard_normal(n).astype(np.float32) * 0.1 for n in (25600, 9000, 17000, 4000)]
+    enc = VoiceEncoder(batch_size=3)
+    together = enc.embed(pieces)
+    alone = np.concatenate([enc.embed([p]) for p in pieces])
+    assert np.allclose(together, alone, atol=1e-5)
