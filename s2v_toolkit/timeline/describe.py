@@ -367,13 +367,15 @@ class _Walker:
         record, source = ranges
         speed, freeze, effects = 1.0, False, []
         for eff in clip.effects:
-            effects.append(eff.effect_name or type(eff).__name__)
+            label = eff.effect_name or eff.name or type(eff).__name__
+            effects.append(label)
             if isinstance(eff, otio.schema.FreezeFrame):
                 freeze, speed = True, 0.0
             elif isinstance(eff, otio.schema.LinearTimeWarp):
                 speed *= eff.time_scalar
-            elif isinstance(eff, otio.schema.TimeEffect):
-                problems.append(f"time effect '{eff.effect_name}' is not supported; treated as speed 1")
+            elif isinstance(eff, otio.schema.TimeEffect) or _looks_like_retime(eff):
+                # e.g. FCP 7 "Time Remap" filters, which the adapter keeps as a plain Effect
+                problems.append(f"time effect '{label}' is not applied; ranges are read at speed 1")
         media_dur = (RationalTime(source.duration.value * abs(speed), source.duration.rate) if not freeze
                      else RationalTime(1, source.duration.rate))
         media_range = TimeRange(source.start_time, media_dur)
@@ -425,6 +427,11 @@ class _Walker:
             out.append(f"media is shorter than the clip's source range: needs {float(start):.3f}s to "
                        f"{float(need_end):.3f}s, file has 0 to {float(have):.3f}s")
         return out
+
+
+def _looks_like_retime(eff) -> bool:
+    text = f"{eff.name} {eff.effect_name} {_find_key(eff.metadata, ('effectid',), depth=3) or ''}".lower()
+    return any(w in text for w in ("time remap", "timeremap", "retime", "speed"))
 
 
 def info_kind(track) -> str:

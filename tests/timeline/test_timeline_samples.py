@@ -45,3 +45,24 @@ def test_sample_edl_reads_and_round_trips(tmp_path, name, rate, first_record_tc,
     (event,) = _events(pathlib.Path(result.outputs["cmx_3600"]).read_text())
     assert event[-2:] == events[-1][-2:]
     assert any("one video track" in line for line in result.not_carried)
+
+
+def test_hiero_fcp7_xml_sample(tmp_path):
+    """A real FCP 7 XML export (Hiero): start timecode, named track, offline clip, a Time Remap filter."""
+    src = DATA / "hiero_xml_export.xml"
+    loaded = read_timeline(src)
+    desc = describe_timeline(loaded, search_dirs=[tmp_path], check_media=False)
+    doc = desc.to_dict()
+    assert doc["global_start"]["timecode"] == "01:00:00:00" and doc["tracks"][0]["name"] == "Video 1"
+    first, remapped = doc["clips"]
+    assert (first["record"]["tc_in"], first["record"]["tc_out"]) == ("01:00:00:14", "01:00:44:13")
+    assert first["source"]["tc_in"] == "12:44:37:23" and first["media"]["status"] == "missing"
+    assert remapped["media"]["status"] == "offline"
+    assert any("Time Remap" in p for p in remapped["problems"])   # reported, not silently ignored
+    # zero renders: the FCP 7 XML written back reads the same
+    result = conform(loaded, [], tmp_path)
+    back = describe_timeline(read_timeline(result.outputs["fcp_xml"]), check_media=False)
+    assert [(c.name, c.record.to_otio(), c.source.to_otio(), c.media.url) for c in back.clips] == \
+        [(c.name, c.record.to_otio(), c.source.to_otio(), c.media.url) for c in desc.clips]
+    assert [t.name for t in back.tracks] == ["Video 1"]
+    assert back.global_start.to_otio() == desc.global_start.to_otio()
