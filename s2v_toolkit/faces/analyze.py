@@ -166,11 +166,13 @@ def analyze_frames(frames: Iterable[tuple[int, np.ndarray]], fps: float, detecto
         height, width = rgb.shape[:2]
         faces = detector.detect(rgb, index)
         counts[index - start] = len(faces)
+        for obs in faces:  # appearance lets the tracker tell crossing faces apart
+            obs.appearance = face_descriptor(rgb, obs.landmarks)
         ids = tracker.update(index, faces)
         for tid, obs in zip(ids, faces):
             got = samples.setdefault(tid, [])
             if len(got) < params.descriptor_samples and index - last_sample.get(tid, -10**9) >= params.descriptor_every:
-                got.append(face_descriptor(rgb, obs.landmarks))
+                got.append(obs.appearance)
                 last_sample[tid] = index
     tracks = tracker.tracks()
     for t in tracks:

@@ -211,11 +211,18 @@ def build_landmarker_bundle(out: str | os.PathLike | None = None, *, wheel: str 
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(payload)
+            os.chmod(tmp_name, 0o666 & ~_umask())  # mkstemp makes 0600; a shared data folder needs readable files
             os.replace(tmp_name, dest)
         except BaseException:
             Path(tmp_name).unlink(missing_ok=True)
             raise
     return bundle_info(out)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def bundle_info(path: str | os.PathLike) -> BundleInfo:

@@ -15,7 +15,7 @@ import os
 import numpy as np
 
 from .bundle import ensure_landmarker_bundle
-from .landmarks import NUM_LANDMARKS, FaceObservation, box_iou, face_size, landmark_box
+from .landmarks import NOSE_TIP, NUM_LANDMARKS, FaceObservation, box_iou, face_size, landmark_box
 
 
 def to_rgb8(frame: np.ndarray) -> np.ndarray:
@@ -94,6 +94,8 @@ class _ZoomFollower:
     to ``size`` px and fed to a VIDEO-mode landmarker of its own, so the face fills a third of what the
     landmarker sees and its frame-to-frame tracking applies. The window moves with the face."""
 
+    max_jump = 0.5  # most a face moves between frames, in face widths; more means it is another face
+
     def __init__(self, landmarker, landmarks: np.ndarray, zoom: float, size: int):
         self.landmarker = landmarker
         self.zoom = zoom
@@ -118,11 +120,41 @@ class _ZoomFollower:
         mid = self.size / 2
         best = min(faces, key=lambda f: float(np.hypot(*(f[:, :2].mean(0) - mid))))
         landmarks = _to_frame(best, m)
+        box = landmark_box(landmarks)
+        jump = np.hypot((box[0] + box[2]) / 2 - self.center[0], (box[1] + box[3]) / 2 - self.center[1])
+        if jump > self.max_jump * self.side / self.zoom:
+            return None  # latched onto another face passing in front: lost, not followed elsewhere
         self._place(landmarks)
         return landmarks
 
     def close(self) -> None:
         self.landmarker.close()
+
+
+def same_face(a: np.ndarray, b: np.ndarray) -> bool:
+    """Two landmark sets describe one face: boxes overlap (IoU >= 0.3) or nose tips are within a third
+    of the smaller face's width (a poor fit of the same face can have a shifted box)."""
+    if box_iou(landmark_box(a), landmark_box(b)) >= 0.3:
+        return True
+    nose = float(np.hypot(*(a[NOSE_TIP, :2] - b[NOSE_TIP, :2])))
+    return nose < 0.33 * min(float(face_size(a)), float(face_size(b))) / 1.65
+
+
+def _box_area(landmarks: np.ndarray) -> float:
+    b = landmark_box(landmarks)
+    return float((b[2] - b[0]) * (b[3] - b[1]))
+
+
+def unique_faces(faces: list[np.ndarray]) -> list[np.ndarray]:
+    """Drop later entries that are :func:`same_face` as an earlier one (earlier = preferred).
+
+    The whole-frame landmarker itself can report one face twice when another face it was tracking
+    is hidden behind it (the lost face's region now shows part of the front face)."""
+    kept: list[np.ndarray] = []
+    for f in faces:
+        if not any(same_face(f, k) for k in kept):
+            kept.append(f)
+    return kept
 
 
 def scan_tiles(width: int, height: int, min_face_px: float, face_fraction: float = 0.2) -> list[tuple[int, int, int]]:
@@ -151,9 +183,10 @@ class FaceLandmarkDetector:
     * one landmarker on the whole frame finds and tracks faces at least ~1/5 of the frame's longer
       side (the limit of mediapipe's short-range face detector);
     * every ``scan_every`` frames, square tiles of halving sizes are searched for smaller faces
-      (down to ``min_face_px`` wide); each one found is then followed in a zoomed window by a VIDEO
-      mode landmarker of its own (:class:`_ZoomFollower`) until it is lost or grows big enough for
-      the whole-frame landmarker.
+      (down to ``min_face_px`` wide); each one found (and confirmed by a zoomed view) is then
+      followed in a zoomed window by a VIDEO mode landmarker of its own (:class:`_ZoomFollower`)
+      until it is lost; where the whole-frame landmarker finds the same face, the follower's
+      landmarks are used.
 
     ``video=False``: IMAGE mode, every call independent (reference images), same tiling.
     """
@@ -213,7 +246,7 @@ class FaceLandmarkDetector:
                 lm = lm.copy()
                 lm[:, :2] = (lm[:, :2] + (x0, y0)) / k
                 lm[:, 2] /= k
-                if all(box_iou(landmark_box(lm), landmark_box(f)) < 0.3 for f in found):
+                if not any(same_face(lm, f) for f in found):
                     found.append(lm)
                     new.append(lm)
         return new
@@ -229,18 +262,23 @@ class FaceLandmarkDetector:
         if not self.video:
             faces += self._scan(rgb, faces)
             return [FaceObservation(f) for f in faces[: self.max_faces]]
-        # zoomed followers: drop the ones that lost their face or duplicate a whole-frame face
-        kept = []
+        # Zoomed followers first. Where the whole-frame landmarker finds the same face (it has grown
+        # past the detector's limit), the follower's landmarks win: it sees the face at a higher
+        # resolution and is already tracking it, while the whole-frame fit is poor for a few frames
+        # after a fresh detection.
+        followed, kept = [], []
         for f in self._followers:
             lm = f.follow(rgb, ts)
-            if lm is None or any(box_iou(landmark_box(lm), landmark_box(g)) >= 0.3 for g in faces):
+            if lm is None or any(same_face(lm, g) for g in followed):
                 f.close()
                 continue
             kept.append(f)
-            faces.append(lm)  # a second sighting (the scan was the first): confirmed
+            followed.append(lm)
         self._followers = kept
-        self._since_scan = 0 if self._since_scan is None else self._since_scan + 1
-        if self._since_scan >= self.scan_every or (not faces and self._since_scan % 3 == 0):
+        faces = unique_faces(followed + sorted(faces, key=_box_area, reverse=True))
+        first = self._since_scan is None
+        self._since_scan = 0 if first else self._since_scan + 1
+        if first or self._since_scan >= self.scan_every or (not faces and self._since_scan % 3 == 0):
             self._since_scan = 0
             # A tile find counts only if the follower's zoomed view of the same frame confirms it: tiles
             # give false positives (textures that look like a face at low resolution).

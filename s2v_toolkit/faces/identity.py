@@ -4,7 +4,7 @@ A :class:`FaceDescriptor` has three parts, each computed on a face aligned by :m
 position, size and in-plane rotation do not matter):
 
 * ``geometry``: the rigid landmarks (eyes, brows, nose, upper outline) with translation, rotation
-  and scale removed (:func:`.tracking.shape_signature`). Compared by RMS distance.
+  and scale removed (:func:`.landmarks.shape_signature`). Compared by RMS distance.
 * ``texture``: uniform local binary patterns (LBP, 8 neighbours, radius 1; 59 bins) of the grey
   aligned face, in a 3 x 4 grid of cells over forehead, eyes and nose: the mouth and chin are left
   out, because the person talks. Compared by the chi-square distance of the cell histograms
@@ -25,7 +25,7 @@ import numpy as np
 
 from . import landmarks as L
 from .align import face_crop_transform
-from .tracking import shape_signature
+from .landmarks import shape_signature
 
 ALIGNED_SIZE = 64
 ALIGNED_FACE_FRACTION = 0.9
@@ -133,3 +133,9 @@ def face_similarity(a: FaceDescriptor, b: FaceDescriptor) -> dict[str, float]:
     total = sum(SIMILARITY_WEIGHTS.values())
     sims["combined"] = sum(SIMILARITY_WEIGHTS[k] * sims[k] for k in SIMILARITY_WEIGHTS) / total
     return sims
+
+
+def appearance_similarity(a: FaceDescriptor, b: FaceDescriptor) -> float:
+    """Mean of the texture and colour similarities (no geometry): for telling two tracked faces apart."""
+    sims = face_similarity(a, b)
+    return 0.5 * (sims["texture"] + sims["colour"])

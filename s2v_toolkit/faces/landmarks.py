@@ -42,12 +42,28 @@ RIGID_POINTS = (33, 133, 263, 362, 1, 168, 6, 197, 195, 5, 4, 98, 327, 234, 454,
                 70, 105, 107, 300, 334, 336, 159, 145, 386, 374, 109, 338)
 
 
+def shape_signature(landmarks: np.ndarray) -> np.ndarray:
+    """The rigid landmarks after removing translation, rotation and scale (flattened, unit face size).
+
+    Differs between people (eye spacing, nose length, face proportions) and stays put while the
+    person talks (no mouth or jaw points).
+    """
+    pts = np.asarray(landmarks, np.float64)[list(RIGID_POINTS), :2]
+    pts = pts - pts.mean(0)
+    eye_vec = pts[RIGID_POINTS.index(RIGHT_EYE_CORNERS[0])] - pts[RIGID_POINTS.index(LEFT_EYE_CORNERS[0])]
+    angle = np.arctan2(eye_vec[1], eye_vec[0])
+    c, s = np.cos(-angle), np.sin(-angle)
+    pts = pts @ np.array([[c, -s], [s, c]]).T
+    return (pts / max(np.sqrt((pts ** 2).sum(1).mean()), 1e-9)).ravel()
+
+
 @dataclass
 class FaceObservation:
     """One face found in one frame: landmarks in frame pixels and the detector's score."""
 
     landmarks: np.ndarray  # (478, 3) float32
     score: float = 1.0
+    appearance: object | None = None  # a FaceDescriptor of this face in this frame, when computed
 
     def __post_init__(self):
         self.landmarks = np.asarray(self.landmarks, np.float32)

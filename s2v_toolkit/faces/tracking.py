@@ -6,8 +6,11 @@ Association, frame by frame (:class:`FaceTracker`):
   (constant-velocity model, so two faces that cross keep their identities);
 * a detection may join a track when the predicted box overlaps it (IoU) or its centre is close
   (in face sizes; the allowed distance grows with the frames the track has been missing), and its
-  size is within a factor 1.6; the cost also includes a landmark shape distance (:func:`shape_signature`),
-  which tells two faces apart when they overlap;
+  size is within a factor 1.6; the cost also includes a landmark shape distance
+  (:func:`.landmarks.shape_signature`) and, when observations carry appearance descriptors
+  (:mod:`.identity`: texture and colour), an appearance distance to the track's running mean.
+  These tell two faces apart where they cross and positions alone are ambiguous; a track missing
+  more than ``short_gap`` frames is only re-acquired by a face that also looks like it;
 * the cheapest one-to-one assignment is taken (Hungarian); unmatched detections start new tracks;
   a track missing more than ``max_gap`` frames is closed, so a face that comes back later gets a new id.
 
@@ -21,33 +24,23 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import landmarks as L
+from .identity import FaceDescriptor, appearance_similarity
 from .smoothing import LandmarkSmoothing, smooth_track_landmarks
 
 
 @dataclass(frozen=True)
 class TrackerParams:
-    max_gap: int = 12               # frames a track may miss and still be re-acquired
+    max_gap: int = 25               # frames a track may miss and still be re-acquired
     min_iou: float = 0.2            # predicted box vs detection: enough overlap to match
     max_center_dist: float = 0.6    # ... or centre distance below this many face sizes
     gap_center_growth: float = 0.1  # extra face sizes allowed per missing frame
     max_size_ratio: float = 1.6     # detections much larger/smaller than the track do not match
     shape_weight: float = 4.0       # weight of the landmark shape distance in the cost
+    appearance_weight: float = 3.0  # weight of (1 - appearance similarity) in the cost
+    short_gap: int = 3              # after longer gaps, re-acquisition needs appearance similarity >= ...
+    min_reacquire_similarity: float = 0.6
+    max_reacquire_dist: float = 3.0  # cap of the allowed centre distance (face sizes) after long gaps
     velocity_smoothing: float = 0.5  # EMA factor for the velocity estimate
-
-
-def shape_signature(landmarks: np.ndarray) -> np.ndarray:
-    """The rigid landmarks after removing translation, rotation and scale (flattened, unit face size).
-
-    Differs between people (eye spacing, nose length, face proportions) and stays put while the
-    person talks (no mouth or jaw points).
-    """
-    pts = np.asarray(landmarks, np.float64)[list(L.RIGID_POINTS), :2]
-    pts = pts - pts.mean(0)
-    eye_vec = pts[L.RIGID_POINTS.index(L.RIGHT_EYE_CORNERS[0])] - pts[L.RIGID_POINTS.index(L.LEFT_EYE_CORNERS[0])]
-    angle = np.arctan2(eye_vec[1], eye_vec[0])
-    c, s = np.cos(-angle), np.sin(-angle)
-    pts = pts @ np.array([[c, -s], [s, c]]).T
-    return (pts / max(np.sqrt((pts ** 2).sum(1).mean()), 1e-9)).ravel()
 
 
 @dataclass
@@ -136,6 +129,7 @@ class _LiveTrack:
     scores: list[float] = field(default_factory=list)
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(2))
     signature: np.ndarray | None = None
+    appearance: FaceDescriptor | None = None  # running mean of the observations' descriptors
 
     @property
     def last_box(self) -> np.ndarray:
@@ -150,7 +144,7 @@ class _LiveTrack:
         return self.last_box + np.concatenate([shift, shift]).astype(np.float32)
 
     def add(self, frame: int, obs: L.FaceObservation, smoothing: float) -> None:
-        sig = shape_signature(obs.landmarks)
+        sig = L.shape_signature(obs.landmarks)
         if self.frames:
             step = frame - self.frames[-1]
             c_old = _center(self.last_box)
@@ -160,6 +154,10 @@ class _LiveTrack:
             self.signature = 0.9 * self.signature + 0.1 * sig
         else:
             self.signature = sig
+        if obs.appearance is not None:
+            self.appearance = obs.appearance if self.appearance is None else FaceDescriptor(
+                *(0.9 * getattr(self.appearance, f) + 0.1 * getattr(obs.appearance, f)
+                  for f in ("geometry", "texture", "colour")))
         self.frames.append(frame)
         self.landmarks.append(obs.landmarks)
         self.scores.append(obs.score)
@@ -195,10 +193,17 @@ class FaceTracker:
             return np.inf
         iou = L.box_iou(pred, box)
         dist = float(np.linalg.norm(_center(pred) - _center(box))) / max(size, 1e-6)
-        if iou < p.min_iou and dist > p.max_center_dist + p.gap_center_growth * (gap - 1):
+        allowed = min(p.max_center_dist + p.gap_center_growth * (gap - 1), p.max_reacquire_dist)
+        if iou < p.min_iou and dist > allowed:
             return np.inf
-        shape = float(np.sqrt(np.mean((shape_signature(obs.landmarks) - track.signature) ** 2)))
-        return (1.0 - iou) + dist + p.shape_weight * shape + 0.5 * np.log(ratio)
+        shape = float(np.sqrt(np.mean((L.shape_signature(obs.landmarks) - track.signature) ** 2)))
+        cost = (1.0 - iou) + dist + p.shape_weight * shape + 0.5 * np.log(ratio)
+        if obs.appearance is not None and track.appearance is not None:
+            sim = appearance_similarity(obs.appearance, track.appearance)
+            if gap > p.short_gap + 1 and sim < p.min_reacquire_similarity:
+                return np.inf
+            cost += p.appearance_weight * (1.0 - sim)
+        return cost
 
     def update(self, frame: int, observations: list[L.FaceObservation]) -> list[int]:
         """Feed the faces found in ``frame`` (frames in increasing order); returns their track ids."""

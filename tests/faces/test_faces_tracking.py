@@ -6,7 +6,7 @@ import pytest
 from s2v_toolkit.faces import FaceObservation, FaceTrack, FaceTracker, TrackerParams, mouth_opening, track_observations
 from s2v_toolkit.faces.smoothing import OneEuroParams, contiguous_runs, one_euro, smooth_zero_phase
 from s2v_toolkit.faces.synthetic import FaceIdentity, posed_face
-from s2v_toolkit.faces.tracking import shape_signature
+from s2v_toolkit.faces.landmarks import shape_signature
 
 FPS = 25.0
 ALICE = FaceIdentity(eye_spacing=1.12, nose_length=0.8, seed=1)

@@ -1,0 +1,247 @@
+"""Whole shots: per-range reports (stand-in detector), and the real landmarker on moving public-domain photos.
+
+Tests marked ``needs_bundle`` use the real mediapipe model and skip when face_landmarker.task has
+not been built (`s2vt faces setup`).
+"""
+
+import json
+
+import cv2
+import matplotlib.cbook as cbook
+import matplotlib.image as mpimg
+import numpy as np
+import pytest
+from skimage import data
+
+from s2v_toolkit.faces import FaceObservation, analyze_frames, find_landmarker_bundle
+from s2v_toolkit.faces import landmarks as L
+from s2v_toolkit.faces.detector import scan_tiles, to_rgb8
+from s2v_toolkit.faces.synthetic import posed_face
+
+needs_bundle = pytest.mark.skipif(find_landmarker_bundle() is None,
+                                  reason="face_landmarker.task not built: run `s2vt faces setup` first")
+
+
+class ScriptedDetector:
+    """Stand-in for the landmarker: returns prepared observations per frame index."""
+
+    def __init__(self, script):
+        self.script = script
+        self.seen = []
+
+    def detect(self, frame, index):
+        self.seen.append((index, frame.shape, frame.dtype))
+        return [FaceObservation(lm) for lm in self.script.get(index, [])]
+
+
+def test_per_range_reports_for_missing_small_lost_and_edge_faces():
+    script = {}
+    for k in range(10, 60):
+        if 30 <= k < 34:
+            continue  # lost for 4 frames
+        x = 300 if k < 45 else 300 + 60 * (k - 44)  # then walks out of the right edge
+        script[k] = [posed_face((x, 240), 150)]
+    for k in range(20, 40):
+        script.setdefault(k, []).append(posed_face((100, 100), 30))  # a tiny background face
+    frames = ((k, np.zeros((480, 640, 3), np.uint8)) for k in range(5, 65))
+    a = analyze_frames(frames, 25.0, ScriptedDetector(script), start=5, end=64)
+    kinds = {(i.kind, i.start, i.end) for i in a.issues}
+    assert ("no_face", 5, 9) in kinds and ("no_face", 60, 64) in kinds
+    big = next(t for t in a.tracks if t.first_frame == 10)
+    small = next(t for t in a.tracks if t.first_frame == 20)
+    assert ("face_lost", 30, 33) in kinds
+    assert ("face_too_small", 20, 39) in {(i.kind, i.start, i.end) for i in a.issues if i.track_id == small.track_id}
+    edge = [i for i in a.issues if i.kind == "face_at_edge" and i.track_id == big.track_id]
+    assert edge and edge[0].start > 45 and edge[-1].end == 59
+    doc = json.loads(json.dumps(a.to_dict()))
+    t0 = next(t for t in doc["tracks"] if t["track_id"] == big.track_id)
+    assert t0["coverage"] == pytest.approx(46 / 60, abs=1e-3)
+    assert 0 < t0["confidence"] < 1
+    assert "frames 5-9" in a.summary()
+
+
+def test_frames_of_any_depth_reach_the_detector_as_rgb8():
+    grey = np.full((48, 64), 128, np.uint8)
+    ten_bit = np.full((48, 64, 3), 1023, np.uint16)
+    sixteen = np.full((48, 64, 3), 65535, np.uint16)
+    assert to_rgb8(grey).shape == (48, 64, 3)
+    assert to_rgb8(ten_bit).max() == 255 and to_rgb8(sixteen).max() == 255
+    assert to_rgb8(np.full((4, 4, 3), 0.5, np.float32)).max() == 128
+    assert to_rgb8(np.zeros((4, 4, 4), np.uint8)).shape == (4, 4, 3)
+    det = ScriptedDetector({})
+    analyze_frames([(0, grey), (1, ten_bit)], 25, det, start=0, end=1)
+    assert [s[1:] for s in det.seen] == [((48, 64, 3), np.uint8)] * 2
+
+
+def test_scan_tiles_cover_the_frame_down_to_the_smallest_face():
+    tiles = scan_tiles(1280, 720, 48)
+    sides = sorted({s for _, _, s in tiles}, reverse=True)
+    assert sides == [720, 360]  # 180 px tiles would only find faces >= 36 px < min 48 -> not needed
+    for side in sides:
+        cover = np.zeros((720, 1280), bool)
+        for x, y, s in tiles:
+            if s == side:
+                cover[y:y + s, x:x + s] = True
+        assert cover.all()
+
+
+# ---- the real landmarker -------------------------------------------------------------------------
+
+def _similarity(scale, angle_deg, center, target):
+    """2x3 matrix: rotate/scale about ``center`` then move ``center`` to ``target``."""
+    m = cv2.getRotationMatrix2D(tuple(map(float, center)), angle_deg, scale)
+    m[:, 2] += np.asarray(target, np.float64) - np.asarray(center, np.float64)
+    return m
+
+
+@pytest.fixture(scope="module")
+def reference_landmarks():
+    from s2v_toolkit.faces import FaceLandmarkDetector
+
+    astro = np.ascontiguousarray(data.astronaut())
+    with cbook.get_sample_data("grace_hopper.jpg") as fh:
+        hopper = np.ascontiguousarray(mpimg.imread(fh))
+    with FaceLandmarkDetector(video=False) as det:
+        return astro, det.detect(astro)[0].landmarks, hopper, det.detect(hopper)[0].landmarks
+
+
+@needs_bundle
+def test_track_follows_a_real_face_moving_zooming_and_rotating_at_720p(reference_landmarks):
+    astro, ref, _, _ = reference_landmarks
+    n = 40
+    frames, truth = [], []
+    for k in range(n):
+        m = _similarity(1.0 + 0.6 * k / n, -8 + 16 * k / n, (256, 256), (420 + 8 * k, 330 + 2 * k))
+        frames.append(cv2.warpAffine(astro, m, (1280, 720), flags=cv2.INTER_LINEAR, borderValue=(70, 70, 70)))
+        truth.append(ref[:, :2] @ m[:, :2].T + m[:, 2])
+    from s2v_toolkit.faces import FaceLandmarkDetector
+
+    with FaceLandmarkDetector(fps=25) as det:
+        a = analyze_frames(enumerate(frames), 25.0, det, start=0, end=n - 1)
+    assert len(a.tracks) == 1
+    t = a.tracks[0]
+    assert len(t.frames) >= n - 1  # a face is found on (almost) every frame
+    rigid = list(L.RIGID_POINTS)
+    err = np.array([np.linalg.norm(t.smoothed[i][rigid, :2] - truth[f][rigid], axis=1).mean()
+                    for i, f in enumerate(t.frames)])
+    assert np.median(err) < 3.0 and err.max() < 6.0, err.round(2)
+
+
+def _paste(canvas, img, m, size):
+    """Warp ``img`` by ``m`` into ``canvas`` over a rectangle of ``size`` = (w, h) at its top-left."""
+    warped = cv2.warpAffine(img, m, (canvas.shape[1], canvas.shape[0]))
+    mask = cv2.warpAffine(np.ones(img.shape[:2], np.uint8), m, (canvas.shape[1], canvas.shape[0]),
+                          flags=cv2.INTER_NEAREST)
+    canvas[mask > 0] = warped[mask > 0]
+
+
+@needs_bundle
+def test_identities_hold_when_two_real_faces_cross(reference_landmarks):
+    astro, ref_a, hopper, ref_h = reference_landmarks
+    astro_face = astro[40:220, 130:320]   # the astronaut's head
+    a_off = np.array([130, 40])
+    hop_face = hopper[60:420, 110:430]    # Grace Hopper's head
+    h_off = np.array([110, 60])
+    n = 50
+    frames, truth = [], {"astro": [], "hopper": []}
+    for k in range(n):
+        canvas = np.full((720, 1280, 3), 60, np.uint8)
+        ma = _similarity(1.4, 0, (95, 90), (340 + 12 * k, 360))    # walks right, behind
+        mh = _similarity(0.7, 0, (160, 180), (940 - 12 * k, 370))  # walks left, in front
+        _paste(canvas, astro_face, ma, None)
+        _paste(canvas, hop_face, mh, None)
+        frames.append(canvas)
+        truth["astro"].append((ref_a[1, :2] - a_off) @ ma[:, :2].T + ma[:, 2])
+        truth["hopper"].append((ref_h[1, :2] - h_off) @ mh[:, :2].T + mh[:, 2])
+    from s2v_toolkit.faces import FaceLandmarkDetector
+
+    with FaceLandmarkDetector(fps=25) as det:
+        a = analyze_frames(enumerate(frames), 25.0, det, start=0, end=n - 1)
+    owners = {}
+    for t in a.tracks:
+        for i, f in enumerate(t.frames):
+            nose = t.landmarks[i][1, :2]
+            d = {who: np.linalg.norm(nose - truth[who][f]) for who in truth}
+            who = min(d, key=d.get)
+            assert d[who] < 30, f"track {t.track_id} frame {f} is on nobody ({d})"
+            owners.setdefault(t.track_id, set()).add(who)
+    assert all(len(w) == 1 for w in owners.values()), owners  # no track ever jumps to the other face
+    astro_tracks = [tid for tid, w in owners.items() if w == {"astro"}]
+    assert len(astro_tracks) == 1, "the astronaut must keep one identity through the occlusion"
+    t = a.track(astro_tracks[0])
+    assert t.first_frame <= 2 and t.last_frame >= n - 3
+
+
+def _write(path, frames, fps=25, preset=None):
+    from fractions import Fraction
+
+    from s2v_toolkit.media import write_video
+
+    return write_video(path, np.stack(frames), Fraction(fps), preset=preset)
+
+
+def _astro_shot(n=12):
+    head = cv2.resize(data.astronaut()[0:320, 96:416], (360, 360), interpolation=cv2.INTER_AREA)
+    frames = []
+    for k in range(n):
+        f = np.full((360, 640, 3), 80, np.uint8)
+        f[:, 100 + 4 * k:460 + 4 * k] = head
+        frames.append(f)
+    return frames
+
+
+@needs_bundle
+def test_cli_track_json_range_and_preview(tmp_path, capsys):
+    from s2v_toolkit.cli import main
+    from s2v_toolkit.media import probe
+
+    src = _write(tmp_path / "shot.mov", _astro_shot(), preset="prores_hq")  # 10-bit 4:2:2 source
+    preview = tmp_path / "preview.mp4"
+    assert main(["faces", "track", str(src), "--range", "2-9", "--json", "--preview", str(preview)]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["range"] == [2, 9]
+    assert len(doc["tracks"]) == 1 and doc["tracks"][0]["coverage"] == 1.0
+    assert doc["tracks"][0]["frames"] == list(range(2, 10))
+    assert probe(preview).video.frame_count == 8
+    assert main(["faces", "track", str(src), "--range", "9-2"]) == 2
+    assert "IN is after OUT" in capsys.readouterr().err
+
+
+@needs_bundle
+def test_rotated_media_is_tracked_upright(tmp_path):
+    import av
+
+    from s2v_toolkit.faces import analyze_video
+
+    path = tmp_path / "phone.mp4"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 360, 640, "yuv420p"
+        stream.set_display_rotation(90)  # stored sideways; players turn it 90 deg counter-clockwise
+        for f in _astro_shot(6):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(np.rot90(f, -1)), format="rgb24")
+            for p in stream.encode(frame):
+                out.mux(p)
+        for p in stream.encode():
+            out.mux(p)
+    a = analyze_video(path)
+    assert a.rotation == 90 and (a.width, a.height) == (640, 360)
+    assert len(a.tracks) == 1 and len(a.tracks[0].frames) == 6
+
+
+@needs_bundle
+def test_no_face_and_bad_files_are_reported_not_crashed(tmp_path, capsys):
+    from s2v_toolkit.cli import main
+
+    rng = np.random.default_rng(0)
+    noise = [rng.integers(0, 255, (240, 320, 3), dtype=np.uint8) for _ in range(6)]
+    src = _write(tmp_path / "noise.mp4", noise)
+    assert main(["faces", "track", str(src), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["tracks"] == [] and doc["issues"][0]["kind"] == "no_face"
+    assert (doc["issues"][0]["start"], doc["issues"][0]["end"]) == (0, 5)
+    bad = tmp_path / "bad.mp4"
+    bad.write_text("not a video")
+    assert main(["faces", "track", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("s2vt: error:") and "bad.mp4" in err and len(err.strip().splitlines()) == 1
