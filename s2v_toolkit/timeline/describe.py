@@ -81,6 +81,7 @@ class TimelineClip:
     effects: list[str] = field(default_factory=list)
     nested_in: str | None = None  # id of the nested stack/track holding it, if any
     gain_db: float = 0.0
+    source_channel: int | None = None   # the one channel of the media it plays (None: all, mixed)
     markers: list[MarkerInfo] = field(default_factory=list)
     s2v: dict = field(default_factory=dict)           # metadata["s2v"]
     metadata_keys: list[str] = field(default_factory=list)
@@ -94,7 +95,7 @@ class TimelineClip:
             "source": self.source.to_dict(self.source.start.rate, drop and can_drop_frame(self.source.start.rate)),
             "media_range": self.media_range.to_dict(),
             "speed": self.speed, "freeze_frame": self.freeze_frame, "effects": list(self.effects),
-            "nested_in": self.nested_in, "gain_db": self.gain_db,
+            "nested_in": self.nested_in, "gain_db": self.gain_db, "source_channel": self.source_channel,
             "media": self.media.to_dict(),
             "markers": [m.to_dict(rate, drop, offset) for m in self.markers],
             "s2v": self.s2v, "metadata_keys": list(self.metadata_keys), "problems": list(self.problems),
@@ -108,6 +109,7 @@ class TimelineClip:
             media_range=Span.from_dict(d["media_range"]), media=MediaLink.from_dict(d["media"]),
             speed=d.get("speed", 1.0), freeze_frame=d.get("freeze_frame", False),
             effects=list(d.get("effects", [])), nested_in=d.get("nested_in"), gain_db=d.get("gain_db", 0.0),
+            source_channel=d.get("source_channel"),
             markers=[MarkerInfo.from_dict(m) for m in d.get("markers", [])], s2v=dict(d.get("s2v", {})),
             metadata_keys=list(d.get("metadata_keys", [])), problems=list(d.get("problems", [])),
         )
@@ -293,6 +295,7 @@ class _Walker:
         self.problems: list[str] = []
         self.items: dict[str, Any] = {}
         self.probed: dict[str, Any] = {}
+        self.channels: dict[str, int] = {}
 
     def record_range(self, item, top_track) -> TimeRange:
         # The item's own range mapped up through nested stacks/tracks and the top-level track's own
@@ -394,7 +397,7 @@ class _Walker:
             active=bool(active and own and clip.enabled), record=Span.from_otio(record),
             source=Span.from_otio(source), media_range=Span.from_otio(media_range), media=link,
             speed=speed, freeze_frame=freeze, effects=effects, nested_in=nested_in,
-            gain_db=clip_gain_db(clip), s2v=_meta_ns(clip),
+            gain_db=clip_gain_db(clip), source_channel=self.source_channel(clip), s2v=_meta_ns(clip),
             metadata_keys=sorted(str(k) for k in clip.metadata.keys()), problems=problems,
         )
         for m in clip.markers:
@@ -404,6 +407,15 @@ class _Walker:
                                          clip_id, m.comment, _meta_ns(m)))
         info.clip_ids.append(clip_id)
         self.clips.append(tc)
+
+    def source_channel(self, clip) -> int | None:
+        ns = clip.metadata.get(METADATA_NAMESPACE)
+        if ns is not None and ns.get("source_channel") is not None:
+            return int(ns["source_channel"])
+        fcp = clip.metadata.get("fcp_xml")
+        if fcp is not None and fcp.get("@id") and str(fcp["@id"]) in self.channels:
+            return self.channels[str(fcp["@id"])]
+        return None
 
     def check_media_length(self, clip, link: MediaLink, media_range: TimeRange) -> list[str]:
         if not (self.check_media and link.status == OK):
@@ -466,6 +478,7 @@ def describe_timeline(
     drop = detect_drop_frame(tl, rate) if drop_frame is None else bool(drop_frame and can_drop_frame(rate))
     resolver = MediaResolver(loaded.path.parent if path else None, search_dirs)
     w = _Walker(tl, resolver, rate, check_media)
+    w.channels = dict(loaded.source_channels)
     tracks: list[TrackInfo] = []
     counters: dict[str, int] = {}
     for si, track in enumerate(tl.tracks):

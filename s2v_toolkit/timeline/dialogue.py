@@ -113,6 +113,7 @@ def render_track(desc: TimelineDescription, track: TrackInfo, sample_rate: int =
     total = int(round((desc.duration.seconds) * sample_rate))
     signal = np.zeros(total, dtype=np.float32)
     out = DialogueTrack(track.id, track.name, sample_rate, signal)
+    channels_seen: dict[str, int] = {}
     if not track.enabled:
         out.problems.append(f"track {track.id} '{track.name}' is disabled (muted): signal is silent")
     for cid in track.clip_ids:
@@ -136,12 +137,16 @@ def render_track(desc: TimelineDescription, track: TrackInfo, sample_rate: int =
         n = last - first
         try:
             start = _file_offset(clip)
+            channel = clip.source_channel
+            if channel is not None and channel >= _channel_count(clip.media.path, channels_seen):
+                out.problems.append(f"{label}: plays channel {channel + 1}, media has fewer; all channels mixed")
+                channel = None
             if clip.speed == 1.0:
-                audio = read_audio_16k(clip.media.path, start, Fraction(n, sample_rate), sample_rate)
+                audio = read_audio_16k(clip.media.path, start, Fraction(n, sample_rate), sample_rate, channel)
             else:
                 # NLE speed change without pitch correction: read what the clip consumes, resample to fit
                 used = clip.media_range.duration_seconds
-                raw = read_audio_16k(clip.media.path, start, used, sample_rate)
+                raw = read_audio_16k(clip.media.path, start, used, sample_rate, channel)
                 if clip.speed < 0:
                     raw = raw[::-1]
                 pos = np.linspace(0, max(len(raw) - 1, 0), n)
@@ -161,6 +166,12 @@ def render_track(desc: TimelineDescription, track: TrackInfo, sample_rate: int =
         ))
     out.segments.sort(key=lambda s: s.sample_start)
     return out
+
+
+def _channel_count(path: str, seen: dict[str, int]) -> int:
+    if path not in seen:
+        seen[path] = probe_facts(path).audio_channels
+    return seen[path]
 
 
 def _src_offset(clip: TimelineClip, samples: int, sample_rate: int) -> RationalTime:

@@ -54,12 +54,17 @@ def _is_false(el: ET.Element | None) -> bool:
     return el is not None and (el.text or "").strip().upper() == "FALSE"
 
 
-def apply_on_read(xml_text: str, timeline: otio.schema.Timeline) -> None:
-    """Set ``enabled`` and empty track names on ``timeline`` from the FCP 7 XML it was read from."""
+def apply_on_read(xml_text: str, timeline: otio.schema.Timeline) -> dict[str, int]:
+    """Set ``enabled`` and empty track names on ``timeline`` from the FCP 7 XML it was read from.
+
+    Returns the audio channel each audio clip item plays (``<sourcetrack><trackindex>``, 0-based),
+    by clip item id: Premiere puts channel 1 of a stereo/dual-mono file on A1, channel 2 on A2.
+    """
+    channels: dict[str, int] = {}
     try:
         root = ET.fromstring(xml_text)
     except ET.ParseError:
-        return
+        return channels
     for xt, ot, pairs in _pairs(root, timeline):
         if _is_false(xt.find("./enabled")):
             ot.enabled = False
@@ -69,6 +74,18 @@ def apply_on_read(xml_text: str, timeline: otio.schema.Timeline) -> None:
         for item, clip in pairs:
             if _is_false(item.find("./enabled")):
                 clip.enabled = False
+            index = item.findtext("./sourcetrack/trackindex")
+            if ot.kind == "Audio" and index and index.strip().isdigit() and int(index) >= 1:
+                channels[clip_key(clip, item)] = int(index) - 1
+    return channels
+
+
+def clip_key(clip: otio.schema.Clip, item: ET.Element | None = None) -> str:
+    """The clip item id the adapter keeps in ``metadata["fcp_xml"]["@id"]``."""
+    ns = clip.metadata.get("fcp_xml")
+    if ns is not None and ns.get("@id"):
+        return str(ns["@id"])
+    return item.get("id", "") if item is not None else ""
 
 
 def apply_on_write(xml_text: str, timeline: otio.schema.Timeline) -> str:

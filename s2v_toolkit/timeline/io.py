@@ -38,6 +38,8 @@ class LoadedTimeline:
     path: Path
     adapter: str
     notes: list[str] = field(default_factory=list)
+    # audio channel (0-based) each clip plays, by the adapter's clip id, where the format says it
+    source_channels: dict[str, int] = field(default_factory=dict)
 
 
 def detect_adapter(path: str | os.PathLike) -> str:
@@ -114,8 +116,9 @@ def read_timeline(path: str | os.PathLike, *, rate: float | None = None) -> Load
     timeline = _pick_timeline(p, result, notes)
     if adapter == "fcpx_xml":
         _fix_fcpxml_start(target, timeline, notes)
+    channels: dict[str, int] = {}
     if adapter == "fcp_xml":
-        fcp7_flags.apply_on_read(target.read_text(errors="replace"), timeline)
+        channels = fcp7_flags.apply_on_read(target.read_text(errors="replace"), timeline)
     if adapter == "cmx_3600":
         _normalize_edl_start(timeline)
     if not len(timeline.tracks) and adapter == "AAF":
@@ -126,7 +129,7 @@ def read_timeline(path: str | os.PathLike, *, rate: float | None = None) -> Load
             # the AAF reader does not keep the timecode's drop flag: keep it where describe looks
             timeline.metadata.setdefault("s2v", {})
             timeline.metadata["s2v"]["drop_frame"] = drop
-    return LoadedTimeline(timeline=timeline, path=p, adapter=adapter, notes=notes)
+    return LoadedTimeline(timeline=timeline, path=p, adapter=adapter, notes=notes, source_channels=channels)
 
 
 def _pick_timeline(p: Path, result, notes: list[str]) -> otio.schema.Timeline:

@@ -19,6 +19,7 @@ class MediaFacts:
     start_frame: int = 0            # embedded start timecode as a frame number (0 if none)
     fps: Fraction | None = None     # video rate, if the file has video
     has_audio: bool = True
+    audio_channels: int = 0         # channels of the first audio stream
 
 
 def probe_facts(path: str | os.PathLike) -> MediaFacts:
@@ -31,6 +32,7 @@ def probe_facts(path: str | os.PathLike) -> MediaFacts:
         start_frame=int(v.start_frame) if v is not None else 0,
         fps=Fraction(v.fps) if v is not None else None,
         has_audio=bool(info.audio),
+        audio_channels=int(info.audio[0].channels) if info.audio else 0,
     )
 
 

@@ -187,3 +187,33 @@ def test_video_media_with_timecode_is_probed_for_origin_and_length(tmp_path):
     (track,) = extract_dialogue(desc)
     peaks = _peaks(track.signal)
     assert len(peaks) == 1 and abs(peaks[0] - int(round(Fraction(1, 5) * SR))) <= 1   # 0.2 s into the cut
+
+
+def test_fcp7_audio_clip_plays_its_source_channel(tmp_path):
+    """Premiere puts channel 1 of a dual-mono file on A1 and channel 2 on A2 (<sourcetrack>)."""
+    import soundfile
+
+    stereo = np.zeros((2 * 48000, 2), np.float32)
+    stereo[48000, 0] = 0.9                          # boom (left): click at 1.0 s
+    stereo[72000, 1] = 0.9                          # lav (right): click at 1.5 s
+    soundfile.write(str(tmp_path / "dual.wav"), stereo, 48000, subtype="FLOAT")
+    tl = otio.schema.Timeline("dual")
+    for name in ("DIA boom", "DIA lav"):
+        tr = otio.schema.Track(name, kind=otio.schema.TrackKind.Audio)
+        tr.append(otio.schema.Clip(f"dual {name}", media_reference=otio.schema.ExternalReference(
+            str(tmp_path / "dual.wav"), available_range=TR(RT(0, 25), RT(50, 25))),
+            source_range=TR(RT(0, 25), RT(50, 25))))
+        tl.tracks.append(tr)
+    xml = tmp_path / "premiere.xml"
+    otio.adapters.write_to_file(tl, str(xml))
+    text = xml.read_text()
+    parts = text.split("</clipitem>")
+    assert len(parts) == 3
+    text = "".join(part + (f"<sourcetrack><mediatype>audio</mediatype><trackindex>{i + 1}</trackindex>"
+                           "</sourcetrack></clipitem>" if i < 2 else "") for i, part in enumerate(parts))
+    xml.write_text(text)
+    desc = describe_timeline(read_timeline(xml))
+    assert [c.source_channel for c in desc.clips] == [0, 1]
+    boom, lav = extract_dialogue(desc, ["A1", "A2"])
+    assert _peaks(boom.signal) == [pytest.approx(16000, abs=1)]
+    assert _peaks(lav.signal) == [pytest.approx(24000, abs=1)]
