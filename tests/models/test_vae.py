@@ -8,6 +8,8 @@ import torch.nn.functional as F
 
 from s2v_toolkit.errors import S2VError
 from s2v_toolkit.models.wan_vae import (
+    CausalConv3d,
+    FeatureCache,
     LATENT_MEAN,
     LATENT_STD,
     VAE_FILENAME,
@@ -226,3 +228,17 @@ def test_tiny_checkpoint_writer_is_seeded_and_loadable(tmp_path):
     two = load_wan_vae(tmp_path / "b", config=WanVAEConfig.tiny())
     video = _video(5)
     torch.testing.assert_close(one.encode(video), two.encode(video))
+
+
+def test_cached_frames_do_not_pin_whole_chunks_in_memory():
+    conv = CausalConv3d(2, 2, 3, padding=1)
+    down = Resample(2, "downsample3d")
+    cache = FeatureCache()
+    x = torch.randn(1, 2, 4, 8, 8)
+    conv(x, cache)
+    down(torch.randn(1, 2, 1, 8, 8), cache)
+    down(x, cache)
+    for layer, frames in ((conv, 2), (down, 1)):
+        kept = cache.get(layer)
+        assert kept.shape[2] == frames
+        assert kept.untyped_storage().nbytes() == kept.numel() * kept.element_size()  # a copy, not a view
