@@ -1,4 +1,5 @@
-"""``s2vt faces setup`` (build the landmark model bundle offline) and ``s2vt faces track`` (tracks of a shot)."""
+"""``s2vt faces setup`` (build the landmark model bundle offline), ``s2vt faces track`` (tracks of a shot)
+and ``s2vt faces speaker`` (whose face speaks a line)."""
 
 from __future__ import annotations
 
@@ -32,6 +33,17 @@ def register(sub) -> None:
     t.add_argument("--max-faces", type=int, default=4, help="most faces tracked at once (default 4)")
     t.add_argument("--jaw", action="store_true", help="preview the jaw-inclusive mask")
     t.set_defaults(func=_cmd_track)
+
+    k = fsub.add_parser("speaker", help="which tracked face speaks a line (audio/mouth sync, reference image)")
+    k.add_argument("video", help="video file")
+    k.add_argument("--range", dest="frame_range", metavar="IN-OUT", required=True,
+                   help="the line's frames (inclusive), e.g. 100-250, or source timecodes")
+    k.add_argument("--audio", help="the line's audio (default: the video's own audio over the range)")
+    k.add_argument("--no-audio", action="store_true", help="decide from the reference image only")
+    k.add_argument("--reference", metavar="IMAGE", help="a reference image of the speaking character")
+    k.add_argument("--max-faces", type=int, default=4, help="most faces tracked at once (default 4)")
+    k.add_argument("--json", action="store_true", help="print JSON instead of text")
+    k.set_defaults(func=_cmd_speaker)
 
 
 def _cmd_setup(args) -> int:
@@ -121,4 +133,46 @@ def _cmd_track(args) -> int:
         print(analysis.summary())
         if args.preview:
             print(f"preview: {args.preview}")
+    return 0
+
+
+def _read_image(path: str):
+    import cv2
+
+    from s2v_toolkit.errors import MediaError
+
+    img = cv2.imread(path, cv2.IMREAD_COLOR)
+    if img is None:
+        raise MediaError(path, "cannot read this image (missing, or not PNG/JPEG/TIFF)")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def _cmd_speaker(args) -> int:
+    from s2v_toolkit.errors import MediaError
+    from s2v_toolkit.faces import AnalysisParams, analyze_video, reference_descriptor, speaker_for_line
+    from s2v_toolkit.media import probe, read_audio
+
+    info = probe(args.video)
+    if info.video is None:
+        raise MediaError(args.video, "has no video stream: nothing to track")
+    start, end = parse_range(args.frame_range, info.video)
+    reference = reference_descriptor(_read_image(args.reference)) if args.reference else None
+    audio = None
+    if not args.no_audio:
+        fps = float(info.video.fps)
+        src = args.audio or args.video
+        if args.audio is None and not info.audio:
+            raise MediaError(args.video, "has no audio stream: pass --audio FILE or --no-audio")
+        t0 = 0.0 if args.audio else start / fps
+        audio = read_audio(src, start=t0, duration=(end - start + 1) / fps, sample_rate=16000)
+    analysis = analyze_video(args.video, start, end, params=AnalysisParams(max_faces=args.max_faces))
+    choice = speaker_for_line(analysis, start, end, audio=audio, sample_rate=16000, reference=reference)
+    if args.json:
+        print_json({"range": [start, end], **choice.to_dict(), "issues": [i.to_dict() for i in analysis.issues]})
+    else:
+        who = f"track {choice.track_id}" if choice.track_id is not None else "undecided"
+        print(f"frames {start}-{end}: {who} (confidence {choice.confidence:.2f}): {choice.reason}")
+        for c in choice.candidates:
+            print(f"  track {c.track_id}: coverage {c.coverage:.0%}, audio r={c.audio_correlation}, "
+                  f"reference similarity {c.reference_similarity}, score {c.score:.2f}")
     return 0

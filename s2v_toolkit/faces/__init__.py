@@ -15,9 +15,10 @@ Public API (see docs/faces.md)::
     # the speaking face
     face_descriptor(image, landmarks) ; face_similarity(a, b)
     audio_envelope(samples, rate, fps, n_frames) ; choose_speaker(tracks, start, end, envelope=, reference=, ...)
+    reference_descriptor(image) ; speaker_for_line(analysis, start, end, audio=, reference=) -> SpeakerChoice
 
     # masks, crops, compositing
-    mouth_mask(shape, landmarks, MaskParams(...)) -> float32 (H, W)
+    mouth_mask(shape, landmarks, MaskParams(...)) -> float32 (H, W) ; mouth_mask_in_crop(landmarks, transform)
     face_crop_transform(landmarks, size=512) -> CropTransform (.crop(frame), .matrix, .inverse)
     composite_crop(frame, crop, transform, mask, CompositeParams(...)) -> frame
 """
@@ -36,9 +37,16 @@ from s2v_toolkit.faces.composite import CompositeParams, composite_crop, psnr
 from s2v_toolkit.faces.detector import FaceLandmarkDetector
 from s2v_toolkit.faces.identity import FaceDescriptor, face_descriptor, face_similarity
 from s2v_toolkit.faces.landmarks import FaceObservation, face_size, mouth_opening
-from s2v_toolkit.faces.mask import MaskParams, mouth_mask
+from s2v_toolkit.faces.mask import MaskParams, mouth_mask, mouth_mask_in_crop
 from s2v_toolkit.faces.smoothing import LandmarkSmoothing, OneEuroParams
-from s2v_toolkit.faces.speaker import SpeakerChoice, SpeakerParams, audio_envelope, choose_speaker
+from s2v_toolkit.faces.speaker import (
+    SpeakerChoice,
+    SpeakerParams,
+    audio_envelope,
+    choose_speaker,
+    reference_descriptor,
+    speaker_for_line,
+)
 from s2v_toolkit.faces.tracking import FaceTrack, FaceTracker, TrackerParams, track_observations
 
 __all__ = [
@@ -48,5 +56,6 @@ __all__ = [
     "analyze_frames", "analyze_video", "audio_envelope", "build_landmarker_bundle", "choose_speaker",
     "composite_crop", "configured_bundle_path", "ensure_landmarker_bundle", "face_crop_transform",
     "face_descriptor", "face_similarity", "face_size", "find_landmarker_bundle", "fit_similarity",
-    "mouth_mask", "mouth_opening", "psnr", "track_crop_transforms", "track_observations",
+    "mouth_mask", "mouth_mask_in_crop", "mouth_opening", "psnr", "reference_descriptor", "speaker_for_line",
+    "track_crop_transforms", "track_observations",
 ]

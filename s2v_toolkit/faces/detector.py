@@ -192,7 +192,7 @@ class FaceLandmarkDetector:
     """
 
     def __init__(self, bundle: str | os.PathLike | None = None, *, max_faces: int = 4, video: bool = True,
-                 fps: float = 25.0, min_face_px: float = 48.0, scan_every: int = 10, zoom: float = 3.0,
+                 fps: float = 25.0, min_face_px: float = 64.0, scan_every: int = 10, zoom: float = 3.0,
                  zoom_size: int = 320, min_detection_confidence: float = 0.5,
                  min_presence_confidence: float = 0.5, min_tracking_confidence: float = 0.5):
         self.path = ensure_landmarker_bundle(bundle)

@@ -96,3 +96,12 @@ def mask_bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
         return None
     xs = np.flatnonzero(mask.any(0))
     return int(xs[0]), int(ys[0]), int(xs[-1]) + 1, int(ys[-1]) + 1
+
+
+def mouth_mask_in_crop(landmarks: np.ndarray, transform, params: MaskParams = MaskParams()) -> np.ndarray:
+    """The mouth mask drawn in an aligned crop (``transform``: :class:`.align.CropTransform`).
+
+    Relative padding/feather give the same mask shape as :func:`mouth_mask` in the frame; pixel
+    overrides are taken as crop pixels.
+    """
+    return mouth_mask((transform.size, transform.size), transform.to_crop(landmarks), params)

@@ -174,3 +174,34 @@ def choose_speaker(tracks: list[FaceTrack], start: int, end: int, *, envelope: n
     if best.reference_similarity is not None:
         parts.append(f"reference similarity {best.reference_similarity:.2f}")
     return SpeakerChoice(best.track_id, confidence, best.track_id, "; ".join(parts), candidates)
+
+
+def reference_descriptor(image: np.ndarray, bundle=None) -> FaceDescriptor:
+    """Descriptor of the largest face in a character's reference image (needs the landmark model)."""
+    from s2v_toolkit.errors import S2VError
+
+    from .detector import FaceLandmarkDetector, to_rgb8
+    from .identity import face_descriptor
+
+    rgb = to_rgb8(image)
+    with FaceLandmarkDetector(bundle, video=False, max_faces=4) as det:
+        faces = det.detect(rgb)
+    if not faces:
+        raise S2VError("no face found in the reference image")
+    best = max(faces, key=lambda f: float(L.face_size(f.landmarks)))
+    return face_descriptor(rgb, best.landmarks)
+
+
+def speaker_for_line(analysis, start: int, end: int, *, audio: np.ndarray | None = None, sample_rate: int = 16000,
+                     reference: FaceDescriptor | None = None, params: SpeakerParams = SpeakerParams()) -> SpeakerChoice:
+    """:func:`choose_speaker` on a :class:`.analyze.FaceAnalysis` for the line on frames ``start..end``.
+
+    ``audio``: the line's mono samples starting at frame ``start`` (any length; cut or padded to the range).
+    """
+    if not (analysis.start <= start <= end <= analysis.end):
+        raise ValueError(f"line frames {start}-{end} are outside the analysed range {analysis.start}-{analysis.end}")
+    envelope = None
+    if audio is not None:
+        envelope = audio_envelope(audio, sample_rate, analysis.fps, end - start + 1)
+    return choose_speaker(analysis.tracks, start, end, envelope=envelope, reference=reference,
+                          track_descriptors=analysis.descriptors, params=params)

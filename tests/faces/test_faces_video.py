@@ -74,9 +74,9 @@ def test_frames_of_any_depth_reach_the_detector_as_rgb8():
 
 
 def test_scan_tiles_cover_the_frame_down_to_the_smallest_face():
-    tiles = scan_tiles(1280, 720, 48)
+    tiles = scan_tiles(1280, 720, 64)
     sides = sorted({s for _, _, s in tiles}, reverse=True)
-    assert sides == [720, 360]  # 180 px tiles would only find faces >= 36 px < min 48 -> not needed
+    assert sides == [720, 360]  # 180 px tiles would find faces from 36 px: smaller than asked for
     for side in sides:
         cover = np.zeros((720, 1280), bool)
         for x, y, s in tiles:
@@ -245,3 +245,35 @@ def test_no_face_and_bad_files_are_reported_not_crashed(tmp_path, capsys):
     assert main(["faces", "track", str(bad)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("s2vt: error:") and "bad.mp4" in err and len(err.strip().splitlines()) == 1
+
+
+@needs_bundle
+def test_cli_speaker_picks_the_face_matching_the_reference_image(tmp_path, capsys, reference_landmarks):
+    from s2v_toolkit.cli import main
+
+    astro, _, hopper, _ = reference_landmarks
+    left = cv2.resize(astro[0:400, 56:456], (360, 360), interpolation=cv2.INTER_AREA)
+    right = cv2.resize(hopper[40:500, 26:486], (360, 360), interpolation=cv2.INTER_AREA)
+    frames = []
+    for k in range(10):
+        f = np.full((360, 720, 3), 50, np.uint8)
+        f[:, :360], f[:, 360:] = np.roll(left, k, axis=1), right
+        frames.append(f)
+    src = _write(tmp_path / "two.mp4", frames)
+    ref = tmp_path / "astronaut.png"
+    cv2.imwrite(str(ref), cv2.cvtColor(astro, cv2.COLOR_RGB2BGR))
+    assert main(["faces", "speaker", str(src), "--range", "0-9", "--reference", str(ref), "--no-audio", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["track_id"] is not None and doc["confidence"] > 0.3
+    assert main(["faces", "track", str(src), "--json"]) == 0
+    tracks = {t["track_id"]: t for t in json.loads(capsys.readouterr().out)["tracks"]}
+    assert len(tracks) == 2
+    assert tracks[doc["track_id"]]["boxes"][0][2] < 360  # the chosen face is the astronaut, on the left
+    ref_h = tmp_path / "hopper.png"
+    cv2.imwrite(str(ref_h), cv2.cvtColor(hopper, cv2.COLOR_RGB2BGR))
+    assert main(["faces", "speaker", str(src), "--range", "0-9", "--reference", str(ref_h), "--no-audio", "--json"]) == 0
+    doc_h = json.loads(capsys.readouterr().out)
+    assert tracks[doc_h["track_id"]]["boxes"][0][0] > 360
+    # the file has no audio track: asking for audio evidence is a clear error
+    assert main(["faces", "speaker", str(src), "--range", "0-9"]) == 2
+    assert "no audio stream" in capsys.readouterr().err
