@@ -6,6 +6,7 @@ timeline; ``TimelineDescription.to_dict()`` is the ``s2vt inspect --json`` docum
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -266,6 +267,22 @@ def _find_key(md, keys, depth):
     return None
 
 
+def _fcp7_audio_level(eff) -> float | None:
+    """Linear gain of an FCP 7 "Audio Levels" filter (1.0 = 0 dB); keyframed levels are not read."""
+    fcp = eff.metadata.get("fcp_xml")
+    if fcp is None or str(fcp.get("effectid", "")).lower() != "audiolevels":
+        return None
+    params = fcp.get("parameter")
+    params = [params] if hasattr(params, "items") else list(params or [])
+    for prm in params:
+        if hasattr(prm, "get") and str(prm.get("parameterid", "")).lower() == "level":
+            try:
+                return float(prm.get("value"))
+            except (TypeError, ValueError):
+                return None
+    return None
+
+
 def clip_gain_db(clip: otio.schema.Clip) -> float:
     """Clip gain in dB where the format carries it (``s2v.gain_db``, or a gain/volume effect)."""
     ns = clip.metadata.get(METADATA_NAMESPACE)
@@ -273,6 +290,9 @@ def clip_gain_db(clip: otio.schema.Clip) -> float:
         return float(ns["gain_db"])
     for eff in clip.effects:
         name = f"{eff.effect_name} {eff.name}".lower()
+        linear = _fcp7_audio_level(eff)
+        if linear is not None:
+            return 20 * math.log10(linear) if linear > 0 else -math.inf
         if any(w in name for w in ("gain", "volume", "level")):
             v = _find_key(eff.metadata, ("gain_db", "level_db", "db"), depth=4)
             if v is not None:

@@ -156,7 +156,7 @@ def render_track(desc: TimelineDescription, track: TrackInfo, sample_rate: int =
             out.problems.append(f"{label}: cannot read audio ({msg}), left silent")
             continue
         if clip.gain_db:
-            audio = audio * np.float32(10 ** (clip.gain_db / 20))
+            audio = audio * np.float32(10 ** (clip.gain_db / 20) if np.isfinite(clip.gain_db) else 0.0)
         # clips may overlap inside nested stacks: mix, as an NLE does
         signal[first_c:last_c] += audio[first_c - first:last_c - first]
         out.segments.append(DialogueSegment(

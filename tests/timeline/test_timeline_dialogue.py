@@ -217,3 +217,23 @@ def test_fcp7_audio_clip_plays_its_source_channel(tmp_path):
     boom, lav = extract_dialogue(desc, ["A1", "A2"])
     assert _peaks(boom.signal) == [pytest.approx(16000, abs=1)]
     assert _peaks(lav.signal) == [pytest.approx(24000, abs=1)]
+
+
+def test_fcp7_audio_levels_filter_sets_clip_gain(tmp_path):
+    kit.write_wav(tmp_path / "a.wav", 2.0, 16000, clicks={0.5: 0.8})
+    tl = otio.schema.Timeline("lv")
+    tr = otio.schema.Track("DIA", kind=otio.schema.TrackKind.Audio)
+    tr.append(otio.schema.Clip("a", media_reference=otio.schema.ExternalReference(
+        str(tmp_path / "a.wav"), available_range=TR(RT(0, 25), RT(50, 25))), source_range=TR(RT(0, 25), RT(25, 25))))
+    tl.tracks.append(tr)
+    xml = tmp_path / "lv.xml"
+    otio.adapters.write_to_file(tl, str(xml))
+    level = ("<filter><effect><name>Audio Levels</name><effectid>audiolevels</effectid>"
+             "<effectcategory>audiolevels</effectcategory><effecttype>audiolevels</effecttype>"
+             "<mediatype>audio</mediatype><parameter><parameterid>level</parameterid><name>Level</name>"
+             "<value>0.5</value></parameter></effect></filter></clipitem>")
+    xml.write_text(xml.read_text().replace("</clipitem>", level, 1))
+    desc = describe_timeline(read_timeline(xml))
+    assert desc.clips[0].gain_db == pytest.approx(-6.0206, abs=1e-3)
+    (track,) = extract_dialogue(desc, ["A1"])     # plain adapter output: no track names
+    assert track.signal.max() == pytest.approx(0.4, abs=1e-3)     # 16 kHz file: no resampling
