@@ -26,7 +26,6 @@ ADAPTER_BY_SUFFIX = {
     ".aaf": "AAF",
     ".edl": "cmx_3600",
 }
-WRITABLE_ADAPTERS = ("otio_json", "otioz", "fcp_xml", "fcpx_xml", "AAF", "cmx_3600")
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # AAF files are Microsoft structured storage
 
 
@@ -288,10 +287,6 @@ def detect_adapter_for_output(path: Path) -> str:
     if not name:
         raise TimelineError(path, f"cannot tell which format to write from extension '{suffix}'")
     return name
-
-
-def zero(rate: float) -> RationalTime:
-    return RationalTime(0, rate)
 
 
 def _write_edl(timeline: otio.schema.Timeline, path: Path, **kwargs) -> None:
