@@ -15,7 +15,7 @@ sample ``k * 16000 / fps``) gets the feature nearest its start time. :func:`offi
 official function verbatim in behaviour (clip padding included) for parity checks at 16 fps.
 
 Output layout: ``[frames, 25, 1024]``; the S2V DiT wants ``[B, 25, 1024, frames]``
-(``features.permute(1, 2, 0)[None]``).
+(:func:`to_transformer_layout`).
 
 Note on transformers versions: v4 (what the official code ran) returns the final-LayerNorm output as the
 last hidden state; v5 returns the last layer's raw output there. :meth:`Wav2Vec2AudioEncoder.hidden_states`
@@ -111,6 +111,16 @@ def official_audio_buckets(features: torch.Tensor, fps: int = 16, frames_per_cli
     keep = np.nonzero(index < t30)[0]
     out[torch.from_numpy(keep)] = features[:, torch.from_numpy(index[keep])].transpose(0, 1)
     return out, clips
+
+
+def to_transformer_layout(frame_features: torch.Tensor) -> torch.Tensor:
+    """``[frames, layers, dim]`` (or a batch ``[B, frames, layers, dim]``) -> ``[B, layers, dim, frames]``,
+    the S2V transformer's audio input."""
+    if frame_features.dim() == 3:
+        frame_features = frame_features.unsqueeze(0)
+    if frame_features.dim() != 4:
+        raise ValueError(f"expected [frames, layers, dim] features, got shape {list(frame_features.shape)}")
+    return frame_features.permute(0, 2, 3, 1)
 
 
 class Wav2Vec2AudioEncoder:
@@ -250,5 +260,6 @@ __all__ = [
     "load_audio_encoder",
     "official_audio_buckets",
     "samples_for_frames",
+    "to_transformer_layout",
     "write_tiny_wav2vec2",
 ]

@@ -19,6 +19,7 @@ from s2v_toolkit.models.audio_encoder import (
     load_audio_encoder,
     official_audio_buckets,
     samples_for_frames,
+    to_transformer_layout,
     write_tiny_wav2vec2,
 )
 
@@ -180,3 +181,6 @@ def test_default_tiny_folder_matches_the_tiny_transformer_audio_input(tmp_path):
     enc = load_audio_encoder(write_tiny_wav2vec2(tmp_path))
     feats = enc.frame_features(_noise(samples_for_frames(16, 16)), 16)
     assert feats.shape == (16, 5, 24)  # tiny S2V transformer: 5 audio layers of width 24
+    model_input = to_transformer_layout(feats)
+    assert model_input.shape == (1, 5, 24, 16)
+    torch.testing.assert_close(model_input[0, :, :, 9], feats[9])
