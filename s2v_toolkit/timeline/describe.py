@@ -89,11 +89,14 @@ class TimelineClip:
     problems: list[str] = field(default_factory=list)
 
     def to_dict(self, rate: float, drop: bool, offset: RationalTime) -> dict:
+        # source timecode counts at the source's own rate; audio clips timed in samples (AAF) use
+        # the timeline rate instead, as NLEs show them
+        src_rate = self.source.start.rate if self.source.start.rate <= 120 else rate
         return {
             "id": self.id, "track": self.track, "kind": self.kind, "name": self.name,
             "enabled": self.enabled, "active": self.active,
             "record": self.record.to_dict(rate, drop, offset),
-            "source": self.source.to_dict(self.source.start.rate, drop and can_drop_frame(self.source.start.rate)),
+            "source": self.source.to_dict(src_rate, drop and can_drop_frame(src_rate)),
             "media_range": self.media_range.to_dict(),
             "speed": self.speed, "freeze_frame": self.freeze_frame, "effects": list(self.effects),
             "nested_in": self.nested_in, "gain_db": self.gain_db, "source_channel": self.source_channel,
@@ -231,8 +234,14 @@ def _plain(value):
 def timeline_rate(timeline: otio.schema.Timeline) -> float:
     if timeline.global_start_time is not None:
         return timeline.global_start_time.rate
-    for clip in timeline.find_clips():
-        if clip.source_range is not None:
+    # a video clip's rate, else any frame-like rate (audio clips may count samples: 48000)
+    clips = [c for c in timeline.find_clips() if c.source_range is not None]
+    for clip in clips:
+        track = clip.parent()
+        if getattr(track, "kind", None) == otio.schema.TrackKind.Video:
+            return clip.source_range.duration.rate
+    for clip in clips:
+        if clip.source_range.duration.rate <= 120:
             return clip.source_range.duration.rate
     try:
         return timeline.duration().rate
