@@ -98,3 +98,27 @@ def test_shots_and_conform_commands(tmp_path, capsys):
     doc = json.loads(capsys.readouterr().out)
     new = [c for c in doc["clips"] if c["track"] == doc["tracks"][-1]["id"]]
     assert new[0]["s2v"]["line_text"] == "Hello." and new[0]["record"]["tc_in"] == "01:00:00:00"
+
+
+def test_json_schema_keys_are_the_documented_ones(tmp_path, capsys):
+    """docs/timeline.md documents these keys; changing them breaks users' scripts."""
+    path, media = _project(tmp_path)
+    assert main(["inspect", str(path), "--json", "--no-probe"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert set(doc) == {"schema", "schema_version", "name", "path", "adapter", "rate", "rate_exact",
+                        "drop_frame", "global_start", "duration", "tracks", "clips", "transitions",
+                        "markers", "problems", "notes"}
+    assert set(doc["tracks"][0]) == {"id", "kind", "name", "enabled", "stack_index", "clip_ids",
+                                     "dialogue", "dialogue_reason"}
+    clip = doc["clips"][0]
+    assert set(clip) == {"id", "track", "kind", "name", "enabled", "active", "record", "source", "media_range",
+                         "speed", "freeze_frame", "effects", "nested_in", "gain_db", "source_channel", "media",
+                         "markers", "s2v", "metadata_keys", "problems"}
+    assert set(clip["record"]) == {"start", "duration", "tc_in", "tc_out"}
+    assert set(clip["record"]["start"]) == {"value", "rate"}
+    assert set(clip["media"]) == {"status", "exists", "reference_kind", "url", "path", "found_by",
+                                  "available_range", "reference_keys", "active_key", "problems"}
+    assert set(clip["markers"][0]) == {"name", "color", "owner", "comment", "record", "s2v"}
+    docs = (pathlib.Path(__file__).parents[2] / "docs" / "timeline.md").read_text()
+    for key in set(doc) | set(clip) | set(clip["media"]):
+        assert f'"{key}"' in docs, f"{key} is not documented in docs/timeline.md"
