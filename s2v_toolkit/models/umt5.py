@@ -8,8 +8,10 @@ Why our own ~150-line encoder instead of ``transformers.UMT5EncoderModel`` with 
 * **weights**: the official file's key names are the module's own names, so the 11 GB bf16 file is
   memory-mapped and assigned tensor by tensor onto a meta-built module (no renaming pass, no second copy,
   no tied ``shared``/``embed_tokens`` pair to reconcile);
-* **numerics**: we match the official all-bf16 run (HF keeps ``wo`` in fp32 when loading bf16, which
-  makes outputs drift from the reference) and we use PyTorch SDPA with the position bias as the mask;
+* **numerics**: every weight stays in the file's bf16 as in the official run (HF keeps ``wo`` in fp32 when
+  loading bf16, which drifts from the reference); attention is PyTorch SDPA with the position bias and
+  padding mask as one additive mask and ``scale=1`` (T5 has no 1/sqrt(d)), whose fused kernels keep the
+  logits in fp32 where the official code rounds them to bf16 first (a small, favourable difference);
 * **upkeep**: the encoder is a fixed, frozen architecture; HF's T5 family internals move between major
   versions (v4 -> v5 changed loading, output capturing and dtype rules), whereas this file depends only on
   torch. ``transformers`` is still used for the tokenizer, whose files we must read exactly as the
