@@ -68,6 +68,9 @@ def test_full_size_keys_and_shapes_match_the_official_table():
     assert "decoder.upsamples.11.time_conv.weight" not in state  # upsample2d has no time conv
     assert "encoder.downsamples.2.time_conv.weight" not in state
     assert not any(k.startswith("decoder.upsamples.15") for k in state)
+    with torch.device("meta"):
+        tiny = WanVAE(WanVAEConfig.tiny())
+    assert list(tiny.state_dict()) == list(state)  # the tiny file uses exactly the official key names
 
 
 @pytest.mark.parametrize("frames,latents", [(1, 1), (5, 2), (6, 2), (9, 3), (13, 4)])
