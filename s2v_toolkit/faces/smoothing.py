@@ -53,16 +53,38 @@ def one_euro(values: np.ndarray, fps: float, scale: np.ndarray | float = 1.0,
     return out.astype(np.float32)
 
 
+def _linear_extension(x: np.ndarray, fit: int, pad: int, before: bool) -> np.ndarray:
+    """``pad`` samples continuing the least-squares line through the first/last ``fit`` samples."""
+    seg = x[:fit] if before else x[-fit:]
+    t = np.arange(fit, dtype=np.float64)
+    tm = t.mean()
+    flat = seg.reshape(fit, -1).astype(np.float64)
+    slope = ((t - tm)[:, None] * (flat - flat.mean(0))).sum(0) / max(((t - tm) ** 2).sum(), 1e-12)
+    at = np.arange(-pad, 0) if before else np.arange(fit, fit + pad)
+    line = flat.mean(0) + (at - tm)[:, None] * slope
+    return line.reshape((pad,) + x.shape[1:])
+
+
 def smooth_zero_phase(values: np.ndarray, fps: float, scale: np.ndarray | float = 1.0,
                       params: OneEuroParams = OneEuroParams()) -> np.ndarray:
-    """Forward and backward One-Euro passes, averaged (no net lag for steady motion)."""
-    x = np.asarray(values)
-    if len(x) < 3:
+    """Forward and backward One-Euro passes, averaged (no net lag for steady motion).
+
+    Both ends are padded with the straight line fitted to the first/last few samples (as filtfilt
+    pads its input), so the filters have settled when they reach the real samples: the first and
+    last frames are smoothed like the others instead of being copied through.
+    """
+    x = np.asarray(values, np.float64)
+    n = len(x)
+    if n < 3:
         return x.astype(np.float32)
-    scale = np.broadcast_to(np.asarray(scale, np.float64), (len(x),))
-    fwd = one_euro(x, fps, scale, params)
-    bwd = one_euro(x[::-1], fps, scale[::-1], params)[::-1]
-    return (0.5 * (fwd + bwd)).astype(np.float32)
+    scale = np.broadcast_to(np.asarray(scale, np.float64), (n,))
+    fit = min(n, max(3, int(round(fps / 5))))
+    pad = max(1, int(round(fps / 2)))
+    xp = np.concatenate([_linear_extension(x, fit, pad, True), x, _linear_extension(x, fit, pad, False)])
+    sp = np.concatenate([np.full(pad, scale[0]), scale, np.full(pad, scale[-1])])
+    fwd = one_euro(xp, fps, sp, params)
+    bwd = one_euro(xp[::-1], fps, sp[::-1], params)[::-1]
+    return (0.5 * (fwd + bwd))[pad:pad + n].astype(np.float32)
 
 
 def contiguous_runs(frames: np.ndarray) -> list[slice]:

@@ -125,6 +125,14 @@ def test_track_follows_a_real_face_moving_zooming_and_rotating_at_720p(reference
     err = np.array([np.linalg.norm(t.smoothed[i][rigid, :2] - truth[f][rigid], axis=1).mean()
                     for i, f in enumerate(t.frames)])
     assert np.median(err) < 3.0 and err.max() < 6.0, err.round(2)
+    # the aligned crop is stable: the face only moves by a similarity, so in the crop its true
+    # landmarks should stay put from frame to frame
+    from s2v_toolkit.faces import track_crop_transforms
+
+    crops = track_crop_transforms(t.smoothed, 512)
+    in_crop = np.stack([c.to_crop(truth[f][rigid]) for c, f in zip(crops, t.frames)])
+    frame_to_frame = np.linalg.norm(np.diff(in_crop, axis=0), axis=2).mean(1)
+    assert np.median(frame_to_frame) < 1.0 and frame_to_frame.max() < 3.0, frame_to_frame.round(2)
 
 
 def _paste(canvas, img, m, size):
@@ -277,3 +285,24 @@ def test_cli_speaker_picks_the_face_matching_the_reference_image(tmp_path, capsy
     # the file has no audio track: asking for audio evidence is a clear error
     assert main(["faces", "speaker", str(src), "--range", "0-9"]) == 2
     assert "no audio stream" in capsys.readouterr().err
+
+
+@needs_bundle
+def test_a_face_leaving_the_frame_is_reported_at_the_edge_then_gone():
+    from s2v_toolkit.faces import FaceLandmarkDetector
+
+    frames = []
+    for k in range(24):
+        f = np.full((360, 640, 3), 80, np.uint8)
+        head = _astro_shot(1)[0][:, 100:460]
+        x = 140 + 20 * k  # walks out to the right
+        w = max(0, min(360, 640 - x))
+        f[:, x:x + w] = head[:, :w]
+        frames.append(f)
+    with FaceLandmarkDetector(fps=25) as det:
+        a = analyze_frames(enumerate(frames), 25.0, det, start=0, end=23)
+    kinds = [i.kind for i in a.issues]
+    assert "face_at_edge" in kinds and "no_face" in kinds
+    last_seen = max(t.last_frame for t in a.tracks)
+    gone = [i for i in a.issues if i.kind == "no_face"]
+    assert gone[-1].end == 23 and gone[-1].start == last_seen + 1
