@@ -23,8 +23,18 @@ def _xml_tracks(root: ET.Element) -> list[tuple[str, ET.Element]]:
     for kind, tag in (("Video", "video"), ("Audio", "audio")):
         holder = seq.find(f"./media/{tag}")
         if holder is not None:
-            out.extend((kind, t) for t in holder.findall("./track"))
+            # Premiere "explodes" a stereo track into one <track> per channel; the adapter keeps the
+            # first of each group as the OTIO track (currentExplodedTrackIndex 0)
+            out.extend((kind, t) for t in holder.findall("./track") if kind == "Video" or _is_primary(t))
     return out
+
+
+def _is_primary(track: ET.Element) -> bool:
+    return track.get("currentExplodedTrackIndex", "0") == "0" or track.get("totalExplodedTrackCount", "1") == "1"
+
+
+def _is_exploded(track: ET.Element) -> bool:
+    return track.get("totalExplodedTrackCount", "1") != "1"
 
 
 def _pairs(root: ET.Element, timeline: otio.schema.Timeline):
@@ -75,7 +85,8 @@ def apply_on_read(xml_text: str, timeline: otio.schema.Timeline) -> dict[str, in
             if _is_false(item.find("./enabled")):
                 clip.enabled = False
             index = item.findtext("./sourcetrack/trackindex")
-            if ot.kind == "Audio" and index and index.strip().isdigit() and int(index) >= 1:
+            # a clip on a stereo (exploded) track plays all its channels; a mono track plays one
+            if ot.kind == "Audio" and not _is_exploded(xt) and index and index.strip().isdigit() and int(index) >= 1:
                 channels[clip_key(clip, item)] = int(index) - 1
     return channels
 

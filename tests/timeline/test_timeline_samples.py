@@ -66,3 +66,30 @@ def test_hiero_fcp7_xml_sample(tmp_path):
         [(c.name, c.record.to_otio(), c.source.to_otio(), c.media.url) for c in desc.clips]
     assert [t.name for t in back.tracks] == ["Video 1"]
     assert back.global_start.to_otio() == desc.global_start.to_otio()
+
+
+def test_premiere_xml_sample_disabled_clips_tracks_and_stereo_pairs(tmp_path):
+    """A real Premiere Pro export (otio-fcp-adapter's premiere_enable_property.xml)."""
+    from s2v_toolkit.timeline import shot_map
+
+    src = DATA / "premiere_enable_property.xml"
+    loaded = read_timeline(src)
+    desc = describe_timeline(loaded, check_media=False)
+    tracks = {t.id: t for t in desc.tracks}
+    assert [(t.id, t.name, t.enabled) for t in desc.tracks if t.kind == "video"] == [
+        ("V1", "base", True), ("V2", "overlay_1", True), ("V3", "disabled_track", False)]
+    assert tracks["A1"].name == "audio_with_disabled"     # Premiere's MZ.TrackName
+    disabled = sorted(c.name for c in desc.clips if not c.enabled)
+    assert disabled == ["audio_track_1_disabled_1", "video_track_1_disabled_1", "video_track_1_disabled_2",
+                        "video_track_3_disabled_1"]
+    # stereo pairs (exploded tracks) play both channels: no single source channel
+    assert all(c.source_channel is None for c in desc.clips if c.kind == "audio")
+    # what the viewer sees: V1, then V2's overlay over V1's disabled clip, then V1; nothing at the end
+    seen = [(s.clip_id, s.record.frames(25)) for s in shot_map(desc)]
+    assert seen == [("V1.1", (0, 81)), ("V2.2", (81, 96)), ("V1.3", (177, 43))]
+    # written back (zero renders) and read again: the editor's switches are all still there
+    result = conform(loaded, [], tmp_path)
+    back = describe_timeline(read_timeline(result.outputs["fcp_xml"]), check_media=False)
+    assert [(c.name, c.enabled, c.record.to_otio()) for c in back.clips] == \
+        [(c.name, c.enabled, c.record.to_otio()) for c in desc.clips]
+    assert [(t.name, t.enabled) for t in back.tracks] == [(t.name, t.enabled) for t in desc.tracks]
