@@ -111,8 +111,22 @@ class FaceAnalysis:
             tracks.append(d)
         return {"source": self.source, "range": [self.start, self.end], "fps": self.fps,
                 "width": self.width, "height": self.height, "rotation": self.rotation,
+                "min_face_px": self.min_face_px,
                 "frames_with_faces": int(np.count_nonzero(self.faces_per_frame)),
+                "faces_per_frame": self.faces_per_frame.tolist(),
                 "tracks": tracks, "issues": [i.to_dict() for i in self.issues]}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> FaceAnalysis:
+        """Reload a :meth:`to_dict` saved with ``with_landmarks=True``."""
+        start, end = d["range"]
+        return cls(int(start), int(end), float(d["fps"]), int(d["width"]), int(d["height"]),
+                   [FaceTrack.from_dict(t) for t in d["tracks"]], np.asarray(d["faces_per_frame"], np.int32),
+                   issues=[RangeIssue(**i) for i in d["issues"]],
+                   descriptors={int(t["track_id"]): FaceDescriptor.from_dict(t["descriptor"])
+                                for t in d["tracks"] if "descriptor" in t},
+                   rotation=int(d.get("rotation", 0)), source=d.get("source"),
+                   min_face_px=float(d.get("min_face_px", AnalysisParams.min_face_px)))
 
     def summary(self) -> str:
         n = self.end - self.start + 1

@@ -112,8 +112,8 @@ class _ZoomFollower:
         import cv2
 
         m = _window_matrix(self.center, self.side, self.size)
-        window = cv2.warpAffine(rgb, m, (self.size, self.size), flags=cv2.INTER_AREA if self.side > self.size
-                                else cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+        window = cv2.warpAffine(rgb, m, (self.size, self.size), flags=cv2.INTER_LINEAR,
+                                borderMode=cv2.BORDER_CONSTANT)
         faces = _run(self.landmarker, window, ts)
         if not faces:
             return None

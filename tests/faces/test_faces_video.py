@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from skimage import data
 
-from s2v_toolkit.faces import FaceObservation, analyze_frames, find_landmarker_bundle
+from s2v_toolkit.faces import FaceAnalysis, FaceObservation, analyze_frames, find_landmarker_bundle
 from s2v_toolkit.faces import landmarks as L
 from s2v_toolkit.faces.detector import scan_tiles, to_rgb8
 from s2v_toolkit.faces.synthetic import posed_face
@@ -54,6 +54,9 @@ def test_per_range_reports_for_missing_small_lost_and_edge_faces():
     edge = [i for i in a.issues if i.kind == "face_at_edge" and i.track_id == big.track_id]
     assert edge and edge[0].start > 45 and edge[-1].end == 59
     doc = json.loads(json.dumps(a.to_dict()))
+    back = FaceAnalysis.from_dict(json.loads(json.dumps(a.to_dict(with_landmarks=True))))
+    assert [i.to_dict() for i in back.issues] == doc["issues"]
+    assert np.allclose(back.track(big.track_id).landmarks_at(40), big.landmarks_at(40), atol=0.01)
     t0 = next(t for t in doc["tracks"] if t["track_id"] == big.track_id)
     assert t0["coverage"] == pytest.approx(46 / 60, abs=1e-3)
     assert 0 < t0["confidence"] < 1
