@@ -27,7 +27,7 @@ from s2v_toolkit.timeline.io import LoadedTimeline, detect_adapter, read_timelin
 from s2v_toolkit.timeline.media_link import MediaLink, MediaResolver, url_to_path
 from s2v_toolkit.timeline.roles import METADATA_NAMESPACE, dialogue_reason
 from s2v_toolkit.timeline.shots import ShotSegment, shot_map
-from s2v_toolkit.timeline.timecode import Span, Time, rate_fraction, timecode
+from s2v_toolkit.timeline.timecode import Span, Time, parse_rate, rate_fraction, timecode
 
 __all__ = [
     "ANALYSIS_RATE", "METADATA_NAMESPACE", "SCHEMA_NAME", "SCHEMA_VERSION",
@@ -35,6 +35,6 @@ __all__ = [
     "MediaResolver", "PlacedRender", "RenderResult", "ShotSegment", "Span", "Time", "TimelineClip",
     "TimelineDescription", "TimelineError", "TrackInfo", "TransitionInfo",
     "add_render_tracks", "choose_dialogue_tracks", "conform", "describe_timeline", "detect_adapter",
-    "dialogue_reason", "extract_dialogue", "next_version", "rate_fraction", "read_timeline", "render_track",
+    "dialogue_reason", "extract_dialogue", "next_version", "parse_rate", "rate_fraction", "read_timeline", "render_track",
     "shot_map", "timecode", "url_to_path", "write_timeline",
 ]
