@@ -1,1 +1,76 @@
-"""models stage (see DESIGN.md). Public API is exported here."""
+"""The Wan S2V networks, their weight loaders, schedulers and expert switching.
+
+Public API (everything else in this package is internal):
+- transformer: :class:`S2VTransformerConfig`, :class:`WanS2VTransformer`, :func:`load_s2v_transformer`,
+  :func:`forward_flops`, :func:`random_s2v_transformer`, :func:`write_tiny_checkpoint`
+- VAE: :class:`WanVAE`, :class:`WanVAEConfig`, :func:`load_wan_vae`, :func:`write_tiny_vae`
+- text: :class:`UMT5TextEncoder`, :func:`load_umt5_text_encoder`, :func:`write_tiny_umt5`
+- audio: :class:`Wav2Vec2AudioEncoder`, :func:`load_audio_encoder`, :func:`write_tiny_wav2vec2`
+- sampling: :func:`make_scheduler` (UniPC, DPM++, Euler), :class:`ExpertSchedule`, :class:`ExpertOffloader`
+"""
+
+from s2v_toolkit.models.attention import attention, set_attention_backend
+from s2v_toolkit.models.audio_encoder import (
+    WAV2VEC2_DIRNAME,
+    Wav2Vec2AudioEncoder,
+    bucket_per_frame,
+    frames_in_samples,
+    load_audio_encoder,
+    official_audio_buckets,
+    samples_for_frames,
+    to_transformer_layout,
+    write_tiny_wav2vec2,
+)
+from s2v_toolkit.models.checkpoint import (
+    CheckpointError,
+    expected_tensor_shapes,
+    load_s2v_transformer,
+    read_transformer_config,
+    write_tiny_checkpoint,
+)
+from s2v_toolkit.models.experts import Expert, ExpertOffloader, ExpertSchedule, ExpertStep, OffloadEvent, module_device
+from s2v_toolkit.models.rope import s2v_token_positions
+from s2v_toolkit.models.s2v_transformer import (
+    ForwardFlops,
+    S2VTransformerConfig,
+    WanS2VTransformer,
+    forward_flops,
+    init_random_weights,
+    random_s2v_transformer,
+)
+from s2v_toolkit.models.schedulers import (
+    SCHEDULER_NAMES,
+    DPMSolverPlusPlusScheduler,
+    EulerFlowScheduler,
+    FlowMatchScheduler,
+    UniPCMultistepScheduler,
+    make_scheduler,
+    sigma_schedule,
+)
+from s2v_toolkit.models.umt5 import (
+    T5_FILENAME,
+    TOKENIZER_DIRNAME,
+    UMT5Config,
+    UMT5Encoder,
+    UMT5TextEncoder,
+    build_umt5_encoder,
+    clean_prompt,
+    load_umt5_encoder,
+    load_umt5_text_encoder,
+    load_umt5_tokenizer,
+    relative_position_bucket,
+    write_tiny_umt5,
+)
+from s2v_toolkit.models.wan_vae import (
+    LATENT_MEAN,
+    LATENT_STD,
+    VAE_FILENAME,
+    WanVAE,
+    WanVAEConfig,
+    build_wan_vae,
+    load_wan_vae,
+    write_tiny_vae,
+)
+from s2v_toolkit.models.weights import WeightsError
+
+__all__ = [name for name in dir() if not name.startswith("_") and name not in {"annotations"}]
