@@ -42,6 +42,7 @@ class RenderResult:
     media_path: str
     clip_id: str | None = None
     record: Span | None = None
+    record_tc: list[str] | None = None   # [in, out) as record timecodes, e.g. ["01:00:10:00", "01:00:12:05"]
     media_start: Time | None = None
     media_duration: Time | None = None   # the render's full length, if known (available range)
     character: str | None = None
@@ -124,9 +125,24 @@ def _target_range(desc: TimelineDescription, r: RenderResult, i: int) -> TimeRan
         if rec.start_time < crec.start_time or rec.end_time_exclusive() > crec.end_time_exclusive():
             raise TimelineError(desc.path, f"render {i} ({r.media_path}): record range lies outside clip {r.clip_id}")
         return rec
+    if r.record is None and r.record_tc:
+        return _range_from_timecodes(desc, r, i)
     if r.record is None:
         raise TimelineError(desc.path, f"render {i} ({r.media_path}): needs a clip_id or a record range")
     return r.record.to_otio()
+
+
+def _range_from_timecodes(desc: TimelineDescription, r: RenderResult, i: int) -> TimeRange:
+    try:
+        tc_in, tc_out = r.record_tc
+        start = otio.opentime.from_timecode(tc_in, desc.rate)
+        end = otio.opentime.from_timecode(tc_out, desc.rate)
+    except (ValueError, TypeError) as exc:
+        raise TimelineError(desc.path, f"render {i} ({r.media_path}): bad record_tc {r.record_tc!r} ({exc})") from None
+    if end <= start:
+        raise TimelineError(desc.path, f"render {i} ({r.media_path}): record_tc out is not after in")
+    offset = desc.global_start.to_otio().rescaled_to(desc.rate)
+    return TimeRange(start - offset, end - start)
 
 
 def _replaced_parts(desc: TimelineDescription, r: RenderResult, rec: TimeRange) -> list[tuple[str, TimeRange]]:

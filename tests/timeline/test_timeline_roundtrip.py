@@ -177,3 +177,22 @@ def test_record_range_renders_overlaps_and_versions(tmp_path):
     # a second conform of the conformed timeline is version 2
     again = conform(read_timeline(result.outputs["otio_json"]), [renders[1]], tmp_path / "out2")
     assert again.version == 2 and again.track_names == ["S2V v002"]
+
+
+def test_render_placed_by_record_timecodes(tmp_path):
+    rate = 30000 / 1001
+    src = tmp_path / "cut.otio"
+    tl = build_cut(rate, drop=True)
+    tl.global_start_time = otio.opentime.RationalTime(107892, rate)      # 01:00:00;00 drop-frame
+    write_with_adapter(tl, src)
+    loaded = read_timeline(src)
+    desc = describe_timeline(loaded, check_media=False)
+    shot2 = next(c for c in desc.clips if c.name == "shot2")
+    tc = shot2.to_dict(desc.rate, desc.drop_frame, desc.global_start.to_otio())["record"]
+    assert ";" in tc["tc_in"]
+    result = conform(loaded, [RenderResult("/r/s2.mov", record_tc=[tc["tc_in"], tc["tc_out"]])], tmp_path)
+    (placed,) = result.placed
+    assert placed.record.to_otio() == shot2.record.to_otio()
+    assert placed.source_clip_ids[0] == shot2.id
+    bad = conform(loaded, [RenderResult("/r/x.mov", record_tc=["01:00:00;00", "00:59:00;00"])], tmp_path)
+    assert not bad.placed and "record_tc" in bad.problems[0]
