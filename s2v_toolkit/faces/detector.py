@@ -287,7 +287,7 @@ class FaceLandmarkDetector:
                     break
                 follower = _ZoomFollower(_landmarker(self.path, True, 1, self._conf), lm, self.zoom, self.zoom_size)
                 confirmed = follower.follow(rgb, ts)
-                if confirmed is None:
+                if confirmed is None or any(same_face(confirmed, g) for g in faces):
                     follower.close()
                     continue
                 self._followers.append(follower)
