@@ -75,7 +75,7 @@ def _fold_small(x: np.ndarray, labels: np.ndarray, w: np.ndarray, min_weight: fl
         labels[labels == c] = np.array(others)[np.argmax(sims, axis=1)]
 
 
-def estimate_speaker_count(embeddings: np.ndarray, threshold: float = 0.4, min_speakers: int = 1,
+def estimate_speaker_count(embeddings: np.ndarray, threshold: float = 0.35, min_speakers: int = 1,
                            max_speakers: int | None = None, weights: np.ndarray | None = None,
                            min_cluster_weight: float = 0.0, max_points: int = 2000) -> int:
     """How many voices: clusters left when average linkage on the raw embeddings stops at cosine distance
@@ -94,7 +94,7 @@ def estimate_speaker_count(embeddings: np.ndarray, threshold: float = 0.4, min_s
     return int(min(upper, max(lower, len(np.unique(labels)))))
 
 
-def cluster_embeddings(embeddings: np.ndarray, num_speakers: int | None = None, threshold: float = 0.4,
+def cluster_embeddings(embeddings: np.ndarray, num_speakers: int | None = None, threshold: float = 0.35,
                        min_speakers: int = 1, max_speakers: int | None = None, weights: np.ndarray | None = None,
                        min_cluster_weight: float = 0.0, max_points: int = 2000, refine_rounds: int = 3) -> np.ndarray:
     """Speaker label (0, 1, ... in order of first appearance) for each row of ``embeddings``.

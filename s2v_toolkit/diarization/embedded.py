@@ -29,7 +29,7 @@ class EmbeddedConfig:
     vad: VADConfig = field(default_factory=VADConfig)
     window: float = 1.6  # embedding window: the piece length the voice encoder was trained on
     step: float = 0.4  # hop between windows
-    threshold: float = 0.4  # cosine distance that stops merging clusters when the speaker count is unknown
+    threshold: float = 0.35  # cosine distance that stops merging clusters when the speaker count is unknown
     min_cluster_seconds: float = 1.0  # smaller clusters fold into their nearest neighbour (count unknown)
     temperature: float = 0.05  # softmax temperature turning similarities into per-window posteriors
     min_turn: float = 0.4  # shorter turns inside a speech region join a neighbour

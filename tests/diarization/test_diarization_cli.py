@@ -86,3 +86,27 @@ def test_voice_sample_without_speech_is_an_error(tmp_path):
     sf.write(tmp_path / "quiet.wav", np.zeros(SR, np.float32), SR)
     with pytest.raises(ConfigError, match="no detectable speech"):
         enroll({"A": [tmp_path / "quiet.wav"]})
+
+
+def test_cli_timeline_input_uses_record_time(files, capsys):
+    """An OTIO timeline with a 2 s gap before the dialogue clip: turns come back 2 s later than in the file."""
+    otio = pytest.importorskip("opentimelineio")
+    d, ref = files
+    import soundfile as sf
+
+    frames = int(sf.info(d / "scene.wav").duration * 25)
+    tl = otio.schema.Timeline(name="reel")
+    track = otio.schema.Track(name="DIA 1", kind=otio.schema.TrackKind.Audio)
+    track.append(otio.schema.Gap(source_range=otio.opentime.TimeRange(duration=otio.opentime.RationalTime(50, 25))))
+    media = otio.schema.ExternalReference(target_url=str(d / "scene.wav"), available_range=otio.opentime.TimeRange(
+        otio.opentime.RationalTime(0, 25), otio.opentime.RationalTime(frames, 25)))
+    track.append(otio.schema.Clip(name="scene", media_reference=media, source_range=otio.opentime.TimeRange(
+        otio.opentime.RationalTime(0, 25), otio.opentime.RationalTime(frames, 25))))
+    tl.tracks.append(track)
+    otio.adapters.write_to_file(tl, str(d / "reel.otio"))
+
+    assert main(["diarize", str(d / "reel.otio"), "--num-speakers", "2", "--json", "--no-progress"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["uri"] == "reel:DIA 1"
+    first_ref = ref[0][0] + 2.0
+    assert abs(doc["turns"][0]["start"] - first_ref) < 0.2
