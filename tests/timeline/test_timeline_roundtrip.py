@@ -30,13 +30,30 @@ FORMATS, RATES, build_cut, write_with_adapter = kit.FORMATS, kit.RATES, kit.buil
 # what the formats carry: kinds, clip names, record/source ranges, media URLs, markers.
 
 
-def _signature(desc, with_markers=True):
+# AAF writers stamp their own write time on every mob; everything else must come back as it was
+_VOLATILE = ("CreationTime", "LastModified")
+
+
+def _metadata(obj, volatile=_VOLATILE):
+    def clean(v):
+        if hasattr(v, "items"):
+            return {k: clean(x) for k, x in v.items() if k not in volatile}
+        if isinstance(v, (list, tuple)) or type(v).__name__ == "AnyVector":
+            return [clean(x) for x in v]
+        return v
+    return repr(clean(obj.metadata))
+
+
+def _signature(desc, loaded=None):
     tracks = [(t.kind, t.name, t.enabled, len(t.clip_ids)) for t in desc.tracks]
     clips = []
     for c in desc.clips:
+        meta = _metadata(desc.otio_items[c.id]) if desc.otio_items else None
         clips.append((c.kind, c.name, c.enabled, c.record.to_otio(), c.source.to_otio(), c.media.url,
-                      tuple((m.name, m.record.to_otio()) for m in c.markers) if with_markers else ()))
-    return tracks, sorted(clips, key=lambda x: (x[0], x[3].start_time.value, x[1]))
+                      tuple((m.name, m.record.to_otio()) for m in c.markers), meta))
+    # a written AAF is a new sequence (new composition mob id); its clips keep their master mob ids
+    top = _metadata(loaded.timeline, _VOLATILE + ("MobID",)) if loaded is not None else None
+    return tracks, sorted(clips, key=lambda x: (x[0], x[3].start_time.value, x[1])), top
 
 
 def _sha(path):
@@ -71,8 +88,9 @@ def test_zero_render_conform_round_trips_exactly(tmp_path, ext, rate_name):
     assert copy.is_equivalent_to(otio.adapters.read_from_string(otio.adapters.write_to_string(loaded.timeline)))
     # the input's own format reads back with the same tracks, clips, ranges, media and markers
     native = result.outputs[FORMATS[ext]] if ext != "otio" else result.outputs["otio_json"]
-    after = describe_timeline(read_timeline(native, rate=rate), check_media=False)
-    assert _signature(after) == _signature(before)
+    back = read_timeline(native, rate=rate)
+    after = describe_timeline(back, check_media=False)
+    assert _signature(after, back) == _signature(before, loaded)   # incl. clip and timeline metadata
     assert after.global_start.to_otio() == before.global_start.to_otio()
 
 
