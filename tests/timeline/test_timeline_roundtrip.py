@@ -119,6 +119,7 @@ def test_renders_land_frame_exactly_over_their_shots(tmp_path, ext, rate_name):
             continue
         o = orig[c.id]
         assert (c.record.to_otio(), c.source.to_otio(), c.media.url) == (o.record.to_otio(), o.source.to_otio(), o.media.url)
+        assert _metadata(after.otio_items[c.id]) == _metadata(before.otio_items[o.id])
         added = [m for m in c.markers if m.name.startswith("S2V v001")]
         assert len(c.markers) - len(added) == len(o.markers)
         assert len(added) == (1 if c.id in {v.id for v in videos[:2]} else 0)
