@@ -309,3 +309,55 @@ def test_a_face_leaving_the_frame_is_reported_at_the_edge_then_gone():
     last_seen = max(t.last_frame for t in a.tracks)
     gone = [i for i in a.issues if i.kind == "no_face"]
     assert gone[-1].end == 23 and gone[-1].start == last_seen + 1
+
+
+def _open_mouth(img, lm, h):
+    """The photo with the jaw dropped by ``h`` px below the lips and a dark gap between them."""
+    out = img.copy()
+    c = (lm[13, :2] + lm[14, :2]) / 2
+    y0, x0, x1 = int(round(c[1])), int(lm[61, 0]) - 10, int(lm[291, 0]) + 10
+    out[y0 + h:y0 + 60 + h, x0:x1] = img[y0:y0 + 60, x0:x1]
+    if h > 0:
+        cv2.ellipse(out, (int(c[0]), y0 + h // 2), ((x1 - x0) // 2 - 12, h // 2 + 1), 0, 0, 360, (40, 20, 25), -1)
+    return out
+
+
+@needs_bundle
+def test_cli_speaker_finds_the_mouth_that_moves_with_the_line(tmp_path, capsys, reference_landmarks):
+    """Two faces; the left one's mouth opens with the sound for frames 0-49, then nobody speaks."""
+    from fractions import Fraction
+
+    from s2v_toolkit.cli import main
+    from s2v_toolkit.media import write_video
+
+    astro, ref_a, hopper, _ = reference_landmarks
+    rng = np.random.default_rng(5)
+    n, rate = 100, 48000
+    loud = np.zeros(n)
+    k = 0
+    while k < 50:  # syllables: bursts of 3-6 frames with short pauses
+        dur = int(rng.integers(3, 7))
+        loud[k:k + dur] = rng.uniform(0.6, 1.0)
+        k += dur + int(rng.integers(1, 4))
+    loud[50:] = 0
+    audio = (rng.normal(0, 1, n * rate // 25) * 0.2 * np.repeat(loud, rate // 25)).astype(np.float32)
+    right = cv2.resize(hopper[40:500, 26:486], (360, 360), interpolation=cv2.INTER_AREA)
+    frames = []
+    for i in range(n):
+        left = cv2.resize(_open_mouth(astro, ref_a, int(round(14 * loud[i])))[0:400, 56:456], (360, 360),
+                          interpolation=cv2.INTER_AREA)
+        frames.append(np.concatenate([left, right], axis=1))
+    src = write_video(tmp_path / "dialogue.mp4", np.stack(frames), Fraction(25), preset="h264", audio=audio,
+                      audio_rate=rate)
+    assert main(["faces", "speaker", str(src), "--range", "0-49", "--json"]) == 0
+    talking = json.loads(capsys.readouterr().out)
+    assert talking["track_id"] is not None and talking["confidence"] > 0.5, talking
+    chosen = next(c for c in talking["candidates"] if c["track_id"] == talking["track_id"])
+    assert chosen["audio_correlation"] > 0.6
+    assert main(["faces", "track", str(src), "--range", "0-49", "--json"]) == 0
+    boxes = {t["track_id"]: t["boxes"][0] for t in json.loads(capsys.readouterr().out)["tracks"]}
+    assert boxes[talking["track_id"]][2] < 360  # the astronaut, on the left
+    # silence and still mouths: no choice, and it says so
+    assert main(["faces", "speaker", str(src), "--range", "50-99", "--json"]) == 0
+    quiet = json.loads(capsys.readouterr().out)
+    assert quiet["track_id"] is None and quiet["low_confidence"] and quiet["confidence"] < 0.3
