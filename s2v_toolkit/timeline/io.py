@@ -120,6 +120,8 @@ def read_timeline(path: str | os.PathLike, *, rate: float | None = None) -> Load
         channels = fcp7_flags.apply_on_read(target.read_text(errors="replace"), timeline)
     if adapter == "cmx_3600":
         _normalize_edl_start(timeline)
+    if adapter == "otioz":
+        notes.append("media of an .otioz is inside the bundle: unzip it and pass that folder as a search folder")
     if not len(timeline.tracks) and adapter == "AAF":
         raise TimelineError(p, "AAF has no composition (no tracks to read)")
     if adapter == "AAF":

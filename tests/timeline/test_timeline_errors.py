@@ -169,3 +169,28 @@ def test_relative_media_paths_resolve_against_the_timeline_folder(tmp_path):
     assert good.media.path == str(tmp_path / "media" / "a.wav") and not good.media.problems
     # a file that exists but is not media: reported on its clip, the rest still described
     assert any("unreadable" in p for p in broken.media.problems)
+
+
+def test_otioz_bundle_media_found_after_unzipping(tmp_path):
+    import zipfile
+
+    src_media = tmp_path / "src"
+    src_media.mkdir()
+    kit.write_wav(src_media / "line.wav", 1.0, 8000)
+    tl = otio.schema.Timeline("z")
+    tr = otio.schema.Track("DX", kind=otio.schema.TrackKind.Audio)
+    tr.append(otio.schema.Clip("line", media_reference=otio.schema.ExternalReference(
+        (src_media / "line.wav").as_uri(), available_range=TR(RT(0, 25), RT(25, 25))),
+        source_range=TR(RT(0, 25), RT(25, 25))))
+    tl.tracks.append(tr)
+    bundle = tmp_path / "handoff.otioz"
+    otio.adapters.write_to_file(tl, str(bundle))
+    (src_media / "line.wav").unlink()                      # only the bundle travels
+    loaded = read_timeline(bundle)
+    assert loaded.adapter == "otioz" and any("unzip" in n for n in loaded.notes)
+    assert describe_timeline(loaded).clips[0].media.status == "missing"
+    unzipped = tmp_path / "unzipped"
+    with zipfile.ZipFile(bundle) as z:
+        z.extractall(unzipped)
+    clip = describe_timeline(loaded, search_dirs=[unzipped]).clips[0]
+    assert clip.media.status == "ok" and clip.media.path == str(unzipped / "media" / "line.wav")
