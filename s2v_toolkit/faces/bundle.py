@@ -47,8 +47,27 @@ BUNDLE_LANDMARKS = "face_landmarks_detector.tflite"
 SETUP_COMMAND = "s2vt faces setup"
 
 
+MEDIAPIPE_VERSION = "1.2.3"
+INSTALL_COMMAND = (f'pip install "absl-py~=2.3" "flatbuffers~=25.9" opencv-python-headless matplotlib '
+                   f'&& pip install --no-deps mediapipe=={MEDIAPIPE_VERSION}')
+
+
 class FaceModelMissing(S2VError):
     """No face landmarker bundle is available and it cannot be built here."""
+
+
+class MediapipeMissing(S2VError):
+    """The mediapipe Tasks API (or a library it needs) is not installed."""
+
+
+def require_mediapipe() -> None:
+    """Raise :class:`MediapipeMissing` with the install command unless mediapipe's Tasks API imports."""
+    try:
+        import mediapipe.tasks.metadata.schema_py_generated  # noqa: F401
+        import mediapipe.tasks.python.vision  # noqa: F401
+    except ImportError as exc:
+        raise MediapipeMissing(f"the face stage needs mediapipe's Tasks API ({exc}); install it with: "
+                               f"{INSTALL_COMMAND}") from None
 
 
 @dataclass(frozen=True)
@@ -196,10 +215,7 @@ def build_landmarker_bundle(out: str | os.PathLike | None = None, *, wheel: str 
     out = Path(out).expanduser() if out else default_bundle_path()
     if out.exists() and not overwrite:
         return bundle_info(out)
-    try:
-        import mediapipe.tasks.metadata.schema_py_generated  # noqa: F401  (TFLite schema used by the merge)
-    except ImportError as exc:
-        raise FaceModelMissing(f"mediapipe is not installed ({exc}); see docs/faces.md") from exc
+    require_mediapipe()
     with tempfile.TemporaryDirectory(prefix="s2vt-faces-") as tmp:
         wheel_path = Path(wheel) if wheel else download_source_wheel(tmp)
         models, licence = read_source_models(wheel_path)

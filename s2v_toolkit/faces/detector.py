@@ -14,7 +14,7 @@ import os
 
 import numpy as np
 
-from .bundle import ensure_landmarker_bundle
+from .bundle import ensure_landmarker_bundle, require_mediapipe
 from .landmarks import NOSE_TIP, NUM_LANDMARKS, FaceObservation, box_iou, face_size, landmark_box
 
 
@@ -195,6 +195,7 @@ class FaceLandmarkDetector:
                  fps: float = 25.0, min_face_px: float = 64.0, scan_every: int = 10, zoom: float = 3.0,
                  zoom_size: int = 320, min_detection_confidence: float = 0.5,
                  min_presence_confidence: float = 0.5, min_tracking_confidence: float = 0.5):
+        require_mediapipe()
         self.path = ensure_landmarker_bundle(bundle)
         self._conf = (min_detection_confidence, min_presence_confidence, min_tracking_confidence)
         self.video = video

@@ -191,6 +191,20 @@ def test_missing_bundle_offline_names_the_setup_command(tmp_path, monkeypatch):
         B.ensure_landmarker_bundle()
 
 
+def test_missing_mediapipe_is_a_clear_error_with_the_install_command(monkeypatch, capsys):
+    import sys
+
+    from s2v_toolkit.cli import main
+    from s2v_toolkit.faces import FaceLandmarkDetector
+
+    monkeypatch.setitem(sys.modules, "mediapipe.tasks.python.vision", None)  # import now fails
+    with pytest.raises(B.MediapipeMissing, match="pip install --no-deps mediapipe==1.2.3"):
+        FaceLandmarkDetector()
+    assert main(["faces", "setup", "--output", "/nonexistent/dir/x.task"]) == 2
+    err = capsys.readouterr().err
+    assert "pip install --no-deps mediapipe" in err and "Traceback" not in err
+
+
 def test_cli_setup_check_reports_a_missing_bundle(tmp_path, monkeypatch, capsys):
     from s2v_toolkit.cli import main
 
