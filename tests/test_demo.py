@@ -1,0 +1,63 @@
+"""The demo project as shipped, and ``s2vt demo`` on it."""
+
+import hashlib
+import json
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+
+from s2v_toolkit.cli import main
+from s2v_toolkit.demo import PROJECT_DIR, run_demo
+from s2v_toolkit.media import probe, read_audio
+
+
+def _tree_digest(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file() and "__pycache__" not in p.parts}
+
+
+def test_demo_project_is_small_and_complete():
+    project = json.loads((PROJECT_DIR / "project.json").read_text())
+    files = [p for p in PROJECT_DIR.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+    assert sum(p.stat().st_size for p in files) < 5_000_000
+    fps = Fraction(project["fps"])
+    assert fps == Fraction(24000, 1001)
+    for shot in project["shots"]:
+        if shot["media"]:
+            v = probe(PROJECT_DIR / shot["media"]).video
+            assert v.fps == fps and v.start_timecode == shot["source_tc"]
+            assert v.frame_count == shot["frames"] + 24  # 12-frame handles on both sides
+    # Each line's audio is speech where the manifest says, in the character's own file.
+    for line in project["lines"]:
+        audio = read_audio(PROJECT_DIR / line["media"], sample_rate=16000)
+        assert len(audio) == round(Fraction(line["frames"]) / fps * 16000)
+        speech = int(line["speech_seconds"] * 16000)
+        assert abs(audio[:speech]).max() > 0.5 and abs(audio[speech + 400 :]).max(initial=0) < 0.02
+    assert {c for _, c in [(s["name"], s["kind"]) for s in project["shots"]]} == {"collins", "hopper", "cutaway", "gap"}
+
+
+def test_run_demo_reports_every_stage_and_writes_only_to_out(tmp_path):
+    before = _tree_digest(PROJECT_DIR)
+    summary = run_demo(out_dir=tmp_path / "out")
+    assert _tree_digest(PROJECT_DIR) == before  # the project is never written to
+    assert summary.characters == ["COLLINS", "HOPPER"]
+    assert [ln["character"] for ln in summary.lines] == ["COLLINS", "HOPPER", "COLLINS", "HOPPER"]
+    assert summary.lines[0]["record"].startswith("01:00:00:12")
+    assert len(summary.media) == 7 and not summary.missing_media
+    assert any("fcp_xml" in s and "same cut: True" in s for s in summary.stages)
+    saved = json.loads((tmp_path / "out" / "demo_summary.json").read_text())
+    assert saved["timeline"] == "DEMO_SCENE" and saved["clips"] == summary.clips
+
+
+def test_demo_cli_errors_are_one_line(tmp_path, capsys):
+    assert main(["demo", "--project", str(tmp_path / "nowhere"), "-o", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("s2vt: error:") and "project.json" in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_demo_cli_prints_a_summary(tmp_path, capsys):
+    assert main(["demo", "-o", str(tmp_path / "o")]) == 0
+    out = capsys.readouterr().out
+    assert "DEMO_SCENE" in out and "COLLINS" in out and "HOPPER" in out
