@@ -135,7 +135,8 @@ def read_audio_channels(
         hi = None if k1 is None else math.ceil((k1 + pad) / step_out) * step_in
         native, end_idx = _decode_native(container, astream, path, lo, hi, a0)
     if k1 is None:
-        k1 = max(k0, math.floor(Fraction(end_idx, sr_in) * sr_out))
+        # Every output sample whose time falls before the stream's end (a partial last one included).
+        k1 = max(k0, math.ceil(Fraction(end_idx, sr_in) * sr_out))
     if sr_in == sr_out:
         resampled = native
     else:
