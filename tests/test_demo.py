@@ -2,10 +2,12 @@
 
 import hashlib
 import json
+import math
 from fractions import Fraction
 from pathlib import Path
 
 import pytest
+import soundfile as sf
 
 from s2v_toolkit.cli import main
 from s2v_toolkit.demo import PROJECT_DIR, run_demo
@@ -31,7 +33,9 @@ def test_demo_project_is_small_and_complete():
     # Each line's audio is speech where the manifest says, in the character's own file.
     for line in project["lines"]:
         audio = read_audio(PROJECT_DIR / line["media"], sample_rate=16000)
-        assert len(audio) == round(Fraction(line["frames"]) / fps * 16000)
+        native = sf.info(str(PROJECT_DIR / line["media"]))
+        assert native.samplerate == 48000 and native.frames == round(Fraction(line["frames"]) / fps * 48000)
+        assert len(audio) == math.ceil(native.frames / 3)  # 48 kHz -> 16 kHz, partial last sample kept
         speech = int(line["speech_seconds"] * 16000)
         assert abs(audio[:speech]).max() > 0.5 and abs(audio[speech + 400 :]).max(initial=0) < 0.02
     assert {c for _, c in [(s["name"], s["kind"]) for s in project["shots"]]} == {"collins", "hopper", "cutaway", "gap"}
