@@ -19,7 +19,8 @@ from s2v_toolkit.errors import S2VError
 # Subcommands live in ``s2v_toolkit/commands/<group>.py``, each with ``register(subparsers)``.
 # They sit outside the stage packages and import heavy libraries (torch, Qt, mediapipe) only inside
 # the command function, so that ``s2vt --help`` stays fast. Groups are listed in help order.
-COMMAND_GROUPS = ("media", "timeline", "diarization", "faces", "models", "pipelines", "jobs", "ui", "demo")
+COMMAND_GROUPS = ("media", "timeline", "diarization", "faces", "models", "pipelines", "redub", "jobs", "ui",
+                  "serve", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:
