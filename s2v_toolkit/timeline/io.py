@@ -12,7 +12,7 @@ import opentimelineio as otio
 
 from s2v_toolkit.errors import S2VError
 from s2v_toolkit.media import atomic_output
-from s2v_toolkit.timeline import fcp7_flags
+from s2v_toolkit.timeline import fcp7_flags, fcpx_ntsc
 from s2v_toolkit.timeline.errors import TimelineError
 from s2v_toolkit.timeline.timecode import RationalTime, TimeRange, rate_fraction
 
@@ -104,17 +104,26 @@ def read_timeline(path: str | os.PathLike, *, rate: float | None = None) -> Load
             rate, note = guess_edl_rate(p)
             notes.append(note)
         kwargs["rate"] = float(rate)
+    fcpx_text, ntsc = None, None
     if adapter == "fcpx_xml":
-        _check_fcpxml_rates(p, target)
+        fcpx_text = target.read_text(errors="replace")
+        ntsc = fcpx_ntsc.ntsc_scale(p, fcpx_text)
+        if ntsc:
+            fcpx_text = fcpx_ntsc.scale_times(fcpx_text, ntsc)
     try:
-        result = otio.adapters.read_from_file(str(target), adapter_name=adapter, **kwargs)
+        if fcpx_text is not None:
+            result = otio.adapters.read_from_string(fcpx_text, adapter_name=adapter)
+        else:
+            result = otio.adapters.read_from_file(str(target), adapter_name=adapter, **kwargs)
     except TimelineError:
         raise
     except Exception as exc:  # adapters raise anything from ValueError to XML ParseError
         raise TimelineError(p, f"cannot read as {adapter}: {_first_line(exc)}") from exc
     timeline = _pick_timeline(p, result, notes)
     if adapter == "fcpx_xml":
-        _fix_fcpxml_start(target, timeline, notes)
+        _fix_fcpxml_start(fcpx_text, timeline, notes)
+        if ntsc:
+            fcpx_ntsc.relabel_rates(timeline, to_ntsc=True)
     channels: dict[str, int] = {}
     if adapter == "fcp_xml":
         channels = fcp7_flags.apply_on_read(target.read_text(errors="replace"), timeline)
@@ -187,23 +196,18 @@ def _fcpx_seconds(text: str) -> Fraction:
     return Fraction(text) if text else Fraction(0)
 
 
-def _check_fcpxml_rates(p: Path, target: Path) -> None:
-    # otio-fcpx-xml-adapter 1.0 divides frameDuration as integers: 1001/24000s reads as 23 fps and
-    # every time lands on the wrong frame. Refuse rather than return a silently wrong cut.
-    text = target.read_text(errors="replace")
-    for fd in set(re.findall(r'frameDuration="([^"]+)"', text)):
-        try:
-            per_frame = _fcpx_seconds(fd)
-        except (ValueError, ZeroDivisionError):
-            raise TimelineError(p, f"FCPXML format has an unreadable frameDuration '{fd}'") from None
-        if per_frame and (1 / per_frame).denominator != 1:
-            raise TimelineError(p, f"FCPXML at {float(1 / per_frame):.3f} fps: the FCPXML adapter cannot read "
-                                   "NTSC rates frame-exactly; export FCP 7 XML, AAF or OTIO instead")
+def _is_ntsc(timeline: otio.schema.Timeline) -> bool:
+    if timeline.global_start_time is not None:
+        return rate_fraction(timeline.global_start_time.rate).denominator == 1001
+    for clip in timeline.find_clips():
+        if clip.source_range is not None:
+            return rate_fraction(clip.source_range.duration.rate).denominator == 1001
+    return False
 
 
-def _fix_fcpxml_start(target: Path, timeline: otio.schema.Timeline, notes: list[str]) -> None:
+def _fix_fcpxml_start(text: str, timeline: otio.schema.Timeline, notes: list[str]) -> None:
     """The FCPXML adapter ignores the sequence's tcStart and turns it into a leading gap."""
-    m = re.search(r'<sequence\b[^>]*\btcStart="([^"]+)"', target.read_text(errors="replace"))
+    m = re.search(r'<sequence\b[^>]*\btcStart="([^"]+)"', text)
     if not m or timeline.global_start_time is not None:
         return
     start_s = _fcpx_seconds(m.group(1))
@@ -267,6 +271,12 @@ def write_timeline(
         with atomic_output(dest, overwrite=overwrite) as tmp:
             if adapter == "cmx_3600":
                 _write_edl(timeline, tmp, **adapter_kwargs)
+            elif adapter == "fcpx_xml" and _is_ntsc(timeline):
+                # the FCPXML writer cannot write NTSC rates: write at the nominal rate, rescale times
+                nominal = timeline.deepcopy()
+                fcpx_ntsc.relabel_rates(nominal, to_ntsc=False)
+                text = otio.adapters.write_to_string(nominal, adapter_name="fcpx_xml", **adapter_kwargs)
+                Path(tmp).write_text(fcpx_ntsc.scale_times(text, fcpx_ntsc.NTSC_FACTOR, divide=False))
             elif adapter == "fcp_xml":
                 text = otio.adapters.write_to_string(timeline, adapter_name="fcp_xml", **adapter_kwargs)
                 Path(tmp).write_text(fcp7_flags.apply_on_write(text, timeline))

@@ -85,19 +85,37 @@ def test_aaf_without_composition_and_corrupt_aaf(tmp_path):
     _one_line_naming(e, junk)
 
 
-def test_ntsc_fcpxml_is_refused_not_misread(tmp_path):
-    """otio-fcpx-xml-adapter 1.0 reads 1001/24000s as 23 fps: that must be an error, not a shifted cut."""
-    p = tmp_path / "resolve.fcpxml"
-    p.write_text(
+def _fcpxml(frame_duration: str, times: dict) -> str:
+    return (
         '<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE fcpxml>\n<fcpxml version="1.8"><resources>'
-        '<format id="r1" frameDuration="1001/24000s"/>'
-        '<asset name="a" src="file:///m/a.mov" format="r1" id="r2" duration="240240/24000s" start="0s"/>'
-        '</resources><library><event name="e"><project name="p"><sequence duration="47047/24000s" format="r1">'
-        '<spine><asset-clip name="a" ref="r2" offset="0s" duration="47047/24000s" start="1001/24000s"/></spine>'
-        '</sequence></project></event></library></fcpxml>')
+        f'<format id="r1" frameDuration="{frame_duration}"/>'
+        f'<asset name="a" src="file:///m/a.mov" format="r1" id="r2" duration="{times["asset"]}" start="0s"/>'
+        f'</resources><library><event name="e"><project name="p"><sequence duration="{times["dur"]}" '
+        f'format="r1" tcStart="{times["tc"]}"><spine><asset-clip name="a" ref="r2" offset="{times["tc"]}" '
+        f'duration="{times["dur"]}" start="{times["src"]}"/></spine></sequence></project></event></library></fcpxml>')
+
+
+def test_ntsc_fcpxml_reads_frame_exactly(tmp_path):
+    """otio-fcpx-xml-adapter 1.0 alone reads 1001/24000s as 23 fps; the toolkit gets every frame right."""
+    p = tmp_path / "resolve.fcpxml"
+    # 23.976: sequence at 01:00:00:00 (86400 frames), a 47-frame clip from source frame 1013
+    p.write_text(_fcpxml("1001/24000s", {"asset": "5005000/24000s", "dur": "47047/24000s",
+                                         "tc": "86486400/24000s", "src": "1014013/24000s"}))
+    desc = describe_timeline(read_timeline(p), check_media=False)
+    (clip,) = desc.clips
+    ntsc = 24000 / 1001
+    assert desc.rate == ntsc and desc.global_start.to_otio() == RT(86400, ntsc)
+    assert clip.record.to_otio() == TR(RT(0, ntsc), RT(47, ntsc))
+    assert clip.source.to_otio() == TR(RT(1013, ntsc), RT(47, ntsc))
+    assert desc.to_dict()["clips"][0]["record"]["tc_in"] == "01:00:00:00"
+
+
+def test_fcpxml_at_a_rate_the_adapter_cannot_carry_is_refused(tmp_path):
+    p = tmp_path / "odd.fcpxml"
+    p.write_text(_fcpxml("100/2997s", {"asset": "1000s", "dur": "4700/2997s", "tc": "0s", "src": "0s"}))
     with pytest.raises(TimelineError) as e:
         read_timeline(p)
-    assert "23.976" in _one_line_naming(e, p)
+    assert "29.97" in _one_line_naming(e, p)
 
 
 def test_clip_problems_are_per_clip_not_fatal(tmp_path):

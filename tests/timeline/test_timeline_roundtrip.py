@@ -61,10 +61,8 @@ def _sha(path):
 
 
 def _cases(aaf_rates=tuple(RATES)):
-    # otio-fcpx-xml-adapter 1.0 can neither write nor read NTSC-rate FCPXML (see test_timeline_errors);
-    # AAF is slow to read and write, so its zero-render trip runs at fewer rates
-    return [(ext, r) for ext in FORMATS for r in RATES
-            if not (ext == "fcpxml" and "." in r) and not (ext == "aaf" and r not in aaf_rates)]
+    # AAF is slow to read and write, so it runs at fewer rates
+    return [(ext, r) for ext in FORMATS for r in RATES if not (ext == "aaf" and r not in aaf_rates)]
 
 
 @pytest.mark.parametrize(("ext", "rate_name"), _cases(aaf_rates=("23.976", "29.97DF")))

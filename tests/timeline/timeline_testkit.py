@@ -72,7 +72,16 @@ def build_cut(rate: float, drop: bool = False, single_video: bool = False, audio
 
 
 def write_with_adapter(tl: otio.schema.Timeline, path) -> None:
-    """Write a test timeline as an editor's app would hand it over (not through the toolkit)."""
+    """Write a test timeline as an editor's app would hand it over (not through the toolkit).
+
+    FCPXML at NTSC rates is the exception: otio-fcpx-xml-adapter 1.0 cannot write it, so the
+    toolkit's writer makes it (hand-written NTSC FCPXML is read in test_timeline_errors)."""
+    if str(path).endswith(".fcpxml") and tl.global_start_time is not None \
+            and round(tl.global_start_time.rate) != tl.global_start_time.rate:
+        from s2v_toolkit.timeline import write_timeline
+
+        write_timeline(tl, path)
+        return
     kwargs = {"use_empty_mob_ids": True} if str(path).endswith(".aaf") else {}
     otio.adapters.write_to_file(tl, str(path), **kwargs)
 
