@@ -96,8 +96,13 @@ def estimate_speaker_count(embeddings: np.ndarray, threshold: float = 0.35, min_
 
 def cluster_embeddings(embeddings: np.ndarray, num_speakers: int | None = None, threshold: float = 0.35,
                        min_speakers: int = 1, max_speakers: int | None = None, weights: np.ndarray | None = None,
-                       min_cluster_weight: float = 0.0, max_points: int = 2000, refine_rounds: int = 3) -> np.ndarray:
+                       min_cluster_weight: float = 0.0, max_points: int = 2000, refine_rounds: int = 3,
+                       reliable: np.ndarray | None = None) -> np.ndarray:
     """Speaker label (0, 1, ... in order of first appearance) for each row of ``embeddings``.
+
+    ``reliable`` (boolean per row, e.g. windows of at least 1 s) marks the embeddings the count and the
+    clusters are built from, when there are enough of them (twice the count); the others (short blips,
+    coughs: noisy vectors that would otherwise take a cluster of their own) then go to the nearest speaker.
 
     The count is ``num_speakers`` when given, else :func:`estimate_speaker_count` (``threshold`` is the
     cosine distance where merging stops; ``min_speakers`` / ``max_speakers`` bound the count; ``weights``,
@@ -113,13 +118,19 @@ def cluster_embeddings(embeddings: np.ndarray, num_speakers: int | None = None, 
     if n == 0:
         return np.zeros(0, dtype=np.int64)
     w = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
+    core = np.ones(n, dtype=bool) if reliable is None else np.asarray(reliable, dtype=bool)
+    wanted = 2 * (num_speakers or max(1, min_speakers))
+    if core.sum() < max(2, wanted):
+        core = np.ones(n, dtype=bool)
     if num_speakers is not None:
-        k = max(1, min(int(num_speakers), n))
+        k = max(1, min(int(num_speakers), int(core.sum())))
     else:
-        k = estimate_speaker_count(x, threshold, min_speakers, max_speakers, w, min_cluster_weight, max_points)
+        k = estimate_speaker_count(x[core], threshold, min_speakers, max_speakers, w[core], min_cluster_weight,
+                                   max_points)
     if k == 1:
         return np.zeros(n, dtype=np.int64)
     centred = _normalize(x - (x * w[:, None]).sum(axis=0) / max(w.sum(), 1e-12))
-    labels = _agglomerate(centred, k, threshold, max_points)
-    labels = _refine(centred, labels, k, w, refine_rounds)
-    return _relabel_by_size(labels)
+    labels = _agglomerate(centred[core], k, threshold, max_points)
+    labels = _refine(centred[core], labels, k, w[core], refine_rounds)
+    everyone = np.argmax(centred @ centroids_of(centred[core], labels, k, w[core]).T, axis=1)
+    return _relabel_by_size(everyone)

@@ -29,6 +29,7 @@ class EmbeddedConfig:
     vad: VADConfig = field(default_factory=VADConfig)
     window: float = 1.6  # embedding window: the piece length the voice encoder was trained on
     step: float = 0.4  # hop between windows
+    min_window: float = 1.0  # shorter windows (short speech regions) join speakers but do not form them
     threshold: float = 0.35  # cosine distance that stops merging clusters when the speaker count is unknown
     min_cluster_seconds: float = 1.0  # smaller clusters fold into their nearest neighbour (count unknown)
     temperature: float = 0.05  # softmax temperature turning similarities into per-window posteriors
@@ -204,8 +205,9 @@ class EmbeddedDiarizer:
         windows = _windows(regions, cfg.window, cfg.step)
         embeddings = embed_windows(source, windows, self.encoder, cfg.block_seconds, progress)
         weights = _speech_shares(windows, regions)
+        reliable = np.array([b - a >= cfg.min_window for a, b in windows])
         labels = cluster_embeddings(embeddings, num_speakers, cfg.threshold, min_speakers or 1, max_speakers,
-                                    weights=weights, min_cluster_weight=cfg.min_cluster_seconds)
+                                    weights=weights, min_cluster_weight=cfg.min_cluster_seconds, reliable=reliable)
         k = int(labels.max()) + 1
         centroids = centroids_of(embeddings.astype(np.float64), labels, k, weights)
         posteriors = _posteriors(embeddings @ centroids.T, cfg.temperature, other=1.0 - cfg.threshold)

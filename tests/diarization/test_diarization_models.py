@@ -94,3 +94,53 @@ def test_encoder_batches_mixed_lengths_like_single_calls():
     together = enc.embed(pieces)
     alone = np.concatenate([enc.embed([p]) for p in pieces])
     assert np.allclose(together, alone, atol=1e-5)
+
+
+def _voices(rng, k, counts, dim=64, within=0.8, between=0.55):
+    """Unit vectors of ``k`` voices with about the encoder's statistics: mean cosine ``within`` one voice
+    and ``between`` two voices (a shared component makes voices alike, as the encoder's all are)."""
+    shared = rng.standard_normal(dim)
+    shared /= np.linalg.norm(shared)
+    own = np.linalg.qr(rng.standard_normal((dim, k)))[0].T  # orthonormal, orthogonal-ish to shared
+    centre_cos = between / within
+    centres = np.sqrt(centre_cos) * shared + np.sqrt(1 - centre_cos) * own
+    sigma = np.sqrt(1 / within - 1)
+    rows, labels = [], []
+    for label, n in enumerate(counts):
+        v = centres[label] + sigma * rng.standard_normal((n, dim)) / np.sqrt(dim)
+        rows.append(v / np.linalg.norm(v, axis=1, keepdims=True))
+        labels += [label] * n
+    return np.concatenate(rows), np.array(labels)
+
+
+def test_clustering_known_and_estimated_counts():
+    from s2v_toolkit.diarization.clustering import cluster_embeddings
+
+    rng = np.random.default_rng(0)
+    x, truth = _voices(rng, 3, [20, 15, 10])
+    sims = x @ x.T
+    assert 0.7 < sims[truth == 0][:, truth == 0].mean() < 0.9 and sims[truth == 0][:, truth == 1].mean() < 0.65
+    for labels in (cluster_embeddings(x, num_speakers=3), cluster_embeddings(x)):
+        assert labels.max() == 2
+        for c in range(3):  # each true voice is exactly one cluster
+            assert len(set(labels[truth == c])) == 1
+        assert labels[0] == 0  # labels in order of first appearance
+    assert cluster_embeddings(x, max_speakers=2).max() == 1
+    one, _ = _voices(rng, 1, [30])
+    assert cluster_embeddings(one).max() == 0  # one voice stays one speaker
+    assert cluster_embeddings(x[:1]).tolist() == [0] and cluster_embeddings(np.zeros((0, 64))).size == 0
+
+
+def test_unreliable_windows_join_speakers_built_from_reliable_ones():
+    from s2v_toolkit.diarization.clustering import cluster_embeddings
+
+    rng = np.random.default_rng(1)
+    x, truth = _voices(rng, 2, [12, 12])
+    outlier = -x.mean(axis=0, keepdims=True)  # unlike everything
+    x = np.concatenate([x, outlier / np.linalg.norm(outlier)])
+    reliable = np.array([True] * 24 + [False])
+    labels = cluster_embeddings(x, num_speakers=2, reliable=reliable)
+    assert len(set(labels[:12])) == 1 and len(set(labels[12:24])) == 1 and labels[0] != labels[12]
+    assert labels[24] in (labels[0], labels[12])  # the short window joins a speaker
+    # with too few reliable rows (under twice the count) everything is used
+    assert cluster_embeddings(x, num_speakers=2, reliable=np.eye(1, 25, 0, dtype=bool)[0]).max() == 1
