@@ -1,0 +1,330 @@
+"""build_plan: timeline + cast -> RenderPlan.
+
+dialogue extraction -> diarization -> speaker-to-character assignment -> lines (a character's
+consecutive turns) -> for every line, the shots under it -> an action for each shot:
+
+- ``new_shot``: no video under the line (a gap), a placeholder clip (generator / offline media), or a
+  clip marked ``metadata["s2v"]["generate"] = true`` / ``"action": "new_shot"``;
+- ``redub``: the character's face is found speaking in the shot (faces stage: tracking, audio/mouth
+  sync and the cast's reference image);
+- ``skip`` with the reason: unknown voice, no face (cutaway), face not identified, retimed clip,
+  missing media, only a few frames of the line on that shot.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from s2v_toolkit.jobs.cast import Cast, Character, load_cast
+from s2v_toolkit.jobs.plan import (
+    UNKNOWN_CHARACTER, DialogueLine, RenderPlan, ShotJob, new_plan_timestamp, seed_for, stable_job_id,
+)
+
+DEFAULT_MAX_GAP = 0.6          # seconds of pause inside one line of one character
+DEFAULT_MIN_LINE = 0.25        # seconds: shorter speech is not a line
+DEFAULT_MIN_JOB_FRAMES = 6     # fewer frames of a line on a shot are not worth a render
+
+
+@dataclass
+class ShotContext:
+    """What a face check sees for one line on one shot."""
+
+    job: ShotJob
+    character: Character | None
+    media_path: str
+    first_frame: int             # file frame index (0 = the file's first frame)
+    last_frame: int              # inclusive
+    audio: np.ndarray            # the line's 16 kHz mono samples over these frames
+    sample_rate: int = 16000
+
+
+@dataclass
+class FaceVerdict:
+    action: str                  # "redub" | "skip"
+    reason: str
+    face: dict | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+FaceCheck = Callable[[ShotContext], FaceVerdict]
+
+
+class FaceChecker:
+    """Default face check (faces stage): track the faces of the shot's frames, then pick the one whose
+    mouth follows the line's audio and that looks like the character's reference image."""
+
+    def __init__(self, bundle: str | os.PathLike | None = None):
+        self.bundle = bundle
+        self._references: dict[str, object] = {}
+        self.notes: list[str] = []
+
+    def reference(self, character: Character | None):
+        from s2v_toolkit.errors import S2VError
+        from s2v_toolkit.faces import reference_descriptor
+        from s2v_toolkit.media import read_frames
+
+        if character is None or not character.reference_images:
+            return None
+        if character.id not in self._references:
+            img = character.reference_images[0]
+            try:
+                self._references[character.id] = reference_descriptor(read_frames(img, 0, 1)[0], self.bundle)
+            except S2VError as exc:
+                self.notes.append(f"character '{character.id}': reference image {img} not usable ({exc}); "
+                                  "speaker chosen from audio only")
+                self._references[character.id] = None
+        return self._references[character.id]
+
+    def __call__(self, ctx: ShotContext) -> FaceVerdict:
+        from s2v_toolkit.errors import MediaError
+        from s2v_toolkit.faces import analyze_video, speaker_for_line
+
+        try:
+            analysis = analyze_video(ctx.media_path, ctx.first_frame, ctx.last_frame, bundle=self.bundle)
+        except MediaError as exc:
+            return FaceVerdict("skip", f"shot frames cannot be read ({exc.problem})")
+        if not np.count_nonzero(analysis.faces_per_frame):
+            return FaceVerdict("skip", "no face in the shot (cutaway, or faces too small to track)")
+        choice = speaker_for_line(analysis, ctx.first_frame, ctx.last_frame, audio=ctx.audio,
+                                  sample_rate=ctx.sample_rate, reference=self.reference(ctx.character))
+        if choice.track_id is None:
+            return FaceVerdict("skip", f"the speaking face was not found ({choice.reason})")
+        face = {"track_id": int(choice.track_id), "confidence": round(float(choice.confidence), 4),
+                "reason": choice.reason}
+        return FaceVerdict("redub", f"face track {choice.track_id} speaks the line ({choice.reason})", face)
+
+
+def no_face_check(ctx: ShotContext) -> FaceVerdict:
+    return FaceVerdict("redub", "face not checked (face check turned off)", None,
+                       ["face not checked: the renderer picks the face"])
+
+
+def _diarize_track(signal: np.ndarray, cast: Cast, backend: str, num_speakers: int | None, voices_cache: dict):
+    from s2v_toolkit.diarization import assign_characters, diarize, enroll
+
+    turns = diarize(signal, 16000, backend=backend, num_speakers=num_speakers,
+                    max_speakers=None if num_speakers else max(2, len(cast.characters) + 1))
+    if "voices" not in voices_cache:
+        samples = {c.id: list(c.voice_samples) for c in cast.characters if c.voice_samples}
+        voices_cache["voices"] = enroll(samples) if samples else {}
+    return assign_characters(turns, signal, voices_cache["voices"], characters=cast.ids, sample_rate=16000)
+
+
+def lines_from_turns(turns, fps: Fraction, duration_frames: int, track: str, *, max_gap: float = DEFAULT_MAX_GAP,
+                     min_line: float = DEFAULT_MIN_LINE) -> list[DialogueLine]:
+    """A character's consecutive turns (pauses up to ``max_gap`` s) make one line; record frames cover
+    the speech (first frame that holds speech to the frame after the last)."""
+    merged: list[list] = []
+    for t in sorted(turns, key=lambda t: t.start):
+        char = t.character or UNKNOWN_CHARACTER
+        if merged and merged[-1][2] == char and t.start - merged[-1][1] <= max_gap:
+            m = merged[-1]
+            m[1] = max(m[1], t.end)
+            m[4].append(t)
+        else:
+            merged.append([t.start, t.end, char, t.speaker, [t]])
+    lines = []
+    for start, end, char, speaker, parts in merged:
+        if end - start < min_line:
+            continue
+        rin = max(0, math.floor(Fraction(start).limit_denominator(1_000_000) * fps))
+        rout = min(duration_frames, math.ceil(Fraction(end).limit_denominator(1_000_000) * fps))
+        if rout <= rin:
+            continue
+        conf = min(p.confidence for p in parts)
+        scores = [p.character_score for p in parts if p.character_score is not None]
+        lines.append(DialogueLine(0, char, rin, rout, track, speaker, round(float(conf), 4),
+                                  round(float(min(scores)), 4) if scores else None))
+    return lines
+
+
+def _pieces(desc, rin: int, rout: int):
+    """(record_in, record_out, ShotSegment | None) covering [rin, rout): the shots, and gaps as None."""
+    from s2v_toolkit.timeline import Span, Time, shot_map
+
+    rate = desc.rate
+    segs = shot_map(desc, Span(Time(float(rin), rate), Time(float(rout - rin), rate)))
+    out, cursor = [], rin
+    for seg in segs:
+        s, n = seg.record.frames(rate)
+        s, e = int(round(s)), int(round(s + n))
+        if s > cursor:
+            out.append((cursor, s, None))
+        out.append((s, e, seg))
+        cursor = max(cursor, e)
+    if cursor < rout:
+        out.append((cursor, rout, None))
+    return out
+
+
+def _file_frame(desc, clip, seg) -> tuple[int | None, str | None]:
+    """File frame index (0 = first frame of the media) shown at the segment's first record frame."""
+    from s2v_toolkit.media import probe
+
+    src = seg.source.start.to_otio()
+    src_rate = src.rate
+    try:
+        info = probe(clip.media.path)
+    except Exception as exc:  # noqa: BLE001 - an unreadable file is a skip reason, not a crash
+        return None, f"media cannot be read ({str(exc).splitlines()[0]})"
+    if info.video is None:
+        return None, "the clip's media has no video stream"
+    if clip.media.available_range is not None:
+        origin = clip.media.available_range.start.to_otio().rescaled_to(src_rate).value
+    else:
+        origin = info.video.start_frame
+    media_fps = Fraction(info.video.fps)
+    if abs(float(media_fps) - float(desc.rate_fraction)) > 1e-3:
+        return None, (f"media rate {float(media_fps):.3f} fps differs from the timeline's "
+                      f"{float(desc.rate_fraction):.3f} fps (conform the rate first)")
+    index = int(round(src.value - origin))
+    if index < 0 or index >= info.video.frame_count:
+        return None, f"source frame {index} lies outside the media (0-{info.video.frame_count - 1})"
+    return index, None
+
+
+def build_plan(
+    timeline,
+    cast,
+    *,
+    dialogue_tracks: list[str] | None = None,
+    turns=None,
+    face_check: bool | FaceCheck = True,
+    backend: str = "embedded",
+    num_speakers: int | None = None,
+    max_gap: float = DEFAULT_MAX_GAP,
+    min_line: float = DEFAULT_MIN_LINE,
+    min_job_frames: int = DEFAULT_MIN_JOB_FRAMES,
+    search_dirs: tuple = (),
+    face_bundle: str | os.PathLike | None = None,
+    progress: bool = False,
+) -> RenderPlan:
+    """Plan the renders of ``timeline`` (a path or a LoadedTimeline) for ``cast`` (a path or a Cast).
+
+    ``turns``: precomputed diarization ({track id: SpeakerTurns}, or one SpeakerTurns for the first
+    dialogue track); turns without characters are assigned from the cast's voices. ``face_check``:
+    True (faces stage), False (every shot with a known character is a redub; the renderer picks the
+    face) or a callable ``(ShotContext) -> FaceVerdict``.
+    """
+    from s2v_toolkit.timeline import LoadedTimeline, describe_timeline, extract_dialogue, read_timeline
+
+    loaded = timeline if isinstance(timeline, LoadedTimeline) else read_timeline(timeline)
+    cast_obj = cast if isinstance(cast, Cast) else load_cast(cast)
+    desc = describe_timeline(loaded, search_dirs=search_dirs)
+    rate = desc.rate
+    fps = desc.rate_fraction
+    duration = int(round(desc.duration.to_otio().rescaled_to(rate).value))
+    start_frame = int(round(desc.global_start.to_otio().rescaled_to(rate).value))
+    tracks = extract_dialogue(desc, dialogue_tracks)
+    plan = RenderPlan(timeline=str(Path(loaded.path).absolute()) if loaded.path else "",
+                      cast=str(cast_obj.path.absolute()) if cast_obj.path else None, rate=rate,
+                      start_frame=start_frame, drop_frame=desc.drop_frame, duration_frames=duration,
+                      dialogue_tracks=[t.track_id for t in tracks], created=new_plan_timestamp())
+    for t in tracks:
+        plan.notes.extend(f"dialogue {t.track_id}: {p}" for p in t.problems)
+
+    if isinstance(face_check, bool):
+        checker: FaceCheck = FaceChecker(face_bundle) if face_check else no_face_check
+    else:
+        checker = face_check
+
+    voices_cache: dict = {}
+    lines: list[DialogueLine] = []
+    signals = {t.track_id: t.signal for t in tracks}
+    for k, track in enumerate(tracks):
+        if turns is None:
+            tt = _diarize_track(track.signal, cast_obj, backend, num_speakers, voices_cache)
+        else:
+            tt = turns.get(track.track_id) if isinstance(turns, dict) else (turns if k == 0 else None)
+            if tt is None:
+                plan.notes.append(f"dialogue {track.track_id}: no speaker turns given; track left out")
+                continue
+            if any(x.character is None for x in tt):
+                from s2v_toolkit.diarization import assign_characters, enroll
+
+                samples = {c.id: list(c.voice_samples) for c in cast_obj.characters if c.voice_samples}
+                tt = assign_characters(tt, track.signal, enroll(samples) if samples else {},
+                                       characters=cast_obj.ids, sample_rate=16000)
+        lines.extend(lines_from_turns(tt, fps, duration, track.track_id, max_gap=max_gap, min_line=min_line))
+    lines.sort(key=lambda ln: (ln.record_in, ln.track))
+    for i, ln in enumerate(lines, 1):
+        ln.index = i
+    plan.lines = lines
+
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(lines), desc="plan", unit="line")
+    for ln in lines:
+        for rin, rout, seg in _pieces(desc, ln.record_in, ln.record_out):
+            plan.jobs.append(_job_for(plan, desc, cast_obj, ln, rin, rout, seg, signals, fps, checker,
+                                      min_job_frames))
+        if bar:
+            bar.update(1)
+    if bar:
+        bar.close()
+    if isinstance(checker, FaceChecker):
+        plan.notes.extend(checker.notes)
+    return plan
+
+
+def _job_for(plan, desc, cast: Cast, ln: DialogueLine, rin, rout, seg, signals, fps, checker, min_job_frames) -> ShotJob:
+    from s2v_toolkit.timeline.media_link import GENERATOR, MISSING, NO_REFERENCE, OFFLINE
+
+    clip = desc.clip(seg.clip_id) if seg is not None else None
+    clip_key = clip.id if clip else f"gap@{rin}"
+    job_id = stable_job_id(clip_key, rin, rout)
+    name = clip.name if clip else "GAP"
+    char = cast.get(ln.character) if ln.character in cast else None
+    job = ShotJob(id=job_id, label=f"{name} L{ln.index:02d} {ln.character}", action="skip", reason="",
+                  line=ln.index, character=ln.character, record_in=rin, record_out=rout, track=ln.track,
+                  clip_id=clip.id if clip else None, clip_name=clip.name if clip else None,
+                  prompt=char.prompt if char else "", seed=seed_for(job_id))
+
+    def skip(reason: str) -> ShotJob:
+        job.action, job.reason = "skip", reason
+        return job
+
+    if rout - rin < min_job_frames:
+        return skip(f"only {rout - rin} frame(s) of the line fall on this shot")
+    if char is None:
+        return skip("the voice matches no cast character (set 'character' to a cast id to render it)")
+    if clip is None:
+        job.action, job.reason = "new_shot", "no video under the line (a gap in the cut): generate the shot"
+        return job
+    marks = clip.s2v or {}
+    if marks.get("action") == "skip" or marks.get("skip"):
+        return skip("marked skip on the timeline (clip metadata s2v)")
+    if marks.get("generate") or marks.get("action") == "new_shot":
+        job.action, job.reason = "new_shot", "clip marked for generation on the timeline (metadata s2v)"
+        return job
+    status = clip.media.status
+    if status in (GENERATOR, OFFLINE, NO_REFERENCE):
+        job.action, job.reason = "new_shot", f"placeholder clip ({status} media): generate the shot"
+        return job
+    if status == MISSING or not clip.media.path:
+        return skip(f"media not found: {clip.media.url or clip.media.path or '(none)'}")
+    if clip.freeze_frame or clip.speed != 1.0:
+        return skip(f"retimed clip (speed {clip.speed:g}{', freeze frame' if clip.freeze_frame else ''}): "
+                    "re-dub works on clips at normal speed")
+    job.media_path = str(Path(clip.media.path).absolute())
+    first, problem = _file_frame(desc, clip, seg)
+    if problem:
+        return skip(problem)
+    job.source_in = first
+    signal = signals.get(ln.track)
+    a = int(round(Fraction(rin) / fps * 16000))
+    b = int(round(Fraction(rout) / fps * 16000))
+    audio = signal[a:b] if signal is not None else np.zeros(0, np.float32)
+    verdict = checker(ShotContext(job, char, job.media_path, first, first + (rout - rin) - 1, audio))
+    job.action, job.reason, job.face = verdict.action, verdict.reason, verdict.face
+    job.notes.extend(verdict.notes)
+    return job
