@@ -54,6 +54,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("s2vt: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # Output piped into `head` and the reader went away: not an error worth reporting.
+        sys.stderr.close()
+        return 0
     except OSError as exc:
         # Disk full, permission denied, etc. outside our own checks: still one line with the path.
         if args.debug:
