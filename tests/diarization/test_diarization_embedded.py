@@ -194,3 +194,22 @@ def test_bad_arguments_are_clear_errors(tmp_path):
         diarize(np.zeros(SR, np.float32))
     with pytest.raises(ConfigError, match="pipeline folder"):
         diarize(np.zeros(SR, np.float32), SR, backend="pyannote")
+
+
+@needs_espeak
+def test_video_file_with_48k_aac_audio(tmp_path, two_speakers):
+    """A video container goes through s2v_toolkit.media (FFmpeg): AAC at 48 kHz, resampled by us."""
+    import soxr
+
+    media = pytest.importorskip("s2v_toolkit.media")
+    signal, ref = two_speakers
+    seconds = len(signal) / SR
+    frames = np.zeros((int(seconds * 4) + 1, 64, 64, 3), np.uint8)
+    path = media.write_video(tmp_path / "scene.mp4", frames, 4, preset="h264",
+                             audio=soxr.resample(signal, SR, 48000).astype(np.float32), audio_rate=48000)
+    from s2v_toolkit.diarization.audio import MediaSource
+
+    assert isinstance(open_audio(path), MediaSource)
+    hyp = diarize(path, num_speakers=2)
+    assert hyp.duration == pytest.approx(seconds, abs=0.3)
+    assert diarization_error_rate(_reference(ref), hyp, collar=0.25).der <= DER_COLLAR_025
