@@ -8,6 +8,7 @@ hand-made reviews). Everything here is Qt-free.
 from __future__ import annotations
 
 import datetime as _dt
+import os
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -133,7 +134,7 @@ class ReviewJob:
             d["decision"] = Decision.from_dict(d["decision"])
         for key in ("source_path", "render_path", "audio_path", "mask_path", "sidecar_path"):
             if d.get(key) and base is not None and not Path(d[key]).is_absolute():
-                d[key] = str(base / d[key])
+                d[key] = os.path.normpath(os.path.join(base, d[key]))
         for key in ("version", "frame_count", "source_start", "render_start"):
             if d.get(key) is not None:
                 d[key] = int(d[key])

@@ -24,6 +24,17 @@ STATE_COLORS = {"done": "#7fd17f", "failed": "#ff6b6b", "queued": "#c0c0c0", "ru
 DECISION_COLORS = {"approved": "#7fd17f", "rejected": "#ff6b6b", "needs_changes": "#ffc14d"}
 
 
+def refilter(proxy: QSortFilterProxyModel, change) -> None:
+    """Apply a filter change (Qt 6.10 replaced invalidateFilter with begin/endFilterChange)."""
+    if hasattr(proxy, "beginFilterChange") and hasattr(proxy, "endFilterChange"):
+        proxy.beginFilterChange()
+        change()
+        proxy.endFilterChange()
+    else:  # Qt < 6.10
+        change()
+        proxy.invalidateFilter()
+
+
 def display_state(job: ReviewJob) -> str:
     return PROBLEM if job.problems else job.state
 
@@ -89,13 +100,15 @@ class ShotFilter(QSortFilterProxyModel):
         self.decision = ALL
 
     def set_filters(self, state: str | None = None, character: str | None = None, decision: str | None = None):
-        if state is not None:
-            self.state = state
-        if character is not None:
-            self.character = character
-        if decision is not None:
-            self.decision = decision
-        self.invalidateFilter()
+        def change():
+            if state is not None:
+                self.state = state
+            if character is not None:
+                self.character = character
+            if decision is not None:
+                self.decision = decision
+
+        refilter(self, change)
 
     def filterAcceptsRow(self, row, parent) -> bool:  # noqa: N802
         job: ReviewJob = self.sourceModel().jobs[row]
@@ -209,7 +222,7 @@ class ShotListPanel(QWidget):
             if j.job_id == job.job_id:
                 self.model.jobs[row] = job
                 self.model.job_changed(row)
-        self.proxy.invalidateFilter()
+        refilter(self.proxy, lambda: None)
         if (cur := self.current_job()) is not None and cur.job_id == job.job_id:
             self.show_details(job)
 
@@ -220,8 +233,7 @@ class ShotListPanel(QWidget):
             self.select_row(0)
 
     def _search(self, text: str) -> None:
-        self.proxy.setFilterFixedString(text)
-        self.proxy.invalidateFilter()
+        refilter(self.proxy, lambda: self.proxy.setFilterFixedString(text))
 
     def _current_changed(self, current, _previous) -> None:
         job = self.proxy.data(current, Qt.ItemDataRole.UserRole) if current.isValid() else None
