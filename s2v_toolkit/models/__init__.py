@@ -9,7 +9,7 @@ Public API (everything else in this package is internal):
 - sampling: :func:`make_scheduler` (UniPC, DPM++, Euler), :class:`ExpertSchedule`, :class:`ExpertOffloader`
 """
 
-from s2v_toolkit.models.attention import attention, set_attention_backend
+from s2v_toolkit.models.attention import set_attention_backend  # (the attention() function stays in its module)
 from s2v_toolkit.models.audio_encoder import (
     WAV2VEC2_DIRNAME,
     Wav2Vec2AudioEncoder,
