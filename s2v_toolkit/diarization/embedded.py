@@ -215,10 +215,10 @@ class EmbeddedDiarizer:
         n_frames = int(np.ceil(source.duration / FRAME)) + 1
         scores = _frame_scores(windows, posteriors, n_frames)
         frame_labels = scores.argmax(axis=1)
-        # a frame's confidence: the taper-weighted mean posterior of its chosen speaker over the windows
-        # covering it (low where two voices compete, and where a window resembles no speaker at all)
+        # a frame's confidence for a speaker: the taper-weighted mean posterior of that speaker over the
+        # windows covering the frame (low where two voices compete, and where a window resembles nobody)
         coverage = _frame_scores(windows, np.ones((len(windows), 1)), n_frames)[:, 0]
-        frame_conf = np.where(coverage > 0, scores.max(axis=1) / np.maximum(coverage, 1e-12), 0.0)
+        frame_conf = scores / np.maximum(coverage, 1e-12)[:, None]
 
         turns: list[SpeakerTurn] = []
         min_frames = int(round(cfg.min_turn / FRAME))
@@ -226,7 +226,8 @@ class EmbeddedDiarizer:
             f0, f1 = int(round(r0 / FRAME)), min(n_frames, int(round(r1 / FRAME)))
             for label, a, b in _smooth(_runs(frame_labels, f0, f1), scores, min_frames):
                 start, end = max(r0, a * FRAME), min(r1, b * FRAME)
-                turns.append(SpeakerTurn(start, end, str(label), float(np.clip(frame_conf[a:b].mean(), 0, 1))))
+                confidence = float(np.clip(frame_conf[a:b, label].mean(), 0, 1))  # of the turn's final label
+                turns.append(SpeakerTurn(start, end, str(label), confidence))
         turns = _merge_gaps(turns, cfg.merge_gap)
 
         order = {}
