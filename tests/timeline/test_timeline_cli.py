@@ -2,27 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import pathlib
-import sys
 
 import numpy as np
 import soundfile
 
 from s2v_toolkit.cli import main
 
-
-def _testkit():
-    if "timeline_testkit" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("timeline_testkit",
-                                                      pathlib.Path(__file__).with_name("timeline_testkit.py"))
-        sys.modules["timeline_testkit"] = module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    return sys.modules["timeline_testkit"]
+import timeline_testkit as kit
 
 
-kit = _testkit()
 
 
 def _project(tmp_path, ext="xml"):

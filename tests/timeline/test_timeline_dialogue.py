@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import pathlib
-import sys
 from fractions import Fraction
 
 import numpy as np
@@ -15,17 +12,9 @@ from s2v_toolkit.timeline import (
     TimelineError, choose_dialogue_tracks, describe_timeline, extract_dialogue, read_timeline,
 )
 
-
-def _testkit():
-    if "timeline_testkit" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("timeline_testkit",
-                                                      pathlib.Path(__file__).with_name("timeline_testkit.py"))
-        sys.modules["timeline_testkit"] = module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    return sys.modules["timeline_testkit"]
+import timeline_testkit as kit
 
 
-kit = _testkit()
 RT, TR = kit.RT, kit.TR
 RATE = 24000 / 1001           # 667.33 analysis samples per frame: no rounding can hide
 FRAME = Fraction(1001, 24000)  # seconds per frame

@@ -5,25 +5,14 @@ from __future__ import annotations
 import hashlib
 
 import opentimelineio as otio
-import importlib.util
-import pathlib
-import sys
 
 import pytest
 
 from s2v_toolkit.timeline import RenderResult, conform, describe_timeline, read_timeline
 
-
-def _testkit():
-    if "timeline_testkit" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("timeline_testkit",
-                                                      pathlib.Path(__file__).with_name("timeline_testkit.py"))
-        sys.modules["timeline_testkit"] = module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    return sys.modules["timeline_testkit"]
+import timeline_testkit as kit
 
 
-kit = _testkit()
 FORMATS, RATES, build_cut, write_with_adapter = kit.FORMATS, kit.RATES, kit.build_cut, kit.write_with_adapter
 
 # AAF and EDL re-read the written file; FCPXML names tracks by lane; the comparisons below are on

@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import pathlib
-import sys
 
 import opentimelineio as otio
 import pytest
 
 from s2v_toolkit.timeline import TimelineDescription, describe_timeline, read_timeline, shot_map
 
-
-def _testkit():
-    if "timeline_testkit" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("timeline_testkit",
-                                                      pathlib.Path(__file__).with_name("timeline_testkit.py"))
-        sys.modules["timeline_testkit"] = module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    return sys.modules["timeline_testkit"]
+import timeline_testkit as kit
 
 
-kit = _testkit()
 RT, TR = kit.RT, kit.TR
 R = 25.0
 
