@@ -1,0 +1,102 @@
+"""``s2vt generate``: a new shot from a reference image and a line of audio (Wan S2V)."""
+
+from __future__ import annotations
+
+import sys
+
+
+def register(sub) -> None:
+    p = sub.add_parser("generate", help="generate a talking shot from a reference image and a line's audio "
+                                        "(Wan2.2-S2V)")
+    p.add_argument("--image", required=True, help="reference image (PNG, JPEG, ...; the first frame of a video)")
+    p.add_argument("--audio", required=True, help="the line's audio (any format FFmpeg reads)")
+    p.add_argument("--prompt", default="", help="text prompt describing the shot")
+    p.add_argument("--negative-prompt", default=None, help="negative prompt (default: Wan's standard one)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--checkpoint", metavar="DIR", help="official Wan2.2-S2V-14B checkpoint folder")
+    src.add_argument("--model", choices=("tiny",),
+                     help="'tiny': random weights built locally, for plumbing tests and the demo only")
+    p.add_argument("--expert2", metavar="DIR", help="a second S2V-compatible DiT (folder or file): the "
+                                                    "low-noise expert, used for steps with t < boundary*1000")
+    p.add_argument("--boundary", type=float, default=None,
+                   help="MoE boundary as a fraction of 1000 timesteps (e.g. 0.9); needed with --expert2")
+    p.add_argument("--guidance2", type=float, default=None, help="guidance of the low-noise expert "
+                                                                  "(default: --guidance)")
+    p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    p.add_argument("--steps", type=int, default=40, help="sampling steps per clip (default 40)")
+    p.add_argument("--guidance", type=float, default=4.5, help="classifier-free guidance scale (default 4.5)")
+    p.add_argument("--seed", type=int, default=None, help="random seed (default: random, recorded in the sidecar)")
+    p.add_argument("--fps", default="16", help="output frame rate, e.g. 25, 24000/1001, 29.97 (default 16)")
+    p.add_argument("--size", default="448x832",
+                   help="maximum area, HEIGHTxWIDTH (default 448x832); orientation follows the reference")
+    p.add_argument("--scheduler", default="unipc", choices=("unipc", "dpm++", "euler"))
+    p.add_argument("--shift", type=float, default=3.0, help="timestep shift (default 3)")
+    p.add_argument("--clip-frames", type=int, default=80, help="frames per clip, a multiple of 4 (default 80)")
+    p.add_argument("--retime", default="native", choices=("native", "blend", "nearest"),
+                   help="native: generate on the output frame grid (default); blend/nearest: generate at "
+                        "16 fps and retime")
+    p.add_argument("--cfg-batch", default="auto", choices=("auto", "on", "off"),
+                   help="run both guidance branches in one batch (auto: when memory allows)")
+    p.add_argument("--start-from-reference", action="store_true",
+                   help="the reference is the frame before the shot (no first-clip trim)")
+    p.add_argument("--max-audio-seconds", type=float, default=600.0, help="refuse longer audio (default 600)")
+    p.add_argument("--codec", choices=("prores_hq", "h264", "dnxhr_hq"), default=None,
+                   help="output codec (default from the extension: .mov ProRes 422 HQ)")
+    p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("-o", "--out", required=True, help="output video (.mov, .mp4, .mxf); a .json sidecar is "
+                                                       "written next to it")
+    p.set_defaults(func=_cmd_generate)
+
+
+def _cmd_generate(args) -> int:
+    from pathlib import Path
+
+    from s2v_toolkit.media.writer import preset_for
+    from s2v_toolkit.pipelines.checkpoint_bundle import locate_checkpoint, tiny_bundle
+    from s2v_toolkit.pipelines.generation_inputs import (
+        DEFAULT_NEGATIVE_PROMPT,
+        GenerationSettings,
+        fit_size,
+        load_drive_audio,
+        load_reference_image,
+        parse_max_area,
+    )
+    from s2v_toolkit.pipelines.s2v_generator import RANDOM_WEIGHTS_WARNING, S2VGenerator
+
+    settings = GenerationSettings(
+        prompt=args.prompt,
+        negative_prompt=DEFAULT_NEGATIVE_PROMPT if args.negative_prompt is None else args.negative_prompt,
+        steps=args.steps, guidance=args.guidance, seed=args.seed, fps=args.fps, size=args.size,
+        scheduler=args.scheduler, shift=args.shift, infer_frames=args.clip_frames, retime=args.retime,
+        cfg_batch=args.cfg_batch, boundary=args.boundary, guidance2=args.guidance2,
+        start_from_reference=args.start_from_reference, max_audio_seconds=args.max_audio_seconds)
+    # Everything a user can get wrong is checked before any model is loaded.
+    settings.validate()
+    out = Path(args.out)
+    preset_for(out, args.codec)
+    if out.exists() and not args.overwrite:
+        from s2v_toolkit.errors import OutputError
+
+        raise OutputError(out, "already exists (use --overwrite)")
+    image = load_reference_image(args.image)
+    audio = load_drive_audio(args.audio, settings.max_audio_seconds)
+    fit_size(image.height, image.width, parse_max_area(settings.size))
+    if args.model == "tiny":
+        bundle = tiny_bundle()
+        if args.expert2:
+            bundle = locate_checkpoint(bundle.root, expert2=args.expert2)
+    else:
+        bundle = locate_checkpoint(args.checkpoint, expert2=args.expert2)
+    if bundle.random_weights:
+        print(f"WARNING: {RANDOM_WEIGHTS_WARNING}", file=sys.stderr)
+
+    generator = S2VGenerator.load(bundle, device=args.device)
+    result = generator.generate(image, audio, settings, out, preset=args.codec, overwrite=args.overwrite,
+                                progress=not args.quiet)
+    h, w = result.frames.shape[1:3]
+    print(f"wrote {result.output} ({result.num_frames} frames, {w}x{h} at {result.fps} fps, "
+          f"{result.plan.num_clips} clip(s), seed {result.seed}); settings in {result.sidecar}")
+    if bundle.random_weights:
+        print(f"WARNING: {RANDOM_WEIGHTS_WARNING}", file=sys.stderr)
+    return 0

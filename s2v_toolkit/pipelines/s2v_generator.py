@@ -1,0 +1,451 @@
+"""Audio-driven shot generation with Wan S2V: reference image + line audio (+ prompt) -> video file.
+
+Flow (``shared/spec/wan_s2v_dit.md``, Sampling; frame arithmetic in :mod:`frame_math`):
+
+1. inputs are checked first (settings, checkpoint files, image, audio), then models load;
+2. reference -> fitted to the size rule -> VAE latent (1 frame); prompt and negative prompt ->
+   umT5 embeddings, cached per prompt; audio -> wav2vec2 features, one row per frame of the
+   generation grid (the output rate for ``retime="native"``, else the model's 16 fps);
+3. the long-video plan (``plan_long_video``, aligned: output frame n is generated for audio frame n)
+   splits the frames into clips of ``infer_frames``; each clip is denoised by :func:`denoise_clip`
+   with FramePack motion latents from the previous clips' last 73 frames, kept as float tensors on
+   the device (never re-read from a file), and decoded behind its leading latent block;
+4. frames are retimed to the output rate if needed, written with ``media.write_video`` (ProRes by
+   default, the line's audio muxed) and a JSON sidecar with every setting is written next to it.
+
+Frame-rate method ``native`` (default): the model generates one frame per output frame, its audio
+features sampled on the output grid (``bucket_per_frame`` at that rate), so every delivered frame has
+its own audio-driven mouth. Cost: frames (and compute) scale with the rate: x1.5 at 24 fps against
+16 fps. ``blend``/``nearest`` generate at 16 fps (cheapest) and retime by linear blending (ghosting on
+fast motion) or by repeating the nearest frame (judder).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from s2v_toolkit import __version__
+from s2v_toolkit.errors import ConfigError
+from s2v_toolkit.models import (
+    ExpertOffloader,
+    ExpertSchedule,
+    S2VTransformerConfig,
+    UMT5Config,
+    WanVAEConfig,
+    load_audio_encoder,
+    load_s2v_transformer,
+    load_umt5_encoder,
+    load_umt5_tokenizer,
+    load_wan_vae,
+    make_scheduler,
+    to_transformer_layout,
+)
+from s2v_toolkit.models.experts import Expert
+from s2v_toolkit.models.umt5 import UMT5TextEncoder
+from s2v_toolkit.pipelines.checkpoint_bundle import CheckpointBundle
+from s2v_toolkit.pipelines.frame_math import (
+    MODEL_FPS,
+    LongVideoPlan,
+    drive_source_index,
+    model_frames_for_output,
+    output_frame_count,
+    plan_long_video,
+    retime_sources,
+)
+from s2v_toolkit.pipelines.generation_inputs import (
+    DriveAudio,
+    GenerationSettings,
+    ReferenceImage,
+    fit_size,
+    load_drive_audio,
+    load_reference_image,
+    parse_max_area,
+)
+from s2v_toolkit.pipelines.sampling import StepCallback, StepInfo, denoise_clip
+
+__all__ = ["ClipTrace", "GenerationResult", "GenerationTrace", "S2VGenerator", "RANDOM_WEIGHTS_WARNING",
+           "sidecar_path"]
+
+RANDOM_WEIGHTS_WARNING = "random weights: plumbing test only, not a real generation"
+
+
+def sidecar_path(output: str | Path) -> Path:
+    """``OUT.mov`` -> ``OUT.mov.json``."""
+    output = Path(output)
+    return output.with_name(output.name + ".json")
+
+
+@dataclass
+class ClipTrace:
+    """What one clip was fed and what of it was kept (the test hook for audio/video alignment)."""
+
+    index: int
+    drive_sources: list[int | None]  # per generated clip frame: the audio frame fed (None = zeros)
+    keep_start: int
+    kept: int
+    output_start: int
+    with_motion: bool
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class GenerationTrace:
+    clips: list[ClipTrace] = field(default_factory=list)
+    steps: list[StepInfo] = field(default_factory=list)
+
+    def drive_frame_of_output(self, output_index: int) -> int | None:
+        """The audio frame (generation grid) whose features drove grid frame ``output_index``."""
+        for clip in self.clips:
+            if clip.output_start <= output_index < clip.output_start + clip.kept:
+                return clip.drive_sources[clip.keep_start + output_index - clip.output_start]
+        raise IndexError(f"frame {output_index} is in no clip")
+
+
+@dataclass
+class GenerationResult:
+    frames: np.ndarray  # uint8 [N, H, W, 3] at the output rate
+    fps: Fraction
+    seed: int
+    plan: LongVideoPlan
+    grid_fps: Fraction
+    trace: GenerationTrace
+    output: Path | None = None
+    sidecar: Path | None = None
+    random_weights: bool = False
+    sidecar_data: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.frames.shape[0])
+
+
+class TextEmbeddingCache:
+    """umT5 embeddings per prompt string, zero-padded to the DiT's text length ([1, L, dim])."""
+
+    def __init__(self, encoder: UMT5TextEncoder, text_len: int, device: torch.device, max_items: int = 32):
+        self.encoder = encoder
+        self.text_len = text_len
+        self.device = device
+        self.max_items = max_items
+        self._cache: dict[str, torch.Tensor] = {}
+        self.misses = 0
+
+    def __call__(self, prompt: str) -> torch.Tensor:
+        hit = self._cache.pop(prompt, None)
+        if hit is None:
+            self.misses += 1
+            (emb,) = self.encoder.encode([prompt])
+            emb = emb[: self.text_len].float()
+            padded = emb.new_zeros(self.text_len, emb.shape[1])
+            padded[: emb.shape[0]] = emb
+            hit = padded[None].to(self.device)
+            if len(self._cache) >= self.max_items:
+                self._cache.pop(next(iter(self._cache)))
+        self._cache[prompt] = hit  # most recent last
+        return hit
+
+
+def _default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+class S2VGenerator:
+    """Loaded S2V models and the generation loop. ``S2VGenerator.load(bundle)`` then ``generate(...)``."""
+
+    def __init__(self, bundle: CheckpointBundle, experts: dict[str, torch.nn.Module], vae, text_encoder,
+                 audio_encoder, device: torch.device, dit_dtype: torch.dtype):
+        self.bundle = bundle
+        self.experts = experts  # high noise -> low noise
+        self.vae = vae
+        self.text_encoder = text_encoder
+        self.audio_encoder = audio_encoder
+        self.device = device
+        self.dit_dtype = dit_dtype
+        self.config: S2VTransformerConfig = next(iter(experts.values())).config
+        self.text_cache = TextEmbeddingCache(text_encoder, self.config.text_len, device)
+        self.offloader: ExpertOffloader | None = None
+        self._schedule_dict: dict | None = None
+
+    # -- loading ------------------------------------------------------------------------------------
+    @classmethod
+    def load(cls, bundle: CheckpointBundle, device: str | torch.device | None = None,
+             dtype: torch.dtype | None = None) -> "S2VGenerator":
+        """Load every component of ``bundle``. GPU: DiT and umT5 in bf16, VAE and wav2vec2 in fp32;
+        CPU: everything in fp32. With several experts the later ones are loaded on the CPU and
+        moved in when their steps come (offloading)."""
+        device = torch.device(device) if device is not None else _default_device()
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ConfigError(f"--device {device}: CUDA is not available on this machine")
+        dit_dtype = dtype or (torch.bfloat16 if device.type == "cuda" else torch.float32)
+        configs = bundle.component_configs
+        vae_config = WanVAEConfig.from_dict(configs["vae"]) if "vae" in configs else None
+        t5_config = UMT5Config.from_dict(configs["umt5"]) if "umt5" in configs else None
+
+        experts: dict[str, torch.nn.Module] = {}
+        for k, path in enumerate(bundle.transformers):
+            where = device if k == 0 else torch.device("cpu")
+            experts[f"expert{k + 1}"] = load_s2v_transformer(path, device=where, dtype=dit_dtype)
+        first = next(iter(experts.values())).config
+        for name, module in experts.items():
+            if module.config != first:
+                raise ConfigError(f"{name} ({bundle.transformers[list(experts).index(name)]}): its config "
+                                  "differs from the first expert's; experts must share one architecture")
+        vae = load_wan_vae(bundle.vae, device=device, dtype=torch.float32, config=vae_config)
+        t5_dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+        tokenizer = load_umt5_tokenizer(bundle.tokenizer)
+        t5 = UMT5TextEncoder(load_umt5_encoder(bundle.t5, device=device, dtype=t5_dtype, config=t5_config),
+                             tokenizer)
+        audio = load_audio_encoder(bundle.wav2vec2, device=device, dtype=torch.float32)
+        if t5.model.config.dim != first.text_dim:
+            raise ConfigError(f"{bundle.t5}: text encoder width {t5.model.config.dim} != the DiT's "
+                              f"text_dim {first.text_dim}")
+        return cls(bundle, experts, vae, t5, audio, device, dit_dtype)
+
+    # -- pieces ---------------------------------------------------------------------------------------
+    def expert_schedule(self, settings: GenerationSettings) -> ExpertSchedule:
+        names = list(self.experts)
+        if len(names) == 1:
+            if settings.boundary is not None:
+                warnings.warn("--boundary is ignored: the checkpoint has a single expert", stacklevel=2)
+            return ExpertSchedule.single(names[0], settings.guidance)
+        if len(names) != 2:
+            raise ConfigError(f"{len(names)} experts: only one or two are supported")
+        if settings.boundary is None:
+            raise ConfigError("two experts need --boundary (e.g. 0.9: the first expert for t >= 900)")
+        low = settings.guidance if settings.guidance2 is None else settings.guidance2
+        return ExpertSchedule.two_experts(Expert(names[0], settings.guidance), Expert(names[1], low),
+                                          settings.boundary)
+
+    def encode_reference(self, pixels: torch.Tensor) -> torch.Tensor:
+        """``[1, 3, 1, H, W]`` in [-1, 1] -> normalised latent ``[1, 16, 1, H/8, W/8]``."""
+        return self.vae.encode(pixels.to(self.device), chunked=self._vae_chunked).float()
+
+    @property
+    def _vae_chunked(self) -> bool:
+        # Chunked (the official path) bounds GPU memory; the whole-sequence path gives the same
+        # numbers and is much faster on a CPU.
+        return self.device.type == "cuda"
+
+    def frame_features(self, waveform: np.ndarray, grid_fps: Fraction, num_frames: int) -> torch.Tensor:
+        """``[num_frames, layers, dim]`` audio features on the generation grid (float32, on device)."""
+        feats = self.audio_encoder.frame_features(waveform, grid_fps, num_frames=num_frames)
+        return feats.to(self.device, torch.float32)
+
+    def _batched_cfg(self, settings: GenerationSettings, tokens: int) -> bool:
+        if settings.cfg_batch != "auto":
+            return settings.cfg_batch == "on"
+        if self.device.type != "cuda":
+            return True
+        # Activations of one forward were measured at ~60 bytes per token per model width (bf16,
+        # S2V-14B on an H100); batching both branches doubles them.
+        need = 2 * tokens * self.config.dim * 60 * 1.2
+        free, _ = torch.cuda.mem_get_info(self.device)
+        return free > need
+
+    # -- generation -----------------------------------------------------------------------------------
+    def generate(self, image: ReferenceImage | str | Path, audio: DriveAudio | str | Path,
+                 settings: GenerationSettings, output: str | Path | None = None, *, preset: str | None = None,
+                 overwrite: bool = False, progress: bool = False, step_callback: StepCallback | None = None,
+                 frame_features: torch.Tensor | None = None,
+                 initial_motion: torch.Tensor | None = None) -> GenerationResult:
+        """Generate the shot; write ``output`` (+ sidecar) when given.
+
+        ``frame_features``: precomputed ``[frames, layers, dim]`` features on the generation grid
+        (skips wav2vec2; tests and callers that already have them). ``initial_motion``: pixel frames
+        ``[1, 3, T, H, W]`` in [-1, 1] that precede the shot (continue from earlier footage); the first
+        clip then keeps its motion tokens and nothing is trimmed.
+        """
+        started = time.time()
+        settings.validate()
+        if not isinstance(image, ReferenceImage):
+            image = load_reference_image(image)
+        if not isinstance(audio, DriveAudio):
+            audio = load_drive_audio(audio, settings.max_audio_seconds)
+        seed = settings.resolved_seed()
+        out_h, out_w = fit_size(image.height, image.width, parse_max_area(settings.size))
+
+        num_output = output_frame_count(audio.duration, settings.fps)
+        if num_output < 1:
+            raise ConfigError(f"{audio.path}: audio of {float(audio.duration):.3f} s gives no frame at "
+                              f"{settings.fps} fps")
+        if settings.retime == "native":
+            grid_fps, num_grid = settings.fps, num_output
+        else:
+            grid_fps, num_grid = Fraction(MODEL_FPS), model_frames_for_output(num_output, settings.fps)
+        from_motion = settings.start_from_reference or initial_motion is not None
+        plan = plan_long_video(num_grid, infer_frames=settings.infer_frames,
+                               motion_frames=self.config.motion_frames, aligned=settings.aligned,
+                               start_from_reference=from_motion)
+
+        if frame_features is None:
+            frame_features = self.frame_features(audio.waveform, grid_fps, num_grid)
+        frame_features = frame_features.to(self.device, torch.float32)
+        ref_pixels = image.fitted(out_h, out_w)
+        grid, trace = self._sample_plan(plan, ref_pixels, frame_features, settings, seed, progress,
+                                        step_callback, initial_motion)
+        frames = _retime(grid, num_output, settings.fps, settings.retime)
+
+        result = GenerationResult(frames=frames, fps=settings.fps, seed=seed, plan=plan, grid_fps=grid_fps,
+                                  trace=trace, random_weights=self.bundle.random_weights)
+        result.sidecar_data = self._sidecar(settings, image, audio, result, (out_h, out_w), time.time() - started)
+        if output is not None:
+            self.write(result, output, audio, preset=preset, overwrite=overwrite, progress=progress)
+        return result
+
+    def _sample_plan(self, plan: LongVideoPlan, ref_pixels: torch.Tensor, features: torch.Tensor,
+                     settings: GenerationSettings, seed: int, progress: bool,
+                     step_callback: StepCallback | None,
+                     initial_motion: torch.Tensor | None) -> tuple[np.ndarray, GenerationTrace]:
+        cfg = self.config
+        device = self.device
+        schedule = self.expert_schedule(settings)
+        self._schedule_dict = schedule.to_dict()
+        self.offloader = ExpertOffloader.for_schedule(
+            schedule, self.experts, device=device, offload=settings.offload and device.type == "cuda")
+        scheduler = make_scheduler(settings.scheduler)
+        # Noise is drawn on the CPU from one seeded generator (clip after clip), so a seed gives the
+        # same starting noise on every device.
+        generator = torch.Generator(device="cpu").manual_seed(seed)
+
+        ref_latent = self.encode_reference(ref_pixels)
+        _, channels, _, lat_h, lat_w = ref_latent.shape
+        lat_frames = plan.infer_frames // 4
+        text_cond = self.text_cache(settings.prompt)
+        text_uncond = self.text_cache(settings.negative_prompt)
+        num_drive = features.shape[0]
+        zero_row = features.new_zeros(features.shape[1:])
+
+        # Motion history: the last `motion_frames` frames before the clip, float pixels on the device.
+        motion = torch.zeros(1, 3, cfg.motion_frames, ref_pixels.shape[-2], ref_pixels.shape[-1],
+                             device=device)
+        if initial_motion is not None:
+            tail = initial_motion.to(device, torch.float32)[:, :, -cfg.motion_frames:]
+            motion = torch.cat([motion, tail], dim=2)[:, :, -cfg.motion_frames:]
+        elif plan.start_from_reference:
+            motion[:, :, -1:] = ref_pixels.to(device)
+
+        per_frame = (lat_h // 2) * (lat_w // 2)  # tokens per latent frame (patch 1x2x2)
+        tokens = per_frame * (lat_frames + 1) + (per_frame * 3 // 2 if not plan.clips[-1].drop_motion else 0)
+        batched = self._batched_cfg(settings, tokens)
+        trace = GenerationTrace()
+        kept_frames: list[np.ndarray] = []
+        clip_bar = None
+        if progress and plan.num_clips > 1:
+            from tqdm import tqdm
+
+            clip_bar = tqdm(total=plan.num_clips, desc="clips", unit="clip")
+        try:
+            for clip in plan.clips:
+                sources = [drive_source_index(d, num_drive) for d in clip.drive_range]
+                rows = torch.stack([features[s] if s is not None else zero_row for s in sources])
+                audio_cond = to_transformer_layout(rows)
+                with_motion = not clip.drop_motion
+                motion_latents = self.vae.encode(motion, chunked=self._vae_chunked).float() if with_motion else None
+                noise = torch.randn(1, channels, lat_frames, lat_h, lat_w, generator=generator).to(device)
+                shared = {"ref_latents": ref_latent, "motion_latents": motion_latents,
+                          "drop_motion_frames": not with_motion}
+                latents = denoise_clip(
+                    self.offloader, schedule, scheduler, noise, shared,
+                    cond={"text_embeddings": text_cond, "audio_features": audio_cond},
+                    uncond={"text_embeddings": text_uncond, "audio_features": torch.zeros_like(audio_cond)},
+                    steps=settings.steps, shift=settings.shift, batched_cfg=batched,
+                    step_callback=step_callback, clip_index=clip.index, progress=progress, trace=trace.steps)
+                lead = motion_latents if with_motion else ref_latent
+                decoded = self.vae.decode(torch.cat([lead, latents], dim=2), chunked=self._vae_chunked)
+                clip_frames = decoded[:, :, -plan.infer_frames:].float()
+                kept = clip_frames[:, :, clip.keep_start:clip.keep_start + clip.kept]
+                motion = torch.cat([motion, kept], dim=2)[:, :, -cfg.motion_frames:]
+                kept_frames.append(_to_uint8(kept))
+                trace.clips.append(ClipTrace(index=clip.index, drive_sources=sources, keep_start=clip.keep_start,
+                                             kept=clip.kept, output_start=clip.output_start,
+                                             with_motion=with_motion))
+                if clip_bar:
+                    clip_bar.update(1)
+        finally:
+            if clip_bar:
+                clip_bar.close()
+        return np.concatenate(kept_frames, axis=0), trace
+
+    # -- output ---------------------------------------------------------------------------------------
+    def _sidecar(self, settings: GenerationSettings, image: ReferenceImage, audio: DriveAudio,
+                 result: GenerationResult, size: tuple[int, int], seconds: float) -> dict[str, Any]:
+        schedule = ExpertSchedule.from_dict(self._schedule_dict) if self._schedule_dict else None
+        data = {
+            "tool": f"s2v-toolkit {__version__}",
+            "kind": "s2v_generation",
+            "model_kind": self.bundle.kind,
+            "random_weights": self.bundle.random_weights,
+            "checkpoint": self.bundle.to_dict(),
+            "device": str(self.device),
+            "dit_dtype": str(self.dit_dtype).replace("torch.", ""),
+            "settings": settings.to_dict(),
+            "seed": result.seed,
+            "reference_image": str(image.path),
+            "audio": str(audio.path),
+            "audio_duration_s": float(audio.duration),
+            "width": size[1],
+            "height": size[0],
+            "fps": f"{result.fps.numerator}/{result.fps.denominator}",
+            "frames": result.num_frames,
+            "generation_fps": f"{result.grid_fps.numerator}/{result.grid_fps.denominator}",
+            "retime": settings.retime,
+            "plan": result.plan.to_dict(),
+            "experts": schedule.to_dict() if schedule else None,
+            "expert_steps": [{"clip": s.clip_index, "step": s.step_index, "timestep": s.timestep,
+                              "expert": s.expert, "guidance": s.guidance_scale}
+                             for s in result.trace.steps if s.clip_index == 0],
+            "seconds": round(seconds, 3),
+        }
+        if self.bundle.random_weights:
+            data["warning"] = RANDOM_WEIGHTS_WARNING
+        return data
+
+    def write(self, result: GenerationResult, output: str | Path, audio: DriveAudio, preset: str | None = None,
+              overwrite: bool = False, progress: bool = False) -> Path:
+        """Write the video (line audio muxed, original channels at 48 kHz) and its sidecar, atomically."""
+        from s2v_toolkit.media import atomic_output, read_audio_channels, write_video
+
+        output = Path(output)
+        try:
+            mux, rate = read_audio_channels(audio.path, 0, float(audio.duration) + 1.0, sample_rate=48000)
+        except Exception:  # noqa: BLE001 - fall back to the 16 kHz mono we already have
+            mux, rate = audio.waveform, audio.sample_rate
+        path = write_video(output, result.frames, result.fps, preset=preset, audio=mux, audio_rate=rate,
+                           overwrite=overwrite, progress=progress)
+        side = sidecar_path(path)
+        data = dict(result.sidecar_data, output=str(path))
+        with atomic_output(side, overwrite=True) as tmp:
+            Path(tmp).write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+        result.output, result.sidecar = path, side
+        return path
+
+
+def _to_uint8(frames: torch.Tensor) -> np.ndarray:
+    """``[1, 3, T, H, W]`` in [-1, 1] -> ``[T, H, W, 3]`` uint8."""
+    x = ((frames[0].clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8)
+    return x.permute(1, 2, 3, 0).cpu().numpy()
+
+
+def _retime(grid: np.ndarray, num_output: int, fps: Fraction, method: str) -> np.ndarray:
+    """Grid frames -> output frames (identity for ``native``)."""
+    if method == "native":
+        return grid[:num_output]
+    out = np.empty((num_output,) + grid.shape[1:], np.uint8)
+    for n, (i0, i1, w) in enumerate(retime_sources(num_output, fps)):
+        if method == "nearest" or w == 0:
+            out[n] = grid[i1 if w >= 0.5 else i0]
+        else:
+            out[n] = np.round((1 - w) * grid[i0].astype(np.float32) + w * grid[i1]).astype(np.uint8)
+    return out
+
