@@ -1,0 +1,79 @@
+"""FrameSource: frame-accurate frames from a worker thread, prefetch in the play direction, bounded cache."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from media_factory import decode_stamp
+from s2v_toolkit.errors import MediaError
+from s2v_toolkit.ui.frames import FrameSource
+
+
+def eventually(cond, timeout=10.0) -> bool:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def test_random_access_returns_the_asked_frames(review_media):
+    src = FrameSource(review_media["orig_a"])
+    try:
+        for i in (0, 37, 5, 47, 6, 20, 19):
+            assert decode_stamp(src.wait_frame(i)) == i
+    finally:
+        src.close()
+
+
+def test_frame_never_blocks_and_reports_ready_frames(review_media):
+    ready: list[int] = []
+    got = threading.Event()
+
+    def on_ready(i):
+        ready.append(i)
+        if i == 30:
+            got.set()
+
+    src = FrameSource(review_media["orig_a"], on_ready=on_ready, chunk=4, prefetch=8)
+    try:
+        assert src.frame(30) is None            # not decoded yet: asks the worker, returns at once
+        assert got.wait(10)
+        assert decode_stamp(src.frame(30)) == 30
+        # without another request, the worker fills the prefetch window ahead of the playhead, no further
+        assert eventually(lambda: all(src.cached(i) for i in range(30, 38)))
+        assert not src.cached(29) and not src.cached(42)
+    finally:
+        src.close()
+
+
+def test_reverse_play_prefetches_backwards(review_media):
+    src = FrameSource(review_media["orig_a"], chunk=4, prefetch=8)
+    try:
+        src.frame(40, direction=-1)
+        assert eventually(lambda: all(src.cached(i) for i in range(33, 41)))
+        assert not src.cached(41) and not src.cached(30)
+    finally:
+        src.close()
+
+
+def test_cache_is_bounded(review_media):
+    w, h = 256, 144
+    src = FrameSource(review_media["orig_a"], cache_bytes=w * h * 3 * 10, chunk=4, prefetch=4)
+    try:
+        for i in range(0, 48, 4):
+            src.wait_frame(i)
+        assert sum(src.cached(i) for i in range(48)) <= src._capacity
+        assert src.cached(44)
+    finally:
+        src.close()
+
+
+def test_unreadable_file_is_a_media_error(review_media):
+    with pytest.raises(MediaError):
+        FrameSource(review_media["corrupt"])
