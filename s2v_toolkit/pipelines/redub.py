@@ -1,0 +1,468 @@
+"""Masked mouth-region re-dub of existing footage: new dialogue, same shot, only the lips change.
+
+Steps (docs/redub.md has the method and every parameter):
+
+1. **Timing** (:func:`place_line`): the shot keeps its frame count and rate; the line's audio starts
+   at the line's record frame, silence elsewhere; the mouth is generated on the line's frames only.
+2. **Crop space** (:mod:`.redub_crop`): the speaking face's aligned square crop per frame (size a
+   multiple of 64), so the generator's cost depends on the crop, not the frame size.
+3. **Masked generation** (:mod:`.redub_mask`, :mod:`.redub_sampler`): per clip of up to
+   ``clip_frames`` frames, the original crop video is VAE-encoded after its ``motion_frames``
+   preceding frames (the FramePack motion context: real footage, or the previous clip's result);
+   the model generates inside the down-sampled, dilated mouth mask while the rest of the latent is
+   the original re-noised to each step's level. The reference image is a crop of the shot.
+4. **Paste back** (:func:`s2v_toolkit.faces.composite_crop`): the generated crop goes back into the
+   frame through the inverse crop transform, inside the feathered mouth mask, with colour match.
+   Every pixel outside that mask is the source pixel, bit for bit. Frames where the face is lost
+   (or outside the line) pass through untouched and are reported.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from s2v_toolkit.errors import MediaError, OutputError, S2VError
+from s2v_toolkit.faces import CompositeParams, MaskParams, composite_crop, mouth_mask
+
+from .redub_crop import FaceCropPlan, frame_runs, plan_face_crops
+from .redub_mask import LatentBlendParams, latent_mask
+from .redub_sampler import RedubModels, SamplerSettings, sample_masked_clip, to_uint8_frames, to_video_tensor
+
+AUDIO_RATE = 16000      # the audio encoder's rate
+OUTPUT_AUDIO_RATE = 48000
+PLUMBING_NOTE = ("random-weight model (--model tiny): this output only exercises the pipeline; "
+                 "the mouth region is noise-like, not a lip-sync")
+
+
+class RedubError(S2VError):
+    """A re-dub that cannot be done as asked (no face, line outside the shot, ...); one line."""
+
+
+@dataclass(frozen=True)
+class RedubSettings:
+    crop_size: int = 512            # aligned face crop side (multiple of 64): the generator's frame size
+    face_fraction: float = 0.5      # face width as a fraction of the crop side
+    clip_frames: int = 80           # frames generated per model call (multiple of 4)
+    motion_frames: int = 73         # preceding frames given as motion context (1 + 4k; 73 = 19 latents)
+    seed: int = 0
+    sampler: SamplerSettings = SamplerSettings()
+    blend: LatentBlendParams = LatentBlendParams()
+    mask: MaskParams = MaskParams()
+    composite: CompositeParams = CompositeParams()
+
+    def __post_init__(self) -> None:
+        if self.crop_size % 64 or self.crop_size <= 0:
+            raise ValueError(f"crop size {self.crop_size} must be a positive multiple of 64")
+        if self.clip_frames % 4 or self.clip_frames <= 0:
+            raise ValueError(f"clip_frames {self.clip_frames} must be a positive multiple of 4")
+        if self.motion_frames < 1 or (self.motion_frames - 1) % 4:
+            raise ValueError(f"motion_frames {self.motion_frames} must be 1 + 4k (1, 5, ..., 73)")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class LineTiming:
+    """Frame numbers (0-based from the file's first frame, inclusive) of the shot and the line."""
+
+    shot_start: int
+    shot_end: int
+    line_start: int
+    line_end: int
+    fps: Fraction
+
+    @property
+    def shot_frames(self) -> int:
+        return self.shot_end - self.shot_start + 1
+
+    @property
+    def line_frames(self) -> range:
+        return range(self.line_start, self.line_end + 1)
+
+    def to_dict(self) -> dict:
+        return {"shot": [self.shot_start, self.shot_end], "line": [self.line_start, self.line_end],
+                "fps": str(self.fps), "shot_frames": self.shot_frames,
+                "line_frames": self.line_end - self.line_start + 1}
+
+
+def place_line(shot_start: int, shot_end: int, line_start: int, audio_seconds: float, fps: Fraction,
+               source: str = "shot") -> LineTiming:
+    """The line's frames: from ``line_start`` for as many frames as its audio lasts (rounded up).
+
+    The line must lie inside the shot: the shot keeps its length (no extension policy yet).
+    """
+    fps = Fraction(fps)
+    n = max(1, math.ceil(audio_seconds * fps - 1e-6))
+    line_end = line_start + n - 1
+    if not shot_start <= line_start <= shot_end:
+        raise RedubError(f"{source}: line start frame {line_start} is outside the shot (frames {shot_start}-{shot_end})")
+    if line_end > shot_end:
+        raise RedubError(f"{source}: the line's audio ({audio_seconds:.2f} s, {n} frames) placed at frame {line_start} "
+                         f"ends at frame {line_end}, after the shot's last frame {shot_end}: shorten the line or "
+                         f"start it earlier")
+    return LineTiming(shot_start, shot_end, line_start, line_end, fps)
+
+
+def shot_audio(line_audio: np.ndarray, rate: int, timing: LineTiming) -> np.ndarray:
+    """Mono audio as long as the shot: silence, with the line starting at its record frame."""
+    n = int(round(Fraction(timing.shot_frames) / timing.fps * rate))
+    out = np.zeros(n, np.float32)
+    offset = int(round(Fraction(timing.line_start - timing.shot_start) / timing.fps * rate))
+    take = max(0, min(len(line_audio), n - offset))
+    out[offset:offset + take] = line_audio[:take]
+    return out
+
+
+@dataclass
+class RedubReport:
+    timing: LineTiming
+    track_id: int
+    status: list[str]                  # per shot frame: passthrough | generated | face_lost
+    mask_coverage: list[float]         # per shot frame: fraction of frame pixels the mask touches
+    lost_ranges: list[tuple[int, int]]  # line frames passed through because the face was lost
+    warnings: list[str] = field(default_factory=list)
+    clips: list[dict] = field(default_factory=list)
+    crop_shape: tuple[int, int] = (0, 0)
+    latent_shape: tuple[int, ...] = ()
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {"timing": self.timing.to_dict(), "track_id": self.track_id,
+                "crop_shape": list(self.crop_shape), "latent_shape": list(self.latent_shape),
+                "clips": self.clips, "lost_ranges": [list(r) for r in self.lost_ranges],
+                "warnings": self.warnings, "seconds": round(self.seconds, 3),
+                "frames": [{"frame": self.timing.shot_start + k, "status": s, "mask_coverage": round(c, 6)}
+                           for k, (s, c) in enumerate(zip(self.status, self.mask_coverage))]}
+
+
+def _crop_mix(generated: np.ndarray, original: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """What the pasted frame looks like in crop space (for the next clip's motion context)."""
+    a = mask[..., None]
+    return np.clip(np.rint(a * generated + (1.0 - a) * original), 0, 255).astype(np.uint8)
+
+
+def redub_frames(frames: np.ndarray, timing: LineTiming, line_audio_16k: np.ndarray, plan: FaceCropPlan,
+                 models: RedubModels, settings: RedubSettings = RedubSettings(), *,
+                 reference: np.ndarray | None = None, track_id: int = 0, observer=None,
+                 progress=None) -> tuple[np.ndarray, RedubReport]:
+    """Re-dub the shot's frames in memory. ``frames``: (shot_frames, H, W, 3) uint8 from ``shot_start``.
+
+    Returns the new frames (same shape; a copy) and the report. ``reference``: an RGB image used as
+    the reference instead of the shot's own crop. ``observer``: test hook of :class:`.LatentBlend`.
+    """
+    t0 = time.perf_counter()
+    if len(frames) != timing.shot_frames:
+        raise ValueError(f"{len(frames)} frames given for a shot of {timing.shot_frames}")
+    if plan.start > timing.shot_start or plan.end < timing.shot_end:
+        raise ValueError("the crop plan must cover the whole shot")
+    device, vae = models.device, models.vae
+    s0, s1 = timing.shot_start, timing.shot_end
+    line = timing.line_frames
+    out = frames.copy()
+    status = ["passthrough"] * timing.shot_frames
+    coverage = [0.0] * timing.shot_frames
+    report = RedubReport(timing, track_id, status, coverage, [], crop_shape=(plan.size, plan.size))
+
+    lost = [(a, b) for a, b in frame_runs(~plan.found[s0 - plan.start:s1 - plan.start + 1], s0)
+            if a <= timing.line_end and b >= timing.line_start]
+    lost = [(max(a, timing.line_start), min(b, timing.line_end)) for a, b in lost]
+    report.lost_ranges = lost
+    if lost:
+        spans = ", ".join(f"{a}-{b}" for a, b in lost)
+        report.warnings.append(f"face lost in frames {spans} of the line: passed through unchanged")
+    for a, b in lost:
+        for f in range(a, b + 1):
+            status[f - s0] = "face_lost"
+    if all(not plan.found[f - plan.start] for f in line):
+        raise RedubError(f"no face of track {track_id} in the line's frames {timing.line_start}-{timing.line_end}")
+
+    def frame_at(f: int) -> np.ndarray:
+        return frames[min(max(f, s0), s1) - s0]
+
+    # Audio features for every shot frame (the line placed at its record time, silence elsewhere).
+    wave = shot_audio(line_audio_16k, AUDIO_RATE, timing)
+    feats = models.audio_encoder.frame_features(wave, timing.fps, num_frames=timing.shot_frames)  # [N, L, D]
+    feats = feats.to(device)
+
+    # Reference: a crop of the shot (the line's first frame with the face), or the given image.
+    if reference is None:
+        ref_frame = next(f for f in line if plan.found[f - plan.start])
+        ref_crop = plan.transform(ref_frame).crop(frame_at(ref_frame))
+        report.clips.append({"reference": f"shot frame {ref_frame}"})
+    else:
+        import cv2
+
+        ref_crop = _square(reference, plan.size, cv2)
+        report.clips.append({"reference": "given image"})
+    ref_latents = vae.encode(to_video_tensor(ref_crop[None], device))
+
+    text = models.encode_prompt(settings.sampler.prompt)
+    negative = models.encode_prompt(settings.sampler.negative_prompt)
+    generator = torch.Generator().manual_seed(settings.seed)
+
+    m = settings.motion_frames
+    pasted_crops: dict[int, np.ndarray] = {}   # frame -> crop-space view of the result (motion context)
+    generated: dict[int, np.ndarray] = {}      # frame -> generated crop
+    for clip_start in range(timing.line_start, timing.line_end + 1, settings.clip_frames):
+        n_line = min(settings.clip_frames, timing.line_end + 1 - clip_start)
+        n = 4 * math.ceil(n_line / 4)
+        clip_ids = list(range(clip_start, clip_start + n))
+        motion_ids = list(range(clip_start - m, clip_start))
+
+        def crop_of(f: int) -> np.ndarray:
+            if f in pasted_crops:
+                return pasted_crops[f]
+            g = min(max(f, s0), s1)
+            return plan.transform(g).crop(frame_at(g))
+
+        motion = np.stack([crop_of(f) for f in motion_ids])
+        clip = np.stack([plan.transform(min(max(f, s0), s1)).crop(frame_at(f)) for f in clip_ids])
+        latents_all = vae.encode(to_video_tensor(np.concatenate([motion, clip]), device))
+        n_motion = (m - 1) // 4 + 1
+        motion_latents, original = latents_all[:, :, :n_motion], latents_all[:, :, n_motion:]
+        masks = plan.crop_masks(clip_start, n, settings.mask, active=line)
+        lmask = latent_mask(masks, dilation=settings.blend.dilation).to(device)
+        report.latent_shape = tuple(original.shape)
+        idx = torch.tensor([min(f, s1) - s0 for f in clip_ids], device=device)
+        clip_feats = feats[idx]
+        beyond = torch.tensor([f > s1 for f in clip_ids], device=device)
+        clip_feats[beyond] = 0.0
+        audio_in = clip_feats.permute(1, 2, 0)[None]  # [1, L, D, n]
+        latents = sample_masked_clip(
+            models, original=original, mask=lmask, ref_latents=ref_latents, motion_latents=motion_latents,
+            audio_features=audio_in, text=text, negative_text=negative, settings=settings.sampler,
+            blend=settings.blend, generator=generator,
+            observer=(lambda i, x, k, _c=clip_start: observer(_c, i, x, k, lmask)) if observer else None)
+        decoded = vae.decode(torch.cat([motion_latents, latents.to(motion_latents.dtype)], dim=2))
+        gen = to_uint8_frames(decoded[:, :, -n:])
+        for k, f in enumerate(clip_ids):
+            if f in line:
+                generated[f] = gen[k]
+                pasted_crops[f] = _crop_mix(gen[k].astype(np.float32), clip[k].astype(np.float32), masks[k])
+        report.clips.append({"frames": [clip_start, clip_start + n_line - 1], "model_frames": n,
+                             "latent_cells_generated": int(lmask.sum().item()),
+                             "latent_cells": int(lmask.numel())})
+        if progress is not None:
+            progress(clip_start + n_line - timing.line_start, len(line))
+
+    # Paste back: only line frames with the face; everything else is the source, untouched.
+    for f in line:
+        if not plan.found[f - plan.start]:
+            continue
+        frame = frames[f - s0]
+        mask = mouth_mask(frame.shape[:2], plan.landmarks_at(f), settings.mask)
+        out[f - s0] = composite_crop(frame, generated[f], plan.transform(f), mask, settings.composite)
+        status[f - s0] = "generated"
+        coverage[f - s0] = float(np.count_nonzero(mask)) / mask.size
+    report.seconds = time.perf_counter() - t0
+    return out, report
+
+
+def _square(image: np.ndarray, size: int, cv2) -> np.ndarray:
+    """Centre square of an RGB image, resized to ``size`` (a reference photo)."""
+    img = np.asarray(image)
+    if img.ndim == 2:
+        img = np.repeat(img[..., None], 3, -1)
+    img = img[..., :3]
+    if img.dtype != np.uint8:
+        img = np.clip(img * (255.0 if img.max() <= 1.0 else 1.0), 0, 255).astype(np.uint8)
+    h, w = img.shape[:2]
+    s = min(h, w)
+    y, x = (h - s) // 2, (w - s) // 2
+    return cv2.resize(np.ascontiguousarray(img[y:y + s, x:x + s]), (size, size), interpolation=cv2.INTER_AREA)
+
+
+# -------------------------------------------------------------------------------------------------
+# Files in, files out
+# -------------------------------------------------------------------------------------------------
+def parse_frame(text: str | int, video, what: str) -> int:
+    """A frame number (0-based from the file's first frame) or a source timecode."""
+    from s2v_toolkit.errors import ConfigError
+    from s2v_toolkit.media import timecode_to_frames
+
+    if isinstance(text, int):
+        return text
+    try:
+        if any(c in text for c in ":;"):
+            return timecode_to_frames(text, video.fps) - video.start_frame
+        return int(text)
+    except ValueError as exc:
+        raise ConfigError(f"{what} {text!r}: {exc}") from None
+
+
+def parse_frame_range(text: str, video) -> tuple[int, int]:
+    from s2v_toolkit.errors import ConfigError
+
+    parts = text.split("-")
+    if len(parts) != 2 or not all(parts):
+        raise ConfigError(f"--range {text!r}: expected IN-OUT, e.g. 100-250 or 01:00:04:00-01:00:09:12")
+    a, b = (parse_frame(p, video, "--range") for p in parts)
+    if a > b:
+        raise ConfigError(f"--range {text!r}: IN is after OUT")
+    return a, b
+
+
+def choose_track(analysis, timing: LineTiming, source: str, line_audio_16k: np.ndarray | None,
+                 face: int | None = None, reference_descriptor=None) -> tuple[int, dict]:
+    """The speaking face's track id: the one given, the only face in the line, or the active speaker."""
+    span = f"frames {timing.line_start}-{timing.line_end}"
+    if face is not None:
+        try:
+            analysis.track(face)
+        except KeyError:
+            ids = ", ".join(str(t.track_id) for t in analysis.tracks) or "none"
+            raise RedubError(f"{source}: no face track {face} (tracks: {ids})") from None
+        return face, {"how": "given", "track_id": face}
+    present = [t for t in analysis.tracks
+               if any(t.index_of(f) is not None for f in timing.line_frames)]
+    if not present:
+        raise RedubError(f"{source}: no face found in the line's {span}")
+    if len(present) == 1:
+        return present[0].track_id, {"how": "only face in the line", "track_id": present[0].track_id}
+    from s2v_toolkit.faces import speaker_for_line
+
+    choice = speaker_for_line(analysis, timing.line_start, timing.line_end, audio=line_audio_16k,
+                              sample_rate=AUDIO_RATE, reference=reference_descriptor)
+    if choice.track_id is None:
+        ids = ", ".join(str(t.track_id) for t in present)
+        raise RedubError(f"{source}: {len(present)} faces in the line's {span} (tracks {ids}) and no way to "
+                         f"choose ({choice.reason}): pick one with --face N")
+    return choice.track_id, {"how": "active speaker", **choice.to_dict()}
+
+
+def output_preset(source_codec: str, output: Path) -> str | None:
+    """Keep the source's codec family when the output container allows it (ProRes in, ProRes out)."""
+    family = {"prores": "prores_hq", "dnxhd": "dnxhr_hq", "h264": "h264"}.get(source_codec)
+    allowed = {".mov": {"prores_hq", "dnxhr_hq", "h264"}, ".mxf": {"dnxhr_hq"}, ".mp4": {"h264"}}
+    if family in allowed.get(output.suffix.lower(), set()):
+        return family
+    return None  # the extension's default: ProRes 422 HQ for .mov
+
+
+def sidecar_path(output: str | os.PathLike) -> Path:
+    out = Path(output)
+    return out.with_name(out.name + ".json")
+
+
+def _check_output(source: Path, output: Path, overwrite: bool) -> None:
+    from s2v_toolkit.media import ensure_output_dir
+
+    if output.resolve() == source.resolve():
+        raise OutputError(output, "is the source video: a re-dub never overwrites its source")
+    if output.exists() and not overwrite:
+        raise OutputError(output, "already exists (choose another name or pass --overwrite)")
+    if output.suffix.lower() not in (".mov", ".mp4", ".mxf"):
+        raise OutputError(output, f"unsupported output extension {output.suffix!r} (use .mov, .mp4 or .mxf)")
+    ensure_output_dir(output.parent if str(output.parent) else ".")
+
+
+def redub_video(video: str | os.PathLike, audio: str | os.PathLike, output: str | os.PathLike, *,
+                models: RedubModels, settings: RedubSettings = RedubSettings(),
+                frame_range: tuple[int, int] | None = None, line_start: int | None = None,
+                face: int | None = None, reference: str | os.PathLike | None = None,
+                analysis=None, overwrite: bool = False, progress=None) -> dict:
+    """Re-dub ``video`` (its frames ``frame_range``, default all) with the line ``audio``; write ``output``.
+
+    Returns the sidecar document (also written next to the output as ``<output>.json``).
+    ``analysis``: a precomputed :class:`s2v_toolkit.faces.FaceAnalysis` of the shot (else it is tracked).
+    """
+    from s2v_toolkit.media import VideoReader, frames_to_timecode, probe, read_audio, write_video
+
+    video, audio, output = Path(video), Path(audio), Path(output)
+    t0 = time.perf_counter()
+    _check_output(video, output, overwrite)
+    info = probe(video)
+    if info.video is None:
+        raise MediaError(video, "has no video stream: nothing to re-dub")
+    v = info.video
+    n = v.frame_count
+    shot_start, shot_end = frame_range if frame_range is not None else (0, n - 1)
+    if not 0 <= shot_start <= shot_end < n:
+        raise RedubError(f"{video}: shot frames {shot_start}-{shot_end} are outside the file (frames 0-{n - 1})")
+    a_info = probe(audio)
+    if not a_info.audio:
+        raise MediaError(audio, "has no audio stream: nothing to re-dub with")
+    line_16k = read_audio(audio, sample_rate=AUDIO_RATE)
+    line_48k = read_audio(audio, sample_rate=OUTPUT_AUDIO_RATE)
+    seconds = len(line_16k) / AUDIO_RATE
+    if seconds <= 0:
+        raise MediaError(audio, "the line's audio is empty")
+    timing = place_line(shot_start, shot_end, shot_start if line_start is None else line_start, seconds,
+                        v.fps, source=f"{video}")
+
+    ref_image = ref_desc = None
+    if reference is not None:
+        ref_image = _read_image(reference)
+    if analysis is None:
+        from s2v_toolkit.faces import analyze_video
+
+        analysis = analyze_video(video, shot_start, shot_end)
+    if ref_image is not None and face is None and len(analysis.tracks) > 1:
+        from s2v_toolkit.faces import reference_descriptor
+
+        ref_desc = reference_descriptor(ref_image)
+    track_id, choice = choose_track(analysis, timing, str(video), line_16k, face, ref_desc)
+    track = analysis.track(track_id)
+    plan = plan_face_crops(track, shot_start, shot_end, settings.crop_size, settings.face_fraction)
+
+    with VideoReader(video) as reader:
+        frames = reader.read(shot_start, timing.shot_frames)
+    try:
+        out_frames, report = redub_frames(frames, timing, line_16k, plan, models, settings,
+                                          reference=ref_image, track_id=track_id, progress=progress)
+    except RedubError as exc:
+        raise RedubError(f"{video}: {exc}") from None
+    report.warnings += [f"frames {i.start}-{i.end}: {i.message}" for i in analysis.issues
+                        if i.track_id == track_id and i.kind != "face_lost"
+                        and i.start <= timing.line_end and i.end >= timing.line_start]
+    if models.random_weights:
+        report.warnings.insert(0, PLUMBING_NOTE)
+
+    start_tc = None
+    if v.start_timecode:
+        start_tc = frames_to_timecode(v.start_frame + shot_start, v.fps, drop_frame=v.drop_frame)
+    preset = output_preset(v.codec, output)
+    audio_out = shot_audio(line_48k, OUTPUT_AUDIO_RATE, timing)
+    write_video(output, out_frames, v.fps, preset=preset, audio=audio_out, audio_rate=OUTPUT_AUDIO_RATE,
+                start_timecode=start_tc, overwrite=overwrite)
+    doc = {
+        "kind": "s2vt.redub", "version": 1,
+        "plumbing_only": models.random_weights,
+        "note": PLUMBING_NOTE if models.random_weights else None,
+        "source": {"video": str(video), "audio": str(audio), "codec": v.codec,
+                   "width": v.width, "height": v.height, "fps": str(v.fps), "start_timecode": v.start_timecode,
+                   "reference": None if reference is None else str(reference)},
+        "output": {"path": str(output), "preset": preset or "default for " + output.suffix,
+                   "frames": len(out_frames), "start_timecode": start_tc, "fps": str(v.fps)},
+        "model": models.describe(),
+        "settings": settings.to_dict(),
+        "speaker": choice,
+        "report": report.to_dict(),
+        "total_seconds": round(time.perf_counter() - t0, 3),
+    }
+    from s2v_toolkit.media import atomic_output
+
+    side = sidecar_path(output)
+    with atomic_output(side, overwrite=True) as tmp:
+        Path(tmp).write_text(json.dumps(doc, indent=1, default=str))
+    doc["sidecar"] = str(side)
+    return doc
+
+
+def _read_image(path: str | os.PathLike) -> np.ndarray:
+    import cv2
+
+    img = cv2.imread(os.fspath(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise MediaError(path, "cannot read the reference image")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)

@@ -1,0 +1,100 @@
+"""Crop space for the re-dub: one aligned square crop per frame of the speaking face, its mouth mask.
+
+The generator runs on these crops, so its cost depends on the crop size only (a 4K shot costs the
+same as a 720p one). Frames where the tracked face is missing get a transform interpolated from the
+nearest frames with the face (the model needs a continuous crop video), but an empty mask: nothing
+is generated or pasted there, those frames pass through untouched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from s2v_toolkit.faces import CropTransform, FaceTrack, MaskParams, face_crop_transform, mouth_mask_in_crop
+
+
+def frame_runs(flags: np.ndarray, offset: int = 0) -> list[tuple[int, int]]:
+    """Inclusive (start, end) ranges where ``flags`` is true, numbered from ``offset``."""
+    f = np.concatenate([[0], np.asarray(flags, bool).astype(np.int8), [0]])
+    d = np.diff(f)
+    return [(int(a) + offset, int(b) - 1 + offset) for a, b in zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1))]
+
+
+@dataclass
+class FaceCropPlan:
+    """Per-frame crop transforms of one track over frames ``start..end`` (file frame numbers)."""
+
+    start: int
+    end: int
+    size: int
+    transforms: list[CropTransform]
+    found: np.ndarray                          # (N,) bool: face found (landmarks) in that frame
+    landmarks: list[np.ndarray | None] = field(default_factory=list)  # smoothed landmarks or None
+
+    def __len__(self) -> int:
+        return self.end - self.start + 1
+
+    def transform(self, frame: int) -> CropTransform:
+        return self.transforms[frame - self.start]
+
+    def landmarks_at(self, frame: int) -> np.ndarray | None:
+        return self.landmarks[frame - self.start]
+
+    def lost_ranges(self) -> list[tuple[int, int]]:
+        """Inclusive frame ranges where the face is not found."""
+        return frame_runs(~self.found, self.start)
+
+    def crop_frames(self, frames: np.ndarray, first: int) -> np.ndarray:
+        """Crops of ``frames`` (a block starting at file frame ``first``), clamped to the plan's range."""
+        out = np.empty((len(frames), self.size, self.size, frames.shape[-1]), frames.dtype)
+        for k, frame in enumerate(frames):
+            f = min(max(first + k, self.start), self.end)
+            out[k] = self.transform(f).crop(frame)
+        return out
+
+    def crop_masks(self, first: int, count: int, params: MaskParams, active: range | None = None) -> np.ndarray:
+        """Mouth masks in crop space for frames ``first..first+count-1``; zero where the face is lost,
+        outside the plan, or outside ``active`` (the line's frames)."""
+        out = np.zeros((count, self.size, self.size), np.float32)
+        for k in range(count):
+            f = first + k
+            if not self.start <= f <= self.end or (active is not None and f not in active):
+                continue
+            lm = self.landmarks_at(f)
+            if lm is not None:
+                out[k] = mouth_mask_in_crop(lm, self.transform(f), params)
+        return out
+
+
+def _interpolate_matrices(frames: np.ndarray, mats: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """Linear interpolation of 2x3 matrices over frame numbers (held constant past the ends)."""
+    flat = mats.reshape(len(mats), -1)
+    out = np.stack([np.interp(wanted, frames, flat[:, j]) for j in range(flat.shape[1])], 1)
+    return out.reshape(len(wanted), 2, 3)
+
+
+def plan_face_crops(track: FaceTrack, start: int, end: int, size: int = 512,
+                    face_fraction: float = 0.5) -> FaceCropPlan:
+    """Crop transforms for ``track`` over frames ``start..end`` (smoothed landmarks)."""
+    if size % 64:
+        raise ValueError(f"crop size {size} must be a multiple of 64 (VAE stride 8, even latent size)")
+    n = end - start + 1
+    wanted = np.arange(start, end + 1)
+    landmarks: list[np.ndarray | None] = [track.landmarks_at(int(f)) for f in wanted]
+    found = np.array([lm is not None for lm in landmarks])
+    if not found.any():
+        # take the nearest frames of the track (outside the range) for a steady crop, mask stays empty
+        have_frames = track.frames
+        have_mats = np.stack([face_crop_transform(lm, size, face_fraction).matrix for lm in track.best_landmarks()])
+    else:
+        have_frames = wanted[found]
+        have_mats = np.stack([face_crop_transform(landmarks[k], size, face_fraction).matrix
+                              for k in np.flatnonzero(found)])
+    mats = _interpolate_matrices(have_frames.astype(np.float64), have_mats, wanted.astype(np.float64))
+    transforms = [CropTransform(m, int(size)) for m in mats]
+    for k in np.flatnonzero(found):  # exact (not interpolated) where the face is
+        transforms[k] = face_crop_transform(landmarks[k], size, face_fraction)
+    assert len(transforms) == n
+    return FaceCropPlan(start, end, int(size), transforms, found, landmarks)
