@@ -49,24 +49,28 @@ def diarization_error_rate(reference: SpeakerTurns, hypothesis: SpeakerTurns, co
     ``der = 0`` when the hypothesis is empty too, else ``inf`` (all false alarm, nothing to divide by)."""
     from scipy.optimize import linear_sum_assignment
 
+    from s2v_toolkit.diarization.turns import elementary_segments
+
     zones = _excluded_zones(reference, collar)
-    bounds = {t.start for t in reference} | {t.end for t in reference} | {t.start for t in hypothesis} \
-        | {t.end for t in hypothesis} | {z for zone in zones for z in zone}
-    bounds = sorted(bounds)
     ref_names, hyp_names = reference.speakers, hypothesis.speakers
     ref_index = {n: i for i, n in enumerate(ref_names)}
     hyp_index = {n: i for i, n in enumerate(hyp_names)}
+    zone_starts = np.array([z[0] for z in zones])
+
+    def in_zone(t: float) -> bool:
+        i = int(np.searchsorted(zone_starts, t, side="right")) - 1
+        return i >= 0 and zones[i][0] < t < zones[i][1]
 
     # elementary segments with the sets of active speakers on each side
     segments = []
-    for a, b in zip(bounds[:-1], bounds[1:]):
-        mid = (a + b) / 2
-        if b - a <= 0 or any(za < mid < zb for za, zb in zones):
+    for a, b, ref_active, hyp_active in elementary_segments(
+            reference.turns, hypothesis.turns, extra_bounds=[z for zone in zones for z in zone]):
+        if b - a <= 0 or in_zone((a + b) / 2):
             continue
-        refs = {ref_index[t.speaker] for t in reference if t.start <= a and t.end >= b}
+        refs = {ref_index[t.speaker] for t in ref_active}
         if skip_overlap and len(refs) > 1:
             continue
-        hyps = {hyp_index[t.speaker] for t in hypothesis if t.start <= a and t.end >= b}
+        hyps = {hyp_index[t.speaker] for t in hyp_active}
         if refs or hyps:
             segments.append((b - a, refs, hyps))
 

@@ -14,6 +14,32 @@ from dataclasses import asdict, dataclass, field, replace
 UNKNOWN = "unknown"  # character name for a speaker that matches no enrolled voice
 
 
+def elementary_segments(*groups: Iterable, extra_bounds: Iterable[float] = ()) -> Iterator[tuple]:
+    """Sweep over time: yields ``(a, b, active_0, active_1, ...)`` for every interval between consecutive
+    boundaries of the given turn groups, where ``active_i`` is the list of group i's turns covering [a, b].
+    O(n log n) in the number of turns (plus the size of the active sets), so hour-long files stay fast."""
+    events: list[tuple[float, int, int, int]] = []  # (time, +1 start / -1 end, group, index)
+    items = [list(g) for g in groups]
+    for g, turns in enumerate(items):
+        for i, t in enumerate(turns):
+            if t.end > t.start:
+                events.append((t.start, 1, g, i))
+                events.append((t.end, -1, g, i))
+    times = sorted({e[0] for e in events} | set(extra_bounds))
+    events.sort(key=lambda e: e[0])
+    active: list[dict[int, object]] = [{} for _ in items]
+    k = 0
+    for a, b in zip(times[:-1], times[1:]):
+        while k < len(events) and events[k][0] <= a:
+            time, kind, g, i = events[k]
+            if kind == 1:
+                active[g][i] = items[g][i]
+            else:
+                active[g].pop(i, None)
+            k += 1
+        yield (a, b, *[list(act.values()) for act in active])
+
+
 @dataclass(frozen=True)
 class SpeakerTurn:
     """One stretch of one speaker. ``confidence`` in [0, 1]: how sure the backend is that this stretch
@@ -94,10 +120,8 @@ class SpeakerTurns:
         (the longer one on ties); pieces left shorter than 10 ms are dropped."""
         if not self.turns:
             return self.with_turns([])
-        bounds = sorted({t.start for t in self.turns} | {t.end for t in self.turns})
         pieces: list[SpeakerTurn] = []
-        for a, b in zip(bounds[:-1], bounds[1:]):
-            active = [t for t in self.turns if t.start <= a and t.end >= b]
+        for a, b, active in elementary_segments(self.turns):
             if not active:
                 continue
             best = max(active, key=lambda t: (t.confidence, t.duration, t.speaker))
