@@ -1,0 +1,164 @@
+"""``s2vt plan``, ``s2vt render``, ``s2vt status``, ``s2vt conform``: the render plan and its jobs."""
+
+from __future__ import annotations
+
+from s2v_toolkit.commands import print_json
+
+
+def register(sub) -> None:
+    p = sub.add_parser("plan", help="plan the renders of a timeline: lines, shots and an action per shot")
+    p.add_argument("timeline", help="timeline file (.otio, .xml, .fcpxml, .aaf, .edl)")
+    p.add_argument("--cast", required=True, help="cast file (YAML or JSON; see docs/plan.md)")
+    p.add_argument("-o", "--out", required=True, help="plan file to write (JSON)")
+    p.add_argument("--tracks", nargs="+", metavar="TRACK", help="dialogue track ids or name patterns (default: by name)")
+    p.add_argument("--turns", metavar="FILE",
+                   help="use these speaker turns (SpeakerTurns JSON from `s2vt diarize --json`, or RTTM) instead "
+                        "of diarizing the first dialogue track")
+    p.add_argument("--backend", default="embedded", help="diarization backend (embedded, pyannote)")
+    p.add_argument("--num-speakers", type=int, default=None, help="number of voices, if known")
+    p.add_argument("--no-face-check", action="store_true",
+                   help="do not look for the speaking face: every shot under a known character is a redub")
+    p.add_argument("--overwrite", action="store_true", help="replace the plan file if it exists")
+    p.add_argument("--json", action="store_true", help="print the plan as JSON")
+    p.set_defaults(func=_cmd_plan)
+
+    p = sub.add_parser("render", help="render a plan's queued jobs (resumable; done jobs are skipped)")
+    p.add_argument("plan", help="plan file from `s2vt plan`")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--checkpoint", metavar="DIR", help="Wan2.2-S2V checkpoint folder")
+    g.add_argument("--model", choices=("tiny",), help="'tiny': random-weight model, for testing the pipeline")
+    g.add_argument("--generator", metavar="MODULE:FACTORY", help="a generator of your own (see docs/plan.md)")
+    p.add_argument("--device", default=None, help="torch device for the model (default: cuda if present)")
+    p.add_argument("--workers", type=int, default=1, help="worker processes on this machine (default 1)")
+    p.add_argument("--ray", metavar="ADDRESS", help="run each job as a Ray task (ADDRESS: auto, ray://..., local)")
+    p.add_argument("--ray-gpus", type=float, default=1.0, help="GPUs per Ray task (default 1)")
+    p.add_argument("--retry-failed", action="store_true", help="render failed jobs again")
+    p.add_argument("--lease", type=float, default=120.0, help="seconds a worker's claim lasts without renewal")
+    p.add_argument("--json", action="store_true", help="print the final job table as JSON")
+    p.set_defaults(func=_cmd_render)
+
+    p = sub.add_parser("status", help="job states of a plan (queued, running, done, failed, skipped)")
+    p.add_argument("plan", help="plan file")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_cmd_status)
+
+    p = sub.add_parser("conform", help="put a plan's done renders on a new track of a copy of the timeline")
+    p.add_argument("plan", help="plan file")
+    p.add_argument("-o", "--out", default=None,
+                   help="output folder (versioned <timeline>.s2v_vNNN files) or a timeline file to write")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_cmd_conform)
+
+
+def _load_turns(path: str):
+    import json
+    from pathlib import Path
+
+    from s2v_toolkit.diarization import SpeakerTurns, read_rttm
+    from s2v_toolkit.errors import ConfigError
+
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{p}: speaker turns file not found")
+    if p.suffix.lower() == ".rttm":
+        turns = read_rttm(p)
+        return next(iter(turns.values())) if isinstance(turns, dict) else turns
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise ConfigError(f"{p}: not valid JSON ({exc})") from None
+    if isinstance(data, dict) and "turns" not in data and "diarization" in data:
+        data = data["diarization"]
+    return SpeakerTurns.from_dict(data)
+
+
+def _cmd_plan(args) -> int:
+    from pathlib import Path
+
+    from s2v_toolkit.errors import OutputError
+    from s2v_toolkit.jobs import build_plan
+
+    out = Path(args.out)
+    if out.exists() and not args.overwrite:
+        raise OutputError(out, "already exists (pass --overwrite to replace the plan; its job store is kept)")
+    turns = _load_turns(args.turns) if args.turns else None
+    plan = build_plan(args.timeline, args.cast, dialogue_tracks=args.tracks, turns=turns,
+                      face_check=not args.no_face_check, backend=args.backend, num_speakers=args.num_speakers,
+                      progress=True)
+    plan.save(out, overwrite=True)
+    if args.json:
+        print_json(plan.to_dict(out.absolute().parent))
+        return 0
+    c = plan.counts()
+    print(f"plan: {out}  ({len(plan.lines)} line(s); {c['redub']} redub, {c['new_shot']} new_shot, {c['skip']} skip)")
+    for j in plan.jobs:
+        tc_in, tc_out = plan.timecodes(j)
+        print(f"  {j.id}  {j.label:<24} {tc_in}-{tc_out}  {j.action:<8} {j.reason}")
+    for n in plan.notes:
+        print(f"  note: {n}")
+    return 0
+
+
+def _cmd_render(args) -> int:
+    from s2v_toolkit.errors import ConfigError
+    from s2v_toolkit.jobs import GeneratorSpec, format_table, load_plan, render_plan, render_plan_ray
+
+    if args.workers < 1:
+        raise ConfigError("--workers must be at least 1")
+    spec = GeneratorSpec(model=args.model, checkpoint=args.checkpoint, factory=args.generator, device=args.device)
+    plan = load_plan(args.plan)
+    if args.ray:
+        summary = render_plan_ray(plan, spec, address=args.ray, num_gpus=args.ray_gpus,
+                                  retry_failed=args.retry_failed, lease_seconds=args.lease, progress=not args.json)
+    else:
+        summary = render_plan(plan, spec=spec, workers=args.workers, retry_failed=args.retry_failed,
+                              lease_seconds=args.lease, progress=not args.json)
+    if args.json:
+        print_json(summary.to_dict())
+    else:
+        print(format_table(summary.records, plan))
+        c = summary.counts
+        print(f"\n{c['done']} done, {c['failed']} failed, {c['skipped']} skipped, {c['queued']} queued, "
+              f"{c['running']} running  ({summary.seconds:.1f} s; store {summary.store})")
+        if c["failed"]:
+            print("failed jobs keep their reason above; fix the plan or the generator, then "
+                  "`s2vt render PLAN --retry-failed`")
+    return 1 if summary.counts["failed"] else 0
+
+
+def _cmd_status(args) -> int:
+    from s2v_toolkit.errors import ConfigError
+    from s2v_toolkit.jobs import JobStore, format_table, load_plan, store_path_for
+
+    plan = load_plan(args.plan)
+    path = store_path_for(plan.path)
+    if not path.exists():
+        raise ConfigError(f"{path}: no job store yet (run `s2vt render {args.plan}` first)")
+    with JobStore(path) as store:
+        records, counts = store.records(), store.counts()
+    if args.json:
+        print_json({"plan": str(plan.path), "store": str(path), "counts": counts,
+                    "jobs": [r.to_dict() for r in records]})
+        return 0
+    print(format_table(records, plan))
+    print("\n" + ", ".join(f"{n} {s}" for s, n in counts.items()))
+    return 0
+
+
+def _cmd_conform(args) -> int:
+    from s2v_toolkit.jobs import conform_plan
+
+    result = conform_plan(args.plan, args.out, overwrite=args.overwrite)
+    if args.json:
+        print_json(result.to_dict())
+        return 0
+    print(f"conform v{result.version:03d}: {len(result.placed)} render(s) on track(s) "
+          f"{', '.join(result.track_names) or '(none)'}")
+    for adapter, path in result.outputs.items():
+        print(f"  wrote {path} ({adapter})")
+    for p in result.problems:
+        print(f"  problem: {p}")
+    for n in result.not_carried:
+        print(f"  note: {n}")
+    return 0

@@ -1,0 +1,50 @@
+"""Shared helpers for the job tests: the demo project's lines as speaker turns, and a fast plan."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from fractions import Fraction
+from pathlib import Path
+
+import s2v_toolkit
+
+DEMO = Path(s2v_toolkit.__file__).parent / "demo_project"
+TESTS_DIR = Path(__file__).parent
+
+
+def demo_project() -> dict:
+    return json.loads((DEMO / "project.json").read_text())
+
+
+def demo_turns():
+    """The demo's dialogue lines as speaker turns with characters (what diarization + assignment give)."""
+    from s2v_toolkit.diarization import SpeakerTurn, SpeakerTurns
+
+    proj = demo_project()
+    fps = Fraction(proj["fps"])
+    speakers = {}
+    turns = []
+    for line in proj["lines"]:
+        start = float(line["record_frame"] / fps) + 0.3
+        end = start + line["speech_seconds"] - 0.3
+        spk = speakers.setdefault(line["character"], f"SPEAKER_{len(speakers):02d}")
+        turns.append(SpeakerTurn(start, end, spk, 0.95, line["character"], 0.9))
+    return SpeakerTurns(turns, "demo", backend="test")
+
+
+def copy_demo(tmp_path: Path) -> Path:
+    """A copy of the demo project (plans and renders are written beside it)."""
+    dst = tmp_path / "demo"
+    shutil.copytree(DEMO, dst, ignore=shutil.ignore_patterns("__pycache__", "*.py"))
+    return dst
+
+
+def fast_plan(tmp_path: Path, name: str = "plan.json"):
+    """The demo's plan from the lines above, without the face stage (SH030 becomes a redub too)."""
+    from s2v_toolkit.jobs import build_plan
+
+    root = copy_demo(tmp_path)
+    plan = build_plan(root / "scene.otio", root / "cast.yaml", turns=demo_turns(), face_check=False)
+    plan.save(tmp_path / name)
+    return plan
