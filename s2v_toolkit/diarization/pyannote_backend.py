@@ -139,7 +139,7 @@ class PyannoteDiarizer:
 def _score_turns(turns: SpeakerTurns, source: AudioSource) -> SpeakerTurns:
     """Per-turn confidence with our voice encoder (see :class:`PyannoteDiarizer`); speaker embeddings kept."""
     from s2v_toolkit.diarization.assignment import speaker_embeddings
-    from s2v_toolkit.diarization.embedded import _posteriors
+    from s2v_toolkit.diarization.embedded import EmbeddedConfig, _posteriors
     from s2v_toolkit.diarization.embedding import VoiceEncoder
 
     if not turns.turns:
@@ -150,7 +150,8 @@ def _score_turns(turns: SpeakerTurns, source: AudioSource) -> SpeakerTurns:
     cents = np.stack([embs[s] for s in names])
     pieces = [source.read(t.start, t.duration) for t in turns]
     vectors = encoder.embed(pieces)
-    post = _posteriors(vectors @ cents.T, temperature=0.05, other=0.6)
+    cfg = EmbeddedConfig()  # the same definition as the embedded backend's confidence
+    post = _posteriors(vectors @ cents.T, temperature=cfg.temperature, other=1.0 - cfg.threshold)
     new = [SpeakerTurn(t.start, t.end, t.speaker, float(post[i, names.index(t.speaker)]) if t.speaker in names else 0.0)
            for i, t in enumerate(turns)]
     out = turns.with_turns(new, confidence="voice-encoder posterior of the turn's speaker (pyannote gives none)")
