@@ -115,12 +115,16 @@ def test_single_speaker_is_one_speaker():
     assert turns.speakers == ["SPEAKER_00"] and len(turns) >= 1
 
 
-def test_silence_and_noise_give_no_turns():
+def test_silence_noise_and_music_give_no_turns():
     silent = diarize(np.zeros(3 * SR, np.float32), SR)
     assert len(silent) == 0 and silent.info["note"] == "no speech detected" and silent.duration == 3.0
     rng = np.random.default_rng(0)
     hum = 0.2 * np.sin(2 * np.pi * 60 * np.arange(4 * SR) / SR) + 0.01 * rng.standard_normal(4 * SR)
     assert len(diarize(hum.astype(np.float32), SR)) == 0
+    t = np.arange(SR // 2) / SR  # plucked harmonic notes, a scale twice: music without voice
+    notes = [sum(np.sin(2 * np.pi * f * h * t) / h for h in range(1, 6)) * np.exp(-3 * t)
+             for f in [220, 247, 262, 294, 330, 349, 392, 440] * 2]
+    assert len(diarize((0.3 * np.concatenate(notes)).astype(np.float32), SR)) == 0
 
 
 @needs_espeak
