@@ -35,7 +35,14 @@ from s2v_toolkit.faces import CompositeParams, MaskParams, composite_crop, mouth
 
 from .redub_crop import FaceCropPlan, frame_runs, plan_face_crops
 from .redub_mask import LatentBlendParams, latent_mask
-from .redub_sampler import RedubModels, SamplerSettings, sample_masked_clip, to_uint8_frames, to_video_tensor
+from .generation_inputs import GenerationSettings
+from .redub_sampler import (
+    DEFAULT_REDUB_PROMPT,
+    sample_masked_clip,
+    to_uint8_frames,
+    to_video_tensor,
+    vae_chunked,
+)
 
 AUDIO_RATE = 16000      # the audio encoder's rate
 OUTPUT_AUDIO_RATE = 48000
@@ -51,24 +58,33 @@ class RedubError(S2VError):
 class RedubSettings:
     crop_size: int = 512            # aligned face crop side (multiple of 64): the generator's frame size
     face_fraction: float = 0.5      # face width as a fraction of the crop side
-    clip_frames: int = 80           # frames generated per model call (multiple of 4)
     motion_frames: int = 73         # preceding frames given as motion context (1 + 4k; 73 = 19 latents)
-    seed: int = 0
-    sampler: SamplerSettings = SamplerSettings()
+    # the generator options of `s2vt generate` (steps, guidance, seed, scheduler, shift, prompts,
+    # infer_frames = frames per clip, experts); size/fps/retime do not apply (crop size, shot rate)
+    generation: GenerationSettings = field(default_factory=lambda: GenerationSettings(prompt=DEFAULT_REDUB_PROMPT))
     blend: LatentBlendParams = LatentBlendParams()
     mask: MaskParams = MaskParams()
     composite: CompositeParams = CompositeParams()
 
     def __post_init__(self) -> None:
+        from s2v_toolkit.errors import ConfigError
+
         if self.crop_size % 64 or self.crop_size <= 0:
-            raise ValueError(f"crop size {self.crop_size} must be a positive multiple of 64")
-        if self.clip_frames % 4 or self.clip_frames <= 0:
-            raise ValueError(f"clip_frames {self.clip_frames} must be a positive multiple of 4")
+            raise ConfigError(f"--crop {self.crop_size}: must be a positive multiple of 64")
         if self.motion_frames < 1 or (self.motion_frames - 1) % 4:
-            raise ValueError(f"motion_frames {self.motion_frames} must be 1 + 4k (1, 5, ..., 73)")
+            raise ConfigError(f"motion frames {self.motion_frames}: must be 1 + 4k (1, 5, ..., 73)")
+        self.generation.validate()
+
+    @property
+    def clip_frames(self) -> int:
+        return self.generation.infer_frames
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        d["generation"] = self.generation.to_dict()
+        for k in ("fps", "size", "retime", "start_from_reference", "aligned", "max_audio_seconds"):
+            d["generation"].pop(k, None)  # not used by the re-dub (shot rate, crop size)
+        return d
 
 
 @dataclass(frozen=True)
@@ -132,6 +148,7 @@ class RedubReport:
     lost_ranges: list[tuple[int, int]]  # line frames passed through because the face was lost
     warnings: list[str] = field(default_factory=list)
     clips: list[dict] = field(default_factory=list)
+    reference: str = ""
     crop_shape: tuple[int, int] = (0, 0)
     latent_shape: tuple[int, ...] = ()
     seconds: float = 0.0
@@ -139,6 +156,7 @@ class RedubReport:
     def to_dict(self) -> dict:
         return {"timing": self.timing.to_dict(), "track_id": self.track_id,
                 "crop_shape": list(self.crop_shape), "latent_shape": list(self.latent_shape),
+                "reference": self.reference,
                 "clips": self.clips, "lost_ranges": [list(r) for r in self.lost_ranges],
                 "warnings": self.warnings, "seconds": round(self.seconds, 3),
                 "frames": [{"frame": self.timing.shot_start + k, "status": s, "mask_coverage": round(c, 6)}
@@ -152,7 +170,7 @@ def _crop_mix(generated: np.ndarray, original: np.ndarray, mask: np.ndarray) -> 
 
 
 def redub_frames(frames: np.ndarray, timing: LineTiming, line_audio_16k: np.ndarray, plan: FaceCropPlan,
-                 models: RedubModels, settings: RedubSettings = RedubSettings(), *,
+                 generator, settings: RedubSettings | None = None, *,
                  reference: np.ndarray | None = None, track_id: int = 0, observer=None,
                  progress=None) -> tuple[np.ndarray, RedubReport]:
     """Re-dub the shot's frames in memory. ``frames``: (shot_frames, H, W, 3) uint8 from ``shot_start``.
@@ -161,11 +179,13 @@ def redub_frames(frames: np.ndarray, timing: LineTiming, line_audio_16k: np.ndar
     the reference instead of the shot's own crop. ``observer``: test hook of :class:`.LatentBlend`.
     """
     t0 = time.perf_counter()
+    settings = settings or RedubSettings()
     if len(frames) != timing.shot_frames:
         raise ValueError(f"{len(frames)} frames given for a shot of {timing.shot_frames}")
     if plan.start > timing.shot_start or plan.end < timing.shot_end:
         raise ValueError("the crop plan must cover the whole shot")
-    device, vae = models.device, models.vae
+    device, vae = generator.device, generator.vae
+    chunked = vae_chunked(generator)
     s0, s1 = timing.shot_start, timing.shot_end
     line = timing.line_frames
     out = frames.copy()
@@ -191,24 +211,20 @@ def redub_frames(frames: np.ndarray, timing: LineTiming, line_audio_16k: np.ndar
 
     # Audio features for every shot frame (the line placed at its record time, silence elsewhere).
     wave = shot_audio(line_audio_16k, AUDIO_RATE, timing)
-    feats = models.audio_encoder.frame_features(wave, timing.fps, num_frames=timing.shot_frames)  # [N, L, D]
-    feats = feats.to(device)
+    feats = generator.frame_features(wave, timing.fps, timing.shot_frames)  # [N, L, D] on the device
 
     # Reference: a crop of the shot (the line's first frame with the face), or the given image.
     if reference is None:
         ref_frame = next(f for f in line if plan.found[f - plan.start])
         ref_crop = plan.transform(ref_frame).crop(frame_at(ref_frame))
-        report.clips.append({"reference": f"shot frame {ref_frame}"})
+        report.reference = f"shot frame {ref_frame}"
     else:
         import cv2
 
         ref_crop = _square(reference, plan.size, cv2)
-        report.clips.append({"reference": "given image"})
-    ref_latents = vae.encode(to_video_tensor(ref_crop[None], device))
-
-    text = models.encode_prompt(settings.sampler.prompt)
-    negative = models.encode_prompt(settings.sampler.negative_prompt)
-    generator = torch.Generator().manual_seed(settings.seed)
+        report.reference = "given image"
+    ref_latents = vae.encode(to_video_tensor(ref_crop[None], device), chunked=chunked).float()
+    noise_generator = torch.Generator().manual_seed(settings.generation.resolved_seed())
 
     m = settings.motion_frames
     pasted_crops: dict[int, np.ndarray] = {}   # frame -> crop-space view of the result (motion context)
@@ -227,7 +243,7 @@ def redub_frames(frames: np.ndarray, timing: LineTiming, line_audio_16k: np.ndar
 
         motion = np.stack([crop_of(f) for f in motion_ids])
         clip = np.stack([plan.transform(min(max(f, s0), s1)).crop(frame_at(f)) for f in clip_ids])
-        latents_all = vae.encode(to_video_tensor(np.concatenate([motion, clip]), device))
+        latents_all = vae.encode(to_video_tensor(np.concatenate([motion, clip]), device), chunked=chunked).float()
         n_motion = (m - 1) // 4 + 1
         motion_latents, original = latents_all[:, :, :n_motion], latents_all[:, :, n_motion:]
         masks = plan.crop_masks(clip_start, n, settings.mask, active=line)
@@ -239,11 +255,11 @@ def redub_frames(frames: np.ndarray, timing: LineTiming, line_audio_16k: np.ndar
         clip_feats[beyond] = 0.0
         audio_in = clip_feats.permute(1, 2, 0)[None]  # [1, L, D, n]
         latents = sample_masked_clip(
-            models, original=original, mask=lmask, ref_latents=ref_latents, motion_latents=motion_latents,
-            audio_features=audio_in, text=text, negative_text=negative, settings=settings.sampler,
-            blend=settings.blend, generator=generator,
+            generator, original=original, mask=lmask, ref_latents=ref_latents, motion_latents=motion_latents,
+            audio_features=audio_in, settings=settings.generation, blend=settings.blend,
+            noise_generator=noise_generator, clip_index=len(report.clips),
             observer=(lambda i, x, k, _c=clip_start: observer(_c, i, x, k, lmask)) if observer else None)
-        decoded = vae.decode(torch.cat([motion_latents, latents.to(motion_latents.dtype)], dim=2))
+        decoded = vae.decode(torch.cat([motion_latents, latents], dim=2), chunked=chunked)
         gen = to_uint8_frames(decoded[:, :, -n:])
         for k, f in enumerate(clip_ids):
             if f in line:
@@ -367,7 +383,7 @@ def _check_output(source: Path, output: Path, overwrite: bool) -> None:
 
 
 def redub_video(video: str | os.PathLike, audio: str | os.PathLike, output: str | os.PathLike, *,
-                models: RedubModels, settings: RedubSettings = RedubSettings(),
+                generator, settings: RedubSettings | None = None,
                 frame_range: tuple[int, int] | None = None, line_start: int | None = None,
                 face: int | None = None, reference: str | os.PathLike | None = None,
                 analysis=None, overwrite: bool = False, progress=None) -> dict:
@@ -379,6 +395,7 @@ def redub_video(video: str | os.PathLike, audio: str | os.PathLike, output: str 
     from s2v_toolkit.media import VideoReader, frames_to_timecode, probe, read_audio, write_video
 
     video, audio, output = Path(video), Path(audio), Path(output)
+    settings = settings or RedubSettings()
     t0 = time.perf_counter()
     _check_output(video, output, overwrite)
     info = probe(video)
@@ -418,14 +435,15 @@ def redub_video(video: str | os.PathLike, audio: str | os.PathLike, output: str 
     with VideoReader(video) as reader:
         frames = reader.read(shot_start, timing.shot_frames)
     try:
-        out_frames, report = redub_frames(frames, timing, line_16k, plan, models, settings,
+        out_frames, report = redub_frames(frames, timing, line_16k, plan, generator, settings,
                                           reference=ref_image, track_id=track_id, progress=progress)
     except RedubError as exc:
         raise RedubError(f"{video}: {exc}") from None
     report.warnings += [f"frames {i.start}-{i.end}: {i.message}" for i in analysis.issues
                         if i.track_id == track_id and i.kind != "face_lost"
                         and i.start <= timing.line_end and i.end >= timing.line_start]
-    if models.random_weights:
+    random_weights = bool(generator.bundle.random_weights)
+    if random_weights:
         report.warnings.insert(0, PLUMBING_NOTE)
 
     start_tc = None
@@ -437,14 +455,15 @@ def redub_video(video: str | os.PathLike, audio: str | os.PathLike, output: str 
                 start_timecode=start_tc, overwrite=overwrite)
     doc = {
         "kind": "s2vt.redub", "version": 1,
-        "plumbing_only": models.random_weights,
-        "note": PLUMBING_NOTE if models.random_weights else None,
+        "plumbing_only": random_weights,
+        "note": PLUMBING_NOTE if random_weights else None,
         "source": {"video": str(video), "audio": str(audio), "codec": v.codec,
                    "width": v.width, "height": v.height, "fps": str(v.fps), "start_timecode": v.start_timecode,
                    "reference": None if reference is None else str(reference)},
         "output": {"path": str(output), "preset": preset or "default for " + output.suffix,
                    "frames": len(out_frames), "start_timecode": start_tc, "fps": str(v.fps)},
-        "model": models.describe(),
+        "model": {"checkpoint": generator.bundle.to_dict(), "device": str(generator.device),
+                  "dtype": str(generator.dit_dtype).replace("torch.", "")},
         "settings": settings.to_dict(),
         "speaker": choice,
         "report": report.to_dict(),
