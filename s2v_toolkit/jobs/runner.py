@@ -278,7 +278,7 @@ def _prepare(plan: RenderPlan, store: JobStore, retry_failed: bool) -> list[str]
 
 def worker_loop(plan: RenderPlan, store: JobStore, generator, *, worker: str | None = None,
                 cast_ids: list[str] | None = None, max_jobs: int | None = None, overall_bar=None,
-                show_job_bars: bool = False) -> list[JobOutcome]:
+                show_job_bars: bool = False, wait_for_running: bool = True) -> list[JobOutcome]:
     """Claim and render jobs until none is left (or ``max_jobs``)."""
     worker = worker or new_worker_id()
     context = RenderContext(plan)
@@ -286,7 +286,13 @@ def worker_loop(plan: RenderPlan, store: JobStore, generator, *, worker: str | N
     while max_jobs is None or len(outcomes) < max_jobs:
         rec = store.claim(worker)
         if rec is None:
-            break
+            # jobs still running elsewhere: wait for them (their worker may have been killed; then the
+            # lease runs out, or at once when it was a process on this machine) and take them over
+            if not wait_for_running or store.counts()["running"] == 0:
+                break
+            if store.expire_dead_local_workers() == 0:
+                time.sleep(min(1.0, store.lease_seconds / 4.0))
+            continue
         job = plan.job(rec.id)
         bar = None
         if show_job_bars:
@@ -304,7 +310,8 @@ def worker_loop(plan: RenderPlan, store: JobStore, generator, *, worker: str | N
     return outcomes
 
 
-def _worker_process(plan_path: str, spec: GeneratorSpec, lease: float, worker: str) -> None:
+def _worker_process(plan_path: str, spec: GeneratorSpec, lease: float, prefix: str) -> None:
+    worker = new_worker_id(prefix)   # made here: the id names this process (dead-worker detection)
     plan = load_plan(plan_path)
     store = JobStore(store_path_for(plan.path), lease)
     cast_ids = None
@@ -350,7 +357,7 @@ def render_plan(plan, generator=None, *, spec: GeneratorSpec | None = None, work
 
             ctx = mp.get_context("spawn")
             procs = [ctx.Process(target=_worker_process, args=(str(plan.path), spec or GeneratorSpec(),
-                                                                lease_seconds, new_worker_id(f"w{i}")))
+                                                                lease_seconds, f"w{i}"))
                      for i in range(workers)]
             for p in procs:
                 p.start()

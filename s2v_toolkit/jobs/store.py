@@ -60,6 +60,23 @@ class StoreError(ConfigError):
         super().__init__(f"{self.path}: {problem}")
 
 
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a zombie (killed child not yet reaped) is dead for our purpose
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
 def store_path_for(plan_path: str | os.PathLike) -> Path:
     p = Path(plan_path)
     return p.with_name(p.stem + ".jobs.sqlite")
@@ -254,6 +271,19 @@ class JobStore:
                        "model=COALESCE(?, model), lease_expires=NULL, finished_at=?, seconds=? WHERE id=?",
                        (state, error, output_path, sidecar_path, version, model, now, now - started, job_id))
             return True
+
+    def expire_dead_local_workers(self) -> int:
+        """End the leases of running jobs whose worker was a process on this machine that no longer
+        exists (killed): they are claimable at once instead of after the lease time."""
+        host = socket.gethostname()
+        n = 0
+        for r in self.db.execute("SELECT id, worker FROM jobs WHERE state='running'").fetchall():
+            parts = (r["worker"] or "").split(":")
+            if len(parts) >= 4 and parts[-3] == host and parts[-2].isdigit() and not _pid_alive(int(parts[-2])):
+                with self.transaction() as db:
+                    n += db.execute("UPDATE jobs SET lease_expires=0 WHERE id=? AND worker=? AND state='running'",
+                                    (r["id"], r["worker"])).rowcount
+        return n
 
     # ------------------------------------------------------------------ reading
     def get(self, job_id: str) -> JobRecord | None:

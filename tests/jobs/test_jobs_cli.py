@@ -1,0 +1,85 @@
+"""s2vt plan / render / status / conform-plan, and resume after SIGKILL of `s2vt render`."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from jobs_helpers import TESTS_DIR, copy_demo, demo_turns
+from s2v_toolkit.cli import main
+
+
+def _env(tmp_path, **extra):
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(TESTS_DIR), env.get("PYTHONPATH", "")])
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def _plan_cli(tmp_path) -> Path:
+    root = copy_demo(tmp_path)
+    turns = tmp_path / "turns.json"
+    turns.write_text(json.dumps(demo_turns().to_dict()))
+    plan = tmp_path / "plan.json"
+    assert main(["plan", str(root / "scene.otio"), "--cast", str(root / "cast.yaml"), "-o", str(plan),
+                 "--turns", str(turns), "--no-face-check"]) == 0
+    return plan
+
+
+def test_cli_plan_render_status_conform(tmp_path, capsys, monkeypatch):
+    plan = _plan_cli(tmp_path)
+    out = capsys.readouterr().out
+    assert "3 redub, 1 new_shot, 0 skip" in out
+    assert main(["plan", str(tmp_path / "demo" / "scene.otio"), "--cast", str(tmp_path / "demo" / "cast.yaml"),
+                 "-o", str(plan), "--no-face-check"]) == 2          # never replaces a plan unasked
+    assert "already exists" in capsys.readouterr().err
+    # without a generator every job fails with why, and the exit status says so
+    assert main(["render", str(plan), "--json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["counts"]["failed"] == 4 and "no generator chosen" in doc["jobs"][0]["error"]
+    monkeypatch.syspath_prepend(str(TESTS_DIR))
+    assert main(["render", str(plan), "--generator", "jobs_testgen:make", "--retry-failed"]) == 0
+    out = capsys.readouterr().out
+    assert "4 done, 0 failed" in out and "SH010" in out
+    assert main(["status", str(plan), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["counts"]["done"] == 4 and all(j["attempts"] == 2 for j in doc["jobs"])
+    assert main(["conform-plan", str(plan), "-o", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert "conform v001: 4 render(s)" in out and (tmp_path / "out" / "scene.s2v_v001.otio").is_file()
+    assert main(["status", str(tmp_path / "nope.json")]) == 2
+    assert "plan file not found" in capsys.readouterr().err
+
+
+def test_sigkilled_render_resumes_without_duplicates(tmp_path):
+    """Kill `s2vt render` at random moments, re-run it: every job ends done, rendered into exactly one
+    version, and no temporary or partial file is left under a final name."""
+    plan = _plan_cli(tmp_path)
+    log = tmp_path / "renders.log"
+    env = _env(tmp_path, S2VT_TESTGEN_SLEEP=0.4, S2VT_TESTGEN_LOG=log)
+    cmd = [sys.executable, "-m", "s2v_toolkit", "render", str(plan), "--generator", "jobs_testgen:make",
+           "--lease", "30", "--json"]
+    rng = random.Random(7)
+    for _ in range(4):
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(1.0, 3.0))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    doc = json.loads(done.stdout)
+    assert doc["counts"]["done"] == 4
+    renders = tmp_path / "plan.renders"
+    media = sorted(p.name for p in renders.iterdir() if not p.name.endswith(".json"))
+    assert not [m for m in media if m.startswith(".")], media                  # no temporaries
+    assert len(media) == 4 and all(m.endswith("_v001.mp4") for m in media)   # one version per job
+    for job in doc["jobs"]:
+        assert Path(job["output_path"]).name in media
+        side = json.loads(Path(job["sidecar_path"]).read_text())
+        assert side["job_id"] == job["id"]
