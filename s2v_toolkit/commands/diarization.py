@@ -95,13 +95,25 @@ def _summary(turns) -> str:
     return "\n".join(lines)
 
 
+def _load_cast(path):
+    """The project's cast file, validated by the end-to-end layer when it is there (ids, voice samples;
+    reference images not required for diarization), else read by the diarization stage's own reader."""
+    from s2v_toolkit.diarization import CastVoices, load_cast_voices
+
+    try:
+        from s2v_toolkit.jobs.cast import load_cast
+    except ImportError:
+        return load_cast_voices(path)
+    cast = load_cast(path, require_reference=False)
+    return CastVoices([c.id for c in cast.characters], {c.id: list(c.voice_samples) for c in cast.characters})
+
+
 def _cmd_diarize(args) -> int:
     from s2v_toolkit.diarization import (
         DEFAULT_THRESHOLD,
         assign_characters,
         diarize,
         enroll,
-        load_cast_voices,
         write_rttm,
     )
     from s2v_toolkit.errors import ConfigError
@@ -112,7 +124,7 @@ def _cmd_diarize(args) -> int:
             channel = int(channel)
         except ValueError:
             raise ConfigError(f"--channel must be a channel number or 'auto', got {channel!r}") from None
-    cast = load_cast_voices(args.cast) if args.cast else None
+    cast = _load_cast(args.cast) if args.cast else None
     num_speakers = args.num_speakers
     if num_speakers is None and cast is not None and not args.estimate_speakers \
             and args.min_speakers is None and args.max_speakers is None:

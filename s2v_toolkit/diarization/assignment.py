@@ -45,9 +45,10 @@ class CastVoices:
 def load_cast_voices(path: str | os.PathLike) -> CastVoices:
     """Read the characters and their voice samples from a cast file (YAML or JSON).
 
-    Only what assignment needs is read: ``characters`` is a list of mappings with ``name`` and optional
-    ``voice_samples`` (a path or a list of paths, relative to the cast file). The full cast schema
-    (reference images, prompts) belongs to the end-to-end layer; other keys are ignored here.
+    Only what assignment needs is read: ``characters`` is a list of mappings with ``id`` (or, without one,
+    ``name``: the character's key in results) and optional ``voice_samples`` (a path or a list of paths,
+    relative to the cast file). The full cast schema (``s2v_toolkit.jobs.cast``: reference images, prompts,
+    id rules) is validated by the end-to-end layer; other keys are ignored here.
     """
     import json
 
@@ -68,12 +69,13 @@ def load_cast_voices(path: str | os.PathLike) -> CastVoices:
         raise ConfigError(f"{path}: needs a non-empty 'characters' list")
     characters, samples = [], {}
     for i, entry in enumerate(entries):
-        if not isinstance(entry, dict) or not str(entry.get("name", "")).strip():
-            raise ConfigError(f"{path}: characters[{i}] needs a 'name'")
-        name = str(entry["name"]).strip()
+        key = entry.get("id", entry.get("name")) if isinstance(entry, dict) else None
+        if key is None or not str(key).strip():
+            raise ConfigError(f"{path}: characters[{i}] needs an 'id' or a 'name'")
+        name = str(key).strip()
         if name in characters:
             raise ConfigError(f"{path}: character {name!r} is listed twice")
-        if name == UNKNOWN:
+        if name.lower() == UNKNOWN:
             raise ConfigError(f"{path}: {UNKNOWN!r} is reserved for unmatched voices; rename that character")
         raw = entry.get("voice_samples", entry.get("voice_sample", [])) or []
         raw = [raw] if isinstance(raw, (str, os.PathLike)) else list(raw)

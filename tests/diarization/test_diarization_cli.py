@@ -69,9 +69,9 @@ def test_cast_file_validation(tmp_path):
     (tmp_path / "a.json").write_text(json.dumps({"characters": [{"name": "A"}, {"name": "B", "voice_samples": []}]}))
     cast = load_cast_voices(tmp_path / "a.json")
     assert cast.characters == ["A", "B"] and cast.enrolled() == []
-    for text, message in [("characters: []", "non-empty"), ("characters:\n  - voice_samples: x.wav", "name"),
+    for text, message in [("characters: []", "non-empty"), ("characters:\n  - voice_samples: x.wav", "id. or a .name"),
                           ("characters:\n  - name: A\n  - name: A", "twice"),
-                          ("characters:\n  - name: unknown", "reserved"), ("characters: [", "not valid YAML")]:
+                          ("characters:\n  - id: Unknown", "reserved"), ("characters: [", "not valid YAML")]:
         (tmp_path / "c.yaml").write_text(text)
         with pytest.raises(ConfigError, match=message):
             load_cast_voices(tmp_path / "c.yaml")
