@@ -9,7 +9,7 @@ the backends return them that way, because each moment of dialogue gets one char
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 
 UNKNOWN = "unknown"  # character name for a speaker that matches no enrolled voice
 
