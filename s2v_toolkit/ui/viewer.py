@@ -400,8 +400,15 @@ class ViewerPanel(QWidget):
     def _tick(self) -> None:
         if not self.rate or self.job is None:
             return
-        elapsed = self._clock.nsecsElapsed() / 1e9
-        pos = self._clock_origin + elapsed * float(self.job.fps) * self.rate
+        fps = float(self.job.fps)
+        heard = self.audio.shot_seconds()
+        if heard is not None:
+            # the sound is the clock while it plays; the wall clock is kept in step for when it stops
+            pos = heard * fps
+            self._clock.start()
+            self._clock_origin = pos
+        else:
+            pos = self._clock_origin + self._clock.nsecsElapsed() / 1e9 * fps * self.rate
         frame = math.floor(pos + 1e-9) if self.rate > 0 else math.ceil(pos - 1e-9)
         lo, hi = self._range()
         if frame > hi or frame < lo:  # loop the I/O range (or the whole shot)
