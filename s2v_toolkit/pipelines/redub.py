@@ -370,7 +370,7 @@ def sidecar_path(output: str | os.PathLike) -> Path:
     return out.with_name(out.name + ".json")
 
 
-def _check_output(source: Path, output: Path, overwrite: bool) -> None:
+def check_output(source: Path, output: Path, overwrite: bool) -> None:
     from s2v_toolkit.media import ensure_output_dir
 
     if output.resolve() == source.resolve():
@@ -390,6 +390,8 @@ def redub_video(video: str | os.PathLike, audio: str | os.PathLike, output: str 
     """Re-dub ``video`` (its frames ``frame_range``, default all) with the line ``audio``; write ``output``.
 
     Returns the sidecar document (also written next to the output as ``<output>.json``).
+    ``generator``: a loaded :class:`.S2VGenerator`, or a function returning one: it is then called only
+    once the inputs have been checked and the face found (no model load for a doomed run).
     ``analysis``: a precomputed :class:`s2v_toolkit.faces.FaceAnalysis` of the shot (else it is tracked).
     """
     from s2v_toolkit.media import VideoReader, frames_to_timecode, probe, read_audio, write_video
@@ -397,7 +399,7 @@ def redub_video(video: str | os.PathLike, audio: str | os.PathLike, output: str 
     video, audio, output = Path(video), Path(audio), Path(output)
     settings = settings or RedubSettings()
     t0 = time.perf_counter()
-    _check_output(video, output, overwrite)
+    check_output(video, output, overwrite)
     info = probe(video)
     if info.video is None:
         raise MediaError(video, "has no video stream: nothing to re-dub")
@@ -431,7 +433,12 @@ def redub_video(video: str | os.PathLike, audio: str | os.PathLike, output: str 
     track_id, choice = choose_track(analysis, timing, str(video), line_16k, face, ref_desc)
     track = analysis.track(track_id)
     plan = plan_face_crops(track, shot_start, shot_end, settings.crop_size, settings.face_fraction)
+    if not any(plan.found[f - plan.start] for f in timing.line_frames):
+        raise RedubError(f"{video}: face track {track_id} is not found in the line's frames "
+                         f"{timing.line_start}-{timing.line_end}")
 
+    if not hasattr(generator, "vae"):
+        generator = generator()
     with VideoReader(video) as reader:
         frames = reader.read(shot_start, timing.shot_frames)
     try:
