@@ -1,0 +1,272 @@
+"""S2V generation with tiny random-weight models: CLI end to end, seeds, long-video alignment, CFG, MoE, errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from s2v_toolkit import cli
+from s2v_toolkit.media import probe, write_png
+from s2v_toolkit.models import CheckpointError, write_tiny_checkpoint
+from s2v_toolkit.pipelines.checkpoint_bundle import build_tiny_bundle, locate_checkpoint
+from s2v_toolkit.pipelines.generation_inputs import DriveAudio, GenerationSettings, load_reference_image
+from s2v_toolkit.pipelines.s2v_generator import RANDOM_WEIGHTS_WARNING, S2VGenerator, sidecar_path
+
+SR = 16000
+
+
+def cli_main(argv: list[str]) -> int:
+    """``s2vt`` with only this stage's command group registered: these tests exercise
+    ``s2vt generate`` and the CLI's error handling, independent of other groups (tests/test_cli.py
+    covers the whole parser)."""
+    saved = cli.COMMAND_GROUPS
+    cli.COMMAND_GROUPS = ("pipelines",)
+    try:
+        return cli.main(argv)
+    finally:
+        cli.COMMAND_GROUPS = saved
+
+
+def _tone(seconds: float, freq: float = 220.0) -> np.ndarray:
+    t = np.arange(int(round(seconds * SR))) / SR
+    return (0.3 * np.sin(2 * np.pi * freq * t) * (0.6 + 0.4 * np.sin(2 * np.pi * 3 * t))).astype(np.float32)
+
+
+def _write_wav(path: Path, samples: np.ndarray) -> Path:
+    import soundfile as sf
+
+    sf.write(str(path), samples, SR)
+    return path
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    return build_tiny_bundle(tmp_path_factory.mktemp("tiny_bundle"))
+
+
+@pytest.fixture(scope="module")
+def generator(bundle):
+    return S2VGenerator.load(bundle, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    rng = np.random.default_rng(0)
+    path = tmp_path_factory.mktemp("ref") / "ref.png"
+    write_png(path, rng.integers(0, 256, (80, 100, 3), dtype=np.uint8))
+    return path
+
+
+def _audio(seconds: float, name: str = "line.wav") -> DriveAudio:
+    return DriveAudio(path=Path(name), waveform=_tone(seconds))
+
+
+def _settings(**kw) -> GenerationSettings:
+    base = dict(prompt="a man speaks to the camera", steps=2, size="64x80", fps=16, infer_frames=16, seed=1)
+    base.update(kw)
+    return GenerationSettings(**base)
+
+
+# ---------------------------------------------------------------------------------------------
+# CLI end to end
+# ---------------------------------------------------------------------------------------------
+def test_cli_tiny_generate_writes_mov_with_frames_audio_and_sidecar(tmp_path, reference, bundle, monkeypatch, capsys):
+    # `--model tiny` builds its bundle in the cache: point the cache at a copy of the test bundle.
+    cache = tmp_path / "cache"
+    shutil.copytree(bundle.root, cache / "tiny-bundle-v1")
+    monkeypatch.setenv("S2VT_CACHE", str(cache))
+    audio = _write_wav(tmp_path / "line.wav", _tone(7.0))
+    out = tmp_path / "shot.mov"
+    code = cli_main(["generate", "--image", str(reference), "--audio", str(audio), "--model", "tiny",
+                     "--steps", "2", "--seed", "7", "--fps", "24000/1001", "--size", "64x80", "--quiet",
+                     "-o", str(out)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert RANDOM_WEIGHTS_WARNING in captured.err
+
+    info = probe(out)
+    assert info.video.codec == "prores"
+    assert info.video.fps == Fraction(24000, 1001)
+    assert info.video.frame_count == round(7.0 * 24000 / 1001)  # 168: what the audio needs at that rate
+    assert (info.video.width, info.video.height) == (64, 64)
+    assert info.audio and abs(info.audio[0].duration - info.video.duration) < 0.01
+
+    side = json.loads(sidecar_path(out).read_text())
+    assert side["random_weights"] is True and side["model_kind"] == "tiny"
+    assert side["warning"] == RANDOM_WEIGHTS_WARNING
+    assert side["seed"] == 7 and side["settings"]["steps"] == 2 and side["frames"] == 168
+    assert side["plan"]["num_frames"] == 168 and len(side["plan"]["clips"]) == 3  # 77 + 80 + 11
+    assert side["checkpoint"]["root"] == str(cache / "tiny-bundle-v1")
+
+
+# ---------------------------------------------------------------------------------------------
+# seeds
+# ---------------------------------------------------------------------------------------------
+def test_same_seed_same_output_different_seed_differs(generator, reference):
+    image = load_reference_image(reference)
+    audio = _audio(0.5)
+    a = generator.generate(image, audio, _settings(seed=11)).frames
+    b = generator.generate(image, audio, _settings(seed=11)).frames
+    c = generator.generate(image, audio, _settings(seed=12)).frames
+    assert a.shape == (8, 64, 64, 3)
+    np.testing.assert_array_equal(a, b)
+    assert np.abs(a.astype(int) - c.astype(int)).mean() > 1.0
+
+
+# ---------------------------------------------------------------------------------------------
+# long video: clips, frame count, audio/video alignment at every boundary
+# ---------------------------------------------------------------------------------------------
+def _feeding_recorder(module):
+    """Record the audio features of every forward: [call] -> [batch, frames] (layer 0, channel 0)."""
+    fed = []
+
+    def hook(_module, _args, kwargs):
+        fed.append(kwargs["audio_features"][:, 0, 0, :].clone())
+
+    return fed, module.register_forward_pre_hook(hook, with_kwargs=True)
+
+
+@pytest.mark.parametrize("aligned", [True, False])
+def test_long_audio_clip_chain_aligns_audio_frame_n_with_output_frame_n(generator, reference, aligned):
+    num_frames = 40  # 2.5 s at 16 fps; clips of 16: 13 + 16 + 11 output frames
+    # Synthetic features whose every value is (audio frame index + 1): what the model was fed says
+    # which audio frame drove it.
+    features = torch.arange(1, num_frames + 1, dtype=torch.float32)[:, None, None].expand(num_frames, 5, 24)
+    expert = generator.experts["expert1"]
+    fed, handle = _feeding_recorder(expert)
+    try:
+        result = generator.generate(load_reference_image(reference), _audio(2.5),
+                                    _settings(steps=1, aligned=aligned), frame_features=features.clone())
+    finally:
+        handle.remove()
+    assert result.num_frames == num_frames and result.frames.shape[0] == num_frames
+    assert result.plan.num_clips == 3 and len(fed) == 3  # one forward (batched CFG) per clip and step
+    assert [c.with_motion for c in result.trace.clips] == [False, True, True]
+    offset = 0 if aligned else 3  # the official layout shows audio frame n + 3 at output frame n
+    for n in range(num_frames):
+        clip = result.trace.clips[[c.output_start <= n < c.output_start + c.kept for c in result.trace.clips].index(True)]
+        g = clip.keep_start + n - clip.output_start  # generated frame of that clip shown at output n
+        fed_cond, fed_uncond = fed[clip.index][0], fed[clip.index][1]
+        expected = n + offset + 1 if n + offset < num_frames else 0.0  # past the audio: zeros
+        assert fed_cond[g].item() == expected, f"output frame {n} (clip {clip.index})"
+        assert fed_uncond[g].item() == 0.0  # unconditional branch: zeroed audio
+    # clip boundaries: consecutive output frames come from consecutive audio frames
+    drives = [result.trace.drive_frame_of_output(n) for n in range(num_frames - offset)]
+    assert drives == [n + offset for n in range(num_frames - offset)]
+
+
+# ---------------------------------------------------------------------------------------------
+# classifier-free guidance: batched == two forwards
+# ---------------------------------------------------------------------------------------------
+def test_cfg_batched_equals_unbatched(generator, reference):
+    image = load_reference_image(reference)
+    audio = _audio(0.5)
+    batched = generator.generate(image, audio, _settings(cfg_batch="on", steps=3), frame_features=None)
+    single = generator.generate(image, audio, _settings(cfg_batch="off", steps=3))
+    diff = np.abs(batched.frames.astype(int) - single.frames.astype(int))
+    assert diff.max() <= 1  # equal up to float reordering (uint8 rounding at most one level)
+    assert batched.trace.steps == single.trace.steps
+
+
+# ---------------------------------------------------------------------------------------------
+# two-expert MoE
+# ---------------------------------------------------------------------------------------------
+def test_moe_switches_expert_and_guidance_at_the_boundary(bundle, reference, tmp_path):
+    write_tiny_checkpoint(tmp_path / "expert2", seed=1)  # distinguishable second expert
+    moe = S2VGenerator.load(locate_checkpoint(bundle.root, expert2=tmp_path / "expert2"), device="cpu")
+    assert list(moe.experts) == ["expert1", "expert2"]
+    seen = {name: [] for name in moe.experts}
+    handles = [m.register_forward_pre_hook(
+        lambda _m, _a, kw, name=name: seen[name].append(int(kw["timestep"][0])), with_kwargs=True)
+        for name, m in moe.experts.items()]
+    try:
+        result = moe.generate(load_reference_image(reference), _audio(0.5),
+                              _settings(steps=8, boundary=0.9, guidance=5.0, guidance2=2.0))
+    finally:
+        for h in handles:
+            h.remove()
+    high, low = seen["expert1"], seen["expert2"]
+    assert high and low, "both experts must run"
+    assert all(t >= 900 for t in high) and all(t < 900 for t in low)
+    assert sorted(high + low, reverse=True) == [s.timestep for s in result.trace.steps]
+    for step in result.trace.steps:
+        assert (step.expert, step.guidance_scale) == (("expert1", 5.0) if step.timestep >= 900 else ("expert2", 2.0))
+    # a different second expert changes the result (it really ran)
+    single = S2VGenerator.load(bundle, device="cpu").generate(load_reference_image(reference), _audio(0.5),
+                                                              _settings(steps=8, guidance=5.0))
+    assert not np.array_equal(single.frames, result.frames)
+
+
+@pytest.mark.gpu
+def test_moe_offloads_inactive_expert_on_gpu(bundle, reference, tmp_path):
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    write_tiny_checkpoint(tmp_path / "expert2", seed=1)
+    moe = S2VGenerator.load(locate_checkpoint(bundle.root, expert2=tmp_path / "expert2"), device="cuda")
+    placements = []
+    moe.experts["expert2"].register_forward_pre_hook(
+        lambda _m, _a: placements.append(next(moe.experts["expert1"].parameters()).device.type))
+    moe.generate(load_reference_image(reference), _audio(0.5), _settings(steps=6, boundary=0.9))
+    assert placements and set(placements) == {"cpu"}  # expert1 was parked while expert2 ran
+    assert any(e.reason == "offload" for e in moe.offloader.events)
+
+
+# ---------------------------------------------------------------------------------------------
+# errors
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("missing", ["Wan2.1_VAE.pth", "models_t5_umt5-xxl-enc-bf16.pth",
+                                     "diffusion_pytorch_model-00002-of-00002.safetensors",
+                                     "wav2vec2-large-xlsr-53-english", "google/umt5-xxl", "config.json"])
+def test_checkpoint_with_missing_file_names_it(bundle, tmp_path, missing):
+    folder = tmp_path / "ckpt"
+    shutil.copytree(bundle.root, folder)
+    target = folder / missing
+    shutil.rmtree(target) if target.is_dir() else target.unlink()
+    with pytest.raises(CheckpointError) as err:
+        locate_checkpoint(folder)
+    message = str(err.value)
+    assert "\n" not in message and str(target) in message
+
+
+def test_cli_missing_checkpoint_file_is_one_line_error(bundle, tmp_path, reference, capsys):
+    folder = tmp_path / "ckpt"
+    shutil.copytree(bundle.root, folder)
+    (folder / "Wan2.1_VAE.pth").unlink()
+    audio = _write_wav(tmp_path / "a.wav", _tone(1.0))
+    code = cli_main(["generate", "--image", str(reference), "--audio", str(audio), "--checkpoint", str(folder),
+                     "--size", "64x80", "-o", str(tmp_path / "o.mov")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "Wan2.1_VAE.pth" in err[0] and "missing" in err[0]
+    assert not (tmp_path / "o.mov").exists()
+
+
+@pytest.mark.parametrize("case", ["bad_image", "silent", "empty", "too_long", "bad_size"])
+def test_bad_inputs_fail_before_any_model_loads(tmp_path, reference, capsys, case):
+    image, audio = reference, _write_wav(tmp_path / "a.wav", _tone(2.0))
+    extra = []
+    if case == "bad_image":
+        image = tmp_path / "broken.png"
+        image.write_bytes(b"\x89PNG\r\n\x1a\nnot really an image")
+    elif case == "silent":
+        audio = _write_wav(tmp_path / "silent.wav", np.zeros(SR, np.float32))
+    elif case == "empty":
+        audio = _write_wav(tmp_path / "empty.wav", np.zeros(0, np.float32))
+    elif case == "too_long":
+        extra = ["--max-audio-seconds", "1.5"]
+    else:
+        extra = ["--size", "10x10"]
+    # A checkpoint folder that does not exist: the input checks must fail first.
+    code = cli_main(["generate", "--image", str(image), "--audio", str(audio), "--checkpoint",
+                     str(tmp_path / "no_such_checkpoint"), "-o", str(tmp_path / "o.mov"), *extra])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert "no_such_checkpoint" not in err[0]
+    expected = {"bad_image": "broken.png", "silent": "silent", "empty": "empty.wav", "too_long": "maximum",
+                "bad_size": "unsupported size"}[case]
+    assert expected in err[0]
