@@ -184,8 +184,9 @@ class ReviewWindow(QMainWindow):
             return False
         if obj is not self and not self.isAncestorOf(obj):
             return False
-        if self._typing_into(QApplication.focusWidget()) or self._typing_into(obj):
-            return False
+        alt = bool(event.modifiers() & Qt.KeyboardModifier.AltModifier)
+        if not alt and (self._typing_into(QApplication.focusWidget()) or self._typing_into(obj)):
+            return False  # typing a note or a search; Alt+A/N/R still decide (they type nothing)
         return self.handle_key(event)
 
     def handle_key(self, event: QKeyEvent) -> bool:

@@ -21,8 +21,9 @@ def test_approve_with_note_and_frame_note_is_persisted(qtbot, window, manifest):
         qtbot.keyClick(v.view, Qt.Key.Key_Right)
     qtbot.keyClicks(window.decisions.frame_note, "teeth blur here")
     qtbot.keyClick(window.decisions.frame_note, Qt.Key.Key_Return)
-    v.view.setFocus()
-    qtbot.keyClick(v.view, Qt.Key.Key_A, Qt.KeyboardModifier.AltModifier)
+    window.decisions.note.setFocus()                   # Alt+A decides even while the note has the focus
+    qtbot.keyClick(window.decisions.note, Qt.Key.Key_A, Qt.KeyboardModifier.AltModifier)
+    assert window.decisions.note.toPlainText() == "good sync, keep"
 
     job = stored(manifest)["j-sh010"]
     assert job.decision.status == APPROVED

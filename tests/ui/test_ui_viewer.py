@@ -143,6 +143,10 @@ def test_loop_playback_and_jkl_shuttle(qtbot, window, tools):
     assert v.rate == 2
     qtbot.keyClick(v.view, Qt.Key.Key_J)               # reverse
     assert v.rate == -1
+    seen.clear()
+    qtbot.waitUntil(lambda: len(seen) >= 3, timeout=5000)
+    steps = [b - a for a, b in zip(seen, seen[1:])]
+    assert all(s < 0 or (a, b) == (4, 8) for s, (a, b) in zip(steps, zip(seen, seen[1:]))), seen  # backwards, wraps 4 -> 8
     qtbot.keyClick(v.view, Qt.Key.Key_K)
     assert not v.playing
     stopped = v.frame
