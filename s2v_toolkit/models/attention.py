@@ -4,12 +4,21 @@ Both self- and cross-attention (text and audio) of the S2V transformer call :fun
 faster kernel (FlashAttention 2/3, Sage, fp8) only has to be plugged in here.
 
 Backends:
-- ``"sdpa"`` (default): ``torch.nn.functional.scaled_dot_product_attention``. On a CUDA GPU with
-  bf16/fp16 inputs PyTorch itself dispatches to its fused flash / memory-efficient kernels.
+- ``"sdpa"``: ``torch.nn.functional.scaled_dot_product_attention`` with PyTorch's own kernel choice
+  (on a CUDA GPU with bf16/fp16 inputs its FlashAttention-2 kernel). The reference path.
+- ``"cudnn"``: the same SDPA call with cuDNN's fused attention put first (PyTorch's flash, efficient
+  and math kernels follow, for shapes cuDNN refuses). On Hopper (H100/H200) cuDNN's kernel uses the
+  chip's own matrix instructions and is markedly faster than the FlashAttention-2 kernel
+  (docs/performance.md has the numbers); it computes the same function (bf16 rounding differs).
 - ``"flash"``: the ``flash_attn_interface`` (FlashAttention 3) or ``flash_attn`` (FlashAttention 2)
-  package, used automatically when importable, the tensors are on a CUDA device and half precision.
+  package.
 
-The environment variable ``S2V_ATTENTION`` (``auto`` | ``sdpa`` | ``flash``) or
+``"auto"`` (default) takes ``flash`` when that package is importable and the tensors are half precision
+on a CUDA device; else ``cudnn`` on a Hopper-or-newer GPU with half precision; else ``sdpa``.
+Attention to very short key sequences (the audio injector's 5 tokens per frame) always uses
+plain SDPA: it is memory-bound and negligible, and not worth a cuDNN graph per shape.
+
+The environment variable ``S2V_ATTENTION`` (``auto`` | ``sdpa`` | ``cudnn`` | ``flash``) or
 :func:`set_attention_backend` overrides the choice. No masks are needed by the S2V model: all
 sequences in a batch have the same length and every position takes part (the text is zero-padded
 to 512 rows and the official model attends to the padding too).
@@ -22,10 +31,13 @@ from typing import Callable
 
 import torch
 import torch.nn.functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
-__all__ = ["attention", "set_attention_backend", "attention_backend_for"]
+__all__ = ["attention", "set_attention_backend", "get_attention_backend", "attention_backend_for"]
 
-_BACKENDS = ("auto", "sdpa", "flash")
+_BACKENDS = ("auto", "sdpa", "cudnn", "flash")
+#: Below this many keys the cuDNN path is not used (see the module docstring).
+CUDNN_MIN_KEYS = 64
 _backend: str = os.environ.get("S2V_ATTENTION", "auto").lower()
 
 
@@ -53,8 +65,22 @@ def _flash() -> Callable | None:
     return _flash_fn
 
 
+def get_attention_backend() -> str:
+    """The backend setting (``"auto"``, ``"sdpa"``, ``"cudnn"`` or ``"flash"``)."""
+    return _backend
+
+
+def _cudnn_preferred(device: torch.device) -> bool:
+    """True on a CUDA device of compute capability 9.0 or newer with cuDNN attention in this torch."""
+    if device.type != "cuda" or not hasattr(torch.backends.cuda, "cudnn_sdp_enabled"):
+        return False
+    if not torch.backends.cudnn.is_available():
+        return False
+    return torch.cuda.get_device_capability(device)[0] >= 9
+
+
 def set_attention_backend(name: str) -> None:
-    """Select ``"auto"``, ``"sdpa"`` or ``"flash"`` for all later calls."""
+    """Select ``"auto"``, ``"sdpa"``, ``"cudnn"`` or ``"flash"`` for all later calls."""
     name = name.lower()
     if name not in _BACKENDS:
         raise ValueError(f"unknown attention backend {name!r}; choose one of {_BACKENDS}")
@@ -69,6 +95,8 @@ def attention_backend_for(q: torch.Tensor) -> str:
     half = q.dtype in (torch.float16, torch.bfloat16)
     if _backend == "flash" or (_backend == "auto" and q.is_cuda and half and _flash() is not None):
         return "flash"
+    if _backend == "cudnn" or (_backend == "auto" and half and _cudnn_preferred(q.device)):
+        return "cudnn"
     return "sdpa"
 
 
@@ -81,9 +109,20 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor
 
     Returns ``[B, Sq, heads, head_dim]`` in ``q``'s dtype. Scale is ``1/sqrt(head_dim)``.
     """
-    if attention_backend_for(q) == "flash":
+    backend = attention_backend_for(q)
+    if backend == "flash":
         out = _flash()(q, k, v)
         # FlashAttention 3 returns (out, softmax_lse); FlashAttention 2 returns out.
         return out[0] if isinstance(out, tuple) else out
-    out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
+    qt, kt, vt = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
+    if backend == "cudnn" and q.is_cuda and k.shape[1] >= CUDNN_MIN_KEYS:
+        with sdpa_kernel(_CUDNN_FIRST, set_priority=True):
+            out = F.scaled_dot_product_attention(qt, kt, vt)
+    else:
+        out = F.scaled_dot_product_attention(qt, kt, vt)
     return out.transpose(1, 2)
+
+
+# cuDNN first; the others (PyTorch's default order) for shapes or dtypes cuDNN does not take.
+_CUDNN_FIRST = [SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION,
+                SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
