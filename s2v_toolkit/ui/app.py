@@ -47,7 +47,7 @@ def wait_for_frames(window, timeout_s: float = 10.0) -> bool:
     while time.monotonic() < deadline:
         QApplication.processEvents()
         sides = [s for s in ("A", "B") if viewer.sources[s] is not None and viewer.sources[s].error is None]
-        if all(viewer.view.shown_index[s] == viewer.file_index(s) for s in sides):
+        if window.media_checked and all(viewer.view.shown_index[s] == viewer.file_index(s) for s in sides):
             return True
         time.sleep(0.005)
     return False

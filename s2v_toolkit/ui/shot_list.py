@@ -183,16 +183,22 @@ class ShotListPanel(QWidget):
     def set_jobs(self, jobs: list[ReviewJob]) -> None:
         current = self.current_job()
         self.model.set_jobs(jobs)
+        self._fill_filter_choices()
+        if current is not None:
+            self.select_job(current.job_id)
+
+    def _fill_filter_choices(self) -> None:
+        jobs = self.model.jobs
         for box, values in ((self.state_filter, sorted({display_state(j) for j in jobs})),
                             (self.character_filter, sorted({j.character or "" for j in jobs}))):
+            if [box.itemText(i) for i in range(box.count())] == [ALL, *values]:
+                continue
             keep = box.currentText() or ALL
             box.blockSignals(True)
             box.clear()
             box.addItems([ALL, *values])
             box.setCurrentText(keep if keep in (ALL, *values) else ALL)
             box.blockSignals(False)
-        if current is not None:
-            self.select_job(current.job_id)
 
     def visible_jobs(self) -> list[ReviewJob]:
         return [self.proxy.data(self.proxy.index(r, 0), Qt.ItemDataRole.UserRole) for r in range(self.proxy.rowCount())]
@@ -222,6 +228,7 @@ class ShotListPanel(QWidget):
             if j.job_id == job.job_id:
                 self.model.jobs[row] = job
                 self.model.job_changed(row)
+        self._fill_filter_choices()
         refilter(self.proxy, lambda: None)
         if (cur := self.current_job()) is not None and cur.job_id == job.job_id:
             self.show_details(job)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QEvent, QObject, Qt
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
     QAbstractSpinBox, QApplication, QComboBox, QFileDialog, QHBoxLayout, QLabel, QLineEdit, QMainWindow,
@@ -14,7 +14,7 @@ from PySide6.QtWidgets import (
 from s2v_toolkit.errors import S2VError
 from s2v_toolkit.media import MediaInfo
 from s2v_toolkit.ui.decisions import DecisionPanel
-from s2v_toolkit.ui.media_check import check_job
+from s2v_toolkit.ui.media_check import JobMedia, MediaChecker, ProbeCache, inspect_job
 from s2v_toolkit.ui.model import APPROVED, NEEDS_CHANGES, REJECTED, Decision, ReviewJob, ReviewStore
 from s2v_toolkit.ui.shot_list import ShotListPanel
 from s2v_toolkit.ui.viewer import ViewerPanel
@@ -34,12 +34,21 @@ QToolButton:checked { background: #3d5a80; }
 """
 
 
+class _CheckBridge(QObject):
+    checked = Signal(int, str, object)   # generation, job id, JobMedia (from the checker thread)
+
+
 class ReviewWindow(QMainWindow):
     def __init__(self, store: ReviewStore, parent: QWidget | None = None):
         super().__init__(parent)
         self.store = store
         self.jobs: list[ReviewJob] = []
-        self.media: dict[str, dict[str, MediaInfo]] = {}
+        self.media: dict[str, dict[str, MediaInfo]] = {}   # checked jobs: probed media by role
+        self._checker: MediaChecker | None = None
+        self._check_generation = 0
+        self._probe_cache = ProbeCache()
+        self._check_bridge = _CheckBridge(self)
+        self._check_bridge.checked.connect(self._on_checked)
         self.last_conform: dict | None = None
         self.setWindowTitle(f"s2v review: {store.title}")
         self.setStyleSheet(DARK_STYLE)
@@ -96,15 +105,45 @@ class ReviewWindow(QMainWindow):
 
     # -- data -------------------------------------------------------------------------------------
     def reload(self) -> None:
+        """Read the jobs again; their media is checked in the background (the shown job at once)."""
+        if self._checker is not None:
+            self._checker.stop()
+        self._check_generation += 1
+        self._probe_cache = ProbeCache()   # files may have changed (a render landed)
         self.jobs = self.store.list_jobs()
-        self.media = {j.job_id: check_job(j) for j in self.jobs}
+        self.media = {}
+        gen = self._check_generation
+        self._checker = MediaChecker(self.jobs, lambda jid, found: self._check_bridge.checked.emit(gen, jid, found),
+                                     self._probe_cache)
         self.shots.set_jobs(self.jobs)
         if self.shots.current_job() is None:
             self.shots.select_row(0)
         self._update_summary()
 
+    @property
+    def media_checked(self) -> bool:
+        return all(j.job_id in self.media for j in self.jobs)
+
+    def _job_by_id(self, job_id: str) -> ReviewJob | None:
+        return next((j for j in self.jobs if j.job_id == job_id), None)
+
+    def _apply_check(self, job: ReviewJob, found: JobMedia) -> None:
+        found.apply(job)
+        self.media[job.job_id] = found.infos
+        self.shots.refresh_job(job)
+        self._update_summary()
+
+    def _on_checked(self, gen: int, job_id: str, found: JobMedia) -> None:
+        job = self._job_by_id(job_id)
+        if gen != self._check_generation or job is None or job_id in self.media:
+            return
+        self._apply_check(job, found)
+
     def _update_summary(self) -> None:
         n = len(self.jobs)
+        if not self.media_checked:
+            self.summary.setText(f"{n} jobs · checking media {len(self.media)}/{n}…")
+            return
         counts = {s: sum(1 for j in self.jobs if j.decision_status == s) for s in (APPROVED, NEEDS_CHANGES, REJECTED)}
         problems = sum(1 for j in self.jobs if j.problems)
         text = (f"{n} jobs · {counts[APPROVED]} approved · {counts[NEEDS_CHANGES]} needs changes · "
@@ -117,6 +156,8 @@ class ReviewWindow(QMainWindow):
         return self.viewer.job
 
     def _show_job(self, job: ReviewJob | None) -> None:
+        if job is not None and job.job_id not in self.media:
+            self._apply_check(job, inspect_job(job, self._probe_cache))   # the one to show: check it now
         self.viewer.set_job(job, self.media.get(job.job_id) if job else None)
         self.decisions.set_job(job)
 
@@ -210,5 +251,7 @@ class ReviewWindow(QMainWindow):
 
     def closeEvent(self, event) -> None:  # noqa: N802
         QApplication.instance().removeEventFilter(self)
+        if self._checker is not None:
+            self._checker.stop()
         self.viewer.close_sources()
         super().closeEvent(event)

@@ -107,6 +107,7 @@ def window(qtbot, manifest):
     w.resize(1400, 860)
     w.show()
     qtbot.waitExposed(w)
+    qtbot.waitUntil(lambda: w.media_checked, timeout=10000)
     wait_shown(qtbot, w)
     yield w
     w.close()

@@ -77,3 +77,31 @@ def test_cache_is_bounded(review_media):
 def test_unreadable_file_is_a_media_error(review_media):
     with pytest.raises(MediaError):
         FrameSource(review_media["corrupt"])
+
+
+def test_media_checker_probes_each_file_once_and_reports_every_job(review_media, tools, monkeypatch):
+    import s2v_toolkit.ui.media_check as mc
+
+    calls: list[str] = []
+    real_probe = mc.probe
+    monkeypatch.setattr(mc, "probe", lambda p: calls.append(str(p)) or real_probe(p))
+    jobs = tools.fixture_jobs(review_media)
+    results: dict = {}
+    done = threading.Event()
+
+    def on_result(job_id, found):
+        results[job_id] = found
+        if len(results) == len(jobs):
+            done.set()
+
+    checker = mc.MediaChecker(jobs, on_result)
+    assert done.wait(20)
+    checker.join(5)
+    assert sorted(calls) == sorted(set(calls))            # originals shared by several jobs: probed once
+    assert str(review_media["orig_a"]) in calls
+    assert results["j-sh010"].problems == [] and set(results["j-sh010"].infos) == {"source", "render", "mask"}
+    assert results["j-sh010"].sidecar["seed"] == 42
+    assert results["j-sh030"].problems == [] and set(results["j-sh030"].infos) == {"source"}   # queued: no render yet
+    assert any("render missing" in p for p in results["j-sh040"].problems)
+    assert any("render unreadable" in p for p in results["j-sh050"].problems)
+    assert all(j.problems == [] for j in jobs)             # the UI's jobs are not touched from the thread

@@ -51,6 +51,7 @@ def plan_window(qtbot, plan_path, tools):
     qtbot.addWidget(w)
     w.resize(1400, 860)
     w.show()
+    qtbot.waitUntil(lambda: w.media_checked, timeout=10000)
     tools.wait_shown(qtbot, w)
     yield w
     w.close()
