@@ -33,7 +33,11 @@ def run_review(path: str | os.PathLike, argv: list[str] | None = None) -> int:
     app.setApplicationName("s2v review")
     window = ReviewWindow(store)
     window.show()
-    return app.exec()
+    try:
+        return app.exec()
+    finally:
+        if hasattr(store, "close"):
+            store.close()
 
 
 def wait_for_frames(window, timeout_s: float = 10.0) -> bool:
@@ -79,7 +83,9 @@ def save_screenshot(path: str | os.PathLike, png: str | os.PathLike, *, job: int
         top_left = view.mapTo(window, r.topLeft())
         image.setText(f"s2v:{side}", f"{top_left.x()},{top_left.y()},{r.width()},{r.height()}")
     image.setText("s2v:frame", str(window.viewer.frame))
+    window.close()
+    if hasattr(store, "close"):
+        store.close()
     if not image.save(str(out)):
         raise ReviewError(f"{out}: cannot write the screenshot")
-    window.close()
     return out

@@ -41,7 +41,7 @@ class DecisionPanel(QWidget):
         self.note.setPlaceholderText("note for this shot (stored with the decision)")
         self.note.setMaximumHeight(54)
         self.frame_note = QLineEdit(self)
-        self.frame_note.setPlaceholderText("note on the current frame, Enter to add")
+        self.frame_note.setPlaceholderText("note on the current frame (kept with the verdict), Enter")
         self.frame_note_list = QListWidget(self)
         self.frame_note_list.setMaximumHeight(54)
         self.frame_note_list.itemActivated.connect(lambda it: self.frameNoteJump.emit(it.data(Qt.ItemDataRole.UserRole)))

@@ -128,6 +128,7 @@ class PlanReviewStore:
                         decision.reviewer or self.reviewer, decision.decided_at))
 
     def queue_rerender(self, job_id: str, seed: int | None = None) -> str:
+        self.plan = _jobs_api()[1](self.plan_path)   # keep edits made to the plan since it was read
         try:
             job = self.plan.job(job_id)
         except KeyError:
