@@ -16,9 +16,30 @@ from s2v_toolkit.errors import ConfigError
 from s2v_toolkit.serve.service import Service, TaskContext
 
 PLAN_NAME = "plan.json"
-PLAN_OPTIONS = {"dialogue_tracks", "face_check", "backend", "num_speakers"}
-RENDER_OPTIONS = {"model", "checkpoint", "device", "retry_failed"}
+PLAN_OPTIONS = {"dialogue_tracks", "face_check", "backend", "num_speakers", "turns"}
+# Requests choose among what the server was started with: a request cannot point the server at weights
+# in some folder of its choosing (checkpoint and device come from `s2vt serve --checkpoint/--device`).
+RENDER_OPTIONS = {"model", "retry_failed"}
+REQUEST_MODELS = ("tiny",)
 STORE_TO_API = {"queued": "pending", "running": "running", "done": "done", "failed": "failed", "skipped": "skipped"}
+
+
+def load_turns(path: Path):
+    """Speaker turns given instead of diarizing: SpeakerTurns JSON (``s2vt diarize --json``) or RTTM."""
+    import json
+
+    from s2v_toolkit.diarization import SpeakerTurns, read_rttm
+
+    if path.suffix.lower() == ".rttm":
+        turns = read_rttm(path)
+        return next(iter(turns.values())) if isinstance(turns, dict) else turns
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise ConfigError(f"{path}: speaker turns are not valid JSON ({exc})") from None
+    if isinstance(data, dict) and "turns" not in data and "diarization" in data:
+        data = data["diarization"]
+    return SpeakerTurns.from_dict(data)
 
 
 def _check_keys(options: dict, known: set[str], what: str) -> None:
@@ -49,7 +70,8 @@ class JobsService(Service):
             raise ConfigError(f"{timeline}: a cast file is needed to plan (who speaks, their faces and voices)")
         ctx.progress(0, 1, "reading the timeline, finding who speaks when")
         ctx.log(f"plan: timeline {timeline}, cast {cast}")
-        plan = build_plan(timeline, cast, dialogue_tracks=options.get("dialogue_tracks"),
+        turns = load_turns(Path(options["turns"])) if options.get("turns") else None
+        plan = build_plan(timeline, cast, dialogue_tracks=options.get("dialogue_tracks"), turns=turns,
                           face_check=bool(options.get("face_check", True)),
                           backend=str(options.get("backend", "embedded")), num_speakers=options.get("num_speakers"))
         path = plan.save(Path(project_dir) / PLAN_NAME)
@@ -96,9 +118,15 @@ class JobsService(Service):
     def render_options(self, options: dict) -> dict:
         _check_keys(options, RENDER_OPTIONS, "render")
         out = dict(options)
-        out.setdefault("model", self.default_model)
-        out.setdefault("checkpoint", self.default_checkpoint)
-        out.setdefault("device", self.device)
+        if out.get("model") is not None and out["model"] not in REQUEST_MODELS + (self.default_model,):
+            raise ConfigError(f"render: model {out['model']!r} is not offered by this server "
+                              f"(choose {', '.join(m for m in REQUEST_MODELS + (self.default_model,) if m)})")
+        if out.get("model") is None:
+            out["model"] = self.default_model
+            out["checkpoint"] = self.default_checkpoint
+        else:
+            out["checkpoint"] = None
+        out["device"] = self.device
         if not out["model"] and not out["checkpoint"]:
             raise ConfigError("render: no generator chosen; pass options {\"model\": \"tiny\"} or "
                               "{\"checkpoint\": DIR}, or start `s2vt serve --model/--checkpoint`")

@@ -80,11 +80,14 @@ SCHEMAS = {
                                                           "XML, FCPXML, AAF, EDL) inside an allowed folder."},
             "cast": {"type": ["string", "null"], "description": "Absolute path of the cast file (YAML/JSON)."},
             "name": {"type": "string", "maxLength": 200},
-            "options": {"type": "object", "description": "Planning options passed to the service."}},
+            "options": {"type": "object", "description": "Planning options passed to the service (jobs: "
+                                                        "dialogue_tracks, face_check, backend, num_speakers, turns: "
+                                                        "a speaker-turns JSON/RTTM file inside an allowed folder)."}},
     },
     "StepRequest": {
         "type": "object", "additionalProperties": False,
-        "properties": {"options": {"type": "object", "description": "Render: e.g. {\"model\": \"tiny\"}."}},
+        "properties": {"options": {"type": "object", "description": "Render (jobs): model ('tiny' or the "
+                                                                 "server's --model), retry_failed. Conform: native."}},
     },
     "TimelineFacts": {
         "type": "object", "required": ["rate", "start_frame", "duration_frames"],

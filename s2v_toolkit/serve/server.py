@@ -44,6 +44,7 @@ MAX_BODY = 1 << 20
 LOG_CHUNK = 64 * 1024
 REQUEST_TIMEOUT_S = 30
 ID = r"(?P<project_id>[^/]+)"
+PATH_OPTIONS = ("turns",)   # planning options that name files
 
 
 @dataclass(frozen=True)
@@ -275,6 +276,9 @@ class ApiHandler(BaseHTTPRequestHandler):
         if not isinstance(name, str) or len(name) > 200:
             raise ApiError(HTTPStatus.BAD_REQUEST, "bad_request", "'name' must be text (at most 200 characters)")
         options = _options(body)
+        for key in PATH_OPTIONS:
+            if options.get(key) is not None:  # files named inside options obey the same folder rule
+                options[key] = str(mgr.policy.input_file(options[key], f"options.{key}"))
         project = mgr.create(timeline, cast, name, options)
         return 202, project.to_dict()
 

@@ -31,12 +31,15 @@ def _write_json(path: Path, data) -> None:
 class FileService(Service):
     name = "file-test-service"
 
+    def __init__(self, skip=()):
+        self.skip = list(skip)
+
     def plan(self, project_dir, timeline, cast, options, ctx: TaskContext):
         from s2v_toolkit.timeline import describe_timeline, read_timeline, timecode
 
         desc = describe_timeline(read_timeline(timeline))
         rate = desc.rate
-        skip = set(options.get("skip", []))
+        skip = set(options.get("skip", [])) | set(self.skip)
         video = [c for c in desc.clips if c.kind == "video"]
         first_track = video[0].track if video else None
         jobs = []
@@ -130,4 +133,5 @@ class FileService(Service):
 
 
 def make_service() -> FileService:
-    return FileService()
+    """For ``s2vt serve --service fake_service:make_service``; $S2VT_TEST_SKIP lists clips to skip."""
+    return FileService(skip=[c for c in os.environ.get("S2VT_TEST_SKIP", "").split(",") if c])

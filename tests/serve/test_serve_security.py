@@ -77,6 +77,9 @@ def test_files_outside_the_allowed_folders_are_refused(api, demo_copy, tmp_path)
         assert status == 403 and err["error"]["code"] == "forbidden_path", (path, err)
         status, err = api.post("/v1/projects", {"timeline": str(demo_copy / "scene.otio"), "cast": path})
         assert status == 403, (path, err)
+        status, err = api.post("/v1/projects", {"timeline": str(demo_copy / "scene.otio"),
+                                                "options": {"turns": path}})
+        assert status == 403 and "options.turns" in err["error"]["message"], (path, err)
     status, listing = api.get("/v1/projects")
     assert listing["projects"] == []                             # nothing was created
 

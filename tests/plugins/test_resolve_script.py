@@ -1,0 +1,258 @@
+"""The Resolve script against a fake `resolve` (documented calls only) and a real `s2vt serve` process.
+
+The server runs as a real process on 127.0.0.1 with the file-only test service (tests/serve/fake_service.py:
+real timeline reading, real H.264 renders, no models), so these tests check the script's whole round
+trip: export -> submit -> plan/render progress -> import into a bin -> placement at the plan's record
+frames (or takes) -> markers for skipped shots. tests/plugins/test_resolve_e2e_jobs.py runs the same
+with the jobs stage and the tiny model.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PLUGIN = ROOT / "plugins" / "resolve" / "s2v_toolkit_resolve.py"
+DEMO_START = 86400  # the demo timeline starts at 01:00:00:00 (23.976 fps)
+DEMO_CLIPS = [("SH010", 0, 143), ("SH020", 143, 254), ("SH030", 254, 372)]
+
+# Every Resolve call the plugin may make, as named in Resolve's scripting README.
+DOCUMENTED = {
+    "Resolve.GetProjectManager", "Resolve.GetVersion", "ProjectManager.GetCurrentProject",
+    "Project.GetName", "Project.GetCurrentTimeline", "Project.GetMediaPool",
+    "Timeline.GetName", "Timeline.GetStartFrame", "Timeline.Export", "Timeline.AddTrack", "Timeline.GetTrackCount",
+    "Timeline.GetTrackName", "Timeline.SetTrackName", "Timeline.GetItemListInTrack", "Timeline.AddMarker",
+    "MediaPool.GetRootFolder", "MediaPool.AddSubFolder", "MediaPool.SetCurrentFolder", "MediaPool.ImportMedia",
+    "MediaPool.AppendToTimeline", "Folder.GetName", "Folder.GetSubFolderList",
+    "MediaPoolItem.GetClipProperty", "MediaPoolItem.GetName",
+    "TimelineItem.GetStart", "TimelineItem.GetEnd", "TimelineItem.AddTake",
+}
+
+
+def _load(name: str, path: Path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+plugin = _load("s2v_toolkit_resolve", PLUGIN)
+fake = _load("s2vt_fake_resolve", Path(__file__).with_name("fake_resolve.py"))
+
+
+def start_serve(tmp: Path, extra_args=(), env_extra=None, service="fake_service:make_service"):
+    """Start `s2vt serve` as a real process; return (process, state file)."""
+    state = tmp / "state" / "serve.json"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "tests" / "serve"), str(ROOT)]),
+               **(env_extra or {}))
+    cmd = [sys.executable, "-m", "s2v_toolkit", "serve", "--port", "0", "--state-file", str(state),
+           "--workspace", str(tmp / "workspace"), "--allow", str(tmp)]
+    if service:
+        cmd += ["--service", service]
+    proc = subprocess.Popen(cmd + list(extra_args), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            cwd=tmp)
+    deadline = time.monotonic() + 60
+    while not state.exists():  # bounded wait for the server to come up
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError("s2vt serve did not start:\n" + proc.stdout.read().decode(errors="replace"))
+        time.sleep(0.05)
+    return proc, state
+
+
+def stop_serve(proc):
+    proc.terminate()
+    try:
+        out, _ = proc.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+    return proc.returncode, out.decode(errors="replace")
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    from s2v_toolkit import demo_project
+
+    tmp = tmp_path_factory.mktemp("resolve")
+    shutil.copytree(Path(demo_project.__file__).parent, tmp / "demo",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.py"))
+    return tmp
+
+
+@pytest.fixture(scope="module")
+def serve(demo):
+    proc, state = start_serve(demo, env_extra={"S2VT_TEST_SKIP": "SH030"})
+    yield state
+    code, out = stop_serve(proc)
+    assert code == 0, out
+    assert not state.exists(), "the server removes its state file when it stops"
+
+
+def exporter(demo_dir: Path):
+    """What Resolve would write for the demo timeline: the cut with absolute media paths."""
+    import opentimelineio as otio
+
+    def export(path: str, kind: str):
+        timeline = otio.adapters.read_from_file(str(demo_dir / "scene.otio"))
+        for clip in timeline.find_clips():
+            ref = clip.media_reference
+            if isinstance(ref, otio.schema.ExternalReference) and not ref.target_url.startswith("file:"):
+                ref.target_url = (demo_dir / ref.target_url).resolve().as_uri()
+        otio.adapters.write_to_file(timeline, path, adapter_name="otio_json" if kind == "otio" else "fcp_xml")
+
+    return export
+
+
+def frames_of(path: str) -> int:
+    from s2v_toolkit.media import probe
+
+    return probe(path).video.frame_count
+
+
+def make_resolve(demo, version):
+    return fake.FakeResolve(version, "DEMO_SCENE", DEMO_START, DEMO_CLIPS, exporter(demo / "demo"), frames_of)
+
+
+def run_plugin(resolve, demo, state, *extra):
+    said = []
+    code = plugin.main(["--cast", str(demo / "demo" / "cast.yaml"), "--state-file", str(state),
+                        "--export-dir", str(demo / "exports"), "--poll", "0.05", "--timeout", "60", "--no-dialog",
+                        *extra], resolve=resolve, say=said.append)
+    return code, said
+
+
+def server_jobs(state: Path, project_id: str) -> dict:
+    info = json.loads(state.read_text())
+    req = urllib.request.Request(f"{info['url']}/v1/projects/{project_id}/jobs",
+                                 headers={"Authorization": f"Bearer {info['token']}"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return json.loads(resp.read())
+
+
+def _calls(resolve, name):
+    return [args for n, args in resolve.calls if n == name]
+
+
+@pytest.fixture(autouse=True)
+def _private_settings(tmp_path, monkeypatch):
+    monkeypatch.setenv("S2VT_HOME", str(tmp_path / "s2vt_home"))  # the plugin's remembered choices
+
+
+def test_track_mode_places_renders_at_the_plans_record_frames(demo, serve):
+    resolve = make_resolve(demo, (19, 1, 3))
+    code, said = run_plugin(resolve, demo, serve)
+    assert code == 0, said
+    assert resolve.called() <= DOCUMENTED
+
+    (path, export_type, subtype), = _calls(resolve, "Timeline.Export")
+    assert export_type == resolve.EXPORT_OTIO and subtype == resolve.EXPORT_NONE and path.endswith(".otio")
+    assert Path(path).parent == demo / "exports"
+    project_id = json.loads((Path(os.environ["S2VT_HOME"]) / "resolve_plugin.json").read_text())["last_project"]
+    jobs = {j["label"]: j for j in server_jobs(serve, project_id)["jobs"]}
+    assert jobs["SH030"]["state"] == "skipped"
+
+    # imported into "S2V renders/DEMO_SCENE S2V v001", matched by file path (the fake returns them reversed)
+    bin_ = resolve.media_pool.root.subfolders[0]
+    assert bin_.name == "S2V renders" and bin_.subfolders[0].name == "DEMO_SCENE S2V v001"
+    assert sorted(i.path for i in bin_.subfolders[0].clips) == sorted(jobs[k]["output"] for k in ("SH010", "SH020"))
+    assert _calls(resolve, "Timeline.AddTrack") == [("video", None)]
+    assert ("video", 2, "S2V v001") in _calls(resolve, "Timeline.SetTrackName")
+
+    infos = [info for (batch,) in _calls(resolve, "MediaPool.AppendToTimeline") for info in batch]
+    assert len(infos) == 2
+    for info in infos:
+        job = next(j for j in jobs.values() if j["output"] == info["mediaPoolItem"].path)
+        n = job["record_out"] - job["record_in"]
+        assert info["recordFrame"] == DEMO_START + job["record_in"]    # absolute frame
+        assert (info["startFrame"], info["endFrame"]) == (0, n)       # exclusive end on Resolve 19+
+        assert info["trackIndex"] == 2 and info["mediaType"] == 1
+    placed = {(i.start, i.end) for i in resolve.timeline.video[1]}
+    assert placed == {(DEMO_START + 0, DEMO_START + 143), (DEMO_START + 143, DEMO_START + 254)}
+    # the original track is untouched
+    assert [(i.name, i.start, i.end) for i in resolve.timeline.video[0]] == \
+        [(n, DEMO_START + a, DEMO_START + b) for n, a, b in DEMO_CLIPS]
+    # skipped shot: a yellow marker at its first frame (relative to the timeline start) over its length
+    assert resolve.timeline.markers == {254: {"color": "Yellow", "duration": 118, "note": "asked to skip",
+                                              "name": "S2V skipped: SH030", "customData": "s2vt:j02"}}
+    assert any("render" in line for line in said)  # progress went to the console
+
+
+def test_old_resolve_exports_fcp7_xml_and_uses_an_inclusive_end(demo, serve):
+    resolve = make_resolve(demo, (18, 1, 4))
+    code, said = run_plugin(resolve, demo, serve)
+    assert code == 0, said
+    assert resolve.called() <= DOCUMENTED
+    (path, export_type, _), = _calls(resolve, "Timeline.Export")
+    assert export_type == resolve.EXPORT_FCP_7_XML and path.endswith(".xml")
+    infos = [info for (batch,) in _calls(resolve, "MediaPool.AppendToTimeline") for info in batch]
+    assert {(i["recordFrame"], i["endFrame"]) for i in infos} == {(DEMO_START, 142), (DEMO_START + 143, 110)}
+    placed = {(i.start, i.end) for i in resolve.timeline.video[1]}
+    assert placed == {(DEMO_START, DEMO_START + 143), (DEMO_START + 143, DEMO_START + 254)}
+
+
+def test_takes_mode_adds_the_renders_to_the_original_clips(demo, serve):
+    resolve = make_resolve(demo, (19, 1, 3))
+    code, said = run_plugin(resolve, demo, serve, "--mode", "takes")
+    assert code == 0, said
+    assert resolve.called() <= DOCUMENTED
+    assert not _calls(resolve, "Timeline.AddTrack") and not _calls(resolve, "MediaPool.AppendToTimeline")
+    v1 = {i.name: i for i in resolve.timeline.video[0]}
+    for name, frames in (("SH010", 143), ("SH020", 111)):
+        (take,) = v1[name].takes[1:]
+        assert take["mediaPoolItem"].path.endswith(".mp4") and name in Path(take["mediaPoolItem"].path).name
+        assert (take["startFrame"], take["endFrame"]) == (0, frames)
+    assert v1["SH030"].takes == []
+    assert list(resolve.timeline.markers) == [254]
+
+
+def test_resume_imports_an_earlier_submission_without_exporting_again(demo, serve):
+    first = make_resolve(demo, (19, 1, 3))
+    assert run_plugin(first, demo, serve)[0] == 0
+    project_id = json.loads((Path(os.environ["S2VT_HOME"]) / "resolve_plugin.json").read_text())["last_project"]
+    again = make_resolve(demo, (19, 1, 3))
+    code, said = run_plugin(again, demo, serve, "--resume", project_id)
+    assert code == 0, said
+    assert not _calls(again, "Timeline.Export")
+    assert len(again.timeline.video[1]) == 2
+
+
+def test_clear_errors_without_a_server_or_with_a_foreign_url(demo, tmp_path):
+    resolve = make_resolve(demo, (19, 1, 3))
+    code, said = run_plugin(resolve, demo, tmp_path / "missing.json")
+    assert code == 2 and "s2vt serve" in said[-1] and "error" in said[-1]
+    foreign = tmp_path / "foreign.json"
+    foreign.write_text(json.dumps({"url": "http://192.0.2.1:8000", "token": "x"}))
+    code, said = run_plugin(resolve, demo, foreign)
+    assert code == 2 and "127.0.0.1" in said[-1]
+    assert not _calls(resolve, "Timeline.Export")  # nothing done before the server is known
+
+
+def test_state_file_location_matches_the_server(monkeypatch, tmp_path):
+    from s2v_toolkit.serve import default_state_file
+
+    monkeypatch.setenv("S2VT_HOME", str(tmp_path / "h"))
+    assert Path(plugin.default_state_file()) == default_state_file()
+    monkeypatch.delenv("S2VT_HOME")
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "x"))
+    assert Path(plugin.default_state_file()) == default_state_file()
+
+
+def test_fake_refuses_undocumented_calls(demo):
+    resolve = make_resolve(demo, (18, 1, 4))
+    assert getattr(resolve, "EXPORT_OTIO", None) is None  # not before 18.5
+    with pytest.raises(AttributeError):
+        resolve.timeline.InsertClipsAtPlayhead()
+    with pytest.raises(AssertionError):
+        resolve.media_pool.AppendToTimeline([{"mediaPoolItem": None, "startFrame": 0, "endFrame": 1}])
