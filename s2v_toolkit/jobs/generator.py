@@ -8,8 +8,9 @@ sidecar (model name, steps, timings...). Frame 0 of the file is the job's ``reco
 a start timecode. Raise an exception to fail the job: its message becomes the job's error text.
 
 Generators are chosen with a picklable :class:`GeneratorSpec` (worker processes and Ray tasks load their
-own copy): ``model="tiny"`` or ``checkpoint=DIR`` use the generation pipeline (``s2v_toolkit.pipelines``)
-when it provides ``load_generator``; ``factory="package.module:callable"`` plugs in any other generator.
+own copy): ``model="tiny"`` or ``checkpoint=DIR`` use the Wan S2V pipelines (``s2v_toolkit.pipelines``:
+generation for ``new_shot``, masked re-dub for ``redub``; see :mod:`.wan_generator`);
+``factory="package.module:callable"`` plugs in any other generator.
 When none can be loaded, the jobs fail with the reason; nothing is ever marked done without a render.
 """
 
@@ -124,14 +125,13 @@ def load_generator(spec: GeneratorSpec | None) -> Generator:
         return UnavailableGenerator("no generator chosen: pass --model tiny (random weights, for testing the "
                                     "pipeline) or --checkpoint DIR (Wan2.2-S2V weights)")
     try:
-        pipelines = importlib.import_module("s2v_toolkit.pipelines")
+        from s2v_toolkit.jobs.wan_generator import make_wan_generator
+
+        importlib.import_module("s2v_toolkit.pipelines.s2v_generator")
+        importlib.import_module("s2v_toolkit.pipelines.redub")
     except ImportError as exc:
-        return UnavailableGenerator(f"the generation pipeline cannot be imported ({exc})")
-    loader = getattr(pipelines, "load_generator", None)
-    if loader is None:
-        return UnavailableGenerator(f"{spec.describe()}: this installation's s2v_toolkit.pipelines has no "
-                                    "generator yet (load_generator); shot generation and re-dub cannot run")
-    return loader(model=spec.model, checkpoint=spec.checkpoint, device=spec.device, **dict(spec.options))
+        return UnavailableGenerator(f"{spec.describe()}: the generation pipeline cannot be imported here ({exc})")
+    return make_wan_generator(spec)
 
 
 def generator_name(gen) -> str:

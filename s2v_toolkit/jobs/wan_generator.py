@@ -1,0 +1,160 @@
+"""The Wan S2V generator behind the job interface: ``new_shot`` through the generation pipeline,
+``redub`` through the masked mouth re-dub, one set of loaded models for both.
+
+The models load once (``S2VGenerator``) and serve every job this process renders. ``--model tiny``
+uses the pipeline's cached random-weight bundle: the renders exercise the whole path (timing, crops,
+compositing, files) but their pixels are noise-like, and every sidecar says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from s2v_toolkit.errors import ConfigError
+from s2v_toolkit.jobs.generator import GeneratorSpec, GeneratorUnavailable, JobInputs
+
+AUDIO_RATE = 16000
+
+
+@dataclass(frozen=True)
+class WanJobOptions:
+    steps: int | None = None          # None: the pipeline's default (tiny: 2, enough for plumbing)
+    size: str | None = None           # new shots: maximum area ("448x832"); tiny: "64x64"
+    crop_size: int | None = None      # re-dub: face crop side (multiple of 64); tiny: 64
+    motion_frames: int | None = None  # re-dub: motion context frames (1 + 4k); tiny: 5
+    infer_frames: int | None = None   # frames per generated clip (multiple of 4); tiny: 16
+
+    @classmethod
+    def from_spec(cls, spec: GeneratorSpec) -> "WanJobOptions":
+        known = set(cls.__dataclass_fields__)
+        opts = dict(spec.options)
+        unknown = sorted(set(opts) - known)
+        if unknown:
+            raise ConfigError(f"generator options: unknown {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+        return cls(**opts)
+
+
+TINY_DEFAULTS = WanJobOptions(steps=2, size="64x64", crop_size=64, motion_frames=5, infer_frames=16)
+
+
+class WanS2VJobGenerator:
+    """A :class:`~s2v_toolkit.jobs.generator.Generator` on the Wan S2V pipelines."""
+
+    suffix = ".mov"
+
+    def __init__(self, spec: GeneratorSpec):
+        from s2v_toolkit.pipelines.redub_sampler import load_generator as load_models
+
+        tiny = spec.model == "tiny"
+        if spec.model not in (None, "tiny"):
+            raise ConfigError(f"--model {spec.model!r}: only 'tiny' is built in; use --checkpoint DIR for weights")
+        opts = WanJobOptions.from_spec(spec)
+        if tiny:
+            opts = WanJobOptions(**{k: (getattr(opts, k) if getattr(opts, k) is not None else getattr(TINY_DEFAULTS, k))
+                                    for k in WanJobOptions.__dataclass_fields__})
+        self.options = opts
+        self.models = load_models(spec.checkpoint, tiny=tiny, device=spec.device)
+        self.random_weights = bool(self.models.bundle.random_weights)
+        self.name = "wan-s2v tiny (random weights)" if tiny else f"wan-s2v {Path(spec.checkpoint).name}"
+
+    # -------------------------------------------------------------------- settings
+    def _generation_settings(self, inputs: JobInputs, prompt: str | None = None):
+        from s2v_toolkit.pipelines.generation_inputs import GenerationSettings
+
+        s = GenerationSettings(prompt=prompt if prompt is not None else (inputs.prompt or ""),
+                               seed=int(inputs.seed), fps=inputs.fps)
+        o = self.options
+        changes = {k: v for k, v in (("steps", o.steps), ("size", o.size), ("infer_frames", o.infer_frames))
+                   if v is not None}
+        return replace(s, **changes) if changes else s
+
+    def _drive_audio(self, inputs: JobInputs) -> np.ndarray:
+        # exactly frame_count frames' worth of samples: the pipeline's frame count rounds duration * fps
+        n = int(round(Fraction(inputs.frame_count) / Fraction(inputs.fps) * AUDIO_RATE))
+        audio = np.zeros(n, np.float32)
+        audio[: min(n, len(inputs.audio))] = inputs.audio[:n]
+        return audio
+
+    @staticmethod
+    def _fit(frames: np.ndarray, count: int) -> np.ndarray:
+        if len(frames) >= count:
+            return frames[:count]
+        return np.concatenate([frames, np.repeat(frames[-1:], count - len(frames), axis=0)])
+
+    # -------------------------------------------------------------------- render
+    def render(self, inputs: JobInputs, out_path: Path) -> dict:
+        job = inputs.job
+        if job.action == "new_shot":
+            return self._new_shot(inputs, out_path)
+        if job.action == "redub":
+            return self._redub(inputs, out_path)
+        raise GeneratorUnavailable(f"job {job.id}: action {job.action!r} has nothing to render")
+
+    def _write(self, inputs: JobInputs, frames: np.ndarray, out_path: Path) -> None:
+        from s2v_toolkit.media import write_video
+
+        write_video(out_path, self._fit(frames, inputs.frame_count), inputs.fps, audio=self._drive_audio(inputs),
+                    audio_rate=AUDIO_RATE)
+
+    def _new_shot(self, inputs: JobInputs, out_path: Path) -> dict:
+        from s2v_toolkit.pipelines.generation_inputs import DriveAudio, load_reference_image
+
+        if not inputs.reference_images:
+            raise GeneratorUnavailable(f"job {inputs.job.id}: a new shot needs the character's reference image "
+                                       "(cast file: reference_images)")
+        image = load_reference_image(inputs.reference_images[0])
+        audio = DriveAudio(path=Path(f"job-{inputs.job.id}-line.wav"), waveform=self._drive_audio(inputs))
+        if not np.any(audio.waveform):
+            raise GeneratorUnavailable(f"job {inputs.job.id}: the line's audio is silent over the job's range")
+        settings = self._generation_settings(inputs)
+        result = self.models.generate(image, audio, settings)
+        if inputs.progress:
+            inputs.progress(1.0)
+        self._write(inputs, result.frames, out_path)
+        return {"model": self.name, "random_weights": self.random_weights, "pipeline": "generate",
+                "settings": settings.to_dict(), "frames_generated": int(result.num_frames),
+                "plumbing_only": self.random_weights}
+
+    def _redub(self, inputs: JobInputs, out_path: Path) -> dict:
+        from s2v_toolkit.faces import analyze_video
+        from s2v_toolkit.pipelines.redub import DEFAULT_REDUB_PROMPT, LineTiming, RedubSettings, redub_frames
+        from s2v_toolkit.pipelines.redub_crop import plan_face_crops
+
+        job = inputs.job
+        first = int(inputs.source_in)
+        last = first + inputs.frame_count - 1
+        timing = LineTiming(first, last, first, last, Fraction(inputs.fps))
+        analysis = analyze_video(inputs.source_media, first, last)
+        face = job.face or {}
+        track_id = face.get("track_id")
+        if track_id is None:
+            from s2v_toolkit.pipelines.redub import choose_track
+
+            track_id, _ = choose_track(analysis, timing, inputs.source_media, self._drive_audio(inputs))
+        track = analysis.track(int(track_id))
+        o = self.options
+        base = RedubSettings()
+        settings = RedubSettings(
+            crop_size=o.crop_size or base.crop_size, motion_frames=o.motion_frames or base.motion_frames,
+            generation=self._generation_settings(inputs, prompt=DEFAULT_REDUB_PROMPT))
+        plan = plan_face_crops(track, first, last, settings.crop_size, settings.face_fraction)
+        frames = inputs.source_frames()
+
+        def progress(done, total):
+            if inputs.progress and total:
+                inputs.progress(done / total)
+
+        out, report = redub_frames(frames, timing, self._drive_audio(inputs), plan, self.models, settings,
+                                   track_id=int(track_id), progress=progress)
+        self._write(inputs, out, out_path)
+        return {"model": self.name, "random_weights": self.random_weights, "pipeline": "redub",
+                "face_track": int(track_id), "settings": settings.to_dict(), "report": report.to_dict(),
+                "plumbing_only": self.random_weights}
+
+
+def make_wan_generator(spec: GeneratorSpec) -> WanS2VJobGenerator:
+    return WanS2VJobGenerator(spec)
