@@ -46,8 +46,8 @@ from .redub_sampler import (
 
 AUDIO_RATE = 16000      # the audio encoder's rate
 OUTPUT_AUDIO_RATE = 48000
-PLUMBING_NOTE = ("random-weight model (--model tiny): this output only exercises the pipeline; "
-                 "the mouth region is noise-like, not a lip-sync")
+PLUMBING_NOTE = ("plumbing only: random-weight model (--model tiny); the mouth region is noise-like, "
+                 "not a lip-sync")
 
 
 class RedubError(S2VError):
