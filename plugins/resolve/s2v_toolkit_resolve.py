@@ -128,8 +128,9 @@ class ApiClient(object):
             raise S2VTError("cannot reach s2vt serve at %s (%s); is it running?" % (self.url, exc))
         return json.loads(payload) if payload else None
 
-    def create_project(self, timeline, cast, name):
-        return self.request("POST", "/v1/projects", {"timeline": timeline, "cast": cast, "name": name})
+    def create_project(self, timeline, cast, name, options=None):
+        return self.request("POST", "/v1/projects", {"timeline": timeline, "cast": cast, "name": name,
+                                                     "options": options or {}})
 
     def project(self, project_id):
         return self.request("GET", "/v1/projects/%s" % project_id)
@@ -414,7 +415,8 @@ def run(resolve, args, say=print):
             os.path.expanduser("~"), "s2v-toolkit", "resolve-exports")
         path, fmt = export_timeline(resolve, timeline, export_dir)
         say("[s2vt] exported %r as %s: %s" % (timeline.GetName(), fmt, path))
-        created = client.create_project(path, cast, timeline.GetName())
+        plan_options = {"turns": os.path.abspath(args.turns)} if args.turns else {}
+        created = client.create_project(path, cast, timeline.GetName(), plan_options)
         project_id = created["id"]
         settings.update(cast=cast, last_project=project_id, export_dir=export_dir)
         save_settings(settings)
@@ -423,8 +425,6 @@ def run(resolve, args, say=print):
     state = client.project(project_id)
     if state["tasks"]["render"]["state"] != "done":
         options = {"model": args.model} if args.model else {}
-        if args.checkpoint:
-            options["checkpoint"] = args.checkpoint
         if state["busy"] != "render":
             client.render(project_id, options)
         say("[s2vt] rendering")
@@ -447,7 +447,8 @@ def build_parser():
     p.add_argument("--mode", choices=("track", "takes"), default=os.environ.get("S2VT_RESOLVE_MODE", "track"),
                    help="place renders on a new video track (default) or as takes on the original clips")
     p.add_argument("--model", default=os.environ.get("S2VT_MODEL"), help="generator for the render, e.g. tiny")
-    p.add_argument("--checkpoint", default=None, help="Wan2.2-S2V checkpoint folder on the server's machine")
+    p.add_argument("--turns", default=None,
+                   help="speaker turns (JSON from `s2vt diarize --json`, or RTTM) to use instead of diarizing")
     p.add_argument("--state-file", default=None, help="s2vt serve state file (default: the per-user one)")
     p.add_argument("--export-dir", default=None, help="where to export the timeline (inside the server's allowed folders)")
     p.add_argument("--resume", metavar="PROJECT_ID", help="import the renders of an earlier submission")

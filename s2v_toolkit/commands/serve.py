@@ -18,6 +18,8 @@ def register(sub) -> None:
                         "(default: your home folder)")
     p.add_argument("--model", default=None, help="default generator for renders, e.g. 'tiny' (random weights)")
     p.add_argument("--checkpoint", default=None, help="default Wan2.2-S2V checkpoint folder for renders")
+    p.add_argument("--generator", default=None, metavar="MODULE:FACTORY",
+                   help="default generator of your own for renders (see docs/plan.md)")
     p.add_argument("--device", default=None, help="torch device for renders (default: the generator's choice)")
     p.add_argument("--service", default=None, metavar="MODULE:FACTORY",
                    help="another backend behind the API (default: the jobs stage)")
@@ -38,7 +40,7 @@ def _cmd_serve(args) -> int:
         service = load_service(args.service)
     else:
         service = load_service(DEFAULT_SERVICE, default_model=args.model, default_checkpoint=args.checkpoint,
-                               device=args.device)
+                               device=args.device, default_generator=args.generator)
     state_file = Path(args.state_file).expanduser() if args.state_file else default_state_file()
     workspace = Path(args.workspace).expanduser() if args.workspace else state_dir() / "projects"
     allowed = [Path(a).expanduser() for a in (args.allow or [str(Path.home())])]

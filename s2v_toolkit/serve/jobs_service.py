@@ -52,14 +52,15 @@ class JobsService(Service):
     name = "jobs"
 
     def __init__(self, default_model: str | None = None, default_checkpoint: str | None = None,
-                 device: str | None = None):
+                 device: str | None = None, default_generator: str | None = None):
         self.default_model = default_model
         self.default_checkpoint = default_checkpoint
+        self.default_generator = default_generator  # "module:factory" (s2vt serve --generator)
         self.device = device
 
     def describe(self) -> dict:
         return {"name": self.name, "model": self.default_model, "checkpoint": self.default_checkpoint,
-                "device": self.device}
+                "generator": self.default_generator, "device": self.device}
 
     # ------------------------------------------------------------------ plan
     def plan(self, project_dir: Path, timeline: Path, cast: Path | None, options: dict, ctx: TaskContext) -> Path:
@@ -124,10 +125,11 @@ class JobsService(Service):
         if out.get("model") is None:
             out["model"] = self.default_model
             out["checkpoint"] = self.default_checkpoint
+            out["generator"] = self.default_generator
         else:
-            out["checkpoint"] = None
+            out["checkpoint"] = out["generator"] = None
         out["device"] = self.device
-        if not out["model"] and not out["checkpoint"]:
+        if not out["model"] and not out["checkpoint"] and not out["generator"]:
             raise ConfigError("render: no generator chosen; pass options {\"model\": \"tiny\"} or "
                               "{\"checkpoint\": DIR}, or start `s2vt serve --model/--checkpoint`")
         return out
@@ -137,7 +139,7 @@ class JobsService(Service):
         from s2v_toolkit.jobs.store import new_worker_id
 
         spec = GeneratorSpec(model=options.get("model"), checkpoint=options.get("checkpoint"),
-                             device=options.get("device"))
+                             factory=options.get("generator"), device=options.get("device"))
         ctx.log(f"render: loading generator ({spec.describe()})")
         generator = load_generator(spec)
         worker = new_worker_id("serve")
