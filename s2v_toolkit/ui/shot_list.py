@@ -162,6 +162,8 @@ class ShotListPanel(QWidget):
         header.setSectionResizeMode(COLUMNS.index("Line"), QHeaderView.ResizeMode.Interactive)
         header.resizeSection(COLUMNS.index("Line"), LINE_WIDTH)
         header.setStretchLastSection(True)
+        header.setSortIndicator(-1, Qt.SortOrder.AscendingOrder)   # plan (record) order until a header is clicked
+        self.table.setSortingEnabled(True)
         self.table.selectionModel().currentRowChanged.connect(self._current_changed)
 
         self.details = QTextBrowser(self)

@@ -105,6 +105,8 @@ def test_filters_by_state_character_decision_and_text(qtbot, window):
     shots.decision_filter.setCurrentText("undecided")
     assert visible() == ["SH020", "SH030", "SH040", "SH050"]
     shots.decision_filter.setCurrentText("(all)")
+    shots.table.sortByColumn(1, Qt.SortOrder.DescendingOrder)    # by character, like a header click
+    assert [j.character for j in shots.visible_jobs()] == ["hopper", "hopper", "collins", "collins", "collins"]
     qtbot.keyClicks(shots.search, "numbers")
     assert visible() == ["SH020"]
 
