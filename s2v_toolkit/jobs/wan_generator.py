@@ -26,7 +26,7 @@ class WanJobOptions:
     size: str | None = None           # new shots: maximum area ("448x832"); tiny: "64x64"
     crop_size: int | None = None      # re-dub: face crop side (multiple of 64); tiny: 64
     motion_frames: int | None = None  # re-dub: motion context frames (1 + 4k); tiny: 5
-    infer_frames: int | None = None   # frames per generated clip (multiple of 4); tiny: 16
+    infer_frames: int | None = None   # frames per generated clip (multiple of 4); default 80
 
     @classmethod
     def from_spec(cls, spec: GeneratorSpec) -> "WanJobOptions":
@@ -38,7 +38,7 @@ class WanJobOptions:
         return cls(**opts)
 
 
-TINY_DEFAULTS = WanJobOptions(steps=2, size="64x64", crop_size=64, motion_frames=5, infer_frames=16)
+TINY_DEFAULTS = WanJobOptions(steps=2, size="64x64", crop_size=64, motion_frames=5, infer_frames=None)
 
 
 class WanS2VJobGenerator:

@@ -61,12 +61,6 @@ def test_no_generator_fails_jobs_with_the_reason_and_writes_nothing(tmp_path):
     assert summary.counts["done"] == 0 and summary.counts["failed"] == 4
     assert all("no generator chosen" in r.error for r in summary.records)
     assert not [f for f in _media_files(plan) if not f.endswith(".json")]
-    import s2v_toolkit.pipelines as pipelines
-
-    if not hasattr(pipelines, "load_generator"):   # until generation lands, --model tiny fails with why
-        tiny = render_plan(load_plan(plan.path), spec=GeneratorSpec(model="tiny"), retry_failed=True)
-        assert tiny.counts["failed"] == 4
-        assert all("s2v_toolkit.pipelines has no generator yet" in r.error for r in tiny.records)
 
 
 def test_bad_plan_entries_fail_alone(tmp_path):
@@ -87,6 +81,30 @@ def test_bad_plan_entries_fail_alone(tmp_path):
     plan.path.write_text(json.dumps(raw))
     fixed = render_plan(load_plan(plan.path), FlatColourGenerator())
     assert {r.label.split()[0]: r.state for r in fixed.records}["SH010"] == "done"
+
+
+@pytest.mark.slow
+def test_tiny_model_renders_a_redub_and_a_new_shot(tmp_path):
+    """The Wan S2V pipelines behind the job interface (random weights: plumbing, not quality)."""
+    from s2v_toolkit.media import probe
+
+    plan = fast_plan(tmp_path)
+    raw = json.loads(plan.path.read_text())
+    raw["jobs"][0]["action"] = raw["jobs"][2]["action"] = "skip"      # keep the test short: SH020 + the gap
+    raw["jobs"][1]["face"] = {"track_id": 0}                           # what the face stage picks
+    plan.path.write_text(json.dumps(raw))
+    summary = render_plan(load_plan(plan.path), spec=GeneratorSpec(model="tiny"))
+    by = {r.label.split()[0]: r for r in summary.records}
+    assert by["SH020"].state == "done" and by["GAP"].state == "done", [r.error for r in summary.records]
+    for name, pipeline in (("SH020", "redub"), ("GAP", "generate")):
+        rec = by[name]
+        job = plan.job(rec.id)
+        assert probe(rec.output_path).video.frame_count == job.frame_count
+        side = json.loads(open(rec.sidecar_path).read())
+        assert side["generator"]["pipeline"] == pipeline and side["generator"]["plumbing_only"] is True
+        assert side["model"].startswith("wan-s2v tiny")
+    # the re-dub keeps the shot's size; the new shot is the model's size
+    assert probe(by["SH020"].output_path).video.width == probe(plan.job(by["SH020"].id).media_path).video.width
 
 
 def test_completed_render_of_a_killed_worker_is_adopted_not_redone(tmp_path):
