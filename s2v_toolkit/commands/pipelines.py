@@ -10,6 +10,8 @@ def register(sub) -> None:
                                         "(Wan2.2-S2V)")
     p.add_argument("--image", required=True, help="reference image (PNG, JPEG, ...; the first frame of a video)")
     p.add_argument("--audio", required=True, help="the line's audio (any format FFmpeg reads)")
+    p.add_argument("--pose", default=None, metavar="VIDEO",
+                   help="pose video that drives the body (its frames follow the output by time)")
     p.add_argument("--prompt", default="", help="text prompt describing the shot")
     p.add_argument("--negative-prompt", default=None, help="negative prompt (default: Wan's standard one)")
     src = p.add_mutually_exclusive_group(required=True)
@@ -59,6 +61,7 @@ def _cmd_generate(args) -> int:
         GenerationSettings,
         fit_size,
         load_drive_audio,
+        load_pose_video,
         load_reference_image,
         parse_max_area,
     )
@@ -82,6 +85,7 @@ def _cmd_generate(args) -> int:
     image = load_reference_image(args.image)
     audio = load_drive_audio(args.audio, settings.max_audio_seconds)
     fit_size(image.height, image.width, parse_max_area(settings.size))
+    pose = load_pose_video(args.pose) if args.pose else None
     if args.model == "tiny":
         bundle = tiny_bundle()
         if args.expert2:
@@ -93,7 +97,7 @@ def _cmd_generate(args) -> int:
 
     generator = S2VGenerator.load(bundle, device=args.device)
     result = generator.generate(image, audio, settings, out, preset=args.codec, overwrite=args.overwrite,
-                                progress=not args.quiet)
+                                progress=not args.quiet, pose=pose)
     h, w = result.frames.shape[1:3]
     print(f"wrote {result.output} ({result.num_frames} frames, {w}x{h} at {result.fps} fps, "
           f"{result.plan.num_clips} clip(s), seed {result.seed}); settings in {result.sidecar}")

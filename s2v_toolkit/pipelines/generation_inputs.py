@@ -28,8 +28,11 @@ __all__ = [
     "ReferenceImage",
     "SIZE_DIVISOR",
     "DriveAudio",
+    "PoseVideo",
+    "fit_pixels",
     "fit_size",
     "load_drive_audio",
+    "load_pose_video",
     "load_reference_image",
     "parse_fps",
     "parse_max_area",
@@ -197,18 +200,25 @@ class ReferenceImage:
 
     def fitted(self, out_h: int, out_w: int):
         """``[1, 3, 1, out_h, out_w]`` float32 torch tensor in [-1, 1]: resized to cover, centre-cropped."""
-        import torch
-        import torch.nn.functional as F
+        return fit_pixels(self.pixels[None], out_h, out_w)
 
-        img = torch.from_numpy(np.ascontiguousarray(self.pixels)).permute(2, 0, 1)[None].float() / 127.5 - 1.0
-        scale = max(out_h / self.height, out_w / self.width)
-        cover_h = max(out_h, round(self.height * scale))
-        cover_w = max(out_w, round(self.width * scale))
-        if (cover_h, cover_w) != (self.height, self.width):
-            img = F.interpolate(img, size=(cover_h, cover_w), mode="bicubic", align_corners=False,
-                                antialias=True).clamp_(-1.0, 1.0)
-        top, left = (cover_h - out_h) // 2, (cover_w - out_w) // 2
-        return img[:, :, top:top + out_h, left:left + out_w].unsqueeze(2).contiguous()
+
+def fit_pixels(pixels: np.ndarray, out_h: int, out_w: int):
+    """uint8 RGB ``[T, H, W, 3]`` -> ``[1, 3, T, out_h, out_w]`` float32 in [-1, 1]: resized to cover
+    (bicubic, antialiased) and centre-cropped, the reference's rule."""
+    import torch
+    import torch.nn.functional as F
+
+    height, width = pixels.shape[1:3]
+    img = torch.from_numpy(np.ascontiguousarray(pixels)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+    scale = max(out_h / height, out_w / width)
+    cover_h = max(out_h, round(height * scale))
+    cover_w = max(out_w, round(width * scale))
+    if (cover_h, cover_w) != (height, width):
+        img = F.interpolate(img, size=(cover_h, cover_w), mode="bicubic", align_corners=False,
+                            antialias=True).clamp_(-1.0, 1.0)
+    top, left = (cover_h - out_h) // 2, (cover_w - out_w) // 2
+    return img[:, :, top:top + out_h, left:left + out_w].permute(1, 0, 2, 3)[None].contiguous()
 
 
 def load_reference_image(path: str | os.PathLike) -> ReferenceImage:
@@ -279,3 +289,43 @@ def load_drive_audio(path: str | os.PathLike, max_seconds: float = 600.0) -> Dri
         db = 20 * math.log10(peak) if peak > 0 else float("-inf")
         raise MediaError(path, f"audio is silent (peak {db:.0f} dBFS): nothing to drive the mouth")
     return DriveAudio(path=path, waveform=np.ascontiguousarray(waveform, dtype=np.float32))
+
+
+# ---------------------------------------------------------------------------------------------
+# pose video
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class PoseVideo:
+    """A pose (skeleton) video that drives the body; frame k of the generation grid (at ``grid_fps``)
+    takes the pose frame nearest its time, the last pose frame past the video's end."""
+
+    path: Path
+    fps: Fraction
+    frame_count: int
+
+    def indices(self, grid_frames: list[int], grid_fps: Fraction) -> list[int]:
+        """Pose frame index for each generation-grid frame (frames before 0 take pose frame 0)."""
+        return [min(self.frame_count - 1, round(Fraction(max(d, 0)) * self.fps / Fraction(grid_fps)))
+                for d in grid_frames]
+
+    def frames(self, grid_frames: list[int], grid_fps: Fraction) -> np.ndarray:
+        """uint8 ``[len(grid_frames), H, W, 3]`` pose frames for those grid frames."""
+        from s2v_toolkit.media import read_frames
+
+        wanted = self.indices(grid_frames, grid_fps)
+        lo, hi = min(wanted), max(wanted)
+        block = read_frames(self.path, lo, hi - lo + 1)
+        return block[[i - lo for i in wanted]]
+
+
+def load_pose_video(path: str | os.PathLike) -> PoseVideo:
+    """Check a pose video (exists, has decodable video); MediaError otherwise."""
+    from s2v_toolkit.media import probe
+
+    path = Path(path)
+    if not path.is_file():
+        raise MediaError(path, "pose video not found")
+    info = probe(path)
+    if info.video is None or info.video.frame_count < 1:
+        raise MediaError(path, "pose video has no video frames")
+    return PoseVideo(path=path, fps=Fraction(info.video.fps), frame_count=int(info.video.frame_count))

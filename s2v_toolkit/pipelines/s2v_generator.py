@@ -64,9 +64,12 @@ from s2v_toolkit.pipelines.frame_math import (
 from s2v_toolkit.pipelines.generation_inputs import (
     DriveAudio,
     GenerationSettings,
+    PoseVideo,
     ReferenceImage,
+    fit_pixels,
     fit_size,
     load_drive_audio,
+    load_pose_video,
     load_reference_image,
     parse_max_area,
 )
@@ -176,6 +179,7 @@ class S2VGenerator:
         self.text_cache = TextEmbeddingCache(text_encoder, self.config.text_len, device)
         self.offloader: ExpertOffloader | None = None
         self._schedule_dict: dict | None = None
+        self._pose_path: Path | None = None
 
     # -- loading ------------------------------------------------------------------------------------
     @classmethod
@@ -258,13 +262,15 @@ class S2VGenerator:
                  settings: GenerationSettings, output: str | Path | None = None, *, preset: str | None = None,
                  overwrite: bool = False, progress: bool = False, step_callback: StepCallback | None = None,
                  frame_features: torch.Tensor | None = None,
-                 initial_motion: torch.Tensor | None = None) -> GenerationResult:
+                 initial_motion: torch.Tensor | None = None,
+                 pose: PoseVideo | str | Path | None = None) -> GenerationResult:
         """Generate the shot; write ``output`` (+ sidecar) when given.
 
         ``frame_features``: precomputed ``[frames, layers, dim]`` features on the generation grid
         (skips wav2vec2; tests and callers that already have them). ``initial_motion``: pixel frames
         ``[1, 3, T, H, W]`` in [-1, 1] that precede the shot (continue from earlier footage); the first
-        clip then keeps its motion tokens and nothing is trimmed.
+        clip then keeps its motion tokens and nothing is trimmed. ``pose``: a pose video that drives
+        the body (its frames follow the generation grid by time, like the audio).
         """
         started = time.time()
         settings.validate()
@@ -272,6 +278,9 @@ class S2VGenerator:
             image = load_reference_image(image)
         if not isinstance(audio, DriveAudio):
             audio = load_drive_audio(audio, settings.max_audio_seconds)
+        if pose is not None and not isinstance(pose, PoseVideo):
+            pose = load_pose_video(pose)
+        self._pose_path = pose.path if pose is not None else None
         seed = settings.resolved_seed()
         out_h, out_w = fit_size(image.height, image.width, parse_max_area(settings.size))
 
@@ -293,7 +302,7 @@ class S2VGenerator:
         frame_features = frame_features.to(self.device, torch.float32)
         ref_pixels = image.fitted(out_h, out_w)
         grid, trace = self._sample_plan(plan, ref_pixels, frame_features, settings, seed, progress,
-                                        step_callback, initial_motion)
+                                        step_callback, initial_motion, pose, grid_fps)
         frames = _retime(grid, num_output, settings.fps, settings.retime)
 
         result = GenerationResult(frames=frames, fps=settings.fps, seed=seed, plan=plan, grid_fps=grid_fps,
@@ -305,8 +314,9 @@ class S2VGenerator:
 
     def _sample_plan(self, plan: LongVideoPlan, ref_pixels: torch.Tensor, features: torch.Tensor,
                      settings: GenerationSettings, seed: int, progress: bool,
-                     step_callback: StepCallback | None,
-                     initial_motion: torch.Tensor | None) -> tuple[np.ndarray, GenerationTrace]:
+                     step_callback: StepCallback | None, initial_motion: torch.Tensor | None,
+                     pose: PoseVideo | None = None,
+                     grid_fps: Fraction = Fraction(MODEL_FPS)) -> tuple[np.ndarray, GenerationTrace]:
         cfg = self.config
         device = self.device
         schedule = self.expert_schedule(settings)
@@ -355,6 +365,9 @@ class S2VGenerator:
                 noise = torch.randn(1, channels, lat_frames, lat_h, lat_w, generator=generator).to(device)
                 shared = {"ref_latents": ref_latent, "motion_latents": motion_latents,
                           "drop_motion_frames": not with_motion}
+                if pose is not None:
+                    shared["pose_latents"] = self._pose_latents(pose, list(clip.drive_range), grid_fps,
+                                                                ref_pixels.shape[-2], ref_pixels.shape[-1])
                 latents = denoise_clip(
                     self.offloader, schedule, scheduler, noise, shared,
                     cond={"text_embeddings": text_cond, "audio_features": audio_cond},
@@ -377,6 +390,14 @@ class S2VGenerator:
                 clip_bar.close()
         return np.concatenate(kept_frames, axis=0), trace
 
+    def _pose_latents(self, pose: PoseVideo, grid_frames: list[int], grid_fps: Fraction, out_h: int,
+                      out_w: int) -> torch.Tensor:
+        """Pose latents of one clip: its frames behind a copy of the first (the causal VAE's leading
+        frame, as the clip's own latents sit behind a leading block), encoded, the leading latent dropped."""
+        pixels = fit_pixels(pose.frames(grid_frames, grid_fps), out_h, out_w).to(self.device)
+        pixels = torch.cat([pixels[:, :, :1], pixels], dim=2)
+        return self.vae.encode(pixels, chunked=self._vae_chunked).float()[:, :, 1:]
+
     # -- output ---------------------------------------------------------------------------------------
     def _sidecar(self, settings: GenerationSettings, image: ReferenceImage, audio: DriveAudio,
                  result: GenerationResult, size: tuple[int, int], seconds: float) -> dict[str, Any]:
@@ -394,6 +415,7 @@ class S2VGenerator:
             "reference_image": str(image.path),
             "audio": str(audio.path),
             "audio_duration_s": float(audio.duration),
+            "pose_video": str(self._pose_path) if self._pose_path else None,
             "width": size[1],
             "height": size[0],
             "fps": f"{result.fps.numerator}/{result.fps.denominator}",

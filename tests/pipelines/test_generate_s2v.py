@@ -161,6 +161,28 @@ def test_long_audio_clip_chain_aligns_audio_frame_n_with_output_frame_n(generato
     assert drives == [n + offset for n in range(num_frames - offset)]
 
 
+def test_pose_video_conditions_every_step(generator, reference, tmp_path):
+    from s2v_toolkit.media import write_video
+
+    rng = np.random.default_rng(3)
+    pose_path = write_video(tmp_path / "pose.mp4", rng.integers(0, 256, (12, 64, 64, 3), dtype=np.uint8), 16,
+                            preset="h264")
+    image, audio = load_reference_image(reference), _audio(0.5)
+    shapes = []
+    expert = generator.experts["expert1"]
+    handle = expert.register_forward_pre_hook(
+        lambda _m, _a, kw: shapes.append(None if kw.get("pose_latents") is None else tuple(kw["pose_latents"].shape)),
+        with_kwargs=True)
+    try:
+        posed = generator.generate(image, audio, _settings(), pose=pose_path)
+    finally:
+        handle.remove()
+    plain = generator.generate(image, audio, _settings())
+    assert shapes == [(2, 16, 4, 8, 8)] * 2  # both CFG branches, every step: 16 frames = 4 latents
+    assert posed.sidecar_data["pose_video"] == str(pose_path)
+    assert not np.array_equal(posed.frames, plain.frames)
+
+
 # ---------------------------------------------------------------------------------------------
 # classifier-free guidance: batched == two forwards
 # ---------------------------------------------------------------------------------------------
