@@ -72,7 +72,9 @@ def inspect_job(job: ReviewJob, cache: ProbeCache | None = None) -> JobMedia:
     """Probe a job's original, render and mask, and read its sidecar; the job is not changed."""
     cache = cache or ProbeCache()
     found = JobMedia()
-    wanted = [("source", job.source_path, job.source_start, "original media")]
+    # a new shot over a gap in the cut has no original: nothing to compare with, not a problem
+    wanted = [] if job.action == "new_shot" and not job.source_path else [
+        ("source", job.source_path, job.source_start, "original media")]
     if job.render_path or job.state == "done":
         wanted.append(("render", job.render_path, job.render_start, "render"))
     if job.mask_path:

@@ -39,6 +39,19 @@ def display_state(job: ReviewJob) -> str:
     return PROBLEM if job.problems else job.state
 
 
+def compact(value, max_items: int = 6, max_text: int = 160):
+    """A readable digest of sidecar JSON: long lists (per-frame reports) shortened, long strings cut."""
+    if isinstance(value, dict):
+        return {k: compact(v, max_items, max_text) for k, v in value.items()}
+    if isinstance(value, list):
+        if len(value) > max_items:
+            return [compact(v, max_items, max_text) for v in value[:2]] + [f"… {len(value) - 2} more"]
+        return [compact(v, max_items, max_text) for v in value]
+    if isinstance(value, str) and len(value) > max_text:
+        return value[: max_text - 1] + "…"
+    return value
+
+
 class ShotTableModel(QAbstractTableModel):
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -280,5 +293,6 @@ class ShotListPanel(QWidget):
             if d.frame_notes:
                 parts.append("<p>" + "<br>".join(f"frame {n.frame}: {e(n.note)}" for n in d.frame_notes) + "</p>")
         if job.sidecar:
-            parts.append("<p><b>Sidecar</b></p><pre>" + e(json.dumps(job.sidecar, indent=1, sort_keys=True)) + "</pre>")
+            parts.append("<p><b>Sidecar</b></p><pre>" + e(json.dumps(compact(job.sidecar), indent=1, sort_keys=True))
+                         + "</pre>")
         self.details.setHtml("".join(parts))

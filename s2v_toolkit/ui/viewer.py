@@ -207,6 +207,9 @@ class ViewerPanel(QWidget):
                 self._record_drop = ";" in job.record_in
             except ValueError:
                 self._record_start = None
+        self.mask_button.setEnabled(self.sources["mask"] is not None)
+        self.mask_button.setToolTip("mouth-mask overlay on the render (M)" if self.sources["mask"] is not None
+                                    else "this job has no mask video")
         self.audio.set_source(job.playback_audio if job.render_path or job.audio_path else None,
                               offset_s=(job.render_start / float(job.fps)) if not job.audio_path else 0.0)
         self._show_frame()
@@ -214,6 +217,8 @@ class ViewerPanel(QWidget):
     @staticmethod
     def _missing_message(job: ReviewJob, side: str, path: str | None) -> str:
         what = "original" if side == "A" else "render"
+        if side == "A" and not path and job.action == "new_shot":
+            return "no original: a new shot (gap in the cut)"
         if side == "B" and not path:
             return f"not rendered yet ({job.state})" + (f"\n{job.error}" if job.error else "")
         for p in job.problems:

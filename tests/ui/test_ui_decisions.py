@@ -157,3 +157,25 @@ def test_manifest_round_trip_and_bad_manifest(manifest, tmp_path):
         ReviewFileStore(bad)
     with pytest.raises(ReviewError, match="not found"):
         open_store(tmp_path / "nope.json")
+
+
+def test_new_shot_over_a_gap_has_no_original_and_no_problem(qtbot, review_media, tools, tmp_path):
+    from s2v_toolkit.ui import ReviewJob, write_manifest
+    from s2v_toolkit.ui.window import ReviewWindow
+
+    report = {"frames": [{"frame": i, "status": "generated"} for i in range(200)], "prompt": "x" * 500}
+    gap = ReviewJob("j-gap", "GAP L04", "new_shot", "done", 1, "hopper", None, tools.FPS, "01:00:16:07",
+                    "01:00:16:19", 12, None, 0, str(review_media["render_b"]), 0, sidecar=report)
+    w = ReviewWindow(ReviewFileStore(write_manifest(tmp_path / "gap.json", [gap])))
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitUntil(lambda: w.media_checked, timeout=10000)
+    tools.wait_shown(qtbot, w)
+    job = w.jobs[0]
+    assert job.problems == []
+    assert w.viewer.sources["A"] is None and "no original" in w.viewer.view.messages["A"]
+    assert w.viewer.view.shown_index["B"] == 0
+    assert not w.viewer.mask_button.isEnabled()                   # no mask video for this job
+    details = w.shots.details.toPlainText()
+    assert "198 more" in details and "x" * 500 not in details    # long sidecar reports are digested
+    w.close()
