@@ -133,8 +133,7 @@ class CompareView(QWidget):
             p.setBrush(QColor(255, 255, 255))
             p.drawEllipse(QPointF(x, r.center().y()), 5, 5)
             self._draw_label(p, "A", QRect(r.x(), r.y() - HEADER, r.width() // 2, HEADER), Qt.AlignmentFlag.AlignLeft)
-            self._draw_label(p, "B", QRect(r.center().x(), r.y() - HEADER, r.width() // 2, HEADER),
-                             Qt.AlignmentFlag.AlignRight)
+            self._draw_label(p, "B", QRect(r.x(), r.y() - HEADER, r.width(), HEADER), Qt.AlignmentFlag.AlignRight)
         else:
             for side, r in rects.items():
                 self._draw_side(p, side, r)

@@ -273,7 +273,8 @@ class ShotListPanel(QWidget):
                 ("Seed", "–" if job.seed is None else str(job.seed)),
                 ("Record", f"{job.record_in or '?'} – {job.record_out or '?'} ({job.frame_count} frames @ "
                            f"{float(job.fps):.3f} fps)"),
-                ("Original", f"{job.source_path or '–'}  frames {job.source_start}–{job.source_start + job.frame_count - 1}"),
+                ("Original", f"{job.source_path}  frames {job.source_start}–{job.source_start + job.frame_count - 1}"
+                             if job.source_path else "none (gap in the cut)"),
                 ("Render", f"{job.render_path or '–'}  from frame {job.render_start}")]
         if job.mask_path:
             rows.append(("Mask", job.mask_path))
