@@ -11,19 +11,20 @@ reports):
    (FlashAttention-2), cuDNN, memory-efficient; TFLOP/s, and error against a float32 reference on a
    subset of queries;
 3. the FFN's first matrix product with GELU afterwards vs GELU in the cuBLASLt epilogue;
-4. the full-size transformer (random bf16 weights), per size: baseline (PyTorch SDPA default +
-   plain blocks), cudnn (cuDNN attention + plain blocks), optimized (cuDNN + fused compiled blocks;
-   the first call's time, compile included, is reported apart). Each variant's output on the same
+4. the full-size transformer (random bf16 weights), per size: baseline (attention backend "sdpa":
+   PyTorch's own SDPA choice, plain blocks) and optimized (backend "auto", fused compiled blocks;
+   the first call's time, compile included, is reported apart). The optimized output on the same
    inputs is compared with the baseline's (max abs error, relative L2 error);
 5. a host-sync check of one optimized forward (torch.cuda.set_sync_debug_mode);
-6. one CFG sampling step (batch 2 + UniPC) with the optimized path at the first of --step-sizes.
+6. GPU kernel time by kind (attention, GEMM, fused Triton, other) of one forward of each variant
+   at --profile-sizes (torch.profiler);
+7. one CFG sampling step (batch 2 + UniPC) with the optimized path at --step-sizes.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 import traceback
@@ -39,7 +40,6 @@ from s2v_toolkit.commands.models import (  # noqa: E402
     BenchOptions,
     bench_step,
     environment,
-    format_table,
     parse_size,
     time_calls,
     transformer_inputs,
@@ -51,7 +51,7 @@ from s2v_toolkit.models.rope import s2v_token_positions  # noqa: E402
 
 START = time.perf_counter()
 RECORD: dict = {"environment": {}, "attention_kernels": [], "ffn_gelu": [], "transformer": [], "checks": [],
-                "step": [], "errors": []}
+                "step": [], "profile": [], "errors": []}
 
 
 def log(msg: str) -> None:
@@ -104,14 +104,18 @@ def attention_kernels(tokens: int, heads: int = 40, head_dim: int = 128) -> list
     del s
     flops = 4.0 * tokens * tokens * head_dim * heads
     rows = []
-    for name, backend in (("flash (FA2)", SDPBackend.FLASH_ATTENTION), ("cudnn", SDPBackend.CUDNN_ATTENTION),
-                          ("efficient", SDPBackend.EFFICIENT_ATTENTION)):
+    default_out = F.scaled_dot_product_attention(q, k, v)  # PyTorch's own choice, no context
+    all_backends = [SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION,
+                    SDPBackend.MATH]
+    for name, backends in (("default", all_backends), ("flash (FA2)", [SDPBackend.FLASH_ATTENTION]),
+                           ("cudnn", [SDPBackend.CUDNN_ATTENTION]), ("efficient", [SDPBackend.EFFICIENT_ATTENTION])):
         row = {"tokens": tokens, "backend": name}
         try:
-            with sdpa_kernel([backend]):
+            with sdpa_kernel(backends):
                 fn = lambda: F.scaled_dot_product_attention(q, k, v)  # noqa: E731
                 out = fn()
                 row.update(compare(out[0, :, :sub], ref))
+                row["bitwise_equal_to_default"] = bool(torch.equal(out, default_out))
                 t = event_time(fn)
             row.update(ms=t * 1e3, tflops=flops / t / 1e12)
         except Exception as exc:  # a backend refusing the shape is a result, not a crash
@@ -136,6 +140,37 @@ def ffn_gelu(tokens: int, dim: int = 5120, ffn: int = 13824) -> dict:
     return row
 
 
+def kernel_profile(fn) -> dict:
+    """GPU kernel time of one call of ``fn`` by kind (torch.profiler), in seconds."""
+    from torch.profiler import ProfilerActivity, profile
+
+    fn()  # warm (compiled kernels, cuDNN plans)
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        fn()
+        torch.cuda.synchronize()
+    kinds = {"attention": 0.0, "gemm": 0.0, "triton_fused": 0.0, "other": 0.0}
+    top: dict[str, float] = {}
+    for e in prof.events():
+        if e.device_type != torch.autograd.DeviceType.CUDA:
+            continue
+        us = e.time_range.elapsed_us()
+        name = e.name.lower()
+        if any(t in name for t in ("fmha", "flash", "attention", "cudnn_generated", "sdpa")):
+            kind = "attention"
+        elif any(t in name for t in ("gemm", "nvjet", "cutlass", "xmma", "sm90_", "cublas")):
+            kind = "gemm"
+        elif name.startswith("triton"):
+            kind = "triton_fused"
+        else:
+            kind = "other"
+        kinds[kind] += us / 1e6
+        top[e.name[:90]] = top.get(e.name[:90], 0.0) + us / 1e6
+    kinds["total_kernel_s"] = sum(kinds.values())
+    kinds["top"] = sorted(top.items(), key=lambda kv: -kv[1])[:12]
+    return kinds
+
+
 def count_syncs(fn) -> int:
     """Host-device synchronisations inside ``fn`` (CUDA sync debug mode warns at each)."""
     with warnings.catch_warnings(record=True) as caught:
@@ -152,8 +187,9 @@ def count_syncs(fn) -> int:
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="bench_out")
-    ap.add_argument("--sizes", default="704x1280,448x832")
+    ap.add_argument("--sizes", default="704x1280,448x832,512x512")
     ap.add_argument("--step-sizes", default="448x832")
+    ap.add_argument("--profile-sizes", default="448x832")
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--budget", type=float, default=540.0, help="seconds; later items are skipped past it")
     ap.add_argument("--frames", type=int, default=80)
@@ -177,7 +213,7 @@ def main() -> int:
 
     cfg = S2VTransformerConfig.full()
     lat = lambda h, w: sum(len(v) for v in s2v_token_positions(args.frames // 4, h // 8, w // 8, True).values())  # noqa: E731
-    for h, w in sizes:
+    for h, w in sizes[:2]:
         try:
             RECORD["attention_kernels"] += attention_kernels(lat(h, w))
         except Exception:
@@ -194,7 +230,7 @@ def main() -> int:
     torch.cuda.synchronize()
     log(f"model built in {time.perf_counter() - t0:.1f} s, {torch.cuda.memory_allocated() / 1e9:.1f} GB")
 
-    variants = (("baseline", "sdpa", False), ("cudnn", "cudnn", False), ("optimized", "cudnn", True))
+    variants = (("baseline", "sdpa", False), ("optimized", "auto", True))
     for h, w in sizes:
         inputs = transformer_inputs(cfg, h, w, args.frames, True, "cuda", torch.bfloat16)
         flops = forward_flops(cfg, h, w, args.frames, True).total
@@ -238,7 +274,7 @@ def main() -> int:
     if left() > 30:
         try:
             h, w = sizes[-1]
-            set_attention_backend("cudnn")
+            set_attention_backend("auto")
             enable_fused_blocks(model)
             inputs = transformer_inputs(cfg, h, w, args.frames, True, "cuda", torch.bfloat16)
             with torch.no_grad():
@@ -250,12 +286,30 @@ def main() -> int:
             RECORD["errors"].append(traceback.format_exc())
         save(out)
 
+    for h, w in [parse_size(s) for s in args.profile_sizes.split(",") if s]:
+        if left() < 60:
+            continue
+        for name, backend, fused in variants:
+            try:
+                set_attention_backend(backend)
+                (enable_fused_blocks if fused else disable_fused_blocks)(model)
+                inputs = transformer_inputs(cfg, h, w, args.frames, True, "cuda", torch.bfloat16)
+                with torch.no_grad():
+                    row = kernel_profile(lambda: model(**inputs))
+                row.update(variant=name, size=f"{h}x{w}")
+                RECORD["profile"].append(row)
+                log(f"profile {name} {h}x{w}: {row}")
+                del inputs
+            except Exception:
+                RECORD["errors"].append(traceback.format_exc())
+            save(out)
+
     for h, w in step_sizes:
         if left() < 90:
             log(f"skipping step {h}x{w}: time budget")
             continue
         try:
-            set_attention_backend("cudnn")
+            set_attention_backend("auto")
             enable_fused_blocks(model)
             opts = BenchOptions(sizes=[(h, w)], what=["step"], frames=args.frames, repeat=args.repeat, warmup=1)
             r = bench_step(model, opts, (h, w))
@@ -279,7 +333,6 @@ def main() -> int:
     if RECORD["errors"]:
         print(f"{len(RECORD['errors'])} error(s); first:\n{RECORD['errors'][0][-1500:]}")
     save(out)
-    _ = format_table, os
     return 0
 
 

@@ -15,8 +15,9 @@ of memory traffic per block). Here those chains are written as a few pure tensor
 They compute the same function as the module code, in float32 as the module does; the only
 differences are the order of the reductions inside a LayerNorm and where an intermediate bf16
 rounding of the plain path is skipped (Inductor keeps some intermediates in float32), both far below
-bf16 resolution of the result. The FFN's tanh-GELU moves into the first FFN matrix product's epilogue
-(cuBLASLt ``GELU_BIAS``, computed on the float32 accumulator; elsewhere the same formula afterwards).
+bf16 resolution of the result. (The FFN's tanh-GELU stays a separate pass: moving it into the
+matrix product's cuBLASLt epilogue was measured slower on an H100, 17.0 ms against 16.1 ms for the
+79,200-token product plus GELU; docs/performance.md.)
 
 Use :func:`enable_fused_blocks` on a model for inference (``requires_grad`` off) and
 :func:`disable_fused_blocks` to go back. It replaces each block's ``forward`` on the instance, so
@@ -34,7 +35,7 @@ import torch.nn.functional as F
 
 from s2v_toolkit.models.attention import attention
 
-__all__ = ["modulated_norm", "affine_norm", "qk_norm_rope", "gated_residual", "ffn_gelu",
+__all__ = ["modulated_norm", "affine_norm", "qk_norm_rope", "gated_residual",
            "enable_fused_blocks", "disable_fused_blocks", "fused_blocks_enabled"]
 
 
@@ -82,15 +83,6 @@ def qk_norm_rope(x: torch.Tensor, weight: torch.Tensor, eps: float, num_heads: i
 def gated_residual(x: torch.Tensor, y: torch.Tensor, gate: torch.Tensor, n_noisy: int) -> torch.Tensor:
     """``x + y * gate`` per segment (gate ``[B, 2, D]``), float32."""
     return x + y.float() * _segment_rows(gate, x.shape[1], n_noisy)
-
-
-def ffn_gelu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """``gelu_tanh(x @ weight.T + bias)``; on CUDA the GELU runs in the matrix product's epilogue."""
-    x = x.to(weight.dtype)
-    if x.is_cuda:
-        flat = torch._addmm_activation(bias, x.reshape(-1, x.shape[-1]), weight.t(), use_gelu=True)
-        return flat.reshape(*x.shape[:-1], weight.shape[0])
-    return F.gelu(F.linear(x, weight, bias), approximate="tanh")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -154,7 +146,7 @@ def _fused_block_forward(self, x: torch.Tensor, e0: torch.Tensor, n_noisy: int,
     x = x + _attention_fused(self.cross_attn, k, normed, context, None)
 
     h = k.modulated_norm(x, shift_ff, scale_ff, n_noisy, self.eps, dtype)
-    y = _linear(self.ffn[2], ffn_gelu(h, self.ffn[0].weight, self.ffn[0].bias))
+    y = _linear(self.ffn[2], self.ffn[1](_linear(self.ffn[0], h)))
     return k.gated_residual(x, y, gate_ff, n_noisy)
 
 
