@@ -72,9 +72,16 @@ def _load_turns(path: str):
         data = json.loads(p.read_text(encoding="utf-8"))
     except ValueError as exc:
         raise ConfigError(f"{p}: not valid JSON ({exc})") from None
-    if isinstance(data, dict) and "turns" not in data and "diarization" in data:
-        data = data["diarization"]
-    return SpeakerTurns.from_dict(data)
+    if isinstance(data, list):
+        if len(data) != 1:
+            raise ConfigError(f"{p}: holds {len(data)} recordings' turns; give the turns of the dialogue track only")
+        data = data[0]
+    if not isinstance(data, dict) or not isinstance(data.get("turns"), list):
+        raise ConfigError(f"{p}: not a speaker turns document (expected a 'turns' list, as `s2vt diarize --json` writes)")
+    try:
+        return SpeakerTurns.from_dict(data)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(f"{p}: a turn is missing start/end/speaker ({exc})") from None
 
 
 def _cmd_plan(args) -> int:

@@ -167,7 +167,7 @@ class JobStore:
         now = time.time()
         counts = {"added": 0, "changed": 0, "removed": 0}
         with self.transaction() as db:
-            rows = {r["id"]: r for r in db.execute("SELECT id, spec_hash, state, action FROM jobs")}
+            rows = {r["id"]: r for r in db.execute("SELECT id, spec_hash, state, action, in_plan FROM jobs")}
             ids = set()
             for order, job in enumerate(plan.jobs):
                 ids.add(job.id)
@@ -205,8 +205,9 @@ class JobStore:
                         # the plan problem that failed it is fixed
                         db.execute("UPDATE jobs SET state='queued', error=NULL, attempts=0 WHERE id=?", (job.id,))
             for jid in set(rows) - ids:
-                db.execute("UPDATE jobs SET in_plan=0 WHERE id=?", (jid,))
-                counts["removed"] += 1
+                if rows[jid]["in_plan"]:
+                    db.execute("UPDATE jobs SET in_plan=0 WHERE id=?", (jid,))
+                    counts["removed"] += 1
         return counts
 
     def requeue_failed(self) -> int:
