@@ -121,7 +121,8 @@ def place_line(shot_start: int, shot_end: int, line_start: int, audio_seconds: f
     n = max(1, math.ceil(audio_seconds * fps - 1e-6))
     line_end = line_start + n - 1
     if not shot_start <= line_start <= shot_end:
-        raise RedubError(f"{source}: line start frame {line_start} is outside the shot (frames {shot_start}-{shot_end})")
+        raise RedubError(f"{source}: line start frame {line_start} is outside the shot "
+                         f"(frames {shot_start}-{shot_end})")
     if line_end > shot_end:
         raise RedubError(f"{source}: the line's audio ({audio_seconds:.2f} s, {n} frames) placed at frame {line_start} "
                          f"ends at frame {line_end}, after the shot's last frame {shot_end}: shorten the line or "
@@ -358,8 +359,10 @@ def choose_track(analysis, timing: LineTiming, source: str, line_audio_16k: np.n
 
 def output_preset(source_codec: str, output: Path) -> str | None:
     """Keep the source's codec family when the output container allows it (ProRes in, ProRes out)."""
-    family = {"prores": "prores_hq", "dnxhd": "dnxhr_hq", "h264": "h264"}.get(source_codec)
-    allowed = {".mov": {"prores_hq", "dnxhr_hq", "h264"}, ".mxf": {"dnxhr_hq"}, ".mp4": {"h264"}}
+    # Long-GOP sources (H.264, HEVC) get the extension's default instead: ProRes for .mov, an
+    # intermediate codec that survives the next edit, rather than a second lossy long-GOP pass.
+    family = {"prores": "prores_hq", "dnxhd": "dnxhr_hq"}.get(source_codec)
+    allowed = {".mov": {"prores_hq", "dnxhr_hq"}, ".mxf": {"dnxhr_hq"}}
     if family in allowed.get(output.suffix.lower(), set()):
         return family
     return None  # the extension's default: ProRes 422 HQ for .mov
@@ -426,6 +429,9 @@ def redub_video(video: str | os.PathLike, audio: str | os.PathLike, output: str 
         from s2v_toolkit.faces import analyze_video
 
         analysis = analyze_video(video, shot_start, shot_end)
+    if getattr(analysis, "rotation", 0):
+        raise RedubError(f"{video}: the video is displayed rotated by {analysis.rotation} degrees; "
+                         "rotated media is not supported by the re-dub yet (transcode it upright first)")
     if ref_image is not None and face is None and len(analysis.tracks) > 1:
         from s2v_toolkit.faces import reference_descriptor
 
