@@ -62,13 +62,13 @@ def test_sigkilled_render_resumes_without_duplicates(tmp_path):
     version, and no temporary or partial file is left under a final name."""
     plan = _plan_cli(tmp_path)
     log = tmp_path / "renders.log"
-    env = _env(tmp_path, S2VT_TESTGEN_SLEEP=0.4, S2VT_TESTGEN_LOG=log)
+    env = _env(tmp_path, S2VT_TESTGEN_SLEEP=0.8, S2VT_TESTGEN_LOG=log)
     cmd = [sys.executable, "-m", "s2v_toolkit", "render", str(plan), "--generator", "jobs_testgen:make",
            "--lease", "30", "--json"]
     rng = random.Random(7)
-    for _ in range(4):
+    for _ in range(10):
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(1.0, 3.0))
+        time.sleep(rng.uniform(0.8, 2.2))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
