@@ -45,6 +45,9 @@ def register(sub) -> None:
     p.add_argument("--codec", choices=("prores_hq", "h264", "dnxhr_hq"), default=None,
                    help="output codec (default from the extension: .mov ProRes 422 HQ)")
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    p.add_argument("--no-resume", action="store_true",
+                   help="do not keep finished clips in .OUT.s2vt-parts/ (kept by default, so that a killed "
+                        "run of the same command continues after the last finished clip)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("-o", "--out", required=True, help="output video (.mov, .mp4, .mxf); a .json sidecar is "
                                                        "written next to it")
@@ -97,7 +100,8 @@ def _cmd_generate(args) -> int:
 
     generator = S2VGenerator.load(bundle, device=args.device)
     result = generator.generate(image, audio, settings, out, preset=args.codec, overwrite=args.overwrite,
-                                progress=not args.quiet, pose=pose)
+                                progress=not args.quiet, pose=pose,
+                                resume_dir=None if args.no_resume else out.with_name(f".{out.name}.s2vt-parts"))
     h, w = result.frames.shape[1:3]
     print(f"wrote {result.output} ({result.num_frames} frames, {w}x{h} at {result.fps} fps, "
           f"{result.plan.num_clips} clip(s), seed {result.seed}); settings in {result.sidecar}")

@@ -52,6 +52,7 @@ from s2v_toolkit.models import (
 from s2v_toolkit.models.experts import Expert
 from s2v_toolkit.models.umt5 import UMT5TextEncoder
 from s2v_toolkit.pipelines.checkpoint_bundle import CheckpointBundle
+from s2v_toolkit.pipelines.clip_store import ClipStore, hash_inputs
 from s2v_toolkit.pipelines.frame_math import (
     MODEL_FPS,
     LongVideoPlan,
@@ -263,17 +264,27 @@ class S2VGenerator:
                  overwrite: bool = False, progress: bool = False, step_callback: StepCallback | None = None,
                  frame_features: torch.Tensor | None = None,
                  initial_motion: torch.Tensor | None = None,
-                 pose: PoseVideo | str | Path | None = None) -> GenerationResult:
+                 pose: PoseVideo | str | Path | None = None,
+                 resume_dir: str | Path | None = None) -> GenerationResult:
         """Generate the shot; write ``output`` (+ sidecar) when given.
 
         ``frame_features``: precomputed ``[frames, layers, dim]`` features on the generation grid
         (skips wav2vec2; tests and callers that already have them). ``initial_motion``: pixel frames
         ``[1, 3, T, H, W]`` in [-1, 1] that precede the shot (continue from earlier footage); the first
         clip then keeps its motion tokens and nothing is trimmed. ``pose``: a pose video that drives
-        the body (its frames follow the generation grid by time, like the audio).
+        the body (its frames follow the generation grid by time, like the audio). ``resume_dir``:
+        save every finished clip there and continue after the last one saved by an earlier, killed
+        run with the same inputs (see :mod:`clip_store`); removed once the output is written.
         """
         started = time.time()
         settings.validate()
+        if output is not None:  # fail before minutes of sampling, not after
+            from s2v_toolkit.errors import OutputError
+            from s2v_toolkit.media.writer import preset_for
+
+            preset_for(Path(output), preset)
+            if Path(output).exists() and not overwrite:
+                raise OutputError(output, "already exists (choose another name or allow overwriting)")
         if not isinstance(image, ReferenceImage):
             image = load_reference_image(image)
         if not isinstance(audio, DriveAudio):
@@ -301,8 +312,14 @@ class S2VGenerator:
             frame_features = self.frame_features(audio.waveform, grid_fps, num_grid)
         frame_features = frame_features.to(self.device, torch.float32)
         ref_pixels = image.fitted(out_h, out_w)
+        store = None
+        if resume_dir is not None:
+            key = hash_inputs(settings.to_dict(), self.bundle.to_dict(), str(self.device), str(self.dit_dtype),
+                              str(pose.path) if pose is not None else None, ref_pixels, frame_features,
+                              initial_motion if initial_motion is not None else "no initial motion")
+            store = ClipStore(resume_dir, key)
         grid, trace = self._sample_plan(plan, ref_pixels, frame_features, settings, seed, progress,
-                                        step_callback, initial_motion, pose, grid_fps)
+                                        step_callback, initial_motion, pose, grid_fps, store)
         frames = _retime(grid, num_output, settings.fps, settings.retime)
 
         result = GenerationResult(frames=frames, fps=settings.fps, seed=seed, plan=plan, grid_fps=grid_fps,
@@ -310,13 +327,15 @@ class S2VGenerator:
         result.sidecar_data = self._sidecar(settings, image, audio, result, (out_h, out_w), time.time() - started)
         if output is not None:
             self.write(result, output, audio, preset=preset, overwrite=overwrite, progress=progress)
+            if store is not None:
+                store.clear()
         return result
 
     def _sample_plan(self, plan: LongVideoPlan, ref_pixels: torch.Tensor, features: torch.Tensor,
                      settings: GenerationSettings, seed: int, progress: bool,
                      step_callback: StepCallback | None, initial_motion: torch.Tensor | None,
-                     pose: PoseVideo | None = None,
-                     grid_fps: Fraction = Fraction(MODEL_FPS)) -> tuple[np.ndarray, GenerationTrace]:
+                     pose: PoseVideo | None = None, grid_fps: Fraction = Fraction(MODEL_FPS),
+                     store: ClipStore | None = None) -> tuple[np.ndarray, GenerationTrace]:
         cfg = self.config
         device = self.device
         schedule = self.expert_schedule(settings)
@@ -355,8 +374,20 @@ class S2VGenerator:
             from tqdm import tqdm
 
             clip_bar = tqdm(total=plan.num_clips, desc="clips", unit="clip")
+        saved = store.load() if store is not None else []
+        saved = saved[: plan.num_clips]
+        if store is not None:
+            store.start()
+        for done in saved:  # resume: the finished clips of an earlier run with the same inputs
+            kept_frames.append(done.frames)
+            motion = torch.from_numpy(done.motion).to(device)
+            generator.set_state(done.generator_state)
+            trace.clips.append(ClipTrace(**done.trace))
+            trace.steps.extend(StepInfo(**s) for s in done.steps)
+        if clip_bar and saved:
+            clip_bar.update(len(saved))
         try:
-            for clip in plan.clips:
+            for clip in plan.clips[len(saved):]:
                 sources = [drive_source_index(d, num_drive) for d in clip.drive_range]
                 rows = torch.stack([features[s] if s is not None else zero_row for s in sources])
                 audio_cond = to_transformer_layout(rows)
@@ -383,6 +414,10 @@ class S2VGenerator:
                 trace.clips.append(ClipTrace(index=clip.index, drive_sources=sources, keep_start=clip.keep_start,
                                              kept=clip.kept, output_start=clip.output_start,
                                              with_motion=with_motion))
+                if store is not None:
+                    store.save(clip.index, kept_frames[-1], motion, generator.get_state(),
+                               trace.clips[-1].to_dict(),
+                               [s.to_dict() for s in trace.steps if s.clip_index == clip.index])
                 if clip_bar:
                     clip_bar.update(1)
         finally:

@@ -103,6 +103,8 @@ def test_cli_tiny_generate_writes_mov_with_frames_audio_and_sidecar(tmp_path, re
     assert side["seed"] == 7 and side["settings"]["steps"] == 2 and side["frames"] == 168
     assert side["plan"]["num_frames"] == 168 and len(side["plan"]["clips"]) == 3  # 77 + 80 + 11
     assert side["checkpoint"]["root"] == str(cache / "tiny-bundle-v1")
+    assert not (tmp_path / ".shot.mov.s2vt-parts").exists()  # resume store removed once written
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "line.wav", "shot.mov", "shot.mov.json"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -181,6 +183,42 @@ def test_pose_video_conditions_every_step(generator, reference, tmp_path):
     assert shapes == [(2, 16, 4, 8, 8)] * 2  # both CFG branches, every step: 16 frames = 4 latents
     assert posed.sidecar_data["pose_video"] == str(pose_path)
     assert not np.array_equal(posed.frames, plain.frames)
+
+
+class _Killed(Exception):
+    pass
+
+
+def test_killed_render_resumes_after_the_last_finished_clip(generator, reference, tmp_path):
+    image, audio = load_reference_image(reference), _audio(2.5)  # 3 clips of 16
+    settings = dict(steps=2, seed=5)
+    reference_run = generator.generate(image, audio, _settings(**settings))
+
+    def kill_in_clip_2(info, latents, scheduler):
+        if info.clip_index == 2:
+            raise _Killed()
+
+    parts = tmp_path / "parts"
+    with pytest.raises(_Killed):
+        generator.generate(image, audio, _settings(**settings), step_callback=kill_in_clip_2, resume_dir=parts)
+    clips_run = []
+    resumed = generator.generate(image, audio, _settings(**settings), resume_dir=parts,
+                                 step_callback=lambda info, *_: clips_run.append(info.clip_index))
+    assert set(clips_run) == {2}  # clips 0 and 1 came from the store
+    np.testing.assert_array_equal(resumed.frames, reference_run.frames)
+    assert [c.index for c in resumed.trace.clips] == [0, 1, 2]
+    assert len(resumed.trace.steps) == 3 * 2
+    # other inputs (another seed): the stored clips are not used, sampling starts at clip 0
+    clips_run.clear()
+
+    def record_and_stop(info, *_):
+        clips_run.append(info.clip_index)
+        raise _Killed()
+
+    with pytest.raises(_Killed):
+        generator.generate(image, audio, _settings(steps=2, seed=6), resume_dir=parts,
+                           step_callback=record_and_stop)
+    assert clips_run == [0]
 
 
 # ---------------------------------------------------------------------------------------------
