@@ -150,6 +150,8 @@ class ApiHandler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(len(data)))
             self.send_header("Cache-Control", "no-store")
             self.send_header("X-Content-Type-Options", "nosniff")
+            if self.close_connection:
+                self.send_header("Connection", "close")
             self.end_headers()
             self.wfile.write(data)
         except (BrokenPipeError, ConnectionResetError):
@@ -157,6 +159,9 @@ class ApiHandler(BaseHTTPRequestHandler):
             self.close_connection = True
 
     def _error(self, status: HTTPStatus, code: str, message: str) -> None:
+        # A refused request may leave its body unread: end the connection rather than parse that body
+        # as the next request.
+        self.close_connection = True
         self._send_json(int(status), {"error": {"code": code, "status": int(status), "message": message}})
 
     def _check_host(self) -> None:
@@ -222,7 +227,11 @@ class ApiHandler(BaseHTTPRequestHandler):
                                    f"{method} {path}: use {', '.join(sorted(set(allowed)))}")
                 raise ApiError(HTTPStatus.NOT_FOUND, "not_found", f"no route {path}")
             route, params = match
-            body = self._body() if method == "POST" else {}
+            if method == "POST":
+                body = self._body()
+            else:
+                self._discard_body()
+                body = {}
             query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
             status, result = getattr(self, route.handler)(body=body, query=query, **params)
             self._send_json(status, result)
