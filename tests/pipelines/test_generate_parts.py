@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 
+import numpy as np
 import pytest
 import torch
 
@@ -114,3 +115,15 @@ def test_guidance_scale_one_runs_only_the_conditional_branch(tiny_dit):
     finally:
         handle.remove()
     assert calls == [1, 1, 2, 2]
+
+
+def test_retime_from_the_model_grid_blends_or_picks_the_nearest_frame():
+    from s2v_toolkit.pipelines.s2v_generator import _retime
+
+    grid = np.stack([np.full((2, 2, 3), 30 * i, np.uint8) for i in range(8)])  # frame i has value 30 i
+    native = _retime(grid, 5, Fraction(16), "native")
+    np.testing.assert_array_equal(native, grid[:5])
+    blend = _retime(grid, 6, Fraction(24), "blend")  # output n sits at model position 2n/3
+    assert [int(f[0, 0, 0]) for f in blend] == [round(30 * 2 * n / 3) for n in range(6)]
+    nearest = _retime(grid, 6, Fraction(24), "nearest")
+    assert [int(f[0, 0, 0]) // 30 for f in nearest] == [0, 1, 1, 2, 3, 3]
