@@ -135,8 +135,9 @@ class JobsService(Service):
         return out
 
     def render(self, plan_path: Path, options: dict, ctx: TaskContext) -> dict:
-        from s2v_toolkit.jobs import GeneratorSpec, JobStore, load_generator, render_plan, store_path_for
-        from s2v_toolkit.jobs.store import new_worker_id
+        from s2v_toolkit.jobs import (
+            GeneratorSpec, JobStore, load_generator, new_worker_id, render_plan, store_path_for,
+        )
 
         spec = GeneratorSpec(model=options.get("model"), checkpoint=options.get("checkpoint"),
                              factory=options.get("generator"), device=options.get("device"))

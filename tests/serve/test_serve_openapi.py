@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 import jsonschema
-import pytest
 
 from s2v_toolkit.serve import OPENAPI, ROUTES
 
