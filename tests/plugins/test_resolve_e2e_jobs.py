@@ -49,7 +49,7 @@ def _turns_file(demo_dir: Path, lines: tuple[int, ...] | None = None) -> Path:
 
 def test_demo_timeline_through_the_jobs_stage(tmp_path, monkeypatch):
     """Real plan, job store, runner and conform; a fast test generator (writes the exact frame count)."""
-    _run_demo(tmp_path, monkeypatch, ["--generator", "fast_generator:make"], timeout=60)
+    _run_demo(tmp_path, monkeypatch, ["--generator", "fast_generator:make"], timeout=60, check_conform=True)
 
 
 @pytest.mark.slow
@@ -61,7 +61,52 @@ def test_demo_timeline_through_the_jobs_stage_and_the_tiny_model(tmp_path, monke
     _run_demo(tmp_path, monkeypatch, ["--model", "tiny"], timeout=1800, lines=lines)
 
 
-def _run_demo(tmp_path, monkeypatch, serve_args, timeout, lines=None):
+def _call(info: dict, method: str, path: str, body=None):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(f"{info['url']}{path}", data=data, method=method,
+                                 headers={"Authorization": f"Bearer {info['token']}",
+                                          "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return json.loads(resp.read())
+
+
+def _conform_through_the_api(info: dict, project_id: str, jobs: list[dict]) -> None:
+    """The jobs service's answers match the OpenAPI schemas, and its conform writes the renders back."""
+    import time
+
+    import jsonschema
+    import opentimelineio as otio
+
+    from s2v_toolkit.serve import OPENAPI
+
+    def valid(schema_name, value):
+        schema = {"$ref": f"#/components/schemas/{schema_name}", "components": OPENAPI["components"]}
+        errors = [e.message for e in jsonschema.Draft202012Validator(schema).iter_errors(value)]
+        assert not errors, (schema_name, errors)
+
+    valid("Jobs", _call(info, "GET", f"/v1/projects/{project_id}/jobs"))
+    assert _call(info, "GET", f"/v1/projects/{project_id}/plan")["schema"] == "s2v.plan"
+    valid("Project", _call(info, "POST", f"/v1/projects/{project_id}/conform", {}))
+    deadline = time.monotonic() + 30
+    while True:  # bounded poll
+        project = _call(info, "GET", f"/v1/projects/{project_id}")
+        if project["tasks"]["conform"]["state"] not in ("queued", "running") or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    valid("Project", project)
+    assert project["tasks"]["conform"]["state"] == "done", project["tasks"]["conform"]
+    out = project["conform"]["outputs"]["otio_json"]
+    assert Path(out).is_relative_to(Path(project["folder"]))
+    conformed = otio.adapters.read_from_file(out)
+    (track,) = [t for t in conformed.video_tracks() if t.name.startswith("S2V v")]
+    rate = conformed.global_start_time.rate
+    placed = sorted((int(round(c.range_in_parent().start_time.rescaled_to(rate).value)),
+                     int(round(c.range_in_parent().end_time_exclusive().rescaled_to(rate).value)))
+                    for c in track.find_clips())
+    assert placed == sorted((j["record_in"], j["record_out"]) for j in jobs if j["state"] == "done")
+
+
+def _run_demo(tmp_path, monkeypatch, serve_args, timeout, lines=None, check_conform=False):
     import shutil
 
     from s2v_toolkit import demo_project
@@ -85,6 +130,8 @@ def _run_demo(tmp_path, monkeypatch, serve_args, timeout, lines=None):
                                      headers={"Authorization": f"Bearer {info['token']}"})
         with urllib.request.urlopen(req, timeout=10) as resp:
             jobs = json.loads(resp.read())["jobs"]
+        if check_conform:
+            _conform_through_the_api(info, project_id, jobs)
     finally:
         code_out = script_tests.stop_serve(proc)
     by_label = {j["label"].split()[0]: j for j in jobs}

@@ -30,6 +30,7 @@ def _load_harness():
 
 
 h = _load_harness()
+PLUGIN_SOURCE = h.PLUGIN
 plugin, fake, DEMO_START, DEMO_CLIPS, DOCUMENTED = h.plugin, h.fake, h.DEMO_START, h.DEMO_CLIPS, h.DOCUMENTED
 start_serve, stop_serve, make_resolve, run_plugin, server_jobs, _calls = (
     h.start_serve, h.stop_serve, h.make_resolve, h.run_plugin, h.server_jobs, h._calls)
@@ -164,3 +165,13 @@ def test_fake_refuses_undocumented_calls(demo):
         resolve.timeline.InsertClipsAtPlayhead()
     with pytest.raises(AssertionError):
         resolve.media_pool.AppendToTimeline([{"mediaPoolItem": None, "startFrame": 0, "endFrame": 1}])
+
+
+def test_script_is_python_36_syntax_and_standard_library_only():
+    """Resolve's README asks only for Python 3.6+; the script must not need the toolkit's packages."""
+    import ast
+
+    tree = ast.parse(PLUGIN_SOURCE.read_text(), feature_version=(3, 6))
+    imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    imported |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    assert imported <= set(sys.stdlib_module_names) | {"DaVinciResolveScript"}, imported
