@@ -95,7 +95,9 @@ def _is_loopback(address: str) -> bool:
 
 class ApiServer(ThreadingHTTPServer):
     daemon_threads = True
-    allow_reuse_address = False
+    # Rebinding a fixed --port right after a restart needs SO_REUSEADDR on POSIX (it never lets two
+    # servers listen on one port there); on Windows the same flag would let another program take the port.
+    allow_reuse_address = os.name != "nt"
 
     def __init__(self, port: int, token: str, manager: ProjectManager):
         self.token = token
