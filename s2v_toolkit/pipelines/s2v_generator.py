@@ -149,6 +149,7 @@ class TextEmbeddingCache:
         hit = self._cache.pop(prompt, None)
         if hit is None:
             self.misses += 1
+            self.encoder.model.to(self.device)  # back from the CPU if parked
             (emb,) = self.encoder.encode([prompt])
             emb = emb[: self.text_len].float()
             padded = emb.new_zeros(self.text_len, emb.shape[1])
@@ -158,6 +159,12 @@ class TextEmbeddingCache:
                 self._cache.pop(next(iter(self._cache)))
         self._cache[prompt] = hit  # most recent last
         return hit
+
+    def park(self) -> None:
+        """Move the encoder to the CPU (umT5-XXL is 11 GB of GPU memory the sampler can use)."""
+        if self.device.type == "cuda":
+            self.encoder.model.to("cpu")
+            torch.cuda.empty_cache()
 
 
 def _default_device() -> torch.device:
@@ -352,6 +359,7 @@ class S2VGenerator:
         lat_frames = plan.infer_frames // 4
         text_cond = self.text_cache(settings.prompt)
         text_uncond = self.text_cache(settings.negative_prompt)
+        self.text_cache.park()
         num_drive = features.shape[0]
         zero_row = features.new_zeros(features.shape[1:])
 
