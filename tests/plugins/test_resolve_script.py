@@ -137,6 +137,21 @@ def test_resume_imports_an_earlier_submission_without_exporting_again(demo, serv
     assert len(again.timeline.video[1]) == 2
 
 
+def test_failed_shots_get_red_markers_and_the_rest_is_placed(tmp_path, demo):
+    proc, state = start_serve(tmp_path, extra_args=["--allow", str(demo)],
+                              env_extra={"S2VT_TEST_SKIP": "SH030", "S2VT_TEST_FAIL": "SH020"})
+    try:
+        resolve = make_resolve(demo, (19, 1, 3))
+        code, said = run_plugin(resolve, demo, state)
+    finally:
+        stop_serve(proc)
+    assert code == 0, said
+    assert [(i.start, i.end) for i in resolve.timeline.video[1]] == [(DEMO_START, DEMO_START + 143)]
+    markers = resolve.timeline.markers
+    assert markers[143]["color"] == "Red" and "test failure of SH020" in markers[143]["note"]
+    assert markers[143]["duration"] == 111 and markers[254]["color"] == "Yellow"
+
+
 def test_clear_errors_without_a_server_or_with_a_foreign_url(demo, tmp_path):
     resolve = make_resolve(demo, (19, 1, 3))
     code, said = run_plugin(resolve, demo, tmp_path / "missing.json")

@@ -31,8 +31,9 @@ def _write_json(path: Path, data) -> None:
 class FileService(Service):
     name = "file-test-service"
 
-    def __init__(self, skip=()):
+    def __init__(self, skip=(), fail=()):
         self.skip = list(skip)
+        self.fail = list(fail)  # clips whose render fails (as a generator error would)
 
     def plan(self, project_dir, timeline, cast, options, ctx: TaskContext):
         from s2v_toolkit.timeline import describe_timeline, read_timeline, timecode
@@ -73,7 +74,7 @@ class FileService(Service):
             out.append({"id": j["id"], "label": j["label"], "action": j["action"], "state": state,
                         "reason": j["reason"], "character": j["character"], "line": j["line"],
                         "record_in": j["record_in"], "record_out": j["record_out"],
-                        "output": st.get("output"), "output_frames": st.get("frames"), "error": None})
+                        "output": st.get("output"), "output_frames": st.get("frames"), "error": st.get("error")})
         facts = {k: plan[k] for k in ("rate", "start_frame", "drop_frame", "duration_frames", "start_timecode")}
         return {"timeline": facts, "jobs": out}
 
@@ -103,6 +104,11 @@ class FileService(Service):
                 states[job["id"]] = {"state": "pending"}
                 _write_json(plan_path.with_name("states.json"), states)
                 ctx.check_cancelled()
+            if job["label"] in self.fail:
+                states[job["id"]] = {"state": "failed", "error": f"RuntimeError: test failure of {job['label']}"}
+                _write_json(plan_path.with_name("states.json"), states)
+                ctx.log(f"failed {job['label']}")
+                continue
             n = job["record_out"] - job["record_in"]
             frames = np.zeros((n, 16, 16, 3), np.uint8)
             frames[:, :, :, 1] = (np.arange(n) % 256)[:, None, None]
@@ -133,5 +139,9 @@ class FileService(Service):
 
 
 def make_service() -> FileService:
-    """For ``s2vt serve --service fake_service:make_service``; $S2VT_TEST_SKIP lists clips to skip."""
-    return FileService(skip=[c for c in os.environ.get("S2VT_TEST_SKIP", "").split(",") if c])
+    """For ``s2vt serve --service fake_service:make_service``; $S2VT_TEST_SKIP / $S2VT_TEST_FAIL list clips
+    to skip / to fail."""
+    def names(var):
+        return [c for c in os.environ.get(var, "").split(",") if c]
+
+    return FileService(skip=names("S2VT_TEST_SKIP"), fail=names("S2VT_TEST_FAIL"))
