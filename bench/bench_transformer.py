@@ -171,8 +171,8 @@ def kernel_profile(fn) -> dict:
     return kinds
 
 
-def count_syncs(fn) -> int:
-    """Host-device synchronisations inside ``fn`` (CUDA sync debug mode warns at each)."""
+def count_syncs(fn) -> tuple[int, list[str]]:
+    """Host-device synchronisations inside ``fn`` (CUDA sync debug mode warns at each) and where."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         torch.cuda.set_sync_debug_mode("warn")
@@ -180,8 +180,9 @@ def count_syncs(fn) -> int:
             fn()
         finally:
             torch.cuda.set_sync_debug_mode("default")
-    syncs = [str(w.message).splitlines()[0] for w in caught if "synchroniz" in str(w.message)]
-    return len(syncs)
+    syncs = [f"{w.filename}:{w.lineno}: {str(w.message).splitlines()[0]}" for w in caught
+             if "synchroniz" in str(w.message)]
+    return len(syncs), syncs[:5]
 
 
 def main() -> int:
@@ -278,9 +279,9 @@ def main() -> int:
             enable_fused_blocks(model)
             inputs = transformer_inputs(cfg, h, w, args.frames, True, "cuda", torch.bfloat16)
             with torch.no_grad():
-                n = count_syncs(lambda: model(**inputs))
-            RECORD["checks"].append({"host_syncs_in_forward": n, "size": f"{h}x{w}"})
-            log(f"host syncs in one optimized forward: {n}")
+                n, where = count_syncs(lambda: model(**inputs))
+            RECORD["checks"].append({"host_syncs_in_forward": n, "where": where, "size": f"{h}x{w}"})
+            log(f"host syncs in one optimized forward: {n} {where}")
             del inputs
         except Exception:
             RECORD["errors"].append(traceback.format_exc())
