@@ -22,6 +22,7 @@ from pathlib import Path
 from s2v_toolkit.errors import S2VError
 from s2v_toolkit.serve.paths import PathPolicy
 from s2v_toolkit.serve.service import Service, TaskCancelled, TaskContext
+from s2v_toolkit.serve.state import ensure_private_dir
 
 STEPS = ("plan", "render", "conform")
 TASK_STATES = ("idle", "queued", "running", "done", "failed", "cancelled", "interrupted")
@@ -93,7 +94,7 @@ class ProjectManager:
         self.projects: dict[str, Project] = {}
         self._lock = threading.Lock()
         self.review_processes: list[subprocess.Popen] = []
-        policy.workspace.mkdir(parents=True, exist_ok=True)
+        ensure_private_dir(policy.workspace)  # renders and plans are the user's: private by default
         self._load_existing()
 
     # ------------------------------------------------------------------ records

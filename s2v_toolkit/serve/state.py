@@ -55,13 +55,28 @@ def new_token() -> str:
     return secrets.token_urlsafe(32)
 
 
+def ensure_private_dir(folder: str | os.PathLike) -> Path:
+    """Create ``folder`` (and missing parents) with mode 0700; an existing folder is left as it is."""
+    folder = Path(folder).expanduser().absolute()
+    missing = []
+    p = folder
+    while not p.exists():
+        missing.append(p)
+        p = p.parent
+    for d in reversed(missing):
+        try:
+            d.mkdir(mode=0o700)
+        except FileExistsError:
+            continue
+        if os.name == "posix":
+            d.chmod(0o700)  # mkdir's mode is filtered by the umask
+    return folder
+
+
 def write_state_file(path: str | os.PathLike, info: dict) -> Path:
     """Write ``info`` as JSON to ``path`` with mode 0600 (its folder created with mode 0700)."""
     path = Path(path).expanduser().absolute()
-    created = not path.parent.exists()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if created and os.name == "posix":
-        path.parent.chmod(0o700)
+    ensure_private_dir(path.parent)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     # O_EXCL + mode 0600 at creation: the token is never readable by others, not even for a moment.
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -42,12 +42,14 @@ def test_state_file_is_private_and_names_the_server(tmp_path, demo_copy):
     old = os.umask(0)  # even with a permissive umask
     try:
         state = tmp_path / "fresh" / "serve.json"
+        # the workspace is created first (as `s2vt serve` does with its default inside the state folder)
         running = start_server(_NullService(), tmp_path / "ws", [demo_copy], state_file=state).serve_in_thread()
     finally:
         os.umask(old)
     try:
         assert _mode(state) == 0o600
         assert _mode(state.parent) == 0o700
+        assert _mode(tmp_path / "ws") == 0o700
         info = read_state_file(state)
         assert info["url"] == running.url and info["token"] == running.token and info["pid"] == os.getpid()
         assert info["url"].startswith("http://127.0.0.1:") and info["port"] == running.httpd.port > 0
@@ -92,3 +94,12 @@ def test_default_location_follows_s2vt_home(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
     if os.sys.platform.startswith("linux"):
         assert default_state_file() == tmp_path / "xdg" / "s2v-toolkit" / "serve.json"
+
+
+def test_default_workspace_inside_a_new_state_folder_keeps_it_private(tmp_path, demo_copy):
+    home = tmp_path / "new_home"
+    running = start_server(_NullService(), home / "projects", [demo_copy], state_file=home / "serve.json")
+    try:
+        assert _mode(home) == 0o700 and _mode(home / "projects") == 0o700 and _mode(home / "serve.json") == 0o600
+    finally:
+        running.stop()
