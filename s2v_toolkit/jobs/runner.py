@@ -263,7 +263,30 @@ class RenderSummary:
                 "jobs": [r.to_dict() for r in self.records]}
 
 
+def remove_stale_temporaries(plan: RenderPlan) -> list[Path]:
+    """Temporary files of renders whose process was killed mid-write (never under a final name)."""
+    from s2v_toolkit.jobs.store import _pid_alive
+    from s2v_toolkit.media.atomic import TEMP_MARK
+
+    folder = renders_dir(plan)
+    removed: list[Path] = []
+    if not folder.is_dir():
+        return removed
+    for p in folder.iterdir():
+        if not p.name.startswith(".") or TEMP_MARK not in p.name:
+            continue
+        pids = re.findall(re.escape(TEMP_MARK) + r"(\d+)-", p.name)
+        if pids and not any(_pid_alive(int(pid)) for pid in pids):
+            try:
+                p.unlink()
+                removed.append(p)
+            except OSError:
+                pass
+    return removed
+
+
 def _prepare(plan: RenderPlan, store: JobStore, retry_failed: bool) -> list[str] | None:
+    remove_stale_temporaries(plan)
     cast_ids = None
     if plan.cast:
         from s2v_toolkit.jobs.cast import load_cast

@@ -114,7 +114,14 @@ def test_completed_render_of_a_killed_worker_is_adopted_not_redone(tmp_path):
     job = plan.jobs[0]
     gen = FlatColourGenerator()
     out = produce_render(plan, job, gen, RenderContext(plan))   # rendered, then "killed" before the store knew
+    # a second worker killed mid-write left its temporary file (pid 2**22 + 1 cannot exist on Linux)
+    stale = renders_dir(plan) / f".{job.label}_v001.s2vt-tmp-{2**22 + 1}-0badf00d.mp4"
+    stale.write_bytes(b"partial")
+    mine = renders_dir(plan) / f".other.s2vt-tmp-{os.getpid()}-0badf00d.mp4"   # a live writer's: kept
+    mine.write_bytes(b"in progress")
     summary = render_plan(plan, gen)
+    assert not stale.exists() and mine.exists()
+    mine.unlink()
     rec = next(r for r in summary.records if r.id == job.id)
     assert rec.state == "done" and rec.output_path == out["output_path"] and rec.version == 1
     assert gen.rendered.count(job.id) == 1
