@@ -190,3 +190,30 @@ def test_script_is_python_36_syntax_and_standard_library_only():
     imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     imported |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
     assert imported <= set(sys.stdlib_module_names) | {"DaVinciResolveScript"}, imported
+
+
+def test_get_resolve_inside_resolve_and_through_the_scripting_environment(tmp_path, monkeypatch):
+    marker = object()
+
+    class Bmd:
+        def scriptapp(self, name):
+            return marker if name == "Resolve" else None
+
+    assert plugin.get_resolve({"resolve": marker}) is marker          # Workspace > Scripts
+    assert plugin.get_resolve({"bmd": Bmd()}) is marker               # the Console's bmd
+    # external: RESOLVE_SCRIPT_API/Modules holds DaVinciResolveScript, as Resolve's README describes
+    modules = tmp_path / "Scripting" / "Modules"
+    modules.mkdir(parents=True)
+    (modules / "DaVinciResolveScript.py").write_text(
+        "class _R:\n    pass\n\nR = _R()\n\ndef scriptapp(name):\n    return R if name == 'Resolve' else None\n")
+    monkeypatch.setenv("RESOLVE_SCRIPT_API", str(tmp_path / "Scripting"))
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.delitem(sys.modules, "DaVinciResolveScript", raising=False)
+    got = plugin.get_resolve({})
+    assert type(got).__name__ == "_R" and str(modules) in sys.path
+    sys.modules.pop("DaVinciResolveScript", None)
+    # Resolve not running: scriptapp gives None -> a one-line error naming the preference to set
+    (modules / "DaVinciResolveScript.py").write_text("def scriptapp(name):\n    return None\n")
+    with pytest.raises(plugin.S2VTError, match="External scripting"):
+        plugin.get_resolve({})
+    sys.modules.pop("DaVinciResolveScript", None)
