@@ -263,8 +263,14 @@ class RenderSummary:
                 "jobs": [r.to_dict() for r in self.records]}
 
 
-def remove_stale_temporaries(plan: RenderPlan) -> list[Path]:
-    """Temporary files of renders whose process was killed mid-write (never under a final name)."""
+def remove_stale_temporaries(plan: RenderPlan, store: JobStore | None = None, quiet_seconds: float = 600.0) -> list[Path]:
+    """Temporary files of renders whose process was killed mid-write (never under a final name).
+
+    A temporary name holds its writer's pid, which only means something on this machine: while workers
+    of other machines hold jobs of the plan (shared storage), a file is only removed once it has not
+    changed for ``quiet_seconds``."""
+    import socket
+
     from s2v_toolkit.jobs.store import _pid_alive
     from s2v_toolkit.media.atomic import TEMP_MARK
 
@@ -272,11 +278,20 @@ def remove_stale_temporaries(plan: RenderPlan) -> list[Path]:
     removed: list[Path] = []
     if not folder.is_dir():
         return removed
+    remote = False
+    if store is not None:
+        host = socket.gethostname()
+        remote = any(r.state == "running" and r.worker and r.worker.count(":") >= 3
+                     and r.worker.split(":")[-3] != host for r in store.records())
     for p in folder.iterdir():
         if not p.name.startswith(".") or TEMP_MARK not in p.name:
             continue
         pids = re.findall(re.escape(TEMP_MARK) + r"(\d+)-", p.name)
-        if pids and not any(_pid_alive(int(pid)) for pid in pids):
+        try:
+            quiet = time.time() - p.stat().st_mtime > quiet_seconds
+        except OSError:
+            continue
+        if pids and not any(_pid_alive(int(pid)) for pid in pids) and (quiet or not remote):
             try:
                 p.unlink()
                 removed.append(p)
@@ -286,7 +301,7 @@ def remove_stale_temporaries(plan: RenderPlan) -> list[Path]:
 
 
 def _prepare(plan: RenderPlan, store: JobStore, retry_failed: bool) -> list[str] | None:
-    remove_stale_temporaries(plan)
+    remove_stale_temporaries(plan, store)
     cast_ids = None
     if plan.cast:
         from s2v_toolkit.jobs.cast import load_cast
