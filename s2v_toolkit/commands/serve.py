@@ -23,6 +23,7 @@ def register(sub) -> None:
     p.add_argument("--device", default=None, help="torch device for renders (default: the generator's choice)")
     p.add_argument("--service", default=None, metavar="MODULE:FACTORY",
                    help="another backend behind the API (default: the jobs stage)")
+    p.add_argument("--print-openapi", action="store_true", help="print the API's OpenAPI document and exit")
     p.set_defaults(func=_cmd_serve)
 
 
@@ -34,6 +35,12 @@ def _cmd_serve(args) -> int:
     from s2v_toolkit.errors import ConfigError
     from s2v_toolkit.serve import DEFAULT_SERVICE, default_state_file, load_service, start_server, state_dir
 
+    if args.print_openapi:
+        from s2v_toolkit.commands import print_json
+        from s2v_toolkit.serve import openapi_document
+
+        print_json(openapi_document())
+        return 0
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"--port {args.port}: use 0 (any free port) or 1-65535")
     if args.service:

@@ -15,6 +15,15 @@ def test_bad_arguments_are_one_line_errors(tmp_path, capsys):
     assert not (tmp_path / "s.json").exists()
 
 
+def test_print_openapi(capsys):
+    import json
+
+    from s2v_toolkit.serve import OPENAPI
+
+    assert main(["serve", "--print-openapi"]) == 0
+    assert json.loads(capsys.readouterr().out) == OPENAPI
+
+
 def test_keep_alive_connection_survives_a_refused_post(api):
     """An error answer closes the connection, so an unread body is never taken for the next request."""
     import http.client
