@@ -2,6 +2,8 @@
 
 Kept by hand beside the routes; tests check that every route of :data:`server.ROUTES` is here with
 its method and operationId (and nothing else is), and validate real responses against these schemas.
+``openapi.json`` beside this file is a copy for readers and client generators
+(``s2vt serve --print-openapi > s2v_toolkit/serve/openapi.json``; a test keeps it current).
 """
 
 from __future__ import annotations

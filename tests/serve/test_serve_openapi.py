@@ -105,3 +105,15 @@ def test_served_document_and_real_responses_match_it(api, demo_copy):
     check("GET", "/v1/server", status, body)
     status, body = api.post("/v1/projects", {"timeline": "/etc/passwd"})
     check("POST", "/v1/projects", status, body)
+
+
+def test_the_json_copy_in_the_repo_is_current():
+    """s2v_toolkit/serve/openapi.json is for readers and client generators; regenerate it with
+    `s2vt serve --print-openapi > s2v_toolkit/serve/openapi.json`."""
+    import json
+    from pathlib import Path
+
+    import s2v_toolkit.serve as serve
+
+    copy = json.loads((Path(serve.__file__).with_name("openapi.json")).read_text())
+    assert copy == OPENAPI
