@@ -114,3 +114,58 @@ def test_lines_merge_a_characters_turns_and_split_at_speaker_changes():
     lines = lines_from_turns(t, Fraction(25), 1000, "A1", max_gap=0.6, min_line=0.25)
     assert [(ln.character, ln.record_in, ln.record_out) for ln in lines] == [
         ("a", 25, 75), ("b", 77, 100), ("a", 150, 175)]
+
+
+def test_action_rules_on_an_edited_cut(tmp_path):
+    """Placeholder and marked clips become new shots; missing media, unknown voices, slivers and
+    retimed clips are skipped with their reason; the face check sees the shot's own frames and audio."""
+    from dataclasses import replace
+
+    import opentimelineio as otio
+
+    from jobs_helpers import copy_demo
+    from s2v_toolkit.diarization import SpeakerTurn
+    from s2v_toolkit.jobs import FaceVerdict
+    from s2v_toolkit.media import probe
+
+    root = copy_demo(tmp_path)
+    tl = otio.adapters.read_from_file(str(root / "scene.otio"))
+    video = next(t for t in tl.tracks if t.kind == otio.schema.TrackKind.Video)
+    sh010, sh020, sh030 = list(video)[:3]
+    sh020.metadata["s2v"] = {"generate": True}
+    sh030.media_reference = otio.schema.MissingReference()       # offline: a placeholder
+    otio.adapters.write_to_file(tl, str(root / "edited.otio"))
+    # SH010's media goes missing in a second cut
+    sh020.metadata["s2v"] = {}
+    sh010.media_reference = otio.schema.ExternalReference(target_url="media/GONE.mp4")
+    otio.adapters.write_to_file(tl, str(root / "missing.otio"))
+
+    turns = demo_turns()
+    turns.turns[0] = replace(turns.turns[0], character="unknown")           # L01: nobody in the cast
+    # L03 spills 3 frames past SH030's end into the gap: a sliver
+    t3 = turns.turns[2]
+    turns.turns[2] = replace(t3, end=float((372 + 3) / (24000 / 1001)))
+    seen = []
+
+    def check(ctx):
+        seen.append(ctx)
+        return FaceVerdict("redub", "checked", {"track_id": 7})
+
+    plan = build_plan(root / "edited.otio", root / "cast.yaml", turns=turns, face_check=check)
+    acts = [(j.clip_name or "GAP", j.action, j.reason.split(" (")[0]) for j in plan.jobs]
+    assert acts[0][:2] == ("SH010", "skip") and "matches no cast character" in acts[0][2]
+    assert acts[1][:2] == ("SH020", "new_shot") and "marked for generation" in acts[1][2]
+    assert acts[2][:2] == ("SH030", "new_shot") and acts[2][2].startswith("placeholder clip")
+    assert acts[3][:2] == ("GAP", "skip") and acts[3][2].startswith("only 3 frame(s)")
+    assert acts[4][:2] == ("GAP", "new_shot")
+    assert seen == []                        # nothing above needed a face check
+    plan2 = build_plan(root / "missing.otio", root / "cast.yaml", turns=demo_turns(), face_check=check)
+    j1 = plan2.jobs[0]
+    assert j1.action == "skip" and j1.reason.startswith("media not found")
+    j2 = plan2.jobs[1]
+    assert j2.action == "redub" and j2.face == {"track_id": 7}
+    ctx = seen[0]
+    assert ctx.job is j2 and ctx.last_frame - ctx.first_frame + 1 == j2.frame_count
+    assert ctx.last_frame < probe(ctx.media_path).video.frame_count
+    assert abs(len(ctx.audio) - j2.frame_count / (24000 / 1001) * 16000) <= 1
+    assert float(abs(ctx.audio).max()) > 0.01                  # the line's speech, not silence
