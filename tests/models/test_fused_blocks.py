@@ -6,6 +6,7 @@ reports the error: bench/bench_transformer.py, docs/performance.md).
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from s2v_toolkit.models.fused import (
@@ -74,3 +75,43 @@ def test_fused_path_defers_to_plain_blocks_under_autograd():
     out = model(**inputs)
     out.square().mean().backward()
     assert model.blocks[0].self_attn.q.weight.grad is not None
+
+
+def test_cudnn_backend_setting_keeps_the_function_on_cpu():
+    from s2v_toolkit.models import attention as attn
+
+    g = torch.Generator().manual_seed(2)
+    q, k, v = (torch.randn(1, 70, 2, 8, generator=g) for _ in range(3))
+    plain = attn.attention(q, k, v)
+    try:
+        attn.set_attention_backend("cudnn")
+        assert attn.attention_backend_for(q) == "cudnn"
+        torch.testing.assert_close(attn.attention(q, k, v), plain)  # CPU: plain SDPA underneath
+        attn.set_attention_backend("auto")
+        assert attn.attention_backend_for(q) == "sdpa"  # auto never picks cuDNN off a GPU
+    finally:
+        attn.set_attention_backend("auto")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_compiled_fused_blocks_and_cudnn_attention_match_plain_path_on_gpu():
+    """GPU: compiled fused blocks + attention "auto" vs plain blocks + "sdpa", tiny config.
+    Tolerances: float32 1e-4 relative (reduction order only), bf16 2e-2 (full size measured 2.8e-3)."""
+    from s2v_toolkit.models.attention import set_attention_backend
+
+    cfg = S2VTransformerConfig.tiny()
+    try:
+        for dtype, tol in ((torch.float32, 1e-4), (torch.bfloat16, 2e-2)):
+            model = random_s2v_transformer(cfg, device="cuda", dtype=dtype, seed=5)
+            inputs = {k: v.cuda() for k, v in _inputs(cfg, dtype, h=16, w=16).items()}
+            with torch.no_grad():
+                set_attention_backend("sdpa")
+                plain = model(**inputs)
+                set_attention_backend("auto")
+                enable_fused_blocks(model, compile=True)
+                fused = model(**inputs)
+            rel = ((fused - plain).norm() / plain.norm()).item()
+            assert torch.isfinite(fused).all() and rel < tol, (dtype, rel)
+    finally:
+        set_attention_backend("auto")
