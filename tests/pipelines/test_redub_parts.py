@@ -163,3 +163,37 @@ def test_track_choice_no_face_two_faces_and_a_given_track():
         choose_track(two, timing, "shot.mov", None, face=7)
     one = _face_track(range(20))
     assert choose_track(one, timing, "shot.mov", None)[0] == one.tracks[0].track_id
+
+
+def test_output_keeps_an_intermediate_codec_family_and_never_the_source(tmp_path):
+    from pathlib import Path
+
+    from s2v_toolkit.errors import OutputError
+    from s2v_toolkit.pipelines.redub import check_output, output_preset, sidecar_path
+
+    assert output_preset("prores", Path("a.mov")) == "prores_hq"
+    assert output_preset("dnxhd", Path("a.mxf")) == "dnxhr_hq"
+    assert output_preset("h264", Path("a.mov")) is None        # the .mov default: ProRes 422 HQ
+    assert output_preset("prores", Path("a.mp4")) is None       # .mp4 cannot hold ProRes: H.264
+    assert sidecar_path(tmp_path / "take.mov") == tmp_path / "take.mov.json"
+    src = tmp_path / "shot.mov"
+    src.write_bytes(b"x")
+    with pytest.raises(OutputError, match="is the source video"):
+        check_output(src, tmp_path / "." / "shot.mov", overwrite=True)
+    with pytest.raises(OutputError, match="already exists"):
+        check_output(tmp_path / "other.mov", src, overwrite=False)
+    with pytest.raises(OutputError, match="unsupported output extension '.avi'"):
+        check_output(src, tmp_path / "out.avi", overwrite=False)
+
+
+def test_a_reference_photo_is_centre_cropped_to_the_crop_size():
+    import cv2
+
+    from s2v_toolkit.pipelines.redub import _square
+
+    img = np.zeros((100, 300, 3), np.uint8)
+    img[:, 100:200] = 255                                       # the centre square is white
+    sq = _square(img, 64, cv2)
+    assert sq.shape == (64, 64, 3) and sq.min() == 255
+    grey = _square(np.full((50, 40), 0.5, np.float32), 64, cv2)
+    assert grey.shape == (64, 64, 3) and abs(int(grey[0, 0, 0]) - 127) <= 1
