@@ -11,6 +11,9 @@ mediapipe's short-range face detector only finds faces at least ~1/5 of the imag
 from __future__ import annotations
 
 import os
+import sys
+import tempfile
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -56,7 +59,32 @@ def _landmarker(path, video: bool, max_faces: int, conf: tuple[float, float, flo
         output_face_blendshapes=False,
         output_facial_transformation_matrixes=False,
     )
-    return vision.FaceLandmarker.create_from_options(options)
+    with _native_stderr_captured():
+        return vision.FaceLandmarker.create_from_options(options)
+
+
+@contextmanager
+def _native_stderr_captured():
+    """Hold back what MediaPipe's C++ side prints on creating a landmarker (TFLite delegate and
+    "feedback manager" notices, several lines per landmarker) unless creation fails.
+
+    Those lines are written straight to file descriptor 2, below Python, so the descriptor itself
+    is pointed at a temporary file for the duration and restored afterwards.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, 2)
+            held.seek(0)
+            sys.stderr.write(held.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def _run(landmarker, rgb: np.ndarray, ts: int | None) -> list[np.ndarray]:
