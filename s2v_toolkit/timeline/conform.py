@@ -13,12 +13,14 @@ import os
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from urllib.parse import urlparse
 
 import opentimelineio as otio
 
 from s2v_toolkit.timeline.describe import TimelineDescription, describe_timeline
 from s2v_toolkit.timeline.errors import TimelineError
 from s2v_toolkit.timeline.io import LoadedTimeline, read_timeline, write_timeline
+from s2v_toolkit.timeline.media_link import url_to_path
 from s2v_toolkit.timeline.roles import METADATA_NAMESPACE
 from s2v_toolkit.timeline.shots import shot_map
 from s2v_toolkit.timeline.timecode import RationalTime, Span, Time, TimeRange
@@ -265,6 +267,7 @@ def conform(
         while list(out.glob(f"{glob_escape(loaded.path.stem)}.s2v_v{version:03d}.*")):
             version += 1
     timeline, result = add_render_tracks(loaded, renders, version)
+    _rebase_relative_media(timeline, loaded.path.parent, out)
     stem = f"{loaded.path.stem}.s2v_v{result.version:03d}"
     targets = [("otio_json", out / f"{stem}.otio")]
     if native and loaded.adapter in NATIVE_WRITERS:
@@ -295,6 +298,25 @@ def conform(
         if adapter not in ("otio_json", "cmx_3600") and result.placed:
             result.not_carried.extend(_check_carried(path, adapter, result, rate, loaded.timeline))
     return result
+
+
+def _rebase_relative_media(timeline: otio.schema.Timeline, from_dir: Path, to_dir: Path) -> None:
+    """Keep relative media paths pointing at the same files when the conform is written elsewhere.
+
+    A relative ``target_url`` is relative to the timeline file's folder; written into another
+    folder unchanged it would point at nothing. Rewritten relative to the new folder, the cut
+    stays as portable as the editor made it (absolute paths and other URLs are left alone).
+    """
+    if from_dir.resolve() == to_dir.resolve():
+        return
+    for clip in timeline.find_clips():
+        refs = clip.media_references().values() if hasattr(clip, "media_references") else [clip.media_reference]
+        for ref in refs:
+            url = getattr(ref, "target_url", None)
+            if not url or urlparse(url).scheme or Path(url_to_path(url)).is_absolute():
+                continue
+            target = (from_dir / url_to_path(url)).resolve()
+            ref.target_url = Path(os.path.relpath(target, to_dir.resolve())).as_posix()
 
 
 def glob_escape(text: str) -> str:

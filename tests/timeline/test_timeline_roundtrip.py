@@ -202,3 +202,19 @@ def test_render_placed_by_record_timecodes(tmp_path):
     assert placed.source_clip_ids[0] == shot2.id
     bad = conform(loaded, [RenderResult("/r/x.mov", record_tc=["01:00:00;00", "00:59:00;00"])], tmp_path)
     assert not bad.placed and "record_tc" in bad.problems[0]
+
+
+@pytest.mark.parametrize("name", ["scene.otio", "scene.xml"])
+def test_conform_into_another_folder_keeps_relative_media_linked(tmp_path, name):
+    """The demo cut uses paths relative to its own folder; a conform written elsewhere must still find them."""
+    from s2v_toolkit.demo import PROJECT_DIR
+
+    source = PROJECT_DIR / name
+    before = source.read_bytes()
+    result = conform(source, [], tmp_path / "elsewhere")
+    assert source.read_bytes() == before
+    for path in result.outputs.values():
+        back = describe_timeline(read_timeline(path))
+        missing = [(c.name, c.media.url) for c in back.clips if not c.media.exists]
+        assert len(back.clips) == 7 and not missing, missing
+        assert all(c.media.found_by == "relative to timeline" for c in back.clips)
