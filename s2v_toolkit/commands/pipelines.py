@@ -18,6 +18,9 @@ def register(sub) -> None:
     src.add_argument("--checkpoint", metavar="DIR", help="official Wan2.2-S2V-14B checkpoint folder")
     src.add_argument("--model", choices=("tiny",),
                      help="'tiny': random weights built locally, for plumbing tests and the demo only")
+    p.add_argument("--transformer", metavar="FILE",
+                   help="the DiT weights from a single-file repack (.safetensors incl. fp8, .pth) or another "
+                        "folder, instead of the checkpoint's shards")
     p.add_argument("--expert2", metavar="DIR", help="a second S2V-compatible DiT (folder or file): the "
                                                     "low-noise expert, used for steps with t < boundary*1000")
     p.add_argument("--boundary", type=float, default=None,
@@ -91,10 +94,10 @@ def _cmd_generate(args) -> int:
     pose = load_pose_video(args.pose) if args.pose else None
     if args.model == "tiny":
         bundle = tiny_bundle()
-        if args.expert2:
-            bundle = locate_checkpoint(bundle.root, expert2=args.expert2)
+        if args.expert2 or args.transformer:
+            bundle = locate_checkpoint(bundle.root, expert2=args.expert2, transformer=args.transformer)
     else:
-        bundle = locate_checkpoint(args.checkpoint, expert2=args.expert2)
+        bundle = locate_checkpoint(args.checkpoint, expert2=args.expert2, transformer=args.transformer)
     if bundle.random_weights:
         print(f"WARNING: {RANDOM_WEIGHTS_WARNING}", file=sys.stderr)
 

@@ -135,17 +135,22 @@ def _read_marker(root: Path) -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def locate_checkpoint(root: str | os.PathLike, expert2: str | os.PathLike | None = None) -> CheckpointBundle:
+def locate_checkpoint(root: str | os.PathLike, expert2: str | os.PathLike | None = None,
+                      transformer: str | os.PathLike | None = None) -> CheckpointBundle:
     """Check an official-layout checkpoint folder and return its :class:`CheckpointBundle`.
 
     ``expert2``: a second S2V-compatible DiT (folder or file), used as the low-noise expert.
+    ``transformer``: the DiT from elsewhere (a single-file repack, e.g. fp8 ``.safetensors``, or
+    another folder) instead of the folder's own shards; the other components still come from ``root``.
     Raises :class:`CheckpointError` naming the first missing file; nothing is loaded.
     """
     root = Path(root)
     if not root.is_dir():
         raise CheckpointError(root, "checkpoint folder not found")
     marker = _read_marker(root)
-    if all((root / d).is_dir() for d in MOE_DIRS):
+    if transformer is not None:
+        transformers = [locate_transformer(transformer)]
+    elif all((root / d).is_dir() for d in MOE_DIRS):
         transformers = [locate_transformer(root / d) for d in MOE_DIRS]
     else:
         transformers = [locate_transformer(root)]

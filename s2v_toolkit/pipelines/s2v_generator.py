@@ -47,6 +47,7 @@ from s2v_toolkit.models import (
     load_umt5_tokenizer,
     load_wan_vae,
     make_scheduler,
+    read_transformer_config,
     to_transformer_layout,
 )
 from s2v_toolkit.models.experts import Expert
@@ -207,7 +208,9 @@ class S2VGenerator:
         experts: dict[str, torch.nn.Module] = {}
         for k, path in enumerate(bundle.transformers):
             where = device if k == 0 else torch.device("cpu")
-            experts[f"expert{k + 1}"] = load_s2v_transformer(path, device=where, dtype=dit_dtype)
+            # A single-file repack carries no config: use the checkpoint folder's (S2V-14B if none).
+            config = read_transformer_config(bundle.root) if Path(path).is_file() else None
+            experts[f"expert{k + 1}"] = load_s2v_transformer(path, config=config, device=where, dtype=dit_dtype)
         first = next(iter(experts.values())).config
         for name, module in experts.items():
             if module.config != first:

@@ -290,6 +290,23 @@ def test_checkpoint_with_missing_file_names_it(bundle, tmp_path, missing):
     assert "\n" not in message and str(target) in message
 
 
+def test_single_file_repack_of_the_dit_gives_the_same_frames(bundle, generator, reference, tmp_path):
+    from safetensors.torch import save_file
+
+    state = generator.experts["expert1"].state_dict()
+    repack = tmp_path / "s2v_repack_fp32.safetensors"  # community layout: one file, key prefix
+    save_file({f"model.diffusion_model.{k}": v.contiguous() for k, v in state.items()}, str(repack))
+    folder = tmp_path / "ckpt"
+    shutil.copytree(bundle.root, folder)
+    for shard in folder.glob("diffusion_pytorch_model*"):
+        shard.unlink()  # the folder's own DiT is gone: the repack must be what loads
+    repacked = S2VGenerator.load(locate_checkpoint(folder, transformer=repack), device="cpu")
+    image, audio = load_reference_image(reference), _audio(0.5)
+    a = repacked.generate(image, audio, _settings(seed=3)).frames
+    b = generator.generate(image, audio, _settings(seed=3)).frames
+    np.testing.assert_array_equal(a, b)
+
+
 def test_cli_missing_checkpoint_file_is_one_line_error(bundle, tmp_path, reference, capsys):
     folder = tmp_path / "ckpt"
     shutil.copytree(bundle.root, folder)
