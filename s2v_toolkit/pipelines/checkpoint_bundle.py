@@ -145,6 +145,9 @@ def locate_checkpoint(root: str | os.PathLike, expert2: str | os.PathLike | None
     Raises :class:`CheckpointError` naming the first missing file; nothing is loaded.
     """
     root = Path(root)
+    if root.is_file():
+        raise CheckpointError(root, "is a file: a single-file DiT repack goes to --transformer, with --checkpoint "
+                                    "naming the folder that holds the VAE, umT5 and wav2vec2")
     if not root.is_dir():
         raise CheckpointError(root, "checkpoint folder not found")
     marker = _read_marker(root)
