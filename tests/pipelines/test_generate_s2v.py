@@ -185,6 +185,23 @@ def test_pose_video_conditions_every_step(generator, reference, tmp_path):
     assert not np.array_equal(posed.frames, plain.frames)
 
 
+def test_start_from_reference_keeps_motion_tokens_and_trims_nothing(generator, reference):
+    calls = []
+    expert = generator.experts["expert1"]
+    handle = expert.register_forward_pre_hook(
+        lambda _m, _a, kw: calls.append((kw["drop_motion_frames"], kw["motion_latents"] is not None)),
+        with_kwargs=True)
+    try:
+        result = generator.generate(load_reference_image(reference), _audio(1.0),
+                                    _settings(steps=1, start_from_reference=True))
+    finally:
+        handle.remove()
+    assert result.num_frames == 16 and result.plan.num_clips == 1
+    assert result.trace.clips[0].keep_start == 0 and result.trace.clips[0].with_motion
+    assert calls == [(False, True)]
+    assert result.trace.drive_frame_of_output(0) == 0
+
+
 class _Killed(Exception):
     pass
 
