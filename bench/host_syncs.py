@@ -48,7 +48,7 @@ def main() -> int:
                 finally:
                     torch.cuda.set_sync_debug_mode("default")
         syncs = [f"{w.filename}:{w.lineno}: {str(w.message).splitlines()[0][:120]}" for w in caught
-                 if "synchroniz" in str(w.message)]
+                 if "called a synchronizing" in str(w.message)]
         print(f"{name}: {len(syncs)} host sync(s)", *syncs, sep="\n  ", flush=True)
     return 0
 
