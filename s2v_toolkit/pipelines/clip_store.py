@@ -3,8 +3,9 @@
 After each clip the generator saves, atomically, the clip's kept frames (uint8), the motion history
 (float32 pixels: the exact tensor the next clip starts from, not a re-decoded video), the state of the
 noise generator and the clip's trace. A re-run with the same inputs (same ``key``: a hash of the
-settings, seed, reference, audio features, pose and checkpoint) continues after the last saved clip
-and produces the same frames as an uninterrupted run. Files of another key are ignored and replaced.
+settings, reference, audio features, pose and checkpoint; and the same seed, which a re-run without
+an explicit seed takes from the store) continues after the last saved clip and produces the same
+frames as an uninterrupted run. Files of other inputs are ignored and replaced.
 """
 
 from __future__ import annotations
@@ -60,13 +61,22 @@ class ClipStore:
     def _clip_path(self, index: int) -> Path:
         return self.folder / f"clip_{index:04d}.npz"
 
-    def load(self) -> list[SavedClip]:
-        """The saved clips 0, 1, ... of this key (stops at the first gap or unreadable file)."""
+    def _state(self) -> dict:
         try:
             state = json.loads((self.folder / STATE_NAME).read_text())
         except (OSError, ValueError):
-            return []
-        if state.get("key") != self.key:
+            return {}
+        return state if isinstance(state, dict) else {}
+
+    def stored_seed(self) -> int | None:
+        """The seed of the interrupted run with this key (a re-run without --seed continues it)."""
+        state = self._state()
+        return int(state["seed"]) if state.get("key") == self.key and "seed" in state else None
+
+    def load(self, seed: int) -> list[SavedClip]:
+        """The saved clips 0, 1, ... of this key and seed (stops at the first gap or unreadable file)."""
+        state = self._state()
+        if state.get("key") != self.key or state.get("seed") != seed:
             return []
         clips = []
         while True:
@@ -83,16 +93,13 @@ class ClipStore:
                 break
         return clips
 
-    def start(self) -> None:
-        """Make the folder this key's: files of another key are removed."""
-        try:
-            state = json.loads((self.folder / STATE_NAME).read_text())
-        except (OSError, ValueError):
-            state = {}
-        if state.get("key") != self.key and self.folder.exists():
+    def start(self, seed: int) -> None:
+        """Make the folder this key's and seed's: files of other inputs are removed."""
+        state = self._state()
+        if (state.get("key"), state.get("seed")) != (self.key, seed) and self.folder.exists():
             shutil.rmtree(self.folder, ignore_errors=True)
         self.folder.mkdir(parents=True, exist_ok=True)
-        self._write_atomic(self.folder / STATE_NAME, json.dumps({"key": self.key}).encode())
+        self._write_atomic(self.folder / STATE_NAME, json.dumps({"key": self.key, "seed": seed}).encode())
 
     def save(self, index: int, frames: np.ndarray, motion: torch.Tensor, generator_state: torch.Tensor,
              trace: dict, steps: list[dict]) -> None:

@@ -302,7 +302,6 @@ class S2VGenerator:
         if pose is not None and not isinstance(pose, PoseVideo):
             pose = load_pose_video(pose)
         self._pose_path = pose.path if pose is not None else None
-        seed = settings.resolved_seed()
         out_h, out_w = fit_size(image.height, image.width, parse_max_area(settings.size))
 
         num_output = output_frame_count(audio.duration, settings.fps)
@@ -324,10 +323,14 @@ class S2VGenerator:
         ref_pixels = image.fitted(out_h, out_w)
         store = None
         if resume_dir is not None:
-            key = hash_inputs(settings.to_dict(), self.bundle.to_dict(), str(self.device), str(self.dit_dtype),
+            unseeded = {k: v for k, v in settings.to_dict().items() if k != "seed"}
+            key = hash_inputs(unseeded, self.bundle.to_dict(), str(self.device), str(self.dit_dtype),
                               str(pose.path) if pose is not None else None, ref_pixels, frame_features,
                               initial_motion if initial_motion is not None else "no initial motion")
             store = ClipStore(resume_dir, key)
+            if settings.seed is None:  # a re-run without --seed continues the interrupted run's seed
+                settings.seed = store.stored_seed()
+        seed = settings.resolved_seed()
         grid, trace = self._sample_plan(plan, ref_pixels, frame_features, settings, seed, progress,
                                         step_callback, initial_motion, pose, grid_fps, store)
         frames = _retime(grid, num_output, settings.fps, settings.retime)
@@ -385,10 +388,10 @@ class S2VGenerator:
             from tqdm import tqdm
 
             clip_bar = tqdm(total=plan.num_clips, desc="clips", unit="clip")
-        saved = store.load() if store is not None else []
+        saved = store.load(seed) if store is not None else []
         saved = saved[: plan.num_clips]
         if store is not None:
-            store.start()
+            store.start(seed)
         for done in saved:  # resume: the finished clips of an earlier run with the same inputs
             kept_frames.append(done.frames)
             motion = torch.from_numpy(done.motion).to(device)

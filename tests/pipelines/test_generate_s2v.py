@@ -219,8 +219,10 @@ def test_killed_render_resumes_after_the_last_finished_clip(generator, reference
     with pytest.raises(_Killed):
         generator.generate(image, audio, _settings(**settings), step_callback=kill_in_clip_2, resume_dir=parts)
     clips_run = []
-    resumed = generator.generate(image, audio, _settings(**settings), resume_dir=parts,
+    # no seed given on the re-run (the CLI default): the interrupted run's seed is taken from the store
+    resumed = generator.generate(image, audio, _settings(steps=2, seed=None), resume_dir=parts,
                                  step_callback=lambda info, *_: clips_run.append(info.clip_index))
+    assert resumed.seed == 5
     assert set(clips_run) == {2}  # clips 0 and 1 came from the store
     np.testing.assert_array_equal(resumed.frames, reference_run.frames)
     assert [c.index for c in resumed.trace.clips] == [0, 1, 2]
