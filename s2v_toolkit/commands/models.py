@@ -269,7 +269,10 @@ def configure_transformer(model, opts: BenchOptions) -> None:
     from s2v_toolkit.models.attention import set_attention_backend
     from s2v_toolkit.models.fused import disable_fused_blocks, enable_fused_blocks
 
-    set_attention_backend(opts.attention_backend)
+    try:
+        set_attention_backend(opts.attention_backend)
+    except ValueError as exc:  # e.g. --attention flash without the flash_attn package
+        raise BenchError(f"--attention {opts.attention_backend}: {exc}") from None
     if opts.mode == "optimized":
         enable_fused_blocks(model, compile=opts.compile and opts.device.startswith("cuda"))
     else:

@@ -83,3 +83,33 @@ def test_unusable_requests_are_one_line_errors(argv, message):
     with pytest.raises(bench_cmd.BenchError, match=message) as info:
         _run(argv)
     assert "\n" not in str(info.value)
+
+
+def test_s2vt_bench_through_the_cli_exits_2_with_one_line(capsys):
+    from s2v_toolkit import cli
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    assert cli.main(["bench", "--size", "448x832"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("s2vt: error:") and "CUDA" in err and "\n" not in err
+
+
+def test_unavailable_attention_backend_is_a_bench_error():
+    from s2v_toolkit.models.attention import set_attention_backend
+
+    parser = argparse.ArgumentParser()
+    bench_cmd.register(parser.add_subparsers())
+    opts = bench_cmd.BenchOptions.from_args(
+        parser.parse_args(["bench", "--device", "cpu", "--tiny", "--attention", "flash"]))
+    model = bench_cmd.build_transformer(opts)
+    try:
+        import flash_attn  # noqa: F401
+        pytest.skip("flash_attn is installed here")
+    except ImportError:
+        pass
+    try:
+        with pytest.raises(bench_cmd.BenchError, match="--attention flash"):
+            bench_cmd.configure_transformer(model, opts)
+    finally:
+        set_attention_backend("auto")
