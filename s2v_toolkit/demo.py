@@ -42,6 +42,10 @@ class DemoSummary:
     media: list[MediaSummary] = field(default_factory=list)
     missing_media: list[str] = field(default_factory=list)
     stages: list[str] = field(default_factory=list)  # what ran, in order, one line each
+    plan_path: str | None = None
+    jobs: list[dict] = field(default_factory=list)   # one per shot job: label, action, state, reason, output
+    conformed: dict = field(default_factory=dict)    # adapter -> conformed timeline file
+    model: str = "tiny"
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -64,6 +68,16 @@ class DemoSummary:
             out.append(f"  MISSING media: {', '.join(self.missing_media)}")
         out.append("  stages:")
         out.extend(f"    - {s}" for s in self.stages)
+        if self.jobs:
+            out.append("  shot jobs:")
+            for j in self.jobs:
+                tail = j["output"] or j["reason"]
+                out.append(f"    {j['label']:<22} {j['action']:<8} {j['state']:<8} {tail}")
+        for adapter, path in self.conformed.items():
+            out.append(f"  conformed timeline ({adapter}): {path}")
+        if self.model == "tiny":
+            out.append("  NOTE: renders come from tiny random-weight models: they test the plumbing and are not "
+                       "real generations. Use --checkpoint DIR with the Wan2.2-S2V-14B weights for real renders.")
         out.append(f"  outputs in {self.out_dir}")
         return "\n".join(out)
 
@@ -79,8 +93,15 @@ def load_project(project_dir: str | os.PathLike | None = None) -> tuple[Path, di
         raise ConfigError(f"{manifest}: not valid JSON ({exc})") from None
 
 
-def run_demo(project_dir: str | os.PathLike | None = None, out_dir: str | os.PathLike = "demo_out") -> DemoSummary:
-    """Run the stages that exist on the demo project; returns what happened."""
+def run_demo(project_dir: str | os.PathLike | None = None, out_dir: str | os.PathLike = "demo_out", *,
+             checkpoint: str | os.PathLike | None = None, render: bool = True, device: str | None = None,
+             progress: bool = False) -> DemoSummary:
+    """The main job on the demo project: read the cut, plan, render, conform.
+
+    ``checkpoint`` is a Wan2.2-S2V-14B folder; without it the tiny random-weight models render
+    (plumbing only). ``render=False`` stops after the plan. Re-running resumes: finished jobs are
+    not rendered again.
+    """
     import yaml
 
     from s2v_toolkit.media import ensure_output_dir, frames_to_timecode, probe
@@ -137,6 +158,55 @@ def run_demo(project_dir: str | os.PathLike | None = None, out_dir: str | os.Pat
         project_dir=str(folder), out_dir=str(out), timeline=desc.name, timeline_rate=project["fps"],
         timeline_start=project["record_start_timecode"], clips=len(desc.clips), characters=characters,
         lines=lines, media=media, missing_media=missing, stages=stages,
+        model="checkpoint" if checkpoint else "tiny",
     )
+    _plan_render_conform(summary, folder / project["timeline"], folder / project["cast"], out,
+                         checkpoint=checkpoint, render=render, device=device, progress=progress)
     (out / "demo_summary.json").write_text(json.dumps(summary.to_dict(), indent=2) + "\n")
     return summary
+
+
+def _plan_render_conform(summary: DemoSummary, timeline: Path, cast: Path, out: Path, *, checkpoint, render: bool,
+                         device: str | None, progress: bool) -> None:
+    """Plan (diarize, assign, faces), render every job, conform: the stages of the jobs package."""
+    from s2v_toolkit.jobs import (
+        GeneratorSpec, JobStore, build_plan, conform_plan, load_plan, render_plan, store_path_for,
+    )
+
+    plan_path = out / "plan.json"
+    if plan_path.exists():
+        plan = load_plan(plan_path)  # resume: keep the plan (and any hand edits) from the last run
+        summary.stages.append(f"plan: reused {plan_path} ({len(plan.jobs)} jobs)")
+    else:
+        plan = build_plan(timeline, cast, progress=progress)
+        plan.save(plan_path)
+        counts = {a: sum(j.action == a for j in plan.jobs) for a in ("redub", "new_shot", "skip")}
+        summary.stages.append(
+            f"plan: {len(plan.lines)} lines diarized and assigned, {len(plan.jobs)} shot jobs "
+            f"({counts['redub']} redub, {counts['new_shot']} new_shot, {counts['skip']} skip) -> {plan_path}")
+    summary.plan_path = str(plan_path)
+    if render:
+        spec = GeneratorSpec(checkpoint=str(checkpoint), device=device) if checkpoint else \
+            GeneratorSpec(model="tiny", device=device)
+        result = render_plan(plan, spec=spec, progress=progress)
+        summary.stages.append(f"render: {', '.join(f'{n} {k}' for k, n in sorted(result.counts.items()) if n)} "
+                              f"in {result.seconds:.1f} s ({'tiny random weights' if not checkpoint else checkpoint})")
+        conformed = conform_plan(plan, out)
+        summary.conformed = dict(conformed.outputs)
+        summary.stages.append(f"conform: {len(conformed.placed)} render(s) on track "
+                              f"{', '.join(conformed.track_names) or '(none)'}")
+    records = {}
+    if store_path_for(plan_path).exists():
+        store = JobStore(store_path_for(plan_path))
+        try:
+            records = {r.id: r for r in store.records()}
+        finally:
+            store.close()
+    for job in plan.jobs:
+        rec = records.get(job.id)
+        summary.jobs.append({
+            "id": job.id, "label": job.label, "action": job.action,
+            "state": rec.state if rec else "planned", "reason": job.reason,
+            "error": rec.error if rec and rec.error else "",
+            "output": rec.output_path if rec and rec.output_path else "",
+        })

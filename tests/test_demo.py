@@ -41,17 +41,58 @@ def test_demo_project_is_small_and_complete():
     assert {c for _, c in [(s["name"], s["kind"]) for s in project["shots"]]} == {"collins", "hopper", "cutaway", "gap"}
 
 
-def test_run_demo_reports_every_stage_and_writes_only_to_out(tmp_path):
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    """The main job, once, on the shipped project with the tiny models (the slow part of this file)."""
+    out = tmp_path_factory.mktemp("demo") / "out"
     before = _tree_digest(PROJECT_DIR)
-    summary = run_demo(out_dir=tmp_path / "out")
+    summary = run_demo(out_dir=out)
+    return summary, out, before
+
+
+def test_run_demo_plans_renders_and_conforms(demo_run):
+    summary, out, before = demo_run
     assert _tree_digest(PROJECT_DIR) == before  # the project is never written to
     assert summary.characters == ["COLLINS", "HOPPER"]
     assert [ln["character"] for ln in summary.lines] == ["COLLINS", "HOPPER", "COLLINS", "HOPPER"]
     assert summary.lines[0]["record"].startswith("01:00:00:12")
     assert len(summary.media) == 7 and not summary.missing_media
     assert any("fcp_xml" in s and "same cut: True" in s for s in summary.stages)
-    saved = json.loads((tmp_path / "out" / "demo_summary.json").read_text())
+    # The plan finds what the scene was built to contain.
+    project = json.loads((PROJECT_DIR / "project.json").read_text())
+    by_shot = {j["label"].split()[0]: j for j in summary.jobs}
+    assert {"SH010": "redub", "SH020": "redub", "SH030": "skip", "GAP": "new_shot"} == {
+        k: v["action"] for k, v in by_shot.items()}
+    assert project["expected_actions"]["SH040"] == "new_shot"  # the gap under line 4
+    # Every job that should render did, as real media of the right length, labelled as plumbing.
+    for shot in ("SH010", "SH020", "GAP"):
+        job = by_shot[shot]
+        assert job["state"] == "done", job
+        info = probe(job["output"])
+        assert info.video.fps == Fraction(24000, 1001) and info.audio
+        sidecar = json.loads(Path(job["output"] + ".json").read_text())
+        assert "plumbing" in json.dumps(sidecar).lower()
+    assert by_shot["SH030"]["state"] == "skipped" and "face" in by_shot["SH030"]["reason"]
+    # The conformed timeline is a new file that re-reads with every clip linked, renders on a new track.
+    from s2v_toolkit.timeline import describe_timeline, read_timeline
+
+    conformed = Path(summary.conformed["otio_json"])
+    assert conformed.parent == out and conformed.name == "scene.s2v_v001.otio"
+    back = describe_timeline(read_timeline(conformed))
+    assert not [c.name for c in back.clips if not c.media.exists]
+    assert [t.name for t in back.tracks if t.name.startswith("S2V")] == ["S2V v001"]
+    saved = json.loads((out / "demo_summary.json").read_text())
     assert saved["timeline"] == "DEMO_SCENE" and saved["clips"] == summary.clips
+    assert "random-weight" in summary.report()
+
+
+def test_run_demo_again_resumes_without_rendering_twice(demo_run):
+    summary, out, _ = demo_run
+    outputs = {j["output"]: Path(j["output"]).stat().st_mtime_ns for j in summary.jobs if j["output"]}
+    again = run_demo(out_dir=out)
+    assert any(s.startswith("plan: reused") for s in again.stages)
+    assert {j["output"]: Path(j["output"]).stat().st_mtime_ns for j in again.jobs if j["output"]} == outputs
+    assert Path(again.conformed["otio_json"]).name == "scene.s2v_v002.otio"  # a new version, never a rewrite
 
 
 def test_demo_cli_errors_are_one_line(tmp_path, capsys):
@@ -60,8 +101,8 @@ def test_demo_cli_errors_are_one_line(tmp_path, capsys):
     assert err.startswith("s2vt: error:") and "project.json" in err and len(err.splitlines()) == 1
 
 
-@pytest.mark.slow
-def test_demo_cli_prints_a_summary(tmp_path, capsys):
-    assert main(["demo", "-o", str(tmp_path / "o")]) == 0
+def test_demo_cli_plan_only_prints_a_summary(tmp_path, capsys):
+    assert main(["demo", "--plan-only", "-o", str(tmp_path / "o")]) == 0
     out = capsys.readouterr().out
-    assert "DEMO_SCENE" in out and "COLLINS" in out and "HOPPER" in out
+    assert "DEMO_SCENE" in out and "COLLINS" in out and "HOPPER" in out and "2 redub" in out
+    assert not (tmp_path / "o" / "plan.renders").exists()
