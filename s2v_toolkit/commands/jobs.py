@@ -1,6 +1,6 @@
-"""``s2vt plan``, ``s2vt render``, ``s2vt status``, ``s2vt conform-plan``: the render plan and its jobs.
+"""``s2vt plan``, ``s2vt render``, ``s2vt status``, ``s2vt conform``: the render plan and its jobs.
 
-(``s2vt conform TIMELINE RENDERS.json`` is the timeline stage's lower-level command; ``conform-plan`` takes
+(``s2vt conform-timeline TIMELINE RENDERS.json`` is the timeline stage's lower-level command; ``conform`` takes
 a plan and places every done job's render.)
 """
 
@@ -46,7 +46,7 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_cmd_status)
 
-    p = sub.add_parser("conform-plan", help="put a plan's done renders on a new track of a copy of the timeline")
+    p = sub.add_parser("conform", help="put a plan's done renders on a new track of a copy of the timeline")
     p.add_argument("plan", help="plan file")
     p.add_argument("-o", "--out", default=None,
                    help="output folder (versioned <timeline>.s2v_vNNN files) or a timeline file to write")

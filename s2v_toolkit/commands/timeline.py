@@ -1,4 +1,4 @@
-"""``s2vt inspect``, ``s2vt shots``, ``s2vt extract-dialogue``, ``s2vt conform``: editors' timelines."""
+"""``s2vt inspect``, ``s2vt shots``, ``s2vt extract-dialogue``, ``s2vt conform-timeline``: editors' timelines."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def register(sub) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.set_defaults(func=_cmd_extract)
 
-    p = sub.add_parser("conform", help="put rendered clips on a new 'S2V vNNN' track, written as new files")
+    p = sub.add_parser("conform-timeline", help="put rendered clips on a new 'S2V vNNN' track, written as new files")
     _common(p)
     p.add_argument("renders", help="JSON list of renders: {media_path, clip_id | record, character, job_id, ...}")
     p.add_argument("-o", "--out", default=None, help="output folder (default: beside the timeline)")

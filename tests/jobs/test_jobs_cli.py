@@ -1,4 +1,4 @@
-"""s2vt plan / render / status / conform-plan, and resume after SIGKILL of `s2vt render`."""
+"""s2vt plan / render / status / conform, and resume after SIGKILL of `s2vt render`."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def test_cli_plan_render_status_conform(tmp_path, capsys, monkeypatch):
     assert main(["status", str(plan), "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["counts"]["done"] == 4 and all(j["attempts"] == 2 for j in doc["jobs"])
-    assert main(["conform-plan", str(plan), "-o", str(tmp_path / "out")]) == 0
+    assert main(["conform", str(plan), "-o", str(tmp_path / "out")]) == 0
     out = capsys.readouterr().out
     assert "conform v001: 4 render(s)" in out and (tmp_path / "out" / "scene.s2v_v001.otio").is_file()
     assert main(["status", str(tmp_path / "nope.json")]) == 2

@@ -78,7 +78,7 @@ def test_shots_and_conform_commands(tmp_path, capsys):
     renders = tmp_path / "renders.json"
     renders.write_text(json.dumps([{"media_path": str(tmp_path / "r1.mov"), "clip_id": "V1.1",
                                     "character": "ANNA", "job_id": "j1", "line_text": "Hello."}]))
-    assert main(["conform", str(path), str(renders), "-o", str(tmp_path / "out"), "--json"]) == 0
+    assert main(["conform-timeline", str(path), str(renders), "-o", str(tmp_path / "out"), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["track_names"] == ["S2V v001"] and result["placed"][0]["source_clip_ids"] == ["V1.1"]
     written = pathlib.Path(result["outputs"]["otio_json"])
