@@ -42,7 +42,7 @@ def build_cut(rate: float, drop: bool = False, single_video: bool = False, audio
     Source in-points are odd frame counts so that any float drift in a rate would show.
     """
     tl = otio.schema.Timeline("reel1_cut", global_start_time=hour(rate))
-    tl.metadata["s2v"] = {"drop_frame": drop}
+    tl.metadata["s2v_toolkit"] = {"drop_frame": drop}
     v1 = otio.schema.Track("V1", kind=otio.schema.TrackKind.Video)
     tl.tracks.append(v1)
     h = hour(rate).value

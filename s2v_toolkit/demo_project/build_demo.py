@@ -154,7 +154,7 @@ def build_timeline(shots: list[dict], lines: list[dict]):
 
     start = otio.opentime.from_timecode(RECORD_START_TC, float(FPS))
     tl = otio.schema.Timeline(name="DEMO_SCENE", global_start_time=start)
-    tl.metadata["s2v"] = {"demo": True, "fps": f"{FPS.numerator}/{FPS.denominator}"}
+    tl.metadata["s2v_toolkit"] = {"demo": True, "fps": f"{FPS.numerator}/{FPS.denominator}"}
     v1 = otio.schema.Track(name="V1", kind=otio.schema.TrackKind.Video)
     for shot in shots:
         if shot["media"] is None:

@@ -4,7 +4,7 @@ dialogue extraction -> diarization -> speaker-to-character assignment -> lines (
 consecutive turns) -> for every line, the shots under it -> an action for each shot:
 
 - ``new_shot``: no video under the line (a gap), a placeholder clip (generator / offline media), or a
-  clip marked ``metadata["s2v"]["generate"] = true`` / ``"action": "new_shot"``;
+  clip marked ``metadata["s2v_toolkit"]["generate"] = true`` / ``"action": "new_shot"``;
 - ``redub``: the character's face is found speaking in the shot (faces stage: tracking, audio/mouth
   sync and the cast's reference image);
 - ``skip`` with the reason: unknown voice, no face (cutaway), face not identified, retimed clip,

@@ -2,7 +2,7 @@
 
 The editor's file is never written: outputs are new files beside it (or in a chosen folder),
 written to a temporary name and renamed. Each render becomes a clip on the track "S2V vNNN",
-frame-exactly over the record range it replaces, with ``metadata["s2v"]`` naming its source clip,
+frame-exactly over the record range it replaces, with ``metadata["s2v_toolkit"]`` naming its source clip,
 character, line, job, model, seed and version; the original clip gets a marker pointing to it.
 After writing, each output is read back and anything the format dropped is reported.
 """

@@ -84,7 +84,7 @@ class TimelineClip:
     gain_db: float = 0.0
     source_channel: int | None = None   # the one channel of the media it plays (None: all, mixed)
     markers: list[MarkerInfo] = field(default_factory=list)
-    s2v: dict = field(default_factory=dict)           # metadata["s2v"]
+    s2v: dict = field(default_factory=dict)           # metadata["s2v_toolkit"]
     metadata_keys: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 

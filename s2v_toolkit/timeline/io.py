@@ -14,6 +14,7 @@ from s2v_toolkit.errors import S2VError
 from s2v_toolkit.media import atomic_output
 from s2v_toolkit.timeline import fcp7_flags, fcpx_ntsc
 from s2v_toolkit.timeline.errors import TimelineError
+from s2v_toolkit.timeline.roles import METADATA_NAMESPACE
 from s2v_toolkit.timeline.timecode import RationalTime, TimeRange, rate_fraction
 
 # extension -> OTIO adapter name. ".xml" is decided by its root element (FCP 7 xmeml or FCPXML).
@@ -137,8 +138,8 @@ def read_timeline(path: str | os.PathLike, *, rate: float | None = None) -> Load
         drop = aaf_drop_frame(p)
         if drop is not None:
             # the AAF reader does not keep the timecode's drop flag: keep it where describe looks
-            timeline.metadata.setdefault("s2v", {})
-            timeline.metadata["s2v"]["drop_frame"] = drop
+            timeline.metadata.setdefault(METADATA_NAMESPACE, {})
+            timeline.metadata[METADATA_NAMESPACE]["drop_frame"] = drop
     return LoadedTimeline(timeline=timeline, path=p, adapter=adapter, notes=notes, source_channels=channels)
 
 

@@ -1,4 +1,4 @@
-"""Which audio tracks carry dialogue: explicit choice, ``s2v`` metadata, or the track's name."""
+"""Which audio tracks carry dialogue: explicit choice, ``s2v_toolkit`` metadata, or the track's name."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import re
 
 import opentimelineio as otio
 
-METADATA_NAMESPACE = "s2v"
+METADATA_NAMESPACE = "s2v_toolkit"
 
 # Names editors give dialogue tracks: "DIA 1", "Dialog", "Dialogue A", "DX", "DX_Boom", "PDX".
 DIALOGUE_NAME = re.compile(r"(?<![a-z])(dia|dial|dialog|dialogue|dialogues|dx|pdx|dlg)(?![a-z])", re.I)

@@ -132,11 +132,11 @@ def test_action_rules_on_an_edited_cut(tmp_path):
     tl = otio.adapters.read_from_file(str(root / "scene.otio"))
     video = next(t for t in tl.tracks if t.kind == otio.schema.TrackKind.Video)
     sh010, sh020, sh030 = list(video)[:3]
-    sh020.metadata["s2v"] = {"generate": True}
+    sh020.metadata["s2v_toolkit"] = {"generate": True}
     sh030.media_reference = otio.schema.MissingReference()       # offline: a placeholder
     otio.adapters.write_to_file(tl, str(root / "edited.otio"))
     # SH010's media goes missing in a second cut
-    sh020.metadata["s2v"] = {}
+    sh020.metadata["s2v_toolkit"] = {}
     sh010.media_reference = otio.schema.ExternalReference(target_url="media/GONE.mp4")
     otio.adapters.write_to_file(tl, str(root / "missing.otio"))
 

@@ -27,7 +27,7 @@ def _clip(name, wav, src_start_frames, frames, tc_origin=False, **meta):
     clip = otio.schema.Clip(name, media_reference=ref,
                             source_range=TR(RT(origin + src_start_frames, RATE), RT(frames, RATE)))
     if meta:
-        clip.metadata["s2v"] = meta
+        clip.metadata["s2v_toolkit"] = meta
     return clip
 
 

@@ -119,7 +119,7 @@ def test_drop_frame_timecode_display(tmp_path):
     tl.global_start_time = RT(107892, rate)          # 01:00:00;00 in drop-frame counting
     doc = describe_timeline(tl, check_media=False).to_dict()
     assert doc["drop_frame"] is True and doc["global_start"]["timecode"] == "01:00:00;00"
-    tl.metadata["s2v"]["drop_frame"] = False
+    tl.metadata["s2v_toolkit"]["drop_frame"] = False
     doc = describe_timeline(tl, check_media=False).to_dict()
     assert doc["global_start"]["timecode"] == "00:59:56:12"  # same frame, counted non-drop
 

@@ -58,7 +58,7 @@ def test_conform_approved_writes_only_approved_renders_with_their_decision(qtbot
     render_tracks = [t for t in tl.video_tracks() if t.name.startswith("S2V v")]
     clips = [c for t in render_tracks for c in t.find_clips()]
     assert len(clips) == 1
-    md = clips[0].metadata["s2v"]
+    md = clips[0].metadata["s2v_toolkit"]
     assert md["job_id"] == "j-sh010"
     assert md["review"]["status"] == APPROVED
     assert md["record_in"] == "01:00:00:00" and md["record_out"] == "01:00:01:00"

@@ -87,8 +87,8 @@ def test_plan_decision_in_store_and_conform_of_approved(qtbot, plan_window, plan
     assert result is not None, plan_window.statusBar().currentMessage()
     tl = otio.adapters.read_from_file(result["outputs"]["otio_json"])
     clips = [c for t in tl.video_tracks() if t.name.startswith("S2V v") for c in t.find_clips()]
-    assert [c.metadata["s2v"]["job_id"] for c in clips] == ["jSH010"]     # jSH020 is done but not approved
-    assert clips[0].metadata["s2v"]["review"]["note"] == "ship it"
+    assert [c.metadata["s2v_toolkit"]["job_id"] for c in clips] == ["jSH010"]     # jSH020 is done but not approved
+    assert clips[0].metadata["s2v_toolkit"]["review"]["note"] == "ship it"
 
 
 def test_plan_rerender_requeues_with_the_new_seed(qtbot, plan_window, plan_path):
