@@ -234,8 +234,12 @@ def build(out: Path = HERE) -> dict:
     import yaml
 
     tl = build_timeline(shots, lines)
-    otio.adapters.write_to_file(tl, str(out / "scene.otio"))
-    otio.adapters.write_to_file(tl, str(out / "scene.xml"), adapter_name="fcp_xml")
+    from s2v_toolkit.timeline import write_timeline
+
+    # Through the timeline layer: its FCP 7 writer keeps track names and enable flags that the
+    # plain adapter drops (Premiere and Resolve show "DIA 1" as the dialogue track).
+    write_timeline(tl, out / "scene.otio", adapter="otio_json", overwrite=True)
+    write_timeline(tl, out / "scene.xml", adapter="fcp_xml", overwrite=True)
     (out / "cast.yaml").write_text(
         "# s2v-toolkit cast file: one entry per character (schema in docs/cast.md).\n"
         + yaml.safe_dump(cast, sort_keys=False, width=110)
