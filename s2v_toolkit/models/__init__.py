@@ -28,6 +28,7 @@ from s2v_toolkit.models.checkpoint import (
     read_transformer_config,
     write_tiny_checkpoint,
 )
+from s2v_toolkit.models.fused import disable_fused_blocks, enable_fused_blocks
 from s2v_toolkit.models.experts import Expert, ExpertOffloader, ExpertSchedule, ExpertStep, OffloadEvent, module_device
 from s2v_toolkit.models.rope import s2v_token_positions
 from s2v_toolkit.models.s2v_transformer import (
