@@ -23,6 +23,7 @@ fast motion) or by repeating the nearest frame (judder).
 from __future__ import annotations
 
 import json
+import os
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -41,6 +42,7 @@ from s2v_toolkit.models import (
     S2VTransformerConfig,
     UMT5Config,
     WanVAEConfig,
+    enable_fused_blocks,
     load_audio_encoder,
     load_s2v_transformer,
     load_umt5_encoder,
@@ -225,6 +227,11 @@ class S2VGenerator:
         if t5.model.config.dim != first.text_dim:
             raise ConfigError(f"{bundle.t5}: text encoder width {t5.model.config.dim} != the DiT's "
                               f"text_dim {first.text_dim}")
+        if device.type == "cuda" and os.environ.get("S2VT_FUSED", "1") != "0":
+            # Fused elementwise kernels (docs/performance.md: 1.14-1.30x per forward on an H100,
+            # same weights; S2VT_FUSED=0 turns them off). Experts parked on the CPU get them too.
+            for module in experts.values():
+                enable_fused_blocks(module)
         return cls(bundle, experts, vae, t5, audio, device, dit_dtype)
 
     # -- pieces ---------------------------------------------------------------------------------------
