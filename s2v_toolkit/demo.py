@@ -79,6 +79,13 @@ class DemoSummary:
             out.append("  NOTE: renders come from tiny random-weight models: they test the plumbing and are not "
                        "real generations. Use --checkpoint DIR with the Wan2.2-S2V-14B weights for real renders.")
         out.append(f"  outputs in {self.out_dir}")
+        if self.plan_path:
+            out.append("  next:")
+            if self.conformed:
+                out.append(f"    - open {next(iter(self.conformed.values()))} in your editor (or OTIO's otioview)")
+            out.append(f"    - review the renders: s2vt review {self.plan_path}")
+            if self.model == "tiny":
+                out.append("    - real renders: s2vt demo --checkpoint /path/to/Wan2.2-S2V-14B (see README)")
         return "\n".join(out)
 
 
