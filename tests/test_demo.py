@@ -73,6 +73,23 @@ def test_run_demo_plans_renders_and_conforms(demo_run):
         sidecar = json.loads(Path(job["output"] + ".json").read_text())
         assert "plumbing" in json.dumps(sidecar).lower()
     assert by_shot["SH030"]["state"] == "skipped" and "face" in by_shot["SH030"]["reason"]
+    # Renders are post-ready: 48 kHz audio; a re-dub carries its source's timecode at its first frame
+    # (the shot's source TC + 12 handle frames + how far into the shot the job starts), a new shot
+    # the record timecode it was made for.
+    from s2v_toolkit.jobs import load_plan
+    from s2v_toolkit.media import frames_to_timecode, timecode_to_frames
+
+    plan = load_plan(out / "plan.json")
+    jobs = {j.id: j for j in plan.jobs}
+    fps = Fraction(project["fps"])
+    shot = project["shots"][0]
+    sh010_job = jobs[by_shot["SH010"]["id"]]
+    first = timecode_to_frames(shot["source_tc"], fps) + 12 + (sh010_job.record_in - shot["record_frame"])
+    sh010 = probe(by_shot["SH010"]["output"])
+    assert sh010.audio[0].sample_rate == 48000
+    assert sh010.video.start_timecode == frames_to_timecode(first, fps)
+    gap_job = jobs[by_shot["GAP"]["id"]]
+    assert probe(by_shot["GAP"]["output"]).video.start_timecode == plan.timecodes(gap_job)[0]
     # The conformed timeline is a new file that re-reads with every clip linked, renders on a new track.
     from s2v_toolkit.timeline import describe_timeline, read_timeline
 

@@ -13,6 +13,7 @@ TIMELINE_SUFFIXES = (".otio", ".xml", ".fcpxml", ".aaf", ".edl", ".otioz")
 
 def render_results(plan: RenderPlan, store: JobStore) -> list:
     """RenderResult per done job of the plan (placed over the job's record range)."""
+    from s2v_toolkit.media import probe
     from s2v_toolkit.timeline import RenderResult, Span, Time
 
     results = []
@@ -24,9 +25,14 @@ def render_results(plan: RenderPlan, store: JobStore) -> list:
         except KeyError:
             continue
         rate = plan.rate
+        # Renders carry a start timecode (a re-dub its source's, a new shot its record TC): the clip's
+        # source range must be in that time, as an NLE reads it from the file.
+        video = probe(rec.output_path).video
+        media_start = Time(float(video.start_frame), float(video.fps)) if video and video.start_timecode else None
         results.append(RenderResult(
             media_path=rec.output_path,
             record=Span(Time(float(job.record_in), rate), Time(float(job.frame_count), rate)),
+            media_start=media_start,
             media_duration=Time(float(job.frame_count), rate),
             character=job.character, job_id=job.id, model=rec.model, seed=job.seed, action=job.action,
             extra={"render_version": rec.version, "label": job.label,

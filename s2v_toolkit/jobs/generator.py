@@ -49,6 +49,10 @@ class JobInputs:
     source_media: str | None = None          # redub: the shot's media ...
     source_in: int | None = None             # ... and its frame at record_in
     progress: Callable[[float], None] | None = None   # report 0..1 for the per-job progress bar
+    # The same dialogue at the delivery rate, for the render file's own audio track (editors expect
+    # 48 kHz; the 16 kHz ``audio`` is what the models analyse). None: write ``audio`` as it is.
+    delivery_audio: np.ndarray | None = None
+    delivery_rate: int = 48000
 
     def source_frames(self) -> np.ndarray:
         """The shot's original frames under the job (redub), (frame_count, H, W, 3) uint8 RGB."""

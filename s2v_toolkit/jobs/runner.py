@@ -32,12 +32,16 @@ SIDECAR_SCHEMA = "s2v.render"
 
 
 # ---------------------------------------------------------------------- inputs
+DELIVERY_RATE = 48000  # audio rate of the render files (the post-production standard)
+
+
 class RenderContext:
     """Per-process cache of what jobs of one plan share: the dialogue signals and the cast."""
 
     def __init__(self, plan: RenderPlan):
         self.plan = plan
         self._signals: dict[str, np.ndarray] | None = None
+        self._delivery: dict[str, np.ndarray] | None = None
         self._cast = None
 
     def cast(self):
@@ -47,26 +51,37 @@ class RenderContext:
             self._cast = load_cast(self.plan.cast)
         return self._cast
 
-    def signals(self) -> dict[str, np.ndarray]:
-        if self._signals is None:
+    def signals(self, sample_rate: int = 16000) -> dict[str, np.ndarray]:
+        """Dialogue tracks at record time: 16 kHz for the models, or ``DELIVERY_RATE`` for render files."""
+        cached = self._signals if sample_rate == 16000 else self._delivery
+        if cached is None:
             from s2v_toolkit.timeline import describe_timeline, extract_dialogue, read_timeline
 
             desc = describe_timeline(read_timeline(self.plan.timeline))
-            tracks = extract_dialogue(desc, self.plan.dialogue_tracks or None)
-            self._signals = {t.track_id: t.signal for t in tracks}
-        return self._signals
+            tracks = extract_dialogue(desc, self.plan.dialogue_tracks or None, sample_rate=sample_rate)
+            cached = {t.track_id: t.signal for t in tracks}
+            if sample_rate == 16000:
+                self._signals = cached
+            else:
+                self._delivery = cached
+        return cached
 
-    def inputs_for(self, job: ShotJob, progress=None) -> JobInputs:
+    def _segment(self, job: ShotJob, sample_rate: int) -> np.ndarray:
         fps = self.plan.fps
-        signal = self.signals().get(job.track)
+        signal = self.signals(sample_rate).get(job.track)
         if signal is None:
             raise ValueError(f"dialogue track {job.track!r} is not on the timeline "
-                             f"(tracks: {', '.join(self.signals()) or 'none'})")
-        a = int(round(Fraction(job.record_in) / fps * 16000))
-        b = int(round(Fraction(job.record_out) / fps * 16000))
+                             f"(tracks: {', '.join(self.signals(sample_rate)) or 'none'})")
+        a = int(round(Fraction(job.record_in) / fps * sample_rate))
+        b = int(round(Fraction(job.record_out) / fps * sample_rate))
         audio = np.zeros(b - a, np.float32)
         part = signal[max(a, 0):b]
         audio[: len(part)] = part
+        return audio
+
+    def inputs_for(self, job: ShotJob, progress=None) -> JobInputs:
+        fps = self.plan.fps
+        audio = self._segment(job, 16000)
         cast = self.cast()
         char = cast.get(job.character) if cast is not None and job.character in cast else None
         return JobInputs(job=job, fps=fps, frame_count=job.frame_count, audio=audio, audio_rate=16000,
@@ -74,7 +89,8 @@ class RenderContext:
                          reference_images=list(char.reference_images) if char else [],
                          prompt=job.prompt or (char.prompt if char else ""), seed=job.seed,
                          source_media=job.media_path if job.action == "redub" else None,
-                         source_in=job.source_in if job.action == "redub" else None, progress=progress)
+                         source_in=job.source_in if job.action == "redub" else None, progress=progress,
+                         delivery_audio=self._segment(job, DELIVERY_RATE), delivery_rate=DELIVERY_RATE)
 
 
 # ---------------------------------------------------------------------- files

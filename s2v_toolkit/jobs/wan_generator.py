@@ -97,8 +97,25 @@ class WanS2VJobGenerator:
     def _write(self, inputs: JobInputs, frames: np.ndarray, out_path: Path) -> None:
         from s2v_toolkit.media import write_video
 
-        write_video(out_path, self._fit(frames, inputs.frame_count), inputs.fps, audio=self._drive_audio(inputs),
-                    audio_rate=AUDIO_RATE)
+        if inputs.delivery_audio is not None:
+            audio, rate = inputs.delivery_audio, inputs.delivery_rate
+        else:
+            audio, rate = self._drive_audio(inputs), AUDIO_RATE
+        write_video(out_path, self._fit(frames, inputs.frame_count), inputs.fps, audio=audio, audio_rate=rate,
+                    start_timecode=self._start_timecode(inputs))
+
+    @staticmethod
+    def _start_timecode(inputs: JobInputs) -> str | None:
+        """A re-dub carries its source's timecode at the first replaced frame (it is that footage, altered);
+        a new shot carries the record timecode it was made for."""
+        from s2v_toolkit.media import frames_to_timecode, probe
+
+        if inputs.source_media is not None and inputs.source_in is not None:
+            v = probe(inputs.source_media).video
+            if v is None or not v.start_timecode:
+                return None
+            return frames_to_timecode(v.start_frame + int(inputs.source_in), v.fps, drop_frame=v.drop_frame)
+        return inputs.record_tc[0] if inputs.record_tc and inputs.record_tc[0] else None
 
     def _new_shot(self, inputs: JobInputs, out_path: Path) -> dict:
         from s2v_toolkit.pipelines.generation_inputs import DriveAudio, load_reference_image
