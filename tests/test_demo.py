@@ -123,3 +123,21 @@ def test_demo_cli_plan_only_prints_a_summary(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "DEMO_SCENE" in out and "COLLINS" in out and "HOPPER" in out and "2 redub" in out
     assert not (tmp_path / "o" / "plan.renders").exists()
+
+
+def test_review_panel_screenshot_of_the_demo_labels_random_weights(demo_run, tmp_path):
+    """The review panel opens the demo's plan; tiny-model renders are labelled where the editor sees them."""
+    pytest.importorskip("PySide6")
+    from s2v_toolkit.ui import open_store
+
+    summary, out, _ = demo_run
+    jobs = open_store(out / "plan.json").list_jobs()
+    done = [j for j in jobs if j.state == "done"]
+    assert len(done) == 3 and all(j.random_weights for j in done)
+    shot = tmp_path / "review.png"
+    assert main(["review", str(out / "plan.json"), "--screenshot", str(shot)]) == 0
+    import av
+
+    with av.open(str(shot)) as c:
+        img = next(c.decode(video=0)).to_ndarray(format="rgb24")
+    assert img.shape[0] >= 600 and img.shape[1] >= 1000 and img.std() > 20  # a real, drawn window

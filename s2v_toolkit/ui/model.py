@@ -109,6 +109,12 @@ class ReviewJob:
     problems: list[str] = field(default_factory=list)   # filled by the panel's media check
 
     @property
+    def random_weights(self) -> bool:
+        """The render came from random-weight models (a plumbing test), per its sidecar."""
+        gen = self.sidecar.get("generator") if isinstance(self.sidecar.get("generator"), dict) else {}
+        return bool(self.sidecar.get("random_weights") or gen.get("random_weights") or gen.get("plumbing_only"))
+
+    @property
     def decision_status(self) -> str | None:
         return self.decision.status if self.decision else None
 
