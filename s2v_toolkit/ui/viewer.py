@@ -193,9 +193,8 @@ class ViewerPanel(QWidget):
                 if side != "mask":
                     self.view.messages[side] = f"cannot open {path}: {exc}"
         self.view.labels = {"A": f"A  original  {_short(job.source_path)}",
-                            "B": f"B  render v{job.version:03d}  {_short(job.render_path)}"
-                                 + ("   [RANDOM WEIGHTS: plumbing test, not a real generation]"
-                                    if job.random_weights else "")}
+                            "B": ("B  RANDOM WEIGHTS (plumbing test)  " if job.random_weights else "B  ")
+                                 + f"render v{job.version:03d}  {_short(job.render_path)}"}
         src_info = infos.get("source")
         if src_info is not None:
             v = src_info.video
