@@ -230,7 +230,10 @@ def main() -> int:
     t0 = time.perf_counter()
     model = random_s2v_transformer(cfg, device="cuda", dtype=torch.bfloat16, seed=0)
     torch.cuda.synchronize()
-    log(f"model built in {time.perf_counter() - t0:.1f} s, {torch.cuda.memory_allocated() / 1e9:.1f} GB")
+    n_params = sum(p.numel() for p in model.parameters())
+    RECORD["parameters"] = n_params  # the official S2V-14B count is 16,295,755,609
+    log(f"model built in {time.perf_counter() - t0:.1f} s, {torch.cuda.memory_allocated() / 1e9:.1f} GB, "
+        f"{n_params:,} parameters")
 
     variants = (("baseline", "sdpa", False), ("optimized", "auto", True))
     for h, w in sizes:
