@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Build .venv-pyannote: a separate virtual environment where the pyannote.audio backend's tests run
+# (tests/diarization/test_diarization_pyannote.py runs them there when the main venv has no pyannote.audio).
+# scripts/setup.sh --dev calls this. Idempotent: a second run with the same pyproject.toml and script
+# returns at once. Never fails: when something is unavailable it says so and exits 0 (the tests then skip).
+#
+# Why a separate venv: pyannote.audio 4 needs torchaudio 2.11 + torchcodec 0.17, whose compiled parts need a
+# CUDA torch build (they link libcudart); the main venv keeps its CPU torch. Here: torch 2.14.1 (the CUDA
+# build; it runs on CPU), about 6 GB, 2-3 minutes. Debian's FFmpeg 5 libraries let torchcodec load.
+#
+# Environment:
+#   S2VT_PYANNOTE_VENV=path   the venv folder (default .venv-pyannote)
+#   S2VT_SKIP_PYANNOTE=1      do nothing
+#   S2VT_SKIP_APT=1           never call apt-get
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+VENV=${S2VT_PYANNOTE_VENV:-.venv-pyannote}
+[[ "$VENV" = /* ]] || VENV="$ROOT/$VENV"
+STAMP="$VENV/.s2vt-pyannote-ready"   # the tests use the venv only when this exists
+PYANNOTE_STACK=("torch==2.14.1" "pyannote.audio==4.0.7" "torchaudio==2.11.0" "torchcodec==0.17.0")
+FFMPEG_PACKAGES="libavutil57 libavcodec59 libavformat59 libavdevice59 libavfilter8 libswscale6 libswresample4"
+
+give_up() {
+  echo "setup_pyannote: $*"
+  echo "setup_pyannote: no pyannote venv; the pyannote backend tests will skip (run scripts/setup_pyannote.sh again later)"
+  exit 0
+}
+
+[[ -n "${S2VT_SKIP_PYANNOTE:-}" ]] && { echo "setup_pyannote: skipped (S2VT_SKIP_PYANNOTE is set)"; exit 0; }
+[[ "$(uname -m)" == x86_64 && "$(uname -s)" == Linux ]] || give_up "only set up on Linux x86_64 (pinned wheels)"
+
+want=$(cat pyproject.toml scripts/setup_pyannote.sh | sha256sum | cut -c1-16)
+if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$want" ]]; then
+  echo "setup_pyannote: $VENV is up to date"
+  exit 0
+fi
+
+# --- FFmpeg 5 shared libraries for torchcodec (optional: the backend passes waveforms, not files) ---
+missing=""
+if command -v dpkg >/dev/null 2>&1; then
+  for p in $FFMPEG_PACKAGES; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
+fi
+if [[ -n "$missing" ]]; then
+  if [[ "$(id -u)" == 0 && -z "${S2VT_SKIP_APT:-}" ]] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup_pyannote: installing FFmpeg libraries:$missing"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing; } \
+      >/dev/null 2>&1 || echo "setup_pyannote: apt-get could not install$missing (torchcodec will warn; tests still run)"
+  else
+    echo "setup_pyannote: FFmpeg libraries missing (torchcodec will warn; tests still run):$missing"
+  fi
+fi
+
+# --- the venv ------------------------------------------------------------------------------------
+PY=${PYTHON:-python3}
+"$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || give_up "Python >= 3.11 is needed"
+rm -f "$STAMP"  # from here on, only a complete run marks the venv usable
+[[ -x "$VENV/bin/python" ]] || "$PY" -m venv "$VENV" || give_up "cannot create $VENV"
+echo '*' > "$VENV/.gitignore"  # keep the 6 GB venv out of git status (Python 3.11's venv does not do it)
+VPY="$VENV/bin/python"
+PIP=("$VPY" -m pip --disable-pip-version-check)
+echo "setup_pyannote: installing ${PYANNOTE_STACK[*]} into $VENV (about 6 GB)"
+"${PIP[@]}" install -q "${PYANNOTE_STACK[@]}" || give_up "pip could not install the pyannote stack"
+# This project and the test tools. torch is named again with its pin, so nothing replaces it.
+"${PIP[@]}" install -q "torch==2.14.1" -e . "pytest>=8" "pytest-timeout>=2.2" \
+  || give_up "pip could not install s2v-toolkit into $VENV"
+check='import warnings; warnings.simplefilter("ignore")
+import torch; assert torch.__version__.split("+")[0] == "2.14.1", torch.__version__
+from s2v_toolkit.diarization.pyannote_backend import import_pyannote; import_pyannote()
+from pyannote.audio import Pipeline
+print("torch", torch.__version__, "pyannote.audio", __import__("pyannote.audio").audio.__version__)'
+versions=$(cd / && "$VPY" -c "$check" 2>&1) || give_up "$VENV does not import pyannote.audio: $(echo "$versions" | tail -1)"
+echo "$want" > "$STAMP"
+echo "setup_pyannote: done ($versions)"
