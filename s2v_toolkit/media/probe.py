@@ -106,9 +106,12 @@ class MediaInfo:
 
 def _find_timecode(container, vstream) -> str | None:
     """Start timecode from the video stream, a tmcd data stream, or the container (in that order)."""
-    candidates = [vstream.metadata.get("timecode")]
-    candidates += [s.metadata.get("timecode") for s in container.streams if s.type == "data"]
-    candidates.append(container.metadata.get("timecode"))
+    def tag(metadata) -> str | None:  # Matroska writes "TIMECODE", QuickTime/MXF "timecode"
+        return next((v for k, v in metadata.items() if k.lower() == "timecode"), None)
+
+    candidates = [tag(vstream.metadata)]
+    candidates += [tag(s.metadata) for s in container.streams if s.type == "data"]
+    candidates.append(tag(container.metadata))
     for tc in candidates:
         if tc:
             return tc.strip()

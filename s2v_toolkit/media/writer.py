@@ -5,6 +5,7 @@ Presets:
   the default for renders that go back to an editor.
 - ``dnxhr_hq``: Avid DNxHR HQ (8-bit 4:2:2) in .mov or .mxf (OP1a), PCM audio at 48 kHz.
 - ``h264``: H.264 (libx264, CRF 16, 4:2:0) in .mp4 with AAC audio, or in .mov with PCM; for previews.
+- ``ffv1``: FFV1 lossless RGB in .mkv with PCM audio; bit-exact, for verification and intermediates.
 
 The source start timecode and exact frame rate are carried into the file (a tmcd track in
 QuickTime/MP4, the material package timecode in MXF). Files are written atomically.
@@ -48,19 +49,22 @@ VIDEO_PRESETS: dict[str, VideoPreset] = {
         "dnxhr_hq", "dnxhd", "yuv422p", {"profile": "dnxhr_hq"}, (".mov", ".mxf"),
         {".mov": "pcm_s24le", ".mxf": "pcm_s24le"}, audio_rate=48000, even_size=True,
     ),
+    # Lossless RGB (no YUV conversion at all): decoded frames equal the written ones bit for bit.
+    # For checks and intermediates; editors' NLEs mostly do not play it.
+    "ffv1": VideoPreset("ffv1", "ffv1", "bgr0", {}, (".mkv",), {".mkv": "pcm_s24le"}),
     "h264": VideoPreset(
         "h264", "libx264", "yuv420p", {"crf": "16", "preset": "medium"}, (".mp4", ".mov"),
         {".mp4": "aac", ".mov": "pcm_s24le"}, even_size=True,
     ),
 }
-DEFAULT_PRESET_FOR_EXTENSION = {".mov": "prores_hq", ".mp4": "h264", ".mxf": "dnxhr_hq"}
+DEFAULT_PRESET_FOR_EXTENSION = {".mov": "prores_hq", ".mp4": "h264", ".mxf": "dnxhr_hq", ".mkv": "ffv1"}
 
 
 def preset_for(path: Path, preset: str | None) -> VideoPreset:
     ext = path.suffix.lower()
     name = preset or DEFAULT_PRESET_FOR_EXTENSION.get(ext)
     if name is None:
-        raise OutputError(path, f"unsupported output extension {ext!r} (use .mov, .mp4 or .mxf)")
+        raise OutputError(path, f"unsupported output extension {ext!r} (use .mov, .mp4, .mxf or .mkv)")
     if name not in VIDEO_PRESETS:
         raise OutputError(path, f"unknown codec preset {name!r} (choose from {', '.join(sorted(VIDEO_PRESETS))})")
     p = VIDEO_PRESETS[name]

@@ -123,6 +123,7 @@ def test_audio_outside_the_file_is_silence_and_channels_can_be_picked(tmp_path):
 
 
 @pytest.mark.parametrize("preset, ext, codec, audio_codec", [
+    ("ffv1", ".mkv", "ffv1", "pcm_s24le"),
     ("prores_hq", ".mov", "prores", "pcm_s24le"),
     ("h264", ".mp4", "h264", "aac"),
     ("dnxhr_hq", ".mov", "dnxhd", "pcm_s24le"),
@@ -209,3 +210,11 @@ def test_bad_inputs_raise_media_errors_naming_the_file(tmp_path):
     with pytest.raises(MediaError, match="voice.wav: has no video stream"):
         read_frames(wav, 0, 1)
     assert probe(wav).video is None and probe(wav).audio[0].sample_rate == 16000
+
+
+def test_ffv1_is_bit_exact(tmp_path):
+    rng = np.random.default_rng(1)
+    frames = rng.integers(0, 256, (6, 72, 128, 3), dtype=np.uint8)
+    path = write_video(tmp_path / "exact.mkv", frames, Fraction(24000, 1001), start_timecode="10:00:00:00")
+    assert np.array_equal(read_frames(path, 0, 6), frames)
+    assert probe(path).video.start_timecode == "10:00:00:00"
