@@ -258,3 +258,26 @@ def test_cli_redubs_a_real_tracked_face_and_refuses_a_faceless_shot(tmp_path):
     errors = [x for x in bad.stderr.splitlines() if x.startswith("s2vt: error:")]  # (mediapipe logs too)
     assert errors == [f"s2vt: error: {grey}: no face found in the line's frames 0-7"], bad.stderr
     assert not (tmp_path / "none.mov").exists()
+
+
+def test_lossless_file_is_bit_identical_outside_the_mask(generator, shot, source_file, tmp_path):
+    """With FFV1 (.mkv) the written file itself keeps every pixel outside the mask region exactly."""
+    frames, script = shot
+    video, line = source_file
+    decoded = read_frames(video, 0, len(frames))
+    analysis = _analysis(decoded, script, 2, 21)
+    out = tmp_path / "take1.mkv"
+    doc = redub_video(video, line, out, generator=generator, settings=_settings(), frame_range=(2, 21),
+                      line_start=4, analysis=analysis)
+    assert probe(out).video.codec == "ffv1" and probe(out).video.start_timecode == "01:00:10:02"
+    result, src = read_frames(out, 0, 20), decoded[2:22]
+    statuses = [f["status"] for f in doc["report"]["frames"]]
+    assert "generated" in statuses
+    for k, status in enumerate(statuses):
+        if status != "generated":
+            assert np.array_equal(result[k], src[k]), k           # frames outside the line: untouched
+            continue
+        mask = mouth_mask(src.shape[1:3], analysis.tracks[0].landmarks_at(k + 2), MaskParams())
+        near = cv2.dilate((mask > 0).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+        assert np.array_equal(result[k][~near], src[k][~near]), k  # outside the mask: bit-identical
+        assert np.abs(result[k][mask > 0.5].astype(int) - src[k][mask > 0.5]).mean() > 2  # inside: changed
