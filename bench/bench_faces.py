@@ -1,0 +1,238 @@
+"""CPU benchmark of the face stage: our tracking + smoothing + mouth masks against mediapipe's
+FaceLandmarker alone, in one run, on the same H.264 clips.
+
+    python bench/bench_faces.py [--frames 100] [--repeat 3] [--out bench/results/cpu_faces.json]
+
+Clips (made here in a temp folder with s2v_toolkit.media.write_video, preset h264, 25 fps): scikit-image's
+astronaut photo (public domain) on a plain grey background, moving and zooming a little every frame:
+
+* 1280x720 with a large face (~330 px wide), 1920x1080 with a large face (~500 px): both big enough
+  for mediapipe's short-range face detector (which needs a face >= ~1/5 of the frame's longer side);
+* 1920x1080 with a small face (~170 px): below that limit, where only our tiled search finds it.
+
+Per clip, timed in the same run:
+
+* decode: ``s2v_toolkit.media.VideoReader`` reading the whole clip (16-frame blocks, as analyze_video does);
+* peer: a mediapipe Tasks ``FaceLandmarker`` in VIDEO mode (the project's bundle, the options of
+  ``s2v_toolkit.faces.detector``), one ``detect_for_video`` per frame on the decoded frames kept from the
+  decode pass, landmarker creation included;
+* ours, detector only: ``FaceLandmarkDetector`` (video mode) on the same decoded frames, for where the
+  time goes (whole-frame landmarker + tiled search for small faces every 10 frames + zoomed followers);
+* ours: ``s2v_toolkit.faces.analyze_video`` (decode + detection + tracking + One-Euro smoothing + identity
+  descriptors, detector creation included) plus ``mouth_mask`` for every tracked frame.
+
+"peer end-to-end" = decode time + peer time (the same work ours does: decode, then landmarks); the
+ratio ours/peer is frames per second of ours over that. One warm-up of each measurement on the first
+clip, then the median of ``--repeat`` runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+FPS = 25
+BACKGROUND = (70, 70, 70)
+# astronaut.png: the face is ~152 px wide (landmark face width) around (223, 130) in the 512x512 photo
+PHOTO_FACE_PX = 152.0
+PHOTO_FACE_CENTER = (223.0, 130.0)
+
+CLIPS = [  # name, width, height, face width px at the first frame
+    ("720p_large_face", 1280, 720, 330.0),
+    ("1080p_large_face", 1920, 1080, 500.0),
+    ("1080p_small_face", 1920, 1080, 170.0),
+]
+
+
+def make_frames(width: int, height: int, face_px: float, n: int):
+    """Frames of the astronaut photo translated across the frame and zoomed by up to 15 %."""
+    import cv2
+    from skimage import data
+
+    photo = np.ascontiguousarray(data.astronaut())
+    base = face_px / PHOTO_FACE_PX
+    for k in range(n):
+        t = k / max(n - 1, 1)
+        scale = base * (1.0 + 0.15 * t)
+        # face centre moves from 40 % to 60 % of the width and 45 % to 52 % of the height
+        cx, cy = width * (0.40 + 0.20 * t), height * (0.45 + 0.07 * t)
+        m = np.array([[scale, 0, cx - scale * PHOTO_FACE_CENTER[0]],
+                      [0, scale, cy - scale * PHOTO_FACE_CENTER[1]]], np.float64)
+        yield cv2.warpAffine(photo, m, (width, height), flags=cv2.INTER_LINEAR, borderValue=BACKGROUND)
+
+
+def write_clip(folder: Path, name: str, width: int, height: int, face_px: float, n: int) -> Path:
+    from s2v_toolkit.media import write_video
+
+    return write_video(folder / f"{name}.mp4", make_frames(width, height, face_px, n), Fraction(FPS),
+                       preset="h264", frame_count=n)
+
+
+def decode(path: Path) -> tuple[float, list[np.ndarray]]:
+    from s2v_toolkit.media import VideoReader
+
+    t0 = time.perf_counter()
+    frames = []
+    with VideoReader(path) as reader:
+        n = reader.info.video.frame_count
+        for first in range(0, n, 16):
+            block = reader.read(first, min(16, n - first))
+            frames.extend(block)
+    return time.perf_counter() - t0, frames
+
+
+def peer(frames: list[np.ndarray]) -> tuple[float, int]:
+    """mediapipe FaceLandmarker, VIDEO mode, alone: seconds and frames with at least one face."""
+    import mediapipe as mp
+    from mediapipe.tasks import python as mp_tasks
+    from mediapipe.tasks.python import vision
+
+    from s2v_toolkit.faces import ensure_landmarker_bundle
+
+    t0 = time.perf_counter()
+    options = vision.FaceLandmarkerOptions(
+        base_options=mp_tasks.BaseOptions(model_asset_path=os.fspath(ensure_landmarker_bundle())),
+        running_mode=vision.RunningMode.VIDEO, num_faces=4, min_face_detection_confidence=0.5,
+        min_face_presence_confidence=0.5, min_tracking_confidence=0.5,
+        output_face_blendshapes=False, output_facial_transformation_matrixes=False)
+    found = 0
+    with vision.FaceLandmarker.create_from_options(options) as landmarker:
+        for i, frame in enumerate(frames):
+            image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(frame))
+            result = landmarker.detect_for_video(image, int(round(i * 1000 / FPS)))
+            found += bool(result.face_landmarks)
+    return time.perf_counter() - t0, found
+
+
+def ours_detector(frames: list[np.ndarray]) -> float:
+    """Our FaceLandmarkDetector alone (whole-frame landmarker + tiled search + zoomed followers) on the
+    decoded frames: where ours spends its time beyond the peer's landmarker."""
+    from s2v_toolkit.faces import FaceLandmarkDetector
+
+    t0 = time.perf_counter()
+    with FaceLandmarkDetector(video=True, fps=FPS) as det:
+        for i, frame in enumerate(frames):
+            det.detect(frame, i)
+    return time.perf_counter() - t0
+
+
+def ours(path: Path) -> tuple[float, dict]:
+    """analyze_video + a mouth mask for every tracked frame: seconds and what was found."""
+    from s2v_toolkit.faces import analyze_video, face_size, mouth_mask
+
+    t0 = time.perf_counter()
+    analysis = analyze_video(path)
+    shape = (analysis.height, analysis.width)
+    masks = 0
+    for track in analysis.tracks:
+        for f in track.frames:
+            mask = mouth_mask(shape, track.landmarks_at(int(f)))
+            masks += 1
+    seconds = time.perf_counter() - t0
+    tracked = np.zeros(analysis.end - analysis.start + 1, bool)
+    widths = []
+    for track in analysis.tracks:
+        tracked[track.frames - analysis.start] = True
+        widths += [float(face_size(lm)) for lm in track.best_landmarks()]
+    assert mask.shape == shape
+    return seconds, {"tracks": len(analysis.tracks), "frames_with_face": int(tracked.sum()), "masks": masks,
+                     "face_px": round(float(np.median(widths)), 1) if widths else None}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--frames", type=int, default=100)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "cpu_faces.json"))
+    args = ap.parse_args()
+
+    import cv2
+    import mediapipe
+
+    load_before = os.getloadavg()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench_faces_") as tmp:
+        clips = [(name, w, h, face, write_clip(Path(tmp), name, w, h, face, args.frames))
+                 for name, w, h, face in CLIPS]
+        # warm-up: imports, model file, TFLite/XNNPACK initialisation, page cache of the clip
+        _, frames = decode(clips[0][4])
+        peer(frames[:20])
+        ours_detector(frames[:20])
+        ours(clips[0][4])
+        for name, w, h, face, path in clips:
+            runs = {"decode": [], "peer": [], "ours_detector": [], "ours": []}
+            for _ in range(args.repeat):
+                seconds, frames = decode(path)
+                runs["decode"].append(seconds)
+                seconds, peer_found = peer(frames)
+                runs["peer"].append(seconds)
+                runs["ours_detector"].append(ours_detector(frames))
+                del frames
+                seconds, found = ours(path)
+                runs["ours"].append(seconds)
+            n = args.frames
+            med = {k: statistics.median(v) for k, v in runs.items()}
+            row = {
+                "clip": name, "width": w, "height": h, "frames": n, "face_px_requested": face,
+                "seconds": {k: [round(s, 4) for s in v] for k, v in runs.items()},
+                "fps_decode": n / med["decode"],
+                "fps_peer_detect_only": n / med["peer"],
+                "fps_peer_end_to_end": n / (med["decode"] + med["peer"]),
+                "fps_ours_detector_only": n / med["ours_detector"],
+                "fps_ours": n / med["ours"],
+                "peer_frames_with_face": peer_found,
+                "ours": found,
+            }
+            row["ratio_ours_over_peer_end_to_end"] = row["fps_ours"] / row["fps_peer_end_to_end"]
+            row["ratio_ours_over_peer_detect_only"] = row["fps_ours"] / row["fps_peer_detect_only"]
+            row["real_time_24fps"] = row["fps_ours"] >= 24.0
+            rows.append(row)
+            print(f"{name}: decode {row['fps_decode']:.1f} fps, peer {row['fps_peer_detect_only']:.1f} fps "
+                  f"(+decode {row['fps_peer_end_to_end']:.1f}), ours {row['fps_ours']:.1f} fps", flush=True)
+    load_after = os.getloadavg()
+
+    print()
+    header = ("clip", "face px", "decode fps", "peer fps", "peer+decode fps", "our detector fps", "ours fps", "ours/peer+decode",
+              "faces found peer / ours", ">= 24 fps")
+    print(" | ".join(header))
+    for r in rows:
+        print(" | ".join([
+            f"{r['width']}x{r['height']}", str(r["ours"]["face_px"]), f"{r['fps_decode']:.1f}",
+            f"{r['fps_peer_detect_only']:.1f}", f"{r['fps_peer_end_to_end']:.1f}",
+            f"{r['fps_ours_detector_only']:.1f}", f"{r['fps_ours']:.1f}",
+            f"{r['ratio_ours_over_peer_end_to_end']:.2f}x",
+            f"{r['peer_frames_with_face']}/{r['frames']} / {r['ours']['frames_with_face']}/{r['frames']}",
+            "yes" if r["real_time_24fps"] else "no"]))
+    print(f"load average before {load_before[0]:.2f}, after {load_after[0]:.2f} (1 min)")
+
+    record = {
+        "command": "python bench/bench_faces.py " + " ".join(sys.argv[1:]),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "processor": platform.processor(),
+                    "python": platform.python_version(), "mediapipe": mediapipe.__version__,
+                    "opencv": cv2.__version__,
+                    "load_average_before": [round(x, 2) for x in load_before],
+                    "load_average_after": [round(x, 2) for x in load_after]},
+        "frames": args.frames, "repeat": args.repeat, "fps": FPS,
+        "results": [{k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()} for r in rows],
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(record, indent=2) + "\n")
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
