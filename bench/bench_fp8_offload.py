@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import bench_common  # noqa: E402  (this folder is on sys.path when run as a script)
 
 from s2v_toolkit.commands.models import environment, parse_size, time_calls, transformer_inputs  # noqa: E402
 from s2v_toolkit.models import S2VTransformerConfig, forward_flops, random_s2v_transformer  # noqa: E402
@@ -64,18 +65,7 @@ def save(out: Path) -> None:
 
 
 def event_time(fn, repeat: int = 10, warmup: int = 3) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeat):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        fn()
-        b.record()
-        b.synchronize()
-        times.append(a.elapsed_time(b) / 1e3)
-    times.sort()
-    return times[len(times) // 2]
+    return bench_common.event_time(fn, repeat, warmup)
 
 
 def compare(out: torch.Tensor, ref: torch.Tensor, latents: torch.Tensor, sigma: float) -> dict:

@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench_common import event_time  # noqa: E402  (this folder is on sys.path when run as a script)
 
 from s2v_toolkit.commands.models import (  # noqa: E402
     BenchOptions,
@@ -61,21 +62,6 @@ def log(msg: str) -> None:
 def save(out: Path) -> None:
     (out / "bench_transformer.json").write_text(json.dumps(RECORD, indent=2, default=str) + "\n")
 
-
-def event_time(fn, repeat: int = 5, warmup: int = 2) -> float:
-    """Median seconds of ``fn`` by CUDA events (for the kernel micro-benchmarks)."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeat):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        fn()
-        b.record()
-        b.synchronize()
-        times.append(a.elapsed_time(b) / 1e3)
-    times.sort()
-    return times[len(times) // 2]
 
 
 def compare(out: torch.Tensor, ref: torch.Tensor) -> dict:
