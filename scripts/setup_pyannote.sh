@@ -59,10 +59,12 @@ rm -f "$STAMP"  # from here on, only a complete run marks the venv usable
 echo '*' > "$VENV/.gitignore"  # keep the 6 GB venv out of git status (Python 3.11's venv does not do it)
 VPY="$VENV/bin/python"
 PIP=("$VPY" -m pip --disable-pip-version-check)
+# pip -q still warns about every package missing from a local extra index (some machines configure one)
+pip_install() { "${PIP[@]}" install -q "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
 echo "setup_pyannote: installing ${PYANNOTE_STACK[*]} into $VENV (about 6 GB)"
-"${PIP[@]}" install -q "${PYANNOTE_STACK[@]}" || give_up "pip could not install the pyannote stack"
+pip_install "${PYANNOTE_STACK[@]}" || give_up "pip could not install the pyannote stack"
 # This project and the test tools. torch is named again with its pin, so nothing replaces it.
-"${PIP[@]}" install -q "torch==2.14.1" -e . "pytest>=8" "pytest-timeout>=2.2" \
+pip_install "torch==2.14.1" -e . "pytest>=8" "pytest-timeout>=2.2" \
   || give_up "pip could not install s2v-toolkit into $VENV"
 check='import warnings; warnings.simplefilter("ignore")
 import torch; assert torch.__version__.split("+")[0] == "2.14.1", torch.__version__
