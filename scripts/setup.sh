@@ -56,6 +56,7 @@ PIP="$VPY -m pip --disable-pip-version-check"
 $PIP install -q -e ".[$EXTRAS]"
 # mediapipe without its declared dependencies (see pyproject.toml, [faces]).
 "$VPY" -c 'import mediapipe' 2>/dev/null || $PIP install -q --no-deps "mediapipe==1.2.3"
+[[ "$EXTRAS" != *dev* ]] || bash scripts/setup_pyannote.sh || echo "setup: no .venv-pyannote (pyannote tests skip)"
 # Face landmark model: built once from the Apache-2.0 model files of the mediapipe 0.10.21 wheel.
 if "$VENV/bin/s2vt" faces setup; then
   echo "$want" > "$stamp"  # only a complete setup is remembered; otherwise the next run tries again
