@@ -1,0 +1,321 @@
+"""Running one S2V denoising step on several GPUs: CFG-parallel and Ulysses sequence parallel.
+
+Both work over ``torch.distributed`` (NCCL on GPUs; gloo on CPU, which is how the tests check them)
+and compute the same function as the single-process code; only the floating-point summation order
+inside a few products differs.
+
+**CFG-parallel** (:func:`cfg_parallel_prediction`, 2 ranks): rank 0 runs the conditional forward,
+rank 1 the unconditional one, the two outputs are exchanged with ``all_gather`` and both ranks
+combine them with :func:`~s2v_toolkit.pipelines.guidance.combine_guidance`, so both hold the same
+guided prediction afterwards (same arguments and result as ``guided_prediction``).
+
+**Ulysses sequence parallel** (degree P, ``num_heads % P == 0``; the 14B model's 40 heads allow
+P = 2, 4, 5, 8): every rank holds a contiguous shard of ``ceil(S / P)`` tokens of the
+``[noisy | reference | motion]`` sequence. All work in a block except self-attention is per token,
+given three per-token facts that are sharded alongside the tokens:
+
+* the modulation segment (noisy or conditioning): the sequence is ordered noisy first, so a shard's
+  noisy tokens are its first ``clamp(n_noisy - start, 0, len)`` rows and the blocks take that
+  local count as their ``n_noisy``;
+* the RoPE angles: the cos/sin rows of the shard's tokens;
+* the latent frame of a noisy token (the audio injector attends from each noisy token to its own
+  frame's audio tokens): :func:`_inject_audio_sharded` splits the shard's noisy rows at frame
+  boundaries (whole frames batched, at most two partial frames at the shard's ends).
+
+Text cross-attention, the FFN, norms, gates and the output head are per token. Self-attention
+needs every token: :func:`ulysses_attention` turns the sequence-sharded q/k/v ``[B, S/P, H, d]``
+into head-sharded ``[B, S, H/P, d]`` with one all-to-all, runs the ordinary
+:func:`~s2v_toolkit.models.attention.attention` (whatever backend is selected) on its H/P heads,
+and turns the result back with a second all-to-all. When S is not a multiple of P the sequence is
+zero-padded at its end; padded keys are cut off before attention (so no mask is needed) and the
+padded rows are dropped at the end. The head runs on each shard and the outputs are all-gathered.
+
+Everything before the blocks (patch/pose/motion embeddings, audio encoder, time and text
+embeddings) is small and computed in full on every rank. The single-GPU code path is untouched:
+:func:`sequence_parallel_forward` reuses the model's own modules and only replaces, for the
+duration of the call, each block's ``self_attn.forward`` on the instance.
+
+Limits: the fused block forward (:mod:`s2v_toolkit.models.fused`) calls attention itself, so the
+sequence-parallel forward refuses a model with fused blocks (disable them first); no autograd
+through the collectives (inference only). All ranks must be given the same inputs.
+"""
+
+from __future__ import annotations
+
+import math
+import types
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Mapping
+
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+import torch.nn.functional as F
+
+from s2v_toolkit.models.attention import attention
+from s2v_toolkit.models.rope import apply_rope
+from s2v_toolkit.models.s2v_transformer import VAE_TEMPORAL_STRIDE, WanS2VTransformer, _conv, _linear
+from s2v_toolkit.pipelines.guidance import combine_guidance
+
+__all__ = ["cfg_parallel_prediction", "seq_to_heads", "heads_to_seq", "ulysses_attention",
+           "shard_bounds", "sequence_parallel_forward", "SequenceParallelTransformer"]
+
+
+# ----------------------------------------------------------------------------------------------
+# CFG-parallel
+# ----------------------------------------------------------------------------------------------
+def _gather_pair(out: torch.Tensor, group: dist.ProcessGroup | None) -> tuple[torch.Tensor, torch.Tensor]:
+    out = out.contiguous()
+    parts = [torch.empty_like(out) for _ in range(2)]
+    dist.all_gather(parts, out, group=group)
+    return parts[0], parts[1]
+
+
+def cfg_parallel_prediction(model: Callable[..., Any], shared: Mapping[str, Any], cond: Mapping[str, Any],
+                            uncond: Mapping[str, Any], scale: float,
+                            group: dist.ProcessGroup | None = None,
+                            static: Mapping[str, Any] | None = None) -> Any:
+    """``guided_prediction`` with the two branches on the two ranks of ``group`` (default: world).
+
+    Rank 0 evaluates ``model(**shared, **cond, **static)``, rank 1 the same with ``uncond``; every
+    rank returns ``uncond + scale * (cond - uncond)``. With ``scale == 1`` both ranks run the
+    conditional branch only (no communication), as ``guided_prediction`` does. The model output may
+    be a tensor or a list of tensors (Wan style).
+    """
+    if dist.get_world_size(group) != 2:
+        raise ValueError(f"CFG-parallel needs a group of 2 ranks, got {dist.get_world_size(group)}")
+    if set(cond) != set(uncond):
+        raise ValueError(f"cond and uncond inputs must have the same keys: {sorted(cond)} vs {sorted(uncond)}")
+    static = dict(static or {})
+    if scale == 1.0:
+        return model(**shared, **cond, **static)
+    branch = cond if dist.get_rank(group) == 0 else uncond
+    out = model(**shared, **branch, **static)
+    if isinstance(out, torch.Tensor):
+        out_cond, out_uncond = _gather_pair(out, group)
+        return combine_guidance(out_cond, out_uncond, scale)
+    if isinstance(out, (list, tuple)):
+        pairs = [_gather_pair(o, group) for o in out]
+        return [combine_guidance(c, u, scale) for c, u in pairs]
+    raise TypeError(f"model output must be a tensor or a list of tensors, got {type(out).__name__}")
+
+
+# ----------------------------------------------------------------------------------------------
+# Ulysses all-to-all and attention
+# ----------------------------------------------------------------------------------------------
+def _degree(group: dist.ProcessGroup | None) -> int:
+    return dist.get_world_size(group)
+
+
+def seq_to_heads(x: torch.Tensor, group: dist.ProcessGroup | None = None) -> torch.Tensor:
+    """Sequence-sharded ``[B, L/P, H, d]`` -> head-sharded ``[B, L, H/P, d]`` (one all-to-all).
+
+    Rank r receives heads ``r*H/P .. (r+1)*H/P - 1`` of every rank's shard, in rank (= sequence) order.
+    """
+    p = _degree(group)
+    b, ls, h, d = x.shape
+    if h % p:
+        raise ValueError(f"{h} heads are not divisible by the sequence-parallel degree {p}")
+    send = x.reshape(b, ls, p, h // p, d).permute(2, 0, 1, 3, 4).contiguous()  # [P, B, Ls, H/P, d]
+    recv = torch.empty_like(send)
+    dist.all_to_all_single(recv, send, group=group)  # recv[j] = rank j's shard of my heads
+    return recv.permute(1, 0, 2, 3, 4).reshape(b, p * ls, h // p, d)
+
+
+def heads_to_seq(x: torch.Tensor, group: dist.ProcessGroup | None = None) -> torch.Tensor:
+    """Head-sharded ``[B, L, H/P, d]`` -> sequence-sharded ``[B, L/P, H, d]`` (inverse of seq_to_heads)."""
+    p = _degree(group)
+    b, length, hp, d = x.shape
+    if length % p:
+        raise ValueError(f"sequence length {length} is not divisible by the degree {p}")
+    send = x.reshape(b, p, length // p, hp, d).transpose(0, 1).contiguous()  # [P, B, Ls, H/P, d]
+    recv = torch.empty_like(send)
+    dist.all_to_all_single(recv, send, group=group)  # recv[j] = my tokens, head group j
+    return recv.permute(1, 2, 0, 3, 4).reshape(b, length // p, p * hp, d)
+
+
+def ulysses_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                      group: dist.ProcessGroup | None = None, valid_len: int | None = None) -> torch.Tensor:
+    """Full self-attention of a sequence sharded over the ranks of ``group``.
+
+    ``q``, ``k``, ``v``: this rank's contiguous shard ``[B, L/P, H, d]`` (rank r holds tokens
+    ``r*L/P ..``). ``valid_len``: tokens at global positions ``>= valid_len`` are padding: they are
+    not attended to and their output rows are zero. Returns this rank's shard of the output.
+    """
+    b = q.shape[0]
+    qkv = seq_to_heads(torch.cat([q, k, v], dim=0), group)  # one all-to-all for all three
+    qh, kh, vh = qkv.split(b, dim=0)
+    length = qh.shape[1]
+    n = length if valid_len is None else valid_len
+    if not 0 < n <= length:
+        raise ValueError(f"valid_len {valid_len} outside 1..{length}")
+    out = attention(qh[:, :n], kh[:, :n], vh[:, :n])
+    if n < length:
+        out = F.pad(out, (0, 0, 0, 0, 0, length - n))
+    return heads_to_seq(out, group)
+
+
+# ----------------------------------------------------------------------------------------------
+# Sequence-parallel transformer forward
+# ----------------------------------------------------------------------------------------------
+def shard_bounds(seq_len: int, degree: int, rank: int) -> tuple[int, int, int]:
+    """(start, stop, shard_len) of ``rank``'s contiguous shard of a sequence padded to a multiple
+    of ``degree``; ``stop - start == shard_len`` (positions ``>= seq_len`` are padding)."""
+    shard = math.ceil(seq_len / degree)
+    return rank * shard, (rank + 1) * shard, shard
+
+
+def _ulysses_self_attn_forward(attn: nn.Module, group: dist.ProcessGroup | None, valid_len: int,
+                               x: torch.Tensor, context: torch.Tensor | None = None,
+                               rope: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    """MultiHeadAttention.forward (self-attention) on a token shard, attention via Ulysses."""
+    if context is not None:
+        raise RuntimeError("the Ulysses forward replaces self-attention only")
+    heads = (attn.num_heads, -1)
+    q = attn.norm_q(_linear(attn.q, x)).unflatten(-1, heads)
+    k = attn.norm_k(_linear(attn.k, x)).unflatten(-1, heads)
+    v = _linear(attn.v, x).unflatten(-1, heads)
+    if rope is not None:
+        q = apply_rope(q, *rope).to(v.dtype)
+        k = apply_rope(k, *rope).to(v.dtype)
+    return _linear(attn.o, ulysses_attention(q, k, v, group, valid_len).flatten(2))
+
+
+@contextmanager
+def _ulysses_self_attention(model: WanS2VTransformer, group: dist.ProcessGroup | None,
+                            valid_len: int) -> Iterator[None]:
+    """Swap every block's self-attention for the Ulysses one while the context is open."""
+    if any("forward" in block.__dict__ for block in model.blocks):
+        raise RuntimeError("sequence-parallel forward needs the plain blocks: the fused blocks call "
+                           "attention themselves (disable_fused_blocks(model) first)")
+    attns = [block.self_attn for block in model.blocks]
+    if any("forward" in a.__dict__ for a in attns):
+        raise RuntimeError("a block's self_attn.forward is already replaced (nested sequence-parallel call?)")
+    try:
+        for a in attns:
+            a.forward = types.MethodType(
+                lambda self, x, context=None, rope=None: _ulysses_self_attn_forward(
+                    self, group, valid_len, x, context, rope), a)
+        yield
+    finally:
+        for a in attns:
+            a.__dict__.pop("forward", None)
+
+
+def _inject_audio_sharded(model: WanS2VTransformer, index: int, x: torch.Tensor, start: int,
+                          n_noisy_local: int, tokens_per_frame: int, audio_local: torch.Tensor,
+                          audio_global: torch.Tensor) -> torch.Tensor:
+    """AudioInjector.forward for the shard ``x`` whose first row is global token ``start``.
+
+    The shard's noisy rows ``[start, start + n_noisy_local)`` are cut at latent-frame boundaries;
+    a run of whole frames goes through the injector as one batch of frames (as in the full model),
+    a partial frame at either end as a batch of one frame with that frame's audio.
+    """
+    if n_noisy_local <= 0:
+        return x
+    inj = model.audio_injector
+    t = tokens_per_frame
+    stop = start + n_noisy_local
+    first_full, last_full = -(-start // t) * t, (stop // t) * t
+    if first_full < last_full:
+        cuts = sorted({start, first_full, last_full, stop})
+    else:  # no whole frame: one partial frame, or the end of one and the start of the next
+        cuts = sorted({start, first_full, stop}) if start < first_full < stop else [start, stop]
+    b, _, n_tok, d = audio_local.shape
+    for s, e in zip(cuts[:-1], cuts[1:]):
+        f0 = s // t
+        nf = (e - s) // t if (s % t == 0 and e % t == 0) else 1
+        rows = x[:, s - start:e - start].reshape(b * nf, (e - s) // nf, d)
+        h = inj.injector_adain_layers[index](rows, audio_global[:, f0:f0 + nf].reshape(b * nf, d))
+        out = inj.injector[index](h, context=audio_local[:, f0:f0 + nf].reshape(b * nf, n_tok, d))
+        x[:, s - start:e - start] += out.reshape(b, e - s, d)
+    return x
+
+
+def sequence_parallel_forward(model: WanS2VTransformer, latents: torch.Tensor, timestep: torch.Tensor,
+                              text_embeddings: torch.Tensor, audio_features: torch.Tensor,
+                              ref_latents: torch.Tensor, motion_latents: torch.Tensor | None = None,
+                              pose_latents: torch.Tensor | None = None, drop_motion_frames: bool = False,
+                              group: dist.ProcessGroup | None = None) -> torch.Tensor:
+    """:meth:`WanS2VTransformer.forward` with the token sequence sharded over ``group`` (Ulysses).
+
+    Same arguments and result as the model's forward (every rank returns the full prediction);
+    every rank must pass the same inputs. Inference only (runs under ``torch.no_grad``).
+    """
+    cfg = model.config
+    p, rank = dist.get_world_size(group), dist.get_rank(group)
+    if cfg.num_heads % p:
+        raise ValueError(f"{cfg.num_heads} heads are not divisible by the sequence-parallel degree {p}")
+    b, _, frames, height, width = latents.shape
+    if ref_latents.shape != (b, latents.shape[1], 1, height, width):
+        raise ValueError(f"ref_latents shape {tuple(ref_latents.shape)} does not match latents "
+                         f"{tuple(latents.shape)} (expected one frame)")
+    if height % 2 or width % 2:
+        raise ValueError(f"latent height/width must be even, got {height}x{width}")
+    if audio_features.shape[0] != b or audio_features.shape[-1] != VAE_TEMPORAL_STRIDE * frames:
+        raise ValueError(f"audio_features shape {tuple(audio_features.shape)}: expected batch {b} "
+                         f"and {VAE_TEMPORAL_STRIDE * frames} video frames for {frames} latent frames")
+    with torch.no_grad():
+        timestep = torch.as_tensor(timestep, device=latents.device).reshape(-1).expand(b)
+        audio_local, audio_global = model.casual_audio_encoder(
+            audio_features, cfg.motion_frames, cfg.motion_latent_frames)
+
+        # The full token sequence, as in WanS2VTransformer.forward (cheap next to the blocks).
+        noisy = _conv(model.patch_embedding, latents)
+        if pose_latents is None:
+            noisy = noisy + model.cond_encoder.bias.to(noisy.dtype).view(1, -1, 1, 1, 1)
+        else:
+            noisy = noisy + _conv(model.cond_encoder, pose_latents)
+        noisy = noisy.flatten(2).transpose(1, 2)
+        ref = _conv(model.patch_embedding, ref_latents).flatten(2).transpose(1, 2)
+        mask = model.trainable_cond_mask.weight.to(noisy.dtype)
+        parts = [noisy + mask[0], ref + mask[1]]
+        with_motion = motion_latents is not None and not drop_motion_frames
+        if with_motion:
+            parts.append(model.frame_packer(motion_latents) + mask[2])
+        x = torch.cat(parts, dim=1)
+        n_noisy, seq_len = noisy.shape[1], x.shape[1]
+        cos, sin = model.rope_tables(frames, height, width, with_motion, x.device)
+        e, e0 = model.time_embeddings(timestep)
+        context = model.embed_text(text_embeddings)
+
+        # This rank's shard of tokens and of the per-token metadata (padding: zeros, angle 0).
+        start, stop, shard = shard_bounds(seq_len, p, rank)
+        pad = shard * p - seq_len
+        x = F.pad(x, (0, 0, 0, pad))[:, start:stop].contiguous()
+        cos = F.pad(cos, (0, 0, 0, pad), value=1.0)[start:stop]
+        sin = F.pad(sin, (0, 0, 0, pad))[start:stop]
+        n_local = min(max(n_noisy - start, 0), shard)
+
+        with _ulysses_self_attention(model, group, seq_len):
+            for i, block in enumerate(model.blocks):
+                x = block(x, e0, n_local, (cos, sin), context)
+                j = model._injector_after_block.get(i)
+                if j is not None:
+                    x = _inject_audio_sharded(model, j, x, start, n_local, n_noisy // frames,
+                                              audio_local, audio_global)
+
+        out = model.head(x, e).contiguous()  # per token; non-noisy and padding rows dropped below
+        gathered = [torch.empty_like(out) for _ in range(p)]
+        dist.all_gather(gathered, out, group=group)
+        out = torch.cat(gathered, dim=1)[:, :n_noisy]
+    return model.unpatchify(out, frames, height, width)
+
+
+class SequenceParallelTransformer(nn.Module):
+    """A :class:`WanS2VTransformer` whose ``forward`` is :func:`sequence_parallel_forward`.
+
+    Drop-in for the model in ``guided_prediction`` / ``denoise_clip`` on every rank of ``group``
+    (same inputs on every rank; each rank gets the full prediction).
+    """
+
+    def __init__(self, model: WanS2VTransformer, group: dist.ProcessGroup | None = None):
+        super().__init__()
+        self.model = model
+        self.group = group
+        self.config = model.config
+
+    def forward(self, latents: torch.Tensor, timestep: torch.Tensor, text_embeddings: torch.Tensor,
+                audio_features: torch.Tensor, ref_latents: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+        return sequence_parallel_forward(self.model, latents, timestep, text_embeddings, audio_features,
+                                         ref_latents, group=self.group, **kwargs)
