@@ -58,7 +58,8 @@ from s2v_toolkit.models.s2v_transformer import VAE_TEMPORAL_STRIDE, WanS2VTransf
 from s2v_toolkit.pipelines.guidance import combine_guidance
 
 __all__ = ["cfg_parallel_prediction", "seq_to_heads", "heads_to_seq", "ulysses_attention",
-           "shard_bounds", "sequence_parallel_forward", "SequenceParallelTransformer"]
+           "shard_bounds", "sequence_parallel_forward", "SequenceParallelTransformer",
+           "cfg_and_sequence_groups"]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -98,6 +99,24 @@ def cfg_parallel_prediction(model: Callable[..., Any], shared: Mapping[str, Any]
         pairs = [_gather_pair(o, group) for o in out]
         return [combine_guidance(c, u, scale) for c, u in pairs]
     raise TypeError(f"model output must be a tensor or a list of tensors, got {type(out).__name__}")
+
+
+def cfg_and_sequence_groups(sequence_degree: int) -> tuple[dist.ProcessGroup, dist.ProcessGroup]:
+    """(cfg_group, sequence_group) of this rank for CFG x Ulysses on ``2 * sequence_degree`` ranks.
+
+    Ranks ``0 .. P-1`` run the conditional branch, ranks ``P .. 2P-1`` the unconditional one; the
+    sequence groups are those two halves, the CFG groups the pairs ``(r, r + P)``. Must be called
+    by every rank (``new_group`` is collective). Use as
+    ``cfg_parallel_prediction(SequenceParallelTransformer(model, seq_group), ..., group=cfg_group)``.
+    """
+    world, rank = dist.get_world_size(), dist.get_rank()
+    if world != 2 * sequence_degree:
+        raise ValueError(f"CFG x sequence parallel of degree {sequence_degree} needs "
+                         f"{2 * sequence_degree} ranks, the world has {world}")
+    p = sequence_degree
+    seq_groups = [dist.new_group(list(range(h * p, (h + 1) * p))) for h in range(2)]
+    cfg_groups = [dist.new_group([r, r + p]) for r in range(p)]
+    return cfg_groups[rank % p], seq_groups[rank // p]
 
 
 # ----------------------------------------------------------------------------------------------
