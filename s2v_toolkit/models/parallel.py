@@ -33,11 +33,12 @@ padded rows are dropped at the end. The head runs on each shard and the outputs 
 Everything before the blocks (patch/pose/motion embeddings, audio encoder, time and text
 embeddings) is small and computed in full on every rank. The single-GPU code path is untouched:
 :func:`sequence_parallel_forward` reuses the model's own modules and only replaces, for the
-duration of the call, each block's ``self_attn.forward`` on the instance.
+duration of the call, each block's ``self_attn.forward`` on the instance (and, when the fused blocks
+of :mod:`s2v_toolkit.models.fused` are enabled, that module's self-attention helper).
 
-Limits: the fused block forward (:mod:`s2v_toolkit.models.fused`) calls attention itself, so the
-sequence-parallel forward refuses a model with fused blocks (disable them first); no autograd
-through the collectives (inference only). All ranks must be given the same inputs.
+Limits: no autograd through the collectives (inference only). All ranks must be given the same
+inputs. Replacing a function of the fused module is process-wide while the call runs: do not run a
+one-GPU fused forward of another model in another thread of the same process meanwhile.
 """
 
 from __future__ import annotations
@@ -203,22 +204,51 @@ def _ulysses_self_attn_forward(attn: nn.Module, group: dist.ProcessGroup | None,
 @contextmanager
 def _ulysses_self_attention(model: WanS2VTransformer, group: dist.ProcessGroup | None,
                             valid_len: int) -> Iterator[None]:
-    """Swap every block's self-attention for the Ulysses one while the context is open."""
-    if any("forward" in block.__dict__ for block in model.blocks):
-        raise RuntimeError("sequence-parallel forward needs the plain blocks: the fused blocks call "
-                           "attention themselves (disable_fused_blocks(model) first)")
+    """Swap every block's self-attention for the Ulysses one while the context is open.
+
+    Plain blocks call ``block.self_attn``: its ``forward`` is replaced on the instance. Fused blocks
+    (:mod:`s2v_toolkit.models.fused`) call the module function ``_attention_fused``: it is replaced
+    in that module, for self-attention only (``context is None``), for the duration of the call.
+    """
+    from s2v_toolkit.models import fused as fused_module
+
+    for block in model.blocks:
+        own = block.__dict__.get("forward")
+        if own is not None and getattr(own, "__func__", None) is not fused_module._fused_block_forward:
+            raise RuntimeError("a block's forward is replaced by something the sequence-parallel "
+                               "forward does not know; only the plain and the fused blocks are supported")
     attns = [block.self_attn for block in model.blocks]
     if any("forward" in a.__dict__ for a in attns):
         raise RuntimeError("a block's self_attn.forward is already replaced (nested sequence-parallel call?)")
+    fused = any("forward" in block.__dict__ for block in model.blocks)
+    original_fused = fused_module._attention_fused
+    if fused and getattr(original_fused, "_ulysses", False):
+        raise RuntimeError("the fused attention is already replaced (nested sequence-parallel call?)")
+
+    def fused_self_attention(attn, kernels, x, context, rope):
+        if context is not None:  # text cross-attention: per token, unchanged
+            return original_fused(attn, kernels, x, context, rope)
+        cos, sin = rope if rope is not None else (None, None)
+        lin = fused_module._linear
+        q = kernels.qk_norm_rope(lin(attn.q, x), attn.norm_q.weight, attn.norm_q.eps, attn.num_heads, cos, sin)
+        k = kernels.qk_norm_rope(lin(attn.k, x), attn.norm_k.weight, attn.norm_k.eps, attn.num_heads, cos, sin)
+        v = lin(attn.v, x).unflatten(-1, (attn.num_heads, -1))
+        return lin(attn.o, ulysses_attention(q, k, v, group, valid_len).flatten(2))
+
+    fused_self_attention._ulysses = True
     try:
         for a in attns:
             a.forward = types.MethodType(
                 lambda self, x, context=None, rope=None: _ulysses_self_attn_forward(
                     self, group, valid_len, x, context, rope), a)
+        if fused:
+            fused_module._attention_fused = fused_self_attention
         yield
     finally:
         for a in attns:
             a.__dict__.pop("forward", None)
+        if fused:
+            fused_module._attention_fused = original_fused
 
 
 def _inject_audio_sharded(model: WanS2VTransformer, index: int, x: torch.Tensor, start: int,

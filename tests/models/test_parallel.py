@@ -147,6 +147,18 @@ def _worker(world: int, rank: int, port: int, out_path: str) -> None:
         results[f"sp_forward_{name}"] = _errors(got, ref)
     results["self_attn_restored"] = all("forward" not in b.self_attn.__dict__ for b in model.blocks)
 
+    # Fused blocks (eager kernels, as on CPU): the fused self-attention is swapped too, then restored.
+    from s2v_toolkit.models import fused as fused_module
+
+    original_fused_attention = fused_module._attention_fused
+    fused_module.enable_fused_blocks(model, compile=False)
+    shared, cond, _ = _tiny_inputs(cfg, seed=7, batch=2, frames=3, h=8, w=12)
+    with torch.no_grad():
+        ref = model(**shared, **cond)
+    results["sp_forward_fused_blocks"] = _errors(sp_model(**shared, **cond), ref)
+    results["fused_attention_restored"] = fused_module._attention_fused is original_fused_attention
+    fused_module.disable_fused_blocks(model)
+
     # bf16 (the GPU dtype): same comparison, bf16 tolerance.
     model16 = random_s2v_transformer(cfg, dtype=torch.bfloat16, seed=0)
     shared, cond, _ = _tiny_inputs(cfg, seed=7, batch=2, frames=3, h=8, w=12)
@@ -252,6 +264,13 @@ def test_sequence_parallel_forward_equals_single_process_forward(world_name, cas
 def test_sequence_parallel_forward_in_bfloat16_within_bf16_tolerance(world_name, request):
     for rank, res in enumerate(request.getfixturevalue(world_name)):
         _assert_close(res["sp_forward_bf16"], f"{world_name} rank {rank} bf16", BF16_REL_TOL)
+
+
+@pytest.mark.parametrize("world_name", ["world2", "world4"])
+def test_sequence_parallel_forward_with_fused_blocks_equals_single_process(world_name, request):
+    for rank, res in enumerate(request.getfixturevalue(world_name)):
+        _assert_close(res["sp_forward_fused_blocks"], f"{world_name} rank {rank} fused")
+        assert res["fused_attention_restored"], rank
 
 
 def test_cfg_times_sequence_parallel_on_four_ranks_equals_single_process(world4):
