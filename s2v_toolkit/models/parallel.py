@@ -89,6 +89,9 @@ def cfg_parallel_prediction(model: Callable[..., Any], shared: Mapping[str, Any]
     if set(cond) != set(uncond):
         raise ValueError(f"cond and uncond inputs must have the same keys: {sorted(cond)} vs {sorted(uncond)}")
     static = dict(static or {})
+    overlap = (set(shared) & set(cond)) | (set(shared) & set(static)) | (set(cond) & set(static))
+    if overlap:
+        raise ValueError(f"inputs {sorted(overlap)} are given in more than one group")
     if scale == 1.0:
         return model(**shared, **cond, **static)
     branch = cond if dist.get_rank(group) == 0 else uncond

@@ -18,6 +18,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -195,10 +196,11 @@ def _run_world(world: int, tmp_dir: Path) -> list[dict]:
                                        stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root), log))
         outs.append(out)
     failed = []
+    deadline = time.monotonic() + WORKER_TIMEOUT_S  # one deadline for all ranks together
     try:
         for rank, (proc, _) in enumerate(procs):
             try:
-                if proc.wait(timeout=WORKER_TIMEOUT_S) != 0:
+                if proc.wait(timeout=max(0.1, deadline - time.monotonic())) != 0:
                     failed.append(rank)
             except subprocess.TimeoutExpired:
                 failed.append(rank)
