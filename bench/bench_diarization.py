@@ -73,7 +73,8 @@ LINES = [
 TWO = ["ann", "bob"] * 15
 THREE = ["ann", "bob", "cid", "ann", "cid", "bob", "ann", "cid", "bob", "bob", "ann", "cid", "ann", "bob", "cid",
          "cid", "ann", "bob", "cid", "ann", "bob", "ann", "cid", "bob", "ann", "bob", "cid", "cid", "ann", "bob"]
-PYANNOTE_PLACES = ["/work/venv-pyannote/lib/python3*/site-packages", "/work/main/.venv-pyannote/lib/python3*/site-packages"]
+PYANNOTE_PLACES = ["/work/venv-pyannote/lib/python3*/site-packages",
+                   "/work/main/.venv-pyannote/lib/python3*/site-packages"]
 
 
 # ---- recordings --------------------------------------------------------------------------------------
@@ -298,7 +299,8 @@ def main() -> int:
                        "count": "-" if system is vad_only else ("given" if count else "estimated"),
                        "speakers_found": len(hyp.speakers), "der": round(der0.der, 4),
                        "der_collar_0.25": round(der25.der, 4),
-                       "der_parts": {k: round(getattr(der0, k), 3) for k in ("missed", "false_alarm", "confusion", "total")},
+                       "der_parts": {k: round(getattr(der0, k), 3)
+                                     for k in ("missed", "false_alarm", "confusion", "total")},
                        "seconds": [round(t, 4) for t in times], "rtf": round(statistics.median(times) / duration, 5)}
                 rows.append(row)
                 print(f"{name} | {system_name} | count {row['count']} -> {row['speakers_found']} | "
@@ -338,7 +340,8 @@ def main() -> int:
                     "torch_default_threads": default_threads,
                     "platform": platform.platform(), "python": platform.python_version(),
                     "torch": torch.__version__,
-                    "espeak-ng": subprocess.run(["espeak-ng", "--version"], capture_output=True, text=True).stdout.strip(),
+                    "espeak-ng": subprocess.run(["espeak-ng", "--version"], capture_output=True,
+                                                text=True).stdout.strip(),
                     "load_average_before": [round(v, 2) for v in load_before],
                     "load_average_after": [round(v, 2) for v in load_after]},
         "pyannote_sample": str(sample) if sample else None, "repeat": args.repeat, "results": rows,

@@ -139,6 +139,7 @@ def ours(path: Path) -> tuple[float, dict]:
     for track in analysis.tracks:
         for f in track.frames:
             mask = mouth_mask(shape, track.landmarks_at(int(f)))
+            assert mask.shape == shape
             masks += 1
     seconds = time.perf_counter() - t0
     tracked = np.zeros(analysis.end - analysis.start + 1, bool)
@@ -146,7 +147,6 @@ def ours(path: Path) -> tuple[float, dict]:
     for track in analysis.tracks:
         tracked[track.frames - analysis.start] = True
         widths += [float(face_size(lm)) for lm in track.best_landmarks()]
-    assert mask.shape == shape
     return seconds, {"tracks": len(analysis.tracks), "frames_with_face": int(tracked.sum()), "masks": masks,
                      "face_px": round(float(np.median(widths)), 1) if widths else None}
 
@@ -204,7 +204,8 @@ def main() -> int:
     load_after = os.getloadavg()
 
     print()
-    header = ("clip", "face px", "decode fps", "peer fps", "peer+decode fps", "our detector fps", "ours fps", "ours/peer+decode",
+    header = ("clip", "face px", "decode fps", "peer fps", "peer+decode fps", "our detector fps", "ours fps",
+              "ours/peer+decode",
               "faces found peer / ours", ">= 24 fps")
     print(" | ".join(header))
     for r in rows:
