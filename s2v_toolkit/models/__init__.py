@@ -31,6 +31,13 @@ from s2v_toolkit.models.checkpoint import (
 from s2v_toolkit.models.fp8 import Fp8Linear, enable_fp8_linears, fp8_gemm_support
 from s2v_toolkit.models.fused import disable_fused_blocks, enable_fused_blocks
 from s2v_toolkit.models.offload import BlockOffloader, disable_block_offload, enable_block_offload
+from s2v_toolkit.models.parallel import (
+    SequenceParallelTransformer,
+    cfg_and_sequence_groups,
+    cfg_parallel_prediction,
+    sequence_parallel_forward,
+    ulysses_attention,
+)
 from s2v_toolkit.models.experts import Expert, ExpertOffloader, ExpertSchedule, ExpertStep, OffloadEvent, module_device
 from s2v_toolkit.models.rope import s2v_token_positions
 from s2v_toolkit.models.s2v_transformer import (

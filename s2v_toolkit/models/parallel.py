@@ -56,7 +56,6 @@ import torch.nn.functional as F
 from s2v_toolkit.models.attention import attention
 from s2v_toolkit.models.rope import apply_rope
 from s2v_toolkit.models.s2v_transformer import VAE_TEMPORAL_STRIDE, WanS2VTransformer, _conv, _linear
-from s2v_toolkit.pipelines.guidance import combine_guidance
 
 __all__ = ["cfg_parallel_prediction", "seq_to_heads", "heads_to_seq", "ulysses_attention",
            "shard_bounds", "sequence_parallel_forward", "SequenceParallelTransformer",
@@ -84,6 +83,10 @@ def cfg_parallel_prediction(model: Callable[..., Any], shared: Mapping[str, Any]
     conditional branch only (no communication), as ``guided_prediction`` does. The model output may
     be a tensor or a list of tensors (Wan style).
     """
+    # The guidance formula lives with the pipelines; imported here so that models never import
+    # pipelines at import time (pipelines build on models).
+    from s2v_toolkit.pipelines.guidance import combine_guidance
+
     if dist.get_world_size(group) != 2:
         raise ValueError(f"CFG-parallel needs a group of 2 ranks, got {dist.get_world_size(group)}")
     if set(cond) != set(uncond):
