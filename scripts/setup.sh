@@ -44,7 +44,7 @@ PY=${PYTHON:-python3}
 VPY="$ROOT/$VENV/bin/python"
 [[ "$VENV" = /* ]] && VPY="$VENV/bin/python"
 stamp="$VENV/.s2vt-setup-$(echo "$EXTRAS" | tr ',' '-')"
-want=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)
+want=$(cat pyproject.toml scripts/setup.sh scripts/setup_pyannote.sh | sha256sum | cut -c1-16)
 if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
   echo "setup: environment $VENV is up to date"
   exit 0
