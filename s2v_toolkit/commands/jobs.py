@@ -33,6 +33,8 @@ def register(sub) -> None:
     g.add_argument("--model", choices=("tiny",), help="'tiny': random-weight model, for testing the pipeline")
     g.add_argument("--generator", metavar="MODULE:FACTORY", help="a generator of your own (see docs/plan.md)")
     p.add_argument("--device", default=None, help="torch device for the model (default: cuda if present)")
+    p.add_argument("--max-vram", type=float, default=None, metavar="GB",
+                   help="fit each render in GB (10^9 bytes) of GPU memory (see `s2vt generate --max-vram`)")
     p.add_argument("--workers", type=int, default=1, help="worker processes on this machine (default 1)")
     p.add_argument("--ray", metavar="ADDRESS", help="run each job as a Ray task (ADDRESS: auto, ray://..., local)")
     p.add_argument("--ray-gpus", type=float, default=1.0, help="GPUs per Ray task (default 1)")
@@ -117,7 +119,11 @@ def _cmd_render(args) -> int:
 
     if args.workers < 1:
         raise ConfigError("--workers must be at least 1")
-    spec = GeneratorSpec(model=args.model, checkpoint=args.checkpoint, factory=args.generator, device=args.device)
+    if args.max_vram is not None and not args.max_vram > 0:
+        raise ConfigError(f"--max-vram {args.max_vram}: must be a positive number of GB")
+    options = (("max_vram_gb", args.max_vram),) if args.max_vram is not None else ()
+    spec = GeneratorSpec(model=args.model, checkpoint=args.checkpoint, factory=args.generator, device=args.device,
+                         options=options)
     plan = load_plan(args.plan)
     if args.ray:
         summary = render_plan_ray(plan, spec, address=args.ray, num_gpus=args.ray_gpus,

@@ -28,6 +28,9 @@ def register(sub) -> None:
     p.add_argument("--guidance2", type=float, default=None, help="guidance of the low-noise expert "
                                                                   "(default: --guidance)")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    p.add_argument("--max-vram", type=float, default=None, metavar="GB",
+                   help="fit the run in GB (10^9 bytes) of GPU memory: DiT blocks streamed from host memory, "
+                        "text/audio encoders and VAE on the GPU only while used; the cap is enforced")
     p.add_argument("--steps", type=int, default=40, help="sampling steps per clip (default 40)")
     p.add_argument("--guidance", type=float, default=4.5, help="classifier-free guidance scale (default 4.5)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: random, recorded in the sidecar)")
@@ -82,6 +85,10 @@ def _cmd_generate(args) -> int:
         start_from_reference=args.start_from_reference, max_audio_seconds=args.max_audio_seconds)
     # Everything a user can get wrong is checked before any model is loaded.
     settings.validate()
+    if args.max_vram is not None and not args.max_vram > 0:
+        from s2v_toolkit.errors import ConfigError
+
+        raise ConfigError(f"--max-vram {args.max_vram}: must be a positive number of GB")
     out = Path(args.out)
     preset_for(out, args.codec)
     if out.exists() and not args.overwrite:
@@ -101,7 +108,7 @@ def _cmd_generate(args) -> int:
     if bundle.random_weights:
         print(f"WARNING: {RANDOM_WEIGHTS_WARNING}", file=sys.stderr)
 
-    generator = S2VGenerator.load(bundle, device=args.device)
+    generator = S2VGenerator.load(bundle, device=args.device, max_vram_gb=args.max_vram)
     result = generator.generate(image, audio, settings, out, preset=args.codec, overwrite=args.overwrite,
                                 progress=not args.quiet, pose=pose,
                                 resume_dir=None if args.no_resume else out.with_name(f".{out.name}.s2vt-parts"))

@@ -20,7 +20,7 @@ DEFAULT_REDUB_PROMPT = "a person talking to the camera, natural lip movement"
 
 
 def load_generator(checkpoint: str | None = None, *, tiny: bool = False, device: str | None = None,
-                   expert2: str | None = None):
+                   expert2: str | None = None, max_vram_gb: float | None = None):
     """The S2V models: an official checkpoint folder, or the cached tiny random bundle (plumbing only)."""
     from .checkpoint_bundle import locate_checkpoint, tiny_bundle
     from .s2v_generator import S2VGenerator
@@ -31,7 +31,7 @@ def load_generator(checkpoint: str | None = None, *, tiny: bool = False, device:
             bundle = locate_checkpoint(bundle.root, expert2=expert2)
     else:
         bundle = locate_checkpoint(checkpoint, expert2=expert2)
-    return S2VGenerator.load(bundle, device=device)
+    return S2VGenerator.load(bundle, device=device, max_vram_gb=max_vram_gb)
 
 
 def vae_chunked(generator) -> bool:
@@ -60,14 +60,13 @@ def sample_masked_clip(generator, *, original: torch.Tensor, mask: torch.Tensor,
 
     Returns the clean latent (float32).
     """
-    from s2v_toolkit.models import ExpertOffloader, make_scheduler
+    from s2v_toolkit.models import make_scheduler
 
     from .sampling import denoise_clip
 
     device = generator.device
     schedule = generator.expert_schedule(settings)
-    experts = ExpertOffloader.for_schedule(schedule, generator.experts, device=device,
-                                           offload=settings.offload and device.type == "cuda")
+    experts = generator.expert_offloader(schedule, offload=settings.offload)
     scheduler = make_scheduler(settings.scheduler)
     scheduler.set_timesteps(settings.steps, shift=settings.shift, device=device)
     # Noise from one seeded CPU generator, clip after clip: the same seed gives the same noise anywhere.

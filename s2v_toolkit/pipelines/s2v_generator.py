@@ -38,10 +38,12 @@ from s2v_toolkit import __version__
 from s2v_toolkit.errors import ConfigError
 from s2v_toolkit.models import (
     ExpertOffloader,
+    OffloadEvent,
     ExpertSchedule,
     S2VTransformerConfig,
     UMT5Config,
     WanVAEConfig,
+    enable_block_offload,
     enable_fused_blocks,
     load_audio_encoder,
     load_s2v_transformer,
@@ -140,8 +142,10 @@ class GenerationResult:
 class TextEmbeddingCache:
     """umT5 embeddings per prompt string, zero-padded to the DiT's text length ([1, L, dim])."""
 
-    def __init__(self, encoder: UMT5TextEncoder, text_len: int, device: torch.device, max_items: int = 32):
+    def __init__(self, encoder: UMT5TextEncoder, text_len: int, device: torch.device, max_items: int = 32,
+                 park_after_miss: bool = False):
         self.encoder = encoder
+        self.park_after_miss = park_after_miss  # max_vram_gb: on the device only while encoding
         self.text_len = text_len
         self.device = device
         self.max_items = max_items
@@ -160,6 +164,8 @@ class TextEmbeddingCache:
             hit = padded[None].to(self.device)
             if len(self._cache) >= self.max_items:
                 self._cache.pop(next(iter(self._cache)))
+            if self.park_after_miss:
+                self.park()
         self._cache[prompt] = hit  # most recent last
         return hit
 
@@ -174,20 +180,119 @@ def _default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def _empty_cache(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def _move_resident_part(model: torch.nn.Module, device: torch.device) -> None:
+    """Move what :func:`enable_block_offload` keeps resident (everything outside ``model.blocks``) to
+    ``device``; the blocks' host copies and device slots are left alone (a plain ``model.to()`` would
+    copy every block onto the device)."""
+    in_blocks = {id(m) for block in model.blocks for m in block.modules()}
+    with torch.no_grad():
+        for module in model.modules():
+            if id(module) in in_blocks:
+                continue
+            for store in (module._parameters, module._buffers):
+                for name, t in store.items():
+                    if t is not None and t.device != device:
+                        if isinstance(t, torch.nn.Parameter):
+                            t.data = t.data.to(device)
+                        else:
+                            store[name] = t.to(device)
+
+
+class _BlockOffloadedExperts(ExpertOffloader):
+    """Expert switching for block-offloaded experts (``max_vram_gb``): an expert's move is a move of
+    its resident part only; its blocks stay in host memory and stream in as they run."""
+
+    def _move(self, name: str, device: torch.device, placement: str, reason: str) -> None:
+        _move_resident_part(self.experts[name], device)
+        self._placement[name] = placement
+        self.events.append(OffloadEvent(expert=name, device=str(device), reason=reason))
+        _empty_cache(self.device)
+
+
+class _OnDeviceWhileUsed:
+    """A module kept on the CPU and moved to ``device`` only for the duration of a call (``max_vram_gb``).
+
+    Wraps the methods named in ``calls`` (plain or generator methods); anything else is passed through
+    to the module. The allocator cache is emptied after each move back.
+    """
+
+    def __init__(self, module: torch.nn.Module, device: torch.device, calls: tuple[str, ...]):
+        self.module = module
+        self.device = device
+        self._calls = set(calls)
+
+    def __getattr__(self, name: str):
+        attr = getattr(self.module, name)
+        if name not in self._calls:
+            return attr
+        import inspect
+
+        if inspect.isgeneratorfunction(getattr(type(self.module), name)):
+            def generate(*args, **kwargs):
+                with self.on_device():
+                    yield from attr(*args, **kwargs)
+            return generate
+
+        def call(*args, **kwargs):
+            with self.on_device():
+                return attr(*args, **kwargs)
+        return call
+
+    def on_device(self):
+        import contextlib
+
+        @contextlib.contextmanager
+        def placed():
+            self._place(self.device)
+            try:
+                yield self.module
+            finally:
+                self._place(torch.device("cpu"))
+                _empty_cache(self.device)
+        return placed()
+
+    def _place(self, device: torch.device) -> None:
+        if isinstance(self.module, torch.nn.Module):
+            self.module.to(device)
+        else:  # Wav2Vec2AudioEncoder: a plain object holding its model and the device it feeds
+            self.module.model.to(device)
+            self.module.device = device
+
+
+def apply_vram_budget(device: torch.device, max_vram_gb: float) -> float:
+    """Cap this process's CUDA allocator at ``max_vram_gb`` (10^9 bytes) of ``device`` so that going over
+    the budget is an out-of-memory error, not a silent success. Returns the fraction set (1.0 when
+    the budget is the whole card or more)."""
+    total = torch.cuda.get_device_properties(device).total_memory
+    fraction = min(1.0, max_vram_gb * 1e9 / total)
+    torch.cuda.set_per_process_memory_fraction(fraction, device)
+    return fraction
+
+
 class S2VGenerator:
     """Loaded S2V models and the generation loop. ``S2VGenerator.load(bundle)`` then ``generate(...)``."""
 
     def __init__(self, bundle: CheckpointBundle, experts: dict[str, torch.nn.Module], vae, text_encoder,
-                 audio_encoder, device: torch.device, dit_dtype: torch.dtype):
+                 audio_encoder, device: torch.device, dit_dtype: torch.dtype, max_vram_gb: float | None = None):
         self.bundle = bundle
         self.experts = experts  # high noise -> low noise
-        self.vae = vae
-        self.text_encoder = text_encoder
-        self.audio_encoder = audio_encoder
         self.device = device
         self.dit_dtype = dit_dtype
+        # max_vram_gb set: experts block-offloaded (see load); the VAE and wav2vec2 live on the CPU and
+        # visit the device per call; umT5 visits it per prompt encoded.
+        self.max_vram_gb = max_vram_gb
+        low = max_vram_gb is not None
+        self.vae = _OnDeviceWhileUsed(vae, device, ("encode", "encode_mu", "decode", "iter_decode")) if low else vae
+        self.text_encoder = text_encoder
+        self.audio_encoder = (_OnDeviceWhileUsed(audio_encoder, device, ("frame_features",)) if low
+                              else audio_encoder)
         self.config: S2VTransformerConfig = next(iter(experts.values())).config
-        self.text_cache = TextEmbeddingCache(text_encoder, self.config.text_len, device)
+        self.text_cache = TextEmbeddingCache(text_encoder, self.config.text_len, device, park_after_miss=low)
         self.offloader: ExpertOffloader | None = None
         self._schedule_dict: dict | None = None
         self._pose_path: Path | None = None
@@ -195,13 +300,35 @@ class S2VGenerator:
     # -- loading ------------------------------------------------------------------------------------
     @classmethod
     def load(cls, bundle: CheckpointBundle, device: str | torch.device | None = None,
-             dtype: torch.dtype | None = None) -> "S2VGenerator":
+             dtype: torch.dtype | None = None, max_vram_gb: float | None = None) -> "S2VGenerator":
         """Load every component of ``bundle``. GPU: DiT and umT5 in bf16, VAE and wav2vec2 in fp32;
         CPU: everything in fp32. With several experts the later ones are loaded on the CPU and
-        moved in when their steps come (offloading)."""
+        moved in when their steps come (offloading).
+
+        ``max_vram_gb`` (10^9 bytes): fit the run in that much device memory. The DiT experts' blocks
+        stay in (pinned) host memory and stream in one block ahead (:func:`enable_block_offload`, same
+        output bitwise); umT5, the VAE and wav2vec2 load on the CPU and are on the device only while
+        they run; the CUDA allocator is capped at the budget, so exceeding it is an out-of-memory error.
+        On the CPU the same code paths run (tests) and no cap applies."""
         device = torch.device(device) if device is not None else _default_device()
         if device.type == "cuda" and not torch.cuda.is_available():
             raise ConfigError(f"--device {device}: CUDA is not available on this machine")
+        if max_vram_gb is not None and not max_vram_gb > 0:
+            raise ConfigError(f"--max-vram {max_vram_gb}: must be a positive number of GB")
+        if device.type == "cuda" and device.index is None:
+            device = torch.device("cuda", torch.cuda.current_device())
+        low = max_vram_gb is not None
+        if low and device.type == "cuda":
+            apply_vram_budget(device, max_vram_gb)
+            # Growable segments: the VAE's per-chunk tensors of varying sizes otherwise leave GBs reserved
+            # but unusable under the cap (measured: 6.3 GB reserved-unallocated at an OOM in the motion
+            # encode at 704x1280, bench/results/h100_low_vram_run1.json).
+            try:
+                torch.cuda.memory._set_allocator_settings("expandable_segments:True")
+            except (AttributeError, RuntimeError):  # older builds: keep the default allocator
+                pass
+        # What rests on the device between uses (everything, unless a budget is given).
+        home = torch.device("cpu") if low else device
         dit_dtype = dtype or (torch.bfloat16 if device.type == "cuda" else torch.float32)
         configs = bundle.component_configs
         vae_config = WanVAEConfig.from_dict(configs["vae"]) if "vae" in configs else None
@@ -209,7 +336,7 @@ class S2VGenerator:
 
         experts: dict[str, torch.nn.Module] = {}
         for k, path in enumerate(bundle.transformers):
-            where = device if k == 0 else torch.device("cpu")
+            where = device if k == 0 and not low else torch.device("cpu")
             # A single-file repack carries no config: use the checkpoint folder's (S2V-14B if none).
             config = read_transformer_config(bundle.root) if Path(path).is_file() else None
             experts[f"expert{k + 1}"] = load_s2v_transformer(path, config=config, device=where, dtype=dit_dtype)
@@ -218,12 +345,12 @@ class S2VGenerator:
             if module.config != first:
                 raise ConfigError(f"{name} ({bundle.transformers[list(experts).index(name)]}): its config "
                                   "differs from the first expert's; experts must share one architecture")
-        vae = load_wan_vae(bundle.vae, device=device, dtype=torch.float32, config=vae_config)
+        vae = load_wan_vae(bundle.vae, device=home, dtype=torch.float32, config=vae_config)
         t5_dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
         tokenizer = load_umt5_tokenizer(bundle.tokenizer)
-        t5 = UMT5TextEncoder(load_umt5_encoder(bundle.t5, device=device, dtype=t5_dtype, config=t5_config),
+        t5 = UMT5TextEncoder(load_umt5_encoder(bundle.t5, device=home, dtype=t5_dtype, config=t5_config),
                              tokenizer)
-        audio = load_audio_encoder(bundle.wav2vec2, device=device, dtype=torch.float32)
+        audio = load_audio_encoder(bundle.wav2vec2, device=home, dtype=torch.float32)
         if t5.model.config.dim != first.text_dim:
             raise ConfigError(f"{bundle.t5}: text encoder width {t5.model.config.dim} != the DiT's "
                               f"text_dim {first.text_dim}")
@@ -232,7 +359,24 @@ class S2VGenerator:
             # same weights; S2VT_FUSED=0 turns them off). Experts parked on the CPU get them too.
             for module in experts.values():
                 enable_fused_blocks(module)
-        return cls(bundle, experts, vae, t5, audio, device, dit_dtype)
+        if low:
+            # Blocks to pinned host memory, the rest of the first expert resident (the others' rest on
+            # the CPU until their steps come: see _BlockOffloadedExperts).
+            for k, module in enumerate(experts.values()):
+                enable_block_offload(module, device, prefetch=1)
+                if k > 0:
+                    _move_resident_part(module, torch.device("cpu"))
+            _empty_cache(device)
+        return cls(bundle, experts, vae, t5, audio, device, dit_dtype, max_vram_gb=max_vram_gb)
+
+    def expert_offloader(self, schedule: ExpertSchedule, offload: bool = True) -> ExpertOffloader:
+        """The expert switcher for ``schedule``: with ``max_vram_gb``, one that moves the experts'
+        resident parts only (their blocks are streamed); else the plain one (parks inactive experts
+        on the CPU when ``offload`` and on a GPU)."""
+        if self.max_vram_gb is not None:
+            return _BlockOffloadedExperts.for_schedule(schedule, self.experts, device=self.device, offload=True)
+        return ExpertOffloader.for_schedule(schedule, self.experts, device=self.device,
+                                            offload=offload and self.device.type == "cuda")
 
     # -- pieces ---------------------------------------------------------------------------------------
     def expert_schedule(self, settings: GenerationSettings) -> ExpertSchedule:
@@ -273,6 +417,8 @@ class S2VGenerator:
         # S2V-14B on an H100); batching both branches doubles them.
         need = 2 * tokens * self.config.dim * 60 * 1.2
         free, _ = torch.cuda.mem_get_info(self.device)
+        if self.max_vram_gb is not None:  # the budget, not the card, is the limit
+            free = min(free, self.max_vram_gb * 1e9 - torch.cuda.memory_allocated(self.device))
         return free > need
 
     # -- generation -----------------------------------------------------------------------------------
@@ -360,19 +506,19 @@ class S2VGenerator:
         device = self.device
         schedule = self.expert_schedule(settings)
         self._schedule_dict = schedule.to_dict()
-        self.offloader = ExpertOffloader.for_schedule(
-            schedule, self.experts, device=device, offload=settings.offload and device.type == "cuda")
+        self.offloader = self.expert_offloader(schedule, offload=settings.offload)
         scheduler = make_scheduler(settings.scheduler)
         # Noise is drawn on the CPU from one seeded generator (clip after clip), so a seed gives the
         # same starting noise on every device.
         generator = torch.Generator(device="cpu").manual_seed(seed)
 
+        low = self.max_vram_gb is not None
+        if low:  # the DiT's resident part off the device while the encoders and the VAE run
+            self.offloader.offload_all()
         ref_latent = self.encode_reference(ref_pixels)
         _, channels, _, lat_h, lat_w = ref_latent.shape
         lat_frames = plan.infer_frames // 4
-        text_cond = self.text_cache(settings.prompt)
-        text_uncond = self.text_cache(settings.negative_prompt)
-        self.text_cache.park()
+        text_cond, text_uncond = self.encode_prompts(settings.prompt, settings.negative_prompt)
         num_drive = features.shape[0]
         zero_row = features.new_zeros(features.shape[1:])
 
@@ -413,7 +559,7 @@ class S2VGenerator:
                 rows = torch.stack([features[s] if s is not None else zero_row for s in sources])
                 audio_cond = to_transformer_layout(rows)
                 with_motion = not clip.drop_motion
-                motion_latents = self.vae.encode(motion, chunked=self._vae_chunked).float() if with_motion else None
+                motion_latents = self.encode_motion(motion) if with_motion else None
                 noise = torch.randn(1, channels, lat_frames, lat_h, lat_w, generator=generator).to(device)
                 shared = {"ref_latents": ref_latent, "motion_latents": motion_latents,
                           "drop_motion_frames": not with_motion}
@@ -427,8 +573,16 @@ class S2VGenerator:
                     steps=settings.steps, shift=settings.shift, batched_cfg=batched,
                     step_callback=step_callback, clip_index=clip.index, progress=progress, trace=trace.steps)
                 lead = motion_latents if with_motion else ref_latent
-                decoded = self.vae.decode(torch.cat([lead, latents], dim=2), chunked=self._vae_chunked)
-                clip_frames = decoded[:, :, -plan.infer_frames:].float()
+                if self.max_vram_gb is not None:
+                    # The DiT's resident part off the device while the VAE decodes (and back for the next
+                    # clip's first step); decoded frames go to the CPU chunk by chunk, only the clip's
+                    # kept frames come back (same numbers as one decode on the device).
+                    self.offloader.offload_all()
+                    decoded = self._decode_to_host(torch.cat([lead, latents], dim=2), plan.infer_frames)
+                    clip_frames = decoded.to(device)
+                else:
+                    decoded = self.vae.decode(torch.cat([lead, latents], dim=2), chunked=self._vae_chunked)
+                    clip_frames = decoded[:, :, -plan.infer_frames:].float()
                 kept = clip_frames[:, :, clip.keep_start:clip.keep_start + clip.kept]
                 motion = torch.cat([motion, kept], dim=2)[:, :, -cfg.motion_frames:]
                 kept_frames.append(_to_uint8(kept))
@@ -445,6 +599,31 @@ class S2VGenerator:
             if clip_bar:
                 clip_bar.close()
         return np.concatenate(kept_frames, axis=0), trace
+
+    def encode_prompts(self, *prompts: str) -> list[torch.Tensor]:
+        """Embeddings of ``prompts`` through the cache; umT5 goes back to the CPU once, after all of them."""
+        park_after_miss, self.text_cache.park_after_miss = self.text_cache.park_after_miss, False
+        try:
+            return [self.text_cache(p) for p in prompts]
+        finally:
+            self.text_cache.park_after_miss = park_after_miss
+            self.text_cache.park()
+
+    def encode_motion(self, motion: torch.Tensor) -> torch.Tensor:
+        """Motion latents of the pixel history ``[1, 3, T, H, W]``. With ``max_vram_gb`` the experts'
+        resident parts leave the device first (the 73-frame encode at 704x1280 peaks at 14 GB above
+        what is resident; measured) and come back with the clip's first step."""
+        if self.max_vram_gb is not None and self.offloader is not None:
+            self.offloader.offload_all()
+        return self.vae.encode(motion, chunked=self._vae_chunked).float()
+
+    def _decode_to_host(self, latents: torch.Tensor, last: int) -> torch.Tensor:
+        """The last ``last`` decoded frames, float32 on the CPU, with at most one latent's frames on the
+        device at a time (chunked path; the whole-sequence path on a CPU device)."""
+        if not self._vae_chunked:
+            return self.vae.decode(latents, chunked=False)[:, :, -last:].float().cpu()
+        chunks = [frames.float().cpu() for frames in self.vae.iter_decode(latents)]
+        return torch.cat(chunks, dim=2)[:, :, -last:]
 
     def _pose_latents(self, pose: PoseVideo, grid_frames: list[int], grid_fps: Fraction, out_h: int,
                       out_w: int) -> torch.Tensor:
@@ -465,6 +644,7 @@ class S2VGenerator:
             "random_weights": self.bundle.random_weights,
             "checkpoint": self.bundle.to_dict(),
             "device": str(self.device),
+            "max_vram_gb": self.max_vram_gb,
             "dit_dtype": str(self.dit_dtype).replace("torch.", ""),
             "settings": settings.to_dict(),
             "seed": result.seed,
