@@ -104,6 +104,35 @@ def test_host_decode_equals_the_device_decode(low, monkeypatch):
     assert torch.equal(got, full[:, :, -8:].float().cpu())
 
 
+def test_two_experts_in_max_vram_mode_switch_by_their_resident_parts(bundle, reference, tmp_path, monkeypatch):
+    from s2v_toolkit.models import write_tiny_checkpoint
+    from s2v_toolkit.pipelines.checkpoint_bundle import locate_checkpoint
+
+    write_tiny_checkpoint(tmp_path / "expert2", seed=1)
+    moe_bundle = locate_checkpoint(bundle.root, expert2=tmp_path / "expert2")
+    settings = GenerationSettings(prompt="a", steps=4, size="64x80", fps=16, infer_frames=16, seed=3,
+                                  boundary=0.9, guidance=5.0, guidance2=2.0)
+    image = load_reference_image(reference)
+    audio = DriveAudio(path=Path("line.wav"), waveform=_tone(0.5))
+    expected = S2VGenerator.load(moe_bundle, device="cpu").generate(image, audio, settings).frames
+    low = S2VGenerator.load(moe_bundle, device="cpu", max_vram_gb=24)
+    moves = []
+    offloader_class = type(low.expert_offloader(low.expert_schedule(settings)))
+    real_move = offloader_class._move
+
+    def spy(self, name, device, placement, reason):
+        moves.append((name, reason))
+        return real_move(self, name, device, placement, reason)
+
+    monkeypatch.setattr(offloader_class, "_move", spy)
+    got = low.generate(image, audio, settings).frames
+    np.testing.assert_array_equal(got, expected)
+    assert ("expert1", "load") in moves and ("expert2", "load") in moves
+    assert ("expert1", "offload") in moves  # parked when the low-noise expert came in
+    for module in low.experts.values():  # both still block-offloaded (a plain .to() would have undone it)
+        assert block_offload_of(module) is not None
+
+
 def test_max_vram_must_be_positive(bundle):
     with pytest.raises(ConfigError, match="max-vram"):
         S2VGenerator.load(bundle, device="cpu", max_vram_gb=0)
