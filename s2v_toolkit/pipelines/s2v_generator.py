@@ -268,6 +268,8 @@ def apply_vram_budget(device: torch.device, max_vram_gb: float) -> float:
     """Cap this process's CUDA allocator at ``max_vram_gb`` (10^9 bytes) of ``device`` so that going over
     the budget is an out-of-memory error, not a silent success. Returns the fraction set (1.0 when
     the budget is the whole card or more)."""
+    if device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())
     total = torch.cuda.get_device_properties(device).total_memory
     fraction = min(1.0, max_vram_gb * 1e9 / total)
     torch.cuda.set_per_process_memory_fraction(fraction, device)
@@ -315,8 +317,6 @@ class S2VGenerator:
             raise ConfigError(f"--device {device}: CUDA is not available on this machine")
         if max_vram_gb is not None and not max_vram_gb > 0:
             raise ConfigError(f"--max-vram {max_vram_gb}: must be a positive number of GB")
-        if device.type == "cuda" and device.index is None:
-            device = torch.device("cuda", torch.cuda.current_device())
         low = max_vram_gb is not None
         if low and device.type == "cuda":
             apply_vram_budget(device, max_vram_gb)
