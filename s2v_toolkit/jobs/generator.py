@@ -26,6 +26,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from s2v_toolkit.dotted import import_dotted
 from s2v_toolkit.errors import ConfigError, S2VError
 
 
@@ -102,17 +103,7 @@ class UnavailableGenerator:
 
 
 def _from_factory(spec: GeneratorSpec) -> Generator:
-    module_name, _, attr = spec.factory.partition(":")
-    if not module_name or not attr:
-        raise ConfigError(f"generator factory {spec.factory!r}: write it as package.module:callable")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ConfigError(f"generator factory {spec.factory!r}: cannot import {module_name} ({exc})") from None
-    factory = getattr(module, attr, None)
-    if factory is None:
-        raise ConfigError(f"generator factory {spec.factory!r}: {module_name} has no {attr}")
-    return factory(spec)
+    return import_dotted(spec.factory, "generator factory")(spec)
 
 
 def load_generator(spec: GeneratorSpec | None) -> Generator:
