@@ -55,7 +55,7 @@ import torch.nn.functional as F
 
 from s2v_toolkit.models.attention import attention
 from s2v_toolkit.models.rope import apply_rope
-from s2v_toolkit.models.s2v_transformer import VAE_TEMPORAL_STRIDE, WanS2VTransformer, _conv, _linear
+from s2v_toolkit.models.s2v_transformer import WanS2VTransformer, _linear
 
 __all__ = ["cfg_parallel_prediction", "seq_to_heads", "heads_to_seq", "ulysses_attention",
            "shard_bounds", "sequence_parallel_forward", "SequenceParallelTransformer",
@@ -301,38 +301,15 @@ def sequence_parallel_forward(model: WanS2VTransformer, latents: torch.Tensor, t
     p, rank = dist.get_world_size(group), dist.get_rank(group)
     if cfg.num_heads % p:
         raise ValueError(f"{cfg.num_heads} heads are not divisible by the sequence-parallel degree {p}")
-    b, _, frames, height, width = latents.shape
-    if ref_latents.shape != (b, latents.shape[1], 1, height, width):
-        raise ValueError(f"ref_latents shape {tuple(ref_latents.shape)} does not match latents "
-                         f"{tuple(latents.shape)} (expected one frame)")
-    if height % 2 or width % 2:
-        raise ValueError(f"latent height/width must be even, got {height}x{width}")
-    if audio_features.shape[0] != b or audio_features.shape[-1] != VAE_TEMPORAL_STRIDE * frames:
-        raise ValueError(f"audio_features shape {tuple(audio_features.shape)}: expected batch {b} "
-                         f"and {VAE_TEMPORAL_STRIDE * frames} video frames for {frames} latent frames")
     with torch.no_grad():
-        timestep = torch.as_tensor(timestep, device=latents.device).reshape(-1).expand(b)
-        audio_local, audio_global = model.casual_audio_encoder(
-            audio_features, cfg.motion_frames, cfg.motion_latent_frames)
-
-        # The full token sequence, as in WanS2VTransformer.forward (cheap next to the blocks).
-        noisy = _conv(model.patch_embedding, latents)
-        if pose_latents is None:
-            noisy = noisy + model.cond_encoder.bias.to(noisy.dtype).view(1, -1, 1, 1, 1)
-        else:
-            noisy = noisy + _conv(model.cond_encoder, pose_latents)
-        noisy = noisy.flatten(2).transpose(1, 2)
-        ref = _conv(model.patch_embedding, ref_latents).flatten(2).transpose(1, 2)
-        mask = model.trainable_cond_mask.weight.to(noisy.dtype)
-        parts = [noisy + mask[0], ref + mask[1]]
-        with_motion = motion_latents is not None and not drop_motion_frames
-        if with_motion:
-            parts.append(model.frame_packer(motion_latents) + mask[2])
-        x = torch.cat(parts, dim=1)
-        n_noisy, seq_len = noisy.shape[1], x.shape[1]
-        cos, sin = model.rope_tables(frames, height, width, with_motion, x.device)
-        e, e0 = model.time_embeddings(timestep)
-        context = model.embed_text(text_embeddings)
+        # The same token sequence and conditioning as the one-GPU forward (cheap next to the blocks).
+        t = model.embed_inputs(latents, timestep, text_embeddings, audio_features, ref_latents,
+                               motion_latents, pose_latents, drop_motion_frames)
+        x, n_noisy, e, e0, context = t.x, t.n_noisy, t.e, t.e0, t.context
+        audio_local, audio_global = t.audio_local, t.audio_global
+        frames, height, width = t.frames, t.height, t.width
+        cos, sin = t.rope
+        seq_len = x.shape[1]
 
         # This rank's shard of tokens and of the per-token metadata (padding: zeros, angle 0).
         start, stop, shard = shard_bounds(seq_len, p, rank)

@@ -454,6 +454,23 @@ class FramePacker(nn.Module):
 # ----------------------------------------------------------------------------------------------
 # The model
 # ----------------------------------------------------------------------------------------------
+@dataclass
+class EmbeddedInputs:
+    """The token sequence [noisy | reference | motion] and the conditioning the blocks use."""
+
+    x: torch.Tensor                 # [B, L, dim] tokens
+    n_noisy: int                    # the first n_noisy tokens are the noisy video (predicted)
+    e: torch.Tensor                 # time embedding (head modulation)
+    e0: torch.Tensor                # per-block modulation (noisy tokens at t, the rest at t = 0)
+    rope: tuple[torch.Tensor, torch.Tensor]  # cos, sin per token
+    context: torch.Tensor           # projected text embeddings
+    audio_local: torch.Tensor
+    audio_global: torch.Tensor
+    frames: int
+    height: int
+    width: int
+
+
 class WanS2VTransformer(nn.Module):
     """The Wan2.2-S2V-14B DiT (or a smaller config of it); see the module docstring."""
 
@@ -525,28 +542,14 @@ class WanS2VTransformer(nn.Module):
             x.shape[0], self.config.out_dim, f * pt, h * ph, w * pw)
 
     # -- forward ------------------------------------------------------------------------------
-    def forward(self, latents: torch.Tensor, timestep: torch.Tensor, text_embeddings: torch.Tensor,
-                audio_features: torch.Tensor, ref_latents: torch.Tensor,
-                motion_latents: torch.Tensor | None = None,
-                pose_latents: torch.Tensor | None = None,
-                drop_motion_frames: bool = False) -> torch.Tensor:
-        """Predict the flow-matching velocity for one S2V clip.
+    def embed_inputs(self, latents: torch.Tensor, timestep: torch.Tensor, text_embeddings: torch.Tensor,
+                     audio_features: torch.Tensor, ref_latents: torch.Tensor,
+                     motion_latents: torch.Tensor | None = None, pose_latents: torch.Tensor | None = None,
+                     drop_motion_frames: bool = False) -> "EmbeddedInputs":
+        """Everything the blocks consume, from the forward's inputs (validated here).
 
-        Args:
-            latents: noisy video latents ``[B, in_dim, F, H, W]`` (F latent frames; H, W = pixels/8,
-                H and W even).
-            timestep: ``[B]`` diffusion times in 0..1000 (a scalar is broadcast).
-            text_embeddings: umT5 output ``[B, L, text_dim]``, ``L <= text_len``; rows past each
-                prompt's true length must be zero (they are padded with zeros to ``text_len``).
-            audio_features: wav2vec2 hidden states per video frame
-                ``[B, num_audio_layers, audio_dim, 4*F]`` (the official ``audio_input`` layout).
-            ref_latents: reference-image latent ``[B, in_dim, 1, H, W]``.
-            motion_latents: motion history ``[B, in_dim, T_m, H, W]`` (the last 19 frames are
-                used, zero-padded in front if fewer); None = no motion tokens.
-            pose_latents: pose-video latents ``[B, cond_dim, F, H, W]``; None = no pose (zeros).
-            drop_motion_frames: drop the motion tokens (the first clip of a video).
-
-        Returns the prediction ``[B, out_dim, F, H, W]`` in float32.
+        Shared by :meth:`forward` and the sequence-parallel forward (``models.parallel``), so both
+        build exactly the same token sequence, RoPE tables and conditioning.
         """
         cfg = self.config
         b, _, frames, height, width = latents.shape
@@ -584,13 +587,42 @@ class WanS2VTransformer(nn.Module):
         e, e0 = self.time_embeddings(timestep)
         context = self.embed_text(text_embeddings)
 
+        return EmbeddedInputs(x, n_noisy, e, e0, rope, context, audio_local, audio_global,
+                              frames, height, width)
+
+    def forward(self, latents: torch.Tensor, timestep: torch.Tensor, text_embeddings: torch.Tensor,
+                audio_features: torch.Tensor, ref_latents: torch.Tensor,
+                motion_latents: torch.Tensor | None = None,
+                pose_latents: torch.Tensor | None = None,
+                drop_motion_frames: bool = False) -> torch.Tensor:
+        """Predict the flow-matching velocity for one S2V clip.
+
+        Args:
+            latents: noisy video latents ``[B, in_dim, F, H, W]`` (F latent frames; H, W = pixels/8,
+                H and W even).
+            timestep: ``[B]`` diffusion times in 0..1000 (a scalar is broadcast).
+            text_embeddings: umT5 output ``[B, L, text_dim]``, ``L <= text_len``; rows past each
+                prompt's true length must be zero (they are padded with zeros to ``text_len``).
+            audio_features: wav2vec2 hidden states per video frame
+                ``[B, num_audio_layers, audio_dim, 4*F]`` (the official ``audio_input`` layout).
+            ref_latents: reference-image latent ``[B, in_dim, 1, H, W]``.
+            motion_latents: motion history ``[B, in_dim, T_m, H, W]`` (the last 19 frames are
+                used, zero-padded in front if fewer); None = no motion tokens.
+            pose_latents: pose-video latents ``[B, cond_dim, F, H, W]``; None = no pose (zeros).
+            drop_motion_frames: drop the motion tokens (the first clip of a video).
+
+        Returns the prediction ``[B, out_dim, F, H, W]`` in float32.
+        """
+        t = self.embed_inputs(latents, timestep, text_embeddings, audio_features, ref_latents,
+                              motion_latents, pose_latents, drop_motion_frames)
+        x = t.x
         for i, block in enumerate(self.blocks):
-            x = block(x, e0, n_noisy, rope, context)
+            x = block(x, t.e0, t.n_noisy, t.rope, t.context)
             j = self._injector_after_block.get(i)
             if j is not None:
-                x = self.audio_injector(j, x, n_noisy, audio_local, audio_global)
+                x = self.audio_injector(j, x, t.n_noisy, t.audio_local, t.audio_global)
 
-        return self.unpatchify(self.head(x[:, :n_noisy], e), frames, height, width)
+        return self.unpatchify(self.head(x[:, :t.n_noisy], t.e), t.frames, t.height, t.width)
 
 
 def init_random_weights(model: WanS2VTransformer, seed: int = 0) -> WanS2VTransformer:
