@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import glob
-import io
 import json
 import os
 import platform
@@ -51,6 +50,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from s2v_toolkit.diarization.synthetic import espeak_speech  # noqa: E402
 
 SR = 16000
 VOICES = {"ann": ("en-us+f3", ["-p", "70"]), "bob": ("en-us", []), "cid": ("en-us+grandma", [])}
@@ -81,17 +81,8 @@ PYANNOTE_PLACES = ["/work/venv-pyannote/lib/python3*/site-packages",
 
 def say(speaker: str, text: str) -> np.ndarray:
     """16 kHz float32 speech of ``speaker``, trimmed to its voiced extent (-40 dB)."""
-    import soundfile as sf
-    import soxr
-
     voice, opts = VOICES[speaker]
-    wav = subprocess.run(["espeak-ng", "-v", voice, *opts, "--stdout", text], capture_output=True, check=True).stdout
-    x, rate = sf.read(io.BytesIO(wav), dtype="float32")
-    x = soxr.resample(x, rate, SR).astype(np.float32)
-    n = len(x) // 160
-    rms = np.sqrt((x[: n * 160].reshape(n, 160) ** 2).mean(axis=1))
-    on = np.nonzero(rms > rms.max() * 10 ** (-40 / 20))[0]
-    return x[on[0] * 160:(on[-1] + 1) * 160]
+    return espeak_speech(voice, opts, text, SR)
 
 
 def conversation(order: list[str], seed: int):

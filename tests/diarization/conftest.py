@@ -9,12 +9,12 @@ Reference turn times are the synthesised utterances' own extents (leading/traili
 
 from __future__ import annotations
 
-import io
 import shutil
-import subprocess
 
 import numpy as np
 import pytest
+
+from s2v_toolkit.diarization.synthetic import espeak_speech
 
 SR = 16000
 VOICES = {"ann": ("en-us+f3", ["-p", "70"]), "bob": ("en-us", []), "cid": ("en-us+grandma", [])}
@@ -31,17 +31,8 @@ needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None,
 
 def say(speaker: str, text: str) -> np.ndarray:
     """16 kHz float32 speech of ``speaker``, trimmed to its voiced extent."""
-    import soundfile as sf
-    import soxr
-
     voice, opts = VOICES[speaker]
-    wav = subprocess.run(["espeak-ng", "-v", voice, *opts, "--stdout", text], capture_output=True, check=True).stdout
-    x, rate = sf.read(io.BytesIO(wav), dtype="float32")
-    x = soxr.resample(x, rate, SR).astype(np.float32)
-    n = len(x) // 160
-    rms = np.sqrt((x[: n * 160].reshape(n, 160) ** 2).mean(axis=1))
-    on = np.nonzero(rms > rms.max() * 10 ** (-40 / 20))[0]
-    return x[on[0] * 160:(on[-1] + 1) * 160]
+    return espeak_speech(voice, opts, text, SR)
 
 
 def conversation(order: list[str], gaps: list[float], lead: float = 0.5, tail: float = 0.5):
