@@ -40,8 +40,8 @@ class RenderContext:
 
     def __init__(self, plan: RenderPlan):
         self.plan = plan
-        self._signals: dict[str, np.ndarray] | None = None
-        self._delivery: dict[str, np.ndarray] | None = None
+        self._desc = None  # the timeline, read once per process
+        self._signals: dict[int, dict[str, np.ndarray]] = {}  # sample rate -> track id -> signal
         self._cast = None
 
     def cast(self):
@@ -53,18 +53,14 @@ class RenderContext:
 
     def signals(self, sample_rate: int = 16000) -> dict[str, np.ndarray]:
         """Dialogue tracks at record time: 16 kHz for the models, or ``DELIVERY_RATE`` for render files."""
-        cached = self._signals if sample_rate == 16000 else self._delivery
-        if cached is None:
+        if sample_rate not in self._signals:
             from s2v_toolkit.timeline import describe_timeline, extract_dialogue, read_timeline
 
-            desc = describe_timeline(read_timeline(self.plan.timeline))
-            tracks = extract_dialogue(desc, self.plan.dialogue_tracks or None, sample_rate=sample_rate)
-            cached = {t.track_id: t.signal for t in tracks}
-            if sample_rate == 16000:
-                self._signals = cached
-            else:
-                self._delivery = cached
-        return cached
+            if self._desc is None:
+                self._desc = describe_timeline(read_timeline(self.plan.timeline))
+            tracks = extract_dialogue(self._desc, self.plan.dialogue_tracks or None, sample_rate=sample_rate)
+            self._signals[sample_rate] = {t.track_id: t.signal for t in tracks}
+        return self._signals[sample_rate]
 
     def _segment(self, job: ShotJob, sample_rate: int) -> np.ndarray:
         fps = self.plan.fps
