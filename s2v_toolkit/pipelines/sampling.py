@@ -4,7 +4,8 @@
 At every step it picks the expert and guidance scale from the :class:`ExpertSchedule` (one expert =
 the released S2V-14B), activates it through the :class:`ExpertOffloader` (the inactive one is parked
 on the CPU), evaluates classifier-free guidance (``guided_prediction``: conditional = prompt + audio,
-unconditional = negative prompt + zeroed audio; batched or not), steps the scheduler and lets an
+unconditional = negative prompt + zeroed audio; batched or not; or another ``guidance`` callable with
+the same signature, e.g. CFG-parallel over two GPUs), steps the scheduler and lets an
 optional callback replace the new latent (masked blending for the re-dub: keep the unmasked region
 on the source's noise trajectory).
 
@@ -69,6 +70,7 @@ def denoise_clip(
     clip_index: int = 0,
     progress: bool | Any = False,
     trace: list[StepInfo] | None = None,
+    guidance: Callable[..., Any] = guided_prediction,
 ) -> torch.Tensor:
     """Denoise one clip; returns the clean latent (float32, the shape of ``noise``).
 
@@ -81,6 +83,9 @@ def denoise_clip(
         step_callback: see :data:`StepCallback`.
         progress: True for a tqdm bar per step, or a tqdm-like object with ``update()``.
         trace: a list that receives one :class:`StepInfo` per step.
+        guidance: ``guidance(model, shared, cond, uncond, scale, batched=...)`` -> the guided
+            velocity; default :func:`guided_prediction`. Several GPUs plug in here
+            (:func:`s2v_toolkit.pipelines.distributed.parallel_models`: CFG-parallel, Ulysses).
     """
     if not isinstance(experts, ExpertOffloader):
         modules = experts if isinstance(experts, Mapping) else {schedule.names[0]: experts}
@@ -115,8 +120,8 @@ def denoise_clip(
                             guidance_scale=step.guidance_scale)
             timestep = torch.full((batch,), float(step.timestep), device=latents.device)
             with torch.no_grad():
-                velocity = guided_prediction(model, {**shared, "latents": latents, "timestep": timestep},
-                                             cond, uncond, step.guidance_scale, batched=batched_cfg)
+                velocity = guidance(model, {**shared, "latents": latents, "timestep": timestep},
+                                    cond, uncond, step.guidance_scale, batched=batched_cfg)
             latents = scheduler.step(velocity.float(), i, latents)
             if step_callback is not None:
                 replaced = step_callback(info, latents, scheduler)
