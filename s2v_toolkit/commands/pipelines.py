@@ -54,6 +54,11 @@ def register(sub) -> None:
     p.add_argument("--no-resume", action="store_true",
                    help="do not keep finished clips in .OUT.s2vt-parts/ (kept by default, so that a killed "
                         "run of the same command continues after the last finished clip)")
+    p.add_argument("--parallel", default="auto", choices=("auto", "none", "cfg", "ulysses", "cfg+ulysses"),
+                   help="several GPUs, one process each, launched with torchrun --nproc_per_node N: cfg "
+                        "(2: one guidance branch per GPU), ulysses (N dividing the 40 heads: each forward's "
+                        "tokens split), cfg+ulysses (2P); auto: none for 1 process, cfg for 2, cfg+ulysses "
+                        "for an even N > 2, ulysses for an odd N (default)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("-o", "--out", required=True, help="output video (.mov, .mp4, .mxf); a .json sidecar is "
                                                        "written next to it")
@@ -65,6 +70,7 @@ def _cmd_generate(args) -> int:
 
     from s2v_toolkit.media.writer import preset_for
     from s2v_toolkit.pipelines.checkpoint_bundle import locate_checkpoint, tiny_bundle
+    from s2v_toolkit.pipelines.distributed import finish_distributed, resolve_parallel
     from s2v_toolkit.pipelines.generation_inputs import (
         DEFAULT_NEGATIVE_PROMPT,
         GenerationSettings,
@@ -85,6 +91,8 @@ def _cmd_generate(args) -> int:
         start_from_reference=args.start_from_reference, max_audio_seconds=args.max_audio_seconds)
     # Everything a user can get wrong is checked before any model is loaded.
     settings.validate()
+    parallel = resolve_parallel(args.parallel)  # WORLD_SIZE/RANK from torchrun; one process: "none"
+    main_rank = parallel.is_main
     if args.max_vram is not None and not args.max_vram > 0:
         from s2v_toolkit.errors import ConfigError
 
@@ -105,13 +113,21 @@ def _cmd_generate(args) -> int:
             bundle = locate_checkpoint(bundle.root, expert2=args.expert2, transformer=args.transformer)
     else:
         bundle = locate_checkpoint(args.checkpoint, expert2=args.expert2, transformer=args.transformer)
-    if bundle.random_weights:
+    if bundle.random_weights and main_rank:
         print(f"WARNING: {RANDOM_WEIGHTS_WARNING}", file=sys.stderr)
 
-    generator = S2VGenerator.load(bundle, device=args.device, max_vram_gb=args.max_vram)
-    result = generator.generate(image, audio, settings, out, preset=args.codec, overwrite=args.overwrite,
-                                progress=not args.quiet, pose=pose,
-                                resume_dir=None if args.no_resume else out.with_name(f".{out.name}.s2vt-parts"))
+    finished = False
+    try:
+        generator = S2VGenerator.load(bundle, device=args.device, max_vram_gb=args.max_vram,
+                                      parallel=parallel if parallel.enabled else None)
+        result = generator.generate(image, audio, settings, out, preset=args.codec, overwrite=args.overwrite,
+                                    progress=not args.quiet, pose=pose,
+                                    resume_dir=None if args.no_resume else out.with_name(f".{out.name}.s2vt-parts"))
+        finished = True
+    finally:
+        finish_distributed(parallel, wait=finished)  # after a failure: leave without waiting for the others
+    if not main_rank:  # rank 0 wrote the output and reports it
+        return 0
     h, w = result.frames.shape[1:3]
     print(f"wrote {result.output} ({result.num_frames} frames, {w}x{h} at {result.fps} fps, "
           f"{result.plan.num_clips} clip(s), seed {result.seed}); settings in {result.sidecar}")

@@ -62,6 +62,7 @@ def sample_masked_clip(generator, *, original: torch.Tensor, mask: torch.Tensor,
     """
     from s2v_toolkit.models import make_scheduler
 
+    from .guidance import guided_prediction
     from .sampling import denoise_clip
 
     device = generator.device
@@ -85,4 +86,6 @@ def sample_masked_clip(generator, *, original: torch.Tensor, mask: torch.Tensor,
         uncond={"text_embeddings": negative, "audio_features": torch.zeros_like(audio)},
         steps=settings.steps, shift=settings.shift, batched_cfg=generator._batched_cfg(settings, tokens),
         start_step=blender.start_index, clip_index=clip_index, progress=progress,
-        step_callback=lambda info, latents, _sched: blender.after_step(info.step_index, latents))
+        step_callback=lambda info, latents, _sched: blender.after_step(info.step_index, latents),
+        # A generator loaded with ``parallel=`` splits the forwards over its ranks (CFG / Ulysses).
+        guidance=getattr(generator, "guidance", guided_prediction))

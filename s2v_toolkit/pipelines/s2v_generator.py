@@ -58,6 +58,13 @@ from s2v_toolkit.models.experts import Expert
 from s2v_toolkit.models.umt5 import UMT5TextEncoder
 from s2v_toolkit.pipelines.checkpoint_bundle import CheckpointBundle
 from s2v_toolkit.pipelines.clip_store import ClipStore, hash_inputs
+from s2v_toolkit.pipelines.distributed import (
+    ParallelConfig,
+    barrier,
+    broadcast_from_main,
+    init_distributed,
+    parallel_models,
+)
 from s2v_toolkit.pipelines.frame_math import (
     MODEL_FPS,
     LongVideoPlan,
@@ -79,6 +86,7 @@ from s2v_toolkit.pipelines.generation_inputs import (
     load_reference_image,
     parse_max_area,
 )
+from s2v_toolkit.pipelines.guidance import guided_prediction
 from s2v_toolkit.pipelines.sampling import StepCallback, StepInfo, denoise_clip
 
 __all__ = ["ClipTrace", "GenerationResult", "GenerationTrace", "S2VGenerator", "RANDOM_WEIGHTS_WARNING",
@@ -279,6 +287,11 @@ def apply_vram_budget(device: torch.device, max_vram_gb: float) -> float:
 class S2VGenerator:
     """Loaded S2V models and the generation loop. ``S2VGenerator.load(bundle)`` then ``generate(...)``."""
 
+    #: Several GPUs (``load(..., parallel=...)``): this rank's config and the guidance callable that
+    #: ``denoise_clip`` uses (CFG-parallel / Ulysses); one process: None and ``guided_prediction``.
+    parallel: ParallelConfig | None = None
+    guidance = staticmethod(guided_prediction)
+
     def __init__(self, bundle: CheckpointBundle, experts: dict[str, torch.nn.Module], vae, text_encoder,
                  audio_encoder, device: torch.device, dit_dtype: torch.dtype, max_vram_gb: float | None = None):
         self.bundle = bundle
@@ -302,7 +315,8 @@ class S2VGenerator:
     # -- loading ------------------------------------------------------------------------------------
     @classmethod
     def load(cls, bundle: CheckpointBundle, device: str | torch.device | None = None,
-             dtype: torch.dtype | None = None, max_vram_gb: float | None = None) -> "S2VGenerator":
+             dtype: torch.dtype | None = None, max_vram_gb: float | None = None,
+             parallel: ParallelConfig | None = None) -> "S2VGenerator":
         """Load every component of ``bundle``. GPU: DiT and umT5 in bf16, VAE and wav2vec2 in fp32;
         CPU: everything in fp32. With several experts the later ones are loaded on the CPU and
         moved in when their steps come (offloading).
@@ -311,7 +325,15 @@ class S2VGenerator:
         stay in (pinned) host memory and stream in one block ahead (:func:`enable_block_offload`, same
         output bitwise); umT5, the VAE and wav2vec2 load on the CPU and are on the device only while
         they run; the CUDA allocator is capped at the budget, so exceeding it is an out-of-memory error.
-        On the CPU the same code paths run (tests) and no cap applies."""
+        On the CPU the same code paths run (tests) and no cap applies.
+
+        ``parallel``: this rank's share of a multi-GPU run (:mod:`.distributed`; one process per GPU,
+        started by torchrun): the process group is joined if needed (nccl on CUDA, gloo on CPU), the
+        device becomes ``cuda:LOCAL_RANK``, and the denoiser's forwards are split (CFG-parallel and/or
+        Ulysses). Every rank loads the same models; only rank 0 writes files."""
+        if parallel is not None and parallel.enabled:
+            device = parallel.device_for(device)
+            init_distributed(parallel, device)
         device = torch.device(device) if device is not None else _default_device()
         if device.type == "cuda" and not torch.cuda.is_available():
             raise ConfigError(f"--device {device}: CUDA is not available on this machine")
@@ -367,7 +389,24 @@ class S2VGenerator:
                 if k > 0:
                     _move_resident_part(module, torch.device("cpu"))
             _empty_cache(device)
-        return cls(bundle, experts, vae, t5, audio, device, dit_dtype, max_vram_gb=max_vram_gb)
+        generator = cls(bundle, experts, vae, t5, audio, device, dit_dtype, max_vram_gb=max_vram_gb)
+        if parallel is not None:
+            generator.enable_parallel(parallel)
+        return generator
+
+    def enable_parallel(self, parallel: ParallelConfig) -> None:
+        """Split the denoiser's forwards over the ranks of ``parallel`` (collective: every rank calls
+        it). The experts stay plain modules (the offloader moves them); the guidance callable swaps in
+        their sequence-parallel wrappers."""
+        if parallel.enabled:
+            parallel.check_heads(self.config.num_heads)
+        _, self.guidance = parallel_models(parallel, self.experts)
+        self.parallel = parallel
+
+    @property
+    def is_main(self) -> bool:
+        """Whether this process writes files (rank 0, or the only process)."""
+        return self.parallel is None or self.parallel.is_main
 
     def expert_offloader(self, schedule: ExpertSchedule, offload: bool = True) -> ExpertOffloader:
         """The expert switcher for ``schedule``: with ``max_vram_gb``, one that moves the experts'
@@ -438,8 +477,13 @@ class S2VGenerator:
         the body (its frames follow the generation grid by time, like the audio). ``resume_dir``:
         save every finished clip there and continue after the last one saved by an earlier, killed
         run with the same inputs (see :mod:`clip_store`); removed once the output is written.
+
+        Several GPUs (``load(..., parallel=...)``): every rank calls this with the same arguments; the
+        seed is rank 0's (broadcast), only rank 0 writes ``output``, its sidecar and the resume
+        parts; every rank returns the frames; the ranks meet at a barrier before returning.
         """
         started = time.time()
+        progress = progress and self.is_main
         settings.validate()
         if output is not None:  # fail before minutes of sampling, not after
             from s2v_toolkit.errors import OutputError
@@ -475,7 +519,7 @@ class S2VGenerator:
         frame_features = frame_features.to(self.device, torch.float32)
         ref_pixels = image.fitted(out_h, out_w)
         store = None
-        if resume_dir is not None:
+        if resume_dir is not None and self.is_main:
             unseeded = {k: v for k, v in settings.to_dict().items() if k != "seed"}
             key = hash_inputs(unseeded, self.bundle.to_dict(), str(self.device), str(self.dit_dtype),
                               str(pose.path) if pose is not None else None, ref_pixels, frame_features,
@@ -484,6 +528,9 @@ class S2VGenerator:
             if settings.seed is None:  # a re-run without --seed continues the interrupted run's seed
                 settings.seed = store.stored_seed()
         seed = settings.resolved_seed()
+        if self.parallel is not None and self.parallel.enabled:
+            # Every rank must draw the same noise: rank 0's seed (given, stored or random) wins.
+            seed = settings.seed = broadcast_from_main(self.parallel, seed)
         grid, trace = self._sample_plan(plan, ref_pixels, frame_features, settings, seed, progress,
                                         step_callback, initial_motion, pose, grid_fps, store)
         frames = _retime(grid, num_output, settings.fps, settings.retime)
@@ -491,10 +538,11 @@ class S2VGenerator:
         result = GenerationResult(frames=frames, fps=settings.fps, seed=seed, plan=plan, grid_fps=grid_fps,
                                   trace=trace, random_weights=self.bundle.random_weights)
         result.sidecar_data = self._sidecar(settings, image, audio, result, (out_h, out_w), time.time() - started)
-        if output is not None:
+        if output is not None and self.is_main:
             self.write(result, output, audio, preset=preset, overwrite=overwrite, progress=progress)
             if store is not None:
                 store.clear()
+        barrier(self.parallel)  # the output exists once any rank returns
         return result
 
     def _sample_plan(self, plan: LongVideoPlan, ref_pixels: torch.Tensor, features: torch.Tensor,
@@ -542,6 +590,8 @@ class S2VGenerator:
 
             clip_bar = tqdm(total=plan.num_clips, desc="clips", unit="clip")
         saved = store.load(seed) if store is not None else []
+        if self.parallel is not None and self.parallel.enabled:
+            saved = broadcast_from_main(self.parallel, saved)  # the store is rank 0's
         saved = saved[: plan.num_clips]
         if store is not None:
             store.start(seed)
@@ -571,7 +621,8 @@ class S2VGenerator:
                     cond={"text_embeddings": text_cond, "audio_features": audio_cond},
                     uncond={"text_embeddings": text_uncond, "audio_features": torch.zeros_like(audio_cond)},
                     steps=settings.steps, shift=settings.shift, batched_cfg=batched,
-                    step_callback=step_callback, clip_index=clip.index, progress=progress, trace=trace.steps)
+                    step_callback=step_callback, clip_index=clip.index, progress=progress, trace=trace.steps,
+                    guidance=self.guidance)
                 lead = motion_latents if with_motion else ref_latent
                 if self.max_vram_gb is not None:
                     # The DiT's resident part off the device while the VAE decodes (and back for the next
@@ -645,6 +696,7 @@ class S2VGenerator:
             "checkpoint": self.bundle.to_dict(),
             "device": str(self.device),
             "max_vram_gb": self.max_vram_gb,
+            "parallel": self.parallel.to_dict() if self.parallel is not None else None,
             "dit_dtype": str(self.dit_dtype).replace("torch.", ""),
             "settings": settings.to_dict(),
             "seed": result.seed,
