@@ -123,6 +123,13 @@ def main() -> int:
                     help="comma list of layer sets converted one after another (ffn, attn_out, all), "
                          "each timed at --fp8-sizes")
     ap.add_argument("--fp8-sizes", default=None, help="default: --sizes")
+    ap.add_argument("--fp8-big-steps", default=None,
+                    help="steps that also run at the --fp8-sizes after the first (default: all steps)")
+    ap.add_argument("--attn-fp8", type=int, default=0,
+                    help="1: time each size also with the fp8 attention backend (our Triton e4m3 kernel): "
+                         "once before any linear is converted, and after every fp8 step")
+    ap.add_argument("--attn-fp8-backend", default="fp8", choices=("fp8", "cudnn-fp8"),
+                    help="fp8: our Triton e4m3 kernel; cudnn-fp8: cuDNN's (needs nvidia-cudnn-frontend)")
     ap.add_argument("--exact-accum", type=int, default=1, help="also time the first size without fast accumulation")
     ap.add_argument("--fp8-offload-sizes", default="", help="fp8 model with block offload under --max-vram")
     ap.add_argument("--budget", type=float, default=400.0, help="seconds; later items are skipped past it")
@@ -257,9 +264,27 @@ def main() -> int:
 
     # 5. fp8 block linears + fused blocks (layer sets converted one after another)
     layer_sets = {"ffn": ("blocks.*.ffn.0", "blocks.*.ffn.2"),
+                  "qkv": ("blocks.*.self_attn.q", "blocks.*.self_attn.k", "blocks.*.self_attn.v",
+                          "blocks.*.cross_attn.q"),
                   "attn_out": ("blocks.*.self_attn.o", "blocks.*.cross_attn.o"),
                   "all": DEFAULT_FP8_LAYERS}
+    big_steps = None if args.fp8_big_steps is None else set(args.fp8_big_steps.split(","))
+
+    def with_fp8_attention(variant: str, h: int, w: int, extra: dict) -> None:
+        set_attention_backend(args.attn_fp8_backend)
+        tag = "+attn_fp8" if args.attn_fp8_backend == "fp8" else "+attn_cudnn_fp8"
+        try:
+            run(variant + tag, h, w, args.frames, args.repeat, {**extra, "attention": args.attn_fp8_backend})
+        except Exception:
+            RECORD["errors"].append(f"{variant}{tag} {h}x{w}:\n{traceback.format_exc()}")
+        finally:
+            set_attention_backend("auto")
+        save(out)
     fp8_sizes = [parse_size(s_) for s_ in (args.fp8_sizes or args.sizes).split(",") if s_]
+    if args.attn_fp8:
+        for h, w in fp8_sizes:
+            if left() > 60:
+                with_fp8_attention("bf16", h, w, {})
     converted: list[str] = []
     done_steps: list[str] = []
     for step in [s_ for s_ in args.fp8_steps.split(",") if s_]:
@@ -278,12 +303,17 @@ def main() -> int:
             log(f"fp8 {step}: {len(converted)} layers converted so far ({time.perf_counter() - t0:.1f} s), "
                 f"weights now {torch.cuda.memory_allocated() / 1e9:.1f} GB")
             torch.cuda.reset_peak_memory_stats()
-            for h, w in fp8_sizes:
+            for i, (h, w) in enumerate(fp8_sizes):
                 if left() < 50:
                     log(f"skipping {variant} {h}x{w}: time budget")
                     continue
-                run(variant, h, w, args.frames, args.repeat, {"use_fast_accum": True, "fp8_layers": len(converted)})
+                if i and big_steps is not None and step not in big_steps:
+                    continue
+                extra = {"use_fast_accum": True, "fp8_layers": len(converted)}
+                run(variant, h, w, args.frames, args.repeat, extra)
                 save(out)
+                if args.attn_fp8 and left() > 50:
+                    with_fp8_attention(variant, h, w, extra)
         except Exception:
             RECORD["errors"].append(f"fp8 {step}:\n{traceback.format_exc()}")
         save(out)

@@ -264,6 +264,21 @@ def main() -> int:
                 "latents": bool(torch.equal(a["latents"].cpu(), b["latents"].cpu())),
                 "frames": bool(torch.equal(a["frames"].cpu(), b["frames"].cpu())),
                 "frames_max_abs": float((a["frames"].cpu() - b["frames"].cpu()).abs().max())}
+            # Each phase's output, capped against resident: the first phase that differs is where the
+            # difference starts (later phases inherit it through their inputs).
+            per_phase = {}
+            for key in ("cond", "uncond", "feats", "ref_latent", "motion_latents", "latents", "frames"):
+                xa, xb = a.get(key), b.get(key)
+                if isinstance(xa, (list, tuple)):
+                    xa, xb = torch.cat([t.flatten() for t in xa]), torch.cat([t.flatten() for t in xb])
+                if not isinstance(xa, torch.Tensor):
+                    continue
+                xa, xb = xa.detach().float().cpu(), xb.detach().float().cpu()
+                per_phase[key] = {"equal": bool(torch.equal(xa, xb)),
+                                  "max_abs": float((xa - xb).abs().max()),
+                                  "rel_l2": float((xa - xb).norm() / xb.norm().clamp(min=1e-30))}
+            record["capped_vs_resident_per_output"] = per_phase
+            print(per_phase, flush=True)
             print(record["capped_equals_resident"], flush=True)
     except Exception:
         record["errors"].append(traceback.format_exc())

@@ -12,13 +12,26 @@ Backends:
   (docs/performance.md has the numbers); it computes the same function (bf16 rounding differs).
 - ``"flash"``: the ``flash_attn_interface`` (FlashAttention 3) or ``flash_attn`` (FlashAttention 2)
   package.
+- ``"fp8"``: approximate. Our Triton kernel (:mod:`.triton_attention`) with Q, K, V and the softmax
+  probabilities in e4m3 and a bf16 output, on a CUDA GPU of compute capability >= 9; elsewhere (the
+  CPU tests, older GPUs) the same arithmetic emulated in float32 by
+  :func:`~.triton_attention.attention_reference`, so results match the GPU kernel to float32
+  rounding. Opt-in only (``auto`` never picks it); its error is measured in docs/performance.md.
+- ``"cudnn-fp8"``: approximate. cuDNN's fp8 attention through the optional ``cudnn`` Python frontend
+  (:mod:`.cudnn_fp8_attention`; per-tensor scales, e4m3 output on Hopper). GPU only; faster than
+  ``fp8``. Opt-in only.
+
+The fp8 backends apply to self-attention only (at least :data:`FP8_MIN_KEYS` keys): the
+cross-attention to the 512 text rows and the audio injector's few keys are a small share of the
+work and stay on the exact path.
 
 ``"auto"`` (default) takes ``flash`` when that package is importable and the tensors are half precision
 on a CUDA device; else ``cudnn`` on a Hopper-or-newer GPU with half precision; else ``sdpa``.
 Attention to very short key sequences (the audio injector's 5 tokens per frame) always uses
 plain SDPA: it is memory-bound and negligible, and not worth a cuDNN graph per shape.
 
-The environment variable ``S2V_ATTENTION`` (``auto`` | ``sdpa`` | ``cudnn`` | ``flash``) or
+The environment variable ``S2V_ATTENTION`` (``auto`` | ``sdpa`` | ``cudnn`` | ``flash`` | ``fp8`` |
+``cudnn-fp8``) or
 :func:`set_attention_backend` overrides the choice. No masks are needed by the S2V model: all
 sequences in a batch have the same length and every position takes part (the text is zero-padded
 to 512 rows and the official model attends to the padding too).
@@ -35,9 +48,12 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 __all__ = ["attention", "set_attention_backend", "get_attention_backend", "attention_backend_for"]
 
-_BACKENDS = ("auto", "sdpa", "cudnn", "flash")
+_BACKENDS = ("auto", "sdpa", "cudnn", "flash", "fp8", "cudnn-fp8")
 #: Below this many keys the cuDNN path is not used (see the module docstring).
 CUDNN_MIN_KEYS = 64
+#: The fp8 backends run attention over at least this many keys (self-attention); fewer keys
+#: (text cross-attention, audio) take the exact path.
+FP8_MIN_KEYS = 2048
 _backend: str = os.environ.get("S2V_ATTENTION", "auto").lower()
 
 
@@ -66,7 +82,7 @@ def _flash() -> Callable | None:
 
 
 def get_attention_backend() -> str:
-    """The backend setting (``"auto"``, ``"sdpa"``, ``"cudnn"`` or ``"flash"``)."""
+    """The backend setting (``"auto"``, ``"sdpa"``, ``"cudnn"``, ``"flash"``, ``"fp8"`` or ``"cudnn-fp8"``)."""
     return _backend
 
 
@@ -80,12 +96,18 @@ def _cudnn_preferred(device: torch.device) -> bool:
 
 
 def set_attention_backend(name: str) -> None:
-    """Select ``"auto"``, ``"sdpa"``, ``"cudnn"`` or ``"flash"`` for all later calls."""
+    """Select ``"auto"``, ``"sdpa"``, ``"cudnn"``, ``"flash"``, ``"fp8"`` or ``"cudnn-fp8"`` for all later calls."""
     name = name.lower()
     if name not in _BACKENDS:
         raise ValueError(f"unknown attention backend {name!r}; choose one of {_BACKENDS}")
     if name == "flash" and _flash() is None:
         raise ValueError("attention backend 'flash' asked for, but flash_attn is not importable")
+    if name == "cudnn-fp8":
+        from s2v_toolkit.models.cudnn_fp8_attention import cudnn_fp8_available
+
+        if not cudnn_fp8_available():
+            raise ValueError("attention backend 'cudnn-fp8' needs a CUDA GPU of compute capability >= 9 and "
+                             "the nvidia-cudnn-frontend package (pip install nvidia-cudnn-frontend)")
     global _backend
     _backend = name
 
@@ -93,6 +115,8 @@ def set_attention_backend(name: str) -> None:
 def attention_backend_for(q: torch.Tensor) -> str:
     """The backend :func:`attention` will use for a query like ``q``."""
     half = q.dtype in (torch.float16, torch.bfloat16)
+    if _backend in ("fp8", "cudnn-fp8"):
+        return _backend
     if _backend == "flash" or (_backend == "auto" and q.is_cuda and half and _flash() is not None):
         return "flash"
     if _backend == "cudnn" or (_backend == "auto" and half and _cudnn_preferred(q.device)):
@@ -110,6 +134,19 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor
     Returns ``[B, Sq, heads, head_dim]`` in ``q``'s dtype. Scale is ``1/sqrt(head_dim)``.
     """
     backend = attention_backend_for(q)
+    if backend in ("fp8", "cudnn-fp8"):
+        if k.shape[1] >= FP8_MIN_KEYS:
+            if backend == "cudnn-fp8":
+                from s2v_toolkit.models.cudnn_fp8_attention import cudnn_fp8_attention
+
+                return cudnn_fp8_attention(q, k, v)
+            from s2v_toolkit.models import triton_attention
+
+            if q.is_cuda and q.dtype in (torch.float16, torch.bfloat16) and triton_attention.triton_available(q.device):
+                return triton_attention.triton_attention(q, k, v, fp8=True)
+            return triton_attention.attention_reference(q, k, v, fp8=True)
+        # Text or audio keys: the exact path (cuDNN on Hopper with half precision, else SDPA).
+        backend = "cudnn" if q.dtype in (torch.float16, torch.bfloat16) and _cudnn_preferred(q.device) else "sdpa"
     if backend == "flash":
         out = _flash()(q, k, v)
         # FlashAttention 3 returns (out, softmax_lse); FlashAttention 2 returns out.

@@ -1,0 +1,303 @@
+"""Attention kernels side by side at the S2V self-attention shapes (issue 6, items 2 and 3), one run.
+
+    python bench/bench_attention.py --out bench_out [--seqs 79200,32760] [--repeat 5]
+
+Shape ``[1, S, 40, 128]`` (batch, tokens, heads, head dim), bf16 random inputs; S = 79,200
+(704x1280 with motion tokens) and 32,760 (448x832). Every variant computes softmax(q k^T/sqrt(d)) v
+for the same inputs and is timed with CUDA events (median of --repeat calls after 2 warm-ups);
+TFLOP/s counts 4 * S^2 * 128 * 40 (the two products). Error: rel L2 against a float32 softmax
+reference on the first 256 queries, and rel L2 / max abs against the PyTorch-default output.
+Two inputs: ``randn`` (q, k, v ~ N(0, 1): logits ~ N(0, 1), near-uniform attention, as with random
+model weights) and ``peaked`` (q, k scaled by 3: logits ~ N(0, 9), a few keys dominate each row).
+
+Variants (each one skipped with its reason when its package or kernel is not there):
+  torch_default   F.scaled_dot_product_attention, PyTorch's own choice (cuDNN on this H100)
+  torch_cudnn     the same with SDPBackend.CUDNN_ATTENTION forced
+  fa4_bf16        FlashAttention 4 (flash_attn.cute, CuTe DSL; sm90 forward), if importable
+  triton_bf16     s2v_toolkit.models.triton_attention, bf16
+  triton_fp8      the same kernel in e4m3 (quantization of q, k, v included in the time)
+  triton_fp8_kernel  the e4m3 kernel alone on pre-quantized inputs
+  cudnn_fe_fp8    cuDNN's fp8 SDPA through the cudnn-frontend Python API (per-tensor scales,
+                  e4m3 output on Hopper, dequantized to bf16; quantization included)
+  cudnn_fe_bf16   cuDNN's bf16 SDPA through cudnn-frontend (the frontend's own engine choice)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from s2v_toolkit.models import triton_attention as ta  # noqa: E402
+
+START = time.perf_counter()
+
+
+def log(msg: str) -> None:
+    print(f"[{time.perf_counter() - START:7.1f}s] {msg}", flush=True)
+
+
+def event_time(fn, repeat: int, warmup: int = 2) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(repeat):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        fn()
+        b.record()
+        torch.cuda.synchronize()
+        times.append(a.elapsed_time(b) / 1000.0)
+    return times
+
+
+def reference_rows(q, k, v, rows: int = 256) -> torch.Tensor:
+    qf = q[:, :rows].float().transpose(1, 2)
+    kf, vf = k.float().transpose(1, 2), v.float().transpose(1, 2)
+    out = torch.softmax((qf @ kf.transpose(-1, -2)) / math.sqrt(q.shape[-1]), dim=-1) @ vf
+    return out.transpose(1, 2)
+
+
+def rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a.float() - b.float()).norm() / b.float().norm())
+
+
+# ---- cudnn-frontend wrappers ------------------------------------------------------------------
+class CudnnFrontendAttention:
+    """One cuDNN graph per shape; bf16 or per-tensor fp8 (e4m3 in, e4m3 out on Hopper)."""
+
+    def __init__(self, fp8: bool):
+        import cudnn
+
+        self.cudnn = cudnn
+        self.fp8 = fp8
+        self.handle = cudnn.create_handle()
+        self.graphs: dict = {}
+
+    def _build(self, shape, strides, device):
+        cudnn = self.cudnn
+        b, s, h, d = shape
+        dims = (b, h, s, d)
+        st = (strides[0], strides[2], strides[1], strides[3])
+        io = cudnn.data_type.FP8_E4M3 if self.fp8 else cudnn.data_type.BFLOAT16
+        graph = cudnn.pygraph(io_data_type=io, intermediate_data_type=cudnn.data_type.FLOAT,
+                              compute_data_type=cudnn.data_type.FLOAT, handle=self.handle)
+        tq, tk, tv = (graph.tensor(name=n, dim=dims, stride=st, data_type=io) for n in ("q", "k", "v"))
+        scale = 1.0 / math.sqrt(d)
+        extra = {}
+        if self.fp8:
+            sc = dict(dim=(1, 1, 1, 1), stride=(1, 1, 1, 1), data_type=cudnn.data_type.FLOAT)
+            names = ("dq", "dk", "dv", "ds", "ss", "so")
+            scal = [graph.tensor(name=n, **sc) for n in names]
+            o, _, amax_s, amax_o = graph.sdpa_fp8(q=tq, k=tk, v=tv, descale_q=scal[0], descale_k=scal[1],
+                                                  descale_v=scal[2], descale_s=scal[3], scale_s=scal[4],
+                                                  scale_o=scal[5], attn_scale=scale, use_causal_mask=False,
+                                                  generate_stats=False)
+            o.set_output(True).set_dim(dims).set_stride(st).set_data_type(io)
+            for a in (amax_s, amax_o):
+                a.set_output(True).set_dim((1, 1, 1, 1)).set_stride((1, 1, 1, 1)).set_data_type(
+                    cudnn.data_type.FLOAT)
+            extra = {"scalars": scal, "amax": (amax_s, amax_o)}
+        else:
+            try:
+                o, _ = graph.sdpa(q=tq, k=tk, v=tv, attn_scale=scale, generate_stats=False)
+            except TypeError:
+                o, _ = graph.sdpa(q=tq, k=tk, v=tv, attn_scale=scale, is_inference=True)
+            o.set_output(True).set_dim(dims).set_stride(st).set_data_type(io)
+        graph.validate()
+        graph.build_operation_graph()
+        graph.create_execution_plans([cudnn.heur_mode.A, cudnn.heur_mode.FALLBACK])
+        graph.check_support()
+        graph.build_plans()
+        ws = torch.empty(graph.get_workspace_size(), dtype=torch.uint8, device=device)
+        return graph, (tq, tk, tv, o), extra, ws
+
+    def __call__(self, q, k, v):
+        key = (tuple(q.shape), tuple(q.stride()), self.fp8)
+        if key not in self.graphs:
+            self.graphs[key] = self._build(tuple(q.shape), tuple(q.stride()), q.device)
+        graph, (tq, tk, tv, to), extra, ws = self.graphs[key]
+        self.cudnn.set_stream(handle=self.handle, stream=torch.cuda.current_stream().cuda_stream)
+        if not self.fp8:
+            out = torch.empty_like(q)
+            graph.execute({tq: q, tk: k, tv: v, to: out}, ws, handle=self.handle)
+            return out
+        amax = [x.abs().amax().float().clamp(min=1e-12) for x in (q, k, v)]
+        scales = [a / 448.0 for a in amax]
+        q8, k8, v8 = ((x.float() / s).to(torch.float8_e4m3fn) for x, s in zip((q, k, v), scales))
+        one = torch.ones((), device=q.device)
+        s_scale = torch.full((), 256.0, device=q.device)
+        # O is a convex combination of V's rows: in V's units it stays within +-448.
+        values = [scales[0], scales[1], scales[2], 1.0 / s_scale, s_scale, 1.0 / scales[2]]
+        scal = [x.reshape(1, 1, 1, 1).float().contiguous() for x in values]
+        o8 = torch.empty(q.shape, dtype=torch.float8_e4m3fn, device=q.device)
+        amax_s = torch.empty(1, 1, 1, 1, device=q.device)
+        amax_o = torch.empty(1, 1, 1, 1, device=q.device)
+        pack = {tq: q8, tk: k8, tv: v8, to: o8, extra["amax"][0]: amax_s, extra["amax"][1]: amax_o}
+        pack.update({t: x for t, x in zip(extra["scalars"], scal)})
+        graph.execute(pack, ws, handle=self.handle)
+        del one
+        return (o8.float() * scales[2]).to(q.dtype)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default="bench_out")
+    ap.add_argument("--seqs", default="79200,32760")
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--variants", default="torch_default,torch_cudnn,fa4_bf16,triton_bf16,triton_fp8,"
+                                          "triton_fp8_kernel,cudnn_fe_fp8,cudnn_fe_bf16")
+    args = ap.parse_args()
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    record: dict = {"environment": {"torch": torch.__version__, "device": torch.cuda.get_device_name(),
+                                    "cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version()},
+                    "rows": [], "errors": []}
+    try:
+        import triton
+        record["environment"]["triton"] = triton.__version__
+    except Exception:
+        pass
+    for name in ("cudnn", "flash_attn.cute"):
+        try:
+            mod = __import__(name, fromlist=["x"])
+            record["environment"][name] = getattr(mod, "__version__", "importable")
+            if name == "cudnn":
+                record["environment"]["cudnn_backend"] = mod.backend_version()
+        except Exception as e:  # noqa: BLE001
+            record["environment"][name] = f"not importable: {type(e).__name__}: {e}"[:300]
+    log(json.dumps(record["environment"]))
+
+    def save():
+        (out_dir / "bench_attention.json").write_text(json.dumps(record, indent=1))
+
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    def torch_default(q, k, v):
+        return F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)).transpose(1, 2)
+
+    def torch_cudnn(q, k, v):
+        with sdpa_kernel([SDPBackend.CUDNN_ATTENTION]):
+            return torch_default(q, k, v)
+
+    fa4 = None
+    try:
+        from flash_attn.cute import flash_attn_func as fa4
+    except Exception as e:  # noqa: BLE001
+        record["errors"].append(f"fa4 import: {e}"[:500])
+
+    def fa4_bf16(q, k, v):
+        out = fa4(q, k, v)
+        return out[0] if isinstance(out, tuple) else out
+
+    cfe = {}
+
+    def cudnn_fe(fp8):
+        if fp8 not in cfe:
+            cfe[fp8] = CudnnFrontendAttention(fp8)
+        return cfe[fp8]
+
+    fns = {
+        "torch_default": torch_default,
+        "torch_cudnn": torch_cudnn,
+        "fa4_bf16": fa4_bf16,
+        "triton_bf16": lambda q, k, v: ta.triton_attention(q, k, v, fp8=False),
+        "triton_fp8": lambda q, k, v: ta.triton_attention(q, k, v, fp8=True),
+        "cudnn_fe_fp8": lambda q, k, v: cudnn_fe(True)(q, k, v),
+        "cudnn_fe_bf16": lambda q, k, v: cudnn_fe(False)(q, k, v),
+    }
+    variants = args.variants.split(",")
+    for s in (int(x) for x in args.seqs.split(",")):
+        flops = 4.0 * s * s * 128 * 40
+        for inputs in ("randn", "peaked"):
+            g = torch.Generator(device="cuda").manual_seed(s)
+            q, k, v = (torch.randn(1, s, 40, 128, device="cuda", dtype=torch.bfloat16, generator=g)
+                       for _ in range(3))
+            if inputs == "peaked":
+                q, k = q * 3, k * 3
+            ref_rows = reference_rows(q, k, v)
+            base = torch_default(q, k, v)
+            for name in variants:
+                if inputs == "peaked" and name == "triton_fp8_kernel":
+                    continue
+                row = {"variant": name, "seq": s, "inputs": inputs}
+                try:
+                    if name == "fa4_bf16" and fa4 is None:
+                        raise RuntimeError("flash_attn.cute not importable")
+                    if name == "triton_fp8_kernel":
+                        # The kernel on pre-quantized inputs: time the launch only.
+                        q8, k8, vt8, qs, ks, vs = ta.quantize_qkv_fp8(q, k, v)
+                        t0 = time.perf_counter()
+                        ta.triton_attention(q, k, v, fp8=True)  # tune once
+                        kern = ta._KERNEL
+                        o = torch.empty_like(q)
+                        import triton
+                        grid = lambda meta: (triton.cdiv(s, meta["BLOCK_M"]), 40)  # noqa: E731
+                        qk = ta._LOG2E / math.sqrt(128)
+
+                        def fn():
+                            kern[grid](q8, k8, vt8, o, qs, ks, vs, qk, q8.stride(0), q8.stride(1), q8.stride(2),
+                                       k8.stride(0), k8.stride(1), k8.stride(2), vt8.stride(0), 1, vt8.stride(1),
+                                       vt8.stride(2), o.stride(0), o.stride(1), o.stride(2), s, s,
+                                       H=40, D=128, FP8=True)
+                            return o
+                    else:
+                        fn_ = fns[name]
+                        t0 = time.perf_counter()
+
+                        def fn(fn_=fn_):
+                            return fn_(q, k, v)
+                    out = fn()
+                    torch.cuda.synchronize()
+                    row["first_call_s"] = round(time.perf_counter() - t0, 3)
+                    times = event_time(fn, args.repeat)
+                    med = sorted(times)[len(times) // 2]
+                    out = fn()
+                    row.update(ms=round(med * 1e3, 3), tflops=round(flops / med / 1e12, 1),
+                               spread=round((max(times) - min(times)) / med, 4),
+                               rel_l2_vs_fp32=rel(out[:, :256], ref_rows),
+                               rel_l2_vs_default=rel(out, base),
+                               max_abs_vs_default=float((out.float() - base.float()).abs().max()))
+                    if name.startswith("triton") and ta._KERNEL is not None:
+                        best = getattr(ta._KERNEL, "best_config", None)
+                        row["triton_config"] = str(best)
+                    log(json.dumps(row))
+                except Exception as e:  # noqa: BLE001
+                    row["error"] = f"{type(e).__name__}: {e}"[:800]
+                    log(f"{name} S={s} {inputs}: FAILED {row['error']}")
+                    traceback.print_exc()
+                record["rows"].append(row)
+                save()
+            del q, k, v, base
+            torch.cuda.empty_cache()
+    # The Triton kernel against its own float32 emulation (same quantization and P rounding).
+    try:
+        g = torch.Generator(device="cuda").manual_seed(7)
+        q, k, v = (torch.randn(2, 1000, 4, 128, device="cuda", dtype=torch.bfloat16, generator=g) * 2
+                   for _ in range(3))
+        for fp8 in (False, True):
+            got = ta.triton_attention(q, k, v, fp8=fp8)
+            want = ta.attention_reference(q, k, v, fp8=fp8)
+            record.setdefault("kernel_vs_emulation", []).append(
+                {"fp8": fp8, "rel_l2": rel(got, want), "max_abs": float((got.float() - want.float()).abs().max())})
+        log(json.dumps(record["kernel_vs_emulation"]))
+    except Exception as e:  # noqa: BLE001
+        record["errors"].append(f"kernel_vs_emulation: {e}"[:500])
+        traceback.print_exc()
+    save()
+    log("done")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
