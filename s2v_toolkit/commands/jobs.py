@@ -35,6 +35,8 @@ def register(sub) -> None:
     p.add_argument("--device", default=None, help="torch device for the model (default: cuda if present)")
     p.add_argument("--max-vram", type=float, default=None, metavar="GB",
                    help="fit each render in GB (10^9 bytes) of GPU memory (see `s2vt generate --max-vram`)")
+    p.add_argument("--fp8", default="off", choices=("off", "linears", "all-linears", "attention"),
+                   help="approximate fp8 fast path on Hopper GPUs (see `s2vt generate --fp8`; default off)")
     p.add_argument("--workers", type=int, default=1, help="worker processes on this machine (default 1)")
     p.add_argument("--ray", metavar="ADDRESS", help="run each job as a Ray task (ADDRESS: auto, ray://..., local)")
     p.add_argument("--ray-gpus", type=float, default=1.0, help="GPUs per Ray task (default 1)")
@@ -122,6 +124,8 @@ def _cmd_render(args) -> int:
     if args.max_vram is not None and not args.max_vram > 0:
         raise ConfigError(f"--max-vram {args.max_vram}: must be a positive number of GB")
     options = (("max_vram_gb", args.max_vram),) if args.max_vram is not None else ()
+    if args.fp8 != "off":
+        options += (("fp8", args.fp8),)
     spec = GeneratorSpec(model=args.model, checkpoint=args.checkpoint, factory=args.generator, device=args.device,
                          options=options)
     plan = load_plan(args.plan)

@@ -28,6 +28,7 @@ class WanJobOptions:
     motion_frames: int | None = None  # re-dub: motion context frames (1 + 4k); tiny: 5
     infer_frames: int | None = None   # frames per generated clip (multiple of 4); default 80
     max_vram_gb: float | None = None  # GPU memory budget (S2VGenerator.load(max_vram_gb=...)); None: all resident
+    fp8: str | None = None            # fp8 mode (S2VGenerator.load(fp8=...): linears, all-linears, attention); None: off
 
     @classmethod
     def from_spec(cls, spec: GeneratorSpec) -> "WanJobOptions":
@@ -58,7 +59,8 @@ class WanS2VJobGenerator:
             opts = WanJobOptions(**{k: (getattr(opts, k) if getattr(opts, k) is not None else getattr(TINY_DEFAULTS, k))
                                     for k in WanJobOptions.__dataclass_fields__})
         self.options = opts
-        self.models = load_models(spec.checkpoint, tiny=tiny, device=spec.device, max_vram_gb=opts.max_vram_gb)
+        self.models = load_models(spec.checkpoint, tiny=tiny, device=spec.device, max_vram_gb=opts.max_vram_gb,
+                                  fp8=opts.fp8 or "off")
         self.random_weights = bool(self.models.bundle.random_weights)
         self.name = "wan-s2v tiny (random weights)" if tiny else f"wan-s2v {Path(spec.checkpoint).name}"
 

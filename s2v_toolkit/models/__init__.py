@@ -28,7 +28,7 @@ from s2v_toolkit.models.checkpoint import (
     read_transformer_config,
     write_tiny_checkpoint,
 )
-from s2v_toolkit.models.fp8 import Fp8Linear, enable_fp8_linears, fp8_gemm_support
+from s2v_toolkit.models.fp8 import FP8_MODES, Fp8Linear, apply_fp8_mode, enable_fp8_linears, fp8_gemm_support
 from s2v_toolkit.models.fused import disable_fused_blocks, enable_fused_blocks
 from s2v_toolkit.models.offload import BlockOffloader, disable_block_offload, enable_block_offload
 from s2v_toolkit.models.parallel import (

@@ -39,7 +39,8 @@ import torch.nn.functional as F
 
 __all__ = ["FP8_DTYPE", "FP8_MAX", "DEFAULT_FP8_LAYERS", "quantize_rowwise", "quantize_tensorwise",
            "dequantize", "fp8_linear", "fp8_linear_reference", "fp8_gemm_support", "Fp8Weight",
-           "Fp8Linear", "enable_fp8_linears", "fp8_linears_enabled"]
+           "Fp8Linear", "enable_fp8_linears", "fp8_linears_enabled", "FP8_LINEARS_NO_OUT", "FP8_MODES",
+           "fp8_attention_backend", "apply_fp8_mode"]
 
 FP8_DTYPE = torch.float8_e4m3fn
 #: Largest finite e4m3fn value.
@@ -337,3 +338,54 @@ def enable_fp8_linears(model: nn.Module, layers: Iterable[str] = DEFAULT_FP8_LAY
 def fp8_linears_enabled(model: nn.Module) -> int:
     """How many :class:`Fp8Linear` layers ``model`` holds."""
     return sum(isinstance(m, Fp8Linear) for m in model.modules())
+
+
+# ----------------------------------------------------------------------------------------------
+# User-facing modes (the --fp8 option of `s2vt generate` / `s2vt render`)
+# ----------------------------------------------------------------------------------------------
+#: Every block linear except the attention out-projections (self_attn.o, cross_attn.o), which carry
+#: most of the fp8 error (docs/performance.md, section 6).
+FP8_LINEARS_NO_OUT = ("blocks.*.self_attn.q", "blocks.*.self_attn.k", "blocks.*.self_attn.v",
+                      "blocks.*.cross_attn.q", "blocks.*.ffn.0", "blocks.*.ffn.2")
+
+#: mode -> (layer patterns converted to fp8, fp8 attention on)
+FP8_MODES: dict[str, tuple[tuple[str, ...], bool]] = {
+    "off": ((), False),
+    "linears": (FP8_LINEARS_NO_OUT, False),
+    "all-linears": (DEFAULT_FP8_LAYERS, False),
+    "attention": (DEFAULT_FP8_LAYERS, True),
+}
+
+
+def fp8_attention_backend(device: torch.device | str | None = None) -> str:
+    """The fp8 attention backend for ``device``: cuDNN's (``"cudnn-fp8"``) where its Python frontend
+    is installed on a Hopper-or-newer GPU (faster), else our Triton kernel (``"fp8"``, emulated in
+    float32 off such GPUs)."""
+    from s2v_toolkit.models.cudnn_fp8_attention import cudnn_fp8_available
+
+    device = torch.device(device) if device is not None else None
+    if device is not None and device.type == "cuda" and cudnn_fp8_available(device):
+        return "cudnn-fp8"
+    return "fp8"
+
+
+def apply_fp8_mode(model: nn.Module, mode: str, device: torch.device | str | None = None) -> dict[str, Any]:
+    """Apply an fp8 mode of :data:`FP8_MODES` to a loaded S2V transformer, in place.
+
+    ``linears`` (every block linear but the attention out-projections; measured x0 error 1.5e-2 with
+    random weights), ``all-linears`` (2.3e-2), ``attention`` (all linears plus fp8 self-attention,
+    a process-wide attention setting; ~1.5e-1 with random weights). Returns what was done (JSON-ready).
+    Approximate: outputs differ from the bf16 model's.
+    """
+    if mode not in FP8_MODES:
+        raise ValueError(f"unknown fp8 mode {mode!r}; choose one of {', '.join(FP8_MODES)}")
+    layers, with_attention = FP8_MODES[mode]
+    converted = enable_fp8_linears(model, layers) if layers else []
+    info: dict[str, Any] = {"mode": mode, "fp8_layers": len(converted), "attention": None}
+    if with_attention:
+        from s2v_toolkit.models.attention import set_attention_backend
+
+        backend = fp8_attention_backend(device)
+        set_attention_backend(backend)
+        info["attention"] = backend
+    return info

@@ -20,7 +20,7 @@ DEFAULT_REDUB_PROMPT = "a person talking to the camera, natural lip movement"
 
 
 def load_generator(checkpoint: str | None = None, *, tiny: bool = False, device: str | None = None,
-                   expert2: str | None = None, max_vram_gb: float | None = None):
+                   expert2: str | None = None, max_vram_gb: float | None = None, fp8: str = "off"):
     """The S2V models: an official checkpoint folder, or the cached tiny random bundle (plumbing only)."""
     from .checkpoint_bundle import locate_checkpoint, tiny_bundle
     from .s2v_generator import S2VGenerator
@@ -31,7 +31,7 @@ def load_generator(checkpoint: str | None = None, *, tiny: bool = False, device:
             bundle = locate_checkpoint(bundle.root, expert2=expert2)
     else:
         bundle = locate_checkpoint(checkpoint, expert2=expert2)
-    return S2VGenerator.load(bundle, device=device, max_vram_gb=max_vram_gb)
+    return S2VGenerator.load(bundle, device=device, max_vram_gb=max_vram_gb, fp8=fp8)
 
 
 def vae_chunked(generator) -> bool:

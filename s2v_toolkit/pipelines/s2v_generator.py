@@ -309,6 +309,8 @@ class S2VGenerator:
         self.config: S2VTransformerConfig = next(iter(experts.values())).config
         self.text_cache = TextEmbeddingCache(text_encoder, self.config.text_len, device, park_after_miss=low)
         self.offloader: ExpertOffloader | None = None
+        #: what ``load(fp8=...)`` did (``apply_fp8_mode``'s summary), None for the bf16 model
+        self.fp8: dict | None = None
         self._schedule_dict: dict | None = None
         self._pose_path: Path | None = None
 
@@ -316,7 +318,7 @@ class S2VGenerator:
     @classmethod
     def load(cls, bundle: CheckpointBundle, device: str | torch.device | None = None,
              dtype: torch.dtype | None = None, max_vram_gb: float | None = None,
-             parallel: ParallelConfig | None = None) -> "S2VGenerator":
+             parallel: ParallelConfig | None = None, fp8: str = "off") -> "S2VGenerator":
         """Load every component of ``bundle``. GPU: DiT and umT5 in bf16, VAE and wav2vec2 in fp32;
         CPU: everything in fp32. With several experts the later ones are loaded on the CPU and
         moved in when their steps come (offloading).
@@ -330,7 +332,17 @@ class S2VGenerator:
         ``parallel``: this rank's share of a multi-GPU run (:mod:`.distributed`; one process per GPU,
         started by torchrun): the process group is joined if needed (nccl on CUDA, gloo on CPU), the
         device becomes ``cuda:LOCAL_RANK``, and the denoiser's forwards are split (CFG-parallel and/or
-        Ulysses). Every rank loads the same models; only rank 0 writes files."""
+        Ulysses). Every rank loads the same models; only rank 0 writes files.
+
+        ``fp8``: an approximate fast mode of :data:`s2v_toolkit.models.fp8.FP8_MODES` (``off``,
+        ``linears``, ``all-linears``, ``attention``; docs/performance.md has speed and error):
+        the experts' block linears become e4m3 layers after loading (half the weight memory), and
+        ``attention`` also switches self-attention to fp8 (process-wide). On a CPU the same
+        arithmetic is emulated in float32 (tests)."""
+        from s2v_toolkit.models.fp8 import FP8_MODES, apply_fp8_mode
+
+        if fp8 not in FP8_MODES:
+            raise ConfigError(f"--fp8 {fp8}: choose one of {', '.join(FP8_MODES)}")
         if parallel is not None and parallel.enabled:
             device = parallel.device_for(device)
             init_distributed(parallel, device)
@@ -376,6 +388,12 @@ class S2VGenerator:
         if t5.model.config.dim != first.text_dim:
             raise ConfigError(f"{bundle.t5}: text encoder width {t5.model.config.dim} != the DiT's "
                               f"text_dim {first.text_dim}")
+        fp8_info = None
+        if fp8 != "off":
+            # After loading (checkpoints hold bf16 weights), before offload (the e4m3 buffers are what
+            # streams in) and fusing (either order works).
+            for module in experts.values():
+                fp8_info = apply_fp8_mode(module, fp8, device)
         if device.type == "cuda" and os.environ.get("S2VT_FUSED", "1") != "0":
             # Fused elementwise kernels (docs/performance.md: 1.14-1.30x per forward on an H100,
             # same weights; S2VT_FUSED=0 turns them off). Experts parked on the CPU get them too.
@@ -390,6 +408,7 @@ class S2VGenerator:
                     _move_resident_part(module, torch.device("cpu"))
             _empty_cache(device)
         generator = cls(bundle, experts, vae, t5, audio, device, dit_dtype, max_vram_gb=max_vram_gb)
+        generator.fp8 = fp8_info
         if parallel is not None:
             generator.enable_parallel(parallel)
         return generator
@@ -696,6 +715,7 @@ class S2VGenerator:
             "checkpoint": self.bundle.to_dict(),
             "device": str(self.device),
             "max_vram_gb": self.max_vram_gb,
+            "fp8": self.fp8,
             "parallel": self.parallel.to_dict() if self.parallel is not None else None,
             "dit_dtype": str(self.dit_dtype).replace("torch.", ""),
             "settings": settings.to_dict(),

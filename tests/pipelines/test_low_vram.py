@@ -146,9 +146,9 @@ def test_generate_cli_passes_max_vram_to_the_generator(bundle, reference, tmp_pa
     seen = {}
     real_load = S2VGenerator.load.__func__
 
-    def load(cls, bundle_, device=None, dtype=None, max_vram_gb=None):
+    def load(cls, bundle_, device=None, dtype=None, max_vram_gb=None, **kwargs):
         seen["max_vram_gb"] = max_vram_gb
-        return real_load(cls, bundle_, device=device, dtype=dtype, max_vram_gb=max_vram_gb)
+        return real_load(cls, bundle_, device=device, dtype=dtype, max_vram_gb=max_vram_gb, **kwargs)
 
     monkeypatch.setattr(S2VGenerator, "load", classmethod(load))
     monkeypatch.setattr(checkpoint_bundle, "tiny_bundle", lambda folder=None: bundle)
@@ -199,7 +199,7 @@ def test_render_cli_passes_max_vram_to_the_generator(monkeypatch, tmp_path):
     # ... and the job generator hands it to the model loader
     loaded = {}
 
-    def fake_load(checkpoint=None, *, tiny=False, device=None, expert2=None, max_vram_gb=None):
+    def fake_load(checkpoint=None, *, tiny=False, device=None, expert2=None, max_vram_gb=None, **kwargs):
         loaded["max_vram_gb"] = max_vram_gb
         raise RuntimeError("stop here: no models needed")
 
