@@ -142,7 +142,7 @@ def kernel_profile(fn) -> dict:
             continue
         us = e.time_range.elapsed_us()
         name = e.name.lower()
-        if any(t in name for t in ("fmha", "flash", "attention", "cudnn_generated", "sdpa")):
+        if any(t in name for t in ("fmha", "flash", "attention", "cudnn_generated", "sdpa", "_attn_fwd")):
             kind = "attention"
         elif any(t in name for t in ("gemm", "nvjet", "cutlass", "xmma", "sm90_", "cublas")):
             kind = "gemm"
