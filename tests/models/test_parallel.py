@@ -15,14 +15,12 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
 import sys
-import time
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from multiprocess_testkit import launch_ranks
 
 WORKER_TIMEOUT_S = 90
 REL_TOL = 1e-5
@@ -177,42 +175,10 @@ def _worker(world: int, rank: int, port: int, out_path: str) -> None:
 # ----------------------------------------------------------------------------------------------
 # Test side
 # ----------------------------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _run_world(world: int, tmp_dir: Path) -> list[dict]:
-    port = _free_port()
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1"}
-    root = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
-    procs, outs = [], []
-    for rank in range(world):
-        out = tmp_dir / f"rank{rank}.json"
-        log = open(tmp_dir / f"rank{rank}.log", "w")
-        procs.append((subprocess.Popen([sys.executable, __file__, str(world), str(rank), str(port), str(out)],
-                                       stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root), log))
-        outs.append(out)
-    failed = []
-    deadline = time.monotonic() + WORKER_TIMEOUT_S  # one deadline for all ranks together
-    try:
-        for rank, (proc, _) in enumerate(procs):
-            try:
-                if proc.wait(timeout=max(0.1, deadline - time.monotonic())) != 0:
-                    failed.append(rank)
-            except subprocess.TimeoutExpired:
-                failed.append(rank)
-    finally:
-        for proc, log in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            log.close()
-    if failed:
-        logs = "\n".join(f"--- rank {r} ---\n" + (tmp_dir / f"rank{r}.log").read_text()[-3000:] for r in failed)
-        pytest.fail(f"world {world}: ranks {failed} failed or timed out\n{logs}")
+    outs = [tmp_dir / f"rank{rank}.json" for rank in range(world)]
+    launch_ranks(world, lambda rank: [sys.executable, __file__, str(world), str(rank), str(outs[rank])], tmp_dir,
+                 WORKER_TIMEOUT_S)
     return [json.loads(o.read_text()) for o in outs]
 
 
@@ -292,4 +258,4 @@ def test_shard_bounds_cover_the_padded_sequence_contiguously():
 
 
 if __name__ == "__main__":
-    _worker(int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])
+    _worker(int(sys.argv[1]), int(sys.argv[2]), int(os.environ["MASTER_PORT"]), sys.argv[3])

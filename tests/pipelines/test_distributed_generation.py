@@ -21,14 +21,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from multiprocess_testkit import launch_ranks
 
 WORKER_TIMEOUT_S = 150
 LATENT_TOL = 1e-4  # relative to max(1, max |reference latent|)
@@ -185,44 +183,9 @@ def _worker(world: int, out_dir: str, bundle_dir: str) -> None:
 # ----------------------------------------------------------------------------------------------
 # launching
 # ----------------------------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _launch(world: int, argv_of_rank, tmp_dir: Path, extra_env: dict | None = None) -> list[str]:
     """Start ``world`` processes with torchrun's environment; return their logs (fails on error/timeout)."""
-    port = _free_port()
-    root = str(Path(__file__).resolve().parents[2])
-    procs = []
-    for rank in range(world):
-        env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
-               "WORLD_SIZE": str(world), "RANK": str(rank), "LOCAL_RANK": str(rank),
-               "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", ""), **(extra_env or {})}
-        log = open(tmp_dir / f"rank{rank}.log", "w")
-        procs.append((subprocess.Popen(argv_of_rank(rank), stdout=log, stderr=subprocess.STDOUT, env=env,
-                                       cwd=root), log))
-    failed = []
-    deadline = time.monotonic() + WORKER_TIMEOUT_S  # one deadline for all ranks together
-    try:
-        for rank, (proc, _) in enumerate(procs):
-            try:
-                if proc.wait(timeout=max(0.1, deadline - time.monotonic())) != 0:
-                    failed.append(rank)
-            except subprocess.TimeoutExpired:
-                failed.append(rank)
-    finally:
-        for proc, log in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            log.close()
-    logs = [(tmp_dir / f"rank{r}.log").read_text() for r in range(world)]
-    if failed:
-        pytest.fail(f"world {world}: ranks {failed} failed or timed out\n" +
-                    "\n".join(f"--- rank {r} ---\n{logs[r][-3000:]}" for r in failed))
-    return logs
+    return launch_ranks(world, argv_of_rank, tmp_dir, WORKER_TIMEOUT_S, extra_env)
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from pipelines_testkit import run_cli, tone
 import torch
 
-from s2v_toolkit import cli
 from s2v_toolkit.media import probe, write_png
 from s2v_toolkit.models import CheckpointError, write_tiny_checkpoint
 from s2v_toolkit.pipelines.checkpoint_bundle import build_tiny_bundle, locate_checkpoint
@@ -22,20 +22,10 @@ SR = 16000
 
 
 def cli_main(argv: list[str]) -> int:
-    """``s2vt`` with only this stage's command group registered: these tests exercise
-    ``s2vt generate`` and the CLI's error handling, independent of other groups (tests/test_cli.py
-    covers the whole parser)."""
-    saved = cli.COMMAND_GROUPS
-    cli.COMMAND_GROUPS = ("pipelines",)
-    try:
-        return cli.main(argv)
-    finally:
-        cli.COMMAND_GROUPS = saved
+    return run_cli(("pipelines",), argv)
 
 
-def _tone(seconds: float, freq: float = 220.0) -> np.ndarray:
-    t = np.arange(int(round(seconds * SR))) / SR
-    return (0.3 * np.sin(2 * np.pi * freq * t) * (0.6 + 0.4 * np.sin(2 * np.pi * 3 * t))).astype(np.float32)
+_tone = tone
 
 
 def _write_wav(path: Path, samples: np.ndarray) -> Path:

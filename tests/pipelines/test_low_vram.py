@@ -14,9 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from pipelines_testkit import run_cli as _cli
+from pipelines_testkit import tone as _tone
 import torch
 
-from s2v_toolkit import cli
 from s2v_toolkit.errors import ConfigError
 from s2v_toolkit.media import write_png
 from s2v_toolkit.models.offload import block_offload_of
@@ -25,20 +26,6 @@ from s2v_toolkit.pipelines.generation_inputs import DriveAudio, GenerationSettin
 from s2v_toolkit.pipelines.s2v_generator import S2VGenerator
 
 SR = 16000
-
-
-def _cli(groups: tuple[str, ...], argv: list[str]) -> int:
-    saved = cli.COMMAND_GROUPS
-    cli.COMMAND_GROUPS = groups
-    try:
-        return cli.main(argv)
-    finally:
-        cli.COMMAND_GROUPS = saved
-
-
-def _tone(seconds: float) -> np.ndarray:
-    t = np.arange(int(round(seconds * SR))) / SR
-    return (0.3 * np.sin(2 * np.pi * 220 * t) * (0.6 + 0.4 * np.sin(2 * np.pi * 3 * t))).astype(np.float32)
 
 
 @pytest.fixture(scope="module")
