@@ -17,8 +17,8 @@ Variants (each one skipped with its reason when its package or kernel is not the
   triton_bf16     s2v_toolkit.models.triton_attention, bf16
   triton_fp8      the same kernel in e4m3 (quantization of q, k, v included in the time)
   triton_fp8_kernel  the e4m3 kernel alone on pre-quantized inputs
-  cudnn_fe_fp8    cuDNN's fp8 SDPA through the cudnn-frontend Python API (per-tensor scales,
-                  e4m3 output on Hopper, dequantized to bf16; quantization included)
+  cudnn_fe_fp8    cuDNN's fp8 SDPA (s2v_toolkit.models.cudnn_fp8_attention, the 'cudnn-fp8' backend:
+                  per-tensor scales, e4m3 output on Hopper, dequantized to bf16; quantization included)
   cudnn_fe_bf16   cuDNN's bf16 SDPA through cudnn-frontend (the frontend's own engine choice)
 """
 
@@ -37,28 +37,17 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_common import event_times  # noqa: E402
+
 from s2v_toolkit.models import triton_attention as ta  # noqa: E402
+from s2v_toolkit.models.cudnn_fp8_attention import cudnn_fp8_attention  # noqa: E402
 
 START = time.perf_counter()
 
 
 def log(msg: str) -> None:
     print(f"[{time.perf_counter() - START:7.1f}s] {msg}", flush=True)
-
-
-def event_time(fn, repeat: int, warmup: int = 2) -> list[float]:
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(repeat):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        fn()
-        b.record()
-        torch.cuda.synchronize()
-        times.append(a.elapsed_time(b) / 1000.0)
-    return times
 
 
 def reference_rows(q, k, v, rows: int = 256) -> torch.Tensor:
@@ -72,15 +61,14 @@ def rel(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a.float() - b.float()).norm() / b.float().norm())
 
 
-# ---- cudnn-frontend wrappers ------------------------------------------------------------------
-class CudnnFrontendAttention:
-    """One cuDNN graph per shape; bf16 or per-tensor fp8 (e4m3 in, e4m3 out on Hopper)."""
+# ---- cuDNN bf16 attention through the cudnn frontend (the fp8 one is the package's) ------------
+class CudnnFrontendBf16:
+    """One cuDNN bf16 SDPA graph per shape, built with the cudnn Python frontend (its own engine choice)."""
 
-    def __init__(self, fp8: bool):
+    def __init__(self):
         import cudnn
 
         self.cudnn = cudnn
-        self.fp8 = fp8
         self.handle = cudnn.create_handle()
         self.graphs: dict = {}
 
@@ -89,65 +77,32 @@ class CudnnFrontendAttention:
         b, s, h, d = shape
         dims = (b, h, s, d)
         st = (strides[0], strides[2], strides[1], strides[3])
-        io = cudnn.data_type.FP8_E4M3 if self.fp8 else cudnn.data_type.BFLOAT16
+        io = cudnn.data_type.BFLOAT16
         graph = cudnn.pygraph(io_data_type=io, intermediate_data_type=cudnn.data_type.FLOAT,
                               compute_data_type=cudnn.data_type.FLOAT, handle=self.handle)
         tq, tk, tv = (graph.tensor(name=n, dim=dims, stride=st, data_type=io) for n in ("q", "k", "v"))
-        scale = 1.0 / math.sqrt(d)
-        extra = {}
-        if self.fp8:
-            sc = dict(dim=(1, 1, 1, 1), stride=(1, 1, 1, 1), data_type=cudnn.data_type.FLOAT)
-            names = ("dq", "dk", "dv", "ds", "ss", "so")
-            scal = [graph.tensor(name=n, **sc) for n in names]
-            o, _, amax_s, amax_o = graph.sdpa_fp8(q=tq, k=tk, v=tv, descale_q=scal[0], descale_k=scal[1],
-                                                  descale_v=scal[2], descale_s=scal[3], scale_s=scal[4],
-                                                  scale_o=scal[5], attn_scale=scale, use_causal_mask=False,
-                                                  generate_stats=False)
-            o.set_output(True).set_dim(dims).set_stride(st).set_data_type(io)
-            for a in (amax_s, amax_o):
-                a.set_output(True).set_dim((1, 1, 1, 1)).set_stride((1, 1, 1, 1)).set_data_type(
-                    cudnn.data_type.FLOAT)
-            extra = {"scalars": scal, "amax": (amax_s, amax_o)}
-        else:
-            try:
-                o, _ = graph.sdpa(q=tq, k=tk, v=tv, attn_scale=scale, generate_stats=False)
-            except TypeError:
-                o, _ = graph.sdpa(q=tq, k=tk, v=tv, attn_scale=scale, is_inference=True)
-            o.set_output(True).set_dim(dims).set_stride(st).set_data_type(io)
+        try:
+            o, _ = graph.sdpa(q=tq, k=tk, v=tv, attn_scale=1.0 / math.sqrt(d), generate_stats=False)
+        except TypeError:  # older frontends
+            o, _ = graph.sdpa(q=tq, k=tk, v=tv, attn_scale=1.0 / math.sqrt(d), is_inference=True)
+        o.set_output(True).set_dim(dims).set_stride(st).set_data_type(io)
         graph.validate()
         graph.build_operation_graph()
         graph.create_execution_plans([cudnn.heur_mode.A, cudnn.heur_mode.FALLBACK])
         graph.check_support()
         graph.build_plans()
         ws = torch.empty(graph.get_workspace_size(), dtype=torch.uint8, device=device)
-        return graph, (tq, tk, tv, o), extra, ws
+        return graph, (tq, tk, tv, o), ws
 
     def __call__(self, q, k, v):
-        key = (tuple(q.shape), tuple(q.stride()), self.fp8)
+        key = (tuple(q.shape), tuple(q.stride()))
         if key not in self.graphs:
             self.graphs[key] = self._build(tuple(q.shape), tuple(q.stride()), q.device)
-        graph, (tq, tk, tv, to), extra, ws = self.graphs[key]
+        graph, (tq, tk, tv, to), ws = self.graphs[key]
         self.cudnn.set_stream(handle=self.handle, stream=torch.cuda.current_stream().cuda_stream)
-        if not self.fp8:
-            out = torch.empty_like(q)
-            graph.execute({tq: q, tk: k, tv: v, to: out}, ws, handle=self.handle)
-            return out
-        amax = [x.abs().amax().float().clamp(min=1e-12) for x in (q, k, v)]
-        scales = [a / 448.0 for a in amax]
-        q8, k8, v8 = ((x.float() / s).to(torch.float8_e4m3fn) for x, s in zip((q, k, v), scales))
-        one = torch.ones((), device=q.device)
-        s_scale = torch.full((), 256.0, device=q.device)
-        # O is a convex combination of V's rows: in V's units it stays within +-448.
-        values = [scales[0], scales[1], scales[2], 1.0 / s_scale, s_scale, 1.0 / scales[2]]
-        scal = [x.reshape(1, 1, 1, 1).float().contiguous() for x in values]
-        o8 = torch.empty(q.shape, dtype=torch.float8_e4m3fn, device=q.device)
-        amax_s = torch.empty(1, 1, 1, 1, device=q.device)
-        amax_o = torch.empty(1, 1, 1, 1, device=q.device)
-        pack = {tq: q8, tk: k8, tv: v8, to: o8, extra["amax"][0]: amax_s, extra["amax"][1]: amax_o}
-        pack.update({t: x for t, x in zip(extra["scalars"], scal)})
-        graph.execute(pack, ws, handle=self.handle)
-        del one
-        return (o8.float() * scales[2]).to(q.dtype)
+        out = torch.empty_like(q)
+        graph.execute({tq: q, tk: k, tv: v, to: out}, ws, handle=self.handle)
+        return out
 
 
 def main() -> int:
@@ -202,10 +157,10 @@ def main() -> int:
 
     cfe = {}
 
-    def cudnn_fe(fp8):
-        if fp8 not in cfe:
-            cfe[fp8] = CudnnFrontendAttention(fp8)
-        return cfe[fp8]
+    def cudnn_fe_bf16(q, k, v):
+        if "bf16" not in cfe:
+            cfe["bf16"] = CudnnFrontendBf16()
+        return cfe["bf16"](q, k, v)
 
     fns = {
         "torch_default": torch_default,
@@ -213,8 +168,8 @@ def main() -> int:
         "fa4_bf16": fa4_bf16,
         "triton_bf16": lambda q, k, v: ta.triton_attention(q, k, v, fp8=False),
         "triton_fp8": lambda q, k, v: ta.triton_attention(q, k, v, fp8=True),
-        "cudnn_fe_fp8": lambda q, k, v: cudnn_fe(True)(q, k, v),
-        "cudnn_fe_bf16": lambda q, k, v: cudnn_fe(False)(q, k, v),
+        "cudnn_fe_fp8": cudnn_fp8_attention,
+        "cudnn_fe_bf16": cudnn_fe_bf16,
     }
     variants = args.variants.split(",")
     for s in (int(x) for x in args.seqs.split(",")):
@@ -260,7 +215,7 @@ def main() -> int:
                     out = fn()
                     torch.cuda.synchronize()
                     row["first_call_s"] = round(time.perf_counter() - t0, 3)
-                    times = event_time(fn, args.repeat)
+                    times = event_times(fn, args.repeat)
                     med = sorted(times)[len(times) // 2]
                     out = fn()
                     row.update(ms=round(med * 1e3, 3), tflops=round(flops / med / 1e12, 1),

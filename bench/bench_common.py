@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 
 
-def event_time(fn, repeat: int = 5, warmup: int = 2) -> float:
-    """Median seconds of ``fn`` timed with CUDA events (for kernel micro-benchmarks)."""
+def event_times(fn, repeat: int = 5, warmup: int = 2) -> list[float]:
+    """Seconds of each of ``repeat`` calls of ``fn`` after ``warmup`` calls, timed with CUDA events."""
     for _ in range(warmup):
         fn()
     times = []
@@ -17,5 +17,10 @@ def event_time(fn, repeat: int = 5, warmup: int = 2) -> float:
         b.record()
         b.synchronize()
         times.append(a.elapsed_time(b) / 1e3)
-    times.sort()
+    return times
+
+
+def event_time(fn, repeat: int = 5, warmup: int = 2) -> float:
+    """Median seconds of ``fn`` timed with CUDA events (for kernel micro-benchmarks)."""
+    times = sorted(event_times(fn, repeat, warmup))
     return times[len(times) // 2]

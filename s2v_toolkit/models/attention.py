@@ -86,6 +86,19 @@ def get_attention_backend() -> str:
     return _backend
 
 
+def hopper_gpu_with(package: str, device: torch.device | None = None) -> bool:
+    """True when ``package`` imports and ``device`` (default: the current CUDA device) is a CUDA GPU
+    of compute capability >= 9.0 (Hopper or newer): the condition of the fp8 attention kernels."""
+    if not torch.cuda.is_available():
+        return False
+    try:
+        __import__(package)
+    except Exception:  # not installed, or built for another CUDA/torch
+        return False
+    device = device or torch.device("cuda", torch.cuda.current_device())
+    return device.type == "cuda" and torch.cuda.get_device_capability(device)[0] >= 9
+
+
 def _cudnn_preferred(device: torch.device) -> bool:
     """True on a CUDA device of compute capability 9.0 or newer with cuDNN attention in this torch."""
     if device.type != "cuda" or not hasattr(torch.backends.cuda, "cudnn_sdp_enabled"):

@@ -28,14 +28,9 @@ _FP8_MAX = 448.0
 
 def cudnn_fp8_available(device: torch.device | None = None) -> bool:
     """True when the ``cudnn`` frontend imports and ``device`` is a CUDA GPU of compute capability >= 9."""
-    if not torch.cuda.is_available():
-        return False
-    try:
-        import cudnn  # noqa: F401
-    except Exception:
-        return False
-    device = device or torch.device("cuda", torch.cuda.current_device())
-    return device.type == "cuda" and torch.cuda.get_device_capability(device)[0] >= 9
+    from s2v_toolkit.models.attention import hopper_gpu_with
+
+    return hopper_gpu_with("cudnn", device)
 
 
 class _Graphs:

@@ -43,14 +43,9 @@ def triton_available(device: torch.device | None = None) -> bool:
     """True when Triton imports and ``device`` (default: the current CUDA device) is a CUDA GPU of
     compute capability >= 9.0 (the fp8 path needs Hopper's e4m3 matrix instructions; the bf16 path
     is only tuned there)."""
-    if not torch.cuda.is_available():
-        return False
-    try:
-        import triton  # noqa: F401
-    except Exception:
-        return False
-    device = device or torch.device("cuda", torch.cuda.current_device())
-    return device.type == "cuda" and torch.cuda.get_device_capability(device)[0] >= 9
+    from s2v_toolkit.models.attention import hopper_gpu_with
+
+    return hopper_gpu_with("triton", device)
 
 
 def _head_scales(x: torch.Tensor) -> torch.Tensor:
