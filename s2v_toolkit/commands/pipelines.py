@@ -32,7 +32,10 @@ def register(sub) -> None:
                    help="fit the run in GB (10^9 bytes) of GPU memory: DiT blocks streamed from host memory, "
                         "text/audio encoders and VAE on the GPU only while used; the cap is enforced")
     p.add_argument("--fp8", default="off", choices=("off", "linears", "all-linears", "attention"),
-                   help='approximate fp8 fast path on Hopper GPUs (default off): linears = e4m3 block linears except the attention out-projections; all-linears = every block linear; attention = all linears plus fp8 self-attention. Outputs differ from bf16; docs/performance.md has speed and error')
+                   help="approximate fp8 fast path on Hopper GPUs (default off): linears = e4m3 block linears "
+                        "except the attention out-projections; all-linears = every block linear; attention = "
+                        "all linears plus fp8 self-attention. Outputs differ from bf16; docs/performance.md "
+                        "has speed and error")
     p.add_argument("--steps", type=int, default=40, help="sampling steps per clip (default 40)")
     p.add_argument("--guidance", type=float, default=4.5, help="classifier-free guidance scale (default 4.5)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: random, recorded in the sidecar)")
