@@ -189,13 +189,6 @@ def _launch(world: int, argv_of_rank, tmp_dir: Path, extra_env: dict | None = No
 
 
 @pytest.fixture(scope="module")
-def bundle(tmp_path_factory):
-    from s2v_toolkit.pipelines.checkpoint_bundle import build_tiny_bundle
-
-    return build_tiny_bundle(tmp_path_factory.mktemp("tiny_bundle"))
-
-
-@pytest.fixture(scope="module")
 def single(bundle):
     """The one-process generator (the reference)."""
     from s2v_toolkit.pipelines.s2v_generator import S2VGenerator

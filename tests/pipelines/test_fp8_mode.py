@@ -14,27 +14,13 @@ from pipelines_testkit import tone as _tone
 from torch import nn
 
 from s2v_toolkit.errors import ConfigError
-from s2v_toolkit.media import write_png
 from s2v_toolkit.models import S2VTransformerConfig, random_s2v_transformer
 from s2v_toolkit.models import attention as attn
 from s2v_toolkit.models.fp8 import FP8_MODES, Fp8Linear, apply_fp8_mode
-from s2v_toolkit.pipelines.checkpoint_bundle import build_tiny_bundle
 from s2v_toolkit.pipelines.generation_inputs import DriveAudio, GenerationSettings, load_reference_image
 from s2v_toolkit.pipelines.s2v_generator import S2VGenerator
 
 SR = 16000
-
-
-@pytest.fixture(scope="module")
-def bundle(tmp_path_factory):
-    return build_tiny_bundle(tmp_path_factory.mktemp("tiny_bundle_fp8"))
-
-
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    path = tmp_path_factory.mktemp("ref") / "ref.png"
-    write_png(path, np.random.default_rng(3).integers(0, 256, (80, 100, 3), dtype=np.uint8))
-    return path
 
 
 @pytest.fixture(autouse=True)

@@ -12,9 +12,9 @@ import pytest
 from pipelines_testkit import run_cli, tone
 import torch
 
-from s2v_toolkit.media import probe, write_png
+from s2v_toolkit.media import probe
 from s2v_toolkit.models import CheckpointError, write_tiny_checkpoint
-from s2v_toolkit.pipelines.checkpoint_bundle import build_tiny_bundle, locate_checkpoint
+from s2v_toolkit.pipelines.checkpoint_bundle import locate_checkpoint
 from s2v_toolkit.pipelines.generation_inputs import DriveAudio, GenerationSettings, load_reference_image
 from s2v_toolkit.pipelines.s2v_generator import RANDOM_WEIGHTS_WARNING, S2VGenerator, sidecar_path
 
@@ -36,21 +36,8 @@ def _write_wav(path: Path, samples: np.ndarray) -> Path:
 
 
 @pytest.fixture(scope="module")
-def bundle(tmp_path_factory):
-    return build_tiny_bundle(tmp_path_factory.mktemp("tiny_bundle"))
-
-
-@pytest.fixture(scope="module")
 def generator(bundle):
     return S2VGenerator.load(bundle, device="cpu")
-
-
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    rng = np.random.default_rng(0)
-    path = tmp_path_factory.mktemp("ref") / "ref.png"
-    write_png(path, rng.integers(0, 256, (80, 100, 3), dtype=np.uint8))
-    return path
 
 
 def _audio(seconds: float, name: str = "line.wav") -> DriveAudio:
