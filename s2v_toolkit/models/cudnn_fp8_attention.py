@@ -19,11 +19,12 @@ import math
 
 import torch
 
+from s2v_toolkit.models.fp8 import quantize_tensorwise
+
 __all__ = ["cudnn_fp8_available", "cudnn_fp8_attention", "S_SCALE"]
 
 #: Scale of the softmax probabilities before their e4m3 rounding (a power of two: exact).
 S_SCALE = 256.0
-_FP8_MAX = 448.0
 
 
 def cudnn_fp8_available(device: torch.device | None = None) -> bool:
@@ -80,8 +81,9 @@ _graphs: dict[torch.device, _Graphs] = {}
 
 
 def _quantize(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    scale = x.abs().amax().float().clamp(min=1e-12) / _FP8_MAX
-    return (x.float() / scale).clamp(-_FP8_MAX, _FP8_MAX).to(torch.float8_e4m3fn).contiguous(), scale
+    """Per-tensor e4m3 (the fp8 linears' activation rule), as a contiguous ``[B, S, H, D]`` tensor."""
+    values, scale = quantize_tensorwise(x)
+    return values.contiguous(), scale
 
 
 def cudnn_fp8_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
