@@ -17,9 +17,15 @@ from urllib.parse import urlparse
 
 import opentimelineio as otio
 
+from s2v_toolkit.media import atomic_output
+from s2v_toolkit.timeline.additions import (
+    MarkerAddition, RenderClipAddition, RenderTrackAddition, TimelineAdditions,
+)
 from s2v_toolkit.timeline.describe import TimelineDescription, describe_timeline
 from s2v_toolkit.timeline.errors import TimelineError
-from s2v_toolkit.timeline.io import LoadedTimeline, read_timeline, write_timeline
+from s2v_toolkit.timeline.formats import get_format
+from s2v_toolkit.timeline.io import read_timeline, write_timeline
+from s2v_toolkit.timeline.loaded import LoadedTimeline
 from s2v_toolkit.timeline.media_link import url_to_path
 from s2v_toolkit.timeline.roles import METADATA_NAMESPACE
 from s2v_toolkit.timeline.shots import shot_map
@@ -96,6 +102,8 @@ class ConformResult:
     placed: list[PlacedRender] = field(default_factory=list)
     not_carried: list[str] = field(default_factory=list)   # what an output format dropped
     problems: list[str] = field(default_factory=list)      # renders that could not be placed
+    # what was added, for the formats' surgical writers (not part of the JSON result)
+    additions: TimelineAdditions | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict:
         return {"version": self.version, "track_names": list(self.track_names), "outputs": dict(self.outputs),
@@ -180,6 +188,7 @@ def add_render_tracks(loaded: LoadedTimeline, renders: list[RenderResult], versi
     base_name = f"{TRACK_PREFIX}{version:03d}"
     rate = desc.rate
     result = ConformResult(version, [], {})
+    result.additions = TimelineAdditions(version, rate, timeline.global_start_time)
     placements: list[tuple[TimeRange, int, RenderResult]] = []
     for i, r in enumerate(renders):
         try:
@@ -207,6 +216,8 @@ def add_render_tracks(loaded: LoadedTimeline, renders: list[RenderResult], versi
         name = base_name if n == 0 else f"{base_name} ({n + 1})"
         track = otio.schema.Track(name=name, kind=otio.schema.TrackKind.Video)
         track.metadata[METADATA_NAMESPACE] = {"version": version, "kind": "renders"}
+        track_add = RenderTrackAddition(name, "video")
+        result.additions.tracks.append(track_add)
         cursor = RationalTime(0, rate)
         for rec, i, r in lane:
             if rec.start_time > cursor:
@@ -225,6 +236,10 @@ def add_render_tracks(loaded: LoadedTimeline, renders: list[RenderResult], versi
             )
             clip.metadata[METADATA_NAMESPACE] = _s2v_metadata(r, version, source_ids, desc, rec)
             track.append(clip)
+            track_add.clips.append(RenderClipAddition(
+                clip_name, r.media_path, clip.media_reference.target_url, rec, media_start,
+                r.media_duration.to_otio() if r.media_duration else None, source_ids,
+                dict(clip.metadata[METADATA_NAMESPACE])))
             cursor = rec.end_time_exclusive()
             for cid, part in segments:
                 original = desc.otio_items[cid]
@@ -241,6 +256,11 @@ def add_render_tracks(loaded: LoadedTimeline, renders: list[RenderResult], versi
                                                    "job_id": r.job_id, "media_path": r.media_path}},
                 )
                 original.markers.append(marker)
+                locator = original.metadata.get(METADATA_NAMESPACE, {}).get("locator", {})
+                result.additions.markers.append(MarkerAddition(
+                    cid, _plain_dict(locator), name, marker.marked_range, part, "CYAN", marker.comment,
+                    {"render_clip": clip_name, "track": name, "version": version, "job_id": r.job_id,
+                     "media_path": r.media_path}))
             result.placed.append(PlacedRender(i, clip_name, name, Span.from_otio(rec), source_ids))
         timeline.tracks.append(track)
         result.track_names.append(name)
@@ -288,7 +308,11 @@ def conform(
             if len(result.track_names) > 1:
                 result.not_carried.append("cmx_3600: overlapping renders on further tracks are not in the EDL")
         try:
-            write_timeline(to_write, path, adapter=adapter, overwrite=overwrite, protect=(loaded.path,))
+            surgical = get_format(adapter).write_additions if adapter != "otio_json" else None
+            if surgical is not None and result.additions is not None:
+                _write_surgical(loaded, result, adapter, path, overwrite)
+            else:
+                write_timeline(to_write, path, adapter=adapter, overwrite=overwrite, protect=(loaded.path,))
         except TimelineError as exc:
             if adapter == "otio_json":
                 raise
@@ -298,6 +322,32 @@ def conform(
         if adapter not in ("otio_json", "cmx_3600") and result.placed:
             result.not_carried.extend(_check_carried(path, adapter, result, rate, loaded.timeline))
     return result
+
+
+def _plain_dict(value) -> dict:
+    """OTIO's AnyDictionary (nested) as plain Python containers."""
+    if hasattr(value, "items"):
+        return {str(k): _plain_dict(v) for k, v in value.items()}
+    if type(value).__name__ == "AnyVector" or isinstance(value, (list, tuple)):
+        return [_plain_dict(v) for v in value]
+    return value
+
+
+def _write_surgical(loaded: LoadedTimeline, result: ConformResult, adapter: str, path: Path,
+                    overwrite: bool) -> None:
+    """The original document with only the additions inserted (the format module does the insert)."""
+    if path.exists() and (path.resolve() == loaded.path.resolve() or os.path.samefile(path, loaded.path)):
+        raise TimelineError(path, "refusing to write over the editor's timeline; choose a new file")
+    if path.exists() and not overwrite:
+        raise TimelineError(path, "already exists (pass overwrite to replace it)")
+    try:
+        with atomic_output(path, overwrite=overwrite) as tmp:
+            notes = get_format(adapter).write_additions(loaded, result.additions, Path(tmp))
+    except TimelineError:
+        raise
+    except OSError as exc:
+        raise TimelineError(path, f"cannot write: {exc.strerror or exc}") from exc
+    result.not_carried.extend(f"{adapter}: {n}" for n in notes or [])
 
 
 def _rebase_relative_media(timeline: otio.schema.Timeline, from_dir: Path, to_dir: Path) -> None:

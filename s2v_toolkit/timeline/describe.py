@@ -14,7 +14,7 @@ from typing import Any
 
 import opentimelineio as otio
 
-from s2v_toolkit.timeline.io import LoadedTimeline
+from s2v_toolkit.timeline.loaded import LoadedTimeline
 from s2v_toolkit.timeline.media_link import OK, MediaLink, MediaResolver
 from s2v_toolkit.timeline.roles import METADATA_NAMESPACE, dialogue_reason
 from s2v_toolkit.timeline.timecode import (
