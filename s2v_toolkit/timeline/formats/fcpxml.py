@@ -1,22 +1,26 @@
-"""FCPXML (Final Cut Pro X, Resolve): reader and writer.
+"""FCPXML (Final Cut Pro 1.2-1.13, Resolve): reader, whole-timeline writer, surgical writer.
 
-Reading goes through otio-fcpx-xml-adapter with two corrections (see docs/timeline.md): NTSC rates
-(the adapter truncates ``1001/24000s`` to 23 fps, so times are rescaled around it, fcpx_ntsc.py) and
-the sequence's ``tcStart`` (the adapter turns it into a leading gap).
+Reading is our own (fcpxml_read.py): otio-fcpx-xml-adapter drops multicam clips and titles, reads
+``<clip>`` wrappers twice, misplaces connected clips and secondary storylines, takes the sequence rate
+from the first clip and refuses mixed-rate projects (docs/timeline.md). Conform write-back inserts the
+renders and markers into the original text (fcpxml_write.py); a whole timeline the toolkit made is
+still written through the adapter (fcpx_ntsc.py carries NTSC rates through it).
 """
 
 from __future__ import annotations
 
-import re
-from fractions import Fraction
 from pathlib import Path
 
 import opentimelineio as otio
 
+from s2v_toolkit.timeline.errors import TimelineError
 from s2v_toolkit.timeline.formats import fcpx_ntsc
-from s2v_toolkit.timeline.formats.base import TimelineFormat, adapter_read_string
+from s2v_toolkit.timeline.formats.base import TimelineFormat
+from s2v_toolkit.timeline.formats.fcpxml_doc import parse as parse_doc
+from s2v_toolkit.timeline.formats.fcpxml_doc import well_formed_error
+from s2v_toolkit.timeline.formats.fcpxml_read import Reader
 from s2v_toolkit.timeline.loaded import LoadedTimeline
-from s2v_toolkit.timeline.timecode import RationalTime, TimeRange, rate_fraction
+from s2v_toolkit.timeline.timecode import rate_fraction
 
 ADAPTER = "fcpx_xml"
 
@@ -26,45 +30,40 @@ def document_path(path: Path) -> Path:
     return path / "Info.fcpxml" if path.is_dir() else path
 
 
+def read_text(path: Path) -> str:
+    try:
+        data = document_path(Path(path)).read_bytes()
+    except OSError as exc:
+        raise TimelineError(path, f"cannot read: {exc.strerror or exc}") from exc
+    return data.decode("utf-8", errors="replace")
+
+
+def load_document(path: Path, text: str):
+    try:
+        doc = parse_doc(text)
+    except ValueError as exc:
+        raise TimelineError(path, f"not an FCPXML document ({exc})") from None
+    if doc.root.tag != "fcpxml":
+        raise TimelineError(path, f"root element is <{doc.root.tag}>, not <fcpxml>")
+    if doc.root.end is None or doc.root.close_start is None or doc.root.close_start == doc.root.end:
+        # a file cut short is not an editor's cut: refuse it rather than read half of it
+        raise TimelineError(path, f"FCPXML is truncated: <fcpxml> is never closed ({well_formed_error(text)})")
+    bad = well_formed_error(text)
+    if bad and not doc.problems:
+        doc.problems.append(bad)
+    return doc
+
+
 def read(path: Path, *, rate: float | None = None) -> LoadedTimeline:
-    notes: list[str] = []
-    text = document_path(path).read_text(errors="replace")
-    ntsc = fcpx_ntsc.ntsc_scale(path, text)
-    if ntsc:
-        text = fcpx_ntsc.scale_times(text, ntsc)
-    timeline = adapter_read_string(path, text, ADAPTER, notes)
-    _fix_start(text, timeline, notes)
-    if ntsc:
-        fcpx_ntsc.relabel_rates(timeline, to_ntsc=True)
+    path = Path(path)
+    text = read_text(path)
+    doc = load_document(path, text)
+    reader = Reader(path, doc)
+    timeline = reader.read()
+    notes = reader.notes
+    if rate is not None and rate_fraction(rate) != reader.seq_rate:
+        notes.append(f"--rate {rate:g} ignored: the FCPXML sequence says {float(reader.seq_rate):.3f} fps")
     return LoadedTimeline(timeline=timeline, path=path, adapter=ADAPTER, notes=notes)
-
-
-def _fcpx_seconds(text: str) -> Fraction:
-    text = text.strip().rstrip("s")
-    return Fraction(text) if text else Fraction(0)
-
-
-def _fix_start(text: str, timeline: otio.schema.Timeline, notes: list[str]) -> None:
-    """The FCPXML adapter ignores the sequence's tcStart and turns it into a leading gap."""
-    m = re.search(r'<sequence\b[^>]*\btcStart="([^"]+)"', text)
-    if not m or timeline.global_start_time is not None:
-        return
-    start_s = _fcpx_seconds(m.group(1))
-    if not start_s:
-        return
-    tracks = [t for t in timeline.tracks if len(t)]
-    rate = next((t[0].duration().rate for t in tracks), 24.0)
-    start = RationalTime(float(start_s * rate_fraction(rate)), rate)
-    if tracks and all(isinstance(t[0], otio.schema.Gap) and t[0].duration() >= start for t in tracks):
-        for t in tracks:
-            gap = t[0]
-            if gap.duration() == start:
-                t.remove(gap)
-            else:
-                gap.source_range = TimeRange(gap.source_range.start_time, gap.duration() - start)
-        timeline.global_start_time = start
-    else:
-        notes.append(f"sequence starts at {m.group(1)}, but its clips do not; record times count from 0")
 
 
 def _is_ntsc(timeline: otio.schema.Timeline) -> bool:
@@ -87,5 +86,11 @@ def write(timeline: otio.schema.Timeline, path: Path, **kwargs) -> None:
         otio.adapters.write_to_file(timeline, str(path), adapter_name=ADAPTER, **kwargs)
 
 
-FORMAT = TimelineFormat(ADAPTER, ".fcpxml", read, write, write_additions=None,
+def write_additions(original: LoadedTimeline, additions, tmp_path: Path) -> list:
+    from s2v_toolkit.timeline.formats.fcpxml_write import write_additions as _write
+
+    return _write(original, additions, tmp_path)
+
+
+FORMAT = TimelineFormat(ADAPTER, ".fcpxml", read, write, write_additions=write_additions,
                         description="FCPXML (Final Cut Pro X, Resolve)")

@@ -1,0 +1,659 @@
+"""Read an FCPXML project the way Final Cut Pro shows it, into OTIO objects.
+
+Our own reader (not otio-fcpx-xml-adapter, which drops multicam clips and titles, reads ``<clip>``
+wrappers twice, misplaces connected clips and secondary storylines, takes the rate from the first
+clip and refuses mixed rates). Times are exact Fractions of seconds throughout.
+
+Tracks: FCPXML has lanes, not tracks. Picture goes to one video track per lane (lane 0 = the primary
+storyline; connected clips and secondary storylines at their lane, relative lanes summed), ordered
+bottom to top; sound goes to one audio track per role ("dialogue", "music", ...). Compound clips
+(``ref-clip``) and the active angles of multicam clips (``mc-clip``) are flattened into these tracks at
+their record positions, each clip naming what it came from (``nested_in``, ``multicam_angle``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from fractions import Fraction
+from pathlib import Path
+
+import opentimelineio as otio
+
+from s2v_toolkit.timeline.errors import TimelineError
+from s2v_toolkit.timeline.formats.fcpxml_doc import Document, Node
+from s2v_toolkit.timeline.formats.fcpxml_time import (
+    Map, TimeMap, ZERO, conform_scale, named_rate, seconds,
+)
+from s2v_toolkit.timeline.timecode import STANDARD_RATES, RationalTime, TimeRange
+
+NS = "s2v_toolkit"
+MD_PREFIX = "s2v_toolkit."       # <md key="s2v_toolkit.job_id" value="..."/> written by our conform
+STORY = {"asset-clip", "clip", "ref-clip", "mc-clip", "sync-clip", "audition", "gap", "title", "generator",
+         "video", "audio", "spine", "transition", "live-drawing"}
+HOSTS = {"asset-clip", "clip", "ref-clip", "mc-clip", "sync-clip", "title", "generator", "gap"}
+MARKERS = {"marker": "marker", "chapter-marker": "chapter", "keyword": "keyword"}
+ROLE_ORDER = ("dialogue", "effects", "music")
+
+
+@dataclass
+class Ctx:
+    """What an element inherits from the elements around it."""
+
+    rate: Fraction                    # frame rate of the timeline it sits in (conform decisions)
+    lane: int = 0                     # absolute lane (sum of the lanes on its path)
+    window: tuple | None = None       # record range (seconds) it can be seen in, None = unbounded
+    enabled: bool = True
+    kinds: frozenset = frozenset({"video", "audio"})
+    gain_db: float = 0.0
+    role: str | None = None           # audioRole of an enclosing clip
+    muted_roles: frozenset = frozenset()
+    nested_in: str | None = None
+    angle: str | None = None
+    host: tuple | None = None         # (element, Map) where markers for this clip go back in
+    in_project: bool = True
+    video_role: str | None = None
+
+
+@dataclass
+class Piece:
+    """One clip as the editor sees it, before it is put on a track."""
+
+    kind: str
+    lane: int
+    name: str
+    rec0: Fraction
+    rec1: Fraction
+    src0: Fraction                    # media seconds at rec0
+    speed: Fraction                   # media seconds per record second
+    src_rate: Fraction
+    node: Node
+    role: str | None = None
+    enabled: bool = True
+    url: str | None = None
+    available: tuple | None = None    # (start, duration) seconds of the media
+    generator: str | None = None
+    s2v: dict = field(default_factory=dict)
+    markers: list = field(default_factory=list)   # (rec0, rec1, name, color, note, kind)
+    video_role: str | None = None
+
+
+@dataclass
+class Transition:
+    lane: int
+    rec0: Fraction
+    rec1: Fraction
+    name: str
+
+
+def _int(text, default=0) -> int:
+    try:
+        return int(str(text).strip())
+    except (TypeError, ValueError):
+        return default
+
+
+def _main_role(role: str | None) -> str | None:
+    if not role:
+        return None
+    return role.split(".")[0].strip() or None
+
+
+def _frame_rate(fmt: Node | None) -> Fraction | None:
+    if fmt is None:
+        return None
+    fd = seconds(fmt.get("frameDuration"), None)
+    return 1 / fd if fd else None
+
+
+class Reader:
+    def __init__(self, path: Path, doc: Document):
+        self.path = path
+        self.doc = doc
+        self.notes: list[str] = list(f"file is not well-formed XML, read leniently: {p}" for p in doc.problems)
+        self.res: dict[str, Node] = {}
+        for r in doc.root.iter("resources"):
+            for n in r.children:
+                if n.get("id"):
+                    self.res[n.get("id")] = n
+        self.pieces: list[Piece] = []
+        self.transitions: list[Transition] = []
+        self.seq_rate = Fraction(24)
+        self.tc_start = ZERO
+        self.drop = False
+
+    # ------------------------------------------------------------------ entry
+    def project(self) -> tuple[Node, Node]:
+        projects = [p for p in self.doc.root.iter("project") if p.find("sequence") is not None]
+        if not projects:
+            raise TimelineError(self.path, "FCPXML holds no project with a sequence (only events/clips?)")
+        if len(projects) > 1:
+            self.notes.append(f"file holds {len(projects)} projects; using the first, '{projects[0].get('name')}'")
+        return projects[0], projects[0].find("sequence")
+
+    def rate_of(self, fmt_id: str | None, what: str) -> Fraction | None:
+        rate = _frame_rate(self.res.get(fmt_id)) if fmt_id else None
+        if rate is not None and rate not in STANDARD_RATES:
+            raise TimelineError(self.path, f"FCPXML {what} frame rate {float(rate):.4f} fps (frameDuration "
+                                           f"{self.res[fmt_id].get('frameDuration')}) is not a standard video rate")
+        return rate
+
+    def read(self) -> otio.schema.Timeline:
+        project, seq = self.project()
+        rate = self.rate_of(seq.get("format"), "sequence")
+        if rate is None:
+            rate = Fraction(24)
+            self.notes.append("sequence format has no frame duration; read at 24 fps")
+        self.seq_rate = rate
+        self.tc_start = seconds(seq.get("tcStart"))
+        self.drop = (seq.get("tcFormat") or "NDF").upper() == "DF"
+        spine = seq.find("spine")
+        ctx = Ctx(rate=rate)
+        if spine is not None:
+            self.walk_children(spine, Map(ZERO, -self.tc_start), ctx, spine_mode=True)
+        return self.build(project, seq)
+
+    # ------------------------------------------------------------------ walking
+    def walk_children(self, parent: Node, pmap: Map, ctx: Ctx, spine_mode: bool, primary_window=None,
+                      outer_window=None) -> list[Piece]:
+        """Story children of ``parent``: in a spine all are primary; in a clip, lane 0 is its content
+        (seen through ``primary_window``), other lanes are connected (seen through ``outer_window``)."""
+        out: list[Piece] = []
+        for child in parent.children:
+            if child.tag not in STORY:
+                continue
+            lane = _int(child.get("lane"), 0)
+            if spine_mode:
+                out += self.walk_item(child, pmap, ctx)
+            elif lane == 0:
+                out += self.walk_item(child, pmap, replace(ctx, window=primary_window))
+            else:
+                out += self.walk_item(child, pmap, replace(ctx, window=outer_window, lane=ctx.lane + lane))
+        return out
+
+    def walk_item(self, el: Node, pmap: Map, ctx: Ctx, offset_default: Fraction = ZERO) -> list[Piece]:
+        tag = el.tag
+        offset = seconds(el.get("offset"), offset_default)
+        start = seconds(el.get("start"))
+        duration = seconds(el.get("duration"), None)
+        enabled = ctx.enabled and el.get("enabled", "1") != "0"
+        if tag == "spine":
+            smap = pmap.child(offset, ZERO)
+            return self.walk_children(el, smap, replace(ctx, enabled=enabled), spine_mode=True)
+        if tag == "audition":
+            pick = next((c for c in el.children if c.tag in STORY), None)
+            if pick is None:
+                return []
+            return self.walk_item(pick, pmap, replace(ctx, enabled=enabled), offset_default=offset)
+        k_item = self.conform_k(el, ctx)
+        imap = pmap.child(offset, start, k_item)
+        if duration is None:
+            duration = self.missing_duration(el, ctx, pmap, offset)
+        r0, r1 = pmap.rec(offset), pmap.rec(offset + duration)
+        own = (r0, r1)
+        vis = own if ctx.window is None else (max(r0, ctx.window[0]), min(r1, ctx.window[1]))
+        if tag == "transition":
+            self.transitions.append(Transition(ctx.lane, r0, r1, el.get("name") or "transition"))
+            return []
+        gain = ctx.gain_db + self.volume(el)
+        role = el.get("audioRole") or ctx.role
+        host = (el, imap) if ctx.in_project and tag in HOSTS else ctx.host
+        inner = replace(ctx, enabled=enabled, gain_db=gain, role=role, host=host,
+                        video_role=el.get("videoRole") or ctx.video_role)
+        pieces: list[Piece] = []
+        if tag in ("asset-clip", "video", "audio", "title", "generator", "live-drawing"):
+            if vis[1] > vis[0]:
+                pieces += self.leaf(el, imap, vis, inner)
+        elif tag in ("clip", "sync-clip"):
+            cin = replace(inner, muted_roles=inner.muted_roles | self.muted_roles(el))
+            primary = [c for c in el.children if c.tag in STORY and _int(c.get("lane"), 0) == 0]
+            got: list[Piece] = []
+            for child in primary:
+                got += self.walk_item(child, imap, replace(cin, window=vis))
+            if not got and vis[1] > vis[0]:
+                got = self.adapter_clip(el, primary, imap, vis, cin)
+            pieces += got
+            for child in el.children:
+                lane = _int(child.get("lane"), 0)
+                if child.tag in STORY and lane != 0:
+                    pieces += self.walk_item(child, imap, replace(cin, window=ctx.window, lane=ctx.lane + lane,
+                                                                  video_role=ctx.video_role))
+        elif tag == "ref-clip":
+            pieces += self.ref_clip(el, imap, vis, inner)
+        elif tag == "mc-clip":
+            pieces += self.mc_clip(el, imap, vis, inner)
+        if tag not in ("clip", "sync-clip"):
+            # connected items (and secondary storylines) hanging off this item
+            for child in el.children:
+                lane = _int(child.get("lane"), 0)
+                if child.tag in STORY and lane != 0:
+                    pieces += self.walk_item(child, imap, replace(inner, window=ctx.window, lane=ctx.lane + lane,
+                                                                  video_role=ctx.video_role))
+        self.attach_markers(el, imap, vis, pieces, ctx)
+        return pieces
+
+    def adapter_clip(self, el: Node, primary: list, imap: Map, vis, ctx: Ctx) -> list[Piece]:
+        """A ``clip`` whose media elements all lie outside its own range, as otio-fcpx-xml-adapter
+        writes them (``<video offset="0s">`` with no ``start``, for media whose timecode starts later):
+        read the clip's local time as the media time, the way that adapter means it; say so."""
+        media = []
+        for c in primary:
+            if c.tag in ("video", "audio") and c.get("start") is None:
+                media.append(c)
+            if c.tag in ("gap", "video"):
+                media += [g for g in c.children if g.tag in ("video", "audio") and g.get("start") is None]
+        if not media:
+            return []
+        out: list[Piece] = []
+        for m in media:
+            out += self.leaf(m, imap, vis, ctx)
+        if out:
+            self.notes.append(f"clip '{el.get('name')}' at {self.tc(vis[0])}: its media elements lie outside its "
+                              "range (as otio-fcpx-xml-adapter writes them); read with the clip's start as media time")
+        return out
+
+    def missing_duration(self, el: Node, ctx: Ctx, pmap: Map, offset: Fraction) -> Fraction:
+        """An element without a duration (only in damaged files): as far as its window lets it go."""
+        line = el.line(self.doc.text)
+        if ctx.window is not None:
+            self.notes.append(f"line {line}: <{el.tag} '{el.get('name') or el.get('ref')}'> has no duration; "
+                              "read up to the end of the clip holding it")
+            return pmap.local(ctx.window[1]) - offset
+        raise TimelineError(self.path, f"line {line}: <{el.tag}> '{el.get('name') or el.get('ref')}' has no duration")
+
+    def conform_k(self, el: Node, ctx: Ctx) -> Fraction:
+        cr = el.find("conform-rate")
+        if cr is None:
+            return Fraction(1)
+        return conform_scale(named_rate(cr.get("srcFrameRate")), cr.get("scaleEnabled", "1") != "0", ctx.rate)
+
+    def volume(self, el: Node) -> float:
+        db = 0.0
+        for av in el.findall("adjust-volume"):
+            amount = av.get("amount")
+            if amount:
+                try:
+                    db += float(amount.strip().lower().rstrip("db"))
+                except ValueError:
+                    self.notes.append(f"'{el.get('name')}': unreadable volume '{amount}'")
+            for p in av.findall("param"):
+                if p.get("keyValues") or p.find("keyframeAnimation") is not None:
+                    self.notes.append(f"'{el.get('name') or el.tag}': keyframed volume is not read "
+                                      "(its level is taken as the fixed amount)")
+        return max(db, -144.0)
+
+    def fades(self, el: Node) -> dict:
+        out = {}
+        for av in el.findall("adjust-volume"):
+            for p in av.findall("param"):
+                for tag, key in (("fadeIn", "fade_in"), ("fadeOut", "fade_out")):
+                    f = p.find(tag)
+                    if f is not None:
+                        out[key] = float(seconds(f.get("duration")))
+        return out
+
+    def muted_roles(self, el: Node) -> frozenset:
+        roles = set()
+        for ss in el.findall("sync-source"):
+            for ars in ss.findall("audio-role-source"):
+                if ars.get("active") == "0" and ars.get("role"):
+                    roles.add(ars.get("role"))
+        return frozenset(roles)
+
+    # ------------------------------------------------------------------ containers
+    def ref_clip(self, el: Node, imap: Map, vis, ctx: Ctx) -> list[Piece]:
+        media = self.res.get(el.get("ref"))
+        seq = media.find("sequence") if media is not None else None
+        if seq is None or seq.find("spine") is None:
+            return [self.unknown(el, imap, vis, ctx, "compound clip whose media sequence is missing")]
+        rate = self.rate_of(seq.get("format"), f"compound clip '{el.get('name')}'") or ctx.rate
+        kinds = ctx.kinds & _src_enable(el.get("srcEnable"))
+        inner = replace(ctx, rate=rate, window=vis, kinds=kinds, in_project=False,
+                        nested_in=el.get("name") or media.get("name"))
+        return self.walk_children(seq.find("spine"), imap, inner, spine_mode=True)
+
+    def mc_clip(self, el: Node, imap: Map, vis, ctx: Ctx) -> list[Piece]:
+        media = self.res.get(el.get("ref"))
+        mc = media.find("multicam") if media is not None else None
+        if mc is None:
+            return [self.unknown(el, imap, vis, ctx, "multicam clip whose multicam media is missing")]
+        angles = {a.get("angleID"): a for a in mc.findall("mc-angle")}
+        video_id = audio_id = None
+        for src in el.findall("mc-source"):
+            enable = src.get("srcEnable", "all")
+            if enable in ("all", "video"):
+                video_id = src.get("angleID")
+            if enable in ("all", "audio"):
+                audio_id = src.get("angleID")
+        rate = self.rate_of(mc.get("format"), f"multicam '{el.get('name')}'") or ctx.rate
+        out: list[Piece] = []
+        for kind, angle_id in (("video", video_id), ("audio", audio_id)):
+            if kind not in ctx.kinds or angle_id is None:
+                continue
+            angle = angles.get(angle_id)
+            if angle is None:
+                if kind == "video":
+                    out.append(self.unknown(el, imap, vis, ctx, f"active angle {angle_id} is not in the multicam"))
+                else:
+                    self.notes.append(f"multicam '{el.get('name')}': audio angle {angle_id} is not in the multicam")
+                continue
+            inner = replace(ctx, rate=rate, window=vis, kinds=frozenset({kind}), in_project=False,
+                            angle=angle.get("name"), nested_in=el.get("name"))
+            out += self.walk_children(angle, imap, inner, spine_mode=True)
+        return out
+
+    # ------------------------------------------------------------------ leaves
+    def leaf(self, el: Node, imap: Map, vis, ctx: Ctx) -> list[Piece]:
+        tag = el.tag
+        ref = self.res.get(el.get("ref"))
+        name = el.get("name") or (ref.get("name") if ref is not None else None) or tag
+        if tag == "live-drawing":
+            return [self.unknown(el, imap, vis, ctx, "live drawing")]
+        generator = None
+        kinds: set
+        if tag in ("title", "generator") or (ref is not None and ref.tag == "effect"):
+            generator = "title" if tag == "title" else "generator"
+            kinds = {"video"}
+        elif ref is None or ref.tag != "asset":
+            return [self.unknown(el, imap, vis, ctx, f"<{tag}> refers to a missing resource '{el.get('ref')}'")]
+        else:
+            has_v, has_a = self.asset_kinds(ref)
+            if tag == "video":
+                kinds = {"video"}
+            elif tag == "audio":
+                kinds = {"audio"}
+            else:
+                kinds = ({"video"} if has_v else set()) | ({"audio"} if has_a else set())
+                kinds &= _src_enable(el.get("srcEnable"))
+        kinds &= ctx.kinds
+        if not kinds:
+            return []
+        # media time of the visible part (timeMap: local time -> media time)
+        tm = self.time_map(el)
+        l0, l1 = imap.local(vis[0]), imap.local(vis[1])
+        m0, m1 = (tm(l0), tm(l1)) if tm else (l0, l1)
+        speed = (m1 - m0) / (vis[1] - vis[0])
+        s2v: dict = {}
+        if ctx.host is not None:
+            host, hmap = ctx.host
+            s2v["locator"] = {"element": host.index, "tag": host.tag, "name": host.get("name") or "",
+                              "base_local": str(hmap.base_local), "base_rec": str(hmap.base_rec), "k": str(hmap.k)}
+        if ctx.nested_in:
+            s2v["nested_in"] = ctx.nested_in
+        if ctx.angle:
+            s2v["multicam_angle"] = ctx.angle
+        if speed != 1:
+            s2v["speed"] = float(speed)
+        if tm and not tm.linear():
+            self.notes.append(f"'{name}' at {self.tc(vis[0])}: speed ramp read as its average speed")
+        if tag in ("video", "audio") and el.parent is not None and el.parent.tag == "clip":
+            s2v.update(self.md(el.parent))   # our conform's renders in FCPXML before 1.4
+        s2v.update(self.md(el))
+        url = available = None
+        src_rate = ctx.rate
+        if generator is None:
+            url = _asset_url(ref)
+            available = (seconds(ref.get("start")), seconds(ref.get("duration")))
+            src_rate = self.rate_of(ref.get("format"), f"media '{ref.get('name')}'") or ctx.rate
+        base = dict(lane=ctx.lane, name=name, rec0=vis[0], rec1=vis[1], src0=m0, speed=speed, src_rate=src_rate,
+                    node=el, enabled=ctx.enabled and el.get("enabled", "1") != "0", url=url, available=available,
+                    generator=generator)
+        out: list[Piece] = []
+        if "video" in kinds:
+            own_role = el.get("videoRole") or (el.get("role") if tag == "video" else None)
+            v = Piece("video", s2v=dict(s2v), video_role=own_role or ctx.video_role, **base)
+            if generator:
+                v.s2v["generator"] = generator
+            out.append(v)
+        if "audio" in kinds:
+            gain = ctx.gain_db + (self.volume(el) if el.tag in ("asset-clip", "video", "audio") else 0.0)
+            fades = self.fades(el)
+            sources = [s for s in el.findall("audio-channel-source")] or [None]
+            for src in sources:
+                role = (src.get("role") if src is not None else None) or el.get("role") or el.get("audioRole") or ctx.role
+                a = Piece("audio", role=role, s2v=dict(s2v), **base)
+                if gain:
+                    a.s2v["gain_db"] = max(float(gain), -144.0)
+                a.s2v.update(fades)
+                if src is not None:
+                    chans = [c.strip() for c in (src.get("srcCh") or "").split(",") if c.strip()]
+                    if len(chans) == 1 and chans[0].isdigit():
+                        a.s2v["source_channel"] = int(chans[0]) - 1
+                    if src.get("active") == "0" or src.get("enabled") == "0":
+                        a.s2v["muted"] = True
+                if role and role in ctx.muted_roles:
+                    a.s2v["muted"] = True
+                out.append(a)
+        if el.damaged:
+            self.notes.append(f"'{name}' at {self.tc(vis[0])}-{self.tc(vis[1])}: its element (line "
+                              f"{el.line(self.doc.text)}) is damaged; attributes lost: '{el.damaged[:60]}'")
+        self.pieces += out
+        return out
+
+    def asset_kinds(self, asset: Node) -> tuple[bool, bool]:
+        """(video, audio) of an asset; where hasVideo/hasAudio are left out (hand-made or other
+        applications' files), a video format means picture and audio channels mean sound."""
+        fmt = self.res.get(asset.get("format"))
+        if asset.get("hasVideo") is not None:
+            has_v = asset.get("hasVideo") == "1"
+        else:
+            has_v = fmt is not None and fmt.get("frameDuration") is not None
+        if asset.get("hasAudio") is not None:
+            has_a = asset.get("hasAudio") == "1"
+        else:
+            has_a = bool(asset.get("audioSources") or asset.get("audioChannels")) or not has_v
+        return has_v, has_a
+
+    def unknown(self, el: Node, imap: Map, vis, ctx: Ctx, reason: str) -> Piece:
+        name = el.get("name") or el.tag
+        p = Piece("video", ctx.lane, name, vis[0], vis[1], imap.local(vis[0]), Fraction(1), ctx.rate, el,
+                  enabled=ctx.enabled, s2v={"unknown_picture": reason})
+        self.notes.append(f"'{name}' at {self.tc(vis[0])}-{self.tc(vis[1])}: {reason}; its picture is unknown")
+        self.pieces.append(p)
+        return p
+
+    def time_map(self, el: Node) -> TimeMap | None:
+        tmap = el.find("timeMap")
+        if tmap is None:
+            return None
+        pts = sorted((seconds(p.get("time")), seconds(p.get("value"))) for p in tmap.findall("timept"))
+        return TimeMap(tuple(pts)) if pts else None
+
+    def md(self, el: Node) -> dict:
+        out = {}
+        meta = el.find("metadata")
+        for md in (meta.findall("md") if meta is not None else []):
+            key = md.get("key") or ""
+            if key.startswith(MD_PREFIX):
+                value = md.get("value") or ""
+                try:  # our conform writes strings as they are and anything else as JSON
+                    out[key[len(MD_PREFIX):]] = json.loads(value) if value[:1] in '[{"-0123456789tfn' else value
+                except ValueError:
+                    out[key[len(MD_PREFIX):]] = value
+        return out
+
+    def attach_markers(self, el: Node, imap: Map, vis, pieces: list[Piece], ctx: Ctx) -> None:
+        for m in el.children:
+            kind = MARKERS.get(m.tag)
+            if kind is None:
+                continue
+            t0 = seconds(m.get("start"))
+            t1 = t0 + seconds(m.get("duration"), ZERO)
+            r0, r1 = imap.rec(t0), imap.rec(t1)
+            if not (vis[0] <= r0 < vis[1]) and not (r0 == vis[0] == vis[1]):
+                continue  # hidden by the clip's trim (or its compound clip's)
+            cands = [p for p in pieces if p.rec0 <= r0 < p.rec1]
+            cands.sort(key=lambda p: (p.kind != "video", abs(p.lane - ctx.lane)))
+            if not cands:
+                continue
+            color = "GREEN" if m.get("completed") == "1" else ("RED" if m.get("completed") == "0" else
+                                                                ("ORANGE" if kind == "chapter" else
+                                                                 ("PURPLE" if kind == "keyword" else "BLUE")))
+            cands[0].markers.append((r0, max(r1, r0), m.get("value") or "", color, m.get("note") or "", kind))
+
+    def tc(self, rec: Fraction) -> str:
+        frames = round((rec + self.tc_start) * self.seq_rate)
+        try:
+            return otio.opentime.to_timecode(RationalTime(frames, float(self.seq_rate)), float(self.seq_rate),
+                                             self.drop)
+        except Exception:
+            return f"{float(rec):.3f}s"
+
+    # ------------------------------------------------------------------ OTIO
+    def build(self, project: Node, seq: Node) -> otio.schema.Timeline:
+        rate = self.seq_rate
+        frate = float(rate)
+        tl = otio.schema.Timeline(name=project.get("name") or seq.get("name") or "FCPXML project")
+        start_frames = self.tc_start * rate
+        tl.global_start_time = RationalTime(_frames(start_frames), frate)
+        drop = (seq.get("tcFormat") or "NDF").upper() == "DF"
+        tl.metadata[NS] = {"drop_frame": drop, "start_timecode": self.tc(ZERO)}
+        tl.metadata["fcpxml"] = {"version": self.doc.root.get("version") or "", "sequence_format": seq.get("format") or ""}
+        video = [p for p in self.pieces if p.kind == "video"]
+        audio = [p for p in self.pieces if p.kind == "audio"]
+        tracks: list[tuple[otio.schema.Track, list]] = []
+        for lane in sorted({p.lane for p in video}):
+            lane_pieces = [p for p in video if p.lane == lane]
+            base = "Primary Storyline" if lane == 0 else f"Lane {lane}"
+            for i, group in enumerate(_first_fit(lane_pieces)):
+                roles = {p.video_role for p in group}
+                name = roles.pop() if len(roles) == 1 and None not in roles else base
+                name = name if i == 0 else f"{name} ({i + 1})"
+                track = otio.schema.Track(name=name, kind=otio.schema.TrackKind.Video)
+                track.metadata[NS] = {"lane": lane}
+                tracks.append((track, group))
+        roles = sorted({_main_role(p.role) or "" for p in audio},
+                       key=lambda r: (ROLE_ORDER.index(r.lower()) if r.lower() in ROLE_ORDER else len(ROLE_ORDER), r))
+        for role in roles:
+            role_pieces = [p for p in audio if (_main_role(p.role) or "") == role]
+            for i, group in enumerate(_first_fit(role_pieces)):
+                name = (role or "Audio") if i == 0 else f"{role or 'Audio'} ({i + 1})"
+                track = otio.schema.Track(name=name, kind=otio.schema.TrackKind.Audio)
+                if role:
+                    track.metadata[NS] = {"role": role.lower()}
+                tracks.append((track, group))
+        seq_end = seconds(seq.get("duration"))
+        for track, group in tracks:
+            self.fill(track, group, rate)
+            tl.tracks.append(track)
+        if not tracks:
+            self.notes.append("the project's sequence holds no clips")
+        # the primary storyline runs to the sequence's end (trailing gap), as the editor sees it
+        for track, _ in tracks:
+            if track.kind == otio.schema.TrackKind.Video and track.metadata[NS].get("lane") == 0:
+                end = _frames(seq_end * rate)
+                have = track.duration().value
+                if end > have:
+                    track.append(otio.schema.Gap(source_range=TimeRange(RationalTime(0, frate),
+                                                                        RationalTime(end - have, frate))))
+                break
+        self.place_transitions(tracks, rate)
+        return tl
+
+    def fill(self, track: otio.schema.Track, group: list[Piece], rate: Fraction) -> None:
+        frate = float(rate)
+        cursor = 0
+        for p in sorted(group, key=lambda p: p.rec0):
+            f0, f1 = _frames(p.rec0 * rate), _frames(p.rec1 * rate)
+            if f1 <= f0:
+                continue
+            if f0 > cursor:
+                track.append(otio.schema.Gap(source_range=TimeRange(RationalTime(0, frate),
+                                                                    RationalTime(f0 - cursor, frate))))
+            track.append(self.clip(p, f1 - f0, rate))
+            cursor = f1
+
+    def clip(self, p: Piece, frames, rate: Fraction) -> otio.schema.Clip:
+        srate = float(p.src_rate)
+        src_start = RationalTime(_frames(p.src0 * p.src_rate), srate)
+        ref = None
+        if p.generator:
+            ref = otio.schema.GeneratorReference(name=p.name, generator_kind=p.generator)
+        elif p.url:
+            avail = None
+            if p.available is not None:
+                avail = TimeRange(RationalTime(_frames(p.available[0] * p.src_rate), srate),
+                                  RationalTime(_frames(p.available[1] * p.src_rate), srate))
+            ref = otio.schema.ExternalReference(target_url=p.url, available_range=avail)
+        clip = otio.schema.Clip(name=p.name, media_reference=ref,
+                                source_range=TimeRange(src_start, RationalTime(frames, float(rate))))
+        clip.enabled = p.enabled
+        if p.speed != 1:
+            clip.effects.append(otio.schema.LinearTimeWarp(name="speed", time_scalar=float(p.speed)))
+        clip.metadata[NS] = p.s2v
+        clip.metadata["fcpxml"] = {"element": p.node.tag, "ref": p.node.get("ref") or "", "lane": p.lane,
+                                   **({"role": p.role} if p.role else {})}
+        for r0, r1, name, color, note, kind in p.markers:
+            ms = p.src0 + (r0 - p.rec0) * p.speed
+            md = (r1 - r0) * p.speed
+            clip.markers.append(otio.schema.Marker(
+                name=name, color=color, comment=note,
+                marked_range=TimeRange(RationalTime(_frames(ms * p.src_rate), srate),
+                                       RationalTime(_frames(md * p.src_rate), srate)),
+                metadata={"fcpxml": {"kind": kind}}))
+        return clip
+
+    def place_transitions(self, tracks, rate: Fraction) -> None:
+        frate = float(rate)
+        for tr in self.transitions:
+            placed = False
+            for track, _ in tracks:
+                if track.kind != otio.schema.TrackKind.Video or track.metadata[NS].get("lane") != tr.lane:
+                    continue
+                f0, f1 = _frames(tr.rec0 * rate), _frames(tr.rec1 * rate)
+                pos = 0
+                for i, item in enumerate(list(track)):
+                    dur = item.duration().value
+                    cut = pos + dur
+                    if f0 <= cut <= f1 and i + 1 < len(track) and isinstance(item, otio.schema.Clip) \
+                            and isinstance(track[i + 1], otio.schema.Clip) \
+                            and not isinstance(track[i + 1], otio.schema.Transition):
+                        track.insert(i + 1, otio.schema.Transition(
+                            name=tr.name, transition_type=otio.schema.TransitionTypes.SMPTE_Dissolve,
+                            in_offset=RationalTime(cut - f0, frate), out_offset=RationalTime(f1 - cut, frate)))
+                        placed = True
+                        break
+                    pos = cut
+                break
+            if not placed:
+                self.notes.append(f"transition '{tr.name}' at {self.tc(tr.rec0)}-{self.tc(tr.rec1)} is not "
+                                  "between two clips (a fade from or to nothing); kept only as this note")
+
+
+def _frames(value: Fraction):
+    """A frame count as OTIO holds it: an int when whole, else the exact value as a float."""
+    value = Fraction(value)
+    return int(value) if value.denominator == 1 else float(value)
+
+
+def _first_fit(pieces: list[Piece]) -> list[list[Piece]]:
+    groups: list[list[Piece]] = []
+    for p in sorted(pieces, key=lambda p: (p.rec0, p.rec1)):
+        for g in groups:
+            if g[-1].rec1 <= p.rec0:
+                g.append(p)
+                break
+        else:
+            groups.append([p])
+    return groups
+
+
+def _src_enable(value: str | None) -> frozenset:
+    if value == "video":
+        return frozenset({"video"})
+    if value == "audio":
+        return frozenset({"audio"})
+    if value == "none":
+        return frozenset()
+    return frozenset({"video", "audio"})
+
+
+def _asset_url(asset: Node) -> str | None:
+    reps = asset.findall("media-rep")
+    for rep in reps:
+        if rep.get("kind", "original-media") == "original-media" and rep.get("src"):
+            return rep.get("src")
+    for rep in reps:
+        if rep.get("src"):
+            return rep.get("src")
+    return asset.get("src")
