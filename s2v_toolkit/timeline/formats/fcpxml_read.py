@@ -53,6 +53,7 @@ class Ctx:
     host: tuple | None = None         # (element, Map) where markers for this clip go back in
     in_project: bool = True
     video_role: str | None = None
+    clip_name: str | None = None      # name of the <clip> wrapping unnamed video/audio elements
 
 
 @dataclass
@@ -205,7 +206,8 @@ class Reader:
             if vis[1] > vis[0]:
                 pieces += self.leaf(el, imap, vis, inner)
         elif tag in ("clip", "sync-clip"):
-            cin = replace(inner, muted_roles=inner.muted_roles | self.muted_roles(el))
+            cin = replace(inner, muted_roles=inner.muted_roles | self.muted_roles(el),
+                          clip_name=el.get("name") or ctx.clip_name)
             primary = [c for c in el.children if c.tag in STORY and _int(c.get("lane"), 0) == 0]
             got: list[Piece] = []
             for child in primary:
@@ -346,7 +348,8 @@ class Reader:
     def leaf(self, el: Node, imap: Map, vis, ctx: Ctx) -> list[Piece]:
         tag = el.tag
         ref = self.res.get(el.get("ref"))
-        name = el.get("name") or (ref.get("name") if ref is not None else None) or tag
+        name = el.get("name") or (ctx.clip_name if tag in ("video", "audio") else None) \
+            or (ref.get("name") if ref is not None else None) or tag
         if tag == "live-drawing":
             return [self.unknown(el, imap, vis, ctx, "live drawing")]
         generator = None
@@ -406,7 +409,7 @@ class Reader:
                 v.s2v["generator"] = generator
             out.append(v)
         if "audio" in kinds:
-            gain = ctx.gain_db + (self.volume(el) if el.tag in ("asset-clip", "video", "audio") else 0.0)
+            gain = ctx.gain_db   # already holds this element's own adjust-volume
             fades = self.fades(el)
             sources = [s for s in el.findall("audio-channel-source")] or [None]
             for src in sources:
