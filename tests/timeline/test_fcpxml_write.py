@@ -7,6 +7,7 @@ back and find the renders at their record ranges and the markers on the replaced
 
 from __future__ import annotations
 
+import math
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -26,7 +27,12 @@ def strip_additions_text(text: str) -> str:
     text = re.sub(r'\n[ \t]*<asset-clip ref="s2v\d+r\d+x*".*?</asset-clip>', "", text, flags=re.S)
     text = re.sub(r'\n[ \t]*<clip lane="\d+"[^>]*><video ref="s2v\d+r\d+x*".*?</clip>', "", text, flags=re.S)
     text = re.sub(r'\n[ \t]*<marker [^>]*value="S2V v\d+[^"]*"[^>]*/>', "", text)
-    # an element that only got children from the conform was opened up: <gap .../> -> <gap ...>...</gap>
+    return text
+
+
+def collapse(text: str) -> str:
+    """Empty elements written open and closed, as self-closing (an element that only got children from
+    the conform is opened up: <gap .../> -> <gap ...>...</gap>)."""
     return re.sub(r'<([\w-]+)((?:"[^"]*"|[^">/])*)>\n[ \t]*</\1>', r'<\1\2/>', text)
 
 
@@ -62,7 +68,7 @@ def _conform(tmp_path, text: str, picks, name="cut.fcpxml", **kw):
 def _check_only_additions(src: Path, out: Path) -> None:
     a, b = src.read_text(), out.read_text()
     assert b != a
-    assert strip_additions_text(b) == a
+    assert collapse(strip_additions_text(b)) == collapse(a)
     assert strip_additions_tree(b) == canonical(a)
 
 

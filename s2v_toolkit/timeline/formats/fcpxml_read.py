@@ -14,6 +14,7 @@ their record positions, each clip naming what it came from (``nested_in``, ``mul
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
@@ -403,8 +404,15 @@ class Reader:
                     generator=generator)
         out: list[Piece] = []
         if "video" in kinds:
+            # picture sits on the sequence's frame grid: an item whose parent time is off the grid
+            # (a storyline in a rate-conformed clip) shows from the nearest frame
+            g0, g1 = self.on_grid(vis[0]), self.on_grid(vis[1])
+            if g1 <= g0:
+                kinds = kinds - {"video"}
+        if "video" in kinds:
             own_role = el.get("videoRole") or (el.get("role") if tag == "video" else None)
-            v = Piece("video", s2v=dict(s2v), video_role=own_role or ctx.video_role, **base)
+            vbase = dict(base, rec0=g0, rec1=g1, src0=m0 + (g0 - vis[0]) * speed)
+            v = Piece("video", s2v=dict(s2v), video_role=own_role or ctx.video_role, **vbase)
             if generator:
                 v.s2v["generator"] = generator
             out.append(v)
@@ -446,6 +454,10 @@ class Reader:
         else:
             has_a = bool(asset.get("audioSources") or asset.get("audioChannels")) or not has_v
         return has_v, has_a
+
+    def on_grid(self, rec: Fraction) -> Fraction:
+        """``rec`` moved to the nearest frame of the sequence (halves go later)."""
+        return Fraction(math.floor(rec * self.seq_rate + Fraction(1, 2))) / self.seq_rate
 
     def unknown(self, el: Node, imap: Map, vis, ctx: Ctx, reason: str) -> Piece:
         name = el.get("name") or el.tag

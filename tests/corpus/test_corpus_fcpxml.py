@@ -1,0 +1,292 @@
+"""Every corpus FCPXML: read right (against facts taken from the file's own text) and written back
+with nothing but the additions.
+
+The facts come from a small extractor of its own below (the standard library's lenient HTML
+parser, so that it shares no parsing code with the toolkit): for each picture item the editor sees
+on the primary storyline and the connected lanes (compound clips and multicam angles opened up), its
+record start/end in sequence frames and its source start in seconds. Then the toolkit's reading is
+compared with those facts, and a conform's output, with its additions removed, must equal the input.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import xml.etree.ElementTree as ET
+import xml.parsers.expat
+from fractions import Fraction
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from corpus_testkit import corpus_params
+from s2v_toolkit.timeline import read_timeline
+from s2v_toolkit.timeline.conform import RenderResult, conform
+from s2v_toolkit.timeline.describe import describe_timeline
+from s2v_toolkit.timeline.timecode import seconds as rt_seconds
+
+pytestmark = pytest.mark.corpus
+FILES = corpus_params("timelines", "fcpxml_*.fcpxml")
+
+
+# ---------------------------------------------------------------- an independent fact extractor
+
+
+class _Node:
+    def __init__(self, tag, attrs, parent):
+        self.tag, self.a, self.parent, self.kids = tag, dict(attrs), parent, []
+
+
+class _Tree(HTMLParser):
+    """Elements as a tree (names lower-cased by HTMLParser; it tolerates damaged attributes)."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.root = _Node("#doc", {}, None)
+        self.cur = self.root
+
+    def handle_starttag(self, tag, attrs):
+        node = _Node(tag, attrs, self.cur)
+        self.cur.kids.append(node)
+        self.cur = node
+
+    def handle_startendtag(self, tag, attrs):
+        self.cur.kids.append(_Node(tag, attrs, self.cur))
+
+    def handle_endtag(self, tag):
+        n = self.cur
+        while n is not self.root and n.tag != tag:
+            n = n.parent
+        if n is not self.root:
+            self.cur = n.parent
+
+
+def _t(v, default=Fraction(0)):
+    if v is None:
+        return default
+    v = v.strip().rstrip("s")
+    return Fraction(v) if re.fullmatch(r"-?[0-9./]+", v or "x") else default
+
+
+_RATE_NAMES = {"23.98": Fraction(24000, 1001), "29.97": Fraction(30000, 1001), "59.94": Fraction(60000, 1001)}
+_CONFORMING = {Fraction(24000, 1001), Fraction(24), Fraction(25)}
+_PICTURE = {"asset-clip", "video", "title", "generator"}
+
+
+def fcpxml_facts(path: Path) -> dict:
+    tree = _Tree()
+    tree.feed(path.read_text(errors="replace"))
+    nodes, stack = [], [tree.root]
+    while stack:
+        n = stack.pop()
+        nodes.append(n)
+        stack.extend(n.kids)
+    res = {n.a["id"]: n for n in nodes if n.parent and n.parent.tag == "resources" and "id" in n.a}
+
+    def rate(fmt_id):
+        f = res.get(fmt_id)
+        return 1 / _t(f.a.get("frameduration")) if f is not None and f.a.get("frameduration") else None
+
+    # the first project in document order
+    projects = [n for n in nodes if n.tag == "project" and any(k.tag == "sequence" for k in n.kids)]
+    order = {id(n): i for i, n in enumerate(_doc_order(tree.root))}
+    project = min(projects, key=lambda n: order[id(n)])
+    seq = next(k for k in project.kids if k.tag == "sequence")
+    seq_rate = rate(seq.a.get("format"))
+    tc0 = _t(seq.a.get("tcstart"))
+    items = []
+
+    def retime(node, tl_rate):
+        cr = next((k for k in node.kids if k.tag == "conform-rate"), None)
+        if cr is None or cr.a.get("scaleenabled") == "0":
+            return Fraction(1)
+        src = _RATE_NAMES.get(cr.a.get("srcframerate"), None) or _t(cr.a.get("srcframerate"), None)
+        if src in _CONFORMING and tl_rate in _CONFORMING and src != tl_rate:
+            return tl_rate / src      # media seconds per timeline second
+        return Fraction(1)
+
+    def media_time(node, local):
+        tm = next((k for k in node.kids if k.tag == "timemap"), None)
+        if tm is None:
+            return local
+        pts = sorted((_t(p.a.get("time")), _t(p.a.get("value"))) for p in tm.kids if p.tag == "timept")
+        (t0, v0), (t1, v1) = pts[0], pts[-1]
+        return v0 + (local - t0) * (v1 - v0) / (t1 - t0)
+
+    def story(node):
+        return [k for k in node.kids if k.tag in _PICTURE | {"clip", "ref-clip", "mc-clip", "sync-clip", "audition",
+                                                             "gap", "spine"}]
+
+    def place(node, origin, scale, lo, hi, tl_rate, offset=None):
+        """``origin``: record second of the parent's local time 0; ``scale``: parent local s per record s."""
+        if node.tag == "audition":
+            first = story(node)[0]
+            return place(first, origin, scale, lo, hi, tl_rate, _t(node.a.get("offset")))
+        off = _t(node.a.get("offset")) if offset is None else offset
+        if node.tag == "spine":
+            for k in story(node):
+                place(k, origin + off / scale, scale, lo, hi, tl_rate)
+            return
+        start, dur = _t(node.a.get("start")), _t(node.a.get("duration"))
+        k_item = retime(node, tl_rate)
+        r0, r1 = origin + off / scale, origin + (off + dur) / scale
+        my_origin, my_scale = r0 - start / (scale * k_item), scale * k_item   # this item's local time 0
+        v0, v1 = max(r0, lo), min(r1, hi)
+        ref = res.get(node.a.get("ref"))
+        has_picture = node.tag != "asset-clip" or ref is None or ref.a.get("hasvideo") == "1"
+        if node.tag in _PICTURE and v1 > v0 and has_picture:
+            local = (v0 - my_origin) * my_scale
+            name = node.a.get("name") or (node.parent.a.get("name") if node.parent.tag == "clip" else None)
+            speed = (media_time(node, (v1 - my_origin) * my_scale) - media_time(node, local)) / (v1 - v0)
+            items.append((v0, v1, media_time(node, local), name or (ref.a.get("name") if ref else None), speed))
+        if node.tag in ("clip", "sync-clip"):
+            for k in story(node):
+                if k.a.get("lane", "0") == "0":
+                    place(k, my_origin, my_scale, v0, v1, tl_rate)
+        if node.tag == "ref-clip" and node.a.get("srcenable", "all") in ("all", "video"):
+            media = res[node.a["ref"]]
+            inner = next(k for k in media.kids if k.tag == "sequence")
+            spine = next(k for k in inner.kids if k.tag == "spine")
+            for k in story(spine):
+                place(k, my_origin, my_scale, v0, v1, rate(inner.a.get("format")) or tl_rate)
+        if node.tag == "mc-clip":
+            mc = next(k for k in res[node.a["ref"]].kids if k.tag == "multicam")
+            video = [s.a.get("angleid") for s in node.kids if s.tag == "mc-source"
+                     and s.a.get("srcenable", "all") in ("all", "video")]
+            angle = next(a for a in mc.kids if a.tag == "mc-angle" and a.a.get("angleid") == video[-1])
+            for k in story(angle):
+                place(k, my_origin, my_scale, v0, v1, rate(mc.a.get("format")) or tl_rate)
+        for k in story(node):                      # connected items: not clipped by this item
+            if k.a.get("lane", "0") != "0":
+                place(k, my_origin, my_scale, lo, hi, tl_rate)
+
+    spine = next(k for k in seq.kids if k.tag == "spine")
+    inf = Fraction(10**9)
+    for k in story(spine):
+        place(k, -tc0, Fraction(1), -inf, inf, seq_rate)
+    out = []
+    for v0, v1, src, name, speed in items:
+        # picture shows from the frame nearest to where it starts (halves later); source at that frame
+        f0, f1 = math.floor(v0 * seq_rate + Fraction(1, 2)), math.floor(v1 * seq_rate + Fraction(1, 2))
+        out.append((f0, f1, src + (f0 / seq_rate - v0) * speed, name))
+    # audio-only clips (lanes below, or assets without picture) never reach `items` as picture
+    return {"rate": seq_rate, "start_frames": tc0 * seq_rate, "items": sorted(out, key=lambda x: (x[0], x[1], x[3]))}
+
+
+def _doc_order(root):
+    yield root
+    for k in root.kids:
+        yield from _doc_order(k)
+
+
+def _well_formed(path: Path) -> bool:
+    try:
+        xml.parsers.expat.ParserCreate().Parse(path.read_bytes(), True)
+        return True
+    except xml.parsers.expat.ExpatError:
+        return False
+
+
+# ---------------------------------------------------------------- the checks
+
+
+def _picture(desc):
+    out = []
+    for c in desc.clips:
+        if c.kind != "video" or c.s2v.get("unknown_picture"):
+            continue
+        r = c.record.to_otio()
+        f0 = r.start_time.rescaled_to(desc.rate).value
+        f1 = r.end_time_exclusive().rescaled_to(desc.rate).value
+        out.append((f0, f1, rt_seconds(c.source.to_otio().start_time), c.name))
+    return sorted(out, key=lambda x: (round(x[0]), round(x[1]), x[3]))
+
+
+def read_right(path: Path) -> list[str]:
+    """What differs between the toolkit's reading and the file's facts ([] = read right)."""
+    facts = fcpxml_facts(path)
+    loaded = read_timeline(path)
+    desc = describe_timeline(loaded, check_media=False)
+    wrong = []
+    if Fraction(desc.rate).limit_denominator(1001) != facts["rate"]:
+        wrong.append(f"rate {desc.rate} != {facts['rate']}")
+    if round(desc.global_start.to_otio().rescaled_to(desc.rate).value) != facts["start_frames"]:
+        wrong.append("start timecode")
+    got = _picture(desc)
+    if len(got) != len(facts["items"]):
+        wrong.append(f"{len(got)} picture clips, the file has {len(facts['items'])}")
+    for g, f in zip(got, facts["items"]):
+        if abs(g[0] - f[0]) > 1e-6 or abs(g[1] - f[1]) > 1e-6 or g[3] != f[3] \
+                or abs(float(g[2]) - float(f[2])) > 1e-4:
+            wrong.append(f"{g[3]}: toolkit {g[:3]} != file {f[:3]}")
+    if not _well_formed(path) and not any("not well-formed" in n for n in loaded.notes):
+        wrong.append("damaged XML read without a note")
+    return wrong
+
+
+@pytest.mark.parametrize("path", FILES)
+def test_fcpxml_read_right(path):
+    assert read_right(path) == []
+
+
+def _strip_additions(text: str) -> str:
+    text = re.sub(r'\n[ \t]*<asset id="s2v\d+r\d+x*"(?:"[^"]*"|[^">])*?(?:/>|>.*?</asset>)', "", text, flags=re.S)
+    text = re.sub(r'\n[ \t]*<asset-clip ref="s2v\d+r\d+x*".*?</asset-clip>', "", text, flags=re.S)
+    text = re.sub(r'\n[ \t]*<clip lane="\d+"[^>]*><video ref="s2v\d+r\d+x*".*?</clip>', "", text, flags=re.S)
+    text = re.sub(r'\n[ \t]*<marker [^>]*value="S2V v\d+[^"]*"[^>]*/>', "", text)
+    return text
+
+
+def collapse(text: str) -> str:
+    """Empty elements written open and closed, as self-closing (an element that only got children from
+    the conform is opened up: <gap .../> -> <gap ...>...</gap>)."""
+    return re.sub(r'<([\w-]+)((?:"[^"]*"|[^">/])*)>\n[ \t]*</\1>', r'<\1\2/>', text)
+
+
+def _canonical(text: str) -> str:
+    return ET.canonicalize(text, strip_text=True)
+
+
+def _strip_tree(text: str) -> str:
+    root = ET.fromstring(text.encode())
+    added = {a.get("id") for a in root.iter("asset") if re.fullmatch(r"s2v\d+r\d+x*", a.get("id") or "")}
+    for parent in list(root.iter()):
+        for child in list(parent):
+            if (child.tag == "asset" and child.get("id") in added) \
+                    or (child.tag == "asset-clip" and child.get("ref") in added) \
+                    or (child.tag == "clip" and any(v.get("ref") in added for v in child.findall("video"))) \
+                    or (child.tag == "marker" and (child.get("value") or "").startswith("S2V v")):
+                parent.remove(child)
+    return _canonical(ET.tostring(root, encoding="unicode"))
+
+
+def written_back_unchanged(path: Path, out_dir: Path) -> list[str]:
+    desc = describe_timeline(read_timeline(path), check_media=False)
+    shots = [c for c in desc.clips if c.kind == "video" and not c.s2v.get("generator")
+             and not c.s2v.get("unknown_picture")]
+    picks = [shots[0], shots[len(shots) // 2]] if len(shots) > 1 else shots
+    picks = list({c.id: c for c in picks}.values())
+    renders = [RenderResult(f"/renders/{path.stem}_{i}.mov", clip_id=c.id, job_id=f"j{i}") for i, c in enumerate(picks)]
+    result = conform(path, renders, out_dir)
+    out = Path(result.outputs["fcpx_xml"])
+    wrong = []
+    if collapse(_strip_additions(out.read_bytes().decode())) != collapse(path.read_bytes().decode()):
+        wrong.append("output minus the additions differs from the input")
+    if _well_formed(path) and _strip_tree(out.read_text()) != _canonical(path.read_text()):
+        wrong.append("output minus the additions (by structure) is not canonically the input")
+    back = describe_timeline(read_timeline(out), check_media=False)
+    added = [c for c in back.clips if c.name.endswith("S2V v001")]
+    want = sorted(round(c.record.to_otio().start_time.rescaled_to(desc.rate).value) for c in picks)
+    have = sorted(round(c.record.to_otio().start_time.rescaled_to(desc.rate).value) for c in added)
+    if want != have:
+        wrong.append(f"renders read back at {have}, placed at {want}")
+    markers = sum(1 for c in back.clips for m in c.markers if m.name == "S2V v001")
+    if markers < len(picks):
+        wrong.append(f"{markers} of {len(picks)} markers read back")
+    return wrong
+
+
+@pytest.mark.parametrize("path", FILES)
+def test_fcpxml_written_back_with_only_the_additions(path, tmp_path):
+    assert written_back_unchanged(path, tmp_path) == []
