@@ -4,7 +4,7 @@ with nothing but the additions.
 The facts come from a small extractor of its own below (the standard library's lenient HTML
 parser, so that it shares no parsing code with the toolkit): for each picture item the editor sees
 on the primary storyline and the connected lanes (compound clips and multicam angles opened up), its
-record start/end in sequence frames and its source start in seconds. Then the toolkit's reading is
+record start/end in sequence frames, its source start and the media time it plays up to, in seconds. Then the toolkit's reading is
 compared with those facts, and a conform's output, with its additions removed, must equal the input.
 """
 
@@ -169,7 +169,7 @@ def fcpxml_facts(path: Path) -> dict:
     for v0, v1, src, name, speed in items:
         # picture shows from the frame nearest to where it starts (halves later); source at that frame
         f0, f1 = math.floor(v0 * seq_rate + Fraction(1, 2)), math.floor(v1 * seq_rate + Fraction(1, 2))
-        out.append((f0, f1, src + (f0 / seq_rate - v0) * speed, name))
+        out.append((f0, f1, src + (f0 / seq_rate - v0) * speed, name, src + (f1 / seq_rate - v0) * speed))
     # audio-only clips (lanes below, or assets without picture) never reach `items` as picture
     return {"rate": seq_rate, "start_frames": tc0 * seq_rate, "items": sorted(out, key=lambda x: (x[0], x[1], x[3]))}
 
@@ -199,7 +199,10 @@ def _picture(desc):
         r = c.record.to_otio()
         f0 = r.start_time.rescaled_to(desc.rate).value
         f1 = r.end_time_exclusive().rescaled_to(desc.rate).value
-        out.append((f0, f1, rt_seconds(c.source.to_otio().start_time), c.name))
+        media_end = c.media_range.to_otio().end_time_exclusive()
+        out.append((f0, f1, rt_seconds(c.source.to_otio().start_time), c.name,
+                    rt_seconds(c.source.to_otio().start_time) + float(rt_seconds(media_end)
+                                                                       - rt_seconds(c.media_range.to_otio().start_time))))
     return sorted(out, key=lambda x: (round(x[0]), round(x[1]), x[3]))
 
 
@@ -218,8 +221,9 @@ def read_right(path: Path) -> list[str]:
         wrong.append(f"{len(got)} picture clips, the file has {len(facts['items'])}")
     for g, f in zip(got, facts["items"]):
         if abs(g[0] - f[0]) > 1e-6 or abs(g[1] - f[1]) > 1e-6 or g[3] != f[3] \
-                or abs(float(g[2]) - float(f[2])) > 1e-4:
-            wrong.append(f"{g[3]}: toolkit {g[:3]} != file {f[:3]}")
+                or abs(float(g[2]) - float(f[2])) > 1e-4 or abs(float(g[4]) - float(f[4])) > 1e-3:
+            wrong.append(f"{g[3]}: toolkit {g[:3]} (media to {float(g[4]):.4f}s) != file {f[:3]} "
+                         f"(media to {float(f[4]):.4f}s)")
     if not _well_formed(path) and not any("not well-formed" in n for n in loaded.notes):
         wrong.append("damaged XML read without a note")
     return wrong
