@@ -256,3 +256,19 @@ def test_missing_multicam_angle_is_unknown_picture_not_a_gap(tmp_path):
     (v,) = videos(desc)
     assert "unknown_picture" in v.s2v and frames(v.record, 24) == (0, 48)
     assert any("MC" in n for n in loaded.notes)
+
+
+def test_connected_clip_hanging_past_its_parent_is_seen_whole(tmp_path):
+    # B is connected near the end of A and runs 1s past A's end, over E: all of it is on screen
+    res = FMT24 + asset("a", "f24")
+    spine = ('<asset-clip ref="a" offset="0s" name="A" start="10s" duration="2s">'
+             '<asset-clip ref="a" lane="1" offset="11.5s" name="B" start="20s" duration="1.5s"/></asset-clip>'
+             '<asset-clip ref="a" offset="2s" name="E" duration="2s"/>'
+             '<future-thing offset="4s" duration="1s" name="New"/>')
+    loaded, desc = read(tmp_path, doc(res, spine, duration="5s"))
+    got = {c.name: (frames(c.record, 24), src_frame(c)) for c in videos(desc)}
+    assert got["B"] == ((36, 72), 480)
+    # an element the reader does not know is unknown picture over its range, never a silent gap
+    (new,) = [c for c in videos(desc) if c.name == "New"]
+    assert frames(new.record, 24) == (96, 120) and "future-thing" in new.s2v["unknown_picture"]
+    assert any("future-thing" in n for n in loaded.notes)

@@ -33,6 +33,11 @@ MD_PREFIX = "s2v_toolkit."       # <md key="s2v_toolkit.job_id" value="..."/> wr
 STORY = {"asset-clip", "clip", "ref-clip", "mc-clip", "sync-clip", "audition", "gap", "title", "generator",
          "video", "audio", "spine", "transition", "live-drawing"}
 HOSTS = {"asset-clip", "clip", "ref-clip", "mc-clip", "sync-clip", "title", "generator", "gap"}
+# timed elements that are never picture (captions are subtitles; markers and effects are not items)
+NOT_PICTURE = {"caption", "marker", "chapter-marker", "keyword", "rating", "analysis-marker", "filter-video",
+               "filter-audio", "filter-video-mask", "adjust-volume", "metadata", "timeMap", "conform-rate",
+               "mc-source", "sync-source", "audio-channel-source", "audio-role-source", "hidden-clip-marker",
+               "note", "param"}
 MARKERS = {"marker": "marker", "chapter-marker": "chapter", "keyword": "keyword"}
 ROLE_ORDER = ("dialogue", "effects", "music")
 
@@ -163,6 +168,15 @@ class Reader:
         out: list[Piece] = []
         for child in parent.children:
             if child.tag not in STORY:
+                if child.tag not in NOT_PICTURE and child.get("offset") is not None \
+                        and child.get("duration") is not None:
+                    # a timed element this reader does not know: its record range is unknown picture
+                    lane = 0 if spine_mode else _int(child.get("lane"), 0)
+                    cmap = pmap.child(seconds(child.get("offset")), seconds(child.get("start")))
+                    r0 = pmap.rec(seconds(child.get("offset")))
+                    r1 = pmap.rec(seconds(child.get("offset")) + seconds(child.get("duration")))
+                    out.append(self.unknown(child, cmap, (r0, r1), replace(ctx, lane=ctx.lane + lane),
+                                            f"<{child.tag}> is not understood"))
                 continue
             lane = _int(child.get("lane"), 0)
             if spine_mode:
