@@ -272,3 +272,16 @@ def test_connected_clip_hanging_past_its_parent_is_seen_whole(tmp_path):
     (new,) = [c for c in videos(desc) if c.name == "New"]
     assert frames(new.record, 24) == (96, 120) and "future-thing" in new.s2v["unknown_picture"]
     assert any("future-thing" in n for n in loaded.notes)
+
+
+def test_split_edit_sound_leads_the_picture(tmp_path):
+    # J-cut: B's picture starts at 2s, its sound 12 frames earlier (audioStart half a second before start)
+    res = FMT24 + asset("a", "f24") + asset("b", "f24")
+    spine = ('<asset-clip ref="a" offset="0s" name="A" duration="2s" audioDuration="3/2s"/>'
+             '<asset-clip ref="b" offset="2s" name="B" start="10s" duration="2s" audioStart="19/2s" '
+             'audioDuration="5/2s"/>')
+    _, desc = read(tmp_path, doc(res, spine, duration="4s"))
+    got = {(c.name, c.kind): (frames(c.record, 24), src_frame(c)) for c in desc.clips}
+    assert got[("B", "video")] == ((48, 96), 240)
+    assert got[("B", "audio")] == ((36, 96), 228)
+    assert got[("A", "video")] == ((0, 48), 0) and got[("A", "audio")] == ((0, 36), 0)

@@ -49,6 +49,7 @@ class Ctx:
     rate: Fraction                    # frame rate of the timeline it sits in (conform decisions)
     lane: int = 0                     # absolute lane (sum of the lanes on its path)
     window: tuple | None = None       # record range (seconds) it can be seen in, None = unbounded
+    awindow: object = "same"          # record range it can be heard in ("same": as window; split edits differ)
     enabled: bool = True
     kinds: frozenset = frozenset({"video", "audio"})
     gain_db: float = 0.0
@@ -208,6 +209,14 @@ class Reader:
         r0, r1 = pmap.rec(offset), pmap.rec(offset + duration)
         own = (r0, r1)
         vis = own if ctx.window is None else (max(r0, ctx.window[0]), min(r1, ctx.window[1]))
+        # split edits (J/L cuts): the sound spans audioStart/audioDuration instead of start/duration
+        a_start, a_dur = seconds(el.get("audioStart"), None), seconds(el.get("audioDuration"), None)
+        aown = own
+        if a_start is not None or a_dur is not None:
+            a0 = imap.rec(a_start) if a_start is not None else r0
+            aown = (a0, a0 + (a_dur if a_dur is not None else duration) / pmap.k)
+        aw = ctx.window if ctx.awindow == "same" else ctx.awindow
+        avis = aown if aw is None else (max(aown[0], aw[0]), min(aown[1], aw[1]))
         if tag == "transition":
             self.transitions.append(Transition(ctx.lane, r0, r1, el.get("name") or "transition"))
             return []
@@ -218,33 +227,35 @@ class Reader:
                         video_role=el.get("videoRole") or ctx.video_role)
         pieces: list[Piece] = []
         if tag in ("asset-clip", "video", "audio", "title", "generator", "live-drawing"):
-            if vis[1] > vis[0]:
-                pieces += self.leaf(el, imap, vis, inner)
+            if vis[1] > vis[0] or avis[1] > avis[0]:
+                pieces += self.leaf(el, imap, vis, inner, avis)
         elif tag in ("clip", "sync-clip"):
             cin = replace(inner, muted_roles=inner.muted_roles | self.muted_roles(el),
                           clip_name=el.get("name") or ctx.clip_name)
             primary = [c for c in el.children if c.tag in STORY and _int(c.get("lane"), 0) == 0]
             got: list[Piece] = []
             for child in primary:
-                got += self.walk_item(child, imap, replace(cin, window=vis))
+                got += self.walk_item(child, imap, replace(cin, window=vis, awindow=avis))
             if not got and vis[1] > vis[0]:
-                got = self.adapter_clip(el, primary, imap, vis, cin)
+                got = self.adapter_clip(el, primary, imap, vis, replace(cin, awindow=avis))
             pieces += got
             for child in el.children:
                 lane = _int(child.get("lane"), 0)
                 if child.tag in STORY and lane != 0:
-                    pieces += self.walk_item(child, imap, replace(cin, window=ctx.window, lane=ctx.lane + lane,
+                    pieces += self.walk_item(child, imap, replace(cin, window=ctx.window, awindow=ctx.awindow,
+                                                                  lane=ctx.lane + lane,
                                                                   video_role=ctx.video_role))
         elif tag == "ref-clip":
-            pieces += self.ref_clip(el, imap, vis, inner)
+            pieces += self.ref_clip(el, imap, vis, replace(inner, awindow=avis))
         elif tag == "mc-clip":
-            pieces += self.mc_clip(el, imap, vis, inner)
+            pieces += self.mc_clip(el, imap, vis, replace(inner, awindow=avis))
         if tag not in ("clip", "sync-clip"):
             # connected items (and secondary storylines) hanging off this item
             for child in el.children:
                 lane = _int(child.get("lane"), 0)
                 if child.tag in STORY and lane != 0:
-                    pieces += self.walk_item(child, imap, replace(inner, window=ctx.window, lane=ctx.lane + lane,
+                    pieces += self.walk_item(child, imap, replace(inner, window=ctx.window, awindow=ctx.awindow,
+                                                                  lane=ctx.lane + lane,
                                                                   video_role=ctx.video_role))
         self.attach_markers(el, imap, vis, pieces, ctx)
         return pieces
@@ -263,7 +274,7 @@ class Reader:
             return []
         out: list[Piece] = []
         for m in media:
-            out += self.leaf(m, imap, vis, ctx)
+            out += self.leaf(m, imap, vis, ctx, vis if ctx.awindow == "same" else ctx.awindow)
         if out:
             self.notes.append(f"clip '{el.get('name')}' at {self.tc(vis[0])}: its media elements lie outside its "
                               "range (as otio-fcpx-xml-adapter writes them); read with the clip's start as media time")
@@ -360,7 +371,7 @@ class Reader:
         return out
 
     # ------------------------------------------------------------------ leaves
-    def leaf(self, el: Node, imap: Map, vis, ctx: Ctx) -> list[Piece]:
+    def leaf(self, el: Node, imap: Map, vis, ctx: Ctx, avis=None) -> list[Piece]:
         tag = el.tag
         ref = self.res.get(el.get("ref"))
         name = el.get("name") or (ctx.clip_name if tag in ("video", "audio") else None) \
@@ -384,13 +395,22 @@ class Reader:
                 kinds = ({"video"} if has_v else set()) | ({"audio"} if has_a else set())
                 kinds &= _src_enable(el.get("srcEnable"))
         kinds &= ctx.kinds
+        avis = vis if avis is None else avis
+        if vis[1] <= vis[0]:
+            kinds.discard("video")
+        if avis[1] <= avis[0]:
+            kinds.discard("audio")
         if not kinds:
             return []
-        # media time of the visible part (timeMap: local time -> media time)
         tm = self.time_map(el)
-        l0, l1 = imap.local(vis[0]), imap.local(vis[1])
-        m0, m1 = (tm(l0), tm(l1)) if tm else (l0, l1)
-        speed = (m1 - m0) / (vis[1] - vis[0])
+
+        def media(rng):
+            """(media time at rng's start, media seconds per record second) (timeMap: local -> media)."""
+            l0, l1 = imap.local(rng[0]), imap.local(rng[1])
+            m0, m1 = (tm(l0), tm(l1)) if tm else (l0, l1)
+            return m0, (m1 - m0) / (rng[1] - rng[0])
+
+        m0, speed = media(vis if "video" in kinds else avis)
         s2v: dict = {}
         if ctx.host is not None:
             host, hmap = ctx.host
@@ -436,7 +456,9 @@ class Reader:
             sources = [s for s in el.findall("audio-channel-source")] or [None]
             for src in sources:
                 role = (src.get("role") if src is not None else None) or el.get("role") or el.get("audioRole") or ctx.role
-                a = Piece("audio", role=role, s2v=dict(s2v), **base)
+                am0, aspeed = media(avis)
+                a = Piece("audio", role=role, s2v=dict(s2v), **dict(base, rec0=avis[0], rec1=avis[1], src0=am0,
+                                                                      speed=aspeed))
                 if gain:
                     a.s2v["gain_db"] = max(float(gain), -144.0)
                 a.s2v.update(fades)
