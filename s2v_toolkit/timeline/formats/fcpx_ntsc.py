@@ -1,10 +1,9 @@
-"""FCPXML at NTSC rates (23.976, 29.97, 59.94) through otio-fcpx-xml-adapter 1.0.
+"""Writing a whole timeline as FCPXML at NTSC rates (23.976, 29.97, 59.94) through otio-fcpx-xml-adapter 1.0.
 
-The adapter truncates a frame rate to an integer (``1001/24000s`` reads as 23 fps) and cannot write
-NTSC rates at all. FCPXML times are rational seconds, so the cut is carried exactly by a change of
-time unit: every time divided by 1001/1000 turns 23.976 fps frames into 24 fps frames with the same
-frame numbers. Reading: scale the XML's times, read at the nominal rate, then relabel every
-RationalTime's rate (24 -> 24000/1001) keeping its value. Writing does the reverse.
+Reading no longer goes through the adapter (fcpxml_read.py reads FCPXML itself). The adapter's writer
+cannot write NTSC rates at all; FCPXML times are rational seconds, so the cut is carried exactly by a
+change of time unit: every RationalTime's rate is relabelled (24000/1001 -> 24) keeping its value, the
+adapter writes at the nominal rate, and every time in its XML is multiplied by 1001/1000.
 """
 
 from __future__ import annotations

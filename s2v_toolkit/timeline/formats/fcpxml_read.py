@@ -572,6 +572,8 @@ class Reader:
                 name = name if i == 0 else f"{name} ({i + 1})"
                 track = otio.schema.Track(name=name, kind=otio.schema.TrackKind.Video)
                 track.metadata[NS] = {"lane": lane}
+                if name.split(" (")[0] != base:   # every clip on it has this video role
+                    track.metadata[NS]["role"] = _main_role(name.split(" (")[0]).lower()
                 tracks.append((track, group))
         roles = sorted({_main_role(p.role) or "" for p in audio},
                        key=lambda r: (ROLE_ORDER.index(r.lower()) if r.lower() in ROLE_ORDER else len(ROLE_ORDER), r))
