@@ -268,7 +268,9 @@ def _strip_tree(text: str) -> str:
 def written_back_unchanged(path: Path, out_dir: Path) -> list[str]:
     desc = describe_timeline(read_timeline(path), check_media=False)
     shots = [c for c in desc.clips if c.kind == "video" and not c.s2v.get("generator")
-             and not c.s2v.get("unknown_picture")]
+             and not c.s2v.get("unknown_picture")] \
+        or [c for c in desc.clips if c.kind == "video"]   # a project of titles only: mark a title
+    assert shots, "no picture to conform over"
     picks = [shots[0], shots[len(shots) // 2]] if len(shots) > 1 else shots
     picks = list({c.id: c for c in picks}.values())
     renders = [RenderResult(f"/renders/{path.stem}_{i}.mov", clip_id=c.id, job_id=f"j{i}") for i, c in enumerate(picks)]
