@@ -285,3 +285,15 @@ def test_split_edit_sound_leads_the_picture(tmp_path):
     assert got[("B", "video")] == ((48, 96), 240)
     assert got[("B", "audio")] == ((36, 96), 228)
     assert got[("A", "video")] == ((0, 48), 0) and got[("A", "audio")] == ((0, 36), 0)
+
+
+def test_an_unreadable_element_is_unknown_picture_and_the_rest_is_read(tmp_path):
+    res = FMT24 + asset("a", "f24")
+    spine = ('<asset-clip ref="a" offset="0s" name="A" duration="1s"/>'
+             '<asset-clip ref="a" offset="1s" name="Bad" start="1s" duration="1s"><timeMap>'
+             '<timept time="0s" value="0s"/><timept time="zz" value="2s"/></timeMap></asset-clip>'
+             '<asset-clip ref="a" offset="2s" name="C" duration="1s"/>')
+    loaded, desc = read(tmp_path, doc(res, spine, duration="3s"))
+    got = [(c.name, frames(c.record, 24), bool(c.s2v.get("unknown_picture"))) for c in videos(desc)]
+    assert got == [("A", (0, 24), False), ("Bad", (24, 48), True), ("C", (48, 72), False)]
+    assert any("Bad" in n and "line" in n for n in loaded.notes)

@@ -139,16 +139,22 @@ class Reader:
             self.notes.append(f"file holds {len(projects)} projects; using the first, '{projects[0].get('name')}'")
         return projects[0], projects[0].find("sequence")
 
-    def rate_of(self, fmt_id: str | None, what: str) -> Fraction | None:
+    def rate_of(self, fmt_id: str | None, what: str, strict: bool = False) -> Fraction | None:
+        """The frame rate of a format. A rate no NLE uses (``100/2997s``) would be taken for its
+        standard neighbour downstream: refused for the sequence, noted for media (read at its own value)."""
         rate = _frame_rate(self.res.get(fmt_id)) if fmt_id else None
         if rate is not None and rate not in STANDARD_RATES:
-            raise TimelineError(self.path, f"FCPXML {what} frame rate {float(rate):.4f} fps (frameDuration "
-                                           f"{self.res[fmt_id].get('frameDuration')}) is not a standard video rate")
+            text = (f"FCPXML {what} frame rate {float(rate):.4f} fps (frameDuration "
+                    f"{self.res[fmt_id].get('frameDuration')}) is not a standard video rate")
+            if strict:
+                raise TimelineError(self.path, text)
+            if text not in self.notes:
+                self.notes.append(text)
         return rate
 
     def read(self) -> otio.schema.Timeline:
         project, seq = self.project()
-        rate = self.rate_of(seq.get("format"), "sequence")
+        rate = self.rate_of(seq.get("format"), "sequence", strict=True)
         if rate is None:
             rate = Fraction(24)
             self.notes.append("sequence format has no frame duration; read at 24 fps")
@@ -189,6 +195,23 @@ class Reader:
         return out
 
     def walk_item(self, el: Node, pmap: Map, ctx: Ctx, offset_default: Fraction = ZERO) -> list[Piece]:
+        """One story element and what it holds; an element that cannot be read becomes unknown picture
+        over its record range (with a note naming it and its line), the rest of the cut is still read."""
+        try:
+            return self._walk_item(el, pmap, ctx, offset_default)
+        except TimelineError:
+            raise
+        except (ValueError, ZeroDivisionError, KeyError, TypeError, AttributeError, StopIteration) as exc:
+            reason = f"<{el.tag}> (line {el.line(self.doc.text)}) could not be read ({type(exc).__name__}: {exc})"
+            try:
+                o = seconds(el.get("offset"), offset_default)
+                rng = (pmap.rec(o), pmap.rec(o + seconds(el.get("duration"))))
+            except (ValueError, ZeroDivisionError, TypeError):
+                self.notes.append(f"'{el.get('name') or el.tag}': {reason}; its record range is unknown too")
+                return []
+            return [self.unknown(el, pmap.child(o, ZERO), rng, ctx, reason)]
+
+    def _walk_item(self, el: Node, pmap: Map, ctx: Ctx, offset_default: Fraction = ZERO) -> list[Piece]:
         tag = el.tag
         offset = seconds(el.get("offset"), offset_default)
         start = seconds(el.get("start"))
@@ -201,7 +224,7 @@ class Reader:
             pick = next((c for c in el.children if c.tag in STORY), None)
             if pick is None:
                 return []
-            return self.walk_item(pick, pmap, replace(ctx, enabled=enabled), offset_default=offset)
+            return self._walk_item(pick, pmap, replace(ctx, enabled=enabled), offset_default=offset)
         k_item = self.conform_k(el, ctx)
         imap = pmap.child(offset, start, k_item)
         if duration is None:
