@@ -7,7 +7,6 @@ back and find the renders at their record ranges and the markers on the replaced
 
 from __future__ import annotations
 
-import math
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path

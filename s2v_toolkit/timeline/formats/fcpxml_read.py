@@ -478,7 +478,8 @@ class Reader:
             fades = self.fades(el)
             sources = [s for s in el.findall("audio-channel-source")] or [None]
             for src in sources:
-                role = (src.get("role") if src is not None else None) or el.get("role") or el.get("audioRole") or ctx.role
+                role = ((src.get("role") if src is not None else None) or el.get("role") or el.get("audioRole")
+                        or ctx.role)
                 am0, aspeed = media(avis)
                 a = Piece("audio", role=role, s2v=dict(s2v), **dict(base, rec0=avis[0], rec1=avis[1], src0=am0,
                                                                       speed=aspeed))
@@ -582,7 +583,8 @@ class Reader:
         tl.global_start_time = RationalTime(_frames(start_frames), frate)
         drop = (seq.get("tcFormat") or "NDF").upper() == "DF"
         tl.metadata[NS] = {"drop_frame": drop, "start_timecode": self.tc(ZERO)}
-        tl.metadata["fcpxml"] = {"version": self.doc.root.get("version") or "", "sequence_format": seq.get("format") or ""}
+        tl.metadata["fcpxml"] = {"version": self.doc.root.get("version") or "",
+                                 "sequence_format": seq.get("format") or ""}
         video = [p for p in self.pieces if p.kind == "video"]
         audio = [p for p in self.pieces if p.kind == "audio"]
         tracks: list[tuple[otio.schema.Track, list]] = []
