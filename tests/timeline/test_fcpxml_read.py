@@ -187,7 +187,7 @@ def test_rate_conform_25_in_24_and_time_map(tmp_path):
              '<conform-rate srcFrameRate="25"/><marker start="137/5s" duration="1/25s" value="m"/></asset-clip>'
              '<asset-clip ref="a" offset="9/4s" name="Fast" start="1s" duration="1s">'
              '<timeMap><timept time="0s" value="0s" interp="linear"/><timept time="10s" value="20s" interp="linear"/>'
-             '</timeMap></asset-clip>')
+             '</timeMap><marker start="3/2s" duration="1/24s" value="half"/></asset-clip>')
     _, desc = read(tmp_path, doc(res, spine, duration="13/4s"))
     pal, fast = videos(desc)
     assert frames(pal.record, 24) == (0, 54) and src_frame(pal) == 684 and pal.source.start.rate == 25
@@ -196,6 +196,8 @@ def test_rate_conform_25_in_24_and_time_map(tmp_path):
     # marker at media frame 685 -> the clip's second frame
     assert round(pal.markers[0].record.start.to_otio().rescaled_to(24).value) == 1
     assert frames(fast.record, 24) == (54, 78) and src_frame(fast) == 48 and fast.speed == pytest.approx(2.0)
+    # a marker in a retimed clip is placed by its local time (half a second in: 12 frames), not media time
+    assert round(fast.markers[0].record.start.to_otio().rescaled_to(24).value) == 66
 
 
 def test_gain_fades_and_keywords(tmp_path):

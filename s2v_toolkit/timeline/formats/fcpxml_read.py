@@ -662,8 +662,10 @@ class Reader:
         clip.metadata["fcpxml"] = {"element": p.node.tag, "ref": p.node.get("ref") or "", "lane": p.lane,
                                    **({"role": p.role} if p.role else {})}
         for r0, r1, name, color, note, kind in p.markers:
-            ms = p.src0 + (r0 - p.rec0) * p.speed
-            md = (r1 - r0) * p.speed
+            # OTIO keeps clip markers in the source_range's own time, where one unit is one unit of
+            # record time (speed effects apply after it): not in media time
+            ms = p.src0 + (r0 - p.rec0)
+            md = r1 - r0
             clip.markers.append(otio.schema.Marker(
                 name=name, color=color, comment=note,
                 marked_range=TimeRange(RationalTime(_frames(ms * p.src_rate), srate),
