@@ -4,7 +4,8 @@ with nothing but the additions.
 The facts come from a small extractor of its own below (the standard library's lenient HTML
 parser, so that it shares no parsing code with the toolkit): for each picture item the editor sees
 on the primary storyline and the connected lanes (compound clips and multicam angles opened up), its
-record start/end in sequence frames, its source start and the media time it plays up to, in seconds. Then the toolkit's reading is
+record start/end in sequence frames, its source start and the media time it plays up to, in seconds;
+and each marker, chapter marker and keyword inside the visible part of its clip, at its record time. Then the toolkit's reading is
 compared with those facts, and a conform's output, with its additions removed, must equal the input.
 """
 
@@ -95,7 +96,7 @@ def fcpxml_facts(path: Path) -> dict:
     seq = next(k for k in project.kids if k.tag == "sequence")
     seq_rate = rate(seq.a.get("format"))
     tc0 = _t(seq.a.get("tcstart"))
-    items = []
+    items, markers = [], []
 
     def retime(node, tl_rate):
         cr = next((k for k in node.kids if k.tag == "conform-rate"), None)
@@ -133,6 +134,12 @@ def fcpxml_facts(path: Path) -> dict:
         r0, r1 = origin + off / scale, origin + (off + dur) / scale
         my_origin, my_scale = r0 - start / (scale * k_item), scale * k_item   # this item's local time 0
         v0, v1 = max(r0, lo), min(r1, hi)
+        if node.tag != "gap":
+            for m in node.kids:   # markers the editor sees: inside the visible part of their clip
+                if m.tag in ("marker", "chapter-marker", "keyword"):
+                    at = my_origin + _t(m.a.get("start")) / my_scale
+                    if v0 <= at < v1:
+                        markers.append((at, m.a.get("value") or ""))
         ref = res.get(node.a.get("ref"))
         has_picture = node.tag != "asset-clip" or ref is None or ref.a.get("hasvideo") == "1"
         if node.tag in _PICTURE and v1 > v0 and has_picture:
@@ -171,7 +178,8 @@ def fcpxml_facts(path: Path) -> dict:
         f0, f1 = math.floor(v0 * seq_rate + Fraction(1, 2)), math.floor(v1 * seq_rate + Fraction(1, 2))
         out.append((f0, f1, src + (f0 / seq_rate - v0) * speed, name, src + (f1 / seq_rate - v0) * speed))
     # audio-only clips (lanes below, or assets without picture) never reach `items` as picture
-    return {"rate": seq_rate, "start_frames": tc0 * seq_rate, "items": sorted(out, key=lambda x: (x[0], x[1], x[3]))}
+    return {"rate": seq_rate, "start_frames": tc0 * seq_rate, "items": sorted(out, key=lambda x: (x[0], x[1], x[3])),
+            "markers": sorted(markers)}
 
 
 def _doc_order(root):
@@ -224,6 +232,11 @@ def read_right(path: Path) -> list[str]:
                 or abs(float(g[2]) - float(f[2])) > 1e-4 or abs(float(g[4]) - float(f[4])) > 1e-3:
             wrong.append(f"{g[3]}: toolkit {g[:3]} (media to {float(g[4]):.4f}s) != file {f[:3]} "
                          f"(media to {float(f[4]):.4f}s)")
+    got_markers = sorted((rt_seconds(m.record.start.to_otio()), m.name) for c in desc.clips for m in c.markers)
+    want_markers = [(at + 0, name) for at, name in facts["markers"]]
+    if [n for _, n in got_markers] != [n for _, n in want_markers] or any(
+            abs(float(g[0] - w[0])) > 1e-3 for g, w in zip(got_markers, want_markers)):
+        wrong.append(f"markers {[(float(t), n) for t, n in got_markers]} != file {[(float(t), n) for t, n in want_markers]}")
     if not _well_formed(path) and not any("not well-formed" in n for n in loaded.notes):
         wrong.append("damaged XML read without a note")
     return wrong

@@ -378,17 +378,20 @@ class Reader:
                 audio_id = src.get("angleID")
         rate = self.rate_of(mc.get("format"), f"multicam '{el.get('name')}'") or ctx.rate
         out: list[Piece] = []
-        for kind, angle_id in (("video", video_id), ("audio", audio_id)):
-            if kind not in ctx.kinds or angle_id is None:
+        # one walk per angle in use (the same angle for picture and sound is walked once)
+        walks = [("video", video_id), ("audio", audio_id)] if video_id != audio_id else [("all", video_id)]
+        for kind, angle_id in walks:
+            kinds = ctx.kinds if kind == "all" else ctx.kinds & {kind}
+            if not kinds or angle_id is None:
                 continue
             angle = angles.get(angle_id)
             if angle is None:
-                if kind == "video":
+                if kind in ("video", "all") and "video" in kinds:
                     out.append(self.unknown(el, imap, vis, ctx, f"active angle {angle_id} is not in the multicam"))
                 else:
                     self.notes.append(f"multicam '{el.get('name')}': audio angle {angle_id} is not in the multicam")
                 continue
-            inner = replace(ctx, rate=rate, window=vis, kinds=frozenset({kind}), in_project=False,
+            inner = replace(ctx, rate=rate, window=vis, kinds=frozenset(kinds), in_project=False,
                             angle=angle.get("name"), nested_in=el.get("name"))
             out += self.walk_children(angle, imap, inner, spine_mode=True)
         return out
@@ -557,9 +560,14 @@ class Reader:
             r0, r1 = imap.rec(t0), imap.rec(t1)
             if not (vis[0] <= r0 < vis[1]) and not (r0 == vis[0] == vis[1]):
                 continue  # hidden by the clip's trim (or its compound clip's)
-            cands = [p for p in pieces if p.rec0 <= r0 < p.rec1]
+            # the clip it is on, else (a compound clip's marker over a gap inside it) the nearest clip
+            # that came from this element, so that it stays where the editor put it
+            cands = [p for p in pieces if p.rec0 <= r0 < p.rec1] or sorted(
+                pieces, key=lambda p: min(abs(p.rec0 - r0), abs(p.rec1 - r0)))[:1]
             cands.sort(key=lambda p: (p.kind != "video", abs(p.lane - ctx.lane)))
             if not cands:
+                self.notes.append(f"marker '{m.get('value')}' at {self.tc(r0)} on '{el.get('name')}', which shows "
+                                  "no clip: not read")
                 continue
             color = "GREEN" if m.get("completed") == "1" else ("RED" if m.get("completed") == "0" else
                                                                 ("ORANGE" if kind == "chapter" else
