@@ -154,3 +154,25 @@ def test_asset_form_follows_the_version(tmp_path, version):
     new_asset = re.search(r'<asset id="s2v1r1".*?(?:</asset>|/>)', out.read_text(), re.S).group(0)
     assert ("<media-rep" in new_asset) == (version == "1.11")
     assert ('src="file://' in new_asset)
+
+
+def test_whole_timeline_writer_puts_media_in_clip_time(tmp_path):
+    """otio-fcpx-xml-adapter writes <video offset="0s"> for media starting at 01:00:00:00, outside its
+    clip's range; the toolkit's writer gives it offset = start = the media's start, as Final Cut Pro does."""
+    import opentimelineio as otio
+
+    from s2v_toolkit.timeline import write_timeline
+    from timeline_testkit import build_cut
+
+    p = tmp_path / "made.fcpxml"
+    write_timeline(build_cut(24.0), p)
+    text = p.read_text()
+    assert '<video offset="3600s" start="3600s"' in text and '<video offset="0s"' not in text
+    ours = read_timeline(p)
+    assert not ours.notes   # read by the FCPXML rule itself, not the adapter-convention fallback
+
+    def sig(desc):
+        return sorted((c.name, c.kind, c.record.to_otio(), c.source.to_otio().start_time) for c in desc.clips)
+
+    theirs = otio.adapters.read_from_file(str(p), adapter_name="fcpx_xml")
+    assert sig(describe_timeline(ours, check_media=False)) == sig(describe_timeline(theirs, check_media=False))

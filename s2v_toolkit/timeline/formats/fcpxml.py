@@ -9,6 +9,7 @@ still written through the adapter (fcpx_ntsc.py carries NTSC rates through it).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import opentimelineio as otio
@@ -19,6 +20,7 @@ from s2v_toolkit.timeline.formats.base import TimelineFormat
 from s2v_toolkit.timeline.formats.fcpxml_doc import parse as parse_doc
 from s2v_toolkit.timeline.formats.fcpxml_doc import well_formed_error
 from s2v_toolkit.timeline.formats.fcpxml_read import Reader
+from s2v_toolkit.timeline.formats.fcpxml_time import fmt, seconds
 from s2v_toolkit.timeline.loaded import LoadedTimeline
 from s2v_toolkit.timeline.timecode import rate_fraction
 
@@ -76,14 +78,50 @@ def _is_ntsc(timeline: otio.schema.Timeline) -> bool:
 
 
 def write(timeline: otio.schema.Timeline, path: Path, **kwargs) -> None:
+    """A whole timeline the toolkit made, through otio-fcpx-xml-adapter (conforms use write_additions)."""
     if _is_ntsc(timeline):
         # the FCPXML writer cannot write NTSC rates: write at the nominal rate, rescale times
         nominal = timeline.deepcopy()
         fcpx_ntsc.relabel_rates(nominal, to_ntsc=False)
         text = otio.adapters.write_to_string(nominal, adapter_name=ADAPTER, **kwargs)
-        Path(path).write_text(fcpx_ntsc.scale_times(text, fcpx_ntsc.NTSC_FACTOR, divide=False))
+        text = fcpx_ntsc.scale_times(text, fcpx_ntsc.NTSC_FACTOR, divide=False)
     else:
-        otio.adapters.write_to_file(timeline, str(path), adapter_name=ADAPTER, **kwargs)
+        text = otio.adapters.write_to_string(timeline, adapter_name=ADAPTER, **kwargs)
+    Path(path).write_text(media_in_clip_time(text))
+
+
+def media_in_clip_time(text: str) -> str:
+    """The adapter puts a clip's media at ``offset="0s"`` with no ``start`` inside a ``<clip>`` whose
+    ``start`` is in media time; for media whose timecode does not start at 0 that leaves the media
+    outside the clip's range. Give those elements ``offset`` = ``start`` = the media's start, as Final
+    Cut Pro writes them, so the clip's time is the media's time (the adapter reads it the same)."""
+    doc = parse_doc(text)
+    assets = {n.get("id"): n for n in doc.nodes if n.tag == "asset" and n.get("id")}
+    edits = []
+
+    def fix(node, origin):
+        head = text[node.start:node.head_end]
+        new = re.sub(r'\boffset="0s"', f'offset="{fmt(origin)}" start="{fmt(origin)}"', head, count=1)
+        if new != head:
+            edits.append((node.start, node.head_end, new))
+
+    for clip in (n for n in doc.nodes if n.tag == "clip"):
+        for child in clip.children:
+            if child.get("lane") or child.get("start") is not None or seconds(child.get("offset")) != 0:
+                continue
+            media = [child] if child.tag in ("video", "audio") else \
+                [g for g in child.children if g.tag in ("video", "audio")] if child.tag == "gap" else []
+            starts = {seconds(assets[m.get("ref")].get("start")) for m in media if m.get("ref") in assets
+                      and m.get("start") is None and seconds(m.get("offset")) == 0}
+            if len(starts) != 1 or not (origin := starts.pop()):
+                continue
+            fix(child, origin)
+            if child.tag == "gap":
+                for m in media:
+                    fix(m, origin)
+    for start, end, new in sorted(edits, reverse=True):
+        text = text[:start] + new + text[end:]
+    return text
 
 
 def write_additions(original: LoadedTimeline, additions, tmp_path: Path) -> list:
