@@ -299,3 +299,12 @@ def test_an_unreadable_element_is_unknown_picture_and_the_rest_is_read(tmp_path)
     got = [(c.name, frames(c.record, 24), bool(c.s2v.get("unknown_picture"))) for c in videos(desc)]
     assert got == [("A", (0, 24), False), ("Bad", (24, 48), True), ("C", (48, 72), False)]
     assert any("Bad" in n and "line" in n for n in loaded.notes)
+
+
+def test_compound_clip_without_start_shows_its_sequence_from_its_start_timecode(tmp_path):
+    res = (FMT24 + asset("a", "f24") +
+           '<media id="m" name="Comp"><sequence format="f24" duration="2s" tcStart="3600s"><spine>'
+           '<asset-clip ref="a" offset="3600s" name="X" start="5s" duration="2s"/></spine></sequence></media>')
+    _, desc = read(tmp_path, doc(res, '<ref-clip ref="m" offset="0s" name="Comp" duration="2s"/>', duration="2s"))
+    (x,) = videos(desc)
+    assert (x.name, frames(x.record, 24), src_frame(x)) == ("X", (0, 48), 120)

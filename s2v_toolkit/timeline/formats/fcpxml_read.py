@@ -225,6 +225,8 @@ class Reader:
             if pick is None:
                 return []
             return self._walk_item(pick, pmap, replace(ctx, enabled=enabled), offset_default=offset)
+        if tag in ("ref-clip", "mc-clip") and el.get("start") is None:
+            start = self.media_tc_start(el)   # a compound/multicam shown from its own first frame
         k_item = self.conform_k(el, ctx)
         imap = pmap.child(offset, start, k_item)
         if duration is None:
@@ -302,6 +304,11 @@ class Reader:
             self.notes.append(f"clip '{el.get('name')}' at {self.tc(vis[0])}: its media elements lie outside its "
                               "range (as otio-fcpx-xml-adapter writes them); read with the clip's start as media time")
         return out
+
+    def media_tc_start(self, el: Node) -> Fraction:
+        media = self.res.get(el.get("ref"))
+        inner = None if media is None else (media.find("sequence") or media.find("multicam"))
+        return seconds(inner.get("tcStart")) if inner is not None else ZERO
 
     def missing_duration(self, el: Node, ctx: Ctx, pmap: Map, offset: Fraction) -> Fraction:
         """An element without a duration (only in damaged files): as far as its window lets it go."""
