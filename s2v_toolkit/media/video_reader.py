@@ -90,9 +90,11 @@ class VideoReader:
     """An open video file. Use as a context manager; ``read(start, count)`` returns (count, H, W, 3) uint8.
 
     ``last_map`` is the :class:`FrameMap` of the latest read; ``frame_map`` accumulates all reads.
+    ``fps``: read on a grid at this rate instead of the probed one (e.g. to make a variable-rate
+    source constant at a chosen rate).
     """
 
-    def __init__(self, path: str | os.PathLike, info: MediaInfo | None = None):
+    def __init__(self, path: str | os.PathLike, info: MediaInfo | None = None, fps: Fraction | None = None):
         self.path = os.fspath(path)
         self.info = info or probe(self.path)
         if self.info.video is None:
@@ -102,9 +104,10 @@ class VideoReader:
         # Slice threads only: with FFmpeg's frame threading, opening many short-lived readers in one
         # process deadlocked inside av.open (seen with PyAV 18 on H.264); slice threads never did.
         self._stream.thread_type = "SLICE"
+        fps = Fraction(fps) if fps is not None else self.info.video.fps
         index: FrameIndex | None = getattr(self.info.video, "_index", None)
-        if index is None or index.fps != self.info.video.fps:
-            index = index_frames(self._container, self._stream, fps=self.info.video.fps)
+        if index is None or index.fps != fps:
+            index = index_frames(self._container, self._stream, fps=fps)
             self._container.seek(0, stream=self._stream, backward=True)
         self.index = index
         self._frames = None  # live decode iterator
@@ -303,17 +306,22 @@ def read_frames(path: str | os.PathLike, start: int, count: int) -> np.ndarray:
         return reader.read(start, count)
 
 
-def export_frames_png(path: str | os.PathLike, start: int, count: int, out_dir: str | os.PathLike) -> list[Path]:
-    """Write frames as ``<stem>_<index>.png`` into ``out_dir`` (created if missing)."""
+def export_frames_png(path: str | os.PathLike, start: int, count: int, out_dir: str | os.PathLike,
+                      with_map: bool = False) -> list[Path] | tuple[list[Path], FrameMap]:
+    """Write frames as ``<stem>_<index>.png`` into ``out_dir`` (created if missing).
+
+    ``with_map``: also return the read's :class:`FrameMap` (duplicates, drops, damaged frames).
+    """
     from s2v_toolkit.media.atomic import ensure_output_dir
     from s2v_toolkit.media.png import write_png
 
     out = ensure_output_dir(out_dir)
-    frames = read_frames(path, start, count)
+    with VideoReader(path) as reader:
+        frames, fmap = reader.read_mapped(start, count)
     stem = Path(path).stem
     written = []
     for i, rgb in enumerate(frames):
         dst = out / f"{stem}_{start + i:06d}.png"
         write_png(dst, rgb)
         written.append(dst)
-    return written
+    return (written, fmap) if with_map else written
