@@ -43,8 +43,9 @@ class FrameMap:
     ``source[i]``: the source frame (0-based, in display order) grid frame ``start + i`` shows;
     ``times[i]``: that source frame's presentation time in seconds from the first frame.
     ``kinds[i]``: ``exact`` (one grid frame, one source frame), ``duplicated`` (repeats the previous
-    grid frame's source: the source has no frame at this time), or ``substituted`` (its source frame
-    could not be decoded; the nearest good frame is shown). ``dropped``: source frames within the
+    grid frame's source: the source has no frame at this time), ``substituted`` (its source frame
+    could not be decoded; the nearest good frame is shown) or ``degraded`` (decoded after a damaged
+    reference frame, before the next keyframe: it may show the decoder's error concealment). ``dropped``: source frames within the
     read's time span that no grid frame shows (faster than the grid).
     """
 
@@ -79,6 +80,7 @@ class FrameMap:
         return {
             "start": self.start, "count": self.count,
             "duplicated": self.indexes("duplicated"), "substituted": self.indexes("substituted"),
+            "degraded": self.indexes("degraded"),
             "dropped_source_frames": list(self.dropped),
             "irregular": [{"frame": self.start + i, "source_frame": s, "source_time": round(t, 6), "kind": k}
                           for i, (s, t, k) in enumerate(zip(self.source, self.times, self.kinds)) if k != "exact"],
@@ -114,6 +116,7 @@ class VideoReader:
         self._next_src = -1  # the source frame the live decoder yields next (-1: unknown)
         self._held: tuple[int, np.ndarray] | None = None  # the latest decoded source frame
         self._failed: set[int] = set()  # source frames found undecodable
+        self._degraded: set[int] = set()  # decoded after a damaged reference (possible concealment)
         self.last_map: FrameMap | None = None
         self.frame_map: FrameMap | None = None  # all reads so far, in the order they were made
         self._warned: set[str] = set()
@@ -163,21 +166,33 @@ class VideoReader:
         self._frames = self._decode_packets()
 
     def _decode_packets(self):
-        """(source frame, av frame) in display order; a packet that fails to decode is skipped."""
+        """(source frame, av frame) in display order; a packet that fails to decode is skipped.
+
+        Inter-coded frames that come out after a damaged packet, up to the next keyframe, may carry
+        the decoder's concealment of the lost reference: they are noted in ``_degraded``.
+        """
         order = 0
+        tainted = False
         for packet in self._container.demux(self._stream):
             try:
                 frames = packet.decode()
             except av.error.FFmpegError:
+                tainted = tainted or bool(packet.size)
                 continue  # its frame never comes out: the read shows the nearest good frame instead
             for frame in frames:
                 pts = frame.pts if frame.pts is not None else frame.dts
-                k = self.index.source_at_pts(pts) if pts is not None and not self.index.synthesized else None
                 if self.index.synthesized:
                     k = self._synth_source(pts, order)
+                else:
+                    k = self.index.source_at_pts(pts) if pts is not None else None
                 order += 1
-                if k is not None:
-                    yield k, frame
+                if frame.key_frame:
+                    tainted = False
+                if k is None:
+                    continue
+                if tainted or frame.is_corrupt:
+                    self._degraded.add(k)
+                yield k, frame
 
     def _synth_source(self, pts, order: int) -> int | None:
         # Files without presentation times: the decoder's dts-derived time at the constant rate.
@@ -260,6 +275,8 @@ class VideoReader:
                 out[i] = got[k]
                 kind = "duplicated" if (i and slots[i - 1] == k) or (i == 0 and start and
                                                                     self.index.slot_source[start - 1] == k) else "exact"
+                if kind == "exact" and k in self._degraded:
+                    kind = "degraded"
             else:
                 near = min(got, key=lambda g: (abs(g - k), g > k))  # nearest good frame, the earlier on a tie
                 out[i] = got[near]
@@ -273,6 +290,15 @@ class VideoReader:
             fmap.source.append(k)
             fmap.times.append(self._time(k))
             fmap.kinds.append(kind)
+        degraded = [start + i for i, kd in enumerate(fmap.kinds) if kd == "degraded"]
+        if degraded:
+            msg = (f"{self.path}: frames {self._time(slots[degraded[0] - start]):.3f}-"
+                   f"{self._time(slots[degraded[-1] - start]):.3f} s (grid frames {degraded[0]}-{degraded[-1]}) follow "
+                   "a damaged packet and may show the decoder's concealment until the next keyframe")
+            fmap.warnings.append(msg)
+            if msg not in self._warned:
+                self._warned.add(msg)
+                warnings.warn(MediaWarning(msg), stacklevel=3)
         lo, hi = self.index.source_pts[slots[0]], self.index.source_pts[slots[-1]]
         fmap.dropped = [d for d in self.index.dropped if lo <= self.index.source_pts[d] <= hi
                         or self.index.slot_of_source(d) in range(start, end)]
