@@ -7,8 +7,9 @@ without timestamps (AVI) gets them from packet order at its constant rate.
 
 The grid: frame ``i`` of a clip at rate ``R`` is the frame displayed at ``start + i / R``, where
 ``start`` is the first displayed frame's time. Each source frame goes to the nearest grid slot; a slot
-no source frame lands on shows the previous one again (``duplicated``), and a source frame that loses
-its slot to a nearer one is ``dropped``. Constant-rate files map one to one.
+no source frame lands on shows the frame still displayed at its time (a repeat: ``duplicated``), and a
+source frame that loses its slot to a nearer one and is not displayed at any other slot's time is
+``dropped``. Constant-rate files map one to one.
 """
 
 from __future__ import annotations
@@ -103,31 +104,26 @@ def place_on_grid(source_pts: list[int], start: int, fps: Fraction, time_base: F
     """
     period = 1 / (fps * time_base)
     kept: dict[int, int] = {}  # slot -> source frame nearest that slot's time
-    dropped: list[int] = []
-    jitter = 0.0
     for k, p in enumerate(source_pts):
         s = _slot(p, start, period)
-        if s in kept:
-            old = kept[s]
-            # The nearer one keeps the slot (ties: the earlier), the other is dropped.
-            if abs(p - start - s * period) < abs(source_pts[old] - start - s * period):
-                kept[s], k = k, old
-            dropped.append(k)
-            continue
-        kept[s] = k
-    for s, k in kept.items():
-        jitter = max(jitter, float(abs(source_pts[k] - start - s * period) / period))
+        # Of two frames near one slot the nearer keeps it (ties: the earlier).
+        if s not in kept or abs(p - start - s * period) < abs(source_pts[kept[s]] - start - s * period):
+            kept[s] = k
     if not kept:
         return [], [], 0.0
+    jitter = max(float(abs(source_pts[k] - start - s * period) / period) for s, k in kept.items())
     count = max(kept) + 1
     if end_pts is not None:
         count = max(count, math.floor((end_pts - start) / period + Fraction(1, 2)))
     slots: list[int] = []
-    current = kept[min(kept)]
     for s in range(count):
-        current = kept.get(s, current)
-        slots.append(current)
-    return slots, sorted(dropped), jitter
+        if s in kept:
+            slots.append(kept[s])
+        else:  # no frame near this slot's time: it shows the frame still displayed then
+            t = start + s * period
+            slots.append(max(0, bisect.bisect_right(source_pts, math.floor(t)) - 1))
+    shown = set(slots)
+    return slots, [k for k in range(len(source_pts)) if k not in shown], jitter
 
 
 def _median(values: list[int]) -> float:

@@ -19,7 +19,7 @@ import pytest
 from s2v_toolkit.errors import MediaError, MediaWarning
 from s2v_toolkit.media import VideoReader, convert_report, probe, read_audio, read_frames, write_video
 
-from media_factory import decode_stamp, stamped_frame
+from media_factory import decode_stamp, shown_on_grid, stamped_frame
 
 W, H = 192, 108
 
@@ -47,15 +47,8 @@ def _stamps(frames) -> list[int]:
 
 
 def _expected_grid(times, stamps, fps, n):
-    """The stamp displayed at each grid time start + i/fps: the last frame whose time is <= that time
-    (within half a frame: a jittered frame still owns its slot)."""
-    order = sorted(zip(times, stamps))
-    t0 = order[0][0]
-    out = []
-    for i in range(n):
-        t = t0 + Fraction(i) / fps + Fraction(1, 2) / fps
-        out.append([s for tt, s in order if tt < t][-1])
-    return out
+    """The stamp each grid frame must show (the rule written out in media_factory.shown_on_grid)."""
+    return [stamps[k] for k in shown_on_grid(times, fps, n)]
 
 
 def test_vfr_with_dropped_frames_and_jitter_is_placed_by_time(tmp_path):
