@@ -112,6 +112,10 @@ class VideoReader:
             index = index_frames(self._container, self._stream, fps=fps)
             self._container.seek(0, stream=self._stream, backward=True)
         self.index = index
+        if index.vfr:
+            _warn_once(f"{self.path}: variable frame rate: on its {float(index.fps):.3f} fps grid "
+                       f"{len(index.duplicated)} frame(s) repeat and {len(index.dropped)} source frame(s) are not "
+                       "shown; frames are placed by time (s2vt convert --cfr makes a constant-rate copy)")
         self._frames = None  # live decode iterator
         self._next_src = -1  # the source frame the live decoder yields next (-1: unknown)
         self._held: tuple[int, np.ndarray] | None = None  # the latest decoded source frame
@@ -317,6 +321,16 @@ class VideoReader:
         chunk = 16
         for first in range(0, self.frame_count, chunk):
             yield from self.read(first, min(chunk, self.frame_count - first))
+
+
+_WARNED_VFR: set[str] = set()
+
+
+def _warn_once(msg: str) -> None:
+    # Once per file and process: a command opens the same source several times.
+    if msg not in _WARNED_VFR:
+        _WARNED_VFR.add(msg)
+        warnings.warn(MediaWarning(msg), stacklevel=3)
 
 
 def _outward(lo: int, hi: int, n: int, limit: int):

@@ -24,7 +24,7 @@ from media_factory import shown_on_grid
 pytestmark = pytest.mark.corpus
 
 CLIPS = corpus_params("media", "*.*")
-TRACK_SPAN = 24  # grid frames tracked and re-dubbed per clip (keeps the check to a few minutes)
+TRACK_SPAN = 16  # grid frames tracked and re-dubbed per clip (keeps the check to a few minutes)
 
 
 def _digest(rgb: np.ndarray) -> str:
@@ -169,7 +169,8 @@ def test_faces_track_and_tiny_redub_keep_every_frame(clip, tmp_path, generator):
                              generation=GenerationSettings(steps=2, infer_frames=8, seed=3, guidance=4.5))
     try:
         doc = redub_video(clip, line, out, generator=generator, settings=settings, frame_range=(a, b),
-                          line_start=line_start, analysis=analysis)
+                          line_start=line_start, analysis=analysis,
+                          face=best.track_id if best is not None else None)
     except RedubError as exc:
         # refused only where the tracker found no face through the line: one line, nothing written
         line_frames = set(range(line_start, line_start + line_len))
