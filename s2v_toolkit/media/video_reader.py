@@ -93,10 +93,11 @@ class VideoReader:
 
     ``last_map`` is the :class:`FrameMap` of the latest read; ``frame_map`` accumulates all reads.
     ``fps``: read on a grid at this rate instead of the probed one (e.g. to make a variable-rate
-    source constant at a chosen rate).
+    source constant at a chosen rate). ``warn_vfr=False``: the caller reports the placement itself.
     """
 
-    def __init__(self, path: str | os.PathLike, info: MediaInfo | None = None, fps: Fraction | None = None):
+    def __init__(self, path: str | os.PathLike, info: MediaInfo | None = None, fps: Fraction | None = None,
+                 warn_vfr: bool = True):
         self.path = os.fspath(path)
         self.info = info or probe(self.path)
         if self.info.video is None:
@@ -112,7 +113,7 @@ class VideoReader:
             index = index_frames(self._container, self._stream, fps=fps)
             self._container.seek(0, stream=self._stream, backward=True)
         self.index = index
-        if index.vfr:
+        if index.vfr and warn_vfr:
             _warn_once(f"{self.path}: variable frame rate: on its {float(index.fps):.3f} fps grid "
                        f"{len(index.duplicated)} frame(s) repeat and {len(index.dropped)} source frame(s) are not "
                        "shown; frames are placed by time (s2vt convert --cfr makes a constant-rate copy)")

@@ -243,6 +243,11 @@ def test_corrupt_audio_packet_at_the_start_loses_only_its_range(tmp_path):
     # (to the decoder's noise-substitution randomness, which depends on how many frames it has decoded)
     assert np.abs(got[3 * 1024:] - clean[3 * 1024:]).max() < 2e-3
     assert np.abs(got[:1024]).max() < 1e-6  # the lost range reads as silence, not noise
+    # and the diarizer reads the file (it refused the whole file before), saying what was lost
+    run = subprocess.run([sys.executable, "-m", "s2v_toolkit", "diarize", str(bad), "--no-progress", "--json"],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "s2vt: warning:" in run.stderr and "0.000-0.021 s" in run.stderr
 
 
 def test_cli_reports_vfr_in_probe_and_frames(tmp_path):
