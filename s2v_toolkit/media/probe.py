@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field
+from collections import OrderedDict
+from dataclasses import asdict, dataclass, field, replace
 from fractions import Fraction
 
 import av
@@ -151,9 +152,41 @@ def _has_edit_offset(container, vstream, index) -> bool:
             and vstream.start_time != index.start_pts)
 
 
+# probe() demuxes every video packet (about 60 us each: seconds for a feature-length master), and one
+# command probes the same file several times (the reader, the tracker, the re-dub): results are kept
+# per process, keyed by the file's identity and modification, and handed out as copies.
+_CACHE: OrderedDict[tuple, MediaInfo] = OrderedDict()
+_CACHE_SIZE = 64
+
+
+def _copy(info: MediaInfo, path: str) -> MediaInfo:
+    video = None
+    if info.video is not None:
+        video = replace(info.video)
+        video._index = info.video._index  # shared: readers never modify it
+    return replace(info, path=path, video=video, audio=[replace(a) for a in info.audio])
+
+
 def probe(path: str | os.PathLike) -> MediaInfo:
     """Describe ``path``. Raises :class:`MediaError` for missing, non-media or unreadable files."""
     path = os.fspath(path)
+    try:
+        st = os.stat(path)
+        key = (os.path.realpath(path), st.st_size, st.st_mtime_ns, st.st_ino)
+    except OSError:
+        key = None  # opened() below says what is wrong
+    if key is not None and key in _CACHE:
+        _CACHE.move_to_end(key)
+        return _copy(_CACHE[key], path)
+    info = _probe(path)
+    if key is not None:
+        _CACHE[key] = _copy(info, path)
+        while len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    return info
+
+
+def _probe(path: str) -> MediaInfo:
     with opened(path) as container:
         duration = container.duration / av.time_base if container.duration else 0.0
         video = None
