@@ -60,15 +60,13 @@ def _cmd_frames(args) -> int:
 
 def _ranges(frames: list[int]) -> str:
     """[3, 4, 5, 9] -> "3-5, 9"."""
-    out: list[str] = []
+    runs: list[list[int]] = []
     for f in frames:
-        if out and f == last + 1:
-            first = out[-1].split("-")[0]
-            out[-1] = f"{first}-{f}"
+        if runs and f == runs[-1][1] + 1:
+            runs[-1][1] = f
         else:
-            out.append(str(f))
-        last = f
-    return ", ".join(out)
+            runs.append([f, f])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
 
 
 def _cmd_convert(args) -> int:

@@ -460,7 +460,7 @@ def redub_video(video: str | os.PathLike, audio: str | os.PathLike, output: str 
                         if i.track_id == track_id and i.kind != "face_lost"
                         and i.start <= timing.line_end and i.end >= timing.line_start]
     report.warnings += frame_map.warnings
-    dup, sub = frame_map.indexes("duplicated"), frame_map.indexes("substituted")
+    dup = frame_map.indexes("duplicated")
     if dup or frame_map.dropped:
         report.warnings.append(f"variable-rate source: {len(dup)} frame(s) repeat the previous source frame "
                                f"and {len(frame_map.dropped)} source frame(s) fall between grid frames "
