@@ -44,6 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
+    _show_media_warnings()
     try:
         return int(args.func(args) or 0)
     except S2VError as exc:
@@ -65,6 +66,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
         print(f"s2vt: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
+
+
+def _show_media_warnings() -> None:
+    """Media warnings (a damaged packet, a variable-rate source) as one plain line each, once."""
+    import warnings
+
+    from s2v_toolkit.errors import MediaWarning
+
+    plain = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, MediaWarning):
+            print(f"s2vt: warning: {message}", file=file or sys.stderr)
+        else:
+            plain(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
 
 
 if __name__ == "__main__":  # pragma: no cover

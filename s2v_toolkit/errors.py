@@ -25,6 +25,14 @@ class MediaError(S2VError):
         super().__init__(f"{self.path}: {problem}")
 
 
+class MediaWarning(UserWarning):
+    """Damaged or irregular media that was read anyway (a corrupt packet, a variable-rate source).
+
+    The message is one line naming the file and the time range concerned; the CLI prints it as
+    ``s2vt: warning: ...``.
+    """
+
+
 class OutputError(S2VError):
     """An output cannot be written (read-only folder, disk full, would overwrite a source)."""
 

@@ -47,3 +47,31 @@ def make_stamped_video(path, frames: int, fps: Fraction, preset: str = "h264", t
     track = click_track(frames, fps, rate, channels) if audio else None
     return write_video(path, (stamped_frame(i, width, height) for i in range(frames)), fps, preset=preset,
                        audio=track, audio_rate=rate, start_timecode=timecode)
+
+
+def shown_on_grid(times: list, fps: Fraction, n: int | None = None) -> list[int]:
+    """For each frame of a grid at ``fps`` from the first time, which of the frames displayed at ``times``
+    (seconds, any order) it shows, written from the rule, for tests to check readers against.
+
+    A frame belongs to the grid slot nearest its time (of two frames near one slot, the nearer keeps it,
+    the earlier on a tie; the other is dropped); a slot no frame belongs to shows the frame still displayed
+    at its time. ``n`` defaults to the slot of the last frame, plus one.
+    """
+    order = sorted(range(len(times)), key=lambda k: Fraction(times[k]))
+    t0 = Fraction(times[order[0]])
+    owner: dict[int, int] = {}
+    for k in order:
+        x = (Fraction(times[k]) - t0) * fps
+        slot = int(x + Fraction(1, 2)) if x >= 0 else 0
+        if slot not in owner or abs(x - slot) < abs((Fraction(times[owner[slot]]) - t0) * fps - slot):
+            owner[slot] = k
+    n = max(owner) + 1 if n is None else n
+    out, current = [], owner[0]
+    for i in range(n):
+        if i in owner:
+            current = owner[i]
+        else:  # the latest frame whose time is at or before this slot's
+            t = t0 + Fraction(i) / fps
+            current = max((k for k in order if Fraction(times[k]) <= t), key=lambda k: Fraction(times[k]))
+        out.append(current)
+    return out

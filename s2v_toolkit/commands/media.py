@@ -26,6 +26,10 @@ def register(sub) -> None:
     p.add_argument("--codec", choices=PRESET_NAMES, default=None,
                    help="codec preset (default from the extension: .mov prores_hq, .mp4 h264, .mxf dnxhr_hq, .mkv ffv1)")
     p.add_argument("--overwrite", action="store_true", help="replace DST if it already exists")
+    p.add_argument("--cfr", action="store_true",
+                   help="make a variable-rate source constant: frames placed by time on the probed rate's grid, "
+                        "duplicated or dropped where needed (counts are reported)")
+    p.add_argument("--rate", default=None, help="with --cfr: the output rate (e.g. 25, 30000/1001; default probed)")
     p.set_defaults(func=_cmd_convert)
 
 
@@ -43,14 +47,34 @@ def _cmd_probe(args) -> int:
 def _cmd_frames(args) -> int:
     from s2v_toolkit.media import export_frames_png
 
-    paths = export_frames_png(args.media, args.start, args.count, args.out)
+    paths, fmap = export_frames_png(args.media, args.start, args.count, args.out, with_map=True)
     print(f"wrote {len(paths)} frame(s) to {args.out}")
+    dup, sub = fmap.indexes("duplicated"), fmap.indexes("substituted")
+    if dup or fmap.dropped:
+        print(f"variable-rate source: frame(s) {_ranges(dup) or 'none'} repeat the previous source frame; "
+              f"{len(fmap.dropped)} source frame(s) in this range fall between grid frames and are not shown")
+    if sub:
+        print(f"damaged: frame(s) {_ranges(sub)} show the nearest good frame (see warnings)")
     return 0
 
 
-def _cmd_convert(args) -> int:
-    from s2v_toolkit.media import convert
+def _ranges(frames: list[int]) -> str:
+    """[3, 4, 5, 9] -> "3-5, 9"."""
+    runs: list[list[int]] = []
+    for f in frames:
+        if runs and f == runs[-1][1] + 1:
+            runs[-1][1] = f
+        else:
+            runs.append([f, f])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
 
-    info = convert(args.src, args.dst, preset=args.codec, overwrite=args.overwrite, progress=True)
-    print(info.summary())
+
+def _cmd_convert(args) -> int:
+    from s2v_toolkit.media import convert_report
+
+    report = convert_report(args.src, args.dst, preset=args.codec, overwrite=args.overwrite, progress=True,
+                            cfr=args.cfr, rate=args.rate)
+    print(report.info.summary())
+    if args.cfr or args.rate:
+        print(f"constant rate: {report.summary()}")
     return 0

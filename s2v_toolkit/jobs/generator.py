@@ -57,11 +57,16 @@ class JobInputs:
 
     def source_frames(self) -> np.ndarray:
         """The shot's original frames under the job (redub), (frame_count, H, W, 3) uint8 RGB."""
-        from s2v_toolkit.media import read_frames
+        return self.source_frames_mapped()[0]
+
+    def source_frames_mapped(self):
+        """(frames, FrameMap): the source frames by time, with the variable-rate/damage record for the sidecar."""
+        from s2v_toolkit.media import VideoReader
 
         if self.source_media is None or self.source_in is None:
             raise GeneratorUnavailable(f"job {getattr(self.job, 'id', '?')}: no source media (not a redub job)")
-        return read_frames(self.source_media, self.source_in, self.frame_count)
+        with VideoReader(self.source_media) as reader:
+            return reader.read_mapped(self.source_in, self.frame_count)
 
 
 @runtime_checkable

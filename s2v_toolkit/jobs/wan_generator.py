@@ -162,7 +162,7 @@ class WanS2VJobGenerator:
             crop_size=o.crop_size or base.crop_size, motion_frames=o.motion_frames or base.motion_frames,
             generation=self._generation_settings(inputs, prompt=DEFAULT_REDUB_PROMPT))
         plan = plan_face_crops(track, first, last, settings.crop_size, settings.face_fraction)
-        frames = inputs.source_frames()
+        frames, frame_map = inputs.source_frames_mapped()
 
         def progress(done, total):
             if inputs.progress and total:
@@ -173,7 +173,7 @@ class WanS2VJobGenerator:
         self._write(inputs, out, out_path)
         return {"model": self.name, "random_weights": self.random_weights, "pipeline": "redub",
                 "face_track": int(track_id), "settings": settings.to_dict(), "report": report.to_dict(),
-                "plumbing_only": self.random_weights}
+                "source_frame_map": frame_map.to_dict(), "plumbing_only": self.random_weights}
 
 
 def make_wan_generator(spec: GeneratorSpec) -> WanS2VJobGenerator:

@@ -4,16 +4,17 @@ Public API::
 
     probe(path) -> MediaInfo
     read_frames(path, start, count) -> (count, H, W, 3) uint8;  VideoReader(path).read(start, count)
+    VideoReader(path).read_mapped(start, count) -> (frames, FrameMap): duplicates/drops/damage per grid frame
     read_audio(path, start, duration, sample_rate=16000, channel=None) -> float32 mono
     read_audio_channels(path, start, duration, sample_rate=None) -> ((channels, n) float32, rate)
     write_video(path, frames, fps, preset="prores_hq"|"dnxhr_hq"|"h264", audio=..., start_timecode=...)
-    convert(src, dst, preset=None)
+    convert(src, dst, preset=None, cfr=False, rate=None); convert_report(...) -> ConversionReport
     atomic_output(path) ; timecode helpers
 """
 
 from s2v_toolkit.media.atomic import atomic_output, ensure_output_dir
 from s2v_toolkit.media.audio import ANALYSIS_RATE, frame_to_sample, read_audio, read_audio_channels
-from s2v_toolkit.media.convert import convert
+from s2v_toolkit.media.convert import ConversionReport, convert, convert_report
 from s2v_toolkit.media.png import encode_png, write_png
 from s2v_toolkit.media.probe import AudioInfo, MediaInfo, VideoInfo, probe
 from s2v_toolkit.media.timecode import (
@@ -23,11 +24,12 @@ from s2v_toolkit.media.timecode import (
     snap_rate,
     timecode_to_frames,
 )
-from s2v_toolkit.media.video_reader import VideoReader, export_frames_png, read_frames
+from s2v_toolkit.media.frame_index import FrameIndex, index_frames
+from s2v_toolkit.media.video_reader import FrameMap, VideoReader, export_frames_png, read_frames
 from s2v_toolkit.media.writer import VIDEO_PRESETS, VideoPreset, write_video
 
 __all__ = [
-    "ANALYSIS_RATE", "AudioInfo", "MediaInfo", "STANDARD_RATES", "VIDEO_PRESETS", "VideoInfo", "VideoPreset",
+    "ANALYSIS_RATE", "AudioInfo", "ConversionReport", "convert_report", "FrameIndex", "FrameMap", "index_frames", "MediaInfo", "STANDARD_RATES", "VIDEO_PRESETS", "VideoInfo", "VideoPreset",
     "VideoReader", "atomic_output", "convert", "encode_png", "ensure_output_dir", "export_frames_png",
     "frame_to_sample", "frames_to_timecode", "is_drop_frame_rate", "probe", "read_audio", "read_audio_channels",
     "read_frames", "snap_rate", "timecode_to_frames", "write_png", "write_video",

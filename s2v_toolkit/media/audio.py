@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from fractions import Fraction
 
 import av
 import numpy as np
 import soxr
 
-from s2v_toolkit.errors import MediaError
+from s2v_toolkit.errors import MediaError, MediaWarning
 from s2v_toolkit.media.container import audio_stream, opened
 
 ANALYSIS_RATE = 16000
@@ -63,21 +64,37 @@ def _decode_native(container, astream, path, lo: int, hi: int | None, a0: Fracti
     """Native-rate samples [lo, hi) of the stream (zeros outside it); hi=None reads to the end.
 
     Returns (array (channels, n), index of the sample after the stream's last decoded sample).
+
+    Samples are placed by counting: a frame follows the previous one unless its timestamp says it
+    starts elsewhere by more than the timestamps' own resolution (Matroska stores milliseconds, so
+    1024-sample frames at 48 kHz are stamped 0, 21, 43 ms...: placing each by its rounded timestamp
+    would overlap and tear the signal). Where the time base is coarser than a sample, the read decodes
+    from the stream's start so that the count is exact. A packet that fails to decode loses only its
+    own time range (silence), with a warning naming the file and the range.
     """
     sr = astream.codec_context.sample_rate
     channels = astream.codec_context.channels
     tb = Fraction(astream.time_base)
+    # Timestamp resolution in samples, plus one for rounding: deviations within it are not gaps.
+    slack = math.ceil(tb * sr) + 1
     chunks: list[tuple[int, np.ndarray]] = []
     seek_time = a0 + Fraction(max(lo, 0), sr) - Fraction(1, 2)
-    if seek_time > a0:
+    if seek_time > a0 and tb * sr <= 1:
         container.seek(int(seek_time / tb), stream=astream, backward=True)
     next_idx = None
     end_idx = 0
-    try:
-        for frame in container.decode(astream):
-            if frame.pts is not None:
-                s = round((Fraction(frame.pts) * tb - a0) * sr)
-            else:
+    damaged: list[tuple[int, int | None]] = []
+    done = False
+    for packet in container.demux(astream):
+        try:
+            frames = packet.decode()
+        except av.error.FFmpegError:
+            if packet.size:
+                damaged.append((packet.pts, packet.duration))
+            continue
+        for frame in frames:
+            s = round((Fraction(frame.pts) * tb - a0) * sr) if frame.pts is not None else None
+            if s is None or (next_idx is not None and abs(s - next_idx) <= slack):
                 s = next_idx if next_idx is not None else 0
             data = _frame_array(frame)
             n = data.shape[1]
@@ -86,12 +103,25 @@ def _decode_native(container, astream, path, lo: int, hi: int | None, a0: Fracti
             if next_idx <= lo:
                 continue
             if hi is not None and s >= hi:
+                done = True
                 break
             chunks.append((s, data))
-    except av.error.FFmpegError as exc:
-        if not chunks:
-            raise MediaError(path, f"audio could not be decoded: {exc.strerror or exc}") from None
-        # A damaged tail: keep what decoded; the missing part reads as silence.
+        if done:
+            break
+    if damaged:
+        ranges = []
+        for pts, dur in damaged:
+            if pts is None:
+                ranges.append("unknown time")
+                continue
+            t = Fraction(pts) * tb - a0
+            t1 = t + Fraction(dur or 0) * tb
+            ranges.append(f"{float(t):.3f}-{float(t1):.3f} s")
+        warnings.warn(MediaWarning(
+            f"{path}: {len(damaged)} damaged audio packet(s) could not be decoded and read as silence: "
+            + ", ".join(ranges[:5]) + (" ..." if len(ranges) > 5 else "")), stacklevel=4)
+        if not chunks and end_idx == 0:
+            raise MediaError(path, f"audio could not be decoded at all ({len(damaged)} damaged packet(s))")
     if hi is None:
         hi = max(end_idx, lo)
     out = np.zeros((channels, hi - lo), dtype=np.float32)

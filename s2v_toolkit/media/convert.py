@@ -1,21 +1,56 @@
-"""Re-encode a video to another codec/container, keeping frame rate, timecode and audio."""
+"""Re-encode a video to another codec/container, keeping frame rate, timecode and audio.
+
+A variable-rate source is refused unless asked for a constant-rate copy (``cfr=True``): frames are
+then placed by time on a grid at the probed (or chosen) rate, duplicating a frame where the source
+has none and dropping one where it has two, and the counts are reported.
+"""
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
-from s2v_toolkit.errors import OutputError
+from s2v_toolkit.errors import MediaError, OutputError
 from s2v_toolkit.media.audio import read_audio_channels
 from s2v_toolkit.media.probe import MediaInfo, probe
+from s2v_toolkit.media.timecode import frames_to_timecode, snap_rate
 from s2v_toolkit.media.video_reader import VideoReader
 from s2v_toolkit.media.writer import write_video
 
 
+@dataclass
+class ConversionReport:
+    """What a conversion did to the frames: the output's probe and the grid placement counts."""
+
+    info: MediaInfo
+    fps: Fraction
+    frames: int  # frames written
+    source_frames: int  # displayed frames of the source
+    duplicated: list[int] = field(default_factory=list)  # output frames repeating the previous source frame
+    dropped: list[float] = field(default_factory=list)  # source frame times (s) no output frame shows
+    substituted: list[int] = field(default_factory=list)  # output frames showing a neighbour of a damaged frame
+
+    def summary(self) -> str:
+        return (f"{self.frames} frames at {float(self.fps):.3f} fps from {self.source_frames} source frames: "
+                f"{len(self.duplicated)} duplicated, {len(self.dropped)} dropped, "
+                f"{len(self.substituted)} damaged (nearest good frame shown)")
+
+
 def convert(src: str | os.PathLike, dst: str | os.PathLike, preset: str | None = None, overwrite: bool = False,
-            progress: bool = False) -> MediaInfo:
-    """Write ``src`` to ``dst`` with ``preset`` (default from dst's extension); returns ``probe(dst)``."""
+            progress: bool = False, cfr: bool = False, rate: Fraction | str | None = None) -> MediaInfo:
+    """Write ``src`` to ``dst`` with ``preset`` (default from dst's extension); returns ``probe(dst)``.
+
+    A variable-rate ``src`` needs ``cfr=True`` (see :func:`convert_cfr`); ``rate`` implies it.
+    """
+    return convert_report(src, dst, preset, overwrite, progress, cfr, rate).info
+
+
+def convert_report(src: str | os.PathLike, dst: str | os.PathLike, preset: str | None = None,
+                   overwrite: bool = False, progress: bool = False, cfr: bool = False,
+                   rate: Fraction | str | None = None) -> ConversionReport:
+    """:func:`convert`, returning a :class:`ConversionReport` (duplicated/dropped frame counts)."""
     src, dst = Path(src), Path(dst)
     info = probe(src)
     if dst.exists() and os.path.samefile(src, dst):
@@ -23,11 +58,32 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, preset: str | None =
     if info.video is None:
         raise OutputError(dst, f"{src} has no video stream to convert")
     v = info.video
-    audio, rate = None, 48000
-    if info.audio:
-        audio, rate = read_audio_channels(src, 0, Fraction(v.frame_count) / v.fps, sample_rate=None)
-    with VideoReader(src, info) as reader:
-        write_video(dst, iter(reader), v.fps, preset=preset, audio=audio, audio_rate=rate,
-                    start_timecode=v.start_timecode, overwrite=overwrite, frame_count=v.frame_count,
-                    progress=progress)
-    return probe(dst)
+    if rate is not None:
+        cfr = True
+        try:
+            fps = snap_rate(Fraction(str(rate)))
+        except (ValueError, ZeroDivisionError):
+            raise OutputError(dst, f"bad frame rate {rate!r} (use e.g. 25, 30000/1001 or 29.97)") from None
+    else:
+        fps = v.fps
+    if v.vfr and not cfr:
+        raise MediaError(src, f"has a variable frame rate ({v.duplicated} gap(s), {v.dropped} extra frame(s) on the "
+                              f"{float(v.fps):.3f} fps grid); use s2vt convert --cfr to make a constant-rate copy")
+    with VideoReader(src, info, fps=fps, warn_vfr=False) as reader:  # the report gives the counts
+        n = reader.frame_count
+        audio, a_rate = None, 48000
+        if info.audio:
+            audio, a_rate = read_audio_channels(src, 0, Fraction(n) / fps, sample_rate=None)
+        tc = v.start_timecode
+        if tc and fps != v.fps:
+            tc = frames_to_timecode(round(Fraction(v.start_frame) / v.fps * fps), fps)
+        write_video(dst, iter(reader), fps, preset=preset, audio=audio, audio_rate=a_rate,
+                    start_timecode=tc, overwrite=overwrite, frame_count=n, progress=progress)
+        fmap = reader.frame_map
+        index = reader.index
+    return ConversionReport(
+        info=probe(dst), fps=fps, frames=n, source_frames=index.source_frames,
+        duplicated=fmap.indexes("duplicated") if fmap else [],
+        dropped=[round(float(index.seconds(index.source_pts[k])), 6) for k in index.dropped],
+        substituted=fmap.indexes("substituted") if fmap else [],
+    )

@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field
+from collections import OrderedDict
+from dataclasses import asdict, dataclass, field, replace
 from fractions import Fraction
 
 import av
 
 from s2v_toolkit.errors import MediaError
 from s2v_toolkit.media.container import opened
+from s2v_toolkit.media.frame_index import index_frames
 from s2v_toolkit.media.timecode import (
     frames_to_timecode,
     is_drop_frame_rate,
-    snap_rate,
     timecode_to_frames,
 )
 
-# Packets examined for variable-frame-rate detection when the container does not say.
-_VFR_SCAN_PACKETS = 2000
 
 
 @dataclass
@@ -32,9 +31,19 @@ class VideoInfo:
     start_timecode: str | None
     drop_frame: bool
     start_frame: int  # the start timecode as a frame number at fps (0 when there is none)
-    vfr: bool
+    vfr: bool  # source frames do not map one to one onto the grid at fps (duplicates/drops)
     pix_fmt: str | None
     duration: float  # seconds
+    # What the packets say (measured by demuxing every packet, not the container's claims):
+    declared_frames: int | None = None  # the container's frame count (may be wrong)
+    source_frames: int | None = None  # frames actually displayed (edit lists honoured)
+    start_time: float = 0.0  # first displayed frame's presentation time (the start offset), seconds
+    timestamps_regular: bool = True  # every frame within a tenth of a frame of its grid time
+    max_jitter: float = 0.0  # largest timestamp deviation from the grid, in frames
+    duplicated: int = 0  # grid frames that repeat the previous source frame (VFR gaps)
+    dropped: int = 0  # source frames no grid frame shows (VFR bursts)
+    edit_list: bool = False  # the container hides packets or offsets its start (edit list)
+    discarded_packets: int = 0  # packets hidden by the edit list
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -44,6 +53,24 @@ class VideoInfo:
     @classmethod
     def from_dict(cls, d: dict) -> "VideoInfo":
         return cls(**{**d, "fps": Fraction(d["fps"])})
+
+    def timing_summary(self) -> str:
+        """One line: what the timestamps really say."""
+        parts = [f"{self.source_frames if self.source_frames is not None else self.frame_count} source frames"]
+        if self.declared_frames is not None and self.declared_frames != self.source_frames:
+            parts.append(f"container declares {self.declared_frames}")
+        if self.vfr:
+            parts.append(f"variable rate: on the {float(self.fps):.3f} fps grid {self.duplicated} frame(s) "
+                         f"duplicated, {self.dropped} dropped (s2vt convert --cfr makes it constant)")
+        elif not self.timestamps_regular:
+            parts.append(f"irregular timestamps (up to {self.max_jitter:.2f} frame off the grid)")
+        else:
+            parts.append("constant rate")
+        if self.edit_list:
+            parts.append(f"edit list ({self.discarded_packets} packet(s) hidden)")
+        if self.start_time:
+            parts.append(f"starts at {self.start_time:.6f} s")
+        return ", ".join(parts)
 
 
 @dataclass
@@ -97,6 +124,7 @@ class MediaInfo:
                 f"  video: {v.codec} {v.width}x{v.height} {v.pix_fmt or '?'} @ {v.fps.numerator}/{v.fps.denominator}"
                 f" ({float(v.fps):.3f} fps{', VFR' if v.vfr else ''}), {v.frame_count} frames, start TC {tc}"
             )
+            lines.append("  timing: " + v.timing_summary())
         for a in self.audio:
             lines.append(f"  audio #{a.index}: {a.codec} {a.sample_rate} Hz, {a.channels} ch ({a.layout}), {a.duration:.3f} s")
         if not v and not self.audio:
@@ -118,43 +146,47 @@ def _find_timecode(container, vstream) -> str | None:
     return None
 
 
-def _stream_fps(vstream) -> Fraction:
-    for rate in (vstream.average_rate, vstream.guessed_rate, vstream.base_rate):
-        if rate:
-            return snap_rate(Fraction(rate))
-    raise ValueError("no frame rate")
+def _has_edit_offset(container, vstream, index) -> bool:
+    """A QuickTime/MP4 edit list that shifts the start: the first shown frame is not at the stream's start."""
+    return ("mov" in container.format.name and vstream.start_time is not None
+            and vstream.start_time != index.start_pts)
 
 
-def scan_video_packets(container, vstream, limit: int | None = None) -> tuple[int, list[int]]:
-    """Demux (no decoding) video packets from the current position: their count and sorted timestamps."""
-    pts: list[int] = []
-    count = 0
-    for packet in container.demux(vstream):
-        if packet.size == 0:  # flush packet at end of stream
-            continue
-        count += 1
-        if packet.pts is not None:
-            pts.append(packet.pts)
-        if limit is not None and count >= limit:
-            break
-    pts.sort()
-    return count, pts
+# probe() demuxes every video packet (about 60 us each: seconds for a feature-length master), and one
+# command probes the same file several times (the reader, the tracker, the re-dub): results are kept
+# per process, keyed by the file's identity and modification, and handed out as copies.
+_CACHE: OrderedDict[tuple, MediaInfo] = OrderedDict()
+_CACHE_SIZE = 64
 
 
-def _is_vfr(pts: list[int], time_base: Fraction, fps: Fraction) -> bool:
-    """True when packet spacing deviates from 1/fps by more than half a frame anywhere."""
-    if len(pts) < 3:
-        return False
-    expected = 1 / (fps * time_base)  # in time_base units
-    for a, b in zip(pts, pts[1:]):
-        if abs((b - a) - expected) > expected / 2:
-            return True
-    return False
+def _copy(info: MediaInfo, path: str) -> MediaInfo:
+    video = None
+    if info.video is not None:
+        video = replace(info.video)
+        video._index = info.video._index  # shared: readers never modify it
+    return replace(info, path=path, video=video, audio=[replace(a) for a in info.audio])
 
 
 def probe(path: str | os.PathLike) -> MediaInfo:
     """Describe ``path``. Raises :class:`MediaError` for missing, non-media or unreadable files."""
     path = os.fspath(path)
+    try:
+        st = os.stat(path)
+        key = (os.path.realpath(path), st.st_size, st.st_mtime_ns, st.st_ino)
+    except OSError:
+        key = None  # opened() below says what is wrong
+    if key is not None and key in _CACHE:
+        _CACHE.move_to_end(key)
+        return _copy(_CACHE[key], path)
+    info = _probe(path)
+    if key is not None:
+        _CACHE[key] = _copy(info, path)
+        while len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    return info
+
+
+def _probe(path: str) -> MediaInfo:
     with opened(path) as container:
         duration = container.duration / av.time_base if container.duration else 0.0
         video = None
@@ -162,20 +194,11 @@ def probe(path: str | os.PathLike) -> MediaInfo:
         if vstreams:
             vs = vstreams[0]
             try:
-                fps = _stream_fps(vs)
+                index = index_frames(container, vs)
             except ValueError:
                 raise MediaError(path, "video stream has no frame rate") from None
-            tb = Fraction(vs.time_base) if vs.time_base else Fraction(1, 90000)
-            sample_count, sample_pts = scan_video_packets(container, vs, limit=_VFR_SCAN_PACKETS)
-            vfr = _is_vfr(sample_pts, tb, fps)
-            if vs.frames and vs.frames > 0:
-                frame_count = int(vs.frames)
-            elif sample_count < _VFR_SCAN_PACKETS:
-                frame_count = sample_count  # the scan already saw every packet
-            else:
-                # Containers without a frame count (MXF, MKV): count packets once, demux only.
-                container.seek(0, stream=vs)
-                frame_count, _ = scan_video_packets(container, vs)
+            fps = index.fps
+            frame_count = index.frame_count
             if frame_count == 0:
                 raise MediaError(path, "video stream holds no frames (corrupt or truncated file)")
             v_duration = float(frame_count / fps)
@@ -191,9 +214,15 @@ def probe(path: str | os.PathLike) -> MediaInfo:
             video = VideoInfo(
                 index=vs.index, codec=vs.codec_context.name, width=vs.codec_context.width,
                 height=vs.codec_context.height, fps=fps, frame_count=frame_count, start_timecode=tc,
-                drop_frame=drop and is_drop_frame_rate(fps), start_frame=start_frame, vfr=vfr,
+                drop_frame=drop and is_drop_frame_rate(fps), start_frame=start_frame, vfr=index.vfr,
                 pix_fmt=vs.codec_context.pix_fmt, duration=v_duration,
+                declared_frames=index.declared_frames, source_frames=index.source_frames,
+                start_time=float(index.start_pts * index.time_base), timestamps_regular=index.regular,
+                max_jitter=round(index.max_jitter, 4), duplicated=len(index.duplicated), dropped=len(index.dropped),
+                edit_list=index.discarded_packets > 0 or _has_edit_offset(container, vs, index),
+                discarded_packets=index.discarded_packets,
             )
+            video._index = index  # the readers' map of the file (not serialised)
             duration = duration or v_duration
         audio = []
         for i, s in enumerate(container.streams.audio):

@@ -1,28 +1,103 @@
-"""Frame-accurate reading of video frames as uint8 RGB arrays.
+"""Frame-accurate reading of video frames as uint8 RGB arrays, by presentation time.
 
-Frames are addressed by 0-based index from the file's first frame. A read seeks to the nearest
-keyframe before the range and decodes forward (never from the start of the file each time); reads
-that continue where the previous one ended reuse the open decoder without seeking.
+Frames are addressed by their index on the file's frame grid (see :mod:`.frame_index`): frame ``i``
+is the frame displayed at ``start + i / fps``. A read finds the source frames those times show, seeks
+to the keyframe before the first, decodes forward and matches decoded frames by timestamp, so a seek
+never returns a neighbour. Reads that continue where the previous one ended reuse the open decoder.
+
+Every read also yields a :class:`FrameMap`: which grid frames repeat a source frame (variable-rate
+gaps), which source frames no grid frame shows, and which frames could not be decoded (a damaged
+packet) and show the nearest good frame instead, with a warning naming the file and time range.
+Never a black frame, never a shifted one.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
 
-from s2v_toolkit.errors import MediaError
+from s2v_toolkit.errors import MediaError, MediaWarning
 from s2v_toolkit.media.container import open_input, video_stream
+from s2v_toolkit.media.frame_index import FrameIndex, index_frames
 from s2v_toolkit.media.probe import MediaInfo, probe
+
+# How far ahead of the decoder's position a read may start and still decode on rather than seek.
+_DECODE_AHEAD = 48
+
+
+def frame_to_rgb(frame: av.VideoFrame) -> np.ndarray:
+    """A decoded frame as (H, W, 3) uint8 RGB: the one place pixel conversion happens."""
+    return frame.to_ndarray(format="rgb24")
+
+
+@dataclass
+class FrameMap:
+    """How a read's grid frames map onto the source's frames.
+
+    ``source[i]``: the source frame (0-based, in display order) grid frame ``start + i`` shows;
+    ``times[i]``: that source frame's presentation time in seconds from the first frame.
+    ``kinds[i]``: ``exact`` (one grid frame, one source frame), ``duplicated`` (repeats the previous
+    grid frame's source: the source has no frame at this time), ``substituted`` (its source frame
+    could not be decoded; the nearest good frame is shown) or ``degraded`` (decoded after a damaged
+    reference frame, before the next keyframe: it may show the decoder's error concealment). ``dropped``: source frames within the
+    read's time span that no grid frame shows (faster than the grid).
+    """
+
+    path: str
+    start: int
+    source: list[int] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)
+    kinds: list[str] = field(default_factory=list)
+    dropped: list[int] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        return len(self.source)
+
+    def indexes(self, kind: str) -> list[int]:
+        return [self.start + i for i, k in enumerate(self.kinds) if k == kind]
+
+    @property
+    def exact(self) -> bool:
+        return not self.dropped and all(k == "exact" for k in self.kinds)
+
+    def extend(self, other: "FrameMap") -> None:
+        self.source += other.source
+        self.times += other.times
+        self.kinds += other.kinds
+        self.dropped += [d for d in other.dropped if d not in self.dropped]
+        self.warnings += [w for w in other.warnings if w not in self.warnings]
+
+    def to_dict(self) -> dict:
+        """Compact: counts, and only the grid frames that are not one-to-one."""
+        return {
+            "start": self.start, "count": self.count,
+            "duplicated": self.indexes("duplicated"), "substituted": self.indexes("substituted"),
+            "degraded": self.indexes("degraded"),
+            "dropped_source_frames": list(self.dropped),
+            "irregular": [{"frame": self.start + i, "source_frame": s, "source_time": round(t, 6), "kind": k}
+                          for i, (s, t, k) in enumerate(zip(self.source, self.times, self.kinds)) if k != "exact"],
+            "warnings": list(self.warnings),
+        }
 
 
 class VideoReader:
-    """An open video file. Use as a context manager; ``read(start, count)`` returns (count, H, W, 3) uint8."""
+    """An open video file. Use as a context manager; ``read(start, count)`` returns (count, H, W, 3) uint8.
 
-    def __init__(self, path: str | os.PathLike, info: MediaInfo | None = None):
+    ``last_map`` is the :class:`FrameMap` of the latest read; ``frame_map`` accumulates all reads.
+    ``fps``: read on a grid at this rate instead of the probed one (e.g. to make a variable-rate
+    source constant at a chosen rate). ``warn_vfr=False``: the caller reports the placement itself.
+    """
+
+    def __init__(self, path: str | os.PathLike, info: MediaInfo | None = None, fps: Fraction | None = None,
+                 warn_vfr: bool = True):
         self.path = os.fspath(path)
         self.info = info or probe(self.path)
         if self.info.video is None:
@@ -32,11 +107,24 @@ class VideoReader:
         # Slice threads only: with FFmpeg's frame threading, opening many short-lived readers in one
         # process deadlocked inside av.open (seen with PyAV 18 on H.264); slice threads never did.
         self._stream.thread_type = "SLICE"
-        self._tb = Fraction(self._stream.time_base)
-        self._fps = self.info.video.fps
-        self._start_pts = self._stream.start_time if self._stream.start_time is not None else 0
-        self._frames = None  # live decode iterator positioned at self._next_index
-        self._next_index = -1
+        fps = Fraction(fps) if fps is not None else self.info.video.fps
+        index: FrameIndex | None = getattr(self.info.video, "_index", None)
+        if index is None or index.fps != fps:
+            index = index_frames(self._container, self._stream, fps=fps)
+            self._container.seek(0, stream=self._stream, backward=True)
+        self.index = index
+        if index.vfr and warn_vfr:
+            _warn_once(f"{self.path}: variable frame rate: on its {float(index.fps):.3f} fps grid "
+                       f"{len(index.duplicated)} frame(s) repeat and {len(index.dropped)} source frame(s) are not "
+                       "shown; frames are placed by time (s2vt convert --cfr makes a constant-rate copy)")
+        self._frames = None  # live decode iterator
+        self._next_src = -1  # the source frame the live decoder yields next (-1: unknown)
+        self._held: tuple[int, np.ndarray] | None = None  # the latest decoded source frame
+        self._failed: set[int] = set()  # source frames found undecodable
+        self._degraded: set[int] = set()  # decoded after a damaged reference (possible concealment)
+        self.last_map: FrameMap | None = None
+        self.frame_map: FrameMap | None = None  # all reads so far, in the order they were made
+        self._warned: set[str] = set()
 
     # -- context manager ------------------------------------------------------------------------
     def __enter__(self) -> "VideoReader":
@@ -55,36 +143,116 @@ class VideoReader:
         if self._frames is not None:
             self._frames.close()
             self._frames = None
+        self._next_src = -1
 
-    # -- index <-> timestamp --------------------------------------------------------------------
     @property
     def frame_count(self) -> int:
-        return self.info.video.frame_count
+        return self.index.frame_count
 
-    def _pts_of(self, index: int) -> int:
-        return self._start_pts + round(index / (self._fps * self._tb))
+    def _time(self, k: int) -> float:
+        return float(self.index.seconds(self.index.source_pts[k]))
 
-    def _index_of(self, frame: av.VideoFrame) -> int:
-        pts = frame.pts if frame.pts is not None else frame.dts
-        return round((pts - self._start_pts) * self._tb * self._fps)
+    def _span(self, k: int) -> str:
+        """Source frame ``k``'s display time range, for messages."""
+        a = self._time(k)
+        b = self._time(k + 1) if k + 1 < self.index.source_frames else a + float(1 / self.index.fps)
+        return f"{a:.3f}-{b:.3f} s"
+
+    # -- decoding -------------------------------------------------------------------------------
+    def _seek(self, k: int, back: float = 0.0) -> None:
+        """Position the decoder at the keyframe before source frame ``k`` (``back`` seconds earlier)."""
+        self._drop_decoder()
+        tb = self.index.time_base
+        target = self.index.source_pts[k] - round(Fraction(back) / tb) if back < 1e8 else None
+        if target is None or (back and target <= self.index.source_pts[0]):
+            self._container.seek(0, stream=self._stream, backward=True, any_frame=False)  # from the top
+        else:
+            self._container.seek(target, stream=self._stream, backward=True, any_frame=False)
+        self._frames = self._decode_packets()
+
+    def _decode_packets(self):
+        """(source frame, av frame) in display order; a packet that fails to decode is skipped.
+
+        Inter-coded frames that come out after a damaged packet, up to the next keyframe, may carry
+        the decoder's concealment of the lost reference: they are noted in ``_degraded``.
+        """
+        order = 0
+        tainted = False
+        for packet in self._container.demux(self._stream):
+            try:
+                frames = packet.decode()
+            except av.error.FFmpegError:
+                tainted = tainted or bool(packet.size)
+                continue  # its frame never comes out: the read shows the nearest good frame instead
+            for frame in frames:
+                pts = frame.pts if frame.pts is not None else frame.dts
+                if self.index.synthesized:
+                    k = self._synth_source(pts, order)
+                else:
+                    k = self.index.source_at_pts(pts) if pts is not None else None
+                order += 1
+                if frame.key_frame:
+                    tainted = False
+                if k is None:
+                    continue
+                if tainted or frame.is_corrupt:
+                    self._degraded.add(k)
+                yield k, frame
+
+    def _synth_source(self, pts, order: int) -> int | None:
+        # Files without presentation times: the decoder's dts-derived time at the constant rate.
+        if pts is None:
+            return None
+        k = round((pts - self.index.start_pts) * self.index.time_base * self.index.fps)
+        return k if 0 <= k < self.index.source_frames else None
+
+    def _fetch(self, needed: list[int]) -> dict[int, np.ndarray]:
+        """Decode source frames ``needed`` (sorted, unique); those that cannot be decoded are absent."""
+        got: dict[int, np.ndarray] = {}
+        if self._held is not None and self._held[0] in needed:
+            got[self._held[0]] = self._held[1]
+        todo = [k for k in needed if k not in got and k not in self._failed]
+        if not todo:
+            return got
+        first, last = todo[0], todo[-1]
+        wanted = set(todo)
+        for attempt in range(4):
+            reuse = self._frames is not None and self._next_src != -1 and \
+                self._next_src <= first <= self._next_src + _DECODE_AHEAD and attempt == 0
+            if not reuse:
+                self._seek(first, back=(0.0, 2.0, 10.0, 1e9)[attempt])
+            landed_late = False
+            seen_any = False
+            for k, frame in self._frames:
+                if not seen_any:
+                    seen_any = True
+                    if k > first and not reuse:
+                        landed_late = True  # the seek skipped past the target: go further back
+                        break
+                self._next_src = k + 1
+                if k < first:
+                    continue
+                if k in wanted and k not in got:
+                    arr = frame_to_rgb(frame)
+                    got[k] = arr
+                    self._held = (k, arr)
+                if k >= last:
+                    break
+            else:
+                self._drop_decoder()  # the stream ended
+            if landed_late or (reuse and not seen_any):
+                continue
+            missing = [k for k in todo if k not in got]
+            if not missing or attempt >= 1:
+                self._failed.update(missing)
+                return got
+            # Frames missing after a plain seek: one retry from further back before calling them damaged.
+        self._failed.update(k for k in todo if k not in got)
+        return got
 
     # -- reading --------------------------------------------------------------------------------
-    def _seek(self, index: int) -> None:
-        target = self._pts_of(index)
-        self._drop_decoder()
-        self._container.seek(max(target, self._start_pts), stream=self._stream, backward=True, any_frame=False)
-        self._frames = self._container.decode(self._stream)
-        self._next_index = -1  # unknown until the first decoded frame
-
-    def _decoded(self):
-        try:
-            for frame in self._frames:
-                yield self._index_of(frame), frame
-        except av.error.FFmpegError as exc:
-            raise MediaError(self.path, f"decoding failed near frame {self._next_index}: {exc.strerror or exc}") from None
-
-    def read(self, start: int, count: int) -> np.ndarray:
-        """Frames ``start`` .. ``start+count-1`` as an array (count, H, W, 3) uint8 RGB."""
+    def read_mapped(self, start: int, count: int) -> tuple[np.ndarray, FrameMap]:
+        """Grid frames ``start`` .. ``start+count-1`` (count, H, W, 3) uint8 RGB, and their :class:`FrameMap`."""
         if count <= 0:
             raise ValueError("count must be positive")
         end = start + count
@@ -92,41 +260,85 @@ class VideoReader:
             raise MediaError(
                 self.path, f"frames {start}-{end - 1} are outside the file (it has frames 0-{self.frame_count - 1})"
             )
-        out = np.empty((count, self.info.video.height, self.info.video.width, 3), dtype=np.uint8)
-        got = 0
-        for attempt in range(3):
-            if self._frames is None or self._next_index != start or got:
-                # Seek a little earlier on each retry: some files land after the target keyframe.
-                self._seek(max(0, start - attempt * 2 * round(float(self._fps))))
-            first = True
-            for idx, frame in self._decoded():
-                if first and idx > start:
-                    break  # landed past the start: retry from further back
-                first = False
-                self._next_index = idx + 1
-                if idx < start:
-                    continue
-                out[idx - start] = frame.to_ndarray(format="rgb24")
-                got = idx - start + 1
-                if got == count:
-                    return out
+        slots = self.index.slot_source[start:end]
+        needed = sorted(set(slots))
+        got = self._fetch(needed)
+        fmap = FrameMap(self.path, start)
+        if not got:
+            # Nothing decodable in the range: look for the nearest good frame on either side.
+            for k in _outward(needed[0], needed[-1], self.index.source_frames, limit=2 * _DECODE_AHEAD):
+                got.update(self._fetch([k]))
+                if got:
+                    break
+            if not got:
+                self._drop_decoder()
+                raise MediaError(self.path, f"could not decode frames {start}-{end - 1} "
+                                            f"({self._span(needed[0])} and around; corrupt or truncated file)")
+        out = np.empty((count, *next(iter(got.values())).shape), dtype=np.uint8)
+        for i, k in enumerate(slots):
+            if k in got:
+                out[i] = got[k]
+                kind = "duplicated" if (i and slots[i - 1] == k) or (i == 0 and start and
+                                                                    self.index.slot_source[start - 1] == k) else "exact"
+                if kind == "exact" and k in self._degraded:
+                    kind = "degraded"
             else:
-                break  # the stream ended
-        self._drop_decoder()
-        if got == 0 and self._next_index == -1:
-            raise MediaError(self.path, f"could not decode frame {start} (corrupt or truncated file)")
-        raise MediaError(
-            self.path,
-            f"stream ends after frame {start + got - 1} but frames up to {end - 1} were asked for"
-            f" (declared {self.frame_count}; the file is truncated or corrupt)",
-        )
+                near = min(got, key=lambda g: (abs(g - k), g > k))  # nearest good frame, the earlier on a tie
+                out[i] = got[near]
+                kind = "substituted"
+                msg = (f"{self.path}: frame at {self._span(k)} (grid frame {start + i}) could not be decoded "
+                       f"(damaged packet); showing the frame at {self._time(near):.3f} s instead")
+                fmap.warnings.append(msg)
+                if msg not in self._warned:
+                    self._warned.add(msg)
+                    warnings.warn(MediaWarning(msg), stacklevel=3)
+            fmap.source.append(k)
+            fmap.times.append(self._time(k))
+            fmap.kinds.append(kind)
+        degraded = [start + i for i, kd in enumerate(fmap.kinds) if kd == "degraded"]
+        if degraded:
+            msg = (f"{self.path}: frames {self._time(slots[degraded[0] - start]):.3f}-"
+                   f"{self._time(slots[degraded[-1] - start]):.3f} s (grid frames {degraded[0]}-{degraded[-1]}) follow "
+                   "a damaged packet and may show the decoder's concealment until the next keyframe")
+            fmap.warnings.append(msg)
+            if msg not in self._warned:
+                self._warned.add(msg)
+                warnings.warn(MediaWarning(msg), stacklevel=3)
+        lo, hi = self.index.source_pts[slots[0]], self.index.source_pts[slots[-1]]
+        fmap.dropped = [d for d in self.index.dropped if lo <= self.index.source_pts[d] <= hi
+                        or self.index.slot_of_source(d) in range(start, end)]
+        self.last_map = fmap
+        if self.frame_map is None:
+            self.frame_map = FrameMap(self.path, start)
+        self.frame_map.extend(fmap)
+        return out, fmap
+
+    def read(self, start: int, count: int) -> np.ndarray:
+        """Frames ``start`` .. ``start+count-1`` as an array (count, H, W, 3) uint8 RGB (map in ``last_map``)."""
+        return self.read_mapped(start, count)[0]
 
     def __iter__(self):
-        """Every frame in order, decoding once (for whole-file conversion)."""
-        self._seek(0)
-        for _, frame in self._decoded():
-            yield frame.to_ndarray(format="rgb24")
-        self._drop_decoder()
+        """Every grid frame in order (for whole-file conversion); duplicates and drops as the grid says."""
+        chunk = 16
+        for first in range(0, self.frame_count, chunk):
+            yield from self.read(first, min(chunk, self.frame_count - first))
+
+
+_WARNED_VFR: set[str] = set()
+
+
+def _warn_once(msg: str) -> None:
+    # Once per file and process: a command opens the same source several times.
+    if msg not in _WARNED_VFR:
+        _WARNED_VFR.add(msg)
+        warnings.warn(MediaWarning(msg), stacklevel=3)
+
+
+def _outward(lo: int, hi: int, n: int, limit: int):
+    for d in range(1, limit + 1):
+        for k in (lo - d, hi + d):
+            if 0 <= k < n:
+                yield k
 
 
 def read_frames(path: str | os.PathLike, start: int, count: int) -> np.ndarray:
@@ -135,17 +347,22 @@ def read_frames(path: str | os.PathLike, start: int, count: int) -> np.ndarray:
         return reader.read(start, count)
 
 
-def export_frames_png(path: str | os.PathLike, start: int, count: int, out_dir: str | os.PathLike) -> list[Path]:
-    """Write frames as ``<stem>_<index>.png`` into ``out_dir`` (created if missing)."""
+def export_frames_png(path: str | os.PathLike, start: int, count: int, out_dir: str | os.PathLike,
+                      with_map: bool = False) -> list[Path] | tuple[list[Path], FrameMap]:
+    """Write frames as ``<stem>_<index>.png`` into ``out_dir`` (created if missing).
+
+    ``with_map``: also return the read's :class:`FrameMap` (duplicates, drops, damaged frames).
+    """
     from s2v_toolkit.media.atomic import ensure_output_dir
     from s2v_toolkit.media.png import write_png
 
     out = ensure_output_dir(out_dir)
-    frames = read_frames(path, start, count)
+    with VideoReader(path) as reader:
+        frames, fmap = reader.read_mapped(start, count)
     stem = Path(path).stem
     written = []
     for i, rgb in enumerate(frames):
         dst = out / f"{stem}_{start + i:06d}.png"
         write_png(dst, rgb)
         written.append(dst)
-    return written
+    return (written, fmap) if with_map else written

@@ -446,8 +446,11 @@ def redub_video(video: str | os.PathLike, audio: str | os.PathLike, output: str 
 
     if not hasattr(generator, "vae"):
         generator = generator()
-    with VideoReader(video) as reader:
-        frames = reader.read(shot_start, timing.shot_frames)
+    with VideoReader(video, info) as reader:
+        # Frames by presentation time on the source's frame grid: a variable-rate source's gaps repeat
+        # the frame shown at that time and damaged frames show their nearest good neighbour; both are
+        # recorded in the sidecar (never a black or shifted frame).
+        frames, frame_map = reader.read_mapped(shot_start, timing.shot_frames)
     try:
         out_frames, report = redub_frames(frames, timing, line_16k, plan, generator, settings,
                                           reference=ref_image, track_id=track_id, progress=progress)
@@ -456,6 +459,12 @@ def redub_video(video: str | os.PathLike, audio: str | os.PathLike, output: str 
     report.warnings += [f"frames {i.start}-{i.end}: {i.message}" for i in analysis.issues
                         if i.track_id == track_id and i.kind != "face_lost"
                         and i.start <= timing.line_end and i.end >= timing.line_start]
+    report.warnings += frame_map.warnings
+    dup = frame_map.indexes("duplicated")
+    if dup or frame_map.dropped:
+        report.warnings.append(f"variable-rate source: {len(dup)} frame(s) repeat the previous source frame "
+                               f"and {len(frame_map.dropped)} source frame(s) fall between grid frames "
+                               "(see source.frame_map; s2vt convert --cfr makes a constant-rate copy)")
     random_weights = bool(generator.bundle.random_weights)
     if random_weights:
         report.warnings.insert(0, PLUMBING_NOTE)
@@ -473,7 +482,8 @@ def redub_video(video: str | os.PathLike, audio: str | os.PathLike, output: str 
         "note": PLUMBING_NOTE if random_weights else None,
         "source": {"video": str(video), "audio": str(audio), "codec": v.codec,
                    "width": v.width, "height": v.height, "fps": str(v.fps), "start_timecode": v.start_timecode,
-                   "reference": None if reference is None else str(reference)},
+                   "reference": None if reference is None else str(reference),
+                   "vfr": v.vfr, "source_frames": v.source_frames, "frame_map": frame_map.to_dict()},
         "output": {"path": str(output), "preset": preset or "default for " + output.suffix,
                    "frames": len(out_frames), "start_timecode": start_tc, "fps": str(v.fps)},
         "model": {"checkpoint": generator.bundle.to_dict(), "device": str(generator.device),

@@ -103,6 +103,9 @@ def test_tiny_model_renders_a_redub_and_a_new_shot(tmp_path):
         side = json.loads(open(rec.sidecar_path).read())
         assert side["generator"]["pipeline"] == pipeline and side["generator"]["plumbing_only"] is True
         assert side["model"].startswith("wan-s2v tiny")
+        if pipeline == "redub":  # the source frames' placement by time is on record (a CFR source: one to one)
+            fm = side["generator"]["source_frame_map"]
+            assert fm["count"] == job.frame_count and not fm["duplicated"] and not fm["substituted"]
     # the re-dub keeps the shot's size; the new shot is the model's size
     assert probe(by["SH020"].output_path).video.width == probe(plan.job(by["SH020"].id).media_path).video.width
 

@@ -1,0 +1,221 @@
+"""Where each frame of a video really sits in time, and how it maps onto the editor's frame grid.
+
+A file's declared frame count and rate are claims; its packets' presentation timestamps are what a
+player shows. :func:`index_frames` demuxes every video packet once (no decoding) and keeps the
+timestamps of the frames that are displayed: packets an edit list discards are left out, and a file
+without timestamps (AVI) gets them from packet order at its constant rate.
+
+The grid: frame ``i`` of a clip at rate ``R`` is the frame displayed at ``start + i / R``, where
+``start`` is the first displayed frame's time. Each source frame goes to the nearest grid slot; a slot
+no source frame lands on shows the frame still displayed at its time (a repeat: ``duplicated``), and a
+source frame that loses its slot to a nearer one and is not displayed at any other slot's time is
+``dropped``. Constant-rate files map one to one.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+from s2v_toolkit.media.timecode import snap_rate
+
+# Timestamp deviation from the grid (in frames) above which timestamps are called irregular.
+JITTER_TOLERANCE = 0.1
+
+
+@dataclass
+class FrameIndex:
+    """Source frames' presentation times and their placement on a frame grid at ``fps``."""
+
+    time_base: Fraction
+    fps: Fraction
+    start_pts: int  # the grid's origin: the first displayed frame's pts
+    source_pts: list[int]  # presentation times of the displayed source frames, sorted
+    slot_source: list[int]  # for each grid slot, the index of the source frame it shows
+    dropped: list[int] = field(default_factory=list)  # source frames no grid slot shows
+    declared_frames: int | None = None  # what the container claims
+    discarded_packets: int = 0  # packets an edit list hides (never displayed)
+    synthesized: bool = False  # timestamps came from packet order (the file has none)
+    max_jitter: float = 0.0  # largest |pts - grid time| of a shown frame, in frames
+
+    @property
+    def frame_count(self) -> int:
+        return len(self.slot_source)
+
+    @property
+    def source_frames(self) -> int:
+        return len(self.source_pts)
+
+    @property
+    def duplicated(self) -> list[int]:
+        """Grid slots that repeat the previous slot's source frame."""
+        s = self.slot_source
+        return [i for i in range(1, len(s)) if s[i] == s[i - 1]]
+
+    @property
+    def vfr(self) -> bool:
+        return bool(self.dropped) or len(self.slot_source) != len(self.source_pts)
+
+    @property
+    def regular(self) -> bool:
+        return not self.vfr and self.max_jitter <= JITTER_TOLERANCE
+
+    def seconds(self, pts: int) -> Fraction:
+        """A pts as seconds from the grid's origin."""
+        return (pts - self.start_pts) * self.time_base
+
+    def slot_of_source(self, k: int) -> int:
+        return _slot(self.source_pts[k], self.start_pts, self._period)
+
+    @property
+    def _period(self) -> Fraction:
+        return 1 / (self.fps * self.time_base)
+
+    def source_at_pts(self, pts: int) -> int | None:
+        """The source frame whose timestamp is ``pts`` (a decoder's frame), tolerating small rounding."""
+        k = bisect.bisect_left(self.source_pts, pts)
+        best = None
+        for j in (k - 1, k):
+            if 0 <= j < len(self.source_pts) and (best is None or
+                                                    abs(self.source_pts[j] - pts) < abs(self.source_pts[best] - pts)):
+                best = j
+        if best is None or abs(self.source_pts[best] - pts) > self._period / 4:
+            return None
+        return best
+
+    def summary(self) -> dict:
+        return {"frame_count": self.frame_count, "source_frames": self.source_frames,
+                "duplicated": len(self.duplicated), "dropped": len(self.dropped),
+                "max_jitter_frames": round(self.max_jitter, 4)}
+
+
+def _slot(pts: int, start: int, period: Fraction) -> int:
+    return math.floor((pts - start) / period + Fraction(1, 2))
+
+
+def place_on_grid(source_pts: list[int], start: int, fps: Fraction, time_base: Fraction,
+                  end_pts: int | None = None) -> tuple[list[int], list[int], float]:
+    """(slot_source, dropped, max_jitter) for sorted ``source_pts`` on a grid at ``fps`` from ``start``.
+
+    ``end_pts``: when the last frame stops being displayed (its pts plus its duration); the grid
+    runs to the slot nearest that time, so a long last frame may cover more than one slot.
+    """
+    period = 1 / (fps * time_base)
+    kept: dict[int, int] = {}  # slot -> source frame nearest that slot's time
+    for k, p in enumerate(source_pts):
+        s = _slot(p, start, period)
+        # Of two frames near one slot the nearer keeps it (ties: the earlier).
+        if s not in kept or abs(p - start - s * period) < abs(source_pts[kept[s]] - start - s * period):
+            kept[s] = k
+    if not kept:
+        return [], [], 0.0
+    jitter = max(float(abs(source_pts[k] - start - s * period) / period) for s, k in kept.items())
+    count = max(kept) + 1
+    if end_pts is not None:
+        count = max(count, math.floor((end_pts - start) / period + Fraction(1, 2)))
+    slots: list[int] = []
+    for s in range(count):
+        if s in kept:
+            slots.append(kept[s])
+        else:  # no frame near this slot's time: it shows the frame still displayed then
+            t = start + s * period
+            slots.append(max(0, bisect.bisect_right(source_pts, math.floor(t)) - 1))
+    shown = set(slots)
+    return slots, [k for k in range(len(source_pts)) if k not in shown], jitter
+
+
+def _median(values: list[int]) -> float:
+    v = sorted(values)
+    return float(v[len(v) // 2]) if v else 0.0
+
+
+def _candidate_rates(stream, deltas: list[int], time_base: Fraction) -> list[Fraction]:
+    rates = []
+    for r in (stream.average_rate, stream.base_rate, stream.guessed_rate):
+        if r and 0 < float(r) <= 1000:
+            rates.append(snap_rate(Fraction(r)))
+    med = _median([d for d in deltas if d > 0])
+    if med > 0:
+        rates.append(snap_rate(1 / (Fraction(med).limit_denominator(1_000_000) * time_base)))
+    seen: list[Fraction] = []
+    for r in rates:
+        if r not in seen:
+            seen.append(r)
+    return seen
+
+
+def choose_rate(stream, source_pts: list[int], time_base: Fraction, end_pts: int | None) -> Fraction:
+    """The grid rate: the first rate the file claims that places every frame one to one; for a truly
+    variable-rate file, the stream's base rate (FFmpeg's r_frame_rate, the rate of its shortest
+    regular spacing) where plausible, else the median spacing's rate: a grid at least as fine as most
+    frames, so that frames are duplicated rather than dropped."""
+    deltas = [b - a for a, b in zip(source_pts, source_pts[1:])]
+    cands = _candidate_rates(stream, deltas, time_base)
+    if not cands:
+        raise ValueError("no frame rate")
+    if len(source_pts) < 2:
+        return cands[0]
+    for r in cands:
+        slots, dropped, jitter = place_on_grid(source_pts, source_pts[0], r, time_base, end_pts)
+        if not dropped and len(slots) == len(source_pts) and jitter <= 0.25:
+            return r
+    med = _median([d for d in deltas if d > 0])
+    med_rate = 1 / (Fraction(med).limit_denominator(1_000_000) * time_base) if med else cands[0]
+    base = stream.base_rate
+    if base and 0.9 * float(med_rate) <= float(base) <= 2.5 * float(med_rate) and float(base) <= 240:
+        return snap_rate(Fraction(base))
+    return snap_rate(med_rate)
+
+
+def index_frames(container, stream, fps: Fraction | None = None) -> FrameIndex:
+    """Demux every packet of ``stream`` (from the file's start) and place its frames on a grid.
+
+    ``fps``: the grid rate; default :func:`choose_rate`. Leaves the container at its end.
+    """
+    time_base = Fraction(stream.time_base) if stream.time_base else Fraction(1, 90000)
+    pts: list[int] = []
+    durations: dict[int, int] = {}
+    discarded = 0
+    missing = 0
+    dts_only: list[int] = []
+    for packet in container.demux(stream):
+        if packet.size == 0:  # the flush packet at the end of the stream
+            continue
+        if packet.is_discard:  # an edit list hides it: decoded as a reference, never displayed
+            discarded += 1
+            continue
+        p = packet.pts if packet.pts is not None else None
+        if p is None:
+            missing += 1
+            dts_only.append(packet.dts if packet.dts is not None else -1)
+            continue
+        pts.append(p)
+        if packet.duration:
+            durations[p] = int(packet.duration)
+    synthesized = False
+    if missing and (not pts or missing > len(pts)):
+        # No presentation times (AVI and other packet-order formats): frame k is displayed at k / rate.
+        rate = snap_rate(Fraction(stream.average_rate or stream.base_rate or stream.guessed_rate or 25))
+        step = 1 / (rate * time_base)
+        first = min([p for p in dts_only if p >= 0] + pts, default=0)
+        pts = [first + round(k * step) for k in range(len(pts) + missing)]
+        synthesized = True
+        fps = fps or rate
+    pts = sorted(set(pts))
+    if not pts:
+        return FrameIndex(time_base, fps or Fraction(25), 0, [], [], declared_frames=int(stream.frames or 0) or None,
+                          discarded_packets=discarded)
+    deltas = [b - a for a, b in zip(pts, pts[1:])]
+    med = _median(deltas)
+    last_dur = durations.get(pts[-1]) or med or 0
+    if med and last_dur > 2 * med:
+        last_dur = med  # a bogus last duration must not invent frames
+    end_pts = pts[-1] + int(last_dur) if last_dur else None
+    if fps is None:
+        fps = choose_rate(stream, pts, time_base, end_pts)
+    slots, dropped, jitter = place_on_grid(pts, pts[0], fps, time_base, end_pts)
+    return FrameIndex(time_base=time_base, fps=fps, start_pts=pts[0], source_pts=pts, slot_source=slots,
+                      dropped=dropped, declared_frames=int(stream.frames or 0) or None, discarded_packets=discarded,
+                      synthesized=synthesized, max_jitter=jitter)

@@ -1,0 +1,203 @@
+"""Real footage (../shared/corpus/media): probe, frames, faces track and a tiny-model re-dub on each clip,
+checked against an independent decode (plain PyAV, frames keyed by their presentation time).
+
+Expected values come from the file itself: the decoder's own frames and timestamps. The grid rate is the
+one probe reports; the check is that, on that grid, every frame shown is the source frame displayed at that
+time (nothing lost, shifted or invented) and that every source frame the grid does not show is reported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from fractions import Fraction
+
+import av
+import numpy as np
+import pytest
+
+from corpus_testkit import corpus_params
+from media_factory import shown_on_grid
+
+pytestmark = pytest.mark.corpus
+
+CLIPS = corpus_params("media", "*.*")
+TRACK_SPAN = 16  # grid frames tracked and re-dubbed per clip (keeps the check to a few minutes)
+
+
+def _digest(rgb: np.ndarray) -> str:
+    return hashlib.blake2b(np.ascontiguousarray(rgb).tobytes(), digest_size=16).hexdigest()
+
+
+class Decoded:
+    """The independent decode: every displayed frame's time and pixel digest, in presentation order."""
+
+    def __init__(self, path):
+        with av.open(str(path)) as c:
+            s = c.streams.video[0]
+            tb = Fraction(s.time_base)
+            frames = []
+            for f in c.decode(s):  # the decoder drops frames an edit list hides
+                t = (f.pts if f.pts is not None else f.dts) * tb
+                frames.append((t, f.to_ndarray(format="rgb24")))
+        frames.sort(key=lambda x: x[0])
+        self.times = [t for t, _ in frames]
+        self.digests = [_digest(a) for _, a in frames]
+
+    def shown_at(self, fps: Fraction, n: int) -> list[int]:
+        """For each grid frame, the source frame it must show (the rule: media_factory.shown_on_grid)."""
+        return shown_on_grid(self.times, fps, n)
+
+
+def _edit_list_hides_packets(path) -> bool:
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        return any(p.is_discard for p in c.demux(s) if p.size)
+
+
+def _s2vt(*args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "s2v_toolkit", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def generator():
+    from s2v_toolkit.pipelines.redub_sampler import load_generator
+
+    return load_generator(tiny=True, device="cpu")
+
+
+def _span(info, decoded) -> tuple[int, int]:
+    """The checked range: around the first irregular timestamp where the clip has one, else the middle."""
+    n = info.video.frame_count
+    shown = decoded.shown_at(info.video.fps, n)
+    irregular = [i for i in range(1, n) if shown[i] != shown[i - 1] + 1]
+    centre = irregular[0] if irregular else n // 2
+    a = max(0, min(centre - TRACK_SPAN // 2, n - TRACK_SPAN))
+    return a, min(n, a + TRACK_SPAN) - 1
+
+
+@pytest.mark.parametrize("clip", CLIPS)
+def test_probe_and_every_frame_by_time(clip, tmp_path):
+    from s2v_toolkit.media import VideoReader, probe
+
+    info = probe(clip)
+    v = info.video
+    decoded = Decoded(clip)
+    n_src = len(decoded.times)
+    # probe: the real frame count, edit lists, and VFR as the timestamps say
+    assert v.source_frames == n_src
+    if _edit_list_hides_packets(clip):
+        assert v.edit_list and v.discarded_packets > 0
+    deltas = [b - a for a, b in zip(decoded.times, decoded.times[1:])]
+    regular = max(deltas) - min(deltas) < Fraction(1, 1000)
+    if regular:  # a constant-rate file: its grid is its own spacing, one to one
+        assert v.fps == 1 / Fraction(sorted(deltas)[len(deltas) // 2])
+        assert not v.vfr and v.frame_count == n_src
+    else:
+        assert v.fps >= 1 / max(deltas) and v.vfr == (v.duplicated + v.dropped > 0)
+    shown = decoded.shown_at(v.fps, v.frame_count)
+    # the grid ends with the source: its last frame is the source's last, shown no more than the spacing says
+    assert shown[-1] == n_src - 1 and v.frame_count <= (decoded.times[-1] - decoded.times[0] + max(deltas)) * v.fps + 1
+    never_shown = sorted(set(range(n_src)) - set(shown))
+    assert v.dropped == len(never_shown)
+    # every grid frame, read in chunks as the pipelines do: exactly the frame displayed at its time
+    with VideoReader(clip, info) as reader:
+        for first in range(0, v.frame_count, 32):
+            count = min(32, v.frame_count - first)
+            frames, fmap = reader.read_mapped(first, count)
+            for i in range(count):
+                assert _digest(frames[i]) == decoded.digests[shown[first + i]], f"grid frame {first + i}"
+            assert not fmap.indexes("substituted")
+        # and random seeks
+        for g in np.random.default_rng(1).integers(0, v.frame_count, 6):
+            assert _digest(reader.read(int(g), 1)[0]) == decoded.digests[shown[g]], f"seek to {g}"
+    # s2vt probe / s2vt frames
+    run = _s2vt("probe", "--json", clip)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["video"]["frame_count"] == v.frame_count
+    g = v.frame_count // 3
+    run = _s2vt("frames", clip, "--start", g, "--count", 2, "-o", tmp_path)
+    assert run.returncode == 0, run.stderr
+    import cv2
+
+    for k in (g, g + 1):
+        png = cv2.cvtColor(cv2.imread(str(tmp_path / f"{clip.stem}_{k:06d}.png")), cv2.COLOR_BGR2RGB)
+        assert _digest(png) == decoded.digests[shown[k]], f"s2vt frames {k}"
+
+
+def _speech(seconds, rate=16000):
+    t = np.arange(int(seconds * rate)) / rate
+    return (0.3 * np.sin(2 * np.pi * 180 * t) * (0.5 + 0.5 * np.sin(2 * np.pi * 4 * t))).astype(np.float32)
+
+
+@pytest.mark.parametrize("clip", CLIPS)
+def test_faces_track_and_tiny_redub_keep_every_frame(clip, tmp_path, generator):
+    import soundfile as sf
+
+    from s2v_toolkit.faces import FaceAnalysis, find_landmarker_bundle
+    from s2v_toolkit.media import probe, read_frames
+    from s2v_toolkit.pipelines.redub import RedubError, RedubSettings, redub_video, sidecar_path
+    from s2v_toolkit.pipelines.generation_inputs import GenerationSettings
+
+    if find_landmarker_bundle() is None:
+        pytest.skip("face_landmarker.task not built: run `s2vt faces setup` first")
+    info = probe(clip)
+    v = info.video
+    first = Decoded(clip)
+    a, b = _span(info, first)
+    decoded = first
+    shown = decoded.shown_at(v.fps, v.frame_count)
+    # faces track over the range (VFR included): no crash, every grid frame of the range analysed
+    run = _s2vt("faces", "track", clip, "--range", f"{a}-{b}", "--json", "--landmarks")
+    assert run.returncode == 0, run.stderr
+    analysis = FaceAnalysis.from_dict(json.loads(run.stdout))
+    assert (analysis.start, analysis.end) == (a, b) and len(analysis.faces_per_frame) == b - a + 1
+
+    # a tiny-model re-dub of the range into lossless FFV1: pixels outside the face crop are the source's
+    line = tmp_path / "line.wav"
+    fps = float(v.fps)
+    best = max(analysis.tracks, key=lambda t: len(t.frames), default=None)
+    found = sorted(int(f) for f in best.frames) if best is not None else []
+    line_start = found[0] if found else a
+    line_len = 6
+    sf.write(line, _speech(line_len / fps), 16000)
+    out = tmp_path / "redub.mkv"
+    settings = RedubSettings(crop_size=64, motion_frames=5,
+                             generation=GenerationSettings(steps=2, infer_frames=8, seed=3, guidance=4.5))
+    try:
+        doc = redub_video(clip, line, out, generator=generator, settings=settings, frame_range=(a, b),
+                          line_start=line_start, analysis=analysis,
+                          face=best.track_id if best is not None else None)
+    except RedubError as exc:
+        # refused only where the tracker found no face through the line: one line, nothing written
+        line_frames = set(range(line_start, line_start + line_len))
+        assert not line_frames <= set(found), exc
+        assert "\n" not in str(exc) and not out.exists()
+        return
+    out_info = probe(out).video
+    assert out_info.frame_count == b - a + 1 and out_info.fps == v.fps
+    result = read_frames(out, 0, b - a + 1)
+    statuses = [f["status"] for f in doc["report"]["frames"]]
+    src_pix = {}
+    with av.open(str(clip)) as c:  # the source frames of the range, by time, decoded again independently
+        s = c.streams.video[0]
+        want = {decoded.times[shown[g]] for g in range(a, b + 1)}
+        for f in c.decode(s):
+            t = f.pts * Fraction(s.time_base)
+            if t in want:
+                src_pix[t] = f.to_ndarray(format="rgb24")
+    for k, status in enumerate(statuses):
+        src = src_pix[decoded.times[shown[a + k]]]
+        assert result[k].reshape(-1, 3).max() > 0, f"grid frame {a + k} is black"
+        if status != "generated":
+            assert np.array_equal(result[k], src), f"grid frame {a + k} ({status}) is not its source frame"
+        else:
+            changed = np.any(result[k] != src, axis=2)
+            assert changed.mean() < 0.5, f"grid frame {a + k}: the re-dub changed more than the face"
+    side = json.loads(sidecar_path(out).read_text())
+    fm = side["source"]["frame_map"]
+    dup_expected = [g for g in range(a, b + 1) if g > 0 and shown[g] == shown[g - 1]]
+    assert fm["duplicated"] == dup_expected and fm["count"] == b - a + 1 and not fm["substituted"]

@@ -1,0 +1,261 @@
+"""Frames by presentation time: VFR, jitter, edit lists, AVI without timestamps, HEVC, damaged packets.
+
+Every file is made here with frames stamped with their own index (``media_factory.stamped_frame``), so a
+frame that is lost, shifted or invented shows up as a wrong stamp. Expected values come from the
+timestamps the test wrote, never from the reader.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import warnings
+from fractions import Fraction
+
+import av
+import numpy as np
+import pytest
+
+from s2v_toolkit.errors import MediaError, MediaWarning
+from s2v_toolkit.media import VideoReader, convert_report, probe, read_audio, read_frames, write_video
+
+from media_factory import decode_stamp, shown_on_grid, stamped_frame
+
+W, H = 192, 108
+
+
+def _write(path, times, stamps, codec="libx264", rate=30, time_base=Fraction(1, 90000), options=None,
+           pix_fmt="yuv420p", container_options=None):
+    """Encode frames stamped ``stamps[i]`` at presentation times ``times[i]`` (seconds) with PyAV."""
+    with av.open(str(path), "w", options=container_options or {}) as c:
+        s = c.add_stream(codec, rate=rate, options=options or {})
+        s.width, s.height, s.pix_fmt = W, H, pix_fmt
+        s.time_base = time_base
+        s.codec_context.time_base = time_base
+        for t, n in sorted(zip(times, stamps)):
+            f = av.VideoFrame.from_ndarray(stamped_frame(n, W, H), format="rgb24")
+            f.pts, f.time_base = round(Fraction(t) / time_base), time_base
+            for p in s.encode(f):
+                c.mux(p)
+        for p in s.encode(None):
+            c.mux(p)
+    return path
+
+
+def _stamps(frames) -> list[int]:
+    return [decode_stamp(f) for f in frames]
+
+
+def _expected_grid(times, stamps, fps, n):
+    """The stamp each grid frame must show (the rule written out in media_factory.shown_on_grid)."""
+    return [stamps[k] for k in shown_on_grid(times, fps, n)]
+
+
+def test_vfr_with_dropped_frames_and_jitter_is_placed_by_time(tmp_path):
+    fps = Fraction(30)
+    rng = np.random.default_rng(4)
+    missing = {10, 11, 20, 37}  # a phone dropping frames
+    nominal = [k for k in range(60) if k not in missing]
+    # +-4 ms jitter: more than a tenth of a frame, far less than half
+    times = [Fraction(k, 30) + Fraction(int(rng.integers(-4, 5)), 1000) * (k > 0) for k in nominal]
+    path = _write(tmp_path / "phone.mp4", times, nominal, options={"bf": "2"})
+    v = probe(path).video
+    assert v.fps == fps and v.vfr and not v.timestamps_regular
+    assert v.source_frames == len(nominal) and v.frame_count == 60
+    assert (v.duplicated, v.dropped) == (len(missing), 0)
+    assert 0.1 < v.max_jitter <= 0.13
+    expected = _expected_grid(times, nominal, fps, 60)
+    with pytest.warns(MediaWarning, match=r"phone.mp4: variable frame rate.*convert --cfr"):
+        r = VideoReader(path)
+    with r:
+        frames, fmap = r.read_mapped(0, 60)
+        assert _stamps(frames) == expected
+        assert frames.reshape(60, -1).max(axis=1).min() > 0  # never a black frame
+        assert fmap.indexes("duplicated") == sorted(missing)
+        assert all(k in ("exact", "duplicated") for k in fmap.kinds)
+        # seeks anywhere, in any order, return the frame asked for
+        for start in (37, 3, 50, 11, 20, 59, 0):
+            assert _stamps(r.read(start, 1)) == [expected[start]], start
+        assert _stamps(r.read(9, 4)) == expected[9:13]  # a read across a gap
+    assert _stamps(read_frames(path, 55, 5)) == expected[55:]
+
+
+def test_burst_frames_are_dropped_explicitly_and_convert_cfr_reports_counts(tmp_path):
+    fps = Fraction(25)
+    times = [Fraction(k, 25) for k in range(40)] + [Fraction(k, 25) + Fraction(4, 10) / 25 for k in (7, 21)]
+    stamps = list(range(40)) + [1007, 1021]  # two extra frames squeezed in after frames 7 and 21
+    path = _write(tmp_path / "burst.mkv", times, stamps, codec="ffv1", pix_fmt="yuv444p", rate=25,
+                  time_base=Fraction(1, 1000))
+    v = probe(path).video
+    assert v.fps == fps and v.vfr and (v.frame_count, v.source_frames, v.dropped) == (40, 42, 2)
+    with pytest.warns(MediaWarning, match="variable frame rate"), VideoReader(path) as r:
+        frames, fmap = r.read_mapped(0, 40)
+    assert _stamps(frames) == list(range(40))  # the nearer frame keeps its slot
+    assert len(fmap.dropped) == 2
+    # no conversion without asking: a clear one-line refusal naming the file and --cfr
+    with pytest.raises(MediaError, match=r"burst.mkv: has a variable frame rate.*s2vt convert --cfr") as e:
+        convert_report(path, tmp_path / "no.mkv")
+    assert "\n" not in str(e.value) and not (tmp_path / "no.mkv").exists()
+    rep = convert_report(path, tmp_path / "cfr.mkv", cfr=True)
+    assert (rep.frames, len(rep.dropped), len(rep.duplicated)) == (40, 2, 0)
+    out = probe(tmp_path / "cfr.mkv").video
+    assert not out.vfr and out.frame_count == 40
+    assert _stamps(read_frames(tmp_path / "cfr.mkv", 0, 40)) == list(range(40))
+    # at a chosen rate (50 fps) the squeezed-in frames get slots of their own, the others repeat
+    rep = convert_report(path, tmp_path / "cfr50.mkv", rate="50")
+    assert rep.fps == 50 and rep.frames == 80 and not rep.dropped and len(rep.duplicated) == 38
+    assert _stamps(read_frames(tmp_path / "cfr50.mkv", 0, 80)) == _expected_grid(times, stamps, Fraction(50), 80)
+
+
+def test_edit_list_hides_leading_frames_and_the_file_is_not_corrupt(tmp_path):
+    # Frames stamped at negative times: the MP4 muxer writes an edit list that starts at time 0,
+    # so the first three frames are decoded (as references) but never displayed.
+    times = [Fraction(k - 3, 24) for k in range(30)]
+    path = _write(tmp_path / "edit.mp4", times, list(range(30)), rate=24, time_base=Fraction(1, 12288),
+                  options={"bf": "0"})
+    with av.open(str(path)) as c:
+        declared = c.streams.video[0].frames
+        discarded = sum(p.is_discard for p in c.demux(c.streams.video[0]) if p.size)
+    assert declared == 30 and discarded == 3
+    v = probe(path).video
+    assert v.edit_list and v.discarded_packets == 3 and v.declared_frames == 30
+    assert v.frame_count == v.source_frames == 27 and not v.vfr
+    assert "edit list" in probe(path).summary()
+    frames = read_frames(path, 0, 27)  # to the very last frame: no "corrupt or truncated"
+    assert _stamps(frames) == list(range(3, 30))
+    assert _stamps(read_frames(path, 20, 2)) == [23, 24]
+
+
+def test_start_offset_is_reported_and_frame_zero_is_the_first_shown(tmp_path):
+    times = [Fraction(1, 2) + Fraction(k, 25) for k in range(20)]
+    path = _write(tmp_path / "late.mkv", times, list(range(20)), codec="ffv1", pix_fmt="yuv444p", rate=25,
+                  time_base=Fraction(1, 1000))
+    v = probe(path).video
+    assert v.start_time == pytest.approx(0.5) and v.frame_count == 20 and not v.vfr
+    assert _stamps(read_frames(path, 0, 3)) == [0, 1, 2]
+
+
+def test_mpeg4_avi_with_b_frames_seeks_to_the_frame_asked_for(tmp_path):
+    path = tmp_path / "anim.avi"
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("mpeg4", rate=25, options={"bf": "2", "g": "12"})
+        s.width, s.height, s.pix_fmt = W, H, "yuv420p"
+        for i in range(130):
+            f = av.VideoFrame.from_ndarray(stamped_frame(i, W, H), format="rgb24")
+            f.pts = i
+            for p in s.encode(f):
+                c.mux(p)
+        for p in s.encode(None):
+            c.mux(p)
+    v = probe(path).video
+    assert (v.frame_count, v.fps, v.vfr) == (130, 25, False)
+    with VideoReader(path) as r:
+        assert _stamps(r.read(0, 3)) == [0, 1, 2]
+        assert _stamps(r.read(100, 5)) == [100, 101, 102, 103, 104]
+        assert _stamps(r.read(57, 2)) == [57, 58]
+        assert _stamps(r.read(129, 1)) == [129]
+    out = tmp_path / "png"
+    run = subprocess.run([sys.executable, "-m", "s2v_toolkit", "frames", str(path), "--start", "100", "--count", "2",
+                          "-o", str(out)], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    import cv2
+
+    png = cv2.cvtColor(cv2.imread(str(out / "anim_000101.png")), cv2.COLOR_BGR2RGB)
+    assert decode_stamp(png) == 101
+
+
+def test_hevc_with_variable_timestamps(tmp_path):
+    if "libx265" not in av.codecs_available:
+        pytest.skip("this PyAV build has no libx265 encoder")
+    # 30 fps, then a cut to 24 fps material (as a phone edit does): the grid is 30 fps
+    times = [Fraction(k, 30) for k in range(30)] + [1 + Fraction(k, 24) for k in range(24)]
+    stamps = list(range(54))
+    path = _write(tmp_path / "hevc.mov", times, stamps, codec="libx265", time_base=Fraction(1, 15360),
+                  options={"x265-params": "log-level=none:bframes=2:keyint=20"})
+    v = probe(path).video
+    assert v.codec == "hevc" and v.fps == 30 and v.vfr
+    assert v.frame_count == 60 and v.source_frames == 54 and v.duplicated == 6
+    expected = _expected_grid(times, stamps, Fraction(30), 60)
+    with pytest.warns(MediaWarning, match="variable frame rate"), VideoReader(path) as r:
+        assert _stamps(r.read(0, 60)) == expected
+        assert _stamps(r.read(41, 7)) == expected[41:48]
+
+
+def _corrupt(path, stream_type, packet_number, dst):
+    with av.open(str(path)) as c:
+        s = c.streams.video[0] if stream_type == "video" else c.streams.audio[0]
+        packets = [(p.pos, p.size, p.pts) for p in c.demux(s) if p.size]
+    data = bytearray(path.read_bytes())
+    pos, size, pts = packets[packet_number]
+    data[pos:pos + size] = np.random.default_rng(7).integers(0, 256, size, dtype=np.uint8).tobytes()
+    dst.write_bytes(bytes(data))
+    return dst
+
+
+def test_corrupt_video_packet_loses_only_its_frame_with_a_warning(tmp_path):
+    path = _write(tmp_path / "intra.mov", [Fraction(k, 25) for k in range(30)], list(range(30)), codec="mjpeg",
+                  pix_fmt="yuvj420p", rate=25, time_base=Fraction(1, 25))
+    bad = _corrupt(path, "video", 12, tmp_path / "bad.mov")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with VideoReader(bad) as r:
+            frames, fmap = r.read_mapped(0, 30)
+    stamps = _stamps(frames)
+    assert stamps[:12] == list(range(12)) and stamps[13:] == list(range(13, 30))
+    assert stamps[12] in (11, 13)  # the nearest good frame, said so
+    assert fmap.indexes("substituted") == [12]
+    msgs = [str(w.message) for w in caught if issubclass(w.category, MediaWarning)]
+    assert any("bad.mov" in m and "0.480-0.520 s" in m for m in msgs), msgs
+
+
+def test_corrupt_inter_frame_marks_what_follows_until_the_next_keyframe(tmp_path):
+    path = _write(tmp_path / "gop.mp4", [Fraction(k, 25) for k in range(40)], list(range(40)), rate=25,
+                  options={"g": "10", "bf": "0"})
+    bad = _corrupt(path, "video", 13, tmp_path / "bad.mp4")
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        with VideoReader(bad) as r:
+            frames, fmap = r.read_mapped(0, 40)
+    stamps = _stamps(frames)
+    for i, (s, kind) in enumerate(zip(stamps, fmap.kinds)):
+        assert s == i or kind in ("substituted", "degraded"), (i, s, kind)  # a wrong frame is never silent
+    assert stamps[:13] == list(range(13)) and stamps[20:] == list(range(20, 40))  # the next GOP is clean
+    assert fmap.kinds[13] == "substituted"
+
+
+def test_corrupt_audio_packet_at_the_start_loses_only_its_range(tmp_path):
+    rate = 48000
+    t = np.arange(rate * 2) / rate
+    sine = (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    path = write_video(tmp_path / "a.mp4", [stamped_frame(k, W, H) for k in range(50)], 25, audio=sine,
+                       audio_rate=rate)
+    with av.open(str(path)) as c:
+        first_shown = next(i for i, p in enumerate(c.demux(c.streams.audio[0])) if p.size and p.pts >= 0)
+    bad = _corrupt(path, "audio", first_shown, tmp_path / "bad.mp4")
+    clean = read_audio(path, sample_rate=rate)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        got = read_audio(bad, sample_rate=rate)
+    msgs = [str(w.message) for w in caught if issubclass(w.category, MediaWarning)]
+    assert len(msgs) == 1 and "bad.mp4" in msgs[0] and "0.000-0.021 s" in msgs[0], msgs
+    assert len(got) == len(clean)
+    # beyond the lost packet (and the AAC overlap window after it) the audio is in place and intact
+    # (to the decoder's noise-substitution randomness, which depends on how many frames it has decoded)
+    assert np.abs(got[3 * 1024:] - clean[3 * 1024:]).max() < 2e-3
+    assert np.abs(got[:1024]).max() < 1e-6  # the lost range reads as silence, not noise
+    # and the diarizer reads the file (it refused the whole file before), saying what was lost
+    run = subprocess.run([sys.executable, "-m", "s2v_toolkit", "diarize", str(bad), "--no-progress", "--json"],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "s2vt: warning:" in run.stderr and "0.000-0.021 s" in run.stderr
+
+
+def test_cli_reports_vfr_in_probe_and_frames(tmp_path):
+    times = [Fraction(k, 30) for k in range(20) if k not in (5, 6)]
+    path = _write(tmp_path / "v.mp4", times, [k for k in range(20) if k not in (5, 6)])
+    run = subprocess.run([sys.executable, "-m", "s2v_toolkit", "probe", str(path)], capture_output=True, text=True,
+                         timeout=60)
+    assert "VFR" in run.stdout and "2 frame(s) duplicated" in run.stdout and "convert --cfr" in run.stdout
+    run = subprocess.run([sys.executable, "-m", "s2v_toolkit", "frames", str(path), "--start", "4", "--count", "4",
+                          "-o", str(tmp_path / "png")], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0 and "5-6 repeat the previous source frame" in run.stdout, run.stdout
