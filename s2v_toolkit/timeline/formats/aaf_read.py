@@ -216,9 +216,9 @@ class CompositionReader:
                 pos -= length
                 cut = Fraction(comp["CutPoint"].value or 0) / rate if "CutPoint" in comp.keys() else length / 2
                 op = comp["OperationGroup"].value if "OperationGroup" in comp.keys() else None
+                # the next component starts under the transition: the sequence is shorter by its length
                 out.append(TransitionPiece(pos, length, cut, _name(op.operation) if op is not None else "",
                                            path + (i,)))
-                pos += length
                 continue
             out.extend(p.shifted(pos) for p in self.walk(comp, rate, path + (i,), scope))
             pos += length
