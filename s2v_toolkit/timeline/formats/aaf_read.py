@@ -258,6 +258,10 @@ class CompositionReader:
             for i, seg in enumerate(inputs):
                 for p in self.walk(seg, rate, path + (i,), scope):
                     p.lane, p.lanes = i, len(inputs)
+                    if p.start == 0 and isinstance(p, ClipPiece) and p.length < length:
+                        # Resolve writes the combined clip longer than its channels' media: the
+                        # editor's clip is the operation's length (the media check reports the rest)
+                        p.length = length
                     out.append(p)
             return out
         if not inputs:
