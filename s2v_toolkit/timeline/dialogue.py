@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
 import numpy as np
@@ -130,7 +130,7 @@ def speech_ratio_of(signal: np.ndarray, sample_rate: int) -> float:
     spec = np.abs(np.fft.rfft(frames * np.hanning(n), axis=1)) + 1e-9
     band = spec[:, max(1, int(80 * n / sample_rate)): int(4000 * n / sample_rate)]
     flatness = np.exp(np.mean(np.log(band), axis=1)) / np.mean(band, axis=1)
-    voiced = flatness < 0.35
+    voiced = flatness < 0.6   # white noise sits near 0.85, voiced speech well below
     # speech pauses between syllables/words: the loud state changes several times a second
     changes = np.abs(np.diff(loud.astype(np.int8)))
     window = max(1, int(1.0 / 0.03))
@@ -153,9 +153,9 @@ def _measured_choice(desc, audio: list[TrackInfo], measure) -> list[TrackInfo]:
     chosen = []
     for r, t in sorted(scored, key=lambda x: -x[0]):
         if r >= MIN_SPEECH_RATIO and r >= 0.5 * best:
-            t.dialogue = True
-            t.dialogue_reason = f"measured speech ratio {r:.2f} (names say nothing; best {best:.2f})"
-            chosen.append(t)
+            # a copy: the description itself keeps saying what the names said
+            chosen.append(replace(t, dialogue=True, dialogue_reason=f"measured speech ratio {r:.2f} "
+                                  f"(names and roles say nothing; best {best:.2f})"))
     return sorted(chosen, key=lambda t: t.stack_index)
 
 
