@@ -227,7 +227,8 @@ def build_plan(
     plan = RenderPlan(timeline=str(Path(loaded.path).absolute()) if loaded.path else "",
                       cast=str(cast_obj.path.absolute()) if cast_obj.path else None, rate=rate,
                       start_frame=start_frame, drop_frame=desc.drop_frame, duration_frames=duration,
-                      dialogue_tracks=[t.track_id for t in tracks], created=new_plan_timestamp())
+                      dialogue_tracks=[t.track_id for t in tracks], created=new_plan_timestamp(),
+                      allow_missing_media=allow_missing_media)
     for t in tracks:
         if t.reason:
             plan.notes.append(f"dialogue {t.track_id} '{t.track_name}': {t.reason}")
