@@ -160,3 +160,25 @@ def test_audio_only_aaf_gets_the_render_track_as_a_new_video_slot(tmp_path):
     back = describe_timeline(read_timeline(r.outputs["AAF"]), check_media=False)
     assert [t.kind for t in back.tracks] == ["video", "audio"]
     assert back.clips[0].record.duration_seconds == 2
+
+
+def test_what_is_not_understood_is_noted_with_its_record_range(tmp_path):
+    def build(b):
+        a = b.media("dia", "file:///nowhere/dia.wav")
+        t = b.track("sound", name="DIA")
+        t.segment.components.append(b.filler(24))
+        sel = b.f.create.Selector()
+        sel.media_kind = "sound"
+        sel.length = 48
+        picked = b.clip(a, 0, 48)
+        sel["Selected"].value = picked
+        other = b.clip(a, 100, 48)
+        sel["Alternates"].append(other)
+        t.segment.components.append(sel)
+
+    path = write_aaf(tmp_path / "selector.aaf", Fraction(24), build)
+    loaded = read_timeline(path)
+    (note,) = [n for n in loaded.notes if "selector" in n]
+    assert "'DIA'" in note and "01:00:01:00-01:00:03:00" in note
+    (c,) = describe_timeline(loaded, check_media=False).clips
+    assert c.active and c.record.start_seconds == 1      # the selected clip plays

@@ -17,7 +17,7 @@ import opentimelineio as otio
 
 from s2v_toolkit.timeline.errors import TimelineError
 from s2v_toolkit.timeline.formats.aaf_read import (
-    ClipPiece, CompositionReader, TransitionPiece, kind_of, quiet, snap_rate, _attrs, _name, _timecode_of,
+    ClipPiece, CompositionReader, NotePiece, TransitionPiece, kind_of, quiet, snap_rate, _attrs, _name, _timecode_of,
 )
 from s2v_toolkit.timeline.formats.base import TimelineFormat, first_line
 from s2v_toolkit.timeline.loaded import LoadedTimeline
@@ -123,7 +123,8 @@ def _read_file(f, path: Path, notes: list[str]) -> otio.schema.Timeline:
             track.metadata[NS] = tmeta
             path_prefix = (li,) if len(layers) > 1 else ()
             pieces = reader.walk(layer, srate, path_prefix)
-            _fill_track(track, pieces, rate, comp, slot, srate, notes)
+            _fill_track(track, pieces, rate, comp, slot, srate, notes, timeline.global_start_time,
+                        bool(ns.get("drop_frame")))
             timeline.tracks.append(track)
             by_slot.setdefault(slot.slot_id, []).append(track)
     _read_markers(comp, timeline, by_slot, rate, notes)
@@ -137,7 +138,10 @@ def _truthy(v) -> bool:
         return False
 
 
-def _fill_track(track, pieces, rate: Fraction, comp, slot, srate: Fraction, notes) -> None:
+def _fill_track(track, pieces, rate: Fraction, comp, slot, srate: Fraction, notes, start_tc=None,
+                drop: bool = False) -> None:
+    for n in sorted((p for p in pieces if isinstance(p, NotePiece)), key=lambda p: p.start):
+        notes.append(f"AAF: track '{track.name}' {_tc_range(n.start, n.length, rate, start_tc, drop)}: {n.text}")
     clips = sorted((p for p in pieces if isinstance(p, ClipPiece)), key=lambda p: (p.start, p.lane))
     trans = sorted((p for p in pieces if isinstance(p, TransitionPiece)), key=lambda p: p.start)
     # channel lanes of one combined clip (stereo, 5.1) go into one stack
@@ -151,7 +155,7 @@ def _fill_track(track, pieces, rate: Fraction, comp, slot, srate: Fraction, note
     cursor = Fraction(0)
     for g in groups:
         start, length = g[0].start, max(p.length for p in g)
-        label = f"'{g[0].name}' at {float(start):.3f}s"
+        label = f"'{g[0].name}' at {_tc_range(start, max(p.length for p in g), rate, start_tc, drop)}"
         if start < cursor:
             over = cursor - start
             if over >= length:
@@ -183,6 +187,16 @@ def _fill_track(track, pieces, rate: Fraction, comp, slot, srate: Fraction, note
                 stack.append(sub)
             track.append(stack)
         cursor = start + length
+
+
+def _tc_range(start: Fraction, length: Fraction, rate: Fraction, start_tc, drop: bool = False) -> str:
+    """Record range as the editor reads it: "01:00:10:00-01:00:12:05"."""
+    from s2v_toolkit.timeline.timecode import timecode
+
+    base = start_tc if start_tc is not None else RT(0, float(rate))
+    a = base + RT(float(start * rate), float(rate))
+    b = base + RT(float((start + length) * rate), float(rate))
+    return f"{timecode(a, float(rate), drop)}-{timecode(b, float(rate), drop)}"
 
 
 def _make_clip(p: ClipPiece, rate: Fraction, comp, slot, srate: Fraction) -> otio.schema.Clip:

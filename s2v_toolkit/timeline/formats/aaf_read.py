@@ -158,6 +158,22 @@ class ClipPiece:
 
 
 @dataclass
+class NotePiece:
+    """Something not understood, kept at its place so the note can name its record range."""
+
+    start: Fraction
+    length: Fraction
+    text: str
+
+    def shifted(self, dt: Fraction) -> "NotePiece":
+        return NotePiece(self.start + dt, self.length, self.text)
+
+    def clipped(self, lo: Fraction, hi: Fraction) -> "NotePiece | None":
+        s, e = max(self.start, lo), min(self.start + self.length, hi)
+        return NotePiece(s, max(e - s, Fraction(0)), self.text) if e >= s else None
+
+
+@dataclass
 class TransitionPiece:
     start: Fraction                  # where the overlap begins
     length: Fraction
@@ -203,9 +219,9 @@ class CompositionReader:
         if t in ("Timecode", "EdgeCode", "Pulldown", "DescriptiveMarker", "CommentMarker", "Event"):
             return []
         length = Fraction(seg.length or 0) / rate
-        self.notes.append(f"AAF: {t} '{_name(seg)}' ({float(length):.3f}s) is not understood; left out")
-        return [ClipPiece(Fraction(0), length, _name(seg) or t, kind_of(seg) or "video", {}, path=path,
-                          unknown_picture=f"AAF {t} not understood")] if kind_of(seg) == "video" and length else []
+        note = NotePiece(Fraction(0), length, f"{t} '{_name(seg)}' is not understood; left out")
+        return [note] + ([ClipPiece(Fraction(0), length, _name(seg) or t, "video", {}, path=path,
+                                    unknown_picture=f"AAF {t} not understood")] if kind_of(seg) == "video" and length else [])
 
     def walk_sequence(self, seq, rate, path, scope) -> list:
         out: list = []
@@ -234,10 +250,11 @@ class CompositionReader:
             for p in pieces:
                 p.muted = True
             return pieces
+        out = self.walk(selected, rate, path + ("sel",), scope) if selected is not None else []
         if alternates:
-            self.notes.append(f"AAF: selector '{_name(sel)}' has {len(alternates)} alternate(s); "
-                              "the selected one is read")
-        return self.walk(selected, rate, path + ("sel",), scope) if selected is not None else []
+            out.append(NotePiece(Fraction(0), Fraction(sel.length or 0) / rate,
+                                 f"selector '{_name(sel)}' has {len(alternates)} alternate(s); the selected one is read"))
+        return out
 
     def walk_operation(self, op, rate, path, scope) -> list:
         opname = _name(op.operation) if op.operation is not None else ""
@@ -265,15 +282,13 @@ class CompositionReader:
                     out.append(p)
             return out
         if not inputs:
-            if length:
-                self.notes.append(f"AAF: effect '{opname}' without input ({float(length):.3f}s) left out")
-            return []
+            return [NotePiece(Fraction(0), length, f"effect '{opname}' without input left out")] if length else []
         if any(k in low for k in SPEED_OPS):
             return self.walk_speed(op, opname, inputs[0], params, rate, path)
         pieces = self.walk(inputs[0], rate, path + (0,), scope)
         if any(k in low for k in GAIN_OPS):
             db, envelope = _gain_of(params, length)
-            for p in pieces:
+            for p in (x for x in pieces if isinstance(x, ClipPiece)):
                 p.gain_db = max(MIN_DB, p.gain_db + db)
                 if envelope is not None:
                     # the envelope is over the operation's time: make it the clip's own
@@ -282,11 +297,12 @@ class CompositionReader:
                 p.effects.append(opname)
             return pieces
         if len(inputs) > 1 and kind_of(op) == "video":
-            self.notes.append(f"AAF: effect '{opname}' has {len(inputs)} inputs; the first is read")
-        if not pieces and kind_of(op) == "video" and length:
-            self.notes.append(f"AAF: effect '{opname}' ({float(length):.3f}s) over the layer below is not applied")
+            pieces.append(NotePiece(Fraction(0), length, f"effect '{opname}' has {len(inputs)} inputs; the first is read"))
+        if not any(isinstance(p, ClipPiece) for p in pieces) and kind_of(op) == "video" and length:
+            pieces.append(NotePiece(Fraction(0), length, f"effect '{opname}' over the layer below is not applied"))
         for p in pieces:
-            p.effects.append(opname)
+            if isinstance(p, ClipPiece):
+                p.effects.append(opname)
         return pieces
 
     def walk_speed(self, op, opname, inner, params, rate, path) -> list:
@@ -305,7 +321,7 @@ class CompositionReader:
             for p in clips:
                 p.effects.append(opname)
             if clips:
-                self.notes.append(f"AAF: '{opname}' over {len(clips)} clips is read at speed 1")
+                return clips + [NotePiece(Fraction(0), outer_len, f"'{opname}' over {len(clips)} clips is read at speed 1")]
             return clips
         p = clips[0]
         p.start, p.length, p.speed = Fraction(0), outer_len, speed * p.speed
@@ -329,8 +345,7 @@ class CompositionReader:
         except Exception:
             mob = None
         if mob is None:
-            self.notes.append(f"AAF: a source clip ({float(length):.3f}s) points at no mob (offline); left out")
-            return []
+            return [NotePiece(Fraction(0), length, f"a source clip '{_name(sc)}' points at no mob (offline); left out")]
         start = Fraction(sc.start or 0) / rate
         kind = kind_of(sc) or "video"
         fades = {}
@@ -346,13 +361,12 @@ class CompositionReader:
 
     def walk_nested(self, mob, sc, start, length, rate, path) -> list:
         if self.depth > 16:
-            self.notes.append(f"AAF: nesting deeper than 16 levels at '{_name(mob)}'; left out")
-            return []
+            return [NotePiece(Fraction(0), length, f"nesting deeper than 16 levels at '{_name(mob)}'; left out")]
         try:
             slot = mob.slot_at(sc["SourceMobSlotID"].value)
         except Exception:
-            self.notes.append(f"AAF: nested sequence '{_name(mob)}' has no slot {sc['SourceMobSlotID'].value}; left out")
-            return []
+            return [NotePiece(Fraction(0), length, f"nested sequence '{_name(mob)}' has no slot "
+                                                   f"{sc['SourceMobSlotID'].value}; left out")]
         self.depth += 1
         try:
             inner = self.walk(slot.segment, snap_rate(slot.edit_rate), path + ("nest",))
@@ -366,8 +380,9 @@ class CompositionReader:
             if c is None:
                 continue
             c = c.shifted(-start)
-            c.nested_in = c.nested_in or _name(mob) or str(mob.mob_id)
-            c.path = path
+            if isinstance(c, ClipPiece):
+                c.nested_in = c.nested_in or _name(mob) or str(mob.mob_id)
+                c.path = path
             out.append(c)
         return out
 
@@ -605,6 +620,7 @@ def _apply_transitions(pieces: list) -> list:
     if not trans:
         return pieces
     clips = [p for p in pieces if isinstance(p, ClipPiece)]
+    others = [p for p in pieces if isinstance(p, NotePiece)]
     out_clips = []
     for c in clips:
         lo, hi = c.start, c.start + c.length
@@ -624,7 +640,7 @@ def _apply_transitions(pieces: list) -> list:
         if k is not None:
             k.fade_in, k.fade_out = fade_in, fade_out
             out_clips.append(k)
-    return out_clips + trans
+    return out_clips + trans + others
 
 
 def _has_clip_at(clips, t, me) -> bool:
