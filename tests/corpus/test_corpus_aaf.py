@@ -195,3 +195,35 @@ def test_write_back_changes_nothing_but_the_additions(path, tmp_path):
             abs(renders[0].record.start_seconds - target.record.start_seconds) <= Fraction(1, 2 * int(round(desc.rate)))
         marked = [c for c in back.clips if any(m.name.startswith("S2V v001") for m in c.markers)]
         assert marked, f"{path.name}: marker on the replaced clip not read back"
+
+
+@pytest.mark.parametrize("path", AAFS)
+def test_dialogue_levels_follow_the_files_gain_and_mute(path):
+    """Where the corpus has a clip's media: the extracted dialogue's level over the clip is the media's
+    own level (decoded here with soundfile) plus the gain the file gives the clip; muted is silent."""
+    import numpy as np
+    import soundfile
+
+    from corpus_testkit import corpus_dir
+    from s2v_toolkit.timeline import describe_timeline, extract_dialogue, read_timeline
+
+    desc = describe_timeline(read_timeline(path), search_dirs=[corpus_dir() / "timelines" / "media"])
+    facts = {(slot, float(pos)): (muted, db) for slot, _, pos, _, muted, db, _ in _facts(path)}
+    playable = [c for c in desc.clips if c.kind == "audio" and c.media.status == "ok" and c.source_channel is None
+                and not any(c.s2v.get(k) for k in ("gain_envelope", "fade_in", "fade_out"))]
+    if not playable:
+        pytest.skip("none of this AAF's audio media is in the corpus")
+    for track_id in sorted({c.track for c in playable}):
+        (t,) = extract_dialogue(desc, [track_id], allow_missing_media=True)
+        for c in (c for c in playable if c.track == track_id):
+            muted, db = facts[(c.s2v["locator"]["slot_id"], round(c.s2v["locator"]["record_start"], 6))]
+            data, _ = soundfile.read(c.media.path, dtype="float64", always_2d=True)
+            media_db = 20 * np.log10(np.sqrt(np.mean(data.mean(axis=1) ** 2)))
+            a = int(c.record.start_seconds * t.sample_rate) + 800
+            b = int((c.record.start_seconds + c.record.duration_seconds) * t.sample_rate) - 800
+            x = t.signal[a:b].astype(np.float64)
+            level = 20 * np.log10(np.sqrt(np.mean(x ** 2)) + 1e-30)
+            if muted or db <= -90:
+                assert level < -90, (c.id, level)          # a clip at -99 dB or muted comes out silent
+            else:
+                assert level == pytest.approx(media_db + db, abs=0.5), (c.id, level, media_db, db)
