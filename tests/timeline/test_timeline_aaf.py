@@ -182,3 +182,14 @@ def test_what_is_not_understood_is_noted_with_its_record_range(tmp_path):
     assert "'DIA'" in note and "01:00:01:00-01:00:03:00" in note
     (c,) = describe_timeline(loaded, check_media=False).clips
     assert c.active and c.record.start_seconds == 1      # the selected clip plays
+
+
+def test_a_render_path_relative_to_the_timeline_is_an_absolute_locator(mixed, tmp_path):
+    (mixed.parent / "renders").mkdir()
+    (mixed.parent / "renders" / "r1.mov").write_bytes(b"")
+    loaded = read_timeline(mixed)
+    target = next(c for c in describe_timeline(loaded, check_media=False).clips if c.active)
+    r = conform(loaded, [RenderResult("renders/r1.mov", clip_id=target.id)], tmp_path / "elsewhere")
+    back = describe_timeline(read_timeline(r.outputs["AAF"]), search_dirs=(), check_media=False)
+    (render,) = [c for c in back.clips if c.name.endswith("S2V v001")]
+    assert render.media.status == "ok" and render.media.path == str((mixed.parent / "renders" / "r1.mov").resolve())

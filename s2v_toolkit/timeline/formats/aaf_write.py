@@ -66,7 +66,7 @@ def write_additions(original, additions, tmp_path: Path) -> list[str]:
                     continue
                 if start > cursor:
                     seq.components.append(f.create.Filler("picture", start - cursor))
-                master = _render_master(f, clip, rate, length)
+                master = _render_master(f, clip, rate, length, _absolute_url(clip.media_url, original.path.parent))
                 seq.components.append(master.create_source_clip(1, _frames(clip.media_start, rate), length))
                 cursor = start + length
         if additions.markers:
@@ -89,14 +89,24 @@ def _free_slot_id(comp) -> int:
     return n
 
 
-def _render_master(f, clip, rate: Fraction, length: int):
+def _absolute_url(url: str, base: Path) -> str:
+    """AAF locators are absolute URLs: a render path relative to the editor's timeline becomes one."""
+    from urllib.parse import urlparse
+
+    if urlparse(url).scheme and len(urlparse(url).scheme) > 1:
+        return url
+    p = Path(url)
+    return (p if p.is_absolute() else (base / p)).resolve().as_uri()
+
+
+def _render_master(f, clip, rate: Fraction, length: int, url: str):
     """A MasterMob -> SourceMob (ImportDescriptor + locator) pair for one render file."""
     full = _frames(clip.media_duration, rate) if clip.media_duration is not None else None
     full = max(full or 0, _frames(clip.media_start, rate) + length)
     src = f.create.SourceMob(clip.name)
     src.descriptor = f.create.ImportDescriptor()
     loc = f.create.NetworkLocator()
-    loc["URLString"].value = clip.media_url
+    loc["URLString"].value = url
     src.descriptor["Locator"].append(loc)
     s = src.create_empty_slot(rate, media_kind="picture", slot_id=1)
     s.segment.length = full
