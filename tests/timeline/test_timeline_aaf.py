@@ -193,3 +193,23 @@ def test_a_render_path_relative_to_the_timeline_is_an_absolute_locator(mixed, tm
     back = describe_timeline(read_timeline(r.outputs["AAF"]), search_dirs=(), check_media=False)
     (render,) = [c for c in back.clips if c.name.endswith("S2V v001")]
     assert render.media.status == "ok" and render.media.path == str((mixed.parent / "renders" / "r1.mov").resolve())
+
+
+def test_without_a_top_level_mark_the_cut_is_the_composition_nothing_uses(tmp_path):
+    def build(b):
+        # the builder's composition comes first in the file and is the nested one here
+        b.comp.usage = "Usage_LowerLevel"
+        b.comp.name = "inner"
+        a = b.media("dia", "file:///nowhere/dia.wav")
+        b.track("sound").segment.components.append(b.clip(a, 0, 48))
+        cut = b.f.create.CompositionMob("the cut")
+        b.f.content.mobs.append(cut)
+        slot = cut.create_empty_sequence_slot(Fraction(24), media_kind="sound")
+        ref = b.comp.create_source_clip(2, 0, 48, media_kind="sound")
+        slot.segment.components.append(ref)
+
+    path = write_aaf(tmp_path / "nomark.aaf", Fraction(24), build)
+    loaded = read_timeline(path)
+    assert loaded.timeline.name == "the cut" and any("no composition as top level" in n for n in loaded.notes)
+    (c,) = describe_timeline(loaded, check_media=False).clips
+    assert c.s2v["nested_in"] == "inner"

@@ -71,8 +71,18 @@ def pick_composition(f, path: Path, notes: list[str]):
     comps = list(f.content.toplevel())
     if not comps:
         comps = list(f.content.compositionmobs())
+        # the cut is the composition no other composition uses (the others are nested in it)
+        used = set()
+        for c in comps:
+            try:
+                used.update(str(m.mob_id) for m in c.dependant_mobs())
+            except Exception:
+                continue
+        roots = [c for c in comps if str(c.mob_id) not in used]
+        comps = roots or comps
         if comps:
-            notes.append("AAF marks no composition as top level; reading the first composition")
+            notes.append(f"AAF marks no composition as top level; reading '{_name(comps[0])}', "
+                         "which no other composition uses")
     if not comps:
         raise TimelineError(path, "AAF has no composition (no tracks to read)")
     if len(comps) > 1:
