@@ -213,3 +213,22 @@ def test_without_a_top_level_mark_the_cut_is_the_composition_nothing_uses(tmp_pa
     assert loaded.timeline.name == "the cut" and any("no composition as top level" in n for n in loaded.notes)
     (c,) = describe_timeline(loaded, check_media=False).clips
     assert c.s2v["nested_in"] == "inner"
+
+
+def test_pan_is_kept_and_noted_not_applied(tmp_path):
+    from aaf_testkit import AUDIO_GAIN  # noqa: F401  (the builder registers operations by id)
+
+    def build(b):
+        a = b.media("dia", "file:///nowhere/dia.wav")
+        t = b.track("sound", name="DIA")
+        opdef = b._op("9d2ea893-0968-11d3-8a38-0050040ef7d2", "Mono Audio Pan", 1)
+        op = b.f.create.OperationGroup(opdef, 24)
+        op.media_kind = "sound"
+        clip = b.clip(a, 0, 24)
+        op.segments.append(clip)
+        t.segment.components.append(op)
+
+    loaded = read_timeline(write_aaf(tmp_path / "pan.aaf", Fraction(24), build))
+    (c,) = describe_timeline(loaded, check_media=False).clips
+    assert "Mono Audio Pan" in c.s2v["effects"] and c.gain_db == 0
+    assert any("stereo position" in n and "01:00:00:00-01:00:01:00" in n for n in loaded.notes)

@@ -254,6 +254,8 @@ def _make_clip(p: ClipPiece, rate: Fraction, comp, slot, srate: Fraction) -> oti
         meta["speed"] = float(p.speed)
     if p.effects:
         meta["effects"] = list(p.effects)
+    if p.pan is not None:
+        meta["pan"] = p.pan
     if p.lanes > 1:
         meta["channel_lane"] = [p.lane, p.lanes]
     if src.get("import_url") and src.get("url"):

@@ -129,6 +129,7 @@ class ClipPiece:
     generator: str | None = None
     unknown_picture: str | None = None
     path: tuple = ()                 # component indices from the slot's segment
+    pan: object = None               # a constant pan position, as the file gives it
     lane: int = 0                    # channel lane inside a channel combiner
     lanes: int = 1
 
@@ -295,6 +296,16 @@ class CompositionReader:
                     env = [(float(Fraction(t) - p.start), d) for t, d in envelope]
                     p.gain_envelope = _add_envelopes(p.gain_envelope, env)
                 p.effects.append(opname)
+            return pieces
+        if "pan" in low.split() or "pan" in low.replace("_", " ").split() or "balance" in low:
+            # the analysis signal is mono: a pan position does not change what is said
+            value = _first_constant(params)
+            for p in (x for x in pieces if isinstance(x, ClipPiece)):
+                p.effects.append(opname)
+                if value is not None:
+                    p.pan = value
+            pieces.append(NotePiece(Fraction(0), length, f"'{opname}' (stereo position) is kept, not applied: "
+                                                         "dialogue is analysed in mono"))
             return pieces
         if len(inputs) > 1 and kind_of(op) == "video":
             pieces.append(NotePiece(Fraction(0), length, f"effect '{opname}' has {len(inputs)} inputs; the first is read"))
@@ -559,6 +570,17 @@ def _param_value(prm):
         pts = [(Fraction(p.time), p.value) for p in prm["PointList"].value]
         return ("vary", pts)
     return (None, None)
+
+
+def _first_constant(params: dict):
+    for prm in params.values():
+        kind, value = _param_value(prm)
+        if kind == "const":
+            try:
+                return float(Fraction(value))
+            except (TypeError, ValueError):
+                continue
+    return None
 
 
 def _gain_of(params: dict, length: Fraction) -> tuple[float, list | None]:
