@@ -105,8 +105,7 @@ def test_gain_mute_fades_channels_nesting_markers(mixed):
     assert dia[2].record.start_seconds == Fraction(60, 24) and dia[2].s2v["fade_in"] == pytest.approx(0.5)
     assert [m.name for m in dia[0].markers] == ["check this line"]
     assert desc.otio_items[by["Music"].id].metadata["s2v_toolkit"]["muted"] is True
-    stereo = [desc.clip(c) for c in desc.tracks[3 - 1 + 1 - 1 + 2].clip_ids] if False else \
-        [c for c in desc.clips if c.name == "st"]
+    stereo = [c for c in desc.clips if c.name == "st"]
     assert sorted(c.source_channel for c in stereo) == [0, 1]
     nested = [c for c in desc.clips if c.s2v.get("nested_in") == "Nest 1"]
     assert len(nested) == 1
@@ -216,8 +215,6 @@ def test_without_a_top_level_mark_the_cut_is_the_composition_nothing_uses(tmp_pa
 
 
 def test_pan_is_kept_and_noted_not_applied(tmp_path):
-    from aaf_testkit import AUDIO_GAIN  # noqa: F401  (the builder registers operations by id)
-
     def build(b):
         a = b.media("dia", "file:///nowhere/dia.wav")
         t = b.track("sound", name="DIA")
