@@ -32,8 +32,6 @@ import sys
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-import opentimelineio as otio
-
 from s2v_toolkit.timeline.roles import METADATA_NAMESPACE
 
 NS = METADATA_NAMESPACE
@@ -416,7 +414,7 @@ class CompositionReader:
 
     def _chain(self, mob, slot_id) -> dict:
         info = {"name": _name(mob), "url": None, "import_url": None, "channel": None, "rate": None,
-                "tc_base": Fraction(0), "delta": Fraction(0), "file_delta": Fraction(0), "has_file": False,
+                "tc_base": Fraction(0), "file_delta": Fraction(0), "has_file": False,
                 "file_length": None, "master_mob_id": str(mob.mob_id), "master_slot": slot_id, "drop": None}
         delta = Fraction(0)          # seconds from the first mob's slot origin to this mob's slot origin
         tc = None

@@ -19,7 +19,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from s2v_toolkit.timeline.errors import TimelineError
-from s2v_toolkit.timeline.formats.aaf_read import quiet, snap_rate
+from s2v_toolkit.timeline.formats.aaf_read import quiet
 
 NS = "s2v_toolkit"
 MARKER_RGB = {"CYAN": (0, 65535, 65535), "RED": (65535, 0, 0), "GREEN": (0, 65535, 0),
