@@ -49,7 +49,9 @@ def _leaves(node, rate, pos, length, muted=False, db=0.0, speed=False):
     t = type(node).__name__
     if t == "SourceClip":
         if type(node.mob).__name__ == "MasterMob":
-            yield pos, length, muted, db, None if speed else Fraction(node.start) / rate
+            # under a speed effect Avid counts the input at the rate of the media it plays
+            own = _rate(node.slot.edit_rate) if speed else rate
+            yield pos, length, muted, db, Fraction(node.start) / own, speed
     elif t == "Selector":
         if "Alternates" in node.keys() and type(node["Selected"].value).__name__ == "Filler":
             yield from _leaves(node["Alternates"].value[0], rate, pos, length, True, db, speed)
@@ -119,7 +121,9 @@ def _sequence_facts(seg, rate):
         if k + 1 < len(placed) and type(placed[k + 1][0]).__name__ == "Transition":
             t, tpos = placed[k + 1]
             hi = tpos + t["CutPoint"].value
-        for _, _, muted, db, src in _leaves(c, rate, pos, c.length):
+        for _, _, muted, db, src, speed in _leaves(c, rate, pos, c.length):
+            if speed and lo != pos:
+                src = None       # a retimed clip trimmed by a transition: its source shift depends on the speed
             yield lo, hi - lo, muted, None if db is None else round(max(db, -144.0), 2), \
                 None if src is None else src + Fraction(lo - pos) / rate
 
