@@ -335,6 +335,11 @@ class CompositionReader:
         p = clips[0]
         p.start, p.length, p.speed = Fraction(0), outer_len, speed * p.speed
         p.effects.append(opname)
+        curve = params.get("PARAM_SPEED_OFFSET_MAP_U")
+        if curve is not None and _param_value(curve)[0] == "vary" and not _linear(_param_value(curve)[1]):
+            return [p, NotePiece(Fraction(0), outer_len, f"'{opname}' on '{p.name}' has a speed curve "
+                                                         f"({len(_param_value(curve)[1])} keyframes, not constant); "
+                                                         f"read at its average speed {float(p.speed):.3f}x")]
         return [p]
 
     def inner_rate(self, seg) -> Fraction | None:
@@ -619,13 +624,26 @@ def _add_envelopes(a, b):
     return [(float(t), float(max(MIN_DB, x + y))) for t, x, y in zip(times, fa, fb)]
 
 
+def _linear(points) -> bool:
+    """Whether an offset map's points lie on one line (a constant speed), within a hundredth of a frame."""
+    if len(points) <= 2:
+        return True
+    (t0, v0), (t1, v1) = points[0], points[-1]
+    if t1 == t0:
+        return False
+    slope = (Fraction(v1) - Fraction(v0)) / (t1 - t0)
+    return all(abs(Fraction(v) - Fraction(v0) - slope * (t - t0)) < Fraction(1, 100) for t, v in points)
+
+
 def _speed_ratio(params: dict) -> Fraction | None:
     """Input edit units per output edit unit of an Avid Motion Control / Audio Warp."""
     offset = params.get("PARAM_SPEED_OFFSET_MAP_U")
     if offset is not None:
         kind, pts = _param_value(offset)
-        if kind == "vary" and len(pts) == 2 and pts[1][0] != pts[0][0]:
-            return (Fraction(pts[1][1]) - Fraction(pts[0][1])) / (pts[1][0] - pts[0][0])
+        if kind == "vary" and len(pts) >= 2 and pts[-1][0] != pts[0][0]:
+            # the offset map gives the source frame at each output frame: its end points give the
+            # media used over the clip (a curve's average speed)
+            return (Fraction(pts[-1][1]) - Fraction(pts[0][1])) / (pts[-1][0] - pts[0][0])
     ratio = params.get("SpeedRatio")
     if ratio is not None:
         kind, v = _param_value(ratio)
