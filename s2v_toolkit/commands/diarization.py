@@ -33,6 +33,8 @@ def register(sub) -> None:
                    help="audio channel to analyse (0-based), or 'auto' for the one with most speech "
                         "(default: mix all channels)")
     p.add_argument("--tracks", nargs="+", metavar="TRACK", help="timeline input: dialogue track ids or names")
+    p.add_argument("--allow-missing-media", action="store_true",
+                   help="timeline input: accept silence where a dialogue clip's media is not found")
     p.add_argument("--threshold", type=float, default=None,
                    help="voice similarity a speaker needs to get a character (default 0.75)")
     p.add_argument("--rttm", metavar="OUT", help="also write the turns as RTTM (character names when assigned)")
@@ -63,7 +65,7 @@ def _inputs(args) -> list[tuple[str, object, int | None]]:
 
     desc = describe_timeline(read_timeline(path), search_dirs=[path.parent])
     out = []
-    for track in extract_dialogue(desc, args.tracks):
+    for track in extract_dialogue(desc, args.tracks, allow_missing_media=getattr(args, "allow_missing_media", False)):
         out.append((f"{path.stem}:{track.track_name or track.track_id}", track.signal, track.sample_rate))
     return out
 

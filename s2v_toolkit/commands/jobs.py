@@ -23,6 +23,8 @@ def register(sub) -> None:
     p.add_argument("--no-face-check", action="store_true",
                    help="do not look for the speaking face: every shot under a known character is a redub")
     p.add_argument("--overwrite", action="store_true", help="replace the plan file if it exists")
+    p.add_argument("--allow-missing-media", action="store_true",
+                   help="accept silence where a dialogue clip's media is not found (default: exit 2 naming each)")
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
     p.set_defaults(func=_cmd_plan)
 
@@ -100,7 +102,7 @@ def _cmd_plan(args) -> int:
     turns = _load_turns(args.turns) if args.turns else None
     plan = build_plan(args.timeline, args.cast, dialogue_tracks=args.tracks, turns=turns,
                       face_check=not args.no_face_check, backend=args.backend, num_speakers=args.num_speakers,
-                      progress=True)
+                      progress=True, allow_missing_media=args.allow_missing_media)
     plan.save(out, overwrite=True)
     if args.json:
         print_json(plan.to_dict(out.absolute().parent))

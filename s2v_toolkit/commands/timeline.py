@@ -42,9 +42,12 @@ def register(sub) -> None:
     _common(p)
     p.add_argument("-o", "--out", required=True, help="output folder (created if missing)")
     p.add_argument("--track", action="append", default=None, metavar="SEL",
-                   help="audio track id (A2) or name pattern (DX*); repeatable. Default: tracks named "
-                        "like dialogue (DIA, Dialog, DX) or marked s2v.role=dialogue")
+                   help="audio track id (A2) or name pattern (DX*); repeatable. Default: tracks with a "
+                        "dialogue role (FCPXML) or a dialogue name (Dialog, DX, VO, Voice, Sync, Interview, "
+                        "Kommentar, O-Ton, Dialogo, Parole, 台词...), else the tracks with the most measured speech")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument("--allow-missing-media", action="store_true",
+                   help="accept silence where a clip's media is not found (default: exit 2 naming each clip)")
     p.set_defaults(func=_cmd_extract)
 
     p = sub.add_parser("conform-timeline", help="put rendered clips on a new 'S2V vNNN' track, written as new files")
@@ -134,7 +137,7 @@ def _cmd_extract(args) -> int:
 
     _, desc = _load(args, check_media=False)
     out = ensure_output_dir(args.out)
-    tracks = extract_dialogue(desc, args.track)
+    tracks = extract_dialogue(desc, args.track, allow_missing_media=args.allow_missing_media)
     doc = {"timeline": desc.path, "rate": desc.rate, "tracks": []}
     for t in tracks:
         safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", t.track_name).strip("_")
@@ -143,7 +146,7 @@ def _cmd_extract(args) -> int:
             soundfile.write(str(tmp), t.signal, t.sample_rate, subtype="FLOAT", format="WAV")
         doc["tracks"].append({**t.to_dict(), "wav": wav.name})
         print(f"{t.track_id} '{t.track_name}': {len(t.segments)} clip(s), {t.signal.shape[0] / t.sample_rate:.2f}s"
-              f" -> {wav}")
+              f" -> {wav}" + (f"  [dialogue: {t.reason}]" if t.reason else ""))
         for p in t.problems:
             print(f"  {p}")
     index = Path(out) / "dialogue.json"

@@ -158,6 +158,7 @@ class RenderPlan:
     jobs: list[ShotJob] = field(default_factory=list)
     dialogue_tracks: list[str] = field(default_factory=list)
     created: str = ""
+    allow_missing_media: bool = False    # silence accepted where dialogue media is missing (plan --allow-missing-media)
     notes: list[str] = field(default_factory=list)
     path: Path | None = None      # where it was loaded from / saved to
 
@@ -199,6 +200,7 @@ class RenderPlan:
             "rate": self.rate, "rate_exact": rate_exact, "start_frame": self.start_frame,
             "start_timecode": self.record_timecode(0), "drop_frame": self.drop_frame,
             "duration_frames": self.duration_frames, "dialogue_tracks": list(self.dialogue_tracks),
+            "allow_missing_media": self.allow_missing_media,
             "counts": self.counts(), "notes": list(self.notes),
             "lines": [dict(ln.to_dict(), record_tc=list(self.timecodes(ln))) for ln in self.lines],
             "jobs": [j.to_dict(base, self.timecodes(j)) for j in self.jobs],
@@ -220,6 +222,7 @@ class RenderPlan:
                 duration_frames=int(d["duration_frames"]),
                 lines=[DialogueLine.from_dict(x) for x in d.get("lines", [])],
                 dialogue_tracks=list(d.get("dialogue_tracks", [])), created=str(d.get("created", "")),
+                allow_missing_media=bool(d.get("allow_missing_media", False)),
                 notes=list(d.get("notes", [])), path=path,
             )
         except (KeyError, TypeError, ValueError) as exc:

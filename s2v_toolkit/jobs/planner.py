@@ -205,6 +205,7 @@ def build_plan(
     search_dirs: tuple = (),
     face_bundle: str | os.PathLike | None = None,
     progress: bool = False,
+    allow_missing_media: bool = False,
 ) -> RenderPlan:
     """Plan the renders of ``timeline`` (a path or a LoadedTimeline) for ``cast`` (a path or a Cast).
 
@@ -222,12 +223,15 @@ def build_plan(
     fps = desc.rate_fraction
     duration = int(round(desc.duration.to_otio().rescaled_to(rate).value))
     start_frame = int(round(desc.global_start.to_otio().rescaled_to(rate).value))
-    tracks = extract_dialogue(desc, dialogue_tracks)
+    tracks = extract_dialogue(desc, dialogue_tracks, allow_missing_media=allow_missing_media)
     plan = RenderPlan(timeline=str(Path(loaded.path).absolute()) if loaded.path else "",
                       cast=str(cast_obj.path.absolute()) if cast_obj.path else None, rate=rate,
                       start_frame=start_frame, drop_frame=desc.drop_frame, duration_frames=duration,
-                      dialogue_tracks=[t.track_id for t in tracks], created=new_plan_timestamp())
+                      dialogue_tracks=[t.track_id for t in tracks], created=new_plan_timestamp(),
+                      allow_missing_media=allow_missing_media)
     for t in tracks:
+        if t.reason:
+            plan.notes.append(f"dialogue {t.track_id} '{t.track_name}': {t.reason}")
         plan.notes.extend(f"dialogue {t.track_id}: {p}" for p in t.problems)
 
     if isinstance(face_check, bool):

@@ -58,7 +58,8 @@ class RenderContext:
 
             if self._desc is None:
                 self._desc = describe_timeline(read_timeline(self.plan.timeline))
-            tracks = extract_dialogue(self._desc, self.plan.dialogue_tracks or None, sample_rate=sample_rate)
+            tracks = extract_dialogue(self._desc, self.plan.dialogue_tracks or None, sample_rate=sample_rate,
+                                      allow_missing_media=getattr(self.plan, "allow_missing_media", False))
             self._signals[sample_rate] = {t.track_id: t.signal for t in tracks}
         return self._signals[sample_rate]
 

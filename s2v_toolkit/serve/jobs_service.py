@@ -16,7 +16,7 @@ from s2v_toolkit.errors import ConfigError
 from s2v_toolkit.serve.service import Service, TaskContext
 
 PLAN_NAME = "plan.json"
-PLAN_OPTIONS = {"dialogue_tracks", "face_check", "backend", "num_speakers", "turns"}
+PLAN_OPTIONS = {"dialogue_tracks", "face_check", "backend", "num_speakers", "turns", "allow_missing_media"}
 # Requests choose among what the server was started with: a request cannot point the server at weights
 # in some folder of its choosing (checkpoint and device come from `s2vt serve --checkpoint/--device`).
 RENDER_OPTIONS = {"model", "retry_failed"}
@@ -74,7 +74,8 @@ class JobsService(Service):
         turns = load_turns(Path(options["turns"])) if options.get("turns") else None
         plan = build_plan(timeline, cast, dialogue_tracks=options.get("dialogue_tracks"), turns=turns,
                           face_check=bool(options.get("face_check", True)),
-                          backend=str(options.get("backend", "embedded")), num_speakers=options.get("num_speakers"))
+                          backend=str(options.get("backend", "embedded")), num_speakers=options.get("num_speakers"),
+                          allow_missing_media=bool(options.get("allow_missing_media", False)))
         path = plan.save(Path(project_dir) / PLAN_NAME)
         counts = plan.counts()
         ctx.log(f"plan: {len(plan.lines)} line(s), jobs " + ", ".join(f"{k} {v}" for k, v in counts.items()))

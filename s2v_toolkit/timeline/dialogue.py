@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
 import numpy as np
@@ -19,6 +19,7 @@ from s2v_toolkit.timeline.describe import TimelineClip, TimelineDescription, Tra
 from s2v_toolkit.timeline.errors import TimelineError
 from s2v_toolkit.timeline.media_access import probe_facts, read_audio_16k
 from s2v_toolkit.timeline.media_link import OK
+from s2v_toolkit.timeline.roles import METADATA_NAMESPACE
 from s2v_toolkit.timeline.timecode import RationalTime, Time, rate_fraction
 
 ANALYSIS_RATE = 16000
@@ -55,6 +56,7 @@ class DialogueTrack:
     signal: np.ndarray           # float32 (n,), sample 0 = the timeline's first frame
     segments: list[DialogueSegment] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    reason: str = ""             # why the track was taken as dialogue (role, name, measured, chosen)
 
     def record_seconds(self, sample: int) -> Fraction:
         return Fraction(sample, self.sample_rate)
@@ -73,7 +75,7 @@ class DialogueTrack:
         """Everything but the samples (those go to a WAV/NPY file)."""
         return {"track_id": self.track_id, "track_name": self.track_name, "sample_rate": self.sample_rate,
                 "samples": int(self.signal.shape[0]), "segments": [s.to_dict() for s in self.segments],
-                "problems": list(self.problems)}
+                "problems": list(self.problems), "reason": self.reason}
 
     @classmethod
     def from_dict(cls, d: dict, signal: np.ndarray) -> "DialogueTrack":
@@ -81,12 +83,19 @@ class DialogueTrack:
                    [DialogueSegment.from_dict(s) for s in d["segments"]], list(d.get("problems", [])))
 
 
-def choose_dialogue_tracks(desc: TimelineDescription, selectors: list[str] | None = None) -> list[TrackInfo]:
+def choose_dialogue_tracks(desc: TimelineDescription, selectors: list[str] | None = None, *,
+                           speech_ratio=None, measure: bool = True) -> list[TrackInfo]:
     """Tracks to extract: ``selectors`` (track ids like "A2", or name patterns like "DX*"), else the
-    tracks that look like dialogue (name or ``s2v`` metadata)."""
+    tracks that look like dialogue (FCPXML role or name, see ``roles``), else, where names say
+    nothing, the tracks with the most speech by a measured rule (``speech_ratio(signal, rate)``,
+    default :func:`speech_ratio`; a caller may pass its VAD's). Each chosen track's
+    ``dialogue_reason`` says why it was chosen."""
     audio = [t for t in desc.tracks if t.kind == "audio"]
     if not selectors:
-        return [t for t in audio if t.dialogue]
+        named = [t for t in audio if t.dialogue]
+        if named or not measure:
+            return named
+        return _measured_choice(desc, audio, speech_ratio or speech_ratio_of)
     chosen: list[TrackInfo] = []
     for sel in selectors:
         hits = [t for t in audio if t.id.lower() == sel.lower()
@@ -99,6 +108,57 @@ def choose_dialogue_tracks(desc: TimelineDescription, selectors: list[str] | Non
     return chosen
 
 
+MEASURE_RATE = 8000
+MIN_SPEECH_RATIO = 0.15
+
+
+def speech_ratio_of(signal: np.ndarray, sample_rate: int) -> float:
+    """Share of 30 ms frames that sound like speech: loud enough above the track's own floor, with
+    a voiced, non-flat spectrum (spectral flatness), inside a syllable-rate energy modulation.
+
+    A small measure for choosing tracks, not a VAD: music scores lower because it rarely pauses
+    (the modulation test), noise and ambience because their spectrum is flat."""
+    x = np.asarray(signal, dtype=np.float32)
+    n = int(0.03 * sample_rate)
+    if x.size < n * 10:
+        return 0.0
+    frames = x[: x.size // n * n].reshape(-1, n)
+    energy = 10 * np.log10(np.mean(frames ** 2, axis=1) + 1e-12)
+    loud = energy > max(-55.0, float(np.percentile(energy, 10)) + 12.0)
+    if not loud.any():
+        return 0.0
+    spec = np.abs(np.fft.rfft(frames * np.hanning(n), axis=1)) + 1e-9
+    band = spec[:, max(1, int(80 * n / sample_rate)): int(4000 * n / sample_rate)]
+    flatness = np.exp(np.mean(np.log(band), axis=1)) / np.mean(band, axis=1)
+    voiced = flatness < 0.6   # white noise sits near 0.85, voiced speech well below
+    # speech pauses between syllables/words: the loud state changes several times a second
+    changes = np.abs(np.diff(loud.astype(np.int8)))
+    window = max(1, int(1.0 / 0.03))
+    rate = np.convolve(changes, np.ones(window), mode="same")[: loud.size - 1]
+    modulated = np.concatenate([[False], rate >= 2])
+    return float(np.mean(loud & voiced & modulated))
+
+
+def _measured_choice(desc, audio: list[TrackInfo], measure) -> list[TrackInfo]:
+    scored = []
+    for t in audio:
+        try:
+            sig = render_track(desc, t, MEASURE_RATE, allow_missing_media=True).signal
+        except Exception:  # a track that cannot be heard is not dialogue
+            continue
+        scored.append((float(measure(sig, MEASURE_RATE)), t))
+    if not scored:
+        return []
+    best = max(r for r, _ in scored)
+    chosen = []
+    for r, t in sorted(scored, key=lambda x: -x[0]):
+        if r >= MIN_SPEECH_RATIO and r >= 0.5 * best:
+            # a copy: the description itself keeps saying what the names said
+            chosen.append(replace(t, dialogue=True, dialogue_reason=f"measured speech ratio {r:.2f} "
+                                  f"(names and roles say nothing; best {best:.2f})"))
+    return sorted(chosen, key=lambda t: t.stack_index)
+
+
 def _file_offset(clip: TimelineClip) -> Fraction:
     """Seconds into the file where the clip's source range starts (source time minus media origin)."""
     if clip.media.available_range is not None:
@@ -109,22 +169,82 @@ def _file_offset(clip: TimelineClip) -> Fraction:
     return clip.media_range.start.seconds - origin
 
 
-def render_track(desc: TimelineDescription, track: TrackInfo, sample_rate: int = ANALYSIS_RATE) -> DialogueTrack:
+def _track_meta(desc: TimelineDescription, track: TrackInfo) -> dict:
+    item = desc.otio_items.get(track.id)
+    md = item.metadata.get(METADATA_NAMESPACE) if item is not None else None
+    return {str(k): v for k, v in md.items()} if md is not None else {}
+
+
+def missing_media(desc: TimelineDescription, track: TrackInfo) -> list[str]:
+    """Clips of ``track`` that would be heard but whose media is not found ("A1.3 'name' at TC")."""
+    out = []
+    for cid in track.clip_ids:
+        clip = desc.clip(cid)
+        if clip.active and not clip.s2v.get("muted") and clip.media.status != OK and not clip.freeze_frame:
+            out.append(f"{clip.id} '{clip.name}' at {desc.record_timecode(clip.record.start.to_otio())} "
+                       f"({clip.media.status}{': ' + clip.media.path if clip.media.path else ''})")
+    return out
+
+
+def _fade(n: int, fade_in: float, fade_out: float, sample_rate: int) -> np.ndarray | None:
+    if not (fade_in or fade_out):
+        return None
+    g = np.ones(n, dtype=np.float32)
+    a = min(n, int(round(fade_in * sample_rate))) if fade_in else 0
+    b = min(n, int(round(fade_out * sample_rate))) if fade_out else 0
+    if a:
+        g[:a] *= np.linspace(0.0, 1.0, a, endpoint=False, dtype=np.float32)
+    if b:
+        g[n - b:] *= np.linspace(1.0, 0.0, b, endpoint=False, dtype=np.float32)
+    return g
+
+
+def _envelope(n: int, points, sample_rate: int) -> np.ndarray:
+    t = np.arange(n, dtype=np.float64) / sample_rate
+    db = np.interp(t, [float(p[0]) for p in points], [float(p[1]) for p in points])
+    return (10 ** (db / 20)).astype(np.float32)
+
+
+def render_track(desc: TimelineDescription, track: TrackInfo, sample_rate: int = ANALYSIS_RATE, *,
+                 allow_missing_media: bool = False) -> DialogueTrack:
+    """The track as the mixer set it: clip gain (and gain envelopes), fades, clip/track mute,
+    solo, track gain and the channel each clip plays, at record time.
+
+    Media that cannot be found raises :class:`TimelineError` naming each clip, unless
+    ``allow_missing_media`` (then those clips are silent and listed in ``problems``)."""
+    missing = missing_media(desc, track)
+    if missing and not allow_missing_media:
+        raise TimelineError(desc.path, f"track {track.id} '{track.name}': media not found for "
+                            f"{len(missing)} clip(s): " + "; ".join(missing)
+                            + " (relink with --search DIR, or pass --allow-missing-media to accept silence there)")
     total = int(round((desc.duration.seconds) * sample_rate))
     signal = np.zeros(total, dtype=np.float32)
     out = DialogueTrack(track.id, track.name, sample_rate, signal)
     channels_seen: dict[str, int] = {}
+    tmeta = _track_meta(desc, track)
+    soloed = [t.id for t in desc.tracks if t.kind == "audio" and _track_meta(desc, t).get("solo")]
     if not track.enabled:
         out.problems.append(f"track {track.id} '{track.name}' is disabled (muted): signal is silent")
+        return out
+    if tmeta.get("muted"):
+        out.problems.append(f"track {track.id} '{track.name}' is muted in the mix: signal is silent")
+        return out
+    if soloed and track.id not in soloed:
+        out.problems.append(f"track {track.id} '{track.name}' is not soloed (solo on {', '.join(soloed)}): "
+                            "signal is silent")
+        return out
+    track_gain = float(tmeta.get("gain_db") or 0.0)
     for cid in track.clip_ids:
         clip = desc.clip(cid)
         label = f"{clip.id} '{clip.name}'"
+        if clip.s2v.get("muted"):
+            out.problems.append(f"{label}: muted, left silent")
+            continue
         if not clip.active:
-            if track.enabled:
-                out.problems.append(f"{label}: disabled, left silent")
+            out.problems.append(f"{label}: disabled, left silent")
             continue
         if clip.media.status != OK:
-            out.problems.append(f"{label}: media {clip.media.status}, left silent")
+            out.problems.append(f"{label}: media {clip.media.status}, left silent (--allow-missing-media)")
             continue
         if clip.freeze_frame:
             out.problems.append(f"{label}: freeze frame has no audio, left silent")
@@ -155,8 +275,14 @@ def render_track(desc: TimelineDescription, track: TrackInfo, sample_rate: int =
             msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             out.problems.append(f"{label}: cannot read audio ({msg}), left silent")
             continue
-        if clip.gain_db:
-            audio = audio * np.float32(10 ** (clip.gain_db / 20) if np.isfinite(clip.gain_db) else 0.0)
+        gain = (clip.gain_db or 0.0) + track_gain
+        if gain:
+            audio = audio * np.float32(10 ** (gain / 20) if np.isfinite(gain) and gain > -144 else 0.0)
+        if clip.s2v.get("gain_envelope"):
+            audio = audio * _envelope(n, clip.s2v["gain_envelope"], sample_rate)
+        fade = _fade(n, float(clip.s2v.get("fade_in") or 0), float(clip.s2v.get("fade_out") or 0), sample_rate)
+        if fade is not None:
+            audio = audio * fade
         # clips may overlap inside nested stacks: mix, as an NLE does
         signal[first_c:last_c] += audio[first_c - first:last_c - first]
         out.segments.append(DialogueSegment(
@@ -180,10 +306,25 @@ def _src_offset(clip: TimelineClip, samples: int, sample_rate: int) -> RationalT
 
 
 def extract_dialogue(desc: TimelineDescription, tracks: list[str] | None = None,
-                     sample_rate: int = ANALYSIS_RATE) -> list[DialogueTrack]:
-    """Analysis signals of the chosen dialogue tracks (see :func:`choose_dialogue_tracks`)."""
-    chosen = choose_dialogue_tracks(desc, tracks)
+                     sample_rate: int = ANALYSIS_RATE, *, allow_missing_media: bool = False,
+                     speech_ratio=None) -> list[DialogueTrack]:
+    """Analysis signals of the chosen dialogue tracks (see :func:`choose_dialogue_tracks`), mixed as
+    the editor/mixer set them. Missing media raises one error naming every such clip of every
+    chosen track, unless ``allow_missing_media``."""
+    chosen = choose_dialogue_tracks(desc, tracks, speech_ratio=speech_ratio)
     if not chosen:
         names = ", ".join(f"{t.id} '{t.name}'" for t in desc.tracks if t.kind == "audio") or "none"
-        raise TimelineError(desc.path, f"no dialogue track found by name or metadata; choose one (audio tracks: {names})")
-    return [render_track(desc, t, sample_rate) for t in chosen]
+        raise TimelineError(desc.path, "no dialogue track found by role, name or measured speech; "
+                            f"choose one with --track (audio tracks: {names})")
+    if not allow_missing_media:
+        missing = [m for t in chosen for m in missing_media(desc, t)]
+        if missing:
+            raise TimelineError(desc.path, f"media not found for {len(missing)} dialogue clip(s): "
+                                + "; ".join(missing)
+                                + " (relink with --search DIR, or pass --allow-missing-media to accept silence there)")
+    out = []
+    for t in chosen:
+        d = render_track(desc, t, sample_rate, allow_missing_media=True)
+        d.reason = t.dialogue_reason or ("chosen with --track" if tracks else "")
+        out.append(d)
+    return out
