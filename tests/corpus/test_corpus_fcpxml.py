@@ -24,6 +24,7 @@ import pytest
 from corpus_testkit import corpus_params
 from s2v_toolkit.timeline import read_timeline
 from s2v_toolkit.timeline.conform import RenderResult, conform
+from s2v_toolkit.timeline.timecode import Span, Time
 from s2v_toolkit.timeline.describe import describe_timeline
 from s2v_toolkit.timeline.timecode import seconds as rt_seconds
 
@@ -278,15 +279,33 @@ def _strip_tree(text: str) -> str:
     return _canonical(ET.tostring(root, encoding="unicode"))
 
 
-def written_back_unchanged(path: Path, out_dir: Path) -> list[str]:
-    desc = describe_timeline(read_timeline(path), check_media=False)
+def _renders(path: Path, desc) -> list:
+    """Renders over the first and the middle shot; over an audio-only cut, by record range over its
+    first and middle sound clips (a new picture placed over sound)."""
     shots = [c for c in desc.clips if c.kind == "video" and not c.s2v.get("generator")
              and not c.s2v.get("unknown_picture")] \
         or [c for c in desc.clips if c.kind == "video"]   # a project of titles only: mark a title
-    assert shots, "no picture to conform over"
+    by_record = not shots
+    shots = shots or [c for c in desc.clips if c.kind == "audio"]
+    if not shots:
+        return []
     picks = [shots[0], shots[len(shots) // 2]] if len(shots) > 1 else shots
     picks = list({c.id: c for c in picks}.values())
-    renders = [RenderResult(f"/renders/{path.stem}_{i}.mov", clip_id=c.id, job_id=f"j{i}") for i, c in enumerate(picks)]
+    if by_record:
+        return [RenderResult(f"/renders/{path.stem}_{i}.mov", record=c.record, job_id=f"j{i}")
+                for i, c in enumerate(picks)]
+    return [RenderResult(f"/renders/{path.stem}_{i}.mov", clip_id=c.id, job_id=f"j{i}") for i, c in enumerate(picks)]
+
+
+def written_back_unchanged(path: Path, out_dir: Path) -> list[str]:
+    desc = describe_timeline(read_timeline(path), check_media=False)
+    renders = _renders(path, desc)
+    if not renders:
+        # an empty project: a render placed over it is refused with a clear reason, nothing written
+        one = [RenderResult(f"/renders/{path.stem}.mov", record=Span(Time(0, desc.rate), Time(24, desc.rate)))]
+        empty = conform(path, one, out_dir / "empty")
+        if "fcpx_xml" in empty.outputs or not any("primary storyline is empty" in n for n in empty.not_carried):
+            return [f"a render over an empty project: {empty.outputs}, {empty.not_carried}"]
     result = conform(path, renders, out_dir)
     out = Path(result.outputs["fcpx_xml"])
     wrong = []
@@ -295,14 +314,25 @@ def written_back_unchanged(path: Path, out_dir: Path) -> list[str]:
     if _well_formed(path) and _strip_tree(out.read_text()) != _canonical(path.read_text()):
         wrong.append("output minus the additions (by structure) is not canonically the input")
     back = describe_timeline(read_timeline(out), check_media=False)
-    added = [c for c in back.clips if c.name.endswith("S2V v001")]
-    want = sorted(round(c.record.to_otio().start_time.rescaled_to(desc.rate).value) for c in picks)
-    have = sorted(round(c.record.to_otio().start_time.rescaled_to(desc.rate).value) for c in added)
-    if want != have:
+    # each render where it was placed, under its own name; overlapping ones on lanes of their own
+    placed_names = {p.clip_name for p in result.placed}
+    back_renders = [c for c in back.clips if c.kind == "video" and c.name in placed_names]
+    want = sorted((round(p.record.to_otio().start_time.rescaled_to(desc.rate).value), p.clip_name)
+                  for p in result.placed)
+    have = sorted((round(c.record.to_otio().start_time.rescaled_to(desc.rate).value), c.name) for c in back_renders)
+    if want != have or len(result.placed) != len(renders):
         wrong.append(f"renders read back at {have}, placed at {want}")
-    markers = sum(1 for c in back.clips for m in c.markers if m.name == "S2V v001")
-    if markers < len(picks):
-        wrong.append(f"{markers} of {len(picks)} markers read back")
+    for a in back_renders:
+        for b in back_renders:
+            ra, rb = a.record.to_otio(), b.record.to_otio()
+            if a is not b and a.track == b.track and ra.start_time < rb.end_time_exclusive() \
+                    and rb.start_time < ra.end_time_exclusive():
+                wrong.append(f"overlapping renders {a.name} and {b.name} read back on one track {a.track}")
+    names = set(result.track_names)
+    markers = sum(1 for c in back.clips for m in c.markers if m.name in names)
+    expected = sum(len(p.source_clip_ids) for p in result.placed)
+    if markers < expected:
+        wrong.append(f"{markers} of {expected} markers read back")
     return wrong
 
 

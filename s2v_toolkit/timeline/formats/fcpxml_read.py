@@ -241,7 +241,10 @@ class Reader:
             return []
         gain = ctx.gain_db + self.volume(el)
         role = el.get("audioRole") or ctx.role
-        host = (el, imap) if ctx.in_project and tag in HOSTS else ctx.host
+        # markers go back into the element the editor sees as the clip: a clip-like element, or a bare
+        # <video>/<audio> placed in a storyline by itself (not the content of a <clip> around it)
+        own_host = tag in HOSTS or (tag in ("video", "audio") and ctx.host is None)
+        host = (el, imap) if ctx.in_project and own_host else ctx.host
         inner = replace(ctx, enabled=enabled, gain_db=gain, role=role, host=host,
                         video_role=el.get("videoRole") or ctx.video_role)
         pieces: list[Piece] = []

@@ -69,6 +69,7 @@ class _Inserter:
         self.text = text
         self.edits: list[tuple[int, int, str]] = []   # (position, order, text)
         self.replace: dict[int, tuple[int, str]] = {}  # start -> (end, new text): for '/>' -> '>'
+        self.opened: dict[int, list[str]] = {}         # self-closing element's start -> its new children
 
     def indent_of(self, node: Node) -> str:
         line_start = self.text.rfind("\n", 0, node.start) + 1
@@ -86,13 +87,18 @@ class _Inserter:
         """Insert ``snippet`` as a child of ``node`` before its first child whose tag is in ``before_tags``."""
         indent = self.child_indent(node)
         if node.self_closing:
-            # <gap .../> -> <gap ...> new </gap>: the one place an original byte changes ('/>')
-            head = self.text[node.start:node.head_end]
-            slash = head.rstrip(">").rstrip()
-            cut = node.start + len(slash) - 1  # index of '/'
-            self.replace[cut] = (node.head_end, ">")
-            self.edits.append((node.head_end, len(self.edits),
-                               f"\n{indent}{snippet}\n{self.indent_of(node)}</{node.tag}>"))
+            # <gap .../> -> <gap ...> new </gap>: the one place an original byte changes ('/>');
+            # every snippet for this element goes inside the one pair of tags (in the order given)
+            if node.start not in self.opened:
+                head = self.text[node.start:node.head_end]
+                slash = head.rstrip(">").rstrip()
+                cut = node.start + len(slash) - 1  # index of '/'
+                self.replace[cut] = (node.head_end, ">")
+                self.opened[node.start] = []
+                self.edits.append((node.head_end, len(self.edits),
+                                   lambda n=node: "".join(f"\n{self.child_indent(n)}{x}" for x in self.opened[n.start])
+                                   + f"\n{self.indent_of(n)}</{n.tag}>"))
+            self.opened[node.start].append(snippet)
             return
         prev_end = node.head_end
         for child in node.children:
@@ -108,7 +114,8 @@ class _Inserter:
                         key=lambda e: (e[0], e[1]), reverse=True)
         for pos, _, op in points:
             if op[0] == "ins":
-                text = text[:pos] + op[1] + text[pos:]
+                snippet = op[1]() if callable(op[1]) else op[1]
+                text = text[:pos] + snippet + text[pos:]
             else:
                 text = text[:pos] + op[2] + text[op[1]:]
         return text
@@ -185,8 +192,8 @@ def write_additions(original, additions, tmp_path: Path) -> list:
             ins.into(resources, asset, set())
             # anchor: the primary-storyline item under the render's first frame
             t_abs = tc_start + rec0
-            anchor = _anchor(items, t_abs)
-            a_off, a_start = seconds(anchor.get("offset")), seconds(anchor.get("start"))
+            anchor, a_off = _anchor(items, t_abs)
+            a_start = seconds(anchor.get("start"))
             k = _k(anchor, res, seq_rate)
             local = a_start + (t_abs - a_off) * k
             md = "".join(f'<md key={_attr(MD_PREFIX + str(key))} value={_attr(_md_value(value))}/>'
@@ -226,15 +233,32 @@ def write_additions(original, additions, tmp_path: Path) -> list:
     return notes
 
 
-def _anchor(items: list[Node], t: Fraction) -> Node:
-    """The item under time ``t`` (preferring one that is not retimed and has children), else the
-    last one starting before it, else the first."""
-    under = [c for c in items if seconds(c.get("offset")) <= t < seconds(c.get("offset")) + seconds(c.get("duration"))]
+def _active(item: Node) -> Node:
+    """The element that shows: an audition's active pick (its first story child), else the item."""
+    if item.tag == "audition":
+        pick = next((c for c in item.children if c.tag in STORY and c.tag != "transition"), None)
+        return pick if pick is not None else item
+    return item
+
+
+def _span(item: Node) -> tuple[Fraction, Fraction]:
+    """(offset, end) of a primary-storyline item in the spine's time (an audition's length is its pick's)."""
+    off = seconds(item.get("offset"))
+    return off, off + seconds(_active(item).get("duration"))
+
+
+def _anchor(items: list[Node], t: Fraction) -> tuple[Node, Fraction]:
+    """The element to connect to at time ``t`` and its offset in the spine: the item under ``t``
+    (preferring one that is not retimed and has children), else the last one starting before it,
+    else the first. An audition is never the parent of a connected clip: its active pick is."""
+    under = [c for c in items if _span(c)[0] <= t < _span(c)[1]]
     if under:
-        under.sort(key=lambda c: (c.find("timeMap") is not None, c.self_closing))
-        return under[0]
-    before = [c for c in items if seconds(c.get("offset")) <= t]
-    return before[-1] if before else items[0]
+        under.sort(key=lambda c: (_active(c).find("timeMap") is not None, _active(c).self_closing))
+        item = under[0]
+    else:
+        before = [c for c in items if seconds(c.get("offset")) <= t]
+        item = before[-1] if before else items[0]
+    return _active(item), seconds(item.get("offset"))
 
 
 def _k(anchor: Node, res: dict, seq_rate: Fraction) -> Fraction:
