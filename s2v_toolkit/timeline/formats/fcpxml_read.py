@@ -61,6 +61,7 @@ class Ctx:
     in_project: bool = True
     video_role: str | None = None
     clip_name: str | None = None      # name of the <clip> wrapping unnamed video/audio elements
+    markers: bool = True              # False inside a multicam angle that only lends its sound
 
 
 @dataclass
@@ -395,8 +396,13 @@ class Reader:
                 else:
                     self.notes.append(f"multicam '{el.get('name')}': audio angle {angle_id} is not in the multicam")
                 continue
+            # the timeline shows the multicam with its picture angle: the markers and keywords of the
+            # angle that only lends its sound are not on the clip the editor sees (read once, from the
+            # picture angle; a multicam used for sound only shows its sound angle's)
+            sound_only = kind == "audio" and video_id is not None and video_id in angles and "video" in ctx.kinds
             inner = replace(ctx, rate=rate, window=vis, kinds=frozenset(kinds), in_project=False,
-                            angle=angle.get("name"), nested_in=el.get("name"))
+                            angle=angle.get("name"), nested_in=el.get("name"),
+                            markers=ctx.markers and not sound_only)
             out += self.walk_children(angle, imap, inner, spine_mode=True)
         return out
 
@@ -555,6 +561,8 @@ class Reader:
         return out
 
     def attach_markers(self, el: Node, imap: Map, vis, pieces: list[Piece], ctx: Ctx) -> None:
+        if not ctx.markers:
+            return
         for m in el.children:
             kind = MARKERS.get(m.tag)
             if kind is None:
