@@ -23,6 +23,7 @@ import opentimelineio as otio
 
 from s2v_toolkit.timeline.errors import TimelineError
 from s2v_toolkit.timeline.formats.fcpxml_doc import Document, Node
+from s2v_toolkit.timeline.formats.fcpxml_root import story_root
 from s2v_toolkit.timeline.formats.fcpxml_otio import _frames, _main_role, build
 from s2v_toolkit.timeline.formats.fcpxml_time import (
     Map, TimeMap, ZERO, conform_scale, named_rate, seconds,
@@ -126,14 +127,6 @@ class Reader:
         self.drop = False
 
     # ------------------------------------------------------------------ entry
-    def project(self) -> tuple[Node, Node]:
-        projects = [p for p in self.doc.root.iter("project") if p.find("sequence") is not None]
-        if not projects:
-            raise TimelineError(self.path, "FCPXML holds no project with a sequence (only events/clips?)")
-        if len(projects) > 1:
-            self.notes.append(f"file holds {len(projects)} projects; using the first, '{projects[0].get('name')}'")
-        return projects[0], projects[0].find("sequence")
-
     def rate_of(self, fmt_id: str | None, what: str, strict: bool = False) -> Fraction | None:
         """The frame rate of a format. A rate no NLE uses (``100/2997s``) would be taken for its
         standard neighbour downstream: refused for the sequence, noted for media (read at its own value)."""
@@ -148,19 +141,24 @@ class Reader:
         return rate
 
     def read(self) -> otio.schema.Timeline:
-        project, seq = self.project()
+        root = story_root(self.doc, self.path)
+        if root.note:
+            self.notes.append(root.note)
+        seq = root.seq
         rate = self.rate_of(seq.get("format"), "sequence", strict=True)
         if rate is None:
             rate = Fraction(24)
             self.notes.append("sequence format has no frame duration; read at 24 fps")
         self.seq_rate = rate
-        self.tc_start = seconds(seq.get("tcStart"))
+        self.tc_start = root.tc_start
         self.drop = (seq.get("tcFormat") or "NDF").upper() == "DF"
+        pmap, ctx = Map(ZERO, -self.tc_start), Ctx(rate=rate)
         spine = seq.find("spine")
-        ctx = Ctx(rate=rate)
         if spine is not None:
-            self.walk_children(spine, Map(ZERO, -self.tc_start), ctx, spine_mode=True)
-        return build(self, project, seq)
+            self.walk_children(spine, pmap, ctx, spine_mode=True)
+        elif root.items:   # a lone clip from the browser
+            self.walk_item(root.items[0], pmap, ctx, offset_default=root.offset_default)
+        return build(self, root.project or _Named(root.name), seq)
 
     # ------------------------------------------------------------------ walking
     def walk_children(self, parent: Node, pmap: Map, ctx: Ctx, spine_mode: bool, primary_window=None,
@@ -593,6 +591,16 @@ class Reader:
                                              self.drop)
         except Exception:
             return f"{float(rec):.3f}s"
+
+class _Named:
+    """A stand-in for the <project> element where the timeline is not a project (its name only)."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def get(self, key, default=None):
+        return self.name if key == "name" else default
+
 
 def _src_enable(value: str | None) -> frozenset:
     if value == "video":

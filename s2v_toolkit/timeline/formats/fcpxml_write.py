@@ -21,6 +21,7 @@ from xml.sax.saxutils import escape
 from s2v_toolkit.timeline.errors import TimelineError
 from s2v_toolkit.timeline.formats.fcpxml_doc import Node, parse
 from s2v_toolkit.timeline.formats.fcpxml_read import MD_PREFIX, STORY
+from s2v_toolkit.timeline.formats.fcpxml_root import story_root
 from s2v_toolkit.timeline.formats.fcpxml_time import conform_scale, fmt, named_rate, seconds
 from s2v_toolkit.timeline.timecode import rate_fraction
 
@@ -121,14 +122,6 @@ class _Inserter:
         return text
 
 
-def _project_sequence(doc, path):
-    for p in doc.root.iter("project"):
-        seq = p.find("sequence")
-        if seq is not None and seq.find("spine") is not None:
-            return seq
-    raise TimelineError(path, "FCPXML holds no project sequence to add the renders to")
-
-
 def _max_lane(node: Node, base: int = 0) -> int:
     best = base
     for c in node.children:
@@ -152,8 +145,8 @@ def write_additions(original, additions, tmp_path: Path) -> list:
     doc = parse(text)
     ins = _Inserter(text)
     notes: list[str] = []
-    seq = _project_sequence(doc, path)
-    spine = seq.find("spine")
+    root = story_root(doc, path)
+    seq = root.seq
     res_nodes = list(doc.root.iter("resources"))
     if not res_nodes:
         raise TimelineError(path, "FCPXML has no <resources> to add the renders' media to")
@@ -162,11 +155,11 @@ def write_additions(original, additions, tmp_path: Path) -> list:
     fmt_node = res.get(seq.get("format"))
     seq_rate = 1 / seconds(fmt_node.get("frameDuration")) if fmt_node is not None and fmt_node.get("frameDuration") \
         else rate_fraction(additions.rate)
-    tc_start = seconds(seq.get("tcStart"))
+    tc_start = root.tc_start
     version = _version(doc.root)
     ids = {n.get("id") for n in doc.nodes if n.get("id")}
-    lane0 = _max_lane(spine) + 1
-    items = [c for c in spine.children if c.tag in STORY and c.tag != "transition"]
+    items = [c for c in root.items if c.tag in STORY and c.tag != "transition"]
+    lane0 = max([_max_lane(c, int(c.get("lane") or 0)) for c in items] + [0]) + 1
     if not items and additions.clips:
         raise TimelineError(path, "the project's primary storyline is empty; nothing to attach the renders to")
     n_asset = 0
@@ -192,7 +185,7 @@ def write_additions(original, additions, tmp_path: Path) -> list:
             ins.into(resources, asset, set())
             # anchor: the primary-storyline item under the render's first frame
             t_abs = tc_start + rec0
-            anchor, a_off = _anchor(items, t_abs)
+            anchor, a_off = _anchor(items, t_abs, root.offset_default)
             a_start = seconds(anchor.get("start"))
             k = _k(anchor, res, seq_rate)
             local = a_start + (t_abs - a_off) * k
@@ -241,24 +234,24 @@ def _active(item: Node) -> Node:
     return item
 
 
-def _span(item: Node) -> tuple[Fraction, Fraction]:
+def _span(item: Node, default: Fraction) -> tuple[Fraction, Fraction]:
     """(offset, end) of a primary-storyline item in the spine's time (an audition's length is its pick's)."""
-    off = seconds(item.get("offset"))
+    off = seconds(item.get("offset"), default)
     return off, off + seconds(_active(item).get("duration"))
 
 
-def _anchor(items: list[Node], t: Fraction) -> tuple[Node, Fraction]:
+def _anchor(items: list[Node], t: Fraction, default: Fraction = Fraction(0)) -> tuple[Node, Fraction]:
     """The element to connect to at time ``t`` and its offset in the spine: the item under ``t``
     (preferring one that is not retimed and has children), else the last one starting before it,
     else the first. An audition is never the parent of a connected clip: its active pick is."""
-    under = [c for c in items if _span(c)[0] <= t < _span(c)[1]]
+    under = [c for c in items if _span(c, default)[0] <= t < _span(c, default)[1]]
     if under:
         under.sort(key=lambda c: (_active(c).find("timeMap") is not None, _active(c).self_closing))
         item = under[0]
     else:
-        before = [c for c in items if seconds(c.get("offset")) <= t]
+        before = [c for c in items if seconds(c.get("offset"), default) <= t]
         item = before[-1] if before else items[0]
-    return _active(item), seconds(item.get("offset"))
+    return _active(item), seconds(item.get("offset"), default)
 
 
 def _k(anchor: Node, res: dict, seq_rate: Fraction) -> Fraction:
