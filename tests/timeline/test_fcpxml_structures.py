@@ -210,3 +210,33 @@ def test_an_event_of_clips_and_no_project_is_one_clear_error(tmp_path):
     p.write_text(_browser(FMT24 + asset("a", "f24"), items))
     with pytest.raises(TimelineError, match=r"no project, only 2 clip\(s\) from the browser \(event 'Dailies'\)"):
         read_timeline(p)
+
+
+def test_an_explicit_fcpxml_target_gets_only_the_additions_and_another_format_the_whole_timeline(tmp_path):
+    """What ``conform_plan(plan, "mine.fcpxml")`` does: the same surgical write as a conform into a folder."""
+    from s2v_toolkit.timeline.conform import add_render_tracks, write_conform_to
+
+    spine = ('<asset-clip ref="a" offset="0s" name="A" duration="2s">\n'
+             '  <note>keep me</note>\n'
+             '</asset-clip>')
+    text = doc(FMT24 + asset("a", "f24"), spine, duration="2s")
+    src = tmp_path / "cut.fcpxml"
+    src.write_text(text)
+    loaded = read_timeline(src)
+    desc = describe_timeline(loaded, check_media=False)
+    timeline, result = add_render_tracks(loaded, [RenderResult("/r/a.mov", clip_id=videos(desc)[0].id)])
+    target = tmp_path / "mine.fcpxml"
+    write_conform_to(loaded, timeline, result, target)
+    assert result.outputs == {"file": str(target)}
+    _check_only_additions(src, target)
+    assert not [n for n in result.not_carried if "not kept" in n or "different record" in n]
+    (r,) = [c for c in describe_timeline(read_timeline(target), check_media=False).clips if c.name == "A S2V v001"]
+    assert frames(r.record, 24) == (0, 48)
+    # another format: the whole timeline through its writer
+    timeline, result = add_render_tracks(loaded, [RenderResult("/r/a.mov", clip_id=videos(desc)[0].id)])
+    other = tmp_path / "mine.otio"
+    write_conform_to(loaded, timeline, result, other)
+    names = [t.name for t in describe_timeline(read_timeline(other), check_media=False).tracks]
+    assert "S2V v001" in names
+    with pytest.raises(TimelineError, match="refusing to write over"):
+        write_conform_to(loaded, timeline, result, src, overwrite=True)
