@@ -178,13 +178,13 @@ def fcpxml_facts(path: Path) -> dict:
             spine = next(k for k in inner.kids if k.tag == "spine")
             for k in story(spine):
                 place(k, my_origin, my_scale, v0, v1, rate(inner.a.get("format")) or tl_rate)
-        if node.tag == "mc-clip":
+        if node.tag == "mc-clip" and node.a.get("srcenable", "all") in ("all", "video"):
             mc = next(k for k in res[node.a["ref"]].kids if k.tag == "multicam")
             video = [s.a.get("angleid") for s in node.kids if s.tag == "mc-source"
                      and s.a.get("srcenable", "all") in ("all", "video")]
-            angle = next(a for a in mc.kids if a.tag == "mc-angle" and a.a.get("angleid") == video[-1])
-            for k in story(angle):
-                place(k, my_origin, my_scale, v0, v1, rate(mc.a.get("format")) or tl_rate)
+            for angle in (a for a in mc.kids if a.tag == "mc-angle" and video and a.a.get("angleid") == video[-1]):
+                for k in story(angle):
+                    place(k, my_origin, my_scale, v0, v1, rate(mc.a.get("format")) or tl_rate)
         for k in story(node):                      # connected items: not clipped by this item
             if k.a.get("lane", "0") != "0":
                 place(k, my_origin, my_scale, lo, hi, tl_rate)
