@@ -140,23 +140,25 @@ def fcpxml_facts(path: Path) -> dict:
         return [k for k in node.kids if k.tag in _PICTURE | {"clip", "ref-clip", "mc-clip", "sync-clip", "audition",
                                                              "gap", "spine"}]
 
-    def place(node, origin, scale, lo, hi, tl_rate, offset=None):
+    def place(node, origin, scale, lo, hi, tl_rate, offset=None, inside=False):
         """``origin``: record second of the parent's local time 0; ``scale``: parent local s per record s."""
         if node.tag == "audition":
             first = story(node)[0]
-            return place(first, origin, scale, lo, hi, tl_rate, _t(node.a.get("offset")))
+            return place(first, origin, scale, lo, hi, tl_rate, _t(node.a.get("offset")), inside)
         off = _t(node.a.get("offset")) if offset is None else offset
         if node.tag == "spine":
             for k in story(node):
-                place(k, origin + off / scale, scale, lo, hi, tl_rate)
+                place(k, origin + off / scale, scale, lo, hi, tl_rate, inside=inside)
             return
         start, dur = _t(node.a.get("start")), _t(node.a.get("duration"))
         k_item = retime(node, tl_rate)
         r0, r1 = origin + off / scale, origin + (off + dur) / scale
         my_origin, my_scale = r0 - start / (scale * k_item), scale * k_item   # this item's local time 0
         v0, v1 = max(r0, lo), min(r1, hi)
-        if node.tag != "gap":
-            for m in node.kids:   # markers the editor sees: inside the visible part of their clip
+        if node.tag != "gap" and not inside:
+            # markers the editor sees: on the project's own items (those on clips inside a compound
+            # clip's or a multicam's media show only when it is opened), in the visible part of their clip
+            for m in node.kids:
                 if m.tag in ("marker", "chapter-marker", "keyword"):
                     at = my_origin + _t(m.a.get("start")) / my_scale
                     if v0 <= at < v1:
@@ -171,23 +173,23 @@ def fcpxml_facts(path: Path) -> dict:
         if node.tag in ("clip", "sync-clip"):
             for k in story(node):
                 if k.a.get("lane", "0") == "0":
-                    place(k, my_origin, my_scale, v0, v1, tl_rate)
+                    place(k, my_origin, my_scale, v0, v1, tl_rate, inside=inside)
         if node.tag == "ref-clip" and node.a.get("srcenable", "all") in ("all", "video"):
             media = res[node.a["ref"]]
             inner = next(k for k in media.kids if k.tag == "sequence")
             spine = next(k for k in inner.kids if k.tag == "spine")
             for k in story(spine):
-                place(k, my_origin, my_scale, v0, v1, rate(inner.a.get("format")) or tl_rate)
+                place(k, my_origin, my_scale, v0, v1, rate(inner.a.get("format")) or tl_rate, inside=True)
         if node.tag == "mc-clip" and node.a.get("srcenable", "all") in ("all", "video"):
             mc = next(k for k in res[node.a["ref"]].kids if k.tag == "multicam")
             video = [s.a.get("angleid") for s in node.kids if s.tag == "mc-source"
                      and s.a.get("srcenable", "all") in ("all", "video")]
             for angle in (a for a in mc.kids if a.tag == "mc-angle" and video and a.a.get("angleid") == video[-1]):
                 for k in story(angle):
-                    place(k, my_origin, my_scale, v0, v1, rate(mc.a.get("format")) or tl_rate)
+                    place(k, my_origin, my_scale, v0, v1, rate(mc.a.get("format")) or tl_rate, inside=True)
         for k in story(node):                      # connected items: not clipped by this item
             if k.a.get("lane", "0") != "0":
-                place(k, my_origin, my_scale, lo, hi, tl_rate)
+                place(k, my_origin, my_scale, lo, hi, tl_rate, inside=inside)
 
     inf = Fraction(10**9)
     if lone is not None:

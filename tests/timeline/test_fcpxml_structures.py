@@ -137,7 +137,8 @@ MULTICAM = (
     '</multicam></media>')
 
 
-def test_multicam_markers_of_the_angle_lending_only_sound_are_not_on_the_timeline(tmp_path):
+def test_markers_inside_a_multicam_are_not_on_the_timeline_only_the_mc_clips_own(tmp_path):
+    # Final Cut Pro shows markers on the angles' clips in the angle editor, not on the project's cut
     spine = ('<mc-clip ref="m" offset="0s" name="MC" duration="4s">\n'
              '  <mc-source angleID="V" srcEnable="video"/>\n'
              '  <mc-source angleID="A" srcEnable="audio"/>\n'
@@ -147,18 +148,28 @@ def test_multicam_markers_of_the_angle_lending_only_sound_are_not_on_the_timelin
     _, desc = read(tmp_path, text)
     got = sorted((round(m.record.start.to_otio().rescaled_to(24).value), m.name) for c in desc.clips
                  for m in c.markers)
-    assert got == [(24, "on picture angle"), (48, "on the multicam")]
-    # the sound is still the sound angle's
+    assert got == [(48, "on the multicam")]
+    # picture and sound still come from their angles
+    assert [c.name for c in desc.clips if c.kind == "video"] == ["Cam clip"]
     assert [c.name for c in desc.clips if c.kind == "audio"] == ["Mic clip"]
 
 
-def test_multicam_used_for_sound_only_keeps_its_sound_angles_markers(tmp_path):
-    spine = ('<mc-clip ref="m" offset="0s" name="MC" duration="4s">\n'
-             '  <mc-source angleID="A" srcEnable="all"/>\n'
-             '</mc-clip>')
-    text = doc(FMT24 + asset("a", "f24") + asset("s", "f24", video=False) + MULTICAM, spine, duration="4s")
-    _, desc = read(tmp_path, text)
-    assert [m.name for c in desc.clips for m in c.markers] == ["on sound angle"]
+def test_markers_inside_a_compound_clip_show_only_when_it_is_opened(tmp_path):
+    media = ('<media id="c" name="Comp"><sequence format="f24" duration="4s" tcStart="0s">\n'
+             '  <spine><asset-clip ref="a" offset="0s" name="Inner" start="0s" duration="4s">\n'
+             '    <marker start="1s" duration="1/24s" value="inside"/>\n'
+             '  </asset-clip></spine>\n'
+             '</sequence></media>')
+    spine = ('<ref-clip ref="c" offset="0s" name="Comp" duration="4s">\n'
+             '  <marker start="3s" duration="1/24s" value="on the compound"/>\n'
+             '</ref-clip>')
+    _, desc = read(tmp_path, doc(FMT24 + asset("a", "f24") + media, spine, duration="4s"))
+    assert [(round(m.record.start.to_otio().rescaled_to(24).value), m.name) for c in desc.clips
+            for m in c.markers] == [(72, "on the compound")]
+    # the compound clip opened from the browser (its own sequence) shows its inner marker
+    items = '    <library><event name="E">\n        <ref-clip ref="c" name="Comp" duration="4s"/>\n    </event></library>'
+    _, opened = read(tmp_path, _browser(FMT24 + asset("a", "f24") + media, items), "opened.fcpxml")
+    assert [m.name for c in opened.clips for m in c.markers] == ["inside"]
 
 
 def _browser(resources: str, items: str) -> str:

@@ -23,8 +23,8 @@ import opentimelineio as otio
 
 from s2v_toolkit.timeline.errors import TimelineError
 from s2v_toolkit.timeline.formats.fcpxml_doc import Document, Node
+from s2v_toolkit.timeline.formats.fcpxml_otio import build
 from s2v_toolkit.timeline.formats.fcpxml_root import story_root
-from s2v_toolkit.timeline.formats.fcpxml_otio import _frames, _main_role, build
 from s2v_toolkit.timeline.formats.fcpxml_time import (
     Map, TimeMap, ZERO, conform_scale, named_rate, seconds,
 )
@@ -62,7 +62,7 @@ class Ctx:
     in_project: bool = True
     video_role: str | None = None
     clip_name: str | None = None      # name of the <clip> wrapping unnamed video/audio elements
-    markers: bool = True              # False inside a multicam angle that only lends its sound
+    markers: bool = True              # False inside a compound clip's or a multicam's media
 
 
 @dataclass
@@ -362,8 +362,10 @@ class Reader:
             return [self.unknown(el, imap, vis, ctx, "compound clip whose media sequence is missing")]
         rate = self.rate_of(seq.get("format"), f"compound clip '{el.get('name')}'") or ctx.rate
         kinds = ctx.kinds & _src_enable(el.get("srcEnable"))
+        # markers on the clips inside a compound clip are seen when it is opened, not on this timeline:
+        # only the ref-clip's own markers are
         inner = replace(ctx, rate=rate, window=vis, kinds=kinds, in_project=False,
-                        nested_in=el.get("name") or media.get("name"))
+                        nested_in=el.get("name") or media.get("name"), markers=False)
         return self.walk_children(seq.find("spine"), imap, inner, spine_mode=True)
 
     def mc_clip(self, el: Node, imap: Map, vis, ctx: Ctx) -> list[Piece]:
@@ -394,13 +396,10 @@ class Reader:
                 else:
                     self.notes.append(f"multicam '{el.get('name')}': audio angle {angle_id} is not in the multicam")
                 continue
-            # the timeline shows the multicam with its picture angle: the markers and keywords of the
-            # angle that only lends its sound are not on the clip the editor sees (read once, from the
-            # picture angle; a multicam used for sound only shows its sound angle's)
-            sound_only = kind == "audio" and video_id is not None and video_id in angles and "video" in ctx.kinds
+            # markers and keywords on the angles' clips live in the multicam (the angle editor shows
+            # them), not on the timeline: only the mc-clip's own markers are on the editor's cut
             inner = replace(ctx, rate=rate, window=vis, kinds=frozenset(kinds), in_project=False,
-                            angle=angle.get("name"), nested_in=el.get("name"),
-                            markers=ctx.markers and not sound_only)
+                            angle=angle.get("name"), nested_in=el.get("name"), markers=False)
             out += self.walk_children(angle, imap, inner, spine_mode=True)
         return out
 
