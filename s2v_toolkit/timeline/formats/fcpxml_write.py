@@ -4,7 +4,8 @@ The original text is copied and only new text is inserted (byte-for-byte elsewhe
 - one ``<asset>`` per render at the end of ``<resources>`` (its media as ``src`` before FCPXML 1.9,
   as a ``<media-rep>`` from 1.9 on), on the sequence's own format;
 - each render as a connected ``<asset-clip>`` on a new lane above every lane in the project, attached
-  to the primary-storyline item under its first frame (offset in that item's own time), with the
+  to the primary-storyline item under its first frame (offset in that item's own time; an audition's
+  active pick, never the audition itself; a lone browser clip when the file holds no project), with the
   render's ``s2v_toolkit`` metadata as ``<md>`` entries and the render track's name as its video role;
 - each marker as a ``<marker>`` in the element the reader named in the clip's locator.
 Elements go where the FCPXML DTD puts them (connected clips before markers, markers before
