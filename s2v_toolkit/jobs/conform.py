@@ -48,7 +48,8 @@ def conform_plan(plan, out: str | os.PathLike | None = None, *, overwrite: bool 
     format, each conform a new version; or a file name (``.otio``, ``.xml``, ``.aaf``, ``.edl``...) to write
     exactly that file. Returns the timeline stage's ConformResult.
     """
-    from s2v_toolkit.timeline import ConformResult, add_render_tracks, conform, read_timeline, write_timeline
+    from s2v_toolkit.timeline import ConformResult, add_render_tracks, conform, read_timeline
+    from s2v_toolkit.timeline.conform import write_conform_to
 
     plan = plan if isinstance(plan, RenderPlan) else load_plan(plan)
     store = JobStore(store_path_for(plan.path))
@@ -59,9 +60,9 @@ def conform_plan(plan, out: str | os.PathLike | None = None, *, overwrite: bool 
     loaded = read_timeline(plan.timeline)
     target = Path(out) if out is not None else plan.path.parent
     if target.suffix.lower() in TIMELINE_SUFFIXES and not target.is_dir():
+        # the input's own format: only the additions inserted (surgical); another format: the whole timeline
         timeline, result = add_render_tracks(loaded, renders)
-        write_timeline(timeline, target, overwrite=overwrite, protect=(loaded.path,))
-        result.outputs = {"file": str(target)}
+        write_conform_to(loaded, timeline, result, target, overwrite=overwrite)
         return result
     result: ConformResult = conform(loaded, renders, target, native=native, overwrite=overwrite)
     return result

@@ -24,7 +24,7 @@ from s2v_toolkit.timeline.additions import (
 from s2v_toolkit.timeline.describe import TimelineDescription, describe_timeline
 from s2v_toolkit.timeline.errors import TimelineError
 from s2v_toolkit.timeline.formats import get_format
-from s2v_toolkit.timeline.io import read_timeline, write_timeline
+from s2v_toolkit.timeline.io import detect_adapter_for_output, read_timeline, write_timeline
 from s2v_toolkit.timeline.loaded import LoadedTimeline
 from s2v_toolkit.timeline.media_link import url_to_path
 from s2v_toolkit.timeline.roles import METADATA_NAMESPACE
@@ -322,6 +322,26 @@ def conform(
         if adapter not in ("otio_json", "cmx_3600") and result.placed:
             result.not_carried.extend(_check_carried(path, adapter, result, rate, loaded.timeline))
     return result
+
+
+def write_conform_to(loaded: LoadedTimeline, timeline: otio.schema.Timeline, result: ConformResult,
+                     path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    """Write a conform (from :func:`add_render_tracks`) to one named file. In the input's own format
+    (where it has a surgical writer) that is the original document with only the additions inserted,
+    as :func:`conform` writes it, and read back to list what it lost; in another format, the whole
+    timeline through that format's writer."""
+    path = Path(path)
+    adapter = detect_adapter_for_output(path)
+    if adapter == loaded.adapter and adapter != "otio_json" and result.additions is not None \
+            and get_format(adapter).write_additions is not None:
+        _write_surgical(loaded, result, adapter, path, overwrite)
+        if result.placed:
+            result.not_carried.extend(_check_carried(path, adapter, result, None, loaded.timeline))
+    else:
+        _rebase_relative_media(timeline, loaded.path.parent, path.parent)
+        write_timeline(timeline, path, overwrite=overwrite, protect=(loaded.path,))
+    result.outputs = {"file": str(path)}
+    return path
 
 
 def _plain_dict(value) -> dict:

@@ -24,7 +24,9 @@ import pytest
 from corpus_testkit import corpus_params
 from s2v_toolkit.timeline import read_timeline
 from s2v_toolkit.timeline.conform import RenderResult, conform
+from s2v_toolkit.timeline.timecode import Span, Time
 from s2v_toolkit.timeline.describe import describe_timeline
+from s2v_toolkit.timeline.errors import TimelineError
 from s2v_toolkit.timeline.timecode import seconds as rt_seconds
 
 pytestmark = pytest.mark.corpus
@@ -89,13 +91,32 @@ def fcpxml_facts(path: Path) -> dict:
         f = res.get(fmt_id)
         return 1 / _t(f.a.get("frameduration")) if f is not None and f.a.get("frameduration") else None
 
-    # the first project in document order
+    # the first project in document order; without one, the one clip exported from the browser (a
+    # compound clip: its own sequence; another clip: a timeline of that clip from its first frame)
     projects = [n for n in nodes if n.tag == "project" and any(k.tag == "sequence" for k in n.kids)]
     order = {id(n): i for i, n in enumerate(_doc_order(tree.root))}
-    project = min(projects, key=lambda n: order[id(n)])
-    seq = next(k for k in project.kids if k.tag == "sequence")
-    seq_rate = rate(seq.a.get("format"))
-    tc0 = _t(seq.a.get("tcstart"))
+    lone = None
+    if projects:
+        project = min(projects, key=lambda n: order[id(n)])
+        seq = next(k for k in project.kids if k.tag == "sequence")
+    else:
+        browser = [n for n in nodes if n.parent is not None and n.parent.tag in ("fcpxml", "library", "event")
+                   and n.tag in ("asset-clip", "ref-clip", "clip", "mc-clip", "sync-clip", "audition")]
+        if len(browser) != 1:
+            return {"no_project": len(browser)}
+        lone = browser[0]
+        media = res.get(lone.a.get("ref"))
+        seq = next((k for k in media.kids if k.tag == "sequence"), None) \
+            if lone.tag == "ref-clip" and media is not None else None
+        if seq is not None:
+            lone = None
+    if lone is None:
+        seq_rate = rate(seq.a.get("format"))
+        tc0 = _t(seq.a.get("tcstart"))
+    else:
+        ref = res.get(lone.a.get("ref"))
+        seq_rate = rate(lone.a.get("format") or (ref.a.get("format") if ref is not None else None))
+        tc0 = _t(lone.a.get("start"))
     items, markers = [], []
 
     def retime(node, tl_rate):
@@ -119,23 +140,25 @@ def fcpxml_facts(path: Path) -> dict:
         return [k for k in node.kids if k.tag in _PICTURE | {"clip", "ref-clip", "mc-clip", "sync-clip", "audition",
                                                              "gap", "spine"}]
 
-    def place(node, origin, scale, lo, hi, tl_rate, offset=None):
+    def place(node, origin, scale, lo, hi, tl_rate, offset=None, inside=False):
         """``origin``: record second of the parent's local time 0; ``scale``: parent local s per record s."""
         if node.tag == "audition":
             first = story(node)[0]
-            return place(first, origin, scale, lo, hi, tl_rate, _t(node.a.get("offset")))
+            return place(first, origin, scale, lo, hi, tl_rate, _t(node.a.get("offset")), inside)
         off = _t(node.a.get("offset")) if offset is None else offset
         if node.tag == "spine":
             for k in story(node):
-                place(k, origin + off / scale, scale, lo, hi, tl_rate)
+                place(k, origin + off / scale, scale, lo, hi, tl_rate, inside=inside)
             return
         start, dur = _t(node.a.get("start")), _t(node.a.get("duration"))
         k_item = retime(node, tl_rate)
         r0, r1 = origin + off / scale, origin + (off + dur) / scale
         my_origin, my_scale = r0 - start / (scale * k_item), scale * k_item   # this item's local time 0
         v0, v1 = max(r0, lo), min(r1, hi)
-        if node.tag != "gap":
-            for m in node.kids:   # markers the editor sees: inside the visible part of their clip
+        if node.tag != "gap" and not inside:
+            # markers the editor sees: on the project's own items (those on clips inside a compound
+            # clip's or a multicam's media show only when it is opened), in the visible part of their clip
+            for m in node.kids:
                 if m.tag in ("marker", "chapter-marker", "keyword"):
                     at = my_origin + _t(m.a.get("start")) / my_scale
                     if v0 <= at < v1:
@@ -150,28 +173,31 @@ def fcpxml_facts(path: Path) -> dict:
         if node.tag in ("clip", "sync-clip"):
             for k in story(node):
                 if k.a.get("lane", "0") == "0":
-                    place(k, my_origin, my_scale, v0, v1, tl_rate)
+                    place(k, my_origin, my_scale, v0, v1, tl_rate, inside=inside)
         if node.tag == "ref-clip" and node.a.get("srcenable", "all") in ("all", "video"):
             media = res[node.a["ref"]]
             inner = next(k for k in media.kids if k.tag == "sequence")
             spine = next(k for k in inner.kids if k.tag == "spine")
             for k in story(spine):
-                place(k, my_origin, my_scale, v0, v1, rate(inner.a.get("format")) or tl_rate)
-        if node.tag == "mc-clip":
+                place(k, my_origin, my_scale, v0, v1, rate(inner.a.get("format")) or tl_rate, inside=True)
+        if node.tag == "mc-clip" and node.a.get("srcenable", "all") in ("all", "video"):
             mc = next(k for k in res[node.a["ref"]].kids if k.tag == "multicam")
             video = [s.a.get("angleid") for s in node.kids if s.tag == "mc-source"
                      and s.a.get("srcenable", "all") in ("all", "video")]
-            angle = next(a for a in mc.kids if a.tag == "mc-angle" and a.a.get("angleid") == video[-1])
-            for k in story(angle):
-                place(k, my_origin, my_scale, v0, v1, rate(mc.a.get("format")) or tl_rate)
+            for angle in (a for a in mc.kids if a.tag == "mc-angle" and video and a.a.get("angleid") == video[-1]):
+                for k in story(angle):
+                    place(k, my_origin, my_scale, v0, v1, rate(mc.a.get("format")) or tl_rate, inside=True)
         for k in story(node):                      # connected items: not clipped by this item
             if k.a.get("lane", "0") != "0":
-                place(k, my_origin, my_scale, lo, hi, tl_rate)
+                place(k, my_origin, my_scale, lo, hi, tl_rate, inside=inside)
 
-    spine = next(k for k in seq.kids if k.tag == "spine")
     inf = Fraction(10**9)
-    for k in story(spine):
-        place(k, -tc0, Fraction(1), -inf, inf, seq_rate)
+    if lone is not None:
+        place(lone, -tc0, Fraction(1), -inf, inf, seq_rate, offset=_t(lone.a.get("offset"), tc0))
+    else:
+        spine = next(k for k in seq.kids if k.tag == "spine")
+        for k in story(spine):
+            place(k, -tc0, Fraction(1), -inf, inf, seq_rate)
     out = []
     for v0, v1, src, name, speed in items:
         # picture shows from the frame nearest to where it starts (halves later); source at that frame
@@ -217,6 +243,11 @@ def _picture(desc):
 def read_right(path: Path) -> list[str]:
     """What differs between the toolkit's reading and the file's facts ([] = read right)."""
     facts = fcpxml_facts(path)
+    if "no_project" in facts:
+        # an event of several clips and no project: one clear error, no timeline made up
+        with pytest.raises(TimelineError, match=f"no project, only {facts['no_project']} clip"):
+            read_timeline(path)
+        return []
     loaded = read_timeline(path)
     desc = describe_timeline(loaded, check_media=False)
     wrong = []
@@ -278,15 +309,35 @@ def _strip_tree(text: str) -> str:
     return _canonical(ET.tostring(root, encoding="unicode"))
 
 
-def written_back_unchanged(path: Path, out_dir: Path) -> list[str]:
-    desc = describe_timeline(read_timeline(path), check_media=False)
+def _renders(path: Path, desc) -> list:
+    """Renders over the first and the middle shot; over an audio-only cut, by record range over its
+    first and middle sound clips (a new picture placed over sound)."""
     shots = [c for c in desc.clips if c.kind == "video" and not c.s2v.get("generator")
              and not c.s2v.get("unknown_picture")] \
         or [c for c in desc.clips if c.kind == "video"]   # a project of titles only: mark a title
-    assert shots, "no picture to conform over"
+    by_record = not shots
+    shots = shots or [c for c in desc.clips if c.kind == "audio"]
+    if not shots:
+        return []
     picks = [shots[0], shots[len(shots) // 2]] if len(shots) > 1 else shots
     picks = list({c.id: c for c in picks}.values())
-    renders = [RenderResult(f"/renders/{path.stem}_{i}.mov", clip_id=c.id, job_id=f"j{i}") for i, c in enumerate(picks)]
+    if by_record:
+        return [RenderResult(f"/renders/{path.stem}_{i}.mov", record=c.record, job_id=f"j{i}")
+                for i, c in enumerate(picks)]
+    return [RenderResult(f"/renders/{path.stem}_{i}.mov", clip_id=c.id, job_id=f"j{i}") for i, c in enumerate(picks)]
+
+
+def written_back_unchanged(path: Path, out_dir: Path) -> list[str]:
+    if "no_project" in fcpxml_facts(path):
+        return []   # nothing read (test_fcpxml_read_right checks the error), nothing to write back
+    desc = describe_timeline(read_timeline(path), check_media=False)
+    renders = _renders(path, desc)
+    if not renders:
+        # an empty project: a render placed over it is refused with a clear reason, nothing written
+        one = [RenderResult(f"/renders/{path.stem}.mov", record=Span(Time(0, desc.rate), Time(24, desc.rate)))]
+        empty = conform(path, one, out_dir / "empty")
+        if "fcpx_xml" in empty.outputs or not any("primary storyline is empty" in n for n in empty.not_carried):
+            return [f"a render over an empty project: {empty.outputs}, {empty.not_carried}"]
     result = conform(path, renders, out_dir)
     out = Path(result.outputs["fcpx_xml"])
     wrong = []
@@ -295,14 +346,25 @@ def written_back_unchanged(path: Path, out_dir: Path) -> list[str]:
     if _well_formed(path) and _strip_tree(out.read_text()) != _canonical(path.read_text()):
         wrong.append("output minus the additions (by structure) is not canonically the input")
     back = describe_timeline(read_timeline(out), check_media=False)
-    added = [c for c in back.clips if c.name.endswith("S2V v001")]
-    want = sorted(round(c.record.to_otio().start_time.rescaled_to(desc.rate).value) for c in picks)
-    have = sorted(round(c.record.to_otio().start_time.rescaled_to(desc.rate).value) for c in added)
-    if want != have:
+    # each render where it was placed, under its own name; overlapping ones on lanes of their own
+    placed_names = {p.clip_name for p in result.placed}
+    back_renders = [c for c in back.clips if c.kind == "video" and c.name in placed_names]
+    want = sorted((round(p.record.to_otio().start_time.rescaled_to(desc.rate).value), p.clip_name)
+                  for p in result.placed)
+    have = sorted((round(c.record.to_otio().start_time.rescaled_to(desc.rate).value), c.name) for c in back_renders)
+    if want != have or len(result.placed) != len(renders):
         wrong.append(f"renders read back at {have}, placed at {want}")
-    markers = sum(1 for c in back.clips for m in c.markers if m.name == "S2V v001")
-    if markers < len(picks):
-        wrong.append(f"{markers} of {len(picks)} markers read back")
+    for a in back_renders:
+        for b in back_renders:
+            ra, rb = a.record.to_otio(), b.record.to_otio()
+            if a is not b and a.track == b.track and ra.start_time < rb.end_time_exclusive() \
+                    and rb.start_time < ra.end_time_exclusive():
+                wrong.append(f"overlapping renders {a.name} and {b.name} read back on one track {a.track}")
+    names = set(result.track_names)
+    markers = sum(1 for c in back.clips for m in c.markers if m.name in names)
+    expected = sum(len(p.source_clip_ids) for p in result.placed)
+    if markers < expected:
+        wrong.append(f"{markers} of {expected} markers read back")
     return wrong
 
 

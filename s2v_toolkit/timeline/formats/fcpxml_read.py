@@ -23,7 +23,8 @@ import opentimelineio as otio
 
 from s2v_toolkit.timeline.errors import TimelineError
 from s2v_toolkit.timeline.formats.fcpxml_doc import Document, Node
-from s2v_toolkit.timeline.formats.fcpxml_otio import _frames, _main_role, build
+from s2v_toolkit.timeline.formats.fcpxml_otio import build
+from s2v_toolkit.timeline.formats.fcpxml_root import story_root
 from s2v_toolkit.timeline.formats.fcpxml_time import (
     Map, TimeMap, ZERO, conform_scale, named_rate, seconds,
 )
@@ -61,6 +62,7 @@ class Ctx:
     in_project: bool = True
     video_role: str | None = None
     clip_name: str | None = None      # name of the <clip> wrapping unnamed video/audio elements
+    markers: bool = True              # False inside a compound clip's or a multicam's media
 
 
 @dataclass
@@ -125,14 +127,6 @@ class Reader:
         self.drop = False
 
     # ------------------------------------------------------------------ entry
-    def project(self) -> tuple[Node, Node]:
-        projects = [p for p in self.doc.root.iter("project") if p.find("sequence") is not None]
-        if not projects:
-            raise TimelineError(self.path, "FCPXML holds no project with a sequence (only events/clips?)")
-        if len(projects) > 1:
-            self.notes.append(f"file holds {len(projects)} projects; using the first, '{projects[0].get('name')}'")
-        return projects[0], projects[0].find("sequence")
-
     def rate_of(self, fmt_id: str | None, what: str, strict: bool = False) -> Fraction | None:
         """The frame rate of a format. A rate no NLE uses (``100/2997s``) would be taken for its
         standard neighbour downstream: refused for the sequence, noted for media (read at its own value)."""
@@ -147,19 +141,24 @@ class Reader:
         return rate
 
     def read(self) -> otio.schema.Timeline:
-        project, seq = self.project()
+        root = story_root(self.doc, self.path)
+        if root.note:
+            self.notes.append(root.note)
+        seq = root.seq
         rate = self.rate_of(seq.get("format"), "sequence", strict=True)
         if rate is None:
             rate = Fraction(24)
             self.notes.append("sequence format has no frame duration; read at 24 fps")
         self.seq_rate = rate
-        self.tc_start = seconds(seq.get("tcStart"))
+        self.tc_start = root.tc_start
         self.drop = (seq.get("tcFormat") or "NDF").upper() == "DF"
+        pmap, ctx = Map(ZERO, -self.tc_start), Ctx(rate=rate)
         spine = seq.find("spine")
-        ctx = Ctx(rate=rate)
         if spine is not None:
-            self.walk_children(spine, Map(ZERO, -self.tc_start), ctx, spine_mode=True)
-        return build(self, project, seq)
+            self.walk_children(spine, pmap, ctx, spine_mode=True)
+        elif root.items:   # a lone clip from the browser
+            self.walk_item(root.items[0], pmap, ctx, offset_default=root.offset_default)
+        return build(self, root.project or _Named(root.name), seq)
 
     # ------------------------------------------------------------------ walking
     def walk_children(self, parent: Node, pmap: Map, ctx: Ctx, spine_mode: bool, primary_window=None,
@@ -241,7 +240,10 @@ class Reader:
             return []
         gain = ctx.gain_db + self.volume(el)
         role = el.get("audioRole") or ctx.role
-        host = (el, imap) if ctx.in_project and tag in HOSTS else ctx.host
+        # markers go back into the element the editor sees as the clip: a clip-like element, or a bare
+        # <video>/<audio> placed in a storyline by itself (not the content of a <clip> around it)
+        own_host = tag in HOSTS or (tag in ("video", "audio") and ctx.host is None)
+        host = (el, imap) if ctx.in_project and own_host else ctx.host
         inner = replace(ctx, enabled=enabled, gain_db=gain, role=role, host=host,
                         video_role=el.get("videoRole") or ctx.video_role)
         pieces: list[Piece] = []
@@ -360,8 +362,10 @@ class Reader:
             return [self.unknown(el, imap, vis, ctx, "compound clip whose media sequence is missing")]
         rate = self.rate_of(seq.get("format"), f"compound clip '{el.get('name')}'") or ctx.rate
         kinds = ctx.kinds & _src_enable(el.get("srcEnable"))
+        # markers on the clips inside a compound clip are seen when it is opened, not on this timeline:
+        # only the ref-clip's own markers are
         inner = replace(ctx, rate=rate, window=vis, kinds=kinds, in_project=False,
-                        nested_in=el.get("name") or media.get("name"))
+                        nested_in=el.get("name") or media.get("name"), markers=False)
         return self.walk_children(seq.find("spine"), imap, inner, spine_mode=True)
 
     def mc_clip(self, el: Node, imap: Map, vis, ctx: Ctx) -> list[Piece]:
@@ -392,8 +396,10 @@ class Reader:
                 else:
                     self.notes.append(f"multicam '{el.get('name')}': audio angle {angle_id} is not in the multicam")
                 continue
+            # markers and keywords on the angles' clips live in the multicam (the angle editor shows
+            # them), not on the timeline: only the mc-clip's own markers are on the editor's cut
             inner = replace(ctx, rate=rate, window=vis, kinds=frozenset(kinds), in_project=False,
-                            angle=angle.get("name"), nested_in=el.get("name"))
+                            angle=angle.get("name"), nested_in=el.get("name"), markers=False)
             out += self.walk_children(angle, imap, inner, spine_mode=True)
         return out
 
@@ -552,6 +558,8 @@ class Reader:
         return out
 
     def attach_markers(self, el: Node, imap: Map, vis, pieces: list[Piece], ctx: Ctx) -> None:
+        if not ctx.markers:
+            return
         for m in el.children:
             kind = MARKERS.get(m.tag)
             if kind is None:
@@ -582,6 +590,16 @@ class Reader:
                                              self.drop)
         except Exception:
             return f"{float(rec):.3f}s"
+
+class _Named:
+    """A stand-in for the <project> element where the timeline is not a project (its name only)."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def get(self, key, default=None):
+        return self.name if key == "name" else default
+
 
 def _src_enable(value: str | None) -> frozenset:
     if value == "video":

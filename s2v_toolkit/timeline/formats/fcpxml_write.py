@@ -4,7 +4,8 @@ The original text is copied and only new text is inserted (byte-for-byte elsewhe
 - one ``<asset>`` per render at the end of ``<resources>`` (its media as ``src`` before FCPXML 1.9,
   as a ``<media-rep>`` from 1.9 on), on the sequence's own format;
 - each render as a connected ``<asset-clip>`` on a new lane above every lane in the project, attached
-  to the primary-storyline item under its first frame (offset in that item's own time), with the
+  to the primary-storyline item under its first frame (offset in that item's own time; an audition's
+  active pick, never the audition itself; a lone browser clip when the file holds no project), with the
   render's ``s2v_toolkit`` metadata as ``<md>`` entries and the render track's name as its video role;
 - each marker as a ``<marker>`` in the element the reader named in the clip's locator.
 Elements go where the FCPXML DTD puts them (connected clips before markers, markers before
@@ -21,6 +22,7 @@ from xml.sax.saxutils import escape
 from s2v_toolkit.timeline.errors import TimelineError
 from s2v_toolkit.timeline.formats.fcpxml_doc import Node, parse
 from s2v_toolkit.timeline.formats.fcpxml_read import MD_PREFIX, STORY
+from s2v_toolkit.timeline.formats.fcpxml_root import story_root
 from s2v_toolkit.timeline.formats.fcpxml_time import conform_scale, fmt, named_rate, seconds
 from s2v_toolkit.timeline.timecode import rate_fraction
 
@@ -69,6 +71,7 @@ class _Inserter:
         self.text = text
         self.edits: list[tuple[int, int, str]] = []   # (position, order, text)
         self.replace: dict[int, tuple[int, str]] = {}  # start -> (end, new text): for '/>' -> '>'
+        self.opened: dict[int, list[str]] = {}         # self-closing element's start -> its new children
 
     def indent_of(self, node: Node) -> str:
         line_start = self.text.rfind("\n", 0, node.start) + 1
@@ -86,13 +89,18 @@ class _Inserter:
         """Insert ``snippet`` as a child of ``node`` before its first child whose tag is in ``before_tags``."""
         indent = self.child_indent(node)
         if node.self_closing:
-            # <gap .../> -> <gap ...> new </gap>: the one place an original byte changes ('/>')
-            head = self.text[node.start:node.head_end]
-            slash = head.rstrip(">").rstrip()
-            cut = node.start + len(slash) - 1  # index of '/'
-            self.replace[cut] = (node.head_end, ">")
-            self.edits.append((node.head_end, len(self.edits),
-                               f"\n{indent}{snippet}\n{self.indent_of(node)}</{node.tag}>"))
+            # <gap .../> -> <gap ...> new </gap>: the one place an original byte changes ('/>');
+            # every snippet for this element goes inside the one pair of tags (in the order given)
+            if node.start not in self.opened:
+                head = self.text[node.start:node.head_end]
+                slash = head.rstrip(">").rstrip()
+                cut = node.start + len(slash) - 1  # index of '/'
+                self.replace[cut] = (node.head_end, ">")
+                self.opened[node.start] = []
+                self.edits.append((node.head_end, len(self.edits),
+                                   lambda n=node: "".join(f"\n{self.child_indent(n)}{x}" for x in self.opened[n.start])
+                                   + f"\n{self.indent_of(n)}</{n.tag}>"))
+            self.opened[node.start].append(snippet)
             return
         prev_end = node.head_end
         for child in node.children:
@@ -108,18 +116,11 @@ class _Inserter:
                         key=lambda e: (e[0], e[1]), reverse=True)
         for pos, _, op in points:
             if op[0] == "ins":
-                text = text[:pos] + op[1] + text[pos:]
+                snippet = op[1]() if callable(op[1]) else op[1]
+                text = text[:pos] + snippet + text[pos:]
             else:
                 text = text[:pos] + op[2] + text[op[1]:]
         return text
-
-
-def _project_sequence(doc, path):
-    for p in doc.root.iter("project"):
-        seq = p.find("sequence")
-        if seq is not None and seq.find("spine") is not None:
-            return seq
-    raise TimelineError(path, "FCPXML holds no project sequence to add the renders to")
 
 
 def _max_lane(node: Node, base: int = 0) -> int:
@@ -145,8 +146,8 @@ def write_additions(original, additions, tmp_path: Path) -> list:
     doc = parse(text)
     ins = _Inserter(text)
     notes: list[str] = []
-    seq = _project_sequence(doc, path)
-    spine = seq.find("spine")
+    root = story_root(doc, path)
+    seq = root.seq
     res_nodes = list(doc.root.iter("resources"))
     if not res_nodes:
         raise TimelineError(path, "FCPXML has no <resources> to add the renders' media to")
@@ -155,11 +156,11 @@ def write_additions(original, additions, tmp_path: Path) -> list:
     fmt_node = res.get(seq.get("format"))
     seq_rate = 1 / seconds(fmt_node.get("frameDuration")) if fmt_node is not None and fmt_node.get("frameDuration") \
         else rate_fraction(additions.rate)
-    tc_start = seconds(seq.get("tcStart"))
+    tc_start = root.tc_start
     version = _version(doc.root)
     ids = {n.get("id") for n in doc.nodes if n.get("id")}
-    lane0 = _max_lane(spine) + 1
-    items = [c for c in spine.children if c.tag in STORY and c.tag != "transition"]
+    items = [c for c in root.items if c.tag in STORY and c.tag != "transition"]
+    lane0 = max([_max_lane(c, int(c.get("lane") or 0)) for c in items] + [0]) + 1
     if not items and additions.clips:
         raise TimelineError(path, "the project's primary storyline is empty; nothing to attach the renders to")
     n_asset = 0
@@ -185,8 +186,8 @@ def write_additions(original, additions, tmp_path: Path) -> list:
             ins.into(resources, asset, set())
             # anchor: the primary-storyline item under the render's first frame
             t_abs = tc_start + rec0
-            anchor = _anchor(items, t_abs)
-            a_off, a_start = seconds(anchor.get("offset")), seconds(anchor.get("start"))
+            anchor, a_off = _anchor(items, t_abs, root.offset_default)
+            a_start = seconds(anchor.get("start"))
             k = _k(anchor, res, seq_rate)
             local = a_start + (t_abs - a_off) * k
             md = "".join(f'<md key={_attr(MD_PREFIX + str(key))} value={_attr(_md_value(value))}/>'
@@ -226,15 +227,32 @@ def write_additions(original, additions, tmp_path: Path) -> list:
     return notes
 
 
-def _anchor(items: list[Node], t: Fraction) -> Node:
-    """The item under time ``t`` (preferring one that is not retimed and has children), else the
-    last one starting before it, else the first."""
-    under = [c for c in items if seconds(c.get("offset")) <= t < seconds(c.get("offset")) + seconds(c.get("duration"))]
+def _active(item: Node) -> Node:
+    """The element that shows: an audition's active pick (its first story child), else the item."""
+    if item.tag == "audition":
+        pick = next((c for c in item.children if c.tag in STORY and c.tag != "transition"), None)
+        return pick if pick is not None else item
+    return item
+
+
+def _span(item: Node, default: Fraction) -> tuple[Fraction, Fraction]:
+    """(offset, end) of a primary-storyline item in the spine's time (an audition's length is its pick's)."""
+    off = seconds(item.get("offset"), default)
+    return off, off + seconds(_active(item).get("duration"))
+
+
+def _anchor(items: list[Node], t: Fraction, default: Fraction = Fraction(0)) -> tuple[Node, Fraction]:
+    """The element to connect to at time ``t`` and its offset in the spine: the item under ``t``
+    (preferring one that is not retimed and has children), else the last one starting before it,
+    else the first. An audition is never the parent of a connected clip: its active pick is."""
+    under = [c for c in items if _span(c, default)[0] <= t < _span(c, default)[1]]
     if under:
-        under.sort(key=lambda c: (c.find("timeMap") is not None, c.self_closing))
-        return under[0]
-    before = [c for c in items if seconds(c.get("offset")) <= t]
-    return before[-1] if before else items[0]
+        under.sort(key=lambda c: (_active(c).find("timeMap") is not None, _active(c).self_closing))
+        item = under[0]
+    else:
+        before = [c for c in items if seconds(c.get("offset"), default) <= t]
+        item = before[-1] if before else items[0]
+    return _active(item), seconds(item.get("offset"), default)
 
 
 def _k(anchor: Node, res: dict, seq_rate: Fraction) -> Fraction:
