@@ -307,14 +307,17 @@ class Fcp7Reader:
         if not nesting:
             # where the surgical writer puts a marker: record frame s shows the clip's frame src_in
             locator.update({"start": s, "src_in": (_int(el, "in", 0) or 0) + head})
-        clip_rate = rate_of(el, rate)
+        clip_rate = self.source_rate(el, rate_of(el, rate))
         filters = read_filters(el)
         in_ = _int(el, "in", 0) or 0
-        # Premiere and FCP 7 count in/out of a retimed clip in retimed frames (the clip's <duration>
-        # is the media's divided by the speed): the media frame is in * speed
+        # in/out count frames of the *sequence* rate from the media's first frame (Premiere: a 23.976
+        # file in a 25 fps sequence has <duration> = its frames * 25/23.976, whatever the clip item's
+        # <rate> says), and a retimed clip counts retimed frames (<duration> = the media's / speed):
+        # the media position is (in * speed) / sequence rate seconds, here in frames of the media
         speed = Fraction(filters.speed).limit_denominator(10000) if filters.speed else Fraction(1)
-        first = (Fraction(in_) + Fraction(head) * clip_rate / rate) * speed
+        first = (Fraction(in_) + Fraction(head)) * speed * clip_rate / rate
         dur = rt(e - s, rate).rescaled_to(float(clip_rate))
+        self._scale = clip_rate / rate
         s2v: dict = {"locator": locator}
         gain = filters.gain_db + outer_gain
         if gain != 0.0:
@@ -350,6 +353,19 @@ class Fcp7Reader:
         else:
             item.metadata[NS] = {**dict(item.metadata.get(NS, {})), "locator": locator}
         return item, s, e
+
+    def source_rate(self, el: ET.Element, clip_rate: Fraction) -> Fraction:
+        """The rate in/out count at: the media file's own (Premiere keeps in/out in file frames even
+        where the clip item says another timebase), a nested sequence's, else the clip item's."""
+        f = el.find("file")
+        if f is not None:
+            full = self.files.get(f.get("id"), f) if f.get("id") else f
+            return rate_of(full, clip_rate)
+        seq = el.find("sequence")
+        if seq is not None:
+            full = self.sequences.get(seq.get("id"), seq) if seq.get("id") else seq
+            return rate_of(full, clip_rate)
+        return clip_rate
 
     def media_reference(self, file_el: ET.Element | None, clip_rate: Fraction):
         """(reference, source frame of the media's first frame at ``clip_rate``)."""
@@ -399,13 +415,14 @@ class Fcp7Reader:
             if index is not None and index >= 1:
                 s2v["source_channel"] = index - 1
         for m in el.findall("marker"):
-            clip.markers.append(self.marker(m, clip_rate, tc))
+            clip.markers.append(self.marker(m, clip_rate, tc, self._scale))
         return clip
 
-    def marker(self, m: ET.Element, rate: Fraction, origin: int) -> otio.schema.Marker:
+    def marker(self, m: ET.Element, rate: Fraction, origin: int, scale: Fraction = Fraction(1)) -> otio.schema.Marker:
         mi = _int(m, "in", 0) or 0
         mo = _int(m, "out", -1)
-        length = mo - mi if mo is not None and mo > mi else 0
+        length = (mo - mi) * scale if mo is not None and mo > mi else 0
+        mi = mi * scale
         return otio.schema.Marker(name=m.findtext("name") or "", comment=m.findtext("comment") or "",
                                   marked_range=otio.opentime.TimeRange(rt(origin + mi, rate), rt(length, rate)))
 
