@@ -54,14 +54,34 @@ def register(sub) -> None:
     p.add_argument("--version", type=int, default=None, help="version number (default: next free one)")
     p.add_argument("--otio-only", action="store_true", help="write only the .otio, not the input's own format")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--diff", action="store_true",
+                   help="print the structural difference between the input and each written file "
+                        "(tracks, clips, markers added or changed)")
     p.set_defaults(func=_cmd_conform)
 
 
-def _load(args, check_media: bool = True):
-    from s2v_toolkit.timeline import describe_timeline, read_timeline
+def quiet_read(path, rate=None):
+    """read_timeline with anything a format library print()s sent to stderr: stdout carries only
+    what the command prints (``--json``: only the JSON)."""
+    import contextlib
+    import sys
 
-    loaded = read_timeline(args.timeline, rate=args.rate)
-    return loaded, describe_timeline(loaded, search_dirs=args.search, check_media=check_media)
+    from s2v_toolkit.timeline import read_timeline
+
+    with contextlib.redirect_stdout(sys.stderr):
+        return read_timeline(path, rate=rate)
+
+
+def _load(args, check_media: bool = True):
+    import contextlib
+    import sys
+
+    from s2v_toolkit.timeline import describe_timeline
+
+    loaded = quiet_read(args.timeline, rate=args.rate)
+    with contextlib.redirect_stdout(sys.stderr):
+        desc = describe_timeline(loaded, search_dirs=args.search, check_media=check_media)
+    return loaded, desc
 
 
 def _cmd_inspect(args) -> int:
@@ -157,7 +177,7 @@ def _cmd_conform(args) -> int:
     from pathlib import Path
 
     from s2v_toolkit.errors import ConfigError
-    from s2v_toolkit.timeline import RenderResult, conform, read_timeline
+    from s2v_toolkit.timeline import RenderResult, conform
 
     try:
         data = json.loads(Path(args.renders).read_text())
@@ -166,11 +186,28 @@ def _cmd_conform(args) -> int:
         renders = [RenderResult.from_dict(r) for r in data]
     except (OSError, ValueError, TypeError, KeyError) as exc:
         raise ConfigError(f"{args.renders}: not a renders list ({exc})") from None
-    loaded = read_timeline(args.timeline, rate=args.rate)
-    result = conform(loaded, renders, args.out, version=args.version, native=not args.otio_only)
+    import contextlib
+    import sys
+
+    loaded = quiet_read(args.timeline, rate=args.rate)
+    with contextlib.redirect_stdout(sys.stderr):
+        result = conform(loaded, renders, args.out, version=args.version, native=not args.otio_only)
+    diffs = {}
+    if args.diff:
+        from s2v_toolkit.timeline.diff import diff_files
+
+        with contextlib.redirect_stdout(sys.stderr):
+            diffs = {a: diff_files(args.timeline, p, rate=args.rate) for a, p in result.outputs.items()}
     if args.json:
-        print_json(result.to_dict())
+        doc = result.to_dict()
+        if args.diff:
+            doc["diff"] = diffs
+        print_json(doc)
         return 0
+    for adapter, lines in diffs.items():
+        print(f"diff {args.timeline} -> {result.outputs[adapter]} ({adapter}): {len(lines)} change(s)")
+        for line in lines:
+            print(f"  {line}")
     for adapter, path in result.outputs.items():
         print(f"wrote {path} ({adapter})")
     print(f"{len(result.placed)} render(s) on track(s) {', '.join(result.track_names) or '(none)'}")

@@ -420,6 +420,10 @@ class _Walker:
             problems.append(f"clip rate {rate_string(source.start_time.rate)} differs from timeline rate "
                             f"{rate_string(self.rate)}")
         link.problems.extend(self.check_media_length(clip, link, media_range))
+        own_md = _meta_ns(clip)
+        for key in ("unknown_picture", "unknown_sound"):
+            if own_md.get(key):
+                problems.append(f"{key.replace('_', ' ')}: {own_md[key]}")
         own = info.enabled  # top-level track switch
         tc = TimelineClip(
             id=clip_id, track=track_id, kind=kind, name=clip.name, enabled=clip.enabled,
@@ -536,7 +540,12 @@ def describe_timeline(
     start = tl.global_start_time if tl.global_start_time is not None else RationalTime(0, rate)
     problems = list(w.problems)
     for c in w.clips:
-        problems.extend(f"{c.id} '{c.name}': {p}" for p in c.problems + c.media.problems)
+        for p in c.problems + c.media.problems:
+            if p.startswith("unknown "):  # not understood: say where, so the editor can look
+                rec = c.record.to_otio()
+                p += (f" (record {timecode(start + rec.start_time, rate, drop)}-"
+                      f"{timecode(start + rec.end_time_exclusive(), rate, drop)})")
+            problems.append(f"{c.id} '{c.name}': {p}")
     return TimelineDescription(
         name=tl.name, path=path, adapter=loaded.adapter, rate=rate, drop_frame=drop,
         global_start=Time.from_otio(start), duration=Time.from_otio(duration.rescaled_to(rate)),
