@@ -12,7 +12,7 @@ from pathlib import Path
 
 import opentimelineio as otio
 
-from s2v_toolkit.timeline.formats.base import TimelineFormat, adapter_read_file
+from s2v_toolkit.timeline.formats.base import TimelineFormat, adapter_read_file, adapter_read_string
 from s2v_toolkit.timeline.loaded import LoadedTimeline
 from s2v_toolkit.timeline.timecode import RationalTime, rate_fraction
 
@@ -24,7 +24,13 @@ def read(path: Path, *, rate: float | None = None) -> LoadedTimeline:
     if rate is None:
         rate, note = guess_edl_rate(path)
         notes.append(note)
-    timeline = adapter_read_file(path, ADAPTER, notes, rate=float(rate))
+    text = path.read_text(errors="replace")
+    fixed, fixes = normalize_source_out(text, float(rate))
+    notes.extend(fixes)
+    if fixed == text:
+        timeline = adapter_read_file(path, ADAPTER, notes, rate=float(rate))
+    else:
+        timeline = adapter_read_string(path, fixed, ADAPTER, notes, rate=float(rate))
     _normalize_start(timeline)
     return LoadedTimeline(timeline=timeline, path=path, adapter=ADAPTER, notes=notes)
 
@@ -63,6 +69,46 @@ def shift_edl_record(text: str, offset: RationalTime, rate: float) -> str:
                     + otio.opentime.to_timecode(rec_out, rate, drop) + m.group(5))
         out.append(line)
     return "\n".join(out) + ("\n" if text.endswith("\n") else "")
+
+
+_EVENT_TC = re.compile(
+    r"^(\s*\d+\s+\S+\s+\S+\s+\S+(?:\s+\d+)?\s+)(\d\d:\d\d:\d\d[:;]\d\d)(\s+)(\d\d:\d\d:\d\d[:;]\d\d)"
+    r"(\s+)(\d\d:\d\d:\d\d[:;]\d\d)(\s+)(\d\d:\d\d:\d\d[:;]\d\d)(.*)$")
+
+
+def normalize_source_out(text: str, rate: float) -> tuple[str, list[str]]:
+    """Events whose source length differs from their record length without a speed (M2) line: the
+    record side is what the editor sees (a leader or black with a 00:00:00:00 source, a trimmed
+    list); the source out is made in + record length, with a note (otio-cmx3600-adapter refuses
+    the whole file otherwise)."""
+    from s2v_toolkit.media import frames_to_timecode, timecode_to_frames
+
+    r = rate_fraction(rate)
+    lines = text.splitlines()
+    notes: list[str] = []
+    for i, line in enumerate(lines):
+        m = _EVENT_TC.match(line)
+        if not m:
+            continue
+        # an M2 line belongs to the event it follows or precedes (before the next event line)
+        j = i + 1
+        speed = False
+        while j < len(lines) and not _EVENT_TC.match(lines[j]):
+            speed = speed or lines[j].lstrip().startswith("M2")
+            j += 1
+        if speed or (i > 0 and lines[i - 1].lstrip().startswith("M2")):
+            continue
+        try:
+            si, so, ri, ro = (timecode_to_frames(m.group(k), r) for k in (2, 4, 6, 8))
+        except ValueError:
+            continue
+        if so - si == ro - ri or "D" == line.split()[3:4] or ro <= ri:
+            continue
+        new_out = frames_to_timecode(si + (ro - ri), r, drop_frame=";" in m.group(4))
+        notes.append(f"event {line.split()[0]} ({m.group(6)}-{m.group(8)}): source {m.group(2)}-{m.group(4)} is not "
+                     f"as long as its record range; read as {m.group(2)}-{new_out}")
+        lines[i] = m.group(1) + m.group(2) + m.group(3) + new_out + "".join(m.group(k) for k in (5, 6, 7, 8, 9))
+    return "\n".join(lines) + ("\n" if text.endswith("\n") else ""), notes
 
 
 def guess_edl_rate(p: Path) -> tuple[float, str]:
