@@ -1,0 +1,58 @@
+"""Corpus check: real EDLs read with each cut event's record and source timecodes as the list says.
+
+Expected values come from the EDL's own event lines (a regex here), never from the adapter: every
+video cut event ("C", no M2 speed line, no dissolve) must be a video clip whose record in/out and
+source in are the event's. An EDL the toolkit cannot read must fail with one clear line.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+import pytest
+
+from corpus_testkit import corpus_params
+
+from s2v_toolkit.timeline import TimelineError, describe_timeline, read_timeline
+
+pytestmark = pytest.mark.corpus
+FILES = corpus_params("timelines", "edl_*.edl")
+TC = r"\d\d:\d\d:\d\d[:;]\d\d"
+EVENT = re.compile(rf"^\s*(\d+)\s+(\S+)\s+(\S+)\s+(\S+)(?:\s+\d+)?\s+({TC})\s+({TC})\s+({TC})\s+({TC})\s*$")
+
+
+def expected_video_cuts(text: str) -> Counter:
+    lines = text.splitlines()
+    events = [(i, EVENT.match(line)) for i, line in enumerate(lines)]
+    events = [(i, m) for i, m in events if m]
+    out = Counter()
+    for k, (i, m) in enumerate(events):
+        nxt = events[k + 1][0] if k + 1 < len(events) else len(lines)
+        body = lines[i + 1:nxt]
+        prev_num = events[k - 1][1].group(1) if k else None
+        _, reel, chan, trans, s_in, s_out, r_in, r_out = m.groups()
+        if trans != "C" or "V" not in chan.upper() or any(b.lstrip().startswith("M2") for b in body):
+            continue
+        if prev_num == m.group(1) or (k + 1 < len(events) and events[k + 1][1].group(1) == m.group(1)):
+            continue   # one half of a dissolve pair
+        if r_in == r_out:
+            continue
+        out[(r_in, r_out, s_in)] += 1
+    return out
+
+
+@pytest.mark.parametrize("path", FILES)
+def test_edl_cut_events_read_at_their_timecodes(path):
+    text = path.read_text(errors="replace")
+    try:
+        desc = describe_timeline(read_timeline(path), check_media=False)
+    except TimelineError as exc:   # not read: it must say so in one line naming the file
+        assert str(path) in str(exc) and "\n" not in str(exc)
+        pytest.xfail(f"not read: {exc}")
+    doc = desc.to_dict()
+    got = Counter((c["record"]["tc_in"], c["record"]["tc_out"], c["source"]["tc_in"])
+                  for c in doc["clips"] if c["kind"] == "video")
+    want = expected_video_cuts(text)
+    missing = want - got
+    assert not missing, f"{sum(missing.values())} of {sum(want.values())} video cuts differ: {list(missing)[:5]}"
