@@ -175,3 +175,32 @@ def test_write_back_inserts_only_the_additions(tmp_path):
     c1 = next(c for c in back.clips if c.name == "c1")
     assert [(m.name, _frames(m.record)) for m in c1.markers] == [("S2V v001", (100, 150))]
     assert result.not_carried == []
+
+
+def _multiclip(active_tag=""):
+    def angle(n, tc):
+        return (f"<angle><clip id=\"ang{n}\"><name>cam{n}</name>{_rate()}<media><video><track>"
+                + _clip(f"ac{n}", 0, 1000, 0, 1000, _file(f"fa{n}", f"cam{n}.mov", tc=tc)) + "</track></video>"
+                + "<audio><track>" + _clip(f"aa{n}", 0, 1000, 0, 1000, f'<file id="fa{n}"/>')
+                + "</track></audio></media></clip></angle>")
+    return f'<multiclip id="mc">{active_tag}<name>MC</name>{angle(1, 100)}{angle(2, 700)}</multiclip>'
+
+
+def test_fcp7_multiclip_plays_its_active_angle(tmp_path):
+    text = _doc([_clip("m", 0, 40, 10, 50, _multiclip("<activevideoangle>2</activevideoangle>"
+                                                      "<activeaudioangle>1</activeaudioangle>"))],
+                [_clip("am", 0, 40, 10, 50, '<multiclip id="mc"/>')])
+    _, desc = _read(tmp_path, text)
+    v = next(c for c in desc.clips if c.kind == "video")
+    a = next(c for c in desc.clips if c.kind == "audio")
+    assert (v.name, _frames(v.record), round(v.source.to_otio().start_time.value)) == ("ac2", (0, 40), 710)
+    assert (a.name, round(a.source.to_otio().start_time.value)) == ("aa1", 110)
+
+
+def test_multiclip_without_active_angle_is_unknown_picture_never_a_gap(tmp_path):
+    _, desc = _read(tmp_path, _doc([_clip("m", 0, 40, 10, 50, _multiclip())]))
+    (c,) = desc.clips
+    assert c.s2v["unknown_picture"] and any("unknown picture" in p and "record 00:00:00:00-00:00:01:15" in p
+                                            for p in desc.problems)
+    (seg,) = shot_map(desc)
+    assert seg.kind == "unknown" and seg.reason

@@ -429,37 +429,46 @@ class Fcp7Reader:
     def nested(self, el, seq_el, kind, name, first, dur, clip_rate, nesting, gain, locator, s, e):
         sid = seq_el.get("id")
         full = self.sequences.get(sid, seq_el) if sid else seq_el
-        seq_name = full.findtext("name") or sid or "nested sequence"
         if len(full) == 0 or len(nesting) >= MAX_NESTING:
             return self._unknown(kind, name, first, dur, clip_rate, locator, s, e,
                                  f"nested sequence '{sid}' not found in the file")
-        nested_rate = rate_of(full, clip_rate)
+        return self.stack(full, kind, name, first, dur, clip_rate, nesting, gain, locator, s, e,
+                          {"nested_sequence": full.findtext("name") or sid or "nested sequence"})
+
+    def stack(self, container, kind, name, first, dur, clip_rate, nesting, gain, locator, s, e, md):
+        """A sequence (or a multiclip angle's clip: the same ``media/video|audio/track`` layout) as an
+        OTIO Stack trimmed to the part the nesting clip item shows."""
+        inner_name = container.findtext("name") or name
+        inner_rate = rate_of(container, clip_rate)
         stack = otio.schema.Stack(name=name, source_range=otio.opentime.TimeRange(
-            rt(first, clip_rate).rescaled_to(float(nested_rate)), dur.rescaled_to(float(nested_rate))))
-        stack.metadata[NS] = {"nested_sequence": seq_name}
-        for track_el in full.findall(f"media/{kind}/track"):
+            rt(first, clip_rate).rescaled_to(float(inner_rate)), dur.rescaled_to(float(inner_rate))))
+        stack.metadata[NS] = md
+        for track_el in container.findall(f"media/{kind}/track"):
             if kind == "audio" and not is_primary(track_el):
                 continue
-            stack.append(self.track(track_el, kind, nested_rate, {}, nesting + [seq_name], gain, locator))
+            stack.append(self.track(track_el, kind, inner_rate, {}, nesting + [inner_name], gain, locator))
         if not len(stack):
             return self._unknown(kind, name, first, dur, clip_rate, locator, s, e,
-                                 f"nested sequence '{seq_name}' has no {kind} track")
+                                 f"'{inner_name}' has no {kind} track")
         return stack
 
     def multiclip(self, el, multi, kind, name, first, dur, clip_rate, nesting, gain, locator, s, e):
-        """FCP 7 multiclip: the active angle (``<activevideoangle>``/``<activeaudioangle>``) plays."""
+        """FCP 7 multiclip: the active angle plays (``<activevideoangle>``/``<activeaudioangle>`` on
+        the clip item or the multiclip, 1-based); without one, the picture/sound is unknown."""
         mid = multi.get("id")
         full = multi if len(multi) else next((m for m in self.root.iter("multiclip")
                                               if m.get("id") == mid and len(m)), multi)
-        angles = full.findall("clip") or full.findall("angle/clip")
+        angles = full.findall("angle/clip") or full.findall("clip")
         tag = "activevideoangle" if kind == "video" else "activeaudioangle"
-        active = _int(el, tag) or _int(full, tag) or _int(multi, tag)
+        active = _int(el, tag) or _int(multi, tag) or _int(full, tag)
         if not angles or active is None or not (1 <= active <= len(angles)):
             return self._unknown(kind, name, first, dur, clip_rate, locator, s, e,
                                  "multiclip without a readable active angle")
         angle = angles[active - 1]
-        inner = next((ci for ci in angle.iter("clipitem") if ci.find("file") is not None), None)
-        file_el = inner.find("file") if inner is not None else angle.find("file")
+        if angle.find(f"media/{kind}/track") is not None:
+            return self.stack(angle, kind, name, first, dur, clip_rate, nesting, gain, locator, s, e,
+                              {"multicam_angle": active})
+        file_el = angle.find("file")
         ref, tc = self.media_reference(file_el, clip_rate)
         clip = otio.schema.Clip(name=angle.findtext("name") or name, media_reference=ref,
                                 source_range=otio.opentime.TimeRange(rt(tc + first, clip_rate), dur))
