@@ -112,8 +112,10 @@ def format_description(desc) -> str:
             flags = "" if c["active"] else "  [disabled]"
             if c["speed"] != 1.0:
                 flags += f"  [speed {c['speed']:g}x]"
+            # a retimed clip shows the source it really uses (speed applied)
+            src = c["media_range"] if c["speed"] not in (1.0, 0.0) and "tc_in" in c["media_range"] else c["source"]
             lines.append(f"  {cid:<8} {c['name'][:28]:<28} rec {c['record']['tc_in']}-{c['record']['tc_out']}"
-                         f"  src {c['source']['tc_in']}-{c['source']['tc_out']}  {m['status']:<8} {where}{flags}")
+                         f"  src {src['tc_in']}-{src['tc_out']}  {m['status']:<8} {where}{flags}")
             for mk in c["markers"]:
                 lines.append(f"           marker '{mk['name']}' at {mk['record']['tc_in']}")
     for mk in d["markers"]:

@@ -97,7 +97,9 @@ class TimelineClip:
             "enabled": self.enabled, "active": self.active,
             "record": self.record.to_dict(rate, drop, offset),
             "source": self.source.to_dict(src_rate, drop and can_drop_frame(src_rate)),
-            "media_range": self.media_range.to_dict(),
+            # the source the editor sees used (speed applied): timecodes where it is a frame range
+            "media_range": self.media_range.to_dict(src_rate if not self.freeze_frame else None,
+                                                    drop and can_drop_frame(src_rate)),
             "speed": self.speed, "freeze_frame": self.freeze_frame, "effects": list(self.effects),
             "nested_in": self.nested_in, "gain_db": self.gain_db, "source_channel": self.source_channel,
             "media": self.media.to_dict(),

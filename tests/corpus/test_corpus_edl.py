@@ -22,6 +22,20 @@ TC = r"\d\d:\d\d:\d\d[:;]\d\d"
 EVENT = re.compile(rf"^\s*(\d+)\s+(\S+)\s+(\S+)\s+(\S+)(?:\s+\d+)?\s+({TC})\s+({TC})\s+({TC})\s+({TC})\s*$")
 
 
+def expected_speed_events(text: str) -> Counter:
+    """Video events with an M2 line (not freeze frames): record in/out and the source in/out used."""
+    lines = text.splitlines()
+    events = [(i, m) for i, m in ((i, EVENT.match(x)) for i, x in enumerate(lines)) if m]
+    out = Counter()
+    for k, (i, m) in enumerate(events):
+        nxt = events[k + 1][0] if k + 1 < len(events) else len(lines)
+        m2 = [b for b in lines[i + 1:nxt] if b.lstrip().startswith("M2")]
+        _, reel, chan, trans, s_in, s_out, r_in, r_out = m.groups()
+        if m2 and "V" in chan.upper() and float(m2[0].split()[2]) != 0 and s_in != s_out:
+            out[(r_in, r_out, s_in, s_out)] += 1
+    return out
+
+
 def expected_video_cuts(text: str) -> Counter:
     lines = text.splitlines()
     events = [(i, EVENT.match(line)) for i, line in enumerate(lines)]
@@ -56,3 +70,8 @@ def test_edl_cut_events_read_at_their_timecodes(path):
     want = expected_video_cuts(text)
     missing = want - got
     assert not missing, f"{sum(missing.values())} of {sum(want.values())} video cuts differ: {list(missing)[:5]}"
+    # speed effects: the source range used is the one the list states
+    used = Counter((c["record"]["tc_in"], c["record"]["tc_out"], c["media_range"]["tc_in"], c["media_range"]["tc_out"])
+                   for c in doc["clips"] if c["kind"] == "video" and c["speed"] not in (0.0, 1.0))
+    speed_missing = expected_speed_events(text) - used
+    assert not speed_missing, f"speed events read differently: {list(speed_missing)[:5]}"

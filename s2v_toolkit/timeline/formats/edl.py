@@ -32,6 +32,7 @@ def read(path: Path, *, rate: float | None = None) -> LoadedTimeline:
     else:
         timeline = adapter_read_string(path, fixed, ADAPTER, notes, rate=float(rate))
     _normalize_start(timeline)
+    notes.extend(exact_speeds(fixed, timeline, float(rate)))
     return LoadedTimeline(timeline=timeline, path=path, adapter=ADAPTER, notes=notes)
 
 
@@ -102,13 +103,74 @@ def normalize_source_out(text: str, rate: float) -> tuple[str, list[str]]:
             si, so, ri, ro = (timecode_to_frames(m.group(k), r) for k in (2, 4, 6, 8))
         except ValueError:
             continue
-        if so - si == ro - ri or "D" == line.split()[3:4] or ro <= ri:
+        if so - si == ro - ri or ro <= ri:
             continue
         new_out = frames_to_timecode(si + (ro - ri), r, drop_frame=";" in m.group(4))
         notes.append(f"event {line.split()[0]} ({m.group(6)}-{m.group(8)}): source {m.group(2)}-{m.group(4)} is not "
                      f"as long as its record range; read as {m.group(2)}-{new_out}")
         lines[i] = m.group(1) + m.group(2) + m.group(3) + new_out + "".join(m.group(k) for k in (5, 6, 7, 8, 9))
     return "\n".join(lines) + ("\n" if text.endswith("\n") else ""), notes
+
+
+def exact_speeds(text: str, timeline: otio.schema.Timeline, rate: float) -> list[str]:
+    """Speed of each M2 event from its own timecodes (source length / record length): the M2 line's
+    speed is rounded to 0.1 fps (047.6 for 47.56), so the adapter's time scalar makes the source range
+    disagree with the source out the list states; the timecodes are what the editor sees."""
+    from s2v_toolkit.media import timecode_to_frames
+
+    r = rate_fraction(rate)
+    lines = text.splitlines()
+    wanted: dict[int, float] = {}
+    for i, line in enumerate(lines):
+        m = _EVENT_TC.match(line)
+        if not m:
+            continue
+        chan = line.split()[2].upper()
+        kinds = (["video"] if "V" in chan else []) + (["audio"] if "A" in chan else [])
+        j = i + 1
+        m2 = None
+        while j < len(lines) and not _EVENT_TC.match(lines[j]):
+            if lines[j].lstrip().startswith("M2"):
+                m2 = lines[j]
+            j += 1
+        if m2 is None:
+            continue
+        try:
+            si, so, ri, ro = (timecode_to_frames(m.group(k), r) for k in (2, 4, 6, 8))
+        except ValueError:
+            continue
+        try:
+            m2_speed = float(m2.split()[2])
+        except (IndexError, ValueError):
+            continue
+        if ro > ri and so > si and m2_speed != 0:
+            # reverse (negative M2 speed) plays the same source range backwards
+            for kind in kinds:
+                wanted[(kind, ri)] = (so - si) / (ro - ri) * (-1 if m2_speed < 0 else 1)
+    if not wanted:
+        return []
+    start = timeline.global_start_time
+    fixed = 0
+    for track in timeline.tracks:
+        kind = "video" if track.kind == otio.schema.TrackKind.Video else "audio"
+        for clip in track.find_clips(shallow_search=True):
+            warps = [e for e in clip.effects if isinstance(e, otio.schema.LinearTimeWarp)]
+            if len(warps) > 1 or any(isinstance(w, otio.schema.FreezeFrame) or w.time_scalar == 0 for w in warps):
+                continue
+            rec = clip.transformed_time_range(clip.trimmed_range(), timeline.tracks).start_time
+            if start is not None:
+                rec = rec + start
+            key = (kind, round(rec.rescaled_to(rate).value))
+            if key not in wanted:
+                continue
+            if not warps:   # the adapter dropped it (e.g. a reverse M2 at the record rate)
+                clip.effects.append(otio.schema.LinearTimeWarp(name="M2", time_scalar=wanted[key]))
+                fixed += 1
+            elif wanted[key] != warps[0].time_scalar:
+                warps[0].time_scalar = wanted[key]
+                fixed += 1
+    return [f"{fixed} speed effect(s) read from their event's source/record timecodes "
+            "(the M2 speed is rounded)"] if fixed else []
 
 
 def guess_edl_rate(p: Path) -> tuple[float, str]:
