@@ -121,6 +121,31 @@ def _frames(t, rate):
     return Fraction(t.value) * Fraction(rate).limit_denominator(1001) / Fraction(t.rate).limit_denominator(1001)
 
 
+def _ndf(frames: int, fps: int) -> str:
+    s, f = divmod(frames, fps)
+    return f"{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}:{f:02d}"
+
+
+@pytest.mark.parametrize("path", FILES)
+def test_fcp7_record_timecodes_are_exact(path):
+    """tc_in/tc_out of every clip as the sequence's own start timecode + the clip's record frames say
+    (before integer arithmetic, 298 of 671 clips of the Premiere programme came out a frame early)."""
+    root = ET.parse(path).getroot()
+    seq = root.find("sequence")
+    if seq is None:
+        seq = next(s for s in root.iter("sequence") if len(s))
+    if (seq.findtext("rate/ntsc") or "FALSE").strip().upper() == "TRUE":
+        pytest.skip("NTSC sequence: covered by the unit tests")
+    fps = int(seq.findtext("rate/timebase"))
+    start = _num(seq, "timecode/frame", 0)
+    doc = describe_timeline(read_timeline(path), check_media=False).to_dict()
+    want = Counter()
+    for (kind, a, b, _src), n in expected_clips(path).items():
+        want[(kind, _ndf(start + a, fps), _ndf(start + b, fps))] += n
+    got = Counter((c["kind"], c["record"]["tc_in"], c["record"]["tc_out"]) for c in doc["clips"])
+    assert got == want
+
+
 @pytest.mark.parametrize("path", FILES)
 def test_fcp7_reads_every_clip_as_the_file_says(path):
     desc = describe_timeline(read_timeline(path), check_media=False)
