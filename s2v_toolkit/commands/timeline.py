@@ -72,6 +72,17 @@ def quiet_read(path, rate=None):
         return read_timeline(path, rate=rate)
 
 
+def conform_diffs(timeline, outputs: dict, rate=None) -> dict:
+    """Structural difference (timeline.diff) between the input and each written file, by format."""
+    import contextlib
+    import sys
+
+    from s2v_toolkit.timeline.diff import diff_files
+
+    with contextlib.redirect_stdout(sys.stderr):
+        return {a: diff_files(timeline, p, rate=rate) for a, p in outputs.items()}
+
+
 def _load(args, check_media: bool = True):
     import contextlib
     import sys
@@ -194,12 +205,7 @@ def _cmd_conform(args) -> int:
     loaded = quiet_read(args.timeline, rate=args.rate)
     with contextlib.redirect_stdout(sys.stderr):
         result = conform(loaded, renders, args.out, version=args.version, native=not args.otio_only)
-    diffs = {}
-    if args.diff:
-        from s2v_toolkit.timeline.diff import diff_files
-
-        with contextlib.redirect_stdout(sys.stderr):
-            diffs = {a: diff_files(args.timeline, p, rate=args.rate) for a, p in result.outputs.items()}
+    diffs = conform_diffs(args.timeline, result.outputs, rate=args.rate) if args.diff else {}
     if args.json:
         doc = result.to_dict()
         if args.diff:

@@ -204,3 +204,45 @@ def test_multiclip_without_active_angle_is_unknown_picture_never_a_gap(tmp_path)
                                             for p in desc.problems)
     (seg,) = shot_map(desc)
     assert seg.kind == "unknown" and seg.reason
+
+
+def test_conform_diff_lists_exactly_the_additions(tmp_path, capsys):
+    import json
+
+    from s2v_toolkit.cli import main
+
+    text = _doc([_clip("c0", 0, 100, 10, 110, _file("f0", "z.mov", tc=0))])
+    src = tmp_path / "cut.xml"
+    src.write_text(text)
+    renders = tmp_path / "r.json"
+    renders.write_text(json.dumps([{"media_path": str(tmp_path / "r.mov"), "clip_id": "V1.1"}]))
+    assert main(["conform-timeline", str(src), str(renders), "-o", str(tmp_path / "out"), "--diff", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)       # stdout is only the JSON
+    for adapter in ("otio_json", "fcp_xml"):
+        lines = doc["diff"][adapter]
+        assert len(lines) == 3 and all(line.startswith("+ ") for line in lines)
+        assert lines[0] == "+ track video 'S2V v001'"
+        assert "record 00:00:00:00-00:00:04:00" in lines[1] and lines[2].startswith("+ marker 'S2V v001' on 'c0'")
+
+
+def test_inspect_json_stdout_is_only_json_even_when_a_reader_prints(tmp_path, capsys, monkeypatch):
+    import dataclasses
+    import json
+
+    from s2v_toolkit.cli import main
+    from s2v_toolkit.timeline import formats
+
+    fmt = formats.FORMATS["fcp_xml"]
+
+    def noisy(path, *, rate=None):
+        print("adapter chatter on stdout")   # what the AAF adapter does
+        return fmt.read(path, rate=rate)
+
+    monkeypatch.setitem(formats.FORMATS, "fcp_xml", dataclasses.replace(fmt, read=noisy))
+    src = tmp_path / "cut.xml"
+    src.write_text(_doc([_clip("c0", 0, 100, 10, 110, _file("f0", "z.mov", tc=0))]))
+    for cmd in (["inspect", "--json", "--no-probe"], ["shots", "--json"]):
+        assert main([*cmd[:1], str(src), *cmd[1:]]) == 0
+        out = capsys.readouterr()
+        json.loads(out.out)
+        assert "adapter chatter" in out.err
