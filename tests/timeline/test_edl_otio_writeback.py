@@ -68,3 +68,26 @@ def test_otio_write_back_is_the_original_plus_the_additions(tmp_path):
     assert len(new_markers) == 1
     marked["markers"] = [m for m in marked["markers"] if not m["name"].startswith("S2V v")]
     assert after == before
+
+
+def test_edl_drop_frame_record_timecodes_across_a_minute(tmp_path):
+    src = tmp_path / "df.edl"
+    src.write_text("TITLE: DF\nFCM: DROP FRAME\n\n"
+                   "001  A001     V     C        01:00:00;00 01:00:00;04 01:00:59;28 01:01:00;04\n"
+                   "002  A002     V     C        02:00:00;00 02:00:00;10 01:01:00;04 01:01:00;14\n")
+    desc = describe_timeline(read_timeline(src, rate="29.97"), check_media=False)
+    doc = desc.to_dict()
+    assert desc.drop_frame
+    assert [(c["record"]["tc_in"], c["record"]["tc_out"]) for c in doc["clips"]] == [
+        ("01:00:59;28", "01:01:00;04"), ("01:01:00;04", "01:01:00;14")]
+    assert [c["record"]["duration"]["value"] for c in doc["clips"]] == [4, 10]   # ;00 and ;01 do not exist
+
+
+def test_edl_tracks_that_start_later_keep_their_record_position(tmp_path):
+    src = tmp_path / "reel.edl"
+    src.write_text("TITLE: R\nFCM: NON-DROP FRAME\n\n"
+                   "001  DX1      A     C        00:00:00:00 00:00:10:00 01:00:00:00 01:00:10:00\n"
+                   "002  FX1      A2    C        00:00:00:00 00:00:02:00 01:00:05:00 01:00:07:00\n")
+    doc = describe_timeline(read_timeline(src, rate=25), check_media=False).to_dict()
+    got = sorted((c["track"], c["record"]["tc_in"], c["record"]["tc_out"]) for c in doc["clips"])
+    assert got == [("A1", "01:00:00:00", "01:00:10:00"), ("A2", "01:00:05:00", "01:00:07:00")]

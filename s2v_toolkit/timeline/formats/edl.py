@@ -15,7 +15,8 @@ import opentimelineio as otio
 from s2v_toolkit.timeline.errors import TimelineError
 from s2v_toolkit.timeline.formats.base import TimelineFormat, adapter_read_file, adapter_read_string
 from s2v_toolkit.timeline.loaded import LoadedTimeline
-from s2v_toolkit.timeline.timecode import RationalTime, rate_fraction
+from s2v_toolkit.timeline.roles import METADATA_NAMESPACE
+from s2v_toolkit.timeline.timecode import RationalTime, can_drop_frame, rate_fraction, timecode
 
 ADAPTER = "cmx_3600"
 
@@ -46,6 +47,10 @@ def read(path: Path, *, rate: float | None = None) -> LoadedTimeline:
     _normalize_start(timeline)
     notes.extend(exact_speeds(fixed, timeline, float(rate)))
     notes.extend(loc_markers_at_record(timeline))
+    md = {"drop_frame": bool(re.search(r"^\s*FCM:\s*DROP", text, re.M | re.I)) and can_drop_frame(float(rate))}
+    if timeline.global_start_time is not None:
+        md["start_timecode"] = timecode(timeline.global_start_time, float(rate), md["drop_frame"])
+    timeline.metadata[METADATA_NAMESPACE] = {**dict(timeline.metadata.get(METADATA_NAMESPACE, {})), **md}
     return LoadedTimeline(timeline=timeline, path=path, adapter=ADAPTER, notes=notes)
 
 
