@@ -440,6 +440,19 @@ class _Walker:
             tc.markers.append(MarkerInfo(m.name, m.color, Span(Time.from_otio(rec_start),
                                                                Time.from_otio(m.marked_range.duration)),
                                          clip_id, m.comment, _meta_ns(m)))
+        # markers on a nesting stack (FCP 7 XML: on the nesting clip item) show on the clips under them
+        parent = clip.parent()
+        while parent is not None and parent is not self.timeline.tracks:
+            if isinstance(parent, otio.schema.Stack):
+                for m in parent.markers:
+                    try:
+                        rec_m = parent.transformed_time_range(m.marked_range, self.timeline.tracks)
+                    except Exception:  # noqa: BLE001 - a marker OTIO cannot place is left out
+                        continue
+                    if record.start_time <= rec_m.start_time < record.end_time_exclusive():
+                        tc.markers.append(MarkerInfo(m.name, m.color, Span.from_otio(rec_m), clip_id,
+                                                     m.comment, _meta_ns(m)))
+            parent = parent.parent()
         info.clip_ids.append(clip_id)
         self.clips.append(tc)
 

@@ -352,6 +352,10 @@ class Fcp7Reader:
             item.metadata[NS] = md
         else:
             item.metadata[NS] = {**dict(item.metadata.get(NS, {})), "locator": locator}
+            # markers of the nesting clip item, in the nested sequence's time (the Stack's own)
+            inner_rate = Fraction(item.source_range.start_time.rate).limit_denominator(1001)
+            for m in el.findall("marker"):
+                item.markers.append(self.marker(m, inner_rate, 0, inner_rate / rate * speed))
         return item, s, e
 
     def source_rate(self, el: ET.Element, clip_rate: Fraction) -> Fraction:
