@@ -88,8 +88,22 @@ def test_gain_filters_and_levels_in_db_and_linear(tmp_path):
     text = _doc([], [_clip("g", 0, 25, 0, 25, _file("f", "a.wav"), gain)
                      + _clip("l", 25, 50, 0, 25, '<file id="f"/>', level.format("0.5"))
                      + _clip("s", 50, 75, 0, 25, '<file id="f"/>', level.format("0") + gain)])
+    db_level = ("<filter><effect><name>Audio Levels</name><effectid>audiolevels</effectid>"
+                "<parameter><parameterid>level</parameterid><name>Level</name><valuemin>-96</valuemin>"
+                "<valuemax>12</valuemax><value>{}</value></parameter></effect></filter>")
+    keyed = ("<filter><effect><name>Audio Levels</name><effectid>audiolevels</effectid>"
+             "<parameter><parameterid>level</parameterid><valuemin>0</valuemin><valuemax>3.98109</valuemax>"
+             "<keyframe><when>0</when><value>0.25</value></keyframe>"
+             "<keyframe><when>10</when><value>1</value></keyframe></parameter></effect></filter>")
+    text = text.replace("</track></audio>", _clip("d", 75, 100, 0, 25, '<file id="f"/>', db_level.format("-9"))
+                        + _clip("q", 100, 125, 0, 25, '<file id="f"/>', db_level.format("-96"))
+                        + _clip("k", 125, 150, 0, 25, '<file id="f"/>', keyed) + "</track></audio>")
     _, desc = _read(tmp_path, text)
     by = {c.name: c for c in desc.clips}
+    assert by["d"].gain_db == pytest.approx(-9.0)          # a level written in dB
+    assert by["q"].gain_db <= -99                          # at the floor: silent
+    assert by["k"].gain_db == pytest.approx(0.0, abs=1e-9)  # keyframed: loudest, envelope kept
+    assert by["k"].s2v["gain_keyframes_db"] == [[0, pytest.approx(-12.0412, abs=1e-3)], [10, 0.0]]
     assert by["g"].gain_db == pytest.approx(-12.0)
     assert by["l"].gain_db == pytest.approx(-6.0206, abs=1e-3)
     assert by["s"].gain_db <= -99   # silent

@@ -136,8 +136,11 @@ def read_filters(item: ET.Element) -> Filters:
         params = {(p.findtext("parameterid") or p.findtext("name") or "").strip().lower(): p
                   for p in eff.findall("parameter")}
         if eid.lower() == "audiolevels" and "level" in params:
-            db = _param_db(params["level"], linear=True, keys=f.gain_keyframes)
-            f.gain_db += db
+            # Premiere/FCP 7 write the level as a linear factor (0..3.98 = +12 dB); some writers give
+            # it in dB (a negative valuemin, or "dB" in its name)
+            p = params["level"]
+            in_db = (_float(p.findtext("valuemin")) or 0) < 0 or "db" in (p.findtext("name") or "").lower()
+            f.gain_db += _param_db(p, linear=not in_db, keys=f.gain_keyframes)
         elif eid == GAIN_EFFECT_ID or any("(db)" in k for k in params):
             for k, p in params.items():
                 if "db" in k or eid == GAIN_EFFECT_ID:
@@ -156,15 +159,26 @@ def read_filters(item: ET.Element) -> Filters:
     return f
 
 
+def _float(text: str | None) -> float | None:
+    try:
+        return float((text or "").strip())
+    except ValueError:
+        return None
+
+
 def _param_db(p: ET.Element, *, linear: bool, keys: list) -> float:
     """A level parameter in dB: its value, or where keyframed the loudest keyframe (the envelope
-    itself goes to ``gain_keyframes``), so a clip heard anywhere is not silenced."""
+    itself goes to ``gain_keyframes``), so a clip heard anywhere is not silenced. A dB value at the
+    parameter's floor (``valuemin``, e.g. -96) is silence."""
+    floor = _float(p.findtext("valuemin"))
+
     def conv(text: str | None) -> float | None:
-        try:
-            v = float((text or "").strip())
-        except ValueError:
+        v = _float(text)
+        if v is None:
             return None
-        return _level_db(v) if linear else v
+        if linear:
+            return _level_db(v)
+        return SILENT_DB if floor is not None and floor < 0 and v <= floor else v
     frames = []
     for kf in p.findall("keyframe"):
         v = conv(kf.findtext("value"))
