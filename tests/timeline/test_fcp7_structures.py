@@ -260,3 +260,13 @@ def test_inspect_json_stdout_is_only_json_even_when_a_reader_prints(tmp_path, ca
         out = capsys.readouterr()
         json.loads(out.out)
         assert "adapter chatter" in out.err
+
+
+def test_clip_item_without_media_is_named_with_its_record_range(tmp_path):
+    text = _doc([_clip("c0", 0, 50, 0, 50, _file("f0", "z.mov", tc=0)) + _clip("ghost", 50, 75, 0, 25, "")],
+                tc_frame=90000)
+    p, desc = _read(tmp_path, text)
+    loaded = read_timeline(p)
+    assert any("'ghost' at record 01:00:02:00-01:00:03:00" in n for n in loaded.notes)
+    assert any("'ghost'" in pr and "unknown picture" in pr and "01:00:02:00-01:00:03:00" in pr for pr in desc.problems)
+    assert [s.kind for s in shot_map(desc)] == ["clip", "unknown"]

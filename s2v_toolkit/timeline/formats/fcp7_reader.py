@@ -196,6 +196,8 @@ class Fcp7Reader:
         self.path = path
         self.root = root
         self.notes: list[str] = []
+        self._nesting: list = []
+        self._start, self._rate, self._df = 0, Fraction(25), False
         self.files: dict[str, ET.Element] = {}
         self.sequences: dict[str, ET.Element] = {}
         for el in root.iter("file"):
@@ -213,6 +215,7 @@ class Fcp7Reader:
             raise TimelineError(self.path, "FCP 7 XML holds no <sequence>")
         rate = rate_of(seq, Fraction(25))
         start, df = timecode_frames(seq.find("timecode"), rate)
+        self._start, self._rate, self._df = start or 0, rate, df
         tl = otio.schema.Timeline(name=seq.findtext("name") or self.path.stem,
                                   global_start_time=rt(start or 0, rate))
         md = {"drop_frame": bool(df), "rate": str(rate)}
@@ -257,13 +260,14 @@ class Fcp7Reader:
             next_tr = items[i + 1] if i + 1 < len(items) and items[i + 1].tag == "transitionitem" else None
             locator = dict(outer_locator) if outer_locator else {**where, "item": i, "id": el.get("id", "")}
             item, s, e = self.item(el, kind, rate, prev_tr, next_tr, nesting, outer_gain, locator, track_el)
+            self._nesting = nesting   # item() may have read deeper nested sequences
             if item is None:
                 continue
             if s < cursor:
                 # overlapping items on one track (not through a transition): keep the later one whole
                 # from where the earlier ends, and say so
                 name = el.findtext("name") or el.get("id", "?")
-                self.notes.append(f"'{name}' at record frames {s}-{e} overlaps the previous item on its "
+                self.notes.append(f"'{name}' at {self.where(s, e)} overlaps the previous item on its "
                                   f"track; read from frame {cursor}")
                 if e <= cursor:
                     continue
@@ -274,6 +278,15 @@ class Fcp7Reader:
             track.append(item)
             cursor = e
         return track
+
+    def where(self, s: int, e: int) -> str:
+        """Record timecodes of a top-level item, or its frames in the nested sequence holding it."""
+        if self._nesting:
+            return f"frames {s}-{e} of nested sequence '{self._nesting[-1]}'"
+        from s2v_toolkit.timeline.timecode import frames_timecode
+
+        return (f"record {frames_timecode(self._start + s, float(self._rate), self._df)}-"
+                f"{frames_timecode(self._start + e, float(self._rate), self._df)}")
 
     def transition(self, el: ET.Element, rate: Fraction, track) -> otio.schema.Transition | None:
         s, e = _int(el, "start"), _int(el, "end")
@@ -310,6 +323,7 @@ class Fcp7Reader:
         return s, e, head
 
     def item(self, el, kind, rate, prev_tr, next_tr, nesting, outer_gain, locator, track_el):
+        self._nesting = nesting
         name = el.findtext("name") or (el.find("file").findtext("name") if el.find("file") is not None else "") or ""
         rng = self.record_range(el, prev_tr, next_tr)
         if rng is None:
@@ -417,7 +431,7 @@ class Fcp7Reader:
         ref, tc = self.media_reference(file_el, clip_rate)
         if file_el is None:
             s2v["unknown_picture" if kind == "video" else "unknown_sound"] = "clip item without a <file>, nested sequence or multiclip"
-            self.notes.append(f"'{name}' at record frames {s}-{e}: clip item without media (<file>); "
+            self.notes.append(f"'{name}' at {self.where(s, e)}: clip item without media (<file>); "
                               "its picture is unknown")
         clip = otio.schema.Clip(name=name, media_reference=ref,
                                 source_range=otio.opentime.TimeRange(rt(tc + first, clip_rate), dur))
@@ -426,7 +440,7 @@ class Fcp7Reader:
                                                            * (-1 if filters.reverse else 1)))
         if filters.variable_speed:
             s2v["unknown_picture" if kind == "video" else "unknown_sound"] = "variable speed (Time Remap keyframes)"
-            self.notes.append(f"'{name}' at record frames {s}-{e}: variable speed not read; source range "
+            self.notes.append(f"'{name}' at {self.where(s, e)}: variable speed not read; source range "
                               "read at its constant speed")
         if kind == "audio" and not is_exploded(track_el):
             index = _int(el, "sourcetrack/trackindex")
@@ -494,7 +508,7 @@ class Fcp7Reader:
         return clip
 
     def _unknown(self, kind, name, first, dur, clip_rate, locator, s, e, reason):
-        self.notes.append(f"'{name}' at record frames {s}-{e}: {reason}; its "
+        self.notes.append(f"'{name}' at {self.where(s, e)}: {reason}; its "
                           f"{'picture' if kind == 'video' else 'sound'} is unknown")
         clip = otio.schema.Clip(name=name, media_reference=otio.schema.MissingReference(),
                                 source_range=otio.opentime.TimeRange(rt(first, clip_rate), dur))
