@@ -92,14 +92,15 @@ class TimelineClip:
         # source timecode counts at the source's own rate; audio clips timed in samples (AAF) use
         # the timeline rate instead, as NLEs show them
         src_rate = self.source.start.rate if self.source.start.rate <= 120 else rate
+        # the media's own timecode display where the reader knows it, else the timeline's
+        src_drop = bool(self.s2v.get("source_drop_frame", drop)) and can_drop_frame(src_rate)
         return {
             "id": self.id, "track": self.track, "kind": self.kind, "name": self.name,
             "enabled": self.enabled, "active": self.active,
             "record": self.record.to_dict(rate, drop, offset),
-            "source": self.source.to_dict(src_rate, drop and can_drop_frame(src_rate)),
+            "source": self.source.to_dict(src_rate, src_drop),
             # the source the editor sees used (speed applied): timecodes where it is a frame range
-            "media_range": self.media_range.to_dict(src_rate if not self.freeze_frame else None,
-                                                    drop and can_drop_frame(src_rate)),
+            "media_range": self.media_range.to_dict(src_rate if not self.freeze_frame else None, src_drop),
             "speed": self.speed, "freeze_frame": self.freeze_frame, "effects": list(self.effects),
             "nested_in": self.nested_in, "gain_db": self.gain_db, "source_channel": self.source_channel,
             "media": self.media.to_dict(),

@@ -166,7 +166,9 @@ def test_ntsc_drop_frame_record_timecodes(tmp_path, frames, tc):
     _, desc = _read(tmp_path, _doc([_clip("c", frames, frames + 2, 0, 2, _file("f", tc=0, tb=30, ntsc=True),
                                           tb=30, ntsc=True)], tb=30, ntsc=True, df="DF"))
     assert desc.drop_frame
-    assert desc.to_dict()["clips"][0]["record"]["tc_in"] == tc
+    clip = desc.to_dict()["clips"][0]
+    assert clip["record"]["tc_in"] == tc
+    assert clip["source"]["tc_in"] == "00:00:00:00"    # the media's timecode is NDF: shown NDF
 
 
 def test_write_back_inserts_only_the_additions(tmp_path):

@@ -54,3 +54,19 @@ def test_pyproject_registers_the_entry_point():
     assert '[project.entry-points."opentimelineio.plugins"]' in text
     assert 's2v_toolkit = "s2v_toolkit.timeline.otio_plugin"' in text
     assert json.loads(MANIFEST_PATH.read_text())["OTIO_SCHEMA"] == "PluginManifest.1"
+
+
+def test_render_linker_relinks_moved_renders_by_name(tmp_path):
+    manifest = otio.plugins.manifest.manifest_from_file(str(MANIFEST_PATH))
+    linker = manifest.media_linkers[0]
+    renders = tmp_path / "moved" / "v001"
+    renders.mkdir(parents=True)
+    (renders / "SH010_job1.mov").write_bytes(b"x")
+    clip = otio.schema.Clip(name="SH010 S2V v001", media_reference=otio.schema.ExternalReference(
+        target_url="file:///gone/SH010_job1.mov"))
+    clip.metadata["s2v_toolkit"] = {"media_path": "/gone/SH010_job1.mov", "version": 1}
+    ref = linker.link_media_reference(clip, {"search_dirs": [str(tmp_path / "moved")]})
+    assert ref.target_url == (renders / "SH010_job1.mov").resolve().as_uri()
+    # an editor's clip (no s2v render metadata) is left alone
+    other = otio.schema.Clip(name="x", media_reference=otio.schema.ExternalReference(target_url="file:///gone/a.mov"))
+    assert linker.link_media_reference(other, {"search_dirs": [str(tmp_path)]}).target_url == "file:///gone/a.mov"

@@ -197,6 +197,7 @@ class Fcp7Reader:
         self.root = root
         self.notes: list[str] = []
         self._nesting: list = []
+        self._source_df = False
         self._start, self._rate, self._df = 0, Fraction(25), False
         self.files: dict[str, ET.Element] = {}
         self.sequences: dict[str, ET.Element] = {}
@@ -406,7 +407,7 @@ class Fcp7Reader:
         fid = file_el.get("id")
         full = self.files.get(fid, file_el) if fid else file_el
         file_rate = rate_of(full, clip_rate)
-        tc, _ = timecode_frames(full.find("timecode"), clip_rate)
+        tc, self._source_df = timecode_frames(full.find("timecode"), clip_rate)
         tc = tc or 0
         url = (full.findtext("pathurl") or "").strip()
         dur = _int(full, "duration")
@@ -435,6 +436,8 @@ class Fcp7Reader:
                               "its picture is unknown")
         clip = otio.schema.Clip(name=name, media_reference=ref,
                                 source_range=otio.opentime.TimeRange(rt(tc + first, clip_rate), dur))
+        if file_el is not None:
+            s2v["source_drop_frame"] = bool(self._source_df)   # the media's own timecode display
         if filters.speed != 1.0:
             clip.effects.append(otio.schema.LinearTimeWarp(name="Time Remap", time_scalar=float(filters.speed)
                                                            * (-1 if filters.reverse else 1)))
