@@ -315,6 +315,14 @@ def clip_gain_db(clip: otio.schema.Clip) -> float:
     return 0.0
 
 
+def snap_frames(t: RationalTime, rate: float) -> RationalTime:
+    """``t`` at the timeline rate, a whole frame where it is one (OTIO adds ranges of mixed rates in
+    floats: 1372 frames at 25 come back as 1644.7552... at 29.97 or 1371.9999999)."""
+    v = t.rescaled_to(rate).value
+    r = round(v)
+    return RationalTime(r, rate) if abs(v - r) < 1e-6 else RationalTime(v, rate)
+
+
 class _Walker:
     def __init__(self, timeline, resolver: MediaResolver, rate: float, check_media: bool):
         self.timeline = timeline
@@ -332,7 +340,8 @@ class _Walker:
     def record_range(self, item, top_track) -> TimeRange:
         # The item's own range mapped up through nested stacks/tracks and the top-level track's own
         # trim (EDL and AAF readers use one) to the timeline's stack: record time.
-        return item.transformed_time_range(item.trimmed_range(), self.timeline.tracks)
+        rec = item.transformed_time_range(item.trimmed_range(), self.timeline.tracks)
+        return TimeRange(snap_frames(rec.start_time, self.rate), snap_frames(rec.duration, self.rate))
 
     def visible_ranges(self, clip, top_track) -> tuple[TimeRange, TimeRange] | None:
         """(record, source) of the part of ``clip`` that nested stacks/tracks let through."""

@@ -156,6 +156,9 @@ def test_fcp7_reads_every_clip_as_the_file_says(path):
         src = c.source.to_otio()
         got[(c.kind, round(_frames(rec.start_time, rate)), round(_frames(rec.end_time_exclusive(), rate)),
              round(Fraction(src.start_time.value) * 1000))] += 1   # media frame, to 1/1000
+    # record positions are whole frames at the sequence rate, not floats near them
+    assert all(c.record.start.rate == rate and float(c.record.start.value).is_integer()
+               and float(c.record.duration.value).is_integer() for c in desc.clips)
     want = expected_clips(path)
     assert sum(want.values()) > 0
     missing, extra = want - got, got - want

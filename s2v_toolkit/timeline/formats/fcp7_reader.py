@@ -345,7 +345,9 @@ class Fcp7Reader:
         # the media position is (in * speed) / sequence rate seconds, here in frames of the media
         speed = Fraction(filters.speed).limit_denominator(10000) if filters.speed else Fraction(1)
         first = (Fraction(in_) + Fraction(head)) * speed * clip_rate / rate
-        dur = rt(e - s, rate).rescaled_to(float(clip_rate))
+        # the duration stays in sequence frames (OTIO allows a range's start and duration at different
+        # rates): record positions then add up as whole frames, never as rescaled floats
+        dur = rt(e - s, rate)
         self._scale = clip_rate / rate
         s2v: dict = {"locator": locator}
         gain = filters.gain_db + outer_gain
@@ -476,7 +478,7 @@ class Fcp7Reader:
         inner_name = container.findtext("name") or name
         inner_rate = rate_of(container, clip_rate)
         stack = otio.schema.Stack(name=name, source_range=otio.opentime.TimeRange(
-            rt(first, clip_rate).rescaled_to(float(inner_rate)), dur.rescaled_to(float(inner_rate))))
+            rt(first, clip_rate).rescaled_to(float(inner_rate)), dur))
         stack.metadata[NS] = md
         for track_el in container.findall(f"media/{kind}/track"):
             if kind == "audio" and not is_primary(track_el):
