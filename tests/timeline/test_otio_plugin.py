@@ -49,6 +49,27 @@ def test_otio_reads_through_the_plugin_in_a_fresh_process(tmp_path):
     assert out.stdout.strip() == "[('cam', 10.0)]"
 
 
+def test_entry_point_registration_loads_the_manifest(tmp_path):
+    """The way pip installs it: an ``opentimelineio.plugins`` entry point (a dist-info made here, so the
+    check needs no install) naming the package that holds plugin_manifest.json."""
+    dist = tmp_path / "site" / "s2v_plugin_probe-0.0.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: s2v-plugin-probe\nVersion: 0.0\n")
+    (dist / "entry_points.txt").write_text("[opentimelineio.plugins]\ns2v_toolkit = s2v_toolkit.timeline.otio_plugin\n")
+    xml = tmp_path / "nested.xml"
+    xml.write_text(XML)
+    code = ("import opentimelineio as otio, sys\n"
+            "print(sorted(a.name for a in otio.plugins.ActiveManifest().adapters if a.name.startswith('s2v_')))\n"
+            "tl = otio.adapters.read_from_file(sys.argv[1], adapter_name='s2v_fcp_xml')\n"
+            "print([c.name for c in tl.find_clips()])\n")
+    env = {k: v for k, v in os.environ.items() if k != "OTIO_PLUGIN_MANIFEST_PATH"}
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path / "site"), str(REPO), os.environ.get("PYTHONPATH", "")])
+    out = subprocess.run([sys.executable, "-c", code, str(xml)], capture_output=True, text=True, env=env,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["['s2v_aaf', 's2v_cmx_3600', 's2v_fcp_xml', 's2v_fcpx_xml']", "['cam']"]
+
+
 def test_pyproject_registers_the_entry_point():
     text = (REPO / "pyproject.toml").read_text()
     assert '[project.entry-points."opentimelineio.plugins"]' in text
