@@ -272,3 +272,13 @@ def test_clip_item_without_media_is_named_with_its_record_range(tmp_path):
     assert any("'ghost' at record 01:00:02:00-01:00:03:00" in n for n in loaded.notes)
     assert any("'ghost'" in pr and "unknown picture" in pr and "01:00:02:00-01:00:03:00" in pr for pr in desc.problems)
     assert [s.kind for s in shot_map(desc)] == ["clip", "unknown"]
+
+
+def test_fade_from_black_after_a_gap(tmp_path):
+    fade = ('<transitionitem><start>50</start><end>60</end><alignment>start-black</alignment>'
+            "<effect><name>Cross Dissolve</name></effect></transitionitem>")
+    _, desc = _read(tmp_path, _doc([fade + _clip("B", -1, 100, 0, 50, _file("f", "b.mov", tc=0))]))
+    (b,) = desc.clips
+    assert _frames(b.record) == (50, 100) and b.source.to_otio().start_time.value == 0
+    (t,) = desc.transitions
+    assert _frames(t.record) == (50, 60)

@@ -255,6 +255,11 @@ class Fcp7Reader:
             if el.tag == "transitionitem":
                 tr = self.transition(el, rate, track)
                 if tr is not None:
+                    cut = cut_point(el)
+                    if cut > cursor:   # a fade from black: the gap before it comes first
+                        track.append(otio.schema.Gap(source_range=otio.opentime.TimeRange(
+                            rt(0, rate), rt(cut - cursor, rate))))
+                        cursor = cut
                     track.append(tr)
                 continue
             prev_tr = items[i - 1] if i > 0 and items[i - 1].tag == "transitionitem" else None
@@ -348,7 +353,6 @@ class Fcp7Reader:
         # the duration stays in sequence frames (OTIO allows a range's start and duration at different
         # rates): record positions then add up as whole frames, never as rescaled floats
         dur = rt(e - s, rate)
-        self._scale = clip_rate / rate
         s2v: dict = {"locator": locator}
         gain = filters.gain_db + outer_gain
         if gain != 0.0:
@@ -452,7 +456,9 @@ class Fcp7Reader:
             if index is not None and index >= 1:
                 s2v["source_channel"] = index - 1
         for m in el.findall("marker"):
-            clip.markers.append(self.marker(m, clip_rate, tc, self._scale))
+            # marker in/out count like in/out: sequence-rate frames of the retimed clip
+            speed = Fraction(filters.speed).limit_denominator(10000) if filters.speed else Fraction(1)
+            clip.markers.append(self.marker(m, clip_rate, tc, speed * clip_rate / rate))
         return clip
 
     def marker(self, m: ET.Element, rate: Fraction, origin: int, scale: Fraction = Fraction(1)) -> otio.schema.Marker:
