@@ -336,6 +336,7 @@ class _Walker:
         self.items: dict[str, Any] = {}
         self.probed: dict[str, Any] = {}
         self.channels: dict[str, int] = {}
+        self.hidden = 0      # clips of nested sequences outside the part the cut uses
 
     def record_range(self, item, top_track) -> TimeRange:
         # The item's own range mapped up through nested stacks/tracks and the top-level track's own
@@ -406,7 +407,8 @@ class _Walker:
             self.problems.append(f"{clip_id} '{clip.name}': no source range and no media range ({exc}); skipped")
             return
         if ranges is None:
-            self.problems.append(f"{clip_id} '{clip.name}': hidden by the trim of its nested stack; skipped")
+            # outside the part of a nested sequence the cut uses: not in the editor's cut at all
+            self.hidden += 1
             return
         record, source = ranges
         speed, freeze, effects = 1.0, False, []
@@ -571,9 +573,12 @@ def describe_timeline(
                 p += (f" (record {timecode(start + rec.start_time, rate, drop)}-"
                       f"{timecode(start + rec.end_time_exclusive(), rate, drop)})")
             problems.append(f"{c.id} '{c.name}': {p}")
+    notes = list(loaded.notes)
+    if w.hidden:
+        notes.append(f"{w.hidden} clip(s) of nested sequences lie outside the parts the cut uses; not listed")
     return TimelineDescription(
         name=tl.name, path=path, adapter=loaded.adapter, rate=rate, drop_frame=drop,
         global_start=Time.from_otio(start), duration=Time.from_otio(duration.rescaled_to(rate)),
         tracks=tracks, clips=w.clips, transitions=w.transitions, markers=w.markers,
-        problems=problems, notes=list(loaded.notes), otio_items=w.items,
+        problems=problems, notes=notes, otio_items=w.items,
     )
