@@ -151,7 +151,8 @@ def _cmd_shots(args) -> int:
         rec = s.record.to_otio()
         print(f"{desc.record_timecode(rec.start_time)}-{desc.record_timecode(rec.end_time_exclusive())}  "
               f"{s.clip_id:<8} {s.clip_name[:30]:<30} source frames {s.source.frames()[0]:g}+"
-              f"{s.source.frames()[1]:g}  {s.media_path or '(media not found)'}")
+              f"{s.source.frames()[1]:g}  {s.media_path or '(media not found)'}"
+              + (f"  [unknown picture: {s.reason}]" if s.kind == "unknown" else ""))
     return 0
 
 
