@@ -214,6 +214,10 @@ class Fcp7Reader:
         seq = top_sequence(self.root)
         if seq is None:
             raise TimelineError(self.path, "FCP 7 XML holds no <sequence>")
+        inside = {id(s) for ci in self.root.iter("clipitem") for s in ci.iter("sequence")}
+        tops = [s for s in self.root.iter("sequence") if len(s) and id(s) not in inside]
+        if len(tops) > 1:
+            self.notes.append(f"file holds {len(tops)} sequences; reading '{seq.findtext('name') or seq.get('id')}'")
         rate = rate_of(seq, Fraction(25))
         start, df = timecode_frames(seq.find("timecode"), rate)
         self._start, self._rate, self._df = start or 0, rate, df
