@@ -316,11 +316,12 @@ def clip_gain_db(clip: otio.schema.Clip) -> float:
 
 
 def snap_frames(t: RationalTime, rate: float) -> RationalTime:
-    """``t`` at the timeline rate, a whole frame where it is one (OTIO adds ranges of mixed rates in
-    floats: 1372 frames at 25 come back as 1644.7552... at 29.97 or 1371.9999999)."""
+    """``t`` as a whole frame at the timeline rate where it is one (OTIO adds ranges of mixed rates
+    in floats: 1372 frames at 25 come back as 1644.7552... at 29.97 or 1371.9999999); anything else
+    (an audio clip starting between frames, timed in samples) keeps its own exact value and rate."""
     v = t.rescaled_to(rate).value
     r = round(v)
-    return RationalTime(r, rate) if abs(v - r) < 1e-6 else RationalTime(v, rate)
+    return RationalTime(r, rate) if abs(v - r) < 1e-6 else t
 
 
 class _Walker:
