@@ -58,6 +58,8 @@ def register(sub) -> None:
                    help="output folder (versioned <timeline>.s2v_vNNN files) or a timeline file to write")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--diff", action="store_true",
+                   help="print the structural difference between the timeline and each written file")
     p.set_defaults(func=_cmd_conform)
 
 
@@ -173,9 +175,18 @@ def _cmd_conform(args) -> int:
     from s2v_toolkit.jobs import conform_plan
 
     result = conform_plan(args.plan, args.out, overwrite=args.overwrite)
+    diffs = {}
+    if getattr(args, "diff", False):
+        from s2v_toolkit.commands.timeline import conform_diffs
+        from s2v_toolkit.jobs.plan import load_plan
+
+        diffs = conform_diffs(load_plan(args.plan).timeline, result.outputs)
     if args.json:
-        print_json(result.to_dict())
+        print_json({**result.to_dict(), **({"diff": diffs} if diffs else {})})
         return 0
+    for adapter, lines in diffs.items():
+        print(f"diff -> {result.outputs[adapter]} ({adapter}): {len(lines)} change(s)")
+        print("\n".join(f"  {line}" for line in lines))
     print(f"conform v{result.version:03d}: {len(result.placed)} render(s) on track(s) "
           f"{', '.join(result.track_names) or '(none)'}")
     for adapter, path in result.outputs.items():

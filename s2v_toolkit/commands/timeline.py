@@ -57,14 +57,45 @@ def register(sub) -> None:
     p.add_argument("--version", type=int, default=None, help="version number (default: next free one)")
     p.add_argument("--otio-only", action="store_true", help="write only the .otio, not the input's own format")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--diff", action="store_true",
+                   help="print the structural difference between the input and each written file "
+                        "(tracks, clips, markers added or changed)")
     p.set_defaults(func=_cmd_conform)
 
 
-def _load(args, check_media: bool = True):
-    from s2v_toolkit.timeline import describe_timeline, read_timeline
+def quiet_read(path, rate=None):
+    """read_timeline with anything a format library print()s sent to stderr: stdout carries only
+    what the command prints (``--json``: only the JSON)."""
+    import contextlib
+    import sys
 
-    loaded = read_timeline(args.timeline, rate=args.rate)
-    return loaded, describe_timeline(loaded, search_dirs=args.search, check_media=check_media)
+    from s2v_toolkit.timeline import read_timeline
+
+    with contextlib.redirect_stdout(sys.stderr):
+        return read_timeline(path, rate=rate)
+
+
+def conform_diffs(timeline, outputs: dict, rate=None) -> dict:
+    """Structural difference (timeline.diff) between the input and each written file, by format."""
+    import contextlib
+    import sys
+
+    from s2v_toolkit.timeline.diff import diff_files
+
+    with contextlib.redirect_stdout(sys.stderr):
+        return {a: diff_files(timeline, p, rate=rate) for a, p in outputs.items()}
+
+
+def _load(args, check_media: bool = True):
+    import contextlib
+    import sys
+
+    from s2v_toolkit.timeline import describe_timeline
+
+    loaded = quiet_read(args.timeline, rate=args.rate)
+    with contextlib.redirect_stdout(sys.stderr):
+        desc = describe_timeline(loaded, search_dirs=args.search, check_media=check_media)
+    return loaded, desc
 
 
 def _cmd_inspect(args) -> int:
@@ -95,8 +126,10 @@ def format_description(desc) -> str:
             flags = "" if c["active"] else "  [disabled]"
             if c["speed"] != 1.0:
                 flags += f"  [speed {c['speed']:g}x]"
+            # a retimed clip shows the source it really uses (speed applied)
+            src = c["media_range"] if c["speed"] not in (1.0, 0.0) and "tc_in" in c["media_range"] else c["source"]
             lines.append(f"  {cid:<8} {c['name'][:28]:<28} rec {c['record']['tc_in']}-{c['record']['tc_out']}"
-                         f"  src {c['source']['tc_in']}-{c['source']['tc_out']}  {m['status']:<8} {where}{flags}")
+                         f"  src {src['tc_in']}-{src['tc_out']}  {m['status']:<8} {where}{flags}")
             for mk in c["markers"]:
                 lines.append(f"           marker '{mk['name']}' at {mk['record']['tc_in']}")
     for mk in d["markers"]:
@@ -121,7 +154,8 @@ def _cmd_shots(args) -> int:
         rec = s.record.to_otio()
         print(f"{desc.record_timecode(rec.start_time)}-{desc.record_timecode(rec.end_time_exclusive())}  "
               f"{s.clip_id:<8} {s.clip_name[:30]:<30} source frames {s.source.frames()[0]:g}+"
-              f"{s.source.frames()[1]:g}  {s.media_path or '(media not found)'}")
+              f"{s.source.frames()[1]:g}  {s.media_path or '(media not found)'}"
+              + (f"  [unknown picture: {s.reason}]" if s.kind == "unknown" else ""))
     return 0
 
 
@@ -160,7 +194,7 @@ def _cmd_conform(args) -> int:
     from pathlib import Path
 
     from s2v_toolkit.errors import ConfigError
-    from s2v_toolkit.timeline import RenderResult, conform, read_timeline
+    from s2v_toolkit.timeline import RenderResult, conform
 
     try:
         data = json.loads(Path(args.renders).read_text())
@@ -169,11 +203,23 @@ def _cmd_conform(args) -> int:
         renders = [RenderResult.from_dict(r) for r in data]
     except (OSError, ValueError, TypeError, KeyError) as exc:
         raise ConfigError(f"{args.renders}: not a renders list ({exc})") from None
-    loaded = read_timeline(args.timeline, rate=args.rate)
-    result = conform(loaded, renders, args.out, version=args.version, native=not args.otio_only)
+    import contextlib
+    import sys
+
+    loaded = quiet_read(args.timeline, rate=args.rate)
+    with contextlib.redirect_stdout(sys.stderr):
+        result = conform(loaded, renders, args.out, version=args.version, native=not args.otio_only)
+    diffs = conform_diffs(args.timeline, result.outputs, rate=args.rate) if args.diff else {}
     if args.json:
-        print_json(result.to_dict())
+        doc = result.to_dict()
+        if args.diff:
+            doc["diff"] = diffs
+        print_json(doc)
         return 0
+    for adapter, lines in diffs.items():
+        print(f"diff {args.timeline} -> {result.outputs[adapter]} ({adapter}): {len(lines)} change(s)")
+        for line in lines:
+            print(f"  {line}")
     for adapter, path in result.outputs.items():
         print(f"wrote {path} ({adapter})")
     print(f"{len(result.placed)} render(s) on track(s) {', '.join(result.track_names) or '(none)'}")

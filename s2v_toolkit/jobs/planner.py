@@ -305,6 +305,11 @@ def _job_for(plan, desc, cast: Cast, ln: DialogueLine, rin, rout, seg, signals, 
         job.action, job.reason = "new_shot", "no video under the line (a gap in the cut): generate the shot"
         return job
     marks = clip.s2v or {}
+    if marks.get("unknown_picture") or (seg is not None and getattr(seg, "kind", "clip") == "unknown"):
+        # picture is there but the reader could not tell what: never plan a new shot over it
+        return skip(f"unknown picture: {marks.get('unknown_picture') or seg.reason}")
+    if marks.get("generator"):
+        return skip(f"title/generator ({marks['generator']}): not regenerated")
     if marks.get("action") == "skip" or marks.get("skip"):
         return skip("marked skip on the timeline (clip metadata s2v)")
     if marks.get("generate") or marks.get("action") == "new_shot":

@@ -92,12 +92,15 @@ class TimelineClip:
         # source timecode counts at the source's own rate; audio clips timed in samples (AAF) use
         # the timeline rate instead, as NLEs show them
         src_rate = self.source.start.rate if self.source.start.rate <= 120 else rate
+        # the media's own timecode display where the reader knows it, else the timeline's
+        src_drop = bool(self.s2v.get("source_drop_frame", drop)) and can_drop_frame(src_rate)
         return {
             "id": self.id, "track": self.track, "kind": self.kind, "name": self.name,
             "enabled": self.enabled, "active": self.active,
             "record": self.record.to_dict(rate, drop, offset),
-            "source": self.source.to_dict(src_rate, drop and can_drop_frame(src_rate)),
-            "media_range": self.media_range.to_dict(),
+            "source": self.source.to_dict(src_rate, src_drop),
+            # the source the editor sees used (speed applied): timecodes where it is a frame range
+            "media_range": self.media_range.to_dict(src_rate if not self.freeze_frame else None, src_drop),
             "speed": self.speed, "freeze_frame": self.freeze_frame, "effects": list(self.effects),
             "nested_in": self.nested_in, "gain_db": self.gain_db, "source_channel": self.source_channel,
             "media": self.media.to_dict(),
@@ -312,6 +315,15 @@ def clip_gain_db(clip: otio.schema.Clip) -> float:
     return 0.0
 
 
+def snap_frames(t: RationalTime, rate: float) -> RationalTime:
+    """``t`` as a whole frame at the timeline rate where it is one (OTIO adds ranges of mixed rates
+    in floats: 1372 frames at 25 come back as 1644.7552... at 29.97 or 1371.9999999); anything else
+    (an audio clip starting between frames, timed in samples) keeps its own exact value and rate."""
+    v = t.rescaled_to(rate).value
+    r = round(v)
+    return RationalTime(r, rate) if abs(v - r) < 1e-6 else t
+
+
 class _Walker:
     def __init__(self, timeline, resolver: MediaResolver, rate: float, check_media: bool):
         self.timeline = timeline
@@ -325,11 +337,13 @@ class _Walker:
         self.items: dict[str, Any] = {}
         self.probed: dict[str, Any] = {}
         self.channels: dict[str, int] = {}
+        self.hidden = 0      # clips of nested sequences outside the part the cut uses
 
     def record_range(self, item, top_track) -> TimeRange:
         # The item's own range mapped up through nested stacks/tracks and the top-level track's own
         # trim (EDL and AAF readers use one) to the timeline's stack: record time.
-        return item.transformed_time_range(item.trimmed_range(), self.timeline.tracks)
+        rec = item.transformed_time_range(item.trimmed_range(), self.timeline.tracks)
+        return TimeRange(snap_frames(rec.start_time, self.rate), snap_frames(rec.duration, self.rate))
 
     def visible_ranges(self, clip, top_track) -> tuple[TimeRange, TimeRange] | None:
         """(record, source) of the part of ``clip`` that nested stacks/tracks let through."""
@@ -394,7 +408,8 @@ class _Walker:
             self.problems.append(f"{clip_id} '{clip.name}': no source range and no media range ({exc}); skipped")
             return
         if ranges is None:
-            self.problems.append(f"{clip_id} '{clip.name}': hidden by the trim of its nested stack; skipped")
+            # outside the part of a nested sequence the cut uses: not in the editor's cut at all
+            self.hidden += 1
             return
         record, source = ranges
         speed, freeze, effects = 1.0, False, []
@@ -420,6 +435,10 @@ class _Walker:
             problems.append(f"clip rate {rate_string(source.start_time.rate)} differs from timeline rate "
                             f"{rate_string(self.rate)}")
         link.problems.extend(self.check_media_length(clip, link, media_range))
+        own_md = _meta_ns(clip)
+        for key in ("unknown_picture", "unknown_sound"):
+            if own_md.get(key):
+                problems.append(f"{key.replace('_', ' ')}: {own_md[key]}")
         own = info.enabled  # top-level track switch
         tc = TimelineClip(
             id=clip_id, track=track_id, kind=kind, name=clip.name, enabled=clip.enabled,
@@ -434,6 +453,19 @@ class _Walker:
             tc.markers.append(MarkerInfo(m.name, m.color, Span(Time.from_otio(rec_start),
                                                                Time.from_otio(m.marked_range.duration)),
                                          clip_id, m.comment, _meta_ns(m)))
+        # markers on a nesting stack (FCP 7 XML: on the nesting clip item) show on the clips under them
+        parent = clip.parent()
+        while parent is not None and parent is not self.timeline.tracks:
+            if isinstance(parent, otio.schema.Stack):
+                for m in parent.markers:
+                    try:
+                        rec_m = parent.transformed_time_range(m.marked_range, self.timeline.tracks)
+                    except Exception:  # noqa: BLE001 - a marker OTIO cannot place is left out
+                        continue
+                    if record.start_time <= rec_m.start_time < record.end_time_exclusive():
+                        tc.markers.append(MarkerInfo(m.name, m.color, Span.from_otio(rec_m), clip_id,
+                                                     m.comment, _meta_ns(m)))
+            parent = parent.parent()
         info.clip_ids.append(clip_id)
         self.clips.append(tc)
 
@@ -536,10 +568,18 @@ def describe_timeline(
     start = tl.global_start_time if tl.global_start_time is not None else RationalTime(0, rate)
     problems = list(w.problems)
     for c in w.clips:
-        problems.extend(f"{c.id} '{c.name}': {p}" for p in c.problems + c.media.problems)
+        for p in c.problems + c.media.problems:
+            if p.startswith("unknown "):  # not understood: say where, so the editor can look
+                rec = c.record.to_otio()
+                p += (f" (record {timecode(start + rec.start_time, rate, drop)}-"
+                      f"{timecode(start + rec.end_time_exclusive(), rate, drop)})")
+            problems.append(f"{c.id} '{c.name}': {p}")
+    notes = list(loaded.notes)
+    if w.hidden:
+        notes.append(f"{w.hidden} clip(s) of nested sequences lie outside the parts the cut uses; not listed")
     return TimelineDescription(
         name=tl.name, path=path, adapter=loaded.adapter, rate=rate, drop_frame=drop,
         global_start=Time.from_otio(start), duration=Time.from_otio(duration.rescaled_to(rate)),
         tracks=tracks, clips=w.clips, transitions=w.transitions, markers=w.markers,
-        problems=problems, notes=list(loaded.notes), otio_items=w.items,
+        problems=problems, notes=notes, otio_items=w.items,
     )

@@ -18,15 +18,18 @@ class ShotSegment:
     record: Span
     source: Span
     media_path: str | None
+    kind: str = "clip"             # "clip" | "unknown": picture the reader could not understand
+    reason: str | None = None      # why it is unknown
 
     def to_dict(self) -> dict:
         return {"clip_id": self.clip_id, "clip_name": self.clip_name, "track": self.track,
-                "record": self.record.to_dict(), "source": self.source.to_dict(), "media_path": self.media_path}
+                "record": self.record.to_dict(), "source": self.source.to_dict(), "media_path": self.media_path,
+                "kind": self.kind, "reason": self.reason}
 
     @classmethod
     def from_dict(cls, d: dict) -> "ShotSegment":
         return cls(d["clip_id"], d["clip_name"], d["track"], Span.from_dict(d["record"]),
-                   Span.from_dict(d["source"]), d.get("media_path"))
+                   Span.from_dict(d["source"]), d.get("media_path"), d.get("kind", "clip"), d.get("reason"))
 
 
 def source_at(clip: TimelineClip, record_start: RationalTime, duration: RationalTime) -> Span:
@@ -44,7 +47,9 @@ def shot_map(desc: TimelineDescription, record: Span | TimeRange | None = None) 
     """Segments of ``record`` (default: the whole timeline) in time order, each with the clip on top.
 
     Video tracks higher in the stack cover lower ones; disabled clips/tracks and gaps let the tracks
-    below show through. Parts with no video at all are left out.
+    below show through. Parts with no video at all are left out. A clip whose picture the reader
+    could not understand (``s2v.unknown_picture``) gives a segment of ``kind`` "unknown": there is
+    picture there, but nobody knows which.
     """
     rate = desc.rate
     if record is None:
@@ -65,8 +70,10 @@ def shot_map(desc: TimelineDescription, record: Span | TimeRange | None = None) 
                 if e <= s:
                     remaining.append((u0, u1))
                     continue
+                unknown = (clip.s2v or {}).get("unknown_picture")
                 found.append(ShotSegment(clip.id, clip.name, track.id, Span.from_otio(TimeRange(s, e - s)),
-                                         source_at(clip, s, e - s), clip.media.path))
+                                         source_at(clip, s, e - s), clip.media.path,
+                                         "unknown" if unknown else "clip", str(unknown) if unknown else None))
                 if u0 < s:
                     remaining.append((u0, s))
                 if e < u1:

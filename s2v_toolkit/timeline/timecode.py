@@ -51,12 +51,30 @@ def seconds(rt: RationalTime) -> Fraction:
     return Fraction(rt.value) / rate_fraction(rt.rate)
 
 
+def frame_count(rt: RationalTime, rate: float) -> int:
+    """``rt`` as a whole number of frames at ``rate``: exact rational arithmetic, rounded to the
+    NEAREST frame (OTIO's float rescale + floor put 298 of 671 clips of a real 25 fps programme one
+    frame early: 40 ms * 25 = 0.99999...)."""
+    exact = Fraction(rt.value) * rate_fraction(rate) / rate_fraction(rt.rate)
+    return int(exact + Fraction(1, 2)) if exact >= 0 else -int(-exact + Fraction(1, 2))
+
+
+def frames_timecode(frames: int, rate: float, drop_frame: bool = False) -> str:
+    """SMPTE timecode of a frame count at ``rate`` (NTSC drop-frame where asked and possible)."""
+    from s2v_toolkit.media import frames_to_timecode
+
+    r = rate_fraction(rate)
+    df = bool(drop_frame and can_drop_frame(rate))
+    if r.denominator not in (1, 1001) or r > 1000:
+        raise ValueError(f"no timecode at {r} fps")
+    return frames_to_timecode(frames, r, drop_frame=df)
+
+
 def timecode(rt: RationalTime, rate: float, drop_frame: bool = False) -> str:
     """SMPTE timecode of ``rt`` counted at ``rate`` (``;`` before frames when drop-frame)."""
-    df = bool(drop_frame and can_drop_frame(rate))
     try:
-        return otio.opentime.to_timecode(rt.rescaled_to(rate), rate, df)
-    except Exception:  # negative times or odd rates: still show something readable
+        return frames_timecode(frame_count(rt, rate), rate, drop_frame)
+    except Exception:  # odd rates: still show something readable
         return f"{rt.rescaled_to(rate).value:g}@{rate_string(rate)}"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 
 import opentimelineio as otio
 
@@ -122,37 +123,41 @@ def test_renders_land_frame_exactly_over_their_shots(tmp_path, ext, rate_name):
         back = describe_timeline(read_timeline(native, rate=rate), check_media=False)
         back_renders = sorted((c for c in back.clips if c.name.endswith("S2V v001")), key=lambda c: c.record.start.value)
         assert [c.record.to_otio() for c in back_renders] == [v.record.to_otio() for v in videos[:2]]
-        assert result.not_carried or ext == "aaf", "every non-OTIO format but AAF (surgical) drops something"
+        if ext == "xml":  # FCP 7 XML carries it all: track, clips, s2v metadata (lognote), markers
+            assert result.not_carried == []
+            assert all(c.s2v.get("job_id") for c in back_renders)
+        elif ext != "aaf":  # AAF's surgical writer carries it all too
+            assert result.not_carried, "this format drops something; it must be reported"
 
 
 def test_fcp7_xml_keeps_disabled_clips_tracks_and_track_names(tmp_path):
-    """otio-fcp-adapter drops <enabled> and Premiere's track names; the toolkit restores both ways."""
+    """<enabled>FALSE</enabled> on clips and tracks and Premiere's track names are read, and a conform
+    written back into the document keeps them (the original text is not re-serialised)."""
+    from s2v_toolkit.timeline.formats import get_format
+
     tl = build_cut(24.0)
     tl.tracks[0][2].enabled = False          # shot2 switched off
     tl.tracks[3].enabled = False             # MUSIC track muted
     src = tmp_path / "premiere.xml"
-    write_with_adapter(tl, src)
+    get_format("fcp_xml").write(tl, src)     # the toolkit's writer: adapter + enable flags + names
     text = src.read_text()
-    # make it look like Premiere's export: named tracks and explicit enable flags
-    text = text.replace("<track>", '<track MZ.TrackName="T">', 1)
+    first = re.search(r"<track[^>]*>", text).group(0)
+    text = text.replace(first, '<track MZ.TrackName="T">', 1)
     src.write_text(text)
     loaded = read_timeline(src)
     desc = describe_timeline(loaded, check_media=False)
     assert desc.tracks[0].name == "T"
-    # the plain adapter output has no <enabled>: nothing is disabled yet
-    assert all(c.enabled for c in desc.clips)
+    assert [c.name for c in desc.clips if not c.enabled] == ["shot2"]
+    assert [t.id for t in desc.tracks if not t.enabled] == ["A2"]
 
-    # written by the toolkit (as conform does) and read again: flags and names survive
     out = tmp_path / "out"
-    loaded.timeline.tracks[0][2].enabled = False
-    loaded.timeline.tracks[3].enabled = False
     result = conform(loaded, [RenderResult("/r/x.mov", clip_id="V1.1")], out)
     back = describe_timeline(read_timeline(result.outputs["fcp_xml"]), check_media=False)
     by_name = {c.name: c for c in back.clips}
     assert not by_name["shot2"].enabled and by_name["shot1"].enabled
     # FCP 7 XML lists video tracks before audio tracks: the render track is the top video track
     assert [(t.name, t.enabled) for t in back.tracks] == [
-        ("T", True), ("", True), ("S2V v001", True), ("", True), ("", False)]
+        ("T", True), ("V2", True), ("S2V v001", True), ("DIA 1", True), ("MUSIC", False)]
     assert not any("track name" in line for line in result.not_carried)
 
 

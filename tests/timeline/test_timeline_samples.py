@@ -58,7 +58,7 @@ def test_hiero_fcp7_xml_sample(tmp_path):
     assert (first["record"]["tc_in"], first["record"]["tc_out"]) == ("01:00:00:14", "01:00:44:13")
     assert first["source"]["tc_in"] == "12:44:37:23" and first["media"]["status"] == "missing"
     assert remapped["media"]["status"] == "offline"
-    assert any("Time Remap" in p for p in remapped["problems"])   # reported, not silently ignored
+    assert remapped["speed"] != 1.0 and any("speed" in p for p in remapped["problems"])   # reported
     # zero renders: the FCP 7 XML written back reads the same
     result = conform(loaded, [], tmp_path)
     back = describe_timeline(read_timeline(result.outputs["fcp_xml"]), check_media=False)

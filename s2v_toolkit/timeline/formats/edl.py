@@ -12,9 +12,11 @@ from pathlib import Path
 
 import opentimelineio as otio
 
-from s2v_toolkit.timeline.formats.base import TimelineFormat, adapter_read_file
+from s2v_toolkit.timeline.errors import TimelineError
+from s2v_toolkit.timeline.formats.base import TimelineFormat, adapter_read_file, adapter_read_string
 from s2v_toolkit.timeline.loaded import LoadedTimeline
-from s2v_toolkit.timeline.timecode import RationalTime, rate_fraction
+from s2v_toolkit.timeline.roles import METADATA_NAMESPACE
+from s2v_toolkit.timeline.timecode import RationalTime, can_drop_frame, rate_fraction, timecode
 
 ADAPTER = "cmx_3600"
 
@@ -24,8 +26,31 @@ def read(path: Path, *, rate: float | None = None) -> LoadedTimeline:
     if rate is None:
         rate, note = guess_edl_rate(path)
         notes.append(note)
-    timeline = adapter_read_file(path, ADAPTER, notes, rate=float(rate))
+    text = path.read_text(errors="replace")
+    fixed, fixes = normalize_source_out(text, float(rate))
+    notes.extend(fixes)
+    try:
+        if fixed == text:
+            timeline = adapter_read_file(path, ADAPTER, notes, rate=float(rate))
+        else:
+            timeline = adapter_read_string(path, fixed, ADAPTER, notes, rate=float(rate))
+    except TimelineError as exc:
+        if "transition" not in exc.problem.lower():
+            raise
+        # otio-cmx3600-adapter cannot place a dissolve whose outgoing clip is not the previous event
+        # on the same channel: read those dissolves as cuts at their start, and say so
+        fixed, cut_notes = dissolves_as_cuts(fixed)
+        if not cut_notes:
+            raise
+        notes.extend(cut_notes)
+        timeline = adapter_read_string(path, fixed, ADAPTER, notes, rate=float(rate))
     _normalize_start(timeline)
+    notes.extend(exact_speeds(fixed, timeline, float(rate)))
+    notes.extend(loc_markers_at_record(timeline))
+    md = {"drop_frame": bool(re.search(r"^\s*FCM:\s*DROP", text, re.M | re.I)) and can_drop_frame(float(rate))}
+    if timeline.global_start_time is not None:
+        md["start_timecode"] = timecode(timeline.global_start_time, float(rate), md["drop_frame"])
+    timeline.metadata[METADATA_NAMESPACE] = {**dict(timeline.metadata.get(METADATA_NAMESPACE, {})), **md}
     return LoadedTimeline(timeline=timeline, path=path, adapter=ADAPTER, notes=notes)
 
 
@@ -35,19 +60,28 @@ _EDL_EVENT = re.compile(
 
 
 def _normalize_start(timeline: otio.schema.Timeline) -> None:
-    """The EDL reader keeps event 1's record timecode as a negative track trim; make it the
-    timeline's start timecode (what OTIO means by it), so record times count from the cut's start."""
+    """otio-cmx3600-adapter starts each track at its own first event and keeps that event's record
+    timecode as a negative track trim (different per track when channels start at different times:
+    the tracks that start later then show nothing at all). The earliest becomes the timeline's start
+    timecode (what OTIO means by it), and each later track gets a leading gap of the difference, so
+    every clip sits at its own record timecode."""
     offsets = {}
     for t in timeline.tracks:
         sr = t.source_range
         if sr is not None and sr.start_time.value < 0:
             offsets[id(t)] = -sr.start_time
-    if not offsets or len({o.value for o in offsets.values()}) != 1 or timeline.global_start_time is not None:
+    if not offsets or timeline.global_start_time is not None:
         return
+    first = min(offsets.values(), key=lambda o: o.value)
     for t in timeline.tracks:
-        if id(t) in offsets:
-            t.source_range = None
-    timeline.global_start_time = next(iter(offsets.values()))
+        if id(t) not in offsets:
+            continue
+        lead = offsets[id(t)] - first
+        t.source_range = None
+        if lead.value > 0:
+            t.insert(0, otio.schema.Gap(source_range=otio.opentime.TimeRange(
+                otio.opentime.RationalTime(0, lead.rate), lead)))
+    timeline.global_start_time = first
 
 
 def shift_edl_record(text: str, offset: RationalTime, rate: float) -> str:
@@ -63,6 +97,149 @@ def shift_edl_record(text: str, offset: RationalTime, rate: float) -> str:
                     + otio.opentime.to_timecode(rec_out, rate, drop) + m.group(5))
         out.append(line)
     return "\n".join(out) + ("\n" if text.endswith("\n") else "")
+
+
+_EVENT_TC = re.compile(
+    r"^(\s*\d+\s+\S+\s+\S+\s+\S+(?:\s+\d+)?\s+)(\d\d:\d\d:\d\d[:;]\d\d)(\s+)(\d\d:\d\d:\d\d[:;]\d\d)"
+    r"(\s+)(\d\d:\d\d:\d\d[:;]\d\d)(\s+)(\d\d:\d\d:\d\d[:;]\d\d)(.*)$")
+
+
+def normalize_source_out(text: str, rate: float) -> tuple[str, list[str]]:
+    """Events whose source length differs from their record length without a speed (M2) line: the
+    record side is what the editor sees (a leader or black with a 00:00:00:00 source, a trimmed
+    list); the source out is made in + record length, with a note (otio-cmx3600-adapter refuses
+    the whole file otherwise)."""
+    from s2v_toolkit.media import frames_to_timecode, timecode_to_frames
+
+    r = rate_fraction(rate)
+    lines = text.splitlines()
+    notes: list[str] = []
+    for i, line in enumerate(lines):
+        m = _EVENT_TC.match(line)
+        if not m:
+            continue
+        # an M2 line belongs to the event it follows or precedes (before the next event line)
+        j = i + 1
+        speed = False
+        while j < len(lines) and not _EVENT_TC.match(lines[j]):
+            speed = speed or lines[j].lstrip().startswith("M2")
+            j += 1
+        if speed or (i > 0 and lines[i - 1].lstrip().startswith("M2")):
+            continue
+        try:
+            si, so, ri, ro = (timecode_to_frames(m.group(k), r) for k in (2, 4, 6, 8))
+        except ValueError:
+            continue
+        if so - si == ro - ri or ro <= ri:
+            continue
+        new_out = frames_to_timecode(si + (ro - ri), r, drop_frame=";" in m.group(4))
+        notes.append(f"event {line.split()[0]} ({m.group(6)}-{m.group(8)}): source {m.group(2)}-{m.group(4)} is not "
+                     f"as long as its record range; read as {m.group(2)}-{new_out}")
+        lines[i] = m.group(1) + m.group(2) + m.group(3) + new_out + "".join(m.group(k) for k in (5, 6, 7, 8, 9))
+    return "\n".join(lines) + ("\n" if text.endswith("\n") else ""), notes
+
+
+def dissolves_as_cuts(text: str) -> tuple[str, list[str]]:
+    """Drop the zero-length outgoing half of each dissolve/wipe pair and make the transition event a
+    cut (its incoming clip starts at the transition's record in)."""
+    lines = text.splitlines()
+    out, notes = [], []
+    for i, line in enumerate(lines):
+        m = _EVENT_TC.match(line)
+        nxt = _EVENT_TC.match(lines[i + 1]) if i + 1 < len(lines) else None
+        if m and nxt and line.split()[0] == lines[i + 1].split()[0] and m.group(6) == m.group(8):
+            continue   # the outgoing half: zero record length
+        if m and len(line.split()) > 3 and re.match(r"^(D|W\d+|K)$", line.split()[3]):
+            parts = line.split()
+            notes.append(f"event {parts[0]} ({m.group(6)}-{m.group(8)}): {parts[3]} transition read as a cut "
+                         "at its start")
+            line = re.sub(r"^(\s*\d+\s+\S+\s+\S+\s+)(?:D|W\d+|K)(\s+)\d+(\s+)", r"\1C  \2\3", line)
+        out.append(line)
+    return "\n".join(out) + ("\n" if text.endswith("\n") else ""), notes
+
+
+def exact_speeds(text: str, timeline: otio.schema.Timeline, rate: float) -> list[str]:
+    """Speed of each M2 event from its own timecodes (source length / record length): the M2 line's
+    speed is rounded to 0.1 fps (047.6 for 47.56), so the adapter's time scalar makes the source range
+    disagree with the source out the list states; the timecodes are what the editor sees."""
+    from s2v_toolkit.media import timecode_to_frames
+
+    r = rate_fraction(rate)
+    lines = text.splitlines()
+    wanted: dict[int, float] = {}
+    for i, line in enumerate(lines):
+        m = _EVENT_TC.match(line)
+        if not m:
+            continue
+        chan = line.split()[2].upper()
+        kinds = (["video"] if "V" in chan else []) + (["audio"] if "A" in chan else [])
+        j = i + 1
+        m2 = None
+        while j < len(lines) and not _EVENT_TC.match(lines[j]):
+            if lines[j].lstrip().startswith("M2"):
+                m2 = lines[j]
+            j += 1
+        if m2 is None:
+            continue
+        try:
+            si, so, ri, ro = (timecode_to_frames(m.group(k), r) for k in (2, 4, 6, 8))
+        except ValueError:
+            continue
+        try:
+            m2_speed = float(m2.split()[2])
+        except (IndexError, ValueError):
+            continue
+        if ro > ri and so > si and m2_speed != 0:
+            # reverse (negative M2 speed) plays the same source range backwards
+            for kind in kinds:
+                wanted[(kind, ri)] = (so - si) / (ro - ri) * (-1 if m2_speed < 0 else 1)
+    if not wanted:
+        return []
+    start = timeline.global_start_time
+    fixed = 0
+    for track in timeline.tracks:
+        kind = "video" if track.kind == otio.schema.TrackKind.Video else "audio"
+        for clip in track.find_clips(shallow_search=True):
+            warps = [e for e in clip.effects if isinstance(e, otio.schema.LinearTimeWarp)]
+            if len(warps) > 1 or any(isinstance(w, otio.schema.FreezeFrame) or w.time_scalar == 0 for w in warps):
+                continue
+            rec = clip.transformed_time_range(clip.trimmed_range(), timeline.tracks).start_time
+            if start is not None:
+                rec = rec + start
+            key = (kind, round(rec.rescaled_to(rate).value))
+            if key not in wanted:
+                continue
+            if not warps:   # the adapter dropped it (e.g. a reverse M2 at the record rate)
+                clip.effects.append(otio.schema.LinearTimeWarp(name="M2", time_scalar=wanted[key]))
+                fixed += 1
+            elif wanted[key] != warps[0].time_scalar:
+                warps[0].time_scalar = wanted[key]
+                fixed += 1
+    return [f"{fixed} speed effect(s) read from their event's source/record timecodes "
+            "(the M2 speed is rounded)"] if fixed else []
+
+
+def loc_markers_at_record(timeline: otio.schema.Timeline) -> list[str]:
+    """``* LOC: TC`` gives a RECORD timecode; otio-cmx3600-adapter stores it as the clip's source time,
+    so a marker on a clip whose source and record timecodes differ lands elsewhere (a marker at
+    01:05:43:16 read at 02:11:27:08). Markers whose time lies in the clip's record range are moved
+    into its source time."""
+    start = timeline.global_start_time
+    moved = 0
+    for clip in timeline.find_clips():
+        if not clip.markers:
+            continue
+        rec = clip.transformed_time_range(clip.trimmed_range(), timeline.tracks)
+        if start is not None:
+            rec = otio.opentime.TimeRange(rec.start_time + start, rec.duration)
+        src = clip.trimmed_range()
+        for m in clip.markers:
+            t = m.marked_range.start_time
+            if rec.start_time <= t < rec.end_time_exclusive() and rec.start_time != src.start_time:
+                offset = (t - rec.start_time).rescaled_to(src.start_time.rate)
+                m.marked_range = otio.opentime.TimeRange(src.start_time + offset, m.marked_range.duration)
+                moved += 1
+    return [f"{moved} LOC marker(s) placed at their record timecode"] if moved else []
 
 
 def guess_edl_rate(p: Path) -> tuple[float, str]:

@@ -1,9 +1,7 @@
-"""What otio-fcp-adapter 1.0 drops from FCP 7 XML, put back: clip/track enable and track names.
-
-The adapter neither reads nor writes ``<enabled>`` (a clip the editor switched off would be heard in
-dialogue extraction and come back switched on after a round trip), nor Premiere's track names
-(``MZ.TrackName``). Clip items and OTIO clips are matched by the ``fcp_xml`` ``@id`` the adapter
-keeps, else by order within each track.
+"""What otio-fcp-adapter 1.0 drops when it writes a whole timeline as FCP 7 XML, put back: clip/track
+enable and track names (``<enabled>FALSE</enabled>``, ``MZ.TrackName``). Only the whole-timeline
+writer uses this (a conform inserts into the original document instead; reading is fcp7_reader.py).
+Clip items and OTIO clips are matched by the ``fcp_xml`` ``@id`` the adapter keeps, else by order.
 """
 
 from __future__ import annotations
@@ -62,41 +60,6 @@ def _pairs(root: ET.Element, timeline: otio.schema.Timeline):
 
 def _is_false(el: ET.Element | None) -> bool:
     return el is not None and (el.text or "").strip().upper() == "FALSE"
-
-
-def apply_on_read(xml_text: str, timeline: otio.schema.Timeline) -> dict[str, int]:
-    """Set ``enabled`` and empty track names on ``timeline`` from the FCP 7 XML it was read from.
-
-    Returns the audio channel each audio clip item plays (``<sourcetrack><trackindex>``, 0-based),
-    by clip item id: Premiere puts channel 1 of a stereo/dual-mono file on A1, channel 2 on A2.
-    """
-    channels: dict[str, int] = {}
-    try:
-        root = ET.fromstring(xml_text)
-    except ET.ParseError:
-        return channels
-    for xt, ot, pairs in _pairs(root, timeline):
-        if _is_false(xt.find("./enabled")):
-            ot.enabled = False
-        name = xt.get("MZ.TrackName")
-        if name and not ot.name:
-            ot.name = name
-        for item, clip in pairs:
-            if _is_false(item.find("./enabled")):
-                clip.enabled = False
-            index = item.findtext("./sourcetrack/trackindex")
-            # a clip on a stereo (exploded) track plays all its channels; a mono track plays one
-            if ot.kind == "Audio" and not _is_exploded(xt) and index and index.strip().isdigit() and int(index) >= 1:
-                channels[clip_key(clip, item)] = int(index) - 1
-    return channels
-
-
-def clip_key(clip: otio.schema.Clip, item: ET.Element | None = None) -> str:
-    """The clip item id the adapter keeps in ``metadata["fcp_xml"]["@id"]``."""
-    ns = clip.metadata.get("fcp_xml")
-    if ns is not None and ns.get("@id"):
-        return str(ns["@id"])
-    return item.get("id", "") if item is not None else ""
 
 
 def apply_on_write(xml_text: str, timeline: otio.schema.Timeline) -> str:

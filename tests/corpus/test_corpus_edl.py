@@ -1,0 +1,104 @@
+"""Corpus check: real EDLs read with each cut event's record and source timecodes as the list says.
+
+Expected values come from the EDL's own event lines (a regex here), never from the adapter: every
+cut event ("C", no M2 speed line, no dissolve) must be a clip of its kind (per channel: V, A, A2,
+AA, B...) whose record in/out and source in are the event's; speed events use the source range the
+list states; LOC markers sit at their record timecode. An EDL the toolkit cannot read must fail
+with one clear line.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+import pytest
+
+from corpus_testkit import corpus_params
+
+from s2v_toolkit.timeline import TimelineError, describe_timeline, read_timeline
+
+pytestmark = pytest.mark.corpus
+FILES = corpus_params("timelines", "edl_*.edl")
+TC = r"\d\d:\d\d:\d\d[:;]\d\d"
+EVENT = re.compile(rf"^\s*(\d+)\s+(\S+)\s+(\S+)\s+(\S+)(?:\s+\d+)?\s+({TC})\s+({TC})\s+({TC})\s+({TC})\s*$")
+
+
+def expected_speed_events(text: str) -> Counter:
+    """Video events with an M2 line (not freeze frames): record in/out and the source in/out used."""
+    lines = text.splitlines()
+    events = [(i, m) for i, m in ((i, EVENT.match(x)) for i, x in enumerate(lines)) if m]
+    out = Counter()
+    for k, (i, m) in enumerate(events):
+        nxt = events[k + 1][0] if k + 1 < len(events) else len(lines)
+        m2 = [b for b in lines[i + 1:nxt] if b.lstrip().startswith("M2")]
+        _, reel, chan, trans, s_in, s_out, r_in, r_out = m.groups()
+        if m2 and "V" in chan.upper() and float(m2[0].split()[2]) != 0 and s_in != s_out:
+            out[(r_in, r_out, s_in, s_out)] += 1
+    return out
+
+
+def _kinds(chan: str) -> list[str]:
+    """Clips one event puts on tracks: V video, A/A2/A3... one audio, AA two audio, B picture + sound."""
+    chan = chan.upper()
+    out = []
+    for part in chan.split("/"):
+        if part == "V":
+            out.append("video")
+        elif part == "B":
+            out += ["video", "audio"]
+        elif part == "AA":
+            out += ["audio", "audio"]
+        elif re.fullmatch(r"A\d*", part):
+            out.append("audio")
+    return out
+
+
+def expected_cuts(text: str) -> Counter:
+    """Cut events ("C", no M2 speed line, not half of a dissolve pair): (kind, record in, out, source in)."""
+    lines = text.splitlines()
+    events = [(i, m) for i, m in ((i, EVENT.match(x)) for i, x in enumerate(lines)) if m]
+    out = Counter()
+    for k, (i, m) in enumerate(events):
+        nxt = events[k + 1][0] if k + 1 < len(events) else len(lines)
+        body = lines[i + 1:nxt]
+        prev_num = events[k - 1][1].group(1) if k else None
+        _, reel, chan, trans, s_in, s_out, r_in, r_out = m.groups()
+        if trans != "C" or any(b.lstrip().startswith("M2") for b in body):
+            continue
+        if prev_num == m.group(1) or (k + 1 < len(events) and events[k + 1][1].group(1) == m.group(1)):
+            continue   # one half of a dissolve pair
+        if r_in == r_out:
+            continue
+        for kind in _kinds(chan):
+            out[(kind, r_in, r_out, s_in)] += 1
+    return out
+
+
+def expected_locators(text: str) -> Counter:
+    return Counter(re.findall(rf"^\*\s*LOC:\s*({TC})", text, re.M))
+
+
+@pytest.mark.parametrize("path", FILES)
+def test_edl_cut_events_read_at_their_timecodes(path):
+    text = path.read_text(errors="replace")
+    try:
+        desc = describe_timeline(read_timeline(path), check_media=False)
+    except TimelineError as exc:   # not read: it must say so in one line naming the file
+        assert str(path) in str(exc) and "\n" not in str(exc)
+        pytest.xfail(f"not read: {exc}")
+    doc = desc.to_dict()
+    got = Counter((c["kind"], c["record"]["tc_in"], c["record"]["tc_out"], c["source"]["tc_in"])
+                  for c in doc["clips"])
+    want = expected_cuts(text)
+    assert sum(want.values()) > 0
+    missing = want - got
+    assert not missing, f"{sum(missing.values())} of {sum(want.values())} cut events differ: {list(missing)[:5]}"
+    # LOC markers sit at the record timecode they name
+    marks = Counter(m["record"]["tc_in"] for c in doc["clips"] for m in c["markers"])
+    assert not expected_locators(text) - marks
+    # speed effects: the source range used is the one the list states
+    used = Counter((c["record"]["tc_in"], c["record"]["tc_out"], c["media_range"]["tc_in"], c["media_range"]["tc_out"])
+                   for c in doc["clips"] if c["kind"] == "video" and c["speed"] not in (0.0, 1.0))
+    speed_missing = expected_speed_events(text) - used
+    assert not speed_missing, f"speed events read differently: {list(speed_missing)[:5]}"
