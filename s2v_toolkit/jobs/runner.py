@@ -95,11 +95,13 @@ def renders_dir(plan: RenderPlan) -> Path:
 
 
 def _safe(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "job"
+    from s2v_toolkit.safety import safe_component
+
+    return safe_component(text, "job", max_len=60)
 
 
 def render_base(plan: RenderPlan, job: ShotJob) -> str:
-    return f"{_safe(job.label)}_{job.id}"
+    return f"{_safe(job.label)}_{_safe(job.id)}"
 
 
 def existing_versions(plan: RenderPlan, job: ShotJob) -> dict[int, Path]:
@@ -108,7 +110,7 @@ def existing_versions(plan: RenderPlan, job: ShotJob) -> dict[int, Path]:
     folder = renders_dir(plan)
     if not folder.is_dir():
         return out
-    pat = re.compile(rf"^(?!\.).*_{re.escape(job.id)}_v(\d{{3,}})(\.[A-Za-z0-9]+)$")
+    pat = re.compile(rf"^(?!\.).*_{re.escape(_safe(job.id))}_v(\d{{3,}})(\.[A-Za-z0-9]+)$")
     for p in folder.iterdir():
         m = pat.match(p.name)
         if m and m.group(2) != ".json":
@@ -187,9 +189,12 @@ def produce_render(plan: RenderPlan, job: ShotJob, generator, context: RenderCon
                     "version": max(versions), "model": side.get("model"), "adopted": True}
     version = max(versions, default=0) + 1
     ext = suffix or getattr(generator, "suffix", None) or DEFAULT_SUFFIX
-    final = renders_dir(plan) / f"{render_base(plan, job)}_v{version:03d}{ext}"
+    from s2v_toolkit.safety import confined, safe_component
+
+    ext = "." + safe_component(str(ext).lstrip("."), "mov", max_len=8)
+    ensure_output_dir(renders_dir(plan))
+    final = confined(renders_dir(plan), f"{render_base(plan, job)}_v{version:03d}{ext}")
     side_path = sidecar_for(final)
-    ensure_output_dir(final.parent)
 
     def report(fraction: float) -> None:
         if job_bar is not None:

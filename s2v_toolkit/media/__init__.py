@@ -11,7 +11,7 @@ Public API::
     atomic_output(path) ; timecode helpers
 """
 
-from s2v_toolkit.media.atomic import atomic_output, ensure_output_dir
+from s2v_toolkit.media.atomic import atomic_group, atomic_output, clean_stale, ensure_output_dir
 from s2v_toolkit.media.audio import ANALYSIS_RATE, frame_to_sample, read_audio, read_audio_channels
 from s2v_toolkit.media.convert import convert
 from s2v_toolkit.media.png import encode_png, write_png
@@ -28,7 +28,7 @@ from s2v_toolkit.media.writer import VIDEO_PRESETS, VideoPreset, write_video
 
 __all__ = [
     "ANALYSIS_RATE", "AudioInfo", "MediaInfo", "STANDARD_RATES", "VIDEO_PRESETS", "VideoInfo", "VideoPreset",
-    "VideoReader", "atomic_output", "convert", "encode_png", "ensure_output_dir", "export_frames_png",
+    "VideoReader", "atomic_group", "atomic_output", "clean_stale", "convert", "encode_png", "ensure_output_dir", "export_frames_png",
     "frame_to_sample", "frames_to_timecode", "is_drop_frame_rate", "probe", "read_audio", "read_audio_channels",
     "read_frames", "snap_rate", "timecode_to_frames", "write_png", "write_video",
 ]

@@ -94,6 +94,9 @@ def read_timeline(path: str | os.PathLike, *, rate: float | None = None) -> Load
     cannot be told apart). Without it, the rate is guessed from the timecodes and noted.
     """
     p = Path(path)
+    from s2v_toolkit.safety import note_input
+
+    note_input(p)
     adapter = detect_adapter(p)
     notes: list[str] = []
     kwargs: dict = {}
