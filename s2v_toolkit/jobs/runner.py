@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import threading
 import time
 import traceback
@@ -104,6 +105,13 @@ def render_base(plan: RenderPlan, job: ShotJob) -> str:
     return f"{_safe(job.label)}_{_safe(job.id)}"
 
 
+def parts_dir(plan: RenderPlan, job: ShotJob) -> Path:
+    """Where a job's finished clips are kept while it renders (hidden; removed when the job is done)."""
+    from s2v_toolkit.safety import confined
+
+    return confined(renders_dir(plan), f".{_safe(job.id)}.s2vt-parts")
+
+
 def existing_versions(plan: RenderPlan, job: ShotJob) -> dict[int, Path]:
     """{version: media path} of the job's complete renders on disk (any label: ids are what count)."""
     out: dict[int, Path] = {}
@@ -185,6 +193,7 @@ def produce_render(plan: RenderPlan, job: ShotJob, generator, context: RenderCon
         side = _read_sidecar(sidecar_for(latest))
         if side and side.get("job_id") == job.id and side.get("spec_hash") == spec_hash:
             # completed by a worker that died before recording it: adopt, do not render twice
+            shutil.rmtree(parts_dir(plan, job), ignore_errors=True)
             return {"output_path": str(latest), "sidecar_path": str(sidecar_for(latest)),
                     "version": max(versions), "model": side.get("model"), "adopted": True}
     version = max(versions, default=0) + 1
@@ -202,6 +211,8 @@ def produce_render(plan: RenderPlan, job: ShotJob, generator, context: RenderCon
             job_bar.refresh()
 
     inputs = context.inputs_for(job, progress=report)
+    # finished clips of a killed render of this job wait here (keyed by every input: a changed job starts over)
+    inputs.resume_dir = parts_dir(plan, job)
     try:
         with atomic_output(final) as tmp:
             info = generator.render(inputs, Path(tmp)) or {}
@@ -232,6 +243,7 @@ def produce_render(plan: RenderPlan, job: ShotJob, generator, context: RenderCon
         except OSError:
             pass
         raise
+    shutil.rmtree(inputs.resume_dir, ignore_errors=True)
     return {"output_path": str(final), "sidecar_path": str(side_path), "version": version, "model": model,
             "adopted": False}
 

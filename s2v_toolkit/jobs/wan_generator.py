@@ -131,7 +131,7 @@ class WanS2VJobGenerator:
         if not np.any(audio.waveform):
             raise GeneratorUnavailable(f"job {inputs.job.id}: the line's audio is silent over the job's range")
         settings = self._generation_settings(inputs)
-        result = self.models.generate(image, audio, settings)
+        result = self.models.generate(image, audio, settings, resume_dir=inputs.resume_dir)
         if inputs.progress:
             inputs.progress(1.0)
         self._write(inputs, result.frames, out_path)
