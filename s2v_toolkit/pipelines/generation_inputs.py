@@ -290,6 +290,18 @@ class DriveAudio:
         return Fraction(len(self.waveform), self.sample_rate)
 
 
+def check_audible(path: str | os.PathLike, waveform: np.ndarray) -> None:
+    """The one rule for a line that drives a mouth (generate, redub, render): finite, and not silent."""
+    if waveform.size == 0:
+        raise MediaError(path, "audio is empty (0 samples)")
+    peak = float(np.max(np.abs(waveform)))
+    if not np.isfinite(peak):
+        raise MediaError(path, "audio contains non-finite samples")
+    if peak < SILENCE_PEAK:
+        db = 20 * math.log10(peak) if peak > 0 else float("-inf")
+        raise MediaError(path, f"audio is silent (peak {db:.0f} dBFS): nothing to drive the mouth")
+
+
 def load_drive_audio(path: str | os.PathLike, max_seconds: float = 600.0) -> DriveAudio:
     """Read and check the driving audio: MediaError if missing, undecodable, empty, silent or too long."""
     from s2v_toolkit.media import probe, read_audio
@@ -313,12 +325,7 @@ def load_drive_audio(path: str | os.PathLike, max_seconds: float = 600.0) -> Dri
     if len(waveform) / AUDIO_RATE > max_seconds:
         raise MediaError(path, f"audio is {len(waveform) / AUDIO_RATE:.1f} s long, more than the maximum "
                                f"{max_seconds:g} s (raise --max-audio-seconds to allow it)")
-    peak = float(np.max(np.abs(waveform)))
-    if not np.isfinite(peak):
-        raise MediaError(path, "audio contains non-finite samples")
-    if peak < SILENCE_PEAK:
-        db = 20 * math.log10(peak) if peak > 0 else float("-inf")
-        raise MediaError(path, f"audio is silent (peak {db:.0f} dBFS): nothing to drive the mouth")
+    check_audible(path, waveform)
     return DriveAudio(path=path, waveform=np.ascontiguousarray(waveform, dtype=np.float32))
 
 

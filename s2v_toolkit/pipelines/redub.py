@@ -420,6 +420,9 @@ def redub_video(video: str | os.PathLike, audio: str | os.PathLike, output: str 
     seconds = len(line_16k) / AUDIO_RATE
     if seconds <= 0:
         raise MediaError(audio, "the line's audio is empty")
+    from s2v_toolkit.pipelines.generation_inputs import check_audible
+
+    check_audible(audio, line_16k)  # the same rule as `s2vt generate`: a silent line drives nothing
     timing = place_line(shot_start, shot_end, shot_start if line_start is None else line_start, seconds,
                         v.fps, source=f"{video}")
 

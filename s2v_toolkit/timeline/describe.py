@@ -504,6 +504,12 @@ def describe_timeline(
         path = str(loaded.path)
     tl = loaded.timeline
     rate = timeline_rate(tl)
+    if not (isinstance(rate, (int, float)) and math.isfinite(rate) and 0 < rate <= 1000):
+        from s2v_toolkit.timeline.errors import TimelineError
+
+        # every record time and timecode is counted at this rate: 0 or NaN would print garbage
+        raise TimelineError(path, f"frame rate {rate!r} is not usable (must be above 0 and at most 1000 fps); "
+                                  "fix the timeline's rate in the editor and export it again")
     drop = detect_drop_frame(tl, rate) if drop_frame is None else bool(drop_frame and can_drop_frame(rate))
     resolver = MediaResolver(loaded.path.parent if path else None, search_dirs)
     w = _Walker(tl, resolver, rate, check_media)
