@@ -166,8 +166,11 @@ def _cmd_conform(args) -> int:
         renders = [RenderResult.from_dict(r) for r in data]
     except (OSError, ValueError, TypeError, KeyError) as exc:
         raise ConfigError(f"{args.renders}: not a renders list ({exc})") from None
+    from s2v_toolkit.media import atomic_group
+
     loaded = read_timeline(args.timeline, rate=args.rate)
-    result = conform(loaded, renders, args.out, version=args.version, native=not args.otio_only)
+    with atomic_group(args.out if args.out is not None else loaded.path.parent):  # all formats or none
+        result = conform(loaded, renders, args.out, version=args.version, native=not args.otio_only)
     if args.json:
         print_json(result.to_dict())
         return 0
