@@ -35,5 +35,5 @@ def load(self, seed):
 
 
 clip_store.ClipStore.save, clip_store.ClipStore.load = save, load
-summary = render_plan(load_plan(Path(plan_path)), spec=GeneratorSpec(model="tiny", options=(("infer_frames", infer),)))
+summary = render_plan(load_plan(Path(plan_path)), spec=GeneratorSpec(model="tiny", options=(("infer_frames", infer), ("steps", 1))))
 _log("done " + ",".join(r.state for r in summary.records))

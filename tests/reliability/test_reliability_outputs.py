@@ -170,3 +170,31 @@ def test_booleans_and_counts_read_the_same_everywhere():
         with pytest.raises(ConfigError):
             check_rate(bad)
     assert check_rate(29.97) > 29
+
+
+class _RunsCode:
+    """A pickle payload: unpickling it would create a file (it must never be unpickled)."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_wav2vec2_pickle_is_refused_in_one_line(tmp_path):
+    import pickle
+
+    from s2v_toolkit.errors import S2VError
+    from s2v_toolkit.models.audio_encoder import Wav2Vec2AudioEncoder, write_tiny_wav2vec2
+
+    folder = Path(write_tiny_wav2vec2(tmp_path))
+    for f in folder.glob("*.safetensors"):
+        f.unlink()
+    marker = tmp_path / "code_ran"
+    with open(folder / "pytorch_model.bin", "wb") as fh:
+        pickle.dump({"w": _RunsCode(marker)}, fh)
+    with pytest.raises(S2VError) as err:
+        Wav2Vec2AudioEncoder.from_folder(folder, device="cpu")
+    assert "refused" in str(err.value) and "\n" not in str(err.value)
+    assert not marker.exists()
