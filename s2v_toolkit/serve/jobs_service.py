@@ -73,10 +73,12 @@ class JobsService(Service):
         ctx.progress(0, 1, "reading the timeline, finding who speaks when")
         ctx.log(f"plan: timeline {timeline}, cast {cast}")
         turns = load_turns(Path(options["turns"])) if options.get("turns") else None
+        speakers = options.get("num_speakers")
         plan = build_plan(timeline, cast, dialogue_tracks=options.get("dialogue_tracks"), turns=turns,
                           face_check=parse_bool(options.get("face_check", True), "plan option face_check"),
-                          backend=str(options.get("backend", "embedded")), num_speakers=None if options.get("num_speakers") is None else
-                          parse_count(options["num_speakers"], "plan option num_speakers", 1, 100))
+                          backend=str(options.get("backend", "embedded")),
+                          num_speakers=None if speakers is None else
+                          parse_count(speakers, "plan option num_speakers", 1, 100))
         path = plan.save(Path(project_dir) / PLAN_NAME)
         counts = plan.counts()
         ctx.log(f"plan: {len(plan.lines)} line(s), jobs " + ", ".join(f"{k} {v}" for k, v in counts.items()))

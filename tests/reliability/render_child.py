@@ -35,5 +35,6 @@ def load(self, seed):
 
 
 clip_store.ClipStore.save, clip_store.ClipStore.load = save, load
-summary = render_plan(load_plan(Path(plan_path)), spec=GeneratorSpec(model="tiny", options=(("infer_frames", infer), ("steps", 1))))
+spec = GeneratorSpec(model="tiny", options=(("infer_frames", infer), ("steps", 1)))
+summary = render_plan(load_plan(Path(plan_path)), spec=spec)
 _log("done " + ",".join(r.state for r in summary.records))

@@ -39,7 +39,7 @@ def _events(log: Path) -> list[str]:
 @pytest.mark.slow
 def test_killed_render_resumes_at_its_last_finished_clip(tmp_path):
     """SIGKILL once a clip is saved: the next run takes the saved clips and computes only the rest."""
-    plan_path = _one_new_shot_plan(tmp_path, 20)
+    plan_path = _one_new_shot_plan(tmp_path, 16)
     log = tmp_path / "clips.log"
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), str(REPO / "tests")]))
     child = subprocess.Popen([sys.executable, str(HERE / "render_child.py"), str(plan_path), str(log), "8"], env=env,

@@ -46,7 +46,8 @@ def _same_as_input_cases(p: Path):
                                      "--no-face-check"], cast),
         "generate -o IMAGE": ([*gen, "-o", p / "face.png"], p / "face.png"),
         "generate -o AUDIO": ([*gen, "-o", p / "line.wav"], p / "line.wav"),
-        "convert SRC hardlink-of-SRC": (["convert", p / "clip.mp4", p / "clip_link.mp4", "--overwrite"], p / "clip.mp4"),
+        "convert SRC hardlink-of-SRC": (["convert", p / "clip.mp4", p / "clip_link.mp4", "--overwrite"],
+                                        p / "clip.mp4"),
         "convert SRC SRC": (["convert", p / "clip.mp4", p / "clip.mp4", "--overwrite"], p / "clip.mp4"),
         "conform -o TIMELINE": (["conform-timeline", tl, p / "renders.json", "-o", p / "demo"], tl),
     }
@@ -198,3 +199,32 @@ def test_wav2vec2_pickle_is_refused_in_one_line(tmp_path):
         Wav2Vec2AudioEncoder.from_folder(folder, device="cpu")
     assert "refused" in str(err.value) and "\n" not in str(err.value)
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("length", [0, -5])
+def test_zero_and_negative_length_clips_are_named_and_not_turned_into_new_shots(tmp_path, length):
+    import opentimelineio as otio
+    from jobs_helpers import copy_demo, demo_turns
+
+    from s2v_toolkit.jobs import build_plan
+    from s2v_toolkit.timeline import describe_timeline, read_timeline
+
+    root = copy_demo(tmp_path)
+    tl = otio.adapters.read_from_file(str(root / "scene.otio"))
+    video = next(t for t in tl.tracks if t.kind == otio.schema.TrackKind.Video)
+    shot = next(c for c in video if isinstance(c, otio.schema.Clip) and c.name == "SH030")
+    index = list(video).index(shot)
+    old = shot.source_range
+    shot.source_range = otio.opentime.TimeRange(old.start_time, otio.opentime.RationalTime(length, old.duration.rate))
+    # the editor's cut keeps its length: the shot's frames became a gap beside the broken clip
+    video.insert(index + 1, otio.schema.Gap(source_range=otio.opentime.TimeRange(
+        otio.opentime.RationalTime(0, old.duration.rate), old.duration)))
+    otio.adapters.write_to_file(tl, str(root / "broken.otio"))
+    desc = describe_timeline(read_timeline(root / "broken.otio"), check_media=False)
+    why = [p for p in desc.problems if "SH030" in p]
+    assert why and ("zero-length" if length == 0 else "negative-length") in why[0], desc.problems
+    plan = build_plan(root / "broken.otio", root / "cast.yaml", turns=demo_turns(), face_check=False)
+    over = [j for j in plan.jobs if j.line == 3]
+    assert over and all(j.action == "skip" and "SH030" in j.reason for j in over), [(j.action, j.reason) for j in over]
+    # the editor's own gap (line 4) is still a new shot
+    assert [j.action for j in plan.jobs if j.line == 4] == ["new_shot"]
