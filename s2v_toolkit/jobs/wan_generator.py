@@ -169,7 +169,7 @@ class WanS2VJobGenerator:
                 inputs.progress(done / total)
 
         out, report = redub_frames(frames, timing, self._drive_audio(inputs), plan, self.models, settings,
-                                   track_id=int(track_id), progress=progress)
+                                   track_id=int(track_id), progress=progress, resume_dir=inputs.resume_dir)
         self._write(inputs, out, out_path)
         return {"model": self.name, "random_weights": self.random_weights, "pipeline": "redub",
                 "face_track": int(track_id), "settings": settings.to_dict(), "report": report.to_dict(),
