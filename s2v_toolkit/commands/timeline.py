@@ -124,7 +124,6 @@ def _cmd_shots(args) -> int:
 
 def _cmd_extract(args) -> int:
     import json
-    import re
     from pathlib import Path
 
     import soundfile
@@ -137,8 +136,11 @@ def _cmd_extract(args) -> int:
     tracks = extract_dialogue(desc, args.track)
     doc = {"timeline": desc.path, "rate": desc.rate, "tracks": []}
     for t in tracks:
-        safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", t.track_name).strip("_")
-        wav = out / f"{t.track_id}{'_' + safe if safe else ''}.wav"
+        from s2v_toolkit.safety import confined, safe_component
+
+        safe = safe_component(t.track_name, "", max_len=60) if t.track_name else ""
+        # track names come from the editor's file: sanitised and kept inside the output folder
+        wav = confined(out, f"{safe_component(t.track_id, 'track')}{'_' + safe if safe else ''}.wav")
         with atomic_output(wav, overwrite=args.overwrite) as tmp:
             soundfile.write(str(tmp), t.signal, t.sample_rate, subtype="FLOAT", format="WAV")
         doc["tracks"].append({**t.to_dict(), "wav": wav.name})

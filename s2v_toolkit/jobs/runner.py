@@ -243,7 +243,8 @@ def produce_render(plan: RenderPlan, job: ShotJob, generator, context: RenderCon
         except OSError:
             pass
         raise
-    shutil.rmtree(inputs.resume_dir, ignore_errors=True)
+    if inputs.resume_dir is not None:
+        shutil.rmtree(inputs.resume_dir, ignore_errors=True)
     return {"output_path": str(final), "sidecar_path": str(side_path), "version": version, "model": model,
             "adopted": False}
 
