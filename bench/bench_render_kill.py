@@ -1,11 +1,12 @@
 """Clips recomputed when a render is SIGKILLed at random points: per-clip resume vs none, in one run.
 
-A plan with one tiny-model new-shot job of several clips is rendered by a child process that is killed
-``--kills`` times, each at a random moment after its sampling starts, then left to finish. Every finished
+A plan with one tiny-model new-shot job of several clips is first rendered once without a kill (its
+sampling time T). Then, per mode, a child process is killed ``--kills`` times, each at a moment drawn
+uniformly from [0, T) after its sampling starts, and then left to finish. Every finished
 clip is logged; clips computed more than once are work a kill threw away. The baseline is the same
 render with the per-clip resume turned off (what ``s2vt render`` did before: a killed job started over).
 
-    .venv/bin/python bench/bench_render_kill.py --kills 5 --frames 40 --clip 8 --seed 1
+    .venv/bin/python bench/bench_render_kill.py --kills 4 --frames 24 --clip 8 --seed 1
 """
 
 from __future__ import annotations
@@ -29,9 +30,10 @@ from pathlib import Path
 plan_path, log_path, infer, resume = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == "1"
 from s2v_toolkit.jobs import GeneratorSpec, load_plan, render_plan
 from s2v_toolkit.pipelines import clip_store
+import time
 def log(text):
     with open(log_path, "a") as fh:
-        fh.write(text + "\n")
+        fh.write(f"{text} {time.time():.3f}\n")
 _save, _load = clip_store.ClipStore.save, clip_store.ClipStore.load
 def save(self, index, *a, **k):
     _save(self, index, *a, **k)
@@ -61,7 +63,12 @@ def make_plan(folder: Path, frames: int) -> Path:
     return plan.path
 
 
-def run_mode(resume: bool, args, rng: random.Random) -> dict:
+def _sampling_seconds(log: Path) -> float | None:
+    stamps = [ln.split()[-1] for ln in log.read_text().splitlines() if ln.startswith(("sampling", "done"))]
+    return float(stamps[-1]) - float(stamps[0]) if len(stamps) >= 2 else None
+
+
+def run_mode(resume: bool, args, rng: random.Random, window: float) -> dict:
     folder = Path(tempfile.mkdtemp(prefix=f"s2vt-kill-{'resume' if resume else 'none'}-"))
     plan = make_plan(folder, args.frames)
     log = folder / "clips.log"
@@ -72,21 +79,21 @@ def run_mode(resume: bool, args, rng: random.Random) -> dict:
     while kills < args.kills:
         n_before = len(log.read_text().splitlines()) if log.exists() else 0
         child = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        while child.poll() is None and "sampling" not in (log.read_text().splitlines()[n_before:]
-                                                          if log.exists() else []):
+        while child.poll() is None and not any(ln.startswith("sampling") for ln in (
+                log.read_text().splitlines()[n_before:] if log.exists() else [])):
             time.sleep(0.05)
-        time.sleep(rng.uniform(0, args.window))
+        time.sleep(rng.uniform(0, window))
         if child.poll() is not None:
             break
         child.send_signal(signal.SIGKILL)
         child.wait()
         kills += 1
     done = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
-    saves = [ln for ln in log.read_text().splitlines() if ln.startswith("saved")]
+    saves = [ln.rsplit(" ", 1)[0] for ln in log.read_text().splitlines() if ln.startswith("saved")]
     clips = len(set(saves))
     return {"mode": "per-clip resume" if resume else "no resume (before)", "kills": kills, "finished": done,
             "clips": clips, "clip_computations": len(saves), "recomputed": len(saves) - clips,
-            "seconds": round(time.time() - t0, 1)}
+            "seconds": round(time.time() - t0, 1), "sampling_seconds": _sampling_seconds(log)}
 
 
 def main() -> None:
@@ -94,13 +101,13 @@ def main() -> None:
     ap.add_argument("--kills", type=int, default=5)
     ap.add_argument("--frames", type=int, default=40, help="frames of the job")
     ap.add_argument("--clip", type=int, default=8, help="frames per clip")
-    ap.add_argument("--window", type=float, default=10.0, help="kill within this many seconds of sampling start")
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
-    results = []
+    reference = run_mode(True, argparse.Namespace(**{**vars(args), "kills": 0}), random.Random(0), 0.0)
+    window = reference["sampling_seconds"]
+    print(json.dumps({"mode": "uninterrupted", **reference}), flush=True)
     for resume in (False, True):
-        results.append(run_mode(resume, args, random.Random(args.seed)))
-        print(json.dumps(results[-1]), flush=True)
+        print(json.dumps(run_mode(resume, args, random.Random(args.seed), window)), flush=True)
 
 
 if __name__ == "__main__":
