@@ -38,6 +38,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Terminated(BaseException):
+    """SIGTERM as an exception: ``finally`` blocks and context managers run (temporary files are removed)."""
+
+
+def _exit_cleanly_on_sigterm():
+    """Install the SIGTERM handler (main thread, default handler only); returns what undoes it."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return lambda: None
+
+    def _raise(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the process at once
+        raise _Terminated()
+
+    signal.signal(signal.SIGTERM, _raise)
+    return lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -45,8 +67,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     _show_media_warnings()
+    restore = _exit_cleanly_on_sigterm()
     try:
-        return int(args.func(args) or 0)
+        from s2v_toolkit import safety
+
+        # One rule for every command: no output may be a file the command reads (see s2v_toolkit.safety).
+        inputs = safety.inputs_from_args(args)
+        for out in safety.outputs_from_args(args):
+            safety.check_output(out, inputs)
+        with safety.reading(inputs):
+            return int(args.func(args) or 0)
     except S2VError as exc:
         if args.debug:
             raise
@@ -55,6 +85,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("s2vt: interrupted", file=sys.stderr)
         return 130
+    except _Terminated:
+        print("s2vt: terminated", file=sys.stderr)
+        return 143
+    except RecursionError:
+        if args.debug:
+            raise
+        print("s2vt: error: input nested too deeply to read", file=sys.stderr)
+        return 2
     except BrokenPipeError:
         # Output piped into `head` and the reader went away: not an error worth reporting.
         sys.stderr.close()
@@ -66,6 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
         print(f"s2vt: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
+    finally:
+        restore()
 
 
 def _show_media_warnings() -> None:

@@ -127,6 +127,12 @@ def _cmd_diarize(args) -> int:
         except ValueError:
             raise ConfigError(f"--channel must be a channel number or 'auto', got {channel!r}") from None
     cast = _load_cast(args.cast) if args.cast else None
+    from s2v_toolkit.values import parse_count
+
+    for flag, value in (("--num-speakers", args.num_speakers), ("--min-speakers", args.min_speakers),
+                        ("--max-speakers", args.max_speakers)):
+        if value is not None:
+            parse_count(value, flag, 1, 100)
     num_speakers = args.num_speakers
     if num_speakers is None and cast is not None and not args.estimate_speakers \
             and args.min_speakers is None and args.max_speakers is None:

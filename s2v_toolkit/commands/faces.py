@@ -112,6 +112,9 @@ def _cmd_track(args) -> int:
     from s2v_toolkit.errors import MediaError
     from s2v_toolkit.faces import AnalysisParams, MaskParams, analyze_video
     from s2v_toolkit.media import probe
+    from s2v_toolkit.values import parse_count
+
+    parse_count(args.max_faces, "--max-faces", 1, 32)
 
     start = end = None
     if args.frame_range:
@@ -151,6 +154,9 @@ def _cmd_speaker(args) -> int:
     from s2v_toolkit.errors import MediaError
     from s2v_toolkit.faces import AnalysisParams, analyze_video, reference_descriptor, speaker_for_line
     from s2v_toolkit.media import probe, read_audio
+    from s2v_toolkit.values import parse_count
+
+    parse_count(args.max_faces, "--max-faces", 1, 32)
 
     info = probe(args.video)
     if info.video is None:

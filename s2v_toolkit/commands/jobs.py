@@ -98,6 +98,10 @@ def _cmd_plan(args) -> int:
     from s2v_toolkit.errors import OutputError
     from s2v_toolkit.jobs import build_plan
 
+    from s2v_toolkit.values import parse_count
+
+    if args.num_speakers is not None:
+        parse_count(args.num_speakers, "--num-speakers", 1, 100)
     out = Path(args.out)
     if out.exists() and not args.overwrite:
         raise OutputError(out, "already exists (pass --overwrite to replace the plan; its job store is kept)")
@@ -123,8 +127,10 @@ def _cmd_render(args) -> int:
     from s2v_toolkit.errors import ConfigError
     from s2v_toolkit.jobs import GeneratorSpec, format_table, load_plan, render_plan, render_plan_ray
 
-    if args.workers < 1:
-        raise ConfigError("--workers must be at least 1")
+    from s2v_toolkit.values import parse_count, parse_seconds
+
+    parse_count(args.workers, "--workers", 1, 256)
+    parse_seconds(args.lease, "--lease")
     if args.max_vram is not None and not args.max_vram > 0:
         raise ConfigError(f"--max-vram {args.max_vram}: must be a positive number of GB")
     options = (("max_vram_gb", args.max_vram),) if args.max_vram is not None else ()

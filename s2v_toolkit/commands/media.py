@@ -46,7 +46,10 @@ def _cmd_probe(args) -> int:
 
 def _cmd_frames(args) -> int:
     from s2v_toolkit.media import export_frames_png
+    from s2v_toolkit.values import parse_count
 
+    parse_count(args.start, "--start", minimum=0)
+    parse_count(args.count, "--count", minimum=1)
     paths, fmap = export_frames_png(args.media, args.start, args.count, args.out, with_map=True)
     print(f"wrote {len(paths)} frame(s) to {args.out}")
     dup, sub = fmap.indexes("duplicated"), fmap.indexes("substituted")

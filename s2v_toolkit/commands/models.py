@@ -464,6 +464,9 @@ def environment() -> dict[str, Any]:
 
 
 def write_json(path: str | os.PathLike, opts: BenchOptions, results: list[BenchResult]) -> None:
+    from s2v_toolkit.media import atomic_output
+
     doc = {"options": opts.to_dict(), "environment": environment(), "results": [r.to_dict() for r in results]}
-    Path(path).write_text(json.dumps(doc, indent=2, default=str) + "\n")
+    with atomic_output(path, overwrite=True) as tmp:
+        Path(tmp).write_text(json.dumps(doc, indent=2, default=str) + "\n")
 

@@ -54,10 +54,8 @@ def _cmd_serve(args) -> int:
     for folder in allowed:
         if not folder.is_dir():
             raise ConfigError(f"--allow {folder}: folder not found")
-    try:
-        running = start_server(service, workspace, allowed, port=args.port, state_file=state_file)
-    except OSError as exc:
-        raise ConfigError(f"cannot listen on 127.0.0.1:{args.port} ({exc.strerror or exc})") from None
+    # start_server names the failing part itself: the workspace, the port or the state file
+    running = start_server(service, workspace, allowed, port=args.port, state_file=state_file)
     stop = threading.Event()
 
     def _stop(signum, frame):

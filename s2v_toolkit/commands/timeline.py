@@ -161,7 +161,6 @@ def _cmd_shots(args) -> int:
 
 def _cmd_extract(args) -> int:
     import json
-    import re
     from pathlib import Path
 
     import soundfile
@@ -174,8 +173,11 @@ def _cmd_extract(args) -> int:
     tracks = extract_dialogue(desc, args.track, allow_missing_media=args.allow_missing_media)
     doc = {"timeline": desc.path, "rate": desc.rate, "tracks": []}
     for t in tracks:
-        safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", t.track_name).strip("_")
-        wav = out / f"{t.track_id}{'_' + safe if safe else ''}.wav"
+        from s2v_toolkit.safety import confined, safe_component
+
+        safe = safe_component(t.track_name, "", max_len=60) if t.track_name else ""
+        # track names come from the editor's file: sanitised and kept inside the output folder
+        wav = confined(out, f"{safe_component(t.track_id, 'track')}{'_' + safe if safe else ''}.wav")
         with atomic_output(wav, overwrite=args.overwrite) as tmp:
             soundfile.write(str(tmp), t.signal, t.sample_rate, subtype="FLOAT", format="WAV")
         doc["tracks"].append({**t.to_dict(), "wav": wav.name})
@@ -206,8 +208,11 @@ def _cmd_conform(args) -> int:
     import contextlib
     import sys
 
+    from s2v_toolkit.media import atomic_group
+
     loaded = quiet_read(args.timeline, rate=args.rate)
-    with contextlib.redirect_stdout(sys.stderr):
+    with contextlib.redirect_stdout(sys.stderr), \
+            atomic_group(args.out if args.out is not None else loaded.path.parent):  # all formats or none
         result = conform(loaded, renders, args.out, version=args.version, native=not args.otio_only)
     diffs = conform_diffs(args.timeline, result.outputs, rate=args.rate) if args.diff else {}
     if args.json:

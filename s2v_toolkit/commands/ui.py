@@ -8,7 +8,7 @@ def register(sub) -> None:
     p.add_argument("plan", help="render plan JSON (with its job store next to it) or a review manifest JSON")
     p.add_argument("--screenshot", metavar="PNG", default=None,
                    help="save a screenshot of the panel (first shot loaded) and exit instead of opening it")
-    p.set_defaults(func=_cmd_review)
+    p.set_defaults(func=_cmd_review, _edits=("plan",))  # the panel records decisions in the plan itself
 
 
 def _cmd_review(args) -> int:

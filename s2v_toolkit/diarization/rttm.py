@@ -29,7 +29,10 @@ def format_rttm(turns: SpeakerTurns, label: str = "speaker") -> str:
 def write_rttm(turns: SpeakerTurns | list[SpeakerTurns], path: str | os.PathLike, label: str = "speaker") -> Path:
     """Write an RTTM file (one recording, or several: one file id each) atomically: temporary name, then
     rename. Returns the path."""
+    from s2v_toolkit.safety import check_output
+
     path = Path(path)
+    check_output(path)  # never over a file the running command reads
     recordings = [turns] if isinstance(turns, SpeakerTurns) else list(turns)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from s2v_toolkit.errors import ConfigError
+from s2v_toolkit.safety import note_input
 
 CAST_SCHEMA_VERSION = 1
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -157,6 +158,8 @@ def parse_cast(data, path: str | os.PathLike = "<cast>", base_dir: str | os.Path
             raise CastError(path, f"{where}: 'reference_images' needs at least one image of the character's face")
         voice_key = "voice_samples" if "voice_samples" in entry else "voice_sample"
         voices = _files(_as_list(entry.get(voice_key), path, where, voice_key), base, path, where, voice_key)
+        for f in (*images, *voices):
+            note_input(f)
         characters.append(Character(cid, name.strip(), images, voices, prompt.strip()))
     return Cast(path, characters)
 
@@ -166,6 +169,7 @@ def load_cast(path: str | os.PathLike, require_reference: bool = True) -> Cast:
     import yaml
 
     path = Path(path)
+    note_input(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:

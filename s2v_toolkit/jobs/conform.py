@@ -64,5 +64,10 @@ def conform_plan(plan, out: str | os.PathLike | None = None, *, overwrite: bool 
         timeline, result = add_render_tracks(loaded, renders)
         write_conform_to(loaded, timeline, result, target, overwrite=overwrite)
         return result
-    result: ConformResult = conform(loaded, renders, target, native=native, overwrite=overwrite)
+    from s2v_toolkit.media import atomic_group
+
+    # the .otio and the timeline's own format appear together or not at all (a kill between the two
+    # renames is rolled back by the next conform in this folder)
+    with atomic_group(target):
+        result: ConformResult = conform(loaded, renders, target, native=native, overwrite=overwrite)
     return result

@@ -54,6 +54,9 @@ class JobInputs:
     # 48 kHz; the 16 kHz ``audio`` is what the models analyse). None: write ``audio`` as it is.
     delivery_audio: np.ndarray | None = None
     delivery_rate: int = 48000
+    # A folder the generator may keep finished clips in, so that a killed render continues after its
+    # last finished clip (the runner removes it once the job's file is in place). None: no resume.
+    resume_dir: Path | None = None
 
     def source_frames(self) -> np.ndarray:
         """The shot's original frames under the job (redub), (frame_count, H, W, 3) uint8 RGB."""

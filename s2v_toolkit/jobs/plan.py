@@ -284,7 +284,12 @@ def validate_plan(plan: RenderPlan, cast_ids: list[str] | None = None) -> list[t
 
 def job_problem(plan: RenderPlan, j: ShotJob, cast_ids: list[str] | None = None) -> str | None:
     """Why ``j`` cannot be rendered as written (None when it can)."""
-    where = f"job {j.id} ({j.label})"
+    where = f"job {j.id!r} ({j.label})"
+    from s2v_toolkit.safety import safe_component
+
+    if not isinstance(j.id, str) or safe_component(j.id, "") != j.id:
+        # ids become file names: a hand-edited 'jx/../../x' must never lead a render out of its folder
+        return f"{where}: job id may hold only letters, digits, '_', '-' and '.' (not at the start)"
     if j.action not in ACTIONS:
         return f"{where}: unknown action {j.action!r} (use one of {', '.join(ACTIONS)})"
     if j.action == "skip":

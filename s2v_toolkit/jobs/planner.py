@@ -302,6 +302,14 @@ def _job_for(plan, desc, cast: Cast, ln: DialogueLine, rin, rout, seg, signals, 
     if char is None:
         return skip("the voice matches no cast character (set 'character' to a cast id to render it)")
     if clip is None:
+        from s2v_toolkit.timeline import degenerate_clips
+
+        for cid, cname, length, lo, hi in degenerate_clips(desc):
+            if rin < hi and rout > lo:
+                # the editor put a (broken) shot here, not a gap to fill: do not invent one
+                kind = "zero-length" if length == 0 else f"negative-length ({length:g} frames)"
+                return skip(f"the cut has a {kind} clip {cid} '{cname}' here, which shows no frame; fix it in "
+                            "the editor (not generated as a new shot)")
         job.action, job.reason = "new_shot", "no video under the line (a gap in the cut): generate the shot"
         return job
     marks = clip.s2v or {}

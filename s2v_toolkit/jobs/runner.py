@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import threading
 import time
 import traceback
@@ -96,11 +97,20 @@ def renders_dir(plan: RenderPlan) -> Path:
 
 
 def _safe(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "job"
+    from s2v_toolkit.safety import safe_component
+
+    return safe_component(text, "job", max_len=60)
 
 
 def render_base(plan: RenderPlan, job: ShotJob) -> str:
-    return f"{_safe(job.label)}_{job.id}"
+    return f"{_safe(job.label)}_{_safe(job.id)}"
+
+
+def parts_dir(plan: RenderPlan, job: ShotJob) -> Path:
+    """Where a job's finished clips are kept while it renders (hidden; removed when the job is done)."""
+    from s2v_toolkit.safety import confined
+
+    return confined(renders_dir(plan), f".{_safe(job.id)}.s2vt-parts")
 
 
 def existing_versions(plan: RenderPlan, job: ShotJob) -> dict[int, Path]:
@@ -109,7 +119,7 @@ def existing_versions(plan: RenderPlan, job: ShotJob) -> dict[int, Path]:
     folder = renders_dir(plan)
     if not folder.is_dir():
         return out
-    pat = re.compile(rf"^(?!\.).*_{re.escape(job.id)}_v(\d{{3,}})(\.[A-Za-z0-9]+)$")
+    pat = re.compile(rf"^(?!\.).*_{re.escape(_safe(job.id))}_v(\d{{3,}})(\.[A-Za-z0-9]+)$")
     for p in folder.iterdir():
         m = pat.match(p.name)
         if m and m.group(2) != ".json":
@@ -184,13 +194,17 @@ def produce_render(plan: RenderPlan, job: ShotJob, generator, context: RenderCon
         side = _read_sidecar(sidecar_for(latest))
         if side and side.get("job_id") == job.id and side.get("spec_hash") == spec_hash:
             # completed by a worker that died before recording it: adopt, do not render twice
+            shutil.rmtree(parts_dir(plan, job), ignore_errors=True)
             return {"output_path": str(latest), "sidecar_path": str(sidecar_for(latest)),
                     "version": max(versions), "model": side.get("model"), "adopted": True}
     version = max(versions, default=0) + 1
     ext = suffix or getattr(generator, "suffix", None) or DEFAULT_SUFFIX
-    final = renders_dir(plan) / f"{render_base(plan, job)}_v{version:03d}{ext}"
+    from s2v_toolkit.safety import confined, safe_component
+
+    ext = "." + safe_component(str(ext).lstrip("."), "mov", max_len=8)
+    ensure_output_dir(renders_dir(plan))
+    final = confined(renders_dir(plan), f"{render_base(plan, job)}_v{version:03d}{ext}")
     side_path = sidecar_for(final)
-    ensure_output_dir(final.parent)
 
     def report(fraction: float) -> None:
         if job_bar is not None:
@@ -198,6 +212,8 @@ def produce_render(plan: RenderPlan, job: ShotJob, generator, context: RenderCon
             job_bar.refresh()
 
     inputs = context.inputs_for(job, progress=report)
+    # finished clips of a killed render of this job wait here (keyed by every input: a changed job starts over)
+    inputs.resume_dir = parts_dir(plan, job)
     try:
         with atomic_output(final) as tmp:
             info = generator.render(inputs, Path(tmp)) or {}
@@ -228,6 +244,8 @@ def produce_render(plan: RenderPlan, job: ShotJob, generator, context: RenderCon
         except OSError:
             pass
         raise
+    if inputs.resume_dir is not None:
+        shutil.rmtree(inputs.resume_dir, ignore_errors=True)
     return {"output_path": str(final), "sidecar_path": str(side_path), "version": version, "model": model,
             "adopted": False}
 

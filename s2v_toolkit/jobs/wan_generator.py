@@ -131,7 +131,7 @@ class WanS2VJobGenerator:
         if not np.any(audio.waveform):
             raise GeneratorUnavailable(f"job {inputs.job.id}: the line's audio is silent over the job's range")
         settings = self._generation_settings(inputs)
-        result = self.models.generate(image, audio, settings)
+        result = self.models.generate(image, audio, settings, resume_dir=inputs.resume_dir)
         if inputs.progress:
             inputs.progress(1.0)
         self._write(inputs, result.frames, out_path)
@@ -169,7 +169,7 @@ class WanS2VJobGenerator:
                 inputs.progress(done / total)
 
         out, report = redub_frames(frames, timing, self._drive_audio(inputs), plan, self.models, settings,
-                                   track_id=int(track_id), progress=progress)
+                                   track_id=int(track_id), progress=progress, resume_dir=inputs.resume_dir)
         self._write(inputs, out, out_path)
         return {"model": self.name, "random_weights": self.random_weights, "pipeline": "redub",
                 "face_track": int(track_id), "settings": settings.to_dict(), "report": report.to_dict(),

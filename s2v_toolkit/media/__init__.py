@@ -12,7 +12,7 @@ Public API::
     atomic_output(path) ; timecode helpers
 """
 
-from s2v_toolkit.media.atomic import atomic_output, ensure_output_dir
+from s2v_toolkit.media.atomic import atomic_group, atomic_output, clean_stale, ensure_output_dir
 from s2v_toolkit.media.audio import ANALYSIS_RATE, frame_to_sample, read_audio, read_audio_channels
 from s2v_toolkit.media.convert import ConversionReport, convert, convert_report
 from s2v_toolkit.media.png import encode_png, write_png
@@ -29,8 +29,9 @@ from s2v_toolkit.media.video_reader import FrameMap, VideoReader, export_frames_
 from s2v_toolkit.media.writer import VIDEO_PRESETS, VideoPreset, write_video
 
 __all__ = [
-    "ANALYSIS_RATE", "AudioInfo", "ConversionReport", "convert_report", "FrameIndex", "FrameMap", "index_frames", "MediaInfo", "STANDARD_RATES", "VIDEO_PRESETS", "VideoInfo", "VideoPreset",
-    "VideoReader", "atomic_output", "convert", "encode_png", "ensure_output_dir", "export_frames_png",
+    "ANALYSIS_RATE", "AudioInfo", "ConversionReport", "FrameIndex", "FrameMap", "MediaInfo", "STANDARD_RATES",
+    "VIDEO_PRESETS", "VideoInfo", "VideoPreset", "VideoReader", "atomic_group", "atomic_output", "clean_stale",
+    "convert", "convert_report", "encode_png", "ensure_output_dir", "export_frames_png", "index_frames",
     "frame_to_sample", "frames_to_timecode", "is_drop_frame_rate", "probe", "read_audio", "read_audio_channels",
     "read_frames", "snap_rate", "timecode_to_frames", "write_png", "write_video",
 ]

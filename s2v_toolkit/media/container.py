@@ -32,6 +32,9 @@ def check_readable(path: str | os.PathLike) -> Path:
 def open_input(path: str | os.PathLike) -> av.container.InputContainer:
     """Open a media file for reading or raise MediaError naming it."""
     p = check_readable(path)
+    from s2v_toolkit.safety import note_input
+
+    note_input(p)  # a file the running command reads is never one of its outputs
     try:
         return av.open(str(p), mode="r")
     except av.error.InvalidDataError:

@@ -158,9 +158,14 @@ class Wav2Vec2AudioEncoder:
             model, info = Wav2Vec2Model.from_pretrained(
                 os.fspath(folder), local_files_only=True, output_loading_info=True
             )
-        except (OSError, ValueError, RuntimeError) as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure to load the folder is the user's file, one line
+            import pickle
+
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise WeightsError(folder, f"cannot load wav2vec2 ({first})") from exc
+            if isinstance(exc, pickle.UnpicklingError) or "weights_only" in str(exc):
+                raise WeightsError(folder, "wav2vec2 weights hold Python objects other than tensors; refused "
+                                           "(weights load with weights_only=True; use model.safetensors)") from None
+            raise WeightsError(folder, f"cannot load wav2vec2 ({first[:300]})") from None
         finally:
             hf_logging.set_verbosity(verbosity)
         # masked_spec_embed is only used for training-time masking; anything else missing would be random.

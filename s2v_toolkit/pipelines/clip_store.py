@@ -99,15 +99,28 @@ class ClipStore:
         if (state.get("key"), state.get("seed")) != (self.key, seed) and self.folder.exists():
             shutil.rmtree(self.folder, ignore_errors=True)
         self.folder.mkdir(parents=True, exist_ok=True)
+        from s2v_toolkit.media.atomic import clean_stale
+
+        clean_stale(self.folder, force=True)  # partial clips of a killed run
         self._write_atomic(self.folder / STATE_NAME, json.dumps({"key": self.key, "seed": seed}).encode())
 
     def save(self, index: int, frames: np.ndarray, motion: torch.Tensor, generator_state: torch.Tensor,
              trace: dict, steps: list[dict]) -> None:
-        tmp = self.folder / f".clip_{index:04d}.tmp.npz"
-        np.savez(tmp, frames=frames, motion=motion.detach().to("cpu", torch.float32).numpy(),
-                 generator_state=generator_state.numpy(),
-                 meta=np.array(json.dumps({"trace": trace, "steps": steps})))
-        os.replace(tmp, self._clip_path(index))
+        from s2v_toolkit.media.atomic import output_error, temp_path_for
+
+        final = self._clip_path(index)
+        tmp = temp_path_for(final)  # a temporary name a later run recognises (and removes) if this one is killed
+        try:
+            np.savez(tmp, frames=frames, motion=motion.detach().to("cpu", torch.float32).numpy(),
+                     generator_state=generator_state.numpy(),
+                     meta=np.array(json.dumps({"trace": trace, "steps": steps})))
+            os.replace(tmp, final)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise output_error(final, exc) from None
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
 
     def clear(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)

@@ -221,17 +221,45 @@ def fit_pixels(pixels: np.ndarray, out_h: int, out_w: int):
     return img[:, :, top:top + out_h, left:left + out_w].permute(1, 0, 2, 3)[None].contiguous()
 
 
+MAX_IMAGE_PIXELS = 50_000_000  # a reference image is scaled to at most ~1 MP; larger ones only cost memory
+
+
+def check_image_size(path: str | os.PathLike, limit: int = MAX_IMAGE_PIXELS) -> None:
+    """Refuse an image whose header says it has more than ``limit`` pixels (decoding a 12000x12000 PNG
+    of 140 KB would take gigabytes). Reads the header only; formats Pillow does not know pass through to
+    the decoder's own check."""
+    try:
+        from PIL import Image
+    except ImportError:
+        return
+    try:
+        with Image.open(path) as im:  # lazy: reads the header, decodes nothing
+            w, h = im.size
+    except Exception:  # noqa: BLE001 - not an image Pillow knows (e.g. a video): the decoder checks it
+        return
+    if w * h > limit:
+        raise MediaError(path, f"image is {w}x{h}, more than {limit / 1e6:g} megapixels; scale it down first")
+
+
 def load_reference_image(path: str | os.PathLike) -> ReferenceImage:
     """Decode the first frame of an image (PNG, JPEG, TIFF...) or video as RGB; MediaError if none."""
     import av
 
+    from s2v_toolkit.safety import note_input
+
     path = Path(path)
     if not path.is_file():
         raise MediaError(path, "reference image not found")
+    note_input(path)
+    check_image_size(path)  # from the header, before anything is decoded
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
                 raise MediaError(path, "no image in this file (no video/image stream)")
+            vs = container.streams.video[0]
+            if (vs.codec_context.width or 0) * (vs.codec_context.height or 0) > MAX_IMAGE_PIXELS:
+                raise MediaError(path, f"image is {vs.codec_context.width}x{vs.codec_context.height}, more than "
+                                       f"{MAX_IMAGE_PIXELS / 1e6:g} megapixels; scale it down first")
             for frame in container.decode(video=0):
                 pixels = frame.to_ndarray(format="rgb24")
                 break
@@ -262,13 +290,28 @@ class DriveAudio:
         return Fraction(len(self.waveform), self.sample_rate)
 
 
+def check_audible(path: str | os.PathLike, waveform: np.ndarray) -> None:
+    """The one rule for a line that drives a mouth (generate, redub, render): finite, and not silent."""
+    if waveform.size == 0:
+        raise MediaError(path, "audio is empty (0 samples)")
+    peak = float(np.max(np.abs(waveform)))
+    if not np.isfinite(peak):
+        raise MediaError(path, "audio contains non-finite samples")
+    if peak < SILENCE_PEAK:
+        db = 20 * math.log10(peak) if peak > 0 else float("-inf")
+        raise MediaError(path, f"audio is silent (peak {db:.0f} dBFS): nothing to drive the mouth")
+
+
 def load_drive_audio(path: str | os.PathLike, max_seconds: float = 600.0) -> DriveAudio:
     """Read and check the driving audio: MediaError if missing, undecodable, empty, silent or too long."""
     from s2v_toolkit.media import probe, read_audio
 
+    from s2v_toolkit.safety import note_input
+
     path = Path(path)
     if not path.is_file():
         raise MediaError(path, "audio file not found")
+    note_input(path)
     info = probe(path)
     if not info.audio:
         raise MediaError(path, "no audio stream")
@@ -282,12 +325,7 @@ def load_drive_audio(path: str | os.PathLike, max_seconds: float = 600.0) -> Dri
     if len(waveform) / AUDIO_RATE > max_seconds:
         raise MediaError(path, f"audio is {len(waveform) / AUDIO_RATE:.1f} s long, more than the maximum "
                                f"{max_seconds:g} s (raise --max-audio-seconds to allow it)")
-    peak = float(np.max(np.abs(waveform)))
-    if not np.isfinite(peak):
-        raise MediaError(path, "audio contains non-finite samples")
-    if peak < SILENCE_PEAK:
-        db = 20 * math.log10(peak) if peak > 0 else float("-inf")
-        raise MediaError(path, f"audio is silent (peak {db:.0f} dBFS): nothing to drive the mouth")
+    check_audible(path, waveform)
     return DriveAudio(path=path, waveform=np.ascontiguousarray(waveform, dtype=np.float32))
 
 

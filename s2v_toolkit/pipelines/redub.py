@@ -173,11 +173,13 @@ def _crop_mix(generated: np.ndarray, original: np.ndarray, mask: np.ndarray) -> 
 def redub_frames(frames: np.ndarray, timing: LineTiming, line_audio_16k: np.ndarray, plan: FaceCropPlan,
                  generator, settings: RedubSettings | None = None, *,
                  reference: np.ndarray | None = None, track_id: int = 0, observer=None,
-                 progress=None) -> tuple[np.ndarray, RedubReport]:
+                 progress=None, resume_dir: str | os.PathLike | None = None) -> tuple[np.ndarray, RedubReport]:
     """Re-dub the shot's frames in memory. ``frames``: (shot_frames, H, W, 3) uint8 from ``shot_start``.
 
     Returns the new frames (same shape; a copy) and the report. ``reference``: an RGB image used as
     the reference instead of the shot's own crop. ``observer``: test hook of :class:`.LatentBlend`.
+    ``resume_dir``: keep every finished clip there (see :mod:`.clip_store`) and continue after the last
+    one an earlier, killed call with the same inputs saved; the result is the same as uninterrupted.
     """
     t0 = time.perf_counter()
     settings = settings or RedubSettings()
@@ -225,13 +227,34 @@ def redub_frames(frames: np.ndarray, timing: LineTiming, line_audio_16k: np.ndar
         ref_crop = _square(reference, plan.size, cv2)
         report.reference = "given image"
     ref_latents = vae.encode(to_video_tensor(ref_crop[None], device), chunked=chunked).float()
-    noise_generator = torch.Generator().manual_seed(settings.generation.resolved_seed())
+    seed = settings.generation.resolved_seed()
+    noise_generator = torch.Generator().manual_seed(seed)
+    store, saved = None, []
+    if resume_dir is not None and observer is None:
+        from s2v_toolkit.pipelines.clip_store import ClipStore, hash_inputs
+
+        key = hash_inputs("redub", settings.to_dict(), track_id, ref_crop, frames, np.asarray(line_audio_16k),
+                          [s0, s1, timing.line_start, timing.line_end, str(timing.fps)],
+                          str(generator.bundle.to_dict()) if hasattr(generator, "bundle") else "")
+        store = ClipStore(resume_dir, key)
+        saved = store.load(seed)
+        store.start(seed)
 
     m = settings.motion_frames
     pasted_crops: dict[int, np.ndarray] = {}   # frame -> crop-space view of the result (motion context)
     generated: dict[int, np.ndarray] = {}      # frame -> generated crop
-    for clip_start in range(timing.line_start, timing.line_end + 1, settings.clip_frames):
+    for clip_index, clip_start in enumerate(range(timing.line_start, timing.line_end + 1, settings.clip_frames)):
         n_line = min(settings.clip_frames, timing.line_end + 1 - clip_start)
+        if clip_index < len(saved):  # finished by a killed run: take it as it was
+            done = saved[clip_index]
+            for k, f in enumerate(done.trace["frames"]):
+                generated[f] = done.frames[k]
+                pasted_crops[f] = done.motion[k].astype(np.uint8)
+            noise_generator.set_state(done.generator_state)
+            report.clips.append(done.trace["report"])
+            if progress is not None:
+                progress(clip_start + n_line - timing.line_start, len(line))
+            continue
         n = 4 * math.ceil(n_line / 4)
         clip_ids = list(range(clip_start, clip_start + n))
         motion_ids = list(range(clip_start - m, clip_start))
@@ -269,6 +292,11 @@ def redub_frames(frames: np.ndarray, timing: LineTiming, line_audio_16k: np.ndar
         report.clips.append({"frames": [clip_start, clip_start + n_line - 1], "model_frames": n,
                              "latent_cells_generated": int(lmask.sum().item()),
                              "latent_cells": int(lmask.numel())})
+        if store is not None:
+            kept = [f for f in clip_ids if f in line]
+            store.save(clip_index, np.stack([generated[f] for f in kept]),
+                       torch.from_numpy(np.stack([pasted_crops[f] for f in kept]).astype(np.float32)),
+                       noise_generator.get_state(), {"frames": kept, "report": report.clips[-1]}, [])
         if progress is not None:
             progress(clip_start + n_line - timing.line_start, len(line))
 
@@ -420,6 +448,9 @@ def redub_video(video: str | os.PathLike, audio: str | os.PathLike, output: str 
     seconds = len(line_16k) / AUDIO_RATE
     if seconds <= 0:
         raise MediaError(audio, "the line's audio is empty")
+    from s2v_toolkit.pipelines.generation_inputs import check_audible
+
+    check_audible(audio, line_16k)  # the same rule as `s2vt generate`: a silent line drives nothing
     timing = place_line(shot_start, shot_end, shot_start if line_start is None else line_start, seconds,
                         v.fps, source=f"{video}")
 

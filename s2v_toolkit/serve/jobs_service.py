@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from s2v_toolkit.errors import ConfigError
+from s2v_toolkit.values import parse_bool, parse_count
 from s2v_toolkit.serve.service import Service, TaskContext
 
 PLAN_NAME = "plan.json"
@@ -72,10 +73,14 @@ class JobsService(Service):
         ctx.progress(0, 1, "reading the timeline, finding who speaks when")
         ctx.log(f"plan: timeline {timeline}, cast {cast}")
         turns = load_turns(Path(options["turns"])) if options.get("turns") else None
+        speakers = options.get("num_speakers")
         plan = build_plan(timeline, cast, dialogue_tracks=options.get("dialogue_tracks"), turns=turns,
-                          face_check=bool(options.get("face_check", True)),
-                          backend=str(options.get("backend", "embedded")), num_speakers=options.get("num_speakers"),
-                          allow_missing_media=bool(options.get("allow_missing_media", False)))
+                          face_check=parse_bool(options.get("face_check", True), "plan option face_check"),
+                          backend=str(options.get("backend", "embedded")),
+                          num_speakers=None if speakers is None else
+                          parse_count(speakers, "plan option num_speakers", 1, 100),
+                          allow_missing_media=parse_bool(options.get("allow_missing_media", False),
+                                                         "plan option allow_missing_media"))
         path = plan.save(Path(project_dir) / PLAN_NAME)
         counts = plan.counts()
         ctx.log(f"plan: {len(plan.lines)} line(s), jobs " + ", ".join(f"{k} {v}" for k, v in counts.items()))
@@ -146,7 +151,7 @@ class JobsService(Service):
         generator = load_generator(spec)
         worker = new_worker_id("serve")
         t0 = time.time()
-        retry = bool(options.get("retry_failed", False))
+        retry = parse_bool(options.get("retry_failed", False), "render option retry_failed")
         first = True
         while True:
             ctx.check_cancelled()
@@ -173,7 +178,7 @@ class JobsService(Service):
         from s2v_toolkit.jobs import conform_plan
 
         _check_keys(options, {"native"}, "conform")
-        result = conform_plan(plan_path, out_dir, native=bool(options.get("native", True)))
+        result = conform_plan(plan_path, out_dir, native=parse_bool(options.get("native", True), "conform option native"))
         d = result.to_dict()
         for fmt, path in d.get("outputs", {}).items():
             ctx.log(f"conform: {fmt}: {path}")

@@ -37,6 +37,24 @@ class BadPath(S2VError):
         super().__init__(f"{what} {path!r}: {problem}")
 
 
+def referenced_files(timeline: Path, cast: Path | None) -> list[tuple[str, str]]:
+    """(what, path) of every file the timeline's clips and the cast file point at (found files only)."""
+    from s2v_toolkit.timeline import describe_timeline, read_timeline
+
+    found: list[tuple[str, str]] = []
+    desc = describe_timeline(read_timeline(timeline), check_media=False)
+    for clip in desc.clips:
+        if clip.media.path:
+            found.append((f"media of clip '{clip.name}' in {timeline.name}", clip.media.path))
+    if cast is not None:
+        from s2v_toolkit.jobs.cast import load_cast
+
+        for ch in load_cast(cast, require_reference=False).characters:
+            for f in (*ch.reference_images, *ch.voice_samples):
+                found.append((f"file of character '{ch.id}' in {cast.name}", str(f)))
+    return found
+
+
 def _real(path: Path) -> Path:
     return Path(os.path.realpath(path))
 
@@ -75,6 +93,15 @@ class PathPolicy:
         if not real.is_file():
             raise BadPath(what, value, "file not found")
         return real
+
+    def check_referenced(self, timeline: Path, cast: Path | None) -> None:
+        """Files a timeline or cast file points at obey the same folder rule as the files a request names:
+        a timeline inside an allowed folder must not lead the server to media anywhere else."""
+        for what, path in referenced_files(timeline, cast):
+            if not self.allows(Path(path)):
+                raise ForbiddenPath(what, str(path), "is outside the folders this server may read "
+                                                     f"({', '.join(str(r) for r in self.roots) or 'none'}); "
+                                                     "move it, or restart `s2vt serve` with --allow FOLDER")
 
     def project_dir(self, project_id: str) -> Path:
         """The folder of a project; ``project_id`` comes from a URL, so it must look like one we made."""

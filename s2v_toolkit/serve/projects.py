@@ -94,6 +94,8 @@ class ProjectManager:
         self.projects: dict[str, Project] = {}
         self._lock = threading.Lock()
         self.review_processes: list[subprocess.Popen] = []
+        self._reviews: dict[str, subprocess.Popen] = {}   # project id -> its review window's process
+        self._review_lock = threading.Lock()
         ensure_private_dir(policy.workspace)  # renders and plans are the user's: private by default
         self._load_existing()
 
@@ -230,6 +232,14 @@ class ProjectManager:
     def open_review(self, project: Project) -> int:
         if not project.plan_path:
             raise Conflict(f"project {project.id}: no plan yet")
+        with self._review_lock:
+            # one review window per project: a second request (a double click, a retry) gets the open one
+            open_proc = self._reviews.get(project.id)
+            if open_proc is not None and open_proc.poll() is None:
+                return open_proc.pid
+            return self._start_review(project)
+
+    def _start_review(self, project: Project) -> int:
         cmd = self.service.review_command(project.plan_path)
         log = open(project.folder / "review.log", "ab")
         try:
@@ -238,6 +248,7 @@ class ProjectManager:
         finally:
             log.close()
         self.review_processes.append(proc)
+        self._reviews[project.id] = proc
         with project.lock:
             project.record["review_pid"] = proc.pid
             project.save()

@@ -43,6 +43,9 @@ HOST = "127.0.0.1"
 MAX_BODY = 1 << 20
 LOG_CHUNK = 64 * 1024
 REQUEST_TIMEOUT_S = 30
+MAX_JSON_DEPTH = 32        # request bodies are shallow; deeper ones are refused (400), never parsed into a 500
+LISTEN_BACKLOG = 256       # connections the kernel queues while the handlers are busy (a burst is not reset)
+MAX_HANDLERS = 64          # requests handled at once; more wait in the listen queue
 ID = r"(?P<project_id>[^/]+)"
 PATH_OPTIONS = ("turns",)   # planning options that name files
 
@@ -95,6 +98,7 @@ def _is_loopback(address: str) -> bool:
 
 class ApiServer(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = LISTEN_BACKLOG
     # Rebinding a fixed --port right after a restart needs SO_REUSEADDR on POSIX (it never lets two
     # servers listen on one port there); on Windows the same flag would let another program take the port.
     allow_reuse_address = os.name != "nt"
@@ -103,7 +107,24 @@ class ApiServer(ThreadingHTTPServer):
         self.token = token
         self.manager = manager
         self.started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        self.handler_slots = threading.BoundedSemaphore(MAX_HANDLERS)
         super().__init__((HOST, port), ApiHandler)
+
+    def process_request(self, request, client_address):
+        # At most MAX_HANDLERS threads: the accept loop waits for a free slot, and further connections
+        # wait in the listen queue (LISTEN_BACKLOG) instead of being reset or each costing a thread.
+        self.handler_slots.acquire()
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.handler_slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.handler_slots.release()
 
     @property
     def port(self) -> int:
@@ -204,6 +225,10 @@ class ApiHandler(BaseHTTPRequestHandler):
             body = json.loads(raw)
         except ValueError as exc:
             raise ApiError(HTTPStatus.BAD_REQUEST, "bad_json", f"body is not valid JSON ({exc})") from None
+        except RecursionError:
+            raise ApiError(HTTPStatus.BAD_REQUEST, "bad_json", "body is nested too deeply") from None
+        if _depth_over(body, MAX_JSON_DEPTH):
+            raise ApiError(HTTPStatus.BAD_REQUEST, "bad_json", f"body is nested more than {MAX_JSON_DEPTH} levels")
         if not isinstance(body, dict):
             raise ApiError(HTTPStatus.BAD_REQUEST, "bad_json", "body must be a JSON object")
         return body
@@ -290,6 +315,7 @@ class ApiHandler(BaseHTTPRequestHandler):
         for key in PATH_OPTIONS:
             if options.get(key) is not None:  # files named inside options obey the same folder rule
                 options[key] = str(mgr.policy.input_file(options[key], f"options.{key}"))
+        mgr.policy.check_referenced(timeline, cast)
         project = mgr.create(timeline, cast, name, options)
         return 202, project.to_dict()
 
@@ -310,6 +336,9 @@ class ApiHandler(BaseHTTPRequestHandler):
         mgr = self.server.manager
         _only_keys(body, {"options"})
         project = mgr.get(project_id)
+        # the timeline or cast may have been edited since the project was made: check what they point at now
+        mgr.policy.check_referenced(Path(project.record["timeline"]),
+                                    Path(project.record["cast"]) if project.record.get("cast") else None)
         mgr.start(project, "render", _options(body))
         return 202, project.to_dict()
 
@@ -346,6 +375,18 @@ class ApiHandler(BaseHTTPRequestHandler):
         mgr = self.server.manager
         pid = mgr.open_review(mgr.get(project_id))
         return 202, {"pid": pid}
+
+
+def _depth_over(value, limit: int) -> bool:
+    """Whether JSON ``value`` nests deeper than ``limit`` (iterative: no recursion limit to hit)."""
+    stack = [(value, 1)]
+    while stack:
+        v, d = stack.pop()
+        if isinstance(v, (dict, list)):
+            if d > limit:
+                return True
+            stack.extend((c, d + 1) for c in (v.values() if isinstance(v, dict) else v))
+    return False
 
 
 def _only_keys(body: dict, keys: set[str]) -> None:
@@ -412,12 +453,26 @@ def start_server(service: Service, workspace: str | os.PathLike, allowed: list[s
                  port: int = 0, state_file: str | os.PathLike | None = None, token: str | None = None) -> RunningServer:
     """Bind 127.0.0.1:``port`` (0: a free port), write the state file, return the (not yet serving)
     server; call ``serve_in_thread()`` to serve and ``stop()`` to end."""
-    policy = PathPolicy(roots=[Path(a) for a in allowed], workspace=Path(workspace))
-    manager = ProjectManager(service, policy)
-    httpd = ApiServer(int(port), token or new_token(), manager)
+    from s2v_toolkit.errors import ConfigError
+
+    # Each start-up step names what failed: the workspace, the port or the state file (not all "the port").
+    try:
+        policy = PathPolicy(roots=[Path(a) for a in allowed], workspace=Path(workspace))
+        manager = ProjectManager(service, policy)
+    except OSError as exc:
+        raise ConfigError(f"workspace {workspace}: cannot use it ({exc.strerror or exc}"
+                          f"{': ' + str(exc.filename) if getattr(exc, 'filename', None) else ''})") from None
+    try:
+        httpd = ApiServer(int(port), token or new_token(), manager)
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {HOST}:{port} ({exc.strerror or exc})") from None
     written = None
     if state_file is not None:
-        written = write_state_file(state_file, {
-            "url": httpd.url, "host": HOST, "port": httpd.port, "token": httpd.token, "pid": os.getpid(),
-            "started": httpd.started, "version": __version__, "workspace": str(policy.workspace)})
+        try:
+            written = write_state_file(state_file, {
+                "url": httpd.url, "host": HOST, "port": httpd.port, "token": httpd.token, "pid": os.getpid(),
+                "started": httpd.started, "version": __version__, "workspace": str(policy.workspace)})
+        except OSError as exc:
+            httpd.server_close()
+            raise ConfigError(f"state file {state_file}: cannot write it ({exc.strerror or exc})") from None
     return RunningServer(httpd, written)

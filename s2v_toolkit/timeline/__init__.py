@@ -17,7 +17,7 @@ from s2v_toolkit.timeline.conform import (
 )
 from s2v_toolkit.timeline.describe import (
     SCHEMA_NAME, SCHEMA_VERSION, MarkerInfo, TimelineClip, TimelineDescription, TrackInfo, TransitionInfo,
-    describe_timeline,
+    degenerate_clips, describe_timeline,
 )
 from s2v_toolkit.timeline.dialogue import (
     ANALYSIS_RATE, DialogueSegment, DialogueTrack, choose_dialogue_tracks, extract_dialogue, render_track,
@@ -34,7 +34,7 @@ __all__ = [
     "ConformResult", "DialogueSegment", "DialogueTrack", "LoadedTimeline", "MarkerInfo", "MediaLink",
     "MediaResolver", "PlacedRender", "RenderResult", "ShotSegment", "Span", "Time", "TimelineClip",
     "TimelineDescription", "TimelineError", "TrackInfo", "TransitionInfo",
-    "add_render_tracks", "choose_dialogue_tracks", "conform", "describe_timeline", "detect_adapter",
+    "add_render_tracks", "choose_dialogue_tracks", "conform", "degenerate_clips", "describe_timeline", "detect_adapter",
     "dialogue_reason", "extract_dialogue", "next_version", "parse_rate", "rate_fraction", "read_timeline", "render_track",
     "shot_map", "timecode", "url_to_path", "write_timeline",
 ]

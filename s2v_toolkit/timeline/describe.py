@@ -234,6 +234,49 @@ def _plain(value):
     return value
 
 
+def degenerate_length(clip) -> float | None:
+    """The duration (frames) of a clip whose source range is zero or negative in length, else None."""
+    sr = clip.source_range
+    if sr is None:
+        return None
+    value = sr.duration.value
+    return float(value) if value <= 0 else None
+
+
+def degenerate_clips(desc) -> list[tuple[str, str, float, float, float]]:
+    """(clip id, name, length, region start, region end) of the zero/negative-length clips on top-level video
+    tracks. They show nothing; the region is the stretch of no picture around one (the gap item on each side of
+    it, to the end of the track when nothing follows), which is a broken cut, not a gap left for a new shot."""
+    found = []
+    for tid, item in desc.otio_items.items():
+        if "." in tid or not tid.startswith("V") or not isinstance(item, otio.schema.Track):
+            continue
+        cells = []  # (kind, start, end, id, name, length): kind "pic", "gap" or "bad"
+        pos = 0.0
+        for i, child in enumerate(item):
+            if isinstance(child, otio.schema.Transition):
+                continue
+            if isinstance(child, otio.schema.Clip) and degenerate_length(child) is not None:
+                cells.append(("bad", pos, pos, f"{tid}.{i + 1}", child.name, degenerate_length(child)))
+                continue
+            try:
+                n = max(0.0, child.duration().rescaled_to(desc.rate).value)
+            except Exception:  # noqa: BLE001 - an item without a duration takes no record time
+                n = 0.0
+            cells.append(("gap" if isinstance(child, otio.schema.Gap) else "pic", pos, pos + n, "", "", 0.0))
+            pos += n
+        for k, (kind, start, _end, cid, name, length) in enumerate(cells):
+            if kind != "bad":
+                continue
+            # the gap item right before and right after it (an editor's other gaps stay gaps)
+            a = k - 1 if k > 0 and cells[k - 1][0] == "gap" else k
+            b = k + 1 if k + 1 < len(cells) and cells[k + 1][0] == "gap" else k
+            lo = cells[a][1]
+            hi = float("inf") if b == len(cells) - 1 else cells[b][2]
+            found.append((cid, name, length, lo, hi))
+    return found
+
+
 def timeline_rate(timeline: otio.schema.Timeline) -> float:
     if timeline.global_start_time is not None:
         return timeline.global_start_time.rate
@@ -402,6 +445,12 @@ class _Walker:
         self.items[clip_id] = clip
         problems: list[str] = []
         link = self.resolver.resolve(clip)
+        length = degenerate_length(clip)
+        if length is not None:
+            # an editor's zero- or negative-length clip occupies no record frames: say so, by its real reason
+            kind = "zero-length" if length == 0 else f"negative-length ({length:g} frames)"
+            self.problems.append(f"{clip_id} '{clip.name}': {kind} clip, it shows no frame in the cut; skipped")
+            return
         try:
             ranges = self.visible_ranges(clip, top_track)
         except Exception as exc:
@@ -536,6 +585,12 @@ def describe_timeline(
         path = str(loaded.path)
     tl = loaded.timeline
     rate = timeline_rate(tl)
+    if not (isinstance(rate, (int, float)) and math.isfinite(rate) and 0 < rate <= 1000):
+        from s2v_toolkit.timeline.errors import TimelineError
+
+        # every record time and timecode is counted at this rate: 0 or NaN would print garbage
+        raise TimelineError(path, f"frame rate {rate!r} is not usable (must be above 0 and at most 1000 fps); "
+                                  "fix the timeline's rate in the editor and export it again")
     drop = detect_drop_frame(tl, rate) if drop_frame is None else bool(drop_frame and can_drop_frame(rate))
     resolver = MediaResolver(loaded.path.parent if path else None, search_dirs)
     w = _Walker(tl, resolver, rate, check_media)

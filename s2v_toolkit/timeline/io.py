@@ -78,6 +78,9 @@ def read_timeline(path: str | os.PathLike, *, rate: float | str | None = None) -
     the rate is guessed from the timecodes and noted.
     """
     p = Path(path)
+    from s2v_toolkit.safety import note_input
+
+    note_input(p)
     adapter = detect_adapter(p)
     if rate is not None:
         try:  # 23.976 (float or text) means 24000/1001, as on the command line
