@@ -322,7 +322,8 @@ class S2VGenerator:
     @classmethod
     def load(cls, bundle: CheckpointBundle, device: str | torch.device | None = None,
              dtype: torch.dtype | None = None, max_vram_gb: float | None = None,
-             parallel: ParallelConfig | None = None, fp8: str = "off") -> "S2VGenerator":
+             parallel: ParallelConfig | None = None, fp8: str = "off", loras: list | None = None,
+             lora_mode: str = "merge", lora_ignore_unmatched: bool = False) -> "S2VGenerator":
         """Load every component of ``bundle``. GPU: DiT and umT5 in bf16, VAE and wav2vec2 in fp32;
         CPU: everything in fp32. With several experts the later ones are loaded on the CPU and
         moved in when their steps come (offloading).
@@ -342,7 +343,11 @@ class S2VGenerator:
         ``linears``, ``all-linears``, ``attention``; docs/performance.md has speed and error):
         the experts' block linears become e4m3 layers after loading (half the weight memory), and
         ``attention`` also switches self-attention to fp8 (process-wide). On a CPU the same
-        arithmetic is emulated in float32 (tests)."""
+        arithmetic is emulated in float32 (tests).
+
+        ``loras``: LoRA files (``LoraSpec`` or ``PATH[:STRENGTH]``) applied to every expert after
+        loading and before fp8 conversion (:func:`s2v_toolkit.models.lora.apply_loras`; ``lora_mode``
+        merge or runtime; unmatched keys are an error unless ``lora_ignore_unmatched``)."""
         from s2v_toolkit.models.fp8 import FP8_MODES, apply_fp8_mode
 
         if fp8 not in FP8_MODES:
@@ -392,6 +397,12 @@ class S2VGenerator:
         if t5.model.config.dim != first.text_dim:
             raise ConfigError(f"{bundle.t5}: text encoder width {t5.model.config.dim} != the DiT's "
                               f"text_dim {first.text_dim}")
+        lora_reports: list[dict] = []
+        if loras:
+            from s2v_toolkit.models.lora import apply_loras
+
+            for module in experts.values():
+                lora_reports = apply_loras(module, loras, mode=lora_mode, ignore_unmatched=lora_ignore_unmatched)
         fp8_info = None
         if fp8 != "off":
             # After loading (checkpoints hold bf16 weights), before offload (the e4m3 buffers are what
@@ -413,9 +424,26 @@ class S2VGenerator:
             _empty_cache(device)
         generator = cls(bundle, experts, vae, t5, audio, device, dit_dtype, max_vram_gb=max_vram_gb)
         generator.fp8 = fp8_info
+        generator.loras = lora_reports
         if parallel is not None:
             generator.enable_parallel(parallel)
         return generator
+
+    def use_loras(self, loras: list | None, ignore_unmatched: bool = False) -> list[dict]:
+        """Switch the run-time LoRAs (e.g. per character): the previous run-time LoRAs are removed,
+        then ``loras`` applied in ``runtime`` mode; merged LoRAs of :meth:`load` stay. Returns the
+        reports now in effect (also recorded in the sidecar)."""
+        from s2v_toolkit.models.lora import apply_loras, remove_loras
+
+        merged = [r for r in self.loras if r.get("mode") == "merge"]
+        for module in self.experts.values():
+            remove_loras(module)
+        added: list[dict] = []
+        if loras:
+            for module in self.experts.values():
+                added = apply_loras(module, loras, mode="runtime", ignore_unmatched=ignore_unmatched)
+        self.loras = merged + added
+        return self.loras
 
     def enable_parallel(self, parallel: ParallelConfig) -> None:
         """Split the denoiser's forwards over the ranks of ``parallel`` (collective: every rank calls
