@@ -54,6 +54,7 @@ class JobInputs:
     # 48 kHz; the 16 kHz ``audio`` is what the models analyse). None: write ``audio`` as it is.
     delivery_audio: np.ndarray | None = None
     delivery_rate: int = 48000
+    loras: list[str] = field(default_factory=list)  # the character's LoRAs ("PATH:STRENGTH", cast file)
 
     def source_frames(self) -> np.ndarray:
         """The shot's original frames under the job (redub), (frame_count, H, W, 3) uint8 RGB."""
