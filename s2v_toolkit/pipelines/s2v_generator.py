@@ -577,6 +577,7 @@ class S2VGenerator:
             frame_features = self.frame_features(audio.waveform, grid_fps, num_grid)
         frame_features = frame_features.to(self.device, torch.float32)
         ref_pixels = image.fitted(out_h, out_w, settings.reference_fit)
+        self.last_reference_pixels = ref_pixels  # [1, 3, 1, H, W] in [-1, 1], as fed to the VAE (tests)
         store = None
         if resume_dir is not None and self.is_main:
             unseeded = {k: v for k, v in settings.to_dict().items() if k != "seed"}
