@@ -60,26 +60,22 @@ def test_clip_noise_is_a_fresh_generator_seeded_seed_plus_clip():
                                rtol=0, atol=0)
 
 
-def test_clip_two_alone_has_the_noise_of_clip_two_in_sequence(generator, reference, monkeypatch):
+def test_clip_two_alone_has_the_noise_of_clip_two_in_sequence_and_previews_match(generator, reference,
+                                                                                  monkeypatch):
     spy = _Spy(monkeypatch)
-    # 2 s at 16 fps = 32 frames: 3 clips of 16 frames (13 + 16 + 3 kept)
-    generator.generate(reference, _audio(2.0), _settings(seed=5))
+    # 1.5 s at 16 fps = 24 frames: 2 clips of 16 frames (13 + 11 kept)
+    full = generator.generate(reference, _audio(1.5), _settings(seed=5, steps=1))
     seq = [c["noise"] for c in spy.calls]
-    assert len(seq) == 3
+    assert len(seq) == 2 and full.plan.num_clips == 2 and not torch.equal(seq[0], seq[1])
     spy.calls.clear()
     # "clip 2 alone": a one-clip preview whose seed is 5 + 1 draws exactly clip 2's noise of the run above
-    generator.generate(reference, _audio(2.0), _settings(seed=6, num_clips=1))
+    generator.generate(reference, _audio(1.5), _settings(seed=6, steps=1, num_clips=1))
     assert len(spy.calls) == 1
     torch.testing.assert_close(spy.calls[0]["noise"], seq[1], rtol=0, atol=0)
-    assert not torch.equal(seq[0], seq[1])
-
-
-def test_num_clips_preview_renders_the_first_clips_only(generator, reference):
-    full = generator.generate(reference, _audio(2.0), _settings(seed=9))
-    preview = generator.generate(reference, _audio(2.0), _settings(seed=9, num_clips=2))
-    assert full.plan.num_clips == 3 and preview.plan.num_clips == 2
-    assert preview.num_frames == 13 + 16
-    np.testing.assert_array_equal(preview.frames, full.frames[:preview.num_frames])  # the same frames
+    # the --num-clips preview: the first clip only, the same frames as in the full run
+    preview = generator.generate(reference, _audio(1.5), _settings(seed=5, steps=1, num_clips=1))
+    assert preview.plan.num_clips == 1 and preview.num_frames == 13
+    np.testing.assert_array_equal(preview.frames, full.frames[:13])
 
 
 def test_start_from_reference_fills_the_last_six_motion_frames(generator, reference, monkeypatch):
@@ -91,7 +87,7 @@ def test_start_from_reference_fills_the_last_six_motion_frames(generator, refere
         return real(motion)
 
     monkeypatch.setattr(generator, "encode_motion", spy)
-    generator.generate(reference, _audio(0.5), _settings(start_from_reference=True))
+    generator.generate(reference, _audio(0.3), _settings(start_from_reference=True, steps=1))
     motion = seen["first"][0]  # [3, 73, H, W]
     ref = generator.last_reference_pixels[0, :, 0]
     k = OFFICIAL_REFERENCE_MOTION_FRAMES
@@ -113,10 +109,10 @@ def test_guidance_at_or_below_one_runs_the_conditional_branch_only(generator, re
         return real_forward(*a, **kw)
 
     monkeypatch.setattr(expert, "forward", counting)
-    for scale, forwards_per_step in ((0.5, 1), (1.0, 1), (1.5, 2)):
+    for scale, forwards in ((0.5, 1), (1.0, 1), (1.5, 2)):
         calls["n"] = 0
-        generator.generate(reference, _audio(0.5), _settings(guidance=scale, cfg_batch="off"))
-        assert calls["n"] == 2 * forwards_per_step, scale  # 1 clip, 2 steps
+        generator.generate(reference, _audio(0.3), _settings(guidance=scale, cfg_batch="off", steps=1))
+        assert calls["n"] == forwards, scale  # 1 clip, 1 step
     assert not guidance_module.guidance_active(1.0) and guidance_module.guidance_active(1.0001)
 
 
@@ -164,27 +160,24 @@ def test_few_step_preset_samples_the_distill_timesteps_without_guidance(generato
 
 
 def test_teacache_skips_forwards_and_the_sidecar_counts_them(generator, reference, tmp_path):
-    out = tmp_path / "cached.mov"
-    # a threshold far above any accumulated change: after the 5 warm-up steps every step is skipped
-    settings = _settings(steps=8, guidance=1.0, cache="teacache:1e9")
-    result = generator.generate(reference, _audio(0.5), settings, out)
-    side = json.loads(sidecar_path(out).read_text())
-    c = side["step_cache"]
-    assert (c["forwards_computed"], c["forwards_skipped"]) == (5, 3)
-    assert [s for _, s in c["skipped_steps"]] == [5, 6, 7]
-    assert result.num_frames == 8
-    # the 5 warm-up steps run the blocks: their latents equal the uncached run's; the skipped ones differ
     def recorder(store):
         def cb(info, latents, _sched):
             store[info.step_index] = latents.clone()
         return cb
 
+    out = tmp_path / "cached.mov"
+    # a threshold far above any accumulated change: after the 5 warm-up steps every step is skipped
     cached, plain = {}, {}
-    generator.generate(reference, _audio(0.5), settings, step_callback=recorder(cached))
-    generator.generate(reference, _audio(0.5), _settings(steps=8, guidance=1.0), step_callback=recorder(plain))
+    generator.generate(reference, _audio(0.3), _settings(steps=7, guidance=1.0, cache="teacache:1e9"), out,
+                       step_callback=recorder(cached))
+    c = json.loads(sidecar_path(out).read_text())["step_cache"]
+    assert (c["forwards_computed"], c["forwards_skipped"]) == (5, 2)
+    assert [s for _, s in c["skipped_steps"]] == [5, 6]
+    # the 5 warm-up steps ran the blocks: their latents equal the uncached run's; the skipped ones differ
+    generator.generate(reference, _audio(0.3), _settings(steps=7, guidance=1.0), step_callback=recorder(plain))
     for i in range(5):
         torch.testing.assert_close(cached[i], plain[i], rtol=0, atol=0)
-    assert not torch.allclose(cached[7], plain[7])
+    assert not torch.allclose(cached[6], plain[6])
 
 
 def test_cli_official_flags_and_lora(tmp_path, reference, bundle, monkeypatch, capsys):
