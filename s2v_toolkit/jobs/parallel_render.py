@@ -68,7 +68,13 @@ def render_plan_parallel(plan, spec: GeneratorSpec, parallel, **options):
     from s2v_toolkit.jobs.runner import render_plan
     from s2v_toolkit.pipelines.distributed import broadcast_from_main
 
-    generator = load_generator(spec)
+    generator = load_generator(spec)  # the Wan generator joins the process group (nccl on GPUs) here
+    import torch.distributed as dist
+
+    if not dist.is_initialized():  # a generator of another kind: a CPU group for the job hand-over
+        from s2v_toolkit.pipelines.distributed import init_distributed
+
+        init_distributed(parallel, "cpu")
     if not parallel.is_main:
         follow_leader(generator, parallel)
         return None
