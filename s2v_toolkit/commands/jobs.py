@@ -39,6 +39,11 @@ def register(sub) -> None:
                    help="fit each render in GB (10^9 bytes) of GPU memory (see `s2vt generate --max-vram`)")
     p.add_argument("--fp8", default="off", choices=("off", "linears", "all-linears", "attention"),
                    help="approximate fp8 fast path on Hopper GPUs (see `s2vt generate --fp8`; default off)")
+    p.add_argument("--steps", type=int, default=None, help="sampling steps per clip (default: the preset's, 40)")
+    from s2v_toolkit.commands.generation_options import add_fast_path_options, add_parallel_option
+
+    add_fast_path_options(p, clips=False)
+    add_parallel_option(p)
     p.add_argument("--workers", type=int, default=1, help="worker processes on this machine (default 1)")
     p.add_argument("--ray", metavar="ADDRESS", help="run each job as a Ray task (ADDRESS: auto, ray://..., local)")
     p.add_argument("--ray-gpus", type=float, default=1.0, help="GPUs per Ray task (default 1)")
@@ -123,6 +128,27 @@ def _cmd_plan(args) -> int:
     return 0
 
 
+def _generation_options(args) -> tuple:
+    """--steps/--preset/--official/--cache/--lora* as generator options (WanJobOptions fields)."""
+    from s2v_toolkit.commands.generation_options import preset_name
+
+    opts: tuple = ()
+    if args.steps is not None:
+        opts += (("steps", args.steps),)
+    preset = preset_name(args)
+    if preset is not None:
+        opts += (("preset", preset),)
+    if args.cache is not None:
+        opts += (("cache", None if args.cache.lower() in ("none", "off") else args.cache),)
+    if args.lora:
+        from s2v_toolkit.models.lora import parse_lora_spec
+
+        specs = [parse_lora_spec(v) for v in args.lora]  # files checked before any model loads
+        opts += (("loras", tuple(f"{s.path}:{s.strength:g}" for s in specs)),
+                 ("lora_mode", args.lora_mode), ("lora_ignore_unmatched", bool(args.lora_ignore_unmatched)))
+    return opts
+
+
 def _cmd_render(args) -> int:
     from s2v_toolkit.errors import ConfigError
     from s2v_toolkit.jobs import GeneratorSpec, format_table, load_plan, render_plan, render_plan_ray
@@ -136,10 +162,31 @@ def _cmd_render(args) -> int:
     options = (("max_vram_gb", args.max_vram),) if args.max_vram is not None else ()
     if args.fp8 != "off":
         options += (("fp8", args.fp8),)
+    options += _generation_options(args)
+    from s2v_toolkit.pipelines.distributed import finish_distributed, resolve_parallel
+
+    parallel = resolve_parallel(args.parallel)  # WORLD_SIZE/RANK from torchrun; one process: "none"
+    if parallel.enabled:
+        if args.workers != 1 or args.ray or args.generator:
+            raise ConfigError("--parallel (a torchrun launch) renders with one worker per launch: drop "
+                              "--workers/--ray/--generator")
+        options += (("parallel", args.parallel),)
     spec = GeneratorSpec(model=args.model, checkpoint=args.checkpoint, factory=args.generator, device=args.device,
                          options=options)
     plan = load_plan(args.plan)
-    if args.ray:
+    if parallel.enabled:
+        from s2v_toolkit.jobs.parallel_render import render_plan_parallel
+
+        finished = False
+        try:
+            summary = render_plan_parallel(plan, spec, parallel, retry_failed=args.retry_failed,
+                                           lease_seconds=args.lease, progress=not args.json)
+            finished = True
+        finally:
+            finish_distributed(parallel, wait=finished)
+        if summary is None:  # ranks > 0: rank 0 reports
+            return 0
+    elif args.ray:
         summary = render_plan_ray(plan, spec, address=args.ray, num_gpus=args.ray_gpus,
                                   retry_failed=args.retry_failed, lease_seconds=args.lease, progress=not args.json)
     else:

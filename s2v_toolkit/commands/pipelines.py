@@ -4,6 +4,14 @@ from __future__ import annotations
 
 import sys
 
+from s2v_toolkit.commands.generation_options import (
+    add_fast_path_options,
+    add_parallel_option,
+    add_sampling_options,
+    apply_generation_options,
+    parse_lora_args,
+)
+
 
 def register(sub) -> None:
     p = sub.add_parser("generate", help="generate a talking shot from a reference image and a line's audio "
@@ -13,7 +21,8 @@ def register(sub) -> None:
     p.add_argument("--pose", default=None, metavar="VIDEO",
                    help="pose video that drives the body (its frames follow the output by time)")
     p.add_argument("--prompt", default="", help="text prompt describing the shot")
-    p.add_argument("--negative-prompt", default=None, help="negative prompt (default: Wan's standard one)")
+    p.add_argument("--negative-prompt", default=None,
+                   help="negative prompt (default: the S2V config's, as the official pipeline)")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--checkpoint", metavar="DIR", help="official Wan2.2-S2V-14B checkpoint folder")
     src.add_argument("--model", choices=("tiny",),
@@ -36,14 +45,12 @@ def register(sub) -> None:
                         "except the attention out-projections; all-linears = every block linear; attention = "
                         "all linears plus fp8 self-attention. Outputs differ from bf16; docs/performance.md "
                         "has speed and error")
-    p.add_argument("--steps", type=int, default=40, help="sampling steps per clip (default 40)")
-    p.add_argument("--guidance", type=float, default=4.5, help="classifier-free guidance scale (default 4.5)")
-    p.add_argument("--seed", type=int, default=None, help="random seed (default: random, recorded in the sidecar)")
+    add_sampling_options(p)
+    p.add_argument("--seed", type=int, default=None, help="random seed (default: random, recorded in the sidecar); "
+                                                          "clip r draws its noise from seed + r, as the official")
     p.add_argument("--fps", default="16", help="output frame rate, e.g. 25, 24000/1001, 29.97 (default 16)")
     p.add_argument("--size", default="448x832",
                    help="maximum area, HEIGHTxWIDTH (default 448x832); orientation follows the reference")
-    p.add_argument("--scheduler", default="unipc", choices=("unipc", "dpm++", "euler"))
-    p.add_argument("--shift", type=float, default=3.0, help="timestep shift (default 3)")
     p.add_argument("--clip-frames", type=int, default=80, help="frames per clip, a multiple of 4 (default 80)")
     p.add_argument("--retime", default="native", choices=("native", "blend", "nearest"),
                    help="native: generate on the output frame grid (default); blend/nearest: generate at "
@@ -51,7 +58,17 @@ def register(sub) -> None:
     p.add_argument("--cfg-batch", default="auto", choices=("auto", "on", "off"),
                    help="run both guidance branches in one batch (auto: when memory allows)")
     p.add_argument("--start-from-reference", action="store_true",
-                   help="the reference is the frame before the shot (no first-clip trim)")
+                   help="the reference is the frame before the shot: it fills the last 6 motion frames (the "
+                        "official init_first_frame) and the first clip keeps its motion tokens (no trim)")
+    p.add_argument("--plan", default=None, choices=("aligned", "official"),
+                   help="clip plan: aligned (default: output frame n shows audio frame n) or official (the "
+                        "official 3-frame offset); --official sets official")
+    p.add_argument("--reference-fit", default=None, choices=("cover", "official"),
+                   help="cover (default: resize to cover, centre crop, no borders) or official (the official "
+                        "resize + centre crop, black padding where the size was rounded up)")
+    p.add_argument("--noise-device", default=None, choices=("model", "cpu"),
+                   help="draw each clip's noise on the compute device in the DiT dtype (model: the official, "
+                        "default) or on the CPU in float32 (cpu: the same noise for a seed on every machine)")
     p.add_argument("--max-audio-seconds", type=float, default=600.0, help="refuse longer audio (default 600)")
     p.add_argument("--codec", choices=("prores_hq", "h264", "dnxhr_hq"), default=None,
                    help="output codec (default from the extension: .mov ProRes 422 HQ)")
@@ -59,11 +76,8 @@ def register(sub) -> None:
     p.add_argument("--no-resume", action="store_true",
                    help="do not keep finished clips in .OUT.s2vt-parts/ (kept by default, so that a killed "
                         "run of the same command continues after the last finished clip)")
-    p.add_argument("--parallel", default="auto", choices=("auto", "none", "cfg", "ulysses", "cfg+ulysses"),
-                   help="several GPUs, one process each, launched with torchrun --nproc_per_node N: cfg "
-                        "(2: one guidance branch per GPU), ulysses (N dividing the 40 heads: each forward's "
-                        "tokens split), cfg+ulysses (2P); auto: none for 1 process, cfg for 2, cfg+ulysses "
-                        "for an even N > 2, ulysses for an odd N (default)")
+    add_parallel_option(p)
+    add_fast_path_options(p)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("-o", "--out", required=True, help="output video (.mov, .mp4, .mxf); a .json sidecar is "
                                                        "written next to it")
@@ -90,10 +104,22 @@ def _cmd_generate(args) -> int:
     settings = GenerationSettings(
         prompt=args.prompt,
         negative_prompt=DEFAULT_NEGATIVE_PROMPT if args.negative_prompt is None else args.negative_prompt,
-        steps=args.steps, guidance=args.guidance, seed=args.seed, fps=args.fps, size=args.size,
-        scheduler=args.scheduler, shift=args.shift, infer_frames=args.clip_frames, retime=args.retime,
+        seed=args.seed, fps=args.fps, size=args.size, infer_frames=args.clip_frames, retime=args.retime,
         cfg_batch=args.cfg_batch, boundary=args.boundary, guidance2=args.guidance2,
         start_from_reference=args.start_from_reference, max_audio_seconds=args.max_audio_seconds)
+    settings = apply_generation_options(settings, args)
+    explicit = {}
+    if args.plan is not None:
+        explicit["aligned"] = args.plan == "aligned"
+    if args.reference_fit is not None:
+        explicit["reference_fit"] = args.reference_fit
+    if args.noise_device is not None:
+        explicit["noise_device"] = args.noise_device
+    if explicit:
+        from dataclasses import replace
+
+        settings = replace(settings, **explicit)
+    loras = parse_lora_args(args.lora)
     # Everything a user can get wrong is checked before any model is loaded.
     settings.validate()
     parallel = resolve_parallel(args.parallel)  # WORLD_SIZE/RANK from torchrun; one process: "none"
@@ -124,7 +150,9 @@ def _cmd_generate(args) -> int:
     finished = False
     try:
         generator = S2VGenerator.load(bundle, device=args.device, max_vram_gb=args.max_vram,
-                                      parallel=parallel if parallel.enabled else None, fp8=args.fp8)
+                                      parallel=parallel if parallel.enabled else None, fp8=args.fp8,
+                                      loras=loras, lora_mode=args.lora_mode,
+                                      lora_ignore_unmatched=args.lora_ignore_unmatched)
         result = generator.generate(image, audio, settings, out, preset=args.codec, overwrite=args.overwrite,
                                     progress=not args.quiet, pose=pose,
                                     resume_dir=None if args.no_resume else out.with_name(f".{out.name}.s2vt-parts"))
@@ -136,6 +164,9 @@ def _cmd_generate(args) -> int:
     h, w = result.frames.shape[1:3]
     print(f"wrote {result.output} ({result.num_frames} frames, {w}x{h} at {result.fps} fps, "
           f"{result.plan.num_clips} clip(s), seed {result.seed}); settings in {result.sidecar}")
+    if generator.step_cache is not None:
+        c = generator.step_cache.to_dict()
+        print(f"step cache: {c['forwards_skipped']} of {c['forwards_total']} forwards skipped")
     if bundle.random_weights:
         print(f"WARNING: {RANDOM_WEIGHTS_WARNING}", file=sys.stderr)
     return 0

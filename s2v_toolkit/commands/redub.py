@@ -5,6 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 
+from s2v_toolkit.commands.generation_options import (
+    add_fast_path_options,
+    add_parallel_option,
+    add_sampling_options,
+    apply_generation_options,
+    parse_lora_args,
+)
+
 
 def register(sub) -> None:
     p = sub.add_parser("redub", help="lip-sync a shot to a new line of dialogue (masked mouth-region re-dub)",
@@ -33,12 +41,14 @@ def register(sub) -> None:
     p.add_argument("--guidance2", type=float, default=None, help="guidance of the low-noise expert")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--prompt", default=None, help="text prompt (default: a person talking to the camera)")
-    p.add_argument("--negative-prompt", default=None, help="negative prompt (default: Wan's standard one)")
-    p.add_argument("--steps", type=int, default=40, help="sampling steps per clip (default 40)")
-    p.add_argument("--guidance", type=float, default=4.5, help="classifier-free guidance scale (default 4.5)")
-    p.add_argument("--seed", type=int, default=None, help="random seed (default: random, in the sidecar)")
-    p.add_argument("--scheduler", default="unipc", choices=("unipc", "dpm++", "euler"))
-    p.add_argument("--shift", type=float, default=3.0, help="timestep shift (default 3)")
+    p.add_argument("--negative-prompt", default=None, help="negative prompt (default: the S2V config's)")
+    p.add_argument("--max-vram", type=float, default=None, metavar="GB",
+                   help="fit the run in GB of GPU memory (see `s2vt generate --max-vram`)")
+    p.add_argument("--fp8", default="off", choices=("off", "linears", "all-linears", "attention"),
+                   help="approximate fp8 fast path on Hopper GPUs (see `s2vt generate --fp8`; default off)")
+    add_sampling_options(p)
+    p.add_argument("--seed", type=int, default=None, help="random seed (default: random, in the sidecar); "
+                                                          "clip r draws its noise from seed + r")
     p.add_argument("--clip-frames", type=int, default=80, help="frames per clip, a multiple of 4 (default 80)")
     p.add_argument("--cfg-batch", default="auto", choices=("auto", "on", "off"),
                    help="run both guidance branches in one batch (auto: when memory allows)")
@@ -55,6 +65,8 @@ def register(sub) -> None:
     p.add_argument("--jaw", action="store_true", help="also regenerate the jaw and chin (larger mask)")
     p.add_argument("--no-color-match", action="store_true", help="paste back without the colour match")
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists (never the source)")
+    add_parallel_option(p)
+    add_fast_path_options(p, clips=False)
     p.add_argument("--json", action="store_true", help="print the sidecar document")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.add_argument("-o", "--out", required=True, help="output video (.mov: ProRes 422 HQ, or the source's "
@@ -94,9 +106,13 @@ def _cmd_redub(args) -> int:
     generation = GenerationSettings(
         prompt=DEFAULT_REDUB_PROMPT if args.prompt is None else args.prompt,
         negative_prompt=DEFAULT_NEGATIVE_PROMPT if args.negative_prompt is None else args.negative_prompt,
-        steps=args.steps, guidance=args.guidance, seed=args.seed, scheduler=args.scheduler, shift=args.shift,
-        infer_frames=args.clip_frames, cfg_batch=args.cfg_batch, boundary=args.boundary,
+        seed=args.seed, infer_frames=args.clip_frames, cfg_batch=args.cfg_batch, boundary=args.boundary,
         guidance2=args.guidance2)
+    generation = apply_generation_options(generation, args)
+    loras = parse_lora_args(args.lora)
+    from s2v_toolkit.pipelines.distributed import finish_distributed, resolve_parallel
+
+    parallel = resolve_parallel(args.parallel)  # WORLD_SIZE/RANK from torchrun; one process: "none"
     settings = RedubSettings(crop_size=args.crop, motion_frames=args.motion_frames, generation=generation,
                              blend=blend, mask=MaskParams(include_jaw=args.jaw),
                              composite=CompositeParams(color_match=not args.no_color_match))
@@ -120,11 +136,23 @@ def _cmd_redub(args) -> int:
         if not args.quiet:
             print(f"\rre-dub: {done}/{total} line frames generated", end="", file=sys.stderr, flush=True)
 
-    doc = redub_video(video, args.audio, out,
-                      generator=lambda: load_generator(args.checkpoint, tiny=args.model == "tiny",
-                                                       device=args.device, expert2=args.expert2),
-                      settings=settings, frame_range=frame_range, line_start=line_start, face=face,
-                      reference=args.reference, overwrite=args.overwrite, progress=progress)
+    finished = False
+    try:
+        doc = redub_video(video, args.audio, out,
+                          generator=lambda: load_generator(args.checkpoint, tiny=args.model == "tiny",
+                                                           device=args.device, expert2=args.expert2,
+                                                           max_vram_gb=args.max_vram, fp8=args.fp8, loras=loras,
+                                                           lora_mode=args.lora_mode,
+                                                           lora_ignore_unmatched=args.lora_ignore_unmatched,
+                                                           parallel=parallel),
+                          settings=settings, frame_range=frame_range, line_start=line_start, face=face,
+                          reference=args.reference, overwrite=args.overwrite,
+                          progress=progress if parallel.is_main else None)
+        finished = True
+    finally:
+        finish_distributed(parallel, wait=finished)
+    if not parallel.is_main:  # rank 0 wrote the output and reports it
+        return 0
     if not args.quiet:
         print(file=sys.stderr)
     if args.json:

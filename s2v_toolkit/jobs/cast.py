@@ -9,6 +9,8 @@ Schema (YAML or JSON, documented in docs/plan.md)::
         reference_images: [cast/collins.png]   # one or more; paths relative to the cast file
         voice_samples: [cast/collins_01.flac]  # zero or more; clean recordings of this voice alone
         prompt: "A woman in a white shirt..."  # optional text for shot generation
+        lora: cast/collins.safetensors:0.8      # optional: LoRA file(s) PATH[:STRENGTH] (a path or a list)
+                                                # applied at run time while this character's jobs render
 
 Every error names the cast file, the character and the field.
 """
@@ -29,7 +31,7 @@ ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 RESERVED_IDS = ("unknown",)  # the diarization stage's name for a voice that matches nobody
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 KNOWN_KEYS = {"id", "name", "reference_images", "reference_image", "voice_samples", "voice_sample", "prompt",
-              "notes"}
+              "notes", "lora", "loras"}
 
 
 class CastError(ConfigError):
@@ -48,6 +50,7 @@ class Character:
     reference_images: list[Path] = field(default_factory=list)   # absolute (resolved against the cast file)
     voice_samples: list[Path] = field(default_factory=list)
     prompt: str = ""
+    loras: list[str] = field(default_factory=list)  # "ABSOLUTE_PATH:STRENGTH" (the LoRA's own spec)
 
     def to_dict(self, relative_to: Path | None = None) -> dict:
         def rel(p: Path) -> str:
@@ -58,8 +61,11 @@ class Character:
             except ValueError:  # another drive (Windows)
                 return str(p)
 
-        return {"id": self.id, "name": self.name, "reference_images": [rel(p) for p in self.reference_images],
-                "voice_samples": [rel(p) for p in self.voice_samples], "prompt": self.prompt}
+        d = {"id": self.id, "name": self.name, "reference_images": [rel(p) for p in self.reference_images],
+             "voice_samples": [rel(p) for p in self.voice_samples], "prompt": self.prompt}
+        if self.loras:
+            d["lora"] = [f"{rel(Path(s.rpartition(':')[0]))}:{s.rpartition(':')[2]}" for s in self.loras]
+        return d
 
 
 @dataclass
@@ -108,6 +114,25 @@ def _files(values: list[str], base: Path, path: Path, where: str, key: str) -> l
     return out
 
 
+def _loras(values: list[str], base: Path, path: Path, where: str, key: str) -> list[str]:
+    """``PATH[:STRENGTH]`` entries -> ``"ABSOLUTE_PATH:STRENGTH"`` (files checked, relative to the cast file)."""
+    out = []
+    for i, v in enumerate(values):
+        head, sep, tail = v.rpartition(":")
+        file, strength = v, 1.0
+        if sep and head:
+            try:
+                strength, file = float(tail), head
+            except ValueError:
+                pass
+        f = Path(file).expanduser()
+        f = f if f.is_absolute() else base / f
+        if not f.is_file():
+            raise CastError(path, f"{where}: {key}[{i}] not found: {f}")
+        out.append(f"{f.resolve()}:{strength:g}")
+    return out
+
+
 def parse_cast(data, path: str | os.PathLike = "<cast>", base_dir: str | os.PathLike | None = None,
                require_reference: bool = True) -> Cast:
     """Validate a cast document (already parsed) whose relative paths resolve against ``base_dir``
@@ -141,7 +166,7 @@ def parse_cast(data, path: str | os.PathLike = "<cast>", base_dir: str | os.Path
         unknown = sorted(set(entry) - KNOWN_KEYS)
         if unknown:
             raise CastError(path, f"{where}: unknown field(s) {', '.join(unknown)} "
-                                  f"(known: id, name, reference_images, voice_samples, prompt, notes)")
+                                  f"(known: id, name, reference_images, voice_samples, prompt, lora, notes)")
         name = entry.get("name", cid)
         if not isinstance(name, str) or not name.strip():
             raise CastError(path, f"{where}: 'name' must be non-empty text")
@@ -158,9 +183,11 @@ def parse_cast(data, path: str | os.PathLike = "<cast>", base_dir: str | os.Path
             raise CastError(path, f"{where}: 'reference_images' needs at least one image of the character's face")
         voice_key = "voice_samples" if "voice_samples" in entry else "voice_sample"
         voices = _files(_as_list(entry.get(voice_key), path, where, voice_key), base, path, where, voice_key)
-        for f in (*images, *voices):
+        lora_key = "lora" if "lora" in entry else "loras"
+        loras = _loras(_as_list(entry.get(lora_key), path, where, lora_key), base, path, where, lora_key)
+        for f in (*images, *voices, *(Path(lo.rpartition(':')[0]) for lo in loras)):
             note_input(f)
-        characters.append(Character(cid, name.strip(), images, voices, prompt.strip()))
+        characters.append(Character(cid, name.strip(), images, voices, prompt.strip(), loras))
     return Cast(path, characters)
 
 

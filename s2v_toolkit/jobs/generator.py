@@ -57,6 +57,7 @@ class JobInputs:
     # A folder the generator may keep finished clips in, so that a killed render continues after its
     # last finished clip (the runner removes it once the job's file is in place). None: no resume.
     resume_dir: Path | None = None
+    loras: list[str] = field(default_factory=list)  # the character's LoRAs ("PATH:STRENGTH", cast file)
 
     def source_frames(self) -> np.ndarray:
         """The shot's original frames under the job (redub), (frame_count, H, W, 3) uint8 RGB."""

@@ -88,7 +88,8 @@ class RenderContext:
                          prompt=job.prompt or (char.prompt if char else ""), seed=job.seed,
                          source_media=job.media_path if job.action == "redub" else None,
                          source_in=job.source_in if job.action == "redub" else None, progress=progress,
-                         delivery_audio=self._segment(job, DELIVERY_RATE), delivery_rate=DELIVERY_RATE)
+                         delivery_audio=self._segment(job, DELIVERY_RATE), delivery_rate=DELIVERY_RATE,
+                         loras=list(getattr(char, "loras", []) or []) if char else [])
 
 
 # ---------------------------------------------------------------------- files

@@ -29,6 +29,12 @@ class WanJobOptions:
     infer_frames: int | None = None   # frames per generated clip (multiple of 4); default 80
     max_vram_gb: float | None = None  # GPU memory budget (S2VGenerator.load(max_vram_gb=...)); None: all resident
     fp8: str | None = None            # fp8 mode (S2VGenerator.load(fp8=...): linears, all-linears, attention); None: off
+    preset: str | None = None         # generation preset (exact, official, fast, few-step; pipelines.presets)
+    cache: str | None = None          # step caching, e.g. "teacache:0.2"
+    loras: tuple[str, ...] = ()       # LoRA files "PATH[:STRENGTH]" for every job (merged at load)
+    lora_mode: str = "merge"          # how ``loras`` are applied (merge or runtime)
+    lora_ignore_unmatched: bool = False
+    parallel: str | None = None       # several GPUs: the --parallel mode of a torchrun launch (None: one process)
 
     @classmethod
     def from_spec(cls, spec: GeneratorSpec) -> "WanJobOptions":
@@ -59,8 +65,15 @@ class WanS2VJobGenerator:
             opts = WanJobOptions(**{k: (getattr(opts, k) if getattr(opts, k) is not None else getattr(TINY_DEFAULTS, k))
                                     for k in WanJobOptions.__dataclass_fields__})
         self.options = opts
+        parallel = None
+        if opts.parallel is not None:
+            from s2v_toolkit.pipelines.distributed import resolve_parallel
+
+            parallel = resolve_parallel(opts.parallel)
         self.models = load_models(spec.checkpoint, tiny=tiny, device=spec.device, max_vram_gb=opts.max_vram_gb,
-                                  fp8=opts.fp8 or "off")
+                                  fp8=opts.fp8 or "off", loras=list(opts.loras), lora_mode=opts.lora_mode,
+                                  lora_ignore_unmatched=opts.lora_ignore_unmatched, parallel=parallel)
+        self._character_loras: tuple[str, ...] = ()
         self.random_weights = bool(self.models.bundle.random_weights)
         self.name = "wan-s2v tiny (random weights)" if tiny else f"wan-s2v {Path(spec.checkpoint).name}"
 
@@ -71,9 +84,22 @@ class WanS2VJobGenerator:
         s = GenerationSettings(prompt=prompt if prompt is not None else (inputs.prompt or ""),
                                seed=int(inputs.seed), fps=inputs.fps)
         o = self.options
-        changes = {k: v for k, v in (("steps", o.steps), ("size", o.size), ("infer_frames", o.infer_frames))
-                   if v is not None}
+        if o.preset is not None:
+            from s2v_toolkit.pipelines.presets import apply_preset
+
+            s = apply_preset(s, o.preset)
+        changes = {k: v for k, v in (("steps", o.steps), ("size", o.size), ("infer_frames", o.infer_frames),
+                                     ("cache", o.cache)) if v is not None}
+        if "steps" in changes and s.sampler_timesteps is not None and len(s.sampler_timesteps) != o.steps:
+            changes["sampler_timesteps"] = None  # an explicit step count replaces the preset's list
         return replace(s, **changes) if changes else s
+
+    def _use_character_loras(self, inputs: JobInputs) -> None:
+        """The character's LoRAs (cast file ``lora:``) at run time while its jobs render."""
+        wanted = tuple(getattr(inputs, "loras", ()) or ())
+        if wanted != self._character_loras:
+            self.models.use_loras(list(wanted), ignore_unmatched=self.options.lora_ignore_unmatched)
+            self._character_loras = wanted
 
     def _drive_audio(self, inputs: JobInputs) -> np.ndarray:
         # exactly frame_count frames' worth of samples: the pipeline's frame count rounds duration * fps
@@ -91,6 +117,7 @@ class WanS2VJobGenerator:
     # -------------------------------------------------------------------- render
     def render(self, inputs: JobInputs, out_path: Path) -> dict:
         job = inputs.job
+        self._use_character_loras(inputs)
         if job.action == "new_shot":
             return self._new_shot(inputs, out_path)
         if job.action == "redub":
@@ -137,6 +164,7 @@ class WanS2VJobGenerator:
         self._write(inputs, result.frames, out_path)
         return {"model": self.name, "random_weights": self.random_weights, "pipeline": "generate",
                 "settings": settings.to_dict(), "frames_generated": int(result.num_frames),
+                "loras": self.models.loras, "step_cache": result.sidecar_data.get("step_cache"),
                 "plumbing_only": self.random_weights}
 
     def _redub(self, inputs: JobInputs, out_path: Path) -> dict:
@@ -171,9 +199,12 @@ class WanS2VJobGenerator:
         out, report = redub_frames(frames, timing, self._drive_audio(inputs), plan, self.models, settings,
                                    track_id=int(track_id), progress=progress, resume_dir=inputs.resume_dir)
         self._write(inputs, out, out_path)
+        cache = self.models.step_cache
         return {"model": self.name, "random_weights": self.random_weights, "pipeline": "redub",
                 "face_track": int(track_id), "settings": settings.to_dict(), "report": report.to_dict(),
-                "source_frame_map": frame_map.to_dict(), "plumbing_only": self.random_weights}
+                "source_frame_map": frame_map.to_dict(),
+                "loras": self.models.loras, "step_cache": cache.to_dict() if cache is not None else None,
+                "plumbing_only": self.random_weights}
 
 
 def make_wan_generator(spec: GeneratorSpec) -> WanS2VJobGenerator:

@@ -79,13 +79,13 @@ def cfg_parallel_prediction(model: Callable[..., Any], shared: Mapping[str, Any]
     """``guided_prediction`` with the two branches on the two ranks of ``group`` (default: world).
 
     Rank 0 evaluates ``model(**shared, **cond, **static)``, rank 1 the same with ``uncond``; every
-    rank returns ``uncond + scale * (cond - uncond)``. With ``scale == 1`` both ranks run the
+    rank returns ``uncond + scale * (cond - uncond)``. With ``scale <= 1`` both ranks run the
     conditional branch only (no communication), as ``guided_prediction`` does. The model output may
     be a tensor or a list of tensors (Wan style).
     """
     # The guidance formula lives with the pipelines; imported here so that models never import
     # pipelines at import time (pipelines build on models).
-    from s2v_toolkit.pipelines.guidance import combine_guidance
+    from s2v_toolkit.pipelines.guidance import combine_guidance, guidance_active
 
     if dist.get_world_size(group) != 2:
         raise ValueError(f"CFG-parallel needs a group of 2 ranks, got {dist.get_world_size(group)}")
@@ -95,7 +95,7 @@ def cfg_parallel_prediction(model: Callable[..., Any], shared: Mapping[str, Any]
     overlap = (set(shared) & set(cond)) | (set(shared) & set(static)) | (set(cond) & set(static))
     if overlap:
         raise ValueError(f"inputs {sorted(overlap)} are given in more than one group")
-    if scale == 1.0:
+    if not guidance_active(scale):
         return model(**shared, **cond, **static)
     branch = cond if dist.get_rank(group) == 0 else uncond
     out = model(**shared, **branch, **static)

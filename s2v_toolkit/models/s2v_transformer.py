@@ -615,13 +615,20 @@ class WanS2VTransformer(nn.Module):
         """
         t = self.embed_inputs(latents, timestep, text_embeddings, audio_features, ref_latents,
                               motion_latents, pose_latents, drop_motion_frames)
+        return self.output(self.run_blocks(t), t)
+
+    def run_blocks(self, t: "EmbeddedInputs") -> torch.Tensor:
+        """The blocks (with the audio injections after their layers) on ``t.x``; returns the sequence."""
         x = t.x
         for i, block in enumerate(self.blocks):
             x = block(x, t.e0, t.n_noisy, t.rope, t.context)
             j = self._injector_after_block.get(i)
             if j is not None:
                 x = self.audio_injector(j, x, t.n_noisy, t.audio_local, t.audio_global)
+        return x
 
+    def output(self, x: torch.Tensor, t: "EmbeddedInputs") -> torch.Tensor:
+        """The head on the noisy tokens of the block output ``x``, unpatchified."""
         return self.unpatchify(self.head(x[:, :t.n_noisy], t.e), t.frames, t.height, t.width)
 
 

@@ -38,6 +38,7 @@ __all__ = [
     "make_scheduler",
     "shift_sigmas",
     "sigma_schedule",
+    "step_distill_schedule",
     "unipc_bh2_corrector_coefficients",
 ]
 
@@ -111,6 +112,24 @@ def sigma_schedule(num_steps: int, shift: float, grid: str = "train",
     return SigmaSchedule(sigmas, timesteps)
 
 
+def step_distill_schedule(denoising_steps: list[int] | tuple[int, ...], shift: float,
+                          num_train_timesteps: int = 1000) -> SigmaSchedule:
+    """The schedule of step-distilled Wan models (LightX2V ``WanStepDistillScheduler``): the
+    training grid ``linspace(1, 0, T + 1)[:-1]`` (float32), shifted, then the entries at indices
+    ``T - t`` for each listed ``t``. The model receives ``1000 * sigma`` *unrounded* (a float
+    timestep: [1000, 750, 500, 250] at shift 5 -> 1000, 937.5, 833.33, 625). Terminal sigma 0.
+    """
+    steps = [int(t) for t in denoising_steps]
+    if not steps or any(not 0 < t <= num_train_timesteps for t in steps):
+        raise ValueError(f"denoising steps {steps} must lie in 1..{num_train_timesteps}")
+    grid = torch.linspace(1.0, 0.0, num_train_timesteps + 1)[:-1]
+    grid = shift * grid / (1 + (shift - 1) * grid)
+    index = [num_train_timesteps - t for t in steps]
+    sigmas = grid[index]
+    timesteps = sigmas * num_train_timesteps
+    return SigmaSchedule(torch.cat([sigmas, sigmas.new_zeros(1)]), timesteps)
+
+
 def unipc_bh2_corrector_coefficients(h: float, r: float) -> tuple[float, float, float, float]:
     """The UniC order-2 (bh2, x0-prediction) coefficients: returns (b1, b2, rho0, rho1).
 
@@ -156,12 +175,24 @@ class FlowMatchScheduler:
         Also clears any multistep history, so one scheduler object can be reused per clip.
         """
         table = sigma_schedule(num_steps, shift, self.sigma_grid, self.num_train_timesteps)
+        return self.set_schedule(table, shift, device)
+
+    def set_denoising_steps(self, denoising_steps: list[int] | tuple[int, ...], shift: float,
+                            device: torch.device | str | None = None) -> torch.Tensor:
+        """Prepare a run on an explicit timestep list (:func:`step_distill_schedule`, few-step models)."""
+        return self.set_schedule(step_distill_schedule(denoising_steps, shift, self.num_train_timesteps),
+                                 shift, device)
+
+    def set_schedule(self, table: SigmaSchedule, shift: float,
+                     device: torch.device | str | None = None) -> torch.Tensor:
+        """Prepare a run on a given sigma / timestep table (see :meth:`set_timesteps`)."""
         self.shift = float(shift)
         self.sigmas = table.sigmas  # float32, CPU, like the official code
         self.timesteps = table.timesteps.to(device) if device is not None else table.timesteps
         # Host copies: coefficients come from these, never from device tensors.
         self._sigma_values = [float(s) for s in table.sigmas.tolist()]
-        self._timestep_values = [int(t) for t in table.timesteps.tolist()]
+        # int64 tables give ints; a step-distill table keeps its float timesteps
+        self._timestep_values = [t for t in table.timesteps.tolist()]
         self._lambdas = [flow_lambda(s) for s in self._sigma_values]
         self.reset()
         return self.timesteps

@@ -1,10 +1,19 @@
 """Inputs of a generation, checked before any model is loaded: settings, reference image, audio, size.
 
-Size rule (``--size``): the value is a *maximum area*, as the official ``--size 832*480``; the output
-orientation follows the reference image. With ``scale = sqrt(area / (h * w))`` of the reference
-(h x w), the output is ``floor(h * scale / 64) * 64`` by ``floor(w * scale / 64) * 64``
-(480*832 -> 448x832, 720*1280 -> 704x1280). The reference is resized (bicubic, antialiased) to cover
-that size and centre-cropped to it.
+Size rule (``--size``): the value is a *maximum area*, as the official ``--size 704*1280``; the output
+orientation follows the reference image. The rule is the official S2V one (``WanS2V.get_size_less_than_area``
+in Wan2.2 ``wan/speech2video.py``): for a reference larger than the area, try scales from
+``sqrt(area / (h * w))`` downwards in 100 even steps towards the scale at which rounding *up* to multiples
+of 64 can still fit; the first ``(ceil64(int(h * s)), ceil64(int(w * s)))`` within the area wins
+(720x1280 at 704*1280 -> 704x1280; 480x832 at 448*832 -> 448x832). A reference within the area keeps its
+scale and is only rounded up to multiples of 64 (a 500x500 reference gives 512x512, it is not blown up to
+the area). If no scale fits, the official fallback (sides floored to 64 along the aspect ratio) applies.
+
+Reference fit (``reference_fit``): ``cover`` (default) resizes the reference (bicubic, antialiased) to
+cover the output size and centre-crops it: no black borders. ``official`` is the official transform
+(torchvision ``Resize(min(H, W))`` + ``CenterCrop((H, W))`` on the PIL image, bilinear): when rounding
+up made the output wider than the resized reference (720x1280 -> 704x1251 resized for a 704x1280
+output) the official pads it with black; choose it to reproduce the official output exactly.
 """
 
 from __future__ import annotations
@@ -23,6 +32,11 @@ from s2v_toolkit.errors import ConfigError, MediaError
 
 __all__ = [
     "DEFAULT_NEGATIVE_PROMPT",
+    "OFFICIAL_REFERENCE_MOTION_FRAMES",
+    "REFERENCE_FITS",
+    "S2V_NEGATIVE_PROMPT",
+    "T2V_NEGATIVE_PROMPT",
+    "NOISE_DEVICES",
     "RETIME_METHODS",
     "GenerationSettings",
     "ReferenceImage",
@@ -30,6 +44,7 @@ __all__ = [
     "DriveAudio",
     "PoseVideo",
     "fit_pixels",
+    "fit_pixels_official",
     "fit_size",
     "load_drive_audio",
     "load_pose_video",
@@ -38,13 +53,29 @@ __all__ = [
     "parse_max_area",
 ]
 
-#: Wan2.x's default negative prompt (the unconditional branch of classifier-free guidance).
-DEFAULT_NEGATIVE_PROMPT = (
+#: The S2V config's negative prompt (``sample_neg_prompt`` of Wan2.2 ``wan/configs/wan_s2v_14B.py``),
+#: used by the official pipeline when none is given: the default of the unconditional branch.
+S2V_NEGATIVE_PROMPT = (
+    "画面模糊，最差质量，画面模糊，细节模糊不清，情绪激动剧烈，手快速抖动，字幕，丑陋的，残缺的，多余的手指，"
+    "画得不好的手部，画得不好的脸部，畸形的，毁容的，形态畸形的肢体，手指融合，静止不动的画面，杂乱的背景，"
+    "三条腿，背景人很多，倒着走"
+)
+DEFAULT_NEGATIVE_PROMPT = S2V_NEGATIVE_PROMPT
+#: Wan's text-to-video negative prompt (this toolkit's default before it followed the S2V config).
+T2V_NEGATIVE_PROMPT = (
     "色调艳丽，过曝，静态，细节模糊不清，字幕，风格，作品，画作，画面，静止，整体发灰，最差质量，低质量，"
     "JPEG压缩残留，丑陋的，残缺的，多余的手指，画得不好的手部，画得不好的脸部，畸形的，毁容的，形态畸形的肢体，"
     "手指融合，静止不动的画面，杂乱的背景，三条腿，背景人很多，倒着走"
 )
 SIZE_DIVISOR = 64
+#: ``--start-from-reference``: the official ``init_first_frame`` writes the reference into the last 6
+#: of the 73 motion frames (``motion_latents[:, :, -6:] = ref_pixel_values``)
+OFFICIAL_REFERENCE_MOTION_FRAMES = 6
+#: ``cover`` (no black borders) or ``official`` (the official resize + centre crop, black padding)
+REFERENCE_FITS = ("cover", "official")
+#: where per-clip noise is drawn: ``model`` = on the compute device in the DiT's dtype (official: bf16
+#: on the GPU); ``cpu`` = float32 on the CPU, the same noise for a seed on every machine
+NOISE_DEVICES = ("model", "cpu")
 #: largest accepted area: the 720p training area with a margin (more is outside what the model knows)
 MAX_AREA = 1280 * 768
 #: ``native``: generate on the output frame grid (audio features sampled at the output rate);
@@ -95,10 +126,29 @@ def parse_max_area(size: str | int) -> int:
 
 
 def fit_size(height: int, width: int, max_area: int, divisor: int = SIZE_DIVISOR) -> tuple[int, int]:
-    """Output (H, W) for a ``height x width`` reference under ``max_area`` (module docstring)."""
-    scale = math.sqrt(max_area / (height * width))
-    out_h = int(height * scale // divisor) * divisor
-    out_w = int(width * scale // divisor) * divisor
+    """Output (H, W) for a ``height x width`` reference under ``max_area``: the official S2V rule
+    (module docstring; same arithmetic, float64, as ``get_size_less_than_area``)."""
+    if height * width <= max_area:
+        min_scale, max_scale = 0.1, 1.0
+    else:
+        d = divisor - 1
+        a, b, c = height * width, d * (height + width), d ** 2 - max_area
+        # (the official bound, its "2*a*c" included: it only sets where the 100 tries end)
+        min_scale = (-b + math.sqrt(b ** 2 - 2 * a * c)) / (2 * a)
+        max_scale = math.sqrt(max_area / (height * width))
+    for i in range(100):
+        scale = max_scale - (max_scale - min_scale) * i / 100
+        new_h, new_w = int(height * scale), int(width * scale)
+        out_h = new_h + (divisor - new_h % divisor) % divisor
+        out_w = new_w + (divisor - new_w % divisor) % divisor
+        if out_h * out_w <= max_area:
+            break
+    else:  # the official fallback: floor along the aspect ratio, never above the reference
+        aspect = width / height
+        out_w = int((max_area * aspect) ** 0.5 // divisor * divisor)
+        out_h = int((max_area / aspect) ** 0.5 // divisor * divisor)
+        if out_w >= width or out_h >= height:
+            out_w, out_h = int(width // divisor * divisor), int(height // divisor * divisor)
     if out_h < divisor or out_w < divisor:
         raise ConfigError(f"unsupported size: a {width}x{height} (WxH) reference under the area {max_area} "
                           f"would be {out_w}x{out_h}, a side under {divisor} px (raise --size)")
@@ -125,6 +175,12 @@ class GenerationSettings:
     guidance2: float | None = None  # guidance of the second (low-noise) expert; default: guidance
     start_from_reference: bool = False
     aligned: bool = True  # audio/video aligned plan (False: the official 3-frame offset)
+    reference_fit: str = "cover"  # "cover" (no borders) or "official" (the official resize + crop)
+    noise_device: str = "model"  # "model" (official: compute device, DiT dtype) or "cpu" (portable)
+    num_clips: int | None = None  # preview: only the first N clips (the official --num_clip)
+    preset: str | None = None  # the named preset that set these values ("official", "few-step", ...)
+    sampler_timesteps: list[int] | None = None  # explicit denoising timesteps (few-step LoRAs)
+    cache: str | None = None  # step caching, e.g. "teacache:0.2" (None: every forward runs)
     max_audio_seconds: float = 600.0
     offload: bool = True  # park the inactive expert on the CPU (GPU only)
 
@@ -156,6 +212,25 @@ class GenerationSettings:
             problems.append(f"seed {self.seed} must be in 0 .. 2**63-1")
         if not self.max_audio_seconds > 0:
             problems.append("max_audio_seconds must be > 0")
+        if self.reference_fit not in REFERENCE_FITS:
+            problems.append(f"reference_fit {self.reference_fit!r} is not one of {', '.join(REFERENCE_FITS)}")
+        if self.noise_device not in NOISE_DEVICES:
+            problems.append(f"noise_device {self.noise_device!r} is not one of {', '.join(NOISE_DEVICES)}")
+        if self.num_clips is not None and self.num_clips < 1:
+            problems.append(f"num_clips must be >= 1 (got {self.num_clips})")
+        if self.sampler_timesteps is not None:
+            ts = list(self.sampler_timesteps)
+            if not ts or any(not 0 < t <= 1000 for t in ts) or any(a <= b for a, b in zip(ts, ts[1:])):
+                problems.append(f"timesteps {ts} must be decreasing values in (0, 1000]")
+            elif len(ts) != self.steps:
+                problems.append(f"{len(ts)} timesteps given for {self.steps} steps")
+        if self.cache is not None:
+            from s2v_toolkit.models.step_cache import parse_cache
+
+            try:
+                parse_cache(self.cache)
+            except ConfigError as exc:
+                problems.append(str(exc))
         if problems:
             raise ConfigError("generation settings: " + "; ".join(problems))
         parse_max_area(self.size)
@@ -198,9 +273,43 @@ class ReferenceImage:
     def width(self) -> int:
         return int(self.pixels.shape[1])
 
-    def fitted(self, out_h: int, out_w: int):
-        """``[1, 3, 1, out_h, out_w]`` float32 torch tensor in [-1, 1]: resized to cover, centre-cropped."""
+    def fitted(self, out_h: int, out_w: int, mode: str = "cover"):
+        """``[1, 3, 1, out_h, out_w]`` float32 torch tensor in [-1, 1]: resized to cover and centre-cropped
+        (``cover``), or the official transform (``official``, see :func:`fit_pixels_official`)."""
+        if mode == "official":
+            return fit_pixels_official(self.pixels, out_h, out_w)
         return fit_pixels(self.pixels[None], out_h, out_w)
+
+
+def fit_pixels_official(image: np.ndarray, out_h: int, out_w: int):
+    """The official reference transform for uint8 RGB ``[H, W, 3]``: torchvision ``Resize(min(out_h,
+    out_w))`` (the shorter side to that length, the longer ``int(len * long / short)``, PIL bilinear),
+    ``CenterCrop((out_h, out_w))`` (zero padding where the image is smaller, crop offsets rounded half
+    to even), ``ToTensor() * 2 - 1``. Returns ``[1, 3, 1, out_h, out_w]`` float32."""
+    import torch
+    from PIL import Image
+
+    height, width = image.shape[:2]
+    side = min(out_h, out_w)
+    short, long = (width, height) if width <= height else (height, width)
+    new_short, new_long = side, int(side * long / short)
+    new_w, new_h = (new_short, new_long) if width <= height else (new_long, new_short)
+    pil = Image.fromarray(np.ascontiguousarray(image))
+    if (new_w, new_h) != (width, height):
+        pil = pil.resize((new_w, new_h), Image.BILINEAR)
+    arr = np.asarray(pil)
+    h, w = arr.shape[:2]
+    if out_w > w or out_h > h:
+        left = (out_w - w) // 2 if out_w > w else 0
+        top = (out_h - h) // 2 if out_h > h else 0
+        right = (out_w - w + 1) // 2 if out_w > w else 0
+        bottom = (out_h - h + 1) // 2 if out_h > h else 0
+        arr = np.pad(arr, ((top, bottom), (left, right), (0, 0)))
+        h, w = arr.shape[:2]
+    top, left = int(round((h - out_h) / 2.0)), int(round((w - out_w) / 2.0))
+    arr = arr[top:top + out_h, left:left + out_w]
+    x = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).float() / 255.0 * 2 - 1.0
+    return x[:, None][None].contiguous()
 
 
 def fit_pixels(pixels: np.ndarray, out_h: int, out_w: int):

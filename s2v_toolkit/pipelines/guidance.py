@@ -19,7 +19,12 @@ from typing import Any, Callable, Mapping
 
 import torch
 
-__all__ = ["combine_guidance", "guided_prediction"]
+__all__ = ["combine_guidance", "guidance_active", "guided_prediction"]
+
+
+def guidance_active(scale: float) -> bool:
+    """Whether a step runs the unconditional branch: only for ``scale > 1`` (official rule)."""
+    return scale > 1.0
 
 
 def combine_guidance(cond: torch.Tensor, uncond: torch.Tensor, scale: float) -> torch.Tensor:
@@ -75,8 +80,9 @@ def guided_prediction(model: Callable[..., Any], shared: Mapping[str, Any], cond
     """The guided model output for one sampling step.
 
     ``model(**shared, **cond, **static)`` must return a tensor with the batch first (or a list of per-sample
-    tensors, Wan style). With ``scale == 1`` the unconditional branch cancels exactly, so only the
-    conditional forward runs.
+    tensors, Wan style). Guidance is applied only when ``scale > 1`` (the official ``if guide_scale > 1``):
+    at 1 the unconditional branch cancels exactly, and below 1 the official pipeline also runs the
+    conditional forward alone (guidance off, e.g. step-distilled LoRAs).
     """
     if set(cond) != set(uncond):
         raise ValueError(f"cond and uncond inputs must have the same keys: {sorted(cond)} vs {sorted(uncond)}")
@@ -85,7 +91,7 @@ def guided_prediction(model: Callable[..., Any], shared: Mapping[str, Any], cond
     overlap = (groups[0] & groups[1]) | (groups[0] & groups[2]) | (groups[1] & groups[2])
     if overlap:
         raise ValueError(f"inputs {sorted(overlap)} are given in more than one group")
-    if scale == 1.0:
+    if not guidance_active(scale):
         return model(**shared, **cond, **static)
     if batched:
         inputs = {k: _double(v) for k, v in shared.items()}

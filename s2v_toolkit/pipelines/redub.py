@@ -82,7 +82,8 @@ class RedubSettings:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["generation"] = self.generation.to_dict()
-        for k in ("fps", "size", "retime", "start_from_reference", "aligned", "max_audio_seconds"):
+        for k in ("fps", "size", "retime", "start_from_reference", "aligned", "max_audio_seconds",
+                  "reference_fit", "noise_device", "num_clips"):
             d["generation"].pop(k, None)  # not used by the re-dub (shot rate, crop size)
         return d
 
@@ -228,6 +229,13 @@ def redub_frames(frames: np.ndarray, timing: LineTiming, line_audio_16k: np.ndar
         report.reference = "given image"
     ref_latents = vae.encode(to_video_tensor(ref_crop[None], device), chunked=chunked).float()
     seed = settings.generation.resolved_seed()
+    parallel = getattr(generator, "parallel", None)
+    if parallel is not None and parallel.enabled:
+        from .distributed import broadcast_from_main
+
+        # every rank must draw the same noise: rank 0's seed (given or random) wins
+        seed = settings.generation.seed = broadcast_from_main(parallel, seed)
+    step_cache = generator._step_cache(settings.generation) if hasattr(generator, "_step_cache") else None
     noise_generator = torch.Generator().manual_seed(seed)
     store, saved = None, []
     if resume_dir is not None and observer is None:
@@ -281,7 +289,10 @@ def redub_frames(frames: np.ndarray, timing: LineTiming, line_audio_16k: np.ndar
         latents = sample_masked_clip(
             generator, original=original, mask=lmask, ref_latents=ref_latents, motion_latents=motion_latents,
             audio_features=audio_in, settings=settings.generation, blend=settings.blend,
-            noise_generator=noise_generator, clip_index=len(report.clips),
+            # per clip a fresh generator seeded seed + clip (the official rule): a clip's noise does
+            # not depend on the clips before it
+            noise_generator=torch.Generator().manual_seed(seed + len(report.clips)),
+            clip_index=len(report.clips), step_cache=step_cache,
             observer=(lambda i, x, k, _c=clip_start: observer(_c, i, x, k, lmask)) if observer else None)
         decoded = vae.decode(torch.cat([motion_latents, latents], dim=2), chunked=chunked)
         gen = to_uint8_frames(decoded[:, :, -n:])
@@ -505,8 +516,11 @@ def redub_video(video: str | os.PathLike, audio: str | os.PathLike, output: str 
         start_tc = frames_to_timecode(v.start_frame + shot_start, v.fps, drop_frame=v.drop_frame)
     preset = output_preset(v.codec, output)
     audio_out = shot_audio(line_48k, OUTPUT_AUDIO_RATE, timing)
-    write_video(output, out_frames, v.fps, preset=preset, audio=audio_out, audio_rate=OUTPUT_AUDIO_RATE,
-                start_timecode=start_tc, overwrite=overwrite)
+    is_main = getattr(generator, "is_main", True)  # several GPUs: rank 0 writes the output and sidecar
+    if is_main:
+        write_video(output, out_frames, v.fps, preset=preset, audio=audio_out, audio_rate=OUTPUT_AUDIO_RATE,
+                    start_timecode=start_tc, overwrite=overwrite)
+    cache = getattr(generator, "step_cache", None)
     doc = {
         "kind": "s2vt.redub", "version": 1,
         "plumbing_only": random_weights,
@@ -518,7 +532,12 @@ def redub_video(video: str | os.PathLike, audio: str | os.PathLike, output: str 
         "output": {"path": str(output), "preset": preset or "default for " + output.suffix,
                    "frames": len(out_frames), "start_timecode": start_tc, "fps": str(v.fps)},
         "model": {"checkpoint": generator.bundle.to_dict(), "device": str(generator.device),
-                  "dtype": str(generator.dit_dtype).replace("torch.", "")},
+                  "dtype": str(generator.dit_dtype).replace("torch.", ""),
+                  "loras": list(getattr(generator, "loras", []) or []),
+                  "fp8": getattr(generator, "fp8", None),
+                  "parallel": generator.parallel.to_dict() if getattr(generator, "parallel", None) else None},
+        "preset": settings.generation.preset,
+        "step_cache": cache.to_dict() if cache is not None else None,
         "settings": settings.to_dict(),
         "speaker": choice,
         "report": report.to_dict(),
@@ -527,8 +546,13 @@ def redub_video(video: str | os.PathLike, audio: str | os.PathLike, output: str 
     from s2v_toolkit.media import atomic_output
 
     side = sidecar_path(output)
-    with atomic_output(side, overwrite=True) as tmp:
-        Path(tmp).write_text(json.dumps(doc, indent=1, default=str))
+    if is_main:
+        with atomic_output(side, overwrite=True) as tmp:
+            Path(tmp).write_text(json.dumps(doc, indent=1, default=str))
+    if getattr(generator, "parallel", None) is not None:
+        from .distributed import barrier
+
+        barrier(generator.parallel)  # the output exists once any rank returns
     doc["sidecar"] = str(side)
     return doc
 

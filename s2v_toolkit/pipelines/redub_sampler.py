@@ -20,8 +20,12 @@ DEFAULT_REDUB_PROMPT = "a person talking to the camera, natural lip movement"
 
 
 def load_generator(checkpoint: str | None = None, *, tiny: bool = False, device: str | None = None,
-                   expert2: str | None = None, max_vram_gb: float | None = None, fp8: str = "off"):
-    """The S2V models: an official checkpoint folder, or the cached tiny random bundle (plumbing only)."""
+                   expert2: str | None = None, max_vram_gb: float | None = None, fp8: str = "off",
+                   loras: list | None = None, lora_mode: str = "merge", lora_ignore_unmatched: bool = False,
+                   parallel=None):
+    """The S2V models: an official checkpoint folder, or the cached tiny random bundle (plumbing only).
+    ``loras``/``lora_mode``/``lora_ignore_unmatched`` and ``parallel`` (a :class:`.ParallelConfig` of a
+    torchrun launch) as :meth:`.S2VGenerator.load`."""
     from .checkpoint_bundle import locate_checkpoint, tiny_bundle
     from .s2v_generator import S2VGenerator
 
@@ -31,7 +35,9 @@ def load_generator(checkpoint: str | None = None, *, tiny: bool = False, device:
             bundle = locate_checkpoint(bundle.root, expert2=expert2)
     else:
         bundle = locate_checkpoint(checkpoint, expert2=expert2)
-    return S2VGenerator.load(bundle, device=device, max_vram_gb=max_vram_gb, fp8=fp8)
+    return S2VGenerator.load(bundle, device=device, max_vram_gb=max_vram_gb, fp8=fp8, loras=loras,
+                             lora_mode=lora_mode, lora_ignore_unmatched=lora_ignore_unmatched,
+                             parallel=parallel if parallel is not None and parallel.enabled else None)
 
 
 def vae_chunked(generator) -> bool:
@@ -54,7 +60,8 @@ def to_uint8_frames(video: torch.Tensor) -> np.ndarray:
 def sample_masked_clip(generator, *, original: torch.Tensor, mask: torch.Tensor, ref_latents: torch.Tensor,
                        motion_latents: torch.Tensor | None, audio_features: torch.Tensor,
                        settings: GenerationSettings, blend: LatentBlendParams, noise_generator: torch.Generator,
-                       clip_index: int = 0, observer: Callable | None = None, progress: bool = False) -> torch.Tensor:
+                       clip_index: int = 0, observer: Callable | None = None, progress: bool = False,
+                       step_cache=None) -> torch.Tensor:
     """Denoise one clip: generate inside ``mask`` (``[1, 1, F, h, w]``), keep ``original`` (the source
     crop's clean latent ``[1, C, F, h, w]``) outside. ``audio_features``: ``[1, layers, dim, 4F]``.
 
@@ -69,8 +76,11 @@ def sample_masked_clip(generator, *, original: torch.Tensor, mask: torch.Tensor,
     schedule = generator.expert_schedule(settings)
     experts = generator.expert_offloader(schedule, offload=settings.offload)
     scheduler = make_scheduler(settings.scheduler)
-    scheduler.set_timesteps(settings.steps, shift=settings.shift, device=device)
-    # Noise from one seeded CPU generator, clip after clip: the same seed gives the same noise anywhere.
+    if settings.sampler_timesteps is not None:  # few-step models: an explicit timestep list
+        scheduler.set_denoising_steps(settings.sampler_timesteps, shift=settings.shift, device=device)
+    else:
+        scheduler.set_timesteps(settings.steps, shift=settings.shift, device=device)
+    # Noise on the CPU from the caller's generator (seeded seed + clip): the same noise anywhere.
     noise = torch.randn(original.shape, generator=noise_generator, dtype=torch.float32).to(device)
     blender = LatentBlend(original.float().to(device), mask.to(device), noise, scheduler, blend, observer)
     start = blender.initial()
@@ -88,4 +98,5 @@ def sample_masked_clip(generator, *, original: torch.Tensor, mask: torch.Tensor,
         start_step=blender.start_index, clip_index=clip_index, progress=progress,
         step_callback=lambda info, latents, _sched: blender.after_step(info.step_index, latents),
         # A generator loaded with ``parallel=`` splits the forwards over its ranks (CFG / Ulysses).
-        guidance=getattr(generator, "guidance", guided_prediction))
+        guidance=getattr(generator, "guidance", guided_prediction),
+        timesteps=settings.sampler_timesteps, step_cache=step_cache)

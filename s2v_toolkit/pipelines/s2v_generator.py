@@ -80,6 +80,7 @@ from s2v_toolkit.pipelines.generation_inputs import (
     PoseVideo,
     ReferenceImage,
     fit_pixels,
+    OFFICIAL_REFERENCE_MOTION_FRAMES,
     fit_size,
     load_drive_audio,
     load_pose_video,
@@ -89,7 +90,7 @@ from s2v_toolkit.pipelines.generation_inputs import (
 from s2v_toolkit.pipelines.guidance import guided_prediction
 from s2v_toolkit.pipelines.sampling import StepCallback, StepInfo, denoise_clip
 
-__all__ = ["ClipTrace", "GenerationResult", "GenerationTrace", "S2VGenerator", "RANDOM_WEIGHTS_WARNING",
+__all__ = ["clip_noise", "ClipTrace", "GenerationResult", "GenerationTrace", "S2VGenerator", "RANDOM_WEIGHTS_WARNING",
            "sidecar_path"]
 
 RANDOM_WEIGHTS_WARNING = "random weights: plumbing test only, not a real generation"
@@ -311,6 +312,9 @@ class S2VGenerator:
         self.offloader: ExpertOffloader | None = None
         #: what ``load(fp8=...)`` did (``apply_fp8_mode``'s summary), None for the bf16 model
         self.fp8: dict | None = None
+        #: LoRAs applied to the experts (:mod:`s2v_toolkit.models.lora` reports), for the sidecar
+        self.loras: list[dict] = []
+        self.step_cache = None
         self._schedule_dict: dict | None = None
         self._pose_path: Path | None = None
 
@@ -318,7 +322,8 @@ class S2VGenerator:
     @classmethod
     def load(cls, bundle: CheckpointBundle, device: str | torch.device | None = None,
              dtype: torch.dtype | None = None, max_vram_gb: float | None = None,
-             parallel: ParallelConfig | None = None, fp8: str = "off") -> "S2VGenerator":
+             parallel: ParallelConfig | None = None, fp8: str = "off", loras: list | None = None,
+             lora_mode: str = "merge", lora_ignore_unmatched: bool = False) -> "S2VGenerator":
         """Load every component of ``bundle``. GPU: DiT and umT5 in bf16, VAE and wav2vec2 in fp32;
         CPU: everything in fp32. With several experts the later ones are loaded on the CPU and
         moved in when their steps come (offloading).
@@ -338,7 +343,11 @@ class S2VGenerator:
         ``linears``, ``all-linears``, ``attention``; docs/performance.md has speed and error):
         the experts' block linears become e4m3 layers after loading (half the weight memory), and
         ``attention`` also switches self-attention to fp8 (process-wide). On a CPU the same
-        arithmetic is emulated in float32 (tests)."""
+        arithmetic is emulated in float32 (tests).
+
+        ``loras``: LoRA files (``LoraSpec`` or ``PATH[:STRENGTH]``) applied to every expert after
+        loading and before fp8 conversion (:func:`s2v_toolkit.models.lora.apply_loras`; ``lora_mode``
+        merge or runtime; unmatched keys are an error unless ``lora_ignore_unmatched``)."""
         from s2v_toolkit.models.fp8 import FP8_MODES, apply_fp8_mode
 
         if fp8 not in FP8_MODES:
@@ -388,6 +397,12 @@ class S2VGenerator:
         if t5.model.config.dim != first.text_dim:
             raise ConfigError(f"{bundle.t5}: text encoder width {t5.model.config.dim} != the DiT's "
                               f"text_dim {first.text_dim}")
+        lora_reports: list[dict] = []
+        if loras:
+            from s2v_toolkit.models.lora import apply_loras
+
+            for module in experts.values():
+                lora_reports = apply_loras(module, loras, mode=lora_mode, ignore_unmatched=lora_ignore_unmatched)
         fp8_info = None
         if fp8 != "off":
             # After loading (checkpoints hold bf16 weights), before offload (the e4m3 buffers are what
@@ -409,9 +424,26 @@ class S2VGenerator:
             _empty_cache(device)
         generator = cls(bundle, experts, vae, t5, audio, device, dit_dtype, max_vram_gb=max_vram_gb)
         generator.fp8 = fp8_info
+        generator.loras = lora_reports
         if parallel is not None:
             generator.enable_parallel(parallel)
         return generator
+
+    def use_loras(self, loras: list | None, ignore_unmatched: bool = False) -> list[dict]:
+        """Switch the run-time LoRAs (e.g. per character): the previous run-time LoRAs are removed,
+        then ``loras`` applied in ``runtime`` mode; merged LoRAs of :meth:`load` stay. Returns the
+        reports now in effect (also recorded in the sidecar)."""
+        from s2v_toolkit.models.lora import apply_loras, remove_loras
+
+        merged = [r for r in self.loras if r.get("mode") == "merge"]
+        for module in self.experts.values():
+            remove_loras(module)
+        added: list[dict] = []
+        if loras:
+            for module in self.experts.values():
+                added = apply_loras(module, loras, mode="runtime", ignore_unmatched=ignore_unmatched)
+        self.loras = merged + added
+        return self.loras
 
     def enable_parallel(self, parallel: ParallelConfig) -> None:
         """Split the denoiser's forwards over the ranks of ``parallel`` (collective: every rank calls
@@ -532,11 +564,20 @@ class S2VGenerator:
         plan = plan_long_video(num_grid, infer_frames=settings.infer_frames,
                                motion_frames=self.config.motion_frames, aligned=settings.aligned,
                                start_from_reference=from_motion)
+        if settings.num_clips is not None and settings.num_clips < plan.num_clips:
+            # Preview (the official --num_clip): the first N clips only, the same frames as in the full run.
+            num_grid = sum(c.kept for c in plan.clips[:settings.num_clips])
+            plan = plan_long_video(num_grid, infer_frames=settings.infer_frames,
+                                   motion_frames=self.config.motion_frames, aligned=settings.aligned,
+                                   start_from_reference=from_motion)
+            num_output = (num_grid if settings.retime == "native"
+                          else _outputs_within(num_grid, settings.fps))
 
         if frame_features is None:
             frame_features = self.frame_features(audio.waveform, grid_fps, num_grid)
         frame_features = frame_features.to(self.device, torch.float32)
-        ref_pixels = image.fitted(out_h, out_w)
+        ref_pixels = image.fitted(out_h, out_w, settings.reference_fit)
+        self.last_reference_pixels = ref_pixels  # [1, 3, 1, H, W] in [-1, 1], as fed to the VAE (tests)
         store = None
         if resume_dir is not None and self.is_main:
             unseeded = {k: v for k, v in settings.to_dict().items() if k != "seed"}
@@ -575,9 +616,7 @@ class S2VGenerator:
         self._schedule_dict = schedule.to_dict()
         self.offloader = self.expert_offloader(schedule, offload=settings.offload)
         scheduler = make_scheduler(settings.scheduler)
-        # Noise is drawn on the CPU from one seeded generator (clip after clip), so a seed gives the
-        # same starting noise on every device.
-        generator = torch.Generator(device="cpu").manual_seed(seed)
+        step_cache = self._step_cache(settings)
 
         low = self.max_vram_gb is not None
         if low:  # the DiT's resident part off the device while the encoders and the VAE run
@@ -596,7 +635,8 @@ class S2VGenerator:
             tail = initial_motion.to(device, torch.float32)[:, :, -cfg.motion_frames:]
             motion = torch.cat([motion, tail], dim=2)[:, :, -cfg.motion_frames:]
         elif plan.start_from_reference:
-            motion[:, :, -1:] = ref_pixels.to(device)
+            # official init_first_frame: the reference fills the last 6 motion frames
+            motion[:, :, -OFFICIAL_REFERENCE_MOTION_FRAMES:] = ref_pixels.to(device)
 
         per_frame = (lat_h // 2) * (lat_w // 2)  # tokens per latent frame (patch 1x2x2)
         tokens = per_frame * (lat_frames + 1) + (per_frame * 3 // 2 if not plan.clips[-1].drop_motion else 0)
@@ -617,7 +657,6 @@ class S2VGenerator:
         for done in saved:  # resume: the finished clips of an earlier run with the same inputs
             kept_frames.append(done.frames)
             motion = torch.from_numpy(done.motion).to(device)
-            generator.set_state(done.generator_state)
             trace.clips.append(ClipTrace(**done.trace))
             trace.steps.extend(StepInfo(**s) for s in done.steps)
         if clip_bar and saved:
@@ -629,7 +668,10 @@ class S2VGenerator:
                 audio_cond = to_transformer_layout(rows)
                 with_motion = not clip.drop_motion
                 motion_latents = self.encode_motion(motion) if with_motion else None
-                noise = torch.randn(1, channels, lat_frames, lat_h, lat_w, generator=generator).to(device)
+                noise = clip_noise((1, channels, lat_frames, lat_h, lat_w), seed, clip.index,
+                                   device if settings.noise_device == "model" else torch.device("cpu"),
+                                   self.dit_dtype if settings.noise_device == "model" else torch.float32
+                                   ).to(device)
                 shared = {"ref_latents": ref_latent, "motion_latents": motion_latents,
                           "drop_motion_frames": not with_motion}
                 if pose is not None:
@@ -641,7 +683,7 @@ class S2VGenerator:
                     uncond={"text_embeddings": text_uncond, "audio_features": torch.zeros_like(audio_cond)},
                     steps=settings.steps, shift=settings.shift, batched_cfg=batched,
                     step_callback=step_callback, clip_index=clip.index, progress=progress, trace=trace.steps,
-                    guidance=self.guidance)
+                    guidance=self.guidance, timesteps=settings.sampler_timesteps, step_cache=step_cache)
                 lead = motion_latents if with_motion else ref_latent
                 if self.max_vram_gb is not None:
                     # The DiT's resident part off the device while the VAE decodes (and back for the next
@@ -660,7 +702,9 @@ class S2VGenerator:
                                              kept=clip.kept, output_start=clip.output_start,
                                              with_motion=with_motion))
                 if store is not None:
-                    store.save(clip.index, kept_frames[-1], motion, generator.get_state(),
+                    # (per-clip seeds: no generator state to carry; the store keeps the clip's own)
+                    store.save(clip.index, kept_frames[-1], motion,
+                               torch.Generator().manual_seed(seed + clip.index).get_state(),
                                trace.clips[-1].to_dict(),
                                [s.to_dict() for s in trace.steps if s.clip_index == clip.index])
                 if clip_bar:
@@ -669,6 +713,17 @@ class S2VGenerator:
             if clip_bar:
                 clip_bar.close()
         return np.concatenate(kept_frames, axis=0), trace
+
+    def _step_cache(self, settings: GenerationSettings):
+        """A fresh TeaCache for this run when ``settings.cache`` asks for one (kept for the sidecar)."""
+        from s2v_toolkit.models.step_cache import TeaCache, parse_cache
+
+        params = parse_cache(settings.cache)
+        if params is not None and self.parallel is not None and self.parallel.sequence_degree > 1:
+            raise ConfigError("--cache with a Ulysses (sequence-parallel) run is not supported; use "
+                              "--parallel cfg or one GPU")
+        self.step_cache = TeaCache(params) if params is not None else None
+        return self.step_cache
 
     def encode_prompts(self, *prompts: str) -> list[torch.Tensor]:
         """Embeddings of ``prompts`` through the cache; umT5 goes back to the CPU once, after all of them."""
@@ -716,6 +771,9 @@ class S2VGenerator:
             "device": str(self.device),
             "max_vram_gb": self.max_vram_gb,
             "fp8": self.fp8,
+            "loras": self.loras,
+            "preset": settings.preset,
+            "step_cache": self.step_cache.to_dict() if self.step_cache is not None else None,
             "parallel": self.parallel.to_dict() if self.parallel is not None else None,
             "dit_dtype": str(self.dit_dtype).replace("torch.", ""),
             "settings": settings.to_dict(),
@@ -759,6 +817,24 @@ class S2VGenerator:
             Path(tmp).write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str))
         result.output, result.sidecar = path, side
         return path
+
+
+def clip_noise(shape: tuple[int, ...], seed: int, clip_index: int, device: torch.device,
+               dtype: torch.dtype) -> torch.Tensor:
+    """The starting noise of clip ``clip_index``: a fresh generator seeded ``seed + clip_index`` on
+    ``device``, drawn in ``dtype`` (official ``speech2video.py``: ``seed_g.manual_seed(seed + r)``,
+    ``torch.randn(..., dtype=param_dtype, device=self.device, generator=seed_g)``). A clip's noise so
+    does not depend on the clips before it: clip 2 alone is clip 2 of the whole run."""
+    g = torch.Generator(device=device).manual_seed(seed + clip_index)
+    return torch.randn(shape, generator=g, dtype=dtype, device=device)
+
+
+def _outputs_within(num_grid: int, fps: Fraction) -> int:
+    """The most output frames whose retime sources lie within the first ``num_grid`` 16 fps frames."""
+    n = max(1, int(num_grid * fps / MODEL_FPS))
+    while n > 1 and model_frames_for_output(n, fps) > num_grid:
+        n -= 1
+    return n
 
 
 def _to_uint8(frames: torch.Tensor) -> np.ndarray:

@@ -71,6 +71,8 @@ def denoise_clip(
     progress: bool | Any = False,
     trace: list[StepInfo] | None = None,
     guidance: Callable[..., Any] = guided_prediction,
+    timesteps: list[int] | None = None,
+    step_cache: Any = None,
 ) -> torch.Tensor:
     """Denoise one clip; returns the clean latent (float32, the shape of ``noise``).
 
@@ -86,11 +88,21 @@ def denoise_clip(
         guidance: ``guidance(model, shared, cond, uncond, scale, batched=...)`` -> the guided
             velocity; default :func:`guided_prediction`. Several GPUs plug in here
             (:func:`s2v_toolkit.pipelines.distributed.parallel_models`: CFG-parallel, Ulysses).
+        timesteps: an explicit denoising timestep list (few-step models: the step-distill schedule
+            of :func:`s2v_toolkit.models.schedulers.step_distill_schedule`) instead of ``steps`` evenly
+            spaced and shifted ones; its length must be ``steps``.
+        step_cache: a :class:`s2v_toolkit.models.step_cache.TeaCache` (or None): decides per step
+            whether the blocks run or the cached residual is reused.
     """
     if not isinstance(experts, ExpertOffloader):
         modules = experts if isinstance(experts, Mapping) else {schedule.names[0]: experts}
         experts = ExpertOffloader.for_schedule(schedule, modules, device=noise.device, offload=False)
-    scheduler.set_timesteps(steps, shift=shift, device=noise.device)
+    if timesteps is not None:
+        if len(timesteps) != steps:
+            raise ValueError(f"{len(timesteps)} timesteps given for {steps} steps")
+        scheduler.set_denoising_steps(timesteps, shift=shift, device=noise.device)
+    else:
+        scheduler.set_timesteps(steps, shift=shift, device=noise.device)
     timesteps = scheduler.timestep_values
     sigmas = scheduler.sigma_values
     if not 0 <= start_step < steps:
@@ -104,6 +116,8 @@ def denoise_clip(
         # Multistep solvers start their history at the first step taken.
         scheduler.reset()
 
+    if step_cache is not None:
+        step_cache.begin_clip(steps)
     bar, own_bar = progress, False
     if progress is True:
         from tqdm import tqdm
@@ -118,7 +132,10 @@ def denoise_clip(
             info = StepInfo(clip_index=clip_index, step_index=i, num_steps=steps, timestep=step.timestep,
                             sigma=sigmas[i], next_sigma=sigmas[i + 1], expert=step.expert_name,
                             guidance_scale=step.guidance_scale)
-            timestep = torch.full((batch,), float(step.timestep), device=latents.device)
+            # the scheduler's value: a step-distill schedule's timesteps are fractional (937.5)
+            timestep = torch.full((batch,), float(timesteps[i]), device=latents.device)
+            if step_cache is not None:
+                model = step_cache.bind(model, i, float(timesteps[i]))
             with torch.no_grad():
                 velocity = guidance(model, {**shared, "latents": latents, "timestep": timestep},
                                     cond, uncond, step.guidance_scale, batched=batched_cfg)

@@ -14,17 +14,33 @@ from s2v_toolkit.pipelines.generation_inputs import GenerationSettings, fit_size
 from s2v_toolkit.pipelines.sampling import denoise_clip
 
 
+# Expected values worked out by hand from the official rule (Wan2.2 ``get_size_less_than_area``, see
+# generation_inputs' docstring): tries scales from sqrt(area/(h*w)) down in 100 steps towards
+# (-b + sqrt(b^2 - 2ac)) / 2a (a = h*w, b = 63(h+w), c = 63^2 - area); the first whose sides rounded
+# *up* to 64 fit the area wins; references within the area keep their scale (rounded up to 64).
 @pytest.mark.parametrize("ref, size, expected", [
-    ((480, 832), "480x832", (448, 832)),     # the spec's examples
-    ((720, 1280), "720x1280", (704, 1280)),
-    ((832, 480), "480x832", (832, 448)),     # portrait reference -> portrait shot, same area
-    ((1080, 1920), "480x832", (448, 832)),   # 1080p reference scaled down to the area
-    ((1080, 1920), "448x832", (448, 768)),   # a smaller area: both sides shrink
+    ((720, 1280), "704x1280", (704, 1280)),  # the issue's pairs: 720p at 704*1280 ...
+    ((480, 832), "448x832", (448, 832)),     # ... and 480x832 at 448*832
+    ((720, 1280), "720x1280", (704, 1280)),  # scale 1 -> 720 rounds up to 768 (too big), then 704
+    ((832, 480), "480x832", (832, 448)),     # portrait reference -> portrait shot
+    ((1080, 1920), "448x832", (448, 832)),   # 1080p scaled down: 0.4554 -> 491x874 -> 512x896 too big;
+                                             # the first fit is int(1080 s) <= 448, int(1920 s) <= 832
+    ((1080, 1920), "704x1280", (704, 1280)),
+    ((1024, 1024), "704x1280", (896, 896)),  # square: s from 0.9270 down; i = 16 -> s 0.8740 -> 894 -> 896
+    ((500, 500), "704x1280", (512, 512)),    # within the area: not blown up, 500 rounded up to 512
+    ((300, 400), "448x832", (320, 448)),     # within the area: 300 -> 320, 400 -> 448
 ])
-def test_fit_size_max_area_rule(ref, size, expected):
+def test_fit_size_official_rule(ref, size, expected):
     out = fit_size(*ref, parse_max_area(size))
     assert out == expected
     assert out[0] * out[1] <= parse_max_area(size) and out[0] % 64 == 0 and out[1] % 64 == 0
+
+
+def test_fit_size_keeps_small_references_at_their_scale():
+    # every reference within the area comes out at its own size rounded up to 64, if that fits
+    for h, w in [(128, 128), (200, 330), (448, 640), (640, 448)]:
+        up = (-(-h // 64) * 64, -(-w // 64) * 64)
+        assert fit_size(h, w, 448 * 832) == up
 
 
 @pytest.mark.parametrize("size", ["10x10", "2000x2000", "banana"])
