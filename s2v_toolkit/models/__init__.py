@@ -6,7 +6,10 @@ Public API (everything else in this package is internal):
 - VAE: :class:`WanVAE`, :class:`WanVAEConfig`, :func:`load_wan_vae`, :func:`write_tiny_vae`
 - text: :class:`UMT5TextEncoder`, :func:`load_umt5_text_encoder`, :func:`write_tiny_umt5`
 - audio: :class:`Wav2Vec2AudioEncoder`, :func:`load_audio_encoder`, :func:`write_tiny_wav2vec2`
-- sampling: :func:`make_scheduler` (UniPC, DPM++, Euler), :class:`ExpertSchedule`, :class:`ExpertOffloader`
+- sampling: :func:`make_scheduler` (UniPC, DPM++, Euler), :func:`step_distill_schedule`, :class:`ExpertSchedule`,
+  :class:`ExpertOffloader`
+- LoRA: :func:`apply_loras`, :func:`remove_loras`, :class:`LoraSpec`, :func:`parse_lora_spec`
+- step caching: :class:`TeaCache`, :func:`parse_cache`
 """
 
 from s2v_toolkit.models.attention import set_attention_backend  # (the attention() function stays in its module)
@@ -30,6 +33,8 @@ from s2v_toolkit.models.checkpoint import (
 )
 from s2v_toolkit.models.fp8 import FP8_MODES, Fp8Linear, apply_fp8_mode, enable_fp8_linears, fp8_gemm_support
 from s2v_toolkit.models.fused import disable_fused_blocks, enable_fused_blocks
+from s2v_toolkit.models.lora import LoraError, LoraSpec, apply_loras, parse_lora_spec, remove_loras
+from s2v_toolkit.models.step_cache import TeaCache, parse_cache
 from s2v_toolkit.models.offload import BlockOffloader, disable_block_offload, enable_block_offload
 from s2v_toolkit.models.parallel import (
     SequenceParallelTransformer,
@@ -56,6 +61,7 @@ from s2v_toolkit.models.schedulers import (
     UniPCMultistepScheduler,
     make_scheduler,
     sigma_schedule,
+    step_distill_schedule,
 )
 from s2v_toolkit.models.umt5 import (
     T5_FILENAME,

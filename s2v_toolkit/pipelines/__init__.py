@@ -37,7 +37,8 @@ from s2v_toolkit.pipelines.generation_inputs import (
     parse_fps,
     parse_max_area,
 )
-from s2v_toolkit.pipelines.guidance import combine_guidance, guided_prediction
+from s2v_toolkit.pipelines.guidance import combine_guidance, guidance_active, guided_prediction
+from s2v_toolkit.pipelines.presets import PRESETS, apply_preset
 from s2v_toolkit.pipelines.redub import (
     LineTiming,
     RedubError,

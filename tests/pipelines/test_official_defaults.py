@@ -215,3 +215,24 @@ def test_cli_official_flags_and_lora(tmp_path, reference, bundle, monkeypatch, c
                                     "-o", str(tmp_path / "bad.mov")])
     err = capsys.readouterr().err
     assert code == 2 and "q_img.lora_down.weight" in err and "Traceback" not in err
+
+
+def test_use_loras_switches_runtime_loras_and_restores_the_model(generator, tmp_path):
+    from safetensors.torch import save_file
+
+    from s2v_toolkit.models.lora import LoraLinear
+
+    expert = next(iter(generator.experts.values()))
+    before = {k: v.clone() for k, v in expert.state_dict().items()}
+    path = tmp_path / "character.safetensors"
+    save_file({"diffusion_model.blocks.1.ffn.2.lora_down.weight": torch.randn(2, 128),
+               "diffusion_model.blocks.1.ffn.2.lora_up.weight": torch.randn(64, 2),
+               "diffusion_model.blocks.1.norm3.diff": torch.randn(64)}, str(path))
+    reports = generator.use_loras([f"{path}:0.5"])
+    assert reports[0]["mode"] == "runtime" and reports[0]["targets"] == 2
+    assert isinstance(expert.blocks[1].ffn[2], LoraLinear)
+    assert not torch.equal(expert.blocks[1].norm3.weight, before["blocks.1.norm3.weight"])
+    assert generator.use_loras([]) == []
+    assert not any(isinstance(m, LoraLinear) for m in expert.modules())
+    after = expert.state_dict()
+    assert all(torch.equal(after[k], v) for k, v in before.items())
