@@ -46,6 +46,9 @@ TITLE_OPS = ("title", "generator", "matte key")
 GAIN_PARAMS = {"amplitude", "avidcontrolclipratio", "level", "gain", "volume", "audiogain"}
 GAIN_PARAM_IDS = ("e4962321-2267-11d3-8a4c-0050040ef7d2", "47c00f7d-fb55-11d3-9ff7-0004ac969f50")
 MIN_DB = -144.0
+# operations known by their AAF definition id (Pro Tools writes them without a name)
+GAIN_OP_IDS = ("9d2ea894-0968-11d3-8a38-0050040ef7d2",)    # MonoAudioGain
+PAN_OP_IDS = ("9d2ea893-0968-11d3-8a38-0050040ef7d2",)     # MonoAudioPan
 
 
 def snap_rate(rate) -> Fraction:
@@ -266,6 +269,12 @@ class CompositionReader:
 
     def walk_operation(self, op, rate, path, scope) -> list:
         opname = _name(op.operation) if op.operation is not None else ""
+        try:
+            op_id = str(op.operation.auid) if op.operation is not None else ""
+        except Exception:
+            op_id = ""
+        if not opname:
+            opname = "Audio Gain" if op_id in GAIN_OP_IDS else "Audio Pan" if op_id in PAN_OP_IDS else ""
         low = opname.lower()
         inputs = list(op.segments) if "InputSegments" in op.keys() else []
         params = {}
