@@ -85,7 +85,7 @@ def pick_composition(f, path: Path, notes: list[str]):
                          "which no other composition uses")
     if not comps:
         # an exported master clip (no sequence): the editor opens that clip, so it is the timeline
-        comps = list(f.content.mastermobs())
+        comps = [m for m in f.content.mastermobs() if any(kind_of(s.segment) for s in m.slots)]
         if comps:
             notes.append(f"AAF holds no composition; reading the clip '{_name(comps[0])}' as the timeline")
     if not comps:
