@@ -295,6 +295,9 @@ def test_an_exported_clip_without_composition_reads_as_a_one_clip_timeline(tmp_p
     assert any("no composition" in n and "'dia'" in n for n in loaded.notes)
     (c,) = describe_timeline(loaded, check_media=False).clips
     assert c.name == "dia" and c.record.duration_seconds == 20 and c.kind == "audio"
+    r = conform(loaded, [RenderResult(str(tmp_path / "r.mov"), clip_id=c.id)], tmp_path / "out")
+    assert len(assert_only_additions(path, r.outputs["AAF"], loaded.timeline.metadata["s2v_toolkit"]["mob_id"])) == 2
+    assert any("not a sequence" in n for n in r.not_carried)
 
 
 def test_an_empty_composition_is_an_empty_timeline(tmp_path):

@@ -45,6 +45,8 @@ def write_additions(original, additions, tmp_path: Path) -> list[str]:
         if comp is None:
             raise TimelineError(original.path, f"AAF composition {mob_id} not found for write-back")
         rate, _ = composition_rate(comp)
+        if type(comp).__name__ == "MasterMob":
+            notes.append(f"the AAF holds a clip ('{comp.name}'), not a sequence: the render track is added to that clip")
         phys = [s["PhysicalTrackNumber"].value for s in comp.slots
                 if "PhysicalTrackNumber" in s.keys() and _is_picture(s)]
         next_phys = max([p for p in phys if p is not None] or [0]) + 1
