@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import asdict, dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -418,11 +419,21 @@ def _check_carried(path: Path, adapter: str, result: ConformResult, rate: float 
     for tn in result.track_names:
         if tn not in names:
             lost.append(f"{adapter}: track name '{tn}' not kept")
-    back_clips = {c.name: c for c in back.clips}
-    no_meta = [p.clip_name for p in result.placed if p.clip_name in back_clips and not back_clips[p.clip_name].s2v]
+    # several renders may share a name (two takes of one clip): match each by name AND record range
+    back_clips: dict = {}
+    for c in back.clips:
+        back_clips.setdefault(c.name, []).append(c)
+
+    half = Fraction(1, 2) / Fraction(back.rate).limit_denominator(10 ** 6)   # a picture track holds whole frames
+
+    def _same(p):
+        return next((c for c in back_clips.get(p.clip_name, [])
+                     if abs(c.record.start_seconds - p.record.start_seconds) < half
+                     and abs(c.record.duration_seconds - p.record.duration_seconds) < 2 * half), None)
+
+    no_meta = [p.clip_name for p in result.placed if _same(p) is not None and not _same(p).s2v]
     missing = [p.clip_name for p in result.placed if p.clip_name not in back_clips]
-    moved = [p.clip_name for p in result.placed if p.clip_name in back_clips
-             and back_clips[p.clip_name].record.to_otio() != p.record.to_otio()]
+    moved = [p.clip_name for p in result.placed if p.clip_name in back_clips and _same(p) is None]
     if missing:
         lost.append(f"{adapter}: {len(missing)} render clip(s) not found by name when read back")
     if no_meta:

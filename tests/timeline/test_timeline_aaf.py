@@ -229,3 +229,120 @@ def test_pan_is_kept_and_noted_not_applied(tmp_path):
     (c,) = describe_timeline(loaded, check_media=False).clips
     assert "Mono Audio Pan" in c.s2v["effects"] and c.gain_db == 0
     assert any("stereo position" in n and "01:00:00:00-01:00:01:00" in n for n in loaded.notes)
+
+
+def test_a_transition_as_long_as_a_clip_cuts_the_clips_it_joins(tmp_path):
+    """A dissolve the length of the whole outgoing clip starts where that clip starts: which side a
+    clip is on comes from the sequence order (the outgoing clip used to be read as the incoming one)."""
+    def build(b):
+        v = b.media("a", "file:///nowhere/a.mov", kind="picture")
+        w = b.media("b", "file:///nowhere/b.mov", kind="picture")
+        t = b.track("picture")
+        t.segment.components.append(b.filler(10, "picture"))
+        t.segment.components.append(b.clip(v, 0, 48, kind="picture"))
+        t.segment.components.append(b.transition(48, 20, "picture"))
+        t.segment.components.append(b.clip(w, 0, 48, kind="picture"))
+
+    desc = _desc(write_aaf(tmp_path / "long_dissolve.aaf", Fraction(24), build))
+    got = [(c.name, c.record.start_seconds * 24, c.record.duration_seconds * 24) for c in desc.clips]
+    assert got == [("a", 10, 20), ("b", 30, 28)]
+
+
+def test_avid_video_clip_mute_selects_the_layer_below(tmp_path):
+    """Media Composer mutes a picture clip with a Selector whose selected segment is a ScopeReference
+    (the layer below shows through) and the clip its alternate."""
+    def build(b):
+        v = b.media("shot", "file:///nowhere/shot.mov", kind="picture")
+        t = b.track("picture")
+        sel = b.muted(b.clip(v, 0, 24, kind="picture"), "picture")
+        ref = b.f.create.ScopeReference()
+        ref.media_kind = "picture"
+        ref.length = 24
+        ref["RelativeScope"].value = 0
+        ref["RelativeSlot"].value = 1
+        sel["Selected"].value = ref
+        t.segment.components.append(sel)
+
+    (c,) = _desc(write_aaf(tmp_path / "video_mute.aaf", Fraction(24), build)).clips
+    assert c.name == "shot" and c.s2v.get("muted") is True and not c.active
+
+
+def test_unnamed_mono_audio_gain_is_known_by_its_definition_id(tmp_path):
+    """Pro Tools writes MonoAudioGain operations without a name."""
+    def build(b):
+        a = b.media("dia", "file:///nowhere/dia.wav")
+        t = b.track("sound")
+        op = b.gain(b.clip(a, 0, 24), Fraction(1, 2))
+        op.operation.name = ""
+        t.segment.components.append(op)
+
+    (c,) = _desc(write_aaf(tmp_path / "unnamed_gain.aaf", Fraction(24), build)).clips
+    assert c.gain_db == pytest.approx(-6.0206, abs=1e-3)
+
+
+def test_an_exported_clip_without_composition_reads_as_a_one_clip_timeline(tmp_path):
+    """An AAF of a bin clip (master mob, no sequence) is what the editor opens: that clip."""
+    import aaf2
+
+    path = tmp_path / "clip_only.aaf"
+    with aaf2.open(str(path), "w") as f:
+        from aaf_testkit import AAFBuilder
+
+        b = AAFBuilder.__new__(AAFBuilder)      # no composition: only the clip's mobs
+        b.f, b.rate, b._ops = f, Fraction(24), {}
+        b.media("dia", "file:///nowhere/dia.wav", length=480)
+    loaded = read_timeline(path)
+    assert any("no composition" in n and "'dia'" in n for n in loaded.notes)
+    (c,) = describe_timeline(loaded, check_media=False).clips
+    assert c.name == "dia" and c.record.duration_seconds == 20 and c.kind == "audio"
+    r = conform(loaded, [RenderResult(str(tmp_path / "r.mov"), clip_id=c.id)], tmp_path / "out")
+    assert len(assert_only_additions(path, r.outputs["AAF"], loaded.timeline.metadata["s2v_toolkit"]["mob_id"])) == 2
+    assert any("not a sequence" in n for n in r.not_carried)
+
+
+def test_an_empty_composition_is_an_empty_timeline(tmp_path):
+    def build(b):
+        b.track("picture")
+        b.track("sound")
+
+    desc = _desc(write_aaf(tmp_path / "empty.aaf", Fraction(25), build, tc_fps=25))
+    assert desc.clips == [] and [t.kind for t in desc.tracks] == ["video", "audio"]
+
+
+def test_a_marker_on_a_sample_timed_clip_between_frames_reads_back_on_it(tmp_path):
+    """Audio timed in samples starts between frames; the marker written on the frame grid must
+    fall inside the clip, not on the frame before it."""
+    def build(b):
+        a = b.media("dia", "file:///nowhere/dia.wav", rate=48000, length=48000 * 10)
+        b.track("picture").segment.components.append(b.filler(200, "picture"))
+        t = b.track("sound", rate=48000)
+        t.segment.components.append(b.filler(48000 + 700))       # 1 s + 0.35 frame
+        t.segment.components.append(b.clip(a, 0, 48000 * 2))
+
+    path = write_aaf(tmp_path / "between.aaf", Fraction(24), build)
+    loaded = read_timeline(path)
+    (target,) = describe_timeline(loaded, check_media=False).clips
+    r = conform(loaded, [RenderResult(str(tmp_path / "r.mov"), clip_id=target.id)], tmp_path / "out")
+    back = describe_timeline(read_timeline(r.outputs["AAF"]), check_media=False)
+    (dia,) = [c for c in back.clips if c.name == "dia"]
+    assert [m.name for m in dia.markers] == ["S2V v001"]
+    assert not [n for n in r.not_carried if "marker" in n or "record range" in n]
+
+
+def test_renders_of_two_clips_with_one_name_are_not_reported_moved(tmp_path):
+    """Two renders named after two uses of one clip are matched by name and record range."""
+    def build(b):
+        v = b.media("shot", "file:///nowhere/shot.mov", kind="picture")
+        t = b.track("picture")
+        t.segment.components.append(b.clip(v, 0, 24, kind="picture"))
+        t.segment.components.append(b.filler(24, "picture"))
+        t.segment.components.append(b.clip(v, 100, 24, kind="picture"))
+
+    path = write_aaf(tmp_path / "twice.aaf", Fraction(24), build)
+    loaded = read_timeline(path)
+    clips = describe_timeline(loaded, check_media=False).clips
+    assert [c.name for c in clips] == ["shot", "shot"]
+    r = conform(loaded, [RenderResult(str(tmp_path / f"r{i}.mov"), clip_id=c.id) for i, c in enumerate(clips)],
+                tmp_path / "out")
+    assert len(r.placed) == 2 and r.placed[0].clip_name == r.placed[1].clip_name
+    assert not [n for n in r.not_carried if "record range" in n], r.not_carried

@@ -84,6 +84,11 @@ def pick_composition(f, path: Path, notes: list[str]):
             notes.append(f"AAF marks no composition as top level; reading '{_name(comps[0])}', "
                          "which no other composition uses")
     if not comps:
+        # an exported master clip (no sequence): the editor opens that clip, so it is the timeline
+        comps = [m for m in f.content.mastermobs() if any(kind_of(s.segment) for s in m.slots)]
+        if comps:
+            notes.append(f"AAF holds no composition; reading the clip '{_name(comps[0])}' as the timeline")
+    if not comps:
         raise TimelineError(path, "AAF has no composition (no tracks to read)")
     if len(comps) > 1:
         names = ", ".join(f"'{_name(c)}'" for c in comps[:5])

@@ -46,6 +46,9 @@ TITLE_OPS = ("title", "generator", "matte key")
 GAIN_PARAMS = {"amplitude", "avidcontrolclipratio", "level", "gain", "volume", "audiogain"}
 GAIN_PARAM_IDS = ("e4962321-2267-11d3-8a4c-0050040ef7d2", "47c00f7d-fb55-11d3-9ff7-0004ac969f50")
 MIN_DB = -144.0
+# operations known by their AAF definition id (Pro Tools writes them without a name)
+GAIN_OP_IDS = ("9d2ea894-0968-11d3-8a38-0050040ef7d2",)    # MonoAudioGain
+PAN_OP_IDS = ("9d2ea893-0968-11d3-8a38-0050040ef7d2",)     # MonoAudioPan
 
 
 def snap_rate(rate) -> Fraction:
@@ -179,6 +182,13 @@ class TransitionPiece:
     cut: Fraction                    # cut point from ``start``
     name: str
     path: tuple = ()
+    # the components it joins (their paths): a transition can be as long as a whole clip, so which
+    # side a clip is on comes from the sequence order, not from where the clip lies
+    prev: tuple | None = None
+    next: tuple | None = None
+
+    def shifted(self, dt: Fraction) -> "TransitionPiece":
+        return TransitionPiece(self.start + dt, self.length, self.cut, self.name, self.path, self.prev, self.next)
 
 
 class CompositionReader:
@@ -233,7 +243,7 @@ class CompositionReader:
                 op = comp["OperationGroup"].value if "OperationGroup" in comp.keys() else None
                 # the next component starts under the transition: the sequence is shorter by its length
                 out.append(TransitionPiece(pos, length, cut, _name(op.operation) if op is not None else "",
-                                           path + (i,)))
+                                           path + (i,), path + (i - 1,), path + (i + 1,)))
                 continue
             out.extend(p.shifted(pos) for p in self.walk(comp, rate, path + (i,), scope))
             pos += length
@@ -243,8 +253,10 @@ class CompositionReader:
         attrs = _attrs(sel)
         selected = sel["Selected"].value if "Selected" in sel.keys() else None
         alternates = list(sel["Alternates"].value) if "Alternates" in sel.keys() else []
-        if any("DISABLE_CLIP" in k for k in attrs) and alternates and type(selected).__name__ == "Filler":
-            # Avid's clip mute: the muted clip is the alternate, silence is selected
+        if any("DISABLE_CLIP" in k for k in attrs) and alternates \
+                and type(selected).__name__ in ("Filler", "ScopeReference"):
+            # Avid's clip mute: the muted clip is the alternate; silence (sound) or the layer below
+            # (picture, a ScopeReference) is selected
             pieces = self.walk(alternates[0], rate, path + ("alt", 0), scope)
             for p in pieces:
                 p.muted = True
@@ -257,6 +269,12 @@ class CompositionReader:
 
     def walk_operation(self, op, rate, path, scope) -> list:
         opname = _name(op.operation) if op.operation is not None else ""
+        try:
+            op_id = str(op.operation.auid) if op.operation is not None else ""
+        except Exception:
+            op_id = ""
+        if not opname:
+            opname = "Audio Gain" if op_id in GAIN_OP_IDS else "Audio Pan" if op_id in PAN_OP_IDS else ""
         low = opname.lower()
         inputs = list(op.segments) if "InputSegments" in op.keys() else []
         params = {}
@@ -665,11 +683,11 @@ def _apply_transitions(pieces: list) -> list:
         for t in trans:
             cut = t.start + t.cut
             t_end = t.start + t.length
-            if c.start < t.start < c.start + c.length <= t_end + Fraction(1, 10 ** 9):
+            if _under(c, t.prev):
                 hi = min(hi, cut)           # outgoing clip: ends at the cut
                 if c.kind == "audio" and not _has_clip_at(clips, t_end, c):
                     c.fade_out = t.length
-            if t.start <= c.start < t_end and c.start + c.length > t_end - Fraction(1, 10 ** 9):
+            if _under(c, t.next):
                 lo = max(lo, cut)           # incoming clip: starts at the cut
                 if c.kind == "audio" and not _has_clip_before(clips, t.start, c):
                     c.fade_in = t.length
@@ -679,6 +697,11 @@ def _apply_transitions(pieces: list) -> list:
             k.fade_in, k.fade_out = fade_in, fade_out
             out_clips.append(k)
     return out_clips + trans + others
+
+
+def _under(piece, component_path) -> bool:
+    """Whether ``piece`` comes from the component at ``component_path`` (or from inside it)."""
+    return component_path is not None and tuple(piece.path[:len(component_path)]) == component_path
 
 
 def _has_clip_at(clips, t, me) -> bool:

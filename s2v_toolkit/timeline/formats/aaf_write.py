@@ -45,6 +45,8 @@ def write_additions(original, additions, tmp_path: Path) -> list[str]:
         if comp is None:
             raise TimelineError(original.path, f"AAF composition {mob_id} not found for write-back")
         rate, _ = composition_rate(comp)
+        if type(comp).__name__ == "MasterMob":
+            notes.append(f"the AAF holds a clip ('{comp.name}'), not a sequence: the render track is added to that clip")
         phys = [s["PhysicalTrackNumber"].value for s in comp.slots
                 if "PhysicalTrackNumber" in s.keys() and _is_picture(s)]
         next_phys = max([p for p in phys if p is not None] or [0]) + 1
@@ -119,6 +121,17 @@ def _render_master(f, clip, rate: Fraction, length: int, url: str):
     return master
 
 
+def _first_frame_inside(start, duration, rate: Fraction) -> int:
+    """The first whole frame inside a range: a clip timed in samples starts between frames, and a
+    marker rounded down to the frame before would fall off the clip it marks."""
+    import math
+
+    a = Fraction(start.value).limit_denominator(10 ** 6) * rate / Fraction(start.rate).limit_denominator(10 ** 6)
+    d = Fraction(duration.value).limit_denominator(10 ** 6) * rate / Fraction(duration.rate).limit_denominator(10 ** 6)
+    pos = math.ceil(a - Fraction(1, 10 ** 6))
+    return pos if pos < a + d else int(round(a))
+
+
 def _add_markers(f, comp, markers, rate: Fraction, notes: list[str]) -> None:
     slot = f.create.EventMobSlot()
     slot.slot_id = _free_slot_id(comp) + 1000   # Avid numbers event slots above its tracks
@@ -133,7 +146,7 @@ def _add_markers(f, comp, markers, rate: Fraction, notes: list[str]) -> None:
     for m in markers:
         sid = (m.locator or {}).get("slot_id")
         marker = _new_component(f, "DescriptiveMarker", dd)
-        marker["Position"].value = _frames(m.record.start_time, rate)
+        marker["Position"].value = _first_frame_inside(m.record.start_time, m.record.duration, rate)
         marker["Length"].value = max(1, _frames(m.record.duration, rate))
         marker["Comment"].value = f"{m.name}\n{m.comment}" if m.comment else m.name
         r, g, b = MARKER_RGB.get(str(m.color).upper(), MARKER_RGB["CYAN"])
