@@ -14,8 +14,11 @@ drops clip gain; so the toolkit reads the top-level composition itself:
   a varying level is kept as ``gain_envelope``), "Motion Control"/"Audio Warp" give the speed,
   "Audio Channel Combiner" (stereo/5.1 clips) gives one clip per channel in a stack, titles
   are generators; other effects pass their first input through and are listed on the clip;
-* Selectors with Avid's ``_DISABLE_CLIP_FLAG`` are muted clips (``muted``, ``enabled=False``);
-* Transitions trim both sides at their cut point and become OTIO transitions; an audio
+* Selectors with Avid's ``_DISABLE_CLIP_FLAG`` are muted clips (``muted``, ``enabled=False``):
+  silence (a Filler, sound) or the layer below (a ScopeReference, picture) is selected;
+* operations are known by name or, unnamed (Pro Tools), by their AAF definition id;
+* Transitions trim the two components they join (by sequence order: a dissolve may be as long
+  as a whole clip) at their cut point and become OTIO transitions; an audio
   transition against silence is a fade (``fade_in``/``fade_out``);
 * DescriptiveMarkers in event slots are markers on the clip under them (or the track/timeline).
 
