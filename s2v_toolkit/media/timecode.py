@@ -37,8 +37,9 @@ def nominal_rate(fps: Fraction) -> int:
 
 
 def is_drop_frame_rate(fps: Fraction) -> bool:
-    """Drop-frame timecode exists only for the NTSC rates 29.97 and 59.94."""
-    return fps in (Fraction(30000, 1001), Fraction(60000, 1001))
+    """Drop-frame timecode exists only for the NTSC rates 29.97, 59.94 and 119.88 (2, 4 and 8 labels
+    skipped per minute, except every tenth minute)."""
+    return fps in (Fraction(30000, 1001), Fraction(60000, 1001), Fraction(120000, 1001))
 
 
 def _drops_per_minute(fps: Fraction) -> int:
@@ -72,7 +73,7 @@ def frames_to_timecode(frames: int, fps: Fraction, drop_frame: bool | None = Non
     if drop_frame is None:
         drop_frame = is_drop_frame_rate(fps)
     if drop_frame and not is_drop_frame_rate(fps):
-        raise ValueError(f"drop-frame timecode needs 29.97 or 59.94 fps, not {fps}")
+        raise ValueError(f"drop-frame timecode needs 29.97, 59.94 or 119.88 fps, not {fps}")
     sign = "-" if frames < 0 else ""
     frames = abs(int(frames))
     base = nominal_rate(fps)

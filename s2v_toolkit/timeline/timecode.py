@@ -26,7 +26,7 @@ STANDARD_RATES = tuple(
         (32000, 1), (44100, 1), (48000, 1), (96000, 1), (192000, 1),
     )
 )
-_DF_RATES = (Fraction(30000, 1001), Fraction(60000, 1001))
+_DF_RATES = (Fraction(30000, 1001), Fraction(60000, 1001), Fraction(120000, 1001))
 
 
 def rate_fraction(rate: float) -> Fraction:

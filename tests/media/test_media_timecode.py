@@ -54,3 +54,15 @@ def test_snap_rate_to_exact_rationals():
     assert snap_rate(Fraction(2997, 100)) == NTSC30
     assert snap_rate(25.0) == 25
     assert snap_rate(Fraction(12345, 1000)) == Fraction(12345, 1000)  # unusual rates are kept, not forced
+
+
+def test_drop_frame_at_119_88_skips_eight_labels_per_minute_except_every_tenth():
+    ntsc120 = Fraction(120000, 1001)
+    # 119.88 DF drops labels ;00-;07 at every minute not divisible by ten (as 29.97 drops ;00-;01)
+    assert frames_to_timecode(120 * 60, ntsc120, drop_frame=True) == "00:01:00;08"  # minute 0 keeps all
+    assert frames_to_timecode(120 * 60 - 1, ntsc120, drop_frame=True) == "00:00:59;119"
+    ten_minutes = 120 * 600 - 8 * 9
+    assert frames_to_timecode(ten_minutes, ntsc120, drop_frame=True) == "00:10:00;00"
+    for frames in (0, 7199, 7200, ten_minutes - 1, ten_minutes, 431_568, 10_000_000):
+        tc = frames_to_timecode(frames, ntsc120, drop_frame=True)
+        assert timecode_to_frames(tc, ntsc120) == frames
