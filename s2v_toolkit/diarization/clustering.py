@@ -135,7 +135,8 @@ def estimate_speaker_count(embeddings: np.ndarray, min_speakers: int = 1, max_sp
     2. Merge groups pairwise by their voice prints (:func:`_merge_sequence`), recording how far apart each
        merge is. Only states where every group has ``min_speaker_seconds`` of speech can be the answer.
     3. The merges among groups of one voice have a typical distance; a merge at least ``clear_jump`` times
-       the median distance of the merges before it joins two different voices. The state before the first
+       the median distance of the merges before it (before two of those, the distance between the halves of
+       the pair itself) joins two different voices. The state before the first
        such jump (from the most groups down) gives the count: a dendrogram-gap rule, free of an absolute
        scale, so it holds for voices far apart (LibriSpeech readers) and for a shared channel that pulls every
        print together.
@@ -157,12 +158,18 @@ def estimate_speaker_count(embeddings: np.ndarray, min_speakers: int = 1, max_sp
     labels = _agglomerate(c, start, 0.0, max_points) if start > 1 else np.zeros(n, dtype=np.int64)
     labels = _refine(c, labels, int(labels.max()) + 1, w, 3)
     states = _merge_sequence(x, c, labels, w, min_speaker_seconds, lower)
-    candidates = [i for i, s in enumerate(states) if s["heavy"] and lower <= s["k"] <= upper and "distance" in s]
+    heavy = [i for i, s in enumerate(states) if s["heavy"] and "distance" in s]
+    candidates = [i for i in heavy if lower <= states[i]["k"] <= upper]
     best = None
-    for i in candidates:  # most groups first: the first clear jump is the finest split into voices
-        within = [states[j]["distance"] for j in candidates if j < i]
-        if len(within) >= 2 and states[i]["distance"] >= clear_jump * float(np.median(within)):
-            best = i
+    for i in heavy:  # most groups first: the first clear jump is the finest split into voices
+        within = [states[j]["distance"] for j in heavy if j < i]
+        # the typical distance of merges inside one voice; before two such merges are seen, the distance
+        # between the halves of the pair itself stands in for it
+        reference = float(np.median(within)) if len(within) >= 2 else 1.0 - states[i]["self"]
+        if states[i]["distance"] >= clear_jump * max(reference, 1e-3):
+            # more voices than allowed: the bound; fewer than required: the lower bound
+            inside = [j for j in candidates if states[j]["k"] <= states[i]["k"]] or candidates
+            best = inside[0] if inside else None
             break
     if best is None:
         two = [i for i in candidates if states[i]["k"] == 2]

@@ -214,6 +214,7 @@ class EmbeddedDiarizer:
                                     min_speaker_seconds=cfg.min_speaker_seconds,
                                     reliable=reliable)
         k = int(labels.max()) + 1
+        info["count"] = "given" if num_speakers is not None else "estimated (voice prints; docs/diarization.md)"
         centroids = centroids_of(embeddings.astype(np.float64), labels, k, weights)
         posteriors = _posteriors(embeddings @ centroids.T, cfg.temperature, other=1.0 - cfg.threshold)
 
