@@ -135,8 +135,8 @@ def estimate_speaker_count(embeddings: np.ndarray, min_speakers: int = 1, max_sp
     2. Merge groups pairwise by their voice prints (:func:`_merge_sequence`), recording how far apart each
        merge is. Only states where every group has ``min_speaker_seconds`` of speech can be the answer.
     3. The merges among groups of one voice have a typical distance; a merge at least ``clear_jump`` times
-       the median distance of the merges before it (before two of those, the distance between the halves of
-       the pair itself) joins two different voices. The state before the first
+       the median distance of the merges before it (before two of those, the larger of the light groups'
+       merges and the distance between the halves of the pair itself) joins two different voices. The state before the first
        such jump (from the most groups down) gives the count: a dendrogram-gap rule, free of an absolute
        scale, so it holds for voices far apart (LibriSpeech readers) and for a shared channel that pulls every
        print together.
@@ -163,9 +163,13 @@ def estimate_speaker_count(embeddings: np.ndarray, min_speakers: int = 1, max_sp
     best = None
     for i in heavy:  # most groups first: the first clear jump is the finest split into voices
         within = [states[j]["distance"] for j in heavy if j < i]
-        # the typical distance of merges inside one voice; before two such merges are seen, the distance
-        # between the halves of the pair itself stands in for it
-        reference = float(np.median(within)) if len(within) >= 2 else 1.0 - states[i]["self"]
+        # the typical distance of merges inside one voice; before two such merges are seen, the merges of
+        # light groups before it and the distance between the halves of the pair itself stand in for it
+        if len(within) >= 2:
+            reference = float(np.median(within))
+        else:
+            earlier = [states[j]["distance"] for j in range(i)]
+            reference = max(float(np.median(earlier)) if earlier else 0.0, 1.0 - states[i]["self"])
         if states[i]["distance"] >= clear_jump * max(reference, 1e-3):
             # more voices than allowed: the bound; fewer than required: the lower bound
             inside = [j for j in candidates if states[j]["k"] <= states[i]["k"]] or candidates
