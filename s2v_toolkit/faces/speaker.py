@@ -17,9 +17,10 @@ table of real clips behind it. A still mouth (opening std under ``min_mouth_moti
 A line shorter than ``min_line_seconds`` or a silent one (its loudest frame under ``silence_dbfs``) cannot
 be judged from the audio.
 
-Without usable audio the reference image decides: each candidate's combined face similarity, rescaled so
-that ``reference_floor`` maps to 0, and the choice needs a margin of ``min_confidence`` over the next.
-With audio, the reference similarity is reported next to the audio evidence; the audio decides who speaks.
+When the audio decides (a margin of ``audio_confidence``), the reference similarity is only reported.
+When it does not (no usable audio, or no mouth follows it clearly), the reference image names the
+character's face: each candidate's combined face similarity, rescaled so that ``reference_floor`` maps to
+0, needs a margin of ``min_confidence`` over the next; the reason says the audio was undecided and why.
 """
 
 from __future__ import annotations
@@ -219,39 +220,63 @@ def choose_speaker(tracks: list[FaceTrack], start: int, end: int, *, envelope: n
                                               f"{start}-{end}", [])
     if audio_note is not None:
         use_audio = False
-        for c in candidates:  # the audio said nothing: the reference decides, if there is one
-            c.score = 0.0 if c.reference_similarity is None else max(
-                0.0, (c.reference_similarity - params.reference_floor) / (1.0 - params.reference_floor))
-    ranked = sorted(candidates, key=lambda c: c.score, reverse=True)
-    best = ranked[0]
-    confidence = best.score - (ranked[1].score if len(ranked) > 1 else 0.0)
-    if not use_audio and reference is None:
-        why = audio_note or "no audio and no reference image: nothing to decide on"
-        return SpeakerChoice(None, 0.0, best.track_id, why, candidates)
-    needed = params.audio_confidence if use_audio else params.min_confidence
-    if confidence < needed:
+
+    def ref_score(c):
+        if c.reference_similarity is None:
+            return 0.0
+        return max(0.0, (c.reference_similarity - params.reference_floor) / (1.0 - params.reference_floor))
+
+    def margin(scores):
+        ranked = sorted(scores, key=lambda cs: cs[1], reverse=True)
+        return ranked, ranked[0][1] - (ranked[1][1] if len(ranked) > 1 else 0.0)
+
+    audio_ranked = audio_conf = None
+    if use_audio:
+        for c in candidates:
+            c.score = float(c.audio_evidence or 0.0)
+        audio_ranked, audio_conf = margin([(c, c.score) for c in candidates])
+        if audio_conf >= params.audio_confidence:  # the mouth that follows the line decides
+            best = audio_ranked[0][0]
+            parts = [f"mouth follows audio r={best.audio_correlation:.2f}, {best.audio_z:.1f} sd above chance, "
+                     f"lag {best.audio_lag:+d} frames"]
+            if best.reference_similarity is not None:
+                parts.append(f"reference similarity {best.reference_similarity:.2f}")
+            return SpeakerChoice(best.track_id, audio_conf, best.track_id, "; ".join(parts), candidates)
+    audio_why = None
+    if use_audio:
+        lead = audio_ranked[0][0]
+        if lead.score == 0.0:
+            audio_why = "no mouth moves with the audio"
+        elif len(audio_ranked) > 1 and audio_ranked[1][1] > 0.5 * lead.score:
+            audio_why = f"tracks {lead.track_id} and {audio_ranked[1][0].track_id} follow the audio about equally"
+        else:
+            audio_why = (f"track {lead.track_id}'s mouth follows the audio only {lead.audio_z:.1f} sd above chance"
+                         if lead.audio_z is not None else f"weak audio evidence for track {lead.track_id}")
+    else:
+        audio_why = audio_note
+    if reference is None:
+        why = audio_why or "no audio and no reference image: nothing to decide on"
+        conf = audio_conf or 0.0
+        lead = audio_ranked[0][0].track_id if audio_ranked else candidates[0].track_id
+        prefix = f"low confidence ({conf:.2f} < {params.audio_confidence:g}): " if use_audio else ""
+        return SpeakerChoice(None, conf, lead, prefix + why, candidates)
+    # the audio did not decide: the reference image names the character's face
+    for c in candidates:
+        c.score = ref_score(c)
+    ranked, confidence = margin([(c, c.score) for c in candidates])
+    best = ranked[0][0]
+    tail = f"; audio undecided: {audio_why}" if audio_why else ""
+    if confidence < params.min_confidence:
         if best.score == 0.0:
-            why = "no mouth moves with the audio" if use_audio else "no face matches the reference"
-        elif len(ranked) > 1 and ranked[1].score > 0.5 * best.score:
-            why = f"tracks {best.track_id} and {ranked[1].track_id} are about equally likely"
-        elif use_audio:
-            why = (f"track {best.track_id}'s mouth follows the audio only {best.audio_z:.1f} sd above chance"
-                   if best.audio_z is not None else f"weak evidence for track {best.track_id}")
+            why = "no face matches the reference"
+        elif len(ranked) > 1 and ranked[1][1] > 0.5 * best.score:
+            why = f"tracks {best.track_id} and {ranked[1][0].track_id} are about equally likely"
         else:
             why = f"weak evidence for track {best.track_id}"
-        if audio_note:
-            why += f"; {audio_note}"
-        return SpeakerChoice(None, confidence, best.track_id, f"low confidence ({confidence:.2f} < {needed:g}): {why}",
-                             candidates)
-    parts = []
-    if use_audio:
-        parts.append(f"mouth follows audio r={best.audio_correlation:.2f}, {best.audio_z:.1f} sd above chance, "
-                     f"lag {best.audio_lag:+d} frames")
-    if best.reference_similarity is not None:
-        parts.append(f"reference similarity {best.reference_similarity:.2f}")
-    if audio_note:
-        parts.append(audio_note)
-    return SpeakerChoice(best.track_id, confidence, best.track_id, "; ".join(parts), candidates)
+        return SpeakerChoice(None, confidence, best.track_id,
+                             f"low confidence ({confidence:.2f} < {params.min_confidence:g}): {why}{tail}", candidates)
+    return SpeakerChoice(best.track_id, confidence, best.track_id,
+                         f"reference similarity {best.reference_similarity:.2f}{tail}", candidates)
 
 
 def reference_descriptor(image: np.ndarray, bundle=None) -> FaceDescriptor:
