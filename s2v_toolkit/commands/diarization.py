@@ -24,11 +24,13 @@ def register(sub) -> None:
                         "pipeline folder (--pyannote-dir), needs the 'pyannote' extra")
     p.add_argument("--pyannote-dir", metavar="DIR", help="pyannote pipeline folder (with config.yaml)")
     p.add_argument("--num-speakers", type=int, metavar="N",
-                   help="exact number of speakers (default: the cast size when --cast is given, else estimated)")
+                   help="exact number of speakers (default: estimated; with --cast, at most the cast size + 1)")
     p.add_argument("--min-speakers", type=int, metavar="N", help="lower bound when the count is estimated")
     p.add_argument("--max-speakers", type=int, metavar="N", help="upper bound when the count is estimated")
     p.add_argument("--estimate-speakers", action="store_true",
-                   help="with --cast, estimate the count instead of using the cast size")
+                   help="estimate the count (the default; kept for old command lines)")
+    p.add_argument("--cast-count", action="store_true",
+                   help="with --cast, use the cast size as the exact count (the old default)")
     p.add_argument("--channel", default=None, metavar="N|auto",
                    help="audio channel to analyse (0-based), or 'auto' for the one with most speech "
                         "(default: mix all channels)")
@@ -133,17 +135,21 @@ def _cmd_diarize(args) -> int:
                         ("--max-speakers", args.max_speakers)):
         if value is not None:
             parse_count(value, flag, 1, 100)
-    num_speakers = args.num_speakers
-    if num_speakers is None and cast is not None and not args.estimate_speakers \
-            and args.min_speakers is None and args.max_speakers is None:
-        num_speakers = len(cast.characters)
+    num_speakers, max_speakers = args.num_speakers, args.max_speakers
+    if num_speakers is None and cast is not None:
+        if args.cast_count:
+            num_speakers = len(cast.characters)
+        elif max_speakers is None:
+            # the cast bounds the count, it is not the answer: a cast member may not speak in this scene,
+            # and one voice outside the cast (reported "unknown") is allowed for
+            max_speakers = len(cast.characters) + 1
     voices = enroll(cast) if cast is not None and cast.enrolled() else {}
 
     results = []
     inputs = _inputs(args)
     for name, audio, rate in inputs:
         turns = diarize(audio, rate, backend=args.backend, num_speakers=num_speakers,
-                        min_speakers=args.min_speakers, max_speakers=args.max_speakers,
+                        min_speakers=args.min_speakers, max_speakers=max_speakers,
                         pyannote_dir=args.pyannote_dir, channel=channel, progress=not args.no_progress,
                         uri=name)
         if cast is not None:

@@ -27,7 +27,7 @@ def diarize(audio, sample_rate: int | None = None, *, backend: str = "embedded",
     """Who speaks when in ``audio`` (a file path, an array with ``sample_rate``, or an :class:`AudioSource`).
 
     Returns non-overlapping :class:`SpeakerTurns` labelled ``SPEAKER_00``, ``SPEAKER_01``... in order of
-    first appearance. ``num_speakers`` (e.g. the cast size) fixes the count; otherwise it is estimated,
+    first appearance. ``num_speakers`` fixes the count; otherwise it is estimated (a cast bounds it: max_speakers),
     within ``min_speakers``/``max_speakers``. ``backend="pyannote"`` needs ``pyannote_dir``, a pipeline
     folder downloaded once (see docs/diarization.md), and the optional ``pyannote`` extra. ``channel``:
     None mixes channels down, an int picks one, ``"auto"`` picks the one with the most speech.

@@ -53,50 +53,142 @@ def _agglomerate(x: np.ndarray, k: int | None, threshold: float, max_points: int
 
 def _refine(x: np.ndarray, labels: np.ndarray, k: int, w: np.ndarray, rounds: int) -> np.ndarray:
     for _ in range(rounds):  # nearest-centroid passes; stop when nothing moves
-        new = np.argmax(x @ centroids_of(x, labels, k, w).T, axis=1)
+        sims = x @ centroids_of(x, labels, k, w).T
+        sims[:, np.bincount(labels, minlength=k) == 0] = -np.inf  # an emptied cluster attracts nobody
+        new = np.argmax(sims, axis=1)
         if np.array_equal(new, labels):
             break
         labels = new
     return labels
 
 
-def _fold_small(x: np.ndarray, labels: np.ndarray, w: np.ndarray, min_weight: float, lower: int) -> np.ndarray:
-    labels = labels.copy()
-    k = int(labels.max()) + 1
+MIN_SPEAKER_SECONDS = 1.5  # speech a cluster needs before it can stand as a voice of its own
+MIN_SPEAKER_WINDOWS = 3  # ... and embeddings: a print of fewer is too noisy to call a voice
+CLEAR_JUMP = 1.5  # a merge this many times farther apart than the one before it separates voices
+SELF_MARGIN = 0.03  # two groups are two voices when their prints are this much less alike than each's halves
+
+
+def _print(x: np.ndarray, w: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    v = (x[idx] * w[idx, None]).sum(axis=0)
+    return v / max(float(np.linalg.norm(v)), 1e-12)
+
+
+def _self_similarity(x: np.ndarray, w: np.ndarray, idx: np.ndarray) -> float:
+    """How alike two prints of the same group look: the first half of its windows (in time) against the
+    second half. It measures, for this recording, this voice and this much speech, what "the same voice"
+    looks like, drift over time included."""
+    if len(idx) < 2:
+        return 0.0
+    h = len(idx) // 2
+    return float(_print(x, w, idx[:h]) @ _print(x, w, idx[h:]))
+
+
+def _merge_sequence(x: np.ndarray, c: np.ndarray, labels: np.ndarray, w: np.ndarray,
+                    min_weight: float, lower: int) -> list[dict]:
+    """Centroid linkage on voice prints, from the over-clustering down to ``lower`` clusters.
+
+    A print is the weighted mean of a group's raw window embeddings (the statistic a cast enrollment uses).
+    Groups with less than ``min_weight`` seconds of speech or fewer than ``MIN_SPEAKER_WINDOWS`` embeddings
+    merge first (their print is too noisy to be a voice), then the two groups with the most alike prints. Returns one record per state: the labels, whether
+    every group is heavy enough to stand as a voice, and the merge that leaves the state (distance 1 - print
+    similarity, and the two groups' self-similarities)."""
+    states = []
+    labels = _relabel_by_size(labels)
     while True:
         present = np.unique(labels)
-        mass = {c: w[labels == c].sum() for c in present}
-        small = [c for c in present if mass[c] < min_weight]
-        if not small or len(present) <= lower:
-            return labels
-        c = min(small, key=lambda s: mass[s])
-        others = [o for o in present if o != c]
-        sims = x[labels == c] @ centroids_of(x, labels, k, w)[others].T
-        labels[labels == c] = np.array(others)[np.argmax(sims, axis=1)]
+        mass = np.array([w[labels == q].sum() for q in present])
+        count = np.bincount(labels, minlength=len(present))
+        # a group too light to stand as a voice: too little speech, or too few embeddings for a stable print
+        light = (mass < min_weight) | (count < MIN_SPEAKER_WINDOWS)
+        state = {"labels": labels, "k": len(present), "heavy": not bool(light.any())}
+        states.append(state)
+        if len(present) <= lower:
+            return states
+        prints = centroids_of(x, labels, len(present), w)
+        sims = prints @ prints.T
+        np.fill_diagonal(sims, -np.inf)
+        small = np.flatnonzero(light)
+        if len(small):
+            i = int(small[np.argmin(mass[small])])
+            j = int(np.argmax(sims[i]))
+        else:
+            i, j = np.unravel_index(int(np.argmax(sims)), sims.shape)
+        state["distance"] = 1.0 - float(sims[i, j])
+        state["self"] = min(_self_similarity(x, w, np.flatnonzero(labels == i)),
+                            _self_similarity(x, w, np.flatnonzero(labels == j)))
+        state["pair_similarity"] = float(sims[i, j])
+        merged = labels.copy()
+        merged[merged == j] = i
+        merged = _relabel_by_size(merged)
+        # windows near the border of the merged pair may now sit closer to another group
+        labels = _relabel_by_size(_refine(c, merged, int(merged.max()) + 1, w, 1))
 
 
-def estimate_speaker_count(embeddings: np.ndarray, threshold: float = 0.35, min_speakers: int = 1,
-                           max_speakers: int | None = None, weights: np.ndarray | None = None,
-                           min_cluster_weight: float = 0.0, max_points: int = 2000) -> int:
-    """How many voices: clusters left when average linkage on the raw embeddings stops at cosine distance
-    ``threshold``, after clusters lighter than ``min_cluster_weight`` fold into their neighbours."""
+def estimate_speaker_count(embeddings: np.ndarray, min_speakers: int = 1, max_speakers: int | None = None,
+                           weights: np.ndarray | None = None, min_speaker_seconds: float = MIN_SPEAKER_SECONDS,
+                           clear_jump: float = CLEAR_JUMP, self_margin: float = SELF_MARGIN, max_start: int = 10,
+                           max_points: int = 2000) -> tuple[int, np.ndarray]:
+    """How many voices, and the window labels that go with them.
+
+    1. Over-cluster: average linkage on the *centred* embeddings (see :func:`cluster_embeddings`) cut at
+       ``max_start`` clusters, refined by nearest-centroid passes.
+    2. Merge groups pairwise by their voice prints (:func:`_merge_sequence`), recording how far apart each
+       merge is. Only states where every group has ``min_speaker_seconds`` of speech can be the answer.
+    3. The merges among groups of one voice have a typical distance; a merge at least ``clear_jump`` times
+       the median distance of the merges before it (before two of those, the larger of the light groups'
+       merges and the distance between the halves of the pair itself) joins two different voices. The state before the first
+       such jump (from the most groups down) gives the count: a dendrogram-gap rule, free of an absolute
+       scale, so it holds for voices far apart (LibriSpeech readers) and for a shared channel that pulls every
+       print together.
+    4. No clear jump (one voice, or two alike voices in one room): two groups are two voices when their prints
+       are ``self_margin`` less alike than the halves of each group are to each other (each group's own
+       self-similarity is the reference of "one voice" for this recording); else one voice.
+
+    The count stays within ``min_speakers`` / ``max_speakers``.
+    """
     x = _normalize(np.asarray(embeddings, dtype=np.float64))
     n = len(x)
     upper = n if max_speakers is None else max(1, min(max_speakers, n))
     lower = max(1, min(min_speakers, upper))
     if n <= 1:
-        return min(n, upper)
+        return min(n, upper), np.zeros(n, dtype=np.int64)
     w = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
-    labels = _agglomerate(x, None, threshold, max_points)
-    labels = _refine(x, labels, int(labels.max()) + 1, w, 3)
-    if min_cluster_weight > 0:
-        labels = _fold_small(x, labels, w, min_cluster_weight, lower)
-    return int(min(upper, max(lower, len(np.unique(labels)))))
+    c = _normalize(x - (x * w[:, None]).sum(axis=0) / max(w.sum(), 1e-12))
+    start = max(lower, min(n, max_start if max_speakers is None else max(max_start, upper + 4)))
+    labels = _agglomerate(c, start, 0.0, max_points) if start > 1 else np.zeros(n, dtype=np.int64)
+    labels = _refine(c, labels, int(labels.max()) + 1, w, 3)
+    states = _merge_sequence(x, c, labels, w, min_speaker_seconds, lower)
+    heavy = [i for i, s in enumerate(states) if s["heavy"] and "distance" in s]
+    candidates = [i for i in heavy if lower <= states[i]["k"] <= upper]
+    best = None
+    for i in heavy:  # most groups first: the first clear jump is the finest split into voices
+        within = [states[j]["distance"] for j in heavy if j < i]
+        # the typical distance of merges inside one voice; before two such merges are seen, the merges of
+        # light groups before it and the distance between the halves of the pair itself stand in for it
+        if len(within) >= 2:
+            reference = float(np.median(within))
+        else:
+            earlier = [states[j]["distance"] for j in range(i)]
+            reference = max(float(np.median(earlier)) if earlier else 0.0, 1.0 - states[i]["self"])
+        if states[i]["distance"] >= clear_jump * max(reference, 1e-3):
+            # more voices than allowed: the bound; fewer than required: the lower bound
+            inside = [j for j in candidates if states[j]["k"] <= states[i]["k"]] or candidates
+            best = inside[0] if inside else None
+            break
+    if best is None:
+        two = [i for i in candidates if states[i]["k"] == 2]
+        if two and states[two[0]]["pair_similarity"] < states[two[0]]["self"] - self_margin:
+            best = two[0]
+        else:
+            best = len(states) - 1  # the fewest groups allowed (one voice unless min_speakers says more)
+    labels = states[best]["labels"]
+    return int(labels.max()) + 1, labels
 
 
-def cluster_embeddings(embeddings: np.ndarray, num_speakers: int | None = None, threshold: float = 0.35,
-                       min_speakers: int = 1, max_speakers: int | None = None, weights: np.ndarray | None = None,
-                       min_cluster_weight: float = 0.0, max_points: int = 2000, refine_rounds: int = 3,
+def cluster_embeddings(embeddings: np.ndarray, num_speakers: int | None = None, min_speakers: int = 1,
+                       max_speakers: int | None = None, weights: np.ndarray | None = None,
+                       min_speaker_seconds: float = MIN_SPEAKER_SECONDS,
+                       max_points: int = 2000, refine_rounds: int = 3,
                        reliable: np.ndarray | None = None) -> np.ndarray:
     """Speaker label (0, 1, ... in order of first appearance) for each row of ``embeddings``.
 
@@ -104,9 +196,9 @@ def cluster_embeddings(embeddings: np.ndarray, num_speakers: int | None = None, 
     clusters are built from, when there are enough of them (twice the count); the others (short blips,
     coughs: noisy vectors that would otherwise take a cluster of their own) then go to the nearest speaker.
 
-    The count is ``num_speakers`` when given, else :func:`estimate_speaker_count` (``threshold`` is the
-    cosine distance where merging stops; ``min_speakers`` / ``max_speakers`` bound the count; ``weights``,
-    e.g. seconds of speech per window, decide which clusters are too light to be a speaker).
+    The count is ``num_speakers`` when given, else :func:`estimate_speaker_count` (``min_speakers`` /
+    ``max_speakers`` bound the count; ``weights``, seconds of speech per window, decide which groups are too
+    light to be a voice).
 
     The grouping into that many clusters runs on *centred* embeddings (the recording's weighted mean
     embedding subtracted, then re-normalised): the voice encoder's vectors share a large common component
@@ -122,15 +214,17 @@ def cluster_embeddings(embeddings: np.ndarray, num_speakers: int | None = None, 
     wanted = 2 * (num_speakers or max(1, min_speakers))
     if core.sum() < max(2, wanted):
         core = np.ones(n, dtype=bool)
+    centred = _normalize(x - (x * w[:, None]).sum(axis=0) / max(w.sum(), 1e-12))
     if num_speakers is not None:
         k = max(1, min(int(num_speakers), int(core.sum())))
+        if k == 1:
+            return np.zeros(n, dtype=np.int64)
+        labels = _agglomerate(centred[core], k, 0.0, max_points)
     else:
-        k = estimate_speaker_count(x[core], threshold, min_speakers, max_speakers, w[core], min_cluster_weight,
-                                   max_points)
-    if k == 1:
-        return np.zeros(n, dtype=np.int64)
-    centred = _normalize(x - (x * w[:, None]).sum(axis=0) / max(w.sum(), 1e-12))
-    labels = _agglomerate(centred[core], k, threshold, max_points)
+        k, labels = estimate_speaker_count(x[core], min_speakers, max_speakers, w[core], min_speaker_seconds,
+                                           max_points=max_points)
+        if k == 1:
+            return np.zeros(n, dtype=np.int64)
     labels = _refine(centred[core], labels, k, w[core], refine_rounds)
     everyone = np.argmax(centred @ centroids_of(centred[core], labels, k, w[core]).T, axis=1)
     return _relabel_by_size(everyone)

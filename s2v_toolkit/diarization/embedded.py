@@ -14,7 +14,11 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from s2v_toolkit.diarization.audio import AudioSource
-from s2v_toolkit.diarization.clustering import centroids_of, cluster_embeddings
+from s2v_toolkit.diarization.clustering import (
+    MIN_SPEAKER_SECONDS,
+    centroids_of,
+    cluster_embeddings,
+)
 from s2v_toolkit.diarization.embedding import SAMPLE_RATE, VoiceEncoder
 from s2v_toolkit.diarization.turns import SpeakerTurn, SpeakerTurns
 from s2v_toolkit.diarization.vad import VADConfig, SileroVAD, speech_regions
@@ -30,8 +34,8 @@ class EmbeddedConfig:
     window: float = 1.6  # embedding window: the piece length the voice encoder was trained on
     step: float = 0.4  # hop between windows
     min_window: float = 1.0  # shorter windows (short speech regions) join speakers but do not form them
-    threshold: float = 0.35  # cosine distance that stops merging clusters when the speaker count is unknown
-    min_cluster_seconds: float = 1.0  # smaller clusters fold into their nearest neighbour (count unknown)
+    threshold: float = 0.35  # window-level cosine distance of "someone else" in the turn posteriors
+    min_speaker_seconds: float = MIN_SPEAKER_SECONDS  # speech a cluster needs to stand as a voice (count unknown)
     temperature: float = 0.05  # softmax temperature turning similarities into per-window posteriors
     min_turn: float = 0.4  # shorter turns inside a speech region join a neighbour
     merge_gap: float = 0.0  # same-speaker turns this close are joined across the pause (0: keep pauses)
@@ -206,9 +210,11 @@ class EmbeddedDiarizer:
         embeddings = embed_windows(source, windows, self.encoder, cfg.block_seconds, progress)
         weights = _speech_shares(windows, regions)
         reliable = np.array([b - a >= cfg.min_window for a, b in windows])
-        labels = cluster_embeddings(embeddings, num_speakers, cfg.threshold, min_speakers or 1, max_speakers,
-                                    weights=weights, min_cluster_weight=cfg.min_cluster_seconds, reliable=reliable)
+        labels = cluster_embeddings(embeddings, num_speakers, min_speakers or 1, max_speakers, weights=weights,
+                                    min_speaker_seconds=cfg.min_speaker_seconds,
+                                    reliable=reliable)
         k = int(labels.max()) + 1
+        info["count"] = "given" if num_speakers is not None else "estimated (voice prints; docs/diarization.md)"
         centroids = centroids_of(embeddings.astype(np.float64), labels, k, weights)
         posteriors = _posteriors(embeddings @ centroids.T, cfg.temperature, other=1.0 - cfg.threshold)
 

@@ -14,7 +14,7 @@ Public API (see docs/faces.md)::
 
     # the speaking face
     face_descriptor(image, landmarks) ; face_similarity(a, b)
-    audio_envelope(samples, rate, fps, n_frames) ; choose_speaker(tracks, start, end, envelope=, reference=, ...)
+    audio_envelope / speech_envelope(samples, rate, fps, n_frames) ; audio_evidence(mouth, envelope, fps) ; choose_speaker(tracks, start, end, envelope=, reference=, ...)
     reference_descriptor(image) ; speaker_for_line(analysis, start, end, audio=, reference=) -> SpeakerChoice
 
     # masks, crops, compositing
@@ -43,9 +43,11 @@ from s2v_toolkit.faces.speaker import (
     SpeakerChoice,
     SpeakerParams,
     audio_envelope,
+    audio_evidence,
     choose_speaker,
     reference_descriptor,
     speaker_for_line,
+    speech_envelope,
 )
 from s2v_toolkit.faces.tracking import FaceTrack, FaceTracker, TrackerParams, track_observations
 
@@ -53,9 +55,9 @@ __all__ = [
     "AnalysisParams", "BundleInfo", "CompositeParams", "CropTransform", "FaceAnalysis", "FaceDescriptor",
     "FaceLandmarkDetector", "FaceModelMissing", "FaceObservation", "FaceTrack", "FaceTracker", "LandmarkSmoothing",
     "MaskParams", "OneEuroParams", "RangeIssue", "SpeakerChoice", "SpeakerParams", "TrackerParams",
-    "analyze_frames", "analyze_video", "audio_envelope", "build_landmarker_bundle", "choose_speaker",
+    "analyze_frames", "analyze_video", "audio_envelope", "audio_evidence", "build_landmarker_bundle", "choose_speaker",
     "composite_crop", "configured_bundle_path", "ensure_landmarker_bundle", "face_crop_transform",
     "face_descriptor", "face_similarity", "face_size", "find_landmarker_bundle", "fit_similarity",
     "mouth_mask", "mouth_mask_in_crop", "mouth_opening", "psnr", "reference_descriptor", "speaker_for_line",
-    "track_crop_transforms", "track_observations",
+    "speech_envelope", "track_crop_transforms", "track_observations",
 ]

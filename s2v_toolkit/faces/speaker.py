@@ -1,18 +1,26 @@
-"""Whose face speaks a dialogue line: reference-image similarity and active-speaker evidence.
+"""Whose face speaks a dialogue line: active-speaker evidence from the mouth against the audio, and the
+reference image.
 
-Active-speaker evidence: the mouth opening of each track (inner-lip gap / mouth width, from the
-raw landmarks, one value per frame) is correlated with the line's audio envelope (log RMS per video
-frame). Speech opens and closes the mouth at syllable rate, so the speaker's opening follows the
-envelope (allowing a lag of up to ``max_lag`` frames either way). Only correlation above chance
-counts: r is rescaled so that the 95th percentile of r against circularly shifted copies of the
-envelope (:func:`chance_correlation`) maps to 0 and 1 stays 1. A still mouth gives no evidence:
-tracks whose opening varies less than ``min_mouth_motion`` (std) score 0.
+Active-speaker evidence. Per frame, the mouth opening of each track (inner-lip gap / mouth width, from the
+raw landmarks) and the line's speech envelope (log RMS of the 300-3000 Hz band per video frame, floored
+50 dB under its peak so the depth of silences does not count) are both smoothed over ``smooth_seconds``
+(syllables last about 0.2 s), and their Pearson correlation is taken at the best lag within
+``max_lag_seconds`` either way (the sound and the picture of real footage are rarely aligned to the frame).
 
-Each candidate (a track present on at least ``min_coverage`` of the line's frames) gets a score
-in [0, 1]: the mean of the evidence available (positive audio correlation, reference similarity
-rescaled so that ``reference_floor`` maps to 0). The choice's confidence is the margin between the
-best and the second-best score (the best score itself when only one candidate is present). Below
-``min_confidence`` no track is chosen: ``track_id`` is None and ``reason`` says why.
+Calibration: the same statistic (best lag included) for the envelope circularly shifted by every offset of
+at least ``min_shift_seconds`` is the null distribution: a mouth that talks, but not this line. The track's
+audio evidence is ``2 * Phi(z) - 1`` (0 at chance, towards 1 for a strong match), where z is the observed
+correlation in standard deviations above the null mean: a p-value-like confidence that keeps the mouth's
+and the speech's own rhythm. ``audio_confidence`` (0.8, z = 1.28: one-sided 10 % under the null, and a
+margin over every other face) is the threshold for choosing a face by the audio; docs/faces.md has the
+table of real clips behind it. A still mouth (opening std under ``min_mouth_motion``) gives no evidence.
+A line shorter than ``min_line_seconds`` or a silent one (its loudest frame under ``silence_dbfs``) cannot
+be judged from the audio.
+
+When the audio decides (a margin of ``audio_confidence``), the reference similarity is only reported.
+When it does not (no usable audio, or no mouth follows it clearly), the reference image names the
+character's face: each candidate's combined face similarity, rescaled so that ``reference_floor`` maps to
+0, needs a margin of ``min_confidence`` over the next; the reason says the audio was undecided and why.
 """
 
 from __future__ import annotations
@@ -28,10 +36,15 @@ from .tracking import FaceTrack
 
 @dataclass(frozen=True)
 class SpeakerParams:
-    max_lag: int = 3                  # frames of audio/video offset searched
+    max_lag_seconds: float = 0.3      # audio/video offset searched, either way
+    smooth_seconds: float = 0.2       # moving average of both series (about a syllable)
+    min_shift_seconds: float = 0.5    # smallest circular shift of the envelope in the null distribution
+    min_line_seconds: float = 2.0     # shorter lines are not judged from the audio
+    silence_dbfs: float = -50.0       # a line whose loudest frame is under this is silent
+    audio_confidence: float = 0.8     # 2*Phi(z)-1 margin needed to choose a face by the audio (z = 1.28)
     min_mouth_motion: float = 0.03    # std of the mouth opening below which a mouth counts as still
     min_coverage: float = 0.3         # fraction of the line a track must be visible to be a candidate
-    min_confidence: float = 0.3
+    min_confidence: float = 0.3       # reference-similarity margin needed without usable audio
     reference_floor: float = 0.45     # combined similarity at or below this is no evidence
 
 
@@ -43,6 +56,9 @@ class CandidateEvidence:
     audio_correlation: float | None   # best Pearson r over the lags, None without audio
     reference_similarity: float | None  # combined face similarity, None without a reference
     score: float
+    audio_z: float | None = None      # correlation in null standard deviations above the null mean
+    audio_lag: int | None = None      # frames the audio is shifted by at the best correlation (+: audio later)
+    audio_evidence: float | None = None  # 2 * Phi(z) - 1, clipped at 0
 
     def to_dict(self) -> dict:
         return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
@@ -77,34 +93,70 @@ def audio_envelope(samples: np.ndarray, sample_rate: int, fps: float, n_frames: 
     return np.log(env + 1e-4)
 
 
-def _lagged_correlation(a: np.ndarray, b: np.ndarray, max_lag: int) -> float:
-    """Max Pearson r of a[t] with b[t + lag] over |lag| <= max_lag (NaNs in a are skipped)."""
-    best = -1.0
+def speech_envelope(samples: np.ndarray, sample_rate: int, fps: float, n_frames: int) -> np.ndarray:
+    """:func:`audio_envelope` of the 300-3000 Hz band (where the mouth shapes speech; hum and hiss are left
+    out), one value per video frame."""
+    from scipy.signal import butter, sosfilt
+
+    x = np.asarray(samples, np.float64).reshape(-1)
+    if sample_rate > 6400 and x.size > 32:
+        x = sosfilt(butter(2, [300, 3000], btype="band", fs=sample_rate, output="sos"), x)
+    return audio_envelope(x, sample_rate, fps, n_frames)
+
+
+def _fill_and_smooth(series: np.ndarray, width: int) -> np.ndarray:
+    """NaN gaps (face not found) filled by linear interpolation, then a centred moving average."""
+    v = np.asarray(series, np.float64).copy()
+    ok = np.isfinite(v)
+    if not ok.any():
+        return v
+    if not ok.all():
+        v[~ok] = np.interp(np.flatnonzero(~ok), np.flatnonzero(ok), v[ok])
+    if width > 1:
+        pad = np.pad(v, width // 2, mode="edge")
+        v = np.convolve(pad, np.ones(width) / width, mode="valid")[:len(series)]
+    return v
+
+
+def _lagged_correlation(a: np.ndarray, b: np.ndarray, max_lag: int) -> tuple[float, int]:
+    """(max Pearson r of a[t] with b[t + lag] over |lag| <= max_lag, that lag)."""
+    best, best_lag = -1.0, 0
     n = len(a)
     for lag in range(-max_lag, max_lag + 1):
         lo, hi = max(0, -lag), min(n, n - lag)
         x, y = a[lo:hi], b[lo + lag:hi + lag]
-        ok = np.isfinite(x)
-        if ok.sum() < 8:
+        if len(x) < 8 or x.std() < 1e-9 or y.std() < 1e-9:
             continue
-        x, y = x[ok], y[ok]
-        if x.std() < 1e-9 or y.std() < 1e-9:
-            continue
-        best = max(best, float(np.corrcoef(x, y)[0, 1]))
-    return best
+        r = float(np.corrcoef(x, y)[0, 1])
+        if r > best:
+            best, best_lag = r, lag
+    return best, best_lag
 
 
-def chance_correlation(series: np.ndarray, envelope: np.ndarray, max_lag: int, quantile: float = 0.95) -> float:
-    """The correlation a mouth unrelated to this audio would reach: ``quantile`` of the lagged
-    correlation with the envelope circularly shifted by at least a second's worth of offsets
-    (a permutation test that keeps both series' own rhythm)."""
-    n = len(envelope)
-    lo = max(3 * max_lag + 1, n // 10)
-    shifts = np.unique(np.linspace(lo, n - lo, num=min(48, max(n - 2 * lo, 0))).astype(int))
-    if len(shifts) == 0:
-        return 1.0  # too short to tell chance from evidence
-    vals = [_lagged_correlation(series, np.roll(envelope, int(s)), max_lag) for s in shifts]
-    return float(np.quantile(vals, quantile))
+def audio_evidence(series: np.ndarray, envelope: np.ndarray, fps: float,
+                   params: SpeakerParams = SpeakerParams()) -> dict:
+    """How well a mouth-opening series follows a speech envelope, against chance (see the module doc).
+
+    Returns {"r", "lag", "z", "evidence", "null_mean", "null_std", "null_size"}; ``evidence`` is
+    ``2 * Phi(z) - 1`` clipped at 0 (None with fewer than 8 null offsets: too short to tell)."""
+    from scipy.stats import norm
+
+    width = max(1, int(round(params.smooth_seconds * fps)) | 1)
+    max_lag = max(1, int(round(params.max_lag_seconds * fps)))
+    m = _fill_and_smooth(series, width)
+    e = _fill_and_smooth(envelope, width)
+    r, lag = _lagged_correlation(m, e, max_lag)
+    n = len(e)
+    lo = max(2 * max_lag + 1, int(round(params.min_shift_seconds * fps)))
+    null = np.array([_lagged_correlation(m, np.roll(e, k), max_lag)[0] for k in range(lo, n - lo + 1)])
+    out = {"r": r, "lag": lag, "z": None, "evidence": None, "null_mean": None, "null_std": None,
+           "null_size": int(len(null))}
+    if len(null) < 8:
+        return out
+    mu, sd = float(null.mean()), max(float(null.std()), 1e-3)
+    z = (r - mu) / sd
+    out.update(z=z, evidence=max(0.0, 2.0 * float(norm.cdf(z)) - 1.0), null_mean=mu, null_std=sd)
+    return out
 
 
 def mouth_series(track: FaceTrack, start: int, end: int) -> np.ndarray:
@@ -118,15 +170,28 @@ def mouth_series(track: FaceTrack, start: int, end: int) -> np.ndarray:
 def choose_speaker(tracks: list[FaceTrack], start: int, end: int, *, envelope: np.ndarray | None = None,
                    reference: FaceDescriptor | None = None,
                    track_descriptors: dict[int, FaceDescriptor] | None = None,
-                   params: SpeakerParams = SpeakerParams()) -> SpeakerChoice:
+                   params: SpeakerParams = SpeakerParams(), fps: float = 25.0) -> SpeakerChoice:
     """Pick the speaking track for the line on frames ``[start, end]`` (inclusive).
 
-    ``envelope``: :func:`audio_envelope` of the line, one value per frame of the range.
+    ``envelope``: :func:`speech_envelope` (or :func:`audio_envelope`) of the line, one value per frame of
+    the range (natural-log RMS, full scale 0). ``fps``: the frame rate (lags and smoothing are in seconds).
     ``reference`` + ``track_descriptors``: the character's reference face and each track's descriptor.
     """
     n = end - start + 1
     if envelope is not None and len(envelope) != n:
         raise ValueError(f"envelope has {len(envelope)} values for {n} frames")
+    audio_note = None
+    env = None
+    if envelope is not None:
+        env = np.asarray(envelope, np.float64)
+        peak_dbfs = float(np.max(env)) * 20 / np.log(10) if n else -np.inf
+        if n < params.min_line_seconds * fps:
+            audio_note = f"the line is shorter than {params.min_line_seconds:g} s: too short to judge by the audio"
+        elif peak_dbfs < params.silence_dbfs:
+            audio_note = f"the line's audio is silent (peak {peak_dbfs:.0f} dBFS)"
+        else:
+            env = np.maximum(env, env.max() - 50 * np.log(10) / 20)  # silences 50 dB down are all alike
+    use_audio = env is not None and audio_note is None
     candidates = []
     for t in tracks:
         cov = t.coverage(start, end)
@@ -134,46 +199,84 @@ def choose_speaker(tracks: list[FaceTrack], start: int, end: int, *, envelope: n
             continue
         series = mouth_series(t, start, end)
         motion = float(np.nanstd(series)) if np.isfinite(series).any() else 0.0
-        evidence = []
-        corr = None
-        if envelope is not None:
-            env = np.asarray(envelope, np.float64)
-            corr = _lagged_correlation(series, env, params.max_lag)
-            if motion >= params.min_mouth_motion and corr > 0:
-                chance = min(chance_correlation(series, env, params.max_lag), 0.95)
-                evidence.append(max(0.0, (corr - chance) / (1.0 - chance)))
+        corr = z = lag = ev = None
+        if use_audio:
+            if motion >= params.min_mouth_motion:
+                got = audio_evidence(series, env, fps, params)
+                corr, z, lag, ev = got["r"], got["z"], got["lag"], got["evidence"]
+                if ev is None:
+                    audio_note = "the line is too short for a null distribution of the mouth/audio correlation"
             else:
-                evidence.append(0.0)
+                ev = 0.0
         sim = None
+        ref_ev = None
         if reference is not None and track_descriptors and t.track_id in track_descriptors:
             sim = face_similarity(reference, track_descriptors[t.track_id])["combined"]
-            evidence.append(max(0.0, (sim - params.reference_floor) / (1.0 - params.reference_floor)))
-        score = float(np.mean(evidence)) if evidence else 0.0
-        candidates.append(CandidateEvidence(t.track_id, cov, motion, corr, sim, score))
+            ref_ev = max(0.0, (sim - params.reference_floor) / (1.0 - params.reference_floor))
+        score = float(ev) if use_audio and ev is not None else (ref_ev if ref_ev is not None else 0.0)
+        candidates.append(CandidateEvidence(t.track_id, cov, motion, corr, sim, score, z, lag, ev))
     if not candidates:
         return SpeakerChoice(None, 0.0, None, f"no face visible on at least {params.min_coverage:.0%} of frames "
                                               f"{start}-{end}", [])
-    ranked = sorted(candidates, key=lambda c: c.score, reverse=True)
-    best = ranked[0]
-    confidence = best.score - (ranked[1].score if len(ranked) > 1 else 0.0)
-    if envelope is None and reference is None:
-        return SpeakerChoice(None, 0.0, best.track_id, "no audio and no reference image: nothing to decide on",
-                             candidates)
+    if audio_note is not None:
+        use_audio = False
+
+    def ref_score(c):
+        if c.reference_similarity is None:
+            return 0.0
+        return max(0.0, (c.reference_similarity - params.reference_floor) / (1.0 - params.reference_floor))
+
+    def margin(scores):
+        ranked = sorted(scores, key=lambda cs: cs[1], reverse=True)
+        return ranked, ranked[0][1] - (ranked[1][1] if len(ranked) > 1 else 0.0)
+
+    audio_ranked = audio_conf = None
+    if use_audio:
+        for c in candidates:
+            c.score = float(c.audio_evidence or 0.0)
+        audio_ranked, audio_conf = margin([(c, c.score) for c in candidates])
+        if audio_conf >= params.audio_confidence:  # the mouth that follows the line decides
+            best = audio_ranked[0][0]
+            parts = [f"mouth follows audio r={best.audio_correlation:.2f}, {best.audio_z:.1f} sd above chance, "
+                     f"lag {best.audio_lag:+d} frames"]
+            if best.reference_similarity is not None:
+                parts.append(f"reference similarity {best.reference_similarity:.2f}")
+            return SpeakerChoice(best.track_id, audio_conf, best.track_id, "; ".join(parts), candidates)
+    audio_why = None
+    if use_audio:
+        lead = audio_ranked[0][0]
+        if lead.score == 0.0:
+            audio_why = "no mouth moves with the audio"
+        elif len(audio_ranked) > 1 and audio_ranked[1][1] > 0.5 * lead.score:
+            audio_why = f"tracks {lead.track_id} and {audio_ranked[1][0].track_id} follow the audio about equally"
+        else:
+            audio_why = (f"track {lead.track_id}'s mouth follows the audio only {lead.audio_z:.1f} sd above chance"
+                         if lead.audio_z is not None else f"weak audio evidence for track {lead.track_id}")
+    else:
+        audio_why = audio_note
+    if reference is None:
+        why = audio_why or "no audio and no reference image: nothing to decide on"
+        conf = audio_conf or 0.0
+        lead = audio_ranked[0][0].track_id if audio_ranked else candidates[0].track_id
+        prefix = f"low confidence ({conf:.2f} < {params.audio_confidence:g}): " if use_audio else ""
+        return SpeakerChoice(None, conf, lead, prefix + why, candidates)
+    # the audio did not decide: the reference image names the character's face
+    for c in candidates:
+        c.score = ref_score(c)
+    ranked, confidence = margin([(c, c.score) for c in candidates])
+    best = ranked[0][0]
+    tail = f"; audio undecided: {audio_why}" if audio_why else ""
     if confidence < params.min_confidence:
         if best.score == 0.0:
-            why = " and ".join(w for w, given in (("no mouth moves with the audio", envelope is not None),
-                                                 ("no face matches the reference", reference is not None)) if given)
-        elif len(ranked) > 1 and ranked[1].score > 0.5 * best.score:
-            why = f"tracks {best.track_id} and {ranked[1].track_id} are about equally likely"
+            why = "no face matches the reference"
+        elif len(ranked) > 1 and ranked[1][1] > 0.5 * best.score:
+            why = f"tracks {best.track_id} and {ranked[1][0].track_id} are about equally likely"
         else:
             why = f"weak evidence for track {best.track_id}"
-        return SpeakerChoice(None, confidence, best.track_id, f"low confidence ({confidence:.2f}): {why}", candidates)
-    parts = []
-    if best.audio_correlation is not None:
-        parts.append(f"mouth follows audio r={best.audio_correlation:.2f}")
-    if best.reference_similarity is not None:
-        parts.append(f"reference similarity {best.reference_similarity:.2f}")
-    return SpeakerChoice(best.track_id, confidence, best.track_id, "; ".join(parts), candidates)
+        return SpeakerChoice(None, confidence, best.track_id,
+                             f"low confidence ({confidence:.2f} < {params.min_confidence:g}): {why}{tail}", candidates)
+    return SpeakerChoice(best.track_id, confidence, best.track_id,
+                         f"reference similarity {best.reference_similarity:.2f}{tail}", candidates)
 
 
 def reference_descriptor(image: np.ndarray, bundle=None) -> FaceDescriptor:
@@ -202,6 +305,6 @@ def speaker_for_line(analysis, start: int, end: int, *, audio: np.ndarray | None
         raise ValueError(f"line frames {start}-{end} are outside the analysed range {analysis.start}-{analysis.end}")
     envelope = None
     if audio is not None:
-        envelope = audio_envelope(audio, sample_rate, analysis.fps, end - start + 1)
+        envelope = speech_envelope(audio, sample_rate, analysis.fps, end - start + 1)
     return choose_speaker(analysis.tracks, start, end, envelope=envelope, reference=reference,
-                          track_descriptors=analysis.descriptors, params=params)
+                          track_descriptors=analysis.descriptors, params=params, fps=analysis.fps)

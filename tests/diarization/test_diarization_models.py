@@ -144,3 +144,35 @@ def test_unreliable_windows_join_speakers_built_from_reliable_ones():
     assert labels[24] in (labels[0], labels[12])  # the short window joins a speaker
     # with too few reliable rows (under twice the count) everything is used
     assert cluster_embeddings(x, num_speakers=2, reliable=np.eye(1, 25, 0, dtype=bool)[0]).max() == 1
+
+
+def test_voices_alike_through_a_shared_channel_are_still_two():
+    """Two voices whose pooled prints are as alike as 0.87 (one microphone, one room, as in pyannote's real
+    sample, where the old window-level distance cut found one speaker) are two speakers when their prints
+    differ more than the halves of each voice do; one voice with the same spread stays one."""
+    from s2v_toolkit.diarization.clustering import cluster_embeddings
+
+    rng = np.random.default_rng(3)
+    x, truth = _voices(rng, 2, [40, 40], within=0.76, between=0.66)
+    w = np.full(len(x), 0.4)  # seconds of speech per window, as the backend passes them
+    prints = np.stack([x[truth == c].mean(axis=0) for c in (0, 1)])
+    prints /= np.linalg.norm(prints, axis=1, keepdims=True)
+    assert 0.8 < prints[0] @ prints[1] < 0.9
+    labels = cluster_embeddings(x, weights=w)
+    assert labels.max() == 1 and max((labels == truth).mean(), (labels != truth).mean()) > 0.9
+    one, _ = _voices(rng, 1, [80], within=0.76)
+    assert cluster_embeddings(one, weights=w).max() == 0
+
+
+def test_far_apart_voices_counted_by_the_gap_and_bounded_by_max_speakers():
+    from s2v_toolkit.diarization.clustering import cluster_embeddings
+
+    rng = np.random.default_rng(4)
+    x, truth = _voices(rng, 4, [30, 25, 20, 30], within=0.85, between=0.55)
+    w = np.full(len(x), 0.4)
+    labels = cluster_embeddings(x, weights=w)
+    assert labels.max() == 3
+    for c in range(4):
+        assert len(set(labels[truth == c])) == 1
+    assert cluster_embeddings(x, weights=w, max_speakers=3).max() == 2  # a cast of 2 (+1) bounds it
+    assert cluster_embeddings(x, weights=w, min_speakers=4, max_speakers=4).max() == 3

@@ -139,3 +139,33 @@ def test_reference_image_chooses_the_character_without_audio(photos):
     assert choose_speaker(tracks, 0, N - 1, reference=ref_h, track_descriptors=descriptors).track_id == 0
     nothing = choose_speaker(tracks, 0, N - 1)
     assert nothing.track_id is None and "nothing to decide on" in nothing.reason
+
+
+def test_audio_evidence_is_calibrated_against_shifted_audio():
+    """z of the mouth that follows the line is far above the circular-shift null; the same mouth against an
+    unrelated line (another seed) is near chance, and chooses no face, even as the only face."""
+    from s2v_toolkit.faces import audio_evidence
+
+    audio, loud = _speech(11)
+    env = audio_envelope(audio, RATE, FPS, N)
+    mouth = np.roll(0.05 + 0.35 * loud, 1) + np.random.default_rng(0).normal(0, 0.03, N)
+    own = audio_evidence(mouth, env, FPS)
+    assert own["z"] > 3 and own["evidence"] > 0.99 and own["null_size"] >= 8 and abs(own["lag"]) <= 2
+    other_audio, _ = _speech(12)
+    other_env = audio_envelope(other_audio, RATE, FPS, N)
+    unrelated = audio_evidence(mouth, other_env, FPS)
+    assert unrelated["z"] < 2
+    alone = [_track(0, 400, mouth)]
+    assert choose_speaker(alone, 0, N - 1, envelope=env, fps=FPS).track_id == 0
+    assert choose_speaker(alone, 0, N - 1, envelope=other_env, fps=FPS).track_id is None
+
+
+def test_silent_or_short_lines_are_not_judged_by_the_audio():
+    audio, loud = _speech(13)
+    mouth = 0.05 + 0.35 * loud
+    quiet = audio_envelope(audio * 1e-4, RATE, FPS, N)  # peak far under -50 dBFS
+    choice = choose_speaker([_track(0, 400, mouth)], 0, N - 1, envelope=quiet, fps=FPS)
+    assert choice.track_id is None and "silent" in choice.reason
+    short = audio_envelope(audio[: RATE], RATE, FPS, 25)  # 1 s
+    choice = choose_speaker([_track(0, 400, mouth)], 0, 24, envelope=short, fps=FPS)
+    assert choice.track_id is None and "too short" in choice.reason

@@ -1,0 +1,244 @@
+"""Who speaks, on real material: DER of the embedded diarizer and the active-speaker choice on the corpus.
+
+    python bench/bench_corpus_speakers.py [--corpus DIR] [--out bench/results/corpus_speakers.json] [--no-faces]
+
+Reads ``../shared/corpus`` (or ``--corpus`` / ``$S2VT_CORPUS``); nothing from it is copied. Two tables:
+
+Diarization (DER: no collar, overlap scored, ``s2v_toolkit.diarization.diarization_error_rate``, which agrees
+with pyannote.metrics): for every corpus recording with a reference RTTM, and two synthetic espeak-ng scenes,
+
+* ours, count estimated (``diarize(audio)``); ours, count given (the reference's speaker count);
+* the old count rule: the speaker count from the previous estimator (average linkage on the raw window
+  embeddings cut at cosine distance 0.35, clusters under 1 s folded), then the same clustering;
+* one speaker: every VAD region one speaker (what a single-voice answer costs);
+* with a cast file (``libri4_cast/*.yaml``): what ``s2vt diarize --cast`` does now (count estimated, at most
+  the cast size + 1, voices matched to characters) against the old default (count = cast size).
+
+Active speaker (``s2v_toolkit.faces.speaker_for_line`` over the whole clip): every corpus clip with speech
+(VAD) with its own audio (the right face must be chosen), and with an unrelated line (another clip's audio,
+its own audio reversed, its own audio rolled by half its length: no face may be chosen).
+Real-time factor = processing seconds / audio seconds; the machine's load average is recorded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def corpus_root(explicit: str | None) -> Path | None:
+    for c in [explicit, os.environ.get("S2VT_CORPUS"), REPO.parent / "shared" / "corpus", "/work/shared/corpus"]:
+        if c and (Path(c) / "README.md").is_file():
+            return Path(c)
+    return None
+
+
+def old_count(samples: np.ndarray) -> int:
+    """The speaker count of the previous estimator, on the same windows the backend embeds."""
+    from scipy.cluster.hierarchy import fcluster, linkage
+
+    from s2v_toolkit.diarization import EmbeddedConfig, VoiceEncoder, open_audio
+    from s2v_toolkit.diarization.clustering import _normalize, _refine
+    from s2v_toolkit.diarization.embedded import _speech_shares, _windows, detect_speech, embed_windows
+
+    cfg, src = EmbeddedConfig(), open_audio(samples, 16000)
+    regions = detect_speech(src, cfg.vad)
+    if not regions:
+        return 0
+    windows = _windows(regions, cfg.window, cfg.step)
+    x = _normalize(embed_windows(src, windows, VoiceEncoder()).astype(np.float64))
+    w = _speech_shares(windows, regions)
+    if len(x) < 2:
+        return 1
+    labels = fcluster(linkage(x, method="average", metric="cosine"), t=0.35, criterion="distance") - 1
+    labels = _refine(x, labels, int(labels.max()) + 1, w, 3)
+    while True:  # fold clusters under 1 s of speech into their nearest neighbour
+        present = np.unique(labels)
+        mass = {c: w[labels == c].sum() for c in present}
+        small = [c for c in present if mass[c] < 1.0]
+        if not small or len(present) <= 1:
+            return len(present)
+        c = min(small, key=lambda s: mass[s])
+        others = [o for o in present if o != c]
+        cents = _normalize(np.stack([(x[labels == o] * w[labels == o, None]).sum(0) for o in others]))
+        labels[labels == c] = np.array(others)[np.argmax(x[labels == c] @ cents.T, axis=1)]
+
+
+def one_speaker(samples: np.ndarray):
+    from s2v_toolkit.diarization import SpeakerTurn, SpeakerTurns, speech_probabilities, speech_regions
+
+    regions = speech_regions(speech_probabilities(samples), len(samples) / 16000)
+    return SpeakerTurns([SpeakerTurn(a, b, "A") for a, b in regions], "one", len(samples) / 16000)
+
+
+def synthetic_scenes():
+    """Two espeak-ng scenes with exact turns: three distinct voices; three similar male voices of one
+    synthesiser with overlaps and noise (the hard case)."""
+    from s2v_toolkit.diarization import SpeakerTurn, SpeakerTurns
+    from s2v_toolkit.diarization.synthetic import espeak_speech
+
+    lines = ["Where were you last night", "I was at the harbour watching the boats come in",
+             "That is not what your brother told me", "My brother was not even there",
+             "Then who left the gate open", "Maybe the wind did it", "The wind does not carry keys",
+             "Fine. I went back for my coat", "You could have said so from the start", "I know and I am sorry",
+             "Did anyone see you at the harbour", "The old man who sells the fish saw me"]
+    order = ["a", "b", "c", "a", "c", "b", "a", "b", "c", "b", "a", "c"]
+    scenes = {"espeak 3 distinct voices": ({"a": ("en-us+f3", ["-p", "70"]), "b": ("en-us", []),
+                                            "c": ("en-us+grandma", [])}, (0.3, 0.8), 0.0),
+              "espeak 3 similar male voices, overlaps, noise": ({"a": ("en-us+m1", ["-p", "40"]),
+                                                                 "b": ("en-us+m3", ["-p", "55"]),
+                                                                 "c": ("en-us+m7", ["-p", "48"])}, (-0.3, 0.6), 0.01)}
+    out = []
+    for name, (voices, gap, noise) in scenes.items():
+        rng = np.random.default_rng(5)
+        t, placed, turns = 0.5, [], []
+        for who, text in zip(order, lines):
+            x = espeak_speech(*voices[who], text)
+            placed.append((int(t * 16000), x))
+            turns.append(SpeakerTurn(t, t + len(x) / 16000, who))
+            t = max(t + 0.3, t + len(x) / 16000 + rng.uniform(*gap))
+        sig = np.zeros(max(p + len(x) for p, x in placed) + 8000, np.float32)
+        for p, x in placed:
+            sig[p:p + len(x)] += x
+        sig += rng.normal(0, noise, len(sig)).astype(np.float32) if noise else 0
+        out.append((name, sig, SpeakerTurns(turns, name, len(sig) / 16000)))
+    return out
+
+
+def diarization_table(root: Path) -> list[dict]:
+    from s2v_toolkit.diarization import (
+        assign_characters,
+        diarization_error_rate,
+        diarize,
+        enroll,
+        load_cast_voices,
+        open_audio,
+        read_rttm,
+    )
+
+    def load(path):
+        src = open_audio(path)
+        return src.read(0, src.duration)
+
+    def ref_of(path):
+        r = read_rttm(path)
+        return next(iter(r.values())) if isinstance(r, dict) else r
+
+    recs = []
+    audio = root / "audio"
+    for rttm in sorted(audio.glob("*.rttm")):
+        wav = audio / (rttm.stem.split("_")[0] + ".wav")
+        if wav.is_file():
+            recs.append((f"{wav.name} vs {rttm.name}", load(wav), ref_of(rttm)))
+    if shutil.which("espeak-ng"):
+        recs += synthetic_scenes()
+    rows = []
+    for name, x, ref in recs:
+        n_ref = len(ref.speakers)
+        t0 = time.perf_counter()
+        est = diarize(x, 16000)
+        rtf = (time.perf_counter() - t0) / (len(x) / 16000)
+        given = diarize(x, 16000, num_speakers=n_ref)
+        k_old = old_count(x)
+        old = diarize(x, 16000, num_speakers=max(1, k_old))
+        rows.append({"recording": name, "speakers": n_ref, "estimated": len(est.speakers),
+                     "der_estimated": diarization_error_rate(ref, est).der, "rtf_estimated": rtf,
+                     "der_given": diarization_error_rate(ref, given).der,
+                     "old_rule_count": k_old, "der_old_rule": diarization_error_rate(ref, old).der,
+                     "der_one_speaker": diarization_error_rate(ref, one_speaker(x)).der})
+        print(json.dumps(rows[-1]), flush=True)
+    # the cast as a bound and a prior, against the old default (count = cast size)
+    for cast_file in sorted((audio / "libri4_cast").glob("*.yaml")) if (audio / "libri4_cast").is_dir() else []:
+        x, cast = load(audio / "libri4.wav"), load_cast_voices(cast_file)
+        voices = enroll(cast)
+        now = assign_characters(diarize(x, 16000, max_speakers=len(cast.characters) + 1), x, voices,
+                                characters=cast.characters, sample_rate=16000)
+        before = assign_characters(diarize(x, 16000, num_speakers=len(cast.characters)), x, voices,
+                                   characters=cast.characters, sample_rate=16000)
+        for rttm in ("libri4.rttm", "libri4_tight.rttm"):
+            ref = ref_of(audio / rttm)
+            rows.append({"recording": f"libri4.wav + {cast_file.name} vs {rttm}", "speakers": len(ref.speakers),
+                         "cast": len(cast.characters), "estimated": len(now.speakers),
+                         "der_cast_bound": diarization_error_rate(ref, now).der,
+                         "der_cast_count_old_default": diarization_error_rate(ref, before).der,
+                         "unknown_seconds": round(sum(t.duration for t in now if t.character == "unknown"), 2),
+                         "characters": sorted({t.character for t in now})})
+            print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def faces_table(root: Path) -> list[dict]:
+    from s2v_toolkit.diarization import open_audio, speech_probabilities, speech_regions
+    from s2v_toolkit.faces import analyze_video, speaker_for_line
+
+    clips = {}
+    for path in sorted((root / "media").glob("*")):
+        try:
+            src = open_audio(path)
+        except Exception:  # no audio stream
+            continue
+        x = src.read(0, src.duration)
+        speech = sum(b - a for a, b in speech_regions(speech_probabilities(x), len(x) / 16000))
+        if speech < 2.0:
+            continue
+        analysis = analyze_video(path)
+        if len(analysis.tracks) != 1:
+            continue  # a talking head: one face, so the right face is known without our own output
+        clips[path.name] = (analysis, x)
+    rows = []
+    for name, (analysis, x) in clips.items():
+        lines = [("own audio", x, True), ("own audio reversed", x[::-1].copy(), False),
+                 ("own audio rolled by half", np.roll(x, len(x) // 2), False)]
+        lines += [(f"audio of {o}", np.resize(y, len(x)), False) for o, (_, y) in clips.items() if o != name]
+        for what, audio, speaks in lines:
+            t0 = time.perf_counter()
+            choice = speaker_for_line(analysis, analysis.start, analysis.end, audio=audio, sample_rate=16000)
+            best = next((c for c in choice.candidates if c.track_id == choice.best_candidate), None)
+            rows.append({"clip": name, "line": what, "face_speaks": speaks, "chosen": choice.track_id,
+                         "confidence": round(choice.confidence, 3),
+                         "z": None if best is None or best.audio_z is None else round(best.audio_z, 2),
+                         "correct": (choice.track_id == analysis.tracks[0].track_id) if speaks
+                         else choice.track_id is None,
+                         "seconds": round(time.perf_counter() - t0, 3), "reason": choice.reason})
+            print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--corpus", default=None)
+    ap.add_argument("--out", default=str(REPO / "bench" / "results" / "corpus_speakers.json"))
+    ap.add_argument("--no-faces", action="store_true")
+    ap.add_argument("--no-diarization", action="store_true")
+    args = ap.parse_args()
+    root = corpus_root(args.corpus)
+    if root is None:
+        print("no corpus found (../shared/corpus, $S2VT_CORPUS or --corpus)")
+        return 0
+    import torch
+
+    torch.set_num_threads(1)
+    doc = {"load_average": os.getloadavg(), "cpu_count": os.cpu_count()}
+    if not args.no_diarization:
+        doc["diarization"] = diarization_table(root)
+    if not args.no_faces:
+        doc["active_speaker"] = faces_table(root)
+    doc["load_average_after"] = os.getloadavg()
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(doc, indent=1))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
