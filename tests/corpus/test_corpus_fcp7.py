@@ -37,11 +37,13 @@ def _tc_frame(file_el):
 
 
 def _speed(item):
-    for f in item.iter("filter"):
+    # the item's own filters only: a nested sequence defined inside it holds its clips' filters
+    for f in item.findall("filter"):
         if (f.findtext("effect/effectid") or "") == "timeremap":
-            for p in f.iter("parameter"):
+            for p in f.findall("effect/parameter"):
                 if p.findtext("parameterid") == "speed":
-                    return Fraction(p.findtext("value").strip()) / 100
+                    # 0 %: a freeze frame on the in point's frame (in/out are then plain media frames)
+                    return Fraction(p.findtext("value").strip()) / 100 or Fraction(1)
     return Fraction(1)
 
 
@@ -89,28 +91,34 @@ def expected_clips(path):
             return default
         return Fraction(int(tb) * 1000, 1001) if el.findtext("rate/ntsc") == "TRUE" else Fraction(int(tb))
 
-    def walk(seq, kind, lo, hi, shift):
-        """Clips of ``seq`` seen in its own frames [lo, hi), placed at record = own frame + shift.
-        in/out count frames at the sequence's rate (Premiere); sources are given in media frames."""
+    def walk(seq, kind, lo, hi, base, scale):
+        """Clips of ``seq`` seen in its own frames [lo, hi), placed at record = base + (own frame - lo)
+        / scale (``scale``: the speed the nesting clip items play it at). in/out count frames at the
+        sequence's rate (Premiere), retimed frames where a Time Remap is on (the media position is
+        in * speed); sources are given in media frames."""
         seq_rate = rate(seq, Fraction(25))
         for t in tracks(seq, kind):
             for item, s, e, head in _placed(t):
                 a, b = max(s, lo), min(e, hi)
                 if b <= a:
                     continue
+                rec_a, rec_b = round(base + (a - lo) / scale), round(base + (b - lo) / scale)
                 sp = _speed(item)
                 in_ = _num(item, "in", 0) + head + (a - s)  # sequence frames
                 nested = item.find("sequence")
                 if nested is not None:
-                    walk(seqs[nested.get("id")], kind, in_, in_ + (b - a), a - in_ + shift)
+                    # a retimed nested sequence: it shows its frames from in * speed on, speed per frame
+                    walk(seqs[nested.get("id")], kind, in_ * sp, (in_ + (b - a)) * sp, rec_a, scale * sp)
+                    continue
+                if rec_b <= rec_a:
                     continue
                 f = item.find("file")
                 f = files.get(f.get("id"), f) if f is not None else None
                 media_rate = rate(f, seq_rate) if f is not None else seq_rate
-                facts.append((kind, a + shift, b + shift, round((_tc_frame(f) + in_ * sp * media_rate / seq_rate) * 1000)))
+                facts.append((kind, rec_a, rec_b, round((_tc_frame(f) + in_ * sp * media_rate / seq_rate) * 1000)))
 
     for kind in ("video", "audio"):
-        walk(top, kind, -10**12, 10**12, 0)
+        walk(top, kind, -10**12, 10**12, -10**12, Fraction(1))
     return Counter(facts)
 
 
@@ -190,7 +198,8 @@ def test_fcp7_write_back_changes_nothing_but_the_additions(path, tmp_path):
     assert path.read_bytes() == before
     assert not result.problems
     assert not any("marker" in n for n in result.not_carried), result.not_carried
-    out = (tmp_path / "out" / f"{path.stem}.s2v_v001.xml").read_text(encoding="utf-8")
+    # bytes decoded as they are: read_text() would turn CRLF into LF and hide (or fake) a change
+    out = (tmp_path / "out" / f"{path.stem}.s2v_v001.xml").read_bytes().decode("utf-8")
     original = before.decode("utf-8")
     n_markers = len(_ADDED_MARKER.findall(out))
     assert len(_ADDED_TRACK.findall(out)) == len(result.track_names) >= 1

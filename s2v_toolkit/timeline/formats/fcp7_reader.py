@@ -116,6 +116,7 @@ class Filters:
     gain_db: float = 0.0
     gain_keyframes: list = field(default_factory=list)    # [(clip frame, dB)] where levels are keyframed
     speed: float = 1.0
+    speed_exact: Fraction = Fraction(1)   # the decimal the file says ("80.0008" %), for exact in * speed
     reverse: bool = False
     variable_speed: bool = False
     names: list = field(default_factory=list)
@@ -148,9 +149,11 @@ def read_filters(item: ET.Element) -> Filters:
                     break
         elif eid.lower() == "timeremap":
             try:
-                f.speed = float((params["speed"].findtext("value") or "100").strip()) / 100 if "speed" in params else 1.0
-            except ValueError:
-                f.speed = 1.0
+                f.speed_exact = (Fraction((params["speed"].findtext("value") or "100").strip()) / 100
+                                 if "speed" in params else Fraction(1))
+            except (ValueError, ZeroDivisionError):
+                f.speed_exact = Fraction(1)
+            f.speed = float(f.speed_exact)
             rev = params.get("reverse")
             f.reverse = rev is not None and (rev.findtext("value") or "").strip().upper() == "TRUE"
             var = params.get("variablespeed")
@@ -352,7 +355,7 @@ class Fcp7Reader:
         # file in a 25 fps sequence has <duration> = its frames * 25/23.976, whatever the clip item's
         # <rate> says), and a retimed clip counts retimed frames (<duration> = the media's / speed):
         # the media position is (in * speed) / sequence rate seconds, here in frames of the media
-        speed = Fraction(filters.speed).limit_denominator(10000) if filters.speed else Fraction(1)
+        speed = filters.speed_exact or Fraction(1)
         first = (Fraction(in_) + Fraction(head)) * speed * clip_rate / rate
         # the duration stays in sequence frames (OTIO allows a range's start and duration at different
         # rates): record positions then add up as whole frames, never as rescaled floats
@@ -377,6 +380,10 @@ class Fcp7Reader:
                 pass
         if nested is not None and el.tag == "clipitem":
             item = self.nested(el, nested, kind, name, first, dur, clip_rate, nesting, gain, locator, s, e)
+            if speed != 1 and item is not None:
+                # the nested sequence is entered at in * speed; cuts inside it are placed at speed 1
+                self.notes.append(f"'{name}' at {self.where(s, e)}: nested sequence retimed to "
+                                  f"{float(speed) * 100:g}%; clips under it read from its in point at speed 1")
         elif multi is not None:
             item = self.multiclip(el, multi, kind, name, first, dur, clip_rate, nesting, gain, locator, s, e)
         else:
@@ -436,8 +443,10 @@ class Fcp7Reader:
             gen_kind = (eff.findtext("effectid") or eff.findtext("name") or "generator") if eff is not None else "generator"
             ref = otio.schema.GeneratorReference(name=name, generator_kind=gen_kind)
             s2v["generator"] = "title" if "text" in gen_kind.lower() or "title" in gen_kind.lower() else "generator"
-            return otio.schema.Clip(name=name or gen_kind, media_reference=ref,
-                                    source_range=otio.opentime.TimeRange(rt(first, clip_rate), dur))
+            gen = otio.schema.Clip(name=name or gen_kind, media_reference=ref,
+                                   source_range=otio.opentime.TimeRange(rt(first, clip_rate), dur))
+            self.clip_markers(gen, el, filters, clip_rate, 0, rate)   # generators carry markers too
+            return gen
         file_el = el.find("file")
         ref, tc = self.media_reference(file_el, clip_rate)
         if file_el is None:
@@ -448,7 +457,10 @@ class Fcp7Reader:
                                 source_range=otio.opentime.TimeRange(rt(tc + first, clip_rate), dur))
         if file_el is not None:
             s2v["source_drop_frame"] = bool(self._source_df)   # the media's own timecode display
-        if filters.speed != 1.0:
+        if filters.speed == 0.0:
+            # Time Remap at 0 %: the in point's frame held (in/out stay plain media frames)
+            clip.effects.append(otio.schema.FreezeFrame(name="Time Remap"))
+        elif filters.speed != 1.0:
             clip.effects.append(otio.schema.LinearTimeWarp(name="Time Remap", time_scalar=float(filters.speed)
                                                            * (-1 if filters.reverse else 1)))
         if filters.variable_speed:
@@ -459,11 +471,14 @@ class Fcp7Reader:
             index = _int(el, "sourcetrack/trackindex")
             if index is not None and index >= 1:
                 s2v["source_channel"] = index - 1
+        self.clip_markers(clip, el, filters, clip_rate, tc, rate)
+        return clip
+
+    def clip_markers(self, clip, el, filters: Filters, clip_rate: Fraction, tc: int, rate: Fraction) -> None:
         for m in el.findall("marker"):
             # marker in/out count like in/out: sequence-rate frames of the retimed clip
-            speed = Fraction(filters.speed).limit_denominator(10000) if filters.speed else Fraction(1)
+            speed = filters.speed_exact or Fraction(1)
             clip.markers.append(self.marker(m, clip_rate, tc, speed * clip_rate / rate))
-        return clip
 
     def marker(self, m: ET.Element, rate: Fraction, origin: int, scale: Fraction = Fraction(1)) -> otio.schema.Marker:
         mi = _int(m, "in", 0) or 0
