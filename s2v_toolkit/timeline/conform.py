@@ -398,11 +398,19 @@ def _check_carried(path: Path, adapter: str, result: ConformResult, rate: float 
     for tn in result.track_names:
         if tn not in names:
             lost.append(f"{adapter}: track name '{tn}' not kept")
-    back_clips = {c.name: c for c in back.clips}
-    no_meta = [p.clip_name for p in result.placed if p.clip_name in back_clips and not back_clips[p.clip_name].s2v]
-    missing = [p.clip_name for p in result.placed if p.clip_name not in back_clips]
-    moved = [p.clip_name for p in result.placed if p.clip_name in back_clips
-             and back_clips[p.clip_name].record.to_otio() != p.record.to_otio()]
+    # several renders may share a name (renders of clips all named "Adjustment Layer"): each placed
+    # render is matched to a clip of its name at its record range, else to any clip of its name
+    by_name: dict[str, list] = {}
+    for c in back.clips:
+        by_name.setdefault(c.name, []).append(c)
+
+    def match(p):
+        same = by_name.get(p.clip_name, [])
+        return next((c for c in same if c.record.to_otio() == p.record.to_otio()), same[0] if same else None)
+    matched = [(p, match(p)) for p in result.placed]
+    no_meta = [p.clip_name for p, c in matched if c is not None and not c.s2v]
+    missing = [p.clip_name for p, c in matched if c is None]
+    moved = [p.clip_name for p, c in matched if c is not None and c.record.to_otio() != p.record.to_otio()]
     if missing:
         lost.append(f"{adapter}: {len(missing)} render clip(s) not found by name when read back")
     if no_meta:

@@ -216,7 +216,9 @@ class Fcp7Reader:
     def timeline(self) -> otio.schema.Timeline:
         seq = top_sequence(self.root)
         if seq is None:
-            raise TimelineError(self.path, "FCP 7 XML holds no <sequence>")
+            n = sum(1 for _ in self.root.iter("clip"))
+            raise TimelineError(self.path, "FCP 7 XML holds no <sequence>" + (
+                f" (a bin export with {n} master clip(s) and no timeline)" if n else ""))
         inside = {id(s) for ci in self.root.iter("clipitem") for s in ci.iter("sequence")}
         tops = [s for s in self.root.iter("sequence") if len(s) and id(s) not in inside]
         if len(tops) > 1:
@@ -236,8 +238,8 @@ class Fcp7Reader:
             for index, track_el in enumerate(seq.findall(f"media/{kind}/track")):
                 if kind == "audio" and not is_primary(track_el):
                     continue
-                track = self.track(track_el, kind, rate, {"kind": kind, "track": index}, [], 0.0)
-                tl.tracks.append(track)
+                for track in self.track(track_el, kind, rate, {"kind": kind, "track": index}, [], 0.0):
+                    tl.tracks.append(track)
         for m in seq.findall("marker"):
             tl.tracks.markers.append(self.marker(m, rate, 0))
         return tl
@@ -245,17 +247,28 @@ class Fcp7Reader:
     # ---------------------------------------------------------------- tracks
 
     def track(self, track_el: ET.Element, kind: str, rate: Fraction, where: dict, nesting: list,
-              outer_gain: float, outer_locator: dict | None = None) -> otio.schema.Track:
+              outer_gain: float, outer_locator: dict | None = None) -> list[otio.schema.Track]:
+        """The track, plus one overlap lane per level of items the file places over earlier ones
+        on the same track (no editor shows two items at once on one track, but the file says both
+        are there: each is kept whole, on a lane named after the track, and a note says so)."""
         otio_kind = otio.schema.TrackKind.Video if kind == "video" else otio.schema.TrackKind.Audio
-        track = otio.schema.Track(name=track_el.get("MZ.TrackName") or (track_el.findtext("name") or ""),
-                                  kind=otio_kind)
+        track_name = track_el.get("MZ.TrackName") or (track_el.findtext("name") or "")
         tmd: dict = {}
         if _is_false(track_el.find("enabled")):
-            track.enabled = False
-            if kind == "audio":
-                tmd["muted"] = True
-        if tmd:
-            track.metadata[NS] = tmd
+            tmd["muted" if kind == "audio" else "disabled"] = True
+
+        def new_lane(n: int) -> otio.schema.Track:
+            lane = otio.schema.Track(name=track_name if n == 0 else f"{track_name} (overlap {n})", kind=otio_kind)
+            if tmd.get("muted") or tmd.get("disabled"):
+                lane.enabled = False
+            md = {k: v for k, v in tmd.items() if k != "disabled"}
+            if n:
+                md["overlap_of"] = track_name
+            if md:
+                lane.metadata[NS] = md
+            return lane
+        track = new_lane(0)
+        lanes = [[track, 0]]   # [lane, cursor] for the overlap lanes
         items = [e for e in track_el if e.tag in ITEM_TAGS]
         cursor = 0
         for i, el in enumerate(items):
@@ -277,20 +290,26 @@ class Fcp7Reader:
             if item is None:
                 continue
             if s < cursor:
-                # overlapping items on one track (not through a transition): keep the later one whole
-                # from where the earlier ends, and say so
+                # overlapping items on one track (not through a transition): the later one whole on
+                # the first overlap lane free at its start, and say so
                 name = el.findtext("name") or el.get("id", "?")
-                self.notes.append(f"'{name}' at {self.where(s, e)} overlaps the previous item on its "
-                                  f"track; read from frame {cursor}")
-                if e <= cursor:
-                    continue
-                _trim_head(item, cursor - s, rate)
-                s = cursor
+                lane = next((ln for ln in lanes[1:] if ln[1] <= s), None)
+                if lane is None:
+                    lane = [new_lane(len(lanes)), 0]
+                    lanes.append(lane)
+                self.notes.append(f"'{name}' at {self.where(s, e)} overlaps the previous item on track "
+                                  f"'{track_name}'; kept whole on '{lane[0].name}'")
+                if s > lane[1]:
+                    lane[0].append(otio.schema.Gap(source_range=otio.opentime.TimeRange(
+                        rt(0, rate), rt(s - lane[1], rate))))
+                lane[0].append(item)
+                lane[1] = e
+                continue
             if s > cursor:
                 track.append(otio.schema.Gap(source_range=otio.opentime.TimeRange(rt(0, rate), rt(s - cursor, rate))))
             track.append(item)
             cursor = e
-        return track
+        return [ln[0] for ln in lanes]
 
     def where(self, s: int, e: int) -> str:
         """Record timecodes of a top-level item, or its frames in the nested sequence holding it."""
@@ -508,7 +527,8 @@ class Fcp7Reader:
         for track_el in container.findall(f"media/{kind}/track"):
             if kind == "audio" and not is_primary(track_el):
                 continue
-            stack.append(self.track(track_el, kind, inner_rate, {}, nesting + [inner_name], gain, locator))
+            for track in self.track(track_el, kind, inner_rate, {}, nesting + [inner_name], gain, locator):
+                stack.append(track)
         if not len(stack):
             return self._unknown(kind, name, first, dur, clip_rate, locator, s, e,
                                  f"'{inner_name}' has no {kind} track")
@@ -555,12 +575,6 @@ def cut_point(tr: ET.Element) -> int:
     if alignment in ("start", "start-black"):
         return s
     return (s + e) // 2
-
-
-def _trim_head(item, frames: int, rate: Fraction) -> None:
-    sr = item.source_range
-    cut = rt(frames, rate).rescaled_to(sr.duration.rate)
-    item.source_range = otio.opentime.TimeRange(sr.start_time + cut, sr.duration - cut)
 
 
 def read_xmeml(path: Path) -> tuple[otio.schema.Timeline, list[str]]:

@@ -168,9 +168,17 @@ def write_additions(original: LoadedTimeline, additions: TimelineAdditions, tmp_
 
     media = seq.kid("media")
     video = media.kid("video") if media is not None else None
+    if additions.tracks and (media is None or media.close_start == media.open_end):
+        raise TimelineError(original.path, "the sequence has no <media> element to add a video track to")
     if additions.tracks and video is None:
-        raise TimelineError(original.path, "the sequence has no <media><video> to add a track to")
-    if additions.tracks:
+        # an audio-only (or empty) sequence: a new <video> holding the render tracks, first in <media>
+        # as FCP 7 orders it
+        ind = _indent_before(text, media.start) + "\t"
+        unit = "\t" if "\t" in ind else "  "
+        chunks = [_track_xml(track, rate, ind + unit, unit, nl, used_ids, Path(tmp_path).parent)
+                  for track in additions.tracks]
+        inserts.append((media.open_end, f"{nl}{ind}<video>" + "".join(nl + c for c in chunks) + f"{nl}{ind}</video>"))
+    elif additions.tracks:
         tracks = video.kids("track")
         ref = tracks[-1] if tracks else video
         ind = _indent_before(text, ref.start) if tracks else _indent_before(text, video.start) + "\t"
