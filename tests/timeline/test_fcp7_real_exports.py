@@ -95,7 +95,16 @@ def test_retimed_nested_sequence_is_entered_at_in_times_speed(tmp_path):
     p, desc = _read(tmp_path, _doc([_clip("mc", 200, 309, 5320, 5429, _nested(inner), _remap(60))]))
     c = desc.clips[0]
     assert _rec(c) == (200, 309) and _src(c) == 850879 + 3192
-    assert any("retimed to 60%" in n for n in read_timeline(p).notes)
+    assert c.speed == pytest.approx(0.6) and c.media_range.to_otio().duration.value == pytest.approx(109 * 0.6)
+
+
+def test_cut_inside_a_retimed_nested_sequence_is_at_its_scaled_record_frame(tmp_path):
+    # at 200 % the nesting item (in 25 = nested frame 50) shows nested frames 50..150 over record
+    # 0..50: the cut at nested frame 100 is at record 25, both clips at double speed
+    inner = _clip("a", 0, 100, 0, 100, _file("fa", tc=1000)) + _clip("b", 100, 3000, 0, 2900, _file("fb", tc=5000))
+    _, desc = _read(tmp_path, _doc([_clip("fast", 0, 50, 25, 75, _nested(inner), _remap(200))]))
+    got = [(c.name, _rec(c), _src(c), c.speed) for c in desc.clips]
+    assert got == [("a", (0, 25), 1050, 2.0), ("b", (25, 50), 5000, 2.0)]
 
 
 def test_overlapping_items_on_one_track_are_both_kept_whole(tmp_path):

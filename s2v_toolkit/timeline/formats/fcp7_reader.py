@@ -391,6 +391,7 @@ class Fcp7Reader:
             s2v["speed"] = float(speed)
         nested = el.find("sequence")
         multi = el.find("multiclip")
+        marker_speed = speed
         note = (el.findtext("logginginfo/lognote") or "").strip()
         if note.startswith(LOGNOTE_PREFIX):  # the toolkit's own render clips carry their metadata here
             try:
@@ -399,10 +400,15 @@ class Fcp7Reader:
                 pass
         if nested is not None and el.tag == "clipitem":
             item = self.nested(el, nested, kind, name, first, dur, clip_rate, nesting, gain, locator, s, e)
-            if speed != 1 and item is not None:
-                # the nested sequence is entered at in * speed; cuts inside it are placed at speed 1
-                self.notes.append(f"'{name}' at {self.where(s, e)}: nested sequence retimed to "
-                                  f"{float(speed) * 100:g}%; clips under it read from its in point at speed 1")
+            if speed != 1 and isinstance(item, otio.schema.Stack):
+                if speed > 0 and not filters.variable_speed:
+                    # the nested sequence plays at ``speed``: its time, and every cut in it, scaled
+                    _retime_stack(item, speed)
+                    marker_speed = Fraction(1)
+                else:
+                    self.notes.append(f"'{name}' at {self.where(s, e)}: nested sequence at "
+                                      f"{float(speed) * 100:g}% (reverse or variable); clips under it read "
+                                      "from its in point at speed 1")
         elif multi is not None:
             item = self.multiclip(el, multi, kind, name, first, dur, clip_rate, nesting, gain, locator, s, e)
         else:
@@ -420,7 +426,7 @@ class Fcp7Reader:
             # markers of the nesting clip item, in the nested sequence's time (the Stack's own)
             inner_rate = Fraction(item.source_range.start_time.rate).limit_denominator(1001)
             for m in el.findall("marker"):
-                item.markers.append(self.marker(m, inner_rate, 0, inner_rate / rate * speed))
+                item.markers.append(self.marker(m, inner_rate, 0, inner_rate / rate * marker_speed))
         return item, s, e
 
     def source_rate(self, el: ET.Element, clip_rate: Fraction) -> Fraction:
@@ -564,6 +570,52 @@ class Fcp7Reader:
                                 source_range=otio.opentime.TimeRange(rt(first, clip_rate), dur))
         clip.metadata[NS] = {("unknown_picture" if kind == "video" else "unknown_sound"): reason}
         return clip
+
+
+def _retime_stack(stack: otio.schema.Stack, speed: Fraction) -> None:
+    """A nested sequence played at ``speed``: the Stack's own time becomes nested frames / speed, so
+    its source range is (in, record duration) and every item under it lasts its frames / speed
+    (cuts rounded to whole frames), each clip playing its media ``speed`` times faster."""
+    sr = stack.source_range
+    stack.source_range = otio.opentime.TimeRange(
+        otio.opentime.RationalTime(float(Fraction(sr.start_time.value) / speed), sr.start_time.rate), sr.duration)
+    for track in stack:
+        _retime_track(track, speed)
+
+
+def _retime_track(track: otio.schema.Track, speed: Fraction) -> None:
+    pos, prev = Fraction(0), 0
+    for child in track:
+        if isinstance(child, otio.schema.Transition):
+            child.in_offset = otio.opentime.RationalTime(round(Fraction(child.in_offset.value) / speed),
+                                                         child.in_offset.rate)
+            child.out_offset = otio.opentime.RationalTime(round(Fraction(child.out_offset.value) / speed),
+                                                          child.out_offset.rate)
+            continue
+        sr = child.source_range
+        pos += Fraction(sr.duration.value)
+        end = round(pos / speed)
+        dur = otio.opentime.RationalTime(end - prev, sr.duration.rate)
+        prev = end
+        if isinstance(child, otio.schema.Stack):
+            child.source_range = otio.opentime.TimeRange(otio.opentime.RationalTime(
+                float(Fraction(sr.start_time.value) / speed), sr.start_time.rate), dur)
+            for inner in child:
+                _retime_track(inner, speed)
+            continue
+        child.source_range = otio.opentime.TimeRange(sr.start_time, dur)
+        if isinstance(child, otio.schema.Clip):
+            warp = next((e for e in child.effects if isinstance(e, otio.schema.LinearTimeWarp)), None)
+            if isinstance(warp, otio.schema.FreezeFrame):
+                continue
+            if warp is not None:
+                warp.time_scalar = float(Fraction(warp.time_scalar).limit_denominator(10**7) * speed)
+            else:
+                child.effects.append(otio.schema.LinearTimeWarp(name="nested sequence speed",
+                                                                time_scalar=float(speed)))
+            md = dict(child.metadata.get(NS, {}))
+            md["speed"] = float(Fraction(md.get("speed", 1)).limit_denominator(10**7) * speed)
+            child.metadata[NS] = md
 
 
 def cut_point(tr: ET.Element) -> int:
