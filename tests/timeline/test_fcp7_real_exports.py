@@ -202,3 +202,22 @@ def test_root_found_after_a_long_prolog_and_in_utf16(tmp_path):
     u = tmp_path / "utf16.xml"
     u.write_bytes(body.replace('encoding="UTF-8"', 'encoding="UTF-16"').encode("utf-16"))
     assert detect_adapter(u) == "fcp_xml"
+
+
+@pytest.mark.parametrize("codec,bom", [("utf-16-le", b"\xff\xfe"), ("iso-8859-1", b"")])
+def test_write_back_keeps_the_files_own_encoding(tmp_path, codec, bom):
+    decl = "UTF-16" if "16" in codec else "ISO-8859-1"
+    text = _doc([_clip("c0", 0, 100, 0, 100, _file("f", "søn.mov")) + _clip("c1", 100, 150, 0, 50, '<file id="f"/>')])
+    text = text.replace('encoding="UTF-8"', f'encoding="{decl}"')
+    p = tmp_path / "cut.xml"
+    p.write_bytes(bom + text.encode(codec))
+    desc = describe_timeline(read_timeline(p), check_media=False)
+    conform(p, [RenderResult(str(tmp_path / "rø€.mov"), clip_id=desc.clips[1].id, job_id="j")], tmp_path / "out")
+    out = (tmp_path / "out" / "cut.s2v_v001.xml").read_bytes()
+    assert out.startswith(bom)
+    s = out[len(bom):].decode(codec)
+    s = re.sub(r"\s*<track MZ\.TrackName=\"S2V v001\">.*?</track>", "", s, flags=re.S)
+    s = re.sub(r"\s*<marker>\s*<name>S2V v001</name>.*?</marker>\s*", "", s, flags=re.S)   # one-line doc
+    assert s == text
+    back = describe_timeline(read_timeline(tmp_path / "out" / "cut.s2v_v001.xml"), check_media=False)
+    assert any("%E2%82%AC" in (c.media.url or "") for c in back.clips if c.track == "V2")   # the URL, encoded
