@@ -206,6 +206,14 @@ _ADDED_VIDEO = re.compile(r"\s*<video>(?:\s*<track MZ\.TrackName=\"S2V v\d+[^\"]
 _ADDED_MARKER = re.compile(r"\s*<marker>\s*<name>S2V v\d+[^<]*</name>.*?</marker>", re.S)
 
 
+def _text(data: bytes) -> str:
+    """The file's characters as its BOM or declaration says, newlines and BOM untouched."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return data.decode("utf-16-le" if data[0] == 0xFF else "utf-16-be")
+    m = re.match(rb"^(?:\xef\xbb\xbf)?<\?xml[^>]*encoding=[\"']([A-Za-z0-9._-]+)", data)
+    return data.decode(m.group(1).decode() if m else "utf-8")
+
+
 def _canonical(text: str) -> str:
     return ET.canonicalize(text.lstrip("\ufeff"), strip_text=True)
 
@@ -229,8 +237,8 @@ def test_fcp7_write_back_changes_nothing_but_the_additions(path, tmp_path):
     assert not result.problems
     assert not any("marker" in n for n in result.not_carried), result.not_carried
     # bytes decoded as they are: read_text() would turn CRLF into LF and hide (or fake) a change
-    out = (tmp_path / "out" / f"{path.stem}.s2v_v001.xml").read_bytes().decode("utf-8")
-    original = before.decode("utf-8")
+    out = _text((tmp_path / "out" / f"{path.stem}.s2v_v001.xml").read_bytes())
+    original = _text(before)
     n_markers = len(_ADDED_MARKER.findall(out))
     assert len(_ADDED_TRACK.findall(out)) == len(result.track_names) >= 1
     root = ET.fromstring(before)
