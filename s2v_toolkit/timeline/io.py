@@ -42,13 +42,18 @@ def detect_adapter(path: str | os.PathLike) -> str:
     if not p.exists():
         raise TimelineError(p, "timeline file not found")
     head = _head(p)
-    if suffix == ".xml" or (suffix not in ADAPTER_BY_SUFFIX and head.lstrip().startswith(b"<")):
-        text = head.decode("utf-8", "replace")
-        if re.search(r"<xmeml[\s>]", text):
+    text = _xml_text(head)
+    if suffix == ".xml" or (suffix not in ADAPTER_BY_SUFFIX and text.lstrip().startswith("<")):
+        root = xml_root_tag(text)
+        if root is None and len(head) >= 4096:
+            # a long prolog (comments, DOCTYPE with an internal subset) fills the head: read on
+            root = xml_root_tag(_xml_text(_head(p, 4 * 1024 * 1024)))
+        if root == "xmeml":
             return "fcp_xml"
-        if re.search(r"<fcpxml[\s>]", text):
+        if root == "fcpxml":
             return "fcpx_xml"
-        raise TimelineError(p, "XML is neither FCP 7 XML (<xmeml>) nor FCPXML (<fcpxml>)")
+        found = f"its root element is <{root}>" if root else "no root element found"
+        raise TimelineError(p, f"XML is neither FCP 7 XML (<xmeml>) nor FCPXML (<fcpxml>): {found}")
     if suffix in ADAPTER_BY_SUFFIX:
         return ADAPTER_BY_SUFFIX[suffix]
     if head.startswith(_OLE_MAGIC):
@@ -59,6 +64,34 @@ def detect_adapter(path: str | os.PathLike) -> str:
         return "cmx_3600"
     known = ", ".join(sorted(ADAPTER_BY_SUFFIX))
     raise TimelineError(p, f"unknown timeline format (extension '{suffix or 'none'}'; known: {known})")
+
+
+def _xml_text(head: bytes) -> str:
+    """The first bytes as text: UTF-16 where a BOM (or a NUL-interleaved '<') says so, else UTF-8."""
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return head.decode("utf-16", "replace")
+    if head.startswith(b"<\x00"):
+        return head.decode("utf-16-le", "replace")
+    if head.startswith(b"\x00<"):
+        return head.decode("utf-16-be", "replace")
+    return head.decode("utf-8", "replace").lstrip("\ufeff")
+
+
+_PROLOG = re.compile(r"\s+|<\?.*?\?>|<!--.*?-->|<!DOCTYPE(?:[^>\[]|\[[^\]]*\])*>", re.S)
+_START_TAG = re.compile(r"<([A-Za-z_][\w.:-]*)")
+
+
+def xml_root_tag(text: str) -> str | None:
+    """Name of the document's root element: the first start tag after the declaration, comments,
+    processing instructions and DOCTYPE (None where ``text`` ends before one)."""
+    pos = 0
+    while True:
+        m = _PROLOG.match(text, pos)
+        if m is None or m.end() == pos:
+            break
+        pos = m.end()
+    m = _START_TAG.match(text, pos)
+    return m.group(1).split(":")[-1] if m else None
 
 
 def _head(p: Path, n: int = 4096) -> bytes:

@@ -377,7 +377,9 @@ def test_zero_timestep_modulation_for_reference_and_motion_tokens(tiny_model):
     no_zero.load_state_dict(tiny_model.state_dict())
     inp = make_inputs()
     at_zero = {**inp, "timestep": torch.zeros(B)}
-    torch.testing.assert_close(run(no_zero, at_zero), run(tiny_model, at_zero), rtol=0, atol=0)
+    # equal up to float32 round-off (the t=0 path runs its matmuls on another batch shape, so the
+    # last bits may differ with the thread count); at t>0 the difference is orders of magnitude larger
+    torch.testing.assert_close(run(no_zero, at_zero), run(tiny_model, at_zero), rtol=1e-5, atol=1e-5)
     assert not torch.allclose(run(no_zero, inp), run(tiny_model, inp), atol=1e-3)
     # the model's own split: column 1 is t-independent and equals t=0's column 0
     _, e0 = tiny_model.time_embeddings(torch.tensor([250.0, 999.0]))

@@ -151,7 +151,8 @@ def test_bad_inputs_give_one_clear_line(project):
         assert len(line) < 400, (name, line)
     # the bomb was refused from its header: the children never came near the 4 GB its pixels would take
     peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    assert peak_kb < 1_500_000, peak_kb
+    # (a child that decoded it would pass 4 GB; torch + the CLI alone take up to ~1.5 GB here)
+    assert peak_kb < 2_500_000, peak_kb
     assert not (project / "frames").exists() or not any((project / "frames").iterdir())
 
 

@@ -116,6 +116,7 @@ class Filters:
     gain_db: float = 0.0
     gain_keyframes: list = field(default_factory=list)    # [(clip frame, dB)] where levels are keyframed
     speed: float = 1.0
+    speed_exact: Fraction = Fraction(1)   # the decimal the file says ("80.0008" %), for exact in * speed
     reverse: bool = False
     variable_speed: bool = False
     names: list = field(default_factory=list)
@@ -148,9 +149,11 @@ def read_filters(item: ET.Element) -> Filters:
                     break
         elif eid.lower() == "timeremap":
             try:
-                f.speed = float((params["speed"].findtext("value") or "100").strip()) / 100 if "speed" in params else 1.0
-            except ValueError:
-                f.speed = 1.0
+                f.speed_exact = (Fraction((params["speed"].findtext("value") or "100").strip()) / 100
+                                 if "speed" in params else Fraction(1))
+            except (ValueError, ZeroDivisionError):
+                f.speed_exact = Fraction(1)
+            f.speed = float(f.speed_exact)
             rev = params.get("reverse")
             f.reverse = rev is not None and (rev.findtext("value") or "").strip().upper() == "TRUE"
             var = params.get("variablespeed")
@@ -213,7 +216,9 @@ class Fcp7Reader:
     def timeline(self) -> otio.schema.Timeline:
         seq = top_sequence(self.root)
         if seq is None:
-            raise TimelineError(self.path, "FCP 7 XML holds no <sequence>")
+            n = sum(1 for _ in self.root.iter("clip"))
+            raise TimelineError(self.path, "FCP 7 XML holds no <sequence>" + (
+                f" (a bin export with {n} master clip(s) and no timeline)" if n else ""))
         inside = {id(s) for ci in self.root.iter("clipitem") for s in ci.iter("sequence")}
         tops = [s for s in self.root.iter("sequence") if len(s) and id(s) not in inside]
         if len(tops) > 1:
@@ -233,8 +238,8 @@ class Fcp7Reader:
             for index, track_el in enumerate(seq.findall(f"media/{kind}/track")):
                 if kind == "audio" and not is_primary(track_el):
                     continue
-                track = self.track(track_el, kind, rate, {"kind": kind, "track": index}, [], 0.0)
-                tl.tracks.append(track)
+                for track in self.track(track_el, kind, rate, {"kind": kind, "track": index}, [], 0.0):
+                    tl.tracks.append(track)
         for m in seq.findall("marker"):
             tl.tracks.markers.append(self.marker(m, rate, 0))
         return tl
@@ -242,17 +247,28 @@ class Fcp7Reader:
     # ---------------------------------------------------------------- tracks
 
     def track(self, track_el: ET.Element, kind: str, rate: Fraction, where: dict, nesting: list,
-              outer_gain: float, outer_locator: dict | None = None) -> otio.schema.Track:
+              outer_gain: float, outer_locator: dict | None = None) -> list[otio.schema.Track]:
+        """The track, plus one overlap lane per level of items the file places over earlier ones
+        on the same track (no editor shows two items at once on one track, but the file says both
+        are there: each is kept whole, on a lane named after the track, and a note says so)."""
         otio_kind = otio.schema.TrackKind.Video if kind == "video" else otio.schema.TrackKind.Audio
-        track = otio.schema.Track(name=track_el.get("MZ.TrackName") or (track_el.findtext("name") or ""),
-                                  kind=otio_kind)
+        track_name = track_el.get("MZ.TrackName") or (track_el.findtext("name") or "")
         tmd: dict = {}
         if _is_false(track_el.find("enabled")):
-            track.enabled = False
-            if kind == "audio":
-                tmd["muted"] = True
-        if tmd:
-            track.metadata[NS] = tmd
+            tmd["muted" if kind == "audio" else "disabled"] = True
+
+        def new_lane(n: int) -> otio.schema.Track:
+            lane = otio.schema.Track(name=track_name if n == 0 else f"{track_name} (overlap {n})", kind=otio_kind)
+            if tmd.get("muted") or tmd.get("disabled"):
+                lane.enabled = False
+            md = {k: v for k, v in tmd.items() if k != "disabled"}
+            if n:
+                md["overlap_of"] = track_name
+            if md:
+                lane.metadata[NS] = md
+            return lane
+        track = new_lane(0)
+        lanes = [[track, 0]]   # [lane, cursor] for the overlap lanes
         items = [e for e in track_el if e.tag in ITEM_TAGS]
         cursor = 0
         for i, el in enumerate(items):
@@ -274,20 +290,26 @@ class Fcp7Reader:
             if item is None:
                 continue
             if s < cursor:
-                # overlapping items on one track (not through a transition): keep the later one whole
-                # from where the earlier ends, and say so
+                # overlapping items on one track (not through a transition): the later one whole on
+                # the first overlap lane free at its start, and say so
                 name = el.findtext("name") or el.get("id", "?")
-                self.notes.append(f"'{name}' at {self.where(s, e)} overlaps the previous item on its "
-                                  f"track; read from frame {cursor}")
-                if e <= cursor:
-                    continue
-                _trim_head(item, cursor - s, rate)
-                s = cursor
+                lane = next((ln for ln in lanes[1:] if ln[1] <= s), None)
+                if lane is None:
+                    lane = [new_lane(len(lanes)), 0]
+                    lanes.append(lane)
+                self.notes.append(f"'{name}' at {self.where(s, e)} overlaps the previous item on track "
+                                  f"'{track_name}'; kept whole on '{lane[0].name}'")
+                if s > lane[1]:
+                    lane[0].append(otio.schema.Gap(source_range=otio.opentime.TimeRange(
+                        rt(0, rate), rt(s - lane[1], rate))))
+                lane[0].append(item)
+                lane[1] = e
+                continue
             if s > cursor:
                 track.append(otio.schema.Gap(source_range=otio.opentime.TimeRange(rt(0, rate), rt(s - cursor, rate))))
             track.append(item)
             cursor = e
-        return track
+        return [ln[0] for ln in lanes]
 
     def where(self, s: int, e: int) -> str:
         """Record timecodes of a top-level item, or its frames in the nested sequence holding it."""
@@ -352,7 +374,7 @@ class Fcp7Reader:
         # file in a 25 fps sequence has <duration> = its frames * 25/23.976, whatever the clip item's
         # <rate> says), and a retimed clip counts retimed frames (<duration> = the media's / speed):
         # the media position is (in * speed) / sequence rate seconds, here in frames of the media
-        speed = Fraction(filters.speed).limit_denominator(10000) if filters.speed else Fraction(1)
+        speed = filters.speed_exact or Fraction(1)
         first = (Fraction(in_) + Fraction(head)) * speed * clip_rate / rate
         # the duration stays in sequence frames (OTIO allows a range's start and duration at different
         # rates): record positions then add up as whole frames, never as rescaled floats
@@ -369,6 +391,7 @@ class Fcp7Reader:
             s2v["speed"] = float(speed)
         nested = el.find("sequence")
         multi = el.find("multiclip")
+        marker_speed = speed
         note = (el.findtext("logginginfo/lognote") or "").strip()
         if note.startswith(LOGNOTE_PREFIX):  # the toolkit's own render clips carry their metadata here
             try:
@@ -377,6 +400,15 @@ class Fcp7Reader:
                 pass
         if nested is not None and el.tag == "clipitem":
             item = self.nested(el, nested, kind, name, first, dur, clip_rate, nesting, gain, locator, s, e)
+            if speed != 1 and isinstance(item, otio.schema.Stack):
+                if speed > 0 and not filters.variable_speed:
+                    # the nested sequence plays at ``speed``: its time, and every cut in it, scaled
+                    _retime_stack(item, speed)
+                    marker_speed = Fraction(1)
+                else:
+                    self.notes.append(f"'{name}' at {self.where(s, e)}: nested sequence at "
+                                      f"{float(speed) * 100:g}% (reverse or variable); clips under it read "
+                                      "from its in point at speed 1")
         elif multi is not None:
             item = self.multiclip(el, multi, kind, name, first, dur, clip_rate, nesting, gain, locator, s, e)
         else:
@@ -394,7 +426,7 @@ class Fcp7Reader:
             # markers of the nesting clip item, in the nested sequence's time (the Stack's own)
             inner_rate = Fraction(item.source_range.start_time.rate).limit_denominator(1001)
             for m in el.findall("marker"):
-                item.markers.append(self.marker(m, inner_rate, 0, inner_rate / rate * speed))
+                item.markers.append(self.marker(m, inner_rate, 0, inner_rate / rate * marker_speed))
         return item, s, e
 
     def source_rate(self, el: ET.Element, clip_rate: Fraction) -> Fraction:
@@ -436,8 +468,10 @@ class Fcp7Reader:
             gen_kind = (eff.findtext("effectid") or eff.findtext("name") or "generator") if eff is not None else "generator"
             ref = otio.schema.GeneratorReference(name=name, generator_kind=gen_kind)
             s2v["generator"] = "title" if "text" in gen_kind.lower() or "title" in gen_kind.lower() else "generator"
-            return otio.schema.Clip(name=name or gen_kind, media_reference=ref,
-                                    source_range=otio.opentime.TimeRange(rt(first, clip_rate), dur))
+            gen = otio.schema.Clip(name=name or gen_kind, media_reference=ref,
+                                   source_range=otio.opentime.TimeRange(rt(first, clip_rate), dur))
+            self.clip_markers(gen, el, filters, clip_rate, 0, rate)   # generators carry markers too
+            return gen
         file_el = el.find("file")
         ref, tc = self.media_reference(file_el, clip_rate)
         if file_el is None:
@@ -448,7 +482,10 @@ class Fcp7Reader:
                                 source_range=otio.opentime.TimeRange(rt(tc + first, clip_rate), dur))
         if file_el is not None:
             s2v["source_drop_frame"] = bool(self._source_df)   # the media's own timecode display
-        if filters.speed != 1.0:
+        if filters.speed == 0.0:
+            # Time Remap at 0 %: the in point's frame held (in/out stay plain media frames)
+            clip.effects.append(otio.schema.FreezeFrame(name="Time Remap"))
+        elif filters.speed != 1.0:
             clip.effects.append(otio.schema.LinearTimeWarp(name="Time Remap", time_scalar=float(filters.speed)
                                                            * (-1 if filters.reverse else 1)))
         if filters.variable_speed:
@@ -459,11 +496,14 @@ class Fcp7Reader:
             index = _int(el, "sourcetrack/trackindex")
             if index is not None and index >= 1:
                 s2v["source_channel"] = index - 1
+        self.clip_markers(clip, el, filters, clip_rate, tc, rate)
+        return clip
+
+    def clip_markers(self, clip, el, filters: Filters, clip_rate: Fraction, tc: int, rate: Fraction) -> None:
         for m in el.findall("marker"):
             # marker in/out count like in/out: sequence-rate frames of the retimed clip
-            speed = Fraction(filters.speed).limit_denominator(10000) if filters.speed else Fraction(1)
+            speed = filters.speed_exact or Fraction(1)
             clip.markers.append(self.marker(m, clip_rate, tc, speed * clip_rate / rate))
-        return clip
 
     def marker(self, m: ET.Element, rate: Fraction, origin: int, scale: Fraction = Fraction(1)) -> otio.schema.Marker:
         mi = _int(m, "in", 0) or 0
@@ -493,7 +533,8 @@ class Fcp7Reader:
         for track_el in container.findall(f"media/{kind}/track"):
             if kind == "audio" and not is_primary(track_el):
                 continue
-            stack.append(self.track(track_el, kind, inner_rate, {}, nesting + [inner_name], gain, locator))
+            for track in self.track(track_el, kind, inner_rate, {}, nesting + [inner_name], gain, locator):
+                stack.append(track)
         if not len(stack):
             return self._unknown(kind, name, first, dur, clip_rate, locator, s, e,
                                  f"'{inner_name}' has no {kind} track")
@@ -531,6 +572,52 @@ class Fcp7Reader:
         return clip
 
 
+def _retime_stack(stack: otio.schema.Stack, speed: Fraction) -> None:
+    """A nested sequence played at ``speed``: the Stack's own time becomes nested frames / speed, so
+    its source range is (in, record duration) and every item under it lasts its frames / speed
+    (cuts rounded to whole frames), each clip playing its media ``speed`` times faster."""
+    sr = stack.source_range
+    stack.source_range = otio.opentime.TimeRange(
+        otio.opentime.RationalTime(float(Fraction(sr.start_time.value) / speed), sr.start_time.rate), sr.duration)
+    for track in stack:
+        _retime_track(track, speed)
+
+
+def _retime_track(track: otio.schema.Track, speed: Fraction) -> None:
+    pos, prev = Fraction(0), 0
+    for child in track:
+        if isinstance(child, otio.schema.Transition):
+            child.in_offset = otio.opentime.RationalTime(round(Fraction(child.in_offset.value) / speed),
+                                                         child.in_offset.rate)
+            child.out_offset = otio.opentime.RationalTime(round(Fraction(child.out_offset.value) / speed),
+                                                          child.out_offset.rate)
+            continue
+        sr = child.source_range
+        pos += Fraction(sr.duration.value)
+        end = round(pos / speed)
+        dur = otio.opentime.RationalTime(end - prev, sr.duration.rate)
+        prev = end
+        if isinstance(child, otio.schema.Stack):
+            child.source_range = otio.opentime.TimeRange(otio.opentime.RationalTime(
+                float(Fraction(sr.start_time.value) / speed), sr.start_time.rate), dur)
+            for inner in child:
+                _retime_track(inner, speed)
+            continue
+        child.source_range = otio.opentime.TimeRange(sr.start_time, dur)
+        if isinstance(child, otio.schema.Clip):
+            warp = next((e for e in child.effects if isinstance(e, otio.schema.LinearTimeWarp)), None)
+            if isinstance(warp, otio.schema.FreezeFrame):
+                continue
+            if warp is not None:
+                warp.time_scalar = float(Fraction(warp.time_scalar).limit_denominator(10**7) * speed)
+            else:
+                child.effects.append(otio.schema.LinearTimeWarp(name="nested sequence speed",
+                                                                time_scalar=float(speed)))
+            md = dict(child.metadata.get(NS, {}))
+            md["speed"] = float(Fraction(md.get("speed", 1)).limit_denominator(10**7) * speed)
+            child.metadata[NS] = md
+
+
 def cut_point(tr: ET.Element) -> int:
     """Record frame where a transition passes from one clip to the next (FCP 7 alignment rules)."""
     s, e = _int(tr, "start", 0) or 0, _int(tr, "end", 0) or 0
@@ -540,12 +627,6 @@ def cut_point(tr: ET.Element) -> int:
     if alignment in ("start", "start-black"):
         return s
     return (s + e) // 2
-
-
-def _trim_head(item, frames: int, rate: Fraction) -> None:
-    sr = item.source_range
-    cut = rt(frames, rate).rescaled_to(sr.duration.rate)
-    item.source_range = otio.opentime.TimeRange(sr.start_time + cut, sr.duration - cut)
 
 
 def read_xmeml(path: Path) -> tuple[otio.schema.Timeline, list[str]]:

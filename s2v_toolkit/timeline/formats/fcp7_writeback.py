@@ -91,8 +91,17 @@ def _indent_before(text: str, offset: int) -> str:
 
 
 def _decode(data: bytes) -> tuple[str, str]:
-    m = re.match(rb"^(?:\xef\xbb\xbf)?<\?xml[^>]*encoding=[\"']([A-Za-z0-9._-]+)[\"']", data)
-    enc = m.group(1).decode("ascii") if m else "utf-8"
+    """(text, codec) such that ``text.encode(codec) == data``: a BOM stays in the text as U+FEFF,
+    newlines are not touched (bytes.decode never translates CRLF)."""
+    if data.startswith(b"\xff\xfe"):
+        enc = "utf-16-le"
+    elif data.startswith(b"\xfe\xff"):
+        enc = "utf-16-be"
+    else:
+        m = re.match(rb"^(?:\xef\xbb\xbf)?<\?xml[^>]*encoding=[\"']([A-Za-z0-9._-]+)[\"']", data)
+        enc = m.group(1).decode("ascii") if m else "utf-8"
+        if enc.lower().replace("_", "-") in ("utf-16", "utf16"):   # declared, without a BOM
+            enc = "utf-16-be" if data.startswith(b"\x00") else "utf-16-le"
     return data.decode(enc), enc
 
 
@@ -144,7 +153,10 @@ def rebase_relative_pathurls(text: str, from_dir: Path, to_dir: Path) -> tuple[s
 
 def write_additions(original: LoadedTimeline, additions: TimelineAdditions, tmp_path: Path) -> list[str]:
     data = Path(original.path).read_bytes()
-    text, enc = _decode(data)
+    try:
+        text, enc = _decode(data)
+    except (LookupError, UnicodeDecodeError) as exc:
+        raise TimelineError(original.path, f"cannot decode the file for write-back ({exc})") from None
     text, rebased = rebase_relative_pathurls(text, Path(original.path).parent, Path(tmp_path).parent)
     notes = [f"{rebased} relative media path(s) rewritten relative to the output folder"] if rebased else []
     if not additions.tracks and not additions.markers:
@@ -168,9 +180,17 @@ def write_additions(original: LoadedTimeline, additions: TimelineAdditions, tmp_
 
     media = seq.kid("media")
     video = media.kid("video") if media is not None else None
+    if additions.tracks and (media is None or media.close_start == media.open_end):
+        raise TimelineError(original.path, "the sequence has no <media> element to add a video track to")
     if additions.tracks and video is None:
-        raise TimelineError(original.path, "the sequence has no <media><video> to add a track to")
-    if additions.tracks:
+        # an audio-only (or empty) sequence: a new <video> holding the render tracks, first in <media>
+        # as FCP 7 orders it
+        ind = _indent_before(text, media.start) + "\t"
+        unit = "\t" if "\t" in ind else "  "
+        chunks = [_track_xml(track, rate, ind + unit, unit, nl, used_ids, Path(tmp_path).parent)
+                  for track in additions.tracks]
+        inserts.append((media.open_end, f"{nl}{ind}<video>" + "".join(nl + c for c in chunks) + f"{nl}{ind}</video>"))
+    elif additions.tracks:
         tracks = video.kids("track")
         ref = tracks[-1] if tracks else video
         ind = _indent_before(text, ref.start) if tracks else _indent_before(text, video.start) + "\t"
@@ -204,7 +224,8 @@ def write_additions(original: LoadedTimeline, additions: TimelineAdditions, tmp_
     out = text
     for pos, chunk in sorted(inserts, key=lambda x: x[0], reverse=True):
         out = out[:pos] + chunk + out[pos:]
-    Path(tmp_path).write_bytes(out.encode(enc))
+    # added names/paths the file's encoding cannot hold go in as character references
+    Path(tmp_path).write_bytes(out.encode(enc, "xmlcharrefreplace"))
     return notes
 
 
