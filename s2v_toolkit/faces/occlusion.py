@@ -1,0 +1,180 @@
+"""Mouth occlusion: frames in which a hand, a microphone or an object covers a tracked face's mouth.
+
+The landmark model still places lips on a covered mouth (it guesses them from the rest of the face), so
+the re-dub would regenerate the occluder. Per found frame of a track (:func:`mouth_features`, measured
+while the faces are tracked, so no second decode):
+
+* the **lip ring** (outer lip polygon minus the inner one: lips whether the mouth is open or shut) is
+  compared with a **skin reference**, the cheeks under the eyes (a hand over the mouth rarely covers
+  them): mean CIE-Lab L*, a*, b* differences (lips are redder and darker than the skin of the same face
+  under the same light, so differences cancel the light and the skin tone) and the lip ring's gradient
+  energy over the reference's (lip edges and teeth vs a smooth palm or a dark rectangle);
+* the lip landmarks' jitter: raw minus smoothed lip points, in mouth widths (they jump when covered).
+
+:func:`occlusion_scores` turns those into a score per frame: the largest robust z (distance from the
+track's own median over its *reference frames*, in MADs floored at ``min_scale``) of the colour and
+texture cues, plus ``jitter_weight`` times the jitter. Reference frames are the half of the track's
+frames where lips differ most from skin (a* contrast), so the median describes the uncovered mouth even
+when a hand covers it for almost half of the track. A frame is occluded when its score exceeds
+``threshold`` (default 4.0); a run starts there and lasts while the score stays above
+``release`` (hysteresis), and runs shorter than ``min_run`` frames are dropped (one-frame noise).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import landmarks as L
+
+# Skin under the eyes: a disc halfway between each eye's outer corner and the mouth corner below it
+# (named points only, so any 478-point source works), radius a quarter of the mouth width.
+_CHEEKS = ((L.LEFT_EYE_CORNERS[0], L.MOUTH_CORNERS[0]), (L.RIGHT_EYE_CORNERS[0], L.MOUTH_CORNERS[1]))
+N_FEATURES = 5  # dL, da, db (lip ring minus cheeks), log texture ratio, lip jitter (filled later)
+
+
+@dataclass(frozen=True)
+class OcclusionParams:
+    threshold: float = 4.0        # score above which a frame starts an occluded run
+    release: float = 2.5          # ... which continues while the score stays above this
+    min_run: int = 3              # shorter runs are single-frame noise
+    min_scale: tuple[float, float, float, float] = (4.0, 3.0, 3.0, 0.25)  # MAD floors: dL, da, db, log tex
+    jitter_weight: float = 20.0   # score per mouth width of lip jitter
+    reference_fraction: float = 0.5  # frames with the most lip/skin a* contrast define "uncovered"
+    min_mouth_px: float = 12.0    # mouths narrower than this are not scored (too few pixels)
+
+
+@dataclass
+class TrackOcclusion:
+    """Per found frame of one track (same order as ``FaceTrack.frames``)."""
+
+    track_id: int
+    frames: np.ndarray
+    scores: np.ndarray
+    occluded: np.ndarray          # bool
+    ranges: list[tuple[int, int]] = field(default_factory=list)  # inclusive frame ranges
+
+    def occluded_frames(self) -> set[int]:
+        return {int(f) for f in self.frames[self.occluded]}
+
+    def fraction(self, start: int, end: int) -> float:
+        """Share of the track's found frames in ``[start, end]`` with the mouth occluded."""
+        sel = (self.frames >= start) & (self.frames <= end)
+        n = int(sel.sum())
+        return float(self.occluded[sel].sum()) / n if n else 0.0
+
+    def to_dict(self) -> dict:
+        return {"track_id": self.track_id, "ranges": [list(r) for r in self.ranges],
+                "scores": np.round(self.scores, 2).tolist()}
+
+
+def _poly_mask(shape, pts, cv2):
+    m = np.zeros(shape, np.uint8)
+    cv2.fillPoly(m, [np.round(pts[:, :2]).astype(np.int32)], 1)
+    return m.astype(bool)
+
+
+def mouth_features(rgb: np.ndarray, landmarks: np.ndarray, min_mouth_px: float = OcclusionParams.min_mouth_px,
+                   ) -> np.ndarray:
+    """Colour and texture cues of one face's mouth in one RGB uint8 frame; NaNs if not measurable."""
+    import cv2
+
+    out = np.full(N_FEATURES, np.nan, np.float32)
+    lm = np.asarray(landmarks, np.float32)
+    outer, inner = lm[list(L.LIPS_OUTER)], lm[list(L.LIPS_INNER)]
+    width = float(np.linalg.norm(lm[L.MOUTH_CORNERS[0], :2] - lm[L.MOUTH_CORNERS[1], :2]))
+    if width < min_mouth_px:
+        return out
+    centres = np.stack([lm[list(c), :2].mean(0) for c in _CHEEKS])
+    radius = 0.25 * width
+    pts = np.concatenate([outer[:, :2], centres - radius, centres + radius])
+    h, w = rgb.shape[:2]
+    pad = int(0.1 * width) + 2
+    x0, y0 = (np.floor(pts.min(0)) - pad).astype(int)
+    x1, y1 = (np.ceil(pts.max(0)) + pad).astype(int)
+    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+    if x1 - x0 < 4 or y1 - y0 < 4:
+        return out
+    patch = np.ascontiguousarray(rgb[y0:y1, x0:x1])
+    off = np.array([x0, y0], np.float32)
+    shape = patch.shape[:2]
+    ring = _poly_mask(shape, outer - np.r_[off, 0], cv2) & ~_poly_mask(shape, inner - np.r_[off, 0], cv2)
+    cheeks = np.zeros(shape, bool)
+    for c in centres - off:
+        m = np.zeros(shape, np.uint8)
+        cv2.circle(m, (int(round(c[0])), int(round(c[1]))), max(int(round(radius)), 2), 1, -1)
+        cheeks |= m.astype(bool)
+    if ring.sum() < 8 or cheeks.sum() < 8:
+        return out
+    lab = cv2.cvtColor(patch, cv2.COLOR_RGB2LAB).astype(np.float32)
+    lab[..., 0] *= 100.0 / 255.0   # OpenCV 8-bit Lab: L scaled to 0..255, a and b offset by 128
+    gray = lab[..., 0]
+    gx, gy = cv2.Sobel(gray, cv2.CV_32F, 1, 0), cv2.Sobel(gray, cv2.CV_32F, 0, 1)
+    grad = np.sqrt(gx * gx + gy * gy)
+    out[:3] = lab[ring].mean(0) - lab[cheeks].mean(0)
+    out[3] = np.log((grad[ring].mean() + 1.0) / (grad[cheeks].mean() + 1.0))
+    return out
+
+
+def lip_jitter(raw: np.ndarray, smoothed: np.ndarray | None) -> np.ndarray:
+    """(K,) mean distance of raw lip points from the smoothed ones, in mouth widths."""
+    if smoothed is None:
+        return np.zeros(len(raw), np.float32)
+    idx = list(L.LIPS_OUTER)
+    d = np.linalg.norm(raw[:, idx, :2] - smoothed[:, idx, :2], axis=-1).mean(1)
+    width = np.linalg.norm(smoothed[:, L.MOUTH_CORNERS[0], :2] - smoothed[:, L.MOUTH_CORNERS[1], :2], axis=-1)
+    return (d / np.maximum(width, 1e-6)).astype(np.float32)
+
+
+def hysteresis(scores: np.ndarray, frames: np.ndarray, params: OcclusionParams = OcclusionParams()) -> np.ndarray:
+    """Occluded flags: runs that reach ``threshold`` and extend while above ``release``, at least ``min_run``
+    long (consecutive frame numbers; a gap in the track ends a run)."""
+    s = np.nan_to_num(np.asarray(scores, np.float64), nan=0.0)
+    above = s > params.release
+    flags = np.zeros(len(s), bool)
+    k = 0
+    while k < len(s):
+        if not above[k]:
+            k += 1
+            continue
+        j = k
+        while j + 1 < len(s) and above[j + 1] and frames[j + 1] == frames[j] + 1:
+            j += 1
+        if (s[k:j + 1] > params.threshold).any() and j - k + 1 >= params.min_run:
+            flags[k:j + 1] = True
+        k = j + 1
+    return flags
+
+
+def occlusion_scores(features: np.ndarray, jitter: np.ndarray, params: OcclusionParams = OcclusionParams(),
+                     ) -> np.ndarray:
+    """(K,) score per frame from :func:`mouth_features` rows (K, N_FEATURES) and :func:`lip_jitter`."""
+    f = np.asarray(features, np.float64)[:, :4]
+    ok = np.isfinite(f).all(1)
+    scores = np.zeros(len(f))
+    if ok.sum() >= 3:
+        a = f[ok, 1]
+        ref = f[ok][a >= np.quantile(a, 1.0 - params.reference_fraction)]
+        med = np.median(ref, 0)
+        mad = 1.4826 * np.median(np.abs(ref - med), 0)
+        scale = np.maximum(mad, np.asarray(params.min_scale))
+        z = np.abs(f[ok] - med) / scale
+        scores[ok] = z.max(1)
+    return scores + params.jitter_weight * np.nan_to_num(np.asarray(jitter, np.float64))
+
+
+def track_occlusion(track, features: dict[int, np.ndarray], params: OcclusionParams = OcclusionParams(),
+                    ) -> TrackOcclusion:
+    """Score and flag one :class:`~.tracking.FaceTrack` from per-frame :func:`mouth_features`."""
+    from .analyze import runs
+
+    feats = np.stack([features.get(int(f), np.full(N_FEATURES, np.nan, np.float32)) for f in track.frames]) \
+        if len(track.frames) else np.zeros((0, N_FEATURES), np.float32)
+    jit = lip_jitter(track.landmarks, track.smoothed)
+    scores = occlusion_scores(feats, jit, params)
+    flags = hysteresis(scores, track.frames, params)
+    full = np.zeros(track.last_frame - track.first_frame + 1, bool)
+    full[track.frames - track.first_frame] = flags
+    return TrackOcclusion(track.track_id, track.frames.copy(), scores.astype(np.float32), flags,
+                          runs(full, track.first_frame))
