@@ -12,7 +12,7 @@ while the faces are tracked, so no second decode):
 * the lip landmarks' jitter: raw minus smoothed lip points, in mouth widths (they jump when covered).
 
 :func:`occlusion_scores` turns those into a score per frame: the largest robust z (distance from the
-track's own median over its *reference frames*, in MADs floored at ``min_scale``) of the colour and
+track's own median over its *reference frames*, in floored MADs) of the lightness, lost redness and
 texture cues, plus ``jitter_weight`` times the jitter. Reference frames are the half of the track's
 frames where lips differ most from skin (a* contrast), so the median describes the uncovered mouth even
 when a hand covers it for almost half of the track. A frame is occluded when its score exceeds
@@ -39,8 +39,8 @@ class OcclusionParams:
     threshold: float = 4.0        # score above which a frame starts an occluded run
     release: float = 2.5          # ... which continues while the score stays above this
     min_run: int = 3              # shorter runs are single-frame noise
-    min_scale: tuple[float, float, float, float] = (4.0, 3.0, 3.0, 0.25)  # MAD floors: dL, da, db, log tex
-    jitter_weight: float = 20.0   # score per mouth width of lip jitter
+    min_scale: tuple[float, float, float] = (2.0, 0.5, 0.25)  # MAD floors: dL, da (Lab units), log texture
+    jitter_weight: float = 10.0   # score per mouth width of lip jitter
     reference_fraction: float = 0.5  # frames with the most lip/skin a* contrast define "uncovered"
     min_mouth_px: float = 12.0    # mouths narrower than this are not scored (too few pixels)
 
@@ -149,7 +149,18 @@ def hysteresis(scores: np.ndarray, frames: np.ndarray, params: OcclusionParams =
 
 def occlusion_scores(features: np.ndarray, jitter: np.ndarray, params: OcclusionParams = OcclusionParams(),
                      ) -> np.ndarray:
-    """(K,) score per frame from :func:`mouth_features` rows (K, N_FEATURES) and :func:`lip_jitter`."""
+    """(K,) score per frame from :func:`mouth_features` rows (K, N_FEATURES) and :func:`lip_jitter`.
+
+    Cues, each in robust units (median and MAD of the reference frames; the MAD is floored so a steady
+    track does not turn noise into large numbers):
+
+    * lightness: ``|dL - ref| / max(MAD, 0.3 |ref|, 2)`` (a hand is lighter than lips, a microphone darker);
+    * redness lost: ``max(0, ref - da) / max(MAD, 0.15 |ref|, 0.5)`` (one-sided: an occluder is never
+      redder than lips; relative to the track's own contrast, so graded or desaturated footage counts);
+    * texture: ``|log-ratio - ref| / max(MAD, 0.25)``.
+
+    The score is the largest of the three, plus ``jitter_weight`` times the lip jitter.
+    """
     f = np.asarray(features, np.float64)[:, :4]
     ok = np.isfinite(f).all(1)
     scores = np.zeros(len(f))
@@ -158,9 +169,11 @@ def occlusion_scores(features: np.ndarray, jitter: np.ndarray, params: Occlusion
         ref = f[ok][a >= np.quantile(a, 1.0 - params.reference_fraction)]
         med = np.median(ref, 0)
         mad = 1.4826 * np.median(np.abs(ref - med), 0)
-        scale = np.maximum(mad, np.asarray(params.min_scale))
-        z = np.abs(f[ok] - med) / scale
-        scores[ok] = z.max(1)
+        fl, fa, ft = params.min_scale
+        z_l = np.abs(f[ok, 0] - med[0]) / max(mad[0], 0.3 * abs(med[0]), fl)
+        z_a = np.maximum(0.0, med[1] - f[ok, 1]) / max(mad[1], 0.15 * abs(med[1]), fa)
+        z_t = np.abs(f[ok, 3] - med[3]) / max(mad[3], ft)
+        scores[ok] = np.max([z_l, z_a, z_t], 0)
     return scores + params.jitter_weight * np.nan_to_num(np.asarray(jitter, np.float64))
 
 
