@@ -18,6 +18,9 @@ frames where lips differ most from skin (a* contrast), so the median describes t
 when a hand covers it for almost half of the track. A frame is occluded when its score exceeds
 ``threshold`` (default 4.0); a run starts there and lasts while the score stays above
 ``release`` (hysteresis), and runs shorter than ``min_run`` frames are dropped (one-frame noise).
+
+The re-dub leaves occluded frames out of the mouth mask (source pixels pass through) and names them in
+the plan and the sidecar; a line occluded in more than ``max_line_fraction`` of its frames is skipped.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ class OcclusionParams:
     jitter_weight: float = 10.0   # score per mouth width of lip jitter
     reference_fraction: float = 0.5  # frames with the most lip/skin a* contrast define "uncovered"
     min_mouth_px: float = 12.0    # mouths narrower than this are not scored (too few pixels)
+    max_line_fraction: float = 0.5  # a line whose frames are more occluded than this is skipped
 
 
 @dataclass
