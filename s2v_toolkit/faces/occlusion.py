@@ -4,7 +4,8 @@ The landmark model still places lips on a covered mouth (it guesses them from th
 the re-dub would regenerate the occluder. Per found frame of a track (:func:`mouth_features`, measured
 while the faces are tracked, so no second decode):
 
-* the **lip ring** (outer lip polygon minus the inner one: lips whether the mouth is open or shut) is
+* the **lip ring** (the outer half of the lips: outer lip loop minus the loop halfway to the inner one,
+  lips whether the mouth is open or shut, teeth left out) is
   compared with a **skin reference**, the cheeks under the eyes (a hand over the mouth rarely covers
   them): mean CIE-Lab L*, a*, b* differences (lips are redder and darker than the skin of the same face
   under the same light, so differences cancel the light and the skin tone) and the lip ring's gradient
@@ -13,7 +14,7 @@ while the faces are tracked, so no second decode):
 
 :func:`occlusion_scores` turns those into a score per frame: the largest robust z (distance from the
 track's own median over its *reference frames*, in floored MADs) of the lightness, lost redness and
-texture cues, plus ``jitter_weight`` times the jitter. Reference frames are the half of the track's
+texture cues: the mean of the two largest, so two cues must agree; plus ``jitter_weight`` times the jitter. Reference frames are the half of the track's
 frames where lips differ most from skin (a* contrast), so the median describes the uncovered mouth even
 when a hand covers it for almost half of the track. A frame is occluded when its score exceeds
 ``threshold`` (default 4.0); a run starts there and lasts while the score stays above
@@ -103,7 +104,10 @@ def mouth_features(rgb: np.ndarray, landmarks: np.ndarray, min_mouth_px: float =
     patch = np.ascontiguousarray(rgb[y0:y1, x0:x1])
     off = np.array([x0, y0], np.float32)
     shape = patch.shape[:2]
-    ring = _poly_mask(shape, outer - np.r_[off, 0], cv2) & ~_poly_mask(shape, inner - np.r_[off, 0], cv2)
+    # the outer half of the lips only (outer loop minus the loop halfway to the inner one; both loops run
+    # corner to corner in the same order): teeth and tongue behind loosely placed inner points stay out
+    mid = 0.5 * (outer + inner)
+    ring = _poly_mask(shape, outer - np.r_[off, 0], cv2) & ~_poly_mask(shape, mid - np.r_[off, 0], cv2)
     cheeks = np.zeros(shape, bool)
     for c in centres - off:
         m = np.zeros(shape, np.uint8)
@@ -163,7 +167,7 @@ def occlusion_scores(features: np.ndarray, jitter: np.ndarray, params: Occlusion
       redder than lips; relative to the track's own contrast, so graded or desaturated footage counts);
     * texture: ``|log-ratio - ref| / max(MAD, 0.25)``.
 
-    The score is the largest of the three, plus ``jitter_weight`` times the lip jitter.
+    The score is the mean of the two largest of the three, plus ``jitter_weight`` times the lip jitter.
     """
     f = np.asarray(features, np.float64)[:, :4]
     ok = np.isfinite(f).all(1)
@@ -177,7 +181,10 @@ def occlusion_scores(features: np.ndarray, jitter: np.ndarray, params: Occlusion
         z_l = np.abs(f[ok, 0] - med[0]) / max(mad[0], 0.3 * abs(med[0]), fl)
         z_a = np.maximum(0.0, med[1] - f[ok, 1]) / max(mad[1], 0.15 * abs(med[1]), fa)
         z_t = np.abs(f[ok, 3] - med[3]) / max(mad[3], ft)
-        scores[ok] = np.max([z_l, z_a, z_t], 0)
+        # two cues must agree: the mean of the two largest (one cue alone moves with smiles, blushes
+        # and lip colour; a hand or a microphone changes lightness, redness and texture together)
+        z = np.sort(np.stack([z_l, z_a, z_t], 1), 1)
+        scores[ok] = z[:, 1:].mean(1)
     return scores + params.jitter_weight * np.nan_to_num(np.asarray(jitter, np.float64))
 
 
