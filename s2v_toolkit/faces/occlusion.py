@@ -12,11 +12,11 @@ while the faces are tracked, so no second decode):
   energy over the reference's (lip edges and teeth vs a smooth palm or a dark rectangle);
 * the lip landmarks' jitter: raw minus smoothed lip points, in mouth widths (they jump when covered).
 
-:func:`occlusion_scores` turns those into a score per frame: the largest robust z (distance from the
-track's own median over its *reference frames*, in floored MADs) of the lightness, lost redness and
-texture cues: the mean of the two largest, so two cues must agree; plus ``jitter_weight`` times the jitter. Reference frames are the half of the track's
-frames where lips differ most from skin (a* contrast), so the median describes the uncovered mouth even
-when a hand covers it for almost half of the track. A frame is occluded when its score exceeds
+:func:`occlusion_scores` turns those into a score per frame: robust z of the lightness, lost redness and
+texture cues (distance from the track's own median, in floored MADs), the mean of the two largest (two
+cues must agree), plus ``jitter_weight`` times the jitter. The median is taken twice: over all the
+track's frames (robust while less than half of them are covered), then over the frames that first pass
+left below ``release``, so the reference describes the uncovered mouth. A frame is occluded when its score exceeds
 ``threshold`` (default 4.0); a run starts there and lasts while the score stays above
 ``release`` (hysteresis), and runs shorter than ``min_run`` frames are dropped (one-frame noise).
 
@@ -43,9 +43,8 @@ class OcclusionParams:
     threshold: float = 4.0        # score above which a frame starts an occluded run
     release: float = 2.5          # ... which continues while the score stays above this
     min_run: int = 3              # shorter runs are single-frame noise
-    min_scale: tuple[float, float, float] = (2.0, 0.5, 0.25)  # MAD floors: dL, da (Lab units), log texture
     jitter_weight: float = 10.0   # score per mouth width of lip jitter
-    reference_fraction: float = 0.5  # frames with the most lip/skin a* contrast define "uncovered"
+    reference_fraction: float = 0.5  # pass 2 needs at least this share of frames left as reference
     min_mouth_px: float = 12.0    # mouths narrower than this are not scored (too few pixels)
     max_line_fraction: float = 0.5  # a line whose frames are more occluded than this is skipped
 
@@ -155,6 +154,18 @@ def hysteresis(scores: np.ndarray, frames: np.ndarray, params: OcclusionParams =
     return flags
 
 
+def _cue_z(f: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    med = np.median(ref, 0)
+    mad = 1.4826 * np.median(np.abs(ref - med), 0)
+    z_l = np.abs(f[:, 0] - med[0]) / max(mad[0], 0.3 * abs(med[0]), 2.0)
+    z_a = np.maximum(0.0, med[1] - f[:, 1]) / max(mad[1], 0.15 * abs(med[1]), 0.5)
+    z_t = np.abs(f[:, 3] - med[3]) / max(mad[3], 0.25)
+    # two cues must agree: the mean of the two largest (one cue alone moves with smiles, blushes
+    # and lip colour; a hand or a microphone changes lightness, redness and texture together)
+    z = np.sort(np.stack([z_l, z_a, z_t], 1), 1)
+    return z[:, 1:].mean(1)
+
+
 def occlusion_scores(features: np.ndarray, jitter: np.ndarray, params: OcclusionParams = OcclusionParams(),
                      ) -> np.ndarray:
     """(K,) score per frame from :func:`mouth_features` rows (K, N_FEATURES) and :func:`lip_jitter`.
@@ -163,8 +174,8 @@ def occlusion_scores(features: np.ndarray, jitter: np.ndarray, params: Occlusion
     track does not turn noise into large numbers):
 
     * lightness: ``|dL - ref| / max(MAD, 0.3 |ref|, 2)`` (a hand is lighter than lips, a microphone darker);
-    * redness lost: ``max(0, ref - da) / max(MAD, 0.15 |ref|, 0.5)`` (one-sided: an occluder is never
-      redder than lips; relative to the track's own contrast, so graded or desaturated footage counts);
+    * redness lost: ``max(0, ref - da) / max(MAD, 0.15 |ref|, 0.5)`` (one-sided: only a loss of lip/skin
+      contrast counts; relative to the track's own contrast, so graded or desaturated footage counts);
     * texture: ``|log-ratio - ref| / max(MAD, 0.25)``.
 
     The score is the mean of the two largest of the three, plus ``jitter_weight`` times the lip jitter.
@@ -173,18 +184,12 @@ def occlusion_scores(features: np.ndarray, jitter: np.ndarray, params: Occlusion
     ok = np.isfinite(f).all(1)
     scores = np.zeros(len(f))
     if ok.sum() >= 3:
-        a = f[ok, 1]
-        ref = f[ok][a >= np.quantile(a, 1.0 - params.reference_fraction)]
-        med = np.median(ref, 0)
-        mad = 1.4826 * np.median(np.abs(ref - med), 0)
-        fl, fa, ft = params.min_scale
-        z_l = np.abs(f[ok, 0] - med[0]) / max(mad[0], 0.3 * abs(med[0]), fl)
-        z_a = np.maximum(0.0, med[1] - f[ok, 1]) / max(mad[1], 0.15 * abs(med[1]), fa)
-        z_t = np.abs(f[ok, 3] - med[3]) / max(mad[3], ft)
-        # two cues must agree: the mean of the two largest (one cue alone moves with smiles, blushes
-        # and lip colour; a hand or a microphone changes lightness, redness and texture together)
-        z = np.sort(np.stack([z_l, z_a, z_t], 1), 1)
-        scores[ok] = z[:, 1:].mean(1)
+        g = f[ok]
+        z = _cue_z(g, g)                       # pass 1: every frame is the reference (robust median)
+        keep = z < params.release
+        if keep.sum() >= max(3, params.reference_fraction * len(g)):
+            z = _cue_z(g, g[keep])             # pass 2: the frames that pass 1 found uncovered
+        scores[ok] = z
     return scores + params.jitter_weight * np.nan_to_num(np.asarray(jitter, np.float64))
 
 

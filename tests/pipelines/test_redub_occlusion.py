@@ -101,3 +101,22 @@ def test_plan_notes_covered_frames_and_skips_a_mostly_covered_line(shot):
     assert v.action == "skip" and v.reason == "mouth occluded in 67% of the line"
     v = occlusion_verdict(analysis, 0, _ctx(14, 23), {"track_id": 0}, "speaks")
     assert v.action == "redub" and not v.notes and "occluded_ranges" not in v.face
+
+
+def test_redub_of_a_mostly_covered_line_stops_with_the_reason_before_any_model_loads(tmp_path):
+    import soundfile as sf
+
+    from s2v_toolkit.media import write_video
+    from s2v_toolkit.pipelines.redub import RedubError, redub_video
+
+    frames, analysis = _shot(range(6, 16))
+    video = write_video(tmp_path / "shot.mov", frames, FPS)
+    line = tmp_path / "line.wav"
+    sf.write(line, (0.3 * np.sin(np.arange(19200) / 7.0)).astype(np.float32), 48000)  # 0.4 s: frames 7-16
+
+    def must_not_load():
+        raise AssertionError("the model must not load for a skipped line")
+
+    with pytest.raises(RedubError, match=r"mouth occluded in 90% of the line"):
+        redub_video(video, line, tmp_path / "out.mov", generator=must_not_load, analysis=analysis, line_start=7)
+    assert not (tmp_path / "out.mov").exists()
