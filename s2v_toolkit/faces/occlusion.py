@@ -35,6 +35,7 @@ from . import landmarks as L
 # Skin under the eyes: a disc halfway between each eye's outer corner and the mouth corner below it
 # (named points only, so any 478-point source works), radius a quarter of the mouth width.
 _CHEEKS = ((L.LEFT_EYE_CORNERS[0], L.MOUTH_CORNERS[0]), (L.RIGHT_EYE_CORNERS[0], L.MOUTH_CORNERS[1]))
+WORK_MOUTH_PX = 48.0  # mouths wider than this are measured on a patch scaled down to it
 N_FEATURES = 5  # dL, da, db (lip ring minus cheeks), log texture ratio, lip jitter (filled later)
 
 
@@ -102,6 +103,15 @@ def mouth_features(rgb: np.ndarray, landmarks: np.ndarray, min_mouth_px: float =
         return out
     patch = np.ascontiguousarray(rgb[y0:y1, x0:x1])
     off = np.array([x0, y0], np.float32)
+    scale = min(1.0, WORK_MOUTH_PX / width)  # statistics need no more pixels than this: keep the cost flat
+    if scale < 1.0:
+        patch = cv2.resize(patch, (max(4, round((x1 - x0) * scale)), max(4, round((y1 - y0) * scale))),
+                           interpolation=cv2.INTER_AREA)
+        outer, inner = outer.copy(), inner.copy()
+        outer[:, :2] = (outer[:, :2] - off) * scale + off
+        inner[:, :2] = (inner[:, :2] - off) * scale + off
+        centres = (centres - off) * scale + off
+        radius *= scale
     shape = patch.shape[:2]
     # the outer half of the lips only (outer loop minus the loop halfway to the inner one; both loops run
     # corner to corner in the same order): teeth and tongue behind loosely placed inner points stay out
