@@ -17,6 +17,10 @@ Public API (see docs/faces.md)::
     audio_envelope / speech_envelope(samples, rate, fps, n_frames) ; audio_evidence(mouth, envelope, fps) ; choose_speaker(tracks, start, end, envelope=, reference=, ...)
     reference_descriptor(image) ; speaker_for_line(analysis, start, end, audio=, reference=) -> SpeakerChoice
 
+    # mouth occlusion (hand, microphone, object over the mouth): FaceAnalysis.occlusion[track_id]
+    OcclusionParams(threshold=4.0, release=2.5, min_run=3) ; track_occlusion(track, features) -> TrackOcclusion
+    FaceAnalysis.occluded_frames(track_id, start, end) -> [frame]
+
     # masks, crops, compositing
     mouth_mask(shape, landmarks, MaskParams(...)) -> float32 (H, W) ; mouth_mask_in_crop(landmarks, transform)
     face_crop_transform(landmarks, size=512) -> CropTransform (.crop(frame), .matrix, .inverse)
@@ -38,6 +42,7 @@ from s2v_toolkit.faces.detector import FaceLandmarkDetector
 from s2v_toolkit.faces.identity import FaceDescriptor, face_descriptor, face_similarity
 from s2v_toolkit.faces.landmarks import FaceObservation, face_size, mouth_opening
 from s2v_toolkit.faces.mask import MaskParams, mouth_mask, mouth_mask_in_crop
+from s2v_toolkit.faces.occlusion import OcclusionParams, TrackOcclusion, track_occlusion
 from s2v_toolkit.faces.smoothing import LandmarkSmoothing, OneEuroParams
 from s2v_toolkit.faces.speaker import (
     SpeakerChoice,
@@ -54,10 +59,10 @@ from s2v_toolkit.faces.tracking import FaceTrack, FaceTracker, TrackerParams, tr
 __all__ = [
     "AnalysisParams", "BundleInfo", "CompositeParams", "CropTransform", "FaceAnalysis", "FaceDescriptor",
     "FaceLandmarkDetector", "FaceModelMissing", "FaceObservation", "FaceTrack", "FaceTracker", "LandmarkSmoothing",
-    "MaskParams", "OneEuroParams", "RangeIssue", "SpeakerChoice", "SpeakerParams", "TrackerParams",
+    "MaskParams", "OcclusionParams", "OneEuroParams", "RangeIssue", "SpeakerChoice", "SpeakerParams", "TrackOcclusion", "TrackerParams",
     "analyze_frames", "analyze_video", "audio_envelope", "audio_evidence", "build_landmarker_bundle", "choose_speaker",
     "composite_crop", "configured_bundle_path", "ensure_landmarker_bundle", "face_crop_transform",
     "face_descriptor", "face_similarity", "face_size", "find_landmarker_bundle", "fit_similarity",
     "mouth_mask", "mouth_mask_in_crop", "mouth_opening", "psnr", "reference_descriptor", "speaker_for_line",
-    "speech_envelope", "track_crop_transforms", "track_observations",
+    "speech_envelope", "track_crop_transforms", "track_observations", "track_occlusion",
 ]

@@ -21,6 +21,7 @@ import numpy as np
 
 from . import landmarks as L
 from .identity import FaceDescriptor, face_descriptor
+from .occlusion import OcclusionParams, TrackOcclusion, mouth_features, track_occlusion
 from .smoothing import LandmarkSmoothing
 from .tracking import FaceTrack, FaceTracker, TrackerParams
 
@@ -33,6 +34,7 @@ class AnalysisParams:
     descriptor_samples: int = 8      # at most this many samples per track
     tracker: TrackerParams = TrackerParams()
     smoothing: LandmarkSmoothing = LandmarkSmoothing()
+    occlusion: OcclusionParams = OcclusionParams()
 
 
 @dataclass
@@ -73,6 +75,16 @@ class FaceAnalysis:
     rotation: int = 0          # degrees the stored frames were rotated for display (landmarks are in display space)
     source: str | None = None
     min_face_px: float = AnalysisParams.min_face_px
+    occlusion: dict[int, TrackOcclusion] = field(default_factory=dict)  # track id -> mouth occlusion
+
+    def occluded_frames(self, track_id: int, start: int | None = None, end: int | None = None) -> list[int]:
+        """Frames of ``track_id`` (within ``start..end``) whose mouth is covered (see :mod:`.occlusion`)."""
+        occ = self.occlusion.get(track_id)
+        if occ is None:
+            return []
+        lo = self.start if start is None else start
+        hi = self.end if end is None else end
+        return sorted(f for f in occ.occluded_frames() if lo <= f <= hi)
 
     def track(self, track_id: int) -> FaceTrack:
         for t in self.tracks:
@@ -108,6 +120,8 @@ class FaceAnalysis:
             d.update(self.track_stats(t))
             if t.track_id in self.descriptors:
                 d["descriptor"] = self.descriptors[t.track_id].to_dict()
+            if t.track_id in self.occlusion:
+                d["mouth_occlusion"] = self.occlusion[t.track_id].to_dict()
             tracks.append(d)
         return {"source": self.source, "range": [self.start, self.end], "fps": self.fps,
                 "width": self.width, "height": self.height, "rotation": self.rotation,
@@ -126,7 +140,9 @@ class FaceAnalysis:
                    descriptors={int(t["track_id"]): FaceDescriptor.from_dict(t["descriptor"])
                                 for t in d["tracks"] if "descriptor" in t},
                    rotation=int(d.get("rotation", 0)), source=d.get("source"),
-                   min_face_px=float(d.get("min_face_px", AnalysisParams.min_face_px)))
+                   min_face_px=float(d.get("min_face_px", AnalysisParams.min_face_px)),
+                   occlusion={int(t["track_id"]): _occlusion_from_dict(t) for t in d["tracks"]
+                              if "mouth_occlusion" in t})
 
     def summary(self) -> str:
         n = self.end - self.start + 1
@@ -140,6 +156,16 @@ class FaceAnalysis:
         for i in self.issues:
             lines.append(f"  ! frames {i.start}-{i.end}: {i.message}")
         return "\n".join(lines)
+
+
+def _occlusion_from_dict(t: dict) -> TrackOcclusion:
+    o = t["mouth_occlusion"]
+    frames = np.asarray(t["frames"], np.int64)
+    flags = np.zeros(len(frames), bool)
+    for s, e in o["ranges"]:
+        flags |= (frames >= s) & (frames <= e)
+    return TrackOcclusion(int(t["track_id"]), frames, np.asarray(o["scores"], np.float32), flags,
+                          [tuple(r) for r in o["ranges"]])
 
 
 def _issues(a: FaceAnalysis) -> list[RangeIssue]:
@@ -157,6 +183,10 @@ def _issues(a: FaceAnalysis) -> list[RangeIssue]:
             out += [RangeIssue(s, e, kind, msg, t.track_id) for s, e in runs(full, t.first_frame)]
         out += [RangeIssue(s, e, "face_lost", f"face of track {t.track_id} not found (occluded or blurred), "
                            f"re-acquired after", t.track_id) for s, e in t.missing_frames()]
+        occ = a.occlusion.get(t.track_id)
+        if occ is not None:
+            out += [RangeIssue(s, e, "mouth_occluded", f"mouth of track {t.track_id} occluded (hand, microphone "
+                               f"or object over it): not re-dubbed", t.track_id) for s, e in occ.ranges]
     return sorted(out, key=lambda i: (i.start, i.kind))
 
 
@@ -174,6 +204,7 @@ def analyze_frames(frames: Iterable[tuple[int, np.ndarray]], fps: float, detecto
     counts = np.zeros(end - start + 1, np.int32)
     samples: dict[int, list[FaceDescriptor]] = {}
     last_sample: dict[int, int] = {}
+    mouth: dict[int, dict[int, np.ndarray]] = {}   # track id -> frame -> mouth_features
     width = height = 0
     for index, frame in frames:
         rgb = to_rgb8(frame)
@@ -184,6 +215,7 @@ def analyze_frames(frames: Iterable[tuple[int, np.ndarray]], fps: float, detecto
             obs.appearance = face_descriptor(rgb, obs.landmarks)
         ids = tracker.update(index, faces)
         for tid, obs in zip(ids, faces):
+            mouth.setdefault(tid, {})[index] = mouth_features(rgb, obs.landmarks, params.occlusion.min_mouth_px)
             got = samples.setdefault(tid, [])
             if len(got) < params.descriptor_samples and index - last_sample.get(tid, -10**9) >= params.descriptor_every:
                 got.append(obs.appearance)
@@ -193,7 +225,9 @@ def analyze_frames(frames: Iterable[tuple[int, np.ndarray]], fps: float, detecto
         t.smooth(fps, params.smoothing)
     analysis = FaceAnalysis(start, end, float(fps), width, height, tracks, counts,
                             descriptors={tid: FaceDescriptor.mean(d) for tid, d in samples.items() if d},
-                            rotation=rotation, source=source, min_face_px=params.min_face_px)
+                            rotation=rotation, source=source, min_face_px=params.min_face_px,
+                            occlusion={t.track_id: track_occlusion(t, mouth.get(t.track_id, {}), params.occlusion)
+                                       for t in tracks})
     analysis.issues = _issues(analysis)
     return analysis
 

@@ -98,7 +98,31 @@ class FaceChecker:
             return FaceVerdict("skip", f"the speaking face was not found ({choice.reason})")
         face = {"track_id": int(choice.track_id), "confidence": round(float(choice.confidence), 4),
                 "reason": choice.reason}
-        return FaceVerdict("redub", f"face track {choice.track_id} speaks the line ({choice.reason})", face)
+        return occlusion_verdict(analysis, int(choice.track_id), ctx, face,
+                                 f"face track {choice.track_id} speaks the line ({choice.reason})")
+
+
+def occlusion_verdict(analysis, track_id: int, ctx: ShotContext, face: dict, reason: str) -> FaceVerdict:
+    """Redub, noting the frames whose mouth is covered (they pass through); skip when most of them are."""
+    from s2v_toolkit.faces import OcclusionParams
+    from s2v_toolkit.faces.analyze import runs
+
+    t = analysis.track(track_id)
+    found = [int(f) for f in t.frames if ctx.first_frame <= f <= ctx.last_frame]
+    covered = analysis.occluded_frames(track_id, ctx.first_frame, ctx.last_frame)
+    if not covered:
+        return FaceVerdict("redub", reason, face)
+    share = len(covered) / max(len(found), 1)
+    flags = np.zeros(ctx.last_frame - ctx.first_frame + 1, bool)
+    flags[np.asarray(covered) - ctx.first_frame] = True
+    spans = runs(flags, ctx.first_frame)
+    face["occluded_ranges"] = [{"frames": list(r), "reason": "mouth occluded"} for r in spans]
+    if share > OcclusionParams.max_line_fraction:
+        return FaceVerdict("skip", f"mouth occluded in {share:.0%} of the line", face)
+    text = ", ".join(f"{a}-{b}" for a, b in spans)
+    return FaceVerdict("redub", reason, face,
+                       [f"mouth occluded in file frames {text} ({share:.0%} of the line): those frames pass "
+                        "through unchanged"])
 
 
 def no_face_check(ctx: ShotContext) -> FaceVerdict:

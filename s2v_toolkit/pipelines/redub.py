@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from s2v_toolkit.errors import MediaError, OutputError, S2VError
-from s2v_toolkit.faces import CompositeParams, MaskParams, composite_crop, mouth_mask
+from s2v_toolkit.faces import CompositeParams, MaskParams, OcclusionParams, composite_crop, mouth_mask
 
 from .redub_crop import FaceCropPlan, frame_runs, plan_face_crops
 from .redub_mask import LatentBlendParams, latent_mask
@@ -64,6 +64,7 @@ class RedubSettings:
     generation: GenerationSettings = field(default_factory=lambda: GenerationSettings(prompt=DEFAULT_REDUB_PROMPT))
     blend: LatentBlendParams = LatentBlendParams()
     mask: MaskParams = MaskParams()
+    max_occluded: float = OcclusionParams.max_line_fraction  # skip a line with its mouth covered more often
     composite: CompositeParams = CompositeParams()
 
     def __post_init__(self) -> None:
@@ -145,9 +146,10 @@ def shot_audio(line_audio: np.ndarray, rate: int, timing: LineTiming) -> np.ndar
 class RedubReport:
     timing: LineTiming
     track_id: int
-    status: list[str]                  # per shot frame: passthrough | generated | face_lost
+    status: list[str]                  # per shot frame: passthrough | generated | face_lost | mouth_occluded
     mask_coverage: list[float]         # per shot frame: fraction of frame pixels the mask touches
     lost_ranges: list[tuple[int, int]]  # line frames passed through because the face was lost
+    occluded_ranges: list[tuple[int, int]] = field(default_factory=list)  # ... because the mouth was covered
     warnings: list[str] = field(default_factory=list)
     clips: list[dict] = field(default_factory=list)
     reference: str = ""
@@ -160,6 +162,7 @@ class RedubReport:
                 "crop_shape": list(self.crop_shape), "latent_shape": list(self.latent_shape),
                 "reference": self.reference,
                 "clips": self.clips, "lost_ranges": [list(r) for r in self.lost_ranges],
+                "occluded_ranges": [{"frames": list(r), "reason": "mouth occluded"} for r in self.occluded_ranges],
                 "warnings": self.warnings, "seconds": round(self.seconds, 3),
                 "frames": [{"frame": self.timing.shot_start + k, "status": s, "mask_coverage": round(c, 6)}
                            for k, (s, c) in enumerate(zip(self.status, self.mask_coverage))]}
@@ -207,6 +210,15 @@ def redub_frames(frames: np.ndarray, timing: LineTiming, line_audio_16k: np.ndar
     for a, b in lost:
         for f in range(a, b + 1):
             status[f - s0] = "face_lost"
+    occluded = [(max(a, timing.line_start), min(b, timing.line_end)) for a, b in plan.occluded_ranges()
+                if a <= timing.line_end and b >= timing.line_start]
+    report.occluded_ranges = occluded
+    if occluded:
+        spans = ", ".join(f"{a}-{b}" for a, b in occluded)
+        report.warnings.append(f"mouth occluded in frames {spans} of the line: passed through unchanged")
+    for a, b in occluded:
+        for f in range(a, b + 1):
+            status[f - s0] = "mouth_occluded"
     if all(not plan.found[f - plan.start] for f in line):
         raise RedubError(f"no face of track {track_id} in the line's frames {timing.line_start}-{timing.line_end}")
 
@@ -219,7 +231,8 @@ def redub_frames(frames: np.ndarray, timing: LineTiming, line_audio_16k: np.ndar
 
     # Reference: a crop of the shot (the line's first frame with the face), or the given image.
     if reference is None:
-        ref_frame = next(f for f in line if plan.found[f - plan.start])
+        usable = [f for f in line if plan.found[f - plan.start]]
+        ref_frame = next((f for f in usable if not plan.is_occluded(f)), usable[0])  # not a covered mouth
         ref_crop = plan.transform(ref_frame).crop(frame_at(ref_frame))
         report.reference = f"shot frame {ref_frame}"
     else:
@@ -313,8 +326,8 @@ def redub_frames(frames: np.ndarray, timing: LineTiming, line_audio_16k: np.ndar
 
     # Paste back: only line frames with the face; everything else is the source, untouched.
     for f in line:
-        if not plan.found[f - plan.start]:
-            continue
+        if not plan.found[f - plan.start] or plan.is_occluded(f):
+            continue  # the source frame, untouched (face lost, or its mouth covered)
         frame = frames[f - s0]
         mask = mouth_mask(frame.shape[:2], plan.landmarks_at(f), settings.mask)
         out[f - s0] = composite_crop(frame, generated[f], plan.transform(f), mask, settings.composite)
@@ -407,6 +420,12 @@ def output_preset(source_codec: str, output: Path) -> str | None:
     return None  # the extension's default: ProRes 422 HQ for .mov
 
 
+def occluded_share(plan, timing: LineTiming) -> float:
+    """Share of the line's frames with the face found whose mouth is covered."""
+    found = [f for f in timing.line_frames if plan.found[f - plan.start]]
+    return sum(plan.is_occluded(f) for f in found) / len(found) if found else 0.0
+
+
 def sidecar_path(output: str | os.PathLike) -> Path:
     out = Path(output)
     return out.with_name(out.name + ".json")
@@ -481,10 +500,16 @@ def redub_video(video: str | os.PathLike, audio: str | os.PathLike, output: str 
         ref_desc = reference_descriptor(ref_image)
     track_id, choice = choose_track(analysis, timing, str(video), line_16k, face, ref_desc)
     track = analysis.track(track_id)
-    plan = plan_face_crops(track, shot_start, shot_end, settings.crop_size, settings.face_fraction)
+    occluded = analysis.occluded_frames(track_id, shot_start, shot_end) if hasattr(analysis, "occluded_frames") else []
+    plan = plan_face_crops(track, shot_start, shot_end, settings.crop_size, settings.face_fraction,
+                           occluded_frames=occluded)
     if not any(plan.found[f - plan.start] for f in timing.line_frames):
         raise RedubError(f"{video}: face track {track_id} is not found in the line's frames "
                          f"{timing.line_start}-{timing.line_end}")
+    share = occluded_share(plan, timing)
+    if share > settings.max_occluded:
+        raise RedubError(f"{video}: mouth occluded in {share:.0%} of the line (frames {timing.line_start}-"
+                         f"{timing.line_end}; more than {settings.max_occluded:.0%}): not re-dubbed")
 
     if not hasattr(generator, "vae"):
         generator = generator()
@@ -499,7 +524,7 @@ def redub_video(video: str | os.PathLike, audio: str | os.PathLike, output: str 
     except RedubError as exc:
         raise RedubError(f"{video}: {exc}") from None
     report.warnings += [f"frames {i.start}-{i.end}: {i.message}" for i in analysis.issues
-                        if i.track_id == track_id and i.kind != "face_lost"
+                        if i.track_id == track_id and i.kind not in ("face_lost", "mouth_occluded")
                         and i.start <= timing.line_end and i.end >= timing.line_start]
     report.warnings += frame_map.warnings
     dup = frame_map.indexes("duplicated")

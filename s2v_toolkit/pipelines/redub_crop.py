@@ -32,6 +32,7 @@ class FaceCropPlan:
     transforms: list[CropTransform]
     found: np.ndarray                          # (N,) bool: face found (landmarks) in that frame
     landmarks: list[np.ndarray | None] = field(default_factory=list)  # smoothed landmarks or None
+    occluded: np.ndarray | None = None         # (N,) bool: mouth covered (hand, microphone): never masked
 
     def __len__(self) -> int:
         return self.end - self.start + 1
@@ -41,6 +42,13 @@ class FaceCropPlan:
 
     def landmarks_at(self, frame: int) -> np.ndarray | None:
         return self.landmarks[frame - self.start]
+
+    def is_occluded(self, frame: int) -> bool:
+        return self.occluded is not None and bool(self.occluded[frame - self.start])
+
+    def occluded_ranges(self) -> list[tuple[int, int]]:
+        """Inclusive frame ranges where the face is found but its mouth is covered."""
+        return frame_runs(self.occluded, self.start) if self.occluded is not None else []
 
     def lost_ranges(self) -> list[tuple[int, int]]:
         """Inclusive frame ranges where the face is not found."""
@@ -56,11 +64,11 @@ class FaceCropPlan:
 
     def crop_masks(self, first: int, count: int, params: MaskParams, active: range | None = None) -> np.ndarray:
         """Mouth masks in crop space for frames ``first..first+count-1``; zero where the face is lost,
-        outside the plan, or outside ``active`` (the line's frames)."""
+        its mouth occluded, outside the plan, or outside ``active`` (the line's frames)."""
         out = np.zeros((count, self.size, self.size), np.float32)
         for k in range(count):
             f = first + k
-            if not self.start <= f <= self.end or (active is not None and f not in active):
+            if not self.start <= f <= self.end or (active is not None and f not in active) or self.is_occluded(f):
                 continue
             lm = self.landmarks_at(f)
             if lm is not None:
@@ -76,8 +84,9 @@ def _interpolate_matrices(frames: np.ndarray, mats: np.ndarray, wanted: np.ndarr
 
 
 def plan_face_crops(track: FaceTrack, start: int, end: int, size: int = 512,
-                    face_fraction: float = 0.5) -> FaceCropPlan:
-    """Crop transforms for ``track`` over frames ``start..end`` (smoothed landmarks)."""
+                    face_fraction: float = 0.5, occluded_frames=()) -> FaceCropPlan:
+    """Crop transforms for ``track`` over frames ``start..end`` (smoothed landmarks); ``occluded_frames``:
+    frames whose mouth is covered (:meth:`s2v_toolkit.faces.FaceAnalysis.occluded_frames`)."""
     if size % 64:
         raise ValueError(f"crop size {size} must be a multiple of 64 (VAE stride 8, even latent size)")
     n = end - start + 1
@@ -97,4 +106,6 @@ def plan_face_crops(track: FaceTrack, start: int, end: int, size: int = 512,
     for k in np.flatnonzero(found):  # exact (not interpolated) where the face is
         transforms[k] = face_crop_transform(landmarks[k], size, face_fraction)
     assert len(transforms) == n
-    return FaceCropPlan(start, end, int(size), transforms, found, landmarks)
+    occ = set(int(f) for f in occluded_frames)
+    occluded = np.array([int(f) in occ for f in wanted]) & found
+    return FaceCropPlan(start, end, int(size), transforms, found, landmarks, occluded)
