@@ -16,14 +16,20 @@ import numpy as np
 
 from s2v_toolkit.errors import MediaError
 from s2v_toolkit.media.container import open_input, video_stream
+from s2v_toolkit.media.pixels import ColourInfo, check_depth, convert_frame, frame_buffer
 from s2v_toolkit.media.probe import MediaInfo, probe
 
 
 class VideoReader:
-    """An open video file. Use as a context manager; ``read(start, count)`` returns (count, H, W, 3) uint8."""
+    """An open video file. Use as a context manager; ``read(start, count)`` returns (count, H, W, 3) uint8.
 
-    def __init__(self, path: str | os.PathLike, info: MediaInfo | None = None):
+    ``depth``: 8 (uint8 R'G'B'), 16 (uint16 R'G'B', 10/12-bit sources kept exactly) or "native"
+    (a list of :class:`~s2v_toolkit.media.pixels.PlanarFrame`: the decoded planes, untouched).
+    """
+
+    def __init__(self, path: str | os.PathLike, info: MediaInfo | None = None, depth: int | str = 8):
         self.path = os.fspath(path)
+        self.depth = check_depth(depth)
         self.info = info or probe(self.path)
         if self.info.video is None:
             raise MediaError(self.path, "has no video stream (audio-only file): cannot read frames")
@@ -32,6 +38,7 @@ class VideoReader:
         # Slice threads only: with FFmpeg's frame threading, opening many short-lived readers in one
         # process deadlocked inside av.open (seen with PyAV 18 on H.264); slice threads never did.
         self._stream.thread_type = "SLICE"
+        self._colour = ColourInfo.from_av(self._stream.codec_context)
         self._tb = Fraction(self._stream.time_base)
         self._fps = self.info.video.fps
         self._start_pts = self._stream.start_time if self._stream.start_time is not None else 0
@@ -92,7 +99,7 @@ class VideoReader:
             raise MediaError(
                 self.path, f"frames {start}-{end - 1} are outside the file (it has frames 0-{self.frame_count - 1})"
             )
-        out = np.empty((count, self.info.video.height, self.info.video.width, 3), dtype=np.uint8)
+        out = frame_buffer(count, self.info.video.height, self.info.video.width, self.depth)
         got = 0
         for attempt in range(3):
             if self._frames is None or self._next_index != start or got:
@@ -106,7 +113,7 @@ class VideoReader:
                 self._next_index = idx + 1
                 if idx < start:
                     continue
-                out[idx - start] = frame.to_ndarray(format="rgb24")
+                out[idx - start] = convert_frame(frame, self.depth, self._colour)
                 got = idx - start + 1
                 if got == count:
                     return out
@@ -125,7 +132,7 @@ class VideoReader:
         """Every frame in order, decoding once (for whole-file conversion)."""
         self._seek(0)
         for _, frame in self._decoded():
-            yield frame.to_ndarray(format="rgb24")
+            yield convert_frame(frame, self.depth, self._colour)
         self._drop_decoder()
 
 
