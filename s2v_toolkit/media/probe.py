@@ -35,6 +35,8 @@ class VideoInfo:
     vfr: bool
     pix_fmt: str | None
     duration: float  # seconds
+    bit_depth: int | None = None  # bits per sample of pix_fmt (10 for ProRes 422 HQ)
+    colour: dict | None = None    # primaries / transfer / matrix / range (pixels.ColourInfo; None = not tagged)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -152,6 +154,18 @@ def _is_vfr(pts: list[int], time_base: Fraction, fps: Fraction) -> bool:
     return False
 
 
+def _add_pixel_info(video: VideoInfo, vs) -> None:
+    """Bit depth and colour tags of the stream (see media/pixels.py)."""
+    from s2v_toolkit.media.pixels import ColourInfo, bit_depth
+
+    if video.pix_fmt:
+        try:
+            video.bit_depth = bit_depth(video.pix_fmt)
+        except (ValueError, av.error.FFmpegError):
+            video.bit_depth = None
+    video.colour = ColourInfo.from_av(vs.codec_context).to_dict()
+
+
 def probe(path: str | os.PathLike) -> MediaInfo:
     """Describe ``path``. Raises :class:`MediaError` for missing, non-media or unreadable files."""
     path = os.fspath(path)
@@ -194,6 +208,7 @@ def probe(path: str | os.PathLike) -> MediaInfo:
                 drop_frame=drop and is_drop_frame_rate(fps), start_frame=start_frame, vfr=vfr,
                 pix_fmt=vs.codec_context.pix_fmt, duration=v_duration,
             )
+            _add_pixel_info(video, vs)
             duration = duration or v_duration
         audio = []
         for i, s in enumerate(container.streams.audio):

@@ -10,7 +10,7 @@ Presets:
   stores what it is given: 8-bit RGB as ``bgr0``, 16-bit RGB as ``gbrp16le``, and a
   :class:`~s2v_toolkit.media.pixels.PlanarFrame` in its own format (``yuv422p10le`` stays 10-bit 4:2:2).
 
-Frames may be (H, W, 3) uint8 or uint16 R'G'B' arrays, or :class:`PlanarFrame`\ s (the source's own
+Frames may be (H, W, 3) uint8 or uint16 R'G'B' arrays, or :class:`PlanarFrame` objects (the source's own
 planes at its bit depth: written without any conversion when the preset's format is the same).
 Colour tags (primaries, transfer, matrix, range) are set on the stream, and every R'G'B' <-> Y'CbCr
 conversion uses the tagged matrix and range.
@@ -205,7 +205,7 @@ def write_video(
 ) -> Path:
     """Encode frames (and optional float audio) to ``path`` atomically; returns the path.
 
-    ``frames``: (H, W, 3) uint8 / uint16 R'G'B' arrays or :class:`PlanarFrame`\ s.
+    ``frames``: (H, W, 3) uint8 / uint16 R'G'B' arrays or :class:`PlanarFrame` objects.
     ``audio`` is trimmed or padded with silence to the video's exact duration, so that every
     file we write has audio and video of equal length. ``frame_count`` only sizes the progress bar.
     ``colour``: the tags to carry (default: the first PlanarFrame's, else BT.709/BT.601 by size);

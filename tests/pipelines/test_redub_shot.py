@@ -18,7 +18,7 @@ from skimage import data
 from s2v_toolkit.errors import OutputError
 from s2v_toolkit.faces import FaceObservation, MaskParams, analyze_frames, find_landmarker_bundle, mouth_mask
 from s2v_toolkit.faces.synthetic import posed_face
-from s2v_toolkit.media import probe, read_audio, read_frames, write_video
+from s2v_toolkit.media import VideoReader, probe, read_audio, read_frames, write_video
 from s2v_toolkit.pipelines.generation_inputs import GenerationSettings
 from s2v_toolkit.pipelines.redub import (
     RedubError,
@@ -162,9 +162,11 @@ def test_file_keeps_frames_rate_and_timecode_and_writes_a_sidecar(generator, sho
     assert (info.frame_count, info.fps, info.start_timecode, info.codec) == (20, FPS, "01:00:10:02", "prores")
     result = read_frames(out, 0, 20)
     src = decoded[2:22]
-    # what re-encoding the untouched source gives (ProRes is 10-bit 4:2:2: an 8-bit RGB round trip is
-    # not exact): frames and regions the re-dub left alone must come out exactly like this
-    src_rt = read_frames(write_video(tmp_path / "src_rt.mov", src, FPS), 0, 20)
+    # what re-encoding the untouched source planes gives (ProRes is lossy): frames and regions the
+    # re-dub left alone must come out exactly like this
+    with VideoReader(video, depth="native") as reader:
+        planes = reader.read(2, 20)
+    src_rt = read_frames(write_video(tmp_path / "src_rt.mov", planes, FPS), 0, 20)
     statuses = [f["status"] for f in doc["report"]["frames"]]
     assert statuses[:2] == ["passthrough"] * 2 and statuses[14:] == ["passthrough"] * 6
     assert statuses[9:11] == ["face_lost"] * 2                 # file frames 11-12
