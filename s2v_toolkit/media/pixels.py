@@ -224,6 +224,12 @@ def from_av(frame: av.VideoFrame, colour: ColourInfo | None = None) -> PlanarFra
     if colour is not None:
         tags = ColourInfo(tags.primaries or colour.primaries, tags.transfer or colour.transfer,
                           tags.matrix or colour.matrix, tags.range or colour.range)
+    if frame.format.name in ("gbrpf16le", "gbrapf16le", "gbrpf32le", "gbrapf32le"):
+        # Half/float R'G'B' (EXR): 0..1 scaled to 16-bit codes here, exactly (swscale adds error).
+        ftype = np.dtype("<f2") if "f16" in frame.format.name else np.dtype("<f4")
+        planes = [_to_code(np.nan_to_num(_plane_array(p, ftype).astype(np.float32)).clip(0, 1) * 65535.0, 16)
+                  for p in list(frame.planes)[:3]]
+        return PlanarFrame("gbrp16le", planes, ColourInfo(tags.primaries, tags.transfer, "gbr", "pc"))
     if target != frame.format.name:
         # A pure repack (same samples, other layout): same matrix and range on both sides.
         frame = frame.reformat(format=target)

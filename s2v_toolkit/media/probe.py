@@ -169,6 +169,10 @@ def _add_pixel_info(video: VideoInfo, vs) -> None:
 def probe(path: str | os.PathLike) -> MediaInfo:
     """Describe ``path``. Raises :class:`MediaError` for missing, non-media or unreadable files."""
     path = os.fspath(path)
+    from s2v_toolkit.media.sequence import is_sequence_path, probe_sequence
+
+    if is_sequence_path(path):  # name.%07d.dpx or a folder of DPX/EXR files (media/sequence.py)
+        return probe_sequence(path)
     with opened(path) as container:
         duration = container.duration / av.time_base if container.duration else 0.0
         video = None

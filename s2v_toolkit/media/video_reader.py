@@ -27,6 +27,13 @@ class VideoReader:
     (a list of :class:`~s2v_toolkit.media.pixels.PlanarFrame`: the decoded planes, untouched).
     """
 
+    def __new__(cls, path=None, *args, **kwargs):
+        from s2v_toolkit.media.sequence import SequenceReader, is_sequence_path
+
+        if path is not None and is_sequence_path(path):  # DPX / EXR sequences (media/sequence.py)
+            return SequenceReader(path, *args, **kwargs)
+        return super().__new__(cls)
+
     def __init__(self, path: str | os.PathLike, info: MediaInfo | None = None, depth: int | str = 8):
         self.path = os.fspath(path)
         self.depth = check_depth(depth)

@@ -70,6 +70,9 @@ VIDEO_PRESETS: dict[str, VideoPreset] = {
         "dnxhr_444", "dnxhd", "yuv444p10le", {"profile": "dnxhr_444"}, (".mov", ".mxf"),
         {".mov": "pcm_s24le", ".mxf": "pcm_s24le"}, audio_rate=48000, even_size=True,
     ),
+    # Image sequences (media/sequence.py): 10-bit DPX and half-float OpenEXR, numbered by timecode.
+    "dpx": VideoPreset("dpx", "dpx", "gbrp10le", {}, (".dpx",)),
+    "exr": VideoPreset("exr", "exr", "gbrpf32le", {"format": "half"}, (".exr",)),
     # Lossless, in the frames' own format (pix_fmt "auto", see the module docstring): decoded frames
     # equal the written ones bit for bit. For checks and intermediates; NLEs mostly do not play it.
     "ffv1": VideoPreset("ffv1", "ffv1", "auto", {}, (".mkv",), {".mkv": "pcm_s24le"}),
@@ -78,7 +81,8 @@ VIDEO_PRESETS: dict[str, VideoPreset] = {
         {".mp4": "aac", ".mov": "pcm_s24le"}, even_size=True,
     ),
 }
-DEFAULT_PRESET_FOR_EXTENSION = {".mov": "prores_hq", ".mp4": "h264", ".mxf": "dnxhr_hqx", ".mkv": "ffv1"}
+DEFAULT_PRESET_FOR_EXTENSION = {".mov": "prores_hq", ".mp4": "h264", ".mxf": "dnxhr_hqx", ".mkv": "ffv1",
+                                ".dpx": "dpx", ".exr": "exr"}
 
 
 
@@ -116,7 +120,7 @@ def preset_for(path: Path, preset: str | None) -> VideoPreset:
     ext = path.suffix.lower()
     name = preset or DEFAULT_PRESET_FOR_EXTENSION.get(ext)
     if name is None:
-        raise OutputError(path, f"unsupported output extension {ext!r} (use .mov, .mp4, .mxf or .mkv)")
+        raise OutputError(path, f"unsupported output extension {ext!r} (use .mov, .mp4, .mxf, .mkv, .dpx or .exr)")
     if name not in VIDEO_PRESETS:
         raise OutputError(path, f"unknown codec preset {name!r} (choose from {', '.join(sorted(VIDEO_PRESETS))})")
     p = VIDEO_PRESETS[name]
@@ -213,6 +217,11 @@ def write_video(
     """
     final = Path(path)
     spec = preset_for(final, preset)
+    if spec.name in ("dpx", "exr"):
+        from s2v_toolkit.media.sequence import write_sequence
+
+        return write_sequence(final, frames, fps, spec.name, start_timecode=start_timecode, overwrite=overwrite,
+                              audio=audio, audio_rate=audio_rate, progress=progress, frame_count=frame_count)
     fps = snap_rate(Fraction(fps))
     tc = None
     if start_timecode:

@@ -441,9 +441,9 @@ def check_output(source: Path, output: Path, overwrite: bool) -> None:
         raise OutputError(output, "is the source video: a re-dub never overwrites its source")
     if output.exists() and not overwrite:
         raise OutputError(output, "already exists (choose another name or pass --overwrite)")
-    if output.suffix.lower() not in (".mov", ".mp4", ".mxf", ".mkv"):
+    if output.suffix.lower() not in (".mov", ".mp4", ".mxf", ".mkv", ".dpx", ".exr"):
         raise OutputError(output, f"unsupported output extension {output.suffix!r} "
-                                  "(use .mov, .mp4, .mxf, or .mkv for lossless FFV1)")
+                                  "(use .mov, .mp4, .mxf, .mkv for lossless FFV1, or a .dpx / .exr sequence)")
     ensure_output_dir(output.parent if str(output.parent) else ".")
 
 
