@@ -214,16 +214,25 @@ def _plane_array(plane, dtype) -> np.ndarray:
     return buf.reshape(plane.height, plane.line_size // itemsize)[:, : plane.width]
 
 
+def merge_tags(stream: ColourInfo | None, frame: ColourInfo) -> ColourInfo:
+    """The stream's (container's) tags, the frame's where the stream says nothing.
+
+    The container is what ffprobe and NLEs report; some decoders stamp a fixed value on every frame
+    (DNxHD frames always say BT.709), so the frame's own tags only fill gaps.
+    """
+    if stream is None:
+        return frame
+    return ColourInfo(stream.primaries or frame.primaries, stream.transfer or frame.transfer,
+                      stream.matrix or frame.matrix, stream.range or frame.range)
+
+
 def from_av(frame: av.VideoFrame, colour: ColourInfo | None = None) -> PlanarFrame:
     """A decoded frame as planes in its own format (repacked to the planar equivalent where packed).
 
-    ``colour``: the stream's colour tags, used where the frame carries none.
+    ``colour``: the stream's colour tags (they win over the frame's, see :func:`merge_tags`).
     """
     target = planar_equivalent(frame.format.name)
-    tags = ColourInfo.from_av(frame)
-    if colour is not None:
-        tags = ColourInfo(tags.primaries or colour.primaries, tags.transfer or colour.transfer,
-                          tags.matrix or colour.matrix, tags.range or colour.range)
+    tags = merge_tags(colour, ColourInfo.from_av(frame))
     if frame.format.name in ("gbrpf16le", "gbrapf16le", "gbrpf32le", "gbrapf32le"):
         # Half/float R'G'B' (EXR): 0..1 scaled to 16-bit codes here, exactly (swscale adds error).
         ftype = np.dtype("<f2") if "f16" in frame.format.name else np.dtype("<f4")
@@ -510,10 +519,7 @@ def convert_frame(frame: av.VideoFrame, depth, colour: ColourInfo | None = None)
     resolved matrix and range; 16-bit through :func:`to_rgb` (exact for planar R'G'B' sources).
     """
     if depth == 8:
-        tags = ColourInfo.from_av(frame)
-        if colour is not None:
-            tags = ColourInfo(tags.primaries or colour.primaries, tags.transfer or colour.transfer,
-                              tags.matrix or colour.matrix, tags.range or colour.range)
+        tags = merge_tags(colour, ColourInfo.from_av(frame))
         name = frame.format.name
         return frame.reformat(format="rgb24", **sws_args(name, tags, frame.height, "src")).to_ndarray()
     pf = from_av(frame, colour)
