@@ -219,7 +219,7 @@ def redub_stream(frames, timing: LineTiming, line_audio_16k: np.ndarray, plan: F
     if plan.start > timing.shot_start or plan.end < timing.shot_end:
         raise ValueError("the crop plan must cover the whole shot")
     device, vae = generator.device, generator.vae
-    chunked = vae_chunked(generator)
+    chunked = vae_chunked(generator, settings.motion_frames + settings.clip_frames, plan.size)
     s0, s1 = timing.shot_start, timing.shot_end
     line = timing.line_frames
     status, coverage, track_id = report.status, report.mask_coverage, report.track_id

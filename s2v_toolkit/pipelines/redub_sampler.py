@@ -34,9 +34,18 @@ def load_generator(checkpoint: str | None = None, *, tiny: bool = False, device:
     return S2VGenerator.load(bundle, device=device, max_vram_gb=max_vram_gb, fp8=fp8)
 
 
-def vae_chunked(generator) -> bool:
-    """Chunked VAE passes bound GPU memory; on a CPU the whole-sequence pass is much faster (same numbers)."""
-    return generator.device.type == "cuda"
+# Above this many pixels (frames x height x width) a CPU pass is chunked too: the whole-sequence pass
+# holds every layer's activations for all frames at once (a 153-frame clip at the 512 crop needs
+# several GB), the chunked one only a few frames' worth, whatever the clip length.
+CPU_WHOLE_SEQUENCE_PIXELS = 2 ** 22
+
+
+def vae_chunked(generator, frames: int | None = None, size: int | None = None) -> bool:
+    """Chunked VAE passes bound memory; on a CPU the whole-sequence pass is faster (same numbers), so
+    it is kept for small passes (``frames`` of ``size``² pixels, when given)."""
+    if generator.device.type == "cuda":
+        return True
+    return frames is not None and size is not None and frames * size * size > CPU_WHOLE_SEQUENCE_PIXELS
 
 
 def to_video_tensor(frames: np.ndarray, device, dtype=torch.float32) -> torch.Tensor:
