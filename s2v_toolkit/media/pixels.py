@@ -142,7 +142,8 @@ def planar_equivalent(pix_fmt: str) -> str:
         return "gbrp" + suffix
     luma, chroma = colour[0], colour[1]
     sx, sy = luma.width // max(chroma.width, 1), luma.height // max(chroma.height, 1)
-    sub = {(1, 1): "444", (2, 1): "422", (2, 2): "420", (1, 2): "440", (4, 1): "411", (4, 4): "410"}.get((sx, sy), "444")
+    names = {(1, 1): "444", (2, 1): "422", (2, 2): "420", (1, 2): "440", (4, 1): "411", (4, 4): "410"}
+    sub = names.get((sx, sy), "444")
     return f"yuv{sub}p" + suffix
 
 
@@ -444,7 +445,8 @@ def blend_rgb_patch(pf: PlanarFrame, window: tuple[int, int, int, int], patch: n
         sx, sy = pf.subsampling(i)
         # grow the window to whole chroma cells; the added pixels get alpha 0
         ax0, ay0 = (x0 // sx) * sx, (y0 // sy) * sy
-        ax1, ay1 = min(-(-x1 // sx) * sx, pf.width + (-pf.width) % sx), min(-(-y1 // sy) * sy, pf.height + (-pf.height) % sy)
+        ax1 = min(-(-x1 // sx) * sx, pf.width + (-pf.width) % sx)
+        ay1 = min(-(-y1 // sy) * sy, pf.height + (-pf.height) % sy)
         a = np.zeros((ay1 - ay0, ax1 - ax0), np.float32)
         v = np.zeros_like(a)
         a[y0 - ay0:y1 - ay0, x0 - ax0:x1 - ax0] = alpha

@@ -352,7 +352,8 @@ def _gbr10(item) -> PlanarFrame:
             return item
         if item.kind == "gbr":
             g, b, r = (scale_from_16(scale_to_16(p, item.bits), 10) for p in item.planes)
-            return PlanarFrame("gbrp10le", [g, b, r], ColourInfo(item.colour.primaries, item.colour.transfer, "gbr", "pc"))
+            tags = ColourInfo(item.colour.primaries, item.colour.transfer, "gbr", "pc")
+            return PlanarFrame("gbrp10le", [g, b, r], tags)
         rgb16 = np.rint(to_rgb_float(item) * 65535.0).astype(np.uint16)
         colour = item.colour
     else:
