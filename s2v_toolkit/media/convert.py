@@ -26,7 +26,7 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, preset: str | None =
     audio, rate = None, 48000
     if info.audio:
         audio, rate = read_audio_channels(src, 0, Fraction(v.frame_count) / v.fps, sample_rate=None)
-    with VideoReader(src, info) as reader:
+    with VideoReader(src, info, depth="native") as reader:  # the source planes: depth and colour kept
         write_video(dst, iter(reader), v.fps, preset=preset, audio=audio, audio_rate=rate,
                     start_timecode=v.start_timecode, overwrite=overwrite, frame_count=v.frame_count,
                     progress=progress)

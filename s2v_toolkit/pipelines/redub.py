@@ -520,8 +520,9 @@ def redub_video(video: str | os.PathLike, audio: str | os.PathLike, output: str 
                               report, settings, reference=ref_image,
                               frame_at=lambda f: seeker.read(f, 1)[0], progress=progress)
         try:
-            write_video(output, stream, v.fps, preset=preset, audio=audio_out, audio_rate=OUTPUT_AUDIO_RATE,
-                        start_timecode=start_tc, overwrite=overwrite, frame_count=timing.shot_frames)
+            written = write_video(output, stream, v.fps, preset=preset, audio=audio_out,
+                                  audio_rate=OUTPUT_AUDIO_RATE, start_timecode=start_tc, overwrite=overwrite,
+                                  frame_count=timing.shot_frames)
         except RedubError as exc:
             raise RedubError(f"{video}: {exc}") from None
     report.warnings += [f"frames {i.start}-{i.end}: {i.message}" for i in analysis.issues
@@ -537,7 +538,7 @@ def redub_video(video: str | os.PathLike, audio: str | os.PathLike, output: str 
                    "width": v.width, "height": v.height, "fps": str(v.fps), "start_timecode": v.start_timecode,
                    "pix_fmt": v.pix_fmt, "bit_depth": v.bit_depth, "colour": v.colour,
                    "reference": None if reference is None else str(reference)},
-        "output": {"path": str(output), "preset": preset or "default for " + output.suffix,
+        "output": {"path": str(written), "preset": preset or "default for " + output.suffix,
                    "frames": timing.shot_frames, "start_timecode": start_tc, "fps": str(v.fps)},
         "model": {"checkpoint": generator.bundle.to_dict(), "device": str(generator.device),
                   "dtype": str(generator.dit_dtype).replace("torch.", "")},

@@ -235,3 +235,13 @@ def test_exr_half_sequence_round_trips_and_keeps_rate_and_timecode(tmp_path):
     assert np.abs(back.astype(int) - rgb).max() <= 40                     # half float: 11 significant bits
     with av.open(str(tmp_path / f"comp.{first:07d}.exr")) as c:            # FFmpeg still reads the file
         assert next(c.decode(video=0)).format.name == "gbrpf16le"
+
+
+def test_convert_keeps_the_source_planes_depth_and_colour(tmp_path):
+    from s2v_toolkit.media import convert
+
+    src = _source(tmp_path, "master.mov", "prores_hq", "yuv422p10le", HDR)
+    info = convert(src, tmp_path / "copy.mkv")                         # FFV1: lossless
+    assert (info.video.pix_fmt, info.video.colour) == ("yuv422p10le", HDR.to_dict())
+    with VideoReader(src, depth="native") as a, VideoReader(tmp_path / "copy.mkv", depth="native") as b:
+        assert all(x.equal(y) for x, y in zip(a.read(0, 3), b.read(0, 3)))
