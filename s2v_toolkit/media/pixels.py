@@ -91,8 +91,13 @@ class ColourInfo:
     def with_defaults(self, pix_fmt: str, height: int) -> "ColourInfo":
         """The tags an output should carry: the source's, with the conversion defaults filled in."""
         kind = pixel_kind(pix_fmt)
-        matrix = self.resolved_matrix(height) if kind == "yuv" else ("gbr" if kind in ("gbr", "rgb") else self.matrix)
-        rng = self.resolved_range(pix_fmt) if kind == "yuv" else (self.range or "pc")
+        if kind == "yuv":
+            matrix = self.resolved_matrix(height)
+            # an R'G'B' source's range (full) says nothing about a Y'CbCr output: that gets the default
+            rng = ColourInfo(range=None if self.matrix == "gbr" else self.range).resolved_range(pix_fmt)
+        else:
+            matrix = "gbr" if kind in ("gbr", "rgb") else self.matrix
+            rng = self.range or "pc"
         default = "bt709" if height >= 720 else "smpte170m"
         return ColourInfo(self.primaries or (default if kind != "gray" else None),
                           self.transfer or (default if kind != "gray" else None), matrix, rng)
