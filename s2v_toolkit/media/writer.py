@@ -92,8 +92,24 @@ def _stream_pix_fmt(spec: VideoPreset, first, pix_fmt: str | None) -> str:
     if spec.pix_fmt != "auto":
         return spec.pix_fmt
     if isinstance(first, PlanarFrame):
-        return first.pix_fmt
+        return _encodable(spec.codec, first.pix_fmt)
     return "gbrp16le" if first.dtype == np.uint16 else "bgr0"
+
+
+# Planar formats some lossless encoders do not take, and the packed format with the same samples:
+# FFV1 has no 8-bit gbrp (an 8-bit R'G'B' source, e.g. FFV1 bgr0, decodes to it), but takes bgr0.
+_SAME_SAMPLES = {"gbrp": "bgr0", "gbrap": "bgra"}
+
+
+def _encodable(codec: str, pix_fmt: str) -> str:
+    """``pix_fmt``, or a format holding exactly the same samples where the encoder does not take it."""
+    try:
+        formats = {f.name for f in (av.Codec(codec, "w").video_formats or [])}
+    except (ValueError, av.error.FFmpegError):
+        return pix_fmt
+    if formats and pix_fmt not in formats and _SAME_SAMPLES.get(pix_fmt) in formats:
+        return _SAME_SAMPLES[pix_fmt]
+    return pix_fmt
 
 
 def _av_frame(item, pix_fmt: str, colour: ColourInfo, height: int) -> av.VideoFrame:

@@ -355,3 +355,48 @@ def test_ten_bit_master_keeps_every_sample_outside_the_mask_at_10_bits(generator
         for p, (a, b, t, c) in enumerate(zip(result[k].planes, src[k].planes, touched, core)):
             assert np.array_equal(a[~t], b[~t]), (k, p)               # outside the mask: bit-identical
             assert np.abs(a[c].astype(int) - b[c]).mean() > 4, (k, p)  # inside: regenerated
+
+
+def test_killed_streamed_redub_resumes_at_its_last_finished_clip(generator, shot, source_file, tmp_path,
+                                                                   monkeypatch):
+    """redub_video streams the shot; killed after its first clip, a re-run with the same resume_dir takes
+    that clip from the store (never generated again) and writes the same file as an uninterrupted run.
+    The sidecar records the read's frame map."""
+    from s2v_toolkit.pipelines import clip_store
+
+    frames, script = shot
+    video, line = source_file
+    analysis = _analysis(read_frames(video, 0, len(frames)), script, 2, 21)
+
+    def run(out, resume):
+        return redub_video(video, line, out, generator=generator, settings=_settings(), frame_range=(2, 21),
+                           line_start=4, analysis=analysis, resume_dir=resume)
+
+    whole_doc = run(tmp_path / "whole.mkv", None)
+    whole = read_frames(tmp_path / "whole.mkv", 0, 20)
+    assert whole_doc["source"]["frame_map"]["count"] == 20 and whole_doc["source"]["frame_map"]["start"] == 2
+    assert whole_doc["source"]["vfr"] is False and whole_doc["source"]["bit_depth"] == 10
+
+    real_save = clip_store.ClipStore.save
+    saves: list[int] = []
+
+    def save_then_die(self, index, *args, **kwargs):
+        real_save(self, index, *args, **kwargs)
+        saves.append(index)
+        raise KeyboardInterrupt  # killed right after the first clip is safe on disk
+
+    resume = tmp_path / "parts"
+    monkeypatch.setattr(clip_store.ClipStore, "save", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "take.mkv", resume)
+    assert saves == [0] and not (tmp_path / "take.mkv").exists()
+
+    def counting_save(self, index, *args, **kwargs):
+        saves.append(index)
+        real_save(self, index, *args, **kwargs)
+
+    monkeypatch.setattr(clip_store.ClipStore, "save", counting_save)
+    doc = run(tmp_path / "take.mkv", resume)
+    assert saves == [0, 1]                                   # clip 0 came from the store, clip 1 was generated
+    assert np.array_equal(read_frames(tmp_path / "take.mkv", 0, 20), whole)
+    assert doc["report"]["clips"] == whole_doc["report"]["clips"]
