@@ -212,7 +212,12 @@ def test_dpx_sequence_is_10_bit_exact_and_numbered_by_timecode(tmp_path):
         assert (v.codec, v.frame_count, v.fps, v.start_timecode, v.bit_depth) == ("dpx", 4, 24, "01:00:00:00", 10)
     with VideoReader(pattern, depth="native") as r:
         back = r.read(1, 3)
+        # the time-mapped interface of a video's reader: a sequence's map is one to one
+        m = r.read_mapped(0, 4)[1]
+        assert m.source == [0, 1, 2, 3] and m.kinds == ["exact"] * 4 and m.exact
     assert all(b.equal(p) for b, p in zip(back, planes[1:]))              # 10-bit samples, bit for bit
+    with VideoReader(pattern, fps=48, warn_vfr=False) as r:                 # on another grid: placed by time
+        assert r.frame_count == 8 and r.read_mapped(0, 8)[1].source == [0, 0, 1, 1, 2, 2, 3, 3]
     (tmp_path / "again").mkdir()
     with VideoReader(tmp_path, depth=16) as r:
         again = write_video(tmp_path / "again" / "p.dpx", r.read(0, 4), 24, start_timecode="01:00:00:00")
@@ -245,3 +250,44 @@ def test_convert_keeps_the_source_planes_depth_and_colour(tmp_path):
     assert (info.video.pix_fmt, info.video.colour) == ("yuv422p10le", HDR.to_dict())
     with VideoReader(src, depth="native") as a, VideoReader(tmp_path / "copy.mkv", depth="native") as b:
         assert all(x.equal(y) for x, y in zip(a.read(0, 3), b.read(0, 3)))
+
+
+@pytest.mark.filterwarnings("ignore::s2v_toolkit.errors.MediaWarning")
+def test_depths_read_a_variable_rate_10_bit_file_by_time(tmp_path):
+    """Every depth places frames by presentation time: a 10-bit FFV1 file missing one frame reads with the
+    same frame map at 8, 16 and native depth; the gap repeats the frame shown then, at full depth."""
+    from s2v_toolkit.media import VideoReader
+
+    h, w, missing = 32, 48, 3
+    codes = [np.full((h, w), 100 * k + 7, np.uint16) for k in range(8)]  # 10-bit code per frame
+    path = tmp_path / "vfr10.mkv"
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("ffv1", rate=25)
+        s.width, s.height, s.pix_fmt = w, h, "gbrp10le"
+        s.time_base = Fraction(1, 1000)
+        for k in range(8):
+            if k == missing:
+                continue
+            f = av.VideoFrame(w, h, "gbrp10le")
+            for plane in f.planes:
+                dst = np.frombuffer(memoryview(plane).cast("B"), dtype="<u2")
+                dst.reshape(plane.height, plane.line_size // 2)[:, :w] = codes[k]
+            f.pts, f.time_base = k * 40, Fraction(1, 1000)
+            for p in s.encode(f):
+                c.mux(p)
+        for p in s.encode(None):
+            c.mux(p)
+    maps = {}
+    with VideoReader(path, depth=16) as r16, VideoReader(path, depth="native") as rn, VideoReader(path) as r8:
+        assert r16.frame_count == 8
+        f16, maps[16] = r16.read_mapped(0, 8)
+        fn, maps["native"] = rn.read_mapped(0, 8)
+        f8, maps[8] = r8.read_mapped(0, 8)
+    assert f16.dtype == np.uint16 and f8.dtype == np.uint8 and fn[0].pix_fmt == "gbrp10le"
+    assert maps[8].to_dict() == maps[16].to_dict() == maps["native"].to_dict()
+    assert maps[16].indexes("duplicated") == [missing]
+    shown = [k if k != missing else missing - 1 for k in range(8)]
+    for g, k in enumerate(shown):
+        assert np.array_equal(fn[g].planes[0], codes[k])                        # the exact 10-bit codes
+        assert np.array_equal(f16[g][..., 0], scale_to_16(codes[k], 10))         # exact 10 -> 16 bit
+    assert fn[missing] is not fn[missing - 1]        # a repeated frame is its own copy (safe to composite)
