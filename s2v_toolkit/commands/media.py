@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from s2v_toolkit.commands import print_json
 
-PRESET_NAMES = ("h264", "prores_hq", "dnxhr_hq", "ffv1")
+PRESET_NAMES = ("h264", "prores_hq", "dnxhr_hq", "ffv1", "prores_4444", "dnxhr_hqx", "dnxhr_444", "dpx", "exr")
 
 
 def register(sub) -> None:
@@ -24,7 +24,8 @@ def register(sub) -> None:
     p.add_argument("src", help="input video")
     p.add_argument("dst", help="output file (.mov, .mp4, .mxf); never the input itself")
     p.add_argument("--codec", choices=PRESET_NAMES, default=None,
-                   help="codec preset (default from the extension: .mov prores_hq, .mp4 h264, .mxf dnxhr_hq, .mkv ffv1)")
+                   help="codec preset (default from the extension: .mov prores_hq, .mp4 h264, .mxf dnxhr_hqx, "
+                        ".mkv ffv1, .dpx dpx, .exr exr)")
     p.add_argument("--overwrite", action="store_true", help="replace DST if it already exists")
     p.add_argument("--cfr", action="store_true",
                    help="make a variable-rate source constant: frames placed by time on the probed rate's grid, "

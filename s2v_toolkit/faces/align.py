@@ -71,13 +71,37 @@ class CropTransform:
     def to_frame(self, points: np.ndarray) -> np.ndarray:
         return _apply(self.inverse, points, 1.0 / self.scale)
 
-    def crop(self, frame: np.ndarray, interpolation: int | None = None) -> np.ndarray:
-        """The aligned crop of ``frame`` (borders replicated where the crop leaves the frame)."""
+    def crop(self, frame, interpolation: int | None = None) -> np.ndarray:
+        """The aligned crop of ``frame`` (borders replicated where the crop leaves the frame).
+
+        ``frame``: an (H, W, C) array, or a :class:`s2v_toolkit.media.PlanarFrame` (a decoded frame in
+        its own format): then only the frame window the crop reads is converted, and the crop is
+        16-bit R'G'B' (uint16).
+        """
         import cv2
 
         flags = cv2.INTER_CUBIC if interpolation is None else interpolation
-        return cv2.warpAffine(frame, self.matrix, (self.size, self.size), flags=flags,
-                              borderMode=cv2.BORDER_REPLICATE)
+        if isinstance(frame, np.ndarray):
+            return cv2.warpAffine(frame, self.matrix, (self.size, self.size), flags=flags,
+                                  borderMode=cv2.BORDER_REPLICATE)
+        from s2v_toolkit.media import to_rgb_float
+
+        x0, y0, x1, y1 = self.frame_window(frame.shape, margin=3)  # 3: the cubic kernel's reach
+        rgb = np.rint(to_rgb_float(frame, (x0, y0, x1, y1)) * 65535.0).astype(np.uint16)
+        m = self.matrix.copy()
+        m[:, 2] = m[:, 2] + m[:, :2] @ np.array([x0, y0], np.float64)  # window pixel -> crop pixel
+        return cv2.warpAffine(rgb, m, (self.size, self.size), flags=flags, borderMode=cv2.BORDER_REPLICATE)
+
+    def frame_window(self, shape: tuple[int, int], margin: int = 0) -> tuple[int, int, int, int]:
+        """(x0, y0, x1, y1): the frame pixels the crop covers, grown by ``margin``, inside the frame."""
+        s = float(self.size)
+        corners = self.to_frame(np.array([[0, 0], [s, 0], [0, s], [s, s]], np.float64))
+        h, w = int(shape[0]), int(shape[1])
+        x0 = min(max(int(np.floor(corners[:, 0].min())) - margin, 0), w - 1)
+        y0 = min(max(int(np.floor(corners[:, 1].min())) - margin, 0), h - 1)
+        x1 = max(min(int(np.ceil(corners[:, 0].max())) + margin + 1, w), x0 + 1)
+        y1 = max(min(int(np.ceil(corners[:, 1].max())) + margin + 1, h), y0 + 1)
+        return x0, y0, x1, y1
 
     def to_dict(self) -> dict:
         return {"matrix": np.round(self.matrix, 6).tolist(), "size": self.size}

@@ -3,6 +3,11 @@
 ``out = src`` wherever the mask is 0 (bit-identical: those pixels are copied, never recomputed);
 inside the mask ``out = a * matched + (1 - a) * src``, rounded to the frame's dtype.
 
+A frame may also be a :class:`s2v_toolkit.media.PlanarFrame` (the decoded planes of a 10-bit
+4:2:2 master, say): then the matched patch is converted into the frame's own format and blended
+into its planes (:func:`s2v_toolkit.media.blend_rgb_patch`), so every sample the mask does not
+reach stays the decoded sample at the source's bit depth; only the mouth region is converted.
+
 Colour/luminance matching: generators drift in tint and brightness. We compare the regenerated
 crop with the source frame on a *band around the mouth region* (the mask's feathered edge plus
 ``band`` pixels outside it): skin the generator was not meant to change, so any difference there is
@@ -62,33 +67,24 @@ def composite_crop(frame: np.ndarray, crop: np.ndarray, transform: CropTransform
                    params: CompositeParams = CompositeParams()) -> np.ndarray:
     """Return a copy of ``frame`` with ``crop`` blended in where ``mask`` (H, W, frame space) > 0.
 
-    ``frame``: (H, W, C) integer or float image; ``crop``: (size, size, C) in the same value range.
+    ``frame``: (H, W, C) integer or float image, with ``crop`` (size, size, C) in the same value
+    range; or a PlanarFrame, with an R'G'B' ``crop`` (uint8, uint16 or float in [0, 1]).
     """
-    import cv2
-
+    if not isinstance(frame, np.ndarray) and hasattr(frame, "planes"):
+        return _composite_planar(frame, crop, transform, mask, params)
     frame = np.asarray(frame)
     if frame.ndim != 3 or crop.ndim != 3 or crop.shape[2] != frame.shape[2]:
         raise ValueError(f"frame {frame.shape} and crop {crop.shape} must both be (H, W, C) with the same C")
     if mask.shape != frame.shape[:2]:
         raise ValueError(f"mask {mask.shape} does not match frame {frame.shape[:2]}")
     out = frame.copy()
-    box = mask_bbox(mask > 0)
-    if box is None:
+    window = _window(mask, params)
+    if window is None:
         return out
-    h, w = mask.shape
-    b = params.band if params.color_match else 0
-    x0, y0 = max(box[0] - b, 0), max(box[1] - b, 0)
-    x1, y1 = min(box[2] + b, w), min(box[3] + b, h)
+    x0, y0, x1, y1 = window
     alpha = mask[y0:y1, x0:x1].astype(np.float32)
     src = frame[y0:y1, x0:x1].astype(np.float32)
-    regen = warp_crop_to_frame(crop, transform, (x0, y0, x1, y1))
-    if params.color_match:
-        support = (alpha > 0).astype(np.uint8)
-        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * b + 1, 2 * b + 1)) if b > 0 else None
-        ring = cv2.dilate(support, kernel) if kernel is not None else support
-        weights = ((ring > 0) & (alpha < 0.999)).astype(np.float32)
-        gain, offset = color_match_gain(regen, src, weights, params.max_gain)
-        regen = regen * gain.astype(np.float32) + offset.astype(np.float32)
+    regen = _matched(crop, transform, window, alpha, src, params)
     a = alpha[..., None]
     blended = a * regen + (1.0 - a) * src
     if np.issubdtype(frame.dtype, np.integer):
@@ -98,6 +94,51 @@ def composite_crop(frame: np.ndarray, crop: np.ndarray, transform: CropTransform
     window = out[y0:y1, x0:x1]
     window[inside] = blended[inside].astype(frame.dtype)
     return out
+
+
+def _window(mask: np.ndarray, params: CompositeParams) -> tuple[int, int, int, int] | None:
+    """The mask's box grown by the colour-match band (the pixels compositing reads)."""
+    box = mask_bbox(mask > 0)
+    if box is None:
+        return None
+    h, w = mask.shape
+    b = params.band if params.color_match else 0
+    return max(box[0] - b, 0), max(box[1] - b, 0), min(box[2] + b, w), min(box[3] + b, h)
+
+
+def _matched(crop: np.ndarray, transform: CropTransform, window, alpha: np.ndarray, src: np.ndarray,
+             params: CompositeParams) -> np.ndarray:
+    """The crop warped into the window, colour-matched to ``src`` on the band around the mask."""
+    import cv2
+
+    regen = warp_crop_to_frame(crop, transform, window)
+    if params.color_match:
+        b = params.band
+        support = (alpha > 0).astype(np.uint8)
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * b + 1, 2 * b + 1)) if b > 0 else None
+        ring = cv2.dilate(support, kernel) if kernel is not None else support
+        weights = ((ring > 0) & (alpha < 0.999)).astype(np.float32)
+        gain, offset = color_match_gain(regen, src, weights, params.max_gain)
+        regen = regen * gain.astype(np.float32) + offset.astype(np.float32)
+    return regen
+
+
+def _composite_planar(frame, crop: np.ndarray, transform: CropTransform, mask: np.ndarray,
+                      params: CompositeParams):
+    from s2v_toolkit.media import blend_rgb_patch, to_rgb_float
+
+    if mask.shape != frame.shape:
+        raise ValueError(f"mask {mask.shape} does not match frame {frame.shape}")
+    window = _window(mask, params)
+    if window is None:
+        return frame.copy()
+    x0, y0, x1, y1 = window
+    crop = np.asarray(crop)
+    scale = float(np.iinfo(crop.dtype).max) if np.issubdtype(crop.dtype, np.integer) else 1.0
+    alpha = mask[y0:y1, x0:x1].astype(np.float32)
+    src = to_rgb_float(frame, window) * scale            # the same value range as the crop
+    regen = _matched(crop, transform, window, alpha, src, params) / scale
+    return blend_rgb_patch(frame, window, np.clip(regen, 0.0, 1.0), alpha)
 
 
 def psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None, peak: float = 255.0) -> float:

@@ -9,12 +9,27 @@ Public API::
     read_audio_channels(path, start, duration, sample_rate=None) -> ((channels, n) float32, rate)
     write_video(path, frames, fps, preset="prores_hq"|"dnxhr_hq"|"h264", audio=..., start_timecode=...)
     convert(src, dst, preset=None, cfr=False, rate=None); convert_report(...) -> ConversionReport
+    VideoReader(path, depth=16).read(...) -> uint16 R'G'B'; depth="native" -> [PlanarFrame] (decoded planes)
+    PlanarFrame, ColourInfo, to_rgb / to_rgb_float / from_rgb, blend_rgb_patch (pixels: bit depth, colour)
     atomic_output(path) ; timecode helpers
 """
 
 from s2v_toolkit.media.atomic import atomic_group, atomic_output, clean_stale, ensure_output_dir
 from s2v_toolkit.media.audio import ANALYSIS_RATE, frame_to_sample, read_audio, read_audio_channels
 from s2v_toolkit.media.convert import ConversionReport, convert, convert_report
+from s2v_toolkit.media.pixels import (
+    ColourInfo,
+    PlanarFrame,
+    blend_rgb_patch,
+    from_av,
+    from_rgb,
+    sample_masks,
+    scale_from_16,
+    scale_to_16,
+    to_av,
+    to_rgb,
+    to_rgb_float,
+)
 from s2v_toolkit.media.png import encode_png, write_png
 from s2v_toolkit.media.probe import AudioInfo, MediaInfo, VideoInfo, probe
 from s2v_toolkit.media.timecode import (
@@ -29,6 +44,8 @@ from s2v_toolkit.media.video_reader import FrameMap, VideoReader, export_frames_
 from s2v_toolkit.media.writer import VIDEO_PRESETS, VideoPreset, write_video
 
 __all__ = [
+    "ColourInfo", "PlanarFrame", "blend_rgb_patch", "from_av", "from_rgb", "sample_masks", "scale_from_16",
+    "scale_to_16", "to_av", "to_rgb", "to_rgb_float",
     "ANALYSIS_RATE", "AudioInfo", "ConversionReport", "FrameIndex", "FrameMap", "MediaInfo", "STANDARD_RATES",
     "VIDEO_PRESETS", "VideoInfo", "VideoPreset", "VideoReader", "atomic_group", "atomic_output", "clean_stale",
     "convert", "convert_report", "encode_png", "ensure_output_dir", "export_frames_png", "index_frames",

@@ -69,7 +69,8 @@ def convert_report(src: str | os.PathLike, dst: str | os.PathLike, preset: str |
     if v.vfr and not cfr:
         raise MediaError(src, f"has a variable frame rate ({v.duplicated} gap(s), {v.dropped} extra frame(s) on the "
                               f"{float(v.fps):.3f} fps grid); use s2vt convert --cfr to make a constant-rate copy")
-    with VideoReader(src, info, fps=fps, warn_vfr=False) as reader:  # the report gives the counts
+    # The source planes (depth and colour kept); the report gives the VFR counts.
+    with VideoReader(src, info, fps=fps, warn_vfr=False, depth="native") as reader:
         n = reader.frame_count
         audio, a_rate = None, 48000
         if info.audio:

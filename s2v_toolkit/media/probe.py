@@ -44,6 +44,8 @@ class VideoInfo:
     dropped: int = 0  # source frames no grid frame shows (VFR bursts)
     edit_list: bool = False  # the container hides packets or offsets its start (edit list)
     discarded_packets: int = 0  # packets hidden by the edit list
+    bit_depth: int | None = None  # bits per sample of pix_fmt (10 for ProRes 422 HQ)
+    colour: dict | None = None    # primaries / transfer / matrix / range (pixels.ColourInfo; None = not tagged)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -167,9 +169,25 @@ def _copy(info: MediaInfo, path: str) -> MediaInfo:
     return replace(info, path=path, video=video, audio=[replace(a) for a in info.audio])
 
 
+def _add_pixel_info(video: VideoInfo, vs) -> None:
+    """Bit depth and colour tags of the stream (see media/pixels.py)."""
+    from s2v_toolkit.media.pixels import ColourInfo, bit_depth
+
+    if video.pix_fmt:
+        try:
+            video.bit_depth = bit_depth(video.pix_fmt)
+        except (ValueError, av.error.FFmpegError):
+            video.bit_depth = None
+    video.colour = ColourInfo.from_av(vs.codec_context).to_dict()
+
+
 def probe(path: str | os.PathLike) -> MediaInfo:
     """Describe ``path``. Raises :class:`MediaError` for missing, non-media or unreadable files."""
     path = os.fspath(path)
+    from s2v_toolkit.media.sequence import is_sequence_path, probe_sequence
+
+    if is_sequence_path(path):  # name.%07d.dpx or a folder of DPX/EXR files (media/sequence.py)
+        return probe_sequence(path)
     try:
         st = os.stat(path)
         key = (os.path.realpath(path), st.st_size, st.st_mtime_ns, st.st_ino)
@@ -223,6 +241,7 @@ def _probe(path: str) -> MediaInfo:
                 discarded_packets=index.discarded_packets,
             )
             video._index = index  # the readers' map of the file (not serialised)
+            _add_pixel_info(video, vs)
             duration = duration or v_duration
         audio = []
         for i, s in enumerate(container.streams.audio):

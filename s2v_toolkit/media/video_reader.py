@@ -25,15 +25,20 @@ import numpy as np
 from s2v_toolkit.errors import MediaError, MediaWarning
 from s2v_toolkit.media.container import open_input, video_stream
 from s2v_toolkit.media.frame_index import FrameIndex, index_frames
+from s2v_toolkit.media.pixels import ColourInfo, check_depth, convert_frame
 from s2v_toolkit.media.probe import MediaInfo, probe
 
 # How far ahead of the decoder's position a read may start and still decode on rather than seek.
 _DECODE_AHEAD = 48
 
 
-def frame_to_rgb(frame: av.VideoFrame) -> np.ndarray:
-    """A decoded frame as (H, W, 3) uint8 RGB: the one place pixel conversion happens."""
-    return frame.to_ndarray(format="rgb24")
+def frame_to_rgb(frame: av.VideoFrame, depth: int | str = 8, colour: ColourInfo | None = None):
+    """A decoded frame at ``depth``: (H, W, 3) uint8 / uint16 R'G'B', or its own planes ("native").
+
+    The one place pixel conversion happens (:func:`~s2v_toolkit.media.pixels.convert_frame`, with the
+    stream's colour tags where the frame has none).
+    """
+    return convert_frame(frame, depth, colour)
 
 
 @dataclass
@@ -89,16 +94,26 @@ class FrameMap:
 
 
 class VideoReader:
-    """An open video file. Use as a context manager; ``read(start, count)`` returns (count, H, W, 3) uint8.
+    """An open video file. Use as a context manager; ``read(start, count)`` returns (count, H, W, 3) frames.
 
+    ``depth``: 8 (uint8 R'G'B'), 16 (uint16 R'G'B', 10/12-bit sources kept exactly) or "native"
+    (a list of :class:`~s2v_toolkit.media.pixels.PlanarFrame`: the decoded planes, untouched).
     ``last_map`` is the :class:`FrameMap` of the latest read; ``frame_map`` accumulates all reads.
     ``fps``: read on a grid at this rate instead of the probed one (e.g. to make a variable-rate
     source constant at a chosen rate). ``warn_vfr=False``: the caller reports the placement itself.
     """
 
+    def __new__(cls, path=None, *args, **kwargs):
+        from s2v_toolkit.media.sequence import SequenceReader, is_sequence_path
+
+        if path is not None and is_sequence_path(path):  # DPX / EXR sequences (media/sequence.py)
+            return SequenceReader(path, *args, **kwargs)
+        return super().__new__(cls)
+
     def __init__(self, path: str | os.PathLike, info: MediaInfo | None = None, fps: Fraction | None = None,
-                 warn_vfr: bool = True):
+                 warn_vfr: bool = True, depth: int | str = 8):
         self.path = os.fspath(path)
+        self.depth = check_depth(depth)
         self.info = info or probe(self.path)
         if self.info.video is None:
             raise MediaError(self.path, "has no video stream (audio-only file): cannot read frames")
@@ -107,6 +122,7 @@ class VideoReader:
         # Slice threads only: with FFmpeg's frame threading, opening many short-lived readers in one
         # process deadlocked inside av.open (seen with PyAV 18 on H.264); slice threads never did.
         self._stream.thread_type = "SLICE"
+        self._colour = ColourInfo.from_av(self._stream.codec_context)
         fps = Fraction(fps) if fps is not None else self.info.video.fps
         index: FrameIndex | None = getattr(self.info.video, "_index", None)
         if index is None or index.fps != fps:
@@ -233,7 +249,7 @@ class VideoReader:
                 if k < first:
                     continue
                 if k in wanted and k not in got:
-                    arr = frame_to_rgb(frame)
+                    arr = frame_to_rgb(frame, self.depth, self._colour)
                     got[k] = arr
                     self._held = (k, arr)
                 if k >= last:
@@ -252,7 +268,10 @@ class VideoReader:
 
     # -- reading --------------------------------------------------------------------------------
     def read_mapped(self, start: int, count: int) -> tuple[np.ndarray, FrameMap]:
-        """Grid frames ``start`` .. ``start+count-1`` (count, H, W, 3) uint8 RGB, and their :class:`FrameMap`."""
+        """Grid frames ``start`` .. ``start+count-1`` at ``depth`` and their :class:`FrameMap`.
+
+        ``depth`` 8 / 16: an array (count, H, W, 3) uint8 / uint16 R'G'B'; "native": a list of PlanarFrames.
+        """
         if count <= 0:
             raise ValueError("count must be positive")
         end = start + count
@@ -274,17 +293,22 @@ class VideoReader:
                 self._drop_decoder()
                 raise MediaError(self.path, f"could not decode frames {start}-{end - 1} "
                                             f"({self._span(needed[0])} and around; corrupt or truncated file)")
-        out = np.empty((count, *next(iter(got.values())).shape), dtype=np.uint8)
+        first = next(iter(got.values()))
+        native = self.depth == "native"
+        out = [None] * count if native else np.empty((count, *first.shape), dtype=first.dtype)
+        # Native frames are objects: each grid frame gets its own copy, so a caller compositing into one
+        # never changes a duplicate of it or the decoder's held frame.
+        take = (lambda f: f.copy()) if native else (lambda f: f)
         for i, k in enumerate(slots):
             if k in got:
-                out[i] = got[k]
+                out[i] = take(got[k])
                 kind = "duplicated" if (i and slots[i - 1] == k) or (i == 0 and start and
                                                                     self.index.slot_source[start - 1] == k) else "exact"
                 if kind == "exact" and k in self._degraded:
                     kind = "degraded"
             else:
                 near = min(got, key=lambda g: (abs(g - k), g > k))  # nearest good frame, the earlier on a tie
-                out[i] = got[near]
+                out[i] = take(got[near])
                 kind = "substituted"
                 msg = (f"{self.path}: frame at {self._span(k)} (grid frame {start + i}) could not be decoded "
                        f"(damaged packet); showing the frame at {self._time(near):.3f} s instead")
@@ -313,8 +337,8 @@ class VideoReader:
         self.frame_map.extend(fmap)
         return out, fmap
 
-    def read(self, start: int, count: int) -> np.ndarray:
-        """Frames ``start`` .. ``start+count-1`` as an array (count, H, W, 3) uint8 RGB (map in ``last_map``)."""
+    def read(self, start: int, count: int):
+        """Frames ``start`` .. ``start+count-1`` at ``depth`` (count, H, W, 3), or PlanarFrames (map in ``last_map``)."""
         return self.read_mapped(start, count)[0]
 
     def __iter__(self):

@@ -2,10 +2,18 @@
 
 Presets:
 - ``prores_hq``: Apple ProRes 422 HQ (prores_ks profile 3, 10-bit 4:2:2) in .mov, PCM 24-bit audio;
-  the default for renders that go back to an editor.
-- ``dnxhr_hq``: Avid DNxHR HQ (8-bit 4:2:2) in .mov or .mxf (OP1a), PCM audio at 48 kHz.
+  the default for renders that go back to an editor. ``prores_4444``: ProRes 4444 (10-bit 4:4:4).
+- ``dnxhr_hqx``: Avid DNxHR HQX (10-bit 4:2:2) in .mov or .mxf (OP1a), PCM audio at 48 kHz; the
+  default for .mxf. ``dnxhr_444``: DNxHR 444 (10-bit 4:4:4). ``dnxhr_hq``: DNxHR HQ (8-bit 4:2:2).
 - ``h264``: H.264 (libx264, CRF 16, 4:2:0) in .mp4 with AAC audio, or in .mov with PCM; for previews.
-- ``ffv1``: FFV1 lossless RGB in .mkv with PCM audio; bit-exact, for verification and intermediates.
+- ``ffv1``: FFV1 lossless in .mkv with PCM audio; bit-exact, for verification and intermediates. It
+  stores what it is given: 8-bit RGB as ``bgr0``, 16-bit RGB as ``gbrp16le``, and a
+  :class:`~s2v_toolkit.media.pixels.PlanarFrame` in its own format (``yuv422p10le`` stays 10-bit 4:2:2).
+
+Frames may be (H, W, 3) uint8 or uint16 R'G'B' arrays, or :class:`PlanarFrame` objects (the source's own
+planes at its bit depth: written without any conversion when the preset's format is the same).
+Colour tags (primaries, transfer, matrix, range) are set on the stream, and every R'G'B' <-> Y'CbCr
+conversion uses the tagged matrix and range.
 
 The source start timecode and exact frame rate are carried into the file (a tmcd track in
 QuickTime/MP4, the material package timecode in MXF). Files are written atomically.
@@ -25,6 +33,7 @@ import soxr
 
 from s2v_toolkit.errors import OutputError
 from s2v_toolkit.media.atomic import atomic_output
+from s2v_toolkit.media.pixels import ColourInfo, PlanarFrame, sws_args, to_av
 from s2v_toolkit.media.timecode import frames_to_timecode, snap_rate, timecode_to_frames
 
 
@@ -45,26 +54,89 @@ VIDEO_PRESETS: dict[str, VideoPreset] = {
         "prores_hq", "prores_ks", "yuv422p10le", {"profile": "3", "vendor": "apl0"}, (".mov",),
         {".mov": "pcm_s24le"},
     ),
+    "prores_4444": VideoPreset(
+        "prores_4444", "prores_ks", "yuv444p10le", {"profile": "4", "vendor": "apl0"}, (".mov",),
+        {".mov": "pcm_s24le"},
+    ),
     "dnxhr_hq": VideoPreset(
         "dnxhr_hq", "dnxhd", "yuv422p", {"profile": "dnxhr_hq"}, (".mov", ".mxf"),
         {".mov": "pcm_s24le", ".mxf": "pcm_s24le"}, audio_rate=48000, even_size=True,
     ),
-    # Lossless RGB (no YUV conversion at all): decoded frames equal the written ones bit for bit.
-    # For checks and intermediates; editors' NLEs mostly do not play it.
-    "ffv1": VideoPreset("ffv1", "ffv1", "bgr0", {}, (".mkv",), {".mkv": "pcm_s24le"}),
+    "dnxhr_hqx": VideoPreset(
+        "dnxhr_hqx", "dnxhd", "yuv422p10le", {"profile": "dnxhr_hqx"}, (".mov", ".mxf"),
+        {".mov": "pcm_s24le", ".mxf": "pcm_s24le"}, audio_rate=48000, even_size=True,
+    ),
+    "dnxhr_444": VideoPreset(
+        "dnxhr_444", "dnxhd", "yuv444p10le", {"profile": "dnxhr_444"}, (".mov", ".mxf"),
+        {".mov": "pcm_s24le", ".mxf": "pcm_s24le"}, audio_rate=48000, even_size=True,
+    ),
+    # Image sequences (media/sequence.py): 10-bit DPX and half-float OpenEXR, numbered by timecode.
+    "dpx": VideoPreset("dpx", "dpx", "gbrp10le", {}, (".dpx",)),
+    "exr": VideoPreset("exr", "exr", "gbrpf32le", {"format": "half"}, (".exr",)),
+    # Lossless, in the frames' own format (pix_fmt "auto", see the module docstring): decoded frames
+    # equal the written ones bit for bit. For checks and intermediates; NLEs mostly do not play it.
+    "ffv1": VideoPreset("ffv1", "ffv1", "auto", {}, (".mkv",), {".mkv": "pcm_s24le"}),
     "h264": VideoPreset(
         "h264", "libx264", "yuv420p", {"crf": "16", "preset": "medium"}, (".mp4", ".mov"),
         {".mp4": "aac", ".mov": "pcm_s24le"}, even_size=True,
     ),
 }
-DEFAULT_PRESET_FOR_EXTENSION = {".mov": "prores_hq", ".mp4": "h264", ".mxf": "dnxhr_hq", ".mkv": "ffv1"}
+DEFAULT_PRESET_FOR_EXTENSION = {".mov": "prores_hq", ".mp4": "h264", ".mxf": "dnxhr_hqx", ".mkv": "ffv1",
+                                ".dpx": "dpx", ".exr": "exr"}
+
+
+
+def _stream_pix_fmt(spec: VideoPreset, first, pix_fmt: str | None) -> str:
+    if pix_fmt:
+        return pix_fmt
+    if spec.pix_fmt != "auto":
+        return spec.pix_fmt
+    if isinstance(first, PlanarFrame):
+        return _encodable(spec.codec, first.pix_fmt)
+    return "gbrp16le" if first.dtype == np.uint16 else "bgr0"
+
+
+# Planar formats some lossless encoders do not take, and the packed format with the same samples:
+# FFV1 has no 8-bit gbrp (an 8-bit R'G'B' source, e.g. FFV1 bgr0, decodes to it), but takes bgr0.
+_SAME_SAMPLES = {"gbrp": "bgr0", "gbrap": "bgra"}
+
+
+def _encodable(codec: str, pix_fmt: str) -> str:
+    """``pix_fmt``, or a format holding exactly the same samples where the encoder does not take it."""
+    try:
+        formats = {f.name for f in (av.Codec(codec, "w").video_formats or [])}
+    except (ValueError, av.error.FFmpegError):
+        return pix_fmt
+    if formats and pix_fmt not in formats and _SAME_SAMPLES.get(pix_fmt) in formats:
+        return _SAME_SAMPLES[pix_fmt]
+    return pix_fmt
+
+
+def _av_frame(item, pix_fmt: str, colour: ColourInfo, height: int) -> av.VideoFrame:
+    """One frame as a PyAV frame in ``pix_fmt``, converted (if at all) with the tagged matrix and range."""
+    if isinstance(item, PlanarFrame):
+        frame = to_av(item)
+        src = item.colour.with_defaults(item.pix_fmt, item.height)
+    else:
+        rgb = np.ascontiguousarray(item)
+        if rgb.dtype == np.uint16:
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb48le")
+        else:
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb, dtype=np.uint8), format="rgb24")
+        src = ColourInfo(matrix="gbr", range="pc")
+    if frame.format.name != pix_fmt:
+        # the matrix and range on both sides are explicit: swscale's own default is BT.601 at any size
+        frame = frame.reformat(format=pix_fmt, **sws_args(frame.format.name, src, height, "src"),
+                               **sws_args(pix_fmt, colour, height, "dst"))
+    colour.apply_to(frame)
+    return frame
 
 
 def preset_for(path: Path, preset: str | None) -> VideoPreset:
     ext = path.suffix.lower()
     name = preset or DEFAULT_PRESET_FOR_EXTENSION.get(ext)
     if name is None:
-        raise OutputError(path, f"unsupported output extension {ext!r} (use .mov, .mp4, .mxf or .mkv)")
+        raise OutputError(path, f"unsupported output extension {ext!r} (use .mov, .mp4, .mxf, .mkv, .dpx or .exr)")
     if name not in VIDEO_PRESETS:
         raise OutputError(path, f"unknown codec preset {name!r} (choose from {', '.join(sorted(VIDEO_PRESETS))})")
     p = VIDEO_PRESETS[name]
@@ -148,14 +220,24 @@ def write_video(
     overwrite: bool = False,
     frame_count: int | None = None,
     progress: bool = False,
+    colour: ColourInfo | None = None,
+    pix_fmt: str | None = None,
 ) -> Path:
-    """Encode RGB uint8 frames (and optional float audio) to ``path`` atomically; returns the path.
+    """Encode frames (and optional float audio) to ``path`` atomically; returns the path.
 
+    ``frames``: (H, W, 3) uint8 / uint16 R'G'B' arrays or :class:`PlanarFrame` objects.
     ``audio`` is trimmed or padded with silence to the video's exact duration, so that every
     file we write has audio and video of equal length. ``frame_count`` only sizes the progress bar.
+    ``colour``: the tags to carry (default: the first PlanarFrame's, else BT.709/BT.601 by size);
+    ``pix_fmt``: overrides the preset's pixel format (e.g. FFV1 at ``yuv422p10le``).
     """
     final = Path(path)
     spec = preset_for(final, preset)
+    if spec.name in ("dpx", "exr"):
+        from s2v_toolkit.media.sequence import write_sequence
+
+        return write_sequence(final, frames, fps, spec.name, start_timecode=start_timecode, overwrite=overwrite,
+                              audio=audio, audio_rate=audio_rate, progress=progress, frame_count=frame_count)
     fps = snap_rate(Fraction(fps))
     tc = None
     if start_timecode:
@@ -179,21 +261,26 @@ def write_video(
             vstream = None
             track: _AudioTrack | None = None
             written = 0
-            for rgb in frames:
-                rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
+            for item in frames:
+                if not isinstance(item, PlanarFrame) and np.asarray(item).dtype not in (np.uint8, np.uint16):
+                    item = np.asarray(item, dtype=np.uint8)
                 if vstream is None:
-                    h, w = rgb.shape[:2]
+                    h, w = item.shape[:2]
                     if spec.even_size and (w % 2 or h % 2):
                         raise OutputError(final, f"{spec.name} needs an even frame size, got {w}x{h}")
+                    out_fmt = _stream_pix_fmt(spec, item, pix_fmt)
+                    src_colour = item.colour if isinstance(item, PlanarFrame) else ColourInfo()
+                    out_colour = (colour or src_colour).with_defaults(out_fmt, h)
                     vstream = container.add_stream(spec.codec, rate=fps, options=dict(spec.options))
-                    vstream.width, vstream.height, vstream.pix_fmt = w, h, spec.pix_fmt
+                    vstream.width, vstream.height, vstream.pix_fmt = w, h, out_fmt
+                    out_colour.apply_to(vstream.codec_context)
                     vstream.time_base = 1 / fps
                     if tc:
                         vstream.metadata["timecode"] = tc
                     if audio is not None:
                         track = _AudioTrack(container, spec.audio_codec[final.suffix.lower()], audio, audio_rate,
                                             spec.audio_rate or audio_rate)
-                frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+                frame = _av_frame(item, out_fmt, out_colour, h)
                 frame.pts = written
                 for packet in vstream.encode(frame):
                     container.mux(packet)

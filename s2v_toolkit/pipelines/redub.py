@@ -39,7 +39,7 @@ from .generation_inputs import GenerationSettings
 from .redub_sampler import (
     DEFAULT_REDUB_PROMPT,
     sample_masked_clip,
-    to_uint8_frames,
+    to_frames,
     to_video_tensor,
     vae_chunked,
 )
@@ -157,6 +157,12 @@ class RedubReport:
     latent_shape: tuple[int, ...] = ()
     seconds: float = 0.0
 
+    @classmethod
+    def empty(cls, timing: LineTiming, track_id: int, crop_size: int) -> "RedubReport":
+        """Every frame passthrough: what a re-dub fills in as it runs."""
+        return cls(timing, track_id, ["passthrough"] * timing.shot_frames, [0.0] * timing.shot_frames, [],
+                   crop_shape=(crop_size, crop_size))
+
     def to_dict(self) -> dict:
         return {"timing": self.timing.to_dict(), "track_id": self.track_id,
                 "crop_shape": list(self.crop_shape), "latent_shape": list(self.latent_shape),
@@ -171,34 +177,92 @@ class RedubReport:
 def _crop_mix(generated: np.ndarray, original: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """What the pasted frame looks like in crop space (for the next clip's motion context)."""
     a = mask[..., None]
-    return np.clip(np.rint(a * generated + (1.0 - a) * original), 0, 255).astype(np.uint8)
+    top = float(np.iinfo(original.dtype).max)
+    mixed = a * generated.astype(np.float32) + (1.0 - a) * original.astype(np.float32)
+    return np.clip(np.rint(mixed), 0, top).astype(original.dtype)
 
 
 def redub_frames(frames: np.ndarray, timing: LineTiming, line_audio_16k: np.ndarray, plan: FaceCropPlan,
                  generator, settings: RedubSettings | None = None, *,
                  reference: np.ndarray | None = None, track_id: int = 0, observer=None,
                  progress=None, resume_dir: str | os.PathLike | None = None) -> tuple[np.ndarray, RedubReport]:
-    """Re-dub the shot's frames in memory. ``frames``: (shot_frames, H, W, 3) uint8 from ``shot_start``.
+    """Re-dub the shot's frames in memory. ``frames``: (shot_frames, H, W, 3) from ``shot_start``
+    (uint8, or uint16 for 16-bit frames), or a list of PlanarFrames (the source's own planes).
 
-    Returns the new frames (same shape; a copy) and the report. ``reference``: an RGB image used as
-    the reference instead of the shot's own crop. ``observer``: test hook of :class:`.LatentBlend`.
+    Returns the new frames (same shape and type; a copy) and the report. ``reference``: an RGB image used
+    as the reference instead of the shot's own crop. ``observer``: test hook of :class:`.LatentBlend`.
     ``resume_dir``: keep every finished clip there (see :mod:`.clip_store`) and continue after the last
     one an earlier, killed call with the same inputs saved; the result is the same as uninterrupted.
     """
-    t0 = time.perf_counter()
-    settings = settings or RedubSettings()
     if len(frames) != timing.shot_frames:
         raise ValueError(f"{len(frames)} frames given for a shot of {timing.shot_frames}")
+    out = frames.copy() if isinstance(frames, np.ndarray) else list(frames)
+    s0 = timing.shot_start
+    report = RedubReport.empty(timing, track_id, plan.size)
+    resume_key = None
+    if resume_dir is not None:
+        resume_key = _frames_key(frames)
+    stream = redub_stream(iter(frames), timing, line_audio_16k, plan, generator, report, settings,
+                          reference=reference, frame_at=lambda f: frames[f - s0], observer=observer,
+                          progress=progress, resume_dir=resume_dir, resume_key=resume_key)
+    for k, frame in enumerate(stream):
+        out[k] = frame
+    return out, report
+
+
+def _frames_key(frames) -> str:
+    """A content hash of in-memory frames (arrays or PlanarFrames), for the clip store's key."""
+    from s2v_toolkit.pipelines.clip_store import hash_inputs
+
+    if isinstance(frames, np.ndarray):
+        return hash_inputs(frames)
+    parts = []
+    for fr in frames:
+        if isinstance(fr, np.ndarray):
+            parts.append(fr)
+        else:
+            parts += [fr.pix_fmt, *fr.planes]
+    return hash_inputs(*parts)
+
+
+def source_key(path: str | os.PathLike) -> list:
+    """The source file's identity (path, size, modification time) for the clip store's key."""
+    st = os.stat(path)
+    return [os.path.realpath(path), st.st_size, st.st_mtime_ns]
+
+
+def redub_stream(frames, timing: LineTiming, line_audio_16k: np.ndarray, plan: FaceCropPlan, generator,
+                 report: RedubReport, settings: RedubSettings | None = None, *, reference: np.ndarray | None = None,
+                 frame_at=None, observer=None, progress=None, resume_dir: str | os.PathLike | None = None,
+                 resume_key=None):
+    """Re-dub a shot streamed through a window: a generator of the output frames, in order.
+
+    ``frames`` yields the shot's frames in order (from ``shot_start``): (H, W, 3) arrays or PlanarFrames.
+    ``report`` (:meth:`RedubReport.empty`) is filled in as the stream runs.
+
+    Memory is bounded by the window, never by the shot: the full frames of one clip
+    (``clip_frames``) wait for their generation, and crops (``crop_size``² each) are kept only for
+    the ``motion_frames`` before the next clip. Frames outside the line go straight through.
+    ``frame_at(f)``: the frame ``f`` (one seek) for the reference crop, unless ``reference`` is given.
+
+    ``resume_dir``: every finished clip (its generated crops, motion context and noise state) is kept
+    there (:mod:`.clip_store`); a re-run with the same inputs takes the saved clips as they were and
+    generates from the first missing one, so a killed render resumes at its last finished clip with
+    the same result as an uninterrupted run. The frames are streamed, so their content is not hashed:
+    ``resume_key`` names them (:func:`source_key` of the source file and the shot, or a content hash).
+
+    Seeds follow the official rule: clip ``i`` draws its noise from a generator seeded ``seed + i``;
+    with several GPUs rank 0's seed is broadcast first, so every rank draws the same noise.
+    """
+    t0 = time.perf_counter()
+    settings = settings or RedubSettings()
     if plan.start > timing.shot_start or plan.end < timing.shot_end:
         raise ValueError("the crop plan must cover the whole shot")
     device, vae = generator.device, generator.vae
-    chunked = vae_chunked(generator)
+    chunked = vae_chunked(generator, settings.motion_frames + settings.clip_frames, plan.size)
     s0, s1 = timing.shot_start, timing.shot_end
     line = timing.line_frames
-    out = frames.copy()
-    status = ["passthrough"] * timing.shot_frames
-    coverage = [0.0] * timing.shot_frames
-    report = RedubReport(timing, track_id, status, coverage, [], crop_shape=(plan.size, plan.size))
+    status, coverage, track_id = report.status, report.mask_coverage, report.track_id
 
     lost = [(a, b) for a, b in frame_runs(~plan.found[s0 - plan.start:s1 - plan.start + 1], s0)
             if a <= timing.line_end and b >= timing.line_start]
@@ -222,17 +286,22 @@ def redub_frames(frames: np.ndarray, timing: LineTiming, line_audio_16k: np.ndar
     if all(not plan.found[f - plan.start] for f in line):
         raise RedubError(f"no face of track {track_id} in the line's frames {timing.line_start}-{timing.line_end}")
 
-    def frame_at(f: int) -> np.ndarray:
-        return frames[min(max(f, s0), s1) - s0]
+    m = settings.motion_frames
+    clips = []  # (first frame, line frames in it, model frames) per clip
+    for clip_start in range(timing.line_start, timing.line_end + 1, settings.clip_frames):
+        n_line = min(settings.clip_frames, timing.line_end + 1 - clip_start)
+        clips.append((clip_start, n_line, 4 * math.ceil(n_line / 4)))
+    span_end = clips[-1][0] + clips[-1][2] - 1           # the last model frame (may lie past the shot)
 
-    # Audio features for every shot frame (the line placed at its record time, silence elsewhere).
-    wave = shot_audio(line_audio_16k, AUDIO_RATE, timing)
-    feats = generator.frame_features(wave, timing.fps, timing.shot_frames)  # [N, L, D] on the device
+    # Audio features for the frames the clips cover (the line at its record time, silence after it).
+    span = LineTiming(timing.line_start, min(span_end, s1), timing.line_start, timing.line_end, timing.fps)
+    feats = generator.frame_features(shot_audio(line_audio_16k, AUDIO_RATE, span), timing.fps, span.shot_frames)
 
-    # Reference: a crop of the shot (the line's first frame with the face), or the given image.
+    usable = [f for f in line if plan.found[f - plan.start]]
+    ref_frame = next((f for f in usable if not plan.is_occluded(f)), usable[0])  # not a covered mouth
     if reference is None:
-        usable = [f for f in line if plan.found[f - plan.start]]
-        ref_frame = next((f for f in usable if not plan.is_occluded(f)), usable[0])  # not a covered mouth
+        if frame_at is None:
+            raise ValueError("frame_at is needed for the reference crop unless a reference image is given")
         ref_crop = plan.transform(ref_frame).crop(frame_at(ref_frame))
         report.reference = f"shot frame {ref_frame}"
     else:
@@ -241,6 +310,7 @@ def redub_frames(frames: np.ndarray, timing: LineTiming, line_audio_16k: np.ndar
         ref_crop = _square(reference, plan.size, cv2)
         report.reference = "given image"
     ref_latents = vae.encode(to_video_tensor(ref_crop[None], device), chunked=chunked).float()
+    del ref_crop
     seed = settings.generation.resolved_seed()
     parallel = getattr(generator, "parallel", None)
     if parallel is not None and parallel.enabled:
@@ -254,47 +324,33 @@ def redub_frames(frames: np.ndarray, timing: LineTiming, line_audio_16k: np.ndar
     if resume_dir is not None and observer is None:
         from s2v_toolkit.pipelines.clip_store import ClipStore, hash_inputs
 
-        key = hash_inputs("redub", settings.to_dict(), track_id, ref_crop, frames, np.asarray(line_audio_16k),
-                          [s0, s1, timing.line_start, timing.line_end, str(timing.fps)],
-                          str(generator.bundle.to_dict()) if hasattr(generator, "bundle") else "")
+        key = hash_inputs("redub-stream", settings.to_dict(), track_id, ref_latents, np.asarray(line_audio_16k),
+                          [s0, s1, timing.line_start, timing.line_end, str(timing.fps), plan.size],
+                          resume_key, str(generator.bundle.to_dict()) if hasattr(generator, "bundle") else "")
         store = ClipStore(resume_dir, key)
         saved = store.load(seed)
         store.start(seed)
 
-    m = settings.motion_frames
+    crops: dict[int, np.ndarray] = {}          # source crops of the frames the next clips read
     pasted_crops: dict[int, np.ndarray] = {}   # frame -> crop-space view of the result (motion context)
-    generated: dict[int, np.ndarray] = {}      # frame -> generated crop
-    for clip_index, clip_start in enumerate(range(timing.line_start, timing.line_end + 1, settings.clip_frames)):
-        n_line = min(settings.clip_frames, timing.line_end + 1 - clip_start)
-        if clip_index < len(saved):  # finished by a killed run: take it as it was
-            done = saved[clip_index]
-            for k, f in enumerate(done.trace["frames"]):
-                generated[f] = done.frames[k]
-                pasted_crops[f] = done.motion[k].astype(np.uint8)
-            noise_generator.set_state(done.generator_state)
-            report.clips.append(done.trace["report"])
-            if progress is not None:
-                progress(clip_start + n_line - timing.line_start, len(line))
-            continue
-        n = 4 * math.ceil(n_line / 4)
+    pending: list[tuple[int, object]] = []     # frames read but not yet emitted (waiting for their clip)
+    need_from = max(timing.line_start - m, s0)  # the first frame whose crop a clip reads
+
+    def crop_of(f: int) -> np.ndarray:
+        return pasted_crops[f] if f in pasted_crops else crops[min(max(f, s0), s1)]
+
+    def generate_clip(clip_index: int, clip_start: int, n_line: int, n: int) -> dict[int, np.ndarray]:
         clip_ids = list(range(clip_start, clip_start + n))
-        motion_ids = list(range(clip_start - m, clip_start))
-
-        def crop_of(f: int) -> np.ndarray:
-            if f in pasted_crops:
-                return pasted_crops[f]
-            g = min(max(f, s0), s1)
-            return plan.transform(g).crop(frame_at(g))
-
-        motion = np.stack([crop_of(f) for f in motion_ids])
-        clip = np.stack([plan.transform(min(max(f, s0), s1)).crop(frame_at(f)) for f in clip_ids])
+        motion = np.stack([crop_of(f) for f in range(clip_start - m, clip_start)])
+        clip = np.stack([crops[min(max(f, s0), s1)] for f in clip_ids])
         latents_all = vae.encode(to_video_tensor(np.concatenate([motion, clip]), device), chunked=chunked).float()
+        del motion
         n_motion = (m - 1) // 4 + 1
         motion_latents, original = latents_all[:, :, :n_motion], latents_all[:, :, n_motion:]
         masks = plan.crop_masks(clip_start, n, settings.mask, active=line)
         lmask = latent_mask(masks, dilation=settings.blend.dilation).to(device)
         report.latent_shape = tuple(original.shape)
-        idx = torch.tensor([min(f, s1) - s0 for f in clip_ids], device=device)
+        idx = torch.tensor([min(f, s1) - timing.line_start for f in clip_ids], device=device)
         clip_feats = feats[idx]
         beyond = torch.tensor([f > s1 for f in clip_ids], device=device)
         clip_feats[beyond] = 0.0
@@ -304,15 +360,17 @@ def redub_frames(frames: np.ndarray, timing: LineTiming, line_audio_16k: np.ndar
             audio_features=audio_in, settings=settings.generation, blend=settings.blend,
             # per clip a fresh generator seeded seed + clip (the official rule): a clip's noise does
             # not depend on the clips before it
-            noise_generator=torch.Generator().manual_seed(seed + len(report.clips)),
-            clip_index=len(report.clips), step_cache=step_cache,
+            noise_generator=torch.Generator().manual_seed(seed + clip_index),
+            clip_index=clip_index, step_cache=step_cache,
             observer=(lambda i, x, k, _c=clip_start: observer(_c, i, x, k, lmask)) if observer else None)
         decoded = vae.decode(torch.cat([motion_latents, latents], dim=2), chunked=chunked)
-        gen = to_uint8_frames(decoded[:, :, -n:])
+        gen = to_frames(decoded[:, :, -n:], clip.dtype)
+        del decoded, latents, latents_all
+        generated = {}
         for k, f in enumerate(clip_ids):
             if f in line:
                 generated[f] = gen[k]
-                pasted_crops[f] = _crop_mix(gen[k].astype(np.float32), clip[k].astype(np.float32), masks[k])
+                pasted_crops[f] = _crop_mix(gen[k], clip[k], masks[k])
         report.clips.append({"frames": [clip_start, clip_start + n_line - 1], "model_frames": n,
                              "latent_cells_generated": int(lmask.sum().item()),
                              "latent_cells": int(lmask.numel())})
@@ -321,20 +379,60 @@ def redub_frames(frames: np.ndarray, timing: LineTiming, line_audio_16k: np.ndar
             store.save(clip_index, np.stack([generated[f] for f in kept]),
                        torch.from_numpy(np.stack([pasted_crops[f] for f in kept]).astype(np.float32)),
                        noise_generator.get_state(), {"frames": kept, "report": report.clips[-1]}, [])
+        return generated
+
+    def saved_clip(clip_index: int) -> dict[int, np.ndarray]:
+        # finished by a killed run: take it as it was (the motion context is the exact saved crops)
+        done = saved[clip_index]
+        generated = {}
+        for k, f in enumerate(done.trace["frames"]):
+            generated[f] = done.frames[k]
+            pasted_crops[f] = np.rint(done.motion[k]).astype(done.frames.dtype)
+        noise_generator.set_state(done.generator_state)
+        report.clips.append(done.trace["report"])
+        return generated
+
+    def run_clip(clip_index: int, clip_start: int, n_line: int, n: int) -> None:
+        generated = (saved_clip(clip_index) if clip_index < len(saved)
+                     else generate_clip(clip_index, clip_start, n_line, n))
+        # Paste back: only line frames with the face; everything else is the source, untouched.
+        for j, (f, frame) in enumerate(pending):
+            if f not in generated or not plan.found[f - plan.start] or plan.is_occluded(f):
+                continue  # the source frame, untouched (face lost, or its mouth covered)
+            mask = mouth_mask(frame.shape[:2], plan.landmarks_at(f), settings.mask)
+            pending[j] = (f, composite_crop(frame, generated[f], plan.transform(f), mask, settings.composite))
+            status[f - s0] = "generated"
+            coverage[f - s0] = float(np.count_nonzero(mask)) / mask.size
         if progress is not None:
             progress(clip_start + n_line - timing.line_start, len(line))
 
-    # Paste back: only line frames with the face; everything else is the source, untouched.
-    for f in line:
-        if not plan.found[f - plan.start] or plan.is_occluded(f):
-            continue  # the source frame, untouched (face lost, or its mouth covered)
-        frame = frames[f - s0]
-        mask = mouth_mask(frame.shape[:2], plan.landmarks_at(f), settings.mask)
-        out[f - s0] = composite_crop(frame, generated[f], plan.transform(f), mask, settings.composite)
-        status[f - s0] = "generated"
-        coverage[f - s0] = float(np.count_nonzero(mask)) / mask.size
+    next_clip = 0
+    f = s0 - 1
+    for f, frame in enumerate(frames, start=s0):
+        if f > s1:
+            raise ValueError(f"more frames given than the shot's {timing.shot_frames}")
+        if f >= need_from and next_clip < len(clips):
+            crops[f] = plan.transform(f).crop(frame)
+        pending.append((f, frame))
+        while next_clip < len(clips):
+            start, n_line, n = clips[next_clip]
+            if f < min(start + n - 1, s1):
+                break
+            run_clip(next_clip, start, n_line, n)
+            next_clip += 1
+            # keep only the crops the following clips can still read (and the shot's first frame)
+            keep_from = clips[next_clip][0] - m if next_clip < len(clips) else f + 1
+            for g in [g for g in crops if g < keep_from and g != s0]:
+                del crops[g]
+            for g in [g for g in pasted_crops if g < keep_from]:
+                del pasted_crops[g]
+        # emit every frame that no clip still has to change
+        waiting_from = clips[next_clip][0] if next_clip < len(clips) else s1 + 1
+        while pending and pending[0][0] < waiting_from:
+            yield pending.pop(0)[1]
+    if f != s1:
+        raise ValueError(f"{f - s0 + 1} frames given for a shot of {timing.shot_frames}")
     report.seconds = time.perf_counter() - t0
-    return out, report
 
 
 def _square(image: np.ndarray, size: int, cv2) -> np.ndarray:
@@ -409,12 +507,15 @@ def choose_track(analysis, timing: LineTiming, source: str, line_audio_16k: np.n
     return choice.track_id, {"how": "active speaker", **choice.to_dict()}
 
 
-def output_preset(source_codec: str, output: Path) -> str | None:
-    """Keep the source's codec family when the output container allows it (ProRes in, ProRes out)."""
+def output_preset(source_codec: str, output: Path, pix_fmt: str | None = None) -> str | None:
+    """Keep the source's codec family when the output container allows it (ProRes in, ProRes out),
+    always at 10 bits (ProRes 422 HQ / DNxHR HQX; the 4444 / 444 variants for a 4:4:4 source)."""
     # Long-GOP sources (H.264, HEVC) get the extension's default instead: ProRes for .mov, an
     # intermediate codec that survives the next edit, rather than a second lossy long-GOP pass.
-    family = {"prores": "prores_hq", "dnxhd": "dnxhr_hq"}.get(source_codec)
-    allowed = {".mov": {"prores_hq", "dnxhr_hq"}, ".mxf": {"dnxhr_hq"}}
+    full_chroma = bool(pix_fmt) and ("444" in pix_fmt or pix_fmt.startswith("gbr"))
+    family = {"prores": "prores_4444" if full_chroma else "prores_hq",
+              "dnxhd": "dnxhr_444" if full_chroma else "dnxhr_hqx"}.get(source_codec)
+    allowed = {".mov": {"prores_hq", "prores_4444", "dnxhr_hqx", "dnxhr_444"}, ".mxf": {"dnxhr_hqx", "dnxhr_444"}}
     if family in allowed.get(output.suffix.lower(), set()):
         return family
     return None  # the extension's default: ProRes 422 HQ for .mov
@@ -438,9 +539,9 @@ def check_output(source: Path, output: Path, overwrite: bool) -> None:
         raise OutputError(output, "is the source video: a re-dub never overwrites its source")
     if output.exists() and not overwrite:
         raise OutputError(output, "already exists (choose another name or pass --overwrite)")
-    if output.suffix.lower() not in (".mov", ".mp4", ".mxf", ".mkv"):
+    if output.suffix.lower() not in (".mov", ".mp4", ".mxf", ".mkv", ".dpx", ".exr"):
         raise OutputError(output, f"unsupported output extension {output.suffix!r} "
-                                  "(use .mov, .mp4, .mxf, or .mkv for lossless FFV1)")
+                                  "(use .mov, .mp4, .mxf, .mkv for lossless FFV1, or a .dpx / .exr sequence)")
     ensure_output_dir(output.parent if str(output.parent) else ".")
 
 
@@ -448,13 +549,15 @@ def redub_video(video: str | os.PathLike, audio: str | os.PathLike, output: str 
                 generator, settings: RedubSettings | None = None,
                 frame_range: tuple[int, int] | None = None, line_start: int | None = None,
                 face: int | None = None, reference: str | os.PathLike | None = None,
-                analysis=None, overwrite: bool = False, progress=None) -> dict:
+                analysis=None, overwrite: bool = False, progress=None,
+                resume_dir: str | os.PathLike | None = None) -> dict:
     """Re-dub ``video`` (its frames ``frame_range``, default all) with the line ``audio``; write ``output``.
 
     Returns the sidecar document (also written next to the output as ``<output>.json``).
     ``generator``: a loaded :class:`.S2VGenerator`, or a function returning one: it is then called only
     once the inputs have been checked and the face found (no model load for a doomed run).
     ``analysis``: a precomputed :class:`s2v_toolkit.faces.FaceAnalysis` of the shot (else it is tracked).
+    ``resume_dir``: keep finished clips there and resume after the last one (see :func:`redub_stream`).
     """
     from s2v_toolkit.media import VideoReader, frames_to_timecode, probe, read_audio, write_video
 
@@ -513,16 +616,36 @@ def redub_video(video: str | os.PathLike, audio: str | os.PathLike, output: str 
 
     if not hasattr(generator, "vae"):
         generator = generator()
-    with VideoReader(video, info) as reader:
-        # Frames by presentation time on the source's frame grid: a variable-rate source's gaps repeat
-        # the frame shown at that time and damaged frames show their nearest good neighbour; both are
-        # recorded in the sidecar (never a black or shifted frame).
-        frames, frame_map = reader.read_mapped(shot_start, timing.shot_frames)
-    try:
-        out_frames, report = redub_frames(frames, timing, line_16k, plan, generator, settings,
-                                          reference=ref_image, track_id=track_id, progress=progress)
-    except RedubError as exc:
-        raise RedubError(f"{video}: {exc}") from None
+    random_weights = bool(generator.bundle.random_weights)
+    start_tc = None
+    if v.start_timecode:
+        start_tc = frames_to_timecode(v.start_frame + shot_start, v.fps, drop_frame=v.drop_frame)
+    preset = output_preset(v.codec, output, v.pix_fmt)
+    audio_out = shot_audio(line_48k, OUTPUT_AUDIO_RATE, timing)
+    is_main = getattr(generator, "is_main", True)  # several GPUs: rank 0 writes the output and sidecar
+    report = RedubReport.empty(timing, track_id, plan.size)
+    resume_key = [*source_key(video), shot_start, shot_end] if resume_dir is not None else None
+    # The source's own planes, at its bit depth: what the mask does not touch is written as decoded.
+    # Frames by presentation time on the source's frame grid: a variable-rate source's gaps repeat the
+    # frame shown at that time and damaged frames show their nearest good neighbour; both are recorded
+    # in the sidecar (never a black or shifted frame).
+    with VideoReader(video, info, depth="native") as reader, VideoReader(video, info, depth="native") as seeker:
+        stream = redub_stream(_shot_frames(reader, shot_start, shot_end), timing, line_16k, plan, generator,
+                              report, settings, reference=ref_image,
+                              frame_at=lambda f: seeker.read(f, 1)[0], progress=progress,
+                              resume_dir=resume_dir, resume_key=resume_key)
+        try:
+            if is_main:
+                written = write_video(output, stream, v.fps, preset=preset, audio=audio_out,
+                                      audio_rate=OUTPUT_AUDIO_RATE, start_timecode=start_tc, overwrite=overwrite,
+                                      frame_count=timing.shot_frames)
+            else:  # the other ranks take part in every clip's generation but write nothing
+                for _ in stream:
+                    pass
+                written = output
+        except RedubError as exc:
+            raise RedubError(f"{video}: {exc}") from None
+        frame_map = reader.frame_map  # every shot frame, read in order from shot_start
     report.warnings += [f"frames {i.start}-{i.end}: {i.message}" for i in analysis.issues
                         if i.track_id == track_id and i.kind not in ("face_lost", "mouth_occluded")
                         and i.start <= timing.line_end and i.end >= timing.line_start]
@@ -532,19 +655,8 @@ def redub_video(video: str | os.PathLike, audio: str | os.PathLike, output: str 
         report.warnings.append(f"variable-rate source: {len(dup)} frame(s) repeat the previous source frame "
                                f"and {len(frame_map.dropped)} source frame(s) fall between grid frames "
                                "(see source.frame_map; s2vt convert --cfr makes a constant-rate copy)")
-    random_weights = bool(generator.bundle.random_weights)
     if random_weights:
         report.warnings.insert(0, PLUMBING_NOTE)
-
-    start_tc = None
-    if v.start_timecode:
-        start_tc = frames_to_timecode(v.start_frame + shot_start, v.fps, drop_frame=v.drop_frame)
-    preset = output_preset(v.codec, output)
-    audio_out = shot_audio(line_48k, OUTPUT_AUDIO_RATE, timing)
-    is_main = getattr(generator, "is_main", True)  # several GPUs: rank 0 writes the output and sidecar
-    if is_main:
-        write_video(output, out_frames, v.fps, preset=preset, audio=audio_out, audio_rate=OUTPUT_AUDIO_RATE,
-                    start_timecode=start_tc, overwrite=overwrite)
     cache = getattr(generator, "step_cache", None)
     doc = {
         "kind": "s2vt.redub", "version": 1,
@@ -552,10 +664,11 @@ def redub_video(video: str | os.PathLike, audio: str | os.PathLike, output: str 
         "note": PLUMBING_NOTE if random_weights else None,
         "source": {"video": str(video), "audio": str(audio), "codec": v.codec,
                    "width": v.width, "height": v.height, "fps": str(v.fps), "start_timecode": v.start_timecode,
+                   "pix_fmt": v.pix_fmt, "bit_depth": v.bit_depth, "colour": v.colour,
                    "reference": None if reference is None else str(reference),
                    "vfr": v.vfr, "source_frames": v.source_frames, "frame_map": frame_map.to_dict()},
-        "output": {"path": str(output), "preset": preset or "default for " + output.suffix,
-                   "frames": len(out_frames), "start_timecode": start_tc, "fps": str(v.fps)},
+        "output": {"path": str(written), "preset": preset or "default for " + output.suffix,
+                   "frames": timing.shot_frames, "start_timecode": start_tc, "fps": str(v.fps)},
         "model": {"checkpoint": generator.bundle.to_dict(), "device": str(generator.device),
                   "dtype": str(generator.dit_dtype).replace("torch.", ""),
                   "loras": list(getattr(generator, "loras", []) or []),
@@ -580,6 +693,12 @@ def redub_video(video: str | os.PathLike, audio: str | os.PathLike, output: str 
         barrier(generator.parallel)  # the output exists once any rank returns
     doc["sidecar"] = str(side)
     return doc
+
+
+def _shot_frames(reader, first: int, last: int, chunk: int = 8):
+    """Frames ``first..last`` of an open reader, decoded a few at a time (never the whole shot)."""
+    for start in range(first, last + 1, chunk):
+        yield from reader.read(start, min(chunk, last + 1 - start))
 
 
 def _read_image(path: str | os.PathLike) -> np.ndarray:

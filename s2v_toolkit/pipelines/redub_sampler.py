@@ -40,21 +40,42 @@ def load_generator(checkpoint: str | None = None, *, tiny: bool = False, device:
                              parallel=parallel if parallel is not None and parallel.enabled else None)
 
 
-def vae_chunked(generator) -> bool:
-    """Chunked VAE passes bound GPU memory; on a CPU the whole-sequence pass is much faster (same numbers)."""
-    return generator.device.type == "cuda"
+# Above this many pixels (frames x height x width) a CPU pass is chunked too: the whole-sequence pass
+# holds every layer's activations for all frames at once (a 153-frame clip at the 512 crop needs
+# several GB), the chunked one only a few frames' worth, whatever the clip length.
+CPU_WHOLE_SEQUENCE_PIXELS = 2 ** 22
+
+
+def vae_chunked(generator, frames: int | None = None, size: int | None = None) -> bool:
+    """Chunked VAE passes bound memory; on a CPU the whole-sequence pass is faster (same numbers), so
+    it is kept for small passes (``frames`` of ``size``² pixels, when given)."""
+    if generator.device.type == "cuda":
+        return True
+    return frames is not None and size is not None and frames * size * size > CPU_WHOLE_SEQUENCE_PIXELS
 
 
 def to_video_tensor(frames: np.ndarray, device, dtype=torch.float32) -> torch.Tensor:
-    """(T, H, W, 3) uint8 -> [1, 3, T, H, W] in [-1, 1]."""
-    x = torch.from_numpy(np.ascontiguousarray(frames)).to(device)
-    return x.permute(3, 0, 1, 2)[None].to(dtype) / 127.5 - 1.0
+    """(T, H, W, 3) uint8 or uint16 (16-bit crops of a high-bit-depth source) -> [1, 3, T, H, W] in [-1, 1]."""
+    frames = np.ascontiguousarray(frames)
+    half = 32767.5 if frames.dtype == np.uint16 else 127.5
+    if frames.dtype == np.uint16:  # torch has no uint16 arithmetic on every device
+        frames = frames.astype(np.int32)
+    x = torch.from_numpy(frames).to(device)
+    return x.permute(3, 0, 1, 2)[None].to(dtype) / half - 1.0
 
 
 def to_uint8_frames(video: torch.Tensor) -> np.ndarray:
     """[1, 3, T, H, W] in [-1, 1] -> (T, H, W, 3) uint8."""
     x = ((video[0].float().clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8)
     return x.permute(1, 2, 3, 0).cpu().numpy()
+
+
+def to_frames(video: torch.Tensor, dtype=np.uint8) -> np.ndarray:
+    """[1, 3, T, H, W] in [-1, 1] -> (T, H, W, 3) ``dtype`` (uint8, or uint16 for high-bit-depth sources)."""
+    if np.dtype(dtype) == np.uint8:
+        return to_uint8_frames(video)
+    x = ((video[0].float().clamp(-1, 1) + 1.0) * 32767.5).round().to(torch.int32)
+    return x.permute(1, 2, 3, 0).cpu().numpy().astype(np.uint16)
 
 
 def sample_masked_clip(generator, *, original: torch.Tensor, mask: torch.Tensor, ref_latents: torch.Tensor,

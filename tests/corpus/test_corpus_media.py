@@ -31,6 +31,18 @@ def _digest(rgb: np.ndarray) -> str:
     return hashlib.blake2b(np.ascontiguousarray(rgb).tobytes(), digest_size=16).hexdigest()
 
 
+# The conversion convention (docs/media.md, "Colour"), stated here independently of our pixel code:
+# a frame's own matrix and range tags; where it has none, BT.709 for HD and up, BT.601 below, limited range.
+_MATRIX = {1: "ITU709", 5: "ITU601", 6: "ITU601", 7: "SMPTE240M", 9: "BT2020", 10: "BT2020"}
+
+
+def _rgb(f) -> np.ndarray:
+    """An independently decoded frame as uint8 R'G'B', converted with explicit matrix and range."""
+    matrix = _MATRIX.get(int(f.colorspace), "ITU709" if f.height >= 720 else "ITU601")
+    rng = "JPEG" if int(f.color_range) == 2 or f.format.name.startswith("yuvj") else "MPEG"
+    return f.reformat(format="rgb24", src_colorspace=matrix, src_color_range=rng).to_ndarray()
+
+
 class Decoded:
     """The independent decode: every displayed frame's time and pixel digest, in presentation order."""
 
@@ -41,7 +53,7 @@ class Decoded:
             frames = []
             for f in c.decode(s):  # the decoder drops frames an edit list hides
                 t = (f.pts if f.pts is not None else f.dts) * tb
-                frames.append((t, f.to_ndarray(format="rgb24")))
+                frames.append((t, _rgb(f)))
         frames.sort(key=lambda x: x[0])
         self.times = [t for t, _ in frames]
         self.digests = [_digest(a) for _, a in frames]
@@ -188,7 +200,7 @@ def test_faces_track_and_tiny_redub_keep_every_frame(clip, tmp_path, generator):
         for f in c.decode(s):
             t = f.pts * Fraction(s.time_base)
             if t in want:
-                src_pix[t] = f.to_ndarray(format="rgb24")
+                src_pix[t] = _rgb(f)
     for k, status in enumerate(statuses):
         src = src_pix[decoded.times[shown[a + k]]]
         assert result[k].reshape(-1, 3).max() > 0, f"grid frame {a + k} is black"

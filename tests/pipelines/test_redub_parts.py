@@ -172,7 +172,9 @@ def test_output_keeps_an_intermediate_codec_family_and_never_the_source(tmp_path
     from s2v_toolkit.pipelines.redub import check_output, output_preset, sidecar_path
 
     assert output_preset("prores", Path("a.mov")) == "prores_hq"
-    assert output_preset("dnxhd", Path("a.mxf")) == "dnxhr_hq"
+    assert output_preset("dnxhd", Path("a.mxf")) == "dnxhr_hqx"
+    assert output_preset("dnxhd", Path("a.mov"), "yuv444p10le") == "dnxhr_444"
+    assert output_preset("prores", Path("a.mov"), "yuv444p10le") == "prores_4444"
     assert output_preset("h264", Path("a.mov")) is None        # the .mov default: ProRes 422 HQ
     assert output_preset("prores", Path("a.mp4")) is None       # .mp4 cannot hold ProRes: H.264
     assert sidecar_path(tmp_path / "take.mov") == tmp_path / "take.mov.json"

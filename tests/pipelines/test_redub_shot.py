@@ -18,13 +18,24 @@ from skimage import data
 from s2v_toolkit.errors import OutputError
 from s2v_toolkit.faces import FaceObservation, MaskParams, analyze_frames, find_landmarker_bundle, mouth_mask
 from s2v_toolkit.faces.synthetic import posed_face
-from s2v_toolkit.media import probe, read_audio, read_frames, write_video
+from s2v_toolkit.media import (
+    ColourInfo,
+    VideoReader,
+    from_rgb,
+    probe,
+    read_audio,
+    read_frames,
+    sample_masks,
+    scale_to_16,
+    write_video,
+)
 from s2v_toolkit.pipelines.generation_inputs import GenerationSettings
 from s2v_toolkit.pipelines.redub import (
     RedubError,
+    RedubReport,
     RedubSettings,
     place_line,
-    redub_frames,
+    redub_stream,
     redub_video,
     sidecar_path,
 )
@@ -90,6 +101,9 @@ def shot():
     return _astronaut_shot()
 
 
+STREAM_LOG: dict = {}  # what the streamed re-dub of the `redubbed` fixture held at each output frame
+
+
 @pytest.fixture(scope="module")
 def redubbed(generator, shot):
     frames, script = shot
@@ -103,9 +117,22 @@ def redubbed(generator, shot):
         blend_log.append((clip_start, step, float((latents[keep] - known[keep]).abs().max()),
                           float((latents[~keep] - known[~keep]).abs().mean())))
 
-    out, report = redub_frames(frames, timing, _speech(0.48), plan, generator, _settings(), track_id=0,
-                               observer=observer)
-    return frames, analysis, out, report, blend_log
+    # streamed (as redub_video does): an instrumented reader records how many frames are held
+    read: list[int] = []
+
+    def reader():
+        for k in range(len(frames)):
+            read.append(k)
+            yield frames[k]
+
+    report = RedubReport.empty(timing, 0, 64)
+    out, held = [], []
+    for frame in redub_stream(reader(), timing, _speech(0.48), plan, generator, report, _settings(),
+                              frame_at=lambda f: frames[f], observer=observer):
+        held.append(len(read) - len(out))                            # frames read but not yet handed on
+        out.append(frame)
+    STREAM_LOG['held'] = held
+    return frames, analysis, np.stack(out), report, blend_log
 
 
 def test_only_the_mouth_of_the_line_frames_changes(redubbed):
@@ -162,9 +189,11 @@ def test_file_keeps_frames_rate_and_timecode_and_writes_a_sidecar(generator, sho
     assert (info.frame_count, info.fps, info.start_timecode, info.codec) == (20, FPS, "01:00:10:02", "prores")
     result = read_frames(out, 0, 20)
     src = decoded[2:22]
-    # what re-encoding the untouched source gives (ProRes is 10-bit 4:2:2: an 8-bit RGB round trip is
-    # not exact): frames and regions the re-dub left alone must come out exactly like this
-    src_rt = read_frames(write_video(tmp_path / "src_rt.mov", src, FPS), 0, 20)
+    # what re-encoding the untouched source planes gives (ProRes is lossy): frames and regions the
+    # re-dub left alone must come out exactly like this
+    with VideoReader(video, depth="native") as reader:
+        planes = reader.read(2, 20)
+    src_rt = read_frames(write_video(tmp_path / "src_rt.mov", planes, FPS), 0, 20)
     statuses = [f["status"] for f in doc["report"]["frames"]]
     assert statuses[:2] == ["passthrough"] * 2 and statuses[14:] == ["passthrough"] * 6
     assert statuses[9:11] == ["face_lost"] * 2                 # file frames 11-12
@@ -281,3 +310,93 @@ def test_lossless_file_is_bit_identical_outside_the_mask(generator, shot, source
         near = cv2.dilate((mask > 0).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
         assert np.array_equal(result[k][~near], src[k][~near]), k  # outside the mask: bit-identical
         assert np.abs(result[k][mask > 0.5].astype(int) - src[k][mask > 0.5]).mean() > 2  # inside: changed
+
+
+def test_the_shot_streams_through_a_window_of_one_clip(redubbed):
+    """Frames are read, re-dubbed and handed on in order; never more than one clip's frames are held."""
+    frames, _, out, report, _ = redubbed
+    held = STREAM_LOG['held']
+    assert len(out) == len(frames) and max(held) == 8                 # one clip (8 frames) at most
+    assert held[:5] == [1] * 5                                        # before the line: straight through
+    assert held[17:] == [1] * 7                                       # after it: straight through
+    assert report.status.count("generated") == 10 and len(report.clips) == 2
+
+
+def test_ten_bit_master_keeps_every_sample_outside_the_mask_at_10_bits(generator, shot, source_file, tmp_path):
+    """A 10-bit 4:2:2 ProRes master re-dubbed to FFV1: same pix_fmt and colour; outside the mask every
+    10-bit sample (luma and chroma) is the source's, bit for bit."""
+    frames, script = shot
+    _, line = source_file
+    rng = np.random.default_rng(1)
+    rgb16 = np.clip(scale_to_16(frames, 8).astype(int) + rng.integers(-120, 120, frames.shape), 0, 65535)
+    tags = ColourInfo("bt709", "bt709", "bt709", "tv")
+    master = write_video(tmp_path / "master.mov", [from_rgb(f.astype(np.uint16), "yuv422p10le", tags) for f in rgb16],
+                         FPS, audio=np.zeros(48000, np.float32), start_timecode="01:00:10:00")
+    assert probe(master).video.bit_depth == 10
+    with VideoReader(master, depth="native") as reader:
+        src = reader.read(2, 20)
+    analysis = _analysis(read_frames(master, 0, len(frames)), script, 2, 21)
+    out = tmp_path / "take.mkv"
+    doc = redub_video(master, line, out, generator=generator, settings=_settings(), frame_range=(2, 21),
+                      line_start=4, analysis=analysis)
+    v = probe(out).video
+    assert (v.codec, v.pix_fmt, v.bit_depth, v.start_timecode) == ("ffv1", "yuv422p10le", 10, "01:00:10:02")
+    assert v.colour == tags.to_dict() and doc["source"]["bit_depth"] == 10
+    with VideoReader(out, depth="native") as reader:
+        result = reader.read(0, 20)
+    statuses = [f["status"] for f in doc["report"]["frames"]]
+    assert statuses.count("generated") >= 6
+    for k, status in enumerate(statuses):
+        if status != "generated":
+            assert result[k].equal(src[k]), k                         # untouched frames: every sample
+            continue
+        mask = mouth_mask(src[k].shape, analysis.tracks[0].landmarks_at(k + 2), MaskParams())
+        touched, core = sample_masks(src[k], mask), sample_masks(src[k], mask > 0.5)
+        for p, (a, b, t, c) in enumerate(zip(result[k].planes, src[k].planes, touched, core)):
+            assert np.array_equal(a[~t], b[~t]), (k, p)               # outside the mask: bit-identical
+            assert np.abs(a[c].astype(int) - b[c]).mean() > 4, (k, p)  # inside: regenerated
+
+
+def test_killed_streamed_redub_resumes_at_its_last_finished_clip(generator, shot, source_file, tmp_path,
+                                                                   monkeypatch):
+    """redub_video streams the shot; killed after its first clip, a re-run with the same resume_dir takes
+    that clip from the store (never generated again) and writes the same file as an uninterrupted run.
+    The sidecar records the read's frame map."""
+    from s2v_toolkit.pipelines import clip_store
+
+    frames, script = shot
+    video, line = source_file
+    analysis = _analysis(read_frames(video, 0, len(frames)), script, 2, 21)
+
+    def run(out, resume):
+        return redub_video(video, line, out, generator=generator, settings=_settings(), frame_range=(2, 21),
+                           line_start=4, analysis=analysis, resume_dir=resume)
+
+    whole_doc = run(tmp_path / "whole.mkv", None)
+    whole = read_frames(tmp_path / "whole.mkv", 0, 20)
+    assert whole_doc["source"]["frame_map"]["count"] == 20 and whole_doc["source"]["frame_map"]["start"] == 2
+    assert whole_doc["source"]["vfr"] is False and whole_doc["source"]["bit_depth"] == 10
+
+    real_save = clip_store.ClipStore.save
+    saves: list[int] = []
+
+    def save_then_die(self, index, *args, **kwargs):
+        real_save(self, index, *args, **kwargs)
+        saves.append(index)
+        raise KeyboardInterrupt  # killed right after the first clip is safe on disk
+
+    resume = tmp_path / "parts"
+    monkeypatch.setattr(clip_store.ClipStore, "save", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "take.mkv", resume)
+    assert saves == [0] and not (tmp_path / "take.mkv").exists()
+
+    def counting_save(self, index, *args, **kwargs):
+        saves.append(index)
+        real_save(self, index, *args, **kwargs)
+
+    monkeypatch.setattr(clip_store.ClipStore, "save", counting_save)
+    doc = run(tmp_path / "take.mkv", resume)
+    assert saves == [0, 1]                                   # clip 0 came from the store, clip 1 was generated
+    assert np.array_equal(read_frames(tmp_path / "take.mkv", 0, 20), whole)
+    assert doc["report"]["clips"] == whole_doc["report"]["clips"]
