@@ -137,8 +137,10 @@ def fcpxml_facts(path: Path) -> dict:
         return v0 + (local - t0) * (v1 - v0) / (t1 - t0)
 
     def story(node):
+        # a bare <audio> is a story element too (on the primary storyline it holds connected picture:
+        # storylines and titles above a music clip); it never shows picture itself
         return [k for k in node.kids if k.tag in _PICTURE | {"clip", "ref-clip", "mc-clip", "sync-clip", "audition",
-                                                             "gap", "spine"}]
+                                                             "gap", "spine", "audio"}]
 
     def place(node, origin, scale, lo, hi, tl_rate, offset=None, inside=False):
         """``origin``: record second of the parent's local time 0; ``scale``: parent local s per record s."""

@@ -251,3 +251,30 @@ def test_an_explicit_fcpxml_target_gets_only_the_additions_and_another_format_th
     assert "S2V v001" in names
     with pytest.raises(TimelineError, match="refusing to write over"):
         write_conform_to(loaded, timeline, result, src, overwrite=True)
+
+
+def test_picture_connected_to_a_bare_audio_clip_on_the_primary_storyline(tmp_path):
+    # FCPXML 1.2 (FCP X 10.0): a music <audio> sits on the primary storyline at 2s (its own time from
+    # 1s) and holds a connected storyline (lane 1, at its local 1.4s = record 2.4s) of two 1080i50
+    # clips, and a matte title (lane 2, at local 1s = record 2s); 25 fps project: frames = seconds*25
+    fmt50i = '<format id="f50i" frameDuration="200/5000s" fieldOrder="upper first"/>'
+    res = FMT25 + fmt50i + TITLE_FX + asset("a", "f25") + asset("b", "f50i") + asset("m", "f25", video=False)
+    spine = ('<asset-clip ref="a" offset="0s" name="A" duration="2s"/>\n'
+             '<audio ref="m" offset="2s" name="Music" start="1s" duration="4s" role="music">\n'
+             '  <spine lane="1" offset="7/5s" format="f25">\n'
+             '    <clip offset="0s" name="B" start="50000/5000s" duration="5000/5000s" format="f50i">\n'
+             '      <video ref="b" offset="10s" start="10s" duration="100s"/>\n'
+             '    </clip>\n'
+             '    <clip offset="1s" name="C" start="20s" duration="2s" format="f50i">\n'
+             '      <video ref="b" offset="10s" start="10s" duration="100s"/>\n'
+             '    </clip>\n'
+             '  </spine>\n'
+             '  <title lane="2" offset="1s" ref="t" name="Matte" start="3600s" duration="4s"/>\n'
+             '</audio>')
+    loaded, desc = read(tmp_path, doc(res, spine, fmt="f25", duration="6s", version="1.2"))
+    got = sorted((frames(c.record, 25), c.name) for c in videos(desc))
+    assert got == [((0, 50), "A"), ((50, 150), "Matte"), ((60, 85), "B"), ((85, 135), "C")]
+    b = next(c for c in videos(desc) if c.name == "B")
+    assert float(b.source.to_otio().start_time.to_seconds()) == pytest.approx(10.0)
+    (music,) = [c for c in desc.clips if c.kind == "audio" and c.name == "Music"]
+    assert frames(music.record, 25) == (50, 150)
