@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from s2v_toolkit.errors import ConfigError
+from s2v_toolkit.media import pid_alive
 
 STATES = ("queued", "running", "done", "failed", "skipped")
 DEFAULT_LEASE_SECONDS = 120.0
@@ -58,23 +59,6 @@ class StoreError(ConfigError):
         self.path = os.fspath(path)
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # a zombie (killed child not yet reaped) is dead for our purpose
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return True
 
 
 def store_path_for(plan_path: str | os.PathLike) -> Path:
@@ -280,7 +264,7 @@ class JobStore:
         n = 0
         for r in self.db.execute("SELECT id, worker FROM jobs WHERE state='running'").fetchall():
             parts = (r["worker"] or "").split(":")
-            if len(parts) >= 4 and parts[-3] == host and parts[-2].isdigit() and not _pid_alive(int(parts[-2])):
+            if len(parts) >= 4 and parts[-3] == host and parts[-2].isdigit() and not pid_alive(int(parts[-2])):
                 with self.transaction() as db:
                     n += db.execute("UPDATE jobs SET lease_expires=0 WHERE id=? AND worker=? AND state='running'",
                                     (r["id"], r["worker"])).rowcount

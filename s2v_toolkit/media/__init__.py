@@ -14,7 +14,7 @@ Public API::
     atomic_output(path) ; timecode helpers
 """
 
-from s2v_toolkit.media.atomic import atomic_group, atomic_output, clean_stale, ensure_output_dir
+from s2v_toolkit.media.atomic import atomic_group, atomic_output, clean_stale, ensure_output_dir, pid_alive
 from s2v_toolkit.media.audio import ANALYSIS_RATE, frame_to_sample, read_audio, read_audio_channels
 from s2v_toolkit.media.convert import ConversionReport, convert, convert_report
 from s2v_toolkit.media.pixels import (
@@ -48,7 +48,7 @@ __all__ = [
     "scale_to_16", "to_av", "to_rgb", "to_rgb_float",
     "ANALYSIS_RATE", "AudioInfo", "ConversionReport", "FrameIndex", "FrameMap", "MediaInfo", "STANDARD_RATES",
     "VIDEO_PRESETS", "VideoInfo", "VideoPreset", "VideoReader", "atomic_group", "atomic_output", "clean_stale",
-    "convert", "convert_report", "encode_png", "ensure_output_dir", "export_frames_png", "index_frames",
+    "convert", "convert_report", "encode_png", "ensure_output_dir", "export_frames_png", "index_frames", "pid_alive",
     "frame_to_sample", "frames_to_timecode", "is_drop_frame_rate", "probe", "read_audio", "read_audio_channels",
     "read_frames", "snap_rate", "timecode_to_frames", "write_png", "write_video",
 ]

@@ -63,7 +63,8 @@ def temp_path_for(final: Path) -> Path:
     return final.with_name(f".{final.stem}{TEMP_MARK}{os.getpid()}-{secrets.token_hex(4)}-{host_tag()}{final.suffix}")
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` on this host still runs (a zombie counts as dead)."""
     if pid == os.getpid():
         return True
     try:
@@ -85,7 +86,7 @@ _GROUP_RE = re.compile(r"^" + re.escape(GROUP_MARK) + r"(\d+)-[0-9a-f]+-(h[0-9a-
 
 def _owner_dead(pid: int, host: str | None, path: Path) -> bool:
     if host is None or host == host_tag():
-        return not _pid_alive(pid)
+        return not pid_alive(pid)
     try:  # another machine on shared storage: its pid means nothing here; wait for long silence
         return time.time() - path.stat().st_mtime > OTHER_HOST_QUIET_SECONDS
     except OSError:
