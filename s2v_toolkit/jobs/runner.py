@@ -303,7 +303,7 @@ def remove_stale_temporaries(plan: RenderPlan, store: JobStore | None = None, qu
     changed for ``quiet_seconds``."""
     import socket
 
-    from s2v_toolkit.jobs.store import _pid_alive
+    from s2v_toolkit.media import pid_alive
     from s2v_toolkit.media.atomic import TEMP_MARK
 
     folder = renders_dir(plan)
@@ -323,7 +323,7 @@ def remove_stale_temporaries(plan: RenderPlan, store: JobStore | None = None, qu
             quiet = time.time() - p.stat().st_mtime > quiet_seconds
         except OSError:
             continue
-        if pids and not any(_pid_alive(int(pid)) for pid in pids) and (quiet or not remote):
+        if pids and not any(pid_alive(int(pid)) for pid in pids) and (quiet or not remote):
             try:
                 p.unlink()
                 removed.append(p)
