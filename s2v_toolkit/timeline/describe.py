@@ -379,7 +379,6 @@ class _Walker:
         self.problems: list[str] = []
         self.items: dict[str, Any] = {}
         self.probed: dict[str, Any] = {}
-        self.channels: dict[str, int] = {}
         self.hidden = 0      # clips of nested sequences outside the part the cut uses
 
     def record_range(self, item, top_track) -> TimeRange:
@@ -535,9 +534,6 @@ class _Walker:
         ns = clip.metadata.get(METADATA_NAMESPACE)
         if ns is not None and ns.get("source_channel") is not None:
             return int(ns["source_channel"])
-        fcp = clip.metadata.get("fcp_xml")
-        if fcp is not None and fcp.get("@id") and str(fcp["@id"]) in self.channels:
-            return self.channels[str(fcp["@id"])]
         return None
 
     def check_media_length(self, clip, link: MediaLink, media_range: TimeRange) -> list[str]:
@@ -607,7 +603,6 @@ def describe_timeline(
     drop = detect_drop_frame(tl, rate) if drop_frame is None else bool(drop_frame and can_drop_frame(rate))
     resolver = MediaResolver(loaded.path.parent if path else None, search_dirs)
     w = _Walker(tl, resolver, rate, check_media)
-    w.channels = dict(loaded.source_channels)
     tracks: list[TrackInfo] = []
     counters: dict[str, int] = {}
     for si, track in enumerate(tl.tracks):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 
 from s2v_toolkit.errors import S2VError
@@ -15,6 +16,9 @@ from s2v_toolkit.timeline.formats import get_format
 from s2v_toolkit.timeline.formats.base import first_line
 from s2v_toolkit.timeline.loaded import LoadedTimeline
 from s2v_toolkit.timeline.timecode import parse_rate
+
+if TYPE_CHECKING:  # annotations only
+    import opentimelineio as otio
 
 # extension -> OTIO adapter name. ".xml" is decided by its root element (FCP 7 xmeml or FCPXML).
 ADAPTER_BY_SUFFIX = {

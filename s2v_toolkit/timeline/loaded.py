@@ -16,5 +16,3 @@ class LoadedTimeline:
     path: Path
     adapter: str
     notes: list[str] = field(default_factory=list)
-    # audio channel (0-based) each clip plays, by the adapter's clip id, where the format says it
-    source_channels: dict[str, int] = field(default_factory=dict)

@@ -31,10 +31,6 @@ def _is_primary(track: ET.Element) -> bool:
     return track.get("currentExplodedTrackIndex", "0") == "0" or track.get("totalExplodedTrackCount", "1") == "1"
 
 
-def _is_exploded(track: ET.Element) -> bool:
-    return track.get("totalExplodedTrackCount", "1") != "1"
-
-
 def _pairs(root: ET.Element, timeline: otio.schema.Timeline):
     """(xml track, otio track, [(xml item, otio clip)]) for the first sequence."""
     xml_tracks = _xml_tracks(root)
@@ -56,10 +52,6 @@ def _pairs(root: ET.Element, timeline: otio.schema.Timeline):
             else:
                 pairs = list(zip(items, clips)) if len(items) == len(clips) else []
             yield xt, ot, pairs
-
-
-def _is_false(el: ET.Element | None) -> bool:
-    return el is not None and (el.text or "").strip().upper() == "FALSE"
 
 
 def apply_on_write(xml_text: str, timeline: otio.schema.Timeline) -> str:
