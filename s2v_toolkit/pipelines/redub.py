@@ -264,25 +264,21 @@ def redub_stream(frames, timing: LineTiming, line_audio_16k: np.ndarray, plan: F
     line = timing.line_frames
     status, coverage, track_id = report.status, report.mask_coverage, report.track_id
 
-    lost = [(a, b) for a, b in frame_runs(~plan.found[s0 - plan.start:s1 - plan.start + 1], s0)
-            if a <= timing.line_end and b >= timing.line_start]
-    lost = [(max(a, timing.line_start), min(b, timing.line_end)) for a, b in lost]
-    report.lost_ranges = lost
-    if lost:
-        spans = ", ".join(f"{a}-{b}" for a, b in lost)
-        report.warnings.append(f"face lost in frames {spans} of the line: passed through unchanged")
-    for a, b in lost:
-        for f in range(a, b + 1):
-            status[f - s0] = "face_lost"
-    occluded = [(max(a, timing.line_start), min(b, timing.line_end)) for a, b in plan.occluded_ranges()
+    def pass_through(runs, kind: str, why: str) -> list[tuple[int, int]]:
+        """The runs inside the line: warned about, and marked as source frames left untouched."""
+        runs = [(max(a, timing.line_start), min(b, timing.line_end)) for a, b in runs
                 if a <= timing.line_end and b >= timing.line_start]
-    report.occluded_ranges = occluded
-    if occluded:
-        spans = ", ".join(f"{a}-{b}" for a, b in occluded)
-        report.warnings.append(f"mouth occluded in frames {spans} of the line: passed through unchanged")
-    for a, b in occluded:
-        for f in range(a, b + 1):
-            status[f - s0] = "mouth_occluded"
+        if runs:
+            spans = ", ".join(f"{a}-{b}" for a, b in runs)
+            report.warnings.append(f"{why} in frames {spans} of the line: passed through unchanged")
+        for a, b in runs:
+            for f in range(a, b + 1):
+                status[f - s0] = kind
+        return runs
+
+    report.lost_ranges = pass_through(frame_runs(~plan.found[s0 - plan.start:s1 - plan.start + 1], s0),
+                                      "face_lost", "face lost")
+    report.occluded_ranges = pass_through(plan.occluded_ranges(), "mouth_occluded", "mouth occluded")
     if all(not plan.found[f - plan.start] for f in line):
         raise RedubError(f"no face of track {track_id} in the line's frames {timing.line_start}-{timing.line_end}")
 
