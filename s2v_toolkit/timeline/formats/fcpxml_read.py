@@ -187,6 +187,17 @@ class Reader:
                 out += self.walk_item(child, pmap, replace(ctx, window=outer_window, lane=ctx.lane + lane))
         return out
 
+    def connected(self, el: Node, imap: Map, base: Ctx, ctx: Ctx) -> list[Piece]:
+        """Connected items and secondary storylines hanging off ``el`` (children with a non-zero lane),
+        in ``base``'s time with the parent's window and lanes counted from the parent's lane."""
+        pieces: list[Piece] = []
+        for child in el.children:
+            lane = _int(child.get("lane"), 0)
+            if child.tag in STORY and lane != 0:
+                pieces += self.walk_item(child, imap, replace(base, window=ctx.window, awindow=ctx.awindow,
+                                                              lane=ctx.lane + lane, video_role=ctx.video_role))
+        return pieces
+
     def walk_item(self, el: Node, pmap: Map, ctx: Ctx, offset_default: Fraction = ZERO) -> list[Piece]:
         """One story element and what it holds; an element that cannot be read becomes unknown picture
         over its record range (with a note naming it and its line), the rest of the cut is still read."""
@@ -260,24 +271,13 @@ class Reader:
             if not got and vis[1] > vis[0]:
                 got = self.adapter_clip(el, primary, imap, vis, replace(cin, awindow=avis))
             pieces += got
-            for child in el.children:
-                lane = _int(child.get("lane"), 0)
-                if child.tag in STORY and lane != 0:
-                    pieces += self.walk_item(child, imap, replace(cin, window=ctx.window, awindow=ctx.awindow,
-                                                                  lane=ctx.lane + lane,
-                                                                  video_role=ctx.video_role))
+            pieces += self.connected(el, imap, cin, ctx)
         elif tag == "ref-clip":
             pieces += self.ref_clip(el, imap, vis, replace(inner, awindow=avis))
         elif tag == "mc-clip":
             pieces += self.mc_clip(el, imap, vis, replace(inner, awindow=avis))
         if tag not in ("clip", "sync-clip"):
-            # connected items (and secondary storylines) hanging off this item
-            for child in el.children:
-                lane = _int(child.get("lane"), 0)
-                if child.tag in STORY and lane != 0:
-                    pieces += self.walk_item(child, imap, replace(inner, window=ctx.window, awindow=ctx.awindow,
-                                                                  lane=ctx.lane + lane,
-                                                                  video_role=ctx.video_role))
+            pieces += self.connected(el, imap, inner, ctx)
         self.attach_markers(el, imap, vis, pieces, ctx)
         return pieces
 
