@@ -338,7 +338,7 @@ class SequenceReader:
 
     def read_mapped(self, start: int, count: int):
         """Grid frames ``start`` .. ``start+count-1`` at ``depth`` and their FrameMap (as VideoReader's)."""
-        from s2v_toolkit.media.video_reader import FrameMap
+        from s2v_toolkit.media.video_reader import FrameMap, note_read
 
         if count <= 0:
             raise ValueError("count must be positive")
@@ -357,10 +357,7 @@ class SequenceReader:
             fmap.times.append(float(self.index.seconds(self.index.source_pts[k])))
             fmap.kinds.append("duplicated" if dup else "exact")
         fmap.dropped = [d for d in self.index.dropped if self.index.slot_of_source(d) in range(start, end)]
-        self.last_map = fmap
-        if self.frame_map is None:
-            self.frame_map = FrameMap(self.path, start)
-        self.frame_map.extend(fmap)
+        note_read(self, fmap)
         return out, fmap
 
     def read(self, start: int, count: int):

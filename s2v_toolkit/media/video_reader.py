@@ -93,6 +93,14 @@ class FrameMap:
         }
 
 
+def note_read(reader, fmap: FrameMap) -> None:
+    """Keep a read's map as the reader's ``last_map`` and add it to ``frame_map`` (all its reads)."""
+    reader.last_map = fmap
+    if reader.frame_map is None:
+        reader.frame_map = FrameMap(reader.path, fmap.start)
+    reader.frame_map.extend(fmap)
+
+
 class VideoReader:
     """An open video file. Use as a context manager; ``read(start, count)`` returns (count, H, W, 3) frames.
 
@@ -331,10 +339,7 @@ class VideoReader:
         lo, hi = self.index.source_pts[slots[0]], self.index.source_pts[slots[-1]]
         fmap.dropped = [d for d in self.index.dropped if lo <= self.index.source_pts[d] <= hi
                         or self.index.slot_of_source(d) in range(start, end)]
-        self.last_map = fmap
-        if self.frame_map is None:
-            self.frame_map = FrameMap(self.path, start)
-        self.frame_map.extend(fmap)
+        note_read(self, fmap)
         return out, fmap
 
     def read(self, start: int, count: int):
