@@ -20,6 +20,10 @@ Variants (each one skipped with its reason when its package or kernel is not the
   cudnn_fe_fp8    cuDNN's fp8 SDPA (s2v_toolkit.models.cudnn_fp8_attention, the 'cudnn-fp8' backend:
                   per-tensor scales, e4m3 output on Hopper, dequantized to bf16; quantization included)
   cudnn_fe_bf16   cuDNN's bf16 SDPA through cudnn-frontend (the frontend's own engine choice)
+  fa3_bf16        FlashAttention 3 (flash_attn_interface, the flash-attention repository's hopper/ build;
+                  scripts/build_hopper_attention.sh), if importable
+  sage2           SageAttention 2 (sageattention.sageattn: int8 Q/K, fp8 P/V on Hopper; quantization
+                  included in the time; the 'sage' backend), if importable
 """
 
 from __future__ import annotations
@@ -155,6 +159,25 @@ def main() -> int:
         out = fa4(q, k, v)
         return out[0] if isinstance(out, tuple) else out
 
+    fa3 = None
+    try:
+        from flash_attn_interface import flash_attn_func as fa3
+    except Exception as e:  # noqa: BLE001
+        record["errors"].append(f"fa3 import: {e}"[:500])
+
+    def fa3_bf16(q, k, v):
+        out = fa3(q, k, v)
+        return out[0] if isinstance(out, tuple) else out
+
+    sage = None
+    try:
+        from sageattention import sageattn as sage
+    except Exception as e:  # noqa: BLE001
+        record["errors"].append(f"sage import: {e}"[:500])
+
+    def sage2(q, k, v):
+        return sage(q, k, v, tensor_layout="NHD", is_causal=False)
+
     cfe = {}
 
     def cudnn_fe_bf16(q, k, v):
@@ -170,6 +193,8 @@ def main() -> int:
         "triton_fp8": lambda q, k, v: ta.triton_attention(q, k, v, fp8=True),
         "cudnn_fe_fp8": cudnn_fp8_attention,
         "cudnn_fe_bf16": cudnn_fe_bf16,
+        "fa3_bf16": fa3_bf16,
+        "sage2": sage2,
     }
     variants = args.variants.split(",")
     for s in (int(x) for x in args.seqs.split(",")):
@@ -189,6 +214,10 @@ def main() -> int:
                 try:
                     if name == "fa4_bf16" and fa4 is None:
                         raise RuntimeError("flash_attn.cute not importable")
+                    if name == "fa3_bf16" and fa3 is None:
+                        raise RuntimeError("flash_attn_interface not importable")
+                    if name == "sage2" and sage is None:
+                        raise RuntimeError("sageattention not importable")
                     if name == "triton_fp8_kernel":
                         # The kernel on pre-quantized inputs: time the launch only.
                         q8, k8, vt8, qs, ks, vs = ta.quantize_qkv_fp8(q, k, v)

@@ -42,6 +42,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 from s2v_toolkit.pipelines.generation_inputs import DriveAudio, GenerationSettings, ReferenceImage  # noqa: E402
 from s2v_toolkit.pipelines.presets import apply_preset  # noqa: E402
@@ -176,13 +177,13 @@ def settings_for(preset: str, tiny: bool, max_steps: int | None, **kw) -> Genera
     return s
 
 
-def run_new_shot(generator, preset: str, args) -> dict:
+def run_new_shot(generator, preset: str, args, clips: int | None = None) -> dict:
     h, w = (80, 100) if args.tiny else (720, 1280)
     rng = np.random.default_rng(0)
     image = ReferenceImage(path=Path("reference.png"), pixels=rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
     audio = DriveAudio(path=Path("line.wav"), waveform=tone(args.seconds))
     settings = settings_for(preset, args.tiny, args.max_steps, size="64x80" if args.tiny else "704x1280",
-                            fps=Fraction(16), infer_frames=16 if args.tiny else 80)
+                            fps=Fraction(16), infer_frames=16 if args.tiny else 80, num_clips=clips)
     generator.text_cache._cache.clear()
     timer = PartTimer(generator)
     with timer.active():
@@ -247,52 +248,126 @@ def run_redub(generator, preset: str, args, shot) -> dict:
 
 
 # ----------------------------------------------------------------------------------------------
-# the official forward, same weights
+# the attention backends and the official forward, same weights
 # ----------------------------------------------------------------------------------------------
-def official_forward_times(generator, repo: str | None, sizes: list[tuple[int, int]], repeat: int) -> list[dict]:
-    """Seconds per forward of the official WanModel_S2V and of ours on the same weights and inputs."""
+def forward_call(model, cfg, h: int, w: int, device):
+    from s2v_toolkit.commands.models import transformer_inputs
+
+    inp = transformer_inputs(cfg, h, w, 80, True, device, torch.bfloat16)
+
+    def call():
+        with torch.no_grad():
+            return model(**inp)
+    return inp, call
+
+
+def backend_forward_times(generator, backends: list[str], sizes: list[tuple[int, int]], repeat: int) -> list[dict]:
+    """Seconds per forward of our DiT with each attention backend, and the relative L2 difference of
+    its output from the ``cudnn`` backend's (the exact bf16 path) on the same inputs."""
+    from bench_common import event_time
+
+    from s2v_toolkit.models.attention import get_attention_backend, set_attention_backend
+
+    ours = next(iter(generator.experts.values()))
+    rows, before = [], get_attention_backend()
+    for h, w in sizes:
+        _, call = forward_call(ours, ours.config, h, w, generator.device)
+        reference = None
+        for name in backends:
+            row = {"size": f"{h}x{w}", "backend": name}
+            try:
+                set_attention_backend(name)
+                out = call()
+                out = out[0] if isinstance(out, (list, tuple)) else out
+                if reference is None:
+                    reference = out.float()
+                row["seconds"] = event_time(call, repeat, 1)
+                row["rel_l2_vs_first"] = float((out.float() - reference).norm() / reference.norm())
+                row["compared_with"] = backends[0]
+            except Exception as exc:  # noqa: BLE001 - a backend that is not built is reported, not fatal
+                row["error"] = f"{type(exc).__name__}: {exc}"[:400]
+            finally:
+                set_attention_backend(before)
+            log(f"backend forward: {row}")
+            rows.append(row)
+        del reference
+    return rows
+
+
+def official_forward_times(generator, repo: str | None, sizes: list[tuple[int, int]], repeat: int,
+                           attentions: list[str]) -> list[dict]:
+    """Seconds per forward of the official WanModel_S2V and of ours on the same weights and inputs.
+
+    ``attentions``: "sdpa" runs the official model with its flash_attention computed by SDPA, cuDNN first
+    (the kernel of our default backend on Hopper: the rest of the model is compared); "official" with its
+    own flash_attention (FlashAttention 3 when flash_attn_interface imports)."""
     if repo is None:
         return [{"skipped": "no --official-repo given (a Wan2.2 checkout with the wan package)"}]
     if generator.device.type != "cuda":
         return [{"skipped": "the official model is timed on CUDA only"}]
-    sys.path.insert(0, repo)
-    try:
-        from wan.modules.s2v.model_s2v import WanModel_S2V
-    except Exception as exc:  # noqa: BLE001 - report why, keep the rest of the benchmark
-        return [{"skipped": f"official code not importable from {repo}: {type(exc).__name__}: {exc}"}]
     from bench_common import event_time
-
-    from s2v_toolkit.commands.models import transformer_inputs
+    from official_wan import import_official_s2v
 
     ours = next(iter(generator.experts.values()))
     cfg = ours.config
-    official = WanModel_S2V(**cfg.to_official_dict()).to(torch.bfloat16)
-    missing, unexpected = official.load_state_dict(ours.state_dict(), strict=False)
-    official = official.to(generator.device).eval().requires_grad_(False)
     rows = []
-    for h, w in sizes:
-        inp = transformer_inputs(cfg, h, w, 80, True, generator.device, torch.bfloat16)
-        lat = inp["latents"][0]
-        seq_len = int(np.prod(lat.shape[1:]) // 4)
+    for attention in attentions:
+        try:
+            cls = import_official_s2v(repo, attention=attention)
+            with torch.device(generator.device):
+                official = cls(**cfg.to_official_dict()).to(torch.bfloat16)
+            missing, unexpected = official.load_state_dict(ours.state_dict(), strict=False)
+            official = official.eval().requires_grad_(False)
+        except Exception as exc:  # noqa: BLE001 - report why, keep the rest of the benchmark
+            rows.append({"attention": attention, "skipped": f"{type(exc).__name__}: {exc}"[:400]})
+            continue
+        for h, w in sizes:
+            inp, call_ours = forward_call(ours, cfg, h, w, generator.device)
+            lat = inp["latents"][0]
+            seq_len = int(np.prod(lat.shape[1:]) // 4)
 
-        def call_official():
-            with torch.no_grad(), torch.amp.autocast("cuda", dtype=torch.bfloat16):
-                official([lat], t=inp["timestep"], context=[inp["text_embeddings"][0]], seq_len=seq_len,
-                         cond_states=torch.zeros_like(inp["latents"]), motion_latents=inp["motion_latents"],
-                         ref_latents=inp["ref_latents"], audio_input=inp["audio_features"],
-                         motion_frames=[cfg.motion_frames, cfg.motion_latent_frames], drop_motion_frames=False)
+            def call_official():
+                with torch.no_grad(), torch.amp.autocast("cuda", dtype=torch.bfloat16):
+                    return official([lat], t=inp["timestep"], context=[inp["text_embeddings"][0]], seq_len=seq_len,
+                                    cond_states=torch.zeros_like(inp["latents"]), motion_latents=inp["motion_latents"],
+                                    ref_latents=inp["ref_latents"], audio_input=inp["audio_features"],
+                                    motion_frames=[cfg.motion_frames, cfg.motion_latent_frames],
+                                    drop_motion_frames=False)
 
-        def call_ours():
-            with torch.no_grad():
-                ours(**inp)
-
-        rows.append({"size": f"{h}x{w}", "official_s": event_time(call_official, repeat, 1),
-                     "ours_s": event_time(call_ours, repeat, 1),
-                     "official_missing_keys": len(missing), "official_unexpected_keys": len(unexpected)})
-        rows[-1]["speedup"] = rows[-1]["official_s"] / rows[-1]["ours_s"]
-    del official
-    torch.cuda.empty_cache()
+            try:
+                row = {"size": f"{h}x{w}", "attention": attention, "official_s": event_time(call_official, repeat, 1),
+                       "ours_s": event_time(call_ours, repeat, 1),
+                       "official_missing_keys": len(missing), "official_unexpected_keys": len(unexpected)}
+                row["speedup"] = row["official_s"] / row["ours_s"]
+            except Exception as exc:  # noqa: BLE001
+                row = {"size": f"{h}x{w}", "attention": attention, "error": f"{type(exc).__name__}: {exc}"[:400]}
+            log(f"official forward: {row}")
+            rows.append(row)
+        del official
+        torch.cuda.empty_cache()
     return rows
+
+
+def parse_runs(spec: str) -> list[tuple[str, str, int | None]]:
+    """``new_shot:exact,redub:few-step,new_shot:fast@1`` -> (scenario, preset, clips or None)."""
+    runs = []
+    for item in (x.strip() for x in spec.split(",") if x.strip()):
+        scenario, _, rest = item.partition(":")
+        preset, _, clips = rest.partition("@")
+        if scenario not in ("new_shot", "redub") or preset not in PRESETS:
+            raise SystemExit(f"--runs: {item!r} is not scenario:preset[@clips] with scenario new_shot|redub and "
+                             f"preset one of {', '.join(PRESETS)}")
+        runs.append((scenario, preset, int(clips) if clips else None))
+    return runs
+
+
+def extrapolate(run: dict, full_steps: int) -> None:
+    """A run cut to fewer steps (--max-steps): add the time of the missing steps at the measured
+    per-step denoising cost (every step of a 40-step preset without a step cache costs the same)."""
+    if run["steps"] < full_steps and not run.get("step_cache") and "denoise" in run["parts"]:
+        per_step = run["parts"]["denoise"] / run["steps"]
+        run["extrapolated_to_steps"] = full_steps
+        run["extrapolated_seconds"] = run["seconds"] + per_step * (full_steps - run["steps"])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -302,12 +377,27 @@ def main() -> int:
     ap.add_argument("--tiny", action="store_true", help="tiny random models, small sizes (CPU smoke mode)")
     ap.add_argument("--presets", default=",".join(PRESETS), help=f"comma-separated, from {','.join(PRESETS)}")
     ap.add_argument("--scenarios", default="new_shot,redub", help="new_shot,redub")
+    ap.add_argument("--runs", default=None,
+                    help="explicit list instead of scenarios x presets: scenario:preset[@clips], e.g. "
+                         "new_shot:few-step,new_shot:exact,redub:few-step,new_shot:fast@1 (@N: only the first N "
+                         "clips of the new shot, the --num-clips preview)")
     ap.add_argument("--seconds", type=float, default=5.0, help="seconds of audio / shot (default 5)")
     ap.add_argument("--max-steps", type=int, default=None,
-                    help="cap the steps of the 40-step presets (smoke runs; default: no cap)")
+                    help="cap the steps of the 40-step presets; the missing steps are then added at the measured "
+                         "per-step cost (extrapolated_seconds; not for step-cached runs)")
+    ap.add_argument("--warmup", choices=("full", "light", "none"), default="full",
+                    help="full: one few-step run of each scenario first; light: one forward per size")
+    ap.add_argument("--attention", default=None, help="attention backend for the runs (default: auto)")
+    ap.add_argument("--fast-attention", default=None, help="attention backend for the fast preset's runs")
+    ap.add_argument("--backends", default=None,
+                    help="time one forward at 704x1280 and 512x512 per attention backend, e.g. cudnn,flash,sage "
+                         "(difference measured against the first)")
     ap.add_argument("--official-repo", default=None, help="a Wan2.2 checkout: time its WanModel_S2V forward too")
-    ap.add_argument("--repeat", type=int, default=3, help="timed forwards of the official comparison")
-    ap.add_argument("--json", default=None, help="write the results here")
+    ap.add_argument("--official-attention", default="sdpa",
+                    help="sdpa (its attention by cuDNN SDPA, as ours) and/or official (its own flash_attention)")
+    ap.add_argument("--repeat", type=int, default=3, help="timed forwards of the forward comparisons")
+    ap.add_argument("--budget", type=float, default=None, help="seconds; later runs are skipped past it")
+    ap.add_argument("--json", default=None, help="write the results here (after every run)")
     args = ap.parse_args()
 
     device = torch.device(args.device)
@@ -319,36 +409,90 @@ def main() -> int:
         return 2
     if args.tiny and args.max_steps is None:
         args.max_steps = 4
-    presets = [p.strip() for p in args.presets.split(",") if p.strip()]
-    scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    if args.runs:
+        runs = parse_runs(args.runs)
+    else:
+        presets = [p.strip() for p in args.presets.split(",") if p.strip()]
+        scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+        runs = [(sc, pr, None) for sc in scenarios for pr in presets]
+    from s2v_toolkit.models.attention import get_attention_backend, set_attention_backend
+
+    if args.attention:
+        set_attention_backend(args.attention)
     env = {"torch": torch.__version__, "python": platform.python_version(),
-           "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"}
+           "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+           "attention": get_attention_backend()}
     log(f"environment: {env}")
     record = {"kind": "s2vt.bench_end_to_end", "tiny": args.tiny, "environment": env, "seconds_of_media": args.seconds,
-              "random_weights": True, "runs": [], "official_forward": []}
+              "random_weights": True, "max_steps": args.max_steps, "runs": [], "backend_forward": [],
+              "official_forward": [], "skipped": []}
+    t_start = time.perf_counter()
+
+    def save():
+        if args.json:
+            Path(args.json).write_text(json.dumps(record, indent=1, default=str) + "\n")
+
+    def over_budget() -> bool:
+        return args.budget is not None and time.perf_counter() - t_start > args.budget
+
     with tempfile.TemporaryDirectory() as tmp:
         generator = build_generator(args.tiny, device, Path(tmp) / "bundle")
-        shot = synthetic_redub_shot(args.tiny, args.seconds) if "redub" in scenarios else None
-        # warm-up (kernels, compile caches) at the smallest cost: one few-step run of each scenario
-        for scenario in scenarios:
-            (run_new_shot(generator, "few-step", args) if scenario == "new_shot"
-             else run_redub(generator, "few-step", args, shot))
-        for scenario in scenarios:
-            for preset in presets:
-                r = (run_new_shot(generator, preset, args) if scenario == "new_shot"
+        shot = synthetic_redub_shot(args.tiny, args.seconds) if any(r[0] == "redub" for r in runs) else None
+        if args.warmup == "full":  # kernels, compile caches: one few-step run of each scenario
+            for scenario in sorted({r[0] for r in runs}):
+                (run_new_shot(generator, "few-step", args) if scenario == "new_shot"
+                 else run_redub(generator, "few-step", args, shot))
+        elif args.warmup == "light" and not args.tiny:
+            ours = next(iter(generator.experts.values()))
+            for h, w in ((704, 1280), (512, 512)):
+                forward_call(ours, ours.config, h, w, device)[1]()
+            sync(device)
+        log(f"models built and warm after {time.perf_counter() - t_start:.0f} s")
+        if args.backends and not args.tiny:
+            names = [b.strip() for b in args.backends.split(",") if b.strip()]
+            record["backend_forward"] = backend_forward_times(generator, names, [(704, 1280), (512, 512)], args.repeat)
+            save()
+        for scenario, preset, clips in runs:
+            if over_budget():
+                record["skipped"].append(f"{scenario}:{preset}: past --budget {args.budget:.0f} s")
+                log(record["skipped"][-1])
+                continue
+            backend = args.fast_attention if preset == "fast" and args.fast_attention else None
+            before = get_attention_backend()
+            try:
+                if backend:
+                    set_attention_backend(backend)
+                r = (run_new_shot(generator, preset, args, clips) if scenario == "new_shot"
                      else run_redub(generator, preset, args, shot))
-                parts = ", ".join(f"{k} {v:.2f}" for k, v in sorted(r["parts"].items()))
-                skipped = f", skipped {r['step_cache']['forwards_skipped']}" if r["step_cache"] else ""
-                log(f"{scenario:<9} {preset:<9} {r['size']:<22} {r['seconds']:8.2f} s  "
-                    f"({r['forwards']} forwards{skipped}; {parts})")
-                record["runs"].append(r)
-        if not args.tiny:
+            finally:
+                set_attention_backend(before)
+            r["attention"] = backend or before
+            extrapolate(r, 40 if preset != "few-step" else r["steps"])
+            parts = ", ".join(f"{k} {v:.2f}" for k, v in sorted(r["parts"].items()))
+            skipped = f", skipped {r['step_cache']['forwards_skipped']}" if r["step_cache"] else ""
+            extra = f", {r['extrapolated_seconds']:.1f} s at 40 steps" if "extrapolated_seconds" in r else ""
+            log(f"{scenario:<9} {preset:<9} {r['size']:<22} {r['seconds']:8.2f} s  "
+                f"({r['clips']} clips, {r['forwards']} forwards{skipped}{extra}; {parts})")
+            record["runs"].append(r)
+            save()
+        if not args.tiny and args.official_repo and not over_budget():
+            # room for a second 16B model on an 80 GB card: the text and audio encoders and the VAE go to the CPU
+            for module in (generator.text_cache.encoder, generator.audio_encoder, generator.vae):
+                for attr in ("model", "encoder", "module"):
+                    inner = getattr(module, attr, None)
+                    if isinstance(inner, torch.nn.Module):
+                        inner.to("cpu")
+                if isinstance(module, torch.nn.Module):
+                    module.to("cpu")
+            torch.cuda.empty_cache()
+            attentions = [a.strip() for a in args.official_attention.split(",") if a.strip()]
             record["official_forward"] = official_forward_times(generator, args.official_repo,
-                                                                [(704, 1280), (512, 512)], args.repeat)
-            for row in record["official_forward"]:
-                log(f"official forward: {row}")
+                                                                [(704, 1280), (512, 512)], args.repeat, attentions)
+        elif not args.tiny and args.official_repo:
+            record["skipped"].append(f"official forward: past --budget {args.budget:.0f} s")
+    record["wall_seconds"] = time.perf_counter() - t_start
+    save()
     if args.json:
-        Path(args.json).write_text(json.dumps(record, indent=1, default=str) + "\n")
         log(f"wrote {args.json}")
     return 0
 

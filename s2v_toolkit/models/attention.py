@@ -20,8 +20,12 @@ Backends:
 - ``"cudnn-fp8"``: approximate. cuDNN's fp8 attention through the optional ``cudnn`` Python frontend
   (:mod:`.cudnn_fp8_attention`; per-tensor scales, e4m3 output on Hopper). GPU only; faster than
   ``fp8``. Opt-in only.
+- ``"sage"``: approximate. SageAttention 2 (``sageattention.sageattn``: Q and K in int8 per block/warp
+  with K's mean removed, P and V in fp8 with fp32 accumulation on Hopper) when that package is
+  importable (``scripts/build_hopper_attention.sh`` builds its sm90 kernel). GPU only; opt-in only;
+  its speed and error are measured in docs/performance.md.
 
-The fp8 backends apply to self-attention only (at least :data:`FP8_MIN_KEYS` keys): the
+The fp8 backends and ``sage`` apply to self-attention only (at least :data:`FP8_MIN_KEYS` keys): the
 cross-attention to the 512 text rows and the audio injector's few keys are a small share of the
 work and stay on the exact path.
 
@@ -31,7 +35,7 @@ Attention to very short key sequences (the audio injector's 5 tokens per frame) 
 plain SDPA: it is memory-bound and negligible, and not worth a cuDNN graph per shape.
 
 The environment variable ``S2V_ATTENTION`` (``auto`` | ``sdpa`` | ``cudnn`` | ``flash`` | ``fp8`` |
-``cudnn-fp8``) or
+``cudnn-fp8`` | ``sage``) or
 :func:`set_attention_backend` overrides the choice. No masks are needed by the S2V model: all
 sequences in a batch have the same length and every position takes part (the text is zero-padded
 to 512 rows and the official model attends to the padding too).
@@ -48,7 +52,9 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 __all__ = ["attention", "set_attention_backend", "get_attention_backend", "attention_backend_for"]
 
-_BACKENDS = ("auto", "sdpa", "cudnn", "flash", "fp8", "cudnn-fp8")
+_BACKENDS = ("auto", "sdpa", "cudnn", "flash", "fp8", "cudnn-fp8", "sage")
+#: Backends that approximate attention (self-attention only; text and audio keys take the exact path).
+_APPROXIMATE = ("fp8", "cudnn-fp8", "sage")
 #: Below this many keys the cuDNN path is not used (see the module docstring).
 CUDNN_MIN_KEYS = 64
 #: The fp8 backends run attention over at least this many keys (self-attention); fewer keys
@@ -71,6 +77,20 @@ def _load_flash() -> Callable | None:
 
 _flash_fn: Callable | None = None
 _flash_probed = False
+_sage_fn: Callable | None = None
+_sage_probed = False
+
+
+def _sage() -> Callable | None:
+    """``sageattention.sageattn`` when the package imports (built for this torch/CUDA), else None."""
+    global _sage_fn, _sage_probed
+    if not _sage_probed:
+        try:
+            from sageattention import sageattn
+        except Exception:  # not installed, or built for another torch/CUDA
+            sageattn = None
+        _sage_fn, _sage_probed = sageattn, True
+    return _sage_fn
 
 
 def _flash() -> Callable | None:
@@ -109,12 +129,16 @@ def _cudnn_preferred(device: torch.device) -> bool:
 
 
 def set_attention_backend(name: str) -> None:
-    """Select ``"auto"``, ``"sdpa"``, ``"cudnn"``, ``"flash"``, ``"fp8"`` or ``"cudnn-fp8"`` for all later calls."""
+    """Select ``"auto"``, ``"sdpa"``, ``"cudnn"``, ``"flash"``, ``"fp8"``, ``"cudnn-fp8"`` or ``"sage"`` for all
+    later calls."""
     name = name.lower()
     if name not in _BACKENDS:
         raise ValueError(f"unknown attention backend {name!r}; choose one of {_BACKENDS}")
     if name == "flash" and _flash() is None:
         raise ValueError("attention backend 'flash' asked for, but flash_attn is not importable")
+    if name == "sage" and (_sage() is None or not torch.cuda.is_available()):
+        raise ValueError("attention backend 'sage' needs a CUDA GPU and the sageattention package "
+                         "(SageAttention 2; scripts/build_hopper_attention.sh builds it for Hopper)")
     if name == "cudnn-fp8":
         from s2v_toolkit.models.cudnn_fp8_attention import cudnn_fp8_available
 
@@ -128,7 +152,7 @@ def set_attention_backend(name: str) -> None:
 def attention_backend_for(q: torch.Tensor) -> str:
     """The backend :func:`attention` will use for a query like ``q``."""
     half = q.dtype in (torch.float16, torch.bfloat16)
-    if _backend in ("fp8", "cudnn-fp8"):
+    if _backend in _APPROXIMATE:
         return _backend
     if _backend == "flash" or (_backend == "auto" and q.is_cuda and half and _flash() is not None):
         return "flash"
@@ -147,8 +171,11 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor
     Returns ``[B, Sq, heads, head_dim]`` in ``q``'s dtype. Scale is ``1/sqrt(head_dim)``.
     """
     backend = attention_backend_for(q)
-    if backend in ("fp8", "cudnn-fp8"):
-        if k.shape[1] >= FP8_MIN_KEYS:
+    if backend in _APPROXIMATE:
+        sage = backend == "sage" and q.is_cuda and q.dtype in (torch.float16, torch.bfloat16) and _sage() is not None
+        if k.shape[1] >= FP8_MIN_KEYS and (backend != "sage" or sage):
+            if sage:
+                return _sage()(q, k, v, tensor_layout="NHD", is_causal=False)
             if backend == "cudnn-fp8":
                 from s2v_toolkit.models.cudnn_fp8_attention import cudnn_fp8_attention
 
@@ -158,7 +185,7 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor
             if q.is_cuda and q.dtype in (torch.float16, torch.bfloat16) and triton_attention.triton_available(q.device):
                 return triton_attention.triton_attention(q, k, v, fp8=True)
             return triton_attention.attention_reference(q, k, v, fp8=True)
-        # Text or audio keys: the exact path (cuDNN on Hopper with half precision, else SDPA).
+        # Text or audio keys (or 'sage' where SageAttention cannot run: CPU, float32): the exact path (cuDNN on Hopper with half precision, else SDPA).
         backend = "cudnn" if q.dtype in (torch.float16, torch.bfloat16) and _cudnn_preferred(q.device) else "sdpa"
     if backend == "flash":
         out = _flash()(q, k, v)

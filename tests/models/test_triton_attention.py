@@ -149,3 +149,32 @@ def test_triton_kernel_matches_emulation(fp8):
     # bf16: output rounding and accumulation order (measured 1.2e-3 on an H100); fp8: also where P is
     # rounded inside the kernel's blocks (measured 3.9e-3).
     assert err < (5e-3 if not fp8 else 1e-2), err
+
+
+def test_sage_backend_refuses_clearly_without_gpu_or_package():
+    if torch.cuda.is_available() and attn._sage() is not None:
+        pytest.skip("SageAttention is available here")
+    with pytest.raises(ValueError, match="sageattention"):
+        attn.set_attention_backend("sage")
+    assert attn.get_attention_backend() == "auto"
+
+
+def test_sage_backend_set_by_environment_falls_back_to_exact_where_it_cannot_run(monkeypatch):
+    # S2V_ATTENTION=sage on a machine without the package or GPU (e.g. a CPU job of a GPU pipeline):
+    # exact attention, never the fp8 emulation that the other approximate backends fall back to.
+    monkeypatch.setattr(attn, "FP8_MIN_KEYS", 64)
+    monkeypatch.setattr(attn, "_backend", "sage")
+    q, k, v = _qkv(sk=70)
+    assert attn.attention_backend_for(q) == "sage"
+    torch.testing.assert_close(attn.attention(q, k, v), _sdpa(q, k, v), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_sage_matches_exact_attention_roughly():
+    if attn._sage() is None:
+        pytest.skip("needs the sageattention package (scripts/build_hopper_attention.sh)")
+    q, k, v = _qkv(b=1, sq=4096, sk=4096, h=4, d=128, seed=3, dtype=torch.bfloat16, device="cuda")
+    got = attn._sage()(q, k, v, tensor_layout="NHD", is_causal=False)
+    want = _sdpa(q.float(), k.float(), v.float())
+    err = float((got.float() - want).norm() / want.norm())
+    assert got.dtype == torch.bfloat16 and got.shape == q.shape and err < 0.05, err
