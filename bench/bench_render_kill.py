@@ -23,64 +23,31 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-
-CHILD = r"""
-import sys
-from pathlib import Path
-plan_path, log_path, infer, resume = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == "1"
-from s2v_toolkit.jobs import GeneratorSpec, load_plan, render_plan
-from s2v_toolkit.pipelines import clip_store
-import time
-def log(text):
-    with open(log_path, "a") as fh:
-        fh.write(f"{text} {time.time():.3f}\n")
-_save, _load = clip_store.ClipStore.save, clip_store.ClipStore.load
-def save(self, index, *a, **k):
-    _save(self, index, *a, **k)
-    log(f"saved {index}")
-def load(self, seed):
-    log("sampling")
-    return _load(self, seed) if resume else []   # the baseline: finished clips are never reused
-clip_store.ClipStore.save, clip_store.ClipStore.load = save, load
-spec = GeneratorSpec(model="tiny", options=(("infer_frames", infer), ("steps", 1)))
-render_plan(load_plan(Path(plan_path)), spec=spec)
-log("done")
-"""
-
-
-def make_plan(folder: Path, frames: int) -> Path:
-    sys.path[:0] = [str(REPO), str(REPO / "tests" / "jobs")]
-    from jobs_helpers import fast_plan
-
-    plan = fast_plan(folder)
-    raw = json.loads(plan.path.read_text())
-    for j in raw["jobs"]:
-        if j["action"] == "new_shot":
-            j["record_out"] = j["record_in"] + frames
-        else:
-            j["action"] = "skip"
-    plan.path.write_text(json.dumps(raw))
-    return plan.path
+# The kill tests' child (it logs the clip store's events with their times) and their one-job plan.
+CHILD = REPO / "tests" / "reliability" / "render_child.py"
+sys.path[:0] = [str(REPO), str(REPO / "tests" / "jobs"), str(CHILD.parent)]
+from jobs_helpers import one_new_shot_plan  # noqa: E402
+from render_child import read_events  # noqa: E402
 
 
 def _sampling_seconds(log: Path) -> float | None:
-    stamps = [ln.split()[-1] for ln in log.read_text().splitlines() if ln.startswith(("sampling", "done"))]
-    return float(stamps[-1]) - float(stamps[0]) if len(stamps) >= 2 else None
+    """From the first job start (``resumed``) to ``done``: the render's sampling time."""
+    stamps = [t for text, t in read_events(log) if text.startswith(("resumed", "done"))]
+    return stamps[-1] - stamps[0] if len(stamps) >= 2 else None
 
 
 def run_mode(resume: bool, args, rng: random.Random, window: float) -> dict:
     folder = Path(tempfile.mkdtemp(prefix=f"s2vt-kill-{'resume' if resume else 'none'}-"))
-    plan = make_plan(folder, args.frames)
+    plan = one_new_shot_plan(folder, args.frames)
     log = folder / "clips.log"
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    cmd = [sys.executable, "-c", CHILD, str(plan), str(log), str(args.clip), "1" if resume else "0"]
+    cmd = [sys.executable, str(CHILD), str(plan), str(log), str(args.clip)] + ([] if resume else ["--no-resume"])
     t0 = time.time()
     kills = 0
     while kills < args.kills:
-        n_before = len(log.read_text().splitlines()) if log.exists() else 0
+        n_before = len(read_events(log))
         child = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        while child.poll() is None and not any(ln.startswith("sampling") for ln in (
-                log.read_text().splitlines()[n_before:] if log.exists() else [])):
+        while child.poll() is None and not any(text.startswith("resumed") for text, _ in read_events(log)[n_before:]):
             time.sleep(0.05)
         time.sleep(rng.uniform(0, window))
         if child.poll() is not None:
@@ -89,7 +56,7 @@ def run_mode(resume: bool, args, rng: random.Random, window: float) -> dict:
         child.wait()
         kills += 1
     done = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
-    saves = [ln.rsplit(" ", 1)[0] for ln in log.read_text().splitlines() if ln.startswith("saved")]
+    saves = [text for text, _ in read_events(log) if text.startswith("saved")]
     clips = len(set(saves))
     return {"mode": "per-clip resume" if resume else "no resume (before)", "kills": kills, "finished": done,
             "clips": clips, "clip_computations": len(saves), "recomputed": len(saves) - clips,

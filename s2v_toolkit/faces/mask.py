@@ -54,6 +54,24 @@ def core_polygons(landmarks: np.ndarray, include_jaw: bool = False) -> list[np.n
     return polys
 
 
+def distance_to_region(region: np.ndarray) -> np.ndarray:
+    """Float32 Euclidean distance of every pixel to the nearest non-zero pixel of ``region`` (0 inside),
+    the same bytes on every call.
+
+    OpenCV's precise transform runs Intel IPP's in the pip wheels, whose float result for the same
+    input varies by an ulp from call to call (it follows the buffers' addresses; OpenCV's own code
+    does not). One ulp was enough to move a 16-bit sample of the re-dub's motion context across a
+    rounding step, so two runs of one re-dub differed. The true distance is the square root of an
+    integer (dx² + dy²): rounding the squared result to that integer and taking the root gives the
+    exact, correctly rounded value (the float error of ``d²`` stays far below 0.5 for distances under
+    1000 px; masks use distances up to padding + feather only).
+    """
+    import cv2
+
+    dist = cv2.distanceTransform(np.where(region > 0, 0, 255).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    return np.sqrt(np.rint(np.square(dist, dtype=np.float64))).astype(np.float32)
+
+
 def mouth_mask(shape: tuple[int, int], landmarks: np.ndarray, params: MaskParams = MaskParams()) -> np.ndarray:
     """Float32 (H, W) mask in [0, 1] for landmarks given in the same pixel space as ``shape``.
 
@@ -81,8 +99,7 @@ def mouth_mask(shape: tuple[int, int], landmarks: np.ndarray, params: MaskParams
     for poly in polys:
         pts = np.round((poly - [x0, y0]) * (1 << shift)).astype(np.int32)
         cv2.fillPoly(core, [pts], 255, lineType=cv2.LINE_8, shift=shift)
-    # distance of every outside pixel to the core region
-    dist = cv2.distanceTransform(np.where(core > 0, 0, 255).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    dist = distance_to_region(core)
     ramp = np.clip((reach - dist) / feather, 0.0, 1.0)
     alpha = (ramp * ramp * (3.0 - 2.0 * ramp)).astype(np.float32)  # smoothstep
     out[cy0:cy1, cx0:cx1] = alpha[cy0 - y0:cy1 - y0, cx0 - x0:cx1 - x0]

@@ -296,40 +296,26 @@ class RenderSummary:
 
 
 def remove_stale_temporaries(plan: RenderPlan, store: JobStore | None = None, quiet_seconds: float = 600.0) -> list[Path]:
-    """Temporary files of renders whose process was killed mid-write (never under a final name).
+    """Temporary files of renders whose process was killed mid-write (never under a final name), and
+    conform groups such a process left half done: :func:`s2v_toolkit.media.clean_stale` on the renders
+    folder.
 
-    A temporary name holds its writer's pid, which only means something on this machine: while workers
-    of other machines hold jobs of the plan (shared storage), a file is only removed once it has not
-    changed for ``quiet_seconds``."""
+    A temporary name holds its writer's pid and machine: another machine's file is only removed once it
+    has not changed for ``quiet_seconds``, and so is an older name without a machine while workers of
+    other machines hold jobs of the plan (shared storage)."""
     import socket
 
-    from s2v_toolkit.media import pid_alive
-    from s2v_toolkit.media.atomic import TEMP_MARK
+    from s2v_toolkit.media import clean_stale
 
     folder = renders_dir(plan)
-    removed: list[Path] = []
     if not folder.is_dir():
-        return removed
+        return []
     remote = False
     if store is not None:
         host = socket.gethostname()
         remote = any(r.state == "running" and r.worker and r.worker.count(":") >= 3
                      and r.worker.split(":")[-3] != host for r in store.records())
-    for p in folder.iterdir():
-        if not p.name.startswith(".") or TEMP_MARK not in p.name:
-            continue
-        pids = re.findall(re.escape(TEMP_MARK) + r"(\d+)-", p.name)
-        try:
-            quiet = time.time() - p.stat().st_mtime > quiet_seconds
-        except OSError:
-            continue
-        if pids and not any(pid_alive(int(pid)) for pid in pids) and (quiet or not remote):
-            try:
-                p.unlink()
-                removed.append(p)
-            except OSError:
-                pass
-    return removed
+    return clean_stale(folder, force=True, quiet_seconds=quiet_seconds, others_writing=remote)
 
 
 def _prepare(plan: RenderPlan, store: JobStore, retry_failed: bool) -> list[str] | None:

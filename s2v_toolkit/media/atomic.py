@@ -84,18 +84,28 @@ _TEMP_RE = re.compile(r"^\..*" + re.escape(TEMP_MARK) + r"(\d+)-[0-9a-f]+(?:-(h[
 _GROUP_RE = re.compile(r"^" + re.escape(GROUP_MARK) + r"(\d+)-[0-9a-f]+-(h[0-9a-f]{6})\.json$")
 
 
-def _owner_dead(pid: int, host: str | None, path: Path) -> bool:
-    if host is None or host == host_tag():
+def _owner_dead(pid: int, host: str | None, path: Path, quiet_seconds: float, others_writing: bool) -> bool:
+    local = host == host_tag() or (host is None and not others_writing)
+    if local:
         return not pid_alive(pid)
+    if host is None and pid_alive(pid):  # an untagged name of a live process here: this machine's, in use
+        return False
     try:  # another machine on shared storage: its pid means nothing here; wait for long silence
-        return time.time() - path.stat().st_mtime > OTHER_HOST_QUIET_SECONDS
+        return time.time() - path.stat().st_mtime > quiet_seconds
     except OSError:
         return False
 
 
-def clean_stale(folder: str | os.PathLike, force: bool = False) -> list[Path]:
+def clean_stale(folder: str | os.PathLike, force: bool = False, *, quiet_seconds: float = OTHER_HOST_QUIET_SECONDS,
+                others_writing: bool = False) -> list[Path]:
     """Finish what killed writers left in ``folder``: roll back incomplete groups (their journals), then
-    remove temporaries of dead processes. Once per folder per process unless ``force``."""
+    remove temporaries (files or folders) of dead processes. Once per folder per process unless ``force``.
+
+    A name's pid is checked on this machine when the name carries this machine's tag; one of another
+    machine (shared storage) is removed only once unchanged for ``quiet_seconds``. Names without a tag
+    (older writers) count as this machine's, unless ``others_writing`` says that other machines are
+    writing into the folder now (a render's remote workers): then they wait for the silence too.
+    """
     folder = Path(folder)
     key = os.path.realpath(folder)
     if key in _swept and not force:
@@ -106,13 +116,17 @@ def clean_stale(folder: str | os.PathLike, force: bool = False) -> list[Path]:
         names = sorted(os.listdir(folder))
     except OSError:
         return removed
+
+    def dead(m: re.Match, name: str) -> bool:
+        return _owner_dead(int(m.group(1)), m.group(2), folder / name, quiet_seconds, others_writing)
+
     for name in names:
         m = _GROUP_RE.match(name)
-        if m and _owner_dead(int(m.group(1)), m.group(2), folder / name):
+        if m and dead(m, name):
             removed += _roll_back(folder / name)
     for name in names:
         m = _TEMP_RE.match(name)
-        if m and _owner_dead(int(m.group(1)), m.group(2), folder / name):
+        if m and dead(m, name):
             p = folder / name
             try:
                 if p.is_dir():

@@ -85,16 +85,11 @@ def cfg_parallel_prediction(model: Callable[..., Any], shared: Mapping[str, Any]
     """
     # The guidance formula lives with the pipelines; imported here so that models never import
     # pipelines at import time (pipelines build on models).
-    from s2v_toolkit.pipelines.guidance import combine_guidance, guidance_active
+    from s2v_toolkit.pipelines.guidance import check_guidance_inputs, combine_guidance, guidance_active
 
     if dist.get_world_size(group) != 2:
         raise ValueError(f"CFG-parallel needs a group of 2 ranks, got {dist.get_world_size(group)}")
-    if set(cond) != set(uncond):
-        raise ValueError(f"cond and uncond inputs must have the same keys: {sorted(cond)} vs {sorted(uncond)}")
-    static = dict(static or {})
-    overlap = (set(shared) & set(cond)) | (set(shared) & set(static)) | (set(cond) & set(static))
-    if overlap:
-        raise ValueError(f"inputs {sorted(overlap)} are given in more than one group")
+    static = check_guidance_inputs(shared, cond, uncond, static)
     if not guidance_active(scale):
         return model(**shared, **cond, **static)
     branch = cond if dist.get_rank(group) == 0 else uncond

@@ -19,7 +19,7 @@ from typing import Any, Callable, Mapping
 
 import torch
 
-__all__ = ["combine_guidance", "guidance_active", "guided_prediction"]
+__all__ = ["check_guidance_inputs", "combine_guidance", "guidance_active", "guided_prediction"]
 
 
 def guidance_active(scale: float) -> bool:
@@ -30,6 +30,20 @@ def guidance_active(scale: float) -> bool:
 def combine_guidance(cond: torch.Tensor, uncond: torch.Tensor, scale: float) -> torch.Tensor:
     """``uncond + scale * (cond - uncond)`` (scale 1 -> cond, scale 0 -> uncond)."""
     return uncond + scale * (cond - uncond)
+
+
+def check_guidance_inputs(shared: Mapping[str, Any], cond: Mapping[str, Any], uncond: Mapping[str, Any],
+                          static: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The input groups' rules, for every guidance path (one process, CFG-parallel): cond and uncond
+    have the same keys, and no key is in two groups. Returns ``static`` as a dict (empty for None)."""
+    if set(cond) != set(uncond):
+        raise ValueError(f"cond and uncond inputs must have the same keys: {sorted(cond)} vs {sorted(uncond)}")
+    static = dict(static or {})
+    groups = [set(shared), set(cond), set(static)]
+    overlap = (groups[0] & groups[1]) | (groups[0] & groups[2]) | (groups[1] & groups[2])
+    if overlap:
+        raise ValueError(f"inputs {sorted(overlap)} are given in more than one group")
+    return static
 
 
 def _double(value: Any) -> Any:
@@ -84,13 +98,7 @@ def guided_prediction(model: Callable[..., Any], shared: Mapping[str, Any], cond
     at 1 the unconditional branch cancels exactly, and below 1 the official pipeline also runs the
     conditional forward alone (guidance off, e.g. step-distilled LoRAs).
     """
-    if set(cond) != set(uncond):
-        raise ValueError(f"cond and uncond inputs must have the same keys: {sorted(cond)} vs {sorted(uncond)}")
-    static = dict(static or {})
-    groups = [set(shared), set(cond), set(static)]
-    overlap = (groups[0] & groups[1]) | (groups[0] & groups[2]) | (groups[1] & groups[2])
-    if overlap:
-        raise ValueError(f"inputs {sorted(overlap)} are given in more than one group")
+    static = check_guidance_inputs(shared, cond, uncond, static)
     if not guidance_active(scale):
         return model(**shared, **cond, **static)
     if batched:

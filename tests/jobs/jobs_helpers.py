@@ -48,3 +48,17 @@ def fast_plan(tmp_path: Path, name: str = "plan.json"):
     plan = build_plan(root / "scene.otio", root / "cast.yaml", turns=demo_turns(), face_check=False)
     plan.save(tmp_path / name)
     return plan
+
+
+def one_new_shot_plan(tmp_path: Path, frames: int) -> Path:
+    """``fast_plan`` with only its new-shot job (``frames`` long) left to render; returns the plan's path.
+    The kill tests and bench/bench_render_kill.py render it in a child process."""
+    plan = fast_plan(tmp_path)
+    raw = json.loads(plan.path.read_text())
+    for j in raw["jobs"]:
+        if j["action"] == "new_shot":
+            j["record_out"] = j["record_in"] + frames
+        else:
+            j["action"] = "skip"
+    plan.path.write_text(json.dumps(raw))
+    return plan.path

@@ -171,3 +171,46 @@ def test_workers_processes_share_the_store(tmp_path, monkeypatch):
     assert sorted(rendered) == sorted(j.id for j in plan.jobs)            # each job rendered exactly once
     with JobStore(store_path_for(plan.path)) as store:
         assert len({r.worker for r in store.records()}) >= 1
+
+
+def test_stale_temporaries_on_shared_storage_wait_for_silence(tmp_path):
+    """The renders folder's sweep (media's clean_stale): a dead writer of this machine is removed at once;
+    a file of another machine (its tag), or an untagged one while another machine's worker holds a job,
+    only after ``quiet_seconds`` without a change; a live writer's never."""
+    from s2v_toolkit.jobs.runner import remove_stale_temporaries
+    from s2v_toolkit.media.atomic import host_tag
+
+    plan = fast_plan(tmp_path)
+    folder = renders_dir(plan)
+    folder.mkdir(parents=True, exist_ok=True)
+    dead = 2**22 + 1  # cannot exist on Linux
+    other = "h" + format((int(host_tag()[1:], 16) + 1) % 2**24, "06x")
+    names = {"mine_dead": f".a.s2vt-tmp-{dead}-0badf00d-{host_tag()}.mp4",
+             "other_host": f".b.s2vt-tmp-{dead}-0badf00d-{other}.mp4",
+             "untagged_dead": f".c.s2vt-tmp-{dead}-0badf00d.mp4",
+             "mine_alive": f".d.s2vt-tmp-{os.getpid()}-0badf00d-{host_tag()}.mp4",
+             "untagged_alive": f".e.s2vt-tmp-{os.getpid()}-0badf00d.mp4"}
+
+    def make(*keys, age=0.0):
+        for k in keys:
+            p = folder / names[k]
+            p.write_bytes(b"partial")
+            os.utime(p, (p.stat().st_atime - age, p.stat().st_mtime - age))
+
+    def left():
+        return {k for k, n in names.items() if (folder / n).exists()}
+
+    store = JobStore(store_path_for(plan.path))
+    store.sync(plan)
+    store.claim("worker:another-machine:123:abcdef")  # a job held by a worker of another machine
+    make(*names)
+    assert {p.name for p in remove_stale_temporaries(plan, store)} == {names["mine_dead"]}
+    assert left() == set(names) - {"mine_dead"}
+    make("other_host", "untagged_dead", "untagged_alive", age=601)  # silent for longer than quiet_seconds
+    remove_stale_temporaries(plan, store)
+    assert left() == {"mine_alive", "untagged_alive"}
+    # with no other machine at work, an untagged name is this machine's: its pid decides
+    make("untagged_dead")
+    remove_stale_temporaries(plan, None)
+    assert left() == {"mine_alive", "untagged_alive"}
+    store.close()

@@ -13,33 +13,21 @@ from pathlib import Path
 
 import pytest
 
+from jobs_helpers import one_new_shot_plan
 from reliability_kit import REPO, s2vt, temp_files, write_clip
+from render_child import read_events
 
 HERE = Path(__file__).parent
 
 
-def _one_new_shot_plan(tmp_path: Path, frames: int):
-    from jobs_helpers import fast_plan
-
-    plan = fast_plan(tmp_path)
-    raw = json.loads(plan.path.read_text())
-    for j in raw["jobs"]:
-        if j["action"] == "new_shot":
-            j["record_out"] = j["record_in"] + frames
-        else:
-            j["action"] = "skip"
-    plan.path.write_text(json.dumps(raw))
-    return plan.path
-
-
 def _events(log: Path) -> list[str]:
-    return log.read_text().split("\n")[:-1] if log.exists() else []
+    return [text for text, _ in read_events(log)]
 
 
 @pytest.mark.slow
 def test_killed_render_resumes_at_its_last_finished_clip(tmp_path):
     """SIGKILL once a clip is saved: the next run takes the saved clips and computes only the rest."""
-    plan_path = _one_new_shot_plan(tmp_path, 16)
+    plan_path = one_new_shot_plan(tmp_path, 16)
     log = tmp_path / "clips.log"
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), str(REPO / "tests")]))
     child = subprocess.Popen([sys.executable, str(HERE / "render_child.py"), str(plan_path), str(log), "8"], env=env,
