@@ -18,6 +18,7 @@ from s2v_toolkit.diarization.clustering import (
     MIN_SPEAKER_SECONDS,
     centroids_of,
     cluster_embeddings,
+    mixed_windows,
 )
 from s2v_toolkit.diarization.embedding import SAMPLE_RATE, VoiceEncoder
 from s2v_toolkit.diarization.turns import SpeakerTurn, SpeakerTurns
@@ -198,7 +199,8 @@ class EmbeddedDiarizer:
         cfg = self.config
         info = {"vad": "silero-vad 6.2.3 (v6, 16 kHz)", "embedding": self.encoder.name, "config": cfg.to_dict(),
                 "num_speakers": num_speakers, "min_speakers": min_speakers, "max_speakers": max_speakers,
-                "overlap": "not detected: overlapped speech goes to the dominant voice"}
+                "overlap": "windows of two voices detected and kept out of the speaker centroids; turns stay "
+                           "exclusive: overlapped speech goes to the dominant voice"}
         regions = detect_speech(source, cfg.vad, cfg.block_seconds, progress)
         info["speech_seconds"] = round(sum(b - a for a, b in regions), 3)
         result = SpeakerTurns([], source.name, source.duration, self.name, info)
@@ -215,7 +217,16 @@ class EmbeddedDiarizer:
                                     reliable=reliable)
         k = int(labels.max()) + 1
         info["count"] = "given" if num_speakers is not None else "estimated (voice prints; docs/diarization.md)"
-        centroids = centroids_of(embeddings.astype(np.float64), labels, k, weights)
+        # overlap: windows where two voices mix (overlapped speech, a change of speaker inside the window)
+        # are kept out of the speaker centroids, so the posteriors of every window compare it with clean
+        # voices; they still vote for their frames, where the clean windows around them outweigh them
+        mixed = mixed_windows(embeddings, labels, weights)
+        clean = weights * ~mixed
+        for c in range(k):  # a speaker heard only in mixed windows keeps them
+            if clean[labels == c].sum() <= 0:
+                clean[labels == c] = weights[labels == c]
+        info["mixed_windows"] = int(mixed.sum())
+        centroids = centroids_of(embeddings.astype(np.float64), labels, k, clean)
         posteriors = _posteriors(embeddings @ centroids.T, cfg.temperature, other=1.0 - cfg.threshold)
 
         n_frames = int(np.ceil(source.duration / FRAME)) + 1
