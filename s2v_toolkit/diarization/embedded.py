@@ -18,6 +18,7 @@ from s2v_toolkit.diarization.clustering import (
     MIN_SPEAKER_SECONDS,
     centroids_of,
     cluster_embeddings,
+    estimate_speaker_count,
     mixed_windows,
 )
 from s2v_toolkit.diarization.embedding import SAMPLE_RATE, VoiceEncoder
@@ -25,6 +26,7 @@ from s2v_toolkit.diarization.turns import SpeakerTurn, SpeakerTurns
 from s2v_toolkit.diarization.vad import VADConfig, SileroVAD, speech_regions
 
 FRAME = 0.01  # label resolution, seconds
+COUNT_ALL_WINDOWS = 20  # up to twice this many full-length windows, the channel-robust count uses all
 
 
 @dataclass
@@ -41,6 +43,8 @@ class EmbeddedConfig:
     min_turn: float = 0.4  # shorter turns inside a speech region join a neighbour
     merge_gap: float = 0.0  # same-speaker turns this close are joined across the pause (0: keep pauses)
     block_seconds: float = 60.0  # audio read per step (memory bound)
+    # count estimated: on embeddings averaged over these microphone tilts (dB above 1 kHz); () for plain ones
+    count_tilts_db: tuple[float, ...] = (-6.0, 0.0, 6.0)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -96,8 +100,11 @@ def _windows(regions: list[tuple[float, float]], window: float, step: float) -> 
 
 
 def embed_windows(source: AudioSource, windows: list[tuple[float, float]], encoder: VoiceEncoder,
-                  block_seconds: float = 60.0, progress=False) -> np.ndarray:
-    """Embeddings of (start, end) windows, reading the audio in spans of about ``block_seconds``."""
+                  block_seconds: float = 60.0, progress=False, tilts_db: tuple[float, ...] = ()) -> np.ndarray:
+    """Embeddings of (start, end) windows, reading the audio in spans of about ``block_seconds``.
+
+    With ``tilts_db``, each window's embedding is the mean (normalised) of its embeddings as heard through
+    each of those microphone tilts (:func:`~s2v_toolkit.diarization.embedding.tilt_gains`)."""
     out = np.zeros((len(windows), encoder.dim), dtype=np.float32)
     bar = _Progress(progress, len(windows), "speaker embeddings", "window")
     i = 0
@@ -109,7 +116,11 @@ def embed_windows(source: AudioSource, windows: list[tuple[float, float]], encod
         audio = source.read(span0, span1 - span0)
         pieces = [audio[int(round((a - span0) * SAMPLE_RATE)):int(round((b - span0) * SAMPLE_RATE))]
                   for a, b in windows[i:j]]
-        out[i:j] = encoder.embed(pieces)
+        if tilts_db:
+            total = sum(encoder.embed(pieces, tilt_db=t) for t in tilts_db)
+            out[i:j] = total / np.maximum(np.linalg.norm(total, axis=1, keepdims=True), 1e-12)
+        else:
+            out[i:j] = encoder.embed(pieces)
         bar.update(j - i)
         i = j
     bar.close()
@@ -212,7 +223,11 @@ class EmbeddedDiarizer:
         embeddings = embed_windows(source, windows, self.encoder, cfg.block_seconds, progress)
         weights = _speech_shares(windows, regions)
         reliable = np.array([b - a >= cfg.min_window for a, b in windows])
-        labels = cluster_embeddings(embeddings, num_speakers, min_speakers or 1, max_speakers, weights=weights,
+        count = num_speakers
+        if count is None and cfg.count_tilts_db:
+            count = _channel_robust_count(source, windows, embeddings, weights, reliable, self.encoder, cfg,
+                                          min_speakers, max_speakers)
+        labels = cluster_embeddings(embeddings, count, min_speakers or 1, max_speakers, weights=weights,
                                     min_speaker_seconds=cfg.min_speaker_seconds,
                                     reliable=reliable)
         k = int(labels.max()) + 1
@@ -256,6 +271,35 @@ class EmbeddedDiarizer:
         result.speaker_embeddings = {order[str(c)]: centroids[c].astype(np.float32) for c in range(k)
                                      if str(c) in order}
         return result
+
+
+def _channel_robust_count(source: AudioSource, windows, embeddings: np.ndarray, weights: np.ndarray,
+                          reliable: np.ndarray, encoder: VoiceEncoder, cfg: EmbeddedConfig,
+                          min_speakers: int | None, max_speakers: int | None) -> int:
+    """The speaker count, estimated on embeddings that average each window over microphone tilts.
+
+    The voice encoder hears the channel: one reader whose utterances alternate between microphone tilts
+    of +-6 dB above 1 kHz came out as 2-3 speakers. Averaging a window's embeddings as heard through tilts
+    of -6, 0 and +6 dB (``cfg.count_tilts_db``) makes the average nearly the same for the same voice
+    through any of those microphones, while voices stay apart (each term is the voice's own embedding):
+    with it the tilted readers counted as the untilted ones did, and the corpus conversations kept their
+    counts. Flattening each window's spectrum instead erased what separates alike voices (pyannote's real
+    sample became one speaker). The grouping into that many speakers still uses the plain embeddings.
+    To bound the cost (each tilt is one more pass of the encoder), the count uses every other full-length
+    window when there are more than ``2 * COUNT_ALL_WINDOWS`` of them, each then standing for twice the
+    speech."""
+    idx = np.flatnonzero(reliable)
+    if len(idx) < max(4, 2 * (min_speakers or 1)):
+        idx = np.arange(len(windows))
+    stride = 2 if len(idx) > 2 * COUNT_ALL_WINDOWS else 1
+    idx = idx[::stride]
+    others = tuple(t for t in cfg.count_tilts_db if t != 0.0)
+    total = embeddings[idx].astype(np.float64) * (len(cfg.count_tilts_db) - len(others))
+    for t in others:
+        total += embed_windows(source, [windows[i] for i in idx], encoder, cfg.block_seconds, tilts_db=(t,))
+    k, _ = estimate_speaker_count(total, min_speakers or 1, max_speakers, weights[idx] * stride,
+                                  cfg.min_speaker_seconds)
+    return k
 
 
 def _merge_gaps(turns: list[SpeakerTurn], gap: float) -> list[SpeakerTurn]:

@@ -81,6 +81,15 @@ def mel_frames(samples: np.ndarray) -> np.ndarray:
     return (power.T @ _FILTERS).numpy()
 
 
+def tilt_gains(tilt_db: float, corner_hz: float = 1000.0) -> np.ndarray:
+    """Power gain per mel band of a high-shelf microphone tilt: 0 dB half an octave below ``corner_hz``,
+    ``tilt_db`` half an octave above, a straight line in dB over log frequency between (the smooth step
+    of a first-order shelving filter)."""
+    hz = _mel_to_hz(np.linspace(_hz_to_mel(0.0), _hz_to_mel(SAMPLE_RATE / 2), N_MELS + 2))[1:-1]
+    ramp = np.clip(np.log2(np.maximum(hz, 1.0) / corner_hz) + 0.5, 0.0, 1.0)
+    return (10.0 ** (tilt_db * ramp / 10.0)).astype(np.float32)
+
+
 def normalize_level(samples: np.ndarray, target_dbfs: float = TARGET_DBFS) -> np.ndarray:
     rms = float(np.sqrt(np.mean(np.square(samples, dtype=np.float64)))) if len(samples) else 0.0
     if rms < 1e-6:  # digital silence: leave it, scaling would only amplify dither
@@ -119,15 +128,20 @@ class VoiceEncoder:
         self.net = _network()
         self.batch_size = batch_size
 
-    def embed(self, pieces: list[np.ndarray]) -> np.ndarray:
+    def embed(self, pieces: list[np.ndarray], tilt_db: float = 0.0) -> np.ndarray:
         """One embedding per piece, (n, 256) float32. Pieces may differ in length (about 0.4-1.6 s is typical);
-        each is level-normalised first. Longer pieces are fine too: the LSTM runs over all of it."""
+        each is level-normalised first. Longer pieces are fine too: the LSTM runs over all of it.
+        ``tilt_db``: embed the pieces as heard through a microphone ``tilt_db`` brighter above 1 kHz
+        (:func:`tilt_gains`)."""
         import torch
         from torch.nn.utils.rnn import pack_padded_sequence
 
         if not pieces:
             return np.zeros((0, self.dim), dtype=np.float32)
         mels = [torch.from_numpy(mel_frames(normalize_level(np.asarray(p, dtype=np.float32)))) for p in pieces]
+        if tilt_db:
+            gains = torch.from_numpy(tilt_gains(tilt_db))
+            mels = [m * gains for m in mels]
         out = np.zeros((len(mels), self.dim), dtype=np.float32)
         order = sorted(range(len(mels)), key=lambda i: -len(mels[i]))  # similar lengths batch together
         with torch.inference_mode():

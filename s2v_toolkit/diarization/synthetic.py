@@ -27,3 +27,21 @@ def espeak_speech(voice: str, options: list[str], text: str, sample_rate: int = 
     rms = np.sqrt((x[: n * hop].reshape(n, hop) ** 2).mean(axis=1))
     on = np.nonzero(rms > rms.max() * 10 ** (-trim_db / 20))[0]
     return x[on[0] * hop:(on[-1] + 1) * hop]
+
+
+def microphone_tilt(samples: np.ndarray, tilt_db: float, sample_rate: int = 16000,
+                    corner_hz: float = 1000.0) -> np.ndarray:
+    """``samples`` as heard through a microphone ``tilt_db`` brighter (or duller, when negative) above
+    ``corner_hz``: a second-order high-shelf filter (Robert Bristow-Johnson's audio EQ cookbook, slope 1)."""
+    from scipy.signal import lfilter
+
+    a_gain = 10 ** (tilt_db / 40)
+    w0 = 2 * np.pi * corner_hz / sample_rate
+    alpha = np.sin(w0) / 2 * np.sqrt(2)
+    cos, two_sqrt_a_alpha = np.cos(w0), 2 * np.sqrt(a_gain) * alpha
+    b = [a_gain * ((a_gain + 1) + (a_gain - 1) * cos + two_sqrt_a_alpha),
+         -2 * a_gain * ((a_gain - 1) + (a_gain + 1) * cos),
+         a_gain * ((a_gain + 1) + (a_gain - 1) * cos - two_sqrt_a_alpha)]
+    a = [(a_gain + 1) - (a_gain - 1) * cos + two_sqrt_a_alpha, 2 * ((a_gain - 1) - (a_gain + 1) * cos),
+         (a_gain + 1) - (a_gain - 1) * cos - two_sqrt_a_alpha]
+    return lfilter(np.array(b) / a[0], np.array(a) / a[0], np.asarray(samples, dtype=np.float64)).astype(np.float32)
