@@ -72,3 +72,32 @@ def test_silent_cast_member_does_not_raise_der(libri4):
     named = assign_characters(bounded, x, enroll(cast), characters=cast.characters, sample_rate=16000)
     assert silent[0] not in {t.character for t in named}
     assert diarization_error_rate(ref, named).der <= 0.20
+
+
+def test_voice_left_out_of_the_cast_is_unknown(libri4):
+    """Each of libri4's four readers in turn is left out of cast4.yaml: that reader's reference turns come
+    back "unknown" (not forced onto a cast member) and the three others keep their characters. Reader and
+    character are paired by the LibriSpeech speaker id in the RTTM label (spkNNNN) and in the character id
+    and sample file names (cNNNN, NNNN_k.flac) of the cast file."""
+    from s2v_toolkit.diarization import UNKNOWN, assign_characters, enroll, load_cast_voices
+
+    cast_file = corpus_dir() / "audio" / "libri4_cast" / "cast4.yaml"
+    if not cast_file.is_file():
+        pytest.skip("no libri4_cast/cast4.yaml in the corpus")
+    x, turns = libri4
+    cast = load_cast_voices(cast_file)
+    voices = enroll(cast)
+    ref = _reference("libri4_tight.rttm")
+    reader = {s: "c" + s.removeprefix("spk") for s in ref.speakers}
+    assert set(reader.values()) == set(cast.characters)
+    for left_out in cast.characters:
+        kept = [c for c in cast.characters if c != left_out]
+        named = assign_characters(turns, x, {c: voices[c] for c in kept}, characters=kept, sample_rate=16000)
+        for r in ref:
+            share: dict[str, float] = {}
+            for t in named:
+                share[t.character] = share.get(t.character, 0.0) + max(0.0, min(r.end, t.end) - max(r.start, t.start))
+            if sum(share.values()) < 0.5 * r.duration:
+                continue  # the VAD missed most of this turn: nothing to name
+            expected = UNKNOWN if reader[r.speaker] == left_out else reader[r.speaker]
+            assert max(share, key=share.get) == expected, (left_out, r, share)
