@@ -115,6 +115,139 @@ def synthetic_scenes():
     return out
 
 
+def _cut_at_pauses(x: np.ndarray, longest: float = 3.5) -> list[np.ndarray]:
+    """Pieces of a voice sample cut at VAD pauses, each up to about ``longest`` seconds of speech."""
+    from s2v_toolkit.diarization import speech_probabilities, speech_regions
+
+    pieces, cur = [], None
+    for a, b in speech_regions(speech_probabilities(x), len(x) / 16000):
+        if cur is None:
+            cur = [a, b]
+        elif b - cur[0] < longest:
+            cur[1] = b
+        else:
+            pieces.append(x[int(cur[0] * 16000):int(cur[1] * 16000)])
+            cur = [a, b]
+    if cur:
+        pieces.append(x[int(cur[0] * 16000):int(cur[1] * 16000)])
+    return pieces
+
+
+def channel_scenes(cast_dir: Path, tilted: bool = True):
+    """Readings built from the LibriSpeech voice samples of ``libri4_cast/`` (cut at pauses, 0.3-0.8 s
+    apart, light noise) where readers change microphone from piece to piece: a high shelf of 0, +6 and
+    -6 dB above 1 kHz in turn (``tilted=False``: the same scenes without the tilts, the control).
+    One reader alone (each of 1998, 2033, 2414, 533), two readers (one of them changing microphone), and
+    all four (every one changing). Reference turns: each piece's VAD extent."""
+    import soundfile as sf
+
+    from s2v_toolkit.diarization import SpeakerTurn, SpeakerTurns
+    from s2v_toolkit.diarization.synthetic import microphone_tilt
+
+    def pieces(spk):
+        out = []
+        for f in sorted(cast_dir.glob(f"{spk}_*.flac")):
+            out += _cut_at_pauses(sf.read(f, dtype="float32")[0])
+        return out
+
+    def build(name, plan, seed):
+        rng, pools = np.random.default_rng(seed), {}
+        sig, turns, t = [np.zeros(8000, np.float32)], [], 0.5
+        for spk, tilt in plan:
+            pool = pools.setdefault(spk, pieces(spk))
+            if not pool:
+                continue
+            x = pool.pop(0)
+            x = microphone_tilt(x, tilt) if tilt and tilted else x
+            turns.append(SpeakerTurn(t, t + len(x) / 16000, f"spk{spk}"))
+            gap = rng.uniform(0.3, 0.8)
+            sig += [x, np.zeros(int(gap * 16000), np.float32)]
+            t += len(x) / 16000 + gap
+        y = np.concatenate(sig)
+        y += np.random.default_rng(seed).normal(0, 0.002, len(y)).astype(np.float32)
+        return name + ("" if tilted else " (no tilt)"), y, SpeakerTurns(turns, name, len(y) / 16000)
+
+    tilts = [0.0, 6.0, -6.0]
+    out = []
+    for spk in ["1998", "2033", "2414", "533"]:
+        if not list(cast_dir.glob(f"{spk}_*.flac")):
+            return []
+        out.append(build(f"reader {spk}, 3 microphones", [(spk, tilts[i % 3]) for i in range(12)], 1))
+    out.append(build("2414 (3 microphones) + 533", [(s, tilts[i % 3] if s == "2414" else 0.0)
+                                                  for i, s in enumerate(["2414", "533"] * 6)], 2))
+    out.append(build("1998 (3 microphones) + 2033", [(s, tilts[(i // 2) % 3] if s == "1998" else 0.0)
+                                                   for i, s in enumerate(["1998", "2033"] * 6)], 3))
+    out.append(build("4 readers, all changing microphone", [(s, tilts[i % 3]) for i, s in
+                                                            enumerate(["1998", "2033", "2414", "533"] * 4)], 4))
+    return out
+
+
+def channel_table(root: Path) -> list[dict]:
+    """Counts on the channel scenes: the default (count on tilt-averaged embeddings) against the plain
+    embeddings (``EmbeddedConfig(count_tilts_db=())``), with and without the microphone changes."""
+    from s2v_toolkit.diarization import EmbeddedConfig, EmbeddedDiarizer, diarization_error_rate, open_audio
+
+    cast_dir = root / "audio" / "libri4_cast"
+    if not cast_dir.is_dir():
+        return []
+    plain, robust = EmbeddedDiarizer(EmbeddedConfig(count_tilts_db=())), EmbeddedDiarizer()
+    rows = []
+    for tilted in (True, False):
+        for name, x, ref in channel_scenes(cast_dir, tilted):
+            a, b = robust(open_audio(x, 16000)), plain(open_audio(x, 16000))
+            rows.append({"recording": name, "speakers": len(ref.speakers), "estimated": len(a.speakers),
+                         "der_estimated": diarization_error_rate(ref, a).der,
+                         "estimated_plain_embeddings": len(b.speakers),
+                         "der_plain_embeddings": diarization_error_rate(ref, b).der})
+            print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def extra_table(extra: Path) -> list[dict]:
+    """DER on recordings outside the corpus: every ``URI.wav`` of ``extra`` with a turn of ``URI`` in one of
+    its ``*.rttm`` files (pyannote.audio's test recordings, for one), count estimated and given."""
+    from s2v_toolkit.diarization import diarization_error_rate, diarize, open_audio, read_rttm
+
+    refs = {}
+    for f in sorted(extra.glob("*.rttm")):
+        r = read_rttm(f)
+        refs.update(r if isinstance(r, dict) else {f.stem: r})
+    rows = []
+    for uri, ref in sorted(refs.items()):
+        if not (extra / f"{uri}.wav").is_file():
+            continue
+        src = open_audio(extra / f"{uri}.wav")
+        x = src.read(0, src.duration)
+        est, given = diarize(x, 16000), diarize(x, 16000, num_speakers=len(ref.speakers))
+        rows.append({"recording": uri, "speakers": len(ref.speakers), "estimated": len(est.speakers),
+                     "der_estimated": diarization_error_rate(ref, est).der,
+                     "der_given": diarization_error_rate(ref, given).der,
+                     "der_one_speaker": diarization_error_rate(ref, one_speaker(x)).der,
+                     "missed": diarization_error_rate(ref, est).missed / max(diarization_error_rate(ref, est).total, 1e-9)})
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def speed(root: Path, minutes: float = 5.0, repeat: int = 3) -> dict:
+    """Real-time factor of ``diarize`` (count estimated) on ``libri4.wav`` repeated to ``minutes``: one
+    warm-up call (model loading, about 1 s once per process), then the median of ``repeat`` timed calls."""
+    from s2v_toolkit.diarization import diarize, open_audio
+
+    src = open_audio(root / "audio" / "libri4.wav")
+    x = src.read(0, src.duration)
+    x = np.tile(x, int(np.ceil(minutes * 60 / src.duration)))[: int(minutes * 60 * 16000)]
+    diarize(x[: 16000 * 10], 16000)
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        diarize(x, 16000)
+        times.append(time.perf_counter() - t0)
+    row = {"audio_seconds": len(x) / 16000, "seconds": times, "rtf": float(np.median(times)) / (len(x) / 16000),
+           "load_average": os.getloadavg()}
+    print(json.dumps(row), flush=True)
+    return row
+
+
 def diarization_table(root: Path) -> list[dict]:
     from s2v_toolkit.diarization import (
         assign_characters,
@@ -143,6 +276,7 @@ def diarization_table(root: Path) -> list[dict]:
     if shutil.which("espeak-ng"):
         recs += synthetic_scenes()
     rows = []
+    diarize(recs[0][1][: 16000 * 10], 16000)  # warm-up: model loading is not part of the real-time factor
     for name, x, ref in recs:
         n_ref = len(ref.speakers)
         t0 = time.perf_counter()
@@ -220,6 +354,7 @@ def main() -> int:
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "corpus_speakers.json"))
     ap.add_argument("--no-faces", action="store_true")
     ap.add_argument("--no-diarization", action="store_true")
+    ap.add_argument("--extra", default=None, help="a folder of URI.wav + RTTM files outside the corpus")
     args = ap.parse_args()
     root = corpus_root(args.corpus)
     if root is None:
@@ -231,6 +366,10 @@ def main() -> int:
     doc = {"load_average": os.getloadavg(), "cpu_count": os.cpu_count()}
     if not args.no_diarization:
         doc["diarization"] = diarization_table(root)
+        doc["channel"] = channel_table(root)
+        doc["speed"] = speed(root)
+        if args.extra:
+            doc["extra"] = extra_table(Path(args.extra))
     if not args.no_faces:
         doc["active_speaker"] = faces_table(root)
     doc["load_average_after"] = os.getloadavg()
