@@ -1,6 +1,7 @@
 """Who speaks, on real material: DER of the embedded diarizer and the active-speaker choice on the corpus.
 
     python bench/bench_corpus_speakers.py [--corpus DIR] [--out bench/results/corpus_speakers.json] [--no-faces]
+                                          [--no-diarization] [--extra DIR]
 
 Reads ``../shared/corpus`` (or ``--corpus`` / ``$S2VT_CORPUS``); nothing from it is copied. Two tables:
 
@@ -13,6 +14,13 @@ with pyannote.metrics): for every corpus recording with a reference RTTM, and tw
 * one speaker: every VAD region one speaker (what a single-voice answer costs);
 * with a cast file (``libri4_cast/*.yaml``): what ``s2vt diarize --cast`` does now (count estimated, at most
   the cast size + 1, voices matched to characters) against the old default (count = cast size).
+
+* microphone changes: scenes built from the ``libri4_cast/`` voice samples (cut at pauses) where readers
+  change microphone from piece to piece (a high shelf of 0, +6, -6 dB above 1 kHz in turn), and the same
+  scenes without the shelves; the count on microphone-averaged embeddings (the default) against plain ones;
+* speed: the real-time factor of ``diarize`` on libri4.wav repeated to 5 minutes (after a warm-up call);
+* ``--extra DIR``: recordings outside the corpus (every ``URI.wav`` with turns of ``URI`` in one of the
+  folder's RTTM files), count estimated and given.
 
 Active speaker (``s2v_toolkit.faces.speaker_for_line`` over the whole clip): every corpus clip with speech
 (VAD) with its own audio (the right face must be chosen), and with an unrelated line (another clip's audio,
