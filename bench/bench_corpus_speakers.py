@@ -123,71 +123,21 @@ def synthetic_scenes():
     return out
 
 
-def _cut_at_pauses(x: np.ndarray, longest: float = 3.5) -> list[np.ndarray]:
-    """Pieces of a voice sample cut at VAD pauses, each up to about ``longest`` seconds of speech."""
-    from s2v_toolkit.diarization import speech_probabilities, speech_regions
-
-    pieces, cur = [], None
-    for a, b in speech_regions(speech_probabilities(x), len(x) / 16000):
-        if cur is None:
-            cur = [a, b]
-        elif b - cur[0] < longest:
-            cur[1] = b
-        else:
-            pieces.append(x[int(cur[0] * 16000):int(cur[1] * 16000)])
-            cur = [a, b]
-    if cur:
-        pieces.append(x[int(cur[0] * 16000):int(cur[1] * 16000)])
-    return pieces
-
-
 def channel_scenes(cast_dir: Path, tilted: bool = True):
-    """Readings built from the LibriSpeech voice samples of ``libri4_cast/`` (cut at pauses, 0.3-0.8 s
-    apart, light noise) where readers change microphone from piece to piece: a high shelf of 0, +6 and
-    -6 dB above 1 kHz in turn (``tilted=False``: the same scenes without the tilts, the control).
-    One reader alone (each of 1998, 2033, 2414, 533), two readers (one of them changing microphone), and
-    all four (every one changing). Reference turns: each piece's VAD extent."""
+    """Readings built from the LibriSpeech voice samples of ``libri4_cast/`` (cut at pauses) where readers
+    change microphone from piece to piece (``s2v_toolkit.diarization.synthetic.microphone_change_scenes``:
+    a high shelf of 0, +6 and -6 dB above 1 kHz in turn; ``tilted=False``: without, the control).
+    Readers: the four with the most speech in their samples (1998, 2033, 2414 and 533, the cast's fifth
+    voice; 3331 has 6 s)."""
     import soundfile as sf
 
-    from s2v_toolkit.diarization import SpeakerTurn, SpeakerTurns
-    from s2v_toolkit.diarization.synthetic import microphone_tilt
+    from s2v_toolkit.diarization.synthetic import cut_at_pauses, microphone_change_scenes
 
-    def pieces(spk):
-        out = []
-        for f in sorted(cast_dir.glob(f"{spk}_*.flac")):
-            out += _cut_at_pauses(sf.read(f, dtype="float32")[0])
-        return out
-
-    def build(name, plan, seed):
-        rng, pools = np.random.default_rng(seed), {}
-        sig, turns, t = [np.zeros(8000, np.float32)], [], 0.5
-        for spk, tilt in plan:
-            pool = pools.setdefault(spk, pieces(spk))
-            if not pool:
-                continue
-            x = pool.pop(0)
-            x = microphone_tilt(x, tilt) if tilt and tilted else x
-            turns.append(SpeakerTurn(t, t + len(x) / 16000, f"spk{spk}"))
-            gap = rng.uniform(0.3, 0.8)
-            sig += [x, np.zeros(int(gap * 16000), np.float32)]
-            t += len(x) / 16000 + gap
-        y = np.concatenate(sig)
-        y += np.random.default_rng(seed).normal(0, 0.002, len(y)).astype(np.float32)
-        return name + ("" if tilted else " (no tilt)"), y, SpeakerTurns(turns, name, len(y) / 16000)
-
-    tilts = [0.0, 6.0, -6.0]
-    out = []
-    for spk in ["1998", "2033", "2414", "533"]:
-        if not list(cast_dir.glob(f"{spk}_*.flac")):
-            return []
-        out.append(build(f"reader {spk}, 3 microphones", [(spk, tilts[i % 3]) for i in range(12)], 1))
-    out.append(build("2414 (3 microphones) + 533", [(s, tilts[i % 3] if s == "2414" else 0.0)
-                                                  for i, s in enumerate(["2414", "533"] * 6)], 2))
-    out.append(build("1998 (3 microphones) + 2033", [(s, tilts[(i // 2) % 3] if s == "1998" else 0.0)
-                                                   for i, s in enumerate(["1998", "2033"] * 6)], 3))
-    out.append(build("4 readers, all changing microphone", [(s, tilts[i % 3]) for i, s in
-                                                            enumerate(["1998", "2033", "2414", "533"] * 4)], 4))
-    return out
+    pieces: dict[str, list] = {}
+    for f in sorted(cast_dir.glob("*_*.flac")):
+        x, rate = sf.read(f, dtype="float32")
+        pieces.setdefault(f.stem.split("_")[0], []).extend(cut_at_pauses(x, rate))
+    return microphone_change_scenes(pieces, tilted)
 
 
 def channel_table(root: Path) -> list[dict]:

@@ -101,3 +101,28 @@ def test_voice_left_out_of_the_cast_is_unknown(libri4):
                 continue  # the VAD missed most of this turn: nothing to name
             expected = UNKNOWN if reader[r.speaker] == left_out else reader[r.speaker]
             assert max(share, key=share.get) == expected, (left_out, r, share)
+
+
+def test_microphone_changes_do_not_change_the_count():
+    """Real voices (libri4_cast's samples, cut at pauses) whose readers change microphone from piece to piece
+    (a high shelf of 0, +6, -6 dB above 1 kHz): each scene gets the count the same scene gets without the
+    microphone changes, within +-1 of its readers. The truth is the construction itself: which reader's
+    pieces went in."""
+    import soundfile as sf
+
+    from s2v_toolkit.diarization import diarize
+    from s2v_toolkit.diarization.synthetic import cut_at_pauses, microphone_change_scenes
+
+    cast_dir = corpus_dir() / "audio" / "libri4_cast"
+    if not cast_dir.is_dir():
+        pytest.skip("no libri4_cast in the corpus")
+    pieces: dict[str, list] = {}
+    for f in sorted(cast_dir.glob("*_*.flac")):
+        x, rate = sf.read(f, dtype="float32")
+        pieces.setdefault(f.stem.split("_")[0], []).extend(cut_at_pauses(x, rate))
+    tilted, control = microphone_change_scenes(pieces), microphone_change_scenes(pieces, tilted=False)
+    assert len(tilted) == 7
+    for (name, x, ref), (_, y, _) in zip(tilted, control):
+        found, without = len(diarize(x, 16000).speakers), len(diarize(y, 16000).speakers)
+        assert found == without, (name, found, without)
+        assert abs(found - len(ref.speakers)) <= 1, (name, found, ref.speakers)
