@@ -148,10 +148,22 @@ def channel_table(root: Path) -> list[dict]:
     cast_dir = root / "audio" / "libri4_cast"
     if not cast_dir.is_dir():
         return []
+    from s2v_toolkit.diarization import read_rttm
+    from s2v_toolkit.diarization.synthetic import microphone_changes_in_turns
+
     plain, robust = EmbeddedDiarizer(EmbeddedConfig(count_tilts_db=())), EmbeddedDiarizer()
+    scenes = []
+    if (root / "audio" / "libri4.rttm").is_file():  # the real conversation, one reader's turns (or all) tilted
+        src = open_audio(root / "audio" / "libri4.wav")
+        x = src.read(0, src.duration)
+        ref = read_rttm(root / "audio" / "libri4.rttm")
+        ref = next(iter(ref.values())) if isinstance(ref, dict) else ref
+        for who in ref.speakers + [None]:
+            scenes.append((f"libri4.wav, {who or 'every reader'}'s turns through 3 microphones",
+                           microphone_changes_in_turns(x, ref, who), ref))
     rows = []
     for tilted in (True, False):
-        for name, x, ref in channel_scenes(cast_dir, tilted):
+        for name, x, ref in (scenes if tilted else []) + channel_scenes(cast_dir, tilted):
             a, b = robust(open_audio(x, 16000)), plain(open_audio(x, 16000))
             rows.append({"recording": name, "speakers": len(ref.speakers), "estimated": len(a.speakers),
                          "der_estimated": diarization_error_rate(ref, a).der,

@@ -113,3 +113,20 @@ def microphone_change_scenes(pieces: dict[str, list[np.ndarray]], tilted: bool =
         out.append(build("4 readers, all changing microphone", [(s, tilts[i % 3]) for i, s in
                                                                 enumerate(readers * 4)], 4))
     return out
+
+
+def microphone_changes_in_turns(samples: np.ndarray, turns, speaker: str | None = None,
+                                sample_rate: int = 16000) -> np.ndarray:
+    """A copy of a conversation where ``speaker``'s turns (every speaker's with ``None``) go through the
+    microphones of ``MICROPHONES_DB`` in turn, one microphone per turn (``turns``: its reference turns)."""
+    out = np.asarray(samples, dtype=np.float32).copy()
+    k = 0
+    for t in sorted(turns, key=lambda u: u.start):
+        if speaker is not None and t.speaker != speaker:
+            continue
+        tilt = MICROPHONES_DB[k % len(MICROPHONES_DB)]
+        k += 1
+        a, b = int(round(t.start * sample_rate)), int(round(t.end * sample_rate))
+        if tilt and b > a:
+            out[a:b] = microphone_tilt(samples[a:b], tilt, sample_rate)
+    return out

@@ -78,3 +78,22 @@ def test_two_voices_one_changing_microphone_stay_two():
         pieces += [microphone_tilt(x, tilt, SR) if tilt else x, np.zeros(SR // 2, np.float32)]
     result = EmbeddedDiarizer()(open_audio(np.concatenate(pieces), SR))
     assert len(result.speakers) == 2, result.speakers
+
+
+def test_microphone_changes_in_turns_touch_only_that_speakers_turns():
+    from s2v_toolkit.diarization import SpeakerTurn
+    from s2v_toolkit.diarization.synthetic import microphone_changes_in_turns
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(0, 0.1, SR * 6).astype(np.float32)
+    turns = [SpeakerTurn(0.0, 1.0, "a"), SpeakerTurn(1.0, 2.0, "b"), SpeakerTurn(2.0, 3.0, "a"),
+             SpeakerTurn(3.0, 4.0, "a"), SpeakerTurn(4.0, 5.0, "b")]
+    y = microphone_changes_in_turns(x, turns, "a", SR)
+    same = lambda a, b: np.array_equal(x[int(a * SR):int(b * SR)], y[int(a * SR):int(b * SR)])
+    # a's turns get 0, +6, -6 dB in turn; b's turns and the tail are untouched
+    assert same(0, 1) and same(1, 2) and same(4, 6)
+
+    def hi(v, a, b):  # power above 4 kHz of v[a:b] (1 s pieces: rfft bins are 1 Hz apart)
+        return float((np.abs(np.fft.rfft(v[int(a * SR):int(b * SR)]))[4000:] ** 2).sum())
+
+    assert hi(y, 2, 3) > 2 * hi(x, 2, 3) and hi(y, 3, 4) < 0.5 * hi(x, 3, 4)
