@@ -4,7 +4,9 @@ windows -> clustering -> frame labels -> smoothed, non-overlapping speaker turns
 Everything it needs ships in this package (``weights/``); nothing is downloaded. Two passes over the
 audio keep memory bounded for long files: the VAD pass reads blocks of ``block_seconds``; the embedding
 pass reads each speech region (in pieces of at most ``block_seconds``) and keeps only one 256-d vector per
-window. Overlapping speech is not detected: each moment goes to the speaker whose voice dominates it.
+window. The speaker count is estimated on embeddings averaged over microphone tilts (the encoder hears the
+channel); windows where two voices mix (overlap) are kept out of the speaker centroids; each moment still
+goes to the one speaker whose voice dominates it (turns never overlap).
 """
 
 from __future__ import annotations
@@ -226,7 +228,7 @@ class EmbeddedDiarizer:
         count = num_speakers
         if count is None and cfg.count_tilts_db:
             count = _channel_robust_count(source, windows, embeddings, weights, reliable, self.encoder, cfg,
-                                          min_speakers, max_speakers)
+                                          min_speakers, max_speakers, progress)
         labels = cluster_embeddings(embeddings, count, min_speakers or 1, max_speakers, weights=weights,
                                     min_speaker_seconds=cfg.min_speaker_seconds,
                                     reliable=reliable)
@@ -234,7 +236,7 @@ class EmbeddedDiarizer:
         info["count"] = "given" if num_speakers is not None else "estimated (voice prints; docs/diarization.md)"
         # overlap: windows where two voices mix (overlapped speech, a change of speaker inside the window)
         # are kept out of the speaker centroids, so the posteriors of every window compare it with clean
-        # voices; they still vote for their frames, where the clean windows around them outweigh them
+        # voices; the mixed windows still vote for their own frames
         mixed = mixed_windows(embeddings, labels, weights)
         clean = weights * ~mixed
         for c in range(k):  # a speaker heard only in mixed windows keeps them
@@ -275,7 +277,7 @@ class EmbeddedDiarizer:
 
 def _channel_robust_count(source: AudioSource, windows, embeddings: np.ndarray, weights: np.ndarray,
                           reliable: np.ndarray, encoder: VoiceEncoder, cfg: EmbeddedConfig,
-                          min_speakers: int | None, max_speakers: int | None) -> int:
+                          min_speakers: int | None, max_speakers: int | None, progress=False) -> int:
     """The speaker count, estimated on embeddings that average each window over microphone tilts.
 
     The voice encoder hears the channel: one reader whose utterances alternate between microphone tilts
@@ -296,7 +298,8 @@ def _channel_robust_count(source: AudioSource, windows, embeddings: np.ndarray, 
     others = tuple(t for t in cfg.count_tilts_db if t != 0.0)
     total = embeddings[idx].astype(np.float64) * (len(cfg.count_tilts_db) - len(others))
     for t in others:
-        total += embed_windows(source, [windows[i] for i in idx], encoder, cfg.block_seconds, tilts_db=(t,))
+        total += embed_windows(source, [windows[i] for i in idx], encoder, cfg.block_seconds, progress,
+                               tilts_db=(t,))
     k, _ = estimate_speaker_count(total, min_speakers or 1, max_speakers, weights[idx] * stride,
                                   cfg.min_speaker_seconds)
     return k
