@@ -23,6 +23,7 @@ def _window(rng, voice, spread):
 
 
 def test_blends_of_two_voices_are_mixed_and_pure_windows_are_not():
+    """Windows blending voices a and b (30-70 %) are mixed; windows of one voice are not."""
     rng = np.random.default_rng(0)
     (a, b, c), spread = _voices(rng, 3)
     pure = [_window(rng, v, spread) for v in (a, b, c) for _ in range(30)]
@@ -64,8 +65,9 @@ def test_estimated_count_groups_windows_like_the_given_count():
 
 @needs_espeak
 def test_overlapped_speech_is_found_and_turns_stay_exclusive():
-    """Two voices whose lines overlap by 0.4 s every other change (pauses of 0.5 s between): the windows over the overlaps are found as mixed, both voices
-    are counted, and the turns still never overlap (one character per moment for lip-sync)."""
+    """Two voices whose lines overlap by 0.4 s every other change (pauses of 0.5 s between): windows over
+    the overlaps are found as mixed, while the same lines with pauses everywhere give none; both voices
+    are counted, and the turns never overlap (one character per moment for lip-sync)."""
     from s2v_toolkit.diarization import diarize
 
     lines = [("ann", "Where were you last night"), ("bob", "I was at the harbour watching the boats come in"),
@@ -73,15 +75,20 @@ def test_overlapped_speech_is_found_and_turns_stay_exclusive():
              ("ann", "Then who left the gate open"), ("bob", "Maybe the wind did it"),
              ("ann", "The wind does not carry keys"), ("bob", "Fine. I went back for my coat")]
     pieces = [say(who, text) for who, text in lines]
-    starts, t = [], 0.5
-    for i, x in enumerate(pieces):
-        starts.append(t)
-        t += len(x) / SR + (-0.4 if i % 2 == 0 else 0.5)  # Bob starts 0.4 s before Ann ends
-    signal = np.zeros(int((t + 1.0) * SR), np.float32)
-    for s, x in zip(starts, pieces):
-        signal[int(s * SR):int(s * SR) + len(x)] += x
-    result = diarize(signal, SR)
-    assert len(result.speakers) == 2
-    assert result.info["mixed_windows"] >= 2
-    turns = sorted(result, key=lambda u: u.start)
+
+    def scene(overlap: bool):
+        starts, t = [], 0.5
+        for i, x in enumerate(pieces):
+            starts.append(t)
+            t += len(x) / SR + (-0.4 if overlap and i % 2 == 0 else 0.5)  # Bob starts 0.4 s before Ann ends
+        signal = np.zeros(int((t + 1.0) * SR), np.float32)
+        for s, x in zip(starts, pieces):
+            signal[int(s * SR):int(s * SR) + len(x)] += x
+        return diarize(signal, SR)
+
+    overlapped, apart = scene(True), scene(False)
+    assert len(overlapped.speakers) == 2 and len(apart.speakers) == 2
+    assert apart.info["mixed_windows"] == 0
+    assert overlapped.info["mixed_windows"] >= 2
+    turns = sorted(overlapped, key=lambda u: u.start)
     assert all(a.end <= b.start + 1e-9 for a, b in zip(turns, turns[1:]))
