@@ -233,7 +233,9 @@ class EmbeddedDiarizer:
                                     min_speaker_seconds=cfg.min_speaker_seconds,
                                     reliable=reliable)
         k = int(labels.max()) + 1
-        info["count"] = "given" if num_speakers is not None else "estimated (voice prints; docs/diarization.md)"
+        info["count"] = ("given" if num_speakers is not None else
+                         "estimated (voice prints" + (", microphone-averaged embeddings" if cfg.count_tilts_db else "")
+                         + "; docs/diarization.md)")
         # overlap: windows where two voices mix (overlapped speech, a change of speaker inside the window)
         # are kept out of the speaker centroids, so the posteriors of every window compare it with clean
         # voices; the mixed windows still vote for their own frames
