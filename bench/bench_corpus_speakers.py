@@ -1,6 +1,7 @@
 """Who speaks, on real material: DER of the embedded diarizer and the active-speaker choice on the corpus.
 
     python bench/bench_corpus_speakers.py [--corpus DIR] [--out bench/results/corpus_speakers.json] [--no-faces]
+                                          [--no-diarization] [--extra DIR]
 
 Reads ``../shared/corpus`` (or ``--corpus`` / ``$S2VT_CORPUS``); nothing from it is copied. Two tables:
 
@@ -13,6 +14,13 @@ with pyannote.metrics): for every corpus recording with a reference RTTM, and tw
 * one speaker: every VAD region one speaker (what a single-voice answer costs);
 * with a cast file (``libri4_cast/*.yaml``): what ``s2vt diarize --cast`` does now (count estimated, at most
   the cast size + 1, voices matched to characters) against the old default (count = cast size).
+
+* microphone changes: scenes built from the ``libri4_cast/`` voice samples (cut at pauses) where readers
+  change microphone from piece to piece (a high shelf of 0, +6, -6 dB above 1 kHz in turn), and the same
+  scenes without the shelves; the count on microphone-averaged embeddings (the default) against plain ones;
+* speed: the real-time factor of ``diarize`` on libri4.wav repeated to 5 minutes (after a warm-up call);
+* ``--extra DIR``: recordings outside the corpus (every ``URI.wav`` with turns of ``URI`` in one of the
+  folder's RTTM files), count estimated and given.
 
 Active speaker (``s2v_toolkit.faces.speaker_for_line`` over the whole clip): every corpus clip with speech
 (VAD) with its own audio (the right face must be chosen), and with an unrelated line (another clip's audio,
@@ -115,6 +123,101 @@ def synthetic_scenes():
     return out
 
 
+def channel_scenes(cast_dir: Path, tilted: bool = True):
+    """Readings built from the LibriSpeech voice samples of ``libri4_cast/`` (cut at pauses) where readers
+    change microphone from piece to piece (``s2v_toolkit.diarization.synthetic.microphone_change_scenes``:
+    a high shelf of 0, +6 and -6 dB above 1 kHz in turn; ``tilted=False``: without, the control).
+    Readers: the four with the most speech in their samples (1998, 2033, 2414 and 533, the cast's fifth
+    voice; 3331 has 6 s)."""
+    import soundfile as sf
+
+    from s2v_toolkit.diarization.synthetic import cut_at_pauses, microphone_change_scenes
+
+    pieces: dict[str, list] = {}
+    for f in sorted(cast_dir.glob("*_*.flac")):
+        x, rate = sf.read(f, dtype="float32")
+        pieces.setdefault(f.stem.split("_")[0], []).extend(cut_at_pauses(x, rate))
+    return microphone_change_scenes(pieces, tilted)
+
+
+def channel_table(root: Path) -> list[dict]:
+    """Counts on the channel scenes: the default (count on tilt-averaged embeddings) against the plain
+    embeddings (``EmbeddedConfig(count_tilts_db=())``), with and without the microphone changes."""
+    from s2v_toolkit.diarization import EmbeddedConfig, EmbeddedDiarizer, diarization_error_rate, open_audio
+
+    cast_dir = root / "audio" / "libri4_cast"
+    if not cast_dir.is_dir():
+        return []
+    from s2v_toolkit.diarization import read_rttm
+    from s2v_toolkit.diarization.synthetic import microphone_changes_in_turns
+
+    plain, robust = EmbeddedDiarizer(EmbeddedConfig(count_tilts_db=())), EmbeddedDiarizer()
+    scenes = []
+    if (root / "audio" / "libri4.rttm").is_file():  # the real conversation, one reader's turns (or all) tilted
+        src = open_audio(root / "audio" / "libri4.wav")
+        x = src.read(0, src.duration)
+        ref = read_rttm(root / "audio" / "libri4.rttm")
+        ref = next(iter(ref.values())) if isinstance(ref, dict) else ref
+        for who in ref.speakers + [None]:
+            scenes.append((f"libri4.wav, {who or 'every reader'}'s turns through 3 microphones",
+                           microphone_changes_in_turns(x, ref, who), ref))
+    rows = []
+    for tilted in (True, False):
+        for name, x, ref in (scenes if tilted else []) + channel_scenes(cast_dir, tilted):
+            a, b = robust(open_audio(x, 16000)), plain(open_audio(x, 16000))
+            rows.append({"recording": name, "speakers": len(ref.speakers), "estimated": len(a.speakers),
+                         "der_estimated": diarization_error_rate(ref, a).der,
+                         "estimated_plain_embeddings": len(b.speakers),
+                         "der_plain_embeddings": diarization_error_rate(ref, b).der})
+            print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def extra_table(extra: Path) -> list[dict]:
+    """DER on recordings outside the corpus: every ``URI.wav`` of ``extra`` with a turn of ``URI`` in one of
+    its ``*.rttm`` files (pyannote.audio's test recordings, for one), count estimated and given."""
+    from s2v_toolkit.diarization import diarization_error_rate, diarize, open_audio, read_rttm
+
+    refs = {}
+    for f in sorted(extra.glob("*.rttm")):
+        r = read_rttm(f)
+        refs.update(r if isinstance(r, dict) else {f.stem: r})
+    rows = []
+    for uri, ref in sorted(refs.items()):
+        if not (extra / f"{uri}.wav").is_file():
+            continue
+        src = open_audio(extra / f"{uri}.wav")
+        x = src.read(0, src.duration)
+        est, given = diarize(x, 16000), diarize(x, 16000, num_speakers=len(ref.speakers))
+        rows.append({"recording": uri, "speakers": len(ref.speakers), "estimated": len(est.speakers),
+                     "der_estimated": diarization_error_rate(ref, est).der,
+                     "der_given": diarization_error_rate(ref, given).der,
+                     "der_one_speaker": diarization_error_rate(ref, one_speaker(x)).der,
+                     "missed": diarization_error_rate(ref, est).missed / max(diarization_error_rate(ref, est).total, 1e-9)})
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def speed(root: Path, minutes: float = 5.0, repeat: int = 3) -> dict:
+    """Real-time factor of ``diarize`` (count estimated) on ``libri4.wav`` repeated to ``minutes``: one
+    warm-up call (model loading, about 1 s once per process), then the median of ``repeat`` timed calls."""
+    from s2v_toolkit.diarization import diarize, open_audio
+
+    src = open_audio(root / "audio" / "libri4.wav")
+    x = src.read(0, src.duration)
+    x = np.tile(x, int(np.ceil(minutes * 60 / src.duration)))[: int(minutes * 60 * 16000)]
+    diarize(x[: 16000 * 10], 16000)
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        diarize(x, 16000)
+        times.append(time.perf_counter() - t0)
+    row = {"audio_seconds": len(x) / 16000, "seconds": times, "rtf": float(np.median(times)) / (len(x) / 16000),
+           "load_average": os.getloadavg()}
+    print(json.dumps(row), flush=True)
+    return row
+
+
 def diarization_table(root: Path) -> list[dict]:
     from s2v_toolkit.diarization import (
         assign_characters,
@@ -143,6 +246,7 @@ def diarization_table(root: Path) -> list[dict]:
     if shutil.which("espeak-ng"):
         recs += synthetic_scenes()
     rows = []
+    diarize(recs[0][1][: 16000 * 10], 16000)  # warm-up: model loading is not part of the real-time factor
     for name, x, ref in recs:
         n_ref = len(ref.speakers)
         t0 = time.perf_counter()
@@ -220,6 +324,7 @@ def main() -> int:
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "corpus_speakers.json"))
     ap.add_argument("--no-faces", action="store_true")
     ap.add_argument("--no-diarization", action="store_true")
+    ap.add_argument("--extra", default=None, help="a folder of URI.wav + RTTM files outside the corpus")
     args = ap.parse_args()
     root = corpus_root(args.corpus)
     if root is None:
@@ -231,6 +336,10 @@ def main() -> int:
     doc = {"load_average": os.getloadavg(), "cpu_count": os.cpu_count()}
     if not args.no_diarization:
         doc["diarization"] = diarization_table(root)
+        doc["channel"] = channel_table(root)
+        doc["speed"] = speed(root)
+        if args.extra:
+            doc["extra"] = extra_table(Path(args.extra))
     if not args.no_faces:
         doc["active_speaker"] = faces_table(root)
     doc["load_average_after"] = os.getloadavg()

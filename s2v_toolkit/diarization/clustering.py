@@ -185,6 +185,42 @@ def estimate_speaker_count(embeddings: np.ndarray, min_speakers: int = 1, max_sp
     return int(labels.max()) + 1, labels
 
 
+MIXED_GAIN = 0.01  # cosine a window gains when two speakers' prints explain it instead of one
+
+
+def mixed_windows(embeddings: np.ndarray, labels: np.ndarray, weights: np.ndarray | None = None,
+                  min_gain: float = MIXED_GAIN) -> np.ndarray:
+    """Windows that hold two voices (overlapped speech, or a change of speaker inside the window).
+
+    A window of one voice sits near its speaker's print (the weighted mean of the speaker's raw window
+    embeddings); a window where two voices mix lies *between* two prints: a non-negative combination of
+    its two nearest prints explains it better (cosine to its projection on their plane, minus cosine to
+    the nearest print, above ``min_gain``) than the nearest alone. Raw embeddings, not centred ones: with
+    two speakers, centring puts their centroids nearly opposite, and the plane of two nearly opposite
+    vectors fits any window's noise (half the windows of a clean two-voice espeak-ng dialogue came out
+    mixed). On the corpus conversations the gain was at most 0.005 for 90 % of the windows of one
+    reference speaker, and for windows of two: median 0.022 (libri4), 75th percentile 0.010 (espeak-ng
+    similar voices), 90th percentile 0.013 (pyannote's sample): few false alarms, part of the overlap
+    found. Returns a boolean per row; all False with fewer than two speakers."""
+    labels = np.asarray(labels)
+    n = len(labels)
+    k = int(labels.max()) + 1 if n else 0
+    if k < 2:
+        return np.zeros(n, dtype=bool)
+    x = _normalize(np.asarray(embeddings, dtype=np.float64))
+    w = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
+    prints = centroids_of(x, labels, k, w)
+    sims = x @ prints.T
+    order = np.argsort(-sims, axis=1)
+    rows = np.arange(n)
+    pa, pb = sims[rows, order[:, 0]], sims[rows, order[:, 1]]
+    g = np.einsum("ij,ij->i", prints[order[:, 0]], prints[order[:, 1]])  # cosine between the two prints
+    det = np.maximum(1.0 - g * g, 1e-9)
+    ca, cb = (pa - g * pb) / det, (pb - g * pa) / det  # least-squares coefficients on the two prints
+    projected = np.sqrt(np.maximum(pa * ca + pb * cb, 0.0))  # length of the projection (rows are unit)
+    return (ca > 0) & (cb > 0) & (projected - pa > min_gain)
+
+
 def cluster_embeddings(embeddings: np.ndarray, num_speakers: int | None = None, min_speakers: int = 1,
                        max_speakers: int | None = None, weights: np.ndarray | None = None,
                        min_speaker_seconds: float = MIN_SPEAKER_SECONDS,
@@ -221,10 +257,14 @@ def cluster_embeddings(embeddings: np.ndarray, num_speakers: int | None = None, 
             return np.zeros(n, dtype=np.int64)
         labels = _agglomerate(centred[core], k, 0.0, max_points)
     else:
-        k, labels = estimate_speaker_count(x[core], min_speakers, max_speakers, w[core], min_speaker_seconds,
-                                           max_points=max_points)
+        k, _ = estimate_speaker_count(x[core], min_speakers, max_speakers, w[core], min_speaker_seconds,
+                                      max_points=max_points)
         if k == 1:
             return np.zeros(n, dtype=np.int64)
+        # the estimate decides how many voices; the grouping into them is the one a given count gets (average
+        # linkage on centred embeddings). The estimator's own groups come from merging voice prints one pair
+        # at a time, which mixes up alike voices more (espeak-ng similar-voice scene: DER 0.285 -> 0.200)
+        labels = _agglomerate(centred[core], k, 0.0, max_points)
     labels = _refine(centred[core], labels, k, w[core], refine_rounds)
     everyone = np.argmax(centred @ centroids_of(centred[core], labels, k, w[core]).T, axis=1)
     return _relabel_by_size(everyone)

@@ -4,7 +4,9 @@ windows -> clustering -> frame labels -> smoothed, non-overlapping speaker turns
 Everything it needs ships in this package (``weights/``); nothing is downloaded. Two passes over the
 audio keep memory bounded for long files: the VAD pass reads blocks of ``block_seconds``; the embedding
 pass reads each speech region (in pieces of at most ``block_seconds``) and keeps only one 256-d vector per
-window. Overlapping speech is not detected: each moment goes to the speaker whose voice dominates it.
+window. The speaker count is estimated on embeddings averaged over microphone tilts (the encoder hears the
+channel); windows where two voices mix (overlap) are kept out of the speaker centroids; each moment still
+goes to the one speaker whose voice dominates it (turns never overlap).
 """
 
 from __future__ import annotations
@@ -18,12 +20,15 @@ from s2v_toolkit.diarization.clustering import (
     MIN_SPEAKER_SECONDS,
     centroids_of,
     cluster_embeddings,
+    estimate_speaker_count,
+    mixed_windows,
 )
 from s2v_toolkit.diarization.embedding import SAMPLE_RATE, VoiceEncoder
 from s2v_toolkit.diarization.turns import SpeakerTurn, SpeakerTurns
 from s2v_toolkit.diarization.vad import VADConfig, SileroVAD, speech_regions
 
 FRAME = 0.01  # label resolution, seconds
+COUNT_ALL_WINDOWS = 20  # up to twice this many full-length windows, the channel-robust count uses all
 
 
 @dataclass
@@ -40,6 +45,8 @@ class EmbeddedConfig:
     min_turn: float = 0.4  # shorter turns inside a speech region join a neighbour
     merge_gap: float = 0.0  # same-speaker turns this close are joined across the pause (0: keep pauses)
     block_seconds: float = 60.0  # audio read per step (memory bound)
+    # count estimated: on embeddings averaged over these microphone tilts (dB above 1 kHz); () for plain ones
+    count_tilts_db: tuple[float, ...] = (-6.0, 0.0, 6.0)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -95,8 +102,11 @@ def _windows(regions: list[tuple[float, float]], window: float, step: float) -> 
 
 
 def embed_windows(source: AudioSource, windows: list[tuple[float, float]], encoder: VoiceEncoder,
-                  block_seconds: float = 60.0, progress=False) -> np.ndarray:
-    """Embeddings of (start, end) windows, reading the audio in spans of about ``block_seconds``."""
+                  block_seconds: float = 60.0, progress=False, tilts_db: tuple[float, ...] = ()) -> np.ndarray:
+    """Embeddings of (start, end) windows, reading the audio in spans of about ``block_seconds``.
+
+    With ``tilts_db``, each window's embedding is the mean (normalised) of its embeddings as heard through
+    each of those microphone tilts (:func:`~s2v_toolkit.diarization.embedding.tilt_gains`)."""
     out = np.zeros((len(windows), encoder.dim), dtype=np.float32)
     bar = _Progress(progress, len(windows), "speaker embeddings", "window")
     i = 0
@@ -108,7 +118,11 @@ def embed_windows(source: AudioSource, windows: list[tuple[float, float]], encod
         audio = source.read(span0, span1 - span0)
         pieces = [audio[int(round((a - span0) * SAMPLE_RATE)):int(round((b - span0) * SAMPLE_RATE))]
                   for a, b in windows[i:j]]
-        out[i:j] = encoder.embed(pieces)
+        if tilts_db:
+            total = sum(encoder.embed(pieces, tilt_db=t) for t in tilts_db)
+            out[i:j] = total / np.maximum(np.linalg.norm(total, axis=1, keepdims=True), 1e-12)
+        else:
+            out[i:j] = encoder.embed(pieces)
         bar.update(j - i)
         i = j
     bar.close()
@@ -198,7 +212,8 @@ class EmbeddedDiarizer:
         cfg = self.config
         info = {"vad": "silero-vad 6.2.3 (v6, 16 kHz)", "embedding": self.encoder.name, "config": cfg.to_dict(),
                 "num_speakers": num_speakers, "min_speakers": min_speakers, "max_speakers": max_speakers,
-                "overlap": "not detected: overlapped speech goes to the dominant voice"}
+                "overlap": "windows of two voices detected and kept out of the speaker centroids; turns stay "
+                           "exclusive: overlapped speech goes to the dominant voice"}
         regions = detect_speech(source, cfg.vad, cfg.block_seconds, progress)
         info["speech_seconds"] = round(sum(b - a for a, b in regions), 3)
         result = SpeakerTurns([], source.name, source.duration, self.name, info)
@@ -210,12 +225,27 @@ class EmbeddedDiarizer:
         embeddings = embed_windows(source, windows, self.encoder, cfg.block_seconds, progress)
         weights = _speech_shares(windows, regions)
         reliable = np.array([b - a >= cfg.min_window for a, b in windows])
-        labels = cluster_embeddings(embeddings, num_speakers, min_speakers or 1, max_speakers, weights=weights,
+        count = num_speakers
+        if count is None and cfg.count_tilts_db:
+            count = _channel_robust_count(source, windows, embeddings, weights, reliable, self.encoder, cfg,
+                                          min_speakers, max_speakers, progress)
+        labels = cluster_embeddings(embeddings, count, min_speakers or 1, max_speakers, weights=weights,
                                     min_speaker_seconds=cfg.min_speaker_seconds,
                                     reliable=reliable)
         k = int(labels.max()) + 1
-        info["count"] = "given" if num_speakers is not None else "estimated (voice prints; docs/diarization.md)"
-        centroids = centroids_of(embeddings.astype(np.float64), labels, k, weights)
+        info["count"] = ("given" if num_speakers is not None else
+                         "estimated (voice prints" + (", microphone-averaged embeddings" if cfg.count_tilts_db else "")
+                         + "; docs/diarization.md)")
+        # overlap: windows where two voices mix (overlapped speech, a change of speaker inside the window)
+        # are kept out of the speaker centroids, so the posteriors of every window compare it with clean
+        # voices; the mixed windows still vote for their own frames
+        mixed = mixed_windows(embeddings, labels, weights)
+        clean = weights * ~mixed
+        for c in range(k):  # a speaker heard only in mixed windows keeps them
+            if clean[labels == c].sum() <= 0:
+                clean[labels == c] = weights[labels == c]
+        info["mixed_windows"] = int(mixed.sum())
+        centroids = centroids_of(embeddings.astype(np.float64), labels, k, clean)
         posteriors = _posteriors(embeddings @ centroids.T, cfg.temperature, other=1.0 - cfg.threshold)
 
         n_frames = int(np.ceil(source.duration / FRAME)) + 1
@@ -245,6 +275,36 @@ class EmbeddedDiarizer:
         result.speaker_embeddings = {order[str(c)]: centroids[c].astype(np.float32) for c in range(k)
                                      if str(c) in order}
         return result
+
+
+def _channel_robust_count(source: AudioSource, windows, embeddings: np.ndarray, weights: np.ndarray,
+                          reliable: np.ndarray, encoder: VoiceEncoder, cfg: EmbeddedConfig,
+                          min_speakers: int | None, max_speakers: int | None, progress=False) -> int:
+    """The speaker count, estimated on embeddings that average each window over microphone tilts.
+
+    The voice encoder hears the channel: one reader whose utterances alternate between microphone tilts
+    of +-6 dB above 1 kHz came out as 2-3 speakers. Averaging a window's embeddings as heard through tilts
+    of -6, 0 and +6 dB (``cfg.count_tilts_db``) makes the average nearly the same for the same voice
+    through any of those microphones, while voices stay apart (each term is the voice's own embedding):
+    with it the tilted readers counted as the untilted ones did, and the corpus conversations kept their
+    counts. Flattening each window's spectrum instead erased what separates alike voices (pyannote's real
+    sample became one speaker). The grouping into that many speakers still uses the plain embeddings.
+    To bound the cost (each tilt is one more pass of the encoder), the count uses every other full-length
+    window when there are more than ``2 * COUNT_ALL_WINDOWS`` of them, each then standing for twice the
+    speech."""
+    idx = np.flatnonzero(reliable)
+    if len(idx) < max(4, 2 * (min_speakers or 1)):
+        idx = np.arange(len(windows))
+    stride = 2 if len(idx) > 2 * COUNT_ALL_WINDOWS else 1
+    idx = idx[::stride]
+    others = tuple(t for t in cfg.count_tilts_db if t != 0.0)
+    total = embeddings[idx].astype(np.float64) * (len(cfg.count_tilts_db) - len(others))
+    for t in others:
+        total += embed_windows(source, [windows[i] for i in idx], encoder, cfg.block_seconds, progress,
+                               tilts_db=(t,))
+    k, _ = estimate_speaker_count(total, min_speakers or 1, max_speakers, weights[idx] * stride,
+                                  cfg.min_speaker_seconds)
+    return k
 
 
 def _merge_gaps(turns: list[SpeakerTurn], gap: float) -> list[SpeakerTurn]:

@@ -16,6 +16,7 @@ each piece to that level (both ways: a mel power front end is not level-invarian
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -58,23 +59,36 @@ def mel_filterbank(sr: int = SAMPLE_RATE, n_fft: int = N_FFT, n_mels: int = N_ME
 
 
 _FILTERS = None
+_WINDOW = None
 
 
 def mel_frames(samples: np.ndarray) -> np.ndarray:
     """(frames, 40) float32 mel power spectrogram, frame i centred on sample i * 160: the same numbers as
-    Resemblyzer's ``librosa.feature.melspectrogram`` call (periodic Hann window, zero-padded centring),
-    computed here with numpy because importing ``librosa.feature`` costs seconds."""
-    global _FILTERS
+    Resemblyzer's ``librosa.feature.melspectrogram`` call (periodic Hann window, zero-padded centring).
+    Computed with ``torch.stft`` (single precision, 1e-6 of librosa's float64 result): importing
+    ``librosa.feature`` costs seconds, and numpy's FFT and matrix product took about half of the embedded
+    backend's time on 2 cores (10-20 times slower than torch for these small frames)."""
+    import torch
+
+    global _FILTERS, _WINDOW
     if _FILTERS is None:
-        _FILTERS = mel_filterbank()
-    x = np.pad(np.asarray(samples, dtype=np.float32), N_FFT // 2)
-    n = 1 + (len(x) - N_FFT) // HOP if len(x) >= N_FFT else 0
-    if n == 0:
-        return np.zeros((0, N_MELS), dtype=np.float32)
-    frames = np.lib.stride_tricks.sliding_window_view(x, N_FFT)[::HOP][:n]
-    window = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(N_FFT) / N_FFT)).astype(np.float32)
-    power = np.abs(np.fft.rfft(frames * window, axis=1)) ** 2
-    return (power @ _FILTERS.T).astype(np.float32)
+        _FILTERS = torch.from_numpy(np.ascontiguousarray(mel_filterbank().T))
+        _WINDOW = torch.hann_window(N_FFT, periodic=True, dtype=torch.float32)
+    x = torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32))
+    if len(x) == 0:  # the zero padding alone makes one (silent) frame
+        return np.zeros((1, N_MELS), dtype=np.float32)
+    spec = torch.stft(x, N_FFT, HOP, window=_WINDOW, center=True, pad_mode="constant", return_complex=True)
+    power = spec.real.square() + spec.imag.square()  # (201, frames)
+    return (power.T @ _FILTERS).numpy()
+
+
+def tilt_gains(tilt_db: float, corner_hz: float = 1000.0) -> np.ndarray:
+    """Power gain per mel band of a high-shelf microphone tilt: 0 dB half an octave below ``corner_hz``,
+    ``tilt_db`` half an octave above, a straight line in dB over log frequency between (the smooth step
+    of a first-order shelving filter)."""
+    hz = _mel_to_hz(np.linspace(_hz_to_mel(0.0), _hz_to_mel(SAMPLE_RATE / 2), N_MELS + 2))[1:-1]
+    ramp = np.clip(np.log2(np.maximum(hz, 1.0) / corner_hz) + 0.5, 0.0, 1.0)
+    return (10.0 ** (tilt_db * ramp / 10.0)).astype(np.float32)
 
 
 def normalize_level(samples: np.ndarray, target_dbfs: float = TARGET_DBFS) -> np.ndarray:
@@ -82,6 +96,30 @@ def normalize_level(samples: np.ndarray, target_dbfs: float = TARGET_DBFS) -> np
     if rms < 1e-6:  # digital silence: leave it, scaling would only amplify dither
         return samples
     return (samples * (10 ** (target_dbfs / 20) / rms)).astype(np.float32)
+
+
+NETWORK_THREADS = 1  # torch intra-op threads for the VAD and the voice encoder (see torch_threads)
+
+
+@contextmanager
+def torch_threads(n: int | None = NETWORK_THREADS):
+    """Run torch with ``n`` intra-op threads inside the block, then restore the process's setting.
+
+    The VAD and the voice encoder are small LSTMs run on short batches: a second thread gains little, and
+    when the cores are shared with other work (a render, other jobs) OpenMP threads waiting on each other
+    made the encoder 20 times slower (2 cores, load 5: real-time factor 0.24-0.31 with 2 threads against
+    0.012-0.020 with 1). ``None`` leaves the process's setting alone."""
+    import torch
+
+    before = torch.get_num_threads()
+    change = n is not None and n != before
+    if change:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if change:
+            torch.set_num_threads(before)
 
 
 _NETWORK = None
@@ -111,19 +149,29 @@ class VoiceEncoder:
     dim = EMBEDDING_DIM
     name = "resemblyzer-ge2e-256"
 
-    def __init__(self, batch_size: int = 64) -> None:
+    def __init__(self, batch_size: int = 64, threads: int | None = NETWORK_THREADS) -> None:
         self.net = _network()
         self.batch_size = batch_size
+        self.threads = threads  # torch intra-op threads while embedding (torch_threads); None: the process's
 
-    def embed(self, pieces: list[np.ndarray]) -> np.ndarray:
+    def embed(self, pieces: list[np.ndarray], tilt_db: float = 0.0) -> np.ndarray:
         """One embedding per piece, (n, 256) float32. Pieces may differ in length (about 0.4-1.6 s is typical);
-        each is level-normalised first. Longer pieces are fine too: the LSTM runs over all of it."""
+        each is level-normalised first. Longer pieces are fine too: the LSTM runs over all of it.
+        ``tilt_db``: embed the pieces as heard through a microphone ``tilt_db`` brighter above 1 kHz
+        (:func:`tilt_gains`)."""
+        if not pieces:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        with torch_threads(self.threads):
+            return self._embed(pieces, tilt_db)
+
+    def _embed(self, pieces: list[np.ndarray], tilt_db: float) -> np.ndarray:
         import torch
         from torch.nn.utils.rnn import pack_padded_sequence
 
-        if not pieces:
-            return np.zeros((0, self.dim), dtype=np.float32)
         mels = [torch.from_numpy(mel_frames(normalize_level(np.asarray(p, dtype=np.float32)))) for p in pieces]
+        if tilt_db:
+            gains = torch.from_numpy(tilt_gains(tilt_db))
+            mels = [m * gains for m in mels]
         out = np.zeros((len(mels), self.dim), dtype=np.float32)
         order = sorted(range(len(mels)), key=lambda i: -len(mels[i]))  # similar lengths batch together
         with torch.inference_mode():

@@ -101,7 +101,9 @@ class SileroVAD:
         padded = np.concatenate([self._context, samples[: n * CHUNK]])
         self._context = padded[-CONTEXT:].copy()
         idx = np.arange(n)[:, None] * CHUNK + np.arange(CONTEXT + CHUNK)[None, :]
-        with torch.inference_mode():
+        from s2v_toolkit.diarization.embedding import torch_threads
+
+        with torch.inference_mode(), torch_threads():
             probs, self._state = self.net(torch.from_numpy(padded[idx]), self._state)
         return probs.numpy().astype(np.float32)
 

@@ -112,3 +112,31 @@ def test_cli_timeline_input_uses_record_time(files, capsys):
     assert doc["uri"] == "reel:DIA 1"
     first_ref = ref[0][0] + 2.0
     assert abs(doc["turns"][0]["start"] - first_ref) < 0.2
+
+
+def test_cli_voice_outside_the_cast_is_unknown(files, three_speakers, capsys):
+    """End to end: Ann, Bob and Cid speak; the cast holds Ann and Bob (with voice samples). The count is
+    estimated (at most cast + 1), and every line of Cid comes back "unknown", never Ann or Bob, in the JSON
+    and in the RTTM; Ann's and Bob's lines keep their names."""
+    import soundfile as sf
+
+    d, _ = files
+    signal, ref = three_speakers
+    sf.write(d / "scene3.wav", signal, SR)
+    code = main(["diarize", str(d / "scene3.wav"), "--cast", str(d / "cast.yaml"), "--json", "--no-progress",
+                 "--rttm", str(d / "scene3.rttm")])
+    assert code == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["info"]["num_speakers"] is None and len(doc["speakers"]) == 3
+    names = {"ann": "Ann", "bob": "Bob", "cid": "unknown"}
+
+    def said_by(turns, a, b):  # the character holding most of [a, b]
+        share = {}
+        for t in turns:
+            share[t["character"]] = share.get(t["character"], 0.0) + max(0.0, min(b, t["end"]) - max(a, t["start"]))
+        return max(share, key=share.get)
+
+    for a, b, speaker in ref:
+        assert said_by(doc["turns"], a, b) == names[speaker], (a, b, speaker)
+    rttm = read_rttm(d / "scene3.rttm")["scene3"]
+    assert {t.speaker for t in rttm} == {"Ann", "Bob", "unknown"}

@@ -176,3 +176,40 @@ def test_far_apart_voices_counted_by_the_gap_and_bounded_by_max_speakers():
         assert len(set(labels[truth == c])) == 1
     assert cluster_embeddings(x, weights=w, max_speakers=3).max() == 2  # a cast of 2 (+1) bounds it
     assert cluster_embeddings(x, weights=w, min_speakers=4, max_speakers=4).max() == 3
+
+
+def test_networks_run_on_one_thread_and_restore_the_process_setting():
+    """The encoder and the VAD run with one torch thread (shared cores made two threads 20x slower) and
+    leave the process's thread count as it was, also after an error."""
+    import torch
+
+    from s2v_toolkit.diarization import SileroVAD, VoiceEncoder
+    from s2v_toolkit.diarization.embedding import torch_threads
+
+    before = torch.get_num_threads()
+    seen = []
+    torch.set_num_threads(2)
+    try:
+        enc = VoiceEncoder()
+        original = enc.net.lstm.forward
+
+        def spy(*args, **kwargs):
+            seen.append(torch.get_num_threads())
+            return original(*args, **kwargs)
+
+        enc.net.lstm.forward = spy
+        try:
+            enc.embed([np.random.default_rng(0).normal(0, 0.1, 16000).astype(np.float32)])
+        finally:
+            enc.net.lstm.forward = original
+        assert seen == [1]
+        assert torch.get_num_threads() == 2
+        SileroVAD()(np.zeros(16000, np.float32))
+        assert torch.get_num_threads() == 2
+        with pytest.raises(RuntimeError):
+            with torch_threads(1):
+                assert torch.get_num_threads() == 1
+                raise RuntimeError("boom")
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
