@@ -307,7 +307,9 @@ class FaceLandmarkDetector:
         faces = unique_faces(followed + sorted(faces, key=_box_area, reverse=True))
         first = self._since_scan is None
         self._since_scan = 0 if first else self._since_scan + 1
-        if first or self._since_scan >= self.scan_every or (not faces and self._since_scan % 3 == 0):
+        # No scan while every face slot is taken: nothing it found could be added.
+        if len(faces) < self.max_faces and (first or self._since_scan >= self.scan_every
+                                            or (not faces and self._since_scan % 3 == 0)):
             self._since_scan = 0
             # A tile find counts only if the follower's zoomed view of the same frame confirms it: tiles
             # give false positives (textures that look like a face at low resolution).
