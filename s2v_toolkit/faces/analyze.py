@@ -32,6 +32,7 @@ class AnalysisParams:
     min_face_px: float = 96.0        # face width (see landmarks.face_size) below which a face is too small
     descriptor_every: int = 10       # frames between identity descriptor samples of a track
     descriptor_samples: int = 8      # at most this many samples per track
+    tracker_appearance_every: int = 5  # frames between appearance updates of well-separated faces
     tracker: TrackerParams = TrackerParams()
     smoothing: LandmarkSmoothing = LandmarkSmoothing()
     occlusion: OcclusionParams = OcclusionParams()
@@ -193,6 +194,25 @@ def _issues(a: FaceAnalysis) -> list[RangeIssue]:
     return sorted(out, key=lambda i: (i.start, i.kind))
 
 
+def _appearance_needed(faces, index: int, prev_count: int, prev_index: int | None, params: AnalysisParams) -> bool:
+    """Whether this frame's faces need appearance descriptors for the tracker (see analyze_frames)."""
+    if not faces:
+        return False
+    if len(faces) != prev_count or prev_index is None or index != prev_index + 1:
+        return True
+    if index % params.tracker_appearance_every == 0:
+        return True  # keeps each track's appearance current for later re-acquisitions
+    boxes = [L.landmark_box(f.landmarks) for f in faces]
+    sizes = [float(L.face_size(f.landmarks)) for f in faces]
+    for i in range(len(faces)):
+        for j in range(i + 1, len(faces)):
+            ci = np.array([(boxes[i][0] + boxes[i][2]) / 2, (boxes[i][1] + boxes[i][3]) / 2])
+            cj = np.array([(boxes[j][0] + boxes[j][2]) / 2, (boxes[j][1] + boxes[j][3]) / 2])
+            if np.linalg.norm(ci - cj) < 2.0 * max(sizes[i], sizes[j]):
+                return True  # close enough to swap places within a few frames
+    return False
+
+
 def analyze_frames(frames: Iterable[tuple[int, np.ndarray]], fps: float, detector, *, start: int, end: int,
                    params: AnalysisParams = AnalysisParams(), source: str | None = None,
                    rotation: int = 0) -> FaceAnalysis:
@@ -208,19 +228,28 @@ def analyze_frames(frames: Iterable[tuple[int, np.ndarray]], fps: float, detecto
     samples: dict[int, list[FaceDescriptor]] = {}
     last_sample: dict[int, int] = {}
     mouth: dict[int, dict[int, np.ndarray]] = {}   # track id -> frame -> mouth_features
+    prev_count, prev_index = -1, None
     width = height = 0
     for index, frame in frames:
         rgb = to_rgb8(frame)
         height, width = rgb.shape[:2]
         faces = detector.detect(rgb, index)
         counts[index - start] = len(faces)
-        for obs in faces:  # appearance lets the tracker tell crossing faces apart
-            obs.appearance = face_descriptor(rgb, obs.landmarks)
+        # Appearance lets the tracker tell faces apart where position alone may not: faces close to each
+        # other (crossing), a face count that changed (one left, came back or appeared) or a frame after a
+        # gap; and it is sampled for the identity descriptors. Elsewhere (faces apart, none missing) the
+        # assignment is unambiguous and the descriptor (~1.6 ms a face) is not computed.
+        if _appearance_needed(faces, index, prev_count, prev_index, params):
+            for obs in faces:
+                obs.appearance = face_descriptor(rgb, obs.landmarks)
+        prev_count, prev_index = len(faces), index
         ids = tracker.update(index, faces)
         for tid, obs in zip(ids, faces):
             mouth.setdefault(tid, {})[index] = mouth_features(rgb, obs.landmarks, params.occlusion.min_mouth_px)
             got = samples.setdefault(tid, [])
             if len(got) < params.descriptor_samples and index - last_sample.get(tid, -10**9) >= params.descriptor_every:
+                if obs.appearance is None:
+                    obs.appearance = face_descriptor(rgb, obs.landmarks)
                 got.append(obs.appearance)
                 last_sample[tid] = index
     tracks = tracker.tracks()

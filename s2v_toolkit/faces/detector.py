@@ -225,7 +225,7 @@ class FaceLandmarkDetector:
                  fps: float = 25.0, min_face_px: float = 64.0, scan_every: int = 10, zoom: float = 3.0,
                  zoom_size: int = 320, min_detection_confidence: float = 0.5,
                  min_presence_confidence: float = 0.5, min_tracking_confidence: float = 0.5,
-                 turned_stretch: float = 1.8, turned_every: int = 3):
+                 turned_stretch: float = 1.8, turned_every: int = 3, whole_max_side: int = 1280):
         require_mediapipe()
         self.path = ensure_landmarker_bundle(bundle)
         self._conf = (min_detection_confidence, min_presence_confidence, min_tracking_confidence)
@@ -238,6 +238,7 @@ class FaceLandmarkDetector:
         self.zoom_size = zoom_size
         self._full = _landmarker(self.path, video, max_faces, self._conf)
         self._tiles = _landmarker(self.path, False, max_faces, self._conf)
+        self.whole_max_side = whole_max_side  # the whole-frame landmarker's frame is scaled down to this
         self.turned_stretch = turned_stretch  # widening for faces turned away (1: off)
         self.turned_every = max(1, turned_every)  # the widened search runs every this many scans
         self._scans = 0
@@ -294,6 +295,25 @@ class FaceLandmarkDetector:
                     new.append((lm, stretch))
         return new
 
+    def _whole(self, rgb: np.ndarray, ts: int | None) -> list[np.ndarray]:
+        """The whole-frame landmarker, on the frame scaled down to at most ``whole_max_side`` px: the
+        faces it can find are at least ~1/5 of the frame, so still >= ~250 px there, more than the
+        landmark model's 192 px input; landmarks come back in frame pixels."""
+        import cv2
+
+        h, w = rgb.shape[:2]
+        k = min(1.0, self.whole_max_side / max(h, w))
+        if k >= 1.0:
+            return _run(self._full, rgb, ts)
+        small = cv2.resize(rgb, (round(w * k), round(h * k)), interpolation=cv2.INTER_AREA)
+        faces = _run(self._full, small, ts)
+        sx, sy = w / small.shape[1], h / small.shape[0]
+        for f in faces:
+            f[:, 0] *= sx
+            f[:, 1] *= sy
+            f[:, 2] *= sx
+        return faces
+
     def detect(self, frame: np.ndarray, frame_index: int = 0) -> list[FaceObservation]:
         """Faces in one frame (RGB; grey/16-bit accepted), landmarks in frame pixels."""
         rgb = to_rgb8(frame)
@@ -301,8 +321,8 @@ class FaceLandmarkDetector:
         if self.video:
             ts = max(int(round(frame_index * 1000.0 / self.fps)), self._last_ts + 1)
             self._last_ts = ts
-        faces = _run(self._full, rgb, ts)
         if not self.video:
+            faces = self._whole(rgb, ts)
             faces += [f for f, _ in self._scan(rgb, faces)]
             if self.turned_stretch > 1.0 and len(faces) < self.max_faces:
                 faces += [f for f, _ in self._scan(rgb, faces, self.turned_stretch)]
@@ -312,6 +332,9 @@ class FaceLandmarkDetector:
         # resolution and is already tracking it, while the whole-frame fit is poor for a few frames
         # after a fresh detection.
         followed, kept = [], []
+        # Every face slot followed: the whole-frame landmarker could add nothing (the followers see their
+        # faces at a higher resolution), so it is skipped; VIDEO mode accepts the gap in timestamps.
+        faces = [] if len(self._followers) >= self.max_faces else self._whole(rgb, ts)
         for f in self._followers:
             lm = f.follow(rgb, ts)
             if lm is None or any(same_face(lm, g) for g in followed):
