@@ -87,6 +87,20 @@ class FaceAnalysis:
         hi = self.end if end is None else end
         return sorted(f for f in occ.occluded_frames() if lo <= f <= hi)
 
+    def occlusion_reasons(self, track_id: int, start: int | None = None, end: int | None = None) -> dict[int, str]:
+        """Covered frame -> what covers the mouth ("mouth occluded (lips covered)" or "... (one corner
+        covered)"), per flagged range of ``track_id`` (within ``start..end``)."""
+        occ = self.occlusion.get(track_id)
+        if occ is None:
+            return {}
+        lo = self.start if start is None else start
+        hi = self.end if end is None else end
+        out = {}
+        for a, b in occ.ranges:
+            why = occ.range_reason(a, b)
+            out.update({f: why for f in range(max(a, lo), min(b, hi) + 1)})
+        return out
+
     def track(self, track_id: int) -> FaceTrack:
         for t in self.tracks:
             if t.track_id == track_id:
@@ -190,7 +204,8 @@ def _issues(a: FaceAnalysis) -> list[RangeIssue]:
         occ = a.occlusion.get(t.track_id)
         if occ is not None:
             out += [RangeIssue(s, e, "mouth_occluded", f"mouth of track {t.track_id} occluded (hand, microphone "
-                               f"or object over it): not re-dubbed", t.track_id) for s, e in occ.ranges]
+                               f"or object over it{'; one corner' if 'corner' in occ.range_reason(s, e) else ''})"
+                               f": not re-dubbed", t.track_id) for s, e in occ.ranges]
     return sorted(out, key=lambda i: (i.start, i.kind))
 
 

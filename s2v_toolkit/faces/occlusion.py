@@ -68,6 +68,17 @@ class TrackOcclusion:
     ranges: list[tuple[int, int]] = field(default_factory=list)  # inclusive frame ranges
     region_scores: np.ndarray | None = None  # (K, 2): whole lip ring, corners' asymmetry (no jitter)
 
+    def range_reason(self, start: int, end: int) -> str:
+        """What covers the mouth over a flagged range: the whole lips, or one corner (the corners' score
+        led in most of its frames)."""
+        if self.region_scores is None:
+            return "mouth occluded"
+        sel = self.occluded & (self.frames >= start) & (self.frames <= end)
+        if not sel.any():
+            return "mouth occluded"
+        corner_led = np.mean(self.region_scores[sel, 1] > self.region_scores[sel, 0])
+        return "mouth occluded (one corner covered)" if corner_led > 0.5 else "mouth occluded (lips covered)"
+
     def occluded_frames(self) -> set[int]:
         return {int(f) for f in self.frames[self.occluded]}
 
@@ -79,6 +90,7 @@ class TrackOcclusion:
 
     def to_dict(self) -> dict:
         d = {"track_id": self.track_id, "ranges": [list(r) for r in self.ranges],
+             "reasons": [self.range_reason(a, b) for a, b in self.ranges],
              "scores": np.round(self.scores, 2).tolist()}
         if self.region_scores is not None:
             d["whole_ring_scores"] = np.round(self.region_scores[:, 0], 2).tolist()

@@ -114,6 +114,11 @@ def test_a_finger_over_one_corner_shows_in_the_corner_score_not_the_whole_ring(a
     assert corners.min() > OcclusionParams().threshold
     assert np.median(whole) < np.median(corners)
     # a frame with a symmetric change (the mouth opened wide while talking) moves neither part much
+    # the reason the plan and the sidecar carry says which: one corner, or the lips
+    reasons = analysis.occlusion_reasons(analysis.tracks[0].track_id)
+    assert reasons[FINGER_FRAMES[0]] == "mouth occluded (one corner covered)"
+    assert reasons[HAND_FRAMES[0]] == reasons[MIC_FRAMES[0]] == "mouth occluded (lips covered)"
+    assert any("one corner" in i.message for i in analysis.issues if i.start == FINGER_FRAMES[0])
     talk = ~np.isin(occ.frames, list(HAND_FRAMES) + list(MIC_FRAMES) + list(FINGER_FRAMES))
     assert occ.region_scores[talk].max() < OcclusionParams().release
 
