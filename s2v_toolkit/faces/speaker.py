@@ -46,6 +46,8 @@ class SpeakerParams:
     min_coverage: float = 0.3         # fraction of the line a track must be visible to be a candidate
     min_confidence: float = 0.3       # reference-similarity margin needed without usable audio
     reference_floor: float = 0.45     # combined similarity at or below this is no evidence
+    mouth_signal: str = "activity"    # "activity": outer-lip height + lip speed; "opening": inner-lip gap only
+    null_floor: str = "bartlett"      # "bartlett": null sd floored by Bartlett's variance; "shifts": shifts only
 
 
 @dataclass
@@ -174,7 +176,8 @@ def audio_evidence(series: np.ndarray, envelope: np.ndarray, fps: float,
     # correlation of two independent autocorrelated series, (1 + 2 sum_k rho_m(k) rho_e(k)) / N, is a
     # floor that brings it back to ~1 (docs/faces.md).
     mu = float(null.mean())
-    sd = max(float(null.std()), bartlett_sd(m, e), 1e-3)
+    floor = bartlett_sd(m, e) if params.null_floor == "bartlett" else 0.0
+    sd = max(float(null.std()), floor, 1e-3)
     z = (r - mu) / sd
     out.update(z=z, evidence=max(0.0, 2.0 * float(norm.cdf(z)) - 1.0), null_mean=mu, null_std=sd)
     return out
@@ -252,7 +255,8 @@ def choose_speaker(tracks: list[FaceTrack], start: int, end: int, *, envelope: n
         corr = z = lag = ev = None
         if use_audio:
             if motion >= params.min_mouth_motion:
-                got = audio_evidence(mouth_activity(t, start, end), env, fps, params)
+                signal = mouth_activity(t, start, end) if params.mouth_signal == "activity" else series
+                got = audio_evidence(signal, env, fps, params)
                 corr, z, lag, ev = got["r"], got["z"], got["lag"], got["evidence"]
                 if ev is None:
                     audio_note = "the line is too short for a null distribution of the mouth/audio correlation"
