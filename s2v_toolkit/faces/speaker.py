@@ -1,21 +1,23 @@
 """Whose face speaks a dialogue line: active-speaker evidence from the mouth against the audio, and the
 reference image.
 
-Active-speaker evidence. Per frame, the mouth opening of each track (inner-lip gap / mouth width, from the
-raw landmarks) and the line's speech envelope (log RMS of the 300-3000 Hz band per video frame, floored
-50 dB under its peak so the depth of silences does not count) are both smoothed over ``smooth_seconds``
-(syllables last about 0.2 s), and their Pearson correlation is taken at the best lag within
-``max_lag_seconds`` either way (the sound and the picture of real footage are rarely aligned to the frame).
+Active-speaker evidence. Per frame, the mouth activity of each track (:func:`mouth_activity`: outer-lip
+height and lip speed, standardised and averaged, from the raw landmarks) and the line's speech envelope
+(log RMS of the 300-3000 Hz band per video frame, floored 50 dB under its peak so the depth of silences
+does not count) are both smoothed over ``smooth_seconds`` (syllables last about 0.2 s), and their Pearson
+correlation is taken at the best lag within ``max_lag_seconds`` either way (the sound and the picture of
+real footage are rarely aligned to the frame).
 
 Calibration: the same statistic (best lag included) for the envelope circularly shifted by every offset of
-at least ``min_shift_seconds`` is the null distribution: a mouth that talks, but not this line. The track's
-audio evidence is ``2 * Phi(z) - 1`` (0 at chance, towards 1 for a strong match), where z is the observed
-correlation in standard deviations above the null mean: a p-value-like confidence that keeps the mouth's
-and the speech's own rhythm. ``audio_confidence`` (0.8, z = 1.28: one-sided 10 % under the null, and a
-margin over every other face) is the threshold for choosing a face by the audio; docs/faces.md has the
-table of real clips behind it. A still mouth (opening std under ``min_mouth_motion``) gives no evidence.
-A line shorter than ``min_line_seconds`` or a silent one (its loudest frame under ``silence_dbfs``) cannot
-be judged from the audio.
+at least ``min_shift_seconds`` gives the null mean and spread (a mouth that talks, but not this line); the
+spread is floored by Bartlett's variance of the correlation of two independent autocorrelated series
+(:func:`bartlett_sd`: the shifts alone underestimate it on short lines). The track's audio evidence is
+``2 * Phi(z) - 1`` (0 at chance, towards 1 for a strong match), where z is the observed correlation in
+null standard deviations above the null mean. ``audio_confidence`` (0.9, z = 1.64: an unrelated line
+passes it about one time in twenty, and a margin over every other face) is the threshold for choosing a
+face by the audio; docs/faces.md has the table of real clips behind it. A still mouth (inner-lip gap std
+under ``min_mouth_motion``) gives no evidence. A line shorter than ``min_line_seconds`` or a silent one
+(its loudest frame under ``silence_dbfs``) cannot be judged from the audio.
 
 When the audio decides (a margin of ``audio_confidence``), the reference similarity is only reported.
 When it does not (no usable audio, or no mouth follows it clearly), the reference image names the
