@@ -223,8 +223,8 @@ def _appearance_needed(faces, index: int, prev_count: int, prev_index: int | Non
         for j in range(i + 1, len(faces)):
             ci = np.array([(boxes[i][0] + boxes[i][2]) / 2, (boxes[i][1] + boxes[i][3]) / 2])
             cj = np.array([(boxes[j][0] + boxes[j][2]) / 2, (boxes[j][1] + boxes[j][3]) / 2])
-            if np.linalg.norm(ci - cj) < 2.0 * max(sizes[i], sizes[j]):
-                return True  # close enough to swap places within a few frames
+            if np.linalg.norm(ci - cj) < 1.5 * max(sizes[i], sizes[j]):
+                return True  # nearly touching: could swap places within a few frames
     return False
 
 
