@@ -16,7 +16,7 @@ from skimage import data
 from s2v_toolkit.faces import FaceAnalysis, FaceObservation, analyze_frames, find_landmarker_bundle
 from s2v_toolkit.faces import landmarks as L
 from s2v_toolkit.faces.detector import scan_tiles, to_rgb8
-from s2v_toolkit.faces.synthetic import posed_face
+from s2v_toolkit.faces.synthetic import posed_face, turned_view
 
 needs_bundle = pytest.mark.skipif(find_landmarker_bundle() is None,
                                   reason="face_landmarker.task not built: run `s2vt faces setup` first")
@@ -365,20 +365,6 @@ def test_cli_speaker_finds_the_mouth_that_moves_with_the_line(tmp_path, capsys, 
     assert quiet["track_id"] is None and quiet["low_confidence"] and quiet["confidence"] < 0.3
 
 
-def _turned(img: np.ndarray, yaw_deg: float, center=(223.0, 150.0), focal: float = 400.0) -> np.ndarray:
-    """The photo's plane turned about a vertical axis through ``center`` by ``yaw_deg`` (pinhole camera at
-    ``focal`` px): the face narrows and its far side shrinks, as a head turned towards profile does."""
-    h, w = img.shape[:2]
-    a = np.deg2rad(yaw_deg)
-    src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
-    dst = []
-    for x, y in src:
-        s = focal / (focal + (x - center[0]) * np.sin(a))
-        dst.append([center[0] + (x - center[0]) * np.cos(a) * s, center[1] + (y - center[1]) * s])
-    m = cv2.getPerspectiveTransform(src, np.float32(dst))
-    return cv2.warpPerspective(img, m, (w, h), borderMode=cv2.BORDER_REPLICATE)
-
-
 @needs_bundle
 def test_a_face_turned_towards_profile_is_found_and_kept_in_one_track():
     """A face turned 65 degrees away is missed by mediapipe's frontal detector (no track without the
@@ -387,7 +373,7 @@ def test_a_face_turned_towards_profile_is_found_and_kept_in_one_track():
     from s2v_toolkit.faces import FaceLandmarkDetector
 
     photo = np.ascontiguousarray(data.astronaut())
-    turned = _turned(photo, 65)
+    turned = turned_view(photo, 65)
     frames = [cv2.warpAffine(turned, np.float64([[1, 0, 2 * np.sin(k / 4)], [0, 1, 1.5 * np.cos(k / 6)]]),
                              (512, 512), borderMode=cv2.BORDER_REPLICATE) for k in range(24)]
     with FaceLandmarkDetector(video=True, fps=25, turned_stretch=1.0) as det:
@@ -401,7 +387,7 @@ def test_a_face_turned_towards_profile_is_found_and_kept_in_one_track():
     # photo's turned nose position (the axis passes through the face, so it barely moves)
     assert abs(lm[L.NOSE_TIP, 0] - 223.0) < 25 and 80 < lm[L.NOSE_TIP, 1] < 200
 
-    turning = [_turned(photo, 70.0 * k / 39) for k in range(40)]
+    turning = [turned_view(photo, 70.0 * k / 39) for k in range(40)]
     with FaceLandmarkDetector(video=True, fps=25) as det:
         b = analyze_frames(enumerate(turning), 25.0, det, start=0, end=len(turning) - 1)
     assert len(b.tracks) == 1
