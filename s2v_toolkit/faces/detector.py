@@ -218,6 +218,12 @@ class FaceLandmarkDetector:
       until it is lost; where the whole-frame landmarker finds the same face, the follower's
       landmarks are used.
 
+    * faces turned well away (three-quarter views, which mediapipe's frontal detector misses): every
+      ``turned_every``-th scan, and at once when a face in the open is lost, the tiles are also searched
+      in the frame widened ``turned_stretch`` times across; such a face is followed in a widened window;
+    * cost: the whole-frame landmarker sees the frame scaled to <= ``whole_max_side`` px, and neither it
+      nor the scan runs while all ``max_faces`` slots are followed.
+
     ``video=False``: IMAGE mode, every call independent (reference images), same tiling.
     """
 
