@@ -349,14 +349,23 @@ def _prefetched(items: Iterator, depth: int) -> Iterator:
         except BaseException as exc:  # handed to the consumer, raised in its thread
             put((exc, None))
         finally:
-            items.close()
-            put((None, done))
+            try:
+                close = getattr(items, "close", None)
+                if close is not None:
+                    close()
+            finally:
+                put((None, done))
 
     worker = threading.Thread(target=produce, name="s2vt-decode", daemon=True)
     worker.start()
     try:
         while True:
-            exc, item = q.get()
+            try:
+                exc, item = q.get(timeout=0.5)
+            except queue.Empty:
+                if worker.is_alive():
+                    continue
+                raise RuntimeError("the decode thread ended without finishing")  # never silently short
             if exc is not None:
                 raise exc
             if item is done:

@@ -392,3 +392,39 @@ def test_a_face_turned_towards_profile_is_found_and_kept_in_one_track():
         b = analyze_frames(enumerate(turning), 25.0, det, start=0, end=len(turning) - 1)
     assert len(b.tracks) == 1
     assert len(b.tracks[0].frames) == len(turning)
+
+
+def test_prefetched_decoding_keeps_order_raises_the_readers_error_and_stops_when_closed():
+    """analyze_video decodes in a background thread: the frames arrive in order, a decode error reaches the
+    caller, and a caller that stops early stops (and closes) the reader."""
+    import threading
+
+    from s2v_toolkit.faces.analyze import _prefetched
+
+    assert list(_prefetched(iter(range(50)), 2)) == list(range(50))
+
+    def failing():
+        yield 1
+        raise ValueError("damaged packet")
+
+    got = []
+    with pytest.raises(ValueError, match="damaged packet"):
+        for x in _prefetched(failing(), 2):
+            got.append(x)
+    assert got == [1]
+
+    closed = threading.Event()
+
+    def endless():
+        try:
+            k = 0
+            while True:
+                yield k
+                k += 1
+        finally:
+            closed.set()
+
+    stream = _prefetched(endless(), 2)
+    assert [next(stream) for _ in range(3)] == [0, 1, 2]
+    stream.close()
+    assert closed.wait(5), "the producer must close its source when the consumer stops"
