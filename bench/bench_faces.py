@@ -49,15 +49,20 @@ BACKGROUND = (70, 70, 70)
 PHOTO_FACE_PX = 152.0
 PHOTO_FACE_CENTER = (223.0, 130.0)
 
-CLIPS = [  # name, width, height, face width px at the first frame
-    ("720p_large_face", 1280, 720, 330.0),
-    ("1080p_large_face", 1920, 1080, 500.0),
-    ("1080p_small_face", 1920, 1080, 170.0),
+CLIPS = [  # name, width, height, face width px at the first frame, faces
+    ("720p_large_face", 1280, 720, 330.0, 1),
+    ("1080p_large_face", 1920, 1080, 500.0, 1),
+    ("1080p_small_face", 1920, 1080, 170.0, 1),
+    ("1080p_4_faces", 1920, 1080, 260.0, 4),
 ]
+# where the faces of a several-face clip start (fractions of width, height) and how far they drift
+FOUR_FACES = ((0.22, 0.28), (0.70, 0.26), (0.28, 0.74), (0.76, 0.72))
 
 
-def make_frames(width: int, height: int, face_px: float, n: int):
-    """Frames of the astronaut photo translated across the frame and zoomed by up to 15 %."""
+def make_frames(width: int, height: int, face_px: float, n: int, faces: int = 1):
+    """Frames of the astronaut photo translated across the frame and zoomed by up to 15 %; with
+    ``faces=4``, four copies (faces ~``face_px`` wide, in the four quarters of the frame, each cut to
+    its quarter) drifting by 4 % of the frame in different directions."""
     import cv2
     from skimage import data
 
@@ -66,17 +71,31 @@ def make_frames(width: int, height: int, face_px: float, n: int):
     for k in range(n):
         t = k / max(n - 1, 1)
         scale = base * (1.0 + 0.15 * t)
-        # face centre moves from 40 % to 60 % of the width and 45 % to 52 % of the height
-        cx, cy = width * (0.40 + 0.20 * t), height * (0.45 + 0.07 * t)
-        m = np.array([[scale, 0, cx - scale * PHOTO_FACE_CENTER[0]],
-                      [0, scale, cy - scale * PHOTO_FACE_CENTER[1]]], np.float64)
-        yield cv2.warpAffine(photo, m, (width, height), flags=cv2.INTER_LINEAR, borderValue=BACKGROUND)
+        if faces == 1:
+            # face centre moves from 40 % to 60 % of the width and 45 % to 52 % of the height
+            centres = [(width * (0.40 + 0.20 * t), height * (0.45 + 0.07 * t))]
+        else:
+            centres = [(width * (fx + 0.04 * t * (-1) ** i), height * (fy + 0.03 * t * (-1) ** (i // 2)))
+                       for i, (fx, fy) in enumerate(FOUR_FACES[:faces])]
+        out = np.empty((height, width, 3), np.uint8)
+        out[:] = BACKGROUND
+        for i, (cx, cy) in enumerate(centres):
+            m = np.array([[scale, 0, cx - scale * PHOTO_FACE_CENTER[0]],
+                          [0, scale, cy - scale * PHOTO_FACE_CENTER[1]]], np.float64)
+            layer = cv2.warpAffine(photo, m, (width, height), flags=cv2.INTER_LINEAR, borderValue=BACKGROUND)
+            if faces == 1:
+                out = layer
+                continue
+            # each copy stays in its quarter of the frame (no copy covers another's face)
+            x0, y0 = (i % 2) * (width // 2), (i // 2) * (height // 2)
+            out[y0:y0 + height // 2, x0:x0 + width // 2] = layer[y0:y0 + height // 2, x0:x0 + width // 2]
+        yield out
 
 
-def write_clip(folder: Path, name: str, width: int, height: int, face_px: float, n: int) -> Path:
+def write_clip(folder: Path, name: str, width: int, height: int, face_px: float, n: int, faces: int = 1) -> Path:
     from s2v_toolkit.media import write_video
 
-    return write_video(folder / f"{name}.mp4", make_frames(width, height, face_px, n), Fraction(FPS),
+    return write_video(folder / f"{name}.mp4", make_frames(width, height, face_px, n, faces), Fraction(FPS),
                        preset="h264", frame_count=n)
 
 
@@ -93,8 +112,9 @@ def decode(path: Path) -> tuple[float, list[np.ndarray]]:
     return time.perf_counter() - t0, frames
 
 
-def peer(frames: list[np.ndarray]) -> tuple[float, int]:
-    """mediapipe FaceLandmarker, VIDEO mode, alone: seconds and frames with at least one face."""
+def peer(frames: list[np.ndarray]) -> tuple[float, int, int]:
+    """mediapipe FaceLandmarker, VIDEO mode, alone: seconds, frames with at least one face, faces found
+    (summed over frames)."""
     import mediapipe as mp
     from mediapipe.tasks import python as mp_tasks
     from mediapipe.tasks.python import vision
@@ -107,13 +127,14 @@ def peer(frames: list[np.ndarray]) -> tuple[float, int]:
         running_mode=vision.RunningMode.VIDEO, num_faces=4, min_face_detection_confidence=0.5,
         min_face_presence_confidence=0.5, min_tracking_confidence=0.5,
         output_face_blendshapes=False, output_facial_transformation_matrixes=False)
-    found = 0
+    found = faces = 0
     with vision.FaceLandmarker.create_from_options(options) as landmarker:
         for i, frame in enumerate(frames):
             image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(frame))
             result = landmarker.detect_for_video(image, int(round(i * 1000 / FPS)))
             found += bool(result.face_landmarks)
-    return time.perf_counter() - t0, found
+            faces += len(result.face_landmarks)
+    return time.perf_counter() - t0, found, faces
 
 
 def ours_detector(frames: list[np.ndarray]) -> float:
@@ -128,10 +149,20 @@ def ours_detector(frames: list[np.ndarray]) -> float:
     return time.perf_counter() - t0
 
 
+def _cpu_seconds() -> float:
+    """CPU time of this process, all threads (mediapipe's, the decode thread): independent of other jobs'
+    load, unlike the wall time."""
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def ours(path: Path) -> tuple[float, dict]:
     """analyze_video + a mouth mask for every tracked frame: seconds and what was found."""
     from s2v_toolkit.faces import analyze_video, face_size, mouth_mask
 
+    c0 = _cpu_seconds()
     t0 = time.perf_counter()
     analysis = analyze_video(path)
     shape = (analysis.height, analysis.width)
@@ -142,12 +173,14 @@ def ours(path: Path) -> tuple[float, dict]:
             assert mask.shape == shape
             masks += 1
     seconds = time.perf_counter() - t0
+    cpu = _cpu_seconds() - c0
     tracked = np.zeros(analysis.end - analysis.start + 1, bool)
     widths = []
     for track in analysis.tracks:
         tracked[track.frames - analysis.start] = True
         widths += [float(face_size(lm)) for lm in track.best_landmarks()]
     return seconds, {"tracks": len(analysis.tracks), "frames_with_face": int(tracked.sum()), "masks": masks,
+                     "cpu_seconds": round(cpu, 4),
                      "face_px": round(float(np.median(widths)), 1) if widths else None}
 
 
@@ -155,6 +188,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--frames", type=int, default=100)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--clips", default="", help="comma-separated clip names (default: all): "
+                    + ", ".join(c[0] for c in CLIPS))
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "cpu_faces.json"))
     args = ap.parse_args()
 
@@ -164,24 +199,30 @@ def main() -> int:
     load_before = os.getloadavg()
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench_faces_") as tmp:
-        clips = [(name, w, h, face, write_clip(Path(tmp), name, w, h, face, args.frames))
-                 for name, w, h, face in CLIPS]
+        wanted = {c for c in args.clips.split(",") if c}
+        unknown = wanted - {c[0] for c in CLIPS}
+        if unknown:
+            ap.error(f"unknown clip(s): {', '.join(sorted(unknown))}")
+        clips = [(name, w, h, face, write_clip(Path(tmp), name, w, h, face, args.frames, nf))
+                 for name, w, h, face, nf in CLIPS if not wanted or name in wanted]
         # warm-up: imports, model file, TFLite/XNNPACK initialisation, page cache of the clip
         _, frames = decode(clips[0][4])
         peer(frames[:20])
         ours_detector(frames[:20])
         ours(clips[0][4])
         for name, w, h, face, path in clips:
+            nf = next(c[4] for c in CLIPS if c[0] == name)
             runs = {"decode": [], "peer": [], "ours_detector": [], "ours": []}
             for _ in range(args.repeat):
                 seconds, frames = decode(path)
                 runs["decode"].append(seconds)
-                seconds, peer_found = peer(frames)
+                seconds, peer_found, peer_faces = peer(frames)
                 runs["peer"].append(seconds)
                 runs["ours_detector"].append(ours_detector(frames))
                 del frames
                 seconds, found = ours(path)
                 runs["ours"].append(seconds)
+                runs.setdefault("ours_cpu", []).append(found["cpu_seconds"])
             n = args.frames
             med = {k: statistics.median(v) for k, v in runs.items()}
             row = {
@@ -192,7 +233,11 @@ def main() -> int:
                 "fps_peer_end_to_end": n / (med["decode"] + med["peer"]),
                 "fps_ours_detector_only": n / med["ours_detector"],
                 "fps_ours": n / med["ours"],
+                "cpu_ms_per_frame_ours": 1000 * med["ours_cpu"] / n,
+                "faces_in_clip": nf,
                 "peer_frames_with_face": peer_found,
+                "peer_faces_per_frame": peer_faces / n,
+                "ours_faces_per_frame": found["masks"] / n,
                 "ours": found,
             }
             row["ratio_ours_over_peer_end_to_end"] = row["fps_ours"] / row["fps_peer_end_to_end"]
@@ -205,16 +250,18 @@ def main() -> int:
 
     print()
     header = ("clip", "face px", "decode fps", "peer fps", "peer+decode fps", "our detector fps", "ours fps",
+              "ours CPU ms/frame",
               "ours/peer+decode",
-              "faces found peer / ours", ">= 24 fps")
+              "frames with a face peer / ours", "faces per frame (of) peer / ours", ">= 24 fps")
     print(" | ".join(header))
     for r in rows:
         print(" | ".join([
             f"{r['width']}x{r['height']}", str(r["ours"]["face_px"]), f"{r['fps_decode']:.1f}",
             f"{r['fps_peer_detect_only']:.1f}", f"{r['fps_peer_end_to_end']:.1f}",
-            f"{r['fps_ours_detector_only']:.1f}", f"{r['fps_ours']:.1f}",
+            f"{r['fps_ours_detector_only']:.1f}", f"{r['fps_ours']:.1f}", f"{r['cpu_ms_per_frame_ours']:.1f}",
             f"{r['ratio_ours_over_peer_end_to_end']:.2f}x",
             f"{r['peer_frames_with_face']}/{r['frames']} / {r['ours']['frames_with_face']}/{r['frames']}",
+            f"({r['faces_in_clip']}) {r['peer_faces_per_frame']:.2f} / {r['ours_faces_per_frame']:.2f}",
             "yes" if r["real_time_24fps"] else "no"]))
     print(f"load average before {load_before[0]:.2f}, after {load_after[0]:.2f} (1 min)")
 

@@ -12,6 +12,7 @@ oval's centre is at the crop's centre and the face width is ``face_fraction`` of
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -120,9 +121,17 @@ def _apply(m: np.ndarray, points: np.ndarray, z_scale: float) -> np.ndarray:
     return out.astype(np.float32)
 
 
+@lru_cache(maxsize=1)
+def _canonical_rigid() -> np.ndarray:
+    """The canonical face's rigid points (built once: every crop transform and descriptor needs them)."""
+    out = canonical_face()[list(L.RIGID_POINTS), :2].astype(np.float64)
+    out.setflags(write=False)
+    return out
+
+
 def template_points(size: int = DEFAULT_CROP_SIZE, face_fraction: float = DEFAULT_FACE_FRACTION) -> np.ndarray:
     """Crop-pixel positions of :data:`RIGID_POINTS` for a crop of ``size``."""
-    canon = canonical_face()[list(L.RIGID_POINTS), :2].astype(np.float64)
+    canon = _canonical_rigid()
     face_px = face_fraction * size
     return (canon - np.asarray(OVAL_CENTER)) * face_px + size / 2.0
 

@@ -102,18 +102,19 @@ def _run(landmarker, rgb: np.ndarray, ts: int | None) -> list[np.ndarray]:
     return faces
 
 
-def _window_matrix(center, side: float, out_size: int) -> np.ndarray:
-    """2x3 frame -> window matrix for a square window of ``side`` frame pixels drawn at ``out_size``."""
+def _window_matrix(center, side: float, out_size: int, stretch: float = 1.0) -> np.ndarray:
+    """2x3 frame -> window matrix for a square window of ``side`` frame pixels drawn at ``out_size``;
+    ``stretch`` > 1 widens what is drawn (the window then covers ``side / stretch`` pixels across)."""
     k = out_size / side
-    return np.array([[k, 0, out_size / 2 - k * center[0]], [0, k, out_size / 2 - k * center[1]]], np.float64)
+    kx = k * stretch
+    return np.array([[kx, 0, out_size / 2 - kx * center[0]], [0, k, out_size / 2 - k * center[1]]], np.float64)
 
 
 def _to_frame(points: np.ndarray, m: np.ndarray) -> np.ndarray:
-    k = m[0, 0]
     out = points.copy()
-    out[:, 0] = (points[:, 0] - m[0, 2]) / k
-    out[:, 1] = (points[:, 1] - m[1, 2]) / k
-    out[:, 2] = points[:, 2] / k
+    out[:, 0] = (points[:, 0] - m[0, 2]) / m[0, 0]
+    out[:, 1] = (points[:, 1] - m[1, 2]) / m[1, 1]
+    out[:, 2] = points[:, 2] / m[0, 0]
     return out
 
 
@@ -124,10 +125,11 @@ class _ZoomFollower:
 
     max_jump = 0.5  # most a face moves between frames, in face widths; more means it is another face
 
-    def __init__(self, landmarker, landmarks: np.ndarray, zoom: float, size: int):
+    def __init__(self, landmarker, landmarks: np.ndarray, zoom: float, size: int, stretch: float = 1.0):
         self.landmarker = landmarker
         self.zoom = zoom
         self.size = size
+        self.stretch = stretch  # > 1: a face found in a widened view (turned away) is followed in one
         self._place(landmarks)
 
     def _place(self, landmarks: np.ndarray) -> None:
@@ -139,7 +141,7 @@ class _ZoomFollower:
     def follow(self, rgb: np.ndarray, ts: int) -> np.ndarray | None:
         import cv2
 
-        m = _window_matrix(self.center, self.side, self.size)
+        m = _window_matrix(self.center, self.side, self.size, self.stretch)
         window = cv2.warpAffine(rgb, m, (self.size, self.size), flags=cv2.INTER_LINEAR,
                                 borderMode=cv2.BORDER_CONSTANT)
         faces = _run(self.landmarker, window, ts)
@@ -216,13 +218,20 @@ class FaceLandmarkDetector:
       until it is lost; where the whole-frame landmarker finds the same face, the follower's
       landmarks are used.
 
+    * faces turned well away (three-quarter views, which mediapipe's frontal detector misses): every
+      ``turned_every``-th scan, and at once when a face in the open is lost, the tiles are also searched
+      in the frame widened ``turned_stretch`` times across; such a face is followed in a widened window;
+    * cost: the whole-frame landmarker sees the frame scaled to <= ``whole_max_side`` px, and neither it
+      nor the scan runs while all ``max_faces`` slots are followed.
+
     ``video=False``: IMAGE mode, every call independent (reference images), same tiling.
     """
 
     def __init__(self, bundle: str | os.PathLike | None = None, *, max_faces: int = 4, video: bool = True,
                  fps: float = 25.0, min_face_px: float = 64.0, scan_every: int = 10, zoom: float = 3.0,
                  zoom_size: int = 320, min_detection_confidence: float = 0.5,
-                 min_presence_confidence: float = 0.5, min_tracking_confidence: float = 0.5):
+                 min_presence_confidence: float = 0.5, min_tracking_confidence: float = 0.5,
+                 turned_stretch: float = 1.8, turned_every: int = 3, whole_max_side: int = 1280):
         require_mediapipe()
         self.path = ensure_landmarker_bundle(bundle)
         self._conf = (min_detection_confidence, min_presence_confidence, min_tracking_confidence)
@@ -235,6 +244,11 @@ class FaceLandmarkDetector:
         self.zoom_size = zoom_size
         self._full = _landmarker(self.path, video, max_faces, self._conf)
         self._tiles = _landmarker(self.path, False, max_faces, self._conf)
+        self.whole_max_side = whole_max_side  # the whole-frame landmarker's frame is scaled down to this
+        self.turned_stretch = turned_stretch  # widening for faces turned away (1: off)
+        self.turned_every = max(1, turned_every)  # the widened search runs every this many scans
+        self._scans = 0
+        self._previous: list[np.ndarray] = []  # the faces of the last frame
         self._followers: list[_ZoomFollower] = []
         self._last_ts = -1
         self._since_scan = None
@@ -254,31 +268,57 @@ class FaceLandmarkDetector:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def _scan(self, rgb: np.ndarray, known: list[np.ndarray]) -> list[np.ndarray]:
-        """Faces found in tiles that are not among ``known`` (landmark arrays), smallest tiles last."""
+    def _scan(self, rgb: np.ndarray, known: list[np.ndarray], stretch: float = 1.0) -> list[np.ndarray]:
+        """Faces found in tiles that are not among ``known`` (landmark arrays), smallest tiles last.
+
+        ``stretch`` > 1 searches the frame widened by that factor (landmarks mapped back): a face turned
+        well away from the camera (three-quarter profile) is narrow, and mediapipe's frontal-trained
+        detector misses it; widened, it looks closer to frontal and is found. The whole frame is then a
+        tile too (the whole-frame landmarker only sees it unwidened)."""
         import cv2
 
         h, w = rgb.shape[:2]
+        ws = round(w * stretch)
         found = list(known)
         new = []
         scaled = {}  # the frame resized once per tile size: each tile is then seen at ~256 px
-        for x, y, side in scan_tiles(w, h, self.min_face_px):
-            if side >= max(w, h):
+        for x, y, side in scan_tiles(ws, h, self.min_face_px):
+            if side >= max(w, h) and stretch == 1.0:
                 continue  # the whole-frame landmarker covers this one
             k = min(1.0, 256.0 / side)  # the detector sees 128 px anyway
             if side not in scaled:
-                scaled[side] = rgb if k == 1.0 else cv2.resize(rgb, (round(w * k), round(h * k)),
-                                                               interpolation=cv2.INTER_AREA)
+                scaled[side] = rgb if k == 1.0 and stretch == 1.0 else cv2.resize(
+                    rgb, (round(ws * k), round(h * k)), interpolation=cv2.INTER_AREA)
             x0, y0, n = round(x * k), round(y * k), round(side * k)
-            tile = scaled[side][y0:y0 + n, x0:x0 + n]
+            tile = np.ascontiguousarray(scaled[side][y0:y0 + n, x0:x0 + n])
             for lm in _run(self._tiles, tile, None):
                 lm = lm.copy()
-                lm[:, :2] = (lm[:, :2] + (x0, y0)) / k
-                lm[:, 2] /= k
+                lm[:, 0] = (lm[:, 0] + x0) / (k * stretch)
+                lm[:, 1] = (lm[:, 1] + y0) / k
+                lm[:, 2] /= k * stretch
                 if not any(same_face(lm, f) for f in found):
                     found.append(lm)
-                    new.append(lm)
+                    new.append((lm, stretch))
         return new
+
+    def _whole(self, rgb: np.ndarray, ts: int | None) -> list[np.ndarray]:
+        """The whole-frame landmarker, on the frame scaled down to at most ``whole_max_side`` px: the
+        faces it can find are at least ~1/5 of the frame, so still >= ~250 px there, more than the
+        landmark model's 192 px input; landmarks come back in frame pixels."""
+        import cv2
+
+        h, w = rgb.shape[:2]
+        k = min(1.0, self.whole_max_side / max(h, w))
+        if k >= 1.0:
+            return _run(self._full, rgb, ts)
+        small = cv2.resize(rgb, (round(w * k), round(h * k)), interpolation=cv2.INTER_AREA)
+        faces = _run(self._full, small, ts)
+        sx, sy = w / small.shape[1], h / small.shape[0]
+        for f in faces:
+            f[:, 0] *= sx
+            f[:, 1] *= sy
+            f[:, 2] *= sx
+        return faces
 
     def detect(self, frame: np.ndarray, frame_index: int = 0) -> list[FaceObservation]:
         """Faces in one frame (RGB; grey/16-bit accepted), landmarks in frame pixels."""
@@ -287,15 +327,20 @@ class FaceLandmarkDetector:
         if self.video:
             ts = max(int(round(frame_index * 1000.0 / self.fps)), self._last_ts + 1)
             self._last_ts = ts
-        faces = _run(self._full, rgb, ts)
         if not self.video:
-            faces += self._scan(rgb, faces)
+            faces = self._whole(rgb, ts)
+            faces += [f for f, _ in self._scan(rgb, faces)]
+            if self.turned_stretch > 1.0 and len(faces) < self.max_faces:
+                faces += [f for f, _ in self._scan(rgb, faces, self.turned_stretch)]
             return [FaceObservation(f) for f in faces[: self.max_faces]]
         # Zoomed followers first. Where the whole-frame landmarker finds the same face (it has grown
         # past the detector's limit), the follower's landmarks win: it sees the face at a higher
         # resolution and is already tracking it, while the whole-frame fit is poor for a few frames
         # after a fresh detection.
         followed, kept = [], []
+        # Every face slot followed: the whole-frame landmarker could add nothing (the followers see their
+        # faces at a higher resolution), so it is skipped; VIDEO mode accepts the gap in timestamps.
+        faces = [] if len(self._followers) >= self.max_faces else self._whole(rgb, ts)
         for f in self._followers:
             lm = f.follow(rgb, ts)
             if lm is None or any(same_face(lm, g) for g in followed):
@@ -307,18 +352,37 @@ class FaceLandmarkDetector:
         faces = unique_faces(followed + sorted(faces, key=_box_area, reverse=True))
         first = self._since_scan is None
         self._since_scan = 0 if first else self._since_scan + 1
-        if first or self._since_scan >= self.scan_every or (not faces and self._since_scan % 3 == 0):
-            self._since_scan = 0
+        # A face lost since the last frame, away from the faces still in view (it may have turned
+        # away; one that went behind another face is not searched for): search at once, widened.
+        lost = any(not any(same_face(p, g) or box_iou(landmark_box(p), landmark_box(g)) > 0 for g in faces)
+                   for p in self._previous)
+        # No scan while every face slot is taken: nothing it found could be added.
+        due = first or self._since_scan >= self.scan_every or (not faces and self._since_scan % 3 == 0)
+        turned_due = self.turned_stretch > 1.0 and (lost or (due and self._scans % self.turned_every == 0))
+        if len(faces) < self.max_faces and (due or turned_due):
+            found = []
+            if due:
+                self._since_scan = 0
+                self._scans += 1
+                found = self._scan(rgb, faces)
+            # every ``turned_every``-th scan, and right after a loss (only this one then: a face hidden
+            # behind another must not be re-found in pieces), the widened frame is searched too
+            if turned_due:
+                # a widened find overlapping a face in view is a face passing behind it, seen in part
+                found += [(lm, st) for lm, st in self._scan(rgb, faces + [f for f, _ in found], self.turned_stretch)
+                          if not any(box_iou(landmark_box(lm), landmark_box(g)) > 0 for g in faces)]
             # A tile find counts only if the follower's zoomed view of the same frame confirms it: tiles
             # give false positives (textures that look like a face at low resolution).
-            for lm in self._scan(rgb, faces):
+            for lm, stretch in found:
                 if len(faces) >= self.max_faces:
                     break
-                follower = _ZoomFollower(_landmarker(self.path, True, 1, self._conf), lm, self.zoom, self.zoom_size)
+                follower = _ZoomFollower(_landmarker(self.path, True, 1, self._conf), lm, self.zoom, self.zoom_size,
+                                         stretch)
                 confirmed = follower.follow(rgb, ts)
                 if confirmed is None or any(same_face(confirmed, g) for g in faces):
                     follower.close()
                     continue
                 self._followers.append(follower)
                 faces.append(confirmed)
+        self._previous = faces[: self.max_faces]
         return [FaceObservation(f) for f in faces[: self.max_faces]]

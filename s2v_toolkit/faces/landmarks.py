@@ -33,6 +33,7 @@ CHIN = 152
 FOREHEAD = 10
 MOUTH_CORNERS = (61, 291)
 INNER_LIP_MIDS = (13, 14)       # upper, lower
+OUTER_LIP_MIDS = (0, 17)        # top of the upper lip, bottom of the lower lip
 LEFT_IRIS = tuple(range(468, 473))
 RIGHT_IRIS = tuple(range(473, 478))
 

@@ -36,7 +36,14 @@ from . import landmarks as L
 # (named points only, so any 478-point source works), radius a quarter of the mouth width.
 _CHEEKS = ((L.LEFT_EYE_CORNERS[0], L.MOUTH_CORNERS[0]), (L.RIGHT_EYE_CORNERS[0], L.MOUTH_CORNERS[1]))
 WORK_MOUTH_PX = 48.0  # mouths wider than this are measured on a patch scaled down to it
-N_FEATURES = 5  # dL, da, db (lip ring minus cheeks), log texture ratio, lip jitter (filled later)
+N_CUES = 4  # dL, da, db (lip ring part minus cheeks), log texture ratio
+# The lip ring is measured whole and at its two corners (the thirds of the ring nearest each mouth
+# corner along the corner-to-corner axis). Fingers over one corner change a third of the ring, diluted to
+# little in the whole-ring mean, but they make the two corners differ; expressions (smiles, pouts,
+# speech) change both corners alike.
+REGIONS = ("whole", "corner_a", "corner_b")
+CORNER_EDGES = (0.36, 0.64)  # a corner is t < 0.36 or t > 0.64 along the corner-to-corner axis (0..1)
+N_FEATURES = N_CUES * len(REGIONS)
 
 
 @dataclass(frozen=True)
@@ -59,6 +66,18 @@ class TrackOcclusion:
     scores: np.ndarray
     occluded: np.ndarray          # bool
     ranges: list[tuple[int, int]] = field(default_factory=list)  # inclusive frame ranges
+    region_scores: np.ndarray | None = None  # (K, 2): whole lip ring, corners' asymmetry (no jitter)
+
+    def range_reason(self, start: int, end: int) -> str:
+        """What covers the mouth over a flagged range: the whole lips, or one corner (the corners' score
+        led in most of its frames)."""
+        if self.region_scores is None:
+            return "mouth occluded"
+        sel = self.occluded & (self.frames >= start) & (self.frames <= end)
+        if not sel.any():
+            return "mouth occluded"
+        corner_led = np.mean(self.region_scores[sel, 1] > self.region_scores[sel, 0])
+        return "mouth occluded (one corner covered)" if corner_led > 0.5 else "mouth occluded (lips covered)"
 
     def occluded_frames(self) -> set[int]:
         return {int(f) for f in self.frames[self.occluded]}
@@ -70,8 +89,13 @@ class TrackOcclusion:
         return float(self.occluded[sel].sum()) / n if n else 0.0
 
     def to_dict(self) -> dict:
-        return {"track_id": self.track_id, "ranges": [list(r) for r in self.ranges],
-                "scores": np.round(self.scores, 2).tolist()}
+        d = {"track_id": self.track_id, "ranges": [list(r) for r in self.ranges],
+             "reasons": [self.range_reason(a, b) for a, b in self.ranges],
+             "scores": np.round(self.scores, 2).tolist()}
+        if self.region_scores is not None:
+            d["whole_ring_scores"] = np.round(self.region_scores[:, 0], 2).tolist()
+            d["corner_scores"] = np.round(self.region_scores[:, 1], 2).tolist()
+        return d
 
 
 def _poly_mask(shape, pts, cv2):
@@ -129,8 +153,20 @@ def mouth_features(rgb: np.ndarray, landmarks: np.ndarray, min_mouth_px: float =
     gray = lab[..., 0]
     gx, gy = cv2.Sobel(gray, cv2.CV_32F, 1, 0), cv2.Sobel(gray, cv2.CV_32F, 0, 1)
     grad = np.sqrt(gx * gx + gy * gy)
-    out[:3] = lab[ring].mean(0) - lab[cheeks].mean(0)
-    out[3] = np.log((grad[ring].mean() + 1.0) / (grad[cheeks].mean() + 1.0))
+    ref_lab, ref_grad = lab[cheeks].mean(0), grad[cheeks].mean()
+    # position of each ring pixel along the axis from one mouth corner to the other (0..1)
+    c0, c1 = ((lm[c, :2] - off) * scale for c in L.MOUTH_CORNERS)  # scale is 1 for small mouths
+    axis = c1 - c0
+    ys, xs = np.nonzero(ring)
+    t = ((xs - c0[0]) * axis[0] + (ys - c0[1]) * axis[1]) / max(float(axis @ axis), 1e-6)
+    lo, hi = CORNER_EDGES
+    parts = (np.ones(len(t), bool), t < lo, t > hi)
+    ring_lab, ring_grad = lab[ys, xs], grad[ys, xs]
+    if min(int(sel.sum()) for sel in parts) < 4:
+        return out
+    for k, sel in enumerate(parts):
+        out[k * N_CUES:k * N_CUES + 3] = ring_lab[sel].mean(0) - ref_lab
+        out[k * N_CUES + 3] = np.log((ring_grad[sel].mean() + 1.0) / (ref_grad + 1.0))
     return out
 
 
@@ -165,6 +201,7 @@ def hysteresis(scores: np.ndarray, frames: np.ndarray, params: OcclusionParams =
 
 
 def _cue_z(f: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """Whole-ring score: robust z of lightness, lost redness and texture, mean of the two largest."""
     med = np.median(ref, 0)
     mad = 1.4826 * np.median(np.abs(ref - med), 0)
     z_l = np.abs(f[:, 0] - med[0]) / max(mad[0], 0.3 * abs(med[0]), 2.0)
@@ -176,31 +213,67 @@ def _cue_z(f: np.ndarray, ref: np.ndarray) -> np.ndarray:
     return z[:, 1:].mean(1)
 
 
+def _asym_z(d: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """Corner score from ``d`` = corner a minus corner b cues: robust z of the change of the lightness,
+    redness and texture differences from the track's own, mean of the two largest (two cues agree)."""
+    med = np.median(ref, 0)
+    mad = 1.4826 * np.median(np.abs(ref - med), 0)
+    z_l = np.abs(d[:, 0] - med[0]) / max(mad[0], 2.0)
+    z_a = np.abs(d[:, 1] - med[1]) / max(mad[1], 0.75)
+    z_t = np.abs(d[:, 3] - med[3]) / max(mad[3], 0.25)
+    z = np.sort(np.stack([z_l, z_a, z_t], 1), 1)
+    return z[:, -2:].mean(1)
+
+
+def region_scores(features: np.ndarray, params: OcclusionParams = OcclusionParams()) -> np.ndarray:
+    """(K, 2) scores per frame: the whole lip ring, and the corners' asymmetry.
+
+    Each is in robust units of the track's own reference frames. The reference is found twice: over
+    every frame (robust while less than half are covered), then over the frames whose larger score the
+    first pass left below ``release``: they describe this face's uncovered mouth in this shot.
+    """
+    f = np.asarray(features, np.float64).reshape(len(features), len(REGIONS), N_CUES)
+    out = np.zeros((len(f), 2))
+    whole, asym = f[:, 0], f[:, 1] - f[:, 2]   # corner a minus corner b
+    ok = np.isfinite(whole).all(1)
+    if ok.sum() < 3:
+        return out
+    both = np.isfinite(asym).all(1) & ok
+
+    def score(ref_ok):
+        z = np.zeros((len(f), 2))
+        z[ok, 0] = _cue_z(whole[ok], whole[ref_ok & ok])
+        if (ref_ok & both).sum() >= 3:
+            z[both, 1] = _asym_z(asym[both], asym[ref_ok & both])
+        return z
+
+    z = score(np.ones(len(f), bool))                        # pass 1: every frame is the reference
+    keep = ok & (z.max(1) < params.release)
+    if keep.sum() >= max(3, params.reference_fraction * ok.sum()):
+        z = score(keep)                                     # pass 2: the frames pass 1 found uncovered
+    return z
+
+
 def occlusion_scores(features: np.ndarray, jitter: np.ndarray, params: OcclusionParams = OcclusionParams(),
                      ) -> np.ndarray:
     """(K,) score per frame from :func:`mouth_features` rows (K, N_FEATURES) and :func:`lip_jitter`.
 
-    Cues, each in robust units (median and MAD of the reference frames; the MAD is floored so a steady
-    track does not turn noise into large numbers):
+    Whole lip ring against the cheeks, each cue in robust units (median and MAD of the reference frames;
+    the MAD is floored so a steady track does not turn noise into large numbers):
 
     * lightness: ``|dL - ref| / max(MAD, 0.3 |ref|, 2)`` (a hand is lighter than lips, a microphone darker);
     * redness lost: ``max(0, ref - da) / max(MAD, 0.15 |ref|, 0.5)`` (one-sided: only a loss of lip/skin
       contrast counts; relative to the track's own contrast, so graded or desaturated footage counts);
     * texture: ``|log-ratio - ref| / max(MAD, 0.25)``.
 
-    The score is the mean of the two largest of the three, plus ``jitter_weight`` times the lip jitter.
+    Corners (fingers over one side of the mouth): the same three cues as differences corner a minus
+    corner b, ``|diff - ref| / max(MAD, floor)`` with floors 2 (L*), 0.75 (a*), 0.25 (log texture).
+
+    Each part's score is the mean of its two largest cues; the frame's score is the larger of the
+    two parts plus ``jitter_weight`` times the lip jitter.
     """
-    f = np.asarray(features, np.float64)[:, :4]
-    ok = np.isfinite(f).all(1)
-    scores = np.zeros(len(f))
-    if ok.sum() >= 3:
-        g = f[ok]
-        z = _cue_z(g, g)                       # pass 1: every frame is the reference (robust median)
-        keep = z < params.release
-        if keep.sum() >= max(3, params.reference_fraction * len(g)):
-            z = _cue_z(g, g[keep])             # pass 2: the frames that pass 1 found uncovered
-        scores[ok] = z
-    return scores + params.jitter_weight * np.nan_to_num(np.asarray(jitter, np.float64))
+    z = region_scores(features, params)
+    return z.max(1) + params.jitter_weight * np.nan_to_num(np.asarray(jitter, np.float64))
 
 
 def track_occlusion(track, features: dict[int, np.ndarray], params: OcclusionParams = OcclusionParams(),
@@ -211,9 +284,10 @@ def track_occlusion(track, features: dict[int, np.ndarray], params: OcclusionPar
     feats = np.stack([features.get(int(f), np.full(N_FEATURES, np.nan, np.float32)) for f in track.frames]) \
         if len(track.frames) else np.zeros((0, N_FEATURES), np.float32)
     jit = lip_jitter(track.landmarks, track.smoothed)
-    scores = occlusion_scores(feats, jit, params)
+    parts = region_scores(feats, params)
+    scores = parts.max(1) + params.jitter_weight * np.nan_to_num(jit.astype(np.float64))
     flags = hysteresis(scores, track.frames, params)
     full = np.zeros(track.last_frame - track.first_frame + 1, bool)
     full[track.frames - track.first_frame] = flags
     return TrackOcclusion(track.track_id, track.frames.copy(), scores.astype(np.float32), flags,
-                          runs(full, track.first_frame))
+                          runs(full, track.first_frame), parts.astype(np.float32))

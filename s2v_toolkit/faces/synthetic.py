@@ -95,3 +95,20 @@ def posed_face(center, width: float, angle_deg: float = 0.0, identity: FaceIdent
     out[:, :2] = pts[:, :2] @ rot.T * width + np.asarray(center, np.float32)
     out[:, 2] = pts[:, 2] * width
     return out
+
+
+def turned_view(img: np.ndarray, yaw_deg: float, center=(223.0, 150.0), focal: float = 400.0) -> np.ndarray:
+    """``img``'s plane turned about a vertical axis through ``center`` by ``yaw_deg`` (pinhole camera at
+    ``focal`` px): a face in it narrows and its far side shrinks, as a head turned towards profile does (a
+    planar stand-in: no self-occlusion). The default centre is the astronaut photo's face."""
+    import cv2
+
+    h, w = img.shape[:2]
+    a = np.deg2rad(yaw_deg)
+    src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+    dst = []
+    for x, y in src:
+        s = focal / (focal + (x - center[0]) * np.sin(a))
+        dst.append([center[0] + (x - center[0]) * np.cos(a) * s, center[1] + (y - center[1]) * s])
+    m = cv2.getPerspectiveTransform(src, np.float32(dst))
+    return cv2.warpPerspective(img, m, (w, h), borderMode=cv2.BORDER_REPLICATE)

@@ -150,6 +150,7 @@ class RedubReport:
     mask_coverage: list[float]         # per shot frame: fraction of frame pixels the mask touches
     lost_ranges: list[tuple[int, int]]  # line frames passed through because the face was lost
     occluded_ranges: list[tuple[int, int]] = field(default_factory=list)  # ... because the mouth was covered
+    occluded_reasons: list[str] = field(default_factory=list)  # per occluded range (lips / one corner covered)
     warnings: list[str] = field(default_factory=list)
     clips: list[dict] = field(default_factory=list)
     reference: str = ""
@@ -168,7 +169,9 @@ class RedubReport:
                 "crop_shape": list(self.crop_shape), "latent_shape": list(self.latent_shape),
                 "reference": self.reference,
                 "clips": self.clips, "lost_ranges": [list(r) for r in self.lost_ranges],
-                "occluded_ranges": [{"frames": list(r), "reason": "mouth occluded"} for r in self.occluded_ranges],
+                "occluded_ranges": [{"frames": list(r), "reason": self.occluded_reasons[k]
+                                     if k < len(self.occluded_reasons) else "mouth occluded"}
+                                    for k, r in enumerate(self.occluded_ranges)],
                 "warnings": self.warnings, "seconds": round(self.seconds, 3),
                 "frames": [{"frame": self.timing.shot_start + k, "status": s, "mask_coverage": round(c, 6)}
                            for k, (s, c) in enumerate(zip(self.status, self.mask_coverage))]}
@@ -279,6 +282,7 @@ def redub_stream(frames, timing: LineTiming, line_audio_16k: np.ndarray, plan: F
     report.lost_ranges = pass_through(frame_runs(~plan.found[s0 - plan.start:s1 - plan.start + 1], s0),
                                       "face_lost", "face lost")
     report.occluded_ranges = pass_through(plan.occluded_ranges(), "mouth_occluded", "mouth occluded")
+    report.occluded_reasons = [plan.occlusion_reason(a) for a, _ in report.occluded_ranges]
     if all(not plan.found[f - plan.start] for f in line):
         raise RedubError(f"no face of track {track_id} in the line's frames {timing.line_start}-{timing.line_end}")
 
@@ -601,7 +605,9 @@ def redub_video(video: str | os.PathLike, audio: str | os.PathLike, output: str 
     track = analysis.track(track_id)
     occluded = analysis.occluded_frames(track_id, shot_start, shot_end) if hasattr(analysis, "occluded_frames") else []
     plan = plan_face_crops(track, shot_start, shot_end, settings.crop_size, settings.face_fraction,
-                           occluded_frames=occluded)
+                           occluded_frames=occluded,
+                           occlusion_reasons=analysis.occlusion_reasons(track_id, shot_start, shot_end)
+                           if hasattr(analysis, "occlusion_reasons") else None)
     if not any(plan.found[f - plan.start] for f in timing.line_frames):
         raise RedubError(f"{video}: face track {track_id} is not found in the line's frames "
                          f"{timing.line_start}-{timing.line_end}")

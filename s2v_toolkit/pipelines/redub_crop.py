@@ -33,6 +33,7 @@ class FaceCropPlan:
     found: np.ndarray                          # (N,) bool: face found (landmarks) in that frame
     landmarks: list[np.ndarray | None] = field(default_factory=list)  # smoothed landmarks or None
     occluded: np.ndarray | None = None         # (N,) bool: mouth covered (hand, microphone): never masked
+    occlusion_reasons: dict[int, str] = field(default_factory=dict)  # frame -> what covers it (lips / a corner)
 
     def __len__(self) -> int:
         return self.end - self.start + 1
@@ -49,6 +50,9 @@ class FaceCropPlan:
     def occluded_ranges(self) -> list[tuple[int, int]]:
         """Inclusive frame ranges where the face is found but its mouth is covered."""
         return frame_runs(self.occluded, self.start) if self.occluded is not None else []
+
+    def occlusion_reason(self, frame: int) -> str:
+        return self.occlusion_reasons.get(int(frame), "mouth occluded")
 
     def lost_ranges(self) -> list[tuple[int, int]]:
         """Inclusive frame ranges where the face is not found."""
@@ -84,9 +88,10 @@ def _interpolate_matrices(frames: np.ndarray, mats: np.ndarray, wanted: np.ndarr
 
 
 def plan_face_crops(track: FaceTrack, start: int, end: int, size: int = 512,
-                    face_fraction: float = 0.5, occluded_frames=()) -> FaceCropPlan:
+                    face_fraction: float = 0.5, occluded_frames=(), occlusion_reasons=None) -> FaceCropPlan:
     """Crop transforms for ``track`` over frames ``start..end`` (smoothed landmarks); ``occluded_frames``:
-    frames whose mouth is covered (:meth:`s2v_toolkit.faces.FaceAnalysis.occluded_frames`)."""
+    frames whose mouth is covered (:meth:`s2v_toolkit.faces.FaceAnalysis.occluded_frames`);
+    ``occlusion_reasons``: frame -> reason (:meth:`s2v_toolkit.faces.FaceAnalysis.occlusion_reasons`)."""
     if size % 64:
         raise ValueError(f"crop size {size} must be a multiple of 64 (VAE stride 8, even latent size)")
     n = end - start + 1
@@ -108,4 +113,5 @@ def plan_face_crops(track: FaceTrack, start: int, end: int, size: int = 512,
     assert len(transforms) == n
     occ = set(int(f) for f in occluded_frames)
     occluded = np.array([int(f) in occ for f in wanted]) & found
-    return FaceCropPlan(start, end, int(size), transforms, found, landmarks, occluded)
+    return FaceCropPlan(start, end, int(size), transforms, found, landmarks, occluded,
+                        {int(f): str(r) for f, r in (occlusion_reasons or {}).items()})

@@ -7,7 +7,8 @@ until about frame 225, and from frame 240 to the end the hand is gone and she la
 retalking_face3.mp4, retalking_face5.mp4, single_face.mp4 (a man who smiles with his teeth from about
 frame 19: lips move away from skin in colour alone), carphone.mp4: nothing over the mouth.
 
-Targets: the covered range is flagged; clear frames almost never are (a flag costs a re-dubbed frame).
+Targets: the covered range is flagged, and so are the fingers over one corner of the lips (a partial cover,
+found by the corners' asymmetry: frames 150-225 from the contact sheet); clear frames almost never are (a flag costs a re-dubbed frame).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ def test_hand_over_the_mouth_is_flagged_and_clear_frames_are_not():
     a, tid = _analysis("WolfgangLanger_Pexels.mp4")
     flagged = set(a.occluded_frames(tid))
     assert _share(flagged, range(64, 97)) >= 0.8          # palm over the mouth
+    assert _share(flagged, range(150, 226)) >= 0.7        # fingers over one corner of the lips
     assert _share(flagged, range(0, 56)) <= 0.05          # crying, mouth clear
     assert _share(flagged, range(240, a.end + 1)) <= 0.02  # laughing, mouth open, no hand
     assert any(i.kind == "mouth_occluded" and i.start <= 96 and i.end >= 64 for i in a.issues)

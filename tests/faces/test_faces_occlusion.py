@@ -1,5 +1,6 @@
-"""Mouth occlusion on generated face video: a hand-coloured patch and a dark bar over the mouth are flagged,
-the talking, moving, uncovered face is not (no model needed: the landmarks are the ones drawn)."""
+"""Mouth occlusion on generated face video: a hand-coloured patch and a dark bar over the mouth, and a finger
+over one corner of the lips, are flagged; the talking, moving, uncovered face is not (no model needed: the
+landmarks are the ones drawn)."""
 
 from __future__ import annotations
 
@@ -16,13 +17,14 @@ SKIN, HAND, LIPS, INSIDE = (196, 146, 118), (214, 164, 134), (168, 72, 80), (45,
 N_FRAMES = 80
 HAND_FRAMES = range(20, 35)   # a skin-coloured hand over the mouth
 MIC_FRAMES = range(50, 60)    # a dark microphone in front of it
+FINGER_FRAMES = range(66, 74)  # a finger over one corner of the lips only (a partial cover)
 
 
 def _poly(img, pts, colour):
     cv2.fillPoly(img, [np.round(pts[:, :2]).astype(np.int32)], colour)
 
 
-def render(lm: np.ndarray, width: float, cover: tuple | None, rng) -> np.ndarray:
+def render(lm: np.ndarray, width: float, cover: tuple | None, rng, finger: bool = False) -> np.ndarray:
     img = np.full((360, 640, 3), 60, np.uint8)
     _poly(img, lm[list(L.FACE_OVAL)], SKIN)
     for eye in (L.LEFT_EYE_CORNERS, L.RIGHT_EYE_CORNERS):
@@ -36,6 +38,12 @@ def render(lm: np.ndarray, width: float, cover: tuple | None, rng) -> np.ndarray
         x0, y0 = nose + np.array([-0.3, 0.04]) * width
         x1, y1 = nose + np.array([0.3, 0.3]) * width
         cv2.rectangle(img, (int(x0), int(y0)), (int(x1), int(y1)), cover, -1)
+    if finger:  # an upright finger over the left mouth corner: covers about a quarter of the mouth's width
+        nose = lm[L.NOSE_TIP, :2]
+        x0, y0 = nose + np.array([-0.29, 0.05]) * width
+        x1, y1 = nose + np.array([-0.15, 0.45]) * width
+        cv2.rectangle(img, (int(x0), int(y0)), (int(x1), int(y1)), HAND, -1)
+        cv2.line(img, (int(x1), int(y0)), (int(x1), int(y1)), (150, 100, 85), 2)  # the finger's shaded edge
     noise = rng.normal(0, 3.0, img.shape)
     return np.clip(img + noise, 0, 255).astype(np.uint8)
 
@@ -60,7 +68,7 @@ def analysis():
         lm = posed_face((320 + 1.5 * k, 170 + 3 * np.sin(k / 7)), width, 4 * np.sin(k / 11), mouth_open=opening[k])
         cover = HAND if k in HAND_FRAMES else (25, 25, 28) if k in MIC_FRAMES else None
         lms.append(lm)
-        frames.append(render(lm, width, cover, rng))
+        frames.append(render(lm, width, cover, rng, finger=k in FINGER_FRAMES))
     return analyze_frames(enumerate(frames), 25.0, DrawnFaces(lms), start=0, end=N_FRAMES - 1)
 
 
@@ -68,11 +76,11 @@ def test_covered_mouth_frames_are_flagged_and_uncovered_ones_are_not(analysis):
     assert len(analysis.tracks) == 1
     tid = analysis.tracks[0].track_id
     flagged = set(analysis.occluded_frames(tid))
-    covered = set(HAND_FRAMES) | set(MIC_FRAMES)
+    covered = set(HAND_FRAMES) | set(MIC_FRAMES) | set(FINGER_FRAMES)
     assert covered <= flagged, sorted(covered - flagged)
     assert not flagged - covered, sorted(flagged - covered)
     ranges = [(i.start, i.end) for i in analysis.issues if i.kind == "mouth_occluded"]
-    assert ranges == [(20, 34), (50, 59)]
+    assert ranges == [(20, 34), (50, 59), (66, 73)]
     occ = analysis.occlusion[tid]
     assert occ.fraction(20, 34) == 1.0 and occ.fraction(0, 19) == 0.0
 
@@ -94,3 +102,103 @@ def test_hysteresis_drops_single_frame_spikes_and_extends_runs_while_above_relea
     assert np.flatnonzero(hysteresis(run, frames, p)).tolist() == [1, 2, 3, 4]
     gapped = np.array([5, 5, 5, 5], float)
     assert not hysteresis(gapped, np.array([0, 2, 4, 6]), p).any()  # not consecutive frames: no run of 3
+
+
+def test_a_finger_over_one_corner_shows_in_the_corner_score_not_the_whole_ring(analysis):
+    """The partial cover is found by the corners' asymmetry: the whole-ring score alone stays low."""
+    occ = analysis.occlusion[analysis.tracks[0].track_id]
+    finger = np.isin(occ.frames, list(FINGER_FRAMES))
+    assert occ.scores[finger].min() > OcclusionParams().threshold
+    assert occ.region_scores is not None
+    whole, corners = occ.region_scores[finger, 0], occ.region_scores[finger, 1]
+    assert corners.min() > OcclusionParams().threshold
+    assert np.median(whole) < np.median(corners)
+    # a frame with a symmetric change (the mouth opened wide while talking) moves neither part much
+    # the reason the plan and the sidecar carry says which: one corner, or the lips
+    reasons = analysis.occlusion_reasons(analysis.tracks[0].track_id)
+    assert reasons[FINGER_FRAMES[0]] == "mouth occluded (one corner covered)"
+    assert reasons[HAND_FRAMES[0]] == reasons[MIC_FRAMES[0]] == "mouth occluded (lips covered)"
+    assert any("one corner" in i.message for i in analysis.issues if i.start == FINGER_FRAMES[0])
+    talk = ~np.isin(occ.frames, list(HAND_FRAMES) + list(MIC_FRAMES) + list(FINGER_FRAMES))
+    assert occ.region_scores[talk].max() < OcclusionParams().release
+
+
+def _draw_finger(img: np.ndarray, tip: np.ndarray, width: float, skin: np.ndarray) -> None:
+    """An upright finger (capsule, shaded across, a nail at the tip) ``width`` px wide, tip at ``tip``,
+    running down out of the picture: skin-coloured like the face it covers, as a real hand is."""
+    h = img.shape[0]
+    x0, x1 = int(tip[0] - width / 2), int(tip[0] + width / 2)
+    y0 = int(tip[1])
+    for x in range(max(x0, 0), min(x1, img.shape[1])):
+        u = (x - tip[0]) / (width / 2)                       # -1..1 across the finger
+        shade = 0.75 + 0.3 * np.sqrt(max(0.0, 1 - u * u))   # rounder = lighter in the middle
+        top = y0 + int(width / 2 * (1 - np.sqrt(max(0.0, 1 - u * u))))
+        img[top:h, x] = np.clip(skin * shade, 0, 255).astype(np.uint8)
+    nail = (int(tip[0]), int(tip[1] + width * 0.45))
+    cv2.ellipse(img, nail, (int(width * 0.3), int(width * 0.35)), 0, 0, 360,
+                tuple(int(c) for c in np.clip(skin * 1.1 + 20, 0, 255)), -1)
+
+
+@pytest.mark.skipif(__import__("s2v_toolkit.faces", fromlist=["x"]).find_landmarker_bundle() is None,
+                    reason="face_landmarker.task not built: run `s2vt faces setup` first")
+def test_real_face_with_a_finger_over_one_lip_corner_raises_the_corner_score():
+    """The real landmark model on a real photo (scikit-image's astronaut, public domain), moving a little;
+    in frames 14-23 a finger (skin colour sampled from her own cheek) covers one corner of the lips.
+
+    Her lips are pale (a* only ~5 over the cheeks), the hard case: the corner score of every covered frame
+    is above every uncovered frame's, but stays near 3, under the flag threshold (4); docs/faces.md lists
+    this limit. Nothing is flagged in the uncovered frames."""
+    from skimage import data
+
+    from s2v_toolkit.faces import FaceLandmarkDetector
+
+    photo = np.ascontiguousarray(data.astronaut())
+    with FaceLandmarkDetector(video=False) as det:
+        lm0 = det.detect(photo)[0].landmarks
+    corner = lm0[L.MOUTH_CORNERS[0], :2]
+    mouth_w = float(np.linalg.norm(lm0[L.MOUTH_CORNERS[0], :2] - lm0[L.MOUTH_CORNERS[1], :2]))
+    cheek = lm0[[205, 207], :2].mean(0).astype(int)
+    skin = photo[cheek[1] - 3:cheek[1] + 4, cheek[0] - 3:cheek[0] + 4].reshape(-1, 3).mean(0)
+    covered = range(14, 24)
+    frames = []
+    for k in range(36):
+        dx, dy = 2.0 * np.sin(k / 5), 1.5 * np.cos(k / 7)
+        m = np.array([[1, 0, dx], [0, 1, dy]], np.float64)
+        img = cv2.warpAffine(photo, m, (512, 512), borderMode=cv2.BORDER_REFLECT)
+        if k in covered:   # a finger 0.4 mouth widths wide centred just inside the corner
+            _draw_finger(img, corner + (dx + 0.12 * mouth_w, dy - 0.35 * mouth_w), 0.4 * mouth_w, skin)
+        frames.append(img)
+    with FaceLandmarkDetector(video=True, fps=25) as det:
+        a = analyze_frames(enumerate(frames), 25.0, det, start=0, end=len(frames) - 1)
+    assert len(a.tracks) == 1
+    tid = a.tracks[0].track_id
+    occ = a.occlusion[tid]
+    assert len(occ.frames) == len(frames)
+    cov = np.isin(occ.frames, list(covered))
+    corners = occ.region_scores[:, 1]
+    assert corners[cov].min() > corners[~cov].max()
+    assert corners[cov].mean() > 2.0 * corners[~cov].mean()
+    assert not set(a.occluded_frames(tid)) - set(covered)
+
+
+@pytest.mark.skipif(__import__("s2v_toolkit.faces", fromlist=["x"]).find_landmarker_bundle() is None,
+                    reason="face_landmarker.task not built: run `s2vt faces setup` first")
+def test_a_face_turning_away_is_not_taken_for_a_covered_corner():
+    """Turning the head makes the mouth's corners differ (the far one foreshortened): the astronaut photo
+    turned about a vertical axis to 45 degrees for a third of the shot (a planar turn, perspective) must
+    not be flagged; its corner score stays under the release level."""
+    from skimage import data
+
+    from s2v_toolkit.faces import FaceLandmarkDetector
+    from s2v_toolkit.faces.synthetic import turned_view
+
+    photo = np.ascontiguousarray(data.astronaut())
+    yaws = [0.0] * 20 + list(np.linspace(0, 45, 20)) + [45.0] * 20 + list(np.linspace(45, 0, 20))
+    frames = [turned_view(photo, y) for y in yaws]
+    with FaceLandmarkDetector(video=True, fps=25) as det:
+        a = analyze_frames(enumerate(frames), 25.0, det, start=0, end=len(frames) - 1)
+    assert len(a.tracks) == 1
+    occ = a.occlusion[a.tracks[0].track_id]
+    assert len(occ.frames) == len(frames)
+    assert not occ.ranges
+    assert occ.region_scores.max() < OcclusionParams().release

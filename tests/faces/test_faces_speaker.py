@@ -169,3 +169,31 @@ def test_silent_or_short_lines_are_not_judged_by_the_audio():
     short = audio_envelope(audio[: RATE], RATE, FPS, 25)  # 1 s
     choice = choose_speaker([_track(0, 400, mouth)], 0, 24, envelope=short, fps=FPS)
     assert choice.track_id is None and "too short" in choice.reason
+
+
+def _slow_series(rng, n, width):
+    """A slowly varying random series (a moving average of noise): strong autocorrelation, like a mouth
+    that opens and closes with phrases, or a speech envelope with pauses."""
+    x = rng.normal(0, 1, n + width)
+    return np.convolve(x, np.ones(width) / width, mode="valid")[:n]
+
+
+def test_unrelated_slow_series_score_a_calibrated_z():
+    """8 s lines (200 frames) of independent, strongly autocorrelated series: z must be spread like a
+    standard normal (the circular-shift null alone gives a spread of ~1.5 here: unrelated lines would be
+    chosen far more often than the threshold promises)."""
+    from s2v_toolkit.faces import audio_evidence
+    from s2v_toolkit.faces.speaker import bartlett_sd
+
+    rng = np.random.default_rng(5)
+    zs = []
+    for _ in range(60):
+        mouth, env = _slow_series(rng, 200, 15), _slow_series(rng, 200, 15)
+        zs.append(audio_evidence(mouth, env, FPS)["z"])
+    zs = np.array(zs)
+    assert 0.7 < zs.std() < 1.25, zs.std()
+    assert np.mean(zs >= 1.64) <= 0.1
+    # Bartlett's sd: white noise gives 1/sqrt(N); shared slow autocorrelation gives more
+    white = bartlett_sd(rng.normal(size=400), rng.normal(size=400))
+    assert abs(white - 1 / np.sqrt(400)) < 0.01
+    assert bartlett_sd(_slow_series(rng, 400, 15), _slow_series(rng, 400, 15)) > 2.5 * white

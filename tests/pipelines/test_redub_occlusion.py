@@ -64,7 +64,8 @@ def test_covered_frames_pass_through_and_are_named_in_the_report(shot):
     frames, analysis = shot
     assert analysis.occluded_frames(0) == list(COVERED)
     timing = place_line(0, N - 1, 5, 12 / 25, FPS)  # line frames 5-16
-    plan = plan_face_crops(analysis.tracks[0], 0, N - 1, 64, occluded_frames=analysis.occluded_frames(0))
+    plan = plan_face_crops(analysis.tracks[0], 0, N - 1, 64, occluded_frames=analysis.occluded_frames(0),
+                           occlusion_reasons=analysis.occlusion_reasons(0))
     assert not plan.crop_masks(8, 4, RedubSettings().mask).any()      # covered: empty mask
     assert plan.crop_masks(5, 3, RedubSettings().mask).any()
     assert occluded_share(plan, timing) == pytest.approx(4 / 12)
@@ -82,7 +83,8 @@ def test_covered_frames_pass_through_and_are_named_in_the_report(shot):
     assert not np.array_equal(out[6], frames[6])
     assert report.occluded_ranges == [(8, 11)]
     doc = report.to_dict()
-    assert doc["occluded_ranges"] == [{"frames": [8, 11], "reason": "mouth occluded"}]
+    # the patch covers the whole lips (not one corner): the sidecar says so
+    assert doc["occluded_ranges"] == [{"frames": [8, 11], "reason": "mouth occluded (lips covered)"}]
     assert any("mouth occluded in frames 8-11" in w for w in report.warnings)
     assert report.reference == "shot frame 5"
 
