@@ -116,7 +116,8 @@ def occlusion_verdict(analysis, track_id: int, ctx: ShotContext, face: dict, rea
     flags = np.zeros(ctx.last_frame - ctx.first_frame + 1, bool)
     flags[np.asarray(covered) - ctx.first_frame] = True
     spans = runs(flags, ctx.first_frame)
-    face["occluded_ranges"] = [{"frames": list(r), "reason": "mouth occluded"} for r in spans]
+    why = analysis.occlusion_reasons(track_id, ctx.first_frame, ctx.last_frame)
+    face["occluded_ranges"] = [{"frames": list(r), "reason": why.get(r[0], "mouth occluded")} for r in spans]
     if share > OcclusionParams.max_line_fraction:
         return FaceVerdict("skip", f"mouth occluded in {share:.0%} of the line", face)
     text = ", ".join(f"{a}-{b}" for a, b in spans)

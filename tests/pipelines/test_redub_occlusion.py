@@ -97,7 +97,7 @@ def test_plan_notes_covered_frames_and_skips_a_mostly_covered_line(shot):
     _, analysis = shot
     v = occlusion_verdict(analysis, 0, _ctx(0, N - 1), {"track_id": 0}, "speaks")
     assert v.action == "redub"
-    assert v.face["occluded_ranges"] == [{"frames": [8, 11], "reason": "mouth occluded"}]
+    assert v.face["occluded_ranges"] == [{"frames": [8, 11], "reason": "mouth occluded (lips covered)"}]  # the sidecar's reason
     assert any("mouth occluded in file frames 8-11" in n for n in v.notes)
     v = occlusion_verdict(analysis, 0, _ctx(7, 12), {"track_id": 0}, "speaks")  # 4 of 6 frames covered
     assert v.action == "skip" and v.reason == "mouth occluded in 67% of the line"
