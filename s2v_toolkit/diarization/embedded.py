@@ -246,8 +246,8 @@ class EmbeddedDiarizer:
             if confident and confident != regions:
                 c_windows = _windows(confident, cfg.window, cfg.step)
                 c_reliable = np.array([b - a >= cfg.min_window for a, b in c_windows])
-                c_embeddings = embed_windows(source, c_windows, self.encoder, cfg.block_seconds, progress)
-                count = _channel_robust_count(source, c_windows, c_embeddings, _speech_shares(c_windows, confident),
+                known = {w: embeddings[i] for i, w in enumerate(windows)}  # windows both grids share
+                count = _channel_robust_count(source, c_windows, known, _speech_shares(c_windows, confident),
                                               c_reliable, self.encoder, cfg, min_speakers, max_speakers, progress)
             else:
                 count = _channel_robust_count(source, windows, embeddings, weights, reliable, self.encoder, cfg,
@@ -300,7 +300,7 @@ class EmbeddedDiarizer:
         return result
 
 
-def _channel_robust_count(source: AudioSource, windows, embeddings: np.ndarray, weights: np.ndarray,
+def _channel_robust_count(source: AudioSource, windows, embeddings: np.ndarray | dict, weights: np.ndarray,
                           reliable: np.ndarray, encoder: VoiceEncoder, cfg: EmbeddedConfig,
                           min_speakers: int | None, max_speakers: int | None, progress=False) -> int:
     """The speaker count, estimated on embeddings that average each window over microphone tilts.
@@ -314,14 +314,23 @@ def _channel_robust_count(source: AudioSource, windows, embeddings: np.ndarray, 
     sample became one speaker). The grouping into that many speakers still uses the plain embeddings.
     To bound the cost (each tilt is one more pass of the encoder), the count uses every other full-length
     window when there are more than ``2 * COUNT_ALL_WINDOWS`` of them, each then standing for twice the
-    speech."""
+    speech. ``embeddings``: the plain embedding of every window, or a dict {window: embedding} of those
+    already known (the others the count uses are embedded here)."""
     idx = np.flatnonzero(reliable)
     if len(idx) < max(4, 2 * (min_speakers or 1)):
         idx = np.arange(len(windows))
     stride = 2 if len(idx) > 2 * COUNT_ALL_WINDOWS else 1
     idx = idx[::stride]
     others = tuple(t for t in cfg.count_tilts_db if t != 0.0)
-    total = embeddings[idx].astype(np.float64) * (len(cfg.count_tilts_db) - len(others))
+    if isinstance(embeddings, dict):  # plain embeddings known for some windows: embed only the others it uses
+        missing = [i for i in idx if windows[i] not in embeddings]
+        found = embed_windows(source, [windows[i] for i in missing], encoder, cfg.block_seconds, progress) \
+            if missing else np.zeros((0, encoder.dim), dtype=np.float32)
+        known = {**embeddings, **{windows[i]: e for i, e in zip(missing, found)}}
+        plain = np.stack([known[windows[i]] for i in idx])
+    else:
+        plain = embeddings[idx]
+    total = plain.astype(np.float64) * (len(cfg.count_tilts_db) - len(others))
     for t in others:
         total += embed_windows(source, [windows[i] for i in idx], encoder, cfg.block_seconds, progress,
                                tilts_db=(t,))

@@ -142,3 +142,26 @@ def test_count_hears_only_the_speech_the_network_is_sure_of(two_speakers):
     for s, e in confident:  # the sure regions lie inside the adapted ones
         assert any(a <= s + 1e-6 and e <= b + 1e-6 for a, b in regions)
     assert len(diarize(signal, SR).speakers) == 2
+
+
+@needs_espeak
+def test_count_reuses_known_window_embeddings_and_embeds_the_rest(two_speakers):
+    from s2v_toolkit.diarization.embedded import (
+        EmbeddedConfig,
+        _channel_robust_count,
+        _speech_shares,
+        _windows,
+        embed_windows,
+    )
+    from s2v_toolkit.diarization.embedding import VoiceEncoder
+
+    signal, _ = two_speakers
+    src, cfg, enc = ArraySource(signal, SR), EmbeddedConfig(), VoiceEncoder()
+    regions = detect_speech(src, cfg.vad)
+    windows = _windows(regions, cfg.window, cfg.step)
+    emb = embed_windows(src, windows, enc)
+    weights = _speech_shares(windows, regions)
+    reliable = np.array([b - a >= cfg.min_window for a, b in windows])
+    full = _channel_robust_count(src, windows, emb, weights, reliable, enc, cfg, None, None)
+    half = {w: emb[i] for i, w in enumerate(windows) if i % 2 == 0}  # the others are embedded on demand
+    assert _channel_robust_count(src, windows, half, weights, reliable, enc, cfg, None, None) == full == 2
