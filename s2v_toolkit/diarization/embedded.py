@@ -25,7 +25,7 @@ from s2v_toolkit.diarization.clustering import (
 )
 from s2v_toolkit.diarization.embedding import SAMPLE_RATE, VoiceEncoder
 from s2v_toolkit.diarization.turns import SpeakerTurn, SpeakerTurns
-from s2v_toolkit.diarization.vad import VADConfig, SileroVAD, speech_regions
+from s2v_toolkit.diarization.vad import ChunkCues, SileroVAD, VADConfig, speech_regions
 
 FRAME = 0.01  # label resolution, seconds
 COUNT_ALL_WINDOWS = 20  # up to twice this many full-length windows, the channel-robust count uses all
@@ -71,19 +71,31 @@ class _Progress:
 
 
 def detect_speech(source: AudioSource, config: VADConfig = VADConfig(), block_seconds: float = 60.0,
-                  progress=False) -> list[tuple[float, float]]:
-    """Speech regions of a whole source, read block by block."""
-    vad = SileroVAD()
+                  progress=False, confident: bool = False):
+    """Speech regions of a whole source, read block by block.
+
+    With ``confident``, returns ``(regions, confident_regions)``: the second are the regions the network
+    alone finds (no level/harmonicity cue), the speech sure enough to form speakers."""
+    vad, cue = SileroVAD(), ChunkCues()
     bar = _Progress(progress, source.duration, "speech detection")
-    probs, t = [], 0.0
+    probs, levels, harmonicity, t = [], [], [], 0.0
     while t < source.duration:
         length = min(block_seconds, source.duration - t)
-        probs.append(vad(source.read(t, length)))
+        block = source.read(t, length)
+        probs.append(vad(block))
+        for out, part in zip((levels, harmonicity), cue(block)):
+            out.append(part)
         bar.update(length)
         t += length
     probs.append(vad.flush())
+    for out, part in zip((levels, harmonicity), cue.flush()):
+        out.append(part)
     bar.close()
-    return speech_regions(np.concatenate(probs) if probs else np.zeros(0), source.duration, config)
+    probs = np.concatenate(probs)
+    regions = speech_regions(probs, source.duration, config,
+                             cues=(np.concatenate(levels), np.concatenate(harmonicity)))
+    return (regions, speech_regions(probs, source.duration, config)) if confident else regions
+
 
 
 def _windows(regions: list[tuple[float, float]], window: float, step: float) -> list[tuple[float, float]]:
@@ -214,7 +226,7 @@ class EmbeddedDiarizer:
                 "num_speakers": num_speakers, "min_speakers": min_speakers, "max_speakers": max_speakers,
                 "overlap": "windows of two voices detected and kept out of the speaker centroids; turns stay "
                            "exclusive: overlapped speech goes to the dominant voice"}
-        regions = detect_speech(source, cfg.vad, cfg.block_seconds, progress)
+        regions, confident = detect_speech(source, cfg.vad, cfg.block_seconds, progress, confident=True)
         info["speech_seconds"] = round(sum(b - a for a, b in regions), 3)
         result = SpeakerTurns([], source.name, source.duration, self.name, info)
         if not regions:
@@ -227,8 +239,19 @@ class EmbeddedDiarizer:
         reliable = np.array([b - a >= cfg.min_window for a, b in windows])
         count = num_speakers
         if count is None and cfg.count_tilts_db:
-            count = _channel_robust_count(source, windows, embeddings, weights, reliable, self.encoder, cfg,
-                                          min_speakers, max_speakers, progress)
+            # the count hears only the speech the network itself is sure of: speech only the level/harmonicity
+            # cue added (far, quiet voices) joins the speakers but does not decide how many there are. Counted
+            # with it, the estimate moved with the window grid (pyannote's sample.wav: 2 or 1 speakers)
+            # without counting the far voices any better (docs/diarization.md)
+            if confident and confident != regions:
+                c_windows = _windows(confident, cfg.window, cfg.step)
+                c_reliable = np.array([b - a >= cfg.min_window for a, b in c_windows])
+                known = {w: embeddings[i] for i, w in enumerate(windows)}  # windows both grids share
+                count = _channel_robust_count(source, c_windows, known, _speech_shares(c_windows, confident),
+                                              c_reliable, self.encoder, cfg, min_speakers, max_speakers, progress)
+            else:
+                count = _channel_robust_count(source, windows, embeddings, weights, reliable, self.encoder, cfg,
+                                              min_speakers, max_speakers, progress)
         labels = cluster_embeddings(embeddings, count, min_speakers or 1, max_speakers, weights=weights,
                                     min_speaker_seconds=cfg.min_speaker_seconds,
                                     reliable=reliable)
@@ -277,7 +300,7 @@ class EmbeddedDiarizer:
         return result
 
 
-def _channel_robust_count(source: AudioSource, windows, embeddings: np.ndarray, weights: np.ndarray,
+def _channel_robust_count(source: AudioSource, windows, embeddings: np.ndarray | dict, weights: np.ndarray,
                           reliable: np.ndarray, encoder: VoiceEncoder, cfg: EmbeddedConfig,
                           min_speakers: int | None, max_speakers: int | None, progress=False) -> int:
     """The speaker count, estimated on embeddings that average each window over microphone tilts.
@@ -291,14 +314,23 @@ def _channel_robust_count(source: AudioSource, windows, embeddings: np.ndarray, 
     sample became one speaker). The grouping into that many speakers still uses the plain embeddings.
     To bound the cost (each tilt is one more pass of the encoder), the count uses every other full-length
     window when there are more than ``2 * COUNT_ALL_WINDOWS`` of them, each then standing for twice the
-    speech."""
+    speech. ``embeddings``: the plain embedding of every window, or a dict {window: embedding} of those
+    already known (the others the count uses are embedded here)."""
     idx = np.flatnonzero(reliable)
     if len(idx) < max(4, 2 * (min_speakers or 1)):
         idx = np.arange(len(windows))
     stride = 2 if len(idx) > 2 * COUNT_ALL_WINDOWS else 1
     idx = idx[::stride]
     others = tuple(t for t in cfg.count_tilts_db if t != 0.0)
-    total = embeddings[idx].astype(np.float64) * (len(cfg.count_tilts_db) - len(others))
+    if isinstance(embeddings, dict):  # plain embeddings known for some windows: embed only the others it uses
+        missing = [i for i in idx if windows[i] not in embeddings]
+        found = embed_windows(source, [windows[i] for i in missing], encoder, cfg.block_seconds, progress) \
+            if missing else np.zeros((0, encoder.dim), dtype=np.float32)
+        known = {**embeddings, **{windows[i]: e for i, e in zip(missing, found)}}
+        plain = np.stack([known[windows[i]] for i in idx])
+    else:
+        plain = embeddings[idx]
+    total = plain.astype(np.float64) * (len(cfg.count_tilts_db) - len(others))
     for t in others:
         total += embed_windows(source, [windows[i] for i in idx], encoder, cfg.block_seconds, progress,
                                tilts_db=(t,))

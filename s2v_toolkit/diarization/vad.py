@@ -114,6 +114,44 @@ class SileroVAD:
         return self(tail)
 
 
+class ChunkCues:
+    """Streaming level and harmonicity of each 32 ms chunk, aligned with :class:`SileroVAD`'s chunks.
+
+    Two cues the network does not give: the chunk's level in dBFS (the recording's noise floor is known only
+    once the whole recording is seen, so :func:`speech_regions` takes the level relative to a floor it
+    estimates itself) and its harmonicity, the highest normalised autocorrelation of the Hann-windowed chunk
+    at pitch lags of 62.5-400 Hz (voiced speech: 0.4-0.8; broadband noise: about 0.25; silence: 0).
+    """
+
+    def __init__(self) -> None:
+        self._pending = np.zeros(0, dtype=np.float32)
+
+    def __call__(self, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        samples = np.concatenate([self._pending, np.asarray(samples, dtype=np.float32).reshape(-1)])
+        n = len(samples) // CHUNK
+        self._pending = samples[n * CHUNK:]
+        return chunk_cues(samples[: n * CHUNK])
+
+    def flush(self) -> tuple[np.ndarray, np.ndarray]:
+        if len(self._pending) == 0:
+            return np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.float32)
+        return self(np.zeros(CHUNK - len(self._pending), dtype=np.float32))
+
+
+def chunk_cues(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(level dBFS, harmonicity) of each whole 512-sample chunk of ``samples`` (see :class:`ChunkCues`)."""
+    n = len(samples) // CHUNK
+    frames = np.asarray(samples[: n * CHUNK], dtype=np.float64).reshape(n, CHUNK)
+    level = 10 * np.log10((frames ** 2).mean(axis=1) + 1e-12)
+    frames = (frames - frames.mean(axis=1, keepdims=True)) * np.hanning(CHUNK)
+    spectrum = np.fft.rfft(frames, 2 * CHUNK, axis=1)
+    ac = np.fft.irfft(np.abs(spectrum) ** 2, axis=1)[:, :CHUNK]
+    lo, hi = SAMPLE_RATE // 400, SAMPLE_RATE // 62  # pitch lags: 400 Hz down to 62.5 Hz
+    harmonicity = ac[:, lo:hi].max(axis=1) / np.maximum(ac[:, 0], 1e-20)
+    harmonicity[ac[:, 0] <= 1e-20] = 0.0
+    return level.astype(np.float32), harmonicity.astype(np.float32)
+
+
 def speech_probabilities(samples: np.ndarray, block_seconds: float = 60.0) -> np.ndarray:
     """Speech probability per 32 ms chunk for a whole 16 kHz mono signal (the last chunk zero-padded)."""
     vad = SileroVAD()
@@ -132,17 +170,72 @@ class VADConfig:
     min_speech: float = 0.25  # shorter regions are dropped
     min_silence: float = 0.15  # shorter pauses inside speech are bridged
     pad: float = 0.03  # added on both sides of each region (kept inside the signal)
+    # Adapting to the recording (used when speech_regions gets ``cues``; docs/diarization.md). The noise floor
+    # is the ``floor_percentile`` of the recording's chunk levels. In chunks ``weak_level_db`` above it, a
+    # region may start at ``weak_onset`` and lasts down to ``weak_offset`` (far voices reach 0.2-0.4; at the
+    # floor, noise the network half-believes keeps the strict thresholds; None: onset / offset) ...
+    weak_onset: float | None = 0.2
+    weak_offset: float | None = 0.1
+    weak_level_db: float = 15.0
+    # ... and a chunk counts as reaching ``onset`` when it is ``cue_level_db`` above the floor, voiced
+    # (harmonicity >= ``cue_harmonicity``) and the network gives it at least ``cue_min_prob``
+    cue_level_db: float = 12.0
+    cue_harmonicity: float = 0.5
+    cue_min_prob: float = 0.05
+    floor_percentile: float = 10.0
+
+
+def noise_floor(level_db: np.ndarray, percentile: float = 10.0) -> float:
+    """The recording's noise floor (dBFS): a low percentile of its chunk levels, digital silence left out
+    (zero padding or muted stretches would put the floor at -120 dB and every breath above it)."""
+    level_db = np.asarray(level_db, dtype=np.float64)
+    live = level_db[level_db > -100.0]
+    return float(np.percentile(live, percentile)) if len(live) else -100.0
+
+
+def cue_speech(probs: np.ndarray, level_db: np.ndarray, harmonicity: np.ndarray,
+               config: VADConfig = VADConfig()) -> np.ndarray:
+    """Chunks the spectral/level cue marks as speech (boolean per chunk; see :class:`VADConfig`)."""
+    probs = np.asarray(probs, dtype=np.float32)
+    n = min(len(probs), len(level_db), len(harmonicity))
+    out = np.zeros(len(probs), dtype=bool)
+    if n == 0:
+        return out
+    rel = np.asarray(level_db[:n]) - noise_floor(level_db[:n], config.floor_percentile)
+    out[:n] = ((rel >= config.cue_level_db) & (np.asarray(harmonicity[:n]) >= config.cue_harmonicity)
+               & (probs[:n] >= config.cue_min_prob))
+    return out
 
 
 def speech_regions(probs: np.ndarray, duration: float, config: VADConfig = VADConfig(),
-                   frame_seconds: float = FRAME_SECONDS) -> list[tuple[float, float]]:
-    """Turn per-frame speech probabilities into sorted, non-overlapping (start, end) regions in seconds."""
+                   frame_seconds: float = FRAME_SECONDS,
+                   cues: tuple[np.ndarray, np.ndarray] | None = None) -> list[tuple[float, float]]:
+    """Turn per-frame speech probabilities into sorted, non-overlapping (start, end) regions in seconds.
+
+    ``cues``: (level dBFS, harmonicity) per frame (:func:`chunk_cues`): the thresholds adapt to the
+    recording's noise floor (the ``weak_*`` fields of :class:`VADConfig`) and frames :func:`cue_speech`
+    marks count as reaching ``onset``. Without them, only the network's probabilities count."""
+    probs = np.asarray(probs, dtype=np.float32)
+    onset = np.full(len(probs), config.onset, dtype=np.float32)
+    offset = np.full(len(probs), config.offset, dtype=np.float32)
+    if cues is not None:
+        n = min(len(probs), len(cues[0]))
+        rel = np.full(len(probs), -np.inf, dtype=np.float32)
+        rel[:n] = np.asarray(cues[0][:n]) - noise_floor(cues[0][:n], config.floor_percentile)
+        # clearly above the noise floor, the network's weaker beliefs count: far voices reach 0.2-0.4; at the
+        # floor they stay at onset/offset (noise the network half-believes is not promoted)
+        loud = rel >= config.weak_level_db
+        if config.weak_onset is not None:
+            onset[loud] = min(config.onset, config.weak_onset)
+        if config.weak_offset is not None:
+            offset[loud] = min(config.offset, config.weak_offset)
+        probs = np.where(cue_speech(probs, cues[0], cues[1], config), np.maximum(probs, config.onset), probs)
     regions: list[list[float]] = []
     active, start = False, 0.0
-    for i, p in enumerate(np.asarray(probs, dtype=np.float32)):
-        if not active and p >= config.onset:
+    for i, p in enumerate(probs):
+        if not active and p >= onset[i]:
             active, start = True, i * frame_seconds
-        elif active and p < config.offset:
+        elif active and p < offset[i]:
             active = False
             regions.append([start, i * frame_seconds])
     if active:

@@ -39,7 +39,8 @@ def libri4():
 
 
 @pytest.mark.parametrize("wav,rttm,target", [("sample.wav", "sample.rttm", 0.20),
-                                             ("libri4.wav", "libri4_tight.rttm", 0.20)])
+                                             ("libri4.wav", "libri4_tight.rttm", 0.20),
+                                             ("libri4.wav", "libri4.rttm", 0.20)])
 def test_real_conversation_count_estimated(wav, rttm, target, libri4):
     from s2v_toolkit.diarization import diarization_error_rate, diarize
 
