@@ -149,31 +149,25 @@ def main() -> int:
         with sdpa_kernel([SDPBackend.CUDNN_ATTENTION]):
             return torch_default(q, k, v)
 
-    fa4 = None
-    try:
-        from flash_attn.cute import flash_attn_func as fa4
-    except Exception as e:  # noqa: BLE001
-        record["errors"].append(f"fa4 import: {e}"[:500])
+    def optional(label: str, module: str, name: str):
+        """An optional package's function, or None with the import error recorded."""
+        try:
+            return getattr(__import__(module, fromlist=[name]), name)
+        except Exception as e:  # noqa: BLE001
+            record["errors"].append(f"{label} import: {e}"[:500])
+            return None
 
-    def fa4_bf16(q, k, v):
-        out = fa4(q, k, v)
-        return out[0] if isinstance(out, tuple) else out
+    def first_output(fn):
+        # FlashAttention 3/4 return (out, softmax_lse) in some versions, out in others
+        def call(q, k, v):
+            out = fn(q, k, v)
+            return out[0] if isinstance(out, tuple) else out
+        return call
 
-    fa3 = None
-    try:
-        from flash_attn_interface import flash_attn_func as fa3
-    except Exception as e:  # noqa: BLE001
-        record["errors"].append(f"fa3 import: {e}"[:500])
-
-    def fa3_bf16(q, k, v):
-        out = fa3(q, k, v)
-        return out[0] if isinstance(out, tuple) else out
-
-    sage = None
-    try:
-        from sageattention import sageattn as sage
-    except Exception as e:  # noqa: BLE001
-        record["errors"].append(f"sage import: {e}"[:500])
+    fa4 = optional("fa4", "flash_attn.cute", "flash_attn_func")
+    fa3 = optional("fa3", "flash_attn_interface", "flash_attn_func")
+    sage = optional("sage", "sageattention", "sageattn")
+    fa4_bf16, fa3_bf16 = first_output(fa4), first_output(fa3)
 
     def sage2(q, k, v):
         return sage(q, k, v, tensor_layout="NHD", is_causal=False)
