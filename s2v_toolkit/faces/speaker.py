@@ -4,8 +4,10 @@ reference image.
 Active-speaker evidence. Per frame, the mouth activity of each track (:func:`mouth_activity`: outer-lip
 height and lip speed, standardised and averaged, from the raw landmarks) and the line's speech envelope
 (log RMS of the 300-3000 Hz band per video frame, floored 50 dB under its peak so the depth of silences
-does not count) are both smoothed over ``smooth_seconds`` (syllables last about 0.2 s), and their Pearson
-correlation is taken at the best lag within ``max_lag_seconds`` either way (the sound and the picture of
+does not count) are each replaced by their ranks (:func:`rank_series`: a few glitched frames, a click or
+the floor's flat silences cannot dominate), smoothed over ``smooth_seconds`` (0.12 s, 3 frames at 25 fps:
+shorter than a syllable, so the fast mouth motion is kept), and their Pearson correlation (of the ranks:
+Spearman-like) is taken at the best lag within ``max_lag_seconds`` either way (the sound and the picture of
 real footage are rarely aligned to the frame).
 
 Calibration: the same statistic (best lag included) for the envelope circularly shifted by every offset of
