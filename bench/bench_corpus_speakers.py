@@ -350,6 +350,13 @@ def faces_table(root: Path) -> list[dict]:
             other = [r[key] < cut for r in rows if not r["face_speaks"]]
             summary[f"{name}_at_{cut}"] = {"own_audio_right": f"{sum(own)}/{len(own)}",
                                            "unrelated_undecided": f"{sum(other)}/{len(other)}"}
+    for name, key in (("ours", "confidence"), ("values_rule", "values_rule_confidence")):
+        # how often an own-audio line is more confident than an unrelated one (AUC; ties count half)
+        own = np.array([r[key] for r in rows if r["face_speaks"]])
+        other = np.array([r[key] for r in rows if not r["face_speaks"]])
+        if len(own) and len(other):
+            auc = (own[:, None] > other[None, :]).mean() + 0.5 * (own[:, None] == other[None, :]).mean()
+            summary[f"{name}_auc"] = round(float(auc), 3)
     print(json.dumps(summary), flush=True)
     rows.append({"summary": summary})
     return rows
