@@ -4,11 +4,12 @@ reference image.
 Active-speaker evidence. Per frame, the mouth activity of each track (:func:`mouth_activity`: outer-lip
 height and lip speed, standardised and averaged, from the raw landmarks) and the line's speech envelope
 (log RMS of the 300-3000 Hz band per video frame, floored 50 dB under its peak so the depth of silences
-does not count) are each replaced by their ranks (:func:`rank_series`: a few glitched frames, a click or
-the floor's flat silences cannot dominate), smoothed over ``smooth_seconds`` (0.12 s, 3 frames at 25 fps:
-shorter than a syllable, so the fast mouth motion is kept), and their Pearson correlation (of the ranks:
-Spearman-like) is taken at the best lag within ``max_lag_seconds`` either way (the sound and the picture of
-real footage are rarely aligned to the frame).
+does not count) are both smoothed over ``smooth_seconds`` (0.12 s, 3 frames at 25 fps: shorter than a
+syllable, so the fast mouth motion is kept), and their Pearson correlation is taken at the best lag within
+``max_lag_seconds`` either way (the sound and the picture of real footage are rarely aligned to the
+frame). ``ranks=True`` correlates the series' ranks instead (:func:`rank_series`: a few glitched frames or
+a click cannot dominate); measured on real clips it is no better overall (docs/faces.md), so it is an
+option.
 
 Calibration: the same statistic (best lag included) for the envelope circularly shifted by every offset of
 at least ``min_shift_seconds`` gives the null mean and spread (a mouth that talks, but not this line); the
@@ -52,7 +53,7 @@ class SpeakerParams:
     reference_floor: float = 0.45     # combined similarity at or below this is no evidence
     mouth_signal: str = "activity"    # "activity": outer-lip height + lip speed; "opening": inner-lip gap only
     null_floor: str = "bartlett"      # "bartlett": null sd floored by Bartlett's variance; "shifts": shifts only
-    ranks: bool = True                # correlate the series' ranks (Spearman-like), not their values
+    ranks: bool = False               # correlate the series' ranks (Spearman-like), not their values
 
 
 @dataclass

@@ -207,10 +207,10 @@ def test_rank_series_keeps_order_ties_and_gaps():
     np.testing.assert_allclose(r[[0, 2, 3, 4]], [3.5 / 4, 1 / 4, 3.5 / 4, 2 / 4])
 
 
-def test_a_few_outlier_frames_do_not_hide_the_mouth_that_follows_the_line():
+def test_with_ranks_a_few_outlier_frames_do_not_hide_the_mouth_that_follows_the_line():
     """Landmark glitches (a mouth 'opening' 30x its range on 4 frames, e.g. a hand passing) ruin Pearson's r
-    of the values; the ranks' correlation (the default) still finds the mouth that follows the line, and an
-    unrelated line with the same glitches still chooses nothing."""
+    of the values; the ranks' correlation (``SpeakerParams(ranks=True)``) still finds the mouth that follows
+    the line, and an unrelated line with the same glitches still chooses nothing."""
     from s2v_toolkit.faces import SpeakerParams, audio_evidence
 
     audio, loud = _speech(21)
@@ -218,10 +218,11 @@ def test_a_few_outlier_frames_do_not_hide_the_mouth_that_follows_the_line():
     mouth = 0.05 + 0.35 * loud + np.random.default_rng(1).normal(0, 0.05, N)
     glitch = np.arange(N) % (N // 4) == N // 8
     mouth[glitch] = 10.0
-    ranked = audio_evidence(mouth, env, FPS)
-    values = audio_evidence(mouth, env, FPS, SpeakerParams(ranks=False))
+    ranks = SpeakerParams(ranks=True)
+    ranked = audio_evidence(mouth, env, FPS, ranks)
+    values = audio_evidence(mouth, env, FPS)
     assert ranked["z"] > 2.5 and ranked["z"] > values["z"] + 1, (ranked["z"], values["z"])
     other_env = audio_envelope(_speech(22)[0], RATE, FPS, N)
     alone = [_track(0, 400, mouth)]
-    assert choose_speaker(alone, 0, N - 1, envelope=env, fps=FPS).track_id == 0
-    assert choose_speaker(alone, 0, N - 1, envelope=other_env, fps=FPS).track_id is None
+    assert choose_speaker(alone, 0, N - 1, envelope=env, fps=FPS, params=ranks).track_id == 0
+    assert choose_speaker(alone, 0, N - 1, envelope=other_env, fps=FPS, params=ranks).track_id is None
