@@ -28,8 +28,9 @@ with pyannote.metrics): for every corpus recording with a reference RTTM, and tw
 Active speaker (``s2v_toolkit.faces.speaker_for_line`` over the whole clip): every corpus clip with speech
 (VAD) with its own audio (the right face must be chosen), and with an unrelated line (another clip's audio,
 its own audio reversed, its own audio rolled by half its length: no face may be chosen), next to the
-previous rule (inner-lip gap, circular-shift null only, cut 0.8) and the baseline "the only visible face"
-(always right with its own audio, never undecided); ours is also scored at cuts 0.8 / 0.9 / 0.95.
+previous default (the same, smoothed over 0.2 s), ours on the series' ranks, the older rule (inner-lip
+gap, circular-shift null only, cut 0.8) and the baseline "the only visible face" (always right with its
+own audio, never undecided); ours and the variants are also scored at cuts 0.8 / 0.9 / 0.95.
 Real-time factor = processing seconds / audio seconds; the machine's load average is recorded.
 """
 
@@ -314,10 +315,16 @@ def faces_table(root: Path) -> list[dict]:
             choice = speaker_for_line(analysis, analysis.start, analysis.end, audio=audio, sample_rate=16000)
             best = next((c for c in choice.candidates if c.track_id == choice.best_candidate), None)
             seconds = time.perf_counter() - t0
-            # the previous rule, for comparison: inner-lip gap, circular-shift null only, cut 0.8
+            # the previous rule, for comparison: inner-lip gap, circular-shift null only, Pearson r of the
+            # values smoothed over 0.2 s, cut 0.8
             prev = speaker_for_line(analysis, analysis.start, analysis.end, audio=audio, sample_rate=16000,
                                     params=SpeakerParams(mouth_signal="opening", null_floor="shifts",
-                                                         audio_confidence=0.8))
+                                                         audio_confidence=0.8, smooth_seconds=0.2, ranks=False))
+            # the previous default: lip height + speed, Bartlett floor, Pearson r smoothed over 0.2 s
+            values = speaker_for_line(analysis, analysis.start, analysis.end, audio=audio, sample_rate=16000,
+                                      params=SpeakerParams(smooth_seconds=0.2, ranks=False))
+            ranked = speaker_for_line(analysis, analysis.start, analysis.end, audio=audio, sample_rate=16000,
+                                      params=SpeakerParams(ranks=True))  # ours on the series' ranks
             rows.append({"clip": name, "line": what, "face_speaks": speaks, "chosen": choice.track_id,
                          "confidence": round(choice.confidence, 3),
                          "z": None if best is None or best.audio_z is None else round(best.audio_z, 2),
@@ -327,20 +334,34 @@ def faces_table(root: Path) -> list[dict]:
                          "previous_rule_confidence": round(prev.confidence, 3),
                          "previous_rule_correct": (prev.track_id == analysis.tracks[0].track_id) if speaks
                          else prev.track_id is None,
+                         "ranks_confidence": round(ranked.confidence, 3),
+                         "values_rule_confidence": round(values.confidence, 3),
+                         "values_rule_correct": (values.track_id == analysis.tracks[0].track_id) if speaks
+                         else values.track_id is None,
                          # baseline: the only visible face, whatever the audio
                          "only_face_correct": speaks,
                          "seconds": round(seconds, 3), "reason": choice.reason})
             print(json.dumps(rows[-1]), flush=True)
     summary = {}
-    for key in ("correct", "previous_rule_correct", "only_face_correct"):
+    for key in ("correct", "values_rule_correct", "previous_rule_correct", "only_face_correct"):
         own = [r[key] for r in rows if r["face_speaks"]]
         other = [r[key] for r in rows if not r["face_speaks"]]
         summary[key] = {"own_audio_right": f"{sum(own)}/{len(own)}", "unrelated_undecided": f"{sum(other)}/{len(other)}"}
-    for cut in (0.8, 0.9, 0.95):  # ours at other thresholds (SpeakerParams.audio_confidence)
-        own = [r["confidence"] >= cut for r in rows if r["face_speaks"]]
-        other = [r["confidence"] < cut for r in rows if not r["face_speaks"]]
-        summary[f"ours_at_{cut}"] = {"own_audio_right": f"{sum(own)}/{len(own)}",
-                                     "unrelated_undecided": f"{sum(other)}/{len(other)}"}
+    for cut in (0.8, 0.9, 0.95):  # at other thresholds (SpeakerParams.audio_confidence)
+        for name, key in (("ours", "confidence"), ("values_rule", "values_rule_confidence"),
+                          ("ranks", "ranks_confidence")):
+            own = [r[key] >= cut for r in rows if r["face_speaks"]]
+            other = [r[key] < cut for r in rows if not r["face_speaks"]]
+            summary[f"{name}_at_{cut}"] = {"own_audio_right": f"{sum(own)}/{len(own)}",
+                                           "unrelated_undecided": f"{sum(other)}/{len(other)}"}
+    for name, key in (("ours", "confidence"), ("values_rule", "values_rule_confidence"),
+                      ("ranks", "ranks_confidence")):
+        # how often an own-audio line is more confident than an unrelated one (AUC; ties count half)
+        own = np.array([r[key] for r in rows if r["face_speaks"]])
+        other = np.array([r[key] for r in rows if not r["face_speaks"]])
+        if len(own) and len(other):
+            auc = (own[:, None] > other[None, :]).mean() + 0.5 * (own[:, None] == other[None, :]).mean()
+            summary[f"{name}_auc"] = round(float(auc), 3)
     print(json.dumps(summary), flush=True)
     rows.append({"summary": summary})
     return rows

@@ -4,9 +4,12 @@ reference image.
 Active-speaker evidence. Per frame, the mouth activity of each track (:func:`mouth_activity`: outer-lip
 height and lip speed, standardised and averaged, from the raw landmarks) and the line's speech envelope
 (log RMS of the 300-3000 Hz band per video frame, floored 50 dB under its peak so the depth of silences
-does not count) are both smoothed over ``smooth_seconds`` (syllables last about 0.2 s), and their Pearson
-correlation is taken at the best lag within ``max_lag_seconds`` either way (the sound and the picture of
-real footage are rarely aligned to the frame).
+does not count) are both smoothed over ``smooth_seconds`` (0.12 s, 3 frames at 25 fps: shorter than a
+syllable, so the fast mouth motion is kept), and their Pearson correlation is taken at the best lag within
+``max_lag_seconds`` either way (the sound and the picture of real footage are rarely aligned to the
+frame). ``ranks=True`` correlates the series' ranks instead (:func:`rank_series`: a few glitched frames or
+a click cannot dominate); measured on real clips it is no better overall (docs/faces.md), so it is an
+option.
 
 Calibration: the same statistic (best lag included) for the envelope circularly shifted by every offset of
 at least ``min_shift_seconds`` gives the null mean and spread (a mouth that talks, but not this line); the
@@ -39,7 +42,7 @@ from .tracking import FaceTrack
 @dataclass(frozen=True)
 class SpeakerParams:
     max_lag_seconds: float = 0.3      # audio/video offset searched, either way
-    smooth_seconds: float = 0.2       # moving average of both series (about a syllable)
+    smooth_seconds: float = 0.12      # moving average of both series (3 frames at 25 fps; docs/faces.md)
     min_shift_seconds: float = 0.5    # smallest circular shift of the envelope in the null distribution
     min_line_seconds: float = 2.0     # shorter lines are not judged from the audio
     silence_dbfs: float = -50.0       # a line whose loudest frame is under this is silent
@@ -50,6 +53,7 @@ class SpeakerParams:
     reference_floor: float = 0.45     # combined similarity at or below this is no evidence
     mouth_signal: str = "activity"    # "activity": outer-lip height + lip speed; "opening": inner-lip gap only
     null_floor: str = "bartlett"      # "bartlett": null sd floored by Bartlett's variance; "shifts": shifts only
+    ranks: bool = False               # correlate the series' ranks (Spearman-like), not their values
 
 
 @dataclass
@@ -152,6 +156,22 @@ def bartlett_sd(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.sqrt(max(1.0 + 2.0 * float(ra @ rb), 0.0) / n))
 
 
+def rank_series(series: np.ndarray) -> np.ndarray:
+    """Each finite value replaced by its rank in (0, 1] (ties share their mean rank); NaN stays NaN.
+
+    Correlating ranks (Spearman) lets no single frame weigh more than its place in the order: a breath or
+    a click in the audio, a blink-time landmark jump or the log floor's long flat silences would otherwise
+    pull Pearson's r on a few frames."""
+    from scipy.stats import rankdata
+
+    v = np.asarray(series, np.float64)
+    out = np.full(v.shape, np.nan)
+    ok = np.isfinite(v)
+    if ok.any():
+        out[ok] = rankdata(v[ok]) / ok.sum()
+    return out
+
+
 def audio_evidence(series: np.ndarray, envelope: np.ndarray, fps: float,
                    params: SpeakerParams = SpeakerParams()) -> dict:
     """How well a mouth-opening series follows a speech envelope, against chance (see the module doc).
@@ -162,6 +182,8 @@ def audio_evidence(series: np.ndarray, envelope: np.ndarray, fps: float,
 
     width = max(1, int(round(params.smooth_seconds * fps)) | 1)
     max_lag = max(1, int(round(params.max_lag_seconds * fps)))
+    if params.ranks:
+        series, envelope = rank_series(series), rank_series(envelope)
     m = _fill_and_smooth(series, width)
     e = _fill_and_smooth(envelope, width)
     r, lag = _lagged_correlation(m, e, max_lag)

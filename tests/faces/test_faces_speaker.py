@@ -197,3 +197,32 @@ def test_unrelated_slow_series_score_a_calibrated_z():
     white = bartlett_sd(rng.normal(size=400), rng.normal(size=400))
     assert abs(white - 1 / np.sqrt(400)) < 0.01
     assert bartlett_sd(_slow_series(rng, 400, 15), _slow_series(rng, 400, 15)) > 2.5 * white
+
+
+def test_rank_series_keeps_order_ties_and_gaps():
+    from s2v_toolkit.faces.speaker import rank_series
+
+    r = rank_series(np.array([5.0, np.nan, -1.0, 5.0, 2.0]))
+    assert np.isnan(r[1])
+    np.testing.assert_allclose(r[[0, 2, 3, 4]], [3.5 / 4, 1 / 4, 3.5 / 4, 2 / 4])
+
+
+def test_with_ranks_a_few_outlier_frames_do_not_hide_the_mouth_that_follows_the_line():
+    """Landmark glitches (a mouth 'opening' 30x its range on 4 frames, e.g. a hand passing) ruin Pearson's r
+    of the values; the ranks' correlation (``SpeakerParams(ranks=True)``) still finds the mouth that follows
+    the line, and an unrelated line with the same glitches still chooses nothing."""
+    from s2v_toolkit.faces import SpeakerParams, audio_evidence
+
+    audio, loud = _speech(21)
+    env = audio_envelope(audio, RATE, FPS, N)
+    mouth = 0.05 + 0.35 * loud + np.random.default_rng(1).normal(0, 0.05, N)
+    glitch = np.arange(N) % (N // 4) == N // 8
+    mouth[glitch] = 10.0
+    ranks = SpeakerParams(ranks=True)
+    ranked = audio_evidence(mouth, env, FPS, ranks)
+    values = audio_evidence(mouth, env, FPS)
+    assert ranked["z"] > 2.5 and ranked["z"] > values["z"] + 1, (ranked["z"], values["z"])
+    other_env = audio_envelope(_speech(22)[0], RATE, FPS, N)
+    alone = [_track(0, 400, mouth)]
+    assert choose_speaker(alone, 0, N - 1, envelope=env, fps=FPS, params=ranks).track_id == 0
+    assert choose_speaker(alone, 0, N - 1, envelope=other_env, fps=FPS, params=ranks).track_id is None
