@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from corpus_testkit import corpus_params
+from fcpxml_testkit import collapse, strip_additions_text
 from s2v_toolkit.timeline import read_timeline
 from s2v_toolkit.timeline.conform import RenderResult, conform
 from s2v_toolkit.timeline.timecode import Span, Time
@@ -280,20 +281,6 @@ def test_fcpxml_read_right(path):
     assert read_right(path) == []
 
 
-def _strip_additions(text: str) -> str:
-    text = re.sub(r'\n[ \t]*<asset id="s2v\d+r\d+x*"(?:"[^"]*"|[^">])*?(?:/>|>.*?</asset>)', "", text, flags=re.S)
-    text = re.sub(r'\n[ \t]*<asset-clip ref="s2v\d+r\d+x*".*?</asset-clip>', "", text, flags=re.S)
-    text = re.sub(r'\n[ \t]*<clip lane="\d+"[^>]*><video ref="s2v\d+r\d+x*".*?</clip>', "", text, flags=re.S)
-    text = re.sub(r'\n[ \t]*<marker [^>]*value="S2V v\d+[^"]*"[^>]*/>', "", text)
-    return text
-
-
-def collapse(text: str) -> str:
-    """Empty elements written open and closed, as self-closing (an element that only got children from
-    the conform is opened up: <gap .../> -> <gap ...>...</gap>)."""
-    return re.sub(r'<([\w-]+)((?:"[^"]*"|[^">/])*)>\n[ \t]*</\1>', r'<\1\2/>', text)
-
-
 def _canonical(text: str) -> str:
     return ET.canonicalize(text, strip_text=True)
 
@@ -343,7 +330,7 @@ def written_back_unchanged(path: Path, out_dir: Path) -> list[str]:
     result = conform(path, renders, out_dir)
     out = Path(result.outputs["fcpx_xml"])
     wrong = []
-    if collapse(_strip_additions(out.read_bytes().decode())) != collapse(path.read_bytes().decode()):
+    if collapse(strip_additions_text(out.read_bytes().decode())) != collapse(path.read_bytes().decode()):
         wrong.append("output minus the additions differs from the input")
     if _well_formed(path) and _strip_tree(out.read_text()) != _canonical(path.read_text()):
         wrong.append("output minus the additions (by structure) is not canonically the input")

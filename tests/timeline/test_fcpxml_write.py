@@ -17,22 +17,9 @@ from s2v_toolkit.timeline import read_timeline
 from s2v_toolkit.timeline.conform import RenderResult, conform
 from s2v_toolkit.timeline.describe import describe_timeline
 
+from fcpxml_testkit import collapse, strip_additions_text
+
 from .test_fcpxml_read import FMT24, FMT25, FMT2398, asset, doc, frames
-
-
-def strip_additions_text(text: str) -> str:
-    """The output's text without the conform's additions (assets s2v<N>r<M>, clips using them, S2V markers)."""
-    text = re.sub(r'\n[ \t]*<asset id="s2v\d+r\d+x*"(?:"[^"]*"|[^">])*?(?:/>|>.*?</asset>)', "", text, flags=re.S)
-    text = re.sub(r'\n[ \t]*<asset-clip ref="s2v\d+r\d+x*".*?</asset-clip>', "", text, flags=re.S)
-    text = re.sub(r'\n[ \t]*<clip lane="\d+"[^>]*><video ref="s2v\d+r\d+x*".*?</clip>', "", text, flags=re.S)
-    text = re.sub(r'\n[ \t]*<marker [^>]*value="S2V v\d+[^"]*"[^>]*/>', "", text)
-    return text
-
-
-def collapse(text: str) -> str:
-    """Empty elements written open and closed, as self-closing (an element that only got children from
-    the conform is opened up: <gap .../> -> <gap ...>...</gap>)."""
-    return re.sub(r'<([\w-]+)((?:"[^"]*"|[^">/])*)>\n[ \t]*</\1>', r'<\1\2/>', text)
 
 
 def strip_additions_tree(text: str) -> str:
