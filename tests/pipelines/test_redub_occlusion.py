@@ -7,45 +7,29 @@ from fractions import Fraction
 import cv2
 import numpy as np
 import pytest
-from skimage import data
 
-from s2v_toolkit.faces import FaceObservation, analyze_frames
-from s2v_toolkit.faces.synthetic import posed_face
+from s2v_toolkit.faces import analyze_frames
 from s2v_toolkit.jobs.planner import ShotContext, occlusion_verdict
 from s2v_toolkit.pipelines.generation_inputs import GenerationSettings
 from s2v_toolkit.pipelines.redub import RedubSettings, occluded_share, place_line, redub_frames
 from s2v_toolkit.pipelines.redub_crop import plan_face_crops
 
-ASTRONAUT_POSE = dict(center=(223.6, 129.4), width=93.5, angle_deg=3.3)
+from pipelines_testkit import ASTRONAUT_POSE, ScriptedDetector, moving_astronaut
+
 FPS = Fraction(25)
 W, H = 320, 192
 N = 24
 COVERED = range(8, 12)    # a hand over the mouth (inside the line 5-16)
 
 
-class ScriptedDetector:
-    def __init__(self, script):
-        self.script = script
-
-    def detect(self, frame, index):
-        return [FaceObservation(lm) for lm in self.script.get(index, [])]
-
-
 def _shot(covered):
-    astro = np.ascontiguousarray(data.astronaut())
-    base = posed_face(**ASTRONAUT_POSE, mouth_open=0.15)
-    frames, script = [], {}
-    for k in range(N):
-        m = cv2.getRotationMatrix2D((223.6, 129.4), -2 + 0.2 * k, 1.0)
-        m[:, 2] += (W / 2 - 223.6 + 1.5 * k, H / 2 - 129.4 + 0.5 * k)
-        frame = cv2.warpAffine(astro, m, (W, H), flags=cv2.INTER_LINEAR, borderValue=(60, 60, 60))
-        lm = base.copy()
-        lm[:, :2] = base[:, :2] @ m[:, :2].T + m[:, 2]
+    frames, marks = moving_astronaut(N, W, H)
+    script = {}
+    for k, (frame, lm) in enumerate(zip(frames, marks)):
         if k in covered:  # skin-coloured patch over the lips, from the cheeks' line down to the chin
             nose, w = lm[1, :2], ASTRONAUT_POSE["width"]
             p0, p1 = nose + np.array([-0.3, 0.04]) * w, nose + np.array([0.3, 0.3]) * w
             cv2.rectangle(frame, tuple(int(v) for v in p0), tuple(int(v) for v in p1), (226, 176, 150), -1)
-        frames.append(frame)
         script[k] = [lm]
     frames = np.stack(frames)
     analysis = analyze_frames(((k, frames[k]) for k in range(N)), float(FPS), ScriptedDetector(script),

@@ -15,9 +15,10 @@ import pytest
 import soundfile as sf
 from skimage import data
 
+from pipelines_testkit import ClipSaves, ScriptedDetector, moving_astronaut
+
 from s2v_toolkit.errors import OutputError
-from s2v_toolkit.faces import FaceObservation, MaskParams, analyze_frames, find_landmarker_bundle, mouth_mask
-from s2v_toolkit.faces.synthetic import posed_face
+from s2v_toolkit.faces import MaskParams, analyze_frames, find_landmarker_bundle, mouth_mask
 from s2v_toolkit.media import (
     ColourInfo,
     VideoReader,
@@ -41,8 +42,6 @@ from s2v_toolkit.pipelines.redub import (
 )
 from s2v_toolkit.pipelines.redub_crop import plan_face_crops
 
-# Synthetic landmarks fitted to the astronaut's face (as in tests/faces/test_faces_compositing.py).
-ASTRONAUT_POSE = dict(center=(223.6, 129.4), width=93.5, angle_deg=3.3)
 FPS = Fraction(25)
 W, H = 320, 192
 LOST = (11, 12)  # frames where the detector "loses" the face
@@ -53,27 +52,10 @@ def _settings(**kw):
                          generation=GenerationSettings(steps=2, infer_frames=8, seed=3, guidance=4.5), **kw)
 
 
-class ScriptedDetector:
-    def __init__(self, script):
-        self.script = script
-
-    def detect(self, frame, index):
-        return [FaceObservation(lm) for lm in self.script.get(index, [])]
-
-
 def _astronaut_shot(n=24):
-    """Frames of the astronaut's face moving and turning slightly, with its landmarks per frame."""
-    astro = np.ascontiguousarray(data.astronaut())
-    base = posed_face(**ASTRONAUT_POSE, mouth_open=0.15)
-    frames, script = [], {}
-    for k in range(n):
-        m = cv2.getRotationMatrix2D((223.6, 129.4), -2 + 0.2 * k, 1.0)
-        m[:, 2] += (W / 2 - 223.6 + 1.5 * k, H / 2 - 129.4 + 0.5 * k)
-        frames.append(cv2.warpAffine(astro, m, (W, H), flags=cv2.INTER_LINEAR, borderValue=(60, 60, 60)))
-        lm = base.copy()
-        lm[:, :2] = base[:, :2] @ m[:, :2].T + m[:, 2]
-        if not LOST[0] <= k <= LOST[1]:
-            script[k] = [lm]
+    """Frames of the astronaut's face moving and turning slightly; the scripted landmarks miss LOST."""
+    frames, marks = moving_astronaut(n, W, H)
+    script = {k: [lm] for k, lm in enumerate(marks) if not LOST[0] <= k <= LOST[1]}
     return np.stack(frames), script
 
 
@@ -362,8 +344,6 @@ def test_killed_streamed_redub_resumes_at_its_last_finished_clip(generator, shot
     """redub_video streams the shot; killed after its first clip, a re-run with the same resume_dir takes
     that clip from the store (never generated again) and writes the same file as an uninterrupted run.
     The sidecar records the read's frame map."""
-    from s2v_toolkit.pipelines import clip_store
-
     frames, script = shot
     video, line = source_file
     analysis = _analysis(read_frames(video, 0, len(frames)), script, 2, 21)
@@ -377,26 +357,13 @@ def test_killed_streamed_redub_resumes_at_its_last_finished_clip(generator, shot
     assert whole_doc["source"]["frame_map"]["count"] == 20 and whole_doc["source"]["frame_map"]["start"] == 2
     assert whole_doc["source"]["vfr"] is False and whole_doc["source"]["bit_depth"] == 10
 
-    real_save = clip_store.ClipStore.save
-    saves: list[int] = []
-
-    def save_then_die(self, index, *args, **kwargs):
-        real_save(self, index, *args, **kwargs)
-        saves.append(index)
-        raise KeyboardInterrupt  # killed right after the first clip is safe on disk
-
     resume = tmp_path / "parts"
-    monkeypatch.setattr(clip_store.ClipStore, "save", save_then_die)
+    saves = ClipSaves(monkeypatch, kill_next=True)
     with pytest.raises(KeyboardInterrupt):
         run(tmp_path / "take.mkv", resume)
-    assert saves == [0] and not (tmp_path / "take.mkv").exists()
+    assert saves.indices == [0] and not (tmp_path / "take.mkv").exists()
 
-    def counting_save(self, index, *args, **kwargs):
-        saves.append(index)
-        real_save(self, index, *args, **kwargs)
-
-    monkeypatch.setattr(clip_store.ClipStore, "save", counting_save)
     doc = run(tmp_path / "take.mkv", resume)
-    assert saves == [0, 1]                                   # clip 0 came from the store, clip 1 was generated
+    assert saves.indices == [0, 1]                           # clip 0 came from the store, clip 1 was generated
     assert np.array_equal(read_frames(tmp_path / "take.mkv", 0, 20), whole)
     assert doc["report"]["clips"] == whole_doc["report"]["clips"]

@@ -5,20 +5,17 @@ import json
 from fractions import Fraction
 
 import av
-import cv2
 import numpy as np
 import pytest
 import soundfile as sf
-from skimage import data
 
 from s2v_toolkit.faces import FaceObservation, analyze_frames
-from s2v_toolkit.faces.synthetic import posed_face
 from s2v_toolkit.media import probe, read_frames
 from s2v_toolkit.pipelines.generation_inputs import GenerationSettings
 from s2v_toolkit.pipelines.redub import RedubSettings, redub_video, sidecar_path
 
 from media_factory import shown_on_grid
-from pipelines_testkit import tone
+from pipelines_testkit import moving_astronaut, tone
 
 FPS = Fraction(25)
 W, H = 320, 192
@@ -26,17 +23,7 @@ MISSING = (6, 7, 15)  # source frames the "phone" dropped
 
 
 def _shot(n=24):
-    astro = np.ascontiguousarray(data.astronaut())
-    base = posed_face(center=(223.6, 129.4), width=93.5, angle_deg=3.3, mouth_open=0.15)
-    frames, marks = [], []
-    for k in range(n):
-        m = cv2.getRotationMatrix2D((223.6, 129.4), -2 + 0.2 * k, 1.0)
-        m[:, 2] += (W / 2 - 223.6 + 1.5 * k, H / 2 - 129.4 + 0.5 * k)
-        frames.append(cv2.warpAffine(astro, m, (W, H), flags=cv2.INTER_LINEAR, borderValue=(60, 60, 60)))
-        lm = base.copy()
-        lm[:, :2] = base[:, :2] @ m[:, :2].T + m[:, 2]
-        marks.append(lm)
-    return frames, marks
+    return moving_astronaut(n, W, H)
 
 
 class _Scripted:

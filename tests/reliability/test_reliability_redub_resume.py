@@ -16,7 +16,7 @@ def test_interrupted_redub_job_resumes_to_the_same_frames(tmp_path, monkeypatch)
     from s2v_toolkit.jobs.generator import load_generator
     from s2v_toolkit.jobs.runner import parts_dir, produce_render
     from s2v_toolkit.media import read_frames
-    from s2v_toolkit.pipelines import clip_store
+    from pipelines_testkit import ClipSaves
 
     gen = load_generator(GeneratorSpec(model="tiny", options=(("infer_frames", 8), ("steps", 1))))
 
@@ -36,27 +36,14 @@ def test_interrupted_redub_job_resumes_to_the_same_frames(tmp_path, monkeypatch)
     whole = read_frames(produce_render(plan_a, job_a, gen, RenderContext(plan_a))["output_path"], 0, 12)
 
     plan_b, job_b = one_redub_plan(tmp_path / "b")
-    real_save = clip_store.ClipStore.save
-    saves: list[int] = []
-
-    def save_then_die(self, index, *args, **kwargs):
-        real_save(self, index, *args, **kwargs)
-        saves.append(index)
-        raise KeyboardInterrupt  # killed right after the first clip is safe on disk
-
-    monkeypatch.setattr(clip_store.ClipStore, "save", save_then_die)
+    saves = ClipSaves(monkeypatch, kill_next=True)
     with pytest.raises(KeyboardInterrupt):
         produce_render(plan_b, job_b, gen, RenderContext(plan_b))
-    assert saves == [0] and parts_dir(plan_b, job_b).is_dir()
+    assert saves.indices == [0] and parts_dir(plan_b, job_b).is_dir()
 
-    def counting_save(self, index, *args, **kwargs):
-        saves.append(index)
-        real_save(self, index, *args, **kwargs)
-
-    monkeypatch.setattr(clip_store.ClipStore, "save", counting_save)
     out = produce_render(plan_b, job_b, gen, RenderContext(plan_b))
-    assert saves[0] == 0 and 0 not in saves[1:], saves      # clip 0 was not computed again
-    assert len(saves) >= 2, saves                           # and the rest was
+    assert saves.indices[0] == 0 and 0 not in saves.indices[1:], saves.indices  # clip 0 was not computed again
+    assert len(saves.indices) >= 2, saves.indices                              # and the rest was
     resumed = read_frames(out["output_path"], 0, 12)
     assert np.array_equal(resumed, whole)
     assert not parts_dir(plan_b, job_b).exists()
