@@ -96,3 +96,15 @@ def write_wav(path, seconds: float, rate: int = 48000, clicks: dict[float, float
         data[int(round(at * rate))] = amp
     soundfile.write(str(path), data, rate, subtype="FLOAT")
     return data
+
+
+def fcp7_rate(tb: int = 25, ntsc: bool = False) -> str:
+    """An FCP 7 XML ``<rate>`` element."""
+    return f"<rate><timebase>{tb}</timebase><ntsc>{'TRUE' if ntsc else 'FALSE'}</ntsc></rate>"
+
+
+def fcp7_file(fid: str, name: str = "a.mov", tc: int = 0, dur: int = 100000, tb: int = 25, ntsc: bool = False) -> str:
+    """An FCP 7 XML ``<file>`` element: media ``name`` of ``dur`` frames whose timecode starts at frame ``tc``."""
+    return (f'<file id="{fid}"><name>{name}</name><pathurl>file://localhost/m/{name}</pathurl>{fcp7_rate(tb, ntsc)}'
+            f"<duration>{dur}</duration><timecode>{fcp7_rate(tb, ntsc)}<frame>{tc}</frame>"
+            f"<displayformat>NDF</displayformat></timecode></file>")

@@ -15,15 +15,9 @@ from s2v_toolkit.errors import S2VError
 from s2v_toolkit.timeline import RenderResult, Span, Time, conform, describe_timeline, read_timeline
 from s2v_toolkit.timeline.io import detect_adapter
 
+from timeline_testkit import fcp7_file, fcp7_rate
 
-def _rate(tb=25, ntsc=False):
-    return f"<rate><timebase>{tb}</timebase><ntsc>{'TRUE' if ntsc else 'FALSE'}</ntsc></rate>"
-
-
-def _file(fid, name="a.mov", tc=0, dur=100000, tb=25, ntsc=False):
-    return (f'<file id="{fid}"><name>{name}</name><pathurl>file://localhost/m/{name}</pathurl>{_rate(tb, ntsc)}'
-            f"<duration>{dur}</duration><timecode>{_rate(tb, ntsc)}<frame>{tc}</frame>"
-            f"<displayformat>NDF</displayformat></timecode></file>")
+_rate, _file = fcp7_rate, fcp7_file
 
 
 def _clip(cid, start, end, in_, out, inner, extra="", tag="clipitem"):

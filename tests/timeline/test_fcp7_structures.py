@@ -12,15 +12,14 @@ import pytest
 from s2v_toolkit.timeline import RenderResult, conform, describe_timeline, read_timeline, shot_map
 from s2v_toolkit.timeline.timecode import RationalTime, frames_timecode, timecode
 
+from timeline_testkit import fcp7_file, fcp7_rate
 
-def _rate(tb=25, ntsc=False):
-    return f"<rate><timebase>{tb}</timebase><ntsc>{'TRUE' if ntsc else 'FALSE'}</ntsc></rate>"
+_rate = fcp7_rate
 
 
-def _file(fid, name="a.mov", tc=90000, dur=100000, tb=25, ntsc=False):
-    return (f'<file id="{fid}"><name>{name}</name><pathurl>file://localhost/m/{name}</pathurl>{_rate(tb, ntsc)}'
-            f"<duration>{dur}</duration><timecode>{_rate(tb, ntsc)}<frame>{tc}</frame>"
-            f"<displayformat>NDF</displayformat></timecode></file>")
+def _file(fid, name="a.mov", tc=90000, **kw):
+    """A <file> whose timecode starts at 01:00:00:00 (25 fps) unless told otherwise."""
+    return fcp7_file(fid, name, tc, **kw)
 
 
 def _clip(cid, start, end, in_, out, inner, extra="", name=None, tb=25, ntsc=False):
