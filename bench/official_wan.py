@@ -43,7 +43,7 @@ def sdpa_flash_attention(q, k, v, q_lens=None, k_lens=None, dropout_p=0.0, softm
     q, k, v = (x if x.dtype in half else x.to(dtype) for x in (q, k, v))
     if q_scale is not None:
         q = q * q_scale
-    b, lq, lk = q.shape[0], q.shape[1], k.shape[1]
+    lq, lk = q.shape[1], k.shape[1]
     mask = None
     if k_lens is not None and bool((k_lens < lk).any()):
         mask = (torch.arange(lk, device=q.device)[None, :] < k_lens.to(q.device)[:, None])[:, None, None, :]
