@@ -20,6 +20,23 @@ def s2vt(*args, timeout: float = 120, env: dict | None = None, preexec=None) -> 
                           timeout=timeout, env=e, preexec_fn=preexec)
 
 
+# Runs the command given after the file name and writes the peak resident memory (KiB) of that one command
+# (and its own children) to the file: the pytest process's RUSAGE_CHILDREN would instead report the
+# largest child any earlier test ever started.
+_PEAK_LAUNCHER = ("import resource, subprocess, sys\n"
+                  "code = subprocess.run(sys.argv[2:]).returncode\n"
+                  "open(sys.argv[1], 'w').write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))\n"
+                  "sys.exit(code)\n")
+
+
+def s2vt_peak_kb(*args, peak_file: Path, timeout: float = 120) -> tuple[subprocess.CompletedProcess, int]:
+    """``s2vt ARGS`` in a child process, with the peak resident memory of that command alone (KiB)."""
+    e = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.run([sys.executable, "-c", _PEAK_LAUNCHER, str(peak_file), sys.executable, "-m",
+                           "s2v_toolkit", *map(str, args)], capture_output=True, text=True, timeout=timeout, env=e)
+    return proc, int(Path(peak_file).read_text())
+
+
 def digest(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
