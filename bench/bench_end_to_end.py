@@ -177,13 +177,15 @@ def settings_for(preset: str, tiny: bool, max_steps: int | None, **kw) -> Genera
     return s
 
 
-def run_new_shot(generator, preset: str, args, clips: int | None = None) -> dict:
+def run_new_shot(generator, preset: str, args, clips: int | None = None, last_clip: str | None = None) -> dict:
     h, w = (80, 100) if args.tiny else (720, 1280)
     rng = np.random.default_rng(0)
     image = ReferenceImage(path=Path("reference.png"), pixels=rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
     audio = DriveAudio(path=Path("line.wav"), waveform=tone(args.seconds))
     settings = settings_for(preset, args.tiny, args.max_steps, size="64x80" if args.tiny else "704x1280",
                             fps=Fraction(16), infer_frames=16 if args.tiny else 80, num_clips=clips)
+    if last_clip is not None:
+        settings = replace(settings, fit_last_clip=last_clip == "fit")
     generator.text_cache._cache.clear()
     timer = PartTimer(generator)
     with timer.active():
@@ -193,10 +195,25 @@ def run_new_shot(generator, preset: str, args, clips: int | None = None) -> dict
         sync(generator.device)
         total = time.perf_counter() - t0
     cache = generator.step_cache.to_dict() if generator.step_cache is not None else None
-    return {"scenario": "new_shot", "preset": preset, "size": f"{result.frames.shape[1]}x{result.frames.shape[2]}",
+    h, w = result.frames.shape[1:3]
+    return {"scenario": "new_shot", "preset": preset, "size": f"{h}x{w}",
             "frames": result.num_frames, "clips": result.plan.num_clips, "steps": settings.steps,
             "guidance": settings.guidance, "seconds": total, "parts": timer.times, "forwards": timer.forwards,
+            "last_clip": "fit" if settings.fit_last_clip else "full",
+            "generated_per_clip": [c.generated for c in result.plan.clips],
+            "pflop_all_forwards": plan_pflops(generator, result.plan, h, w, settings),
             "step_cache": cache}
+
+
+def plan_pflops(generator, plan, height: int, width: int, settings) -> float:
+    """FLOPs (1e15) of every DiT forward the plan asks for, from the layer shapes (no step skipped): a
+    fitted last clip shows here as what it saves."""
+    from s2v_toolkit.models import forward_flops
+
+    config = next(iter(generator.experts.values())).config
+    branches = 2 if settings.guidance > 1 else 1
+    return sum(forward_flops(config, height, width, c.generated, not c.drop_motion).total
+               for c in plan.clips) * settings.steps * branches / 1e15
 
 
 def synthetic_redub_shot(tiny: bool, seconds: float):
@@ -351,16 +368,18 @@ def official_forward_times(generator, repo: str | None, sizes: list[tuple[int, i
     return rows
 
 
-def parse_runs(spec: str) -> list[tuple[str, str, int | None]]:
-    """``new_shot:exact,redub:few-step,new_shot:fast@1`` -> (scenario, preset, clips or None)."""
+def parse_runs(spec: str) -> list[tuple[str, str, int | None, str | None]]:
+    """``new_shot:exact,redub:few-step,new_shot:fast@1,new_shot:few-step+full`` -> (scenario, preset,
+    clips or None, last clip "fit"/"full" or None: the preset's)."""
     runs = []
     for item in (x.strip() for x in spec.split(",") if x.strip()):
         scenario, _, rest = item.partition(":")
-        preset, _, clips = rest.partition("@")
-        if scenario not in ("new_shot", "redub") or preset not in PRESETS:
-            raise SystemExit(f"--runs: {item!r} is not scenario:preset[@clips] with scenario new_shot|redub and "
-                             f"preset one of {', '.join(PRESETS)}")
-        runs.append((scenario, preset, int(clips) if clips else None))
+        rest, _, clips = rest.partition("@")
+        preset, _, last = rest.partition("+")
+        if scenario not in ("new_shot", "redub") or preset not in PRESETS or last not in ("", "fit", "full"):
+            raise SystemExit(f"--runs: {item!r} is not scenario:preset[+fit|+full][@clips] with scenario "
+                             f"new_shot|redub and preset one of {', '.join(PRESETS)}")
+        runs.append((scenario, preset, int(clips) if clips else None, last or None))
     return runs
 
 
@@ -381,9 +400,10 @@ def main() -> int:
     ap.add_argument("--presets", default=",".join(PRESETS), help=f"comma-separated, from {','.join(PRESETS)}")
     ap.add_argument("--scenarios", default="new_shot,redub", help="new_shot,redub")
     ap.add_argument("--runs", default=None,
-                    help="explicit list instead of scenarios x presets: scenario:preset[@clips], e.g. "
-                         "new_shot:few-step,new_shot:exact,redub:few-step,new_shot:fast@1 (@N: only the first N "
-                         "clips of the new shot, the --num-clips preview)")
+                    help="explicit list instead of scenarios x presets: scenario:preset[+fit|+full][@clips], "
+                         "e.g. new_shot:few-step,new_shot:few-step+full,redub:few-step,new_shot:fast@1 (@N: only "
+                         "the first N clips of the new shot, the --num-clips preview; +fit/+full: the new shot's "
+                         "last clip fitted or whole, default the preset's)")
     ap.add_argument("--seconds", type=float, default=5.0, help="seconds of audio / shot (default 5)")
     ap.add_argument("--max-steps", type=int, default=None,
                     help="cap the steps of the 40-step presets; the missing steps are then added at the measured "
@@ -417,7 +437,7 @@ def main() -> int:
     else:
         presets = [p.strip() for p in args.presets.split(",") if p.strip()]
         scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
-        runs = [(sc, pr, None) for sc in scenarios for pr in presets]
+        runs = [(sc, pr, None, None) for sc in scenarios for pr in presets]
     from s2v_toolkit.models.attention import get_attention_backend, set_attention_backend
 
     if args.attention:
@@ -455,7 +475,7 @@ def main() -> int:
             names = [b.strip() for b in args.backends.split(",") if b.strip()]
             record["backend_forward"] = backend_forward_times(generator, names, [(704, 1280), (512, 512)], args.repeat)
             save()
-        for scenario, preset, clips in runs:
+        for scenario, preset, clips, last_clip in runs:
             if over_budget():
                 record["skipped"].append(f"{scenario}:{preset}: past --budget {args.budget:.0f} s")
                 log(record["skipped"][-1])
@@ -465,7 +485,7 @@ def main() -> int:
             try:
                 if backend:
                     set_attention_backend(backend)
-                r = (run_new_shot(generator, preset, args, clips) if scenario == "new_shot"
+                r = (run_new_shot(generator, preset, args, clips, last_clip) if scenario == "new_shot"
                      else run_redub(generator, preset, args, shot))
             finally:
                 set_attention_backend(before)

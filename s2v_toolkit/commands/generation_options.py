@@ -26,7 +26,7 @@ def add_sampling_options(p, *, steps_help: str = "sampling steps per clip") -> N
 
 
 def add_fast_path_options(p, *, clips: bool = True) -> None:
-    """--preset, --official, --lora, --lora-mode, --lora-ignore-unmatched, --cache (and --num-clips)."""
+    """--preset, --official, --lora, --lora-mode, --lora-ignore-unmatched, --cache, --last-clip (and --num-clips)."""
     from s2v_toolkit.pipelines.presets import PRESETS
 
     p.add_argument("--preset", default=None, choices=tuple(PRESETS),
@@ -48,6 +48,11 @@ def add_fast_path_options(p, *, clips: bool = True) -> None:
                    help="step caching: teacache[:THRESHOLD[:e|e0]] skips the blocks while the accumulated "
                         "rescaled change of the timestep modulation stays under THRESHOLD (default 0.2; "
                         "coefficients of Wan 2.1 14B, uncalibrated for S2V); none (default) runs all")
+    p.add_argument("--last-clip", default=None, choices=("full", "fit"),
+                   help="new shots: fit = the last clip generates only the frames it keeps (a multiple of "
+                        "4; 5 s = 77 + 3 frames, so 1 latent frame instead of 20), full = a whole clip as the "
+                        "official code does (default full; fit with the fast and few-step presets). "
+                        "Re-dubs always fit their last clip")
     if clips:
         p.add_argument("--num-clips", type=int, default=None, metavar="N",
                        help="preview: generate only the first N clips (the official --num_clip); the video "
@@ -71,7 +76,7 @@ def preset_name(args) -> str | None:
 
 def apply_generation_options(settings, args):
     """``settings`` (a GenerationSettings built from the other options) with the preset applied, then
-    the explicitly given sampling options and --cache / --num-clips on top."""
+    the explicitly given sampling options and --cache / --last-clip / --num-clips on top."""
     from s2v_toolkit.pipelines.presets import apply_preset
 
     explicit = {name for arg, name in SAMPLING_OPTIONS.items() if getattr(args, arg, None) is not None}
@@ -80,6 +85,9 @@ def apply_generation_options(settings, args):
     if getattr(args, "cache", None) is not None:
         explicit.add("cache")
         given["cache"] = None if args.cache.lower() in ("none", "off") else args.cache
+    if getattr(args, "last_clip", None) is not None:
+        explicit.add("fit_last_clip")
+        given["fit_last_clip"] = args.last_clip == "fit"
     if getattr(args, "num_clips", None) is not None:
         given["num_clips"] = args.num_clips
     settings = replace(settings, **given)

@@ -178,6 +178,7 @@ class GenerationSettings:
     reference_fit: str = "cover"  # "cover" (no borders) or "official" (the official resize + crop)
     noise_device: str = "model"  # "model" (official: compute device, DiT dtype) or "cpu" (portable)
     num_clips: int | None = None  # preview: only the first N clips (the official --num_clip)
+    fit_last_clip: bool = False  # the last clip generates only the frames it keeps (multiple of 4)
     preset: str | None = None  # the named preset that set these values ("official", "few-step", ...)
     sampler_timesteps: list[int] | None = None  # explicit denoising timesteps (few-step LoRAs)
     cache: str | None = None  # step caching, e.g. "teacache:0.2" (None: every forward runs)

@@ -10,7 +10,10 @@
   Left different on purpose and documented in docs/generation.md: latents stay float32 between
   steps (the official keeps bf16), the video ends with the audio (the official adds frames up to
   its clip count), the motion frames stay float tensors.
-* ``fast``: ``exact`` with TeaCache step caching (``teacache:0.2``, :mod:`s2v_toolkit.models.step_cache`).
+* ``fast``: ``exact`` with TeaCache step caching (``teacache:0.2``, :mod:`s2v_toolkit.models.step_cache`)
+  and a fitted last clip (``fit_last_clip``: the last clip generates only the frames it keeps, rounded
+  up to a multiple of 4, as the official ``--infer_frames`` allows; 5 s = 77 + 3 frames, so the second
+  clip denoises 1 latent frame instead of 20). ``few-step`` fits the last clip too.
 * ``few-step``: for step-distilled LoRAs (``--lora``): 4 steps on the timestep list
   [1000, 750, 500, 250] at shift 5 with the flow Euler update and no guidance (scale 1), the
   configuration LightX2V runs step-distilled Wan models with (``WanStepDistillScheduler``:
@@ -39,9 +42,9 @@ FEW_STEP_SHIFT = 5.0
 PRESETS: dict[str, dict[str, Any]] = {
     "exact": {},
     "official": {"aligned": False, "reference_fit": "official", "noise_device": "model"},
-    "fast": {"cache": "teacache:0.2"},
+    "fast": {"cache": "teacache:0.2", "fit_last_clip": True},
     "few-step": {"steps": len(FEW_STEP_TIMESTEPS), "sampler_timesteps": list(FEW_STEP_TIMESTEPS),
-                 "shift": FEW_STEP_SHIFT, "scheduler": "euler", "guidance": 1.0},
+                 "shift": FEW_STEP_SHIFT, "scheduler": "euler", "guidance": 1.0, "fit_last_clip": True},
 }
 
 

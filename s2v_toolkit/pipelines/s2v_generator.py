@@ -563,13 +563,13 @@ class S2VGenerator:
         from_motion = settings.start_from_reference or initial_motion is not None
         plan = plan_long_video(num_grid, infer_frames=settings.infer_frames,
                                motion_frames=self.config.motion_frames, aligned=settings.aligned,
-                               start_from_reference=from_motion)
+                               start_from_reference=from_motion, fit_last_clip=settings.fit_last_clip)
         if settings.num_clips is not None and settings.num_clips < plan.num_clips:
             # Preview (the official --num_clip): the first N clips only, the same frames as in the full run.
             num_grid = sum(c.kept for c in plan.clips[:settings.num_clips])
             plan = plan_long_video(num_grid, infer_frames=settings.infer_frames,
                                    motion_frames=self.config.motion_frames, aligned=settings.aligned,
-                                   start_from_reference=from_motion)
+                                   start_from_reference=from_motion, fit_last_clip=settings.fit_last_clip)
             num_output = (num_grid if settings.retime == "native"
                           else _outputs_within(num_grid, settings.fps))
 
@@ -623,7 +623,7 @@ class S2VGenerator:
             self.offloader.offload_all()
         ref_latent = self.encode_reference(ref_pixels)
         _, channels, _, lat_h, lat_w = ref_latent.shape
-        lat_frames = plan.infer_frames // 4
+        lat_frames = max(c.generated for c in plan.clips) // 4  # the longest clip (for the CFG batch choice)
         text_cond, text_uncond = self.encode_prompts(settings.prompt, settings.negative_prompt)
         num_drive = features.shape[0]
         zero_row = features.new_zeros(features.shape[1:])
@@ -668,7 +668,7 @@ class S2VGenerator:
                 audio_cond = to_transformer_layout(rows)
                 with_motion = not clip.drop_motion
                 motion_latents = self.encode_motion(motion) if with_motion else None
-                noise = clip_noise((1, channels, lat_frames, lat_h, lat_w), seed, clip.index,
+                noise = clip_noise((1, channels, clip.generated // 4, lat_h, lat_w), seed, clip.index,
                                    device if settings.noise_device == "model" else torch.device("cpu"),
                                    self.dit_dtype if settings.noise_device == "model" else torch.float32
                                    ).to(device)
@@ -690,11 +690,11 @@ class S2VGenerator:
                     # clip's first step); decoded frames go to the CPU chunk by chunk, only the clip's
                     # kept frames come back (same numbers as one decode on the device).
                     self.offloader.offload_all()
-                    decoded = self._decode_to_host(torch.cat([lead, latents], dim=2), plan.infer_frames)
+                    decoded = self._decode_to_host(torch.cat([lead, latents], dim=2), clip.generated)
                     clip_frames = decoded.to(device)
                 else:
                     decoded = self.vae.decode(torch.cat([lead, latents], dim=2), chunked=self._vae_chunked)
-                    clip_frames = decoded[:, :, -plan.infer_frames:].float()
+                    clip_frames = decoded[:, :, -clip.generated:].float()
                 kept = clip_frames[:, :, clip.keep_start:clip.keep_start + clip.kept]
                 motion = torch.cat([motion, kept], dim=2)[:, :, -cfg.motion_frames:]
                 kept_frames.append(_to_uint8(kept))

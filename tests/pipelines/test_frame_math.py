@@ -160,3 +160,21 @@ def test_plan_round_trips_through_json_and_rejects_bad_sizes():
         plan_long_video(100, motion_frames=72)
     with pytest.raises(IndexError):
         plan.drive_frame_of_output(250)
+
+
+@pytest.mark.parametrize("num_frames, last_generated", [(1, 4), (48, 52), (77, 80), (80, 4), (81, 4),
+                                                        (82, 8), (157, 80), (200, 44)])
+def test_fitted_last_clip_generates_only_what_it_keeps(num_frames, last_generated):
+    full = plan_long_video(num_frames)
+    fitted = plan_long_video(num_frames, fit_last_clip=True)
+    # same clips, same frames out, same audio for every output frame: only the last clip is shorter
+    assert fitted.num_clips == full.num_clips
+    assert [(c.output_start, c.kept, c.keep_start, c.drive_start) for c in fitted.clips] == \
+        [(c.output_start, c.kept, c.keep_start, c.drive_start) for c in full.clips]
+    assert [c.generated for c in fitted.clips[:-1]] == [80] * (fitted.num_clips - 1)
+    last = fitted.clips[-1]
+    assert last.generated == last_generated
+    # a multiple of 4 (whole latent frames) that holds every kept frame, and no whole latent to spare
+    assert last.generated % 4 == 0 and last.keep_start + last.kept <= last.generated
+    assert last.generated - (last.keep_start + last.kept) < 4
+    assert [fitted.drive_frame_of_output(n) for n in range(num_frames)] == list(range(num_frames))

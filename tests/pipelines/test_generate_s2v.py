@@ -111,19 +111,31 @@ def _feeding_recorder(module):
     return fed, module.register_forward_pre_hook(hook, with_kwargs=True)
 
 
-def test_long_audio_clip_chain_aligns_audio_frame_n_with_output_frame_n(generator, reference):
-    aligned = True  # (aligned=False, the official layout, would show audio frame n + 3 at output n)
-    num_frames = 40  # 2.5 s at 16 fps; clips of 16: 13 + 16 + 11 output frames
-    # Synthetic features whose every value is (audio frame index + 1): what the model was fed says
-    # which audio frame drove it.
-    features = torch.arange(1, num_frames + 1, dtype=torch.float32)[:, None, None].expand(num_frames, 5, 24)
-    expert = generator.experts["expert1"]
-    fed, handle = _feeding_recorder(expert)
+CHAIN_FRAMES = 40  # 2.5 s at 16 fps; clips of 16: 13 + 16 + 11 output frames
+
+
+def _chain_run(generator, reference, **settings):
+    """A 3-clip generation fed synthetic features whose every value is (audio frame index + 1), so what
+    the model was fed says which audio frame drove it; with the features of every forward."""
+    features = torch.arange(1, CHAIN_FRAMES + 1, dtype=torch.float32)[:, None, None].expand(CHAIN_FRAMES, 5, 24)
+    fed, handle = _feeding_recorder(generator.experts["expert1"])
     try:
         result = generator.generate(load_reference_image(reference), _audio(2.5),
-                                    _settings(steps=1, aligned=aligned), frame_features=features.clone())
+                                    _settings(steps=1, **settings), frame_features=features.clone())
     finally:
         handle.remove()
+    return result, fed
+
+
+@pytest.fixture(scope="module")
+def chain(generator, reference):
+    return _chain_run(generator, reference, aligned=True)
+
+
+def test_long_audio_clip_chain_aligns_audio_frame_n_with_output_frame_n(chain):
+    aligned = True  # (aligned=False, the official layout, would show audio frame n + 3 at output n)
+    num_frames = CHAIN_FRAMES
+    result, fed = chain
     assert result.num_frames == num_frames and result.frames.shape[0] == num_frames
     assert result.plan.num_clips == 3 and len(fed) == 3  # one forward (batched CFG) per clip and step
     assert [c.with_motion for c in result.trace.clips] == [False, True, True]
@@ -138,6 +150,21 @@ def test_long_audio_clip_chain_aligns_audio_frame_n_with_output_frame_n(generato
     # clip boundaries: consecutive output frames come from consecutive audio frames
     drives = [result.trace.drive_frame_of_output(n) for n in range(num_frames - offset)]
     assert drives == [n + offset for n in range(num_frames - offset)]
+
+
+def test_fitted_last_clip_keeps_the_earlier_clips_and_shortens_the_last(chain, generator, reference):
+    num_frames = CHAIN_FRAMES  # the last of the 3 clips keeps 11 frames: 12 generated, not 16
+    full, fed_full = chain
+    fitted, fed_fit = _chain_run(generator, reference, aligned=True, fit_last_clip=True)
+    assert fitted.num_frames == full.num_frames == num_frames
+    assert [c.generated for c in fitted.plan.clips] == [16, 16, 12]
+    assert [len(f[0]) for f in fed_fit] == [16, 16, 12] and [len(f[0]) for f in fed_full] == [16, 16, 16]
+    # the last clip's forward was fed the same audio frames for the frames it keeps
+    assert torch.equal(fed_fit[2][0], fed_full[2][0][:12])
+    # the clips before it are the same clips: same noise, same inputs, same frames
+    assert np.array_equal(fitted.frames[:29], full.frames[:29])
+    assert fitted.sidecar_data["settings"]["fit_last_clip"] is True
+    assert fitted.sidecar_data["plan"]["clips"][-1]["generated"] == 12
 
 
 def test_pose_video_conditions_every_step(generator, reference, tmp_path):

@@ -143,6 +143,25 @@ def test_official_preset_sets_the_official_plan_and_transform():
     assert s.steps == 8 and len(s.sampler_timesteps) == 8 and s.guidance == 1.0
 
 
+def test_last_clip_fitted_by_the_fast_presets_and_by_choice_only():
+    import argparse
+
+    from s2v_toolkit.commands.generation_options import add_fast_path_options, apply_generation_options
+
+    parser = argparse.ArgumentParser()
+    add_fast_path_options(parser)
+
+    def settings(*argv):
+        return apply_generation_options(GenerationSettings(), parser.parse_args(list(argv)))
+
+    assert settings().fit_last_clip is False                       # exact: the official whole clips
+    assert settings("--official").fit_last_clip is False
+    assert settings("--preset", "fast").fit_last_clip is True
+    assert settings("--preset", "few-step").fit_last_clip is True
+    assert settings("--preset", "few-step", "--last-clip", "full").fit_last_clip is False  # given wins
+    assert settings("--last-clip", "fit").fit_last_clip is True
+
+
 def test_few_step_preset_samples_the_distill_timesteps_without_guidance(generator, reference, tmp_path):
     out = tmp_path / "few.mov"
     settings = apply_preset(_settings(steps=40, guidance=4.5), "few-step")
