@@ -129,7 +129,7 @@ def _cmd_plan(args) -> int:
 
 
 def _generation_options(args) -> tuple:
-    """--steps/--preset/--official/--cache/--lora* as generator options (WanJobOptions fields)."""
+    """--steps/--preset/--official/--cache/--last-clip/--lora* as generator options (WanJobOptions fields)."""
     from s2v_toolkit.commands.generation_options import preset_name
 
     opts: tuple = ()
@@ -140,6 +140,8 @@ def _generation_options(args) -> tuple:
         opts += (("preset", preset),)
     if args.cache is not None:
         opts += (("cache", None if args.cache.lower() in ("none", "off") else args.cache),)
+    if getattr(args, "last_clip", None) is not None:
+        opts += (("last_clip", args.last_clip),)
     if args.lora:
         from s2v_toolkit.models.lora import parse_lora_spec
 

@@ -31,6 +31,7 @@ class WanJobOptions:
     fp8: str | None = None            # fp8 mode (S2VGenerator.load(fp8=...): linears, all-linears, attention); None: off
     preset: str | None = None         # generation preset (exact, official, fast, few-step; pipelines.presets)
     cache: str | None = None          # step caching, e.g. "teacache:0.2"
+    last_clip: str | None = None      # new shots: "fit" or "full" last clip (None: the preset's; full)
     loras: tuple[str, ...] = ()       # LoRA files "PATH[:STRENGTH]" for every job (merged at load)
     lora_mode: str = "merge"          # how ``loras`` are applied (merge or runtime)
     lora_ignore_unmatched: bool = False
@@ -88,8 +89,12 @@ class WanS2VJobGenerator:
             from s2v_toolkit.pipelines.presets import apply_preset
 
             s = apply_preset(s, o.preset)
+        if o.last_clip not in (None, "fit", "full"):
+            raise ConfigError(f"generator option last_clip {o.last_clip!r}: choose fit or full")
         changes = {k: v for k, v in (("steps", o.steps), ("size", o.size), ("infer_frames", o.infer_frames),
                                      ("cache", o.cache)) if v is not None}
+        if o.last_clip is not None:
+            changes["fit_last_clip"] = o.last_clip == "fit"
         if "steps" in changes and s.sampler_timesteps is not None and len(s.sampler_timesteps) != o.steps:
             changes["sampler_timesteps"] = None  # an explicit step count replaces the preset's list
         return replace(s, **changes) if changes else s

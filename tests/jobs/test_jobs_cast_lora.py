@@ -45,3 +45,29 @@ def test_job_generator_switches_loras_only_when_the_character_changes():
     for loras in (["a.safetensors:0.8"], ["a.safetensors:0.8"], [], ["b.safetensors:1"]):
         gen._use_character_loras(SimpleNamespace(loras=loras))
     assert calls == [["a.safetensors:0.8"], [], ["b.safetensors:1"]]
+
+
+def test_render_options_carry_the_preset_and_last_clip_to_new_shots():
+    import argparse
+    from types import SimpleNamespace
+
+    from s2v_toolkit.commands.jobs import _generation_options
+    from s2v_toolkit.errors import ConfigError
+    from s2v_toolkit.jobs.wan_generator import WanJobOptions, WanS2VJobGenerator
+
+    def settings(**opts):
+        gen = object.__new__(WanS2VJobGenerator)
+        gen.options = WanJobOptions(**opts)
+        return gen._generation_settings(SimpleNamespace(prompt="", seed=1, fps=24))
+
+    def cli(**kw):
+        base = dict(steps=None, preset=None, official=False, cache=None, last_clip=None, lora=None)
+        return dict(_generation_options(argparse.Namespace(**{**base, **kw})))
+
+    assert cli(preset="few-step", last_clip="full") == {"preset": "few-step", "last_clip": "full"}
+    assert settings().fit_last_clip is False
+    assert settings(preset="few-step").fit_last_clip is True
+    assert settings(**cli(preset="few-step", last_clip="full")).fit_last_clip is False
+    assert settings(last_clip="fit").fit_last_clip is True
+    with pytest.raises(ConfigError, match="last_clip"):
+        settings(last_clip="short")
