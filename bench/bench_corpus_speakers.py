@@ -287,9 +287,11 @@ def diarization_table(root: Path) -> list[dict]:
     return rows
 
 
-def faces_table(root: Path) -> list[dict]:
+def talking_heads(root: Path) -> dict:
+    """{name: (FaceAnalysis, 16 kHz audio)} of every clip of ``root/media`` with at least 2 s of speech
+    (VAD) and one tracked face (a talking head: the right face is known without our own output)."""
     from s2v_toolkit.diarization import open_audio, speech_probabilities, speech_regions
-    from s2v_toolkit.faces import SpeakerParams, analyze_video, speaker_for_line
+    from s2v_toolkit.faces import analyze_video
 
     clips = {}
     for path in sorted((root / "media").glob("*")):
@@ -305,12 +307,83 @@ def faces_table(root: Path) -> list[dict]:
         if len(analysis.tracks) != 1:
             continue  # a talking head: one face, so the right face is known without our own output
         clips[path.name] = (analysis, x)
+    return clips
+
+
+def unrelated_lines(clips: dict, name: str, x: np.ndarray) -> list[tuple[str, np.ndarray, bool]]:
+    """The clip's own audio (the face speaks it) and the unrelated lines: its own audio reversed, rolled by
+    half its length, and every other clip's audio of the folder (cut or repeated to the same length)."""
+    lines = [("own audio", x, True), ("own audio reversed", x[::-1].copy(), False),
+             ("own audio rolled by half", np.roll(x, len(x) // 2), False)]
+    return lines + [(f"audio of {o}", np.resize(y, len(x)), False) for o, (_, y) in clips.items() if o != name]
+
+
+def _auc(own, other) -> float | None:
+    own, other = np.asarray(own, float), np.asarray(other, float)
+    if not len(own) or not len(other):
+        return None
+    return round(float((own[:, None] > other[None, :]).mean() + 0.5 * (own[:, None] == other[None, :]).mean()), 3)
+
+
+def pooled_table(clips: dict) -> list[dict]:
+    """Several lines of one character on one face: each clip's line (own audio or unrelated) split into
+    consecutive parts of 2.5-2.7 s (3 parts of an 8 s clip, 2 of a 5-6.6 s one), judged part by part
+    (``speaker_for_line`` on each) and pooled (``speakers_pooled``: Stouffer's z over the parts, each
+    with its own shift null), next to the whole clip as one line."""
+    from s2v_toolkit.faces import SpeakerParams, speaker_for_line, speakers_pooled
+
+    cut = SpeakerParams().audio_confidence
     rows = []
     for name, (analysis, x) in clips.items():
-        lines = [("own audio", x, True), ("own audio reversed", x[::-1].copy(), False),
-                 ("own audio rolled by half", np.roll(x, len(x) // 2), False)]
-        lines += [(f"audio of {o}", np.resize(y, len(x)), False) for o, (_, y) in clips.items() if o != name]
-        for what, audio, speaks in lines:
+        n = analysis.end - analysis.start + 1
+        k = 3 if n / analysis.fps >= 7.5 else 2
+        edges = np.linspace(0, n, k + 1).round().astype(int)
+        tid = analysis.tracks[0].track_id
+        for what, audio, speaks in unrelated_lines(clips, name, x):
+            parts = []
+            for a, b in zip(edges[:-1], edges[1:]):
+                s0 = int(round(a / analysis.fps * 16000))
+                s1 = int(round(b / analysis.fps * 16000))
+                parts.append((analysis.start + int(a), analysis.start + int(b) - 1, audio[s0:s1]))
+            single = [speaker_for_line(analysis, a, b, audio=y, sample_rate=16000) for a, b, y in parts]
+            pooled = speakers_pooled(analysis, parts, sample_rate=16000)
+            whole = speaker_for_line(analysis, analysis.start, analysis.end, audio=audio, sample_rate=16000)
+            ok = (lambda c: c.track_id == tid) if speaks else (lambda c: c.track_id is None)
+            rows.append({"clip": name, "line": what, "face_speaks": speaks, "parts": k,
+                         "part_seconds": round(n / k / analysis.fps, 2),
+                         "part_confidence": [round(c.confidence, 3) for c in single],
+                         "parts_correct": sum(ok(c) for c in single),
+                         "pooled_confidence": round(pooled.confidence, 3), "pooled_correct": ok(pooled),
+                         "pooled_z": {int(t): round(v, 2) for t, v in pooled.z.items()},
+                         "whole_confidence": round(whole.confidence, 3), "whole_correct": ok(whole),
+                         "pooled_reason": pooled.reason})
+            assert pooled.confidence < cut or pooled.track_id is not None
+            print(json.dumps(rows[-1]), flush=True)
+    own = [r for r in rows if r["face_speaks"]]
+    other = [r for r in rows if not r["face_speaks"]]
+    summary = {"parts_alone": {"own_audio_right": f"{sum(r['parts_correct'] for r in own)}/{sum(r['parts'] for r in own)}",
+                               "unrelated_undecided": f"{sum(r['parts_correct'] for r in other)}/"
+                                                      f"{sum(r['parts'] for r in other)}",
+                               "auc": _auc([c for r in own for c in r["part_confidence"]],
+                                           [c for r in other for c in r["part_confidence"]])},
+               "pooled": {"own_audio_right": f"{sum(r['pooled_correct'] for r in own)}/{len(own)}",
+                          "unrelated_undecided": f"{sum(r['pooled_correct'] for r in other)}/{len(other)}",
+                          "auc": _auc([r["pooled_confidence"] for r in own], [r["pooled_confidence"] for r in other])},
+               "whole_line": {"own_audio_right": f"{sum(r['whole_correct'] for r in own)}/{len(own)}",
+                              "unrelated_undecided": f"{sum(r['whole_correct'] for r in other)}/{len(other)}",
+                              "auc": _auc([r["whole_confidence"] for r in own], [r["whole_confidence"] for r in other])}}
+    print(json.dumps(summary), flush=True)
+    rows.append({"summary": summary})
+    return rows
+
+
+def faces_table(root: Path, clips: dict | None = None) -> list[dict]:
+    from s2v_toolkit.faces import SpeakerParams, speaker_for_line
+
+    clips = talking_heads(root) if clips is None else clips
+    rows = []
+    for name, (analysis, x) in clips.items():
+        for what, audio, speaks in unrelated_lines(clips, name, x):
             t0 = time.perf_counter()
             choice = speaker_for_line(analysis, analysis.start, analysis.end, audio=audio, sample_rate=16000)
             best = next((c for c in choice.candidates if c.track_id == choice.best_candidate), None)
@@ -373,6 +446,8 @@ def main() -> int:
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "corpus_speakers.json"))
     ap.add_argument("--no-faces", action="store_true")
     ap.add_argument("--no-diarization", action="store_true")
+    ap.add_argument("--no-active-speaker", action="store_true",
+                    help="leave out the whole-clip active-speaker table (the pooled-lines table only)")
     ap.add_argument("--extra", default=None, help="a folder of URI.wav + RTTM files outside the corpus")
     args = ap.parse_args()
     root = corpus_root(args.corpus)
@@ -390,7 +465,10 @@ def main() -> int:
         if args.extra:
             doc["extra"] = extra_table(Path(args.extra))
     if not args.no_faces:
-        doc["active_speaker"] = faces_table(root)
+        clips = talking_heads(root)
+        if not args.no_active_speaker:
+            doc["active_speaker"] = faces_table(root, clips)
+        doc["pooled_lines"] = pooled_table(clips)
     doc["load_average_after"] = os.getloadavg()
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(doc, indent=1))
