@@ -26,6 +26,11 @@ When the audio decides (a margin of ``audio_confidence``), the reference similar
 When it does not (no usable audio, or no mouth follows it clearly), the reference image names the
 character's face: each candidate's combined face similarity, rescaled so that ``reference_floor`` maps to
 0, needs a margin of ``min_confidence`` over the next; the reason says the audio was undecided and why.
+
+Several lines of one character on the same faces (one shot): :func:`line_audio_z` gives each face's z
+per line against that line's own null, :func:`pool_audio_z` combines them by Stouffer (sum / sqrt(lines),
+standard normal again under the null, so the same cut applies); the planner pools the lines the audio
+left undecided alone (``s2v_toolkit.jobs.FaceChecker.pool``; docs/faces.md has the measurements).
 """
 
 from __future__ import annotations

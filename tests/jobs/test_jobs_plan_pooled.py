@@ -133,3 +133,31 @@ def test_lines_on_other_shots_or_of_other_characters_are_not_pooled():
     assert shot.calls == calls  # nothing to pool: no second analysis
     assert all("pooled" not in c.job.reason and "pooled" not in (c.job.face or {}) for c in ctxs)
     assert sum(c.job.action == "skip" for c in ctxs) >= LINES // 2  # what the lines alone decided
+
+
+def test_build_plan_pools_after_every_line_is_checked(tmp_path):
+    """build_plan hands a FaceChecker's pool the lines once all of them are checked (and the pool's
+    decisions are what the plan keeps)."""
+    from jobs_helpers import DEMO, demo_turns
+    from s2v_toolkit.jobs import FaceVerdict, build_plan
+
+    class Recording(FaceChecker):
+        def __init__(self):
+            super().__init__()
+            self.seen, self.pooled_after = [], None
+
+        def __call__(self, ctx):
+            self.seen.append(ctx)
+            return FaceVerdict("skip", "the speaking face was not found (test)")
+
+        def pool(self):
+            self.pooled_after = len(self.seen)
+            for ctx in self.seen:
+                ctx.job.action, ctx.job.reason = "redub", "decided by the pool (test)"
+
+    checker = Recording()
+    plan = build_plan(DEMO / "scene.otio", DEMO / "cast.yaml", turns=demo_turns(), face_check=checker)
+    assert checker.seen and checker.pooled_after == len(checker.seen)
+    checked = [ctx.job for ctx in checker.seen]
+    assert all(j.action == "redub" and j.reason == "decided by the pool (test)" for j in checked)
+    assert all(any(j is p for p in plan.jobs) for j in checked)
