@@ -287,9 +287,11 @@ def diarization_table(root: Path) -> list[dict]:
     return rows
 
 
-def faces_table(root: Path) -> list[dict]:
+def talking_heads(root: Path) -> dict:
+    """{name: (FaceAnalysis, 16 kHz audio)} of every clip of ``root/media`` with at least 2 s of speech
+    (VAD) and one tracked face (a talking head: the right face is known without our own output)."""
     from s2v_toolkit.diarization import open_audio, speech_probabilities, speech_regions
-    from s2v_toolkit.faces import SpeakerParams, analyze_video, speaker_for_line
+    from s2v_toolkit.faces import analyze_video
 
     clips = {}
     for path in sorted((root / "media").glob("*")):
@@ -305,12 +307,235 @@ def faces_table(root: Path) -> list[dict]:
         if len(analysis.tracks) != 1:
             continue  # a talking head: one face, so the right face is known without our own output
         clips[path.name] = (analysis, x)
+    return clips
+
+
+def unrelated_lines(clips: dict, name: str, x: np.ndarray) -> list[tuple[str, np.ndarray, bool]]:
+    """The clip's own audio (the face speaks it) and the unrelated lines: its own audio reversed, rolled by
+    half its length, and every other clip's audio of the folder (cut or repeated to the same length)."""
+    lines = [("own audio", x, True), ("own audio reversed", x[::-1].copy(), False),
+             ("own audio rolled by half", np.roll(x, len(x) // 2), False)]
+    return lines + [(f"audio of {o}", np.resize(y, len(x)), False) for o, (_, y) in clips.items() if o != name]
+
+
+def _auc(own, other) -> float | None:
+    own, other = np.asarray(own, float), np.asarray(other, float)
+    if not len(own) or not len(other):
+        return None
+    return round(float((own[:, None] > other[None, :]).mean() + 0.5 * (own[:, None] == other[None, :]).mean()), 3)
+
+
+def pooled_table(clips: dict) -> list[dict]:
+    """Several lines of one character on one face: each clip's line (own audio or unrelated) split into
+    consecutive parts of 2.5-2.7 s (3 parts of an 8 s clip, 2 of a 5-6.6 s one), judged part by part
+    (``speaker_for_line`` on each) and pooled (``speakers_pooled``: Stouffer's z over the parts, each
+    with its own shift null), next to the whole clip as one line."""
+    from s2v_toolkit.faces import SpeakerParams, speaker_for_line, speakers_pooled
+
+    cut = SpeakerParams().audio_confidence
     rows = []
     for name, (analysis, x) in clips.items():
-        lines = [("own audio", x, True), ("own audio reversed", x[::-1].copy(), False),
-                 ("own audio rolled by half", np.roll(x, len(x) // 2), False)]
-        lines += [(f"audio of {o}", np.resize(y, len(x)), False) for o, (_, y) in clips.items() if o != name]
-        for what, audio, speaks in lines:
+        n = analysis.end - analysis.start + 1
+        k = 3 if n / analysis.fps >= 7.5 else 2
+        edges = np.linspace(0, n, k + 1).round().astype(int)
+        tid = analysis.tracks[0].track_id
+        for what, audio, speaks in unrelated_lines(clips, name, x):
+            parts = []
+            for a, b in zip(edges[:-1], edges[1:]):
+                s0 = int(round(a / analysis.fps * 16000))
+                s1 = int(round(b / analysis.fps * 16000))
+                parts.append((analysis.start + int(a), analysis.start + int(b) - 1, audio[s0:s1]))
+            single = [speaker_for_line(analysis, a, b, audio=y, sample_rate=16000) for a, b, y in parts]
+            pooled = speakers_pooled(analysis, parts, sample_rate=16000)
+            whole = speaker_for_line(analysis, analysis.start, analysis.end, audio=audio, sample_rate=16000)
+            ok = (lambda c: c.track_id == tid) if speaks else (lambda c: c.track_id is None)
+            rows.append({"clip": name, "line": what, "face_speaks": speaks, "parts": k,
+                         "part_seconds": round(n / k / analysis.fps, 2),
+                         "part_confidence": [round(c.confidence, 3) for c in single],
+                         "parts_correct": sum(ok(c) for c in single),
+                         "pooled_confidence": round(pooled.confidence, 3), "pooled_correct": ok(pooled),
+                         "pooled_z": {int(t): round(v, 2) for t, v in pooled.z.items()},
+                         "whole_confidence": round(whole.confidence, 3), "whole_correct": ok(whole),
+                         "pooled_reason": pooled.reason})
+            assert pooled.confidence < cut or pooled.track_id is not None
+            print(json.dumps(rows[-1]), flush=True)
+    own = [r for r in rows if r["face_speaks"]]
+    other = [r for r in rows if not r["face_speaks"]]
+    summary = {"parts_alone": {"own_audio_right": f"{sum(r['parts_correct'] for r in own)}/{sum(r['parts'] for r in own)}",
+                               "unrelated_undecided": f"{sum(r['parts_correct'] for r in other)}/"
+                                                      f"{sum(r['parts'] for r in other)}",
+                               "auc": _auc([c for r in own for c in r["part_confidence"]],
+                                           [c for r in other for c in r["part_confidence"]])},
+               "pooled": {"own_audio_right": f"{sum(r['pooled_correct'] for r in own)}/{len(own)}",
+                          "unrelated_undecided": f"{sum(r['pooled_correct'] for r in other)}/{len(other)}",
+                          "auc": _auc([r["pooled_confidence"] for r in own], [r["pooled_confidence"] for r in other])},
+               "whole_line": {"own_audio_right": f"{sum(r['whole_correct'] for r in own)}/{len(own)}",
+                              "unrelated_undecided": f"{sum(r['whole_correct'] for r in other)}/{len(other)}",
+                              "auc": _auc([r["whole_confidence"] for r in own], [r["whole_confidence"] for r in other])}}
+    print(json.dumps(summary), flush=True)
+    rows.append({"summary": summary})
+    return rows
+
+
+# --- evidence variants (issue 18): spectral bands, the line's pauses, mouth width; none kept (docs/faces.md)
+
+
+def _cancorr(x: np.ndarray, y: np.ndarray) -> tuple[float, tuple | None]:
+    """First canonical correlation of the columns of x and y (Pearson r when both have one column), and
+    the weights of the two canonical variates."""
+    x, y = x - x.mean(0), y - y.mean(0)
+    sx, sy = x.std(0), y.std(0)
+    if np.any(sx < 1e-9) or np.any(sy < 1e-9):
+        return -1.0, None
+    x, y = x / sx, y / sy
+    n = len(x)
+    if x.shape[1] == 1 and y.shape[1] == 1:
+        return float(x[:, 0] @ y[:, 0] / n), (np.ones(1) / sx, np.ones(1) / sy)
+    ix = np.linalg.inv(np.linalg.cholesky(x.T @ x / n))
+    iy = np.linalg.inv(np.linalg.cholesky(y.T @ y / n))
+    u, sv, vt = np.linalg.svd(ix @ (x.T @ y / n) @ iy.T)
+    return float(sv[0]), ((ix.T @ u[:, 0]) / sx, (iy.T @ vt[0]) / sy)
+
+
+def _lagged_cancorr(m: np.ndarray, a: np.ndarray, max_lag: int):
+    best, weights = -1.0, None
+    n = len(m)
+    for lag in range(-max_lag, max_lag + 1):
+        lo, hi = max(0, -lag), min(n, n - lag)
+        r, w = _cancorr(m[lo:hi], a[lo + lag:hi + lag])
+        if r > best:
+            best, weights = r, w
+    return best, weights
+
+
+def multi_evidence(mouth: list[np.ndarray], audio: list[np.ndarray], fps: float) -> float:
+    """The default statistic generalised to several mouth and audio series: the first canonical
+    correlation (a least-squares fit when one side has one series) at the best lag within +-0.3 s, after
+    the same 0.12 s smoothing; z against the circular shifts of the audio series (0.5 s or more), the
+    fit redone on every shift (extra series are paid for in the null), the spread floored by Bartlett's
+    sd of the two canonical variates. Returns 2 Phi(z) - 1, clipped at 0."""
+    from scipy.stats import norm
+
+    from s2v_toolkit.faces.speaker import _fill_and_smooth, bartlett_sd
+
+    width = max(1, int(round(0.12 * fps)) | 1)
+    max_lag = max(1, int(round(0.3 * fps)))
+    m = np.stack([_fill_and_smooth(c, width) for c in mouth], 1)
+    a = np.stack([_fill_and_smooth(c, width) for c in audio], 1)
+    r, w = _lagged_cancorr(m, a, max_lag)
+    n = len(m)
+    lo = max(2 * max_lag + 1, int(round(0.5 * fps)))
+    null = np.array([_lagged_cancorr(m, np.roll(a, k, axis=0), max_lag)[0] for k in range(lo, n - lo + 1)])
+    floor = bartlett_sd((m - m.mean(0)) @ w[0], (a - a.mean(0)) @ w[1]) if w is not None else 0.0
+    z = (r - null.mean()) / max(null.std(), floor, 1e-3)
+    return max(0.0, 2.0 * float(norm.cdf(z)) - 1.0)
+
+
+def mouth_signals(track, n: int) -> dict[str, np.ndarray]:
+    """Per frame: outer-lip height, lip speed (as ``mouth_activity``), mouth width (lip corners), all in
+    face widths, the default activity, and fixed sums with the width."""
+    from s2v_toolkit.faces import landmarks as L
+    from s2v_toolkit.faces.speaker import _standardised, mouth_activity
+
+    lm, frames = track.landmarks, track.frames
+    size = np.maximum(L.face_size(lm), 1e-6)
+    h, w = np.full(n, np.nan), np.full(n, np.nan)
+    h[frames] = np.linalg.norm(lm[:, L.OUTER_LIP_MIDS[0], :2] - lm[:, L.OUTER_LIP_MIDS[1], :2], axis=1) / size
+    w[frames] = np.linalg.norm(lm[:, L.MOUTH_CORNERS[0], :2] - lm[:, L.MOUTH_CORNERS[1], :2], axis=1) / size
+    act = mouth_activity(track, 0, n - 1)
+    s = 2 * act - _standardised(h)  # the activity is the mean of standardised height and speed
+    return {"height": h, "speed": s, "width": w, "activity": act,
+            "activity_minus_width": (_standardised(h) + s - _standardised(w)) / 3,
+            "activity_plus_width": (_standardised(h) + s + _standardised(w)) / 3}
+
+
+def audio_signals(x: np.ndarray, fps: float, n: int) -> dict[str, np.ndarray]:
+    """Per video frame: the default envelope (300-3000 Hz), log energy in 300-1000 Hz (F1: the jaw),
+    1-3 kHz and 4-7.9 kHz (fricatives: the mouth narrows), each floored 50 dB under its peak; the speech
+    probability of the line (Silero VAD, 32 ms chunks, interpolated) and its > 0.5 mask (speech vs pauses)."""
+    from scipy.signal import butter, sosfilt
+
+    from s2v_toolkit.diarization import speech_probabilities
+    from s2v_toolkit.faces import audio_envelope, speech_envelope
+
+    x = np.resize(np.asarray(x, np.float64), int(round(n * 16000 / fps)))
+
+    def floored(e):
+        return np.maximum(e, e.max() - 50 * np.log(10) / 20)
+
+    out = {"envelope": floored(speech_envelope(x, 16000, fps, n))}
+    for key, band in (("band_300_1000", [300, 1000]), ("band_1k_3k", [1000, 3000]), ("band_4k_8k", [4000, 7900])):
+        y = sosfilt(butter(2, band, btype="band", fs=16000, output="sos"), x)
+        out[key] = floored(audio_envelope(y, 16000, fps, n))
+    out["band_f1_minus_fricative"] = out["band_300_1000"] - out["band_4k_8k"]
+    p = speech_probabilities(x.astype(np.float32))
+    prob = np.interp((np.arange(n) + 0.5) / fps, (np.arange(len(p)) + 0.5) * 0.032, p)
+    out["vad"], out["vad_mask"] = prob, (prob > 0.5).astype(float)
+    return out
+
+
+VARIANTS = {  # name: (mouth series, audio series)
+    "default (activity ~ envelope)": (["activity"], ["envelope"]),
+    "a: activity ~ 300-1000 Hz": (["activity"], ["band_300_1000"]),
+    "a: activity ~ 1-3 kHz": (["activity"], ["band_1k_3k"]),
+    "a: activity ~ 4-8 kHz": (["activity"], ["band_4k_8k"]),
+    "a: activity ~ (300-1000 Hz) - (4-8 kHz), fixed": (["activity"], ["band_f1_minus_fricative"]),
+    "a: activity ~ 3 bands, least squares": (["activity"], ["band_300_1000", "band_1k_3k", "band_4k_8k"]),
+    "a: activity ~ 3 bands + envelope, least squares": (["activity"], ["band_300_1000", "band_1k_3k",
+                                                                        "band_4k_8k", "envelope"]),
+    "a: height, speed ~ 3 bands, CCA": (["height", "speed"], ["band_300_1000", "band_1k_3k", "band_4k_8k"]),
+    "b: activity ~ speech probability (VAD)": (["activity"], ["vad"]),
+    "b: activity ~ speech/pause mask": (["activity"], ["vad_mask"]),
+    "b: lip speed ~ speech/pause mask": (["speed"], ["vad_mask"]),
+    "b: activity ~ envelope + VAD, least squares": (["activity"], ["envelope", "vad"]),
+    "c: height, speed, width ~ envelope, least squares": (["height", "speed", "width"], ["envelope"]),
+    "c: (height + speed - width) / 3 ~ envelope, fixed": (["activity_minus_width"], ["envelope"]),
+    "c: (height + speed + width) / 3 ~ envelope, fixed": (["activity_plus_width"], ["envelope"]),
+    "c: height, speed, width ~ 3 bands, CCA": (["height", "speed", "width"],
+                                               ["band_300_1000", "band_1k_3k", "band_4k_8k"]),
+}
+
+
+def variants_table(clips: dict) -> list[dict]:
+    """Every variant's confidence (one face: its audio evidence) on every line of ``faces_table``: own
+    audio must reach the cut, unrelated lines must not. A mouth under ``min_mouth_motion`` scores 0, as
+    in ``choose_speaker``."""
+    from s2v_toolkit.faces import SpeakerParams
+    from s2v_toolkit.faces.speaker import mouth_series
+
+    rows = []
+    for name, (analysis, x) in clips.items():
+        n = analysis.end - analysis.start + 1
+        t = analysis.tracks[0]
+        mouth = mouth_signals(t, n)
+        moving = float(np.nanstd(mouth_series(t, 0, n - 1))) >= SpeakerParams().min_mouth_motion
+        for what, audio, speaks in unrelated_lines(clips, name, x):
+            sound = audio_signals(audio, analysis.fps, n)
+            row = {"clip": name, "line": what, "face_speaks": speaks}
+            for key, (ms, as_) in VARIANTS.items():
+                row[key] = round(multi_evidence([mouth[k] for k in ms], [sound[k] for k in as_], analysis.fps)
+                                 if moving else 0.0, 4)
+            rows.append(row)
+        print(json.dumps(next(r for r in rows if r["clip"] == name and r["face_speaks"])), flush=True)
+    summary = {}
+    for key in VARIANTS:
+        own = [r[key] for r in rows if r["face_speaks"]]
+        other = [r[key] for r in rows if not r["face_speaks"]]
+        summary[key] = {f"at_{cut}": f"{sum(v >= cut for v in own)}/{len(own)} / {sum(v < cut for v in other)}/{len(other)}"
+                        for cut in (0.8, 0.9)}
+        summary[key]["auc"] = _auc(own, other)
+    print(json.dumps(summary, indent=1), flush=True)
+    rows.append({"summary": summary})
+    return rows
+
+
+def faces_table(root: Path, clips: dict | None = None) -> list[dict]:
+    from s2v_toolkit.faces import SpeakerParams, speaker_for_line
+
+    clips = talking_heads(root) if clips is None else clips
+    rows = []
+    for name, (analysis, x) in clips.items():
+        for what, audio, speaks in unrelated_lines(clips, name, x):
             t0 = time.perf_counter()
             choice = speaker_for_line(analysis, analysis.start, analysis.end, audio=audio, sample_rate=16000)
             best = next((c for c in choice.candidates if c.track_id == choice.best_candidate), None)
@@ -373,6 +598,10 @@ def main() -> int:
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "corpus_speakers.json"))
     ap.add_argument("--no-faces", action="store_true")
     ap.add_argument("--no-diarization", action="store_true")
+    ap.add_argument("--variants", action="store_true",
+                    help="also score the evidence variants (spectral bands, pauses, mouth width) on the same lines")
+    ap.add_argument("--no-active-speaker", action="store_true",
+                    help="leave out the whole-clip active-speaker table (the pooled-lines table only)")
     ap.add_argument("--extra", default=None, help="a folder of URI.wav + RTTM files outside the corpus")
     args = ap.parse_args()
     root = corpus_root(args.corpus)
@@ -390,7 +619,12 @@ def main() -> int:
         if args.extra:
             doc["extra"] = extra_table(Path(args.extra))
     if not args.no_faces:
-        doc["active_speaker"] = faces_table(root)
+        clips = talking_heads(root)
+        if not args.no_active_speaker:
+            doc["active_speaker"] = faces_table(root, clips)
+        doc["pooled_lines"] = pooled_table(clips)
+        if args.variants:
+            doc["evidence_variants"] = variants_table(clips)
     doc["load_average_after"] = os.getloadavg()
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(doc, indent=1))

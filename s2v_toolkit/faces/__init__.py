@@ -16,6 +16,8 @@ Public API (see docs/faces.md)::
     face_descriptor(image, landmarks) ; face_similarity(a, b)
     audio_envelope / speech_envelope(samples, rate, fps, n_frames) ; audio_evidence(mouth, envelope, fps) ; choose_speaker(tracks, start, end, envelope=, reference=, ...)
     reference_descriptor(image) ; speaker_for_line(analysis, start, end, audio=, reference=) -> SpeakerChoice
+    line_audio_z(tracks, start, end, envelope) ; pool_audio_z(per_line_z) -> PooledChoice (Stouffer over lines)
+    speakers_pooled(analysis, [(start, end, audio), ...]) ; matching_track(track, other_tracks, start, end)
 
     # mouth occlusion (hand, microphone, object over the mouth): FaceAnalysis.occlusion[track_id]
     OcclusionParams(threshold=4.0, release=2.5, min_run=3) ; track_occlusion(track, features) -> TrackOcclusion
@@ -45,13 +47,18 @@ from s2v_toolkit.faces.mask import MaskParams, mouth_mask, mouth_mask_in_crop
 from s2v_toolkit.faces.occlusion import OcclusionParams, TrackOcclusion, track_occlusion
 from s2v_toolkit.faces.smoothing import LandmarkSmoothing, OneEuroParams
 from s2v_toolkit.faces.speaker import (
+    PooledChoice,
     SpeakerChoice,
     SpeakerParams,
     audio_envelope,
     audio_evidence,
     choose_speaker,
+    line_audio_z,
+    matching_track,
+    pool_audio_z,
     reference_descriptor,
     speaker_for_line,
+    speakers_pooled,
     speech_envelope,
 )
 from s2v_toolkit.faces.tracking import FaceTrack, FaceTracker, TrackerParams, track_observations
@@ -65,4 +72,5 @@ __all__ = [
     "face_descriptor", "face_similarity", "face_size", "find_landmarker_bundle", "fit_similarity",
     "mouth_mask", "mouth_mask_in_crop", "mouth_opening", "psnr", "reference_descriptor", "speaker_for_line",
     "speech_envelope", "track_crop_transforms", "track_observations", "track_occlusion",
+    "PooledChoice", "line_audio_z", "matching_track", "pool_audio_z", "speakers_pooled",
 ]

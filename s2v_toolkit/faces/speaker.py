@@ -26,6 +26,11 @@ When the audio decides (a margin of ``audio_confidence``), the reference similar
 When it does not (no usable audio, or no mouth follows it clearly), the reference image names the
 character's face: each candidate's combined face similarity, rescaled so that ``reference_floor`` maps to
 0, needs a margin of ``min_confidence`` over the next; the reason says the audio was undecided and why.
+
+Several lines of one character on the same faces (one shot): :func:`line_audio_z` gives each face's z
+per line against that line's own null, :func:`pool_audio_z` combines them by Stouffer (sum / sqrt(lines),
+standard normal again under the null, so the same cut applies); the planner pools the lines the audio
+left undecided alone (``s2v_toolkit.jobs.FaceChecker.pool``; docs/faces.md has the measurements).
 """
 
 from __future__ import annotations
@@ -386,3 +391,123 @@ def speaker_for_line(analysis, start: int, end: int, *, audio: np.ndarray | None
         envelope = speech_envelope(audio, sample_rate, analysis.fps, end - start + 1)
     return choose_speaker(analysis.tracks, start, end, envelope=envelope, reference=reference,
                           track_descriptors=analysis.descriptors, params=params, fps=analysis.fps)
+
+
+# --- several lines of one character on one shot: their evidence pooled -------------------------------------
+
+
+@dataclass
+class PooledChoice:
+    """The audio evidence of several lines of one character on the same faces, combined.
+
+    ``line_z``: per line, each visible track's z (its own line's shift null; absent where the line could
+    not be judged); ``z``: per track, Stouffer's sum(z) / sqrt(lines); ``confidence``: the best track's
+    ``2 * Phi(z) - 1`` minus the second's, the same scale and cut (``audio_confidence``) as one line."""
+
+    track_id: int | None
+    confidence: float
+    best_candidate: int | None
+    reason: str
+    z: dict[int, float] = field(default_factory=dict)
+    lines: dict[int, int] = field(default_factory=dict)       # track -> lines it was judged on
+    line_z: list[dict[int, float]] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"track_id": self.track_id, "confidence": round(self.confidence, 4),
+                "best_candidate": self.best_candidate, "reason": self.reason,
+                "z": {int(k): round(v, 3) for k, v in self.z.items()},
+                "lines": {int(k): v for k, v in self.lines.items()},
+                "line_z": [{int(k): round(v, 3) for k, v in d.items()} for d in self.line_z]}
+
+
+def line_audio_z(tracks: list[FaceTrack], start: int, end: int, envelope: np.ndarray, *,
+                 params: SpeakerParams = SpeakerParams(), fps: float = 25.0) -> tuple[dict[int, float], str | None]:
+    """Each visible track's z (mouth against the line's envelope, over its own shift null) for pooling.
+
+    Unlike :func:`choose_speaker` a line shorter than ``min_line_seconds`` is judged when it is long enough
+    for a null (8 shifts: ~1.5 s at 25 fps): alone its z is weak, but pooled with the character's other
+    lines it counts. A still mouth scores z = 0 (it does not follow the line). Returns ({track: z}, why
+    the line gave nothing, or None)."""
+    n = end - start + 1
+    env = np.asarray(envelope, np.float64)
+    if len(env) != n:
+        raise ValueError(f"envelope has {len(env)} values for {n} frames")
+    if not n or float(np.max(env)) * 20 / np.log(10) < params.silence_dbfs:
+        return {}, "silent line"
+    env = np.maximum(env, env.max() - 50 * np.log(10) / 20)
+    out: dict[int, float] = {}
+    for t in tracks:
+        if t.coverage(start, end) < params.min_coverage:
+            continue
+        series = mouth_series(t, start, end)
+        motion = float(np.nanstd(series)) if np.isfinite(series).any() else 0.0
+        if motion < params.min_mouth_motion:
+            out[t.track_id] = 0.0
+            continue
+        signal = mouth_activity(t, start, end) if params.mouth_signal == "activity" else series
+        got = audio_evidence(signal, env, fps, params)
+        if got["z"] is None:
+            return {}, "too short for a null distribution"
+        out[t.track_id] = float(got["z"])
+    return out, None if out else "no face visible"
+
+
+def pool_audio_z(line_z: list[dict[int, float]], params: SpeakerParams = SpeakerParams()) -> PooledChoice:
+    """Stouffer's combination of per-line z (:func:`line_audio_z`) per track: lines of different audio are
+    independent under the null, so the pooled z is again standard normal for a face that does not speak
+    them, and the one-line threshold keeps its meaning."""
+    from scipy.stats import norm
+
+    sums: dict[int, float] = {}
+    counts: dict[int, int] = {}
+    for d in line_z:
+        for tid, z in d.items():
+            sums[tid] = sums.get(tid, 0.0) + z
+            counts[tid] = counts.get(tid, 0) + 1
+    if not sums:
+        return PooledChoice(None, 0.0, None, "no line could be judged by the audio", {}, {}, list(line_z))
+    z = {tid: sums[tid] / np.sqrt(counts[tid]) for tid in sums}
+    ev = {tid: max(0.0, 2.0 * float(norm.cdf(v)) - 1.0) for tid, v in z.items()}
+    ranked = sorted(ev, key=lambda t: ev[t], reverse=True)
+    best = ranked[0]
+    conf = ev[best] - (ev[ranked[1]] if len(ranked) > 1 else 0.0)
+    judged = sum(1 for d in line_z if d)
+    text = f"pooled over {counts[best]} of {judged} lines: mouth follows the audio {z[best]:.1f} sd above chance"
+    if conf >= params.audio_confidence:
+        return PooledChoice(best, conf, best, text, z, counts, list(line_z))
+    return PooledChoice(None, conf, best, f"low confidence ({conf:.2f} < {params.audio_confidence:g}): {text}",
+                        z, counts, list(line_z))
+
+
+def speakers_pooled(analysis, lines: list[tuple[int, int, np.ndarray]], *, sample_rate: int = 16000,
+                    params: SpeakerParams = SpeakerParams()) -> PooledChoice:
+    """:func:`pool_audio_z` over ``lines`` (``(start, end, audio)``: frames of ``analysis`` and the line's
+    mono samples from frame ``start``) of one character on the faces of one analysis."""
+    per_line = []
+    for start, end, audio in lines:
+        if not (analysis.start <= start <= end <= analysis.end):
+            raise ValueError(f"line frames {start}-{end} are outside the analysed range "
+                             f"{analysis.start}-{analysis.end}")
+        env = speech_envelope(audio, sample_rate, analysis.fps, end - start + 1)
+        per_line.append(line_audio_z(analysis.tracks, start, end, env, params=params, fps=analysis.fps)[0])
+    return pool_audio_z(per_line, params)
+
+
+def matching_track(track: FaceTrack, others: list[FaceTrack], start: int, end: int,
+                   max_offset: float = 0.25) -> int | None:
+    """The track of ``others`` (another analysis of the same file) that is ``track``'s face on frames
+    ``start..end``: found on common frames with its nose tip within ``max_offset`` face widths (median)
+    of ``track``'s. Both analyses run the same detector on the same frames, so the same face lands on
+    the same spot; None when no track does (the face was not found there)."""
+    best, best_d = None, max_offset
+    for o in others:
+        common = np.intersect1d(track.frames[(track.frames >= start) & (track.frames <= end)], o.frames)
+        if not len(common):
+            continue
+        a = track.landmarks[np.searchsorted(track.frames, common)]
+        b = o.landmarks[np.searchsorted(o.frames, common)]
+        size = np.maximum(L.face_size(a), 1e-6)
+        d = float(np.median(np.linalg.norm(a[:, L.NOSE_TIP, :2] - b[:, L.NOSE_TIP, :2], axis=1) / size))
+        if d <= best_d:
+            best, best_d = o.track_id, d
+    return best

@@ -60,10 +60,23 @@ class FaceChecker:
     """Default face check (faces stage): track the faces of the shot's frames, then pick the one whose
     mouth follows the line's audio and that looks like the character's reference image."""
 
-    def __init__(self, bundle: str | os.PathLike | None = None):
+    #: lines of one character on one shot are pooled only while they lie within this span of the file
+    #: (the pooled check tracks the faces over the whole span once more)
+    max_pool_seconds: float = 120.0
+
+    def __init__(self, bundle: str | os.PathLike | None = None, analyze: Callable | None = None):
         self.bundle = bundle
         self._references: dict[str, object] = {}
         self.notes: list[str] = []
+        # (path, first, last) -> FaceAnalysis; tests inject synthetic analyses
+        self._analyze = analyze or self._analyze_video
+        # per (character, clip, media): the lines checked on that shot, for pool()
+        self._checked: dict[tuple, list[tuple[ShotContext, object, object]]] = {}
+
+    def _analyze_video(self, path, first, last):
+        from s2v_toolkit.faces import analyze_video
+
+        return analyze_video(path, first, last, bundle=self.bundle)
 
     def reference(self, character: Character | None):
         from s2v_toolkit.errors import S2VError
@@ -84,22 +97,90 @@ class FaceChecker:
 
     def __call__(self, ctx: ShotContext) -> FaceVerdict:
         from s2v_toolkit.errors import MediaError
-        from s2v_toolkit.faces import analyze_video, speaker_for_line
+        from s2v_toolkit.faces import speaker_for_line
 
         try:
-            analysis = analyze_video(ctx.media_path, ctx.first_frame, ctx.last_frame, bundle=self.bundle)
+            analysis = self._analyze(ctx.media_path, ctx.first_frame, ctx.last_frame)
         except MediaError as exc:
             return FaceVerdict("skip", f"shot frames cannot be read ({exc.problem})")
         if not np.count_nonzero(analysis.faces_per_frame):
             return FaceVerdict("skip", "no face in the shot (cutaway, or faces too small to track)")
         choice = speaker_for_line(analysis, ctx.first_frame, ctx.last_frame, audio=ctx.audio,
                                   sample_rate=ctx.sample_rate, reference=self.reference(ctx.character))
+        key = (ctx.character.id if ctx.character else None, ctx.job.clip_id, ctx.media_path)
+        self._checked.setdefault(key, []).append((ctx, analysis, choice))
         if choice.track_id is None:
             return FaceVerdict("skip", f"the speaking face was not found ({choice.reason})")
         face = {"track_id": int(choice.track_id), "confidence": round(float(choice.confidence), 4),
                 "reason": choice.reason}
         return occlusion_verdict(analysis, int(choice.track_id), ctx, face,
                                  f"face track {choice.track_id} speaks the line ({choice.reason})")
+
+
+    def pool(self) -> None:
+        """Pool the audio evidence of a character's lines on one shot (same clip, same media), for the
+        lines the audio left undecided alone.
+
+        Each line keeps its own circular-shift null; the faces are tracked once over the span of the
+        lines and each face's z is combined over them (Stouffer, ``s2v_toolkit.faces.speakers_pooled``):
+        under the null the pooled z is standard normal, so the one-line cut (``audio_confidence``)
+        applies. A pooled pick turns an undecided line into a redub of that face (mapped to the line's
+        own tracks, which the renderer sees); the job's ``face`` records the line's own confidence, the
+        pooled confidence and the pooled z per line. Lines decided alone keep their choice and get the
+        pooled record; where it favours another face, a note says so. Undecided lines that the pool
+        does not decide either say so in their reason."""
+        from s2v_toolkit.errors import MediaError
+        from s2v_toolkit.faces import matching_track, speakers_pooled
+
+        for (_, _, media), records in self._checked.items():
+            if len(records) < 2 or all(choice.track_id is not None for _, _, choice in records):
+                continue
+            first = min(ctx.first_frame for ctx, _, _ in records)
+            last = max(ctx.last_frame for ctx, _, _ in records)
+            fps = records[0][1].fps
+            if (last - first + 1) / fps > self.max_pool_seconds:
+                self.notes.append(f"{media}: lines of '{records[0][0].job.character}' on frames {first}-{last} "
+                                  f"span more than {self.max_pool_seconds:g} s: not pooled")
+                continue
+            try:
+                span = self._analyze(media, first, last)
+            except MediaError as exc:
+                self.notes.append(f"{media}: frames {first}-{last} cannot be read for pooling ({exc.problem})")
+                continue
+            lines = [(ctx.first_frame, ctx.last_frame, ctx.audio) for ctx, _, _ in records]
+            pooled = speakers_pooled(span, lines, sample_rate=records[0][0].sample_rate)
+            lead = pooled.track_id if pooled.track_id is not None else pooled.best_candidate
+            info = {"lines": [ctx.job.line for ctx, _, _ in records], "confidence": round(pooled.confidence, 4),
+                    "z": round(pooled.z[lead], 3) if lead in pooled.z else None,
+                    "line_z": [round(d[lead], 3) if lead in d else None for d in pooled.line_z],
+                    "reason": pooled.reason}
+            lead_track = span.track(lead) if lead is not None else None
+            for ctx, analysis, choice in records:
+                job = ctx.job
+                mine = (matching_track(lead_track, analysis.tracks, ctx.first_frame, ctx.last_frame)
+                        if lead_track is not None else None)
+                if choice.track_id is not None:  # decided alone: keep it, record the pool
+                    if job.face is not None:
+                        job.face["pooled"] = info
+                    if pooled.track_id is not None and mine != choice.track_id:
+                        job.notes.append(f"the character's lines on this shot pooled favour another face "
+                                         f"({pooled.reason}); this line alone chose track {choice.track_id}")
+                    continue
+                if pooled.track_id is None or mine is None:
+                    why = pooled.reason if mine is not None or pooled.track_id is None else \
+                        f"{pooled.reason}, but that face is not found on this line's frames"
+                    job.reason += f"; pooled with the character's other lines on this shot: {why}"
+                    continue
+                face = {"track_id": int(mine), "confidence": round(float(pooled.confidence), 4),
+                        "line_confidence": round(float(choice.confidence), 4),
+                        "reason": f"{pooled.reason} (this line alone: {choice.reason})", "pooled": info}
+                verdict = occlusion_verdict(analysis, int(mine), ctx, face,
+                                            f"face track {mine} speaks the line (pooled with the character's "
+                                            f"other lines on this shot: {pooled.reason}; this line alone: "
+                                            f"{choice.reason})")
+                job.action, job.reason, job.face = verdict.action, verdict.reason, verdict.face
+                job.notes.extend(verdict.notes)
+        self._checked.clear()
 
 
 def occlusion_verdict(analysis, track_id: int, ctx: ShotContext, face: dict, reason: str) -> FaceVerdict:
@@ -301,6 +382,7 @@ def build_plan(
     if bar:
         bar.close()
     if isinstance(checker, FaceChecker):
+        checker.pool()  # a character's lines on one shot decide together where each alone did not
         plan.notes.extend(checker.notes)
     return plan
 
