@@ -116,7 +116,6 @@ class FaceChecker:
         return occlusion_verdict(analysis, int(choice.track_id), ctx, face,
                                  f"face track {choice.track_id} speaks the line ({choice.reason})")
 
-
     def pool(self) -> None:
         """Pool the audio evidence of a character's lines on one shot (same clip, same media), for the
         lines the audio left undecided alone.
