@@ -3,8 +3,8 @@
 Expected values come from the EDL's own event lines (a regex here), never from the adapter: every
 cut event ("C", no M2 speed line, no dissolve) must be a clip of its kind (per channel: V, A, A2,
 AA, B...) whose record in/out and source in are the event's; speed events use the source range the
-list states; LOC markers sit at their record timecode. An EDL the toolkit cannot read must fail
-with one clear line.
+list states (or, where the source out is not scaled, the M2 speed); LOC markers sit at their record
+timecode. An EDL the toolkit cannot read must fail with one clear line.
 """
 
 from __future__ import annotations
@@ -24,18 +24,34 @@ TC = r"\d\d:\d\d:\d\d[:;]\d\d"
 EVENT = re.compile(rf"^\s*(\d+)\s+(\S+)\s+(\S+)\s+(\S+)(?:\s+\d+)?\s+({TC})\s+({TC})\s+({TC})\s+({TC})\s*$")
 
 
-def expected_speed_events(text: str) -> Counter:
-    """Video events with an M2 line (not freeze frames): record in/out and the source in/out used."""
+def _frames(tc: str, fps: int) -> int:
+    h, m, s, f = (int(x) for x in re.split("[:;]", tc))
+    return ((h * 60 + m) * 60 + s) * fps + f
+
+
+def expected_speed_events(text: str, rate: float) -> tuple[Counter, dict]:
+    """Video events with an M2 line (not freeze frames). Where the source out is scaled by the speed
+    (Avid: the last source frame used + 1) the source range used is the one the list states:
+    (record in, out, source in, out). Where the source is exactly as long as the record although the
+    M2 speed is not the list's rate, the source out was written unscaled (Resolve): the speed used is
+    the M2 speed over the rate, {(record in, out): speed}."""
     lines = text.splitlines()
+    fps = round(rate)
     events = [(i, m) for i, m in ((i, EVENT.match(x)) for i, x in enumerate(lines)) if m]
-    out = Counter()
+    ranges, speeds = Counter(), {}
     for k, (i, m) in enumerate(events):
         nxt = events[k + 1][0] if k + 1 < len(events) else len(lines)
         m2 = [b for b in lines[i + 1:nxt] if b.lstrip().startswith("M2")]
         _, reel, chan, trans, s_in, s_out, r_in, r_out = m.groups()
-        if m2 and "V" in chan.upper() and float(m2[0].split()[2]) != 0 and s_in != s_out:
-            out[(r_in, r_out, s_in, s_out)] += 1
-    return out
+        if not (m2 and "V" in chan.upper() and float(m2[0].split()[2]) != 0 and s_in != s_out):
+            continue
+        m2_fps = abs(float(m2[0].split()[2]))
+        s_len, r_len = _frames(s_out, fps) - _frames(s_in, fps), _frames(r_out, fps) - _frames(r_in, fps)
+        if s_len == r_len > 1 and abs(m2_fps - rate) > 0.05 + 1e-9:
+            speeds[(r_in, r_out)] = m2_fps / rate
+        else:
+            ranges[(r_in, r_out, s_in, s_out)] += 1
+    return ranges, speeds
 
 
 def _kinds(chan: str) -> list[str]:
@@ -99,6 +115,12 @@ def test_edl_cut_events_read_at_their_timecodes(path):
     assert not expected_locators(text) - marks
     # speed effects: the source range used is the one the list states
     used = Counter((c["record"]["tc_in"], c["record"]["tc_out"], c["media_range"]["tc_in"], c["media_range"]["tc_out"])
-                   for c in doc["clips"] if c["kind"] == "video" and c["speed"] not in (0.0, 1.0))
-    speed_missing = expected_speed_events(text) - used
+                   for c in doc["clips"] if c["kind"] == "video" and c["speed"] != 0.0)
+    want_ranges, want_speeds = expected_speed_events(text, doc["rate"])
+    speed_missing = want_ranges - used
     assert not speed_missing, f"speed events read differently: {list(speed_missing)[:5]}"
+    got_speeds = {(c["record"]["tc_in"], c["record"]["tc_out"]): abs(c["speed"]) for c in doc["clips"]
+                  if c["kind"] == "video"}
+    wrong = {k: (v, got_speeds.get(k)) for k, v in want_speeds.items()
+             if got_speeds.get(k) is None or abs(got_speeds[k] - v) > 1e-3}
+    assert not wrong, f"M2 speeds (unscaled source out) read differently: {list(wrong.items())[:5]}"

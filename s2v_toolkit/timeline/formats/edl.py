@@ -161,7 +161,10 @@ def dissolves_as_cuts(text: str) -> tuple[str, list[str]]:
 def exact_speeds(text: str, timeline: otio.schema.Timeline, rate: float) -> list[str]:
     """Speed of each M2 event from its own timecodes (source length / record length): the M2 line's
     speed is rounded to 0.1 fps (047.6 for 47.56), so the adapter's time scalar makes the source range
-    disagree with the source out the list states; the timecodes are what the editor sees."""
+    disagree with the source out the list states; the timecodes are what the editor sees (Avid's
+    source out is the last source frame used + 1). Where the source is exactly as long as the record
+    (more than one frame) but the M2 speed is not the list's rate, the source out was written
+    unscaled (in + record length, as Resolve does) and the M2 speed is the one used."""
     from s2v_toolkit.media import timecode_to_frames
 
     r = rate_fraction(rate)
@@ -190,9 +193,14 @@ def exact_speeds(text: str, timeline: otio.schema.Timeline, rate: float) -> list
         except (IndexError, ValueError):
             continue
         if ro > ri and so > si and m2_speed != 0:
+            speed = (so - si) / (ro - ri)
+            if so - si == ro - ri > 1 and abs(abs(m2_speed) - float(r)) > 0.05 + 1e-9:
+                # the source out is in + record length (Resolve writes it so): it does not state the
+                # source used, the M2 speed does (a 2.5x event shows 2.5 source frames per record frame)
+                speed = abs(m2_speed) / float(r)
             # reverse (negative M2 speed) plays the same source range backwards
             for kind in kinds:
-                wanted[(kind, ri)] = (so - si) / (ro - ri) * (-1 if m2_speed < 0 else 1)
+                wanted[(kind, ri)] = speed * (-1 if m2_speed < 0 else 1)
     if not wanted:
         return []
     start = timeline.global_start_time
