@@ -92,7 +92,11 @@ def expected_cuts(text: str) -> Counter:
 
 
 def expected_locators(text: str) -> Counter:
-    return Counter(re.findall(rf"^\*\s*LOC:\s*({TC})", text, re.M))
+    """LOC timecodes inside the cut (between the first record in and the last record out: a LOC that
+    names a time outside the cut is no record timecode of it)."""
+    rec = [(m.group(7), m.group(8)) for m in map(EVENT.match, text.splitlines()) if m]
+    first, last = min(r[0] for r in rec), max(r[1] for r in rec)
+    return Counter(t for t in re.findall(rf"^\*\s*LOC:\s*({TC})", text, re.M) if first <= t < last)
 
 
 @pytest.mark.parametrize("path", FILES)

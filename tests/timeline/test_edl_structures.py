@@ -41,3 +41,24 @@ def test_m2_with_scaled_source_out_uses_the_listed_source_range(tmp_path):
     assert (first["media_range"]["tc_in"], first["media_range"]["tc_out"]) == ("21:02:53:22", "21:02:54:17")
     # one record frame shows one source frame, whatever the M2 speed: the list's range stands
     assert (one_frame["media_range"]["tc_in"], one_frame["media_range"]["tc_out"]) == ("21:02:53:22", "21:02:53:23")
+
+
+def test_loc_on_black_filler_listed_under_the_next_event_sits_at_its_record_timecode(tmp_path):
+    # Avid lists a LOC that falls on a black slug under the event after it
+    clips = _clips(tmp_path,
+                   "001  B047C007 V     C        09:08:59:10 09:09:02:04 01:01:10:22 01:01:13:16\n"
+                   "* LOC: 01:01:11:13 YELLOW  NE0001\n"
+                   "002  BL       V     C        00:00:00:00 00:00:01:00 01:01:13:16 01:01:14:16\n"
+                   "003  A050C008 V     C        09:42:58:11 09:43:00:04 01:01:14:16 01:01:16:09\n"
+                   "* FROM CLIP NAME:  65W-1\n"
+                   "* LOC: 01:01:14:00 YELLOW  NE0004\n")
+    marks = sorted((m["name"], m["record"]["tc_in"]) for c in clips for m in c["markers"])
+    assert marks == [("NE0001", "01:01:11:13"), ("NE0004", "01:01:14:00")]
+
+
+def test_loc_naming_a_source_timecode_outside_the_cut_stays_in_the_source(tmp_path):
+    # a LOC in the clip's source range and nowhere in the cut is a source timecode
+    clips = _clips(tmp_path,
+                   "001  ACADEMY  V     C        01:00:00:00 01:00:08:00 07:00:00:00 07:00:08:00\n"
+                   "* LOC: 01:00:00:12 YELLOW  001_032\n")
+    assert [m["record"]["tc_in"] for m in clips[0]["markers"]] == ["07:00:00:12"]

@@ -231,9 +231,17 @@ def loc_markers_at_record(timeline: otio.schema.Timeline) -> list[str]:
     """``* LOC: TC`` gives a RECORD timecode; otio-cmx3600-adapter stores it as the clip's source time,
     so a marker on a clip whose source and record timecodes differ lands elsewhere (a marker at
     01:05:43:16 read at 02:11:27:08). Markers whose time lies in the clip's record range are moved
-    into its source time."""
+    into its source time. Avid lists a LOC that sits on filler (a black slug) under the next event:
+    its time is then in neither of the clip's ranges but inside the cut; it is placed at that record
+    time too (before the clip's own start). A LOC in neither range nor the cut is left as read."""
     start = timeline.global_start_time
-    moved = 0
+    moved = left = 0
+    cuts = []
+    for track in timeline.tracks:
+        span = track.trimmed_range()
+        if start is not None:
+            span = otio.opentime.TimeRange(span.start_time + start, span.duration)
+        cuts.append(span)
     for clip in timeline.find_clips():
         if not clip.markers:
             continue
@@ -243,11 +251,22 @@ def loc_markers_at_record(timeline: otio.schema.Timeline) -> list[str]:
         src = clip.trimmed_range()
         for m in clip.markers:
             t = m.marked_range.start_time
-            if rec.start_time <= t < rec.end_time_exclusive() and rec.start_time != src.start_time:
+            if rec.start_time == src.start_time:
+                continue
+            in_record = rec.start_time <= t < rec.end_time_exclusive()
+            in_source = src.start_time <= t < src.end_time_exclusive()
+            in_cut = any(c.start_time <= t < c.end_time_exclusive() for c in cuts)
+            if in_record or (not in_source and in_cut):
                 offset = (t - rec.start_time).rescaled_to(src.start_time.rate)
                 m.marked_range = otio.opentime.TimeRange(src.start_time + offset, m.marked_range.duration)
                 moved += 1
-    return [f"{moved} LOC marker(s) placed at their record timecode"] if moved else []
+            elif not in_source:
+                left += 1
+    notes = [f"{moved} LOC marker(s) placed at their record timecode"] if moved else []
+    if left:
+        notes.append(f"{left} LOC marker(s) name a time in neither their event's record nor source range nor "
+                     "the cut; left at the source time they name")
+    return notes
 
 
 def guess_edl_rate(p: Path) -> tuple[float, str]:
