@@ -84,9 +84,11 @@ def expected_cuts(text: str) -> Counter:
             continue
         if prev_num == m.group(1) or (k + 1 < len(events) and events[k + 1][1].group(1) == m.group(1)):
             continue   # one half of a dissolve pair
-        if r_in == r_out:
+        if r_out <= r_in:   # zero length, or a record out before its in (no place on the cut)
             continue
-        for kind in _kinds(chan):
+        # an "AUD 3", "AUD 4" or "AUD 3 4" note puts the event on audio channels 3/4 as well
+        auds = [len(b.split()) - 1 for b in body if re.match(r"^\s*AUD\s+\d", b)]
+        for kind in _kinds(chan) + ["audio"] * sum(auds):
             out[(kind, r_in, r_out, s_in)] += 1
     return out
 

@@ -10,9 +10,12 @@ HEAD = "TITLE: SPEEDS\nFCM: NON-DROP FRAME\n\n"
 
 
 def _clips(tmp_path, body: str, rate: float = 24) -> list[dict]:
+    """Clips of the list as described, each with its track's name in the list (V, A1, A3...) as "channel"."""
     src = tmp_path / "list.edl"
     src.write_text(HEAD + body)
-    return describe_timeline(read_timeline(src, rate=rate), check_media=False).to_dict()["clips"]
+    doc = describe_timeline(read_timeline(src, rate=rate), check_media=False).to_dict()
+    names = {t["id"]: t["name"] for t in doc["tracks"]}
+    return [{**c, "channel": names[c["track"]]} for c in doc["clips"]]
 
 
 def test_m2_with_unscaled_source_out_keeps_the_m2_speed(tmp_path):
@@ -62,3 +65,71 @@ def test_loc_naming_a_source_timecode_outside_the_cut_stays_in_the_source(tmp_pa
                    "001  ACADEMY  V     C        01:00:00:00 01:00:08:00 07:00:00:00 07:00:08:00\n"
                    "* LOC: 01:00:00:12 YELLOW  001_032\n")
     assert [m["record"]["tc_in"] for m in clips[0]["markers"]] == ["07:00:00:12"]
+
+
+def _by_track(clips: list[dict]) -> dict[str, list[tuple[str, str]]]:
+    out: dict[str, list[tuple[str, str]]] = {}
+    for c in clips:
+        out.setdefault(c["channel"], []).append((c["record"]["tc_in"], c["record"]["tc_out"]))
+    return out
+
+
+def test_aud_note_puts_the_event_on_audio_channels_3_and_4(tmp_path):
+    # Premiere/Avid: channels 3/4 as "NONE" (or "V") with an "AUD 3 4" / "AUD 4" note; the video track
+    # starts at record 00:00:00:00 and must stay there when the audio tracks start later
+    clips = _clips(tmp_path,
+                   "001  AX       V     C        01:00:00:00 01:00:02:00 00:00:00:00 00:00:02:00\n"
+                   "002  AX       V     C        02:00:00:00 02:00:01:00 00:00:02:00 00:00:03:00\n"
+                   "AUD  3    4\n"
+                   "003  AX       NONE  C        03:00:00:00 03:00:01:00 00:00:03:00 00:00:04:00\n"
+                   "AUD       4\n", rate=25)
+    tracks = _by_track(clips)
+    assert tracks["V"] == [("00:00:00:00", "00:00:02:00"), ("00:00:02:00", "00:00:03:00")]
+    assert tracks["A3"] == [("00:00:02:00", "00:00:03:00")]
+    assert tracks["A4"] == [("00:00:02:00", "00:00:03:00"), ("00:00:03:00", "00:00:04:00")]
+
+
+def test_overlapping_video_events_go_onto_higher_video_tracks(tmp_path):
+    # a list of a multi-track cut (Final Cut Pro): the second event covers the first's record range
+    clips = _clips(tmp_path,
+                   "001  AX       V     C        00:59:56:09 01:00:01:09 00:59:50:00 00:59:55:00\n"
+                   "* FROM CLIP NAME: slate.png\n"
+                   "002  AX       V     C        01:11:17:19 01:11:22:19 00:59:55:00 01:00:00:00\n"
+                   "* FROM CLIP NAME: leader.mov\n"
+                   "003  AX       V     C        01:11:17:19 01:11:22:19 00:59:55:00 01:00:00:00\n"
+                   "* FROM CLIP NAME: leader_top.mov\n"
+                   "004  AX       V     C        01:00:06:09 01:00:08:01 01:00:00:00 01:00:01:16\n"
+                   "* FROM CLIP NAME: shot.mov\n")
+    names = {(c["channel"], c["name"], c["record"]["tc_in"], c["record"]["tc_out"]) for c in clips}
+    assert ("V", "leader.mov", "00:59:55:00", "01:00:00:00") in names
+    assert ("V2", "leader_top.mov", "00:59:55:00", "01:00:00:00") in names
+    assert ("V", "shot.mov", "01:00:00:00", "01:00:01:16") in names
+    assert len(clips) == 4
+
+
+def test_dissolve_halves_split_by_an_fcm_line_and_a_backwards_black_event(tmp_path):
+    # Final Cut/Premiere write "FCM:" between a dissolve's two halves; a dissolve onto a clip that sits on
+    # another layer is read as a cut at its start. A black event whose record out is before its in is left out
+    src = tmp_path / "list.edl"
+    src.write_text(HEAD +
+                   "001  AX       V     C        01:00:00:00 01:00:05:00 01:00:00:00 01:00:05:00\n"
+                   "* FROM CLIP NAME: a.mov\n"
+                   "002  AX       V     C        02:00:00:00 02:00:03:00 01:00:03:00 01:00:06:00\n"
+                   "* FROM CLIP NAME: b.mov\n"
+                   "003  AX       V     C        02:00:03:00 02:00:03:00 01:00:06:00 01:00:06:00\n"
+                   "FCM: NON-DROP FRAME\n"
+                   "003  BB       V     D    012 03:00:00:00 03:00:02:00 01:00:06:00 01:00:08:00\n"
+                   "EFFECTS NAME IS CROSS DISSOLVE\n"
+                   "* FROM CLIP NAME: b.mov\n"
+                   "* TO CLIP NAME: c.mov\n"
+                   "004  BL       V     C        00:00:00:00 00:00:00:08 01:00:08:00 00:59:50:00\n")
+    loaded = read_timeline(src, rate=24)
+    doc = describe_timeline(loaded, check_media=False).to_dict()
+    names = {t["id"]: t["name"] for t in doc["tracks"]}
+    got = sorted((names[c["track"]], c["record"]["tc_in"], c["record"]["tc_out"], c["source"]["tc_in"])
+                 for c in doc["clips"])
+    assert got == [("V", "01:00:00:00", "01:00:05:00", "01:00:00:00"),
+                   ("V", "01:00:06:00", "01:00:08:00", "03:00:00:00"),
+                   ("V2", "01:00:03:00", "01:00:06:00", "02:00:00:00")]
+    assert any("event 004" in n and "left out" in n for n in loaded.notes)
+    assert any("event 002" in n and "V2" in n for n in loaded.notes)

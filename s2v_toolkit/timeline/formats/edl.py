@@ -14,6 +14,7 @@ import opentimelineio as otio
 
 from s2v_toolkit.timeline.errors import TimelineError
 from s2v_toolkit.timeline.formats.base import TimelineFormat, adapter_read_file, adapter_read_string
+from s2v_toolkit.timeline.formats.edl_channels import channels_from_aud, layer_overlaps
 from s2v_toolkit.timeline.loaded import LoadedTimeline
 from s2v_toolkit.timeline.roles import METADATA_NAMESPACE
 from s2v_toolkit.timeline.timecode import RationalTime, can_drop_frame, rate_fraction, timecode
@@ -27,7 +28,13 @@ def read(path: Path, *, rate: float | None = None) -> LoadedTimeline:
         rate, note = guess_edl_rate(path)
         notes.append(note)
     text = path.read_text(errors="replace")
-    fixed, fixes = normalize_source_out(text, float(rate))
+    fixed, fixes = drop_backwards_events(text, float(rate))
+    notes.extend(fixes)
+    fixed, fixes = normalize_source_out(fixed, float(rate))
+    notes.extend(fixes)
+    fixed, fixes = channels_from_aud(fixed)
+    notes.extend(fixes)
+    fixed, fixes = layer_overlaps(fixed, _frames_at(float(rate)))
     notes.extend(fixes)
     try:
         if fixed == text:
@@ -54,6 +61,13 @@ def read(path: Path, *, rate: float | None = None) -> LoadedTimeline:
     return LoadedTimeline(timeline=timeline, path=path, adapter=ADAPTER, notes=notes)
 
 
+def _frames_at(rate: float):
+    from s2v_toolkit.media import timecode_to_frames
+
+    r = rate_fraction(rate)
+    return lambda tc: timecode_to_frames(tc, r)
+
+
 _EDL_EVENT = re.compile(
     r"^(\s*\d+\s+\S+\s+\S+\s+\S+(?:\s+\d+)?\s+\S+\s+\S+\s+)(\d\d:\d\d:\d\d[:;]\d\d)(\s+)"
     r"(\d\d:\d\d:\d\d[:;]\d\d)(.*)$")
@@ -72,6 +86,12 @@ def _normalize_start(timeline: otio.schema.Timeline) -> None:
             offsets[id(t)] = -sr.start_time
     if not offsets or timeline.global_start_time is not None:
         return
+    # a track whose first event is at record 00:00:00:00 has no trim left (the adapter drops a source
+    # range equal to the track's extent): it starts at 0
+    rate = next(iter(offsets.values())).rate
+    for t in timeline.tracks:
+        if t.source_range is None and id(t) not in offsets:
+            offsets[id(t)] = otio.opentime.RationalTime(0, rate)
     first = min(offsets.values(), key=lambda o: o.value)
     for t in timeline.tracks:
         if id(t) not in offsets:
@@ -139,6 +159,33 @@ def normalize_source_out(text: str, rate: float) -> tuple[str, list[str]]:
     return "\n".join(lines) + ("\n" if text.endswith("\n") else ""), notes
 
 
+def drop_backwards_events(text: str, rate: float) -> tuple[str, list[str]]:
+    """Single-line events whose record out is before their record in (Final Cut writes such black
+    events at the end of a list) cannot be placed: they are left out with their note lines, and each
+    is named in a note."""
+    to_frames = _frames_at(rate)
+    lines = text.splitlines()
+    events = [i for i, line in enumerate(lines) if _EVENT_TC.match(line)]
+    drop: set[int] = set()
+    notes: list[str] = []
+    for k, i in enumerate(events):
+        m = _EVENT_TC.match(lines[i])
+        number = lines[i].split()[0]
+        paired = any(0 <= j < len(events) and lines[events[j]].split()[0] == number for j in (k - 1, k + 1))
+        try:
+            backwards = to_frames(m.group(8)) < to_frames(m.group(6))
+        except ValueError:
+            continue
+        if backwards and not paired:
+            end = events[k + 1] if k + 1 < len(events) else len(lines)
+            drop.update(range(i, end))
+            notes.append(f"event {number} ({m.group(6)}-{m.group(8)}): record out before record in; left out")
+    if not drop:
+        return text, []
+    out = [line for i, line in enumerate(lines) if i not in drop]
+    return "\n".join(out) + ("\n" if text.endswith("\n") else ""), notes
+
+
 def dissolves_as_cuts(text: str) -> tuple[str, list[str]]:
     """Drop the zero-length outgoing half of each dissolve/wipe pair and make the transition event a
     cut (its incoming clip starts at the transition's record in)."""
@@ -146,8 +193,9 @@ def dissolves_as_cuts(text: str) -> tuple[str, list[str]]:
     out, notes = [], []
     for i, line in enumerate(lines):
         m = _EVENT_TC.match(line)
-        nxt = _EVENT_TC.match(lines[i + 1]) if i + 1 < len(lines) else None
-        if m and nxt and line.split()[0] == lines[i + 1].split()[0] and m.group(6) == m.group(8):
+        # the next event line (Premiere and Final Cut put an "FCM:" line between the two halves)
+        k = next((k for k in range(i + 1, len(lines)) if _EVENT_TC.match(lines[k])), None)
+        if m and k is not None and line.split()[0] == lines[k].split()[0] and m.group(6) == m.group(8):
             continue   # the outgoing half: zero record length
         if m and len(line.split()) > 3 and re.match(r"^(D|W\d+|K)$", line.split()[3]):
             parts = line.split()
