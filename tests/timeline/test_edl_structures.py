@@ -133,3 +133,11 @@ def test_dissolve_halves_split_by_an_fcm_line_and_a_backwards_black_event(tmp_pa
                    ("V2", "01:00:03:00", "01:00:06:00", "02:00:00:00")]
     assert any("event 004" in n and "left out" in n for n in loaded.notes)
     assert any("event 002" in n and "V2" in n for n in loaded.notes)
+
+
+def test_list_with_header_notes_ending_in_a_dos_eof_mark_and_nul_padding(tmp_path):
+    src = tmp_path / "pxy5.edl"
+    src.write_bytes((HEAD + "*FCM: DIGITAL TV 24P\r\n\r\n001  SC011    V     C        00:00:00:00 00:00:01:21 00:00:00:00 00:00:01:21  \r\n"
+                     "* FROM CLIP NAME:  GJ_SC011.MOV\r\n\r\n").encode() + b"\x1a\x1a" + b"\x00" * 300)
+    clips = describe_timeline(read_timeline(src, rate=24), check_media=False).to_dict()["clips"]
+    assert [(c["record"]["tc_in"], c["record"]["tc_out"]) for c in clips] == [("00:00:00:00", "00:00:01:21")]

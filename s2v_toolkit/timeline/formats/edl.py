@@ -28,7 +28,7 @@ def read(path: Path, *, rate: float | None = None) -> LoadedTimeline:
         rate, note = guess_edl_rate(path)
         notes.append(note)
     text = path.read_text(errors="replace")
-    fixed, fixes = drop_backwards_events(text, float(rate))
+    fixed, fixes = drop_backwards_events(strip_eof_padding(text), float(rate))
     notes.extend(fixes)
     fixed, fixes = normalize_source_out(fixed, float(rate))
     notes.extend(fixes)
@@ -157,6 +157,18 @@ def normalize_source_out(text: str, rate: float) -> tuple[str, list[str]]:
                      f"as long as its record range; read as {m.group(2)}-{new_out}")
         lines[i] = m.group(1) + m.group(2) + m.group(3) + new_out + "".join(m.group(k) for k in (5, 6, 7, 8, 9))
     return "\n".join(lines) + ("\n" if text.endswith("\n") else ""), notes
+
+
+def strip_eof_padding(text: str) -> str:
+    """Lists written on DOS-era systems end with a Ctrl-Z end-of-file mark, often padded with NUL bytes
+    to a block size: nothing after the mark is part of the list. Note lines in the header, before the
+    first event (``*FCM: DIGITAL TV 24P``, ``* COMMENT:``), describe no event; the reader refuses the
+    whole list for them, so they are not passed on."""
+    lines = text.split("\x1a", 1)[0].replace("\x00", "").splitlines()
+    first = next((i for i, line in enumerate(lines) if _EVENT_TC.match(line)), len(lines))
+    keep = [line for i, line in enumerate(lines)
+            if i >= first or not line.strip() or re.match(r"^\s*(TITLE|FCM)\b", line)]
+    return "\n".join(keep) + ("\n" if text.endswith("\n") or "\x1a" in text else "")
 
 
 def drop_backwards_events(text: str, rate: float) -> tuple[str, list[str]]:
