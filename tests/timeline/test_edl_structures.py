@@ -109,7 +109,8 @@ def test_overlapping_video_events_go_onto_higher_video_tracks(tmp_path):
 
 def test_dissolve_halves_split_by_an_fcm_line_and_a_backwards_black_event(tmp_path):
     # Final Cut/Premiere write "FCM:" between a dissolve's two halves; a dissolve onto a clip that sits on
-    # another layer is read as a cut at its start. A black event whose record out is before its in is left out
+    # another layer is read as a cut at its start. A black event whose record out is before its in, or with
+    # no record length but a source range, is left out (with a note)
     src = tmp_path / "list.edl"
     src.write_text(HEAD +
                    "001  AX       V     C        01:00:00:00 01:00:05:00 01:00:00:00 01:00:05:00\n"
@@ -122,7 +123,8 @@ def test_dissolve_halves_split_by_an_fcm_line_and_a_backwards_black_event(tmp_pa
                    "EFFECTS NAME IS CROSS DISSOLVE\n"
                    "* FROM CLIP NAME: b.mov\n"
                    "* TO CLIP NAME: c.mov\n"
-                   "004  BL       V     C        00:00:00:00 00:00:00:08 01:00:08:00 00:59:50:00\n")
+                   "004  BL       V     C        00:00:00:00 00:00:00:08 01:00:08:00 00:59:50:00\n"
+                   "005  BL       V     C        00:00:00:00 00:00:00:07 01:00:08:00 01:00:08:00\n")
     loaded = read_timeline(src, rate=24)
     doc = describe_timeline(loaded, check_media=False).to_dict()
     names = {t["id"]: t["name"] for t in doc["tracks"]}
@@ -132,6 +134,7 @@ def test_dissolve_halves_split_by_an_fcm_line_and_a_backwards_black_event(tmp_pa
                    ("V", "01:00:06:00", "01:00:08:00", "03:00:00:00"),
                    ("V2", "01:00:03:00", "01:00:06:00", "02:00:00:00")]
     assert any("event 004" in n and "left out" in n for n in loaded.notes)
+    assert any("event 005" in n and "no record length" in n for n in loaded.notes)
     assert any("event 002" in n and "V2" in n for n in loaded.notes)
 
 

@@ -173,8 +173,8 @@ def strip_eof_padding(text: str) -> str:
 
 def drop_backwards_events(text: str, rate: float) -> tuple[str, list[str]]:
     """Single-line events whose record out is before their record in (Final Cut writes such black
-    events at the end of a list) cannot be placed: they are left out with their note lines, and each
-    is named in a note."""
+    events at the end of a list), or with no record length but a source range (Premiere), cannot be
+    placed: they are left out with their note lines, and each is named in a note."""
     to_frames = _frames_at(rate)
     lines = text.splitlines()
     events = [i for i, line in enumerate(lines) if _EVENT_TC.match(line)]
@@ -185,13 +185,16 @@ def drop_backwards_events(text: str, rate: float) -> tuple[str, list[str]]:
         number = lines[i].split()[0]
         paired = any(0 <= j < len(events) and lines[events[j]].split()[0] == number for j in (k - 1, k + 1))
         try:
-            backwards = to_frames(m.group(8)) < to_frames(m.group(6))
+            rec_len = to_frames(m.group(8)) - to_frames(m.group(6))
+            src_len = to_frames(m.group(4)) - to_frames(m.group(2))
         except ValueError:
             continue
-        if backwards and not paired:
-            end = events[k + 1] if k + 1 < len(events) else len(lines)
-            drop.update(range(i, end))
-            notes.append(f"event {number} ({m.group(6)}-{m.group(8)}): record out before record in; left out")
+        if paired or rec_len > 0 or (rec_len == 0 and src_len == 0):
+            continue
+        end = events[k + 1] if k + 1 < len(events) else len(lines)
+        drop.update(range(i, end))
+        why = "record out before record in" if rec_len < 0 else "no record length but a source range"
+        notes.append(f"event {number} ({m.group(6)}-{m.group(8)}): {why}; left out")
     if not drop:
         return text, []
     out = [line for i, line in enumerate(lines) if i not in drop]
