@@ -144,3 +144,18 @@ def test_list_with_header_notes_ending_in_a_dos_eof_mark_and_nul_padding(tmp_pat
                      "* FROM CLIP NAME:  GJ_SC011.MOV\r\n\r\n").encode() + b"\x1a\x1a" + b"\x00" * 300)
     clips = describe_timeline(read_timeline(src, rate=24), check_media=False).to_dict()["clips"]
     assert [(c["record"]["tc_in"], c["record"]["tc_out"]) for c in clips] == [("00:00:00:00", "00:00:01:21")]
+
+
+def test_two_cut_lines_sharing_an_event_number_are_refused_in_one_clear_line(tmp_path):
+    from s2v_toolkit.timeline import TimelineError
+
+    src = tmp_path / "list.edl"
+    src.write_text(HEAD + "001  TST V     C        01:00:04:05 01:00:04:14 01:00:00:00 01:00:00:09\n"
+                   "001  TST V     C        01:00:04:14 01:00:04:14 01:00:00:09 01:00:00:09\n"
+                   "002  TST V     D    010 01:00:08:08 01:00:08:18 01:00:00:09 01:00:00:19\n")
+    try:
+        read_timeline(src, rate=24)
+    except TimelineError as exc:
+        assert str(src) in str(exc) and "event 001 is listed twice" in str(exc) and "\n" not in str(exc)
+    else:
+        raise AssertionError("read a list whose event numbers cannot be paired")

@@ -42,6 +42,8 @@ def read(path: Path, *, rate: float | None = None) -> LoadedTimeline:
         else:
             timeline = adapter_read_string(path, fixed, ADAPTER, notes, rate=float(rate))
     except TimelineError as exc:
+        if "transaction_id" in exc.problem:   # the adapter's own error fails on a typo: say what it meant
+            raise TimelineError(path, _unpaired_number(fixed)) from exc
         if "transition" not in exc.problem.lower():
             raise
         # otio-cmx3600-adapter cannot place a dissolve whose outgoing clip is not the previous event
@@ -157,6 +159,16 @@ def normalize_source_out(text: str, rate: float) -> tuple[str, list[str]]:
                      f"as long as its record range; read as {m.group(2)}-{new_out}")
         lines[i] = m.group(1) + m.group(2) + m.group(3) + new_out + "".join(m.group(k) for k in (5, 6, 7, 8, 9))
     return "\n".join(lines) + ("\n" if text.endswith("\n") else ""), notes
+
+
+def _unpaired_number(text: str) -> str:
+    """Why a list with two event lines of one number that are not a cut + transition pair is refused."""
+    events = [line for line in text.splitlines() if _EVENT_TC.match(line)]
+    for a, b in zip(events, events[1:]):
+        if a.split()[0] == b.split()[0] and not re.match(r"^(D|W\d+|K[BO]?)$", b.split()[3]):
+            return (f"event {a.split()[0]} is listed twice and the second line is not a transition (D, W### or K): "
+                    "the list's event numbers cannot tell which events they are")
+    return "two event lines share an event number but are not a cut and its transition"
 
 
 def strip_eof_padding(text: str) -> str:
