@@ -159,3 +159,22 @@ def test_two_cut_lines_sharing_an_event_number_are_refused_in_one_clear_line(tmp
         assert str(src) in str(exc) and "event 001 is listed twice" in str(exc) and "\n" not in str(exc)
     else:
         raise AssertionError("read a list whose event numbers cannot be paired")
+
+
+def test_rate_guess_follows_the_largest_frame_number(tmp_path):
+    from s2v_toolkit.timeline.formats.edl import guess_edl_rate
+
+    def guess(last_frame: str, fcm: str = "NON-DROP FRAME") -> float:
+        src = tmp_path / "r.edl"
+        src.write_text(f"TITLE: R\nFCM: {fcm}\n\n"
+                       f"001  AX       V     C        00:00:00:00 00:00:01:{last_frame} 01:00:00:00 01:00:01:{last_frame}\n")
+        return guess_edl_rate(src)[0]
+
+    assert guess("20") == 24.0 and guess("24") == 25.0 and guess("28") == 30000 / 1001
+    assert guess("20", "DROP FRAME") == 30000 / 1001
+    assert guess("45") == 50.0 and guess("58") == 60000 / 1001
+    # a 50 fps list reads with its frames past 29 where they are
+    src = tmp_path / "r.edl"
+    src.write_text(HEAD + "001  AX       V     C        00:00:00:00 00:00:01:45 01:00:00:00 01:00:01:45\n")
+    (clip,) = describe_timeline(read_timeline(src), check_media=False).to_dict()["clips"]
+    assert clip["record"]["duration"]["value"] == 95

@@ -350,7 +350,11 @@ def guess_edl_rate(p: Path) -> tuple[float, str]:
     drop = bool(re.search(r"^\s*FCM:\s*DROP", text, re.M | re.I))
     frames = [int(m) for m in re.findall(r"\d\d[:;]\d\d[:;]\d\d[:;.](\d\d)", text)]
     top = max(frames, default=0)
-    if drop or top >= 25:
+    if top >= 50:   # 59.94/60 fps lists (frame numbers past 29 exist only at high rates)
+        rate = 60000 / 1001
+    elif top >= 30:
+        rate = 50.0
+    elif drop or top >= 25:
         rate = 30000 / 1001
     elif top == 24:
         rate = 25.0
