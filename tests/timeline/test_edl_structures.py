@@ -178,3 +178,57 @@ def test_rate_guess_follows_the_largest_frame_number(tmp_path):
     src.write_text(HEAD + "001  AX       V     C        00:00:00:00 00:00:01:45 01:00:00:00 01:00:01:45\n")
     (clip,) = describe_timeline(read_timeline(src), check_media=False).to_dict()["clips"]
     assert clip["record"]["duration"]["value"] == 95
+
+
+def test_frame_number_source_columns_are_not_taken_for_header_lines(tmp_path):
+    # a list with source frame numbers instead of timecodes keeps its events (the header filter looks
+    # for the first line that starts with an event number, not for four timecodes)
+    clips = _clips(tmp_path, "* A HEADER NOTE\n"
+                             "001  AX       V     C        1009        1064        00:00:00:00 00:00:02:07\n")
+    assert [(c["record"]["tc_in"], c["record"]["tc_out"]) for c in clips] == [("00:00:00:00", "00:00:02:07")]
+
+
+def _doc(tmp_path, text: str, rate: float) -> dict:
+    src = tmp_path / "df.edl"
+    src.write_text(text)
+    return describe_timeline(read_timeline(src, rate=rate), check_media=False).to_dict()
+
+
+def test_drop_frame_list_written_with_colons(tmp_path):
+    # Avid: FCM: DROP FRAME, timecodes with colons; 01:00:00:00 DF is frame 107892, not 108000. A
+    # drop-frame M2 and LOC with ";" (the reader failed on the one and dropped the other)
+    doc = _doc(tmp_path, "TITLE: DF\nFCM: DROP FRAME\n"
+               "001  ACC112   V     C        01:49:40:01 01:49:46:18 01:00:00:00 01:00:06:17\n"
+               "* LOC: 01:00:01;14 RED     NOTE\n"
+               "002  AQ100    V     C        00:02:18:05 00:02:28:10 01:00:06:17 01:00:11:20\n"
+               "M2   AQ100          059.6                00:02:18;05\n", 30000 / 1001)
+    assert doc["drop_frame"] and doc["global_start"]["value"] == 107892
+    a, b = doc["clips"]
+    assert (a["record"]["tc_in"], a["record"]["tc_out"], a["source"]["tc_in"]) == ("01:00:00;00", "01:00:06;17", "01:49:40;01")
+    assert [m["record"]["tc_in"] for m in a["markers"]] == ["01:00:01;14"]
+    assert (b["media_range"]["tc_in"], b["media_range"]["tc_out"]) == ("00:02:18;05", "00:02:28;10")
+
+
+def test_semicolon_separated_timecodes_and_a_source_mode_change(tmp_path):
+    # Final Cut's EDL-X writes 10;35;42;53 (59.94 DF); an FCM line between events gives the mode of the
+    # sources after it (Avid): a non-drop source in a drop-frame list keeps its own digits
+    doc = _doc(tmp_path, "TITLE: X\n* FORMAT: 3840X2160 P 59.94FPS\n   3 DIGITS - REEL NAMES\nFCM: NON-DROP FRAME\n"
+               "FCM: DROP FRAME\n"
+               "001  116      V     C        10;35;42;53 10;35;51;11 00:00:00:00 00:00:08:18\n"
+               "FCM: NON-DROP FRAME\n"
+               "002  222      V     C        00:00:29:46 00:00:34:27 00:00:08:18 00:00:12:59\n", 60000 / 1001)
+    a, b = doc["clips"]
+    assert (a["record"]["tc_in"], a["record"]["tc_out"], a["source"]["tc_in"]) == ("00:00:00;00", "00:00:08;18", "10:35:42;53")
+    assert (b["record"]["tc_in"], b["source"]["tc_in"], b["source"]["tc_out"]) == ("00:00:08;18", "00:00:29:46", "00:00:34:27")
+
+
+def test_transition_line_without_an_edit_type_reads_as_a_dissolve(tmp_path):
+    # Avid: "005  REEL  V      008 ..." (the dissolve-like effect has no CMX code)
+    src = tmp_path / "t.edl"
+    src.write_text(HEAD + "004  A        V     C        01:00:00:00 01:00:03:00 01:00:00:00 01:00:03:00\n"
+                   "005  A        V     C        01:00:03:00 01:00:03:00 01:00:03:00 01:00:03:00\n"
+                   "005  B        V      008 02:00:00:00 02:00:02:00 01:00:03:00 01:00:05:00\n")
+    loaded = read_timeline(src, rate=24)
+    doc = describe_timeline(loaded, check_media=False).to_dict()
+    assert [(c["record"]["tc_in"], c["record"]["tc_out"]) for c in doc["clips"]][-1][1] == "01:00:05:00"
+    assert len(doc["transitions"]) == 1 and any("no edit type" in n for n in loaded.notes)

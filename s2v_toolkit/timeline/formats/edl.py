@@ -15,6 +15,7 @@ import opentimelineio as otio
 from s2v_toolkit.timeline.errors import TimelineError
 from s2v_toolkit.timeline.formats.base import TimelineFormat, adapter_read_file, adapter_read_string
 from s2v_toolkit.timeline.formats.edl_channels import channels_from_aud, layer_overlaps
+from s2v_toolkit.timeline.formats.edl_text import header_drop_frame, missing_transition_types, normalize_timecodes
 from s2v_toolkit.timeline.loaded import LoadedTimeline
 from s2v_toolkit.timeline.roles import METADATA_NAMESPACE
 from s2v_toolkit.timeline.timecode import RationalTime, can_drop_frame, rate_fraction, timecode
@@ -28,7 +29,11 @@ def read(path: Path, *, rate: float | None = None) -> LoadedTimeline:
         rate, note = guess_edl_rate(path)
         notes.append(note)
     text = path.read_text(errors="replace")
-    fixed, fixes = drop_backwards_events(strip_eof_padding(text), float(rate))
+    fixed, fixes, source_modes = normalize_timecodes(strip_eof_padding(text), float(rate), can_drop_frame(float(rate)))
+    notes.extend(fixes)
+    fixed, fixes = missing_transition_types(fixed)
+    notes.extend(fixes)
+    fixed, fixes = drop_backwards_events(fixed, float(rate))
     notes.extend(fixes)
     fixed, fixes = normalize_source_out(fixed, float(rate))
     notes.extend(fixes)
@@ -56,7 +61,8 @@ def read(path: Path, *, rate: float | None = None) -> LoadedTimeline:
     _normalize_start(timeline)
     notes.extend(exact_speeds(fixed, timeline, float(rate)))
     notes.extend(loc_markers_at_record(timeline))
-    md = {"drop_frame": bool(re.search(r"^\s*FCM:\s*DROP", text, re.M | re.I)) and can_drop_frame(float(rate))}
+    mark_source_modes(timeline, source_modes, float(rate))
+    md = {"drop_frame": header_drop_frame(text) and can_drop_frame(float(rate))}
     if timeline.global_start_time is not None:
         md["start_timecode"] = timecode(timeline.global_start_time, float(rate), md["drop_frame"])
     timeline.metadata[METADATA_NAMESPACE] = {**dict(timeline.metadata.get(METADATA_NAMESPACE, {})), **md}
@@ -177,7 +183,11 @@ def strip_eof_padding(text: str) -> str:
     first event (``*FCM: DIGITAL TV 24P``, ``* COMMENT:``), describe no event; the reader refuses the
     whole list for them, so they are not passed on."""
     lines = text.split("\x1a", 1)[0].replace("\x00", "").splitlines()
-    first = next((i for i, line in enumerate(lines) if _EVENT_TC.match(line)), len(lines))
+    # the first event: a line that starts with its number and ends with the record in/out (the source
+    # columns may be frame numbers; any separator spelling)
+    tc = r"\d\d[:;]\d\d[:;]\d\d[:;]\d\d"
+    event = re.compile(rf"^\s*\d+\s+\S.*\s{tc}\s+{tc}\s*$")
+    first = next((i for i, line in enumerate(lines) if event.match(line)), len(lines))
     keep = [line for i, line in enumerate(lines)
             if i >= first or not line.strip() or re.match(r"^\s*(TITLE|FCM)\b", line)]
     return "\n".join(keep) + ("\n" if text.endswith("\n") or "\x1a" in text else "")
@@ -275,7 +285,8 @@ def exact_speeds(text: str, timeline: otio.schema.Timeline, rate: float) -> list
                 speed = abs(m2_speed) / float(r)
             # reverse (negative M2 speed) plays the same source range backwards
             for kind in kinds:
-                wanted[(kind, ri)] = speed * (-1 if m2_speed < 0 else 1)
+                # keyed by the record range: a multi-track list has several events at one record in
+                wanted[(kind, ri, ro)] = speed * (-1 if m2_speed < 0 else 1)
     if not wanted:
         return []
     start = timeline.global_start_time
@@ -286,10 +297,10 @@ def exact_speeds(text: str, timeline: otio.schema.Timeline, rate: float) -> list
             warps = [e for e in clip.effects if isinstance(e, otio.schema.LinearTimeWarp)]
             if len(warps) > 1 or any(isinstance(w, otio.schema.FreezeFrame) or w.time_scalar == 0 for w in warps):
                 continue
-            rec = clip.transformed_time_range(clip.trimmed_range(), timeline.tracks).start_time
-            if start is not None:
-                rec = rec + start
-            key = (kind, round(rec.rescaled_to(rate).value))
+            span = clip.transformed_time_range(clip.trimmed_range(), timeline.tracks)
+            rec = span.start_time if start is None else span.start_time + start
+            r0 = round(rec.rescaled_to(rate).value)
+            key = (kind, r0, r0 + round(span.duration.rescaled_to(rate).value))
             if key not in wanted:
                 continue
             if not warps:   # the adapter dropped it (e.g. a reverse M2 at the record rate)
@@ -300,6 +311,25 @@ def exact_speeds(text: str, timeline: otio.schema.Timeline, rate: float) -> list
                 fixed += 1
     return [f"{fixed} speed effect(s) read from their event's source/record timecodes "
             "(the M2 speed is rounded)"] if fixed else []
+
+
+def mark_source_modes(timeline: otio.schema.Timeline, source_modes: dict[str, bool], rate: float) -> None:
+    """Clips of events whose source tape's frame code mode differs from the record's (an FCM line
+    before the event): their source timecodes are shown in the source's own mode."""
+    if not source_modes:
+        return
+    at = {(round(otio.opentime.from_timecode(a, rate).value), round(otio.opentime.from_timecode(b, rate).value)): drop
+          for (a, b), drop in source_modes.items()}
+    start = timeline.global_start_time
+    for clip in timeline.find_clips():
+        span = clip.transformed_time_range(clip.trimmed_range(), timeline.tracks)
+        rec = span.start_time if start is None else span.start_time + start
+        r0 = round(rec.rescaled_to(rate).value)
+        drop = at.get((r0, r0 + round(span.duration.rescaled_to(rate).value)))
+        if drop is not None:
+            md = dict(clip.metadata.get(METADATA_NAMESPACE, {}))
+            md["source_drop_frame"] = drop
+            clip.metadata[METADATA_NAMESPACE] = md
 
 
 def loc_markers_at_record(timeline: otio.schema.Timeline) -> list[str]:

@@ -1,0 +1,120 @@
+"""CMX 3600 timecode and edit-type spellings real lists use that the OTIO reader misreads or refuses.
+
+- Drop-frame lists: ``FCM: DROP FRAME`` governs the events after it, but Avid and Final Cut write the
+  timecodes with colons (``01:00:06:17``); the reader takes a colon timecode as non-drop, so every time
+  lands 3;18 late per hour. Timecodes under a DROP FRAME mode are given their ``;``.
+- Some lists (Final Cut Pro's EDL-X) separate every field with ``;`` (``10;35;42;53``).
+- A transition line whose edit type is missing (``005  REEL  V      008  ...``: Avid writes it so for a
+  dissolve-like effect it has no CMX code for) is read as a dissolve of that length, with a note.
+"""
+
+from __future__ import annotations
+
+import re
+
+_TC = r"\d\d[:;]\d\d[:;]\d\d[:;]\d\d"
+_EVENT = re.compile(rf"^\s*\d+\s+.*?({_TC})\s+({_TC})\s+({_TC})\s+({_TC})\s*$")
+_FCM = re.compile(r"^\s*FCM:\s*(NON[- ]?DROP|DROP)", re.I)
+_MISSING_TYPE = re.compile(rf"^(\s*(\d+)\s+\S+\s+\S+\s+)(\d{{3}})(\s+{_TC})")
+
+
+def _drop_tc(tc: str) -> str:
+    return tc[:8] + ";" + tc[9:]
+
+
+def _colon_tc(tc: str) -> str:
+    """``10;35;42;53`` -> ``10:35:42;53`` (the reader splits hours/minutes/seconds on colons)."""
+    return tc[:2] + ":" + tc[3:5] + ":" + tc[6:8] + tc[8] + tc[9:]
+
+
+def header_drop_frame(text: str) -> bool:
+    """The list's record frame code mode: the last FCM line before the first event."""
+    drop = False
+    for line in text.splitlines():
+        if _EVENT.match(line):
+            break
+        m = _FCM.match(line)
+        if m:
+            drop = m.group(1).upper() == "DROP"
+    return drop
+
+
+def normalize_timecodes(text: str, rate: float, can_drop: bool) -> tuple[str, list[str], dict]:
+    """Event, M2 and LOC timecodes spelled as the reader understands them (see the module doc).
+
+    The FCM line before the first event gives the record mode; an FCM line between events gives the
+    mode of the source timecodes from there on (Avid writes one wherever a source tape's mode
+    changes). The reader takes M2 and LOC timecodes with colons only (a ``;`` M2 fails the list, a
+    ``;`` LOC is dropped): an M2's is written with colons (its value is not used), a drop-frame LOC as
+    the colon timecode of the same frame number. Also returns {(record in, out): source is
+    drop-frame} for events whose source mode differs from the record's."""
+    from fractions import Fraction
+
+    from s2v_toolkit.media import frames_to_timecode, timecode_to_frames
+
+    r = Fraction(rate).limit_denominator(1001)
+    lines = text.splitlines()
+    rec_drop = header_drop_frame(text)
+    src_drop = rec_drop
+    dropped = semis = 0
+    source_modes: dict[str, bool] = {}
+
+    def spell(tc: str, drop: bool) -> str:
+        nonlocal dropped, semis
+        if tc[2] == ";" or tc[5] == ";":
+            tc = _colon_tc(tc)
+            semis += 1
+        if drop and can_drop and tc[8] == ":":
+            tc = _drop_tc(tc)
+            dropped += 1
+        return tc
+
+    for i, line in enumerate(lines):
+        m = _FCM.match(line)
+        if m:
+            src_drop = m.group(1).upper() == "DROP"
+            continue
+        ev = _EVENT.match(line)
+        if ev:
+            tcs = [spell(ev.group(1), src_drop), spell(ev.group(2), src_drop),
+                   spell(ev.group(3), rec_drop), spell(ev.group(4), rec_drop)]
+            pos = [ev.span(k) for k in range(1, 5)]
+            out = line[:pos[0][0]]
+            for k in range(4):
+                out += tcs[k] + line[pos[k][1]:pos[k + 1][0] if k < 3 else len(line)]
+            lines[i] = out
+            if src_drop != rec_drop and can_drop:
+                source_modes[(tcs[2], tcs[3])] = src_drop
+        elif line.lstrip().startswith("M2"):
+            lines[i] = re.sub(_TC, lambda m: m.group(0).replace(";", ":"), line)
+        elif re.match(r"^\s*\*\s*LOC:", line):
+            def loc(m: re.Match) -> str:
+                tc = spell(m.group(0), rec_drop)
+                return frames_to_timecode(timecode_to_frames(tc, r), r, drop_frame=False) if tc[8] == ";" else tc
+            lines[i] = re.sub(_TC, loc, line)
+    notes = []
+    if dropped:
+        notes.append(f"{dropped} timecode(s) under FCM: DROP FRAME written with colons read as drop-frame")
+    if semis:
+        notes.append(f"{semis} timecode(s) written hh;mm;ss;ff read as drop-frame timecodes")
+    if lines == text.splitlines():
+        return text, notes, source_modes
+    return "\n".join(lines) + ("\n" if text.endswith("\n") else ""), notes, source_modes
+
+
+def missing_transition_types(text: str) -> tuple[str, list[str]]:
+    """The second line of a transition pair with a length but no edit type: read as a dissolve ``D``."""
+    lines = text.splitlines()
+    events = [i for i, line in enumerate(lines) if _EVENT.match(line)]
+    fixed = []
+    for k, i in enumerate(events):
+        m = _MISSING_TYPE.match(lines[i])
+        if not m or k == 0 or lines[events[k - 1]].split()[0] != m.group(2):
+            continue
+        lines[i] = m.group(1) + "D    " + m.group(3) + lines[i][m.end(3):]
+        fixed.append(m.group(2))
+    if not fixed:
+        return text, []
+    return ("\n".join(lines) + ("\n" if text.endswith("\n") else ""),
+            [f"{len(fixed)} transition(s) with a length but no edit type read as dissolves "
+             f"(events {', '.join(fixed[:5])}{'...' if len(fixed) > 5 else ''})"])
