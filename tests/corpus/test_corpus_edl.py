@@ -32,9 +32,9 @@ def _frames(tc: str, fps: int) -> int:
 def expected_speed_events(text: str, rate: float) -> tuple[Counter, dict]:
     """Video events with an M2 line (not freeze frames). Where the source out is scaled by the speed
     (Avid: the last source frame used + 1) the source range used is the one the list states:
-    (record in, out, source in, out). Where the source is exactly as long as the record although the
-    M2 speed is not the list's rate, the source out was written unscaled (Resolve): the speed used is
-    the M2 speed over the rate, {(record in, out): speed}."""
+    (record in, out, source in, out). Where the source is nearer the record length than the record
+    length x the M2 speed, the source out was written unscaled (Resolve, some Avid lists): the speed
+    used is the M2 speed over the rate, {(record in, out): speed}."""
     lines = text.splitlines()
     fps = round(rate)
     events = [(i, m) for i, m in ((i, EVENT.match(x)) for i, x in enumerate(lines)) if m]
@@ -43,11 +43,13 @@ def expected_speed_events(text: str, rate: float) -> tuple[Counter, dict]:
         nxt = events[k + 1][0] if k + 1 < len(events) else len(lines)
         m2 = [b for b in lines[i + 1:nxt] if b.lstrip().startswith("M2")]
         _, reel, chan, trans, s_in, s_out, r_in, r_out = m.groups()
+        # a transition pair lists both halves' M2 lines: each names the reel it retimes
+        m2 = [b for b in m2 if b.split()[1] == reel] or m2[-1:]
         if not (m2 and "V" in chan.upper() and float(m2[0].split()[2]) != 0 and s_in != s_out):
             continue
         m2_fps = abs(float(m2[0].split()[2]))
         s_len, r_len = _frames(s_out, fps) - _frames(s_in, fps), _frames(r_out, fps) - _frames(r_in, fps)
-        if s_len == r_len > 1 and abs(m2_fps - rate) > 0.05 + 1e-9:
+        if r_len > 1 and abs(s_len - r_len) < abs(s_len - r_len * m2_fps / rate):
             speeds[(r_in, r_out)] = m2_fps / rate
         else:
             ranges[(r_in, r_out, s_in, s_out)] += 1
@@ -138,8 +140,10 @@ def test_edl_cut_events_read_at_their_timecodes(path):
                    for c in doc["clips"] if c["kind"] == "video" and c["speed"] != 0.0)
     speed_missing = want_ranges - used
     assert not speed_missing, f"speed events read differently: {list(speed_missing)[:5]}"
-    got_speeds = {(c["record"]["tc_in"], c["record"]["tc_out"]): abs(c["speed"]) for c in doc["clips"]
-                  if c["kind"] == "video"}
+    got_speeds: dict = {}   # a multi-track list can have several events at one record range
+    for c in doc["clips"]:
+        if c["kind"] == "video":
+            got_speeds.setdefault((c["record"]["tc_in"], c["record"]["tc_out"]), []).append(abs(c["speed"]))
     wrong = {k: (v, got_speeds.get(k)) for k, v in want_speeds.items()
-             if got_speeds.get(k) is None or abs(got_speeds[k] - v) > 1e-3}
+             if not any(abs(g - v) <= 1e-3 for g in got_speeds.get(k, []))}
     assert not wrong, f"M2 speeds (unscaled source out) read differently: {list(wrong.items())[:5]}"

@@ -232,3 +232,18 @@ def test_transition_line_without_an_edit_type_reads_as_a_dissolve(tmp_path):
     doc = describe_timeline(loaded, check_media=False).to_dict()
     assert [(c["record"]["tc_in"], c["record"]["tc_out"]) for c in doc["clips"]][-1][1] == "01:00:05:00"
     assert len(doc["transitions"]) == 1 and any("no edit type" in n for n in loaded.notes)
+
+
+def test_m2_source_out_one_frame_past_the_record_length_is_unscaled(tmp_path):
+    # an Avid list whose 1.25x events (37.5 fps at 29.97) give a source of record length + 1 frame: the
+    # source out is not the source used (16 frames would be); the M2 speed is. In a transition pair the
+    # M2 line naming the incoming reel is its speed (the outgoing reel's M2 is listed after it too)
+    clips = _clips(tmp_path,
+                   "001  EVL1     V     C        00:13:50:05 00:13:50:19 01:00:00:00 01:00:00:13\n"
+                   "M2   EVL1           037.5                00:13:50:05\n"
+                   "002  EVL1     V     C        00:13:50:19 00:13:50:19 01:00:00:13 01:00:00:13\n"
+                   "002  HEIS     V     D    012 00:00:23:01 00:00:23:23 01:00:00:13 01:00:01:00\n"
+                   "M2   EVL1           037.5                00:13:50:19\n"
+                   "M2   HEIS           058.0                00:00:23:01\n", rate=30000 / 1001)
+    speeds = sorted(round(c["speed"], 4) for c in clips)
+    assert speeds == [round(37.5 / (30000 / 1001), 4), round(58.0 / (30000 / 1001), 4)]

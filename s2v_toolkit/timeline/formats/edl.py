@@ -14,8 +14,10 @@ import opentimelineio as otio
 
 from s2v_toolkit.timeline.errors import TimelineError
 from s2v_toolkit.timeline.formats.base import TimelineFormat, adapter_read_file, adapter_read_string
-from s2v_toolkit.timeline.formats.edl_channels import channels_from_aud, layer_overlaps
-from s2v_toolkit.timeline.formats.edl_text import header_drop_frame, missing_transition_types, normalize_timecodes
+from s2v_toolkit.timeline.formats.edl_channels import channel_tracks, channels_from_aud, layer_overlaps
+from s2v_toolkit.timeline.formats.edl_text import (
+    header_drop_frame, missing_transition_types, normalize_timecodes, source_drop_modes,
+)
 from s2v_toolkit.timeline.loaded import LoadedTimeline
 from s2v_toolkit.timeline.roles import METADATA_NAMESPACE
 from s2v_toolkit.timeline.timecode import RationalTime, can_drop_frame, rate_fraction, timecode
@@ -29,7 +31,7 @@ def read(path: Path, *, rate: float | None = None) -> LoadedTimeline:
         rate, note = guess_edl_rate(path)
         notes.append(note)
     text = path.read_text(errors="replace")
-    fixed, fixes, source_modes = normalize_timecodes(strip_eof_padding(text), float(rate), can_drop_frame(float(rate)))
+    fixed, fixes = normalize_timecodes(strip_eof_padding(text), float(rate), can_drop_frame(float(rate)))
     notes.extend(fixes)
     fixed, fixes = missing_transition_types(fixed)
     notes.extend(fixes)
@@ -61,7 +63,7 @@ def read(path: Path, *, rate: float | None = None) -> LoadedTimeline:
     _normalize_start(timeline)
     notes.extend(exact_speeds(fixed, timeline, float(rate)))
     notes.extend(loc_markers_at_record(timeline))
-    mark_source_modes(timeline, source_modes, float(rate))
+    mark_source_modes(timeline, fixed, float(rate))
     md = {"drop_frame": header_drop_frame(text) and can_drop_frame(float(rate))}
     if timeline.global_start_time is not None:
         md["start_timecode"] = timecode(timeline.global_start_time, float(rate), md["drop_frame"])
@@ -243,32 +245,40 @@ def dissolves_as_cuts(text: str) -> tuple[str, list[str]]:
     return "\n".join(out) + ("\n" if text.endswith("\n") else ""), notes
 
 
+def unscaled_source_out(src_len: int, rec_len: int, m2_speed: float) -> bool:
+    """Whether an M2 event's source length is its record length (unscaled, within a frame) rather
+    than the record length times the M2 speed (Avid's scaled source out). One record frame shows one
+    source frame either way: the list's range stands."""
+    return rec_len > 1 and abs(src_len - rec_len) < abs(src_len - rec_len * m2_speed)
+
+
 def exact_speeds(text: str, timeline: otio.schema.Timeline, rate: float) -> list[str]:
     """Speed of each M2 event from its own timecodes (source length / record length): the M2 line's
     speed is rounded to 0.1 fps (047.6 for 47.56), so the adapter's time scalar makes the source range
     disagree with the source out the list states; the timecodes are what the editor sees (Avid's
-    source out is the last source frame used + 1). Where the source is exactly as long as the record
-    (more than one frame) but the M2 speed is not the list's rate, the source out was written
-    unscaled (in + record length, as Resolve does) and the M2 speed is the one used."""
+    source out is the last source frame used + 1). Where the source is about as long as the record
+    (nearer to it than to record x speed) the source out was written unscaled (in + record length, as
+    Resolve and some Avid lists do) and the M2 speed is the one used."""
     from s2v_toolkit.media import timecode_to_frames
 
     r = rate_fraction(rate)
     lines = text.splitlines()
-    wanted: dict[int, float] = {}
+    wanted: dict[tuple, float] = {}
     for i, line in enumerate(lines):
         m = _EVENT_TC.match(line)
         if not m:
             continue
-        chan = line.split()[2].upper()
-        kinds = (["video"] if "V" in chan else []) + (["audio"] if "A" in chan else [])
+        tracks = channel_tracks(line.split()[2])
         j = i + 1
-        m2 = None
+        m2s = []
         while j < len(lines) and not _EVENT_TC.match(lines[j]):
             if lines[j].lstrip().startswith("M2"):
-                m2 = lines[j]
+                m2s.append(lines[j])
             j += 1
-        if m2 is None:
+        if not m2s:
             continue
+        # a transition pair lists both halves' M2 lines after it: the one naming this event's reel
+        m2 = next((x for x in m2s if len(x.split()) > 1 and x.split()[1] == line.split()[1]), m2s[-1])
         try:
             si, so, ri, ro = (timecode_to_frames(m.group(k), r) for k in (2, 4, 6, 8))
         except ValueError:
@@ -279,20 +289,19 @@ def exact_speeds(text: str, timeline: otio.schema.Timeline, rate: float) -> list
             continue
         if ro > ri and so > si and m2_speed != 0:
             speed = (so - si) / (ro - ri)
-            if so - si == ro - ri > 1 and abs(abs(m2_speed) - float(r)) > 0.05 + 1e-9:
-                # the source out is in + record length (Resolve writes it so): it does not state the
-                # source used, the M2 speed does (a 2.5x event shows 2.5 source frames per record frame)
+            if unscaled_source_out(so - si, ro - ri, abs(m2_speed) / float(r)):
+                # the source out is in + record length (Resolve, some Avid lists): it does not state
+                # the source used, the M2 speed does (a 2.5x event shows 2.5 source frames per record frame)
                 speed = abs(m2_speed) / float(r)
             # reverse (negative M2 speed) plays the same source range backwards
-            for kind in kinds:
-                # keyed by the record range: a multi-track list has several events at one record in
-                wanted[(kind, ri, ro)] = speed * (-1 if m2_speed < 0 else 1)
+            for track in tracks:
+                # keyed by track and record range: a multi-track list has several events at one record in
+                wanted[(track, ri, ro)] = speed * (-1 if m2_speed < 0 else 1)
     if not wanted:
         return []
     start = timeline.global_start_time
     fixed = 0
     for track in timeline.tracks:
-        kind = "video" if track.kind == otio.schema.TrackKind.Video else "audio"
         for clip in track.find_clips(shallow_search=True):
             warps = [e for e in clip.effects if isinstance(e, otio.schema.LinearTimeWarp)]
             if len(warps) > 1 or any(isinstance(w, otio.schema.FreezeFrame) or w.time_scalar == 0 for w in warps):
@@ -300,7 +309,7 @@ def exact_speeds(text: str, timeline: otio.schema.Timeline, rate: float) -> list
             span = clip.transformed_time_range(clip.trimmed_range(), timeline.tracks)
             rec = span.start_time if start is None else span.start_time + start
             r0 = round(rec.rescaled_to(rate).value)
-            key = (kind, r0, r0 + round(span.duration.rescaled_to(rate).value))
+            key = (track.name, r0, r0 + round(span.duration.rescaled_to(rate).value))
             if key not in wanted:
                 continue
             if not warps:   # the adapter dropped it (e.g. a reverse M2 at the record rate)
@@ -313,23 +322,28 @@ def exact_speeds(text: str, timeline: otio.schema.Timeline, rate: float) -> list
             "(the M2 speed is rounded)"] if fixed else []
 
 
-def mark_source_modes(timeline: otio.schema.Timeline, source_modes: dict[str, bool], rate: float) -> None:
+def mark_source_modes(timeline: otio.schema.Timeline, text: str, rate: float) -> None:
     """Clips of events whose source tape's frame code mode differs from the record's (an FCM line
     before the event): their source timecodes are shown in the source's own mode."""
-    if not source_modes:
+    modes = source_drop_modes(text)
+    if not modes or not can_drop_frame(rate):
         return
-    at = {(round(otio.opentime.from_timecode(a, rate).value), round(otio.opentime.from_timecode(b, rate).value)): drop
-          for (a, b), drop in source_modes.items()}
+    at = {}
+    for (code, a, b), drop in modes.items():
+        for track in channel_tracks(code):
+            at[(track, round(otio.opentime.from_timecode(a, rate).value),
+                round(otio.opentime.from_timecode(b, rate).value))] = drop
     start = timeline.global_start_time
-    for clip in timeline.find_clips():
-        span = clip.transformed_time_range(clip.trimmed_range(), timeline.tracks)
-        rec = span.start_time if start is None else span.start_time + start
-        r0 = round(rec.rescaled_to(rate).value)
-        drop = at.get((r0, r0 + round(span.duration.rescaled_to(rate).value)))
-        if drop is not None:
-            md = dict(clip.metadata.get(METADATA_NAMESPACE, {}))
-            md["source_drop_frame"] = drop
-            clip.metadata[METADATA_NAMESPACE] = md
+    for track in timeline.tracks:
+        for clip in track.find_clips(shallow_search=True):
+            span = clip.transformed_time_range(clip.trimmed_range(), timeline.tracks)
+            rec = span.start_time if start is None else span.start_time + start
+            r0 = round(rec.rescaled_to(rate).value)
+            drop = at.get((track.name, r0, r0 + round(span.duration.rescaled_to(rate).value)))
+            if drop is not None:
+                md = dict(clip.metadata.get(METADATA_NAMESPACE, {}))
+                md["source_drop_frame"] = drop
+                clip.metadata[METADATA_NAMESPACE] = md
 
 
 def loc_markers_at_record(timeline: otio.schema.Timeline) -> list[str]:

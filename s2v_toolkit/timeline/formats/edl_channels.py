@@ -47,7 +47,8 @@ def _channel_map() -> dict[str, list[str]]:
     return otio.adapters.from_name("cmx_3600").module().channel_map
 
 
-def _tracks(code: str) -> list[str]:
+def channel_tracks(code: str) -> list[str]:
+    """The reader's track names for a channel code (``AA`` -> A1, A2; ``NONE`` -> none)."""
     return [] if code.upper() == "NONE" else list(_channel_map().get(code, [code]))
 
 
@@ -79,7 +80,7 @@ def channels_from_aud(text: str) -> tuple[str, list[str]]:
             m = _EVENT.match(lines[j])
             if not m:
                 continue
-            tracks = _tracks(m.group(2))
+            tracks = channel_tracks(m.group(2))
             tracks += [t for t in extra if t not in tracks]
             lines[j] = _set_channel(lines[j], _code_for(tracks))
         changed += 1
@@ -98,7 +99,7 @@ def layer_overlaps(text: str, to_frames) -> tuple[str, list[str]]:
     for block in _blocks(lines):
         events = [(j, _EVENT.match(lines[j])) for j in block]
         events = [(j, m) for j, m in events if m]
-        if any(_tracks(m.group(2)) != ["V"] for _, m in events):
+        if any(channel_tracks(m.group(2)) != ["V"] for _, m in events):
             continue
         try:
             rec = [(to_frames(m.group(6)), to_frames(m.group(7))) for _, m in events]

@@ -39,15 +39,14 @@ def header_drop_frame(text: str) -> bool:
     return drop
 
 
-def normalize_timecodes(text: str, rate: float, can_drop: bool) -> tuple[str, list[str], dict]:
+def normalize_timecodes(text: str, rate: float, can_drop: bool) -> tuple[str, list[str]]:
     """Event, M2 and LOC timecodes spelled as the reader understands them (see the module doc).
 
     The FCM line before the first event gives the record mode; an FCM line between events gives the
     mode of the source timecodes from there on (Avid writes one wherever a source tape's mode
     changes). The reader takes M2 and LOC timecodes with colons only (a ``;`` M2 fails the list, a
     ``;`` LOC is dropped): an M2's is written with colons (its value is not used), a drop-frame LOC as
-    the colon timecode of the same frame number. Also returns {(record in, out): source is
-    drop-frame} for events whose source mode differs from the record's."""
+    the colon timecode of the same frame number."""
     from fractions import Fraction
 
     from s2v_toolkit.media import frames_to_timecode, timecode_to_frames
@@ -57,7 +56,6 @@ def normalize_timecodes(text: str, rate: float, can_drop: bool) -> tuple[str, li
     rec_drop = header_drop_frame(text)
     src_drop = rec_drop
     dropped = semis = 0
-    source_modes: dict[str, bool] = {}
 
     def spell(tc: str, drop: bool) -> str:
         nonlocal dropped, semis
@@ -83,8 +81,6 @@ def normalize_timecodes(text: str, rate: float, can_drop: bool) -> tuple[str, li
             for k in range(4):
                 out += tcs[k] + line[pos[k][1]:pos[k + 1][0] if k < 3 else len(line)]
             lines[i] = out
-            if src_drop != rec_drop and can_drop:
-                source_modes[(tcs[2], tcs[3])] = src_drop
         elif line.lstrip().startswith("M2"):
             lines[i] = re.sub(_TC, lambda m: m.group(0).replace(";", ":"), line)
         elif re.match(r"^\s*\*\s*LOC:", line):
@@ -98,8 +94,25 @@ def normalize_timecodes(text: str, rate: float, can_drop: bool) -> tuple[str, li
     if semis:
         notes.append(f"{semis} timecode(s) written hh;mm;ss;ff read as drop-frame timecodes")
     if lines == text.splitlines():
-        return text, notes, source_modes
-    return "\n".join(lines) + ("\n" if text.endswith("\n") else ""), notes, source_modes
+        return text, notes
+    return "\n".join(lines) + ("\n" if text.endswith("\n") else ""), notes
+
+
+def source_drop_modes(text: str) -> dict[tuple[str, str, str], bool]:
+    """{(channel code, record in, record out): source is drop-frame} for the events whose source mode
+    (the FCM line before them) differs from the record's (the list's header)."""
+    rec_drop = header_drop_frame(text)
+    src_drop = rec_drop
+    out = {}
+    for line in text.splitlines():
+        m = _FCM.match(line)
+        if m:
+            src_drop = m.group(1).upper() == "DROP"
+            continue
+        ev = _EVENT.match(line)
+        if ev and src_drop != rec_drop and len(line.split()) > 2:
+            out[(line.split()[2], ev.group(3), ev.group(4))] = src_drop
+    return out
 
 
 def missing_transition_types(text: str) -> tuple[str, list[str]]:
