@@ -34,7 +34,25 @@ def _num(el, tag, default=None):
 
 
 def _tc_frame(file_el):
-    return _num(file_el, "timecode/frame", 0) if file_el is not None else 0
+    """The media's start timecode in frames: <frame>, else its <string> at the timecode's timebase
+    (some exporters write only the string); drop-frame strings count as the timecode says."""
+    if file_el is None:
+        return 0
+    frame = _num(file_el, "timecode/frame")
+    if frame is not None:
+        return frame
+    text = (file_el.findtext("timecode/string") or "").strip()
+    base = _num(file_el, "timecode/rate/timebase") or _num(file_el, "rate/timebase")
+    m = re.fullmatch(r"(\d+)[:;](\d\d)[:;](\d\d)([:;])(\d\d)", text)
+    if not m or not base:
+        return 0
+    h, mi, sec, f = int(m.group(1)), int(m.group(2)), int(m.group(3)), int(m.group(5))
+    total = ((h * 60 + mi) * 60 + sec) * base + f
+    if m.group(4) == ";" or (file_el.findtext("timecode/displayformat") or "").strip().upper() == "DF":
+        drop = 2 * (base // 30)
+        minutes = h * 60 + mi
+        total -= drop * (minutes - minutes // 10)
+    return total
 
 
 def _speed(item):
