@@ -140,7 +140,8 @@ def test_dissolve_halves_split_by_an_fcm_line_and_a_backwards_black_event(tmp_pa
 
 def test_list_with_header_notes_ending_in_a_dos_eof_mark_and_nul_padding(tmp_path):
     src = tmp_path / "pxy5.edl"
-    src.write_bytes((HEAD + "*FCM: DIGITAL TV 24P\r\n\r\n001  SC011    V     C        00:00:00:00 00:00:01:21 00:00:00:00 00:00:01:21  \r\n"
+    src.write_bytes((HEAD + "*FCM: DIGITAL TV 24P\r\n\r\n"
+                     "001  SC011    V     C        00:00:00:00 00:00:01:21 00:00:00:00 00:00:01:21  \r\n"
                      "* FROM CLIP NAME:  GJ_SC011.MOV\r\n\r\n").encode() + b"\x1a\x1a" + b"\x00" * 300)
     clips = describe_timeline(read_timeline(src, rate=24), check_media=False).to_dict()["clips"]
     assert [(c["record"]["tc_in"], c["record"]["tc_out"]) for c in clips] == [("00:00:00:00", "00:00:01:21")]
@@ -167,7 +168,8 @@ def test_rate_guess_follows_the_largest_frame_number(tmp_path):
     def guess(last_frame: str, fcm: str = "NON-DROP FRAME") -> float:
         src = tmp_path / "r.edl"
         src.write_text(f"TITLE: R\nFCM: {fcm}\n\n"
-                       f"001  AX       V     C        00:00:00:00 00:00:01:{last_frame} 01:00:00:00 01:00:01:{last_frame}\n")
+                       f"001  AX       V     C        00:00:00:00 00:00:01:{last_frame} "
+                       f"01:00:00:00 01:00:01:{last_frame}\n")
         return guess_edl_rate(src)[0]
 
     assert guess("20") == 24.0 and guess("24") == 25.0 and guess("28") == 30000 / 1001
@@ -204,7 +206,8 @@ def test_drop_frame_list_written_with_colons(tmp_path):
                "M2   AQ100          059.6                00:02:18;05\n", 30000 / 1001)
     assert doc["drop_frame"] and doc["global_start"]["value"] == 107892
     a, b = doc["clips"]
-    assert (a["record"]["tc_in"], a["record"]["tc_out"], a["source"]["tc_in"]) == ("01:00:00;00", "01:00:06;17", "01:49:40;01")
+    got = (a["record"]["tc_in"], a["record"]["tc_out"], a["source"]["tc_in"])
+    assert got == ("01:00:00;00", "01:00:06;17", "01:49:40;01")
     assert [m["record"]["tc_in"] for m in a["markers"]] == ["01:00:01;14"]
     assert (b["media_range"]["tc_in"], b["media_range"]["tc_out"]) == ("00:02:18;05", "00:02:28;10")
 
@@ -218,8 +221,10 @@ def test_semicolon_separated_timecodes_and_a_source_mode_change(tmp_path):
                "FCM: NON-DROP FRAME\n"
                "002  222      V     C        00:00:29:46 00:00:34:27 00:00:08:18 00:00:12:59\n", 60000 / 1001)
     a, b = doc["clips"]
-    assert (a["record"]["tc_in"], a["record"]["tc_out"], a["source"]["tc_in"]) == ("00:00:00;00", "00:00:08;18", "10:35:42;53")
-    assert (b["record"]["tc_in"], b["source"]["tc_in"], b["source"]["tc_out"]) == ("00:00:08;18", "00:00:29:46", "00:00:34:27")
+    got = (a["record"]["tc_in"], a["record"]["tc_out"], a["source"]["tc_in"])
+    assert got == ("00:00:00;00", "00:00:08;18", "10:35:42;53")
+    got = (b["record"]["tc_in"], b["source"]["tc_in"], b["source"]["tc_out"])
+    assert got == ("00:00:08;18", "00:00:29:46", "00:00:34:27")
 
 
 def test_transition_line_without_an_edit_type_reads_as_a_dissolve(tmp_path):
