@@ -1,11 +1,17 @@
 """EDL structures real NLE exports use, each in a small list built here: M2 speed events whose source
-out is scaled (Avid) or not (Resolve), channels 3/4 given by AUD lines, events that overlap on one
-channel."""
+out is scaled (Avid) or not (Resolve, some Avid lists), channels 3/4 given by AUD lines, events that
+overlap on one channel (multi-track cuts), LOCs on black, drop-frame spellings, header notes and DOS
+end-of-file padding, the rate guess, and the render list of a 29.97 list in its own frame code mode."""
 
 from __future__ import annotations
 
-from s2v_toolkit.timeline import describe_timeline, read_timeline
+import re
 
+import pytest
+
+from s2v_toolkit.timeline import RenderResult, conform, describe_timeline, read_timeline
+
+TC_ANY = r"\d\d:\d\d:\d\d[:;]\d\d"
 HEAD = "TITLE: SPEEDS\nFCM: NON-DROP FRAME\n\n"
 
 
@@ -252,3 +258,21 @@ def test_m2_source_out_one_frame_past_the_record_length_is_unscaled(tmp_path):
                    "M2   HEIS           058.0                00:00:23:01\n", rate=30000 / 1001)
     speeds = sorted(round(c["speed"], 4) for c in clips)
     assert speeds == [round(37.5 / (30000 / 1001), 4), round(58.0 / (30000 / 1001), 4)]
+
+
+@pytest.mark.parametrize("fcm,sep", [("NON-DROP FRAME", ":"), ("DROP FRAME", ";")])
+def test_render_list_of_a_2997_list_keeps_its_frame_code_mode(tmp_path, fcm, sep):
+    # the EDL writer spelled every 29.97 timecode drop-frame: a non-drop list got a render list whose
+    # record timecodes named other frames than the clip it replaces (01:08:05:11 written 01:08:09;15)
+    src = tmp_path / "ntsc.edl"
+    src.write_text(f"TITLE: NTSC\nFCM: {fcm}\n\n"
+                   "001  A001     V     C        10:00:00:00 10:00:02:00 01:08:03:11 01:08:05:11\n"
+                   "002  A002     V     C        11:00:05:10 11:00:07:08 01:08:05:11 01:08:07:09\n")
+    loaded = read_timeline(src, rate=30000 / 1001)
+    desc = describe_timeline(loaded, check_media=False)
+    shot = desc.clips[1]
+    conform(loaded, [RenderResult(str(tmp_path / "a.mov"), clip_id=shot.id)], tmp_path / "out")
+    out = (tmp_path / "out" / "ntsc.s2v_v001.edl").read_text()
+    assert f"FCM: {fcm}" in out.splitlines()[:3]
+    events = re.findall(rf"^\d+\s+\S+\s+V\s+C\s+\S+\s+\S+\s+({TC_ANY})\s+({TC_ANY})", out, re.M)
+    assert events == [(f"01:08:05{sep}11", f"01:08:07{sep}09")]

@@ -411,10 +411,34 @@ def write(timeline: otio.schema.Timeline, path: Path, **kwargs) -> None:
     # The EDL writer counts record timecode from 0: put the cut back at its real record start.
     text = otio.adapters.write_to_string(timeline, adapter_name=ADAPTER, **kwargs)
     start = timeline.global_start_time
+    rate = kwargs.get("rate") or timeline.tracks[0].duration().rate
     if start is not None and start.value:
-        rate = kwargs.get("rate") or timeline.tracks[0].duration().rate
         text = shift_edl_record(text, start, rate)
+    drop = dict(timeline.metadata.get(METADATA_NAMESPACE, {})).get("drop_frame")
+    if drop is not None and can_drop_frame(float(rate)):
+        text = frame_code_mode(text, float(rate), bool(drop))
     Path(path).write_text(text)
+
+
+def frame_code_mode(text: str, rate: float, drop: bool) -> str:
+    """The writer spells 29.97/59.94 timecodes drop-frame whatever the list was: write them in the
+    list's own mode (the same frames) and say which in an FCM line after the title."""
+    def spell(m: re.Match) -> str:
+        t = otio.opentime.from_timecode(m.group(0), rate)
+        return otio.opentime.to_timecode(t, rate, drop)
+
+    out, fcm = [], f"FCM: {'DROP FRAME' if drop else 'NON-DROP FRAME'}"
+    for line in text.splitlines():
+        if re.match(r"^\s*FCM:", line):
+            continue
+        if _EVENT_TC.match(line):
+            line = re.sub(r"\d\d:\d\d:\d\d[:;]\d\d", spell, line)
+        out.append(line)
+        if line.startswith("TITLE:"):
+            out.append(fcm)
+    if not any(x.startswith("TITLE:") for x in out):
+        out.insert(0, fcm)
+    return "\n".join(out) + ("\n" if text.endswith("\n") else "")
 
 
 FORMAT = TimelineFormat(ADAPTER, ".edl", read, write, write_additions=None, description="CMX 3600 EDL")
