@@ -276,3 +276,16 @@ def test_render_list_of_a_2997_list_keeps_its_frame_code_mode(tmp_path, fcm, sep
     assert f"FCM: {fcm}" in out.splitlines()[:3]
     events = re.findall(rf"^\d+\s+\S+\s+V\s+C\s+\S+\s+\S+\s+({TC_ANY})\s+({TC_ANY})", out, re.M)
     assert events == [(f"01:08:05{sep}11", f"01:08:07{sep}09")]
+
+
+def test_none_channel_without_an_aud_note_records_nothing(tmp_path):
+    # Final Cut / Premiere repeat a dissolve on channel NONE: no channel, so no track "NONE" above V
+    src = tmp_path / "none.edl"
+    src.write_text(HEAD + "001  AX       V     C        01:00:00:00 01:00:02:00 01:00:00:00 01:00:02:00\n"
+                   "002  AX       V     C        02:00:00:00 02:00:02:00 01:00:02:00 01:00:04:00\n"
+                   "003  AX       NONE  C        02:00:00:00 02:00:02:00 01:00:02:00 01:00:04:00\n"
+                   "* FROM CLIP NAME: b.mov\n")
+    loaded = read_timeline(src, rate=25)
+    doc = describe_timeline(loaded, check_media=False).to_dict()
+    assert [t["name"] for t in doc["tracks"]] == ["V"] and len(doc["clips"]) == 2
+    assert any("channel NONE" in n for n in loaded.notes)

@@ -4,7 +4,8 @@ Both rewrite only the channel field of event lines, in place (the list's order a
 stay as they are), so otio-cmx3600-adapter puts each event on the tracks the list means:
 
 - A channel-3/4 event is written with channel ``NONE`` (or ``V``, ``A``...) and a note line ``AUD 3``,
-  ``AUD 4`` or ``AUD 3 4`` after it (Avid, Premiere): the event is also on A3/A4.
+  ``AUD 4`` or ``AUD 3 4`` after it (Avid, Premiere): the event is also on A3/A4. A ``NONE`` event
+  without one records no channel and is left out (with a note).
 - A list of a multi-track cut (Final Cut Pro, Premiere with several video tracks, a hand edit) has
   video events whose record ranges overlap: each such event goes to the lowest free layer, V2, V3...,
   instead of the whole list being refused.
@@ -68,11 +69,18 @@ def _set_channel(line: str, code: str) -> str:
 
 
 def channels_from_aud(text: str) -> tuple[str, list[str]]:
-    """Events with an ``AUD n [m]`` note are also on audio tracks An (and Am)."""
+    """Events with an ``AUD n [m]`` note are also on audio tracks An (and Am). An event on channel
+    ``NONE`` without one records no channel (Final Cut and Premiere repeat each dissolve so): it puts
+    nothing on any track and is left out, with a note (the reader made a video track "NONE" of them)."""
     lines = text.splitlines()
     changed = 0
+    drop: set[int] = set()
     for block in _blocks(lines):
         auds = [m for m in (_AUD.match(lines[j]) for j in block) if m]
+        events = [m for m in (_EVENT.match(lines[j]) for j in block) if m]
+        if not auds and events and all(m.group(2).upper() == "NONE" for m in events):
+            drop.update(block)
+            continue
         if not auds:
             continue
         extra = [f"A{int(n)}" for m in auds for n in m.groups() if n]
@@ -84,10 +92,14 @@ def channels_from_aud(text: str) -> tuple[str, list[str]]:
             tracks += [t for t in extra if t not in tracks]
             lines[j] = _set_channel(lines[j], _code_for(tracks))
         changed += 1
-    if not changed:
+    if not changed and not drop:
         return text, []
-    out = "\n".join(lines) + ("\n" if text.endswith("\n") else "")
-    return out, [f"{changed} event(s) with an AUD note read onto audio channels 3/4"]
+    notes = [f"{changed} event(s) with an AUD note read onto audio channels 3/4"] if changed else []
+    if drop:
+        numbers = sorted({lines[j].split()[0] for j in drop if _EVENT.match(lines[j])})
+        notes.append(f"{len(numbers)} event(s) on channel NONE (no AUD note: no channel) left out")
+    out = "\n".join(line for j, line in enumerate(lines) if j not in drop) + ("\n" if text.endswith("\n") else "")
+    return out, notes
 
 
 def layer_overlaps(text: str, to_frames) -> tuple[str, list[str]]:
