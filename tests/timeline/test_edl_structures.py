@@ -289,3 +289,20 @@ def test_none_channel_without_an_aud_note_records_nothing(tmp_path):
     doc = describe_timeline(loaded, check_media=False).to_dict()
     assert [t["name"] for t in doc["tracks"]] == ["V"] and len(doc["clips"]) == 2
     assert any("channel NONE" in n for n in loaded.notes)
+
+
+def test_split_edit_reads_picture_and_sound_at_their_own_record_ins(tmp_path):
+    # "SPLIT: AUDIO DELAY" before two lines of event 002: the reader took them for a transition and failed
+    src = tmp_path / "split.edl"
+    src.write_text(HEAD + "001  AX       V     C        01:00:00:00 01:00:05:00 01:00:00:00 01:00:05:00\n"
+                   "* FROM CLIP NAME: a.mov\n"
+                   "SPLIT:    AUDIO DELAY=  00:00:00:12\n"
+                   "002  BX       AA    C        02:00:00:00 02:00:04:00 01:00:05:00 01:00:09:00\n"
+                   "002  BX       V     C        02:00:00:00 02:00:03:13 01:00:05:12 01:00:09:00\n"
+                   "* FROM CLIP NAME: b.mov\n")
+    loaded = read_timeline(src, rate=25)
+    clips = describe_timeline(loaded, check_media=False).to_dict()["clips"]
+    got = sorted((c["kind"], c["name"], c["record"]["tc_in"], c["record"]["tc_out"]) for c in clips)
+    assert got == [("audio", "b.mov", "01:00:05:00", "01:00:09:00"), ("audio", "b.mov", "01:00:05:00", "01:00:09:00"),
+                   ("video", "a.mov", "01:00:00:00", "01:00:05:00"), ("video", "b.mov", "01:00:05:12", "01:00:09:00")]
+    assert any("split edit" in n for n in loaded.notes)

@@ -4,6 +4,7 @@
   timecodes with colons (``01:00:06:17``); the reader takes a colon timecode as non-drop, so every time
   lands 3;18 late per hour. Timecodes under a DROP FRAME mode are given their ``;``.
 - Some lists (Final Cut Pro's EDL-X) separate every field with ``;`` (``10;35;42;53``).
+- A split edit (``SPLIT:`` before two lines of one event) is read as two events.
 - A transition line whose edit type is missing (``005  REEL  V      008  ...``: Avid writes it so for a
   dissolve-like effect it has no CMX code for) is read as a dissolve of that length, with a note.
 """
@@ -131,3 +132,45 @@ def missing_transition_types(text: str) -> tuple[str, list[str]]:
     return ("\n".join(lines) + ("\n" if text.endswith("\n") else ""),
             [f"{len(fixed)} transition(s) with a length but no edit type read as dissolves "
              f"(events {', '.join(fixed[:5])}{'...' if len(fixed) > 5 else ''})"])
+
+
+def split_edits(text: str) -> tuple[str, list[str]]:
+    """``SPLIT: AUDIO DELAY=`` / ``VIDEO DELAY=`` before two event lines of one number (a split edit:
+    picture and sound cut at different times). The reader takes the pair for a transition and fails;
+    the two lines are read as two events (the second under a free event number), each with the
+    event's note lines, and the SPLIT line is left out."""
+    lines = text.splitlines()
+    numbers = [int(line.split()[0]) for line in lines if _EVENT.match(line)]
+    free = max(numbers, default=0) + 1
+    out: list[str] = []
+    notes: list[str] = []
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if re.match(r"^\s*SPLIT\s*:", line, re.I):
+            j = i + 1
+            while j < len(lines) and not lines[j].strip():
+                j += 1
+            k = j + 1
+            first = _EVENT.match(lines[j]) if j < len(lines) else None
+            second = _EVENT.match(lines[k]) if k < len(lines) else None
+            if first and second and lines[j].split()[0] == lines[k].split()[0]:
+                end = k + 1
+                while end < len(lines) and not _EVENT.match(lines[end]) \
+                        and not re.match(r"^\s*(SPLIT|FCM)\b", lines[end], re.I):
+                    end += 1
+                comments = [c for c in lines[k + 1:end] if c.strip()]
+                number = lines[j].split()[0]
+                new_number = str(free).zfill(len(number))
+                renumbered = re.sub(r"^(\s*)\d+", lambda m: m.group(1) + new_number, lines[k])
+                out += [lines[j], *comments, renumbered, *comments]
+                notes.append(f"event {number}: split edit ({' '.join(line.split())}) read as two events, the "
+                             f"second numbered {new_number}")
+                free += 1
+                i = end
+                continue
+        out.append(line)
+        i += 1
+    if not notes:
+        return text, []
+    return "\n".join(out) + ("\n" if text.endswith("\n") else ""), notes
