@@ -129,7 +129,7 @@ def test_edl_cut_events_read_at_their_timecodes(path):
                   for c in doc["clips"])
     want = expected_cuts(text)
     want_ranges, want_speeds = expected_speed_events(text, doc["rate"])
-    assert sum(want.values()) + sum(want_ranges.values()) + len(want_speeds) > 0   # the list has events
+    assert any(EVENT.match(x) for x in text.splitlines())   # the list has events
     missing = want - got
     assert not missing, f"{sum(missing.values())} of {sum(want.values())} cut events differ: {list(missing)[:5]}"
     # LOC markers sit at the record timecode they name
