@@ -306,3 +306,16 @@ def test_split_edit_reads_picture_and_sound_at_their_own_record_ins(tmp_path):
     assert got == [("audio", "b.mov", "01:00:05:00", "01:00:09:00"), ("audio", "b.mov", "01:00:05:00", "01:00:09:00"),
                    ("video", "a.mov", "01:00:00:00", "01:00:05:00"), ("video", "b.mov", "01:00:05:12", "01:00:09:00")]
     assert any("split edit" in n for n in loaded.notes)
+
+
+def test_colour_notes_without_numbers_do_not_refuse_the_list(tmp_path):
+    src = tmp_path / "cdl.edl"
+    src.write_text(HEAD + "000001 this_is_tape    V     C        05:35:12:04 05:36:55:00 01:00:00:00 01:01:42:20\n"
+                   "*FROM CLIP NAME: 053_CSC_0750\n*ASC_SOP: asop1\n*ASC_SAT: asat1\n"
+                   "000002 this_tape_tw    V     C        05:25:06:15 05:25:37:16 01:01:42:20 01:02:13:21\n"
+                   "*ASC_SOP (1.0311 1.0382 1.0168)(0.0000 -0.0073 -0.0081)(1.1583 1.1602 1.0602)\n*ASC_SAT 1.1136\n")
+    loaded = read_timeline(src, rate=24)
+    clips = describe_timeline(loaded, check_media=False).to_dict()["clips"]
+    assert [(c["record"]["tc_in"], c["record"]["tc_out"]) for c in clips] == [
+        ("01:00:00:00", "01:01:42:20"), ("01:01:42:20", "01:02:13:21")]
+    assert any("2 ASC_SOP/ASC_SAT" in n for n in loaded.notes)   # the numeric pair is kept

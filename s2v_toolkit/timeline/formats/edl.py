@@ -16,7 +16,8 @@ from s2v_toolkit.timeline.errors import TimelineError
 from s2v_toolkit.timeline.formats.base import TimelineFormat, adapter_read_file, adapter_read_string
 from s2v_toolkit.timeline.formats.edl_channels import channel_tracks, channels_from_aud, layer_overlaps
 from s2v_toolkit.timeline.formats.edl_text import (
-    header_drop_frame, missing_transition_types, normalize_timecodes, source_drop_modes, split_edits,
+    header_drop_frame, invalid_cdl_lines, missing_transition_types, normalize_timecodes, source_drop_modes,
+    split_edits,
 )
 from s2v_toolkit.timeline.loaded import LoadedTimeline
 from s2v_toolkit.timeline.roles import METADATA_NAMESPACE
@@ -36,6 +37,8 @@ def read(path: Path, *, rate: float | None = None) -> LoadedTimeline:
     fixed, fixes = missing_transition_types(fixed)
     notes.extend(fixes)
     fixed, fixes = split_edits(fixed)
+    notes.extend(fixes)
+    fixed, fixes = invalid_cdl_lines(fixed)
     notes.extend(fixes)
     fixed, fixes = drop_backwards_events(fixed, float(rate))
     notes.extend(fixes)

@@ -174,3 +174,22 @@ def split_edits(text: str) -> tuple[str, list[str]]:
     if not notes:
         return text, []
     return "\n".join(out) + ("\n" if text.endswith("\n") else ""), notes
+
+
+_NUM = r"[-+]?\d*\.?\d+(?:[eE][-+]?\d+)?"
+_SOP = re.compile(rf"^\s*\*\s*ASC_SOP\s*:?\s*(\(\s*{_NUM}\s+{_NUM}\s+{_NUM}\s*\)\s*){{3}}$", re.I)
+_SAT = re.compile(rf"^\s*\*\s*ASC_SAT\s*:?\s*{_NUM}\s*$", re.I)
+
+
+def invalid_cdl_lines(text: str) -> tuple[str, list[str]]:
+    """``* ASC_SOP`` / ``* ASC_SAT`` notes whose values are not numbers (``*ASC_SOP: asop1``) make the
+    reader refuse the whole list; colour notes describe no cut: they are left out, with a note."""
+    lines = text.splitlines()
+    bad = [i for i, line in enumerate(lines)
+           if (re.match(r"^\s*\*\s*ASC_SOP", line, re.I) and not _SOP.match(line))
+           or (re.match(r"^\s*\*\s*ASC_SAT", line, re.I) and not _SAT.match(line))]
+    if not bad:
+        return text, []
+    out = [line for i, line in enumerate(lines) if i not in set(bad)]
+    return ("\n".join(out) + ("\n" if text.endswith("\n") else ""),
+            [f"{len(bad)} ASC_SOP/ASC_SAT note(s) without numbers left out (colour notes, no cut)"])
