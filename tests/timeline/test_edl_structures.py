@@ -180,7 +180,7 @@ def test_rate_guess_follows_the_largest_frame_number(tmp_path):
 
     assert guess("20") == 24.0 and guess("24") == 25.0 and guess("28") == 30000 / 1001
     assert guess("20", "DROP FRAME") == 30000 / 1001
-    assert guess("45") == 50.0 and guess("58") == 60000 / 1001
+    assert guess("45") == 50.0 and guess("58") == 60000 / 1001 and guess("45", "DROP FRAME") == 60000 / 1001
     # a 50 fps list reads with its frames past 29 where they are
     src = tmp_path / "r.edl"
     src.write_text(HEAD + "001  AX       V     C        00:00:00:00 00:00:01:45 01:00:00:00 01:00:01:45\n")

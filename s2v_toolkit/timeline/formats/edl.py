@@ -399,7 +399,7 @@ def guess_edl_rate(p: Path) -> tuple[float, str]:
     drop = bool(re.search(r"^\s*FCM:\s*DROP", text, re.M | re.I))
     frames = [int(m) for m in re.findall(r"\d\d[:;]\d\d[:;]\d\d[:;.](\d\d)", text)]
     top = max(frames, default=0)
-    if top >= 50:   # 59.94/60 fps lists (frame numbers past 29 exist only at high rates)
+    if top >= 50 or (drop and top >= 30):   # 59.94/60 fps lists (frame numbers past 29 exist only there)
         rate = 60000 / 1001
     elif top >= 30:
         rate = 50.0
