@@ -32,22 +32,16 @@ def read(path: Path, *, rate: float | None = None) -> LoadedTimeline:
         rate, note = guess_edl_rate(path)
         notes.append(note)
     text = path.read_text(errors="replace")
-    fixed, fixes = normalize_timecodes(strip_eof_padding(text), float(rate), can_drop_frame(float(rate)))
-    notes.extend(fixes)
-    fixed, fixes = missing_transition_types(fixed)
-    notes.extend(fixes)
-    fixed, fixes = split_edits(fixed)
-    notes.extend(fixes)
-    fixed, fixes = invalid_cdl_lines(fixed)
-    notes.extend(fixes)
-    fixed, fixes = drop_backwards_events(fixed, float(rate))
-    notes.extend(fixes)
-    fixed, fixes = normalize_source_out(fixed, float(rate))
-    notes.extend(fixes)
-    fixed, fixes = channels_from_aud(fixed)
-    notes.extend(fixes)
-    fixed, fixes = layer_overlaps(fixed, _frames_at(float(rate)))
-    notes.extend(fixes)
+    r = float(rate)
+    # each pass rewrites the list's text for the adapter and says what it changed: timecode spellings
+    # first (the later passes read timecodes), then event structure, then channels and layers
+    passes = (lambda t: normalize_timecodes(t, r, can_drop_frame(r)), missing_transition_types, split_edits,
+              invalid_cdl_lines, lambda t: drop_backwards_events(t, r), lambda t: normalize_source_out(t, r),
+              channels_from_aud, lambda t: layer_overlaps(t, _frames_at(r)))
+    fixed = strip_eof_padding(text)
+    for fix in passes:
+        fixed, fixes = fix(fixed)
+        notes.extend(fixes)
     try:
         if fixed == text:
             timeline = adapter_read_file(path, ADAPTER, notes, rate=float(rate))
