@@ -397,6 +397,8 @@ def glob_escape(text: str) -> str:
 def _single_track_timeline(timeline: otio.schema.Timeline, track_name: str) -> otio.schema.Timeline:
     single = otio.schema.Timeline(name=f"{timeline.name} {track_name}",
                                   global_start_time=timeline.global_start_time)
+    if METADATA_NAMESPACE in timeline.metadata:   # the list's frame code mode and start timecode
+        single.metadata[METADATA_NAMESPACE] = dict(timeline.metadata[METADATA_NAMESPACE])
     for t in timeline.tracks:
         if t.name == track_name:
             single.tracks.append(t.deepcopy())

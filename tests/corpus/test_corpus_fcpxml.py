@@ -154,6 +154,10 @@ def fcpxml_facts(path: Path) -> dict:
                 place(k, origin + off / scale, scale, lo, hi, tl_rate, inside=inside)
             return
         start, dur = _t(node.a.get("start")), _t(node.a.get("duration"))
+        mc = next((k for k in res[node.a["ref"]].kids if k.tag == "multicam"), None) if node.tag == "mc-clip" else None
+        mc_tc = _t(mc.a.get("tcstart")) if mc is not None else Fraction(0)
+        if mc is not None and node.a.get("start") is None:
+            start = mc_tc   # an mc-clip's start counts in the multicam's timecode: its first frame is tcStart
         k_item = retime(node, tl_rate)
         r0, r1 = origin + off / scale, origin + (off + dur) / scale
         my_origin, my_scale = r0 - start / (scale * k_item), scale * k_item   # this item's local time 0
@@ -184,12 +188,15 @@ def fcpxml_facts(path: Path) -> dict:
             for k in story(spine):
                 place(k, my_origin, my_scale, v0, v1, rate(inner.a.get("format")) or tl_rate, inside=True)
         if node.tag == "mc-clip" and node.a.get("srcenable", "all") in ("all", "video"):
-            mc = next(k for k in res[node.a["ref"]].kids if k.tag == "multicam")
             video = [s.a.get("angleid") for s in node.kids if s.tag == "mc-source"
                      and s.a.get("srcenable", "all") in ("all", "video")]
+            # the angles' contents are placed from offset 0 (their first element starts at tcStart's
+            # media time): angle time t is the multicam's timecode tcStart + t
+            firsts = [_t(k.a.get("offset")) for a in mc.kids if a.tag == "mc-angle" for k in story(a)]
+            a_origin = my_origin + (mc_tc / my_scale if firsts and min(firsts) < mc_tc else 0)
             for angle in (a for a in mc.kids if a.tag == "mc-angle" and video and a.a.get("angleid") == video[-1]):
                 for k in story(angle):
-                    place(k, my_origin, my_scale, v0, v1, rate(mc.a.get("format")) or tl_rate, inside=True)
+                    place(k, a_origin, my_scale, v0, v1, rate(mc.a.get("format")) or tl_rate, inside=True)
         for k in story(node):                      # connected items: not clipped by this item
             if k.a.get("lane", "0") != "0":
                 place(k, my_origin, my_scale, lo, hi, tl_rate, inside=inside)

@@ -278,3 +278,48 @@ def test_picture_connected_to_a_bare_audio_clip_on_the_primary_storyline(tmp_pat
     assert float(b.source.to_otio().start_time.to_seconds()) == pytest.approx(10.0)
     (music,) = [c for c in desc.clips if c.kind == "audio" and c.name == "Music"]
     assert frames(music.record, 25) == (50, 150)
+
+
+RESOLVE_MULTICAM = """<?xml version="1.0" encoding="UTF-8"?>
+<!DOCTYPE fcpxml>
+<fcpxml version="1.10">
+  <resources>
+    <format id="r0" frameDuration="1/24s" width="3840" height="2160"/>
+    <format id="r12" frameDuration="1/24s" width="4096" height="2160"/>
+    <media id="r16" name="CAM Multicam">
+      <multicam format="r0" tcStart="3600/1s" tcFormat="NDF">
+        <mc-angle angleID="A" name="Full Stage">
+          <gap offset="0/1s" duration="11611/24s" start="3600/1s" name="Gap"/>
+          <asset-clip offset="11611/24s" duration="19115/2s" format="r12" start="29963/12s" ref="r13" name="A001.braw"/>
+        </mc-angle>
+      </multicam>
+    </media>
+    <asset id="r13" duration="19115/2s" format="r12" start="29963/12s" hasVideo="1" name="A001.braw">
+      <media-rep kind="original-media" src="file:///V/A001.braw"/>
+    </asset>
+  </resources>
+  <library><event name="Timeline 1 (Resolve)"><project name="Timeline 1 (Resolve)">
+    <sequence format="r0" duration="90/1s" tcStart="0/1s" tcFormat="NDF"><spine>
+      <mc-clip offset="0/1s" duration="60/1s" start="56549/8s" ref="r16" name="CAM Multicam">
+        <mc-source srcEnable="video" angleID="A"/>
+      </mc-clip>
+      <mc-clip offset="60/1s" duration="30/1s" ref="r16" name="CAM Multicam">
+        <mc-source srcEnable="video" angleID="A"/>
+      </mc-clip>
+    </spine></sequence>
+  </project></event></library>
+</fcpxml>
+"""
+
+
+def test_multicam_with_a_timecode_start_counts_the_mc_clip_start_from_it(tmp_path):
+    # Resolve (and Final Cut) place the angles' contents from offset 0 while the mc-clip's start counts in
+    # the multicam's timecode (tcStart 3600s): start 56549/8s = 7068.625s is 3468.625s into the angle; the
+    # angle's clip sits at 11611/24s = 483.79s with media from 29963/12s = 2496.917s, so the media shown is
+    # 2496.917 + 3468.625 - 483.792 = 5481.75s = 01:31:21:18 at 24 fps. The second mc-clip has no start:
+    # it shows the multicam from its first frame (angle time 0, in the gap: nothing)
+    src = tmp_path / "resolve_mc.fcpxml"
+    src.write_text(RESOLVE_MULTICAM)
+    clips = describe_timeline(read_timeline(src), check_media=False).to_dict()["clips"]
+    pics = [(c["record"]["tc_in"], c["record"]["tc_out"], c["source"]["tc_in"]) for c in clips if c["kind"] == "video"]
+    assert pics == [("00:00:00:00", "00:01:00:00", "01:31:21:18")]

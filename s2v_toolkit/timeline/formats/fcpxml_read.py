@@ -383,6 +383,7 @@ class Reader:
                 audio_id = src.get("angleID")
         rate = self.rate_of(mc.get("format"), f"multicam '{el.get('name')}'") or ctx.rate
         out: list[Piece] = []
+        amap = self.angle_map(mc, imap)
         # one walk per angle in use (the same angle for picture and sound is walked once)
         walks = [("video", video_id), ("audio", audio_id)] if video_id != audio_id else [("all", video_id)]
         for kind, angle_id in walks:
@@ -400,8 +401,21 @@ class Reader:
             # them), not on the timeline: only the mc-clip's own markers are on the editor's cut
             inner = replace(ctx, rate=rate, window=vis, kinds=frozenset(kinds), in_project=False,
                             angle=angle.get("name"), nested_in=el.get("name"), markers=False)
-            out += self.walk_children(angle, imap, inner, spine_mode=True)
+            out += self.walk_children(angle, amap, inner, spine_mode=True)
         return out
+
+    @staticmethod
+    def angle_map(mc: Node, imap: Map) -> Map:
+        """The map of the angles' own time. An mc-clip's ``start`` counts in the multicam's timecode
+        (from its ``tcStart``; an mc-clip without one starts at ``tcStart``), while Final Cut Pro and
+        Resolve place the angles' contents from offset 0 (the first element has ``start`` = tcStart):
+        angle time t is multicam time tcStart + t. Angles whose contents already start at or after
+        tcStart count in the multicam's time."""
+        tc = seconds(mc.get("tcStart"))
+        offsets = [seconds(c.get("offset")) for a in mc.findall("mc-angle") for c in a.children if c.tag in STORY]
+        if not tc or not offsets or min(offsets) >= tc:
+            return imap
+        return Map(imap.base_local - tc, imap.base_rec, imap.k)
 
     # ------------------------------------------------------------------ leaves
     def leaf(self, el: Node, imap: Map, vis, ctx: Ctx, avis=None) -> list[Piece]:
