@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from s2v_toolkit.faces import CropTransform, FaceTrack, MaskParams, face_crop_transform, mouth_mask_in_crop
+from s2v_toolkit.faces import CropTransform, FaceTrack, MaskParams, face_crop_transform, mouth_mask_in_crop_window
 
 
 def frame_runs(flags: np.ndarray, offset: int = 0) -> list[tuple[int, int]]:
@@ -75,8 +75,9 @@ class FaceCropPlan:
             if not self.start <= f <= self.end or (active is not None and f not in active) or self.is_occluded(f):
                 continue
             lm = self.landmarks_at(f)
-            if lm is not None:
-                out[k] = mouth_mask_in_crop(lm, self.transform(f), params)
+            if lm is not None:  # only the mask's window is drawn: the rest is the zeros already there
+                win, (x0, y0) = mouth_mask_in_crop_window(lm, self.transform(f), params)
+                out[k, y0:y0 + win.shape[0], x0:x0 + win.shape[1]] = win
         return out
 
 
