@@ -178,16 +178,18 @@ class RedubReport:
                            for k, (s, c) in enumerate(zip(self.status, self.mask_coverage))]}
 
 
-def _crop_mix(generated: np.ndarray, original: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def _crop_mix(generated: np.ndarray, original: np.ndarray, mask: np.ndarray,
+              origin: tuple[int, int] = (0, 0)) -> np.ndarray:
     """What the pasted frame looks like in crop space (for the next clip's motion context):
-    ``rint(a * generated + (1 - a) * original)`` with ``a = mask``."""
+    ``rint(a * generated + (1 - a) * original)`` with ``a = mask`` (or a window of it at ``origin``)."""
     # Where the mask is 0 that is the original exactly, so only the mask's box is computed.
     out = original.copy()
     box = mask_bbox(mask != 0)
     if box is None:
         return out
-    x0, y0, x1, y1 = box
-    a = mask[y0:y1, x0:x1, None]
+    bx0, by0, bx1, by1 = box
+    a = mask[by0:by1, bx0:bx1, None]
+    x0, y0, x1, y1 = bx0 + origin[0], by0 + origin[1], bx1 + origin[0], by1 + origin[1]
     top = float(np.iinfo(original.dtype).max)
     mixed = a * generated[y0:y1, x0:x1].astype(np.float32) + (1.0 - a) * original[y0:y1, x0:x1].astype(np.float32)
     out[y0:y1, x0:x1] = np.clip(np.rint(mixed), 0, top).astype(original.dtype)
@@ -363,7 +365,7 @@ def redub_stream(frames, timing: LineTiming, line_audio_16k: np.ndarray, plan: F
         latents_all = vae.encode(to_video_tensor(both, device), chunked=chunked).float()
         n_motion = (m - 1) // 4 + 1
         motion_latents, original = latents_all[:, :, :n_motion], latents_all[:, :, n_motion:]
-        masks = plan.crop_masks(clip_start, n, settings.mask, active=line)
+        masks = plan.crop_mask_windows(clip_start, n, settings.mask, active=line)  # no n x crop² array
         lmask = latent_mask(masks, dilation=settings.blend.dilation).to(device)
         report.latent_shape = tuple(original.shape)
         idx = torch.tensor([min(f, s1) - timing.line_start for f in clip_ids], device=device)
@@ -386,7 +388,8 @@ def redub_stream(frames, timing: LineTiming, line_audio_16k: np.ndarray, plan: F
         for k, f in enumerate(clip_ids):
             if f in line:
                 generated[f] = gen[k]
-                pasted_crops[f] = _crop_mix(gen[k], clip[k], masks[k])
+                pasted_crops[f] = (_crop_mix(gen[k], clip[k], *masks.windows[k]) if masks.windows[k] is not None
+                                   else clip[k].copy())
         report.clips.append({"frames": [clip_start, clip_start + n_line - 1], "model_frames": n,
                              "latent_cells_generated": int(lmask.sum().item()),
                              "latent_cells": int(lmask.numel())})

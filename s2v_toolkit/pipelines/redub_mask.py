@@ -50,7 +50,8 @@ class LatentBlendParams:
 
 def latent_mask(pixel_masks: np.ndarray, *, spatial_stride: int = 8, temporal_stride: int = 4,
                 dilation: int = 1, causal_first: bool = False) -> torch.Tensor:
-    """Down-sample crop-space masks ``(T, H, W)`` (values in [0, 1]) to a binary latent mask ``(1, 1, t, h, w)``.
+    """Down-sample crop-space masks ``(T, H, W)`` (values in [0, 1]; an array, or a
+    :class:`.redub_crop.MaskWindows`) to a binary latent mask ``(1, 1, t, h, w)``.
 
     Time: with ``causal_first`` the first frame is a latent of its own (a clip encoded on its own);
     otherwise every ``temporal_stride`` consecutive frames form one latent (a clip encoded after a
@@ -59,10 +60,13 @@ def latent_mask(pixel_masks: np.ndarray, *, spatial_stride: int = 8, temporal_st
     """
     # binary throughout, so "any pixel > 0" per cell is computed on booleans with numpy (exact, and
     # much cheaper than float max-pools over whole crops)
-    m = np.asarray(pixel_masks)
-    if m.dtype != np.float32:
+    if hasattr(pixel_masks, "any_positive"):  # masks kept as windows (:class:`.redub_crop.MaskWindows`)
+        m = pixel_masks
+    else:
+        m = np.asarray(pixel_masks)
+    if isinstance(m, np.ndarray) and m.dtype != np.float32:
         m = m.astype(np.float32)  # as the masks were always read: a value that rounds to 0 is not "> 0"
-    if m.ndim != 3:
+    if len(m.shape) != 3:
         raise ValueError(f"pixel masks must be (T, H, W), got {tuple(m.shape)}")
     t, h, w = m.shape
     if h % spatial_stride or w % spatial_stride:
@@ -79,10 +83,12 @@ def latent_mask(pixel_masks: np.ndarray, *, spatial_stride: int = 8, temporal_st
     cells_np = np.zeros((len(starts), 1, h // s, w // s), np.float32)  # (t', 1, h, w)
     for i, a in enumerate(starts):
         b = 1 if causal_first and i == 0 else a + temporal_stride
-        frames = m[a:b]
-        any_frame = frames[0] > 0
-        for fr in frames[1:]:
-            any_frame |= fr > 0
+        if isinstance(m, np.ndarray):
+            any_frame = m[a] > 0
+            for fr in m[a + 1:b]:
+                any_frame |= fr > 0
+        else:
+            any_frame = m.any_positive(a, b)
         cells_np[i, 0] = any_frame.reshape(h // s, s, w // s, s).any(axis=(1, 3))
     cells = torch.from_numpy(cells_np)
     if dilation > 0:

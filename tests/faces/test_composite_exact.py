@@ -156,3 +156,23 @@ def test_crop_masks_draws_the_crop_mask_window():
     want = np.zeros_like(got)
     want[1] = mouth_mask_in_crop(lms[0], transforms[0])   # frame 10; 11 occluded; 12 outside ``active``
     assert np.array_equal(got, want) and got[1].any()
+
+
+def test_mask_windows_give_the_dense_masks_latent_mask_and_crop_mix():
+    lms = [posed_face((320.0 + 9 * k, 180.0 - 4 * k), 300.0, angle_deg=3.0 * k, mouth_open=0.1 * k) for k in range(8)]
+    transforms = [face_crop_transform(lm, 128) for lm in lms]
+    occluded = np.array([False, False, True, False, False, False, False, False])
+    plan = FaceCropPlan(0, 7, 128, transforms, np.ones(8, bool), lms, occluded)
+    windows = plan.crop_mask_windows(0, 8, MaskParams(), active=range(0, 7))
+    dense = plan.crop_masks(0, 8, MaskParams(), active=range(0, 7))
+    assert np.array_equal(windows.dense(), dense) and dense[0].any() and not dense[2].any()
+    for dilation in (0, 1):
+        assert torch.equal(latent_mask(windows, dilation=dilation), _latent_mask_reference(dense, dilation, False))
+    rng = np.random.default_rng(4)
+    gen = rng.integers(0, 256, (128, 128, 3), dtype=np.uint8)
+    orig = rng.integers(0, 256, (128, 128, 3), dtype=np.uint8)
+    for k in range(8):
+        assert np.array_equal(windows.frame(k), dense[k])
+        if windows.windows[k] is not None:
+            got = _crop_mix(gen, orig, *windows.windows[k])
+            assert np.array_equal(got, _crop_mix_reference(gen, orig, dense[k]))
