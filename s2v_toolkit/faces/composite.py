@@ -103,14 +103,19 @@ def composite_crop(frame: np.ndarray, crop: np.ndarray, transform: CropTransform
         return out
     (x0, y0, x1, y1), alpha = found
     src = frame[y0:y1, x0:x1].astype(np.float32)
-    regen = _matched(crop, transform, (x0, y0, x1, y1), alpha, src, params)
+    # the window reaches ``band`` past the mask for the colour statistics; the blend itself (per
+    # pixel) is computed on the mask's box only
+    ix0, iy0, ix1, iy1 = mask_bbox(alpha > 0)
+    inner = (slice(iy0, iy1), slice(ix0, ix1))
+    regen = _matched(crop, transform, (x0, y0, x1, y1), alpha, src, params, inner)
+    alpha, src = alpha[inner], src[inner]
     a = alpha[..., None]
     blended = a * regen + (1.0 - a) * src
     if np.issubdtype(frame.dtype, np.integer):
         info = np.iinfo(frame.dtype)
         blended = np.clip(np.rint(blended), info.min, info.max)
     inside = alpha > 0
-    window = out[y0:y1, x0:x1]
+    window = out[y0 + iy0:y0 + iy1, x0 + ix0:x0 + ix1]
     window[inside] = blended[inside].astype(frame.dtype)
     return out
 
@@ -147,19 +152,21 @@ def _alpha_window(mask: np.ndarray, origin, shape: tuple[int, int], params: Comp
 
 
 def _matched(crop: np.ndarray, transform: CropTransform, window, alpha: np.ndarray, src: np.ndarray,
-             params: CompositeParams) -> np.ndarray:
-    """The crop warped into the window, colour-matched to ``src`` on the band around the mask."""
+             params: CompositeParams, inner: tuple[slice, slice] | None = None) -> np.ndarray:
+    """The crop warped into the window, colour-matched to ``src`` on the band around the mask;
+    ``inner``: only that part of the window is returned (the statistics still use the whole band)."""
     import cv2
 
     regen = warp_crop_to_frame(crop, transform, window)
+    out = regen if inner is None else regen[inner]
     if params.color_match:
         b = params.band
         support = (alpha > 0).astype(np.uint8)
         ring = cv2.dilate(support, _disc(b)) if b > 0 else support
         weights = ((ring > 0) & (alpha < 0.999)).astype(np.float32)
         gain, offset = color_match_gain(regen, src, weights, params.max_gain)
-        regen = regen * gain.astype(np.float32) + offset.astype(np.float32)
-    return regen
+        out = out * gain.astype(np.float32) + offset.astype(np.float32)
+    return out
 
 
 @lru_cache(maxsize=8)
