@@ -109,14 +109,13 @@ def composite_crop(frame: np.ndarray, crop: np.ndarray, transform: CropTransform
     inner = (slice(iy0, iy1), slice(ix0, ix1))
     regen = _matched(crop, transform, (x0, y0, x1, y1), alpha, src, params, inner)
     alpha, src = alpha[inner], src[inner]
-    a = alpha[..., None]
+    a = np.repeat(alpha[..., None], frame.shape[2], axis=2)  # per sample: no 1-wide broadcast in the loops
     blended = a * regen + (1.0 - a) * src
     if np.issubdtype(frame.dtype, np.integer):
         info = np.iinfo(frame.dtype)
         blended = np.clip(np.rint(blended), info.min, info.max)
-    inside = alpha > 0
     window = out[y0 + iy0:y0 + iy1, x0 + ix0:x0 + ix1]
-    window[inside] = blended[inside].astype(frame.dtype)
+    np.copyto(window, blended.astype(frame.dtype), where=(alpha > 0)[..., None])
     return out
 
 
@@ -165,8 +164,15 @@ def _matched(crop: np.ndarray, transform: CropTransform, window, alpha: np.ndarr
         ring = cv2.dilate(support, _disc(b)) if b > 0 else support
         weights = ((ring > 0) & (alpha < 0.999)).astype(np.float32)
         gain, offset = color_match_gain(regen, src, weights, params.max_gain)
-        out = out * gain.astype(np.float32) + offset.astype(np.float32)
+        out = _per_channel(out, gain.astype(np.float32), offset.astype(np.float32))
     return out
+
+
+def _per_channel(x: np.ndarray, gain: np.ndarray, offset: np.ndarray) -> np.ndarray:
+    """``x * gain + offset`` with per-channel ``gain``/``offset``, each row done as one flat run of
+    samples (the same operations per sample, without numpy's 3-long inner loops)."""
+    h, w, c = x.shape
+    return (x.reshape(h, w * c) * np.tile(gain, w) + np.tile(offset, w)).reshape(h, w, c)
 
 
 @lru_cache(maxsize=8)

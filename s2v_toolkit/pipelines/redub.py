@@ -188,7 +188,7 @@ def _crop_mix(generated: np.ndarray, original: np.ndarray, mask: np.ndarray,
     if box is None:
         return out
     bx0, by0, bx1, by1 = box
-    a = mask[by0:by1, bx0:bx1, None]
+    a = np.repeat(mask[by0:by1, bx0:bx1, None], original.shape[2], axis=2)  # per sample, no 1-wide broadcast
     x0, y0, x1, y1 = bx0 + origin[0], by0 + origin[1], bx1 + origin[0], by1 + origin[1]
     top = float(np.iinfo(original.dtype).max)
     mixed = a * generated[y0:y1, x0:x1].astype(np.float32) + (1.0 - a) * original[y0:y1, x0:x1].astype(np.float32)
