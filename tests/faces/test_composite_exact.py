@@ -210,3 +210,20 @@ def test_mask_windows_give_the_dense_masks_latent_mask_and_crop_mix():
         if windows.windows[k] is not None:
             got = _crop_mix(gen, orig, *windows.windows[k])
             assert np.array_equal(got, _crop_mix_reference(gen, orig, dense[k]))
+
+
+def test_planar_composite_with_a_mask_window_is_the_full_mask_composite():
+    from s2v_toolkit.media import PlanarFrame
+
+    rng = np.random.default_rng(11)
+    h, w = 180, 320
+    frame = PlanarFrame("yuv422p10le", [rng.integers(64, 940, (h, w), dtype=np.uint16),
+                                        rng.integers(64, 960, (h, w // 2), dtype=np.uint16),
+                                        rng.integers(64, 960, (h, w // 2), dtype=np.uint16)])
+    crop = rng.integers(0, 65535, (128, 128, 3), dtype=np.uint16)
+    for lm in [posed_face((160.0, 90.0), 120.0, mouth_open=0.3), posed_face((8.0, 10.0), 90.0)]:
+        transform = face_crop_transform(lm, 128)
+        want = composite_crop(frame, crop, transform, mouth_mask((h, w), lm), CompositeParams())
+        win, origin = mouth_mask_window((h, w), lm)
+        assert composite_crop(frame, crop, transform, win, CompositeParams(), origin=origin).equal(want)
+        assert not want.equal(frame)
