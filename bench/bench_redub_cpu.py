@@ -22,6 +22,10 @@ worktree add /tmp/redub_base <commit>``) the two trees run alternately in subpro
 first on PYTHONPATH), median of ``--repeats`` runs each, and the hashes must agree.
 
 ``--profile N``: one cProfile run of this tree, the top N functions by own time.
+
+``--pix-fmt yuv422p10le`` (or another planar format): the frames are given as PlanarFrames in that format
+(converted from the RGB shot before timing), as ``redub_video`` reads a 10-bit master: the crops and the
+paste back then convert only their windows, and the crops are 16-bit.
 """
 
 from __future__ import annotations
@@ -95,6 +99,22 @@ def _shot(seconds: float):
     return synthetic_redub_shot(tiny=False, seconds=seconds)
 
 
+def _planar_shot(shot, pix_fmt: str):
+    from s2v_toolkit.media import from_rgb
+
+    frames, analysis, fps = shot
+    return [from_rgb(f, pix_fmt) for f in frames], analysis, fps
+
+
+def _hash_frames(h, out) -> None:
+    if isinstance(out, np.ndarray):
+        h.update(np.ascontiguousarray(out).tobytes())
+        return
+    for fr in out:
+        for p in fr.planes:
+            h.update(np.ascontiguousarray(p).tobytes())
+
+
 def _run_once(shot, generator, crop: int):
     from s2v_toolkit.pipelines.generation_inputs import GenerationSettings
     from s2v_toolkit.pipelines.redub import RedubSettings, place_line, redub_frames
@@ -112,7 +132,7 @@ def _run_once(shot, generator, crop: int):
     out, report = redub_frames(frames, timing, audio, plan, generator, settings)
     t2 = time.perf_counter()
     h = hashlib.blake2b(digest_size=16)
-    h.update(np.ascontiguousarray(out).tobytes())
+    _hash_frames(h, out)
     h.update(json.dumps([report.status, report.mask_coverage]).encode())
     return {"plan_s": t1 - t0, "stream_s": t2 - t1, "total_s": t2 - t0, "frames": n,
             "generated": report.status.count("generated"), "hash": h.hexdigest()}
@@ -122,6 +142,8 @@ def worker(args) -> dict:
     import s2v_toolkit
 
     shot = _shot(args.seconds)
+    if args.pix_fmt:
+        shot = _planar_shot(shot, args.pix_fmt)
     generator = _install_stubs(args.crop)
     _run_once(shot, generator, args.crop)  # warm-up: imports, first allocations
     runs = [_run_once(shot, generator, args.crop) for _ in range(args.inner)]
@@ -133,6 +155,8 @@ def profile(args) -> list[dict]:
     import pstats
 
     shot = _shot(args.seconds)
+    if args.pix_fmt:
+        shot = _planar_shot(shot, args.pix_fmt)
     generator = _install_stubs(args.crop)
     _run_once(shot, generator, args.crop)
     prof = cProfile.Profile()
@@ -154,7 +178,7 @@ def profile(args) -> list[dict]:
 def _spawn(repo: Path, args) -> dict:
     env = dict(os.environ, PYTHONPATH=str(repo))
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", "--inner", str(args.inner),
-           "--seconds", str(args.seconds), "--crop", str(args.crop)]
+           "--seconds", str(args.seconds), "--crop", str(args.crop)] + (["--pix-fmt", args.pix_fmt] if args.pix_fmt else [])
     res = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     if res.returncode:
         raise SystemExit(f"worker for {repo} failed:\n{res.stderr[-3000:]}")
@@ -167,6 +191,7 @@ def main() -> None:
     ap.add_argument("--inner", type=int, default=1, help="timed runs per subprocess (after a warm-up)")
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--crop", type=int, default=512)
+    ap.add_argument("--pix-fmt", help="give the frames as PlanarFrames in this planar format (e.g. yuv422p10le)")
     ap.add_argument("--baseline-repo", type=Path, help="an earlier checkout to time side by side")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--profile", type=int, default=0, help="profile this tree; print the top N functions")
