@@ -25,8 +25,9 @@ Public API (see docs/faces.md)::
 
     # masks, crops, compositing
     mouth_mask(shape, landmarks, MaskParams(...)) -> float32 (H, W) ; mouth_mask_in_crop(landmarks, transform)
+    mouth_mask_window(shape, landmarks, params) -> (alpha window, (x0, y0)) ; mouth_mask_in_crop_window(...)
     face_crop_transform(landmarks, size=512) -> CropTransform (.crop(frame), .matrix, .inverse)
-    composite_crop(frame, crop, transform, mask, CompositeParams(...)) -> frame
+    composite_crop(frame, crop, transform, mask, CompositeParams(...), origin=(0, 0), out=None) -> frame
 """
 
 from s2v_toolkit.faces.align import CropTransform, face_crop_transform, fit_similarity, track_crop_transforms
@@ -43,7 +44,7 @@ from s2v_toolkit.faces.composite import CompositeParams, composite_crop, psnr
 from s2v_toolkit.faces.detector import FaceLandmarkDetector
 from s2v_toolkit.faces.identity import FaceDescriptor, face_descriptor, face_similarity
 from s2v_toolkit.faces.landmarks import FaceObservation, face_size, mouth_opening
-from s2v_toolkit.faces.mask import MaskParams, mouth_mask, mouth_mask_in_crop
+from s2v_toolkit.faces.mask import MaskParams, mouth_mask, mouth_mask_in_crop, mouth_mask_in_crop_window, mouth_mask_window
 from s2v_toolkit.faces.occlusion import OcclusionParams, TrackOcclusion, track_occlusion
 from s2v_toolkit.faces.smoothing import LandmarkSmoothing, OneEuroParams
 from s2v_toolkit.faces.speaker import (
@@ -72,5 +73,6 @@ __all__ = [
     "face_descriptor", "face_similarity", "face_size", "find_landmarker_bundle", "fit_similarity",
     "mouth_mask", "mouth_mask_in_crop", "mouth_opening", "psnr", "reference_descriptor", "speaker_for_line",
     "speech_envelope", "track_crop_transforms", "track_observations", "track_occlusion",
+    "mouth_mask_window", "mouth_mask_in_crop_window",
     "PooledChoice", "line_audio_z", "matching_track", "pool_audio_z", "speakers_pooled",
 ]

@@ -75,13 +75,27 @@ def distance_to_region(region: np.ndarray) -> np.ndarray:
 def mouth_mask(shape: tuple[int, int], landmarks: np.ndarray, params: MaskParams = MaskParams()) -> np.ndarray:
     """Float32 (H, W) mask in [0, 1] for landmarks given in the same pixel space as ``shape``.
 
-    Only a window around the mouth is computed; the rest is zeros. Sub-pixel landmark positions
-    are kept (polygons rasterised with 1/16 px precision) so the mask moves smoothly with the face.
+    Only a window around the mouth is computed (:func:`mouth_mask_window`); the rest is zeros.
+    """
+    h, w = int(shape[0]), int(shape[1])
+    out = np.zeros((h, w), np.float32)
+    win, (x0, y0) = mouth_mask_window(shape, landmarks, params)
+    out[y0:y0 + win.shape[0], x0:x0 + win.shape[1]] = win
+    return out
+
+
+def mouth_mask_window(shape: tuple[int, int], landmarks: np.ndarray,
+                      params: MaskParams = MaskParams()) -> tuple[np.ndarray, tuple[int, int]]:
+    """The non-zero part of :func:`mouth_mask`: ``(alpha, (x0, y0))``, the float32 window whose top-left
+    pixel is image pixel (x0, y0), inside the image; the mask is 0 outside it (a (0, 0) window when the
+    mouth lies outside the image). The same values as the full mask, without a frame-sized array.
+
+    Sub-pixel landmark positions are kept (polygons rasterised with 1/16 px precision) so the mask
+    moves smoothly with the face.
     """
     import cv2
 
     h, w = int(shape[0]), int(shape[1])
-    out = np.zeros((h, w), np.float32)
     pad, feather = mask_extent_px(landmarks, params)
     reach = pad + feather
     polys = core_polygons(landmarks, params.include_jaw)
@@ -92,7 +106,7 @@ def mouth_mask(shape: tuple[int, int], landmarks: np.ndarray, params: MaskParams
     y1 = int(np.ceil(allpts[:, 1].max() + reach + 2))
     cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
     if cx1 <= cx0 or cy1 <= cy0:
-        return out  # mouth entirely outside the image
+        return np.zeros((0, 0), np.float32), (0, 0)  # mouth entirely outside the image
     # Work in the unclipped window so distances near the image border stay right.
     core = np.zeros((y1 - y0, x1 - x0), np.uint8)
     shift = 4
@@ -102,8 +116,7 @@ def mouth_mask(shape: tuple[int, int], landmarks: np.ndarray, params: MaskParams
     dist = distance_to_region(core)
     ramp = np.clip((reach - dist) / feather, 0.0, 1.0)
     alpha = (ramp * ramp * (3.0 - 2.0 * ramp)).astype(np.float32)  # smoothstep
-    out[cy0:cy1, cx0:cx1] = alpha[cy0 - y0:cy1 - y0, cx0 - x0:cx1 - x0]
-    return out
+    return alpha[cy0 - y0:cy1 - y0, cx0 - x0:cx1 - x0], (cx0, cy0)
 
 
 def mask_bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
@@ -122,3 +135,9 @@ def mouth_mask_in_crop(landmarks: np.ndarray, transform, params: MaskParams = Ma
     overrides are taken as crop pixels.
     """
     return mouth_mask((transform.size, transform.size), transform.to_crop(landmarks), params)
+
+
+def mouth_mask_in_crop_window(landmarks: np.ndarray, transform,
+                              params: MaskParams = MaskParams()) -> tuple[np.ndarray, tuple[int, int]]:
+    """:func:`mouth_mask_in_crop` as a window (see :func:`mouth_mask_window`)."""
+    return mouth_mask_window((transform.size, transform.size), transform.to_crop(landmarks), params)

@@ -31,7 +31,8 @@ import numpy as np
 import torch
 
 from s2v_toolkit.errors import MediaError, OutputError, S2VError
-from s2v_toolkit.faces import CompositeParams, MaskParams, OcclusionParams, composite_crop, mouth_mask
+from s2v_toolkit.faces import CompositeParams, MaskParams, OcclusionParams, composite_crop, mouth_mask_window
+from s2v_toolkit.faces.mask import mask_bbox
 
 from .redub_crop import FaceCropPlan, frame_runs, plan_face_crops
 from .redub_mask import LatentBlendParams, latent_mask
@@ -177,12 +178,22 @@ class RedubReport:
                            for k, (s, c) in enumerate(zip(self.status, self.mask_coverage))]}
 
 
-def _crop_mix(generated: np.ndarray, original: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """What the pasted frame looks like in crop space (for the next clip's motion context)."""
-    a = mask[..., None]
+def _crop_mix(generated: np.ndarray, original: np.ndarray, mask: np.ndarray,
+              origin: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """What the pasted frame looks like in crop space (for the next clip's motion context):
+    ``rint(a * generated + (1 - a) * original)`` with ``a = mask`` (or a window of it at ``origin``)."""
+    # Where the mask is 0 that is the original exactly, so only the mask's box is computed.
+    out = original.copy()
+    box = mask_bbox(mask != 0)
+    if box is None:
+        return out
+    bx0, by0, bx1, by1 = box
+    a = np.repeat(mask[by0:by1, bx0:bx1, None], original.shape[2], axis=2)  # per sample, no 1-wide broadcast
+    x0, y0, x1, y1 = bx0 + origin[0], by0 + origin[1], bx1 + origin[0], by1 + origin[1]
     top = float(np.iinfo(original.dtype).max)
-    mixed = a * generated.astype(np.float32) + (1.0 - a) * original.astype(np.float32)
-    return np.clip(np.rint(mixed), 0, top).astype(original.dtype)
+    mixed = a * generated[y0:y1, x0:x1].astype(np.float32) + (1.0 - a) * original[y0:y1, x0:x1].astype(np.float32)
+    out[y0:y1, x0:x1] = np.clip(np.rint(mixed), 0, top).astype(original.dtype)
+    return out
 
 
 def redub_frames(frames: np.ndarray, timing: LineTiming, line_audio_16k: np.ndarray, plan: FaceCropPlan,
@@ -199,7 +210,8 @@ def redub_frames(frames: np.ndarray, timing: LineTiming, line_audio_16k: np.ndar
     """
     if len(frames) != timing.shot_frames:
         raise ValueError(f"{len(frames)} frames given for a shot of {timing.shot_frames}")
-    out = frames.copy() if isinstance(frames, np.ndarray) else list(frames)
+    into = isinstance(frames, np.ndarray)
+    out = frames.copy() if into else list(frames)
     s0 = timing.shot_start
     report = RedubReport.empty(timing, track_id, plan.size)
     resume_key = None
@@ -207,9 +219,11 @@ def redub_frames(frames: np.ndarray, timing: LineTiming, line_audio_16k: np.ndar
         resume_key = _frames_key(frames)
     stream = redub_stream(iter(frames), timing, line_audio_16k, plan, generator, report, settings,
                           reference=reference, frame_at=lambda f: frames[f - s0], observer=observer,
-                          progress=progress, resume_dir=resume_dir, resume_key=resume_key)
+                          progress=progress, resume_dir=resume_dir, resume_key=resume_key,
+                          _out=out if into else None)
     for k, frame in enumerate(stream):
-        out[k] = frame
+        if not into:  # an array: the stream pasted the mouths into ``out``, the rest is the copy
+            out[k] = frame
     return out, report
 
 
@@ -237,7 +251,7 @@ def source_key(path: str | os.PathLike) -> list:
 def redub_stream(frames, timing: LineTiming, line_audio_16k: np.ndarray, plan: FaceCropPlan, generator,
                  report: RedubReport, settings: RedubSettings | None = None, *, reference: np.ndarray | None = None,
                  frame_at=None, observer=None, progress=None, resume_dir: str | os.PathLike | None = None,
-                 resume_key=None):
+                 resume_key=None, _out: np.ndarray | None = None):
     """Re-dub a shot streamed through a window: a generator of the output frames, in order.
 
     ``frames`` yields the shot's frames in order (from ``shot_start``): (H, W, 3) arrays or PlanarFrames.
@@ -256,6 +270,9 @@ def redub_stream(frames, timing: LineTiming, line_audio_16k: np.ndarray, plan: F
 
     Seeds follow the official rule: clip ``i`` draws its noise from a generator seeded ``seed + i``;
     with several GPUs rank 0's seed is broadcast first, so every rank draws the same noise.
+
+    ``_out`` (for :func:`redub_frames`): a copy of the whole shot; the generated mouths are pasted into
+    its frames in place (no copy of each frame) and those frames are yielded.
     """
     t0 = time.perf_counter()
     settings = settings or RedubSettings()
@@ -341,13 +358,14 @@ def redub_stream(frames, timing: LineTiming, line_audio_16k: np.ndarray, plan: F
 
     def generate_clip(clip_index: int, clip_start: int, n_line: int, n: int) -> dict[int, np.ndarray]:
         clip_ids = list(range(clip_start, clip_start + n))
-        motion = np.stack([crop_of(f) for f in range(clip_start - m, clip_start)])
-        clip = np.stack([crops[min(max(f, s0), s1)] for f in clip_ids])
-        latents_all = vae.encode(to_video_tensor(np.concatenate([motion, clip]), device), chunked=chunked).float()
-        del motion
+        # motion context then the clip, stacked once (the clip is a view of it)
+        both = np.stack([crop_of(f) for f in range(clip_start - m, clip_start)]
+                        + [crops[min(max(f, s0), s1)] for f in clip_ids])
+        clip = both[m:]
+        latents_all = vae.encode(to_video_tensor(both, device), chunked=chunked).float()
         n_motion = (m - 1) // 4 + 1
         motion_latents, original = latents_all[:, :, :n_motion], latents_all[:, :, n_motion:]
-        masks = plan.crop_masks(clip_start, n, settings.mask, active=line)
+        masks = plan.crop_mask_windows(clip_start, n, settings.mask, active=line)  # no n x crop² array
         lmask = latent_mask(masks, dilation=settings.blend.dilation).to(device)
         report.latent_shape = tuple(original.shape)
         idx = torch.tensor([min(f, s1) - timing.line_start for f in clip_ids], device=device)
@@ -370,7 +388,8 @@ def redub_stream(frames, timing: LineTiming, line_audio_16k: np.ndarray, plan: F
         for k, f in enumerate(clip_ids):
             if f in line:
                 generated[f] = gen[k]
-                pasted_crops[f] = _crop_mix(gen[k], clip[k], masks[k])
+                pasted_crops[f] = (_crop_mix(gen[k], clip[k], *masks.windows[k]) if masks.windows[k] is not None
+                                   else clip[k].copy())
         report.clips.append({"frames": [clip_start, clip_start + n_line - 1], "model_frames": n,
                              "latent_cells_generated": int(lmask.sum().item()),
                              "latent_cells": int(lmask.numel())})
@@ -399,10 +418,13 @@ def redub_stream(frames, timing: LineTiming, line_audio_16k: np.ndarray, plan: F
         for j, (f, frame) in enumerate(pending):
             if f not in generated or not plan.found[f - plan.start] or plan.is_occluded(f):
                 continue  # the source frame, untouched (face lost, or its mouth covered)
-            mask = mouth_mask(frame.shape[:2], plan.landmarks_at(f), settings.mask)
-            pending[j] = (f, composite_crop(frame, generated[f], plan.transform(f), mask, settings.composite))
+            # the mask's window only (the rest of the frame's mask is 0)
+            h, w = frame.shape[:2]
+            mask, origin = mouth_mask_window((h, w), plan.landmarks_at(f), settings.mask)
+            pending[j] = (f, composite_crop(frame, generated[f], plan.transform(f), mask, settings.composite,
+                                            origin=origin, out=None if _out is None else _out[f - s0]))
             status[f - s0] = "generated"
-            coverage[f - s0] = float(np.count_nonzero(mask)) / mask.size
+            coverage[f - s0] = float(np.count_nonzero(mask)) / (h * w)
         if progress is not None:
             progress(clip_start + n_line - timing.line_start, len(line))
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from s2v_toolkit.faces import CropTransform, FaceTrack, MaskParams, face_crop_transform, mouth_mask_in_crop
+from s2v_toolkit.faces import CropTransform, FaceTrack, MaskParams, face_crop_transform, mouth_mask_in_crop_window
 
 
 def frame_runs(flags: np.ndarray, offset: int = 0) -> list[tuple[int, int]]:
@@ -69,14 +69,57 @@ class FaceCropPlan:
     def crop_masks(self, first: int, count: int, params: MaskParams, active: range | None = None) -> np.ndarray:
         """Mouth masks in crop space for frames ``first..first+count-1``; zero where the face is lost,
         its mouth occluded, outside the plan, or outside ``active`` (the line's frames)."""
-        out = np.zeros((count, self.size, self.size), np.float32)
+        return self.crop_mask_windows(first, count, params, active).dense()
+
+    def crop_mask_windows(self, first: int, count: int, params: MaskParams,
+                          active: range | None = None) -> "MaskWindows":
+        """:meth:`crop_masks` as windows (the non-zero part of each mask): no ``count`` x size² array."""
+        windows: list[tuple[np.ndarray, tuple[int, int]] | None] = []
         for k in range(count):
             f = first + k
-            if not self.start <= f <= self.end or (active is not None and f not in active) or self.is_occluded(f):
-                continue
-            lm = self.landmarks_at(f)
-            if lm is not None:
-                out[k] = mouth_mask_in_crop(lm, self.transform(f), params)
+            lm = None
+            if self.start <= f <= self.end and (active is None or f in active) and not self.is_occluded(f):
+                lm = self.landmarks_at(f)
+            windows.append(None if lm is None else mouth_mask_in_crop_window(lm, self.transform(f), params))
+        return MaskWindows((count, self.size, self.size), windows)
+
+
+@dataclass
+class MaskWindows:
+    """Float32 masks ``shape = (T, H, W)`` kept as their non-zero windows: per frame ``(alpha, (x0, y0))``
+    (:func:`s2v_toolkit.faces.mouth_mask_window`) or None for an all-zero mask."""
+
+    shape: tuple[int, int, int]
+    windows: list[tuple[np.ndarray, tuple[int, int]] | None]
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def frame(self, k: int) -> np.ndarray:
+        """The full (H, W) mask of frame ``k``."""
+        out = np.zeros(self.shape[1:], np.float32)
+        self.add_to(k, out)
+        return out
+
+    def add_to(self, k: int, out: np.ndarray) -> None:
+        """Write frame ``k``'s window into ``out`` (an (H, W) array of zeros there)."""
+        if self.windows[k] is not None:
+            win, (x0, y0) = self.windows[k]
+            out[y0:y0 + win.shape[0], x0:x0 + win.shape[1]] = win
+
+    def dense(self) -> np.ndarray:
+        out = np.zeros(self.shape, np.float32)
+        for k in range(len(self)):
+            self.add_to(k, out[k])
+        return out
+
+    def any_positive(self, start: int, stop: int) -> np.ndarray:
+        """(H, W) bool: where any of the masks ``start..stop-1`` is > 0."""
+        out = np.zeros(self.shape[1:], bool)
+        for k in range(start, stop):
+            if self.windows[k] is not None:
+                win, (x0, y0) = self.windows[k]
+                out[y0:y0 + win.shape[0], x0:x0 + win.shape[1]] |= win > 0
         return out
 
 

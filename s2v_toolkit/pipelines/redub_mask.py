@@ -50,29 +50,47 @@ class LatentBlendParams:
 
 def latent_mask(pixel_masks: np.ndarray, *, spatial_stride: int = 8, temporal_stride: int = 4,
                 dilation: int = 1, causal_first: bool = False) -> torch.Tensor:
-    """Down-sample crop-space masks ``(T, H, W)`` (values in [0, 1]) to a binary latent mask ``(1, 1, t, h, w)``.
+    """Down-sample crop-space masks ``(T, H, W)`` (values in [0, 1]; an array, or a
+    :class:`.redub_crop.MaskWindows`) to a binary latent mask ``(1, 1, t, h, w)``.
 
     Time: with ``causal_first`` the first frame is a latent of its own (a clip encoded on its own);
     otherwise every ``temporal_stride`` consecutive frames form one latent (a clip encoded after a
     1 + 4k frame motion prefix, as the re-dub does). Space: one cell per ``spatial_stride`` pixels.
     A cell is 1 if any of its pixels is > 0, then the mask is dilated by ``dilation`` cells.
     """
-    m = torch.as_tensor(np.asarray(pixel_masks, np.float32) > 0, dtype=torch.float32)
-    if m.ndim != 3:
+    # binary throughout, so "any pixel > 0" per cell is computed on booleans with numpy (exact, and
+    # much cheaper than float max-pools over whole crops)
+    if hasattr(pixel_masks, "any_positive"):  # masks kept as windows (:class:`.redub_crop.MaskWindows`)
+        m = pixel_masks
+    else:
+        m = np.asarray(pixel_masks)
+    if isinstance(m, np.ndarray) and m.dtype != np.float32:
+        m = m.astype(np.float32)  # as the masks were always read: a value that rounds to 0 is not "> 0"
+    if len(m.shape) != 3:
         raise ValueError(f"pixel masks must be (T, H, W), got {tuple(m.shape)}")
     t, h, w = m.shape
     if h % spatial_stride or w % spatial_stride:
         raise ValueError(f"mask size {h}x{w} is not a multiple of {spatial_stride}")
     if causal_first:
-        groups = [m[:1]] + [m[i:i + temporal_stride] for i in range(1, t, temporal_stride)]
         if (t - 1) % temporal_stride:
             raise ValueError(f"{t} frames: expected 1 + {temporal_stride}k for a causal clip")
+        starts = [0] + list(range(1, t, temporal_stride))
     else:
         if t % temporal_stride:
             raise ValueError(f"{t} frames: expected a multiple of {temporal_stride}")
-        groups = [m[i:i + temporal_stride] for i in range(0, t, temporal_stride)]
-    per_latent = torch.stack([g.amax(0) for g in groups])[:, None]            # (t', 1, H, W)
-    cells = F.max_pool2d(per_latent, spatial_stride)                          # (t', 1, h, w)
+        starts = list(range(0, t, temporal_stride))
+    s = spatial_stride
+    cells_np = np.zeros((len(starts), 1, h // s, w // s), np.float32)  # (t', 1, h, w)
+    for i, a in enumerate(starts):
+        b = 1 if causal_first and i == 0 else a + temporal_stride
+        if isinstance(m, np.ndarray):
+            any_frame = m[a] > 0
+            for fr in m[a + 1:b]:
+                any_frame |= fr > 0
+        else:
+            any_frame = m.any_positive(a, b)
+        cells_np[i, 0] = any_frame.reshape(h // s, s, w // s, s).any(axis=(1, 3))
+    cells = torch.from_numpy(cells_np)
     if dilation > 0:
         cells = F.max_pool2d(cells, 2 * dilation + 1, stride=1, padding=dilation)
     return cells.permute(1, 0, 2, 3)[None]                                    # (1, 1, t', h, w)
