@@ -16,6 +16,8 @@ from s2v_toolkit.faces import (
 )
 from s2v_toolkit.faces.synthetic import FaceIdentity, posed_face
 
+from faces_testkit import syllable_speech
+
 FPS = 25.0
 RATE = 16000
 N = 100  # 4 s line
@@ -27,16 +29,7 @@ HOPPER_POSE = dict(center=(267.4, 245.7), width=186.5, angle_deg=-2.3)
 
 def _speech(seed=0):
     """Noise bursts at syllable rate: (audio, per-frame loudness in 0..1)."""
-    rng = np.random.default_rng(seed)
-    loud = np.zeros(N)
-    k = 0
-    while k < N:
-        dur = rng.integers(3, 7)
-        loud[k:k + dur] = rng.uniform(0.5, 1.0) if rng.random() < 0.7 else 0.0
-        k += dur + rng.integers(1, 3)
-    per_sample = np.repeat(loud, RATE // int(FPS))
-    audio = rng.normal(0, 1, len(per_sample)) * 0.3 * per_sample
-    return audio.astype(np.float32), loud
+    return syllable_speech(seed, N, int(FPS), RATE)
 
 
 def _track(tid, x, opening, identity=FaceIdentity(), present=None):

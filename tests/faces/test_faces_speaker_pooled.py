@@ -15,6 +15,8 @@ from s2v_toolkit.faces import (
 )
 from s2v_toolkit.faces.synthetic import posed_face
 
+from faces_testkit import syllable_speech
+
 FPS = 25.0
 RATE = 16000
 LINE = 55                     # frames per line: 2.2 s, each alone too weak to decide
@@ -22,16 +24,7 @@ LINES = 6
 
 
 def speech(seed, n):
-    """Noise bursts at syllable rate: (audio, per-frame loudness in 0..1)."""
-    rng = np.random.default_rng(seed)
-    loud = np.zeros(n)
-    k = 0
-    while k < n:
-        dur = rng.integers(3, 7)
-        loud[k:k + dur] = rng.uniform(0.5, 1.0) if rng.random() < 0.7 else 0.0
-        k += dur + rng.integers(1, 3)
-    audio = rng.normal(0, 1, n * (RATE // int(FPS))) * 0.3 * np.repeat(loud, RATE // int(FPS))
-    return audio.astype(np.float32), loud
+    return syllable_speech(seed, n, int(FPS), RATE)
 
 
 def track(tid, x, opening, frames=None):

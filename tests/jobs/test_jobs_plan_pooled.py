@@ -11,6 +11,8 @@ from s2v_toolkit.jobs import FaceChecker, ShotContext
 from s2v_toolkit.jobs.cast import Character
 from s2v_toolkit.jobs.plan import ShotJob
 
+from faces_testkit import syllable_speech
+
 FPS = 25.0
 LINE = 55       # frames: 2.2 s lines
 GAP = 10        # frames between lines
@@ -19,15 +21,7 @@ SPF = 640       # 16 kHz samples per frame
 
 
 def speech(seed, n):
-    rng = np.random.default_rng(seed)
-    loud = np.zeros(n)
-    k = 0
-    while k < n:
-        dur = rng.integers(3, 7)
-        loud[k:k + dur] = rng.uniform(0.5, 1.0) if rng.random() < 0.7 else 0.0
-        k += dur + rng.integers(1, 3)
-    audio = rng.normal(0, 1, n * SPF) * 0.3 * np.repeat(loud, SPF)
-    return audio.astype(np.float32), loud
+    return syllable_speech(seed, n, int(FPS), SPF * int(FPS))
 
 
 class ShotFile:
