@@ -15,11 +15,17 @@ TC_ANY = r"\d\d:\d\d:\d\d[:;]\d\d"
 HEAD = "TITLE: SPEEDS\nFCM: NON-DROP FRAME\n\n"
 
 
+def _read(tmp_path, text: str, rate: float = 24):
+    """The list ``text`` written to a file and read: (the loaded timeline, with its notes; its description)."""
+    src = tmp_path / "list.edl"
+    src.write_text(text)
+    loaded = read_timeline(src, rate=rate)
+    return loaded, describe_timeline(loaded, check_media=False).to_dict()
+
+
 def _clips(tmp_path, body: str, rate: float = 24) -> list[dict]:
     """Clips of the list as described, each with its track's name in the list (V, A1, A3...) as "channel"."""
-    src = tmp_path / "list.edl"
-    src.write_text(HEAD + body)
-    doc = describe_timeline(read_timeline(src, rate=rate), check_media=False).to_dict()
+    _, doc = _read(tmp_path, HEAD + body, rate)
     names = {t["id"]: t["name"] for t in doc["tracks"]}
     return [{**c, "channel": names[c["track"]]} for c in doc["clips"]]
 
@@ -117,8 +123,7 @@ def test_dissolve_halves_split_by_an_fcm_line_and_a_backwards_black_event(tmp_pa
     # Final Cut/Premiere write "FCM:" between a dissolve's two halves; a dissolve onto a clip that sits on
     # another layer is read as a cut at its start. A black event whose record out is before its in, or with
     # no record length but a source range, is left out (with a note)
-    src = tmp_path / "list.edl"
-    src.write_text(HEAD +
+    loaded, doc = _read(tmp_path, HEAD +
                    "001  AX       V     C        01:00:00:00 01:00:05:00 01:00:00:00 01:00:05:00\n"
                    "* FROM CLIP NAME: a.mov\n"
                    "002  AX       V     C        02:00:00:00 02:00:03:00 01:00:03:00 01:00:06:00\n"
@@ -131,8 +136,6 @@ def test_dissolve_halves_split_by_an_fcm_line_and_a_backwards_black_event(tmp_pa
                    "* TO CLIP NAME: c.mov\n"
                    "004  BL       V     C        00:00:00:00 00:00:00:08 01:00:08:00 00:59:50:00\n"
                    "005  BL       V     C        00:00:00:00 00:00:00:07 01:00:08:00 01:00:08:00\n")
-    loaded = read_timeline(src, rate=24)
-    doc = describe_timeline(loaded, check_media=False).to_dict()
     names = {t["id"]: t["name"] for t in doc["tracks"]}
     got = sorted((names[c["track"]], c["record"]["tc_in"], c["record"]["tc_out"], c["source"]["tc_in"])
                  for c in doc["clips"])
@@ -196,16 +199,10 @@ def test_frame_number_source_columns_are_not_taken_for_header_lines(tmp_path):
     assert [(c["record"]["tc_in"], c["record"]["tc_out"]) for c in clips] == [("00:00:00:00", "00:00:02:07")]
 
 
-def _doc(tmp_path, text: str, rate: float) -> dict:
-    src = tmp_path / "df.edl"
-    src.write_text(text)
-    return describe_timeline(read_timeline(src, rate=rate), check_media=False).to_dict()
-
-
 def test_drop_frame_list_written_with_colons(tmp_path):
     # Avid: FCM: DROP FRAME, timecodes with colons; 01:00:00:00 DF is frame 107892, not 108000. A
     # drop-frame M2 and LOC with ";" (the reader failed on the one and dropped the other)
-    doc = _doc(tmp_path, "TITLE: DF\nFCM: DROP FRAME\n"
+    _, doc = _read(tmp_path, "TITLE: DF\nFCM: DROP FRAME\n"
                "001  ACC112   V     C        01:49:40:01 01:49:46:18 01:00:00:00 01:00:06:17\n"
                "* LOC: 01:00:01;14 RED     NOTE\n"
                "002  AQ100    V     C        00:02:18:05 00:02:28:10 01:00:06:17 01:00:11:20\n"
@@ -221,7 +218,7 @@ def test_drop_frame_list_written_with_colons(tmp_path):
 def test_semicolon_separated_timecodes_and_a_source_mode_change(tmp_path):
     # Final Cut's EDL-X writes 10;35;42;53 (59.94 DF); an FCM line between events gives the mode of the
     # sources after it (Avid): a non-drop source in a drop-frame list keeps its own digits
-    doc = _doc(tmp_path, "TITLE: X\n* FORMAT: 3840X2160 P 59.94FPS\n   3 DIGITS - REEL NAMES\nFCM: NON-DROP FRAME\n"
+    _, doc = _read(tmp_path, "TITLE: X\n* FORMAT: 3840X2160 P 59.94FPS\n   3 DIGITS - REEL NAMES\nFCM: NON-DROP FRAME\n"
                "FCM: DROP FRAME\n"
                "001  116      V     C        10;35;42;53 10;35;51;11 00:00:00:00 00:00:08:18\n"
                "FCM: NON-DROP FRAME\n"
@@ -235,12 +232,10 @@ def test_semicolon_separated_timecodes_and_a_source_mode_change(tmp_path):
 
 def test_transition_line_without_an_edit_type_reads_as_a_dissolve(tmp_path):
     # Avid: "005  REEL  V      008 ..." (the dissolve-like effect has no CMX code)
-    src = tmp_path / "t.edl"
-    src.write_text(HEAD + "004  A        V     C        01:00:00:00 01:00:03:00 01:00:00:00 01:00:03:00\n"
+    loaded, doc = _read(tmp_path, HEAD +
+                   "004  A        V     C        01:00:00:00 01:00:03:00 01:00:00:00 01:00:03:00\n"
                    "005  A        V     C        01:00:03:00 01:00:03:00 01:00:03:00 01:00:03:00\n"
                    "005  B        V      008 02:00:00:00 02:00:02:00 01:00:03:00 01:00:05:00\n")
-    loaded = read_timeline(src, rate=24)
-    doc = describe_timeline(loaded, check_media=False).to_dict()
     assert [(c["record"]["tc_in"], c["record"]["tc_out"]) for c in doc["clips"]][-1][1] == "01:00:05:00"
     assert len(doc["transitions"]) == 1 and any("no edit type" in n for n in loaded.notes)
 
@@ -280,28 +275,25 @@ def test_render_list_of_a_2997_list_keeps_its_frame_code_mode(tmp_path, fcm, sep
 
 def test_none_channel_without_an_aud_note_records_nothing(tmp_path):
     # Final Cut / Premiere repeat a dissolve on channel NONE: no channel, so no track "NONE" above V
-    src = tmp_path / "none.edl"
-    src.write_text(HEAD + "001  AX       V     C        01:00:00:00 01:00:02:00 01:00:00:00 01:00:02:00\n"
+    loaded, doc = _read(tmp_path, HEAD +
+                   "001  AX       V     C        01:00:00:00 01:00:02:00 01:00:00:00 01:00:02:00\n"
                    "002  AX       V     C        02:00:00:00 02:00:02:00 01:00:02:00 01:00:04:00\n"
                    "003  AX       NONE  C        02:00:00:00 02:00:02:00 01:00:02:00 01:00:04:00\n"
-                   "* FROM CLIP NAME: b.mov\n")
-    loaded = read_timeline(src, rate=25)
-    doc = describe_timeline(loaded, check_media=False).to_dict()
+                   "* FROM CLIP NAME: b.mov\n", rate=25)
     assert [t["name"] for t in doc["tracks"]] == ["V"] and len(doc["clips"]) == 2
     assert any("channel NONE" in n for n in loaded.notes)
 
 
 def test_split_edit_reads_picture_and_sound_at_their_own_record_ins(tmp_path):
     # "SPLIT: AUDIO DELAY" before two lines of event 002: the reader took them for a transition and failed
-    src = tmp_path / "split.edl"
-    src.write_text(HEAD + "001  AX       V     C        01:00:00:00 01:00:05:00 01:00:00:00 01:00:05:00\n"
+    loaded, doc = _read(tmp_path, HEAD +
+                   "001  AX       V     C        01:00:00:00 01:00:05:00 01:00:00:00 01:00:05:00\n"
                    "* FROM CLIP NAME: a.mov\n"
                    "SPLIT:    AUDIO DELAY=  00:00:00:12\n"
                    "002  BX       AA    C        02:00:00:00 02:00:04:00 01:00:05:00 01:00:09:00\n"
                    "002  BX       V     C        02:00:00:00 02:00:03:13 01:00:05:12 01:00:09:00\n"
-                   "* FROM CLIP NAME: b.mov\n")
-    loaded = read_timeline(src, rate=25)
-    clips = describe_timeline(loaded, check_media=False).to_dict()["clips"]
+                   "* FROM CLIP NAME: b.mov\n", rate=25)
+    clips = doc["clips"]
     got = sorted((c["kind"], c["name"], c["record"]["tc_in"], c["record"]["tc_out"]) for c in clips)
     assert got == [("audio", "b.mov", "01:00:05:00", "01:00:09:00"), ("audio", "b.mov", "01:00:05:00", "01:00:09:00"),
                    ("video", "a.mov", "01:00:00:00", "01:00:05:00"), ("video", "b.mov", "01:00:05:12", "01:00:09:00")]
@@ -309,13 +301,12 @@ def test_split_edit_reads_picture_and_sound_at_their_own_record_ins(tmp_path):
 
 
 def test_colour_notes_without_numbers_do_not_refuse_the_list(tmp_path):
-    src = tmp_path / "cdl.edl"
-    src.write_text(HEAD + "000001 this_is_tape    V     C        05:35:12:04 05:36:55:00 01:00:00:00 01:01:42:20\n"
+    loaded, doc = _read(tmp_path, HEAD +
+                   "000001 this_is_tape    V     C        05:35:12:04 05:36:55:00 01:00:00:00 01:01:42:20\n"
                    "*FROM CLIP NAME: 053_CSC_0750\n*ASC_SOP: asop1\n*ASC_SAT: asat1\n"
                    "000002 this_tape_tw    V     C        05:25:06:15 05:25:37:16 01:01:42:20 01:02:13:21\n"
                    "*ASC_SOP (1.0311 1.0382 1.0168)(0.0000 -0.0073 -0.0081)(1.1583 1.1602 1.0602)\n*ASC_SAT 1.1136\n")
-    loaded = read_timeline(src, rate=24)
-    clips = describe_timeline(loaded, check_media=False).to_dict()["clips"]
+    clips = doc["clips"]
     assert [(c["record"]["tc_in"], c["record"]["tc_out"]) for c in clips] == [
         ("01:00:00:00", "01:01:42:20"), ("01:01:42:20", "01:02:13:21")]
     assert any("2 ASC_SOP/ASC_SAT" in n for n in loaded.notes)   # the numeric pair is kept
