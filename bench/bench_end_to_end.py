@@ -323,6 +323,7 @@ def official_forward_times(generator, repo: str | None, sizes: list[tuple[int, i
     if generator.device.type != "cuda":
         return [{"skipped": "the official model is timed on CUDA only"}]
     from bench_common import event_time
+    from official_wan import call_official as call_official_model
     from official_wan import import_official_s2v
 
     ours = next(iter(generator.experts.values()))
@@ -341,16 +342,10 @@ def official_forward_times(generator, repo: str | None, sizes: list[tuple[int, i
             continue
         for h, w in sizes:
             inp, call_ours = forward_call(ours, cfg, h, w, generator.device)
-            lat = inp["latents"][0]
-            seq_len = int(np.prod(lat.shape[1:]) // 4)
 
             def call_official():
                 with torch.no_grad(), torch.amp.autocast("cuda", dtype=torch.bfloat16):
-                    return official([lat], t=inp["timestep"], context=[inp["text_embeddings"][0]], seq_len=seq_len,
-                                    cond_states=torch.zeros_like(inp["latents"]), motion_latents=inp["motion_latents"],
-                                    ref_latents=inp["ref_latents"], audio_input=inp["audio_features"],
-                                    motion_frames=[cfg.motion_frames, cfg.motion_latent_frames],
-                                    drop_motion_frames=False)
+                    return call_official_model(official, cfg, inp)
 
             try:
                 official_s = event_time(call_official, repeat, 1)

@@ -24,14 +24,10 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from official_wan import import_official_s2v, sdpa_flash_attention  # noqa: E402
+from official_wan import call_official, import_official_s2v, sdpa_flash_attention, use_official_attention  # noqa: E402
 
 from s2v_toolkit.commands.models import transformer_inputs  # noqa: E402
 from s2v_toolkit.models import S2VTransformerConfig, random_s2v_transformer  # noqa: E402
-
-ATTENTION_MODULES = ("wan.modules.model", "wan.modules.s2v.model_s2v", "wan.modules.s2v.motioner",
-                     "wan.distributed.ulysses")
-
 
 def float32_attention(q, k, v, q_lens=None, k_lens=None, dropout_p=0.0, softmax_scale=None, q_scale=None,
                       causal=False, window_size=(-1, -1), deterministic=False, dtype=torch.bfloat16, version=None):
@@ -41,13 +37,6 @@ def float32_attention(q, k, v, q_lens=None, k_lens=None, dropout_p=0.0, softmax_
     out = F.scaled_dot_product_attention(q.transpose(1, 2).float(), k.transpose(1, 2).float(),
                                          v.transpose(1, 2).float(), is_causal=causal, scale=softmax_scale)
     return out.transpose(1, 2).to(q.dtype)
-
-
-def use_attention(fn) -> None:
-    for name in ATTENTION_MODULES:
-        module = sys.modules.get(name)
-        if module is not None and hasattr(module, "flash_attention"):
-            module.flash_attention = fn
 
 
 def main() -> int:
@@ -65,19 +54,13 @@ def main() -> int:
     missing, unexpected = official.load_state_dict(ours.state_dict(), strict=False)
     print(f"official state dict: {len(missing)} missing, {len(unexpected)} unexpected keys")
     inp = transformer_inputs(cfg, h, w, args.frames, True, "cpu", torch.float32)
-    lat = inp["latents"][0]
-    seq_len = int(torch.tensor(lat.shape[1:]).prod()) // 4
     worst = 0.0
     with torch.no_grad():
         a = ours(**inp)
         a = a[0] if isinstance(a, (list, tuple)) else a
         for name, fn in (("official bf16 attention cast", sdpa_flash_attention), ("float32 attention", float32_attention)):
-            use_attention(fn)
-            # the same call as bench_end_to_end.official_forward_times
-            b = official([lat], t=inp["timestep"], context=[inp["text_embeddings"][0]], seq_len=seq_len,
-                         cond_states=torch.zeros_like(inp["latents"]), motion_latents=inp["motion_latents"],
-                         ref_latents=inp["ref_latents"], audio_input=inp["audio_features"],
-                         motion_frames=[cfg.motion_frames, cfg.motion_latent_frames], drop_motion_frames=False)
+            use_official_attention(fn)
+            b = call_official(official, cfg, inp)  # the call bench_end_to_end times
             b = (b[0] if isinstance(b, (list, tuple)) else b).reshape(a.shape)
             rel = float((a - b).norm() / a.norm())
             print(f"{name:<30} relative L2 {rel:.2e}")

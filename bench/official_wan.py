@@ -69,11 +69,31 @@ def import_official_s2v(repo: str | Path, attention: str = "sdpa"):
         _bare_package(name, folder)
     model_s2v = importlib.import_module("wan.modules.s2v.model_s2v")
     if attention == "sdpa":
-        for mod_name in ("wan.modules.model", "wan.modules.s2v.model_s2v", "wan.modules.s2v.motioner",
-                         "wan.distributed.ulysses"):
-            mod = sys.modules.get(mod_name)
-            if mod is not None and hasattr(mod, "flash_attention"):
-                mod.flash_attention = sdpa_flash_attention
+        use_official_attention(sdpa_flash_attention)
     elif attention != "official":
         raise ValueError(f"attention must be 'official' or 'sdpa', not {attention!r}")
     return model_s2v.WanModel_S2V
+
+
+# the imported official modules that call ``flash_attention`` by their own global name
+ATTENTION_MODULES = ("wan.modules.model", "wan.modules.s2v.model_s2v", "wan.modules.s2v.motioner",
+                     "wan.distributed.ulysses")
+
+
+def use_official_attention(fn) -> None:
+    """Make the imported official modules compute ``flash_attention`` with ``fn`` (same signature)."""
+    for name in ATTENTION_MODULES:
+        module = sys.modules.get(name)
+        if module is not None and hasattr(module, "flash_attention"):
+            module.flash_attention = fn
+
+
+def call_official(official, cfg, inp: dict):
+    """One forward of the official ``WanModel_S2V`` on the keyword inputs our forward takes
+    (``transformer_inputs``): the layout the official pipeline passes, no pose (zero cond states)."""
+    lat = inp["latents"][0]
+    seq_len = lat[0].numel() // 4  # noisy tokens: patches of 1 x 2 x 2 latent cells
+    return official([lat], t=inp["timestep"], context=[inp["text_embeddings"][0]], seq_len=seq_len,
+                    cond_states=torch.zeros_like(inp["latents"]), motion_latents=inp["motion_latents"],
+                    ref_latents=inp["ref_latents"], audio_input=inp["audio_features"],
+                    motion_frames=[cfg.motion_frames, cfg.motion_latent_frames], drop_motion_frames=False)

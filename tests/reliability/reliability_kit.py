@@ -12,12 +12,17 @@ REPO = Path(__file__).resolve().parents[2]
 TEMP_MARKS = (".s2vt-tmp-", ".s2vt-group-")
 
 
+def _child_env(extra: dict | None = None) -> dict:
+    """This process's environment with this checkout first on the path."""
+    e = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    e.update(extra or {})
+    return e
+
+
 def s2vt(*args, timeout: float = 120, env: dict | None = None, preexec=None) -> subprocess.CompletedProcess:
     """``s2vt ARGS`` in a child process (this checkout first on the path)."""
-    e = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
-    e.update(env or {})
     return subprocess.run([sys.executable, "-m", "s2v_toolkit", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, env=e, preexec_fn=preexec)
+                          timeout=timeout, env=_child_env(env), preexec_fn=preexec)
 
 
 # Runs the command given after the file name and writes the peak resident memory (KiB) of that one command
@@ -31,9 +36,9 @@ _PEAK_LAUNCHER = ("import resource, subprocess, sys\n"
 
 def s2vt_peak_kb(*args, peak_file: Path, timeout: float = 120) -> tuple[subprocess.CompletedProcess, int]:
     """``s2vt ARGS`` in a child process, with the peak resident memory of that command alone (KiB)."""
-    e = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
     proc = subprocess.run([sys.executable, "-c", _PEAK_LAUNCHER, str(peak_file), sys.executable, "-m",
-                           "s2v_toolkit", *map(str, args)], capture_output=True, text=True, timeout=timeout, env=e)
+                           "s2v_toolkit", *map(str, args)], capture_output=True, text=True, timeout=timeout,
+                          env=_child_env())
     return proc, int(Path(peak_file).read_text())
 
 
