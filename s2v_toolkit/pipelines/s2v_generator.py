@@ -561,15 +561,16 @@ class S2VGenerator:
         else:
             grid_fps, num_grid = Fraction(MODEL_FPS), model_frames_for_output(num_output, settings.fps)
         from_motion = settings.start_from_reference or initial_motion is not None
-        plan = plan_long_video(num_grid, infer_frames=settings.infer_frames,
-                               motion_frames=self.config.motion_frames, aligned=settings.aligned,
-                               start_from_reference=from_motion, fit_last_clip=settings.fit_last_clip)
+        def plan_for(frames: int) -> LongVideoPlan:
+            return plan_long_video(frames, infer_frames=settings.infer_frames, motion_frames=self.config.motion_frames,
+                                   aligned=settings.aligned, start_from_reference=from_motion,
+                                   fit_last_clip=settings.fit_last_clip)
+
+        plan = plan_for(num_grid)
         if settings.num_clips is not None and settings.num_clips < plan.num_clips:
             # Preview (the official --num_clip): the first N clips only, the same frames as in the full run.
             num_grid = sum(c.kept for c in plan.clips[:settings.num_clips])
-            plan = plan_long_video(num_grid, infer_frames=settings.infer_frames,
-                                   motion_frames=self.config.motion_frames, aligned=settings.aligned,
-                                   start_from_reference=from_motion, fit_last_clip=settings.fit_last_clip)
+            plan = plan_for(num_grid)
             num_output = (num_grid if settings.retime == "native"
                           else _outputs_within(num_grid, settings.fps))
 
