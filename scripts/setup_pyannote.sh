@@ -58,7 +58,7 @@ pip_install "$TORCH" -e . "pytest>=8" "pytest-timeout>=2.2" \
 SITE=$("$VPY" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
 rm -f "$SITE"/torchaudio/lib/*.so
 check='import warnings; warnings.simplefilter("ignore")
-import torch; assert torch.__version__.split("+")[0] == "2.13.0", torch.__version__
+import torch; assert torch.__version__.split("+")[0] == "'"${TORCH#torch==}"'", torch.__version__
 from s2v_toolkit.diarization.pyannote_backend import import_pyannote; import_pyannote()
 from pyannote.audio import Pipeline
 print("torch", torch.__version__, "pyannote.audio", __import__("pyannote.audio").audio.__version__)'
