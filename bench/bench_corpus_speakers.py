@@ -345,9 +345,13 @@ def pooled_table(clips: dict) -> list[dict]:
                 s0 = int(round(a / analysis.fps * 16000))
                 s1 = int(round(b / analysis.fps * 16000))
                 parts.append((analysis.start + int(a), analysis.start + int(b) - 1, audio[s0:s1]))
-            single = [speaker_for_line(analysis, a, b, audio=y, sample_rate=16000) for a, b, y in parts]
+            # the landmarks' evidence throughout (pooling combines the landmarks' z per line; the network
+            # is not pooled): parts alone, pooled and the whole line compared on the same evidence
+            marks = SpeakerParams(network=False)
+            single = [speaker_for_line(analysis, a, b, audio=y, sample_rate=16000, params=marks) for a, b, y in parts]
             pooled = speakers_pooled(analysis, parts, sample_rate=16000)
-            whole = speaker_for_line(analysis, analysis.start, analysis.end, audio=audio, sample_rate=16000)
+            whole = speaker_for_line(analysis, analysis.start, analysis.end, audio=audio, sample_rate=16000,
+                                     params=marks)
             ok = (lambda c: c.track_id == tid) if speaks else (lambda c: c.track_id is None)
             rows.append({"clip": name, "line": what, "face_speaks": speaks, "parts": k,
                          "part_seconds": round(n / k / analysis.fps, 2),
@@ -540,19 +544,30 @@ def faces_table(root: Path, clips: dict | None = None) -> list[dict]:
             choice = speaker_for_line(analysis, analysis.start, analysis.end, audio=audio, sample_rate=16000)
             best = next((c for c in choice.candidates if c.track_id == choice.best_candidate), None)
             seconds = time.perf_counter() - t0
+            # the landmarks alone (the default before the audio-visual network; cut 0.9)
+            t1 = time.perf_counter()
+            marks = speaker_for_line(analysis, analysis.start, analysis.end, audio=audio, sample_rate=16000,
+                                     params=SpeakerParams(network=False))
+            marks_seconds = time.perf_counter() - t1
             # the previous rule, for comparison: inner-lip gap, circular-shift null only, Pearson r of the
             # values smoothed over 0.2 s, cut 0.8
             prev = speaker_for_line(analysis, analysis.start, analysis.end, audio=audio, sample_rate=16000,
                                     params=SpeakerParams(mouth_signal="opening", null_floor="shifts",
-                                                         audio_confidence=0.8, smooth_seconds=0.2, ranks=False))
+                                                         audio_confidence=0.8, smooth_seconds=0.2, ranks=False,
+                                                         network=False))
             # the previous default: lip height + speed, Bartlett floor, Pearson r smoothed over 0.2 s
             values = speaker_for_line(analysis, analysis.start, analysis.end, audio=audio, sample_rate=16000,
-                                      params=SpeakerParams(smooth_seconds=0.2, ranks=False))
+                                      params=SpeakerParams(smooth_seconds=0.2, ranks=False, network=False))
             ranked = speaker_for_line(analysis, analysis.start, analysis.end, audio=audio, sample_rate=16000,
-                                      params=SpeakerParams(ranks=True))  # ours on the series' ranks
+                                      params=SpeakerParams(ranks=True, network=False))  # landmarks on ranks
             rows.append({"clip": name, "line": what, "face_speaks": speaks, "chosen": choice.track_id,
                          "confidence": round(choice.confidence, 3),
                          "z": None if best is None or best.audio_z is None else round(best.audio_z, 2),
+                         "network_z": None if best is None or best.network_z is None else round(best.network_z, 2),
+                         "combined_z": None if best is None or best.combined_z is None else round(best.combined_z, 2),
+                         "landmarks_chosen": marks.track_id, "landmarks_confidence": round(marks.confidence, 3),
+                         "landmarks_correct": (marks.track_id == analysis.tracks[0].track_id) if speaks
+                         else marks.track_id is None, "landmarks_seconds": round(marks_seconds, 3),
                          "correct": (choice.track_id == analysis.tracks[0].track_id) if speaks
                          else choice.track_id is None,
                          "previous_rule_chosen": prev.track_id,
@@ -568,22 +583,23 @@ def faces_table(root: Path, clips: dict | None = None) -> list[dict]:
                          "seconds": round(seconds, 3), "reason": choice.reason})
             print(json.dumps(rows[-1]), flush=True)
     summary = {}
-    for key in ("correct", "values_rule_correct", "previous_rule_correct", "only_face_correct"):
+    for key in ("correct", "landmarks_correct", "values_rule_correct", "previous_rule_correct", "only_face_correct"):
         own = [r[key] for r in rows if r["face_speaks"]]
         other = [r[key] for r in rows if not r["face_speaks"]]
         summary[key] = {"own_audio_right": f"{sum(own)}/{len(own)}", "unrelated_undecided": f"{sum(other)}/{len(other)}"}
-    for cut in (0.8, 0.9, 0.95):  # at other thresholds (SpeakerParams.audio_confidence)
-        for name, key in (("ours", "confidence"), ("values_rule", "values_rule_confidence"),
-                          ("ranks", "ranks_confidence")):
+    for cut in (0.8, 0.9, 0.95, 0.98, 0.99):  # at other thresholds (combined_confidence / audio_confidence)
+        for name, key in (("ours", "confidence"), ("landmarks", "landmarks_confidence"),
+                          ("values_rule", "values_rule_confidence"), ("ranks", "ranks_confidence")):
             own = [r[key] >= cut for r in rows if r["face_speaks"]]
             other = [r[key] < cut for r in rows if not r["face_speaks"]]
             summary[f"{name}_at_{cut}"] = {"own_audio_right": f"{sum(own)}/{len(own)}",
                                            "unrelated_undecided": f"{sum(other)}/{len(other)}"}
-    for name, key in (("ours", "confidence"), ("values_rule", "values_rule_confidence"),
-                      ("ranks", "ranks_confidence")):
+    for name, key in (("ours", "confidence"), ("landmarks", "landmarks_confidence"),
+                      ("values_rule", "values_rule_confidence"), ("ranks", "ranks_confidence"),
+                      ("network_z_alone", "network_z"), ("combined_z", "combined_z")):
         # how often an own-audio line is more confident than an unrelated one (AUC; ties count half)
-        own = np.array([r[key] for r in rows if r["face_speaks"]])
-        other = np.array([r[key] for r in rows if not r["face_speaks"]])
+        own = np.array([r[key] if r[key] is not None else -1e9 for r in rows if r["face_speaks"]])
+        other = np.array([r[key] if r[key] is not None else -1e9 for r in rows if not r["face_speaks"]])
         if len(own) and len(other):
             auc = (own[:, None] > other[None, :]).mean() + 0.5 * (own[:, None] == other[None, :]).mean()
             summary[f"{name}_auc"] = round(float(auc), 3)

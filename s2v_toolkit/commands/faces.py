@@ -41,6 +41,8 @@ def register(sub) -> None:
     k.add_argument("--audio", help="the line's audio (default: the video's own audio over the range)")
     k.add_argument("--no-audio", action="store_true", help="decide from the reference image only")
     k.add_argument("--reference", metavar="IMAGE", help="a reference image of the speaking character")
+    k.add_argument("--landmarks-only", action="store_true",
+                   help="judge by the mouth landmarks against the sound alone, without the audio-visual network")
     k.add_argument("--max-faces", type=int, default=4, help="most faces tracked at once (default 4)")
     k.add_argument("--json", action="store_true", help="print JSON instead of text")
     k.set_defaults(func=_cmd_speaker)
@@ -152,7 +154,13 @@ def _read_image(path: str):
 
 def _cmd_speaker(args) -> int:
     from s2v_toolkit.errors import MediaError
-    from s2v_toolkit.faces import AnalysisParams, analyze_video, reference_descriptor, speaker_for_line
+    from s2v_toolkit.faces import (
+        AnalysisParams,
+        SpeakerParams,
+        analyze_video,
+        reference_descriptor,
+        speaker_for_line,
+    )
     from s2v_toolkit.media import probe, read_audio
     from s2v_toolkit.values import parse_count
 
@@ -172,13 +180,16 @@ def _cmd_speaker(args) -> int:
         t0 = 0.0 if args.audio else start / fps
         audio = read_audio(src, start=t0, duration=(end - start + 1) / fps, sample_rate=16000)
     analysis = analyze_video(args.video, start, end, params=AnalysisParams(max_faces=args.max_faces))
-    choice = speaker_for_line(analysis, start, end, audio=audio, sample_rate=16000, reference=reference)
+    params = SpeakerParams(network=not args.landmarks_only)
+    choice = speaker_for_line(analysis, start, end, audio=audio, sample_rate=16000, reference=reference,
+                              params=params)
     if args.json:
         print_json({"range": [start, end], **choice.to_dict(), "issues": [i.to_dict() for i in analysis.issues]})
     else:
         who = f"track {choice.track_id}" if choice.track_id is not None else "undecided"
         print(f"frames {start}-{end}: {who} (confidence {choice.confidence:.2f}): {choice.reason}")
         for c in choice.candidates:
-            print(f"  track {c.track_id}: coverage {c.coverage:.0%}, audio r={c.audio_correlation}, "
+            net = "" if c.network_z is None else f", network {c.network_z:.1f} sd (combined {c.combined_z:.1f} sd)"
+            print(f"  track {c.track_id}: coverage {c.coverage:.0%}, audio r={c.audio_correlation}{net}, "
                   f"reference similarity {c.reference_similarity}, score {c.score:.2f}")
     return 0

@@ -35,6 +35,7 @@ left undecided alone (``s2v_toolkit.jobs.FaceChecker.pool``; docs/faces.md has t
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -59,6 +60,8 @@ class SpeakerParams:
     mouth_signal: str = "activity"    # "activity": outer-lip height + lip speed; "opening": inner-lip gap only
     null_floor: str = "bartlett"      # "bartlett": null sd floored by Bartlett's variance; "shifts": shifts only
     ranks: bool = False               # correlate the series' ranks (Spearman-like), not their values
+    network: bool = True              # add the audio-visual network's evidence where the line's frames can be read
+    combined_confidence: float = 0.98  # 2*Phi(z)-1 needed when the network's z is combined in (z = 2.33; docs/faces.md)
 
 
 @dataclass
@@ -71,7 +74,10 @@ class CandidateEvidence:
     score: float
     audio_z: float | None = None      # correlation in null standard deviations above the null mean
     audio_lag: int | None = None      # frames the audio is shifted by at the best correlation (+: audio later)
-    audio_evidence: float | None = None  # 2 * Phi(z) - 1, clipped at 0
+    audio_evidence: float | None = None  # 2 * Phi(z) - 1, clipped at 0 (of the combined z with the network)
+    network_score: float | None = None   # the audio-visual network's mean speaking logit over the line
+    network_z: float | None = None       # that score in null sd above its circular-shift null
+    combined_z: float | None = None      # (audio_z + network_z) / sqrt(2): what decides when the network ran
 
     def to_dict(self) -> dict:
         return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
@@ -252,12 +258,16 @@ def mouth_activity(track: FaceTrack, start: int, end: int) -> np.ndarray:
 def choose_speaker(tracks: list[FaceTrack], start: int, end: int, *, envelope: np.ndarray | None = None,
                    reference: FaceDescriptor | None = None,
                    track_descriptors: dict[int, FaceDescriptor] | None = None,
-                   params: SpeakerParams = SpeakerParams(), fps: float = 25.0) -> SpeakerChoice:
+                   params: SpeakerParams = SpeakerParams(), fps: float = 25.0,
+                   network: dict | None = None) -> SpeakerChoice:
     """Pick the speaking track for the line on frames ``[start, end]`` (inclusive).
 
     ``envelope``: :func:`speech_envelope` (or :func:`audio_envelope`) of the line, one value per frame of
     the range (natural-log RMS, full scale 0). ``fps``: the frame rate (lags and smoothing are in seconds).
     ``reference`` + ``track_descriptors``: the character's reference face and each track's descriptor.
+    ``network``: track id -> :class:`.asd.AsdEvidence` of the audio-visual network for this line; where
+    given, a candidate's audio evidence is the combined z of the mouth/envelope correlation and the
+    network (Stouffer), and a face is chosen at ``params.combined_confidence``.
     """
     n = end - start + 1
     if envelope is not None and len(envelope) != n:
@@ -296,8 +306,20 @@ def choose_speaker(tracks: list[FaceTrack], start: int, end: int, *, envelope: n
         if reference is not None and track_descriptors and t.track_id in track_descriptors:
             sim = face_similarity(reference, track_descriptors[t.track_id])["combined"]
             ref_ev = max(0.0, (sim - params.reference_floor) / (1.0 - params.reference_floor))
+        net = (network or {}).get(t.track_id)
+        net_score = net_z = comb = None
+        if use_audio and net is not None and np.isfinite(net.z) and z is not None:
+            # the two kinds of evidence look at different things (landmark motion against the envelope; the
+            # network's learned view of the mouth against MFCCs): their z on unrelated lines correlate
+            # only ~0.2, so their sum separates own from unrelated audio better than either (docs/faces.md).
+            # The network's z counts from 0 up: below its null it says "not speech as I know it" (a drawn
+            # mouth, a noise burst), which is no evidence against a mouth the landmarks see following the sound.
+            net_score, net_z = float(net.score), float(net.z)
+            comb = (max(net_z, 0.0) + z) / math.sqrt(2.0)
+            ev = float(max(0.0, math.erf(comb / math.sqrt(2.0))))
         score = float(ev) if use_audio and ev is not None else (ref_ev if ref_ev is not None else 0.0)
-        candidates.append(CandidateEvidence(t.track_id, cov, motion, corr, sim, score, z, lag, ev))
+        candidates.append(CandidateEvidence(t.track_id, cov, motion, corr, sim, score, z, lag, ev,
+                                            net_score, net_z, comb))
     if not candidates:
         return SpeakerChoice(None, 0.0, None, f"no face visible on at least {params.min_coverage:.0%} of frames "
                                               f"{start}-{end}", [])
@@ -314,14 +336,20 @@ def choose_speaker(tracks: list[FaceTrack], start: int, end: int, *, envelope: n
         return ranked, ranked[0][1] - (ranked[1][1] if len(ranked) > 1 else 0.0)
 
     audio_ranked = audio_conf = None
+    networked = any(c.combined_z is not None for c in candidates)
+    audio_cut = params.combined_confidence if networked else params.audio_confidence
     if use_audio:
         for c in candidates:
             c.score = float(c.audio_evidence or 0.0)
         audio_ranked, audio_conf = margin([(c, c.score) for c in candidates])
-        if audio_conf >= params.audio_confidence:  # the mouth that follows the line decides
+        if audio_conf >= audio_cut:  # the mouth that follows the line decides
             best = audio_ranked[0][0]
-            parts = [f"mouth follows audio r={best.audio_correlation:.2f}, {best.audio_z:.1f} sd above chance, "
-                     f"lag {best.audio_lag:+d} frames"]
+            parts = []
+            if best.combined_z is not None:
+                parts.append(f"audio-visual network {best.network_z:.1f} sd above chance, combined {best.combined_z:.1f} sd")
+            if best.audio_correlation is not None:
+                parts.append(f"mouth follows audio r={best.audio_correlation:.2f}, {best.audio_z:.1f} sd above chance, "
+                             f"lag {best.audio_lag:+d} frames")
             if best.reference_similarity is not None:
                 parts.append(f"reference similarity {best.reference_similarity:.2f}")
             return SpeakerChoice(best.track_id, audio_conf, best.track_id, "; ".join(parts), candidates)
@@ -333,15 +361,16 @@ def choose_speaker(tracks: list[FaceTrack], start: int, end: int, *, envelope: n
         elif len(audio_ranked) > 1 and audio_ranked[1][1] > 0.5 * lead.score:
             audio_why = f"tracks {lead.track_id} and {audio_ranked[1][0].track_id} follow the audio about equally"
         else:
-            audio_why = (f"track {lead.track_id}'s mouth follows the audio only {lead.audio_z:.1f} sd above chance"
-                         if lead.audio_z is not None else f"weak audio evidence for track {lead.track_id}")
+            sd = lead.combined_z if lead.combined_z is not None else lead.audio_z
+            audio_why = (f"track {lead.track_id}'s mouth follows the audio only {sd:.1f} sd above chance"
+                         if sd is not None else f"weak audio evidence for track {lead.track_id}")
     else:
         audio_why = audio_note
     if reference is None:
         why = audio_why or "no audio and no reference image: nothing to decide on"
         conf = audio_conf or 0.0
         lead = audio_ranked[0][0].track_id if audio_ranked else candidates[0].track_id
-        prefix = f"low confidence ({conf:.2f} < {params.audio_confidence:g}): " if use_audio else ""
+        prefix = f"low confidence ({conf:.2f} < {audio_cut:g}): " if use_audio else ""
         return SpeakerChoice(None, conf, lead, prefix + why, candidates)
     # the audio did not decide: the reference image names the character's face
     for c in candidates:
@@ -387,10 +416,16 @@ def speaker_for_line(analysis, start: int, end: int, *, audio: np.ndarray | None
     if not (analysis.start <= start <= end <= analysis.end):
         raise ValueError(f"line frames {start}-{end} are outside the analysed range {analysis.start}-{analysis.end}")
     envelope = None
+    network = None
     if audio is not None:
         envelope = speech_envelope(audio, sample_rate, analysis.fps, end - start + 1)
+        if params.network and (end - start + 1) >= params.min_line_seconds * analysis.fps:
+            from .asd import network_evidence
+
+            candidates = [t for t in analysis.tracks if t.coverage(start, end) >= params.min_coverage]
+            network = network_evidence(analysis, candidates, start, end, audio, sample_rate)
     return choose_speaker(analysis.tracks, start, end, envelope=envelope, reference=reference,
-                          track_descriptors=analysis.descriptors, params=params, fps=analysis.fps)
+                          track_descriptors=analysis.descriptors, params=params, fps=analysis.fps, network=network)
 
 
 # --- several lines of one character on one shot: their evidence pooled -------------------------------------

@@ -1,0 +1,244 @@
+"""Active speaker by the audio-visual network (Light-ASD, ``asd_model``): inputs, scores, calibration.
+
+For one face and one line: the line's frames are decoded again from the analysed file (only the line's;
+the analysis keeps landmarks, not pixels), the lower face is cropped as the network was trained
+(``face_crop``), resampled to 25 fps, and scored against the line's MFCCs (``mfcc``). The network's own
+output says "speaking" or not, but its authors trained it with a visual-only auxiliary head and a moving
+mouth alone already raises it, so a mouth that talks scores high with any speech. What decides is whether
+the score depends on **this** audio being aligned with **this** mouth: the same face is scored against
+the line's audio circularly shifted by every offset of at least 1 s (the audio's own rhythm kept, its
+alignment broken), and the line's score is compared with that null (``AsdEvidence.z``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .landmarks import landmark_box
+
+ASD_FPS = 25           # the network's video rate (4 MFCC frames per video frame)
+CROP_PX = 112          # its input size
+DURATIONS_S = (1, 2, 3, 4, 5, 6)   # chunk lengths the backend is run over, scores averaged (as its authors)
+
+
+# --- audio ------------------------------------------------------------------------------------------------
+
+
+def _mel_filterbank(n_filters: int, n_fft: int, rate: int) -> np.ndarray:
+    """Triangular filters on FFT bins rounded down from mel-spaced edges (0 Hz to Nyquist), as the
+    network's training features used (``python_speech_features`` 0.6 with its defaults)."""
+    to_mel = lambda hz: 2595.0 * np.log10(1.0 + hz / 700.0)          # noqa: E731
+    to_hz = lambda mel: 700.0 * (10.0 ** (mel / 2595.0) - 1.0)       # noqa: E731
+    edges = np.floor((n_fft + 1) * to_hz(np.linspace(0.0, to_mel(rate / 2), n_filters + 2)) / rate).astype(int)
+    bank = np.zeros((n_filters, n_fft // 2 + 1))
+    for j in range(n_filters):
+        lo, mid, hi = edges[j], edges[j + 1], edges[j + 2]
+        bank[j, lo:mid] = (np.arange(lo, mid) - lo) / max(mid - lo, 1)
+        bank[j, mid:hi] = (hi - np.arange(mid, hi)) / max(hi - mid, 1)
+    return bank
+
+
+def mfcc(samples: np.ndarray, rate: int = 16000) -> np.ndarray:
+    """13 MFCCs per 10 ms (25 ms rectangular frames, pre-emphasis 0.97, 26 mel filters, FFT 512, lifter
+    22, the first coefficient replaced by the log frame energy) of mono samples in [-1, 1], scaled as
+    16-bit integers first (the log energies depend on the scale). ``(frames, 13)`` float32."""
+    from scipy.fft import dct
+
+    x = np.asarray(samples, np.float64) * 32768.0
+    x = np.append(x[:1], x[1:] - 0.97 * x[:-1])
+    win, hop = int(round(0.025 * rate)), int(round(0.010 * rate))
+    n = 1 if len(x) <= win else 1 + int(math.ceil((len(x) - win) / hop))
+    x = np.pad(x, (0, max(0, (n - 1) * hop + win - len(x))))
+    frames = np.lib.stride_tricks.sliding_window_view(x, win)[::hop][:n]
+    power = np.abs(np.fft.rfft(frames, 512)) ** 2 / 512
+    eps = np.finfo(float).eps
+    energy = np.maximum(power.sum(1), eps)
+    feats = np.log(np.maximum(power @ _mel_filterbank(26, 512, rate).T, eps))
+    cep = dct(feats, type=2, axis=1, norm="ortho")[:, :13]
+    cep *= 1 + 11.0 * np.sin(np.pi * np.arange(13) / 22)
+    cep[:, 0] = np.log(energy)
+    return cep.astype(np.float32)
+
+
+# --- faces ------------------------------------------------------------------------------------------------
+
+
+def face_crop(frame: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """The network's view of a face: the grey square of side 0.7 box sizes from 0.15 box sizes above the
+    box's centre, centred across, at 112 px (for a box of size ``s`` = its larger side: the middle
+    half of the authors' crop, which spans ``2.8 * s/2`` from ``s/2`` above the centre). Outside the frame
+    is grey 110, as theirs."""
+    import cv2
+
+    x0, y0, x1, y1 = (float(v) for v in box)
+    half = max(x1 - x0, y1 - y0) / 2
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    side = 1.4 * half
+    left, top = cx - 0.7 * half, cy - 0.3 * half
+    from .detector import to_rgb8
+
+    grey = frame if frame.ndim == 2 else cv2.cvtColor(to_rgb8(frame), cv2.COLOR_RGB2GRAY)
+    scale = CROP_PX / max(side, 1.0)
+    src, kx, ky = grey, 1.0, 1.0
+    if scale < 1.0:  # shrinking: average areas first (a plain bilinear sample would alias), then place
+        h, w = grey.shape
+        src = cv2.resize(grey, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+        kx, ky = src.shape[1] / w, src.shape[0] / h
+    # crop pixel u covers [left + u / scale, left + (u + 1) / scale); pixel centres at +0.5 on both sides
+    m = np.array([[scale / kx, 0, 0.5 * scale / kx - left * scale - 0.5],
+                  [0, scale / ky, 0.5 * scale / ky - top * scale - 0.5]], np.float32)
+    return cv2.warpAffine(src, m, (CROP_PX, CROP_PX), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                          borderValue=110)
+
+
+def _median(v: np.ndarray, k: int = 13) -> np.ndarray:
+    from scipy.signal import medfilt
+
+    return medfilt(v, k) if len(v) >= k else v
+
+
+def asd_frame_times(n_frames: int, fps: float) -> np.ndarray:
+    """Indices (0-based within the line) of the line's frames shown at each 1/25 s of the network."""
+    n25 = int(math.floor(n_frames / fps * ASD_FPS + 1e-6))
+    return np.minimum(np.floor((np.arange(n25) + 0.5) * fps / ASD_FPS).astype(int), n_frames - 1)
+
+
+def track_boxes(track, start: int, end: int) -> np.ndarray | None:
+    """Per line frame ``start..end``: the face's landmark box, smoothed (median of 13 frames of its size and
+    centre, as the network's authors smoothed their detector's boxes), nearest found frame where missing."""
+    frames = np.asarray(track.frames)
+    inside = (frames >= start) & (frames <= end)
+    if not inside.any():
+        return None
+    boxes = landmark_box(track.best_landmarks()[inside])
+    found = frames[inside] - start
+    idx = np.clip(np.searchsorted(found, np.arange(end - start + 1)), 0, len(found) - 1)
+    prev = np.clip(idx - 1, 0, len(found) - 1)
+    pick = np.where(np.abs(found[prev] - np.arange(end - start + 1)) < np.abs(found[idx] - np.arange(end - start + 1)), prev, idx)
+    b = boxes[pick]
+    half = _median(np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]) / 2)
+    cx, cy = _median((b[:, 0] + b[:, 2]) / 2), _median((b[:, 1] + b[:, 3]) / 2)
+    return np.stack([cx - half, cy - half, cx + half, cy + half], 1)
+
+
+# --- scoring ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class AsdEvidence:
+    """One face against one line's audio."""
+
+    score: float          # mean speaking logit over the line with its own audio (> 0: the network says speaking)
+    null_mean: float      # the same with the audio circularly shifted (>= 1 s), mean over the shifts
+    null_sd: float        # and their spread
+    z: float              # (score - null_mean) / null_sd
+    frames: int           # 25 fps frames scored
+
+    @property
+    def evidence(self) -> float:
+        """``2 Phi(z) - 1``: 0 at chance, towards 1 when the score needs this alignment (the rule's scale)."""
+        return float(max(0.0, math.erf(self.z / math.sqrt(2.0)))) if np.isfinite(self.z) else 0.0
+
+    def to_dict(self) -> dict:
+        return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+
+
+def _chunked_logits(model, audio_emb, face_emb) -> "torch.Tensor":  # noqa: F821
+    """Mean over ``DURATIONS_S`` of the backend run on consecutive chunks of that length: ``(B, T)``."""
+    import torch
+
+    t = face_emb.shape[1]
+    out = torch.zeros(audio_emb.shape[0], t)
+    for d in DURATIONS_S:
+        step = d * ASD_FPS
+        for a in range(0, t, step):
+            b = min(t, a + step)
+            out[:, a:b] += model.backend(audio_emb[:, a:b], face_emb[:, a:b].expand(audio_emb.shape[0], -1, -1))
+    return out / len(DURATIONS_S)
+
+
+def asd_evidence(faces: np.ndarray, audio: np.ndarray, rate: int = 16000, *, model=None,
+                 min_shift_s: float = 1.0, shift_step: int = 2) -> AsdEvidence | None:
+    """Score a face (``(T, 112, 112)`` uint8 crops at 25 fps) against the line's audio (mono, starting at
+    the first crop's time). ``None`` when the line is too short for a null (under ``2 * min_shift_s``)."""
+    import torch
+
+    from .asd_model import load_light_asd
+
+    model = model or load_light_asd()
+    t = len(faces)
+    lo = int(round(min_shift_s * ASD_FPS))
+    if t < 2 * lo + 1:
+        return None
+    feats = mfcc(audio, rate)
+    need = 4 * t
+    if len(feats) < need:
+        feats = np.concatenate([feats, np.repeat(feats[-1:], need - len(feats), 0)]) if len(feats) else np.zeros((need, 13), np.float32)
+    feats = feats[:need]
+    shifts = list(range(lo, t - lo + 1, shift_step))
+    with torch.inference_mode():
+        face_emb = model.encode_faces(torch.from_numpy(np.ascontiguousarray(faces))[None])
+        audio_emb = model.encode_audio(torch.from_numpy(feats)[None])
+        # circular shifts of the audio embedding by whole video frames (the encoder's edge effects aside,
+        # the same as encoding the shifted MFCCs), batched
+        batch = torch.cat([audio_emb] + [torch.roll(audio_emb, k, dims=1) for k in shifts])
+        logits = _chunked_logits(model, batch, face_emb).mean(1).numpy()
+    own, null = float(logits[0]), logits[1:]
+    mean, sd = float(null.mean()), float(null.std(ddof=1)) if len(null) > 1 else float("nan")
+    z = (own - mean) / sd if sd > 1e-6 else float("nan")
+    return AsdEvidence(own, mean, sd, float(z), t)
+
+
+def line_face_crops(source: str, rotation: int, track, start: int, end: int, fps: float) -> np.ndarray | None:
+    """Decode the line's frames ``start..end`` of ``source`` and crop ``track``'s face at 25 fps."""
+    from .analyze import iter_video_frames
+
+    boxes = track_boxes(track, start, end)
+    if boxes is None:
+        return None
+    times = asd_frame_times(end - start + 1, fps)
+    wanted: dict[int, list[int]] = {}
+    for k, f in enumerate(times):
+        wanted.setdefault(int(f), []).append(k)
+    crops = np.zeros((len(times), CROP_PX, CROP_PX), np.uint8)
+    for index, frame in iter_video_frames(source, start, end, rotation):
+        for k in wanted.get(index - start, ()):
+            crops[k] = face_crop(frame, boxes[index - start])
+    return crops
+
+
+def network_evidence(analysis, tracks: list, start: int, end: int, audio: np.ndarray, rate: int = 16000) -> dict:
+    """Track id -> :class:`AsdEvidence` for the line on frames ``start..end`` of an analysis of a file.
+
+    Empty when the analysis has no file to read the frames from (frames analysed from memory), or when the
+    file cannot be read again (it moved since): the line is then judged by the landmarks alone, as before
+    the network existed; a warning says why."""
+    import warnings
+
+    from s2v_toolkit.errors import S2VError
+
+    if not tracks or not getattr(analysis, "source", None):
+        return {}
+    x = np.asarray(audio, np.float32).reshape(-1)
+    if rate != 16000:
+        from scipy.signal import resample_poly
+
+        g = math.gcd(int(rate), 16000)
+        x = resample_poly(x, 16000 // g, int(rate) // g).astype(np.float32)
+    out = {}
+    try:
+        for t in tracks:
+            crops = line_face_crops(analysis.source, analysis.rotation, t, start, end, analysis.fps)
+            if crops is None:
+                continue
+            ev = asd_evidence(crops, x[: int(round(len(crops) / ASD_FPS * 16000)) + 400], 16000)
+            if ev is not None:
+                out[t.track_id] = ev
+    except (S2VError, OSError, ValueError, RuntimeError) as exc:
+        warnings.warn(f"{analysis.source}: frames {start}-{end} could not be read again for the audio-visual "
+                      f"active-speaker network ({exc}); judged by the landmarks alone", stacklevel=2)
+        return {}
+    return out
