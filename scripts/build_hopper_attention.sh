@@ -22,9 +22,16 @@ PY=${PYTHON:-python3}
 JOBS=${MAX_JOBS:-8}
 status=0
 
+# Each build runs in a subshell whose status is read afterwards, not through `||`: inside a `( ... ) ||`
+# list bash ignores `set -e`, so a failed step went unnoticed and the unbuilt package was copied.
 if [ "$FA_SRC" != "-" ]; then
+  set +e
   (
+    set -e
     cd "$FA_SRC/hopper"
+    # hopper/setup.py reads the checkout's README.md for its long description; source archives without
+    # it fail there, so an empty one is made (the build only).
+    [ -e ../README.md ] || { echo "no ../README.md: writing an empty one for setup.py"; : > ../README.md; }
     # Only the forward pass, bf16, head dim 128 (Wan: 5120 / 40 heads), no paged/split/softcap/local/GQA
     # packing/fp8: three translation units instead of ~450. Varlen stays (the official Wan code calls
     # flash_attn_varlen_func).
@@ -33,11 +40,16 @@ if [ "$FA_SRC" != "-" ]; then
     export FLASH_ATTENTION_FORCE_BUILD=TRUE MAX_JOBS=$JOBS NVCC_THREADS=${NVCC_THREADS:-4}
     $PY setup.py build_ext --inplace
     cp -r flash_attn_3 flash_attn_interface.py "$PREFIX"/
-  ) > "$PREFIX/build_fa3.log" 2>&1 || { echo "FlashAttention 3 build failed: $PREFIX/build_fa3.log"; status=1; }
+  ) > "$PREFIX/build_fa3.log" 2>&1
+  rc=$?
+  set -e
+  [ $rc -eq 0 ] || { echo "FlashAttention 3 build failed: $PREFIX/build_fa3.log"; status=1; }
 fi
 
 if [ "$SAGE_SRC" != "-" ]; then
+  set +e
   (
+    set -e
     cd "$SAGE_SRC"
     # The sm90 kernel and the fused quantization only: SageAttention's setup.py also builds its sm80
     # and sm89 kernels for a Hopper target, which the sm90 path never calls.
@@ -51,6 +63,9 @@ EOF
     export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0} EXT_PARALLEL=2 MAX_JOBS=$JOBS
     $PY setup.py build_ext --inplace
     cp -r sageattention "$PREFIX"/
-  ) > "$PREFIX/build_sage2.log" 2>&1 || { echo "SageAttention 2 build failed: $PREFIX/build_sage2.log"; status=1; }
+  ) > "$PREFIX/build_sage2.log" 2>&1
+  rc=$?
+  set -e
+  [ $rc -eq 0 ] || { echo "SageAttention 2 build failed: $PREFIX/build_sage2.log"; status=1; }
 fi
 exit $status
