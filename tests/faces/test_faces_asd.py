@@ -185,8 +185,11 @@ def test_aligned_audio_scores_far_above_its_shifts_and_unrelated_audio_does_not(
 
 
 def test_line_too_short_for_a_null_gives_no_evidence():
-    faces, own = _line(0, n=40)
-    assert asd.asd_evidence(faces, own, model=_DotModel()) is None
+    for n in (40, 60):   # 1.6 and 2.4 s: no shift, or fewer than 10 shifts of at least 1 s
+        faces, own = _line(0, n=n)
+        assert asd.asd_evidence(faces, own, model=_DotModel()) is None
+    faces, own = _line(0, n=75)
+    assert asd.asd_evidence(faces, own, model=_DotModel()) is not None
 
 
 # --- the choice: combined with the landmark evidence --------------------------------------------------------
