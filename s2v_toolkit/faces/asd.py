@@ -124,6 +124,13 @@ def track_boxes(track, start: int, end: int) -> np.ndarray | None:
     return np.stack([cx - half, cy - half, cx + half, cy + half], 1)
 
 
+def load_light_asd(path=None):
+    """The shipped network (``asd_model.load_light_asd``; torch is imported on first use, not with the package)."""
+    from .asd_model import load_light_asd as load
+
+    return load(path)
+
+
 # --- scoring ----------------------------------------------------------------------------------------------
 
 
@@ -169,6 +176,28 @@ def _chunked_logits(model, audio_emb, face_emb) -> "torch.Tensor":  # noqa: F821
     return out / len(DURATIONS_S)
 
 
+FACE_WINDOW = 250      # frames encoded at once (bounds memory: block 1's activations are ~0.4 MB a frame)
+FACE_CONTEXT = 8       # frames of context either side: the encoder's temporal reach is 6 (3 blocks of radius 2)
+
+
+def encode_faces_windowed(model, faces: np.ndarray) -> "torch.Tensor":  # noqa: F821
+    """``model.encode_faces`` over ``(T, 112, 112)`` crops in windows of ``FACE_WINDOW`` frames, each with
+    ``FACE_CONTEXT`` frames of context it does not keep: the same embeddings as one pass (the encoder is
+    convolutional in time with a reach of 6 frames) at a memory cost that does not grow with the line."""
+    import torch
+
+    x = torch.from_numpy(np.ascontiguousarray(faces))
+    t = len(x)
+    if t <= FACE_WINDOW + 2 * FACE_CONTEXT:
+        return model.encode_faces(x[None])
+    parts = []
+    for a in range(0, t, FACE_WINDOW):
+        b = min(t, a + FACE_WINDOW)
+        lo, hi = max(0, a - FACE_CONTEXT), min(t, b + FACE_CONTEXT)
+        parts.append(model.encode_faces(x[None, lo:hi])[:, a - lo:a - lo + (b - a)])
+    return torch.cat(parts, 1)
+
+
 def asd_evidence(faces: np.ndarray, audio: np.ndarray, rate: int = 16000, *, model=None,
                  min_shift_s: float = 1.0, max_shifts: int = 40, min_shifts: int = 10) -> AsdEvidence | None:
     """Score a face (``(T, 112, 112)`` uint8 crops at 25 fps) against the line's audio (mono, starting at
@@ -195,7 +224,7 @@ def asd_evidence(faces: np.ndarray, audio: np.ndarray, rate: int = 16000, *, mod
     span = t - 2 * lo + 1
     shifts = sorted({lo + int(round(v)) for v in np.linspace(0, span - 1, min(max_shifts, (span + 1) // 2))})
     with torch.inference_mode():
-        face_emb = model.encode_faces(torch.from_numpy(np.ascontiguousarray(faces))[None])
+        face_emb = encode_faces_windowed(model, faces)
         audio_emb = model.encode_audio(torch.from_numpy(feats)[None])
         # circular shifts of the audio embedding by whole video frames (the encoder's edge effects aside,
         # the same as encoding the shifted MFCCs), batched

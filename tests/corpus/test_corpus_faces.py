@@ -44,8 +44,25 @@ def test_own_audio_picks_the_face_confidently(clips):
         choice = speaker_for_line(analysis, analysis.start, analysis.end, audio=audio, sample_rate=16000)
         right += choice.track_id == analysis.tracks[0].track_id
         if choice.track_id is not None:
-            assert choice.confidence >= SpeakerParams().audio_confidence
+            # the audio-visual network ran (a file, lines over ~2.8 s) and the combined cut applies
+            c = choice.candidates[0]
+            assert c.network_z is not None and c.combined_z is not None, name
+            assert choice.confidence >= SpeakerParams().combined_confidence
     assert right >= 0.9 * len(clips)
+
+
+def test_network_prefers_the_faces_own_audio_to_other_lines(clips):
+    """The network's z (its score against the circularly shifted audio) is higher with the face's own
+    speech than with its speech reversed or another clip's speech."""
+    from s2v_toolkit.faces.asd import asd_evidence, line_face_crops
+
+    for name, (analysis, audio) in clips.items():
+        crops = line_face_crops(analysis.source, analysis.rotation, analysis.tracks[0], analysis.start,
+                                analysis.end, analysis.fps)
+        own = asd_evidence(crops, audio).z
+        others = [np.resize(a, len(audio)) for o, (_, a) in clips.items() if o != name]
+        for line in [audio[::-1].copy(), *others]:
+            assert asd_evidence(crops, line).z < own, name
 
 
 def test_unrelated_line_picks_no_face(clips):
