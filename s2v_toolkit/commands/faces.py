@@ -190,6 +190,8 @@ def _cmd_speaker(args) -> int:
         print(f"frames {start}-{end}: {who} (confidence {choice.confidence:.2f}): {choice.reason}")
         for c in choice.candidates:
             net = "" if c.network_z is None else f", network {c.network_z:.1f} sd (combined {c.combined_z:.1f} sd)"
-            print(f"  track {c.track_id}: coverage {c.coverage:.0%}, audio r={c.audio_correlation}{net}, "
-                  f"reference similarity {c.reference_similarity}, score {c.score:.2f}")
+            r = "none" if c.audio_correlation is None else f"{c.audio_correlation:.2f}"
+            ref = "none" if c.reference_similarity is None else f"{c.reference_similarity:.2f}"
+            print(f"  track {c.track_id}: coverage {c.coverage:.0%}, audio r={r}{net}, "
+                  f"reference similarity {ref}, score {c.score:.2f}")
     return 0
