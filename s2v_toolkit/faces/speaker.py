@@ -22,7 +22,15 @@ face by the audio; docs/faces.md has the table of real clips behind it. A still 
 under ``min_mouth_motion``) gives no evidence. A line shorter than ``min_line_seconds`` or a silent one
 (its loudest frame under ``silence_dbfs``) cannot be judged from the audio.
 
-When the audio decides (a margin of ``audio_confidence``), the reference similarity is only reported.
+The audio-visual network (``asd.py``, Light-ASD with its authors' AVA weights; ``network=True``, the
+default): for a line of an analysed file, each candidate's lower-face crops are scored against the line's
+MFCCs and against the same audio circularly shifted (>= 1 s); the network's z counts from 0 up and is
+combined with the landmarks' z, ``(max(z_net, 0) + z) / sqrt(2)``, and a face is then chosen at
+``combined_confidence`` (0.98, z = 2.33: the network's z on unrelated lines is centred a little above 0).
+Where it cannot run (frames analysed from memory, a file that cannot be read again, lines under ~2.8 s)
+the landmarks decide alone at ``audio_confidence``.
+
+When the audio decides (a margin of the cut in use), the reference similarity is only reported.
 When it does not (no usable audio, or no mouth follows it clearly), the reference image names the
 character's face: each candidate's combined face similarity, rescaled so that ``reference_floor`` maps to
 0, needs a margin of ``min_confidence`` over the next; the reason says the audio was undecided and why.
