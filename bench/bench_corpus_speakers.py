@@ -608,6 +608,76 @@ def faces_table(root: Path, clips: dict | None = None) -> list[dict]:
     return rows
 
 
+def side_by_side(left: tuple, right: tuple, out: Path) -> Path:
+    """Write the two talking heads side by side (each scaled to 512 px high, at the left clip's rate, as
+    long as the shorter) with no audio: a two-shot of two real faces whose lines are known."""
+    import cv2
+
+    from s2v_toolkit.faces.analyze import iter_video_frames
+    from s2v_toolkit.media import write_video
+
+    (la, _), (ra, _) = left, right
+    fps = la.fps
+    n = int(min((la.end - la.start + 1) / la.fps, (ra.end - ra.start + 1) / ra.fps) * fps)
+    def frames(a):
+        got = [f for _, f in iter_video_frames(a.source, a.start, a.end, a.rotation)]
+        pick = np.minimum((np.arange(n) / fps * a.fps).astype(int), len(got) - 1)
+        return [cv2.resize(got[i], (int(round(got[i].shape[1] * 512 / got[i].shape[0])) // 2 * 2, 512),
+                           interpolation=cv2.INTER_AREA) for i in pick]
+    both = [np.concatenate([a, b], 1) for a, b in zip(frames(la), frames(ra))]
+    from fractions import Fraction
+
+    return write_video(out, np.stack(both), Fraction(fps).limit_denominator(1001), preset="h264", overwrite=True)
+
+
+def two_faces_table(clips: dict, workdir: Path) -> list[dict]:
+    """Two real talking heads side by side, each clip paired with the next of the folder: the left face's
+    own audio must choose the left face, the right's the right one, and a third clip's audio neither (the
+    serious error is the other face). Ours (network + landmarks) next to the landmarks alone."""
+    from s2v_toolkit.faces import SpeakerParams, analyze_video, speaker_for_line
+
+    names = sorted(clips)
+    rows = []
+    for i, a in enumerate(names):
+        b = names[(i + 1) % len(names)]
+        if a == b:
+            continue
+        path = side_by_side(clips[a], clips[b], workdir / f"pair_{i}.mp4")
+        an = analyze_video(path)
+        if len(an.tracks) != 2:
+            rows.append({"left": a, "right": b, "note": f"{len(an.tracks)} tracks, not 2: skipped"})
+            continue
+        by_x = sorted(an.tracks, key=lambda t: float(np.median(t.boxes()[:, 0])))
+        ids = {"left": by_x[0].track_id, "right": by_x[1].track_id}
+        n = an.end - an.start + 1
+        need = int(round(n / an.fps * 16000))
+        third = names[(i + 2) % len(names)]
+        lines = [("left", np.resize(clips[a][1], need)), ("right", np.resize(clips[b][1], need))]
+        if third not in (a, b):
+            lines.append((None, np.resize(clips[third][1], need)))
+        for who, audio in lines:
+            row = {"left": a, "right": b, "audio_of": who or third, "speaks": who}
+            for name, params in (("ours", SpeakerParams()), ("landmarks", SpeakerParams(network=False))):
+                c = speaker_for_line(an, an.start, an.end, audio=audio, sample_rate=16000, params=params)
+                want = ids[who] if who else None
+                row[name] = ("right" if c.track_id == want else
+                             "undecided" if c.track_id is None else "wrong face")
+                row[name + "_confidence"] = round(c.confidence, 3)
+                side = {v: k for k, v in ids.items()}
+                row[name + "_z"] = {side[x.track_id]: (x.combined_z if x.combined_z is not None else x.audio_z)
+                                    for x in c.candidates if x.track_id in side}
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    summary = {}
+    for name in ("ours", "landmarks"):
+        for kind, sel in (("own_line", lambda r: r.get("speaks")), ("third_clip_line", lambda r: "speaks" in r and not r["speaks"])):
+            got = [r[name] for r in rows if name in r and sel(r)]
+            summary[f"{name}_{kind}"] = {k: got.count(k) for k in ("right", "undecided", "wrong face")}
+    print(json.dumps(summary), flush=True)
+    rows.append({"summary": summary})
+    return rows
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--corpus", default=None)
@@ -619,6 +689,9 @@ def main() -> int:
     ap.add_argument("--no-active-speaker", action="store_true",
                     help="leave out the whole-clip active-speaker table (the pooled-lines table only)")
     ap.add_argument("--extra", default=None, help="a folder of URI.wav + RTTM files outside the corpus")
+    ap.add_argument("--two-faces", action="store_true",
+                    help="also pair the talking heads side by side: which of two real faces speaks")
+    ap.add_argument("--no-pooled", action="store_true", help="leave out the pooled-lines table")
     args = ap.parse_args()
     root = corpus_root(args.corpus)
     if root is None:
@@ -638,7 +711,13 @@ def main() -> int:
         clips = talking_heads(root)
         if not args.no_active_speaker:
             doc["active_speaker"] = faces_table(root, clips)
-        doc["pooled_lines"] = pooled_table(clips)
+        if not args.no_pooled:
+            doc["pooled_lines"] = pooled_table(clips)
+        if args.two_faces:
+            import tempfile
+
+            with tempfile.TemporaryDirectory() as tmp:
+                doc["two_faces"] = two_faces_table(clips, Path(tmp))
         if args.variants:
             doc["evidence_variants"] = variants_table(clips)
     doc["load_average_after"] = os.getloadavg()

@@ -254,3 +254,46 @@ def test_network_is_skipped_without_a_file_and_warns_when_the_file_is_gone(tmp_p
     gone = SimpleNamespace(source=str(tmp_path / "moved.mp4"), rotation=0, fps=25.0)
     with pytest.warns(UserWarning, match="moved.mp4: frames 0-59 could not be read again"):
         assert asd.network_evidence(gone, [track], 0, 59, np.zeros(38400, np.float32)) == {}
+
+
+def _cand(tid: int, z: float):
+    from s2v_toolkit.faces.speaker import CandidateEvidence
+
+    ev = max(0.0, math.erf(z / math.sqrt(2)))
+    return CandidateEvidence(tid, 1.0, 0.1, 0.3, None, ev, z, 0, ev, None, None, z)
+
+
+def test_with_two_faces_the_lead_in_z_decides_not_the_saturated_evidence():
+    from s2v_toolkit.faces.speaker import _audio_confidence
+
+    # the speaking face at z 3.5 against a face talking at the same time by chance (z 1.2): the evidences
+    # (0.9995 and 0.77) differ by 0.23, far under the cut, but the z lead of 2.3 says which face speaks
+    conf, lead = _audio_confidence([_cand(0, 3.5), _cand(1, 1.2)], 0.98, 1.0)
+    assert lead == pytest.approx(2.3) and conf == pytest.approx(math.erf(3.5 / math.sqrt(2)))
+    # both faces far above chance, close to each other: undecided, and the confidence says so
+    conf, lead = _audio_confidence([_cand(0, 3.2), _cand(1, 2.6)], 0.98, 1.0)
+    assert lead == pytest.approx(0.6) and conf < 0.98 and conf == pytest.approx(0.98 * 0.6)
+    # the best face under the cut is never chosen whatever its lead
+    conf, _ = _audio_confidence([_cand(0, 2.0), _cand(1, -1.0)], 0.98, 1.0)
+    assert conf < 0.98
+    # one face: its evidence
+    conf, lead = _audio_confidence([_cand(0, 2.5)], 0.98, 1.0)
+    assert lead is None and conf == pytest.approx(math.erf(2.5 / math.sqrt(2)))
+
+
+def test_two_talking_faces_choice_and_reason():
+    from s2v_toolkit.faces import choose_speaker
+    from s2v_toolkit.faces.asd import AsdEvidence
+
+    n = 125
+    tracks = [_talking_track(0, n, True), _talking_track(1, n, True)]
+    env = np.log(np.random.default_rng(3).uniform(0.01, 1, n))
+    base = choose_speaker(tracks, 0, n - 1, envelope=env, fps=25.0)
+    z_lm = {c.track_id: c.audio_z for c in base.candidates}
+    clear = {0: AsdEvidence(1, 0, 0.2, 7.0, n), 1: AsdEvidence(1, 0, 0.2, 1.0, n)}
+    got = choose_speaker(tracks, 0, n - 1, envelope=env, fps=25.0, network=clear)
+    comb = {t: (max(clear[t].z, 0) + z_lm[t]) / math.sqrt(2) for t in (0, 1)}
+    assert (got.track_id == 0) == (comb[0] >= 2.326 and comb[0] - comb[1] >= 1.0)
+    close = {0: AsdEvidence(1, 0, 0.2, 5.0, n), 1: AsdEvidence(1, 0, 0.2, 5.0 + (z_lm[0] - z_lm[1]) + 0.2, n)}
+    tie = choose_speaker(tracks, 0, n - 1, envelope=env, fps=25.0, network=close)
+    assert tie.track_id is None and "about equally" in tie.reason and tie.confidence < 0.98
