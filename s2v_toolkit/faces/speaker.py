@@ -421,12 +421,19 @@ def _audio_confidence(ranked: list[CandidateEvidence], cut: float, min_z_margin:
     differ little in evidence though far apart in z: on two real talking heads side by side the evidence
     difference left 16 of 22 lines undecided, the z lead 4, with no wrong face either way (docs/faces.md)."""
     best = ranked[0]
-    if len(ranked) == 1:
-        return float(best.score), None
-    lead = _z_of(best) - max(_z_of(c) for c in ranked[1:])
+    return lead_confidence(float(best.score), _z_of(best), [_z_of(c) for c in ranked[1:]], cut, min_z_margin)
+
+
+def lead_confidence(best_evidence: float, best_z: float, other_z: list[float], cut: float,
+                    min_z_margin: float) -> tuple[float, float | None]:
+    """The best face's evidence, kept under ``cut`` (scaled by the fraction of the lead reached) where
+    another face's z comes within ``min_z_margin`` of its z; with the lead (None for a single face)."""
+    if not other_z:
+        return best_evidence, None
+    lead = best_z - max(other_z)
     if lead >= min_z_margin:
-        return float(best.score), lead
-    return float(min(best.score, cut * max(lead, 0.0) / min_z_margin)), lead
+        return best_evidence, lead
+    return float(min(best_evidence, cut * max(lead, 0.0) / min_z_margin)), lead
 
 
 def reference_descriptor(image: np.ndarray, bundle=None) -> FaceDescriptor:
@@ -475,7 +482,8 @@ class PooledChoice:
 
     ``line_z``: per line, each visible track's z (its own line's shift null; absent where the line could
     not be judged); ``z``: per track, Stouffer's sum(z) / sqrt(lines); ``confidence``: the best track's
-    ``2 * Phi(z) - 1`` minus the second's, the same scale and cut (``audio_confidence``) as one line."""
+    ``2 * Phi(z) - 1`` with a z lead of ``min_z_margin`` over the others, the same scale, rule and cut
+    (``audio_confidence``) as one line judged by the landmarks."""
 
     track_id: int | None
     confidence: float
@@ -543,7 +551,9 @@ def pool_audio_z(line_z: list[dict[int, float]], params: SpeakerParams = Speaker
     ev = {tid: max(0.0, 2.0 * float(norm.cdf(v)) - 1.0) for tid, v in z.items()}
     ranked = sorted(ev, key=lambda t: ev[t], reverse=True)
     best = ranked[0]
-    conf = ev[best] - (ev[ranked[1]] if len(ranked) > 1 else 0.0)
+    # the same rule as one line: the best face's evidence, with a lead in z over every other face
+    conf, _ = lead_confidence(ev[best], z[best], [z[t] for t in ranked[1:]], params.audio_confidence,
+                              params.min_z_margin)
     judged = sum(1 for d in line_z if d)
     text = f"pooled over {counts[best]} of {judged} lines: mouth follows the audio {z[best]:.1f} sd above chance"
     if conf >= params.audio_confidence:

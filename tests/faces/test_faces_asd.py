@@ -297,3 +297,13 @@ def test_two_talking_faces_choice_and_reason():
     close = {0: AsdEvidence(1, 0, 0.2, 5.0, n), 1: AsdEvidence(1, 0, 0.2, 5.0 + (z_lm[0] - z_lm[1]) + 0.2, n)}
     tie = choose_speaker(tracks, 0, n - 1, envelope=env, fps=25.0, network=close)
     assert tie.track_id is None and "about equally" in tie.reason and tie.confidence < 0.98
+
+
+def test_pooled_lines_use_the_same_z_lead_rule():
+    from s2v_toolkit.faces import pool_audio_z
+
+    # three lines: face 0 speaks them (z 2.5 each), face 1 talks too, by chance (z 1.0 each)
+    got = pool_audio_z([{0: 2.5, 1: 1.0}] * 3)
+    assert got.track_id == 0 and got.confidence == pytest.approx(math.erf(2.5 * math.sqrt(3) / math.sqrt(2)))
+    close = pool_audio_z([{0: 2.5, 1: 2.2}] * 3)      # a lead of 0.52 pooled: undecided
+    assert close.track_id is None and close.confidence < 0.9
