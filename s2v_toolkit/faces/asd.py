@@ -115,9 +115,10 @@ def track_boxes(track, start: int, end: int) -> np.ndarray | None:
         return None
     boxes = landmark_box(track.best_landmarks()[inside])
     found = frames[inside] - start
-    idx = np.clip(np.searchsorted(found, np.arange(end - start + 1)), 0, len(found) - 1)
+    pos = np.arange(end - start + 1)
+    idx = np.clip(np.searchsorted(found, pos), 0, len(found) - 1)
     prev = np.clip(idx - 1, 0, len(found) - 1)
-    pick = np.where(np.abs(found[prev] - np.arange(end - start + 1)) < np.abs(found[idx] - np.arange(end - start + 1)), prev, idx)
+    pick = np.where(np.abs(found[prev] - pos) < np.abs(found[idx] - pos), prev, idx)
     b = boxes[pick]
     half = _median(np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]) / 2)
     cx, cy = _median((b[:, 0] + b[:, 2]) / 2), _median((b[:, 1] + b[:, 3]) / 2)
@@ -209,8 +210,6 @@ def asd_evidence(faces: np.ndarray, audio: np.ndarray, rate: int = 16000, *, mod
     visual encoder; 40 shifts estimate a mean and a spread well enough)."""
     import torch
 
-    from .asd_model import load_light_asd
-
     model = model or load_light_asd()
     t = len(faces)
     lo = int(round(min_shift_s * ASD_FPS))
@@ -231,26 +230,29 @@ def asd_evidence(faces: np.ndarray, audio: np.ndarray, rate: int = 16000, *, mod
         batch = torch.cat([audio_emb] + [torch.roll(audio_emb, k, dims=1) for k in shifts])
         logits = _chunked_logits(model, batch, face_emb).mean(1).numpy()
     own, null = float(logits[0]), logits[1:]
-    mean, sd = float(null.mean()), float(null.std(ddof=1)) if len(null) > 1 else float("nan")
+    mean, sd = float(null.mean()), float(null.std(ddof=1))   # min_shifts >= 2 shifts: a spread exists
     z = (own - mean) / sd if sd > 1e-6 else float("nan")
     return AsdEvidence(own, mean, sd, float(z), t)
 
 
-def line_face_crops(source: str, rotation: int, track, start: int, end: int, fps: float) -> np.ndarray | None:
-    """Decode the line's frames ``start..end`` of ``source`` and crop ``track``'s face at 25 fps."""
+def line_face_crops(source: str, rotation: int, tracks: list, start: int, end: int,
+                    fps: float) -> dict[int, np.ndarray]:
+    """Decode the line's frames ``start..end`` of ``source`` once and crop each track's face at 25 fps:
+    track id -> ``(T, 112, 112)`` uint8 (tracks not found on the line are left out)."""
     from .analyze import iter_video_frames
 
-    boxes = track_boxes(track, start, end)
-    if boxes is None:
-        return None
+    boxes = {t.track_id: b for t in tracks if (b := track_boxes(t, start, end)) is not None}
+    if not boxes:
+        return {}
     times = asd_frame_times(end - start + 1, fps)
     wanted: dict[int, list[int]] = {}
     for k, f in enumerate(times):
         wanted.setdefault(int(f), []).append(k)
-    crops = np.zeros((len(times), CROP_PX, CROP_PX), np.uint8)
+    crops = {tid: np.zeros((len(times), CROP_PX, CROP_PX), np.uint8) for tid in boxes}
     for index, frame in iter_video_frames(source, start, end, rotation):
         for k in wanted.get(index - start, ()):
-            crops[k] = face_crop(frame, boxes[index - start])
+            for tid, b in boxes.items():
+                crops[tid][k] = face_crop(frame, b[index - start])
     return crops
 
 
@@ -274,13 +276,11 @@ def network_evidence(analysis, tracks: list, start: int, end: int, audio: np.nda
         x = resample_poly(x, 16000 // g, int(rate) // g).astype(np.float32)
     out = {}
     try:
-        for t in tracks:
-            crops = line_face_crops(analysis.source, analysis.rotation, t, start, end, analysis.fps)
-            if crops is None:
-                continue
-            ev = asd_evidence(crops, x[: int(round(len(crops) / ASD_FPS * 16000)) + 400], 16000)
+        crops = line_face_crops(analysis.source, analysis.rotation, tracks, start, end, analysis.fps)
+        for tid, faces in crops.items():
+            ev = asd_evidence(faces, x[: int(round(len(faces) / ASD_FPS * 16000)) + 400], 16000)
             if ev is not None:
-                out[t.track_id] = ev
+                out[tid] = ev
     except (S2VError, OSError, ValueError, RuntimeError) as exc:
         warnings.warn(f"{analysis.source}: frames {start}-{end} could not be read again for the audio-visual "
                       f"active-speaker network ({exc}); judged by the landmarks alone", stacklevel=2)

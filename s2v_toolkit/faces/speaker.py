@@ -264,6 +264,11 @@ def mouth_activity(track: FaceTrack, start: int, end: int) -> np.ndarray:
     return 0.5 * (_standardised(height) + _standardised(speed))
 
 
+def candidate_tracks(tracks: list[FaceTrack], start: int, end: int, params: SpeakerParams) -> list[FaceTrack]:
+    """The tracks a line's speaker is chosen from: visible on at least ``min_coverage`` of its frames."""
+    return [t for t in tracks if t.coverage(start, end) >= params.min_coverage]
+
+
 def choose_speaker(tracks: list[FaceTrack], start: int, end: int, *, envelope: np.ndarray | None = None,
                    reference: FaceDescriptor | None = None,
                    track_descriptors: dict[int, FaceDescriptor] | None = None,
@@ -294,10 +299,8 @@ def choose_speaker(tracks: list[FaceTrack], start: int, end: int, *, envelope: n
             env = np.maximum(env, env.max() - 50 * np.log(10) / 20)  # silences 50 dB down are all alike
     use_audio = env is not None and audio_note is None
     candidates = []
-    for t in tracks:
+    for t in candidate_tracks(tracks, start, end, params):
         cov = t.coverage(start, end)
-        if cov < params.min_coverage:
-            continue
         series = mouth_series(t, start, end)
         motion = float(np.nanstd(series)) if np.isfinite(series).any() else 0.0
         corr = z = lag = ev = None
@@ -467,8 +470,8 @@ def speaker_for_line(analysis, start: int, end: int, *, audio: np.ndarray | None
         if params.network and (end - start + 1) >= params.min_line_seconds * analysis.fps:
             from .asd import network_evidence
 
-            candidates = [t for t in analysis.tracks if t.coverage(start, end) >= params.min_coverage]
-            network = network_evidence(analysis, candidates, start, end, audio, sample_rate)
+            network = network_evidence(analysis, candidate_tracks(analysis.tracks, start, end, params), start,
+                                       end, audio, sample_rate)
     return choose_speaker(analysis.tracks, start, end, envelope=envelope, reference=reference,
                           track_descriptors=analysis.descriptors, params=params, fps=analysis.fps, network=network)
 
@@ -517,9 +520,7 @@ def line_audio_z(tracks: list[FaceTrack], start: int, end: int, envelope: np.nda
         return {}, "silent line"
     env = np.maximum(env, env.max() - 50 * np.log(10) / 20)
     out: dict[int, float] = {}
-    for t in tracks:
-        if t.coverage(start, end) < params.min_coverage:
-            continue
+    for t in candidate_tracks(tracks, start, end, params):
         series = mouth_series(t, start, end)
         motion = float(np.nanstd(series)) if np.isfinite(series).any() else 0.0
         if motion < params.min_mouth_motion:

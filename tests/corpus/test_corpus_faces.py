@@ -57,8 +57,8 @@ def test_network_prefers_the_faces_own_audio_to_other_lines(clips):
     from s2v_toolkit.faces.asd import asd_evidence, line_face_crops
 
     for name, (analysis, audio) in clips.items():
-        crops = line_face_crops(analysis.source, analysis.rotation, analysis.tracks[0], analysis.start,
-                                analysis.end, analysis.fps)
+        crops = line_face_crops(analysis.source, analysis.rotation, analysis.tracks[:1], analysis.start,
+                                analysis.end, analysis.fps)[analysis.tracks[0].track_id]
         own = asd_evidence(crops, audio).z
         others = [np.resize(a, len(audio)) for o, (_, a) in clips.items() if o != name]
         for line in [audio[::-1].copy(), *others]:
