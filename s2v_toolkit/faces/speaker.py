@@ -317,7 +317,7 @@ def choose_speaker(tracks: list[FaceTrack], start: int, end: int, *, envelope: n
         ref_ev = None
         if reference is not None and track_descriptors and t.track_id in track_descriptors:
             sim = face_similarity(reference, track_descriptors[t.track_id])["combined"]
-            ref_ev = max(0.0, (sim - params.reference_floor) / (1.0 - params.reference_floor))
+            ref_ev = _reference_evidence(sim, params)
         net = (network or {}).get(t.track_id)
         net_score = net_z = comb = None
         if use_audio and net is not None and np.isfinite(net.z) and z is not None:
@@ -337,11 +337,6 @@ def choose_speaker(tracks: list[FaceTrack], start: int, end: int, *, envelope: n
                                               f"{start}-{end}", [])
     if audio_note is not None:
         use_audio = False
-
-    def ref_score(c):
-        if c.reference_similarity is None:
-            return 0.0
-        return max(0.0, (c.reference_similarity - params.reference_floor) / (1.0 - params.reference_floor))
 
     def margin(scores):
         ranked = sorted(scores, key=lambda cs: cs[1], reverse=True)
@@ -378,7 +373,7 @@ def choose_speaker(tracks: list[FaceTrack], start: int, end: int, *, envelope: n
         elif len(audio_ranked) > 1 and audio_ranked[1][1] > 0.5 * lead.score:
             audio_why = f"tracks {lead.track_id} and {audio_ranked[1][0].track_id} follow the audio about equally"
         else:
-            sd = lead.combined_z if lead.combined_z is not None else lead.audio_z
+            sd = _z_of(lead, missing=None)
             audio_why = (f"track {lead.track_id}'s mouth follows the audio only {sd:.1f} sd above chance"
                          if sd is not None else f"weak audio evidence for track {lead.track_id}")
     else:
@@ -391,7 +386,7 @@ def choose_speaker(tracks: list[FaceTrack], start: int, end: int, *, envelope: n
         return SpeakerChoice(None, conf, lead, prefix + why, candidates)
     # the audio did not decide: the reference image names the character's face
     for c in candidates:
-        c.score = ref_score(c)
+        c.score = _reference_evidence(c.reference_similarity, params)
     ranked, confidence = margin([(c, c.score) for c in candidates])
     best = ranked[0][0]
     tail = f"; audio undecided: {audio_why}" if audio_why else ""
@@ -408,10 +403,18 @@ def choose_speaker(tracks: list[FaceTrack], start: int, end: int, *, envelope: n
                          f"reference similarity {best.reference_similarity:.2f}{tail}", candidates)
 
 
-def _z_of(c: CandidateEvidence) -> float:
-    """The z a candidate's audio evidence stands on (combined where the network ran; a still mouth: 0)."""
+def _z_of(c: CandidateEvidence, missing: float | None = 0.0) -> float | None:
+    """The z a candidate's audio evidence stands on (combined where the network ran); ``missing`` for a
+    still mouth (no z)."""
     z = c.combined_z if c.combined_z is not None else c.audio_z
-    return float(z) if z is not None else 0.0
+    return float(z) if z is not None else missing
+
+
+def _reference_evidence(similarity: float | None, params: SpeakerParams) -> float:
+    """Reference-image similarity rescaled so ``reference_floor`` is 0 and 1 is 1 (no reference: 0)."""
+    if similarity is None:
+        return 0.0
+    return max(0.0, (similarity - params.reference_floor) / (1.0 - params.reference_floor))
 
 
 def _audio_confidence(ranked: list[CandidateEvidence], cut: float, min_z_margin: float) -> tuple[float, float | None]:
