@@ -195,7 +195,7 @@ def extra_table(extra: Path) -> list[dict]:
         src = open_audio(extra / f"{uri}.wav")
         x = src.read(0, src.duration)
         est, given = diarize(x, 16000), diarize(x, 16000, num_speakers=len(ref.speakers))
-        rows.append({"recording": uri, "speakers": len(ref.speakers), "estimated": len(est.speakers),
+        rows.append({"set": extra.name, "recording": uri, "speakers": len(ref.speakers), "estimated": len(est.speakers),
                      "der_estimated": diarization_error_rate(ref, est).der,
                      "der_given": diarization_error_rate(ref, given).der,
                      "der_one_speaker": diarization_error_rate(ref, one_speaker(x)).der,
@@ -688,7 +688,8 @@ def main() -> int:
                     help="also score the evidence variants (spectral bands, pauses, mouth width) on the same lines")
     ap.add_argument("--no-active-speaker", action="store_true",
                     help="leave out the whole-clip active-speaker table (the pooled-lines table only)")
-    ap.add_argument("--extra", default=None, help="a folder of URI.wav + RTTM files outside the corpus")
+    ap.add_argument("--extra", action="append", default=[],
+                    help="a folder of URI.wav + RTTM files outside the corpus (repeat for several folders)")
     ap.add_argument("--two-faces", action="store_true",
                     help="also pair the talking heads side by side: which of two real faces speaks")
     ap.add_argument("--no-pooled", action="store_true", help="leave out the pooled-lines table")
@@ -706,7 +707,7 @@ def main() -> int:
         doc["channel"] = channel_table(root)
         doc["speed"] = speed(root)
         if args.extra:
-            doc["extra"] = extra_table(Path(args.extra))
+            doc["extra"] = [row for folder in args.extra for row in extra_table(Path(folder))]
     if not args.no_faces:
         clips = talking_heads(root)
         if not args.no_active_speaker:
