@@ -249,7 +249,12 @@ def test_count_jump_is_judged_against_the_pairs_own_halves(monkeypatch):
     # the halves of a group are on average (0.90), though the short one's halves differ more (0.847)
     broadcast = [(5, True, .053, .914, .947), (4, True, .055, .884, .945), (3, True, .040, .924, .960),
                  (2, True, .160, .847, .840, .900)]
+    # two espeak-ng voices, one through three microphones: a merge inside that voice passes 1.5x the first
+    # heavy merge (0.180 after 0.106), the two voices' merge stands out more (0.346): the clearest jump wins
+    mics = [(10, False, .070, 0.0, .930), (9, False, .208, 0.0, .792), (8, False, .084, .961, .916),
+            (7, False, .212, 0.0, .788), (6, False, .139, 0.0, .861), (5, False, .223, .792, .777),
+            (4, True, .106, .911, .894), (3, True, .180, .900, .820), (2, True, .346, .873, .654)]
     x = np.random.default_rng(0).standard_normal((40, 16))
-    for rows, expected in ((interview, 2), (readers, 4), (four, 4), (broadcast, 2)):
+    for rows, expected in ((interview, 2), (readers, 4), (four, 4), (broadcast, 2), (mics, 2)):
         monkeypatch.setattr(clustering, "_merge_sequence", lambda *a, rows=rows, **k: _merge_states(40, rows))
         assert clustering.estimate_speaker_count(x)[0] == expected
