@@ -310,12 +310,18 @@ def talking_heads(root: Path) -> dict:
     return clips
 
 
-def unrelated_lines(clips: dict, name: str, x: np.ndarray) -> list[tuple[str, np.ndarray, bool]]:
+def unrelated_lines(clips: dict, name: str, x: np.ndarray, others: int | None = None) -> list[tuple[str, np.ndarray, bool]]:
     """The clip's own audio (the face speaks it) and the unrelated lines: its own audio reversed, rolled by
-    half its length, and every other clip's audio of the folder (cut or repeated to the same length)."""
+    half its length, and every other clip's audio of the folder (cut or repeated to the same length); with
+    ``others``, only the audio of the ``others`` clips that follow it in name order (wrapping round)."""
     lines = [("own audio", x, True), ("own audio reversed", x[::-1].copy(), False),
              ("own audio rolled by half", np.roll(x, len(x) // 2), False)]
-    return lines + [(f"audio of {o}", np.resize(y, len(x)), False) for o, (_, y) in clips.items() if o != name]
+    names = sorted(clips)
+    chosen = [o for o in names if o != name]
+    if others is not None:
+        i = names.index(name)
+        chosen = [names[(i + k) % len(names)] for k in range(1, min(others, len(names) - 1) + 1)]
+    return lines + [(f"audio of {o}", np.resize(clips[o][1], len(x)), False) for o in chosen]
 
 
 def _auc(own, other) -> float | None:
@@ -533,13 +539,15 @@ def variants_table(clips: dict) -> list[dict]:
     return rows
 
 
-def faces_table(root: Path, clips: dict | None = None) -> list[dict]:
+def faces_table(root: Path, clips: dict | None = None, others: int | None = None, quick: bool = False) -> list[dict]:
+    """Every clip against its own audio and the unrelated lines. ``quick``: ours and the landmarks alone
+    only (no older rules); ``others``: see :func:`unrelated_lines`."""
     from s2v_toolkit.faces import SpeakerParams, speaker_for_line
 
     clips = talking_heads(root) if clips is None else clips
     rows = []
     for name, (analysis, x) in clips.items():
-        for what, audio, speaks in unrelated_lines(clips, name, x):
+        for what, audio, speaks in unrelated_lines(clips, name, x, others):
             t0 = time.perf_counter()
             choice = speaker_for_line(analysis, analysis.start, analysis.end, audio=audio, sample_rate=16000)
             best = next((c for c in choice.candidates if c.track_id == choice.best_candidate), None)
@@ -549,6 +557,22 @@ def faces_table(root: Path, clips: dict | None = None) -> list[dict]:
             marks = speaker_for_line(analysis, analysis.start, analysis.end, audio=audio, sample_rate=16000,
                                      params=SpeakerParams(network=False))
             marks_seconds = time.perf_counter() - t1
+            rows.append({"clip": name, "line": what, "face_speaks": speaks, "chosen": choice.track_id,
+                         "confidence": round(choice.confidence, 3),
+                         "z": None if best is None or best.audio_z is None else round(best.audio_z, 2),
+                         "network_z": None if best is None or best.network_z is None else round(best.network_z, 2),
+                         "combined_z": None if best is None or best.combined_z is None else round(best.combined_z, 2),
+                         "landmarks_chosen": marks.track_id, "landmarks_confidence": round(marks.confidence, 3),
+                         "landmarks_correct": (marks.track_id == analysis.tracks[0].track_id) if speaks
+                         else marks.track_id is None, "landmarks_seconds": round(marks_seconds, 3),
+                         "correct": (choice.track_id == analysis.tracks[0].track_id) if speaks
+                         else choice.track_id is None,
+                         # baseline: the only visible face, whatever the audio
+                         "only_face_correct": speaks,
+                         "seconds": round(seconds, 3), "reason": choice.reason})
+            if quick:
+                print(json.dumps(rows[-1]), flush=True)
+                continue
             # the previous rule, for comparison: inner-lip gap, circular-shift null only, Pearson r of the
             # values smoothed over 0.2 s, cut 0.8
             prev = speaker_for_line(analysis, analysis.start, analysis.end, audio=audio, sample_rate=16000,
@@ -560,43 +584,31 @@ def faces_table(root: Path, clips: dict | None = None) -> list[dict]:
                                       params=SpeakerParams(smooth_seconds=0.2, ranks=False, network=False))
             ranked = speaker_for_line(analysis, analysis.start, analysis.end, audio=audio, sample_rate=16000,
                                       params=SpeakerParams(ranks=True, network=False))  # landmarks on ranks
-            rows.append({"clip": name, "line": what, "face_speaks": speaks, "chosen": choice.track_id,
-                         "confidence": round(choice.confidence, 3),
-                         "z": None if best is None or best.audio_z is None else round(best.audio_z, 2),
-                         "network_z": None if best is None or best.network_z is None else round(best.network_z, 2),
-                         "combined_z": None if best is None or best.combined_z is None else round(best.combined_z, 2),
-                         "landmarks_chosen": marks.track_id, "landmarks_confidence": round(marks.confidence, 3),
-                         "landmarks_correct": (marks.track_id == analysis.tracks[0].track_id) if speaks
-                         else marks.track_id is None, "landmarks_seconds": round(marks_seconds, 3),
-                         "correct": (choice.track_id == analysis.tracks[0].track_id) if speaks
-                         else choice.track_id is None,
-                         "previous_rule_chosen": prev.track_id,
+            rows[-1].update({"previous_rule_chosen": prev.track_id,
                          "previous_rule_confidence": round(prev.confidence, 3),
                          "previous_rule_correct": (prev.track_id == analysis.tracks[0].track_id) if speaks
                          else prev.track_id is None,
                          "ranks_confidence": round(ranked.confidence, 3),
                          "values_rule_confidence": round(values.confidence, 3),
                          "values_rule_correct": (values.track_id == analysis.tracks[0].track_id) if speaks
-                         else values.track_id is None,
-                         # baseline: the only visible face, whatever the audio
-                         "only_face_correct": speaks,
-                         "seconds": round(seconds, 3), "reason": choice.reason})
+                         else values.track_id is None})
             print(json.dumps(rows[-1]), flush=True)
     summary = {}
-    for key in ("correct", "landmarks_correct", "values_rule_correct", "previous_rule_correct", "only_face_correct"):
+    baselines = () if quick else ("values_rule_correct", "previous_rule_correct")
+    for key in ("correct", "landmarks_correct") + baselines + ("only_face_correct",):
         own = [r[key] for r in rows if r["face_speaks"]]
         other = [r[key] for r in rows if not r["face_speaks"]]
         summary[key] = {"own_audio_right": f"{sum(own)}/{len(own)}", "unrelated_undecided": f"{sum(other)}/{len(other)}"}
     for cut in (0.8, 0.9, 0.95, 0.98, 0.99):  # at other thresholds (combined_confidence / audio_confidence)
-        for name, key in (("ours", "confidence"), ("landmarks", "landmarks_confidence"),
-                          ("values_rule", "values_rule_confidence"), ("ranks", "ranks_confidence")):
+        for name, key in (("ours", "confidence"), ("landmarks", "landmarks_confidence")) + (() if quick else (
+                          ("values_rule", "values_rule_confidence"), ("ranks", "ranks_confidence"))):
             own = [r[key] >= cut for r in rows if r["face_speaks"]]
             other = [r[key] < cut for r in rows if not r["face_speaks"]]
             summary[f"{name}_at_{cut}"] = {"own_audio_right": f"{sum(own)}/{len(own)}",
                                            "unrelated_undecided": f"{sum(other)}/{len(other)}"}
     for name, key in (("ours", "confidence"), ("landmarks", "landmarks_confidence"),
-                      ("values_rule", "values_rule_confidence"), ("ranks", "ranks_confidence"),
-                      ("network_z_alone", "network_z"), ("combined_z", "combined_z")):
+                      ("network_z_alone", "network_z"), ("combined_z", "combined_z")) + (() if quick else (
+                      ("values_rule", "values_rule_confidence"), ("ranks", "ranks_confidence"))):
         # how often an own-audio line is more confident than an unrelated one (AUC; ties count half)
         own = np.array([r[key] if r[key] is not None else -1e9 for r in rows if r["face_speaks"]])
         other = np.array([r[key] if r[key] is not None else -1e9 for r in rows if not r["face_speaks"]])
@@ -628,6 +640,37 @@ def side_by_side(left: tuple, right: tuple, out: Path) -> Path:
     from fractions import Fraction
 
     return write_video(out, np.stack(both), Fraction(fps).limit_denominator(1001), preset="h264", overwrite=True)
+
+
+def multi_face_table(folder: Path) -> list[dict]:
+    """Real clips with several people visible and one speaking: ``folder/speakers.json`` maps a clip's file
+    name to the speaker's horizontal place, ``{"clip.mp4": {"speaker_x": [x0, x1]}}`` (pixels; from the
+    clip's own annotation, e.g. MSDWild's face boxes and RTTM). The clip's own audio is the line; right when
+    the chosen track's median landmark x lies in that range, wrong when another track is chosen."""
+    from s2v_toolkit.diarization import open_audio
+    from s2v_toolkit.faces import SpeakerParams, analyze_video, speaker_for_line
+
+    truth = json.loads((folder / "speakers.json").read_text())
+    rows = []
+    for name, spec in sorted(truth.items()):
+        path = folder / name
+        analysis = analyze_video(path)
+        src = open_audio(path)
+        x = src.read(0, src.duration)
+        x0, x1 = spec["speaker_x"]
+        place = {t.track_id: float(np.median(t.landmarks[:, :, 0])) for t in analysis.tracks}
+        row = {"clip": name, "tracks": len(analysis.tracks),
+               "speaker_tracks": [tid for tid, px in place.items() if x0 <= px <= x1]}
+        for key, params in (("ours", SpeakerParams()), ("landmarks", SpeakerParams(network=False))):
+            choice = speaker_for_line(analysis, analysis.start, analysis.end, audio=x, sample_rate=16000,
+                                      params=params)
+            verdict = ("undecided" if choice.track_id is None
+                       else "right" if x0 <= place[choice.track_id] <= x1 else "wrong")
+            row[key] = {"chosen": choice.track_id, "confidence": round(choice.confidence, 3), "verdict": verdict,
+                        "reason": choice.reason}
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    return rows
 
 
 def two_faces_table(clips: dict, workdir: Path) -> list[dict]:
@@ -693,6 +736,13 @@ def main() -> int:
     ap.add_argument("--two-faces", action="store_true",
                     help="also pair the talking heads side by side: which of two real faces speaks")
     ap.add_argument("--no-pooled", action="store_true", help="leave out the pooled-lines table")
+    ap.add_argument("--others", type=int, default=None,
+                    help="unrelated lines from the audio of only this many other clips per clip (default: all)")
+    ap.add_argument("--quick", action="store_true",
+                    help="active speaker: ours and the landmarks alone only (not the older rules)")
+    ap.add_argument("--multi", default=None,
+                    help="a folder of real clips with several people, one speaking, and speakers.json (see "
+                         "multi_face_table)")
     args = ap.parse_args()
     root = corpus_root(args.corpus)
     if root is None:
@@ -711,7 +761,7 @@ def main() -> int:
     if not args.no_faces:
         clips = talking_heads(root)
         if not args.no_active_speaker:
-            doc["active_speaker"] = faces_table(root, clips)
+            doc["active_speaker"] = faces_table(root, clips, args.others, args.quick)
         if not args.no_pooled:
             doc["pooled_lines"] = pooled_table(clips)
         if args.two_faces:
@@ -721,6 +771,8 @@ def main() -> int:
                 doc["two_faces"] = two_faces_table(clips, Path(tmp))
         if args.variants:
             doc["evidence_variants"] = variants_table(clips)
+    if args.multi:
+        doc["multi_face"] = multi_face_table(Path(args.multi))
     doc["load_average_after"] = os.getloadavg()
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(doc, indent=1))

@@ -258,3 +258,21 @@ def test_count_jump_is_judged_against_the_pairs_own_halves(monkeypatch):
     for rows, expected in ((interview, 2), (readers, 4), (four, 4), (broadcast, 2), (mics, 2)):
         monkeypatch.setattr(clustering, "_merge_sequence", lambda *a, rows=rows, **k: _merge_states(40, rows))
         assert clustering.estimate_speaker_count(x)[0] == expected
+
+
+def test_encoder_workers_give_the_same_embeddings_and_keep_the_thread_setting():
+    """Batches embedded side by side on two Python threads: the same numbers as one after another, to
+    float32 round-off (the batches are smaller then; packing keeps each piece's own length), for plain and
+    tilted embeddings, and the process's torch thread count is left as it was."""
+    import torch
+
+    from s2v_toolkit.diarization import VoiceEncoder
+
+    rng = np.random.default_rng(7)
+    pieces = [rng.normal(0, 0.1, int(rng.integers(3000, 25600))).astype(np.float32) for _ in range(150)]
+    before = torch.get_num_threads()
+    one, two = VoiceEncoder(workers=1), VoiceEncoder(workers=2)
+    assert two.workers == 2 and one.workers == 1
+    for tilt in (0.0, 6.0):
+        np.testing.assert_allclose(one.embed(pieces, tilt_db=tilt), two.embed(pieces, tilt_db=tilt), atol=1e-6)
+    assert torch.get_num_threads() == before
