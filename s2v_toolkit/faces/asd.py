@@ -125,11 +125,12 @@ def track_boxes(track, start: int, end: int) -> np.ndarray | None:
     return np.stack([cx - half, cy - half, cx + half, cy + half], 1)
 
 
-def load_light_asd(path=None):
-    """The shipped network (``asd_model.load_light_asd``; torch is imported on first use, not with the package)."""
+def load_light_asd(path=None, device=None):
+    """The shipped network (``asd_model.load_light_asd``: on a GPU when torch sees one, ``S2VT_ASD_DEVICE``
+    overrides; torch is imported on first use, not with the package)."""
     from .asd_model import load_light_asd as load
 
-    return load(path)
+    return load(path, device)
 
 
 # --- scoring ----------------------------------------------------------------------------------------------
@@ -163,7 +164,7 @@ def _chunked_logits(model, audio_emb, face_emb) -> "torch.Tensor":  # noqa: F821
 
     n, t = audio_emb.shape[0], face_emb.shape[1]
     faces = face_emb.expand(n, -1, -1)
-    out = torch.zeros(n, t)
+    out = torch.zeros(n, t, device=audio_emb.device)
     for d in DURATIONS_S:
         step = d * ASD_FPS
         whole = (t // step) * step
@@ -177,6 +178,16 @@ def _chunked_logits(model, audio_emb, face_emb) -> "torch.Tensor":  # noqa: F821
     return out / len(DURATIONS_S)
 
 
+def _device_of(model) -> "torch.device":  # noqa: F821
+    """The device of a network's weights (the CPU for a model without parameters, e.g. a test's stand-in)."""
+    import torch
+
+    try:
+        return next(model.parameters()).device
+    except (AttributeError, StopIteration):
+        return torch.device("cpu")
+
+
 FACE_WINDOW = 250      # frames encoded at once (bounds memory: block 1's activations are ~0.4 MB a frame)
 FACE_CONTEXT = 8       # frames of context either side: the encoder's temporal reach is 6 (3 blocks of radius 2)
 
@@ -187,7 +198,7 @@ def encode_faces_windowed(model, faces: np.ndarray) -> "torch.Tensor":  # noqa: 
     convolutional in time with a reach of 6 frames) at a memory cost that does not grow with the line."""
     import torch
 
-    x = torch.from_numpy(np.ascontiguousarray(faces))
+    x = torch.from_numpy(np.ascontiguousarray(faces)).to(_device_of(model))
     t = len(x)
     if t <= FACE_WINDOW + 2 * FACE_CONTEXT:
         return model.encode_faces(x[None])
@@ -224,11 +235,11 @@ def asd_evidence(faces: np.ndarray, audio: np.ndarray, rate: int = 16000, *, mod
     shifts = sorted({lo + int(round(v)) for v in np.linspace(0, span - 1, min(max_shifts, (span + 1) // 2))})
     with torch.inference_mode():
         face_emb = encode_faces_windowed(model, faces)
-        audio_emb = model.encode_audio(torch.from_numpy(feats)[None])
+        audio_emb = model.encode_audio(torch.from_numpy(feats)[None].to(_device_of(model)))
         # circular shifts of the audio embedding by whole video frames (the encoder's edge effects aside,
         # the same as encoding the shifted MFCCs), batched
         batch = torch.cat([audio_emb] + [torch.roll(audio_emb, k, dims=1) for k in shifts])
-        logits = _chunked_logits(model, batch, face_emb).mean(1).numpy()
+        logits = _chunked_logits(model, batch, face_emb).mean(1).cpu().numpy()
     own, null = float(logits[0]), logits[1:]
     mean, sd = float(null.mean()), float(null.std(ddof=1))   # min_shifts >= 2 shifts: a spread exists
     z = (own - mean) / sd if sd > 1e-6 else float("nan")

@@ -308,3 +308,27 @@ def test_pooled_lines_use_the_same_z_lead_rule():
     assert got.track_id == 0 and got.confidence == pytest.approx(math.erf(2.5 * math.sqrt(3) / math.sqrt(2)))
     close = pool_audio_z([{0: 2.5, 1: 2.2}] * 3)      # a lead of 0.52 pooled: undecided
     assert close.track_id is None and close.confidence < 0.9
+
+
+def test_network_device_follows_the_environment_and_the_gpu(monkeypatch):
+    from s2v_toolkit.faces.asd_model import default_device
+
+    monkeypatch.delenv("S2VT_ASD_DEVICE", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert default_device() == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert default_device() == "cuda"  # a GPU torch sees is used by default
+    monkeypatch.setenv("S2VT_ASD_DEVICE", "cpu")
+    assert default_device() == "cpu"  # the environment overrides
+    assert next(load_light_asd(device="cpu").parameters()).device.type == "cpu"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_network_evidence_on_the_gpu_matches_the_cpu():
+    rng = np.random.default_rng(3)
+    faces = rng.integers(0, 255, (120, 112, 112), dtype=np.uint8)
+    audio = rng.normal(0, 0.1, int(120 / 25 * 16000) + 400).astype(np.float32)
+    cpu = asd.asd_evidence(faces, audio, model=load_light_asd(device="cpu"))
+    gpu = asd.asd_evidence(faces, audio, model=load_light_asd(device="cuda"))
+    assert abs(cpu.score - gpu.score) < 1e-3 and abs(cpu.null_mean - gpu.null_mean) < 1e-3
+    assert abs(cpu.z - gpu.z) < 1e-2
