@@ -195,7 +195,8 @@ def extra_table(extra: Path) -> list[dict]:
         src = open_audio(extra / f"{uri}.wav")
         x = src.read(0, src.duration)
         est, given = diarize(x, 16000), diarize(x, 16000, num_speakers=len(ref.speakers))
-        rows.append({"set": extra.name, "recording": uri, "speakers": len(ref.speakers), "estimated": len(est.speakers),
+        rows.append({"set": extra.name, "recording": uri, "speakers": len(ref.speakers),
+                     "estimated": len(est.speakers),
                      "der_estimated": diarization_error_rate(ref, est).der,
                      "der_given": diarization_error_rate(ref, given).der,
                      "der_one_speaker": diarization_error_rate(ref, one_speaker(x)).der,
@@ -310,7 +311,8 @@ def talking_heads(root: Path) -> dict:
     return clips
 
 
-def unrelated_lines(clips: dict, name: str, x: np.ndarray, others: int | None = None) -> list[tuple[str, np.ndarray, bool]]:
+def unrelated_lines(clips: dict, name: str, x: np.ndarray,
+                    others: int | None = None) -> list[tuple[str, np.ndarray, bool]]:
     """The clip's own audio (the face speaks it) and the unrelated lines: its own audio reversed, rolled by
     half its length, and every other clip's audio of the folder (cut or repeated to the same length); with
     ``others``, only the audio of the ``others`` clips that follow it in name order (wrapping round)."""
@@ -539,7 +541,8 @@ def variants_table(clips: dict) -> list[dict]:
     return rows
 
 
-def faces_table(root: Path, clips: dict | None = None, others: int | None = None, quick: bool = False) -> list[dict]:
+def faces_table(root: Path, clips: dict | None = None, others: int | None = None,
+                quick: bool = False) -> list[dict]:
     """Every clip against its own audio and the unrelated lines. ``quick``: ours and the landmarks alone
     only (no older rules); ``others``: see :func:`unrelated_lines`."""
     from s2v_toolkit.faces import SpeakerParams, speaker_for_line
