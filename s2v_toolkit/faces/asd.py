@@ -285,11 +285,14 @@ def network_evidence(analysis, tracks: list, start: int, end: int, audio: np.nda
 
         g = math.gcd(int(rate), 16000)
         x = resample_poly(x, 16000 // g, int(rate) // g).astype(np.float32)
+    # loaded before the frames are read: a broken install or a wrong S2VT_ASD_DEVICE is an error of its
+    # own, not "could not be read again" (the warning below used to say that for it)
+    model = load_light_asd()
     out = {}
     try:
         crops = line_face_crops(analysis.source, analysis.rotation, tracks, start, end, analysis.fps)
         for tid, faces in crops.items():
-            ev = asd_evidence(faces, x[: int(round(len(faces) / ASD_FPS * 16000)) + 400], 16000)
+            ev = asd_evidence(faces, x[: int(round(len(faces) / ASD_FPS * 16000)) + 400], 16000, model=model)
             if ev is not None:
                 out[tid] = ev
     except (S2VError, OSError, ValueError, RuntimeError) as exc:

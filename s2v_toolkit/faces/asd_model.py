@@ -21,6 +21,7 @@ embeddings added, a forward GRU and a backward GRU (each 128 wide, GELU after ea
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -152,13 +153,22 @@ _LOADED: dict[str, LightASD] = {}
 def default_device() -> str:
     """Where the network runs: ``S2VT_ASD_DEVICE`` (``cpu``, ``cuda``, ``cuda:1``) when set, else the first
     GPU when torch sees one (a line of 8 s takes ~3.6 s per face on one CPU core, a few ms on a GPU), else
-    the CPU."""
-    import os
+    the CPU. A value torch does not know, or a GPU this machine does not have, is an error that names the
+    variable (torch's own message named neither it nor the network)."""
+    from s2v_toolkit.errors import S2VError
 
     chosen = os.environ.get("S2VT_ASD_DEVICE", "").strip()
-    if chosen:
-        return chosen
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    if not chosen:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(chosen)
+    except RuntimeError:
+        raise S2VError(f"S2VT_ASD_DEVICE={chosen!r}: not a torch device (use cpu, cuda or cuda:N)") from None
+    if device.type == "cuda" and (not torch.cuda.is_available()
+                                  or (device.index or 0) >= torch.cuda.device_count()):
+        raise S2VError(f"S2VT_ASD_DEVICE={chosen!r}: no such CUDA GPU on this machine "
+                       f"({torch.cuda.device_count()} seen); use cpu")
+    return chosen
 
 
 def load_light_asd(path: str | Path | None = None, device: str | None = None) -> LightASD:

@@ -332,3 +332,22 @@ def test_network_evidence_on_the_gpu_matches_the_cpu():
     gpu = asd.asd_evidence(faces, audio, model=load_light_asd(device="cuda"))
     assert abs(cpu.score - gpu.score) < 1e-3 and abs(cpu.null_mean - gpu.null_mean) < 1e-3
     assert abs(cpu.z - gpu.z) < 1e-2
+
+
+def test_a_wrong_network_device_is_one_clear_error(monkeypatch):
+    from s2v_toolkit.errors import S2VError
+    from s2v_toolkit.faces.asd_model import default_device
+
+    monkeypatch.setenv("S2VT_ASD_DEVICE", "gpu")
+    with pytest.raises(S2VError, match="S2VT_ASD_DEVICE='gpu': not a torch device"):
+        default_device()
+    monkeypatch.setenv("S2VT_ASD_DEVICE", "cuda:7")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(S2VError, match="S2VT_ASD_DEVICE='cuda:7': no such CUDA GPU"):
+        default_device()
+    # a line's scoring says so too, not "could not be read again" (nothing is read before the model loads)
+    from types import SimpleNamespace
+
+    line = SimpleNamespace(source="/nonexistent/clip.mp4", rotation=0, fps=25.0)
+    with pytest.raises(S2VError, match="S2VT_ASD_DEVICE"):
+        asd.network_evidence(line, [_talking_track(0, 60, True)], 0, 59, np.zeros(38400, np.float32))
