@@ -137,13 +137,14 @@ def peer(frames: list[np.ndarray]) -> tuple[float, int, int]:
     return time.perf_counter() - t0, found, faces
 
 
-def ours_detector(frames: list[np.ndarray]) -> float:
+def ours_detector(frames: list[np.ndarray], workers: int | None = None) -> float:
     """Our FaceLandmarkDetector alone (whole-frame landmarker + tiled search + zoomed followers) on the
-    decoded frames: where ours spends its time beyond the peer's landmarker."""
+    decoded frames: where ours spends its time beyond the peer's landmarker. ``workers=1``: its landmark
+    calls one after the other (as before they ran on threads), for the side-by-side ratio."""
     from s2v_toolkit.faces import FaceLandmarkDetector
 
     t0 = time.perf_counter()
-    with FaceLandmarkDetector(video=True, fps=FPS) as det:
+    with FaceLandmarkDetector(video=True, fps=FPS, workers=workers) as det:
         for i, frame in enumerate(frames):
             det.detect(frame, i)
     return time.perf_counter() - t0
@@ -158,13 +159,14 @@ def _cpu_seconds() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def ours(path: Path) -> tuple[float, dict]:
-    """analyze_video + a mouth mask for every tracked frame: seconds and what was found."""
-    from s2v_toolkit.faces import analyze_video, face_size, mouth_mask
+def ours(path: Path, workers: int | None = None) -> tuple[float, dict]:
+    """analyze_video + a mouth mask for every tracked frame: seconds and what was found (``workers=1``:
+    the landmark calls one after the other)."""
+    from s2v_toolkit.faces import AnalysisParams, analyze_video, face_size, mouth_mask
 
     c0 = _cpu_seconds()
     t0 = time.perf_counter()
-    analysis = analyze_video(path)
+    analysis = analyze_video(path, params=AnalysisParams(landmark_workers=workers))
     shape = (analysis.height, analysis.width)
     masks = 0
     for track in analysis.tracks:
@@ -212,16 +214,18 @@ def main() -> int:
         ours(clips[0][4])
         for name, w, h, face, path in clips:
             nf = next(c[4] for c in CLIPS if c[0] == name)
-            runs = {"decode": [], "peer": [], "ours_detector": [], "ours": []}
+            runs = {"decode": [], "peer": [], "ours_detector": [], "ours_detector_sequential": [], "ours": []}
             for _ in range(args.repeat):
                 seconds, frames = decode(path)
                 runs["decode"].append(seconds)
                 seconds, peer_found, peer_faces = peer(frames)
                 runs["peer"].append(seconds)
                 runs["ours_detector"].append(ours_detector(frames))
+                runs["ours_detector_sequential"].append(ours_detector(frames, workers=1))
                 del frames
                 seconds, found = ours(path)
                 runs["ours"].append(seconds)
+                runs.setdefault("ours_sequential", []).append(ours(path, workers=1)[0])
                 runs.setdefault("ours_cpu", []).append(found["cpu_seconds"])
             n = args.frames
             med = {k: statistics.median(v) for k, v in runs.items()}
@@ -232,7 +236,9 @@ def main() -> int:
                 "fps_peer_detect_only": n / med["peer"],
                 "fps_peer_end_to_end": n / (med["decode"] + med["peer"]),
                 "fps_ours_detector_only": n / med["ours_detector"],
+                "fps_ours_detector_sequential": n / med["ours_detector_sequential"],
                 "fps_ours": n / med["ours"],
+                "fps_ours_sequential": n / med["ours_sequential"],
                 "cpu_ms_per_frame_ours": 1000 * med["ours_cpu"] / n,
                 "faces_in_clip": nf,
                 "peer_frames_with_face": peer_found,
@@ -249,7 +255,9 @@ def main() -> int:
     load_after = os.getloadavg()
 
     print()
-    header = ("clip", "face px", "decode fps", "peer fps", "peer+decode fps", "our detector fps", "ours fps",
+    header = ("clip", "face px", "decode fps", "peer fps", "peer+decode fps", "our detector fps",
+              "our detector, calls one after the other, fps", "ours fps",
+              "ours, calls one after the other, fps",
               "ours CPU ms/frame",
               "ours/peer+decode",
               "frames with a face peer / ours", "faces per frame (of) peer / ours", ">= 24 fps")
@@ -258,7 +266,8 @@ def main() -> int:
         print(" | ".join([
             f"{r['width']}x{r['height']}", str(r["ours"]["face_px"]), f"{r['fps_decode']:.1f}",
             f"{r['fps_peer_detect_only']:.1f}", f"{r['fps_peer_end_to_end']:.1f}",
-            f"{r['fps_ours_detector_only']:.1f}", f"{r['fps_ours']:.1f}", f"{r['cpu_ms_per_frame_ours']:.1f}",
+            f"{r['fps_ours_detector_only']:.1f}", f"{r['fps_ours_detector_sequential']:.1f}", f"{r['fps_ours']:.1f}",
+            f"{r['fps_ours_sequential']:.1f}", f"{r['cpu_ms_per_frame_ours']:.1f}",
             f"{r['ratio_ours_over_peer_end_to_end']:.2f}x",
             f"{r['peer_frames_with_face']}/{r['frames']} / {r['ours']['frames_with_face']}/{r['frames']}",
             f"({r['faces_in_clip']}) {r['peer_faces_per_frame']:.2f} / {r['ours_faces_per_frame']:.2f}",

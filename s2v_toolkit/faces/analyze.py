@@ -33,6 +33,7 @@ class AnalysisParams:
     descriptor_every: int = 10       # frames between identity descriptor samples of a track
     descriptor_samples: int = 8      # at most this many samples per track
     tracker_appearance_every: int = 5  # frames between appearance updates of well-separated faces
+    landmark_workers: int | None = None  # threads for the landmark calls (None: one per face, up to the cores)
     tracker: TrackerParams = TrackerParams()
     smoothing: LandmarkSmoothing = LandmarkSmoothing()
     occlusion: OcclusionParams = OcclusionParams()
@@ -394,6 +395,7 @@ def analyze_video(path: str | os.PathLike, start: int | None = None, end: int | 
         raise MediaError(path, f"frame range {start}-{end} is outside the file (frames 0-{n - 1})")
     fps = float(info.video.fps)
     rotation = display_rotation(path)
-    with FaceLandmarkDetector(bundle, max_faces=params.max_faces, video=True, fps=fps) as det:
+    with FaceLandmarkDetector(bundle, max_faces=params.max_faces, video=True, fps=fps,
+                              workers=params.landmark_workers) as det:
         return analyze_frames(iter_video_frames(path, start, end, rotation), fps, det, start=start, end=end,
                               params=params, source=os.fspath(path), rotation=rotation)

@@ -222,7 +222,11 @@ class FaceLandmarkDetector:
       ``turned_every``-th scan, and at once when a face in the open is lost, the tiles are also searched
       in the frame widened ``turned_stretch`` times across; such a face is followed in a widened window;
     * cost: the whole-frame landmarker sees the frame scaled to <= ``whole_max_side`` px, and neither it
-      nor the scan runs while all ``max_faces`` slots are followed.
+      nor the scan runs while all ``max_faces`` slots are followed. The followers (each its own
+      landmarker) and the whole-frame landmarker run side by side on ``workers`` threads: mediapipe's
+      graph releases the GIL, so with several faces on 2 cores a frame costs about the slowest call, not
+      their sum (4 followers: 28 -> 20 ms a frame; docs/performance.md). The results are the same as one
+      after the other: each landmarker keeps its own state and they are collected in order.
 
     ``video=False``: IMAGE mode, every call independent (reference images), same tiling.
     """
@@ -231,7 +235,8 @@ class FaceLandmarkDetector:
                  fps: float = 25.0, min_face_px: float = 64.0, scan_every: int = 10, zoom: float = 3.0,
                  zoom_size: int = 320, min_detection_confidence: float = 0.5,
                  min_presence_confidence: float = 0.5, min_tracking_confidence: float = 0.5,
-                 turned_stretch: float = 1.8, turned_every: int = 3, whole_max_side: int = 1280):
+                 turned_stretch: float = 1.8, turned_every: int = 3, whole_max_side: int = 1280,
+                 workers: int | None = None):
         require_mediapipe()
         self.path = ensure_landmarker_bundle(bundle)
         self._conf = (min_detection_confidence, min_presence_confidence, min_tracking_confidence)
@@ -252,8 +257,27 @@ class FaceLandmarkDetector:
         self._followers: list[_ZoomFollower] = []
         self._last_ts = -1
         self._since_scan = None
+        self.workers = max(1, min(max_faces + 1, os.cpu_count() or 1) if workers is None else int(workers))
+        self._pool = None  # made on the first frame with two calls to overlap
+
+    def _landmark_calls(self, rgb: np.ndarray, ts: int, whole: bool) -> tuple[list, list]:
+        """Each follower's landmarks (``None`` where lost) and, with ``whole``, the whole-frame landmarker's
+        faces: on the thread pool when there are two calls or more (the main thread takes the whole frame)."""
+        if self.workers < 2 or len(self._followers) + whole < 2:
+            faces = self._whole(rgb, ts) if whole else []
+            return [f.follow(rgb, ts) for f in self._followers], faces
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="s2vt-landmarks")
+        pending = [self._pool.submit(f.follow, rgb, ts) for f in self._followers]
+        faces = self._whole(rgb, ts) if whole else []
+        return [p.result() for p in pending], faces
 
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
         for f in self._followers:
             f.close()
         self._followers = []
@@ -340,9 +364,8 @@ class FaceLandmarkDetector:
         followed, kept = [], []
         # Every face slot followed: the whole-frame landmarker could add nothing (the followers see their
         # faces at a higher resolution), so it is skipped; VIDEO mode accepts the gap in timestamps.
-        faces = [] if len(self._followers) >= self.max_faces else self._whole(rgb, ts)
-        for f in self._followers:
-            lm = f.follow(rgb, ts)
+        followed_now, faces = self._landmark_calls(rgb, ts, whole=len(self._followers) < self.max_faces)
+        for f, lm in zip(self._followers, followed_now):
             if lm is None or any(same_face(lm, g) for g in followed):
                 f.close()
                 continue

@@ -436,3 +436,29 @@ def test_prefetched_decoding_keeps_order_raises_the_readers_error_and_stops_when
     assert [next(stream) for _ in range(3)] == [0, 1, 2]
     stream.close()
     assert closed.wait(5), "the producer must close its source when the consumer stops"
+
+
+@needs_bundle
+def test_followers_on_threads_give_the_same_tracks_as_one_after_the_other():
+    """Three small faces (each followed by its own landmarker) drifting over 20 frames: the detector with
+    its landmark calls on a thread pool finds exactly the landmarks of the sequential one, and did use it."""
+    from s2v_toolkit.faces import FaceLandmarkDetector
+
+    astro_face = np.ascontiguousarray(data.astronaut()[30:230, 120:330])
+    frames = []
+    for k in range(20):
+        canvas = np.full((720, 1280, 3), 50, np.uint8)
+        for j, (x, y) in enumerate([(250, 250), (640, 420), (1030, 260)]):
+            _paste(canvas, astro_face, _similarity(0.75, 4 * j - 4, (105, 100), (x + 3 * k, y + 2 * k * (j - 1))), None)
+        frames.append(canvas)
+    results = {}
+    for workers in (1, 3):
+        with FaceLandmarkDetector(fps=25, workers=workers) as det:
+            a = analyze_frames(enumerate(frames), 25.0, det, start=0, end=len(frames) - 1)
+            results[workers] = (a, det._pool is not None)
+    (seq, seq_pool), (par, par_pool) = results[1], results[3]
+    assert not seq_pool and par_pool  # the threaded run really ran on threads
+    assert len(seq.tracks) == 3 and (seq.faces_per_frame == 3).all()
+    assert [t.frames.tolist() for t in par.tracks] == [t.frames.tolist() for t in seq.tracks]
+    for s, p in zip(seq.tracks, par.tracks):
+        np.testing.assert_array_equal(p.landmarks, s.landmarks)
