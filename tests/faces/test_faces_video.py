@@ -462,3 +462,58 @@ def test_followers_on_threads_give_the_same_tracks_as_one_after_the_other():
     assert [t.frames.tolist() for t in par.tracks] == [t.frames.tolist() for t in seq.tracks]
     for s, p in zip(seq.tracks, par.tracks):
         np.testing.assert_array_equal(p.landmarks, s.landmarks)
+
+
+@needs_bundle
+def test_tracking_on_its_own_thread_gives_what_inline_tracking_gives(monkeypatch, reference_landmarks):
+    """analyze_frames runs each frame's tracking, occlusion cues and descriptors on a thread of its own
+    while the detector works on the next frame: tracks, descriptors and occlusion scores must be exactly
+    those of the inline loop (one core), and an error in a frame's tracking must still be raised."""
+    import s2v_toolkit.faces.analyze as analyze_module
+    from s2v_toolkit.faces import AnalysisParams, FaceLandmarkDetector
+
+    astro, _, hopper, _ = reference_landmarks
+    frames = []
+    for k in range(16):
+        canvas = np.full((480, 854, 3), 70, np.uint8)
+        _paste(canvas, astro[40:220, 130:320], _similarity(1.0, 0, (95, 90), (220 + 4 * k, 240)), None)
+        _paste(canvas, hopper[60:420, 110:430], _similarity(0.5, 0, (160, 180), (620 - 4 * k, 250)), None)
+        frames.append(canvas)
+
+    def run(**kwargs):
+        with FaceLandmarkDetector(fps=25) as det:
+            return analyze_frames(enumerate(frames), 25.0, det, start=0, end=len(frames) - 1,
+                                  params=AnalysisParams(**kwargs))
+
+    import threading
+
+    seen_on = set()
+    real_features = analyze_module.mouth_features
+
+    def recording(*args, **kwargs):
+        seen_on.add(threading.current_thread().name)
+        return real_features(*args, **kwargs)
+
+    monkeypatch.setattr(analyze_module, "mouth_features", recording)
+    threaded = run()
+    if (analyze_module.os.cpu_count() or 1) > 1:  # one core: inline by design
+        assert seen_on and all(name.startswith("s2vt-track") for name in seen_on)  # it did run on its thread
+    seen_on.clear()
+    inline = run(tracking_thread=False)
+    assert seen_on == {threading.main_thread().name}
+    assert len(inline.tracks) == 2
+    assert [t.frames.tolist() for t in threaded.tracks] == [t.frames.tolist() for t in inline.tracks]
+    for a, b in zip(threaded.tracks, inline.tracks):
+        np.testing.assert_array_equal(a.landmarks, b.landmarks)
+        np.testing.assert_array_equal(threaded.occlusion[a.track_id].scores, inline.occlusion[b.track_id].scores)
+    assert threaded.descriptors.keys() == inline.descriptors.keys()
+    for tid in inline.descriptors:
+        np.testing.assert_array_equal(threaded.descriptors[tid].texture, inline.descriptors[tid].texture)
+    np.testing.assert_array_equal(threaded.faces_per_frame, inline.faces_per_frame)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("mouth cue failed")
+
+    monkeypatch.setattr(analyze_module, "mouth_features", broken)
+    with pytest.raises(RuntimeError, match="mouth cue failed"):
+        run()
