@@ -202,3 +202,21 @@ def test_a_face_turning_away_is_not_taken_for_a_covered_corner():
     assert len(occ.frames) == len(frames)
     assert not occ.ranges
     assert occ.region_scores.max() < OcclusionParams().release
+
+
+def test_lip_jitter_ignores_the_heads_own_motion_and_keeps_lips_that_jump():
+    """The smoothing lags a moving head: raw landmarks sit off the smoothed ones by a shift, a turn and a
+    change of scale of the whole face. That is not a covered mouth (jitter ~0); lip points that move
+    while the eyes and nose stay put are (jitter = how far they moved, in mouth widths)."""
+    from s2v_toolkit.faces.occlusion import lip_jitter
+
+    smoothed = np.stack([posed_face((400 + 3 * k, 300), 180, 2 * k) for k in range(6)]).astype(np.float32)
+    raw = np.stack([posed_face((400 + 3 * k + 9, 300 - 6), 180 * 1.04, 2 * k + 5) for k in range(6)]).astype(np.float32)
+    width = np.linalg.norm(smoothed[:, L.MOUTH_CORNERS[0], :2] - smoothed[:, L.MOUTH_CORNERS[1], :2], axis=-1)
+    lag = np.linalg.norm(raw[:, list(L.LIPS_OUTER), :2] - smoothed[:, list(L.LIPS_OUTER), :2], axis=-1).mean(1) / width
+    assert (lag > 0.05).all()  # what the old measure (raw minus smoothed) counted as jitter
+    assert np.abs(lip_jitter(raw, smoothed)).max() < 1e-3
+    jumped = raw.copy()
+    jumped[3, list(L.LIPS_OUTER), 1] += 0.1 * width[3] * 1.04  # the lips alone drop by 0.1 mouth widths
+    j = lip_jitter(jumped, smoothed)
+    assert j[3] == pytest.approx(0.1, abs=0.02) and np.delete(j, 3).max() < 1e-3
