@@ -259,6 +259,7 @@ class FaceLandmarkDetector:
         self._since_scan = None
         self.workers = max(1, min(max_faces + 1, os.cpu_count() or 1) if workers is None else int(workers))
         self._pool = None  # made on the first frame with two calls to overlap
+        self._pool_pid = None
 
     def _landmark_calls(self, rgb: np.ndarray, ts: int, whole: bool) -> tuple[list, list]:
         """Each follower's landmarks (``None`` where lost) and, with ``whole``, the whole-frame landmarker's
@@ -266,10 +267,13 @@ class FaceLandmarkDetector:
         if self.workers < 2 or len(self._followers) + whole < 2:
             faces = self._whole(rgb, ts) if whole else []
             return [f.follow(rgb, ts) for f in self._followers], faces
-        if self._pool is None:
+        if self._pool is None or self._pool_pid != os.getpid():
+            # (re)made in this process: a pool made before a fork has no threads in the child, and work
+            # submitted there would wait forever
             from concurrent.futures import ThreadPoolExecutor
 
             self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="s2vt-landmarks")
+            self._pool_pid = os.getpid()
         pending = [self._pool.submit(f.follow, rgb, ts) for f in self._followers]
         faces = self._whole(rgb, ts) if whole else []
         return [p.result() for p in pending], faces
