@@ -53,7 +53,7 @@ def score_curves(crops: np.ndarray, lines: dict[str, np.ndarray], model) -> dict
     """Line -> mean logit at each circular delay (NaN where not scored)."""
     import torch
 
-    from s2v_toolkit.faces.asd import _chunked_logits, encode_faces_windowed, mfcc
+    from s2v_toolkit.faces.asd import encode_faces_windowed, line_mfcc, shifted_scores
 
     t = len(crops)
     shifts = np.array(sorted(set(range(0, NEAR + 1)) | set(range(t - NEAR, t)) | set(range(NEAR + 1, t - NEAR, STEP))))
@@ -61,15 +61,11 @@ def score_curves(crops: np.ndarray, lines: dict[str, np.ndarray], model) -> dict
     with torch.inference_mode():
         faces = encode_faces_windowed(model, crops)
         for key, audio in lines.items():
-            feats = mfcc(audio, 16000)
-            if len(feats) < 4 * t:
-                feats = np.concatenate([feats, np.repeat(feats[-1:], 4 * t - len(feats), 0)])
-            emb = model.encode_audio(torch.from_numpy(feats[: 4 * t])[None])
+            emb = model.encode_audio(torch.from_numpy(line_mfcc(audio, t))[None])
             curve = np.full(t, np.nan, np.float32)
-            for a in range(0, len(shifts), 64):
+            for a in range(0, len(shifts), 64):  # 64 shifts a batch: bounded memory on a CPU
                 part = shifts[a:a + 64]
-                batch = torch.cat([torch.roll(emb, int(s), dims=1) for s in part])
-                curve[part] = _chunked_logits(model, batch, faces).mean(1).numpy()
+                curve[part] = shifted_scores(model, emb, faces, part)
             out[key] = curve
     return out
 

@@ -210,6 +210,26 @@ def encode_faces_windowed(model, faces: np.ndarray) -> "torch.Tensor":  # noqa: 
     return torch.cat(parts, 1)
 
 
+def line_mfcc(audio: np.ndarray, frames: int, rate: int = 16000) -> np.ndarray:
+    """The network's audio input for ``frames`` video frames at 25 fps: 4 MFCC frames per video frame,
+    ``(4 * frames, 13)``; where the audio is shorter its last MFCC frame is repeated (zeros without audio)."""
+    feats = mfcc(audio, rate)
+    need = 4 * frames
+    if len(feats) < need:
+        feats = np.concatenate([feats, np.repeat(feats[-1:], need - len(feats), 0)]) if len(feats) else np.zeros((need, 13), np.float32)
+    return feats[:need]
+
+
+def shifted_scores(model, audio_emb, face_emb, shifts) -> np.ndarray:
+    """The mean speaking logit over the line with the audio embedding circularly shifted by each of
+    ``shifts`` video frames (0: as recorded), one batch: ``(len(shifts),)``. The shift is applied to the
+    embedding (the encoder's edge effects aside, the same as encoding the shifted MFCCs)."""
+    import torch
+
+    batch = torch.cat([torch.roll(audio_emb, int(k), dims=1) for k in shifts])
+    return _chunked_logits(model, batch, face_emb).mean(1).cpu().numpy()
+
+
 def asd_evidence(faces: np.ndarray, audio: np.ndarray, rate: int = 16000, *, model=None,
                  min_shift_s: float = 1.0, max_shifts: int = 40, min_shifts: int = 10) -> AsdEvidence | None:
     """Score a face (``(T, 112, 112)`` uint8 crops at 25 fps) against the line's audio (mono, starting at
@@ -226,20 +246,12 @@ def asd_evidence(faces: np.ndarray, audio: np.ndarray, rate: int = 16000, *, mod
     lo = int(round(min_shift_s * ASD_FPS))
     if (t - 2 * lo + 2) // 2 < min_shifts:
         return None
-    feats = mfcc(audio, rate)
-    need = 4 * t
-    if len(feats) < need:
-        feats = np.concatenate([feats, np.repeat(feats[-1:], need - len(feats), 0)]) if len(feats) else np.zeros((need, 13), np.float32)
-    feats = feats[:need]
     span = t - 2 * lo + 1
     shifts = sorted({lo + int(round(v)) for v in np.linspace(0, span - 1, min(max_shifts, (span + 1) // 2))})
     with torch.inference_mode():
         face_emb = encode_faces_windowed(model, faces)
-        audio_emb = model.encode_audio(torch.from_numpy(feats)[None].to(_device_of(model)))
-        # circular shifts of the audio embedding by whole video frames (the encoder's edge effects aside,
-        # the same as encoding the shifted MFCCs), batched
-        batch = torch.cat([audio_emb] + [torch.roll(audio_emb, k, dims=1) for k in shifts])
-        logits = _chunked_logits(model, batch, face_emb).mean(1).cpu().numpy()
+        audio_emb = model.encode_audio(torch.from_numpy(line_mfcc(audio, t, rate))[None].to(_device_of(model)))
+        logits = shifted_scores(model, audio_emb, face_emb, [0, *shifts])
     own, null = float(logits[0]), logits[1:]
     mean, sd = float(null.mean()), float(null.std(ddof=1))   # min_shifts >= 2 shifts: a spread exists
     z = (own - mean) / sd if sd > 1e-6 else float("nan")
