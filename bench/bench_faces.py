@@ -215,7 +215,8 @@ def main() -> int:
         ours(clips[0][4])
         for name, w, h, face, path in clips:
             nf = next(c[4] for c in CLIPS if c[0] == name)
-            runs = {"decode": [], "peer": [], "ours_detector": [], "ours_detector_sequential": [], "ours": []}
+            runs = {"decode": [], "peer": [], "ours_detector": [], "ours_detector_sequential": [], "ours": [],
+                    "ours_no_threads": [], "ours_cpu": []}
             for _ in range(args.repeat):
                 seconds, frames = decode(path)
                 runs["decode"].append(seconds)
@@ -226,8 +227,8 @@ def main() -> int:
                 del frames
                 seconds, found = ours(path)
                 runs["ours"].append(seconds)
-                runs.setdefault("ours_no_threads", []).append(ours(path, threads=False)[0])
-                runs.setdefault("ours_cpu", []).append(found["cpu_seconds"])
+                runs["ours_no_threads"].append(ours(path, threads=False)[0])
+                runs["ours_cpu"].append(found["cpu_seconds"])
             n = args.frames
             med = {k: statistics.median(v) for k, v in runs.items()}
             row = {

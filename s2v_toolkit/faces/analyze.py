@@ -245,20 +245,27 @@ def analyze_frames(frames: Iterable[tuple[int, np.ndarray]], fps: float, detecto
     samples: dict[int, list[FaceDescriptor]] = {}
     last_sample: dict[int, int] = {}
     mouth: dict[int, dict[int, np.ndarray]] = {}   # track id -> frame -> mouth_features
-    state = {"prev_count": -1, "prev_index": None, "width": 0, "height": 0}
+    prev_count, prev_index = -1, None
+    width = height = 0
+
+    def detected() -> Iterator[tuple[int, np.ndarray, list]]:
+        for index, frame in frames:
+            rgb = to_rgb8(frame)
+            yield index, rgb, detector.detect(rgb, index)
 
     def after_detection(index: int, rgb: np.ndarray, faces: list) -> None:
         """Everything a frame needs once its faces are found, in frame order (it keeps the tracker's state)."""
-        state["height"], state["width"] = rgb.shape[:2]
+        nonlocal prev_count, prev_index, width, height
+        height, width = rgb.shape[:2]
         counts[index - start] = len(faces)
         # Appearance lets the tracker tell faces apart where position alone may not: faces close to each
         # other (crossing), a face count that changed (one left, came back or appeared) or a frame after a
         # gap; and it is sampled for the identity descriptors. Elsewhere (faces apart, none missing) the
         # assignment is unambiguous and the descriptor (~1.6 ms a face) is not computed.
-        if _appearance_needed(faces, index, state["prev_count"], state["prev_index"], params):
+        if _appearance_needed(faces, index, prev_count, prev_index, params):
             for obs in faces:
                 obs.appearance = face_descriptor(rgb, obs.landmarks)
-        state["prev_count"], state["prev_index"] = len(faces), index
+        prev_count, prev_index = len(faces), index
         ids = tracker.update(index, faces)
         for tid, obs in zip(ids, faces):
             mouth.setdefault(tid, {})[index] = mouth_features(rgb, obs.landmarks, params.occlusion.min_mouth_px)
@@ -280,19 +287,16 @@ def analyze_frames(frames: Iterable[tuple[int, np.ndarray]], fps: float, detecto
 
         with ThreadPoolExecutor(1, thread_name_prefix="s2vt-track") as worker:
             waiting: deque = deque()
-            for index, frame in frames:
-                rgb = to_rgb8(frame)
-                waiting.append(worker.submit(after_detection, index, rgb, detector.detect(rgb, index)))
+            for found in detected():
+                waiting.append(worker.submit(after_detection, *found))
                 while len(waiting) > ahead:
                     waiting.popleft().result()  # its error, if any, is raised here
             for job in waiting:
                 job.result()
             # (an error in the loop leaves through the executor's exit, which lets the queued frames finish)
     else:
-        for index, frame in frames:
-            rgb = to_rgb8(frame)
-            after_detection(index, rgb, detector.detect(rgb, index))
-    width, height = state["width"], state["height"]
+        for found in detected():
+            after_detection(*found)
     tracks = tracker.tracks()
     for t in tracks:
         t.smooth(fps, params.smoothing)
