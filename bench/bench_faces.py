@@ -19,7 +19,10 @@ Per clip, timed in the same run:
 * ours, detector only: ``FaceLandmarkDetector`` (video mode) on the same decoded frames, for where the
   time goes (whole-frame landmarker + tiled search for small faces every 10 frames + zoomed followers);
 * ours: ``s2v_toolkit.faces.analyze_video`` (decode + detection + tracking + One-Euro smoothing + identity
-  descriptors, detector creation included) plus ``mouth_mask`` for every tracked frame.
+  descriptors, detector creation included) plus ``mouth_mask`` for every tracked frame;
+* ours as before: with the landmark calls one after the other and the tracking inline (before session 8),
+  and with the landmarks read through mediapipe's public API (before session 9: one Python object per
+  point) instead of from its C result struct.
 
 "peer end-to-end" = decode time + peer time (the same work ours does: decode, then landmarks); the
 ratio ours/peer is frames per second of ours over that. One warm-up of each measurement on the first
@@ -29,6 +32,7 @@ clip, then the median of ``--repeat`` runs.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -159,15 +163,31 @@ def _cpu_seconds() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def ours(path: Path, threads: bool = True) -> tuple[float, dict]:
+@contextlib.contextmanager
+def public_landmark_api():
+    """The landmarks read through mediapipe's public API (one Python object per point, as before session 9)
+    instead of from its C result struct (``faces.detector._landmark_arrays``)."""
+    from s2v_toolkit.faces import detector
+
+    saved = detector._landmark_arrays
+    detector._landmark_arrays = lambda *args: None
+    try:
+        yield
+    finally:
+        detector._landmark_arrays = saved
+
+
+def ours(path: Path, threads: bool = True, c_result: bool = True) -> tuple[float, dict]:
     """analyze_video + a mouth mask for every tracked frame: seconds and what was found (``threads=False``:
-    the landmark calls one after the other and the tracking inline, as before session 8)."""
+    the landmark calls one after the other and the tracking inline, as before session 8;
+    ``c_result=False``: the landmarks through mediapipe's public API, as before session 9)."""
     from s2v_toolkit.faces import AnalysisParams, analyze_video, face_size, mouth_mask
 
     c0 = _cpu_seconds()
     t0 = time.perf_counter()
     params = AnalysisParams() if threads else AnalysisParams(landmark_workers=1, tracking_thread=False)
-    analysis = analyze_video(path, params=params)
+    with contextlib.nullcontext() if c_result else public_landmark_api():
+        analysis = analyze_video(path, params=params)
     shape = (analysis.height, analysis.width)
     masks = 0
     for track in analysis.tracks:
@@ -216,7 +236,7 @@ def main() -> int:
         for name, w, h, face, path in clips:
             nf = next(c[4] for c in CLIPS if c[0] == name)
             runs = {"decode": [], "peer": [], "ours_detector": [], "ours_detector_sequential": [], "ours": [],
-                    "ours_no_threads": [], "ours_cpu": []}
+                    "ours_no_threads": [], "ours_public_api": [], "ours_cpu": [], "ours_public_api_cpu": []}
             for _ in range(args.repeat):
                 seconds, frames = decode(path)
                 runs["decode"].append(seconds)
@@ -228,6 +248,9 @@ def main() -> int:
                 seconds, found = ours(path)
                 runs["ours"].append(seconds)
                 runs["ours_no_threads"].append(ours(path, threads=False)[0])
+                seconds, public = ours(path, c_result=False)
+                runs["ours_public_api"].append(seconds)
+                runs["ours_public_api_cpu"].append(public["cpu_seconds"])
                 runs["ours_cpu"].append(found["cpu_seconds"])
             n = args.frames
             med = {k: statistics.median(v) for k, v in runs.items()}
@@ -241,7 +264,9 @@ def main() -> int:
                 "fps_ours_detector_sequential": n / med["ours_detector_sequential"],
                 "fps_ours": n / med["ours"],
                 "fps_ours_no_threads": n / med["ours_no_threads"],
+                "fps_ours_public_api": n / med["ours_public_api"],
                 "cpu_ms_per_frame_ours": 1000 * med["ours_cpu"] / n,
+                "cpu_ms_per_frame_ours_public_api": 1000 * med["ours_public_api_cpu"] / n,
                 "faces_in_clip": nf,
                 "peer_frames_with_face": peer_found,
                 "peer_faces_per_frame": peer_faces / n,
@@ -260,7 +285,8 @@ def main() -> int:
     header = ("clip", "face px", "decode fps", "peer fps", "peer+decode fps", "our detector fps",
               "our detector, calls one after the other, fps", "ours fps",
               "ours, no threads (landmark calls in turn, tracking inline), fps",
-              "ours CPU ms/frame",
+              "ours, landmarks through mediapipe's public API, fps",
+              "ours CPU ms/frame (public API)",
               "ours/peer+decode",
               "frames with a face peer / ours", "faces per frame (of) peer / ours", ">= 24 fps")
     print(" | ".join(header))
@@ -269,7 +295,8 @@ def main() -> int:
             f"{r['width']}x{r['height']}", str(r["ours"]["face_px"]), f"{r['fps_decode']:.1f}",
             f"{r['fps_peer_detect_only']:.1f}", f"{r['fps_peer_end_to_end']:.1f}",
             f"{r['fps_ours_detector_only']:.1f}", f"{r['fps_ours_detector_sequential']:.1f}", f"{r['fps_ours']:.1f}",
-            f"{r['fps_ours_no_threads']:.1f}", f"{r['cpu_ms_per_frame_ours']:.1f}",
+            f"{r['fps_ours_no_threads']:.1f}", f"{r['fps_ours_public_api']:.1f}",
+            f"{r['cpu_ms_per_frame_ours']:.1f} ({r['cpu_ms_per_frame_ours_public_api']:.1f})",
             f"{r['ratio_ours_over_peer_end_to_end']:.2f}x",
             f"{r['peer_frames_with_face']}/{r['frames']} / {r['ours']['frames_with_face']}/{r['frames']}",
             f"({r['faces_in_clip']}) {r['peer_faces_per_frame']:.2f} / {r['ours_faces_per_frame']:.2f}",

@@ -93,13 +93,61 @@ def _run(landmarker, rgb: np.ndarray, ts: int | None) -> list[np.ndarray]:
 
     h, w = rgb.shape[:2]
     image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb))
-    result = landmarker.detect(image) if ts is None else landmarker.detect_for_video(image, ts)
+    normalised = _landmark_arrays(landmarker, image, ts)
+    if normalised is None:  # a mediapipe without the C result struct: its public API
+        result = landmarker.detect(image) if ts is None else landmarker.detect_for_video(image, ts)
+        normalised = [np.array([(p.x, p.y, p.z) for p in points], np.float32).reshape(-1, 3)
+                      for points in result.face_landmarks]
     faces = []
-    for points in result.face_landmarks:
+    for points in normalised:
         if len(points) != NUM_LANDMARKS:
             raise RuntimeError(f"landmark model returned {len(points)} points, expected {NUM_LANDMARKS}")
-        faces.append(np.array([(p.x * w, p.y * h, p.z * w) for p in points], np.float32))
+        faces.append(points * np.array([w, h, w], np.float32))
     return faces
+
+
+def _landmark_arrays(landmarker, image, ts: int | None) -> list[np.ndarray] | None:
+    """The normalised ``(n, 3)`` landmarks of one call, read from mediapipe's C result struct as arrays.
+
+    Why: mediapipe's ``detect``/``detect_for_video`` turn the C result into one Python dataclass per point
+    (478 a face) and we then read them back one by one; with four faces that was ~7 ms a frame on a slow
+    2-core machine, held under the GIL while the tracking thread waits. This makes the same C call as
+    mediapipe's own method (through its serial dispatcher, which checks the status) and copies the
+    points out with numpy. ``None`` when this mediapipe lacks the pieces (a version without its C API
+    bindings): the caller then uses the public API, with the same numbers (test)."""
+    import ctypes
+
+    try:
+        from mediapipe.tasks.python.vision.face_landmarker import MpFaceLandmarkerResultC
+        lib, handle, c_image = landmarker._lib, landmarker._handle, image._image_ptr
+        close = lib.MpFaceLandmarkerCloseResult
+        call = lib.MpFaceLandmarkerDetectImage if ts is None else lib.MpFaceLandmarkerDetectForVideo
+    except (ImportError, AttributeError):
+        return None
+    result = MpFaceLandmarkerResultC()
+    if ts is None:
+        call(handle, c_image, None, ctypes.byref(result))
+    else:
+        call(handle, c_image, None, ts, ctypes.byref(result))
+    try:
+        faces = []
+        for i in range(result.face_landmarks_count):
+            points = result.face_landmarks[i]
+            n = int(points.landmarks_count)
+            if n == 0:
+                faces.append(np.zeros((0, 3), np.float32))
+                continue
+            kind = type(points.landmarks.contents)
+            # x, y, z by their offsets in mediapipe's struct (numpy can't take the struct's format
+            # directly: it has a char pointer); string_at copies before the result is closed
+            layout = np.dtype({"names": ["x", "y", "z"], "formats": ["=f4"] * 3,
+                               "offsets": [getattr(kind, k).offset for k in ("x", "y", "z")],
+                               "itemsize": ctypes.sizeof(kind)})
+            rec = np.frombuffer(ctypes.string_at(ctypes.addressof(points.landmarks.contents), n * layout.itemsize), layout)
+            faces.append(np.stack([rec["x"], rec["y"], rec["z"]], 1).astype(np.float32))
+        return faces
+    finally:
+        close(ctypes.byref(result))
 
 
 def _window_matrix(center, side: float, out_size: int, stretch: float = 1.0) -> np.ndarray:

@@ -130,25 +130,20 @@ class _LiveTrack:
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(2))
     signature: np.ndarray | None = None
     appearance: FaceDescriptor | None = None  # running mean of the observations' descriptors
-
-    @property
-    def last_box(self) -> np.ndarray:
-        return L.landmark_box(self.landmarks[-1])
-
-    @property
-    def size(self) -> float:
-        return float(L.face_size(self.landmarks[-1]))
+    last_box: np.ndarray | None = None  # the last face's box and size, kept as it is added: the
+    size: float = 0.0                   # association compares every track with every face each frame
 
     def predicted_box(self, frame: int) -> np.ndarray:
         shift = self.velocity * (frame - self.frames[-1])
         return self.last_box + np.concatenate([shift, shift]).astype(np.float32)
 
-    def add(self, frame: int, obs: L.FaceObservation, smoothing: float) -> None:
-        sig = L.shape_signature(obs.landmarks)
+    def add(self, frame: int, obs: L.FaceObservation, smoothing: float, geometry: _Geometry | None = None) -> None:
+        g = geometry or _Geometry.of(obs)
+        sig = g.signature
         if self.frames:
             step = frame - self.frames[-1]
             c_old = _center(self.last_box)
-            c_new = _center(obs.box)
+            c_new = _center(g.box)
             v = (c_new - c_old) / max(step, 1)
             self.velocity = smoothing * v + (1 - smoothing) * self.velocity if len(self.frames) > 1 else v
             self.signature = 0.9 * self.signature + 0.1 * sig
@@ -161,10 +156,24 @@ class _LiveTrack:
         self.frames.append(frame)
         self.landmarks.append(obs.landmarks)
         self.scores.append(obs.score)
+        self.last_box, self.size = g.box, g.size
 
     def freeze(self) -> FaceTrack:
         return FaceTrack(self.track_id, np.asarray(self.frames, np.int64),
                          np.stack(self.landmarks).astype(np.float32), np.asarray(self.scores, np.float32))
+
+
+@dataclass(frozen=True)
+class _Geometry:
+    """What the association reads of one observation, computed once per frame instead of once per pair."""
+
+    box: np.ndarray
+    size: float
+    signature: np.ndarray
+
+    @classmethod
+    def of(cls, obs: L.FaceObservation) -> _Geometry:
+        return cls(obs.box, float(L.face_size(obs.landmarks)), L.shape_signature(obs.landmarks))
 
 
 def _center(box: np.ndarray) -> np.ndarray:
@@ -181,13 +190,13 @@ class FaceTracker:
         self._next_id = 0
         self._last_frame: int | None = None
 
-    def _cost(self, track: _LiveTrack, frame: int, obs: L.FaceObservation) -> float:
+    def _cost(self, track: _LiveTrack, frame: int, obs: L.FaceObservation, geometry: _Geometry) -> float:
         p = self.params
         gap = frame - track.frames[-1]
         pred = track.predicted_box(frame)
-        box = obs.box
+        box = geometry.box
         size = track.size
-        obs_size = float(L.face_size(obs.landmarks))
+        obs_size = geometry.size
         ratio = max(size, obs_size) / max(min(size, obs_size), 1e-6)
         if ratio > p.max_size_ratio:
             return np.inf
@@ -196,7 +205,7 @@ class FaceTracker:
         allowed = min(p.max_center_dist + p.gap_center_growth * (gap - 1), p.max_reacquire_dist)
         if iou < p.min_iou and dist > allowed:
             return np.inf
-        shape = float(np.sqrt(np.mean((L.shape_signature(obs.landmarks) - track.signature) ** 2)))
+        shape = float(np.sqrt(np.mean((geometry.signature - track.signature) ** 2)))
         cost = (1.0 - iou) + dist + p.shape_weight * shape + 0.5 * np.log(ratio)
         if obs.appearance is not None and track.appearance is not None:
             sim = appearance_similarity(obs.appearance, track.appearance)
@@ -219,19 +228,20 @@ class FaceTracker:
         self._live = still
 
         ids = [-1] * len(observations)
+        geometry = [_Geometry.of(o) for o in observations]
         if self._live and observations:
-            cost = np.array([[self._cost(t, frame, o) for o in observations] for t in self._live])
+            cost = np.array([[self._cost(t, frame, o, g) for o, g in zip(observations, geometry)] for t in self._live])
             finite = np.where(np.isfinite(cost), cost, 1e6)
             rows, cols = linear_sum_assignment(finite)
             for r, c in zip(rows, cols):
                 if np.isfinite(cost[r, c]):
-                    self._live[r].add(frame, observations[c], self.params.velocity_smoothing)
+                    self._live[r].add(frame, observations[c], self.params.velocity_smoothing, geometry[c])
                     ids[c] = self._live[r].track_id
         for c, obs in enumerate(observations):
             if ids[c] == -1:
                 t = _LiveTrack(self._next_id)
                 self._next_id += 1
-                t.add(frame, obs, self.params.velocity_smoothing)
+                t.add(frame, obs, self.params.velocity_smoothing, geometry[c])
                 self._live.append(t)
                 ids[c] = t.track_id
         return ids

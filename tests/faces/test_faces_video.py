@@ -517,3 +517,45 @@ def test_tracking_on_its_own_thread_gives_what_inline_tracking_gives(monkeypatch
     monkeypatch.setattr(analyze_module, "mouth_features", broken)
     with pytest.raises(RuntimeError, match="mouth cue failed"):
         run()
+
+
+@needs_bundle
+def test_landmarks_read_from_the_c_result_equal_mediapipes_public_api(monkeypatch):
+    """``_run`` reads the points from mediapipe's C result struct with numpy instead of its per-point
+    dataclasses: the same faces and the same float32 landmarks as the public ``detect`` /
+    ``detect_for_video`` (two real faces moving, IMAGE and VIDEO mode), and the public API is what runs
+    when the struct can't be read (an older mediapipe)."""
+    import mediapipe as mp
+
+    from s2v_toolkit.faces import detector as D
+
+    astro_face = np.ascontiguousarray(data.astronaut()[30:230, 120:330])
+    frames = []
+    for k in range(6):
+        canvas = np.full((480, 960, 3), 60, np.uint8)
+        for j, (x, y) in enumerate([(240, 240), (720, 240)]):
+            _paste(canvas, astro_face, _similarity(1.5, 6 * j - 3, (105, 100), (x + 2 * k, y + k)), None)
+        frames.append(canvas)
+    path = D.ensure_landmarker_bundle(None)
+    conf = (0.5, 0.5, 0.5)
+    for video in (False, True):
+        fast, public, fallback = (D._landmarker(path, video, 4, conf) for _ in range(3))
+        try:
+            for k, frame in enumerate(frames):
+                ts = k * 40 if video else None
+                h, w = frame.shape[:2]
+                image = mp.Image(image_format=mp.ImageFormat.SRGB, data=frame)
+                result = public.detect(image) if ts is None else public.detect_for_video(image, ts)
+                expected = [np.array([(p.x * w, p.y * h, p.z * w) for p in pts], np.float32)
+                            for pts in result.face_landmarks]
+                got = D._run(fast, frame, ts)
+                assert len(expected) == 2 and len(got) == 2
+                for a, b in zip(got, expected):
+                    np.testing.assert_array_equal(a, b)
+                with monkeypatch.context() as m:
+                    m.setattr(D, "_landmark_arrays", lambda *a: None)
+                    for a, b in zip(D._run(fallback, frame, ts), expected):
+                        np.testing.assert_array_equal(a, b)
+        finally:
+            for lm in (fast, public, fallback):
+                lm.close()
