@@ -230,22 +230,36 @@ def shifted_scores(model, audio_emb, face_emb, shifts) -> np.ndarray:
     return _chunked_logits(model, batch, face_emb).mean(1).cpu().numpy()
 
 
+def loudest_frame_dbfs(audio: np.ndarray, rate: int = 16000) -> float:
+    """The RMS level of the loudest 1/25 s of ``audio`` (full scale 0 dBFS; -inf for digital silence)."""
+    x = np.asarray(audio, np.float64).reshape(-1)
+    hop = max(1, rate // ASD_FPS)
+    n = len(x) // hop
+    if n == 0:
+        return 20 * math.log10(math.sqrt(float(np.mean(x * x)))) if len(x) and np.any(x) else -math.inf
+    power = np.mean(x[: n * hop].reshape(n, hop) ** 2, 1).max()
+    return 10 * math.log10(power) if power > 0 else -math.inf
+
+
 def asd_evidence(faces: np.ndarray, audio: np.ndarray, rate: int = 16000, *, model=None,
-                 min_shift_s: float = 1.0, max_shifts: int = 40, min_shifts: int = 10) -> AsdEvidence | None:
+                 min_shift_s: float = 1.0, max_shifts: int = 40, min_shifts: int = 10,
+                 silence_dbfs: float = -50.0) -> AsdEvidence | None:
     """Score a face (``(T, 112, 112)`` uint8 crops at 25 fps) against the line's audio (mono, starting at
     the first crop's time). ``None`` when the line is too short for a null of ``min_shifts`` shifts (under
-    ~2.8 s: a spread from fewer shifts is too unsure to divide by).
+    ~2.8 s: a spread from fewer shifts is too unsure to divide by), or silent (its loudest 1/25 s under
+    ``silence_dbfs``, the cut ``SpeakerParams.silence_dbfs`` uses): on digital silence the encoder's edge
+    effects alone made the shifted copies differ, and a silent line scored z 5.5 against a talking face.
 
     The null takes the shifts from ``min_shift_s`` to the line's length minus that, every second frame or
     evenly spaced to at most ``max_shifts`` (the GRUs over every shift are most of the cost after the
     visual encoder; 40 shifts estimate a mean and a spread well enough)."""
     import torch
 
-    model = model or load_light_asd()
     t = len(faces)
     lo = int(round(min_shift_s * ASD_FPS))
-    if (t - 2 * lo + 2) // 2 < min_shifts:
+    if (t - 2 * lo + 2) // 2 < min_shifts or loudest_frame_dbfs(audio, rate) < silence_dbfs:
         return None
+    model = model or load_light_asd()
     span = t - 2 * lo + 1
     shifts = sorted({lo + int(round(v)) for v in np.linspace(0, span - 1, min(max_shifts, (span + 1) // 2))})
     with torch.inference_mode():

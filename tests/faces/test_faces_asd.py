@@ -206,6 +206,20 @@ def test_line_too_short_for_a_null_gives_no_evidence():
     assert asd.asd_evidence(faces, own, model=_DotModel()) is not None
 
 
+def test_a_silent_line_gives_no_evidence_not_a_confident_score():
+    """Digital silence and noise 60 dB down are not scored (the shipped network gave z 5.5 on zeros);
+    the same line at a normal level is."""
+    from s2v_toolkit.faces.asd import loudest_frame_dbfs
+
+    faces, own = _line(0)
+    assert asd.asd_evidence(faces, np.zeros_like(own), model=_DotModel()) is None
+    hiss = (1e-3 * np.random.default_rng(3).standard_normal(len(own))).astype(np.float32)   # -60 dBFS
+    assert -62 < loudest_frame_dbfs(hiss) < -58
+    assert asd.asd_evidence(faces, hiss, model=_DotModel()) is None
+    assert asd.asd_evidence(faces, own * 0.03, model=_DotModel()).z > 4   # peak ~-40 dBFS: scored as before
+    assert loudest_frame_dbfs(np.zeros(10)) == -np.inf
+
+
 # --- the choice: combined with the landmark evidence --------------------------------------------------------
 
 
