@@ -298,6 +298,7 @@ class FaceLandmarkDetector:
         self.zoom_size = zoom_size
         self._full = _landmarker(self.path, video, max_faces, self._conf)
         self._tiles = _landmarker(self.path, False, max_faces, self._conf)
+        self._tile_landmarkers = [self._tiles]  # more are made for a scan on several threads
         self.whole_max_side = whole_max_side  # the whole-frame landmarker's frame is scaled down to this
         self.turned_stretch = turned_stretch  # widening for faces turned away (1: off)
         self.turned_every = max(1, turned_every)  # the widened search runs every this many scans
@@ -316,6 +317,33 @@ class FaceLandmarkDetector:
         if self.workers < 2 or len(self._followers) + whole < 2:
             faces = self._whole(rgb, ts) if whole else []
             return [f.follow(rgb, ts) for f in self._followers], faces
+        pool = self._thread_pool()
+        pending = [pool.submit(f.follow, rgb, ts) for f in self._followers]
+        faces = self._whole(rgb, ts) if whole else []
+        return [p.result() for p in pending], faces
+
+    def _tile_calls(self, tiles: list[np.ndarray]) -> list[list[np.ndarray]]:
+        """The IMAGE-mode landmarker on each tile, in order. With ``workers`` > 1 the tiles are dealt to that
+        many IMAGE-mode landmarkers on the thread pool (one thread each, so no landmarker is called from two
+        threads at once): a scan of a 1080p frame is ~24 tiles (~100 ms on one slow core, every
+        ``scan_every`` frames), which held up the frame's other work. IMAGE mode keeps no state between
+        calls, so each tile's faces are the same whichever landmarker ran it (test)."""
+        n = min(self.workers, len(tiles))
+        if n < 2:
+            return [_run(self._tiles, t, None) for t in tiles]
+        while len(self._tile_landmarkers) < n:
+            self._tile_landmarkers.append(_landmarker(self.path, False, self.max_faces, self._conf))
+        pool = self._thread_pool()
+        dealt = [self._tile_landmarkers[i] for i in range(n)]
+        parts = [pool.submit(lambda lm, part: [_run(lm, t, None) for t in part], dealt[i], tiles[i::n])
+                 for i in range(1, n)]
+        out: list = [None] * len(tiles)
+        out[0::n] = [_run(self._tiles, t, None) for t in tiles[0::n]]  # this thread takes the first share
+        for i, p in enumerate(parts, 1):
+            out[i::n] = p.result()
+        return out
+
+    def _thread_pool(self):
         if self._pool is None or self._pool_pid != os.getpid():
             # (re)made in this process: a pool made before a fork has no threads in the child, and work
             # submitted there would wait forever
@@ -323,9 +351,7 @@ class FaceLandmarkDetector:
 
             self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="s2vt-landmarks")
             self._pool_pid = os.getpid()
-        pending = [self._pool.submit(f.follow, rgb, ts) for f in self._followers]
-        faces = self._whole(rgb, ts) if whole else []
-        return [p.result() for p in pending], faces
+        return self._pool
 
     def close(self) -> None:
         if self._pool is not None:
@@ -334,10 +360,11 @@ class FaceLandmarkDetector:
         for f in self._followers:
             f.close()
         self._followers = []
-        for lm in (self._full, self._tiles):
+        for lm in (self._full, *self._tile_landmarkers):
             if lm is not None:
                 lm.close()
         self._full = self._tiles = None
+        self._tile_landmarkers = []
 
     def __enter__(self) -> FaceLandmarkDetector:
         return self
@@ -359,6 +386,7 @@ class FaceLandmarkDetector:
         found = list(known)
         new = []
         scaled = {}  # the frame resized once per tile size: each tile is then seen at ~256 px
+        tiles = []
         for x, y, side in scan_tiles(ws, h, self.min_face_px):
             if side >= max(w, h) and stretch == 1.0:
                 continue  # the whole-frame landmarker covers this one
@@ -367,8 +395,9 @@ class FaceLandmarkDetector:
                 scaled[side] = rgb if k == 1.0 and stretch == 1.0 else cv2.resize(
                     rgb, (round(ws * k), round(h * k)), interpolation=cv2.INTER_AREA)
             x0, y0, n = round(x * k), round(y * k), round(side * k)
-            tile = np.ascontiguousarray(scaled[side][y0:y0 + n, x0:x0 + n])
-            for lm in _run(self._tiles, tile, None):
+            tiles.append((x0, y0, k, np.ascontiguousarray(scaled[side][y0:y0 + n, x0:x0 + n])))
+        for (x0, y0, k, _), faces in zip(tiles, self._tile_calls([t[3] for t in tiles])):
+            for lm in faces:
                 lm = lm.copy()
                 lm[:, 0] = (lm[:, 0] + x0) / (k * stretch)
                 lm[:, 1] = (lm[:, 1] + y0) / k

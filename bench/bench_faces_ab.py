@@ -1,0 +1,99 @@
+"""Face tracking speed of two checkouts side by side, in one run: ``bench_faces.ours`` (analyze_video + a
+mouth mask per tracked face) of each tree on the same H.264 clips, alternating tree by tree, each in a
+fresh process (one warm-up, then one timed run), ``--repeat`` rounds; medians.
+
+    git worktree add /tmp/before <commit>
+    python bench/bench_faces_ab.py --before /tmp/before [--repeat 3] [--clips 1080p_4_faces,...] \\
+        [--out bench/results/cpu_faces_ab.json]
+
+The clips are bench_faces' own (``bench_faces.CLIPS``, written once here). Each process imports the
+package from its tree (``PYTHONPATH``), so both see the same mediapipe and the same landmarker bundle.
+Wall-clock fps depend on the machine's load; the CPU ms per frame (all threads) much less so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "bench"))
+
+CHILD = """
+import json, sys
+sys.path.insert(0, sys.argv[1] + "/bench")
+import bench_faces as B
+B.ours(B.Path(sys.argv[2]))  # warm-up: imports, model, page cache
+seconds, found = B.ours(B.Path(sys.argv[2]))
+print(json.dumps({"seconds": seconds, "cpu_seconds": found["cpu_seconds"], "masks": found["masks"]}))
+"""
+
+
+def run_tree(tree: Path, clip: Path) -> dict:
+    env = dict(os.environ, PYTHONPATH=str(tree))
+    out = subprocess.run([sys.executable, "-c", CHILD, str(tree), str(clip)], capture_output=True, text=True,
+                         env=env, cwd=str(tree))
+    if out.returncode != 0:
+        raise SystemExit(f"{tree}: the run failed:\n{out.stderr[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> int:
+    import bench_faces as B
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--before", required=True, help="the other checkout (e.g. a git worktree of the base commit)")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--frames", type=int, default=100)
+    ap.add_argument("--clips", default="", help="comma-separated clip names (default: all)")
+    ap.add_argument("--out", default=str(REPO / "bench" / "results" / "cpu_faces_ab.json"))
+    args = ap.parse_args()
+    trees = {"before": Path(args.before).resolve(), "now": REPO}
+    wanted = {c for c in args.clips.split(",") if c}
+    load_before = os.getloadavg()
+    results: dict = {}
+    with tempfile.TemporaryDirectory(prefix="bench_faces_ab_") as tmp:
+        clips = {name: B.write_clip(Path(tmp), name, w, h, face, args.frames, nf)
+                 for name, w, h, face, nf in B.CLIPS if not wanted or name in wanted}
+        for k in range(args.repeat):
+            for name, path in clips.items():
+                for label, tree in trees.items():
+                    r = run_tree(tree, path)
+                    results.setdefault(name, {}).setdefault(label, []).append(r)
+                    print(f"round {k + 1}: {name} {label}: {args.frames / r['seconds']:.1f} fps, "
+                          f"{1000 * r['cpu_seconds'] / args.frames:.1f} CPU ms/frame", flush=True)
+    summary = {}
+    for name, per in results.items():
+        summary[name] = {label: {"fps": round(args.frames / statistics.median(r["seconds"] for r in runs), 1),
+                                 "cpu_ms_per_frame": round(1000 * statistics.median(r["cpu_seconds"] for r in runs)
+                                                           / args.frames, 1),
+                                 "masks": sorted({r["masks"] for r in runs}), "runs": runs}
+                         for label, runs in per.items()}
+        s = summary[name]
+        s["ratio_fps_now_over_before"] = round(s["now"]["fps"] / s["before"]["fps"], 3)
+    print("\nclip | before fps | now fps | now/before | before CPU ms/frame | now CPU ms/frame")
+    for name, s in summary.items():
+        print(f"{name} | {s['before']['fps']} | {s['now']['fps']} | {s['ratio_fps_now_over_before']:.2f}x | "
+              f"{s['before']['cpu_ms_per_frame']} | {s['now']['cpu_ms_per_frame']}")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({
+        "command": "python bench/bench_faces_ab.py " + " ".join(sys.argv[1:]),
+        "before": str(trees["before"]), "frames": args.frames, "repeat": args.repeat,
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+                    "load_average_before": [round(x, 2) for x in load_before],
+                    "load_average_after": [round(x, 2) for x in os.getloadavg()]},
+        "results": summary}, indent=1) + "\n")
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
