@@ -19,7 +19,9 @@ Public API (see docs/faces.md)::
     line_audio_z(tracks, start, end, envelope) ; pool_audio_z(per_line_z) -> PooledChoice (Stouffer over lines)
     speakers_pooled(analysis, [(start, end, audio), ...]) ; matching_track(track, other_tracks, start, end)
     # the audio-visual active-speaker network (Light-ASD, shipped weights), used by speaker_for_line
-    load_light_asd() -> asd_model.LightASD (torch, imported on first use) ; network_evidence(analysis, tracks, start, end, audio) -> {track id: AsdEvidence}
+    load_light_asd() -> asd_model.LightASD (torch, imported on first use) ; load_networks() -> [(name, network)]
+    (Light-ASD and LR-ASD; S2VT_ASD_NETWORKS picks) ; combine_evidence([AsdEvidence]) -> AsdEvidence (mean z)
+    network_evidence(analysis, tracks, start, end, audio) -> {track id: AsdEvidence} (the networks averaged)
 
     # mouth occlusion (hand, microphone, object over the mouth): FaceAnalysis.occlusion[track_id]
     OcclusionParams(threshold=4.0, release=2.5, min_run=3) ; track_occlusion(track, features) -> TrackOcclusion
@@ -33,7 +35,7 @@ Public API (see docs/faces.md)::
 """
 
 from s2v_toolkit.faces.align import CropTransform, face_crop_transform, fit_similarity, track_crop_transforms
-from s2v_toolkit.faces.asd import AsdEvidence, load_light_asd, network_evidence
+from s2v_toolkit.faces.asd import AsdEvidence, combine_evidence, load_light_asd, load_networks, network_evidence
 from s2v_toolkit.faces.analyze import AnalysisParams, FaceAnalysis, RangeIssue, analyze_frames, analyze_video
 from s2v_toolkit.faces.bundle import (
     BundleInfo,
@@ -78,5 +80,5 @@ __all__ = [
     "speech_envelope", "track_crop_transforms", "track_observations", "track_occlusion",
     "mouth_mask_window", "mouth_mask_in_crop_window",
     "PooledChoice", "line_audio_z", "matching_track", "pool_audio_z", "speakers_pooled",
-    "AsdEvidence", "load_light_asd", "network_evidence",
+    "AsdEvidence", "combine_evidence", "load_light_asd", "load_networks", "network_evidence",
 ]

@@ -22,11 +22,12 @@ face by the audio; docs/faces.md has the table of real clips behind it. A still 
 under ``min_mouth_motion``) gives no evidence. A line shorter than ``min_line_seconds`` or a silent one
 (its loudest frame under ``silence_dbfs``) cannot be judged from the audio.
 
-The audio-visual network (``asd.py``, Light-ASD with its authors' AVA weights; ``network=True``, the
-default): for a line of an analysed file, each candidate's lower-face crops are scored against the line's
-MFCCs and against the same audio circularly shifted (>= 1 s); the network's z counts from 0 up and is
-combined with the landmarks' z, ``(max(z_net, 0) + z) / sqrt(2)``, and a face is then chosen at
-``combined_confidence`` (0.98, z = 2.33: the network's z on unrelated lines is centred a little above 0).
+The audio-visual networks (``asd.py``: Light-ASD and LR-ASD with their authors' AVA weights, their z's
+averaged; ``network=True``, the default): for a line of an analysed file, each candidate's lower-face
+crops are scored against the line's MFCCs and against the same audio circularly shifted (>= 1 s); the
+networks' mean z counts from 0 up and is combined with the landmarks' z, ``(max(z_net, 0) + z) /
+sqrt(2)``, and a face is then chosen at ``combined_confidence`` (0.98, z = 2.33: the networks' mean z on
+unrelated lines is centred a little above 0).
 Where it cannot run (frames analysed from memory, a file that cannot be read again, lines under ~2.8 s)
 the landmarks decide alone at ``audio_confidence``.
 

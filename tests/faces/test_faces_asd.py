@@ -338,12 +338,15 @@ def test_network_device_follows_the_environment_and_the_gpu(monkeypatch):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-def test_network_evidence_on_the_gpu_matches_the_cpu():
+@pytest.mark.parametrize("name", ["light-asd", "lr-asd"])
+def test_network_evidence_on_the_gpu_matches_the_cpu(name):
+    from s2v_toolkit.faces.asd_model import load_network
+
     rng = np.random.default_rng(3)
     faces = rng.integers(0, 255, (120, 112, 112), dtype=np.uint8)
     audio = rng.normal(0, 0.1, int(120 / 25 * 16000) + 400).astype(np.float32)
-    cpu = asd.asd_evidence(faces, audio, model=load_light_asd(device="cpu"))
-    gpu = asd.asd_evidence(faces, audio, model=load_light_asd(device="cuda"))
+    cpu = asd.asd_evidence(faces, audio, model=load_network(name, "cpu"))
+    gpu = asd.asd_evidence(faces, audio, model=load_network(name, "cuda"))
     assert abs(cpu.score - gpu.score) < 1e-3 and abs(cpu.null_mean - gpu.null_mean) < 1e-3
     assert abs(cpu.z - gpu.z) < 1e-2
 
@@ -365,3 +368,104 @@ def test_a_wrong_network_device_is_one_clear_error(monkeypatch):
     line = SimpleNamespace(source="/nonexistent/clip.mp4", rotation=0, fps=25.0)
     with pytest.raises(S2VError, match="S2VT_ASD_DEVICE"):
         asd.network_evidence(line, [_talking_track(0, 60, True)], 0, 59, np.zeros(38400, np.float32))
+
+
+# --- LR-ASD and the average of the networks ----------------------------------------------------------------
+
+
+def _lr_authors_names(ours: dict) -> dict:
+    """Our LR-ASD state dict under the authors' names (the inverse of the renaming, written out here)."""
+    out = {}
+    for name, value in ours.items():
+        parts = name.split(".")
+        if parts[0] == "head":
+            out[f"lossAV.FC.{parts[1]}"] = value
+        elif parts[0].startswith("gru_"):
+            out["model.detector." + name] = value
+        elif parts[0] in ("fusion", "temporal"):
+            where = "model.fusion" if parts[0] == "fusion" else "model.detector.attention"
+            out[f"{where}.attention.weight" if parts[1] == "mix" else f"{where}.bn.{parts[2]}"] = value
+        else:
+            enc = {"visual": "visualEncoder", "audio": "audioEncoder"}[parts[0]]
+            step = int(parts[3])
+            layer = [("s_1" if parts[0] == "visual" else "m_1"), ("s_2" if parts[0] == "visual" else "m_2"),
+                     "t_1", "t_2"][step]
+            if parts[2] == "norms":
+                layer = layer[:2] + "norm_" + layer[2:]
+            out[f"model.{enc}.block{int(parts[1]) + 1}.{layer}.{parts[4]}"] = value
+    out["lossV.FC.weight"] = torch.zeros(2, 128)   # the visual-only training head: not ours
+    out["model.fusion.bn.num_batches_tracked"] = torch.tensor(5)
+    return out
+
+
+def test_lr_asd_authors_checkpoint_names_map_onto_every_tensor():
+    from s2v_toolkit.faces.lr_asd_model import LRASD
+    from s2v_toolkit.faces.lr_asd_model import state_dict_from_authors as lr_from_authors
+
+    torch.manual_seed(0)
+    model = LRASD()
+    ours = {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
+    renamed = lr_from_authors(_lr_authors_names(ours))
+    assert set(renamed) == set(ours)
+    for k, v in ours.items():
+        assert torch.equal(renamed[k], v), k
+
+
+def test_shipped_lr_asd_weights_load_and_score_per_frame_like_light_asd():
+    from s2v_toolkit.faces.asd_model import load_network
+
+    model = load_network("lr-asd", "cpu")
+    assert sum(p.numel() for p in model.parameters()) == pytest.approx(0.84e6, rel=0.05)
+    with torch.inference_mode():
+        assert model.encode_audio(torch.randn(1, 4 * 17, 13)).shape == (1, 17, 128)
+        assert model.encode_faces(torch.rand(1, 17, 112, 112) * 255).shape == (1, 17, 128)
+        out = model(torch.randn(2, 4 * 30, 13), torch.rand(2, 30, 112, 112) * 255)
+    assert out.shape == (2, 30) and torch.isfinite(out).all()
+    # trained weights, not a fresh module: the same input scores differently from a random initialisation
+    from s2v_toolkit.faces.lr_asd_model import LRASD
+
+    torch.manual_seed(0)
+    with torch.inference_mode():
+        x = (torch.randn(1, 4 * 30, 13), torch.rand(1, 30, 112, 112) * 255)
+        assert not torch.allclose(model(*x), LRASD().eval()(*x))
+
+
+def test_networks_are_averaged_in_z_and_each_is_kept():
+    from s2v_toolkit.faces.asd import AsdEvidence, combine_evidence
+
+    a = AsdEvidence(1.0, 0.2, 0.3, 4.0, 150, "light-asd")
+    b = AsdEvidence(0.5, 0.1, 0.2, 1.0, 150, "lr-asd")
+    both = combine_evidence([a, None, b])
+    assert both.z == pytest.approx(2.5) and both.network == "light-asd+lr-asd" and both.parts == (a, b)
+    assert both.score == pytest.approx(0.75) and both.frames == 150
+    d = both.to_dict()
+    assert [p["network"] for p in d["parts"]] == ["light-asd", "lr-asd"] and d["z"] == 2.5
+    assert combine_evidence([a]) is a and combine_evidence([None]) is None
+    assert not math.isfinite(combine_evidence([a, AsdEvidence(0, 0, 0, float("nan"), 150, "lr-asd")]).z)
+
+
+class _LateDotModel(_DotModel):
+    """Like _DotModel, but hears the audio 8 frames late: its z on the aligned line is lower."""
+
+    def encode_audio(self, mfcc):
+        return torch.roll(super().encode_audio(mfcc), 8, dims=1)
+
+
+def test_evidence_without_a_model_averages_the_networks_named_in_the_environment(monkeypatch):
+    from s2v_toolkit.errors import S2VError
+    from s2v_toolkit.faces import asd_model
+
+    faces, own = _line(0)
+    one = asd.asd_evidence(faces, own, model=_DotModel(), network="light-asd")
+    late = asd.asd_evidence(faces, own, model=_LateDotModel(), network="lr-asd")
+    stand_ins = {"light-asd": _DotModel(), "lr-asd": _LateDotModel()}
+    monkeypatch.setattr(asd_model, "load_network", lambda name, device=None, path=None: stand_ins[name])
+    monkeypatch.delenv("S2VT_ASD_NETWORKS", raising=False)
+    both = asd.asd_evidence(faces, own)
+    assert both.network == "light-asd+lr-asd" and both.z == pytest.approx((one.z + late.z) / 2)
+    monkeypatch.setenv("S2VT_ASD_NETWORKS", "light-asd")
+    alone = asd.asd_evidence(faces, own)
+    assert alone.network == "light-asd" and alone.z == pytest.approx(one.z) and alone.parts == ()
+    monkeypatch.setenv("S2VT_ASD_NETWORKS", "light-asd,syncnet")
+    with pytest.raises(S2VError, match="S2VT_ASD_NETWORKS='light-asd,syncnet': unknown network syncnet"):
+        asd.asd_evidence(faces, own)
