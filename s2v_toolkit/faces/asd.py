@@ -277,7 +277,7 @@ def loudest_frame_dbfs(audio: np.ndarray, rate: int = 16000) -> float:
 
 def asd_evidence(faces: np.ndarray, audio: np.ndarray, rate: int = 16000, *, model=None, network: str = "",
                  min_shift_s: float = 1.0, max_shifts: int = 40, min_shifts: int = 10,
-                 silence_dbfs: float = -50.0) -> AsdEvidence | None:
+                 silence_dbfs: float = -50.0, face_embedding=None) -> AsdEvidence | None:
     """Score a face (``(T, 112, 112)`` uint8 crops at 25 fps) against the line's audio (mono, starting at
     the first crop's time): by ``model`` (labelled ``network``), or without one by every network of
     :func:`load_networks`, averaged (:func:`combine_evidence`). ``None`` when the line is too short for a
@@ -288,7 +288,10 @@ def asd_evidence(faces: np.ndarray, audio: np.ndarray, rate: int = 16000, *, mod
 
     The null takes the shifts from ``min_shift_s`` to the line's length minus that, every second frame or
     evenly spaced to at most ``max_shifts`` (the GRUs over every shift are most of the cost after the
-    visual encoder; 40 shifts estimate a mean and a spread well enough)."""
+    visual encoder; 40 shifts estimate a mean and a spread well enough).
+
+    ``face_embedding``: ``model``'s :func:`encode_faces_windowed` of these ``faces``, when one face is scored
+    against several lines (the visual encoder is most of the cost of a line)."""
     import torch
 
     t = len(faces)
@@ -302,7 +305,7 @@ def asd_evidence(faces: np.ndarray, audio: np.ndarray, rate: int = 16000, *, mod
     span = t - 2 * lo + 1
     shifts = sorted({lo + int(round(v)) for v in np.linspace(0, span - 1, min(max_shifts, (span + 1) // 2))})
     with torch.inference_mode():
-        face_emb = encode_faces_windowed(model, faces)
+        face_emb = encode_faces_windowed(model, faces) if face_embedding is None else face_embedding
         audio_emb = model.encode_audio(torch.from_numpy(line_mfcc(audio, t, rate))[None].to(_device_of(model)))
         logits = shifted_scores(model, audio_emb, face_emb, [0, *shifts])
     own, null = float(logits[0]), logits[1:]

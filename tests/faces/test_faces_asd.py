@@ -469,3 +469,14 @@ def test_evidence_without_a_model_averages_the_networks_named_in_the_environment
     monkeypatch.setenv("S2VT_ASD_NETWORKS", "light-asd,syncnet")
     with pytest.raises(S2VError, match="S2VT_ASD_NETWORKS='light-asd,syncnet': unknown network syncnet"):
         asd.asd_evidence(faces, own)
+
+
+def test_a_face_encoded_once_scores_each_line_as_encoding_it_again():
+    faces, own = _line(0)
+    _, other = _line(1)
+    model = _DotModel()
+    emb = asd.encode_faces_windowed(model, faces)
+    for line in (own, other):
+        again = asd.asd_evidence(faces, line, model=model)
+        once = asd.asd_evidence(faces, line, model=model, face_embedding=emb)
+        assert once == again
