@@ -19,7 +19,6 @@ is involved, only the evidence.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -55,28 +54,17 @@ def summary(rows: list[dict], evidence: str) -> dict:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--corpus", action="append", required=True, help="a folder with media/ (repeatable)")
-    ap.add_argument("--others", type=int, default=8)
-    ap.add_argument("--cache", default=None, help="folder for the face crops (reused when present)")
-    ap.add_argument("--out", default=str(REPO / "bench" / "results" / "asd_networks.json"))
-    args = ap.parse_args()
+    from bench_asd_statistics import corpus_arguments, landmarks_z, lines_of, talking_heads_of
+
+    args = corpus_arguments(__doc__, "asd_networks.json", "folder for the face crops (reused when present)")
 
     import torch
 
-    from bench_asd_statistics import lines_of
-    from bench_corpus_speakers import talking_heads
-    from s2v_toolkit.faces import SpeakerParams, speaker_for_line
     from s2v_toolkit.faces.asd import asd_evidence, combine_evidence, encode_faces_windowed, line_face_crops
     from s2v_toolkit.faces.asd_model import NETWORKS, load_network
 
     torch.set_num_threads(2)
-    clips, folder_of = {}, {}
-    for root in args.corpus:
-        if (Path(root) / "media").is_dir():
-            found = talking_heads(Path(root))
-            clips.update(found)
-            folder_of.update({name: root for name in found})
+    clips, folder_of = talking_heads_of(args.corpus)
     if len(clips) < 2:
         print("fewer than 2 talking heads found: nothing measured")
         return 0
@@ -100,9 +88,7 @@ def main() -> int:
         with torch.inference_mode():   # the face once per network, for all its lines
             faces = {n: encode_faces_windowed(m, crops) for n, m in models.items()}
         for key, audio in lines_of(names, clips, name, args.others).items():
-            marks = speaker_for_line(analysis, analysis.start, analysis.end, audio=audio, sample_rate=16000,
-                                     params=SpeakerParams(network=False))
-            lm = marks.candidates[0].audio_z if marks.candidates else None
+            lm = landmarks_z(analysis, audio)
             with torch.inference_mode():
                 each = {n: asd_evidence(crops, audio, 16000, model=m, network=n, face_embedding=faces[n])
                         for n, m in models.items()}
@@ -110,7 +96,7 @@ def main() -> int:
                 continue  # a line too short for the shifts
             each["average"] = combine_evidence([each[n] for n in NETWORKS])
             rows.append({"clip": name, "folder": folder_of[name], "line": key, "own": key == "own",
-                         "landmarks_z": None if lm is None else round(float(lm), 3),
+                         "landmarks_z": None if lm is None else round(lm, 3),
                          "z": {k: round(e.z, 3) for k, e in each.items()},
                          "combined": {k: round(combined(e.z, lm), 3) for k, e in each.items()}})
         print(f"{name}: done ({time.perf_counter() - t0:.0f} s)", flush=True)

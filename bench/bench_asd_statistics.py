@@ -107,25 +107,47 @@ def table(rows: list[dict]) -> list[dict]:
     return summary
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def corpus_arguments(doc: str, out_name: str, cache_help: str) -> argparse.Namespace:
+    """The arguments of the benches over the corpus's talking heads (this one, bench_asd_networks)."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     ap.add_argument("--corpus", action="append", required=True, help="a folder with media/ (repeatable)")
     ap.add_argument("--others", type=int, default=8)
-    ap.add_argument("--cache", default=None, help="folder for the crops and curves (reused when present)")
-    ap.add_argument("--out", default=str(REPO / "bench" / "results" / "asd_statistics.json"))
-    args = ap.parse_args()
+    ap.add_argument("--cache", default=None, help=cache_help)
+    ap.add_argument("--out", default=str(REPO / "bench" / "results" / out_name))
+    return ap.parse_args()
+
+
+def talking_heads_of(roots: list[str]) -> tuple[dict, dict]:
+    """``bench_corpus_speakers.talking_heads`` of every folder: {clip: (analysis, audio)}, {clip: folder}."""
+    from bench_corpus_speakers import talking_heads
+
+    clips, folder_of = {}, {}
+    for root in roots:
+        if (Path(root) / "media").is_dir():
+            found = talking_heads(Path(root))
+            clips.update(found)
+            folder_of.update({name: root for name in found})
+    return clips, folder_of
+
+
+def landmarks_z(analysis, audio: np.ndarray) -> float | None:
+    """The landmarks' z of the clip's one face for a line (``speaker_for_line`` without the network)."""
+    from s2v_toolkit.faces import SpeakerParams, speaker_for_line
+
+    marks = speaker_for_line(analysis, analysis.start, analysis.end, audio=audio, sample_rate=16000,
+                             params=SpeakerParams(network=False))
+    return None if not marks.candidates or marks.candidates[0].audio_z is None else float(marks.candidates[0].audio_z)
+
+
+def main() -> int:
+    args = corpus_arguments(__doc__, "asd_statistics.json", "folder for the crops and curves (reused when present)")
 
     import torch
 
-    from bench_corpus_speakers import talking_heads
-    from s2v_toolkit.faces import SpeakerParams, speaker_for_line
     from s2v_toolkit.faces.asd import line_face_crops, load_light_asd
 
     torch.set_num_threads(2)
-    clips = {}
-    for root in args.corpus:
-        if (Path(root) / "media").is_dir():
-            clips.update(talking_heads(Path(root)))
+    clips, _ = talking_heads_of(args.corpus)
     if len(clips) < 2:
         print("fewer than 2 talking heads found: nothing measured")
         return 0
@@ -148,10 +170,8 @@ def main() -> int:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 np.savez_compressed(path, **curves)
         for key, audio in lines.items():
-            marks = speaker_for_line(analysis, analysis.start, analysis.end, audio=audio, sample_rate=16000,
-                                     params=SpeakerParams(network=False))
-            lm = marks.candidates[0].audio_z if marks.candidates else None
-            rows.append({"clip": name, "line": key, "landmarks_z": None if lm is None else round(float(lm), 3),
+            lm = landmarks_z(analysis, audio)
+            rows.append({"clip": name, "line": key, "landmarks_z": None if lm is None else round(lm, 3),
                          "stats": {k: round(v, 3) for k, v in statistics(curves[key]).items()}})
         print(f"{name}: {len(lines)} lines ({time.perf_counter() - t0:.0f} s)", flush=True)
     summary = table(rows)

@@ -76,7 +76,34 @@ class _Block(nn.Module):
         return F.relu(self.bn_fuse(self.fuse(out)))
 
 
-class LightASD(nn.Module):
+class Encoders:
+    """``encode_faces`` / ``encode_audio`` of the authors' networks (Light-ASD here, LR-ASD in
+    ``lr_asd_model``): the same normalisation and pooling around each network's own three ``visual`` and
+    three ``audio`` blocks."""
+
+    visual: nn.ModuleList
+    audio: nn.ModuleList
+
+    def encode_faces(self, faces: torch.Tensor) -> torch.Tensor:
+        """``(B, T, 112, 112)`` grey 0-255 -> ``(B, T, 128)``."""
+        x = ((faces.float() / 255.0 - GREY_MEAN) / GREY_STD).unsqueeze(1)   # (B, 1, T, H, W)
+        for i, block in enumerate(self.visual):
+            x = block(x)
+            if i < 2:  # spatial max pool 3x3, stride 2, between blocks
+                x = F.max_pool3d(x, (1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1))
+        return x.amax(dim=(3, 4)).transpose(1, 2)
+
+    def encode_audio(self, mfcc: torch.Tensor) -> torch.Tensor:
+        """``(B, 4 T, 13)`` MFCCs -> ``(B, T, 128)`` (time max-pooled by 2, twice; mean over the MFCCs)."""
+        x = mfcc.float().transpose(1, 2).unsqueeze(1)   # (B, 1, 13, 4T)
+        for i, block in enumerate(self.audio):
+            x = block(x)
+            if i < 2:
+                x = F.max_pool2d(x, (1, 3), stride=(1, 2), padding=(0, 1))
+        return x.mean(dim=2).transpose(1, 2)
+
+
+class LightASD(Encoders, nn.Module):
     def __init__(self, config: LightASDConfig = LightASDConfig()):
         super().__init__()
         w, eps = config.widths, config.bn_eps
@@ -89,23 +116,6 @@ class LightASD(nn.Module):
         self.gru_backward = nn.GRU(config.hidden, config.hidden, batch_first=True)
         self.head = nn.Linear(config.hidden, 2)
 
-    def encode_faces(self, faces: torch.Tensor) -> torch.Tensor:
-        """``(B, T, 112, 112)`` grey 0-255 -> ``(B, T, 128)``."""
-        x = ((faces.float() / 255.0 - GREY_MEAN) / GREY_STD).unsqueeze(1)   # (B, 1, T, H, W)
-        for i, block in enumerate(self.visual):
-            x = block(x)
-            if i < 2:  # spatial max pool 3x3, stride 2, between blocks
-                x = F.max_pool3d(x, (1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1))
-        return x.amax(dim=(3, 4)).transpose(1, 2)
-
-    def encode_audio(self, mfcc: torch.Tensor) -> torch.Tensor:
-        """``(B, 4 T, 13)`` MFCCs -> ``(B, T, 128)`` (time max-pooled by 2, twice)."""
-        x = mfcc.float().transpose(1, 2).unsqueeze(1)   # (B, 1, 13, 4T)
-        for i, block in enumerate(self.audio):
-            x = block(x)
-            if i < 2:
-                x = F.max_pool2d(x, (1, 3), stride=(1, 2), padding=(0, 1))
-        return x.mean(dim=2).transpose(1, 2)
 
     def backend(self, audio_emb: torch.Tensor, face_emb: torch.Tensor) -> torch.Tensor:
         """Embeddings ``(B, T, 128)`` each -> speaking logits ``(B, T)``."""

@@ -1,7 +1,7 @@
 """LR-ASD: the lightweight and robust active speaker network (Liao et al., IJCV 2025), our own torch code.
 
 The journal successor of Light-ASD (``asd_model.py``) by the same authors, with the same inputs and the
-same output, so ``asd.py`` runs either one:
+same output and the same encoders' pooling (``asd_model.Encoders``), so ``asd.py`` runs either one:
 
 * **faces**: ``(B, T, 112, 112)`` grey levels 0-255 at 25 fps (``asd.face_crop``);
 * **audio**: ``(B, 4 T, 13)`` MFCCs at 100 frames per second of 16 kHz audio (``asd.mfcc``);
@@ -31,7 +31,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .asd_model import GREY_MEAN, GREY_STD
+from .asd_model import Encoders
 
 WEIGHTS = Path(__file__).resolve().parent / "weights" / "lr_asd_ava.safetensors"
 
@@ -90,7 +90,7 @@ class _Gate(nn.Module):
         return (x * torch.sigmoid(self.bn(self.mix(x)))).transpose(1, 2)
 
 
-class LRASD(nn.Module):
+class LRASD(Encoders, nn.Module):
     def __init__(self, config: LRASDConfig = LRASDConfig()):
         super().__init__()
         w, k, eps = config.widths, config.kernels, config.bn_eps
@@ -104,24 +104,6 @@ class LRASD(nn.Module):
         self.gru_backward = nn.GRU(2 * w[2], w[2] // 2, batch_first=True)
         self.temporal = _Gate(w[2], eps)
         self.head = nn.Linear(w[2], 2)
-
-    def encode_faces(self, faces: torch.Tensor) -> torch.Tensor:
-        """``(B, T, 112, 112)`` grey 0-255 -> ``(B, T, 128)``."""
-        x = ((faces.float() / 255.0 - GREY_MEAN) / GREY_STD).unsqueeze(1)   # (B, 1, T, H, W)
-        for i, block in enumerate(self.visual):
-            x = block(x)
-            if i < 2:  # spatial max pool 3x3, stride 2, between blocks
-                x = F.max_pool3d(x, (1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1))
-        return x.amax(dim=(3, 4)).transpose(1, 2)
-
-    def encode_audio(self, mfcc: torch.Tensor) -> torch.Tensor:
-        """``(B, 4 T, 13)`` MFCCs -> ``(B, T, 128)`` (time max-pooled by 2, twice; mean over the MFCCs)."""
-        x = mfcc.float().transpose(1, 2).unsqueeze(1)   # (B, 1, 13, 4T)
-        for i, block in enumerate(self.audio):
-            x = block(x)
-            if i < 2:
-                x = F.max_pool2d(x, (1, 3), stride=(1, 2), padding=(0, 1))
-        return x.mean(dim=2).transpose(1, 2)
 
     def backend(self, audio_emb: torch.Tensor, face_emb: torch.Tensor) -> torch.Tensor:
         """Embeddings ``(B, T, 128)`` each -> speaking logits ``(B, T)``."""

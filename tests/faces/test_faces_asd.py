@@ -77,12 +77,18 @@ def _authors_names(ours: dict) -> dict:
     return out
 
 
-def test_authors_checkpoint_names_map_onto_every_tensor():
+@pytest.mark.parametrize("network", ["light-asd", "lr-asd"])
+def test_authors_checkpoint_names_map_onto_every_tensor(network):
+    from s2v_toolkit.faces import lr_asd_model
+
+    make, from_authors, authors_names = {
+        "light-asd": (LightASD, state_dict_from_authors, _authors_names),
+        "lr-asd": (lr_asd_model.LRASD, lr_asd_model.state_dict_from_authors, _lr_authors_names)}[network]
     torch.manual_seed(0)
-    model = LightASD()
+    model = make()
     # BatchNorm's step counters are training state: neither kept nor needed to load
     ours = {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
-    renamed = state_dict_from_authors(_authors_names(ours))
+    renamed = from_authors(authors_names(ours))
     assert set(renamed) == set(ours)
     for k, v in ours.items():
         assert torch.equal(renamed[k], v), k
@@ -396,19 +402,6 @@ def _lr_authors_names(ours: dict) -> dict:
     out["lossV.FC.weight"] = torch.zeros(2, 128)   # the visual-only training head: not ours
     out["model.fusion.bn.num_batches_tracked"] = torch.tensor(5)
     return out
-
-
-def test_lr_asd_authors_checkpoint_names_map_onto_every_tensor():
-    from s2v_toolkit.faces.lr_asd_model import LRASD
-    from s2v_toolkit.faces.lr_asd_model import state_dict_from_authors as lr_from_authors
-
-    torch.manual_seed(0)
-    model = LRASD()
-    ours = {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
-    renamed = lr_from_authors(_lr_authors_names(ours))
-    assert set(renamed) == set(ours)
-    for k, v in ours.items():
-        assert torch.equal(renamed[k], v), k
 
 
 def test_shipped_lr_asd_weights_load_and_score_per_frame_like_light_asd():
