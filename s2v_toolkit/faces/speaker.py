@@ -88,6 +88,7 @@ class CandidateEvidence:
     network_score: float | None = None   # the audio-visual network's mean speaking logit over the line
     network_z: float | None = None       # that score in null sd above its circular-shift null
     combined_z: float | None = None      # (audio_z + network_z) / sqrt(2): what decides when the network ran
+    network_zs: dict[str, float] | None = None  # each network's z where network_z is their mean (asd.combine_evidence)
 
     def to_dict(self) -> dict:
         return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
@@ -320,7 +321,7 @@ def choose_speaker(tracks: list[FaceTrack], start: int, end: int, *, envelope: n
             sim = face_similarity(reference, track_descriptors[t.track_id])["combined"]
             ref_ev = _reference_evidence(sim, params)
         net = (network or {}).get(t.track_id)
-        net_score = net_z = comb = None
+        net_score = net_z = comb = net_parts = None
         if use_audio and net is not None and np.isfinite(net.z) and z is not None:
             # the two kinds of evidence look at different things (landmark motion against the envelope; the
             # network's learned view of the mouth against MFCCs): their z on unrelated lines correlate
@@ -328,11 +329,12 @@ def choose_speaker(tracks: list[FaceTrack], start: int, end: int, *, envelope: n
             # The network's z counts from 0 up: below its null it says "not speech as I know it" (a drawn
             # mouth, a noise burst), which is no evidence against a mouth the landmarks see following the sound.
             net_score, net_z = float(net.score), float(net.z)
+            net_parts = {p.network: round(float(p.z), 4) for p in getattr(net, "parts", ())} or None
             comb = (max(net_z, 0.0) + z) / math.sqrt(2.0)
             ev = float(max(0.0, math.erf(comb / math.sqrt(2.0))))
         score = float(ev) if use_audio and ev is not None else (ref_ev if ref_ev is not None else 0.0)
         candidates.append(CandidateEvidence(t.track_id, cov, motion, corr, sim, score, z, lag, ev,
-                                            net_score, net_z, comb))
+                                            net_score, net_z, comb, net_parts))
     if not candidates:
         return SpeakerChoice(None, 0.0, None, f"no face visible on at least {params.min_coverage:.0%} of frames "
                                               f"{start}-{end}", [])

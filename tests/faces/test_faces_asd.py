@@ -255,6 +255,12 @@ def test_network_z_combines_with_the_landmarks_and_only_counts_upwards():
     got = choose_speaker(tracks, 0, n - 1, envelope=env, fps=25.0, network=strong)
     c0 = got.candidates[0]
     assert c0.combined_z == pytest.approx((5.0 + z_lm) / math.sqrt(2)) and c0.network_z == 5.0
+    assert c0.network_zs is None   # one network: no parts
+    averaged = {0: asd.combine_evidence([AsdEvidence(1.0, 0.0, 0.2, 6.0, n, "light-asd"),
+                                         AsdEvidence(1.0, 0.0, 0.2, 4.0, n, "lr-asd")])}
+    c_avg = choose_speaker(tracks, 0, n - 1, envelope=env, fps=25.0, network=averaged).candidates[0]
+    assert c_avg.network_z == 5.0 and c_avg.network_zs == {"light-asd": 6.0, "lr-asd": 4.0}
+    assert c_avg.to_dict()["network_zs"] == {"light-asd": 6.0, "lr-asd": 4.0}
     assert got.candidates[1].combined_z is None and got.candidates[1].score == 0.0   # a still mouth stays 0
     assert (got.track_id == 0) == (c0.combined_z >= 2.326)
     against = {0: AsdEvidence(-1.0, 0.0, 0.2, -4.0, n)}
