@@ -4,8 +4,9 @@ Not used at run time. Both come from Junhua Liao's repositories (MIT licence) as
 training wrapper's state (network, both loss heads). Each is read with ``torch.load(weights_only=True)``,
 renamed to our module's names and saved as safetensors, so loading at run time never unpickles:
 
-* ``weights/lr_asd_ava.safetensors`` (the default network, ``lr_asd_model.LRASD``): github.com/Junhua-Liao/
-  LR-ASD, commit 1b6dcd2, ``weight/pretrain_AVA.model`` (trained on AVA-ActiveSpeaker)::
+* ``weights/lr_asd_ava.safetensors`` (``lr_asd_model.LRASD``; the rule averages it with Light-ASD):
+  github.com/Junhua-Liao/LR-ASD, commit 1b6dcd2, ``weight/pretrain_AVA.model`` (trained on
+  AVA-ActiveSpeaker)::
 
       git clone https://github.com/Junhua-Liao/LR-ASD /tmp/LR-ASD
       python -m s2v_toolkit.faces._convert_weights --lr-asd /tmp/LR-ASD/weight/pretrain_AVA.model
@@ -23,11 +24,11 @@ import hashlib
 import sys
 from pathlib import Path
 
-from s2v_toolkit.faces import asd_model, lr_asd_model
+from s2v_toolkit.faces.asd_model import network_module
 
 SOURCES = {
-    "light-asd": (asd_model, "github.com/Junhua-Liao/Light-ASD weight/pretrain_AVA_CVPR.model"),
-    "lr-asd": (lr_asd_model, "github.com/Junhua-Liao/LR-ASD weight/pretrain_AVA.model"),
+    "light-asd": "github.com/Junhua-Liao/Light-ASD weight/pretrain_AVA_CVPR.model",
+    "lr-asd": "github.com/Junhua-Liao/LR-ASD weight/pretrain_AVA.model",
 }
 
 
@@ -36,14 +37,13 @@ def convert(checkpoint: str | Path, out: str | Path | None = None, network: str 
     import torch
     from safetensors.torch import save_file
 
-    module, source = SOURCES[network]
+    module = network_module(network)
     out = Path(out) if out is not None else module.WEIGHTS
     state = torch.load(str(checkpoint), map_location="cpu", weights_only=True)
     ours = {k: v.contiguous() for k, v in module.state_dict_from_authors(state).items()}
-    model = module.LRASD() if network == "lr-asd" else module.LightASD()
-    model.load_state_dict(ours)   # every tensor has its place, nothing is missing
+    module.Network().load_state_dict(ours)   # every tensor has its place, nothing is missing
     out.parent.mkdir(parents=True, exist_ok=True)
-    save_file(ours, str(out), metadata={"source": source, "license": "MIT"})
+    save_file(ours, str(out), metadata={"source": SOURCES[network], "license": "MIT"})
     return hashlib.sha256(out.read_bytes()).hexdigest()
 
 

@@ -281,10 +281,10 @@ def asd_evidence(faces: np.ndarray, audio: np.ndarray, rate: int = 16000, *, mod
     """Score a face (``(T, 112, 112)`` uint8 crops at 25 fps) against the line's audio (mono, starting at
     the first crop's time): by ``model`` (labelled ``network``), or without one by every network of
     :func:`load_networks`, averaged (:func:`combine_evidence`). ``None`` when the line is too short for a
-    null of ``min_shifts`` shifts (under
-    ~2.8 s: a spread from fewer shifts is too unsure to divide by), or silent (its loudest 1/25 s under
-    ``silence_dbfs``, the cut ``SpeakerParams.silence_dbfs`` uses): on digital silence the encoder's edge
-    effects alone made the shifted copies differ, and a silent line scored z 5.5 against a talking face.
+    null of ``min_shifts`` shifts (under ~2.8 s: a spread from fewer shifts is too unsure to divide by), or
+    silent (its loudest 1/25 s under ``silence_dbfs``, the cut ``SpeakerParams.silence_dbfs`` uses): on
+    digital silence the encoder's edge effects alone made the shifted copies differ, and a silent line
+    scored z 5.5 against a talking face.
 
     The null takes the shifts from ``min_shift_s`` to the line's length minus that, every second frame or
     evenly spaced to at most ``max_shifts`` (the GRUs over every shift are most of the cost after the

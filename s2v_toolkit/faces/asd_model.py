@@ -22,6 +22,7 @@ embeddings added, a forward GRU and a backward GRU (each 128 wide, GELU after ea
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -116,7 +117,6 @@ class LightASD(Encoders, nn.Module):
         self.gru_backward = nn.GRU(config.hidden, config.hidden, batch_first=True)
         self.head = nn.Linear(config.hidden, 2)
 
-
     def backend(self, audio_emb: torch.Tensor, face_emb: torch.Tensor) -> torch.Tensor:
         """Embeddings ``(B, T, 128)`` each -> speaking logits ``(B, T)``."""
         x, _ = self.gru_forward(audio_emb + face_emb)
@@ -156,6 +156,8 @@ def state_dict_from_authors(state: dict[str, torch.Tensor]) -> dict[str, torch.T
         out[".".join([group, str(index), ("bn_" if bn else "") + new, *rest])] = value
     return out
 
+
+Network = LightASD   # this module's network, by the name network_module's callers use
 
 _LOADED: dict[str, nn.Module] = {}
 
@@ -203,6 +205,20 @@ def network_names() -> tuple[str, ...]:
     return names
 
 
+def network_module(name: str):
+    """The module of a shipped network (:data:`NETWORKS`): its ``Network`` class, ``WEIGHTS`` file and
+    ``state_dict_from_authors`` (used to load it and to rebuild its weights, ``_convert_weights``)."""
+    from s2v_toolkit.errors import S2VError
+
+    if name == "light-asd":
+        return sys.modules[__name__]
+    if name == "lr-asd":
+        from . import lr_asd_model   # imports this module (the shared encoders): not at the top
+
+        return lr_asd_model
+    raise S2VError(f"unknown active-speaker network {name!r} (use one of {', '.join(NETWORKS)})")
+
+
 def load_network(name: str = "light-asd", device: str | None = None, path: str | Path | None = None) -> nn.Module:
     """A shipped network by name (:data:`NETWORKS`), cached per process, weights file and device, in eval
     mode on ``device`` (:func:`default_device` when None)."""
@@ -210,21 +226,14 @@ def load_network(name: str = "light-asd", device: str | None = None, path: str |
 
     from s2v_toolkit.errors import S2VError
 
-    if name == "light-asd":
-        make, default_path = LightASD, WEIGHTS
-    elif name == "lr-asd":
-        from . import lr_asd_model
-
-        make, default_path = lr_asd_model.LRASD, lr_asd_model.WEIGHTS
-    else:
-        raise S2VError(f"unknown active-speaker network {name!r} (use one of {', '.join(NETWORKS)})")
-    path = Path(path) if path is not None else default_path
+    module = network_module(name)
+    path = Path(path) if path is not None else module.WEIGHTS
     device = device or default_device()
     key = f"{name}|{path}|{device}"
     if key not in _LOADED:
         if not path.is_file():
             raise S2VError(f"{path}: the active-speaker network's weights are missing (reinstall s2v-toolkit)")
-        model = make()
+        model = module.Network()
         model.load_state_dict(load_file(str(path)))
         _LOADED[key] = model.eval().to(device)
     return _LOADED[key]

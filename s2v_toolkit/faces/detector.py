@@ -10,6 +10,7 @@ mediapipe's short-range face detector only finds faces at least ~1/5 of the imag
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import tempfile
@@ -137,17 +138,23 @@ def _landmark_arrays(landmarker, image, ts: int | None) -> list[np.ndarray] | No
             if n == 0:
                 faces.append(np.zeros((0, 3), np.float32))
                 continue
-            kind = type(points.landmarks.contents)
-            # x, y, z by their offsets in mediapipe's struct (numpy can't take the struct's format
-            # directly: it has a char pointer); string_at copies before the result is closed
-            layout = np.dtype({"names": ["x", "y", "z"], "formats": ["=f4"] * 3,
-                               "offsets": [getattr(kind, k).offset for k in ("x", "y", "z")],
-                               "itemsize": ctypes.sizeof(kind)})
-            rec = np.frombuffer(ctypes.string_at(ctypes.addressof(points.landmarks.contents), n * layout.itemsize), layout)
+            layout = _xyz_layout(type(points.landmarks.contents))
+            raw = ctypes.string_at(ctypes.addressof(points.landmarks.contents), n * layout.itemsize)  # a copy
+            rec = np.frombuffer(raw, layout)   # taken before the result is closed
             faces.append(np.stack([rec["x"], rec["y"], rec["z"]], 1).astype(np.float32))
         return faces
     finally:
         close(ctypes.byref(result))
+
+
+@functools.lru_cache(maxsize=None)
+def _xyz_layout(kind) -> np.dtype:
+    """x, y, z of mediapipe's landmark struct ``kind`` by their offsets (numpy can't take the struct's own
+    format: it has a char pointer); made once, not per face and frame."""
+    import ctypes
+
+    return np.dtype({"names": ["x", "y", "z"], "formats": ["=f4"] * 3,
+                     "offsets": [getattr(kind, k).offset for k in ("x", "y", "z")], "itemsize": ctypes.sizeof(kind)})
 
 
 def _window_matrix(center, side: float, out_size: int, stretch: float = 1.0) -> np.ndarray:
@@ -334,8 +341,7 @@ class FaceLandmarkDetector:
         while len(self._tile_landmarkers) < n:
             self._tile_landmarkers.append(_landmarker(self.path, False, self.max_faces, self._conf))
         pool = self._thread_pool()
-        dealt = [self._tile_landmarkers[i] for i in range(n)]
-        parts = [pool.submit(lambda lm, part: [_run(lm, t, None) for t in part], dealt[i], tiles[i::n])
+        parts = [pool.submit(lambda lm, part: [_run(lm, t, None) for t in part], self._tile_landmarkers[i], tiles[i::n])
                  for i in range(1, n)]
         out: list = [None] * len(tiles)
         out[0::n] = [_run(self._tiles, t, None) for t in tiles[0::n]]  # this thread takes the first share

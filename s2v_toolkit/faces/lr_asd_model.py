@@ -116,6 +116,9 @@ class LRASD(Encoders, nn.Module):
         return self.backend(self.encode_audio(mfcc), self.encode_faces(faces))
 
 
+Network = LRASD   # this module's network, by the name asd_model.network_module's callers use
+
+
 def state_dict_from_authors(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Rename the authors' checkpoint (``model.visualEncoder.block1.s_1.weight``, ``model.detector.
     gru_forward.weight_ih_l0``, ``lossAV.FC.bias``, ...) to this module's names. Their visual-only head

@@ -329,7 +329,7 @@ def choose_speaker(tracks: list[FaceTrack], start: int, end: int, *, envelope: n
             # The network's z counts from 0 up: below its null it says "not speech as I know it" (a drawn
             # mouth, a noise burst), which is no evidence against a mouth the landmarks see following the sound.
             net_score, net_z = float(net.score), float(net.z)
-            net_parts = {p.network: round(float(p.z), 4) for p in getattr(net, "parts", ())} or None
+            net_parts = {p.network: round(float(p.z), 4) for p in net.parts} or None
             comb = (max(net_z, 0.0) + z) / math.sqrt(2.0)
             ev = float(max(0.0, math.erf(comb / math.sqrt(2.0))))
         score = float(ev) if use_audio and ev is not None else (ref_ev if ref_ev is not None else 0.0)

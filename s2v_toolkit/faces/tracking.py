@@ -137,8 +137,7 @@ class _LiveTrack:
         shift = self.velocity * (frame - self.frames[-1])
         return self.last_box + np.concatenate([shift, shift]).astype(np.float32)
 
-    def add(self, frame: int, obs: L.FaceObservation, smoothing: float, geometry: _Geometry | None = None) -> None:
-        g = geometry or _Geometry.of(obs)
+    def add(self, frame: int, obs: L.FaceObservation, smoothing: float, g: _Geometry) -> None:
         sig = g.signature
         if self.frames:
             step = frame - self.frames[-1]
