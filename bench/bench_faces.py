@@ -19,7 +19,9 @@ Per clip, timed in the same run:
 * ours, detector only: ``FaceLandmarkDetector`` (video mode) on the same decoded frames, for where the
   time goes (whole-frame landmarker + tiled search for small faces every 10 frames + zoomed followers);
 * ours: ``s2v_toolkit.faces.analyze_video`` (decode + detection + tracking + One-Euro smoothing + identity
-  descriptors, detector creation included) plus ``mouth_mask`` for every tracked frame;
+  descriptors, detector creation included) plus the mouth mask of every tracked face and frame
+  (``mouth_mask_window``: the window the re-dub composites with; until session 10 a frame-sized
+  ``mouth_mask``, ~1.5 ms more per frame at 1080p with 4 faces);
 * ours as before: with the landmark calls one after the other and the tracking inline (before session 8),
   and with the landmarks read through mediapipe's public API (before session 9: one Python object per
   point) instead of from its C result struct.
@@ -181,7 +183,7 @@ def ours(path: Path, threads: bool = True, c_result: bool = True) -> tuple[float
     """analyze_video + a mouth mask for every tracked frame: seconds and what was found (``threads=False``:
     the landmark calls one after the other and the tracking inline, as before session 8;
     ``c_result=False``: the landmarks through mediapipe's public API, as before session 9)."""
-    from s2v_toolkit.faces import AnalysisParams, analyze_video, face_size, mouth_mask
+    from s2v_toolkit.faces import AnalysisParams, analyze_video, face_size, mouth_mask_window
 
     c0 = _cpu_seconds()
     t0 = time.perf_counter()
@@ -192,8 +194,9 @@ def ours(path: Path, threads: bool = True, c_result: bool = True) -> tuple[float
     masks = 0
     for track in analysis.tracks:
         for f in track.frames:
-            mask = mouth_mask(shape, track.landmarks_at(int(f)))
-            assert mask.shape == shape
+            # the window the re-dub composites with (pipelines/redub.py), not a frame-sized array
+            mask, (x0, y0) = mouth_mask_window(shape, track.landmarks_at(int(f)))
+            assert mask.size and x0 + mask.shape[1] <= shape[1] and y0 + mask.shape[0] <= shape[0]
             masks += 1
     seconds = time.perf_counter() - t0
     cpu = _cpu_seconds() - c0

@@ -1,6 +1,8 @@
 """Face tracking speed of two checkouts side by side, in one run: ``bench_faces.ours`` (analyze_video + a
 mouth mask per tracked face) of each tree on the same H.264 clips, alternating tree by tree, each in a
-fresh process (one warm-up, then one timed run), ``--repeat`` rounds; medians.
+fresh process (one warm-up, then one timed run), ``--repeat`` rounds; medians, and the median of the
+rounds' own ratios. Both trees run this checkout's ``bench_faces`` (the same measurement) on their own
+package.
 
     git worktree add /tmp/before <commit>
     python bench/bench_faces_ab.py --before /tmp/before [--repeat 3] [--clips 1080p_4_faces,...] \\
@@ -28,8 +30,9 @@ sys.path.insert(0, str(REPO / "bench"))
 
 CHILD = """
 import json, sys
-sys.path.insert(0, sys.argv[1] + "/bench")
-import bench_faces as B
+sys.path.insert(0, sys.argv[3])
+import bench_faces as B  # this checkout's bench: both trees run the same measurement
+sys.path.insert(0, sys.argv[1])  # ... on the package of the tree under test (ahead of the bench's own)
 B.ours(B.Path(sys.argv[2]))  # warm-up: imports, model, page cache
 seconds, found = B.ours(B.Path(sys.argv[2]))
 print(json.dumps({"seconds": seconds, "cpu_seconds": found["cpu_seconds"], "masks": found["masks"]}))
@@ -38,8 +41,10 @@ print(json.dumps({"seconds": seconds, "cpu_seconds": found["cpu_seconds"], "mask
 
 def run_tree(tree: Path, clip: Path) -> dict:
     env = dict(os.environ, PYTHONPATH=str(tree))
-    out = subprocess.run([sys.executable, "-c", CHILD, str(tree), str(clip)], capture_output=True, text=True,
-                         env=env, cwd=str(tree))
+    out = subprocess.run([sys.executable, "-c", CHILD, str(tree), str(clip), str(REPO / "bench")],
+                         capture_output=True, text=True, env=env, cwd=str(tree))
+    if out.returncode == 0 and not out.stdout.strip():
+        raise SystemExit(f"{tree}: the run printed nothing")
     if out.returncode != 0:
         raise SystemExit(f"{tree}: the run failed:\n{out.stderr[-2000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -78,10 +83,15 @@ def main() -> int:
                          for label, runs in per.items()}
         s = summary[name]
         s["ratio_fps_now_over_before"] = round(s["now"]["fps"] / s["before"]["fps"], 3)
-    print("\nclip | before fps | now fps | now/before | before CPU ms/frame | now CPU ms/frame")
+        # round by round (the two trees ran back to back): steadier than the ratio of medians on a shared
+        # machine whose speed drifts by +-20 % between rounds
+        s["paired_ratio_median"] = round(statistics.median(b["seconds"] / a["seconds"]
+                                                           for a, b in zip(per["now"], per["before"])), 3)
+    print("\nclip | before fps | now fps | now/before (medians) | now/before (median of rounds) | "
+          "before CPU ms/frame | now CPU ms/frame")
     for name, s in summary.items():
         print(f"{name} | {s['before']['fps']} | {s['now']['fps']} | {s['ratio_fps_now_over_before']:.2f}x | "
-              f"{s['before']['cpu_ms_per_frame']} | {s['now']['cpu_ms_per_frame']}")
+              f"{s['paired_ratio_median']:.2f}x | {s['before']['cpu_ms_per_frame']} | {s['now']['cpu_ms_per_frame']}")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({

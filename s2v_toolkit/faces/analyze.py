@@ -232,11 +232,13 @@ def _appearance_needed(faces, index: int, prev_count: int, prev_index: int | Non
 
 def analyze_frames(frames: Iterable[tuple[int, np.ndarray]], fps: float, detector, *, start: int, end: int,
                    params: AnalysisParams = AnalysisParams(), source: str | None = None,
-                   rotation: int = 0) -> FaceAnalysis:
+                   rotation: int | None = 0) -> FaceAnalysis:
     """Track faces through ``(frame_index, frame)`` pairs covering ``start..end`` in order.
 
     ``detector`` has ``detect(frame, frame_index) -> list[FaceObservation]`` (a
-    :class:`~.detector.FaceLandmarkDetector` in video mode, or a stand-in in tests).
+    :class:`~.detector.FaceLandmarkDetector` in video mode, or a stand-in in tests). ``rotation``: the
+    degrees the frames were turned for display; None: ``frames.rotation`` once they are read
+    (:class:`VideoFrames`).
     """
     from .detector import to_rgb8
 
@@ -297,6 +299,8 @@ def analyze_frames(frames: Iterable[tuple[int, np.ndarray]], fps: float, detecto
     else:
         for found in detected():
             after_detection(*found)
+    if rotation is None:
+        rotation = getattr(frames, "rotation", None) or 0
     tracks = tracker.tracks()
     for t in tracks:
         t.smooth(fps, params.smoothing)
@@ -309,47 +313,55 @@ def analyze_frames(frames: Iterable[tuple[int, np.ndarray]], fps: float, detecto
     return analysis
 
 
-def display_rotation(path: str | os.PathLike) -> int:
-    """Counter-clockwise rotation (0/90/180/270) the file's display matrix asks for."""
-    import av
-
-    try:
-        with av.open(os.fspath(path)) as container:
-            stream = container.streams.video[0]
-            for frame in container.decode(stream):
-                return int(round((frame.rotation or 0) / 90.0)) * 90 % 360
-    except (av.error.FFmpegError, IndexError):
-        return 0
-    return 0
-
-
 def rotate_for_display(frame: np.ndarray, rotation: int) -> np.ndarray:
     k = (rotation // 90) % 4
     return np.ascontiguousarray(np.rot90(frame, k)) if k else frame
 
 
-def iter_video_frames(path: str | os.PathLike, start: int, end: int, rotation: int = 0,
-                      chunk: int = 16, prefetch: int = 2) -> Iterator[tuple[int, np.ndarray]]:
-    """(index, RGB frame) for frames ``start..end`` of a video file, decoded in chunks.
+class VideoFrames:
+    """``(index, RGB frame)`` for frames ``start..end`` of a video file, turned upright, decoded in chunks.
 
+    ``rotation``: counter-clockwise degrees to turn each frame; None (the default) turns them as the
+    file's display matrix asks, learnt from the first decoded frame (no separate open and decode of the
+    file); the attribute ``rotation`` says what was applied once a frame is out.
     With ``prefetch`` > 0 the chunks are decoded in a background thread, at most ``prefetch`` chunks
     ahead: FFmpeg's decoder and colour conversion release the GIL, so decoding overlaps the landmark
     models (which wait on mediapipe's own thread) instead of adding to them (1080p: ~14 ms a frame).
     """
-    from s2v_toolkit.media import VideoReader
 
-    def blocks():
-        with VideoReader(path) as reader:
-            for first in range(start, end + 1, chunk):
-                yield first, reader.read(first, min(chunk, end + 1 - first))
+    def __init__(self, path: str | os.PathLike, start: int, end: int, rotation: int | None = None,
+                 chunk: int = 16, prefetch: int = 2) -> None:
+        self.path, self.start, self.end = path, start, end
+        self.rotation = rotation
+        self.chunk, self.prefetch = chunk, prefetch
 
-    source = blocks() if prefetch <= 0 else _prefetched(blocks(), prefetch)
-    try:
-        for first, block in source:
-            for k, frame in enumerate(block):
-                yield first + k, rotate_for_display(frame, rotation)
-    finally:
-        source.close()
+    def __iter__(self) -> Iterator[tuple[int, np.ndarray]]:
+        from s2v_toolkit.media import VideoReader
+
+        start, end, chunk = self.start, self.end, self.chunk
+
+        def blocks():
+            with VideoReader(self.path) as reader:
+                frames = reader.frames(start, end + 1 - start, chunk)
+                for first in range(start, end + 1, chunk):
+                    block = [next(frames) for _ in range(min(chunk, end + 1 - first))]
+                    yield first, block, reader.display_rotation or 0
+
+        source = blocks() if self.prefetch <= 0 else _prefetched(blocks(), self.prefetch)
+        try:
+            for first, block, file_rotation in source:
+                if self.rotation is None:
+                    self.rotation = file_rotation
+                for k, frame in enumerate(block):
+                    yield first + k, rotate_for_display(frame, self.rotation)
+        finally:
+            source.close()
+
+
+def iter_video_frames(path: str | os.PathLike, start: int, end: int, rotation: int | None = 0,
+                      chunk: int = 16, prefetch: int = 2) -> Iterator[tuple[int, np.ndarray]]:
+    """:class:`VideoFrames` as an iterator (``rotation`` given: an analysis's own)."""
+    return iter(VideoFrames(path, start, end, rotation, chunk, prefetch))
 
 
 def _prefetched(items: Iterator, depth: int) -> Iterator:
@@ -423,8 +435,8 @@ def analyze_video(path: str | os.PathLike, start: int | None = None, end: int | 
     if not 0 <= start <= end < n:
         raise MediaError(path, f"frame range {start}-{end} is outside the file (frames 0-{n - 1})")
     fps = float(info.video.fps)
-    rotation = display_rotation(path)
+    frames = VideoFrames(path, start, end)  # upright as the file asks; the rotation is known once decoding starts
     with FaceLandmarkDetector(bundle, max_faces=params.max_faces, video=True, fps=fps,
                               workers=params.landmark_workers) as det:
-        return analyze_frames(iter_video_frames(path, start, end, rotation), fps, det, start=start, end=end,
-                              params=params, source=os.fspath(path), rotation=rotation)
+        return analyze_frames(frames, fps, det, start=start, end=end, params=params, source=os.fspath(path),
+                              rotation=None)

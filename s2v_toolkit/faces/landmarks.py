@@ -76,8 +76,10 @@ class FaceObservation:
 
 def landmark_box(landmarks: np.ndarray) -> np.ndarray:
     """Axis-aligned box ``[x0, y0, x1, y1]`` around the face's landmarks (pixels)."""
-    xy = np.asarray(landmarks)[..., :2]
-    return np.concatenate([xy.min(-2), xy.max(-2)], -1).astype(np.float32)
+    # the points' axis made the last and contiguous first: numpy reduces a (478, 2) array along its first
+    # axis about 5x slower than the same numbers laid out (2, 478) (this runs ~30 times a frame in tracking)
+    xy = np.ascontiguousarray(np.swapaxes(np.asarray(landmarks)[..., :2], -1, -2))
+    return np.concatenate([xy.min(-1), xy.max(-1)], -1).astype(np.float32, copy=False)
 
 
 def face_size(landmarks: np.ndarray) -> np.ndarray:
@@ -99,6 +101,7 @@ def mouth_opening(landmarks: np.ndarray) -> np.ndarray:
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = np.asarray(a).tolist(), np.asarray(b).tolist()  # Python floats: numpy scalars cost ~10x here
     ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
     iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
     inter = ix * iy

@@ -363,9 +363,13 @@ class SequenceReader:
     def read(self, start: int, count: int):
         return self.read_mapped(start, count)[0]
 
+    def frames(self, start: int, count: int, chunk: int = 16):
+        """Grid frames ``start`` .. ``start+count-1`` one by one (:meth:`VideoReader.frames`)."""
+        for first in range(start, start + count, chunk):
+            yield from self.read(first, min(chunk, start + count - first))
+
     def __iter__(self):
-        for k in range(self.frame_count):
-            yield self.read(k, 1)[0]
+        return self.frames(0, self.frame_count)
 
 
 # -------------------------------------------------------------------------------------------------

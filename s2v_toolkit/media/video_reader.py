@@ -18,6 +18,7 @@ import warnings
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from typing import Iterator
 
 import av
 import numpy as np
@@ -107,6 +108,8 @@ class VideoReader:
     ``depth``: 8 (uint8 R'G'B'), 16 (uint16 R'G'B', 10/12-bit sources kept exactly) or "native"
     (a list of :class:`~s2v_toolkit.media.pixels.PlanarFrame`: the decoded planes, untouched).
     ``last_map`` is the :class:`FrameMap` of the latest read; ``frame_map`` accumulates all reads.
+    ``display_rotation``: how the file asks for its frames to be turned for display (frames are returned
+    as stored), known after the first read.
     ``fps``: read on a grid at this rate instead of the probed one (e.g. to make a variable-rate
     source constant at a chosen rate). ``warn_vfr=False``: the caller reports the placement itself.
     """
@@ -149,6 +152,9 @@ class VideoReader:
         self.last_map: FrameMap | None = None
         self.frame_map: FrameMap | None = None  # all reads so far, in the order they were made
         self._warned: set[str] = set()
+        # Counter-clockwise degrees (0/90/180/270) the file's display matrix turns its frames (phones);
+        # read from the decoded frames, so None until the first read
+        self.display_rotation: int | None = None
 
     # -- context manager ------------------------------------------------------------------------
     def __enter__(self) -> "VideoReader":
@@ -209,6 +215,8 @@ class VideoReader:
                 tainted = tainted or bool(packet.size)
                 continue  # its frame never comes out: the read shows the nearest good frame instead
             for frame in frames:
+                if self.display_rotation is None:
+                    self.display_rotation = int(round((frame.rotation or 0) / 90.0)) * 90 % 360
                 pts = frame.pts if frame.pts is not None else frame.dts
                 if self.index.synthesized:
                     k = self._synth_source(pts, order)
@@ -280,6 +288,21 @@ class VideoReader:
 
         ``depth`` 8 / 16: an array (count, H, W, 3) uint8 / uint16 R'G'B'; "native": a list of PlanarFrames.
         """
+        frames, fmap = self._read_list(start, count)
+        return (frames if self.depth == "native" else np.stack(frames)), fmap
+
+    def frames(self, start: int, count: int, chunk: int = 16) -> Iterator[np.ndarray]:
+        """Grid frames ``start`` .. ``start+count-1`` one by one, each its own array (as ``read`` gives
+        them, ``last_map`` and ``frame_map`` kept the same way), decoded ``chunk`` at a time.
+
+        For callers that take a frame at a time (tracking, rendering a shot): no (chunk, H, W, 3) block is
+        assembled, which at 1080p cost about as much as converting the frames to RGB (a fresh 100 MB
+        array per 16 frames: page faults and a copy)."""
+        for first in range(start, start + count, chunk):
+            yield from self._read_list(first, min(chunk, start + count - first))[0]
+
+    def _read_list(self, start: int, count: int) -> tuple[list, FrameMap]:
+        """:meth:`read_mapped` as a list: one array (or PlanarFrame) per grid frame, none shared."""
         if count <= 0:
             raise ValueError("count must be positive")
         end = start + count
@@ -301,22 +324,28 @@ class VideoReader:
                 self._drop_decoder()
                 raise MediaError(self.path, f"could not decode frames {start}-{end - 1} "
                                             f"({self._span(needed[0])} and around; corrupt or truncated file)")
-        first = next(iter(got.values()))
-        native = self.depth == "native"
-        out = [None] * count if native else np.empty((count, *first.shape), dtype=first.dtype)
-        # Native frames are objects: each grid frame gets its own copy, so a caller compositing into one
-        # never changes a duplicate of it or the decoder's held frame.
-        take = (lambda f: f.copy()) if native else (lambda f: f)
+        out: list = [None] * count
+        # Each grid frame is its own object, so a caller compositing into one never changes a duplicate
+        # of it or the decoder's held frame (``_held``, handed out again by the next read): a decoded frame
+        # goes out once as it is, any further use of it as a copy.
+        handed: set[int] = set()
+
+        def take(k: int):
+            if k in handed or (self._held is not None and self._held[0] == k):
+                return got[k].copy()
+            handed.add(k)
+            return got[k]
+
         for i, k in enumerate(slots):
             if k in got:
-                out[i] = take(got[k])
+                out[i] = take(k)
                 kind = "duplicated" if (i and slots[i - 1] == k) or (i == 0 and start and
                                                                     self.index.slot_source[start - 1] == k) else "exact"
                 if kind == "exact" and k in self._degraded:
                     kind = "degraded"
             else:
                 near = min(got, key=lambda g: (abs(g - k), g > k))  # nearest good frame, the earlier on a tie
-                out[i] = take(got[near])
+                out[i] = take(near)
                 kind = "substituted"
                 msg = (f"{self.path}: frame at {self._span(k)} (grid frame {start + i}) could not be decoded "
                        f"(damaged packet); showing the frame at {self._time(near):.3f} s instead")
@@ -348,9 +377,7 @@ class VideoReader:
 
     def __iter__(self):
         """Every grid frame in order (for whole-file conversion); duplicates and drops as the grid says."""
-        chunk = 16
-        for first in range(0, self.frame_count, chunk):
-            yield from self.read(first, min(chunk, self.frame_count - first))
+        return self.frames(0, self.frame_count)
 
 
 _WARNED_VFR: set[str] = set()

@@ -721,8 +721,7 @@ def redub_video(video: str | os.PathLike, audio: str | os.PathLike, output: str 
 
 def _shot_frames(reader, first: int, last: int, chunk: int = 8):
     """Frames ``first..last`` of an open reader, decoded a few at a time (never the whole shot)."""
-    for start in range(first, last + 1, chunk):
-        yield from reader.read(start, min(chunk, last + 1 - start))
+    yield from reader.frames(first, last + 1 - first, chunk)
 
 
 def _read_image(path: str | os.PathLike) -> np.ndarray:

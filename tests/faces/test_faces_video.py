@@ -16,6 +16,7 @@ from skimage import data
 from s2v_toolkit.faces import FaceAnalysis, FaceObservation, analyze_frames, find_landmarker_bundle
 from s2v_toolkit.faces import landmarks as L
 from s2v_toolkit.faces.detector import scan_tiles, to_rgb8
+from s2v_toolkit.media import VideoReader
 from s2v_toolkit.faces.synthetic import posed_face, turned_view
 
 needs_bundle = pytest.mark.skipif(find_landmarker_bundle() is None,
@@ -238,6 +239,14 @@ def test_rotated_media_is_tracked_upright(tmp_path):
     a = analyze_video(path)
     assert a.rotation == 90 and (a.width, a.height) == (640, 360)
     assert len(a.tracks) == 1 and len(a.tracks[0].frames) == 6
+    # the rotation is learnt from the frames the analysis decodes (no separate read of the file): a range
+    # that starts inside the file gets it too, and the reader says it only once it has decoded a frame
+    part = analyze_video(path, 3, 5)
+    assert part.rotation == 90 and (part.width, part.height) == (640, 360)
+    with VideoReader(path) as reader:
+        assert reader.display_rotation is None
+        assert reader.read(4, 1).shape == (1, 640, 360, 3)  # as stored
+        assert reader.display_rotation == 90
 
 
 @needs_bundle

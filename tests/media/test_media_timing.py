@@ -80,6 +80,34 @@ def test_vfr_with_dropped_frames_and_jitter_is_placed_by_time(tmp_path):
     assert _stamps(read_frames(path, 55, 5)) == expected[55:]
 
 
+def test_frames_one_by_one_equal_read_and_never_share_memory(tmp_path):
+    # VideoReader.frames gives each grid frame as its own array (no stacked block): the same pictures and
+    # frame map as read_mapped, and a caller drawing into one frame (compositing does) changes neither a
+    # duplicate of it, nor the next chunk's first frame, nor a later read of the same frame
+    missing = {4, 5, 16, 17}  # duplicated grid frames, two of them across the chunk boundaries below
+    nominal = [k for k in range(30) if k not in missing]
+    times = [Fraction(k, 30) for k in nominal]
+    path = _write(tmp_path / "vfr.mp4", times, nominal, options={"bf": "2"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MediaWarning)
+        expected, expected_map = VideoReader(path).read_mapped(2, 25)
+        with VideoReader(path) as r:
+            got = []
+            for frame in r.frames(2, 25, chunk=4):  # chunks end on duplicated frames 5 and 17
+                got.append(frame.copy())
+                frame[:] = 0  # the caller draws over what it was given
+            assert r.frame_map.kinds == expected_map.kinds and r.frame_map.source == expected_map.source
+            assert [f.shape for f in got] == [f.shape for f in expected]
+            assert all(np.array_equal(a, b) for a, b in zip(got, expected))
+            assert _stamps(got) == _stamps(expected)
+            assert _stamps(r.read(26, 1)) == _stamps(expected[-1:])  # the decoder's held frame was not drawn on
+        with VideoReader(path) as r:
+            frames = list(r.frames(0, 30, chunk=7))
+        assert len({id(f) for f in frames}) == 30
+        assert not any(np.shares_memory(a, b) for i, a in enumerate(frames) for b in frames[i + 1:])
+        assert _stamps(frames) == _stamps(read_frames(path, 0, 30))
+
+
 def test_burst_frames_are_dropped_explicitly_and_convert_cfr_reports_counts(tmp_path):
     fps = Fraction(25)
     times = [Fraction(k, 25) for k in range(40)] + [Fraction(k, 25) + Fraction(4, 10) / 25 for k in (7, 21)]
