@@ -12,7 +12,8 @@ astronaut photo (public domain) on a plain grey background, moving and zooming a
 
 Per clip, timed in the same run:
 
-* decode: ``s2v_toolkit.media.VideoReader`` reading the whole clip (16-frame blocks, as analyze_video does);
+* decode: ``s2v_toolkit.media.VideoReader`` reading the whole clip (``frames``: one array a frame, decoded 16
+  at a time, as analyze_video reads; until session 10 stacked 16-frame blocks, ~4 ms a frame slower at 1080p);
 * peer: a mediapipe Tasks ``FaceLandmarker`` in VIDEO mode (the project's bundle, the options of
   ``s2v_toolkit.faces.detector``), one ``detect_for_video`` per frame on the decoded frames kept from the
   decode pass, landmarker creation included;
@@ -111,10 +112,7 @@ def decode(path: Path) -> tuple[float, list[np.ndarray]]:
     t0 = time.perf_counter()
     frames = []
     with VideoReader(path) as reader:
-        n = reader.info.video.frame_count
-        for first in range(0, n, 16):
-            block = reader.read(first, min(16, n - first))
-            frames.extend(block)
+        frames.extend(reader.frames(0, reader.info.video.frame_count))
     return time.perf_counter() - t0, frames
 
 
