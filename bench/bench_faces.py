@@ -203,7 +203,8 @@ def ours(path: Path, threads: bool = True, c_result: bool = True) -> tuple[float
     for track in analysis.tracks:
         tracked[track.frames - analysis.start] = True
         widths += [float(face_size(lm)) for lm in track.best_landmarks()]
-    return seconds, {"tracks": len(analysis.tracks), "frames_with_face": int(tracked.sum()), "masks": masks,
+    return seconds, {"tracks": len(analysis.tracks), "frames": len(tracked), "frames_with_face": int(tracked.sum()),
+                     "masks": masks,
                      "cpu_seconds": round(cpu, 4),
                      "face_px": round(float(np.median(widths)), 1) if widths else None}
 

@@ -6,9 +6,10 @@ package.
 
     git worktree add /tmp/before <commit>
     python bench/bench_faces_ab.py --before /tmp/before [--repeat 3] [--clips 1080p_4_faces,...] \\
-        [--out bench/results/cpu_faces_ab.json]
+        [--video REAL.mp4 ...] [--out bench/results/cpu_faces_ab.json]
 
-The clips are bench_faces' own (``bench_faces.CLIPS``, written once here). Each process imports the
+The clips are bench_faces' own (``bench_faces.CLIPS``, written once here) and any real ``--video`` files
+(read where they are). Each process imports the
 package from its tree (``PYTHONPATH``), so both see the same mediapipe and the same landmarker bundle.
 Wall-clock fps depend on the machine's load; the CPU ms per frame (all threads) much less so.
 """
@@ -35,7 +36,8 @@ import bench_faces as B  # this checkout's bench: both trees run the same measur
 sys.path.insert(0, sys.argv[1])  # ... on the package of the tree under test (ahead of the bench's own)
 B.ours(B.Path(sys.argv[2]))  # warm-up: imports, model, page cache
 seconds, found = B.ours(B.Path(sys.argv[2]))
-print(json.dumps({"seconds": seconds, "cpu_seconds": found["cpu_seconds"], "masks": found["masks"]}))
+print(json.dumps({"seconds": seconds, "cpu_seconds": found["cpu_seconds"], "masks": found["masks"],
+                  "frames": found["frames"]}))
 """
 
 
@@ -57,7 +59,10 @@ def main() -> int:
     ap.add_argument("--before", required=True, help="the other checkout (e.g. a git worktree of the base commit)")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--frames", type=int, default=100)
-    ap.add_argument("--clips", default="", help="comma-separated clip names (default: all)")
+    ap.add_argument("--clips", default="", help="comma-separated clip names (default: all; none with --video "
+                    "unless named)")
+    ap.add_argument("--video", action="append", default=[], metavar="PATH",
+                    help="a real video file to run as well (repeatable; read in place, never copied)")
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "cpu_faces_ab.json"))
     args = ap.parse_args()
     trees = {"before": Path(args.before).resolve(), "now": REPO}
@@ -66,19 +71,25 @@ def main() -> int:
     results: dict = {}
     with tempfile.TemporaryDirectory(prefix="bench_faces_ab_") as tmp:
         clips = {name: B.write_clip(Path(tmp), name, w, h, face, args.frames, nf)
-                 for name, w, h, face, nf in B.CLIPS if not wanted or name in wanted}
+                 for name, w, h, face, nf in B.CLIPS if (not wanted and not args.video) or name in wanted}
+        for video in args.video:
+            path = Path(video)
+            if not path.is_file():
+                ap.error(f"--video {video}: no such file")
+            clips[path.name] = path
         for k in range(args.repeat):
             for name, path in clips.items():
                 for label, tree in trees.items():
                     r = run_tree(tree, path)
                     results.setdefault(name, {}).setdefault(label, []).append(r)
-                    print(f"round {k + 1}: {name} {label}: {args.frames / r['seconds']:.1f} fps, "
-                          f"{1000 * r['cpu_seconds'] / args.frames:.1f} CPU ms/frame", flush=True)
+                    print(f"round {k + 1}: {name} {label}: {r['frames'] / r['seconds']:.1f} fps, "
+                          f"{1000 * r['cpu_seconds'] / r['frames']:.1f} CPU ms/frame", flush=True)
     summary = {}
     for name, per in results.items():
-        summary[name] = {label: {"fps": round(args.frames / statistics.median(r["seconds"] for r in runs), 1),
+        frames = per["now"][0]["frames"]
+        summary[name] = {label: {"fps": round(frames / statistics.median(r["seconds"] for r in runs), 1),
                                  "cpu_ms_per_frame": round(1000 * statistics.median(r["cpu_seconds"] for r in runs)
-                                                           / args.frames, 1),
+                                                           / frames, 1), "frames": frames,
                                  "masks": sorted({r["masks"] for r in runs}), "runs": runs}
                          for label, runs in per.items()}
         s = summary[name]
