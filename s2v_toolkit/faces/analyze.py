@@ -326,7 +326,7 @@ class VideoFrames:
     file); the attribute ``rotation`` says what was applied once a frame is out.
     With ``prefetch`` > 0 the chunks are decoded in a background thread, at most ``prefetch`` chunks
     ahead: FFmpeg's decoder and colour conversion release the GIL, so decoding overlaps the landmark
-    models (which wait on mediapipe's own thread) instead of adding to them (1080p: ~14 ms a frame).
+    models (which wait on mediapipe's own thread) instead of adding to them (1080p: ~10 CPU ms a frame).
     """
 
     def __init__(self, path: str | os.PathLike, start: int, end: int, rotation: int | None = None,

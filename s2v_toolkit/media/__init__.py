@@ -5,6 +5,7 @@ Public API::
     probe(path) -> MediaInfo
     read_frames(path, start, count) -> (count, H, W, 3) uint8;  VideoReader(path).read(start, count)
     VideoReader(path).read_mapped(start, count) -> (frames, FrameMap): duplicates/drops/damage per grid frame
+    VideoReader(path).frames(start, count) -> one (H, W, 3) array a frame (no stacked block); .display_rotation
     read_audio(path, start, duration, sample_rate=16000, channel=None) -> float32 mono
     read_audio_channels(path, start, duration, sample_rate=None) -> ((channels, n) float32, rate)
     write_video(path, frames, fps, preset="prores_hq"|"dnxhr_hq"|"h264", audio=..., start_timecode=...)
