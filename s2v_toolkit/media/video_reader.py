@@ -288,8 +288,10 @@ class VideoReader:
 
         ``depth`` 8 / 16: an array (count, H, W, 3) uint8 / uint16 R'G'B'; "native": a list of PlanarFrames.
         """
-        frames, fmap = self._read_list(start, count)
-        return (frames if self.depth == "native" else np.stack(frames)), fmap
+        if self.depth == "native":
+            return self._read_list(start, count)
+        frames, fmap = self._read_list(start, count, shared=True)  # np.stack copies every frame anyway
+        return np.stack(frames), fmap
 
     def frames(self, start: int, count: int, chunk: int = 16) -> Iterator[np.ndarray]:
         """Grid frames ``start`` .. ``start+count-1`` one by one, each its own array (as ``read`` gives
@@ -301,8 +303,9 @@ class VideoReader:
         for first in range(start, start + count, chunk):
             yield from self._read_list(first, min(chunk, start + count - first))[0]
 
-    def _read_list(self, start: int, count: int) -> tuple[list, FrameMap]:
-        """:meth:`read_mapped` as a list: one array (or PlanarFrame) per grid frame, none shared."""
+    def _read_list(self, start: int, count: int, shared: bool = False) -> tuple[list, FrameMap]:
+        """:meth:`read_mapped` as a list: one array (or PlanarFrame) per grid frame, none shared (``shared``:
+        repeats and the decoder's held frame as they are, for a caller that copies them itself)."""
         if count <= 0:
             raise ValueError("count must be positive")
         end = start + count
@@ -331,7 +334,7 @@ class VideoReader:
         handed: set[int] = set()
 
         def take(k: int):
-            if k in handed or (self._held is not None and self._held[0] == k):
+            if not shared and (k in handed or (self._held is not None and self._held[0] == k)):
                 return got[k].copy()
             handed.add(k)
             return got[k]
