@@ -154,6 +154,37 @@ def ours_detector(frames: list[np.ndarray], workers: int | None = None) -> float
     return time.perf_counter() - t0
 
 
+def first_frames(path: Path, tries: int = 5, later: int = 12) -> dict:
+    """A shot's start, ``tries`` times with a fresh detector each: the detector's creation, its first
+    frame (the whole-frame landmarker, the tiled and widened searches, a follower made and confirmed for
+    each face found) and the median of the next ``later`` frames, in ms (medians over the tries)."""
+    from s2v_toolkit.faces import FaceLandmarkDetector
+    from s2v_toolkit.media import VideoReader
+
+    with VideoReader(path) as reader:
+        frames = list(reader.frames(0, later + 1))
+    made, first, rest, faces = [], [], [], set()
+    for _ in range(tries):
+        t0 = time.perf_counter()
+        det = FaceLandmarkDetector(video=True, fps=FPS)
+        t1 = time.perf_counter()
+        try:
+            faces.add(len(det.detect(frames[0], 0)))
+            t2 = time.perf_counter()
+            each = []
+            for i, frame in enumerate(frames[1:], 1):
+                t = time.perf_counter()
+                det.detect(frame, i)
+                each.append(time.perf_counter() - t)
+        finally:
+            det.close()
+        made.append(t1 - t0)
+        first.append(t2 - t1)
+        rest.append(statistics.median(each))
+    return {"create_ms": 1000 * statistics.median(made), "first_frame_ms": 1000 * statistics.median(first),
+            "later_frame_ms": 1000 * statistics.median(rest), "faces_first_frame": sorted(faces)}
+
+
 def _cpu_seconds() -> float:
     """CPU time of this process, all threads (mediapipe's, the decode thread): independent of other jobs'
     load, unlike the wall time."""

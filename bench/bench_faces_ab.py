@@ -40,10 +40,20 @@ print(json.dumps({"seconds": seconds, "cpu_seconds": found["cpu_seconds"], "mask
                   "frames": found["frames"]}))
 """
 
+# --first-frame: a shot's start alone (bench_faces.first_frames: detector creation, first frame, later frames)
+CHILD_FIRST = """
+import json, sys
+sys.path.insert(0, sys.argv[3])
+import bench_faces as B
+sys.path.insert(0, sys.argv[1])
+B.first_frames(B.Path(sys.argv[2]), tries=1)  # warm-up
+print(json.dumps(B.first_frames(B.Path(sys.argv[2]))))
+"""
 
-def run_tree(tree: Path, clip: Path) -> dict:
+
+def run_tree(tree: Path, clip: Path, child: str = CHILD) -> dict:
     env = dict(os.environ, PYTHONPATH=str(tree))
-    out = subprocess.run([sys.executable, "-c", CHILD, str(tree), str(clip), str(REPO / "bench")],
+    out = subprocess.run([sys.executable, "-c", child, str(tree), str(clip), str(REPO / "bench")],
                          capture_output=True, text=True, env=env, cwd=str(tree))
     if out.returncode == 0 and not out.stdout.strip():
         raise SystemExit(f"{tree}: the run printed nothing")
@@ -63,8 +73,13 @@ def main() -> int:
                     "unless named)")
     ap.add_argument("--video", action="append", default=[], metavar="PATH",
                     help="a real video file to run as well (repeatable; read in place, never copied)")
+    ap.add_argument("--first-frame", action="store_true",
+                    help="time a shot's start instead (detector creation, first frame, later frames; "
+                    "bench_faces.first_frames, 5 fresh detectors a round)")
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "cpu_faces_ab.json"))
     args = ap.parse_args()
+    if args.first_frame:
+        return first_frame_ab(args, trees={"before": Path(args.before).resolve(), "now": REPO})
     trees = {"before": Path(args.before).resolve(), "now": REPO}
     wanted = {c for c in args.clips.split(",") if c}
     load_before = os.getloadavg()
@@ -112,6 +127,46 @@ def main() -> int:
                     "load_average_before": [round(x, 2) for x in load_before],
                     "load_average_after": [round(x, 2) for x in os.getloadavg()]},
         "results": summary}, indent=1) + "\n")
+    print(f"wrote {out}")
+    return 0
+
+
+def first_frame_ab(args, trees: dict) -> int:
+    import bench_faces as B
+
+    wanted = {c for c in args.clips.split(",") if c}
+    results: dict = {}
+    with tempfile.TemporaryDirectory(prefix="bench_faces_ab_") as tmp:
+        clips = {name: B.write_clip(Path(tmp), name, w, h, face, 13, nf)
+                 for name, w, h, face, nf in B.CLIPS if (not wanted and not args.video) or name in wanted}
+        clips.update({Path(v).name: Path(v) for v in args.video})
+        for k in range(args.repeat):
+            for name, path in clips.items():
+                for label, tree in trees.items():
+                    r = run_tree(tree, path, CHILD_FIRST)
+                    results.setdefault(name, {}).setdefault(label, []).append(r)
+                    print(f"round {k + 1}: {name} {label}: creation {r['create_ms']:.0f} ms, first frame "
+                          f"{r['first_frame_ms']:.0f} ms, later {r['later_frame_ms']:.1f} ms", flush=True)
+    summary = {}
+    print("\nclip | faces | first frame before / now (ms, medians) | paired ratio now/before | "
+          "creation before / now | later frames before / now")
+    for name, per in results.items():
+        med = {label: {key: round(statistics.median(r[key] for r in runs), 1)
+                       for key in ("create_ms", "first_frame_ms", "later_frame_ms")} for label, runs in per.items()}
+        paired = statistics.median(a["first_frame_ms"] / b["first_frame_ms"] for a, b in zip(per["now"], per["before"]))
+        faces = sorted({n for runs in per.values() for r in runs for n in r["faces_first_frame"]})
+        summary[name] = {**med, "paired_first_frame_ratio_now_over_before": round(paired, 3), "faces": faces,
+                         "runs": per}
+        b, n = med["before"], med["now"]
+        print(f"{name} | {faces} | {b['first_frame_ms']} / {n['first_frame_ms']} | {paired:.2f}x | "
+              f"{b['create_ms']} / {n['create_ms']} | {b['later_frame_ms']} / {n['later_frame_ms']}")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"command": "python bench/bench_faces_ab.py " + " ".join(sys.argv[1:]),
+                               "before": str(trees["before"]), "repeat": args.repeat,
+                               "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                                           "load_average": [round(x, 2) for x in os.getloadavg()]},
+                               "results": summary}, indent=1) + "\n")
     print(f"wrote {out}")
     return 0
 

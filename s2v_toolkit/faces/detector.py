@@ -47,6 +47,23 @@ def to_rgb8(frame: np.ndarray) -> np.ndarray:
 
 
 def _landmarker(path, video: bool, max_faces: int, conf: tuple[float, float, float]):
+    with _native_stderr_captured():
+        return _create_landmarker(path, video, max_faces, conf)
+
+
+def _landmarkers(pool, count: int, path, video: bool, max_faces: int, conf: tuple[float, float, float]) -> list:
+    """``count`` landmarkers made side by side on ``pool`` (None: one after the other).
+
+    Each takes ~25-35 ms, most of it outside the GIL: the followers of a shot's first frame (up to one
+    per face slot) come ~1.5x sooner on 2 cores. One capture of the native notices spans them all: a
+    capture per thread would restore descriptor 2 while another thread is still making its landmarker."""
+    with _native_stderr_captured():
+        if pool is None or count < 2:
+            return [_create_landmarker(path, video, max_faces, conf) for _ in range(count)]
+        return list(pool.map(lambda _: _create_landmarker(path, video, max_faces, conf), range(count)))
+
+
+def _create_landmarker(path, video: bool, max_faces: int, conf: tuple[float, float, float]):
     from mediapipe.tasks import python as mp_tasks
     from mediapipe.tasks.python import vision
 
@@ -60,8 +77,7 @@ def _landmarker(path, video: bool, max_faces: int, conf: tuple[float, float, flo
         output_face_blendshapes=False,
         output_facial_transformation_matrixes=False,
     )
-    with _native_stderr_captured():
-        return vision.FaceLandmarker.create_from_options(options)
+    return vision.FaceLandmarker.create_from_options(options)
 
 
 @contextmanager
@@ -338,9 +354,10 @@ class FaceLandmarkDetector:
         n = min(self.workers, len(tiles))
         if n < 2:
             return [_run(self._tiles, t, None) for t in tiles]
-        while len(self._tile_landmarkers) < n:
-            self._tile_landmarkers.append(_landmarker(self.path, False, self.max_faces, self._conf))
         pool = self._thread_pool()
+        if len(self._tile_landmarkers) < n:
+            self._tile_landmarkers += _landmarkers(pool, n - len(self._tile_landmarkers), self.path, False,
+                                                   self.max_faces, self._conf)
         parts = [pool.submit(lambda lm, part: [_run(lm, t, None) for t in part], self._tile_landmarkers[i], tiles[i::n])
                  for i in range(1, n)]
         out: list = [None] * len(tiles)
@@ -471,29 +488,45 @@ class FaceLandmarkDetector:
         due = first or self._since_scan >= self.scan_every or (not faces and self._since_scan % 3 == 0)
         turned_due = self.turned_stretch > 1.0 and (lost or (due and self._scans % self.turned_every == 0))
         if len(faces) < self.max_faces and (due or turned_due):
+            in_view = list(faces)
             found = []
             if due:
                 self._since_scan = 0
                 self._scans += 1
                 found = self._scan(rgb, faces)
+                self._admit(found, faces, rgb, ts)
             # every ``turned_every``-th scan, and right after a loss (only this one then: a face hidden
-            # behind another must not be re-found in pieces), the widened frame is searched too
-            if turned_due:
+            # behind another must not be re-found in pieces), the widened frame is searched too. Its finds
+            # come after the plain scan's, so where those filled every slot it could add nothing and is
+            # not run (~140 ms at 1080p, on a shot's first frame among others).
+            if turned_due and len(faces) < self.max_faces:
                 # a widened find overlapping a face in view is a face passing behind it, seen in part
-                found += [(lm, st) for lm, st in self._scan(rgb, faces + [f for f, _ in found], self.turned_stretch)
-                          if not any(box_iou(landmark_box(lm), landmark_box(g)) > 0 for g in faces)]
-            # A tile find counts only if the follower's zoomed view of the same frame confirms it: tiles
-            # give false positives (textures that look like a face at low resolution).
-            for lm, stretch in found:
-                if len(faces) >= self.max_faces:
-                    break
-                follower = _ZoomFollower(_landmarker(self.path, True, 1, self._conf), lm, self.zoom, self.zoom_size,
-                                         stretch)
-                confirmed = follower.follow(rgb, ts)
-                if confirmed is None or any(same_face(confirmed, g) for g in faces):
+                widened = [(lm, st) for lm, st in self._scan(rgb, in_view + [f for f, _ in found], self.turned_stretch)
+                           if not any(box_iou(landmark_box(lm), landmark_box(g)) > 0 for g in in_view)]
+                self._admit(widened, faces, rgb, ts)
+        self._previous = faces[: self.max_faces]
+        return [FaceObservation(f) for f in faces[: self.max_faces]]
+
+    def _admit(self, found: list[tuple[np.ndarray, float]], faces: list[np.ndarray], rgb: np.ndarray, ts: int) -> None:
+        """Follow the tile finds, in order, while face slots are free; ``faces`` grows by each one admitted.
+
+        A tile find counts only if the follower's zoomed view of the same frame confirms it: tiles give
+        false positives (textures that look like a face at low resolution). As many followers as there are
+        free slots are made and confirmed at once on the thread pool (each has its own landmarker, so this
+        is what one after the other gives), then judged in order; a rejected find makes room for the next."""
+        pool = self._thread_pool() if self.workers > 1 else None
+        queue = list(found)
+        while queue and len(faces) < self.max_faces:
+            batch, queue = queue[:self.max_faces - len(faces)], queue[self.max_faces - len(faces):]
+            made = _landmarkers(pool, len(batch), self.path, True, 1, self._conf)
+            followers = [_ZoomFollower(m, lm, self.zoom, self.zoom_size, stretch) for m, (lm, stretch) in zip(made, batch)]
+            if pool is None or len(followers) < 2:
+                confirmed = [f.follow(rgb, ts) for f in followers]
+            else:
+                confirmed = list(pool.map(lambda f: f.follow(rgb, ts), followers))
+            for follower, landmarks in zip(followers, confirmed):
+                if landmarks is None or any(same_face(landmarks, g) for g in faces):
                     follower.close()
                     continue
                 self._followers.append(follower)
-                faces.append(confirmed)
-        self._previous = faces[: self.max_faces]
-        return [FaceObservation(f) for f in faces[: self.max_faces]]
+                faces.append(landmarks)

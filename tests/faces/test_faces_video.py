@@ -447,19 +447,81 @@ def test_prefetched_decoding_keeps_order_raises_the_readers_error_and_stops_when
     assert closed.wait(5), "the producer must close its source when the consumer stops"
 
 
+def _three_small_faces(count: int) -> list[np.ndarray]:
+    """720p frames with three astronaut faces ~150 px wide (under the whole-frame detector's limit, so
+    each is a tile find followed by a landmarker of its own), drifting apart."""
+    astro_face = np.ascontiguousarray(data.astronaut()[30:230, 120:330])
+    frames = []
+    for k in range(count):
+        canvas = np.full((720, 1280, 3), 50, np.uint8)
+        for j, (x, y) in enumerate([(250, 250), (640, 420), (1030, 260)]):
+            _paste(canvas, astro_face, _similarity(0.75, 4 * j - 4, (105, 100), (x + 3 * k, y + 2 * k * (j - 1))), None)
+        frames.append(canvas)
+    return frames
+
+
+@needs_bundle
+def test_the_widened_search_runs_only_while_face_slots_are_free(monkeypatch):
+    """A shot's first frame searches the tiles plainly and, for faces turned away, widened. Where the
+    plain search's finds fill every face slot the widened one could add nothing: it must not run (it
+    cost ~140 ms at 1080p). With a slot left it runs, after the plain finds were admitted."""
+    from s2v_toolkit.faces import FaceLandmarkDetector
+    from s2v_toolkit.faces import detector as D
+
+    frames = _three_small_faces(3)
+    plain_scan = D.FaceLandmarkDetector._scan
+    for max_faces, widened in ((3, False), (4, True)):
+        stretches = []
+
+        def spy(self, rgb, known, stretch=1.0):
+            stretches.append((stretch, len(self._followers)))
+            return plain_scan(self, rgb, known, stretch)
+
+        monkeypatch.setattr(D.FaceLandmarkDetector, "_scan", spy)
+        with FaceLandmarkDetector(fps=25, max_faces=max_faces) as det:
+            faces = det.detect(frames[0], 0)
+        assert len(faces) == 3
+        # the plain search first; the widened one only with a slot free, once the 3 finds were followed
+        assert stretches == ([(1.0, 0), (det.turned_stretch, 3)] if widened else [(1.0, 0)])
+
+
+@needs_bundle
+def test_landmarkers_made_side_by_side_work_and_print_nothing(capfd):
+    """The followers of a first frame are made on the thread pool under one capture of mediapipe's native
+    notices: nothing reaches descriptor 2 (a capture per thread let a notice through: one thread restored
+    the descriptor while another was still making its landmarker), and each one finds what a landmarker
+    made on its own finds."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from s2v_toolkit.faces import detector as D
+
+    path = D.ensure_landmarker_bundle(None)
+    conf = (0.5, 0.5, 0.5)
+    frame = _three_small_faces(1)[0][100:420, 80:420].copy()  # the first face, zoomed out a little
+    capfd.readouterr()
+    with ThreadPoolExecutor(3) as pool:
+        made = D._landmarkers(pool, 3, path, True, 1, conf)
+    assert capfd.readouterr().err == ""
+    alone = D._landmarker(path, True, 1, conf)
+    try:
+        expected = D._run(alone, frame, 0)
+        assert len(expected) == 1
+        for lm in made:
+            got = D._run(lm, frame, 0)
+            assert len(got) == 1
+            np.testing.assert_array_equal(got[0], expected[0])
+    finally:
+        for lm in (*made, alone):
+            lm.close()
+
+
 @needs_bundle
 def test_followers_on_threads_give_the_same_tracks_as_one_after_the_other():
     """Three small faces (each followed by its own landmarker) drifting over 20 frames: the detector with
     its landmark calls on a thread pool finds exactly the landmarks of the sequential one, and did use it."""
     from s2v_toolkit.faces import FaceLandmarkDetector
 
-    astro_face = np.ascontiguousarray(data.astronaut()[30:230, 120:330])
-    frames = []
-    for k in range(20):
-        canvas = np.full((720, 1280, 3), 50, np.uint8)
-        for j, (x, y) in enumerate([(250, 250), (640, 420), (1030, 260)]):
-            _paste(canvas, astro_face, _similarity(0.75, 4 * j - 4, (105, 100), (x + 3 * k, y + 2 * k * (j - 1))), None)
-        frames.append(canvas)
+    frames = _three_small_faces(20)
     results = {}
     for workers in (1, 3):
         with FaceLandmarkDetector(fps=25, workers=workers) as det:
