@@ -1,5 +1,6 @@
 """How many frames the mouth-occlusion rule flags on real clips: per clip and track, flagged frames and
-their ranges, the largest score, and whether the whole lip ring or the corners led.
+their ranges, the largest score, whether the whole lip ring or the corners led, and the runs left unjudged
+because the face was turned past ``OcclusionParams.max_turn_deg`` (``turned_ranges``).
 
     python bench/bench_occlusion_survey.py DIR [DIR ...] [--out bench/results/occlusion_survey.json]
 
@@ -43,13 +44,16 @@ def main() -> int:
                 led = occ.region_scores[occ.occluded] if occ.region_scores is not None else np.zeros((0, 2))
                 tracks.append({"track": t.track_id, "frames": len(t.frames), "flagged": int(occ.occluded.sum()),
                                "ranges": [list(r) for r in occ.ranges],
+                               "turned_ranges": [list(r) for r in occ.turned_ranges],
                                "corner_led": int((led[:, 1] > led[:, 0]).sum()),
                                "max_score": round(float(np.nanmax(occ.scores)), 2) if len(occ.scores) else None})
             rows.append({"folder": folder, "clip": path.name, "tracks": tracks,
                          "frames": sum(t["frames"] for t in tracks), "flagged": sum(t["flagged"] for t in tracks)})
             r = rows[-1]
+            turned = [tuple(x) for t in tracks for x in t["turned_ranges"]]
             print(f"{path.name}: {len(tracks)} track(s), {r['flagged']} of {r['frames']} found frames flagged "
-                  f"{[tuple(x) for t in tracks for x in t['ranges']][:6]}", flush=True)
+                  f"{[tuple(x) for t in tracks for x in t['ranges']][:6]}"
+                  + (f"; not judged, face turned: {turned[:6]}" if turned else ""), flush=True)
     ok = [r for r in rows if "error" not in r]
     print(f"\n{sum(1 for r in ok if r['flagged'])} of {len(ok)} clips with flagged frames; "
           f"{sum(r['flagged'] for r in ok)} of {sum(r['frames'] for r in ok)} frames")

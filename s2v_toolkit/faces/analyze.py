@@ -185,7 +185,8 @@ def _occlusion_from_dict(t: dict) -> TrackOcclusion:
     if "corner_scores" in o:
         parts = np.stack([np.asarray(o["whole_ring_scores"], np.float32), np.asarray(o["corner_scores"], np.float32)], 1)
     return TrackOcclusion(int(t["track_id"]), frames, np.asarray(o["scores"], np.float32), flags,
-                          [tuple(r) for r in o["ranges"]], parts)
+                          [tuple(r) for r in o["ranges"]], parts,
+                          [tuple(r) for r in o.get("turned_ranges", [])])
 
 
 def _issues(a: FaceAnalysis) -> list[RangeIssue]:
@@ -208,6 +209,10 @@ def _issues(a: FaceAnalysis) -> list[RangeIssue]:
             out += [RangeIssue(s, e, "mouth_occluded", f"mouth of track {t.track_id} occluded (hand, microphone "
                                f"or object over it{'; one corner' if 'corner' in occ.range_reason(s, e) else ''})"
                                f": not re-dubbed", t.track_id) for s, e in occ.ranges]
+            out += [RangeIssue(s, e, "face_turned", f"face of track {t.track_id} turned well away from the camera: the "
+                               f"mouth cues changed here, but on a turned face they are not trusted (the far "
+                               f"lip corner is behind the cheek): re-dubbed, check these frames", t.track_id)
+                    for s, e in occ.turned_ranges]
     return sorted(out, key=lambda i: (i.start, i.kind))
 
 

@@ -92,6 +92,16 @@ def face_size(landmarks: np.ndarray) -> np.ndarray:
     return 2.5 * np.linalg.norm(lm[..., LEFT_EYE_CORNERS[0], :2] - lm[..., RIGHT_EYE_CORNERS[0], :2], axis=-1)
 
 
+def face_yaw(landmarks: np.ndarray) -> np.ndarray:
+    """How far the face is turned from the camera about the vertical axis, in degrees (0 frontal, the sign
+    says which way), from the landmark model's 3-D points of the face's two sides (``CHEEK_EDGES``): the
+    angle of the line between them in the x-z plane. The model's depth is flatter than a real head's, so a
+    full profile reads ~55-60, a three-quarter view ~30-40. Works on (..., 478, 3)."""
+    lm = np.asarray(landmarks, np.float64)
+    a, b = lm[..., CHEEK_EDGES[0], :], lm[..., CHEEK_EDGES[1], :]
+    return np.degrees(np.arctan2(b[..., 2] - a[..., 2], b[..., 0] - a[..., 0]))
+
+
 def mouth_opening(landmarks: np.ndarray) -> np.ndarray:
     """Inner-lip gap divided by mouth width (0 closed, ~0.5 wide open). Works on (..., 478, 3)."""
     lm = np.asarray(landmarks, np.float32)

@@ -204,6 +204,68 @@ def test_a_face_turning_away_is_not_taken_for_a_covered_corner():
     assert occ.region_scores.max() < OcclusionParams().release
 
 
+def _turned(lm: np.ndarray, yaw_deg: float) -> np.ndarray:
+    """Landmarks turned about the vertical axis through the nose tip (x foreshortened, depth gained)."""
+    out = lm.copy()
+    a = np.deg2rad(yaw_deg)
+    c = lm[L.NOSE_TIP]
+    dx, dz = lm[:, 0] - c[0], lm[:, 2] - c[2]
+    out[:, 0] = c[0] + dx * np.cos(a) - dz * np.sin(a)
+    out[:, 2] = c[2] + dx * np.sin(a) + dz * np.cos(a)
+    return out
+
+
+def test_face_yaw_reads_the_turn_from_the_landmarks_depth():
+    lm = posed_face((320, 180), 170, 10.0)
+    for yaw in (0.0, 20.0, -35.0, 50.0):
+        assert abs(float(L.face_yaw(_turned(lm, yaw))) - yaw) < 3.0
+    stack = np.stack([_turned(lm, y) for y in (0.0, 40.0)])
+    assert L.face_yaw(stack).shape == (2,)
+
+
+def test_a_cover_on_a_face_turned_towards_profile_is_reported_as_turned_not_as_occluded():
+    """On real multi-person clips, runs flagged on faces turned ~40-55 degrees were false (the far lip corner
+    hidden by the cheek; docs/faces.md). A run whose median turn passes ``max_turn_deg`` is not counted as
+    occluded; it is reported as ``face_turned`` (re-dubbed, with a warning to check it). A cover on the
+    frontal face in the same track is still flagged, and the limit is a parameter."""
+    rng = np.random.default_rng(3)
+    n = 70
+    turn = np.zeros(n)
+    turn[30:56] = 50.0                    # turned towards profile, with the microphone in 38-47
+    hand, mic = range(10, 20), range(38, 48)
+    lms, frames = [], []
+    for k in range(n):
+        width = 170.0
+        lm = posed_face((320 + k, 180), width, 2 * np.sin(k / 9), mouth_open=0.12 * (1 + np.sin(k * 0.9)))
+        lm = _turned(lm, turn[k])
+        cover = HAND if k in hand else (25, 25, 28) if k in mic else None
+        lms.append(lm)
+        frames.append(render(lm, width * np.cos(np.deg2rad(turn[k])), cover, rng))
+    a = analyze_frames(enumerate(frames), 25.0, DrawnFaces(lms), start=0, end=n - 1)
+    occ = a.occlusion[a.tracks[0].track_id]
+    assert occ.ranges == [(10, 19)]
+    assert len(occ.turned_ranges) == 1
+    lo, hi = occ.turned_ranges[0]
+    assert 36 <= lo <= 38 and 47 <= hi <= 50          # the microphone's run, give or take the release
+    kinds = {(i.kind, i.start, i.end) for i in a.issues}
+    assert ("mouth_occluded", 10, 19) in kinds and ("face_turned", lo, hi) in kinds
+    from s2v_toolkit.faces import FaceAnalysis
+
+    back = FaceAnalysis.from_dict(a.to_dict(with_landmarks=True)).occlusion[a.tracks[0].track_id]
+    assert back.turned_ranges == occ.turned_ranges and back.ranges == occ.ranges
+    # with the limit raised past the turn, the microphone's run counts as occluded again
+    wide = analyze_frames(enumerate(frames), 25.0, DrawnFaces(lms), start=0, end=n - 1,
+                          params=_params(max_turn_deg=60.0))
+    occ = wide.occlusion[wide.tracks[0].track_id]
+    assert occ.ranges[0] == (10, 19) and (lo, hi) in occ.ranges and not occ.turned_ranges
+
+
+def _params(**occlusion):
+    from s2v_toolkit.faces import AnalysisParams
+
+    return AnalysisParams(occlusion=OcclusionParams(**occlusion))
+
+
 def test_lip_jitter_ignores_the_heads_own_motion_and_keeps_lips_that_jump():
     """The smoothing lags a moving head: raw landmarks sit off the smoothed ones by a shift, a turn and a
     change of scale of the whole face. That is not a covered mouth (jitter ~0); lip points that move
