@@ -89,6 +89,14 @@ class FaceAnalysis:
         hi = self.end if end is None else end
         return sorted(f for f in occ.occluded_frames() if lo <= f <= hi)
 
+    def turned_ranges(self, track_id: int, start: int | None = None, end: int | None = None) -> list[tuple[int, int]]:
+        """Ranges of ``track_id`` (clipped to ``start..end``) where the mouth cues changed on a face turned too
+        far to judge them (``TrackOcclusion.turned_ranges``): re-dubbed, worth a look."""
+        occ = self.occlusion.get(track_id)
+        lo = self.start if start is None else start
+        hi = self.end if end is None else end
+        return [(max(a, lo), min(b, hi)) for a, b in (occ.turned_ranges if occ is not None else []) if b >= lo and a <= hi]
+
     def occlusion_reasons(self, track_id: int, start: int | None = None, end: int | None = None) -> dict[int, str]:
         """Covered frame -> what covers the mouth ("mouth occluded (lips covered)" or "... (one corner
         covered)"), per flagged range of ``track_id`` (within ``start..end``)."""

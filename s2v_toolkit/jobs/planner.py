@@ -190,8 +190,16 @@ def occlusion_verdict(analysis, track_id: int, ctx: ShotContext, face: dict, rea
     t = analysis.track(track_id)
     found = [int(f) for f in t.frames if ctx.first_frame <= f <= ctx.last_frame]
     covered = analysis.occluded_frames(track_id, ctx.first_frame, ctx.last_frame)
+    turned = analysis.turned_ranges(track_id, ctx.first_frame, ctx.last_frame) \
+        if hasattr(analysis, "turned_ranges") else []
+    check = []
+    if turned:
+        face["turned_ranges"] = [list(r) for r in turned]
+        check = [f"face turned well away in file frames {', '.join(f'{a}-{b}' for a, b in turned)}: the mouth "
+                 "cues changed there but are not trusted on a turned face, so those frames are re-dubbed; check "
+                 "them for a hand or an object over the mouth"]
     if not covered:
-        return FaceVerdict("redub", reason, face)
+        return FaceVerdict("redub", reason, face, check)
     share = len(covered) / max(len(found), 1)
     flags = np.zeros(ctx.last_frame - ctx.first_frame + 1, bool)
     flags[np.asarray(covered) - ctx.first_frame] = True
@@ -199,11 +207,11 @@ def occlusion_verdict(analysis, track_id: int, ctx: ShotContext, face: dict, rea
     why = analysis.occlusion_reasons(track_id, ctx.first_frame, ctx.last_frame)
     face["occluded_ranges"] = [{"frames": list(r), "reason": why.get(r[0], "mouth occluded")} for r in spans]
     if share > OcclusionParams.max_line_fraction:
-        return FaceVerdict("skip", f"mouth occluded in {share:.0%} of the line", face)
+        return FaceVerdict("skip", f"mouth occluded in {share:.0%} of the line", face, check)
     text = ", ".join(f"{a}-{b}" for a, b in spans)
     return FaceVerdict("redub", reason, face,
                        [f"mouth occluded in file frames {text} ({share:.0%} of the line): those frames pass "
-                        "through unchanged"])
+                        "through unchanged", *check])
 
 
 def no_face_check(ctx: ShotContext) -> FaceVerdict:

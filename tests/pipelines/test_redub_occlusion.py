@@ -89,6 +89,25 @@ def test_plan_notes_covered_frames_and_skips_a_mostly_covered_line(shot):
     assert v.action == "redub" and not v.notes and "occluded_ranges" not in v.face
 
 
+def test_plan_names_frames_where_a_turned_face_left_the_mouth_unjudged():
+    """Where the mouth cues changed on a face turned too far to trust them (``turned_ranges``), the plan
+    re-dubs but says which frames to check, clipped to the line, whether or not other frames are covered."""
+    import copy
+
+    _, analysis = _shot(())
+    analysis = copy.deepcopy(analysis)
+    analysis.occlusion[0].turned_ranges = [(3, 6), (20, 22)]
+    v = occlusion_verdict(analysis, 0, _ctx(5, 16), {"track_id": 0}, "speaks")
+    assert v.action == "redub" and v.face["turned_ranges"] == [[5, 6]]
+    assert len(v.notes) == 1 and "face turned well away in file frames 5-6" in v.notes[0]
+    v = occlusion_verdict(analysis, 0, _ctx(8, 18), {"track_id": 0}, "speaks")
+    assert v.action == "redub" and not v.notes and "turned_ranges" not in v.face
+    covered, analysis = _shot(COVERED)
+    analysis.occlusion[0].turned_ranges = [(14, 15)]
+    v = occlusion_verdict(analysis, 0, _ctx(0, N - 1), {"track_id": 0}, "speaks")
+    assert [n.split(" in file frames ")[0] for n in v.notes] == ["mouth occluded", "face turned well away"]
+
+
 def test_redub_of_a_mostly_covered_line_stops_with_the_reason_before_any_model_loads(tmp_path):
     import soundfile as sf
 
