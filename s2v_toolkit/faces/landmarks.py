@@ -92,6 +92,18 @@ def face_size(landmarks: np.ndarray) -> np.ndarray:
     return 2.5 * np.linalg.norm(lm[..., LEFT_EYE_CORNERS[0], :2] - lm[..., RIGHT_EYE_CORNERS[0], :2], axis=-1)
 
 
+def turn_steady_size(landmarks: np.ndarray) -> np.ndarray:
+    """A face scale that does not collapse as the face turns: the larger of :func:`face_size` and 1.1 x the
+    forehead-to-chin distance. The eye corners close in towards profile (face_size falls to ~0.5 of the
+    face's height there, against 1.24-1.37 x for frontal faces), and on a face in profile the landmark model
+    flips between a frontal and a profile fit from frame to frame, so face_size jumped by up to 2.4x between
+    consecutive frames of one real face; the face's height barely moves. On a frontal face this is
+    face_size itself. Works on (..., 478, 3)."""
+    lm = np.asarray(landmarks, np.float32)
+    height = np.linalg.norm(lm[..., FOREHEAD, :2] - lm[..., CHIN, :2], axis=-1)
+    return np.maximum(face_size(lm), 1.1 * height)
+
+
 def face_yaw(landmarks: np.ndarray) -> np.ndarray:
     """How far the face is turned from the camera about the vertical axis, in degrees (0 frontal, the sign
     says which way), from the landmark model's 3-D points of the face's two sides (``CHEEK_EDGES``): the

@@ -6,9 +6,10 @@ Association, frame by frame (:class:`FaceTracker`):
   (constant-velocity model, so two faces that cross keep their identities);
 * a detection may join a track when the predicted box overlaps it (IoU) or its centre is close
   (in face sizes; the allowed distance grows with the frames the track has been missing), and its
-  size is within a factor 1.6; the cost also includes a landmark shape distance
-  (:func:`.landmarks.shape_signature`) and, when observations carry appearance descriptors
-  (:mod:`.identity`: texture and colour), an appearance distance to the track's running mean.
+  size is within a factor 1.6 (sizes by :func:`.landmarks.turn_steady_size`, which a turning face
+  keeps); the cost also includes a landmark shape distance (:func:`.landmarks.shape_signature`)
+  and, when observations carry appearance descriptors (:mod:`.identity`: texture and colour), an
+  appearance distance to the track's running mean.
   These tell two faces apart where they cross and positions alone are ambiguous; a track missing
   more than ``short_gap`` frames is only re-acquired by a face that also looks like it;
 * the cheapest one-to-one assignment is taken (Hungarian); unmatched detections start new tracks;
@@ -172,7 +173,9 @@ class _Geometry:
 
     @classmethod
     def of(cls, obs: L.FaceObservation) -> _Geometry:
-        return cls(obs.box, float(L.face_size(obs.landmarks)), L.shape_signature(obs.landmarks))
+        # the turn-steady size: with face_size, a face in profile whose fits flip between frontal and
+        # profile failed the size gate and was split into a new track every few frames
+        return cls(obs.box, float(L.turn_steady_size(obs.landmarks)), L.shape_signature(obs.landmarks))
 
 
 def _center(box: np.ndarray) -> np.ndarray:

@@ -90,6 +90,35 @@ def test_face_missing_longer_than_max_gap_starts_a_new_track():
     assert len(short) == 1 and short[0].missing_frames() == [(10, 29)]
 
 
+def _profile_fit(lm: np.ndarray, squeeze: float) -> np.ndarray:
+    """The fit the landmark model gives a face in profile on some frames: the face narrowed across (eye
+    corners close together), its height unchanged."""
+    out = lm.copy()
+    out[:, 0] = lm[1, 0] + (lm[:, 0] - lm[1, 0]) * squeeze
+    return out
+
+
+def test_a_face_in_profile_whose_fit_flips_stays_one_track():
+    """On real profiles the landmark model flips between a frontal-looking and a profile fit from frame to
+    frame; the eye-corner size then jumps 2x (MSDWild: one man in profile became 4 tracks in 115 frames).
+    The tracker sizes faces with ``turn_steady_size`` (the face's height holds): one track. Two different
+    people side by side still make two."""
+    from s2v_toolkit.faces import landmarks as L
+
+    per_frame = {}
+    for k in range(30):
+        lm = posed_face((400 + k, 300), 150)
+        per_frame[k] = [FaceObservation(_profile_fit(lm, 0.45) if k % 3 == 1 else lm),
+                        FaceObservation(posed_face((900, 300), 150, 0, BOB))]
+    flipping = per_frame[1][0].landmarks
+    assert L.face_size(per_frame[0][0].landmarks) / L.face_size(flipping) > 2.0  # the old gate's 1.6 fails
+    steady = L.turn_steady_size(np.stack([per_frame[0][0].landmarks, flipping]))
+    assert steady[0] / steady[1] < TrackerParams().max_size_ratio
+    assert L.turn_steady_size(per_frame[0][0].landmarks) == pytest.approx(L.face_size(per_frame[0][0].landmarks))
+    tracks = track_observations(per_frame, FPS)
+    assert len(tracks) == 2 and all(len(t.frames) == 30 for t in tracks)
+
+
 def test_shape_signature_ignores_pose_and_mouth_but_separates_people():
     a1 = shape_signature(posed_face((100, 100), 80, 0, ALICE, 0.0))
     a2 = shape_signature(posed_face((500, 300), 200, 15, ALICE, 0.4))
