@@ -208,20 +208,27 @@ def hysteresis(scores: np.ndarray, frames: np.ndarray, params: OcclusionParams =
     """Occluded flags: runs that reach ``threshold`` and extend while above ``release``, at least ``min_run``
     long (consecutive frame numbers; a gap in the track ends a run)."""
     s = np.nan_to_num(np.asarray(scores, np.float64), nan=0.0)
-    above = s > params.release
     flags = np.zeros(len(s), bool)
+    for k, j in _index_runs(s > params.release, frames):
+        if (s[k:j + 1] > params.threshold).any() and j - k + 1 >= params.min_run:
+            flags[k:j + 1] = True
+    return flags
+
+
+def _index_runs(mask: np.ndarray, frames: np.ndarray) -> list[tuple[int, int]]:
+    """(first, last) indexes of each run of ``mask`` over consecutive frame numbers (a gap ends a run)."""
+    out = []
     k = 0
-    while k < len(s):
-        if not above[k]:
+    while k < len(mask):
+        if not mask[k]:
             k += 1
             continue
         j = k
-        while j + 1 < len(s) and above[j + 1] and frames[j + 1] == frames[j] + 1:
+        while j + 1 < len(mask) and mask[j + 1] and frames[j + 1] == frames[j] + 1:
             j += 1
-        if (s[k:j + 1] > params.threshold).any() and j - k + 1 >= params.min_run:
-            flags[k:j + 1] = True
+        out.append((k, j))
         k = j + 1
-    return flags
+    return out
 
 
 def _cue_z(f: np.ndarray, ref: np.ndarray) -> np.ndarray:
@@ -326,16 +333,8 @@ def _without_turned_runs(flags: np.ndarray, frames: np.ndarray, turn_deg: np.nda
     run even where a few of its frames pass the limit."""
     flags = flags.copy()
     turned: list[tuple[int, int]] = []
-    k = 0
-    while k < len(flags):
-        if not flags[k]:
-            k += 1
-            continue
-        j = k
-        while j + 1 < len(flags) and flags[j + 1] and frames[j + 1] == frames[j] + 1:
-            j += 1
+    for k, j in _index_runs(flags, frames):
         if float(np.median(turn_deg[k:j + 1])) > params.max_turn_deg:
             flags[k:j + 1] = False
             turned.append((int(frames[k]), int(frames[j])))
-        k = j + 1
     return flags, turned
