@@ -63,8 +63,6 @@ def run_tree(tree: Path, clip: Path, child: str = CHILD) -> dict:
 
 
 def main() -> int:
-    import bench_faces as B
-
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--before", required=True, help="the other checkout (e.g. a git worktree of the base commit)")
     ap.add_argument("--repeat", type=int, default=3)
@@ -78,20 +76,16 @@ def main() -> int:
                     "bench_faces.first_frames, 5 fresh detectors a round)")
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "cpu_faces_ab.json"))
     args = ap.parse_args()
-    if args.first_frame:
-        return first_frame_ab(args, trees={"before": Path(args.before).resolve(), "now": REPO})
+    for video in args.video:
+        if not Path(video).is_file():
+            ap.error(f"--video {video}: no such file")
     trees = {"before": Path(args.before).resolve(), "now": REPO}
-    wanted = {c for c in args.clips.split(",") if c}
+    if args.first_frame:
+        return first_frame_ab(args, trees)
     load_before = os.getloadavg()
     results: dict = {}
     with tempfile.TemporaryDirectory(prefix="bench_faces_ab_") as tmp:
-        clips = {name: B.write_clip(Path(tmp), name, w, h, face, args.frames, nf)
-                 for name, w, h, face, nf in B.CLIPS if (not wanted and not args.video) or name in wanted}
-        for video in args.video:
-            path = Path(video)
-            if not path.is_file():
-                ap.error(f"--video {video}: no such file")
-            clips[path.name] = path
+        clips = bench_clips(args, Path(tmp), args.frames)
         for k in range(args.repeat):
             for name, path in clips.items():
                 for label, tree in trees.items():
@@ -131,15 +125,22 @@ def main() -> int:
     return 0
 
 
-def first_frame_ab(args, trees: dict) -> int:
+def bench_clips(args, folder: Path, frames: int) -> dict[str, Path]:
+    """bench_faces' clips named by ``--clips`` (all when neither ``--clips`` nor ``--video`` is given), written
+    into ``folder`` with ``frames`` frames, then the ``--video`` files where they are."""
     import bench_faces as B
 
     wanted = {c for c in args.clips.split(",") if c}
+    clips = {name: B.write_clip(folder, name, w, h, face, frames, nf)
+             for name, w, h, face, nf in B.CLIPS if (not wanted and not args.video) or name in wanted}
+    clips.update({Path(v).name: Path(v) for v in args.video})
+    return clips
+
+
+def first_frame_ab(args, trees: dict) -> int:
     results: dict = {}
     with tempfile.TemporaryDirectory(prefix="bench_faces_ab_") as tmp:
-        clips = {name: B.write_clip(Path(tmp), name, w, h, face, 13, nf)
-                 for name, w, h, face, nf in B.CLIPS if (not wanted and not args.video) or name in wanted}
-        clips.update({Path(v).name: Path(v) for v in args.video})
+        clips = bench_clips(args, Path(tmp), 13)
         for k in range(args.repeat):
             for name, path in clips.items():
                 for label, tree in trees.items():

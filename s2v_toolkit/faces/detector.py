@@ -58,9 +58,15 @@ def _landmarkers(pool, count: int, path, video: bool, max_faces: int, conf: tupl
     per face slot) come ~1.5x sooner on 2 cores. One capture of the native notices spans them all: a
     capture per thread would restore descriptor 2 while another thread is still making its landmarker."""
     with _native_stderr_captured():
-        if pool is None or count < 2:
-            return [_create_landmarker(path, video, max_faces, conf) for _ in range(count)]
-        return list(pool.map(lambda _: _create_landmarker(path, video, max_faces, conf), range(count)))
+        return _each(pool, lambda _: _create_landmarker(path, video, max_faces, conf), range(count))
+
+
+def _each(pool, fn, items) -> list:
+    """``fn`` of each item, in order: on ``pool`` when there is one and two items or more, else in turn."""
+    items = list(items)
+    if pool is None or len(items) < 2:
+        return [fn(x) for x in items]
+    return list(pool.map(fn, items))
 
 
 def _create_landmarker(path, video: bool, max_faces: int, conf: tuple[float, float, float]):
@@ -514,17 +520,15 @@ class FaceLandmarkDetector:
         false positives (textures that look like a face at low resolution). As many followers as there are
         free slots are made and confirmed at once on the thread pool (each has its own landmarker, so this
         is what one after the other gives), then judged in order; a rejected find makes room for the next."""
+        if not found:
+            return
         pool = self._thread_pool() if self.workers > 1 else None
         queue = list(found)
         while queue and len(faces) < self.max_faces:
             batch, queue = queue[:self.max_faces - len(faces)], queue[self.max_faces - len(faces):]
             made = _landmarkers(pool, len(batch), self.path, True, 1, self._conf)
             followers = [_ZoomFollower(m, lm, self.zoom, self.zoom_size, stretch) for m, (lm, stretch) in zip(made, batch)]
-            if pool is None or len(followers) < 2:
-                confirmed = [f.follow(rgb, ts) for f in followers]
-            else:
-                confirmed = list(pool.map(lambda f: f.follow(rgb, ts), followers))
-            for follower, landmarks in zip(followers, confirmed):
+            for follower, landmarks in zip(followers, _each(pool, lambda f: f.follow(rgb, ts), followers)):
                 if landmarks is None or any(same_face(landmarks, g) for g in faces):
                     follower.close()
                     continue
