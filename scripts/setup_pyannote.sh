@@ -51,8 +51,11 @@ PIP=("$VPY" -m pip --disable-pip-version-check)
 pip_install() { "${PIP[@]}" install -q "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
 echo "setup_pyannote: installing ${PYANNOTE_STACK[*]} into $VENV (about 2 GB)"
 pip_install "${PYANNOTE_STACK[@]}" || give_up "pip could not install the pyannote stack"
-# This project and the test tools. torch is named again with its pin, so nothing replaces it.
-pip_install "$TORCH" -e . "pytest>=8" "pytest-timeout>=2.2" \
+# This project and the test tools. torch is named again with its pin, so nothing replaces it. The
+# editable install writes s2v_toolkit.egg-info in the project: setup.sh may be running its own at the
+# same time, so the two take turns (flock on pyproject.toml, where flock exists).
+locked() { ( ! command -v flock >/dev/null 2>&1 || flock 9; "$@" ) 9<"$ROOT/pyproject.toml"; }
+locked pip_install "$TORCH" -e . "pytest>=8" "pytest-timeout>=2.2" \
   || give_up "pip could not install s2v-toolkit into $VENV"
 # torchaudio's compiled libraries need CUDA libraries a CPU torch does not ship; its Python parts do not.
 SITE=$("$VPY" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")

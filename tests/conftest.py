@@ -7,18 +7,29 @@ import shutil
 
 import pytest
 
-# Qt widgets run offscreen in tests; torch stays on few threads so CI's 2 cores are not oversubscribed.
+# Qt widgets run offscreen in tests. torch stays on few threads so that CI's 2 cores are not
+# oversubscribed: at most 2, and under pytest-xdist (the README runs `-n auto --dist loadfile`: whole
+# files per worker, so a module's fixtures are built once) the cores are shared out between the workers
+# (2 workers on 2 cores: one thread each), child processes included.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+_THREADS = max(1, min(2, (os.cpu_count() or 1) // _WORKERS))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-os.environ.setdefault("OMP_NUM_THREADS", "2")
+os.environ.setdefault("OMP_NUM_THREADS", str(_THREADS))
 
 
 def pytest_configure(config):
     try:
         import torch
 
-        torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+        torch.set_num_threads(_THREADS)
     except ImportError:  # pragma: no cover - torch is a core dependency
         pass
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config):
+    """`-n auto`: one worker per core, at most 8 (each worker holds its own models: ~1-3 GB)."""
+    return max(1, min(8, os.cpu_count() or 1))
 
 
 @pytest.fixture
