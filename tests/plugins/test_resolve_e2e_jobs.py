@@ -49,7 +49,7 @@ def _turns_file(demo_dir: Path, lines: tuple[int, ...] | None = None) -> Path:
 
 def test_demo_timeline_through_the_jobs_stage(tmp_path, monkeypatch):
     """Real plan, job store, runner and conform; a fast test generator (writes the exact frame count)."""
-    _run_demo(tmp_path, monkeypatch, ["--generator", "fast_generator:make"], timeout=60, check_conform=True)
+    _run_demo(tmp_path, monkeypatch, ["--generator", "fast_generator:make"], timeout=300, check_conform=True)
 
 
 @pytest.mark.slow
