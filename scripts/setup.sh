@@ -50,6 +50,8 @@ if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
   exit 0
 fi
 PIP="$VPY -m pip --disable-pip-version-check"
+# pip -q still warns about every package missing from a local extra index (some machines configure one)
+pip_install() { $PIP install -q "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
 # The pyannote test venv (--dev) is independent of this one: build it side by side (pip spends much of
 # its time unpacking and compiling, one core each; 5.6 -> 3.9 min on a 2-core machine), its output shown
 # when both are done. Both install this project in editable mode, which writes s2v_toolkit.egg-info
@@ -64,10 +66,10 @@ fi
 locked() { ( ! command -v flock >/dev/null 2>&1 || flock 9; "$@" ) 9<"$ROOT/pyproject.toml"; }
 # torch first, so that the dependency range in pyproject.toml is already satisfied (an unpinned
 # torch would pull a multi-GB CUDA build); an existing torch (e.g. a CUDA build) is kept.
-"$VPY" -c 'import torch' 2>/dev/null || $PIP install -q "${S2VT_TORCH:-torch==2.13.0}"
-locked $PIP install -q -e ".[$EXTRAS]"
+"$VPY" -c 'import torch' 2>/dev/null || pip_install "${S2VT_TORCH:-torch==2.13.0}"
+locked pip_install -e ".[$EXTRAS]"
 # mediapipe without its declared dependencies (see pyproject.toml, [faces]).
-"$VPY" -c 'import mediapipe' 2>/dev/null || $PIP install -q --no-deps "mediapipe==1.2.3"
+"$VPY" -c 'import mediapipe' 2>/dev/null || pip_install --no-deps "mediapipe==1.2.3"
 if [[ -n "$pyannote_pid" ]]; then
   wait "$pyannote_pid" || echo "setup: no .venv-pyannote (pyannote tests skip)"
   pyannote_pid=""
