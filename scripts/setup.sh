@@ -44,18 +44,16 @@ PY=${PYTHON:-python3}
 VPY="$ROOT/$VENV/bin/python"
 [[ "$VENV" = /* ]] && VPY="$VENV/bin/python"
 stamp="$VENV/.s2vt-setup-$(echo "$EXTRAS" | tr ',' '-')"
-want=$(cat pyproject.toml scripts/setup.sh scripts/setup_pyannote.sh | sha256sum | cut -c1-16)
+want=$(cat pyproject.toml scripts/setup.sh scripts/setup_pyannote.sh scripts/setup_common.sh | sha256sum | cut -c1-16)
 if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
   echo "setup: environment $VENV is up to date"
   exit 0
 fi
-PIP="$VPY -m pip --disable-pip-version-check"
-# pip -q still warns about every package missing from a local extra index (some machines configure one)
-pip_install() { $PIP install -q "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
+source scripts/setup_common.sh  # pip_install, locked
 # The pyannote test venv (--dev) is independent of this one: build it side by side (pip spends much of
-# its time unpacking and compiling, one core each; 5.6 -> 3.9 min on a 2-core machine), its output shown
-# when both are done. Both install this project in editable mode, which writes s2v_toolkit.egg-info
-# here: those two pip runs take turns (flock on pyproject.toml). Without flock, one after the other.
+# its time unpacking and compiling, one core each; setup 5.6 -> 3.1-3.7 min on a 2-core machine), its
+# output shown when both are done. The two editable installs of this project take turns (`locked`);
+# without flock, the two venvs are built one after the other.
 pyannote_pid=""
 if [[ "$EXTRAS" == *dev* ]] && command -v flock >/dev/null 2>&1; then
   pyannote_log=$(mktemp)
@@ -63,7 +61,6 @@ if [[ "$EXTRAS" == *dev* ]] && command -v flock >/dev/null 2>&1; then
   pyannote_pid=$!
   trap '[[ -z "$pyannote_pid" ]] || kill "$pyannote_pid" 2>/dev/null; rm -f "$pyannote_log"' EXIT
 fi
-locked() { ( ! command -v flock >/dev/null 2>&1 || flock 9; "$@" ) 9<"$ROOT/pyproject.toml"; }
 # torch first, so that the dependency range in pyproject.toml is already satisfied (an unpinned
 # torch would pull a multi-GB CUDA build); an existing torch (e.g. a CUDA build) is kept.
 "$VPY" -c 'import torch' 2>/dev/null || pip_install "${S2VT_TORCH:-torch==2.13.0}"

@@ -33,7 +33,7 @@ give_up() {
 [[ -n "${S2VT_SKIP_PYANNOTE:-}" ]] && { echo "setup_pyannote: skipped (S2VT_SKIP_PYANNOTE is set)"; exit 0; }
 [[ "$(uname -m)" == x86_64 && "$(uname -s)" == Linux ]] || give_up "only set up on Linux x86_64 (pinned wheels)"
 
-want=$(cat pyproject.toml scripts/setup_pyannote.sh | sha256sum | cut -c1-16)
+want=$(cat pyproject.toml scripts/setup_pyannote.sh scripts/setup_common.sh | sha256sum | cut -c1-16)
 if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$want" ]]; then
   echo "setup_pyannote: $VENV is up to date"
   exit 0
@@ -46,15 +46,11 @@ rm -f "$STAMP"  # from here on, only a complete run marks the venv usable
 [[ -x "$VENV/bin/python" ]] || "$PY" -m venv "$VENV" || give_up "cannot create $VENV"
 echo '*' > "$VENV/.gitignore"  # keep the 6 GB venv out of git status (Python 3.11's venv does not do it)
 VPY="$VENV/bin/python"
-PIP=("$VPY" -m pip --disable-pip-version-check)
-# pip -q still warns about every package missing from a local extra index (some machines configure one)
-pip_install() { "${PIP[@]}" install -q "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
+source scripts/setup_common.sh  # pip_install, locked
 echo "setup_pyannote: installing ${PYANNOTE_STACK[*]} into $VENV (about 2 GB)"
 pip_install "${PYANNOTE_STACK[@]}" || give_up "pip could not install the pyannote stack"
-# This project and the test tools. torch is named again with its pin, so nothing replaces it. The
-# editable install writes s2v_toolkit.egg-info in the project: setup.sh may be running its own at the
-# same time, so the two take turns (flock on pyproject.toml, where flock exists).
-locked() { ( ! command -v flock >/dev/null 2>&1 || flock 9; "$@" ) 9<"$ROOT/pyproject.toml"; }
+# This project and the test tools. torch is named again with its pin, so nothing replaces it. setup.sh
+# may be installing this project into its own venv at the same time: the two take turns (`locked`).
 locked pip_install "$TORCH" -e . "pytest>=8" "pytest-timeout>=2.2" \
   || give_up "pip could not install s2v-toolkit into $VENV"
 # torchaudio's compiled libraries need CUDA libraries a CPU torch does not ship; its Python parts do not.
