@@ -8,8 +8,8 @@ Public API:
 - arithmetic: :func:`plan_long_video` and the frame/audio index helpers, :func:`guided_prediction`
 
 The names are loaded on first use (PEP 562): most of them need torch, and commands that only read
-timelines or media (``s2vt plan``, ``conform-timeline``, ``convert``) import this package for its presets
-alone; importing torch there cost them ~2 s of start-up each.
+timelines or media (``s2vt probe``, ``convert``, ``conform-timeline``, ``plan`` from given turns) import
+this package for its ``--preset`` choices alone; importing torch there cost them ~2.4 s of start-up each.
 """
 
 from __future__ import annotations

@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from jobs_helpers import TESTS_DIR, copy_demo, demo_turns
 from s2v_toolkit.cli import main
 
@@ -22,14 +24,41 @@ def _env(tmp_path, **extra):
     return env
 
 
-def _plan_cli(tmp_path) -> Path:
+def _plan_argv(tmp_path) -> tuple[list[str], Path]:
+    """`s2vt plan` of a copy of the demo from its lines as speaker turns, without the face check."""
     root = copy_demo(tmp_path)
     turns = tmp_path / "turns.json"
     turns.write_text(json.dumps(demo_turns().to_dict()))
     plan = tmp_path / "plan.json"
-    assert main(["plan", str(root / "scene.otio"), "--cast", str(root / "cast.yaml"), "-o", str(plan),
-                 "--turns", str(turns), "--no-face-check"]) == 0
+    return ["plan", str(root / "scene.otio"), "--cast", str(root / "cast.yaml"), "-o", str(plan),
+            "--turns", str(turns), "--no-face-check"], plan
+
+
+def _plan_cli(tmp_path) -> Path:
+    argv, plan = _plan_argv(tmp_path)
+    assert main(argv) == 0
     return plan
+
+
+def test_plan_from_turns_starts_without_torch(tmp_path):
+    """Building the parser and planning from given speaker turns without the face check import no torch
+    (2 s of start-up each on two cores): `pipelines` loads its names on first use, and the `--preset`
+    choices need none of them."""
+    argv, plan = _plan_argv(tmp_path)
+    code = ("import sys\n"
+            "from s2v_toolkit.cli import main\n"
+            f"code = main({argv!r})\n"
+            "print(code, sorted(m for m in ('torch', 'mediapipe', 'cv2') if m in sys.modules))\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split("\n")[-2] == "0 []", r.stdout + r.stderr
+    assert plan.exists()
+    import s2v_toolkit.pipelines as pipelines  # the lazy names still resolve, and dir() lists them
+
+    assert pipelines.GenerationSettings.__name__ == "GenerationSettings"
+    assert "S2VGenerator" in dir(pipelines) and set(pipelines.__all__) <= set(dir(pipelines))
+    with pytest.raises(AttributeError):
+        pipelines.NoSuchName
 
 
 def test_cli_plan_render_status_conform(tmp_path, capsys, monkeypatch):
