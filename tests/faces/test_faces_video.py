@@ -411,6 +411,62 @@ def test_a_face_turned_towards_profile_is_found_and_kept_in_one_track():
     assert len(b.tracks[0].frames) == len(turning)
 
 
+@needs_bundle
+def test_a_widened_face_turning_back_gets_plain_landmarks_and_stays_one_track():
+    """A face found turned away is followed in a window widened 1.8x; as it turns back towards the camera
+    that view draws it too wide and the mesh slides down the face (on a real TV scene the lips' points sat
+    on a boy's chin). Once the plain view finds the face, a plain companion gives its landmarks: on the
+    frontal frames they match a fresh fit of the photo far better than the widened follower's alone. A face
+    turning away again stays one track in every frame."""
+    from s2v_toolkit.faces import FaceLandmarkDetector
+
+    photo = np.ascontiguousarray(data.astronaut())
+    frames = [turned_view(photo, 65.0 * (1 - k / 29)) if k < 30 else photo for k in range(40)]
+    with FaceLandmarkDetector(video=False) as det:
+        ref = det.detect(photo)[0].landmarks
+    size = float(L.face_size(ref))
+
+    def frontal_error(plain_every: int) -> tuple[float, list]:
+        with FaceLandmarkDetector(video=True, fps=25, plain_every=plain_every) as det:
+            found = [det.detect(f, k) for k, f in enumerate(frames)]
+            followers = [(f.stretch, f.plain is not None) for f in det._followers]
+        assert all(len(faces) == 1 for faces in found)
+        err = np.mean([np.linalg.norm(faces[0].landmarks[:, :2] - ref[:, :2], axis=1).mean() for faces in found[30:]])
+        return float(err) / size, followers
+
+    widened_only, followers_before = frontal_error(0)
+    with_plain, followers = frontal_error(5)
+    assert followers_before == [(1.8, False)]      # found widened: the plain detector misses it at 65 degrees
+    assert followers == [(1.8, True)]               # the widened follower now has a plain companion
+    assert with_plain < 0.012 and with_plain < 0.5 * widened_only, (with_plain, widened_only)
+
+    away_and_back = [turned_view(photo, 65.0 * abs(1 - k / 20)) for k in range(41)]   # 65 -> 0 -> 65 degrees
+    with FaceLandmarkDetector(video=True, fps=25) as det:
+        a = analyze_frames(enumerate(away_and_back), 25.0, det, start=0, end=len(away_and_back) - 1)
+    assert len(a.tracks) == 1 and len(a.tracks[0].frames) == len(away_and_back)
+
+
+def test_one_face_compares_eyes_and_nose_not_boxes():
+    """The hand-over test between a widened follower and its plain companion: a mesh stretched down below
+    the chin (what the widened view gave) is still the same face; a face beside it, or one 1.5x larger,
+    is not."""
+    from s2v_toolkit.faces.detector import _one_face, same_face
+
+    face = posed_face((300.0, 300.0), 150.0)
+    stretched = face.copy()
+    below_eyes = stretched[:, 1] > face[L.NOSE_TIP, 1]
+    stretched[below_eyes, 1] += 0.6 * (stretched[below_eyes, 1] - face[L.NOSE_TIP, 1])   # chin pulled down
+    assert L.box_iou(L.landmark_box(face), L.landmark_box(stretched)) < 0.8
+    assert _one_face(stretched, face)
+    beside = face.copy()
+    beside[:, 0] += 0.3 * float(L.face_size(face))   # a neighbour's face, its box still overlapping by a third
+    assert same_face(beside, face) and not _one_face(beside, face)   # same_face is the looser test
+    larger = face.copy()
+    centre = face[L.NOSE_TIP, :2]
+    larger[:, :2] = centre + 1.5 * (face[:, :2] - centre)
+    assert not _one_face(larger, face)
+
+
 def test_prefetched_decoding_keeps_order_raises_the_readers_error_and_stops_when_closed():
     """analyze_video decodes in a background thread: the frames arrive in order, a decode error reaches the
     caller, and a caller that stops early stops (and closes) the reader."""
