@@ -232,12 +232,18 @@ class _ZoomFollower:
         self.plain = None
         return wide
 
-    def _follow(self, rgb: np.ndarray, ts: int) -> np.ndarray | None:
+    def window(self, rgb: np.ndarray, stretch: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The view this follower's landmarker sees (widened by its own ``stretch``, or the one given), and
+        the frame -> window matrix."""
         import cv2
 
-        m = _window_matrix(self.center, self.side, self.size, self.stretch)
+        m = _window_matrix(self.center, self.side, self.size, self.stretch if stretch is None else stretch)
         window = cv2.warpAffine(rgb, m, (self.size, self.size), flags=cv2.INTER_LINEAR,
                                 borderMode=cv2.BORDER_CONSTANT)
+        return window, m
+
+    def _follow(self, rgb: np.ndarray, ts: int) -> np.ndarray | None:
+        window, m = self.window(rgb)
         faces = _run(self.landmarker, window, ts)
         if not faces:
             return None
@@ -565,8 +571,6 @@ class FaceLandmarkDetector:
         two people lost 30-50 % of their frames), the widened one keeps them. Every ``plain_every`` frames a
         widened follower without a companion looks for its face in a plain window (one IMAGE-mode call);
         where it is found there, a plain follower is made and confirmed on this frame."""
-        import cv2
-
         for i, (follower, landmarks) in enumerate(zip(self._followers, followed)):
             if follower.stretch == 1.0 or follower.plain is not None:
                 continue
@@ -574,9 +578,7 @@ class FaceLandmarkDetector:
             if follower.since_plain_try < self.plain_every:
                 continue
             follower.since_plain_try = 0
-            m = _window_matrix(follower.center, follower.side, self.zoom_size)
-            window = cv2.warpAffine(rgb, m, (self.zoom_size, self.zoom_size), flags=cv2.INTER_LINEAR,
-                                    borderMode=cv2.BORDER_CONSTANT)
+            window, m = follower.window(rgb, stretch=1.0)
             if not any(_one_face(_to_frame(f, m), landmarks) for f in _run(self._tiles, window, None)):
                 continue  # still too turned for the plain view (or another face): the widened view alone
             plain = _ZoomFollower(_landmarkers(None, 1, self.path, True, 1, self._conf)[0], landmarks,
