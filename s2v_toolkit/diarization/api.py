@@ -8,7 +8,7 @@ from s2v_toolkit.diarization.audio import AudioSource, open_audio
 from s2v_toolkit.diarization.turns import SpeakerTurns
 from s2v_toolkit.errors import ConfigError
 
-BACKENDS = ("embedded", "pyannote")
+BACKENDS = ("embedded", "neural", "pyannote")
 
 
 def _check_counts(num_speakers, min_speakers, max_speakers) -> None:
@@ -31,7 +31,9 @@ def diarize(audio, sample_rate: int | None = None, *, backend: str = "embedded",
     within ``min_speakers``/``max_speakers``. ``backend="pyannote"`` needs ``pyannote_dir``, a pipeline
     folder downloaded once (see docs/diarization.md), and the optional ``pyannote`` extra. ``channel``:
     None mixes channels down, an int picks one, ``"auto"`` picks the one with the most speech.
-    ``config``: an :class:`~s2v_toolkit.diarization.embedded.EmbeddedConfig` for the embedded backend.
+    ``config``: an :class:`~s2v_toolkit.diarization.embedded.EmbeddedConfig` for the embedded backend, a
+    :class:`~s2v_toolkit.diarization.neural.NeuralConfig` for the neural one (``backend="neural"``: speaker
+    segmentation + CAM++ voice prints; its two model files come from ``s2vt diarize --setup``).
     """
     _check_counts(num_speakers, min_speakers, max_speakers)
     if backend not in BACKENDS:
@@ -43,6 +45,10 @@ def diarize(audio, sample_rate: int | None = None, *, backend: str = "embedded",
         from s2v_toolkit.diarization.embedded import EmbeddedDiarizer
 
         diarizer = EmbeddedDiarizer(config)
+    elif backend == "neural":
+        from s2v_toolkit.diarization.neural import NeuralDiarizer
+
+        diarizer = NeuralDiarizer(config=config)
     else:
         from s2v_toolkit.diarization.pyannote_backend import PyannoteDiarizer
 

@@ -17,21 +17,27 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import subprocess
-import sys
 import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from s2v_toolkit.errors import S2VError
+from s2v_toolkit.wheel_files import (
+    ENV_HOME,  # noqa: F401  (part of this module's API: tests and docs name bundle.ENV_HOME)
+    ENV_OFFLINE,  # noqa: F401
+    WheelFileError,
+    cache_dir,
+    downloads_allowed,
+    download_wheel,
+    read_checked,
+    write_atomic,
+)
 
 SOURCE_WHEEL_VERSION = "0.10.21"
 BUNDLE_FILENAME = "face_landmarker.task"
 NOTICE_SUFFIX = ".NOTICE.txt"
 ENV_BUNDLE = "S2VT_FACE_LANDMARKER"
-ENV_HOME = "S2VT_HOME"
-ENV_OFFLINE = "S2VT_OFFLINE"  # "1": never run pip to fetch the source wheel on first use
 
 # Files taken from the 0.10.21 wheel, with their sha256 (so a different file is refused, not bundled).
 DETECTOR_MEMBER = "mediapipe/modules/face_detection/face_detection_short_range.tflite"
@@ -84,11 +90,7 @@ class BundleInfo:
 
 def default_bundle_path() -> Path:
     """Where the bundle is built by default (ignores ``$S2VT_FACE_LANDMARKER``)."""
-    home = os.environ.get(ENV_HOME)
-    if home:
-        return Path(home).expanduser() / BUNDLE_FILENAME
-    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(cache).expanduser() / "s2v-toolkit" / BUNDLE_FILENAME
+    return cache_dir() / BUNDLE_FILENAME
 
 
 def configured_bundle_path() -> Path:
@@ -115,7 +117,7 @@ def ensure_landmarker_bundle(path: str | os.PathLike | None = None, *, allow_dow
     if os.environ.get(ENV_BUNDLE) and path is None:
         raise FaceModelMissing(f"{target}: ${ENV_BUNDLE} names a face landmarker bundle that does not exist")
     if allow_download is None:
-        allow_download = os.environ.get(ENV_OFFLINE, "") not in ("1", "true", "yes")
+        allow_download = downloads_allowed()
     if not allow_download:
         raise FaceModelMissing(f"{target}: face landmarker bundle missing; run `{SETUP_COMMAND}` once "
                                f"(or set ${ENV_BUNDLE} to an official face_landmarker.task)")
@@ -130,37 +132,19 @@ def ensure_landmarker_bundle(path: str | os.PathLike | None = None, *, allow_dow
 
 def download_source_wheel(dest: str | os.PathLike) -> Path:
     """Fetch the mediapipe 0.10.21 wheel with pip (any platform tag works: we only read model files)."""
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-           "--python-version", "3.11", "--platform", "manylinux_2_28_x86_64",
-           f"mediapipe=={SOURCE_WHEEL_VERSION}", "-d", os.fspath(dest), "-q"]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    wheels = sorted(Path(dest).glob(f"mediapipe-{SOURCE_WHEEL_VERSION}-*.whl"))
-    if proc.returncode != 0 or not wheels:
-        last = (proc.stderr or proc.stdout or "").strip().splitlines()[-1:] or ["no wheel"]
-        raise FaceModelMissing(f"pip could not download mediapipe=={SOURCE_WHEEL_VERSION}: {last[0]}")
-    return wheels[0]
+    try:
+        return download_wheel(f"mediapipe=={SOURCE_WHEEL_VERSION}", dest, f"mediapipe-{SOURCE_WHEEL_VERSION}-*.whl")
+    except WheelFileError as exc:
+        raise FaceModelMissing(str(exc)) from None
 
 
 def read_source_models(wheel: str | os.PathLike) -> tuple[dict[str, bytes], str]:
     """The two model files (checked against their sha256) and the wheel's LICENSE text."""
-    wheel = Path(wheel)
     try:
-        zf = zipfile.ZipFile(wheel)
-    except (OSError, zipfile.BadZipFile) as exc:
-        raise FaceModelMissing(f"{wheel}: not a readable wheel ({exc})") from exc
-    with zf:
-        names = set(zf.namelist())
-        models = {}
-        for member, digest in SOURCE_SHA256.items():
-            if member not in names:
-                raise FaceModelMissing(f"{wheel}: lacks {member} (need mediapipe {SOURCE_WHEEL_VERSION})")
-            data = zf.read(member)
-            if hashlib.sha256(data).hexdigest() != digest:
-                raise FaceModelMissing(f"{wheel}: {member} is not the expected file (sha256 mismatch)")
-            models[member] = data
-        licence = next((zf.read(n).decode("utf-8", "replace") for n in sorted(names)
-                        if n.endswith(".dist-info/LICENSE")), "")
-    return models, licence
+        models, licences = read_checked(wheel, SOURCE_SHA256, (".dist-info/LICENSE",))
+    except WheelFileError as exc:
+        raise FaceModelMissing(f"{exc} (need mediapipe {SOURCE_WHEEL_VERSION})") from None
+    return models, next(iter(licences.values()), "")
 
 
 def bundle_bytes(models: dict[str, bytes]) -> bytes:
@@ -220,25 +204,10 @@ def build_landmarker_bundle(out: str | os.PathLike | None = None, *, wheel: str 
         wheel_path = Path(wheel) if wheel else download_source_wheel(tmp)
         models, licence = read_source_models(wheel_path)
         data = bundle_bytes(models)
-    out.parent.mkdir(parents=True, exist_ok=True)
     notice = out.with_name(out.name + NOTICE_SUFFIX)
-    for dest, payload in ((notice, notice_text(licence, models).encode()), (out, data)):
-        fd, tmp_name = tempfile.mkstemp(prefix=dest.name + ".", suffix=".part", dir=dest.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(payload)
-            os.chmod(tmp_name, 0o666 & ~_umask())  # mkstemp makes 0600; a shared data folder needs readable files
-            os.replace(tmp_name, dest)
-        except BaseException:
-            Path(tmp_name).unlink(missing_ok=True)
-            raise
+    write_atomic(notice, notice_text(licence, models).encode())
+    write_atomic(out, data)
     return bundle_info(out)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def bundle_info(path: str | os.PathLike) -> BundleInfo:

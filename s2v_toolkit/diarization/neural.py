@@ -1,0 +1,392 @@
+"""The neural diarization backend: local speaker segmentation + CAM++ voice prints + constrained clustering.
+
+1. **Segmentation** (:mod:`.segmentation`, pyannote's segmentation-3.0 weights): 10 s chunks every
+   ``step`` seconds; in each, who of up to 3 local voices speaks every ~17 ms, overlap included.
+2. **Voice prints** (:mod:`.campplus`, 3D-Speaker's CAM++ weights): the CAM++ trunk runs once over the
+   recording (blocks of ``block_seconds``); each (chunk, local voice) gets the network's statistics pooling
+   over the frames where that voice speaks alone in that chunk, so no chunk is embedded twice.
+3. **Clustering**: average-linkage over the prints with enough single-voice speech (``min_clean``), cut at
+   the given count or where the closest clusters' cosine similarity falls below ``threshold``; a cast
+   bounds the count (``max_speakers``). Every chunk's local voices then go to distinct clusters
+   (Hungarian assignment), so two voices heard together never become one speaker.
+4. **Reconstruction**: each frame takes as many speakers as the chunks covering it hear on average
+   (overlap kept in ``info["overlap_seconds"]``); turns are exclusive: the most active of them.
+
+The two model files come from ``s2vt diarize setup`` (:mod:`.model_files`); nothing is downloaded here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+from s2v_toolkit.diarization.audio import AudioSource
+from s2v_toolkit.diarization.campplus import (
+    FRAME_LENGTH,
+    FRAME_SHIFT,
+    SAMPLE_RATE,
+    CAMPPlus,
+    kaldi_fbank,
+    masked_stats,
+)
+from s2v_toolkit.diarization.segmentation import PyanNet, powerset_hard
+from s2v_toolkit.diarization.turns import SpeakerTurn, SpeakerTurns
+
+
+@dataclass
+class NeuralConfig:
+    """Knobs of the neural backend (seconds unless said); defaults documented in docs/diarization.md."""
+
+    step: float = 2.0            # hop between 10 s segmentation chunks
+    threshold: float = 0.6       # cosine similarity of two clusters below which they are two voices
+    linkage: str = "average"     # how clusters compare: "average" (mean pairwise cosine) or "centroid" (means)
+    min_clean: float = 1.0       # single-voice speech a chunk's voice needs for its print to form clusters
+    min_speaker_seconds: float = 2.0  # count estimated: a cluster with less speech than this joins its nearest
+    split_gap: float = 0.5       # a local voice's pause this long may separate two speakers: printed apart
+    piece: float = 1.5           # a stretch's pieces compared for a change of voice without a pause
+    change_similarity: float = 0.4  # cosine between consecutive pieces' prints below which the voice changed
+    min_turn: float = 0.1        # shorter runs of one speaker between two others go to the neighbours
+    batch: int = 16              # chunks per segmentation batch
+    block_seconds: float = 60.0  # audio per CAM++ trunk pass
+    block_context: float = 2.0   # extra audio either side of a trunk block (kept out of the output)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class LocalVoices:
+    """What the segmentation found: ``activity`` (chunks, frames, local voices) 0/1, chunk start times,
+    and the frame grid (frame ``f`` of chunk ``c`` is centred on ``starts[c] + offset + f * frame_step``)."""
+
+    activity: np.ndarray
+    starts: np.ndarray
+    frame_step: float
+    offset: float
+    chunk_seconds: float
+
+
+def _chunk_starts(n_samples: int, chunk: int, hop: int) -> list[int]:
+    if n_samples <= chunk:
+        return [0]
+    starts = list(range(0, n_samples - chunk + 1, hop))
+    if starts[-1] + chunk < n_samples:
+        starts.append(n_samples - chunk)  # the last chunk ends with the audio
+    return starts
+
+
+def segment_chunks(wave: np.ndarray, model: PyanNet, step: float, batch: int = 16, bar=None) -> LocalVoices:
+    cfg = model.cfg
+    chunk = int(round(cfg.duration * SAMPLE_RATE))
+    starts = _chunk_starts(len(wave), chunk, max(1, int(round(step * SAMPLE_RATE))))
+    padded = np.zeros(max(len(wave), chunk), dtype=np.float32)
+    padded[:len(wave)] = wave
+    out = []
+    with torch.inference_mode():
+        for i in range(0, len(starts), batch):
+            x = torch.from_numpy(np.stack([padded[s:s + chunk] for s in starts[i:i + batch]]))
+            out.append(powerset_hard(model(x), cfg).numpy())
+            if bar is not None:
+                bar.update(min(batch, len(starts) - i))
+    frame_step, offset = model.frame_times()
+    return LocalVoices(np.concatenate(out).astype(np.float32), np.array(starts) / SAMPLE_RATE, frame_step, offset,
+                       cfg.duration)
+
+
+def trunk_frames(wave: np.ndarray, model: CAMPPlus, block: float, context: float, bar=None) -> tuple[np.ndarray, float]:
+    """CAM++ trunk features of the whole recording: ((time, channels), seconds per frame).
+
+    Trunk frame ``j`` is centred on ``j * hop + FRAME_LENGTH / 2 / SAMPLE_RATE`` (hop 20 ms: fbank 10 ms,
+    trunk stride 2). Run in blocks with ``context`` seconds either side, kept out of the output, so the
+    convolutions see real neighbours at every block edge."""
+    hop = 2 * FRAME_SHIFT
+    n_frames = max(0, (len(wave) - FRAME_LENGTH) // hop + 1)
+    out = np.zeros((n_frames, model.trunk_channels), dtype=np.float32)
+    per_block = max(1, int(block * SAMPLE_RATE) // hop)
+    pad = int(context * SAMPLE_RATE) // hop
+    wav = torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32))
+    with torch.inference_mode():
+        for j0 in range(0, n_frames, per_block):
+            j1 = min(n_frames, j0 + per_block)
+            a, b = max(0, j0 - pad), min(n_frames, j1 + pad)
+            piece = wav[a * hop:(b - 1) * hop + FRAME_LENGTH]
+            feats = kaldi_fbank(piece, model.cfg.feat_dim)
+            x = model.frame_features(feats[None])[0].T.numpy()  # (ceil(frames / 2), channels)
+            got = x[j0 - a:j0 - a + (j1 - j0)]
+            out[j0:j0 + len(got)] = got
+            if bar is not None:
+                bar.update((j1 - j0) * hop / SAMPLE_RATE)
+    return out, hop / SAMPLE_RATE
+
+
+def _runs(active: np.ndarray, min_gap: int) -> list[tuple[int, int]]:
+    """[start, end) frame runs of a 0/1 series, runs closer than ``min_gap`` frames joined."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], active.astype(np.int8), [0]])))
+    runs: list[list[int]] = []
+    for a, b in zip(edges[::2], edges[1::2]):
+        if runs and a - runs[-1][1] < min_gap:
+            runs[-1][1] = b
+        else:
+            runs.append([a, b])
+    return [(a, b) for a, b in runs]
+
+
+def _pieces(a: int, b: int, longest: int) -> list[tuple[int, int]]:
+    """[a, b) cut into equal pieces of at most ``longest`` frames."""
+    n = max(1, int(np.ceil((b - a) / longest)))
+    cuts = np.linspace(a, b, n + 1).round().astype(int)
+    return list(zip(cuts[:-1].tolist(), cuts[1:].tolist()))
+
+
+def _print_masks(model: CAMPPlus, chunk_frames: torch.Tensor, masks: np.ndarray) -> np.ndarray:
+    """Unit-length prints of the chunk's trunk frames pooled under each 0/1 mask row (n, time)."""
+    with torch.inference_mode():
+        stats = masked_stats(chunk_frames, torch.from_numpy(masks.astype(np.float32)))
+        return _unit(model.embed_stats(stats).numpy().astype(np.float64))
+
+
+def voice_prints(local: LocalVoices, frames: np.ndarray, frame_hop: float, model: CAMPPlus, cfg: NeuralConfig
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One CAM++ print per stretch of one voice in one chunk: (prints (n, dim), units (n, 4) as chunk, local
+    voice, first and end segmentation frame, single-voice seconds (n,)).
+
+    The segmentation model sometimes gives two voices that take turns the same local label inside a chunk
+    (the corpus's libri4: 18 of 62 local voices mixed two LibriSpeech readers; pyAudioAnalysis' six voices
+    put end to end: one label across each change), and one print per local voice would be a blend that pulls
+    every frame of both to one speaker. So a local voice is cut at its pauses of ``split_gap`` or more, and
+    each stretch is cut again where the prints of its consecutive ``piece``-second pieces fall below
+    ``change_similarity`` (a change of voice without a pause). Each stretch pools its single-voice frames,
+    or all of its frames when it never speaks alone."""
+    alone = local.activity * (local.activity.sum(-1, keepdims=True) == 1)
+    n_seg = local.activity.shape[1]
+    centre0 = FRAME_LENGTH / 2 / SAMPLE_RATE
+    gap = max(1, int(round(cfg.split_gap / local.frame_step)))
+    piece = max(1, int(round(cfg.piece / local.frame_step)))
+    prints, units, clean = [], [], []
+    for c, start in enumerate(local.starts):
+        j0 = max(0, int(np.ceil((start - centre0) / frame_hop)))
+        j1 = min(len(frames), int(np.floor((start + local.chunk_seconds - centre0) / frame_hop)) + 1)
+        if j1 <= j0:
+            continue
+        t = j0 * frame_hop + centre0 + np.arange(j1 - j0) * frame_hop - start
+        f = np.clip(np.round((t - local.offset) / local.frame_step).astype(int), 0, n_seg - 1)
+        chunk_frames = torch.from_numpy(frames[j0:j1].T)
+
+        def mask(s, a, b):
+            inside = (f >= a) & (f < b)
+            w = alone[c, f, s] * inside
+            return (w if w.sum() >= 2 else local.activity[c, f, s] * inside), float(w.sum() * frame_hop)
+
+        stretches = []
+        for s in range(local.activity.shape[2]):
+            for a, b in _runs(local.activity[c, :, s] > 0, gap):
+                parts = _pieces(a, b, piece) if np.isfinite(cfg.change_similarity) else [(a, b)]
+                if len(parts) > 1:
+                    masks = [mask(s, pa, pb)[0] for pa, pb in parts]
+                    usable = [i for i, m in enumerate(masks) if m.sum() >= 2]
+                    if len(usable) > 1:
+                        p = _print_masks(model, chunk_frames, np.stack([masks[i] for i in usable]))
+                        cut = a
+                        for k in range(1, len(usable)):
+                            if float(p[k - 1] @ p[k]) < cfg.change_similarity:
+                                edge = parts[usable[k]][0]
+                                stretches.append((s, cut, edge))
+                                cut = edge
+                        stretches.append((s, cut, b))
+                        continue
+                stretches.append((s, a, b))
+        kept = []
+        for s, a, b in stretches:
+            w, seconds = mask(s, a, b)
+            if w.sum() >= 2:
+                kept.append((s, a, b, w, seconds))
+        if not kept:
+            continue
+        prints.append(_print_masks(model, chunk_frames, np.stack([k[3] for k in kept])))
+        units.extend((c, s, a, b) for s, a, b, _, _ in kept)
+        clean.extend(k[4] for k in kept)
+    if not prints:
+        return np.zeros((0, model.cfg.embedding_size)), np.zeros((0, 4), int), np.zeros(0)
+    return np.concatenate(prints), np.array(units), np.array(clean)
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+def link_prints(x: np.ndarray, k: int | None, threshold: float, method: str = "average") -> np.ndarray:
+    """Agglomerative clustering of unit-length prints (scipy's linkage): cut into ``k`` clusters when given,
+    else where the closest clusters' similarity falls below ``threshold``. ``method="centroid"``: the cosine
+    between cluster means (noise in single prints averages out in a mean, so one voice's clusters stay close
+    whatever the prints' length); ``"average"``: the mean pairwise cosine."""
+    from scipy.cluster.hierarchy import fcluster, linkage
+
+    n = len(x)
+    if n <= 1:
+        return np.zeros(n, dtype=int)
+    if method == "centroid":
+        # on unit vectors, squared distance 2 - 2 cos; merged clusters are represented by their (unnormalised)
+        # mean, so the cut is a distance between means: sqrt(2 - 2 * threshold) for two unit means
+        tree = linkage(x, method="centroid", metric="euclidean")
+        cut = np.sqrt(max(0.0, 2 - 2 * threshold))
+    else:
+        tree = linkage(x, method="average", metric="cosine")
+        cut = 1 - threshold
+    labels = fcluster(tree, k, criterion="maxclust") if k is not None else fcluster(tree, cut, criterion="distance")
+    _, labels = np.unique(labels, return_inverse=True)
+    return labels
+
+
+def _assign(sim: np.ndarray, units: np.ndarray) -> np.ndarray:
+    """Cluster of each unit: stretches of one chunk that overlap in time go to distinct clusters, most
+    similar first (Hungarian assignment on cosine similarity); the others to their nearest cluster."""
+    from scipy.optimize import linear_sum_assignment
+
+    out = np.argmax(sim, axis=1)
+    for c in np.unique(units[:, 0]):
+        rows = np.flatnonzero(units[:, 0] == c)
+        for i in rows:
+            together = [j for j in rows if units[j, 2] < units[i, 3] and units[i, 2] < units[j, 3]
+                        and units[j, 1] != units[i, 1]]
+            if not together:
+                continue
+            group = [i] + together
+            r, k = linear_sum_assignment(-sim[group])
+            for row, col in zip(r, k):
+                if group[row] == i:
+                    out[i] = col
+    return out
+
+
+class NeuralDiarizer:
+    """``NeuralDiarizer(segmentation, embedding)(source, num_speakers=None) -> SpeakerTurns``.
+
+    ``segmentation``/``embedding``: loaded models, or None to load the files ``s2vt diarize setup``
+    fetched (:func:`.model_files.load_neural_models`)."""
+
+    name = "neural"
+
+    def __init__(self, segmentation: PyanNet | None = None, embedding: CAMPPlus | None = None,
+                 config: NeuralConfig | None = None, model_names: tuple[str, str] | None = None) -> None:
+        if segmentation is None or embedding is None:
+            from s2v_toolkit.diarization.model_files import load_neural_models
+
+            loaded = load_neural_models()
+            segmentation, embedding = segmentation or loaded.segmentation, embedding or loaded.embedding
+            model_names = model_names or loaded.names
+        self.segmentation, self.embedding = segmentation, embedding
+        self.config = config or NeuralConfig()
+        self.model_names = model_names or ("segmentation (random weights?)", "CAM++ (random weights?)")
+
+    def __call__(self, source: AudioSource, num_speakers: int | None = None, min_speakers: int | None = None,
+                 max_speakers: int | None = None, progress=False) -> SpeakerTurns:
+        from s2v_toolkit.diarization.embedded import _Progress
+
+        cfg = self.config
+        info = {"segmentation": self.model_names[0], "embedding": self.model_names[1], "config": cfg.to_dict(),
+                "num_speakers": num_speakers, "min_speakers": min_speakers, "max_speakers": max_speakers}
+        wave = source.read_all().astype(np.float32)
+        duration = len(wave) / SAMPLE_RATE
+        n_chunks = len(_chunk_starts(len(wave), int(self.segmentation.cfg.duration * SAMPLE_RATE),
+                                     max(1, int(cfg.step * SAMPLE_RATE))))
+        bar = _Progress(progress, n_chunks, "speaker segmentation", unit="chunk")
+        local = segment_chunks(wave, self.segmentation, cfg.step, cfg.batch, bar)
+        bar.close()
+        bar = _Progress(progress, duration, "voice prints")
+        frames, hop = trunk_frames(wave, self.embedding, cfg.block_seconds, cfg.block_context, bar)
+        bar.close()
+        prints, units, clean = voice_prints(local, frames, hop, self.embedding, cfg)
+        result = SpeakerTurns([], source.name, source.duration, self.name, info)
+        if len(prints) == 0:
+            result.info["note"] = "no speech detected"
+            return result
+
+        x = prints
+        core = clean >= cfg.min_clean
+        if core.sum() < 2:
+            core = clean >= np.max(clean) * 0.5 if clean.max() > 0 else np.ones(len(x), bool)
+        labels = link_prints(x[core], num_speakers, cfg.threshold, cfg.linkage)
+        k = labels.max() + 1
+        if num_speakers is None:
+            # too little speech to stand as a voice: merged into the nearest heavier cluster
+            # (a second of speech is heard by every chunk over it: each unit's seconds count once in all)
+            centre = local.starts[units[:, 0]] + local.offset + (units[:, 2] + units[:, 3]) / 2 * local.frame_step
+            hearers = ((local.starts[None, :] <= centre[:, None])
+                       & (centre[:, None] < local.starts[None, :] + local.chunk_seconds)).sum(1)
+            speech = np.bincount(labels, weights=(clean / np.maximum(hearers, 1))[core], minlength=k)
+            keep = speech >= cfg.min_speaker_seconds
+            if keep.any() and not keep.all():
+                cents = _unit(np.stack([x[core][labels == c].mean(0) for c in range(k)]))
+                target = np.flatnonzero(keep)
+                for c in np.flatnonzero(~keep):
+                    labels[labels == c] = target[np.argmax(cents[target] @ cents[c])]
+                _, labels = np.unique(labels, return_inverse=True)
+                k = labels.max() + 1
+            lo, hi = min_speakers or 1, max_speakers
+            if k < lo or (hi is not None and k > hi):
+                labels = link_prints(x[core], int(np.clip(k, lo, hi if hi is not None else k)), cfg.threshold, cfg.linkage)
+                k = labels.max() + 1
+        centroids = _unit(np.stack([x[core][labels == c].mean(0) for c in range(k)]))
+        mapping = _assign(x @ centroids.T, units)
+
+        # aggregate onto one frame grid: each cluster's activity and the number of voices, averaged over chunks
+        step, off = local.frame_step, local.offset
+        n_global = int(np.ceil(duration / step)) + 1
+        activity = np.zeros((n_global, k))
+        count = np.zeros(n_global)
+        cover = np.zeros(n_global)
+        n_seg = local.activity.shape[1]
+        for c, start in enumerate(local.starts):
+            g = np.round((start + off + np.arange(n_seg) * step) / step).astype(int)
+            ok = (g >= 0) & (g < n_global) & (start + off + np.arange(n_seg) * step < duration)
+            cover[g[ok]] += 1
+            count[g[ok]] += local.activity[c][ok].sum(-1)
+        for (c, s, a, b), cluster in zip(units, mapping):
+            start = local.starts[c]
+            f = np.arange(a, b)
+            g = np.round((start + off + f * step) / step).astype(int)
+            ok = (g >= 0) & (g < n_global) & (start + off + f * step < duration)
+            activity[g[ok], cluster] += local.activity[c, f[ok], s]
+        cover = np.maximum(cover, 1)
+        activity /= cover[:, None]
+        voices = np.minimum(np.round(count / cover), k).astype(int)
+        speaking = voices > 0
+        label = np.where(speaking, activity.argmax(1), -1)
+        info["overlap_seconds"] = round(float((voices >= 2).sum() * step), 3)
+        info["speech_seconds"] = round(float(speaking.sum() * step), 3)
+        info["count"] = "given" if num_speakers is not None else f"estimated ({cfg.linkage} linkage, cosine >= {cfg.threshold})"
+        info["chunks"] = len(local.starts)
+
+        label = _absorb_short_runs(label, int(round(cfg.min_turn / step)))
+        turns: list[SpeakerTurn] = []
+        edges = np.flatnonzero(np.diff(np.concatenate([[-2], label, [-2]])) != 0)
+        for a, b in zip(edges[:-1], edges[1:]):
+            if label[a] < 0:
+                continue
+            start, end = max(0.0, (a - 0.5) * step), min(duration, (b - 0.5) * step)
+            conf = float(activity[a:b, label[a]].mean())
+            turns.append(SpeakerTurn(start, end, str(label[a]), min(1.0, conf)))
+        order: dict[str, str] = {}
+        for t in turns:
+            order.setdefault(t.speaker, f"SPEAKER_{len(order):02d}")
+        turns = [SpeakerTurn(t.start, t.end, order[t.speaker], t.confidence) for t in turns]
+        return SpeakerTurns(turns, source.name, source.duration, self.name, info)
+
+
+def _absorb_short_runs(label: np.ndarray, min_frames: int) -> np.ndarray:
+    """Runs of one speaker shorter than ``min_frames`` between two runs of another speaker take that
+    speaker (a flicker inside a turn), never touching silence."""
+    if min_frames <= 1:
+        return label
+    label = label.copy()
+    edges = np.flatnonzero(np.diff(np.concatenate([[-3], label, [-3]])) != 0)
+    runs = list(zip(edges[:-1], edges[1:]))
+    for i in range(1, len(runs) - 1):
+        a, b = runs[i]
+        if label[a] >= 0 and b - a < min_frames:
+            left, right = label[runs[i - 1][0]], label[runs[i + 1][0]]
+            if left >= 0 and left == right:
+                label[a:b] = left
+    return label

