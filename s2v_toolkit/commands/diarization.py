@@ -129,10 +129,12 @@ def _cmd_diarize(args) -> int:
     from s2v_toolkit.errors import ConfigError
 
     if args.setup:
-        from s2v_toolkit.diarization.model_files import fetch_neural_models
+        from s2v_toolkit.diarization.model_files import fetch_neural_models, find_neural_models
 
-        seg, emb = fetch_neural_models()
-        print(f"neural diarization models: {seg} ({seg.stat().st_size} bytes), {emb} ({emb.stat().st_size} bytes)")
+        found = find_neural_models()
+        seg, emb = found if found else fetch_neural_models()
+        print(f"neural diarization models{' (already there)' if found else ''}: {seg} ({seg.stat().st_size} bytes), "
+              f"{emb} ({emb.stat().st_size} bytes)")
         print(f"licence notice: {seg.parent / 'NOTICE.txt'}")
         return 0
     if args.input is None:

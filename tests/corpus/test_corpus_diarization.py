@@ -141,3 +141,28 @@ def test_one_readers_microphone_changing_keeps_the_conversation_count(libri4):
         hyp = diarize(microphone_changes_in_turns(x, ref, who), 16000)
         assert len(hyp.speakers) == len(ref.speakers), (who, hyp.speakers)
         assert diarization_error_rate(ref, hyp).der <= 0.20, who
+
+
+def _neural_models_or_skip():
+    from s2v_toolkit.diarization import find_neural_models
+
+    if find_neural_models() is None:
+        pytest.skip("no neural diarization models (s2vt diarize --setup)")
+
+
+@pytest.mark.parametrize("wav,rttm", [("sample.wav", "sample.rttm"), ("libri4.wav", "libri4_tight.rttm"),
+                                      ("libri4.wav", "libri4.rttm")])
+def test_neural_backend_on_real_conversations(wav, rttm):
+    """The neural backend (speaker segmentation + CAM++ prints, real weights) on the same recordings and
+    targets, count estimated."""
+    from s2v_toolkit.diarization import diarization_error_rate, diarize
+
+    _neural_models_or_skip()
+    if not (corpus_dir() / "audio" / wav).is_file():
+        pytest.skip(f"no {wav} in the corpus")
+    ref, x = _reference(rttm), _audio(wav)
+    hyp = diarize(x, 16000, backend="neural")
+    assert abs(len(hyp.speakers) - len(ref.speakers)) <= 1, (hyp.speakers, ref.speakers)
+    report = diarization_error_rate(ref, hyp)
+    assert report.der <= 0.20, report.to_dict()
+    assert hyp.backend == "neural" and hyp.info["count"].startswith("estimated")

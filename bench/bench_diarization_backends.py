@@ -1,0 +1,117 @@
+"""The embedded and the neural diarization backends side by side on real recordings, in one run.
+
+    python bench/bench_diarization_backends.py [--corpus ../shared/corpus] [--extra DIR ...] [--threads 2]
+        [--minutes 5] [--repeat 2] [--out bench/results/diarization_backends.json]
+
+Recordings: every ``audio/*.wav`` of the corpus with a reference ``<name>.rttm``, and every ``URI.wav`` of
+each ``--extra`` folder with turns of ``URI`` in one of its RTTM files. For each, both backends with the
+count estimated and with the reference's count given: DER (no collar, overlap scored) and its parts
+(missed, false alarm, confusion, as shares of the reference speech), speakers found.
+
+Speed: ``libri4.wav`` repeated to ``--minutes``, count estimated, each backend warmed up once (model
+loading), then the best of ``--repeat`` calls, alternating the backends; real-time factor = seconds /
+audio seconds, and the ratio neural / embedded (the figure that carries to other machines).
+
+The neural backend needs its model files (``s2vt diarize --setup``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+BACKENDS = ("embedded", "neural")
+
+
+def recordings(corpus: Path, extras: list[Path]):
+    from s2v_toolkit.diarization import read_rttm
+
+    out = []
+    audio = corpus / "audio"
+    for rttm in sorted(audio.glob("*.rttm")):
+        wav = audio / f"{rttm.stem}.wav"
+        if wav.is_file():
+            out.append((f"corpus/{wav.stem}", wav, next(iter(read_rttm(rttm).values()))))
+    for folder in extras:
+        refs = {}
+        for f in sorted(folder.glob("*.rttm")):
+            refs.update(read_rttm(f))
+        for uri, ref in sorted(refs.items()):
+            if (folder / f"{uri}.wav").is_file():
+                out.append((f"{folder.name}/{uri}", folder / f"{uri}.wav", ref))
+    return out
+
+
+def der_row(ref, hyp) -> dict:
+    from s2v_toolkit.diarization import diarization_error_rate
+
+    r = diarization_error_rate(ref, hyp)
+    total = max(r.total, 1e-9)
+    return {"found": len(hyp.speakers), "der": round(r.der, 4), "missed": round(r.missed / total, 4),
+            "false_alarm": round(r.false_alarm / total, 4), "confusion": round(r.confusion / total, 4)}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--corpus", default=os.environ.get("S2VT_CORPUS", str(Path(__file__).resolve().parents[2]
+                                                                           / "shared" / "corpus")))
+    ap.add_argument("--extra", action="append", default=[], help="a folder of URI.wav + RTTM (repeatable)")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads (the 2-core target machine: 2)")
+    ap.add_argument("--minutes", type=float, default=5.0)
+    ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--no-der", action="store_true", help="speed only")
+    ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "diarization_backends.json"))
+    args = ap.parse_args()
+
+    import torch
+
+    from s2v_toolkit.diarization import diarize, open_audio
+
+    torch.set_num_threads(args.threads)
+    corpus = Path(args.corpus)
+    doc = {"command": "python bench/bench_diarization_backends.py " + " ".join(
+        f"--extra {e}" for e in args.extra), "threads": args.threads, "rows": []}
+    if not args.no_der:
+        for name, wav, ref in recordings(corpus, [Path(e) for e in args.extra]):
+            src = open_audio(wav)
+            row = {"recording": name, "speakers": len(ref.speakers), "seconds": round(src.duration, 1)}
+            for backend in BACKENDS:
+                row[backend] = der_row(ref, diarize(src, backend=backend))
+                row[f"{backend}_given"] = der_row(ref, diarize(src, backend=backend, num_speakers=len(ref.speakers)))
+            doc["rows"].append(row)
+            print(json.dumps(row), flush=True)
+        for key in ("", "_given"):
+            doc[f"mean_der{key or '_estimated'}"] = {
+                b: round(float(np.mean([r[b + key]["der"] for r in doc["rows"]])), 4) for b in BACKENDS}
+        print(json.dumps({k: v for k, v in doc.items() if k.startswith("mean")}))
+
+    src = open_audio(corpus / "audio" / "libri4.wav")
+    x = src.read(0, src.duration)
+    x = np.tile(x, int(np.ceil(args.minutes * 60 / src.duration)))[: int(args.minutes * 60 * 16000)]
+    seconds = len(x) / 16000
+    times = {b: [] for b in BACKENDS}
+    for b in BACKENDS:
+        diarize(x[: 16000 * 20], 16000, backend=b)  # warm-up: model loading
+    for _ in range(args.repeat):
+        for b in BACKENDS:
+            t0 = time.perf_counter()
+            diarize(x, 16000, backend=b)
+            times[b].append(time.perf_counter() - t0)
+    doc["speed"] = {"audio_seconds": seconds, "seconds": times,
+                    "rtf": {b: round(min(t) / seconds, 4) for b, t in times.items()},
+                    "ratio_neural_over_embedded": round(min(times["neural"]) / min(times["embedded"]), 2),
+                    "load_average": os.getloadavg()}
+    print(json.dumps(doc["speed"]), flush=True)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(doc, indent=1))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
