@@ -46,8 +46,10 @@ def diarize(audio, sample_rate: int | None = None, *, backend: str = "embedded",
 
         diarizer = EmbeddedDiarizer(config)
     elif backend == "neural":
-        from s2v_toolkit.diarization.neural import NeuralDiarizer
+        from s2v_toolkit.diarization.neural import NeuralConfig, NeuralDiarizer
 
+        if config is not None and not isinstance(config, NeuralConfig):
+            raise ConfigError(f"the neural backend takes a NeuralConfig, not {type(config).__name__}")
         diarizer = NeuralDiarizer(config=config)
     else:
         from s2v_toolkit.diarization.pyannote_backend import PyannoteDiarizer

@@ -376,3 +376,11 @@ def test_long_input_is_read_in_bounded_blocks():
     assert len(blocks.speakers) == len(whole.speakers) == 2
     assert diarization_error_rate(ref, blocks).der < 0.1
     assert diarization_error_rate(whole, blocks).der < 0.05  # block edges barely show
+
+
+def test_a_config_of_the_other_backend_is_a_clear_error():
+    from s2v_toolkit.diarization import EmbeddedConfig, diarize
+    from s2v_toolkit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="neural backend takes a NeuralConfig, not EmbeddedConfig"):
+        diarize(np.zeros(SR, np.float32), SR, backend="neural", config=EmbeddedConfig())
