@@ -38,7 +38,12 @@ from s2v_toolkit.diarization.model_files import (
 )
 from s2v_toolkit.diarization.rttm import format_rttm, parse_rttm, read_rttm, write_rttm
 from s2v_toolkit.diarization.turns import UNKNOWN, SpeakerTurn, SpeakerTurns
-from s2v_toolkit.diarization.vad import SileroVAD, VADConfig, speech_probabilities, speech_regions
+from s2v_toolkit.diarization.vad import (
+    SileroVAD,
+    VADConfig,
+    speech_probabilities,
+    speech_regions,
+)
 
 __all__ = [
     "BACKENDS", "DEFAULT_THRESHOLD", "UNKNOWN", "AudioSource", "CastVoices", "DERReport", "EmbeddedConfig",

@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from s2v_toolkit.diarization._checkpoint import load_into, read_state
+
 SAMPLE_RATE = 16000
 FRAME_SHIFT = 160      # samples (10 ms)
 FRAME_LENGTH = 400     # samples (25 ms)
@@ -264,12 +266,4 @@ def masked_stats(frames: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
 
 def load_campplus(path: str | os.PathLike, cfg: CAMPPlusConfig | None = None) -> CAMPPlus:
     """An official CAM++ state dict (``campplus_*.pt``, tensors only) in eval mode, float32, CPU."""
-    state = torch.load(os.fspath(path), map_location="cpu", weights_only=True)
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]
-    model = CAMPPlus(cfg)
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise ValueError(f"{path}: not a CAM++ checkpoint of this layout "
-                         f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
-    return model.eval()
+    return load_into(CAMPPlus(cfg), read_state(path), path, "CAM++")

