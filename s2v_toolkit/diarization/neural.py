@@ -44,6 +44,8 @@ class NeuralConfig:
     linkage: str = "average"     # how clusters compare: "average" (mean pairwise cosine) or "centroid" (means)
     min_clean: float = 1.0       # single-voice speech a chunk's voice needs for its print to form clusters
     min_speaker_seconds: float = 2.0  # count estimated: a cluster with less speech than this joins its nearest
+    minor_share: float = 0.1     # ... one with less than this share of the speech joins a heavier one as close as
+    minor_similarity: float = 0.5  # this (centroid cosine)
     split_gap: float = 0.5       # a local voice's pause this long may separate two speakers: printed apart
     piece: float = 1.5           # a stretch's pieces compared for a change of voice without a pause
     change_similarity: float = 0.4  # cosine between consecutive pieces' prints below which the voice changed
@@ -244,6 +246,49 @@ def link_prints(x: np.ndarray, k: int | None, threshold: float, method: str = "a
     return labels
 
 
+def merge_minor_clusters(x: np.ndarray, labels: np.ndarray, seconds: np.ndarray, cfg: NeuralConfig) -> np.ndarray:
+    """Count estimated: clusters too light to stand as a voice join their nearest heavier one.
+
+    Under ``min_speaker_seconds`` of speech, always. Under ``minor_share`` of all speech, when their centroid's
+    cosine to a heavier cluster's reaches ``minor_similarity``: shouting, laughter and singing move a voice's
+    prints away from its speech, and average linkage leaves those moments as small clusters of their own
+    (a 128 s TV interview of three people: 9 voices). Smallest first, centroids updated after each merge."""
+    labels = labels.copy()
+    total = max(float(seconds.sum()), 1e-9)
+    while True:
+        ids = np.unique(labels)
+        if len(ids) <= 1:
+            break
+        speech = np.array([seconds[labels == c].sum() for c in ids])
+        cents = _unit(np.stack([x[labels == c].mean(0) for c in ids]))
+        order = np.argsort(speech)
+        small = order[0]
+        heavier = order[1:]
+        best = heavier[np.argmax(cents[heavier] @ cents[small])]
+        similar = float(cents[best] @ cents[small])
+        if speech[small] < cfg.min_speaker_seconds or (
+                speech[small] < cfg.minor_share * total and similar >= cfg.minor_similarity):
+            labels[labels == ids[small]] = ids[best]
+            continue
+        # the lightest cluster stands; a heavier minor one may still be close to another: try them in turn
+        merged = False
+        for i in order[1:]:
+            if speech[i] >= cfg.minor_share * total:
+                break
+            others = [j for j in order if j != i and speech[j] >= speech[i]]
+            if not others:
+                continue
+            j = others[int(np.argmax(cents[others] @ cents[i]))]
+            if float(cents[j] @ cents[i]) >= cfg.minor_similarity:
+                labels[labels == ids[i]] = ids[j]
+                merged = True
+                break
+        if not merged:
+            break
+    _, labels = np.unique(labels, return_inverse=True)
+    return labels
+
+
 def _assign(sim: np.ndarray, units: np.ndarray) -> np.ndarray:
     """Cluster of each unit: stretches of one chunk that overlap in time go to distinct clusters, most
     similar first (Hungarian assignment on cosine similarity); the others to their nearest cluster."""
@@ -317,20 +362,12 @@ class NeuralDiarizer:
         labels = link_prints(x[core], num_speakers, cfg.threshold, cfg.linkage)
         k = labels.max() + 1
         if num_speakers is None:
-            # too little speech to stand as a voice: merged into the nearest heavier cluster
-            # (a second of speech is heard by every chunk over it: each unit's seconds count once in all)
+            # a second of speech is heard by every chunk over it: each unit's seconds count once in all
             centre = local.starts[units[:, 0]] + local.offset + (units[:, 2] + units[:, 3]) / 2 * local.frame_step
             hearers = ((local.starts[None, :] <= centre[:, None])
                        & (centre[:, None] < local.starts[None, :] + local.chunk_seconds)).sum(1)
-            speech = np.bincount(labels, weights=(clean / np.maximum(hearers, 1))[core], minlength=k)
-            keep = speech >= cfg.min_speaker_seconds
-            if keep.any() and not keep.all():
-                cents = _unit(np.stack([x[core][labels == c].mean(0) for c in range(k)]))
-                target = np.flatnonzero(keep)
-                for c in np.flatnonzero(~keep):
-                    labels[labels == c] = target[np.argmax(cents[target] @ cents[c])]
-                _, labels = np.unique(labels, return_inverse=True)
-                k = labels.max() + 1
+            labels = merge_minor_clusters(x[core], labels, (clean / np.maximum(hearers, 1))[core], cfg)
+            k = labels.max() + 1
             lo, hi = min_speakers or 1, max_speakers
             if k < lo or (hi is not None and k > hi):
                 labels = link_prints(x[core], int(np.clip(k, lo, hi if hi is not None else k)), cfg.threshold, cfg.linkage)

@@ -384,3 +384,28 @@ def test_a_config_of_the_other_backend_is_a_clear_error():
 
     with pytest.raises(ConfigError, match="neural backend takes a NeuralConfig, not EmbeddedConfig"):
         diarize(np.zeros(SR, np.float32), SR, backend="neural", config=EmbeddedConfig())
+
+
+def test_minor_clusters_join_a_close_voice_but_a_distinct_minor_voice_stands():
+    from s2v_toolkit.diarization.neural import merge_minor_clusters
+
+    rng = np.random.default_rng(0)
+    axes = np.eye(8)
+
+    def group(direction, n, spread=0.05):
+        v = direction + rng.normal(0, spread, (n, 8))
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    shouted = axes[0] + 0.8 * axes[4]  # voice 0 shouting: its prints move, cosine ~0.78 to its speech
+    x = np.concatenate([group(axes[0], 40), group(axes[1], 30), group(shouted, 3), group(axes[2], 3),
+                        group(axes[3], 2)])
+    labels = np.repeat([0, 1, 2, 3, 4], [40, 30, 3, 3, 2])
+    seconds = np.concatenate([np.full(40, 2.0), np.full(30, 2.0), np.full(3, 1.5), np.full(3, 1.5),
+                              np.full(2, 0.5)])  # 80, 60, 4.5 (minor), 4.5 (minor), 1 s (under 2 s)
+    out = merge_minor_clusters(x, labels, seconds, NeuralConfig())
+    assert len(np.unique(out)) == 3
+    assert len(set(out[:40]) | set(out[70:73])) == 1  # the shouting joined its voice
+    assert len(set(out[73:76])) == 1 and out[73] not in set(out[:73])  # a distinct minor voice stands
+    # with the rule off, only the cluster under min_speaker_seconds joins another
+    kept = merge_minor_clusters(x, labels, seconds, NeuralConfig(minor_share=0.0))
+    assert len(np.unique(kept)) == 4
