@@ -358,6 +358,9 @@ def build_plan(
     for k, track in enumerate(tracks):
         if turns is None:
             tt = _diarize_track(track.signal, cast_obj, backend, num_speakers, voices_cache)
+            # which diarizer found the lines (and how many voices it counted) stays with the plan
+            plan.notes.append(f"dialogue {track.track_id}: diarization {tt.backend} backend, "
+                              f"{len(tt.speakers)} voice(s), count {tt.info.get('count', 'n/a')}")
         else:
             tt = turns.get(track.track_id) if isinstance(turns, dict) else (turns if k == 0 else None)
             if tt is None:
