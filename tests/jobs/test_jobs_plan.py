@@ -27,6 +27,7 @@ def test_demo_plan_through_real_stages_gives_expected_actions(tmp_path):
     proj = demo_project()
     plan = build_plan(DEMO / "scene.otio", DEMO / "cast.yaml")
     assert [ln.character for ln in plan.lines] == [ln["character"] for ln in proj["lines"]]
+    assert any(n.startswith("dialogue A1: diarization embedded backend, 2 voice(s)") for n in plan.notes)
     # each line's record range holds the line's clip (the speech inside it), give or take the pauses
     for ln, ref in zip(plan.lines, proj["lines"]):
         assert ref["record_frame"] - 1 <= ln.record_in <= ref["record_frame"] + 24
@@ -41,6 +42,22 @@ def test_demo_plan_through_real_stages_gives_expected_actions(tmp_path):
     assert jobs["SH010"].source_in == jobs["SH010"].record_in + 12
     sh020 = next(s for s in proj["shots"] if s["name"] == "SH020")
     assert jobs["SH020"].source_in >= jobs["SH020"].record_in - sh020["record_frame"]
+
+
+def test_demo_plan_with_the_neural_diarizer_finds_the_same_lines():
+    """The same dialogue through the neural backend (real weights; skipped without them): the same characters
+    line for line, within the same record ranges, and the plan says which backend found them."""
+    from s2v_toolkit.diarization import find_neural_models
+
+    if find_neural_models() is None:
+        pytest.skip("no neural diarization models (s2vt diarize --setup)")
+    proj = demo_project()
+    plan = build_plan(DEMO / "scene.otio", DEMO / "cast.yaml", backend="neural", face_check=False)
+    assert [ln.character for ln in plan.lines] == [ln["character"] for ln in proj["lines"]]
+    for ln, ref in zip(plan.lines, proj["lines"]):
+        assert ref["record_frame"] - 1 <= ln.record_in <= ref["record_frame"] + 24
+        assert ref["record_frame"] + ref["frames"] - 24 <= ln.record_out <= ref["record_frame"] + ref["frames"] + 2
+    assert any(n.startswith("dialogue A1: diarization neural backend, 2 voice(s)") for n in plan.notes)
 
 
 def test_plan_from_injected_turns_ids_and_round_trip(tmp_path):
