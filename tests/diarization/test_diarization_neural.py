@@ -409,3 +409,35 @@ def test_minor_clusters_join_a_close_voice_but_a_distinct_minor_voice_stands():
     # with the rule off, only the cluster under min_speaker_seconds joins another
     kept = merge_minor_clusters(x, labels, seconds, NeuralConfig(minor_share=0.0))
     assert len(np.unique(kept)) == 4
+
+
+def test_folded_front_end_is_the_same_function_and_follows_new_weights():
+    torch.manual_seed(5)
+    model = CAMPPlus(CAMPPlusConfig.tiny()).eval()
+    _randomise_batchnorm(model)
+    feats = torch.randn(1, 33, 16)
+
+    def unfolded():
+        x = model.head(feats.transpose(1, 2))
+        for name, module in model.xvector.named_children():
+            if name == "dense":
+                break
+            x = module(x)
+        return x
+
+    with torch.inference_mode():
+        assert torch.allclose(model.frame_features(feats), unfolded(), atol=1e-5)
+        other = CAMPPlus(CAMPPlusConfig.tiny()).eval()
+        _randomise_batchnorm(other, seed=9)
+        model.load_state_dict(other.state_dict())  # the folded copy must not keep the old weights
+        assert torch.allclose(model.frame_features(feats), unfolded(), atol=1e-5)
+        assert torch.allclose(model.frame_features(feats), other.frame_features(feats), atol=1e-5)
+    assert not any("_folded" in k for k in model.state_dict())
+
+
+def test_folded_front_end_follows_a_dtype_change():
+    model = CAMPPlus(CAMPPlusConfig.tiny()).eval()
+    with torch.inference_mode():
+        model.frame_features(torch.randn(1, 20, 16))
+        model.double()
+        assert model.frame_features(torch.randn(1, 20, 16, dtype=torch.float64)).dtype == torch.float64
