@@ -32,7 +32,7 @@ def recordings(corpus: Path, extras: list[Path]):
     from s2v_toolkit.diarization import read_rttm
 
     out = []
-    audio = corpus / "audio"
+    audio = corpus / "audio" if corpus is not None else Path("/nonexistent")
     for rttm in sorted(audio.glob("*.rttm")):
         wav = audio / f"{rttm.stem}.wav"
         if wav.is_file():
@@ -65,6 +65,8 @@ def main() -> int:
     ap.add_argument("--minutes", type=float, default=5.0)
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--no-der", action="store_true", help="speed only")
+    ap.add_argument("--no-speed", action="store_true", help="DER only")
+    ap.add_argument("--no-corpus", action="store_true", help="only the --extra folders' recordings")
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "diarization_backends.json"))
     args = ap.parse_args()
 
@@ -75,9 +77,10 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     corpus = Path(args.corpus)
     doc = {"command": "python bench/bench_diarization_backends.py " + " ".join(
-        f"--extra {e}" for e in args.extra), "threads": args.threads, "rows": []}
+        f"--extra {e}" for e in args.extra) + "".join(f" --{k.replace('_', '-')}" for k in ("no_der", "no_speed", "no_corpus")
+                                                      if getattr(args, k)), "threads": args.threads, "rows": []}
     if not args.no_der:
-        for name, wav, ref in recordings(corpus, [Path(e) for e in args.extra]):
+        for name, wav, ref in recordings(None if args.no_corpus else corpus, [Path(e) for e in args.extra]):
             src = open_audio(wav)
             row = {"recording": name, "speakers": len(ref.speakers), "seconds": round(src.duration, 1)}
             for backend in BACKENDS:
@@ -90,6 +93,8 @@ def main() -> int:
                 b: round(float(np.mean([r[b + key]["der"] for r in doc["rows"]])), 4) for b in BACKENDS}
         print(json.dumps({k: v for k, v in doc.items() if k.startswith("mean")}))
 
+    if args.no_speed:
+        return _write(doc, args.out)
     src = open_audio(corpus / "audio" / "libri4.wav")
     x = src.read(0, src.duration)
     x = np.tile(x, int(np.ceil(args.minutes * 60 / src.duration)))[: int(args.minutes * 60 * 16000)]
@@ -107,9 +112,13 @@ def main() -> int:
                     "ratio_neural_over_embedded": round(min(times["neural"]) / min(times["embedded"]), 2),
                     "load_average": os.getloadavg()}
     print(json.dumps(doc["speed"]), flush=True)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(doc, indent=1))
-    print(f"wrote {args.out}")
+    return _write(doc, args.out)
+
+
+def _write(doc: dict, out: str) -> int:
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(json.dumps(doc, indent=1))
+    print(f"wrote {out}")
     return 0
 
 
