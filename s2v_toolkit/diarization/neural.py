@@ -3,16 +3,19 @@
 1. **Segmentation** (:mod:`.segmentation`, pyannote's segmentation-3.0 weights): 10 s chunks every
    ``step`` seconds; in each, who of up to 3 local voices speaks every ~17 ms, overlap included.
 2. **Voice prints** (:mod:`.campplus`, 3D-Speaker's CAM++ weights): the CAM++ trunk runs once over the
-   recording (blocks of ``block_seconds``); each (chunk, local voice) gets the network's statistics pooling
-   over the frames where that voice speaks alone in that chunk, so no chunk is embedded twice.
-3. **Clustering**: average-linkage over the prints with enough single-voice speech (``min_clean``), cut at
-   the given count or where the closest clusters' cosine similarity falls below ``threshold``; a cast
-   bounds the count (``max_speakers``). Every chunk's local voices then go to distinct clusters
-   (Hungarian assignment), so two voices heard together never become one speaker.
+   recording (blocks of ``block_seconds``); each *stretch* of a local voice in a chunk (cut at its pauses
+   and where its consecutive pieces' prints disagree: the segmentation may give two voices one label) gets
+   the network's statistics pooling over its single-voice frames, so no audio is embedded twice.
+3. **Clustering**: average linkage over the prints with enough single-voice speech (``min_clean``), cut at
+   the given count or where the clusters' mean cosine falls below ``threshold``; with the count estimated,
+   light clusters join a close heavier one (:func:`merge_minor_clusters`); ``min_speakers`` /
+   ``max_speakers`` (a cast) bound the count. Stretches of one chunk heard at the same time go to distinct
+   clusters (Hungarian assignment), so two voices heard together never become one speaker.
 4. **Reconstruction**: each frame takes as many speakers as the chunks covering it hear on average
    (overlap kept in ``info["overlap_seconds"]``); turns are exclusive: the most active of them.
 
-The two model files come from ``s2vt diarize setup`` (:mod:`.model_files`); nothing is downloaded here.
+The two model files come from ``s2vt diarize --setup`` (:mod:`.model_files`); nothing is downloaded here.
+Measured against the embedded backend in docs/diarization.md ("The neural backend").
 """
 
 from __future__ import annotations
@@ -313,8 +316,8 @@ def _assign(sim: np.ndarray, units: np.ndarray) -> np.ndarray:
 class NeuralDiarizer:
     """``NeuralDiarizer(segmentation, embedding)(source, num_speakers=None) -> SpeakerTurns``.
 
-    ``segmentation``/``embedding``: loaded models, or None to load the files ``s2vt diarize setup``
-    fetched (:func:`.model_files.load_neural_models`)."""
+    ``segmentation``/``embedding``: loaded models, or None to load the files ``s2vt diarize --setup``
+    fetched (:func:`.model_files.load_neural_models`; loaded once per process)."""
 
     name = "neural"
 
@@ -328,7 +331,8 @@ class NeuralDiarizer:
             model_names = model_names or loaded.names
         self.segmentation, self.embedding = segmentation, embedding
         self.config = config or NeuralConfig()
-        self.model_names = model_names or ("segmentation (random weights?)", "CAM++ (random weights?)")
+        self.model_names = model_names or ("segmentation: a model passed in (weights not known here)",
+                                           "CAM++: a model passed in (weights not known here)")
 
     def __call__(self, source: AudioSource, num_speakers: int | None = None, min_speakers: int | None = None,
                  max_speakers: int | None = None, progress=False) -> SpeakerTurns:
