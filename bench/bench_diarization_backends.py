@@ -3,8 +3,11 @@
     python bench/bench_diarization_backends.py [--corpus ../shared/corpus] [--extra DIR ...] [--threads 2]
         [--minutes 5] [--repeat 2] [--out bench/results/diarization_backends.json]
 
-Recordings: every ``audio/*.wav`` of the corpus with a reference ``<name>.rttm``, and every ``URI.wav`` of
-each ``--extra`` folder with turns of ``URI`` in one of its RTTM files. For each, both backends with the
+Recordings: every ``audio/*.wav`` of the corpus with a reference ``<name>.rttm``; a longer scene of real
+voices built from the corpus (libri4.wav, then every ``libri4_cast/*.flac`` voice sample - other utterances of
+the same readers and of a fifth one, named by their file names - trimmed and put after it with 0.6 s pauses;
+the reference is libri4.rttm plus each sample's extent); and every ``URI.wav`` of each ``--extra`` folder with
+turns of ``URI`` in one of its RTTM files. For each, both backends with the
 count estimated and with the reference's count given: DER (no collar, overlap scored) and its parts
 (missed, false alarm, confusion, as shares of the reference speech), speakers found.
 
@@ -47,6 +50,29 @@ def recordings(corpus: Path, extras: list[Path]):
     return out
 
 
+def cast_samples_scene(corpus: Path):
+    """(name, 16 kHz samples, reference) of libri4.wav followed by the cast's voice samples, or None."""
+    from s2v_toolkit.diarization import SpeakerTurn, SpeakerTurns, open_audio, read_rttm
+
+    audio = corpus / "audio"
+    samples = sorted((audio / "libri4_cast").glob("*.flac"))
+    if not (audio / "libri4.rttm").is_file() or not samples:
+        return None
+    x = [open_audio(audio / "libri4.wav").read_all()]
+    turns = [SpeakerTurn(t.start, t.end, t.speaker) for t in next(iter(read_rttm(audio / "libri4.rttm").values()))]
+    t = len(x[0]) / 16000
+    for f in samples:  # file names: <LibriSpeech speaker id>_<n>.flac
+        a = open_audio(f).read_all()
+        energy = np.convolve(a ** 2, np.ones(160) / 160, "same")
+        loud = np.flatnonzero(energy > 1e-5)
+        a = a[loud[0]:loud[-1]] if len(loud) else a
+        x += [np.zeros(int(0.6 * 16000), np.float32), a]
+        t += 0.6
+        turns.append(SpeakerTurn(t, t + len(a) / 16000, "spk" + f.stem.split("_")[0]))
+        t += len(a) / 16000
+    return "corpus/libri4 + libri4_cast samples", np.concatenate(x).astype(np.float32), SpeakerTurns(turns)
+
+
 def der_row(ref, hyp) -> dict:
     from s2v_toolkit.diarization import diarization_error_rate
 
@@ -80,8 +106,12 @@ def main() -> int:
         f"--extra {e}" for e in args.extra) + "".join(f" --{k.replace('_', '-')}" for k in ("no_der", "no_speed", "no_corpus")
                                                       if getattr(args, k)), "threads": args.threads, "rows": []}
     if not args.no_der:
-        for name, wav, ref in recordings(None if args.no_corpus else corpus, [Path(e) for e in args.extra]):
-            src = open_audio(wav)
+        recs = recordings(None if args.no_corpus else corpus, [Path(e) for e in args.extra])
+        scene = None if args.no_corpus else cast_samples_scene(corpus)
+        if scene is not None:
+            recs.insert(2, scene)
+        for name, wav, ref in recs:
+            src = open_audio(wav, 16000) if isinstance(wav, np.ndarray) else open_audio(wav)
             row = {"recording": name, "speakers": len(ref.speakers), "seconds": round(src.duration, 1)}
             for backend in BACKENDS:
                 row[backend] = der_row(ref, diarize(src, backend=backend))
