@@ -420,6 +420,10 @@ class NeuralDiarizer:
         for t in turns:
             order.setdefault(t.speaker, f"SPEAKER_{len(order):02d}")
         turns = [SpeakerTurn(t.start, t.end, order[t.speaker], t.confidence) for t in turns]
+        info["clusters"] = int(k)
+        if len(order) < k:  # a voice that is never the most active one at any moment holds no turn
+            info["note"] = (f"{k} voices {'asked for' if num_speakers else 'found'}, {len(order)} hold turns: "
+                            f"{k - len(order)} never the most active voice at any moment (turns are exclusive)")
         return SpeakerTurns(turns, source.name, source.duration, self.name, info)
 
 

@@ -441,3 +441,12 @@ def test_folded_front_end_follows_a_dtype_change():
         model.frame_features(torch.randn(1, 20, 16))
         model.double()
         assert model.frame_features(torch.randn(1, 20, 16, dtype=torch.float64)).dtype == torch.float64
+
+
+def test_more_voices_asked_for_than_hold_turns_is_said():
+    x, _ = _tones([(0.3, 3.5, 220.0), (4.3, 8.0, 1500.0)], 8.5)
+    exact = _run(x, NeuralConfig(step=1.0, min_clean=0.5), num_speakers=2)
+    assert len(exact.speakers) == 2 and "note" not in exact.info
+    more = _run(x, NeuralConfig(step=1.0, min_clean=0.5), num_speakers=3)
+    assert more.info["clusters"] == 3 and len(more.speakers) == 2
+    assert more.info["note"].startswith("3 voices asked for, 2 hold turns")
