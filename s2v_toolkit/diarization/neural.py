@@ -73,6 +73,10 @@ class LocalVoices:
     chunk_seconds: float
 
 
+def _chunk_samples(model: PyanNet) -> int:
+    return int(round(model.cfg.duration * SAMPLE_RATE))
+
+
 def _chunk_starts(n_samples: int, chunk: int, hop: int) -> list[int]:
     if n_samples <= chunk:
         return [0]
@@ -82,12 +86,11 @@ def _chunk_starts(n_samples: int, chunk: int, hop: int) -> list[int]:
     return starts
 
 
-def segment_chunks(source: AudioSource, model: PyanNet, step: float, batch: int = 16, bar=None) -> LocalVoices:
-    """Run the segmentation over 10 s chunks every ``step`` seconds, reading one batch's span at a time."""
+def segment_chunks(source: AudioSource, model: PyanNet, starts: list[int], batch: int = 16, bar=None) -> LocalVoices:
+    """Run the segmentation over the chunks starting at sample ``starts`` (:func:`_chunk_starts`), reading
+    one batch's span at a time."""
     cfg = model.cfg
-    chunk = int(round(cfg.duration * SAMPLE_RATE))
-    n_samples = int(round(source.duration * SAMPLE_RATE))
-    starts = _chunk_starts(n_samples, chunk, max(1, int(round(step * SAMPLE_RATE))))
+    chunk = _chunk_samples(model)
     out = []
     with torch.inference_mode():
         for i in range(0, len(starts), batch):
@@ -103,8 +106,7 @@ def segment_chunks(source: AudioSource, model: PyanNet, step: float, batch: int 
                        cfg.duration)
 
 
-def trunk_frames(source: AudioSource, model: CAMPPlus, block: float, context: float, bar=None
-                 ) -> tuple[np.ndarray, float]:
+def trunk_frames(source: AudioSource, model: CAMPPlus, block: float, context: float, bar=None) -> tuple[np.ndarray, float]:
     """CAM++ trunk features of the whole recording: ((time, channels) float16, seconds per frame).
 
     Trunk frame ``j`` is centred on ``j * hop + FRAME_LENGTH / 2 / SAMPLE_RATE`` (hop 20 ms: fbank 10 ms,
@@ -189,24 +191,20 @@ def voice_prints(local: LocalVoices, frames: np.ndarray, frame_hop: float, model
             w = alone[c, f, s] * inside
             return (w if w.sum() >= 2 else local.activity[c, f, s] * inside), float(w.sum() * frame_hop)
 
-        stretches = []
-        for s in range(local.activity.shape[2]):
-            for a, b in _runs(local.activity[c, :, s] > 0, gap):
-                parts = _pieces(a, b, piece) if np.isfinite(cfg.change_similarity) else [(a, b)]
-                if len(parts) > 1:
-                    masks = [mask(s, pa, pb)[0] for pa, pb in parts]
-                    usable = [i for i, m in enumerate(masks) if m.sum() >= 2]
-                    if len(usable) > 1:
-                        p = _print_masks(model, chunk_frames, np.stack([masks[i] for i in usable]))
-                        cut = a
-                        for k in range(1, len(usable)):
-                            if float(p[k - 1] @ p[k]) < cfg.change_similarity:
-                                edge = parts[usable[k]][0]
-                                stretches.append((s, cut, edge))
-                                cut = edge
-                        stretches.append((s, cut, b))
-                        continue
-                stretches.append((s, a, b))
+        def at_changes(s, a, b):
+            """[a, b) cut where consecutive pieces' prints say the voice changed."""
+            parts = _pieces(a, b, piece) if np.isfinite(cfg.change_similarity) else [(a, b)]
+            masks = [mask(s, pa, pb)[0] for pa, pb in parts] if len(parts) > 1 else []
+            usable = [i for i, m in enumerate(masks) if m.sum() >= 2]
+            if len(usable) < 2:
+                return [(a, b)]
+            p = _print_masks(model, chunk_frames, np.stack([masks[i] for i in usable]))
+            bounds = [a] + [parts[usable[k]][0] for k in range(1, len(usable))
+                            if float(p[k - 1] @ p[k]) < cfg.change_similarity] + [b]
+            return list(zip(bounds[:-1], bounds[1:]))
+
+        stretches = [(s, x, y) for s in range(local.activity.shape[2])
+                     for a, b in _runs(local.activity[c, :, s] > 0, gap) for x, y in at_changes(s, a, b)]
         kept = []
         for s, a, b in stretches:
             w, seconds = mask(s, a, b)
@@ -258,38 +256,31 @@ def merge_minor_clusters(x: np.ndarray, labels: np.ndarray, seconds: np.ndarray,
     (a 128 s TV interview of three people: 9 voices). Smallest first, centroids updated after each merge."""
     labels = labels.copy()
     total = max(float(seconds.sum()), 1e-9)
-    while True:
-        ids = np.unique(labels)
-        if len(ids) <= 1:
-            break
+    while len(ids := np.unique(labels)) > 1:
         speech = np.array([seconds[labels == c].sum() for c in ids])
         cents = _unit(np.stack([x[labels == c].mean(0) for c in ids]))
-        order = np.argsort(speech)
-        small = order[0]
-        heavier = order[1:]
-        best = heavier[np.argmax(cents[heavier] @ cents[small])]
-        similar = float(cents[best] @ cents[small])
-        if speech[small] < cfg.min_speaker_seconds or (
-                speech[small] < cfg.minor_share * total and similar >= cfg.minor_similarity):
-            labels[labels == ids[small]] = ids[best]
-            continue
-        # the lightest cluster stands; a heavier minor one may still be close to another: try them in turn
-        merged = False
-        for i in order[1:]:
-            if speech[i] >= cfg.minor_share * total:
-                break
-            others = [j for j in order if j != i and speech[j] >= speech[i]]
-            if not others:
-                continue
-            j = others[int(np.argmax(cents[others] @ cents[i]))]
-            if float(cents[j] @ cents[i]) >= cfg.minor_similarity:
-                labels[labels == ids[i]] = ids[j]
-                merged = True
-                break
-        if not merged:
+        pair = _next_merge(speech, cents, total, cfg)
+        if pair is None:
             break
+        labels[labels == ids[pair[0]]] = ids[pair[1]]
     _, labels = np.unique(labels, return_inverse=True)
     return labels
+
+
+def _next_merge(speech: np.ndarray, cents: np.ndarray, total: float, cfg: NeuralConfig) -> tuple[int, int] | None:
+    """(light cluster, the heavier one it joins), lightest first, or None when every cluster stands."""
+    order = np.argsort(speech)
+    for i in order:
+        light, minor = speech[i] < cfg.min_speaker_seconds, speech[i] < cfg.minor_share * total
+        if not (light or minor):
+            return None  # so is every cluster after it
+        heavier = [j for j in order if j != i and speech[j] >= speech[i]]
+        if not heavier:
+            continue
+        j = heavier[int(np.argmax(cents[heavier] @ cents[i]))]
+        if light or float(cents[j] @ cents[i]) >= cfg.minor_similarity:
+            return int(i), int(j)
+    return None
 
 
 def _assign(sim: np.ndarray, units: np.ndarray) -> np.ndarray:
@@ -342,12 +333,12 @@ class NeuralDiarizer:
         info = {"segmentation": self.model_names[0], "embedding": self.model_names[1], "config": cfg.to_dict(),
                 "num_speakers": num_speakers, "min_speakers": min_speakers, "max_speakers": max_speakers}
         duration = source.duration
-        chunk = int(self.segmentation.cfg.duration * SAMPLE_RATE)
-        n_chunks = len(_chunk_starts(int(round(duration * SAMPLE_RATE)), chunk, max(1, int(cfg.step * SAMPLE_RATE))))
+        starts = _chunk_starts(int(round(duration * SAMPLE_RATE)), _chunk_samples(self.segmentation),
+                               max(1, int(round(cfg.step * SAMPLE_RATE))))
         # read at most block_seconds at a time: a batch of chunks spans (batch - 1) steps and one chunk
         batch = max(1, min(cfg.batch, int((cfg.block_seconds - self.segmentation.cfg.duration) // cfg.step) + 1))
-        bar = _Progress(progress, n_chunks, "speaker segmentation", unit="chunk")
-        local = segment_chunks(source, self.segmentation, cfg.step, batch, bar)
+        bar = _Progress(progress, len(starts), "speaker segmentation", unit="chunk")
+        local = segment_chunks(source, self.segmentation, starts, batch, bar)
         bar.close()
         bar = _Progress(progress, duration, "voice prints")
         frames, hop = trunk_frames(source, self.embedding, max(1.0, cfg.block_seconds - 2 * cfg.block_context - 0.05),

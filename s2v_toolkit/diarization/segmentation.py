@@ -157,26 +157,27 @@ class PyanNet(nn.Module):
         return step / SAMPLE_RATE, field / 2 / SAMPLE_RATE
 
 
+def _powerset_table(cfg: SegmentationConfig, like: torch.Tensor) -> torch.Tensor:
+    """(classes, speakers) 0/1: which local speakers each powerset class holds."""
+    table = torch.zeros(len(cfg.classes), cfg.max_speakers, dtype=like.dtype, device=like.device)
+    for c, members in enumerate(cfg.classes):
+        for s in members:
+            table[c, s] = 1.0
+    return table
+
+
 def powerset_to_speakers(log_probs: torch.Tensor, cfg: SegmentationConfig) -> torch.Tensor:
     """(..., frames, classes) powerset log-probabilities -> (..., frames, speakers) soft activity.
 
     A speaker's activity is the total probability of the classes that contain it (so overlap counts for
     both of its speakers).
     """
-    table = torch.zeros(len(cfg.classes), cfg.max_speakers, dtype=log_probs.dtype, device=log_probs.device)
-    for c, members in enumerate(cfg.classes):
-        for s in members:
-            table[c, s] = 1.0
-    return log_probs.exp() @ table
+    return log_probs.exp() @ _powerset_table(cfg, log_probs)
 
 
 def powerset_hard(log_probs: torch.Tensor, cfg: SegmentationConfig) -> torch.Tensor:
     """The most likely class per frame as 0/1 speaker activity (..., frames, speakers)."""
-    table = torch.zeros(len(cfg.classes), cfg.max_speakers, dtype=log_probs.dtype, device=log_probs.device)
-    for c, members in enumerate(cfg.classes):
-        for s in members:
-            table[c, s] = 1.0
-    return table[log_probs.argmax(-1)]
+    return _powerset_table(cfg, log_probs)[log_probs.argmax(-1)]
 
 
 def load_segmentation(path: str | os.PathLike, cfg: SegmentationConfig | None = None) -> PyanNet:
