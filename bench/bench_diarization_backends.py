@@ -31,12 +31,13 @@ import numpy as np
 BACKENDS = ("embedded", "neural")
 
 
-def recordings(corpus: Path, extras: list[Path]):
+def recordings(corpus: Path | None, extras: list[Path]):
+    """(name, wav, reference) of the corpus's recordings (None: none) and the extra folders'."""
     from s2v_toolkit.diarization import read_rttm
 
     out = []
-    audio = corpus / "audio" if corpus is not None else Path("/nonexistent")
-    for rttm in sorted(audio.glob("*.rttm")):
+    audio = corpus / "audio" if corpus is not None else None
+    for rttm in sorted(audio.glob("*.rttm")) if audio is not None else []:
         wav = audio / f"{rttm.stem}.wav"
         if wav.is_file():
             out.append((f"corpus/{wav.stem}", wav, next(iter(read_rttm(rttm).values()))))
