@@ -101,7 +101,7 @@ class _BnRelu(nn.Sequential):
     def __init__(self, channels: int):
         super().__init__()
         self.add_module("batchnorm", nn.BatchNorm1d(channels))
-        self.add_module("relu", nn.ReLU())
+        self.add_module("relu", nn.ReLU(inplace=True))  # on the BatchNorm's own new output
 
 
 class _ResBlock(nn.Module):
@@ -165,11 +165,13 @@ class _FoldedFrontEnd(nn.Module):
         self.to(memory_format=torch.channels_last)
 
     def forward(self, x):
-        x = F.relu(self.conv1(x.unsqueeze(1).contiguous(memory_format=torch.channels_last)))
+        # every ReLU and the residual sum work in place, on the new output of a convolution
+        x = F.relu(self.conv1(x.unsqueeze(1).contiguous(memory_format=torch.channels_last)), inplace=True)
         for convs in self.blocks:  # each residual block: conv1, conv2 and, where the shape changes, the shortcut
             shortcut = convs[2](x) if len(convs) > 2 else x
-            x = F.relu(convs[1](F.relu(convs[0](x))) + shortcut)
-        x = F.relu(self.conv2(x))
+            out = convs[1](F.relu(convs[0](x), inplace=True))
+            x = F.relu(out.add_(shortcut), inplace=True)
+        x = F.relu(self.conv2(x), inplace=True)
         return x.contiguous().flatten(1, 2)
 
 
@@ -187,9 +189,10 @@ class _ContextMask(nn.Module):
     def forward(self, x):
         t = x.shape[-1]
         segments = F.avg_pool1d(x, self.segment, self.segment, ceil_mode=True)  # last segment: its own mean
-        context = x.mean(-1, keepdim=True) + segments.repeat_interleave(self.segment, dim=-1)[..., :t]
-        mask = torch.sigmoid(self.linear2(F.relu(self.linear1(context))))
-        return self.linear_local(x) * mask
+        # the context (utterance mean + segment mean) is the same at every frame of a segment, so the mask
+        # is computed once per segment and then spread over its frames
+        mask = torch.sigmoid(self.linear2(F.relu(self.linear1(x.mean(-1, keepdim=True) + segments))))
+        return self.linear_local(x) * mask.repeat_interleave(self.segment, dim=-1)[..., :t]
 
 
 class _DenseLayer(nn.Module):
@@ -202,7 +205,27 @@ class _DenseLayer(nn.Module):
         self.cam_layer = _ContextMask(bottleneck, cfg.growth_rate, kernel, dilation, cfg.cam_segment)
 
     def forward(self, x):
-        return torch.cat([x, self.cam_layer(self.nonlinear2(self.linear1(self.nonlinear1(x))))], dim=1)
+        return torch.cat([x, self.new_channels(x)], dim=1)
+
+    def new_channels(self, x):
+        """The ``growth_rate`` channels this layer adds to its input's."""
+        return self.cam_layer(self.nonlinear2(self.linear1(self.nonlinear1(x))))
+
+
+class _DenseBlock(nn.Sequential):
+    """Dense layers, each seeing its input and every earlier layer's new channels. The channels are written
+    into one tensor as they come instead of concatenated at every layer (which copies all of them again)."""
+
+    def forward(self, x):
+        layers = list(self)
+        growth = layers[0].cam_layer.linear_local.out_channels if layers else 0
+        c = x.shape[1]
+        out = x.new_empty(x.shape[0], c + growth * len(layers), x.shape[2])
+        out[:, :c] = x
+        for layer in layers:
+            out[:, c:c + growth] = layer.new_channels(out[:, :c])
+            c += growth
+        return out
 
 
 class _Transit(nn.Module):
@@ -249,7 +272,7 @@ class CAMPPlus(nn.Module):
         self.xvector.add_module("tdnn", _Tdnn(self.head.out_channels, cfg.init_channels))
         channels = cfg.init_channels
         for b, (layers, kernel, dilation) in enumerate(cfg.blocks, start=1):
-            block = nn.Sequential()
+            block = _DenseBlock()
             for i in range(1, layers + 1):
                 block.add_module(f"tdnnd{i}", _DenseLayer(channels + (i - 1) * cfg.growth_rate, cfg, kernel, dilation))
             channels += layers * cfg.growth_rate
@@ -299,16 +322,17 @@ class CAMPPlus(nn.Module):
         return self.embed_stats(stats)
 
 
-def masked_stats(frames: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+def masked_stats(frames: torch.Tensor, weights: torch.Tensor, squares: torch.Tensor | None = None) -> torch.Tensor:
     """Weighted mean and (unbiased-style) std of trunk frames.
 
     ``frames`` (channels, time), ``weights`` (n, time) >= 0 -> (n, 2 * channels). With 0/1 weights this is
-    exactly the network's own pooling over the chosen frames.
+    exactly the network's own pooling over the chosen frames. ``squares``: ``frames ** 2``, where the same
+    frames are pooled under several calls' weights.
     """
     w = weights.to(frames.dtype)
     total = w.sum(-1, keepdim=True).clamp(min=1e-6)
     mean = (w @ frames.T) / total
-    second = (w @ (frames.T ** 2)) / total
+    second = (w @ (frames ** 2 if squares is None else squares).T) / total
     var = (second - mean ** 2).clamp(min=0) * (total / (total - 1).clamp(min=1e-6))
     return torch.cat([mean, var.sqrt()], dim=-1)
 

@@ -97,8 +97,9 @@ def segment_chunks(source: AudioSource, model: PyanNet, starts: list[int], batch
             group = starts[i:i + batch]
             span = source.read(group[0] / SAMPLE_RATE, (group[-1] + chunk - group[0]) / SAMPLE_RATE)
             span = np.pad(span, (0, max(0, group[-1] + chunk - group[0] - len(span))))
-            x = torch.from_numpy(np.stack([span[s - group[0]:s - group[0] + chunk] for s in group]))
-            out.append(powerset_hard(model(x), cfg).numpy())
+            log_probs = model.chunks(torch.from_numpy(np.ascontiguousarray(span, dtype=np.float32)),
+                                     [s - group[0] for s in group])
+            out.append(powerset_hard(log_probs, cfg).numpy())
             if bar is not None:
                 bar.update(len(group))
     frame_step, offset = model.frame_times()
@@ -106,19 +107,22 @@ def segment_chunks(source: AudioSource, model: PyanNet, starts: list[int], batch
                        cfg.duration)
 
 
-def trunk_frames(source: AudioSource, model: CAMPPlus, block: float, context: float, bar=None) -> tuple[np.ndarray, float]:
+def trunk_frames(source: AudioSource, model: CAMPPlus, read_seconds: float, context: float, bar=None
+                 ) -> tuple[np.ndarray, float]:
     """CAM++ trunk features of the whole recording: ((time, channels) float16, seconds per frame).
 
     Trunk frame ``j`` is centred on ``j * hop + FRAME_LENGTH / 2 / SAMPLE_RATE`` (hop 20 ms: fbank 10 ms,
-    trunk stride 2). Run in blocks of ``block`` seconds read one at a time, with ``context`` seconds either
-    side kept out of the output, so the convolutions see real neighbours at every block edge. Kept as float16
-    (the prints are statistics over hundreds of frames): 51 kB per second of audio, 184 MB an hour."""
+    trunk stride 2). Run in blocks read one at a time, each with ``context`` seconds either side kept out of
+    the output (so the convolutions see real neighbours at every block edge), at most ``read_seconds`` read
+    at once, context included. Kept as float16 (the prints are statistics over hundreds of frames): 51 kB
+    per second of audio, 184 MB an hour."""
     hop = 2 * FRAME_SHIFT
     n_samples = int(round(source.duration * SAMPLE_RATE))
     n_frames = max(0, (n_samples - FRAME_LENGTH) // hop + 1)
     out = np.zeros((n_frames, model.trunk_channels), dtype=np.float16)
-    per_block = max(1, int(block * SAMPLE_RATE) // hop)
     pad = int(context * SAMPLE_RATE) // hop
+    # a read spans (frames - 1) hops and one frame's length: the block's frames plus the context's
+    per_block = max(1, (int(read_seconds * SAMPLE_RATE) - FRAME_LENGTH) // hop + 1 - 2 * pad)
     with torch.inference_mode():
         for j0 in range(0, n_frames, per_block):
             j1 = min(n_frames, j0 + per_block)
@@ -152,10 +156,11 @@ def _pieces(a: int, b: int, longest: int) -> list[tuple[int, int]]:
     return list(zip(cuts[:-1].tolist(), cuts[1:].tolist()))
 
 
-def _print_masks(model: CAMPPlus, chunk_frames: torch.Tensor, masks: np.ndarray) -> np.ndarray:
-    """Unit-length prints of the chunk's trunk frames pooled under each 0/1 mask row (n, time)."""
+def _print_masks(model: CAMPPlus, chunk_frames: tuple[torch.Tensor, torch.Tensor], masks: np.ndarray) -> np.ndarray:
+    """Unit-length prints of the chunk's trunk frames (and their squares) pooled under each 0/1 mask row
+    (n, time)."""
     with torch.inference_mode():
-        stats = masked_stats(chunk_frames, torch.from_numpy(masks.astype(np.float32)))
+        stats = masked_stats(chunk_frames[0], torch.from_numpy(masks.astype(np.float32)), chunk_frames[1])
         return _unit(model.embed_stats(stats).numpy().astype(np.float64))
 
 
@@ -184,7 +189,8 @@ def voice_prints(local: LocalVoices, frames: np.ndarray, frame_hop: float, model
             continue
         t = j0 * frame_hop + centre0 + np.arange(j1 - j0) * frame_hop - start
         f = np.clip(np.round((t - local.offset) / local.frame_step).astype(int), 0, n_seg - 1)
-        chunk_frames = torch.from_numpy(frames[j0:j1].T.astype(np.float32))
+        chunk_frames = torch.from_numpy(frames[j0:j1]).float().T  # (torch widens float16 faster than numpy)
+        chunk_frames = (chunk_frames, chunk_frames ** 2)  # pooled under several masks: squared once
 
         def mask(s, a, b):
             inside = (f >= a) & (f < b)
@@ -341,8 +347,7 @@ class NeuralDiarizer:
         local = segment_chunks(source, self.segmentation, starts, batch, bar)
         bar.close()
         bar = _Progress(progress, duration, "voice prints")
-        frames, hop = trunk_frames(source, self.embedding, max(1.0, cfg.block_seconds - 2 * cfg.block_context - 0.05),
-                                   cfg.block_context, bar)
+        frames, hop = trunk_frames(source, self.embedding, cfg.block_seconds, cfg.block_context, bar)
         bar.close()
         prints, units, clean = voice_prints(local, frames, hop, self.embedding, cfg)
         result = SpeakerTurns([], source.name, source.duration, self.name, info)
@@ -404,7 +409,7 @@ class NeuralDiarizer:
         for a, b in zip(edges[:-1], edges[1:]):
             if label[a] < 0:
                 continue
-            start, end = max(0.0, (a - 0.5) * step), min(duration, (b - 0.5) * step)
+            start, end = max(0.0, float(a - 0.5) * step), min(duration, float(b - 0.5) * step)
             conf = float(activity[a:b, label[a]].mean())
             turns.append(SpeakerTurn(start, end, str(label[a]), min(1.0, conf)))
         order: dict[str, str] = {}

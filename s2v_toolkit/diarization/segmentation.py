@@ -110,13 +110,54 @@ class _SincNet(nn.Module):
         self.norm1d = nn.ModuleList([nn.InstanceNorm1d(n, affine=True) for n in (cfg.sinc_filters, c, c)])
 
     def forward(self, wave):  # (batch, 1, samples)
-        x = self.wav_norm1d(wave)
-        for i, (conv, norm) in enumerate(zip(self.conv1d, self.norm1d)):
-            x = conv(x)
-            if i == 0:
-                x = x.abs()  # the band-pass outputs' magnitude
-            x = F.leaky_relu(norm(F.max_pool1d(x, 3, 3)))
+        x = self.conv1d[0](self.wav_norm1d(wave))  # the band-pass outputs of the normalised wave
+        return self._after_pooling(F.max_pool1d(x.abs(), 3, 3))  # their magnitude, pooled
+
+    def _after_pooling(self, x):  # (batch, filters, frames / 3)
+        x = F.leaky_relu(self.norm1d[0](x))
+        for conv, norm in zip(self.conv1d[1:], self.norm1d[1:]):
+            x = F.leaky_relu(norm(F.max_pool1d(conv(x), 3, 3)))
         return x
+
+    def chunks(self, span: torch.Tensor, offsets: list[int], samples: int) -> torch.Tensor:
+        """``forward`` of the chunks ``span[o:o + samples]`` for each offset in ``offsets`` -> (chunks,
+        channels, frames), to float round-off, filtering the span once.
+
+        Overlapping chunks share their band-pass filtering: the first normalisation is an affine map per chunk
+        (``g (x - mean) / sd + b``) and the filterbank is linear, so a chunk's filtered normalised wave is
+        ``a f + c`` per filter, with ``f`` the span's filtering, ``a = g / sd`` and ``c = (b - a mean) S``
+        (``S``: the filter's sum). The magnitude of an affine map is convex, so its largest value over a
+        pooling window is at the window's largest or smallest ``f``: the windows' extremes of ``f`` are
+        taken once for the span too. Offsets that are not a multiple of the filters' stride are filtered on
+        their own."""
+        bank = self.conv1d[0].filterbank
+        filters = bank.filters()
+        stride = bank.stride
+        norm = self.wav_norm1d
+        pooled = ((samples - filters.shape[-1]) // stride + 1) // 3
+        out = torch.empty(len(offsets), filters.shape[0], pooled, dtype=span.dtype, device=span.device)
+        aligned = [i for i, o in enumerate(offsets) if o % stride == 0]
+        if aligned:
+            lo = min(offsets[i] for i in aligned)
+            hi = max(offsets[i] for i in aligned) + samples
+            f = F.conv1d(span[lo:hi].view(1, 1, -1), filters, stride=stride)
+            f_max = F.max_pool1d(f, 3, 1)[0]  # every window of 3, whichever phase a chunk's pooling has
+            f_min = -F.max_pool1d(-f, 3, 1)[0]
+            pieces = torch.stack([span[offsets[i]:offsets[i] + samples] for i in aligned])
+            var, mean = torch.var_mean(pieces, dim=1, unbiased=False)
+            gain = norm.weight / torch.sqrt(var + norm.eps)  # (chunks,)
+            sums = filters.sum(-1)  # (filters, 1)
+            for row, i in enumerate(aligned):
+                a = (offsets[i] - lo) // stride
+                window = slice(a, a + 3 * pooled, 3)
+                shift = (norm.bias - gain[row] * mean[row]) * sums
+                out[i] = torch.maximum((gain[row] * f_max[:, window] + shift).abs(),
+                                       (gain[row] * f_min[:, window] + shift).abs())
+        rest = [i for i in range(len(offsets)) if offsets[i] % stride != 0]
+        if rest:
+            pieces = torch.stack([span[offsets[i]:offsets[i] + samples] for i in rest])[:, None]
+            out[rest] = F.max_pool1d(F.conv1d(norm(pieces), filters, stride=stride).abs(), 3, 3)
+        return self._after_pooling(out)
 
 
 class PyanNet(nn.Module):
@@ -133,8 +174,16 @@ class PyanNet(nn.Module):
         self.classifier = nn.Linear(dims[-1], len(cfg.classes))
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        x = self.sincnet(wave.unsqueeze(1)).transpose(1, 2)
-        x, _ = self.lstm(x)
+        return self._head(self.sincnet(wave.unsqueeze(1)))
+
+    def chunks(self, span: torch.Tensor, offsets: list[int]) -> torch.Tensor:
+        """``forward`` of the chunks of ``cfg.duration`` starting at each of ``offsets`` (samples) in the 1-D
+        ``span``, to float round-off, at a fraction of the cost where they overlap (the band-pass filtering
+        is shared: :meth:`_SincNet.chunks`)."""
+        return self._head(self.sincnet.chunks(span, offsets, int(round(self.cfg.duration * SAMPLE_RATE))))
+
+    def _head(self, features: torch.Tensor) -> torch.Tensor:  # (batch, channels, frames) -> log-probabilities
+        x, _ = self.lstm(features.transpose(1, 2))
         for layer in self.linear:
             x = F.leaky_relu(layer(x))
         return F.log_softmax(self.classifier(x), dim=-1)

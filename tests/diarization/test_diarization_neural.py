@@ -78,6 +78,21 @@ def test_campplus_trunk_and_pooling_rebuild_the_forward_pass():
     assert torch.allclose(whole, pooled, atol=1e-5)
 
 
+def test_context_mask_per_segment_equals_the_mask_at_every_frame():
+    from s2v_toolkit.diarization.campplus import _ContextMask
+
+    torch.manual_seed(3)
+    layer = _ContextMask(8, 4, 3, 2, segment=10).eval()
+    x = torch.randn(2, 8, 47)  # four full segments and a partial fifth
+    with torch.inference_mode():
+        got = layer(x)
+        # the definition, frame by frame: utterance mean + the mean of the frame's segment
+        context = torch.stack([x.mean(-1) + x[..., (t // 10) * 10:(t // 10 + 1) * 10].mean(-1) for t in range(47)], -1)
+        mask = torch.sigmoid(layer.linear2(torch.relu(layer.linear1(context))))
+        expect = layer.linear_local(x) * mask
+    assert torch.allclose(got, expect, atol=1e-6)
+
+
 def test_masked_stats_pool_only_the_chosen_frames():
     frames = torch.randn(6, 40, dtype=torch.float64)
     mask = torch.zeros(2, 40, dtype=torch.float64)
@@ -146,6 +161,24 @@ def test_segmentation_frames_match_the_network_output():
     assert (step * SR, offset * 2 * SR) == pytest.approx((270, 991))
 
 
+def test_overlapping_chunks_sharing_their_filtering_match_the_network_chunk_by_chunk():
+    torch.manual_seed(4)
+    model = PyanNet(SegmentationConfig.tiny()).eval()
+    norm = model.sincnet.wav_norm1d
+    n = int(model.cfg.duration * SR)
+    span = torch.randn(3 * n) * torch.linspace(0.2, 2.0, 3 * n) + 0.3  # loudness and offset vary per chunk
+    offsets = [0, 4000, 8000, 8000 + 7, 2 * n]  # one not on the filters' stride: filtered on its own
+    for gain in (1.7, -0.8):  # the first normalisation's learnt gain may be negative
+        with torch.no_grad():
+            norm.weight.fill_(gain)
+            norm.bias.fill_(0.25)
+        with torch.inference_mode():
+            expect = model(torch.stack([span[o:o + n] for o in offsets]))
+            got = model.chunks(span, offsets)
+        assert got.shape == expect.shape
+        assert torch.allclose(got, expect, atol=1e-4)
+
+
 class _Marker:
     """Pickled with a reduce that would create a file: a loader that runs code from the file would."""
 
@@ -174,15 +207,15 @@ def test_lightning_checkpoint_loads_tensors_and_runs_no_code(tmp_path):
 @pytest.mark.skipif(not PYANNOTE_READY.exists(), reason="no .venv-pyannote (bash scripts/setup_pyannote.sh)")
 def test_segmentation_matches_pyannote_audio_on_the_same_weights(tmp_path):
     """pyannote.audio's own PyanNet (random weights, the segmentation-3.0 layout) against ours, in its venv."""
-    script = f"""
+    script = """
 import torch, warnings
 warnings.filterwarnings("ignore")
 from pyannote.audio.models.segmentation import PyanNet as Ref
 from pyannote.audio.core.task import Specifications, Problem, Resolution
 from s2v_toolkit.diarization.segmentation import PyanNet, SegmentationConfig
 torch.manual_seed(3)
-ref = Ref(sincnet={{"stride": 10}}, lstm={{"hidden_size": 128, "num_layers": 4, "bidirectional": True,
-          "monolithic": True}}, linear={{"hidden_size": 128, "num_layers": 2}})
+ref = Ref(sincnet={"stride": 10}, lstm={"hidden_size": 128, "num_layers": 4, "bidirectional": True,
+          "monolithic": True}, linear={"hidden_size": 128, "num_layers": 2})
 ref.specifications = Specifications(problem=Problem.MONO_LABEL_CLASSIFICATION, resolution=Resolution.FRAME,
     duration=10.0, classes=["s1", "s2", "s3"], powerset_max_classes=2, permutation_invariant=True)
 ref.build()
@@ -269,6 +302,10 @@ class _LoudIsVoiceZero(PyanNet):
             out[:, i, 0] = torch.where(loud, torch.tensor(np.log(0.01 / 6)), torch.tensor(np.log(0.99)))
             out[:, i, 1] = torch.where(loud, torch.tensor(np.log(0.99)), torch.tensor(np.log(0.01 / 6)))
         return out
+
+    def chunks(self, span, offsets):  # the diarizer's entry point: each chunk through forward above
+        n = int(round(self.cfg.duration * SR))
+        return self(torch.stack([span[o:o + n] for o in offsets]))
 
 
 class _SpectrumPrints(CAMPPlus):
