@@ -6,8 +6,11 @@
 Recordings: every ``audio/*.wav`` of the corpus with a reference ``<name>.rttm``; a longer scene of real
 voices built from the corpus (libri4.wav, then every ``libri4_cast/*.flac`` voice sample - other utterances of
 the same readers and of a fifth one, named by their file names - trimmed and put after it with 0.6 s pauses;
-the reference is libri4.rttm plus each sample's extent); and every ``URI.wav`` of each ``--extra`` folder with
-turns of ``URI`` in one of its RTTM files. For each, both backends with the
+the reference is libri4.rttm plus each sample's extent); the two espeak-ng scenes of
+``bench_corpus_speakers.py`` with exact turns (three distinct voices of one synthesiser; three similar male
+voices with overlaps and noise: issue 18's hard similar-voice case), where espeak-ng is installed; and every
+``URI.wav`` of each ``--extra`` folder with turns of ``URI`` in one of its RTTM files (``--no-corpus``: only
+these). For each, both backends with the
 count estimated and with the reference's count given: DER (no collar, overlap scored) and its parts
 (missed, false alarm, confusion, as shares of the reference speech), speakers found.
 
@@ -23,6 +26,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -94,6 +99,7 @@ def main() -> int:
     ap.add_argument("--no-der", action="store_true", help="speed only")
     ap.add_argument("--no-speed", action="store_true", help="DER only")
     ap.add_argument("--no-corpus", action="store_true", help="only the --extra folders' recordings")
+    ap.add_argument("--no-synthetic", action="store_true", help="leave out the two espeak-ng scenes")
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "diarization_backends.json"))
     args = ap.parse_args()
 
@@ -104,13 +110,19 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     corpus = Path(args.corpus)
     doc = {"command": "python bench/bench_diarization_backends.py " + " ".join(
-        f"--extra {e}" for e in args.extra) + "".join(f" --{k.replace('_', '-')}" for k in ("no_der", "no_speed", "no_corpus")
+        f"--extra {e}" for e in args.extra) + "".join(f" --{k.replace('_', '-')}" for k in ("no_der", "no_speed", "no_corpus", "no_synthetic")
                                                       if getattr(args, k)), "threads": args.threads, "rows": []}
     if not args.no_der:
         recs = recordings(None if args.no_corpus else corpus, [Path(e) for e in args.extra])
         scene = None if args.no_corpus else cast_samples_scene(corpus)
         if scene is not None:
             recs.insert(2, scene)
+        if not (args.no_corpus or args.no_synthetic) and shutil.which("espeak-ng"):
+            sys.path.insert(0, str(Path(__file__).resolve().parent))
+            from bench_corpus_speakers import synthetic_scenes
+
+            at = 3 if scene is not None else 2  # after the corpus's recordings
+            recs[at:at] = list(synthetic_scenes())
         for name, wav, ref in recs:
             src = open_audio(wav, 16000) if isinstance(wav, np.ndarray) else open_audio(wav)
             row = {"recording": name, "speakers": len(ref.speakers), "seconds": round(src.duration, 1)}
