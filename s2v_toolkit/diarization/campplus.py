@@ -217,6 +217,8 @@ class _DenseBlock(nn.Sequential):
     into one tensor as they come instead of concatenated at every layer (which copies all of them again)."""
 
     def forward(self, x):
+        if torch.is_grad_enabled():  # writing into the tensor would break autograd: concatenate
+            return super().forward(x)
         layers = list(self)
         growth = layers[0].cam_layer.linear_local.out_channels if layers else 0
         c = x.shape[1]

@@ -93,6 +93,19 @@ def test_context_mask_per_segment_equals_the_mask_at_every_frame():
     assert torch.allclose(got, expect, atol=1e-6)
 
 
+def test_campplus_trains_and_infers_alike():
+    """The dense blocks write into one tensor at inference; with gradients they concatenate (same values)."""
+    torch.manual_seed(5)
+    model = CAMPPlus(CAMPPlusConfig.tiny()).eval()
+    _randomise_batchnorm(model)
+    feats = torch.randn(1, 57, 16, requires_grad=True)
+    out = model.frame_features(feats)
+    out.sum().backward()
+    assert feats.grad is not None and torch.isfinite(feats.grad).all()
+    with torch.inference_mode():
+        assert torch.allclose(model.frame_features(feats.detach()), out.detach(), atol=1e-5)
+
+
 def test_masked_stats_pool_only_the_chosen_frames():
     frames = torch.randn(6, 40, dtype=torch.float64)
     mask = torch.zeros(2, 40, dtype=torch.float64)
