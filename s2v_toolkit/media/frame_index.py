@@ -169,6 +169,39 @@ def choose_rate(stream, source_pts: list[int], time_base: Fraction, end_pts: int
     return snap_rate(med_rate)
 
 
+def _vp9_shows(first_byte: int) -> bool:
+    """Whether a VP9 frame (its uncompressed header's first byte) is displayed: ``show_existing_frame`` or
+    ``show_frame`` (VP9 bitstream specification, 6.2; profile 3 has one reserved bit more)."""
+    profile = ((first_byte >> 5) & 1) | (((first_byte >> 4) & 1) << 1)
+    at = 3 if profile < 3 else 2  # the show_existing_frame bit; frame_type, then show_frame follow it
+    return bool((first_byte >> at) & 1) or bool((first_byte >> (at - 2)) & 1)
+
+
+def packet_shows_frame(codec: str, data) -> bool:
+    """False for a VP8 / VP9 packet that decodes a frame without displaying it (an alternate reference
+    frame that the encoder stored as a packet of its own: WebM files from older libvpx muxers have such
+    packets, stamped 1 ms before the next shown frame). A VP9 superframe (several frames in one packet,
+    an index at its end) shows if any of its frames does. Every other codec: True."""
+    if codec not in ("vp8", "vp9") or not len(data):
+        return True
+    if codec == "vp8":
+        return bool((data[0] >> 4) & 1)  # the frame tag's show_frame bit
+    last = data[-1]
+    if last & 0xE0 == 0xC0:  # a superframe index: frame count and size width in its marker byte
+        count, width = (last & 0x7) + 1, ((last >> 3) & 0x3) + 1
+        size = 2 + width * count
+        if len(data) >= size and data[-size] == last:
+            offset = 0
+            for i in range(count):
+                at = len(data) - size + 1 + i * width
+                frame = int.from_bytes(bytes(data[at:at + width]), "little")
+                if offset < len(data) and frame and _vp9_shows(data[offset]):
+                    return True
+                offset += frame
+            return False
+    return _vp9_shows(data[0])
+
+
 def index_frames(container, stream, fps: Fraction | None = None) -> FrameIndex:
     """Demux every packet of ``stream`` (from the file's start) and place its frames on a grid.
 
@@ -180,12 +213,15 @@ def index_frames(container, stream, fps: Fraction | None = None) -> FrameIndex:
     discarded = 0
     missing = 0
     dts_only: list[int] = []
+    codec = stream.codec_context.name
     for packet in container.demux(stream):
         if packet.size == 0:  # the flush packet at the end of the stream
             continue
         if packet.is_discard:  # an edit list hides it: decoded as a reference, never displayed
             discarded += 1
             continue
+        if codec in ("vp8", "vp9") and not packet_shows_frame(codec, memoryview(packet)):
+            continue  # a hidden reference frame: decoded, never displayed, so not a source frame
         p = packet.pts if packet.pts is not None else None
         if p is None:
             missing += 1

@@ -140,6 +140,12 @@ class VideoReader:
             index = index_frames(self._container, self._stream, fps=fps)
             self._container.seek(0, stream=self._stream, backward=True)
         self.index = index
+        # Files without presentation times whose decoder reorders (H.264 with B-frames in AVI, whose
+        # demuxer stamps packets in decode order): the frames come out in display order but stamped with
+        # their packets' decode-order times, so a frame's time says nothing; they are numbered by the order
+        # they come out, counted from the file's first packet
+        self._order_mode = (bool(index.synthesized) or self._container.format.name == "avi") \
+            and self._output_reorders()
         if index.vfr and warn_vfr:
             _warn_once(f"{self.path}: variable frame rate: on its {float(index.fps):.3f} fps grid "
                        f"{len(index.duplicated)} frame(s) repeat and {len(index.dropped)} source frame(s) are not "
@@ -193,12 +199,48 @@ class VideoReader:
         """Position the decoder at the keyframe before source frame ``k`` (``back`` seconds earlier)."""
         self._drop_decoder()
         tb = self.index.time_base
-        target = self.index.source_pts[k] - round(Fraction(back) / tb) if back < 1e8 else None
+        target = self.index.source_pts[k] - round(Fraction(back) / tb) if back < 1e8 and not self._order_mode else None
         if target is None or (back and target <= self.index.source_pts[0]):
-            self._container.seek(0, stream=self._stream, backward=True, any_frame=False)  # from the top
+            self._rewind()
         else:
-            self._container.seek(target, stream=self._stream, backward=True, any_frame=False)
+            try:
+                self._container.seek(target, stream=self._stream, backward=True, any_frame=False)
+            except av.error.FFmpegError:
+                # no keyframe at or before the target (an MP4 whose edit list starts mid-GOP refused the seek
+                # with EPERM): decode from the first packet instead
+                self._rewind()
         self._frames = self._decode_packets()
+
+    def _output_reorders(self, packets: int = 64) -> bool:
+        """Whether the decoder's frames come out stamped out of order over the first ``packets`` packets
+        (then rewinds)."""
+        last, reordered = None, False
+        try:
+            for n, packet in enumerate(self._container.demux(self._stream)):
+                try:
+                    frames = packet.decode()
+                except av.error.FFmpegError:
+                    continue
+                for frame in frames:
+                    t = frame.pts if frame.pts is not None else frame.dts
+                    if t is not None and last is not None and t < last:
+                        reordered = True
+                    last = t if t is not None else last
+                if reordered or n >= packets:
+                    break
+        finally:
+            self._rewind()
+        return reordered
+
+    def _rewind(self) -> None:
+        """Back to the file's first packet, by opening it again. A seek to time 0 is not that where an edit
+        list starts the stream with packets stamped before 0: an MP4 whose first shown frames are B-frames
+        needing a keyframe before the edit (marked discard) had the seek land on the next keyframe, and its
+        first two frames could not be decoded (androidx/media's ``iibbibb_editlist_videoonly.mp4``)."""
+        self._container.close()
+        self._container = open_input(self.path)
+        self._stream = video_stream(self._container, self.path)
+        self._stream.thread_type = "SLICE"
 
     def _decode_packets(self):
         """(source frame, av frame) in display order; a packet that fails to decode is skipped.
@@ -218,7 +260,9 @@ class VideoReader:
                 if self.display_rotation is None:
                     self.display_rotation = int(round((frame.rotation or 0) / 90.0)) * 90 % 360
                 pts = frame.pts if frame.pts is not None else frame.dts
-                if self.index.synthesized:
+                if self._order_mode:  # every decode starts at the first packet (_seek): order is display order
+                    k = order if order < self.index.source_frames else None
+                elif self.index.synthesized:
                     k = self._synth_source(pts, order)
                 else:
                     k = self.index.source_at_pts(pts) if pts is not None else None
@@ -249,8 +293,10 @@ class VideoReader:
         first, last = todo[0], todo[-1]
         wanted = set(todo)
         for attempt in range(4):
-            reuse = self._frames is not None and self._next_src != -1 and \
-                self._next_src <= first <= self._next_src + _DECODE_AHEAD and attempt == 0
+            # (numbered by output order, a read ahead of the live decoder goes on with it however far: a new
+            # decode would start from the first packet)
+            reuse = self._frames is not None and self._next_src != -1 and attempt == 0 and \
+                self._next_src <= first <= self._next_src + (self.index.source_frames if self._order_mode else _DECODE_AHEAD)
             if not reuse:
                 self._seek(first, back=(0.0, 2.0, 10.0, 1e9)[attempt])
             landed_late = False

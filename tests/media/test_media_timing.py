@@ -287,3 +287,83 @@ def test_cli_reports_vfr_in_probe_and_frames(tmp_path):
     run = subprocess.run([sys.executable, "-m", "s2v_toolkit", "frames", str(path), "--start", "4", "--count", "4",
                           "-o", str(tmp_path / "png")], capture_output=True, text=True, timeout=60)
     assert run.returncode == 0 and "5-6 repeat the previous source frame" in run.stdout, run.stdout
+
+
+def test_edit_list_whose_first_shown_frames_are_b_frames_reads_from_the_first_packet(tmp_path):
+    # B-frames, and the first three frames before the edit list's start (negative times): the first frames
+    # shown are B-frames that need the hidden keyframe. A seek to time 0 lands on the next keyframe, past
+    # it; the reader must decode from the file's first packet (a real Android test file did this)
+    # open GOPs of I B B (decode order I0 I3 B1 B2 I6 B4 B5 ...), the first frame before the edit
+    times = [Fraction(k - 1, 24) for k in range(40)]
+    path = _write(tmp_path / "bedit.mp4", times, list(range(40)), rate=24, time_base=Fraction(1, 12288),
+                  options={"x264-params": "keyint=3:min-keyint=3:bframes=2:b-adapt=0:open-gop=1:scenecut=0"})
+    v = probe(path).video
+    assert v.edit_list and v.frame_count == 39
+    with VideoReader(path) as r:
+        assert _stamps(r.read(0, 4)) == [1, 2, 3, 4]
+        assert _stamps(r.read(30, 2)) == [31, 32]
+        assert _stamps(r.read(0, 2)) == [1, 2]  # back to the start after a read further on
+
+
+def test_a_seek_the_demuxer_refuses_decodes_from_the_first_packet(tmp_path):
+    # an MP4 whose edit list starts mid-GOP refused a backward seek with EPERM (a raw PyAV error reached the
+    # user); the reader then decodes from the first packet
+    times = [Fraction(k, 25) for k in range(30)]
+    path = _write(tmp_path / "plain.mp4", times, list(range(30)), rate=25)
+    with VideoReader(path) as r:
+        def refuse(*a, **k):
+            raise av.error.PermissionError(1, "Operation not permitted")
+
+        real = r._container
+
+        class Refusing:
+            def __getattr__(self, name):
+                return getattr(real, name)
+
+            def seek(self, *a, **k):
+                refuse()
+
+        r._container = Refusing()
+        assert _stamps(r.read(20, 3)) == [20, 21, 22]
+
+
+def test_h264_avi_with_b_frames_reads_in_display_order(tmp_path):
+    # AVI has no presentation times: the demuxer stamps packets in decode order, and with B-frames the
+    # decoder's frames come out in display order carrying those stamps. Read by their stamps, frames were
+    # shuffled (a real MediaArea test file); they are numbered by the order they come out
+    path = tmp_path / "bframes.avi"
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=25, options={"bf": "2", "g": "10"})
+        s.width, s.height, s.pix_fmt = W, H, "yuv420p"
+        for i in range(40):
+            f = av.VideoFrame.from_ndarray(stamped_frame(i, W, H), format="rgb24")
+            f.pts = i
+            for p in s.encode(f):
+                c.mux(p)
+        for p in s.encode(None):
+            c.mux(p)
+    v = probe(path).video
+    assert v.frame_count == 40
+    with VideoReader(path) as r:
+        assert _stamps(r.read(0, 40)) == list(range(40))
+        assert _stamps(r.read(17, 3)) == [17, 18, 19]  # a read back from the middle
+        assert _stamps(r.read(5, 2)) == [5, 6]
+
+
+def test_vp9_packets_that_show_no_frame_are_not_source_frames():
+    from s2v_toolkit.media.frame_index import packet_shows_frame
+
+    shown, hidden = bytes([0x82, 0, 0]), bytes([0x80, 0, 0])  # frame marker 10, profile 0; show_frame bit 1 / 0
+    assert packet_shows_frame("vp9", shown) and not packet_shows_frame("vp9", hidden)
+    assert packet_shows_frame("vp9", bytes([0x88, 0]))  # show_existing_frame: displays a stored frame
+    assert not packet_shows_frame("vp9", bytes([0xB2, 0]))  # profile 3 (a reserved bit more): show_frame 0
+    assert packet_shows_frame("vp9", bytes([0xB1, 0]))  # profile 3: show_frame 1
+
+    def superframe(*frames):
+        marker = 0xC0 | (len(frames) - 1)  # one byte per frame size
+        return b"".join(frames) + bytes([marker, *[len(f) for f in frames], marker])
+
+    assert packet_shows_frame("vp9", superframe(hidden, shown))  # an alternate reference, then the shown frame
+    assert not packet_shows_frame("vp9", superframe(hidden, hidden))
+    assert packet_shows_frame("vp8", bytes([0x10, 0, 0])) and not packet_shows_frame("vp8", bytes([0x00, 0, 0]))
+    assert packet_shows_frame("h264", bytes([0x00]))  # other codecs: every packet is a frame
