@@ -245,7 +245,12 @@ def from_av(frame: av.VideoFrame, colour: ColourInfo | None = None) -> PlanarFra
         planes = [_to_code(np.nan_to_num(_plane_array(p, ftype).astype(np.float32)).clip(0, 1) * 65535.0, 16)
                   for p in list(frame.planes)[:3]]
         return PlanarFrame("gbrp16le", planes, ColourInfo(tags.primaries, tags.transfer, "gbr", "pc"))
-    if target != frame.format.name:
+    if frame.format.name.startswith("yuvj"):
+        # FFmpeg's deprecated full-range aliases (JPEG-style phone video): the same samples as the yuv*
+        # format, tagged full range. Relabelled, not converted; encoders such as FFV1 refuse yuvj*
+        target = "yuv" + frame.format.name[4:]
+        tags = ColourInfo(tags.primaries, tags.transfer, tags.matrix, "pc")
+    elif target != frame.format.name:
         # A pure repack (same samples, other layout): same matrix and range on both sides.
         frame = frame.reformat(format=target)
     dtype = np.uint8 if bit_depth(target) <= 8 else np.dtype("<u2")

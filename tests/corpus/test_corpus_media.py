@@ -203,10 +203,13 @@ def test_faces_track_and_tiny_redub_keep_every_frame(clip, tmp_path, generator):
                           line_start=line_start, analysis=analysis,
                           face=best.track_id if best is not None else None)
     except RedubError as exc:
-        # refused only where the tracker found no face through the line: one line, nothing written
+        # refused in one line, nothing written, only where the tracker found no face through the line, where
+        # the mouth is covered on most of it (the frames named), or for media displayed rotated (a phone's
+        # display matrix; not supported by the re-dub yet)
         line_frames = set(range(line_start, line_start + line_len))
-        assert not line_frames <= set(found), exc
-        assert "\n" not in str(exc) and not out.exists()
+        reason = str(exc)
+        assert not line_frames <= set(found) or "mouth occluded" in reason or "rotated" in reason, exc
+        assert "\n" not in reason and not out.exists()
         return
     out_info = probe(out).video
     assert out_info.frame_count == b - a + 1 and out_info.fps == v.fps
@@ -216,8 +219,10 @@ def test_faces_track_and_tiny_redub_keep_every_frame(clip, tmp_path, generator):
     with av.open(str(clip)) as c:  # the source frames of the range, by time, decoded again independently
         s = c.streams.video[0]
         want = {decoded.times[shown[g]] for g in range(a, b + 1)}
-        for f in c.decode(s):
-            t = f.pts * Fraction(s.time_base)
+        frames = list(c.decode(s)) if c.format.name == "avi" else c.decode(s)
+        times = sorted(f.pts * Fraction(s.time_base) for f in frames) if c.format.name == "avi" else None
+        for i, f in enumerate(frames):
+            t = times[i] if times is not None else f.pts * Fraction(s.time_base)  # AVI: the k-th out, k-th slot
             if t in want:
                 src_pix[t] = _rgb(f)
     for k, status in enumerate(statuses):

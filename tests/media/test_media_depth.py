@@ -291,3 +291,30 @@ def test_depths_read_a_variable_rate_10_bit_file_by_time(tmp_path):
         assert np.array_equal(fn[g].planes[0], codes[k])                        # the exact 10-bit codes
         assert np.array_equal(f16[g][..., 0], scale_to_16(codes[k], 10))         # exact 10 -> 16 bit
     assert fn[missing] is not fn[missing - 1]        # a repeated frame is its own copy (safe to composite)
+
+
+def test_full_range_jpeg_style_source_keeps_its_samples_through_lossless_ffv1(tmp_path):
+    # phone video decodes as yuvj420p (FFmpeg's full-range alias), which FFV1 refuses: a re-dub of a real
+    # Android clip stopped with a raw "avcodec_open2(ffv1) returned 22". Its planes are yuv420p samples
+    # tagged full range
+    src = tmp_path / "phone.mp4"
+    rng = np.random.default_rng(7)
+    with av.open(str(src), "w") as c:
+        s = c.add_stream("libx264", rate=25, options={"qp": "0"})
+        s.width, s.height, s.pix_fmt = 64, 48, "yuvj420p"
+        for i in range(3):
+            rgb = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+            for p in s.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuvj420p")):
+                c.mux(p)
+        for p in s.encode(None):
+            c.mux(p)
+    with VideoReader(src, depth="native") as r:
+        frames = r.read(0, 3)
+    assert frames[0].pix_fmt == "yuv420p" and frames[0].colour.range == "pc"
+    out = write_video(tmp_path / "out.mkv", frames, 25, preset="ffv1")
+    assert probe(out).video.pix_fmt == "yuv420p"
+    with VideoReader(out, depth="native") as r:
+        back = r.read(0, 3)
+    assert back[0].colour.range == "pc"
+    for a, b in zip(frames, back):
+        assert all(np.array_equal(p, q) for p, q in zip(a.planes, b.planes))
