@@ -163,18 +163,23 @@ def test_start_offset_is_reported_and_frame_zero_is_the_first_shown(tmp_path):
     assert _stamps(read_frames(path, 0, 3)) == [0, 1, 2]
 
 
-def test_mpeg4_avi_with_b_frames_seeks_to_the_frame_asked_for(tmp_path):
-    path = tmp_path / "anim.avi"
+def _write_avi(path, codec: str, options: dict, n: int):
+    """``n`` frames stamped 0.. at 25 fps in AVI (no presentation times: the muxer keeps packet order)."""
     with av.open(str(path), "w") as c:
-        s = c.add_stream("mpeg4", rate=25, options={"bf": "2", "g": "12"})
+        s = c.add_stream(codec, rate=25, options=options)
         s.width, s.height, s.pix_fmt = W, H, "yuv420p"
-        for i in range(130):
+        for i in range(n):
             f = av.VideoFrame.from_ndarray(stamped_frame(i, W, H), format="rgb24")
             f.pts = i
             for p in s.encode(f):
                 c.mux(p)
         for p in s.encode(None):
             c.mux(p)
+    return path
+
+
+def test_mpeg4_avi_with_b_frames_seeks_to_the_frame_asked_for(tmp_path):
+    path = _write_avi(tmp_path / "anim.avi", "mpeg4", {"bf": "2", "g": "12"}, 130)
     v = probe(path).video
     assert (v.frame_count, v.fps, v.vfr) == (130, 25, False)
     with VideoReader(path) as r:
@@ -331,17 +336,7 @@ def test_h264_avi_with_b_frames_reads_in_display_order(tmp_path):
     # AVI has no presentation times: the demuxer stamps packets in decode order, and with B-frames the
     # decoder's frames come out in display order carrying those stamps. Read by their stamps, frames were
     # shuffled (a real MediaArea test file); they are numbered by the order they come out
-    path = tmp_path / "bframes.avi"
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("libx264", rate=25, options={"bf": "2", "g": "10"})
-        s.width, s.height, s.pix_fmt = W, H, "yuv420p"
-        for i in range(40):
-            f = av.VideoFrame.from_ndarray(stamped_frame(i, W, H), format="rgb24")
-            f.pts = i
-            for p in s.encode(f):
-                c.mux(p)
-        for p in s.encode(None):
-            c.mux(p)
+    path = _write_avi(tmp_path / "bframes.avi", "libx264", {"bf": "2", "g": "10"}, 40)
     v = probe(path).video
     assert v.frame_count == 40
     with VideoReader(path) as r:
