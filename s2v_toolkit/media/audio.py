@@ -49,14 +49,30 @@ def _frame_array(frame: av.AudioFrame) -> np.ndarray:
     return arr.astype(np.float32, copy=False)
 
 
-def _time_zero(container, astream) -> tuple[Fraction, Fraction]:
-    """(t0, a0): the file's time zero (first video frame) and the audio stream's first sample time."""
+def _time_zero(container, astream, path: str) -> tuple[Fraction, Fraction]:
+    """(t0, a0): the file's time zero (the first video frame shown, as the frame grid places frame 0) and
+    the audio stream's first sample time.
+
+    Frame 0's time comes from the video's frame index (:func:`~s2v_toolkit.media.probe.probe`, cached per
+    process), not from the stream's start time: they differ where an MP4 edit list starts mid-GOP (FFmpeg
+    reports a start of 0 but shows frames from -0.333 s in a real Android test file), and audio read from
+    the start time then sat a third of a second off the frames it belongs to."""
     def start(s) -> Fraction | None:
         return Fraction(s.start_time) * Fraction(s.time_base) if s.start_time is not None and s.time_base else None
 
     a0 = start(astream) or Fraction(0)
     videos = [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
-    t0 = start(videos[0]) if videos else None
+    if not videos:
+        return a0, a0
+    from s2v_toolkit.media.probe import probe
+
+    try:
+        index = getattr(probe(path).video, "_index", None)
+    except MediaError:
+        index = None
+    if index is not None and index.source_pts:
+        return Fraction(index.start_pts) * index.time_base, a0
+    t0 = start(videos[0])
     return (t0 if t0 is not None else a0), a0
 
 
@@ -153,7 +169,7 @@ def read_audio_channels(
         if not sr_in:
             raise MediaError(path, "audio stream has no sample rate")
         sr_out = int(sample_rate or sr_in)
-        t0, a0 = _time_zero(container, astream)
+        t0, a0 = _time_zero(container, astream, path)
         # Output sample k sits at a0 + k / sr_out; the request starts at output sample k0.
         k0 = round((t0 + start - a0) * sr_out)
         k1 = None if duration is None else k0 + round(Fraction(duration) * sr_out)
