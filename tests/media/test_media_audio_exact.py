@@ -120,3 +120,30 @@ def test_convert_from_mkv_keeps_the_audio_exact(tmp_path):
     convert(src, tmp_path / "y.mov")
     got, rate = read_audio_channels(tmp_path / "y.mov", 0, SECONDS, sample_rate=None)
     assert rate == RATE and _snr(got, sine) >= 90
+
+
+def test_audio_time_zero_is_the_frame_grids_frame_zero(tmp_path, monkeypatch):
+    """Time 0 of an audio read is where the frame index puts frame 0, not the video stream's reported start:
+    an Android MP4 whose edit list starts mid-GOP reports a start of 0 while FFmpeg shows frames from
+    -0.333 s, and its audio read a third of a second off its frames. Here the index is moved by 0.2 s."""
+    import copy
+    import importlib
+
+    probe_module = importlib.import_module("s2v_toolkit.media.probe")  # the package exports probe() by that name
+    sine = _sine()
+    path = _ours(".mov")(tmp_path / "a.mov", sine)
+    plain, _ = read_audio_channels(path, 0, 1)
+    real_probe = probe_module.probe
+
+    def earlier(p):
+        info = real_probe(p)
+        index = copy.copy(info.video._index)  # the cached index is shared: move a copy
+        index.start_pts -= round(Fraction(1, 5) / index.time_base)  # frame 0 shown 0.2 s before the stream's start
+        info.video._index = index
+        return info
+
+    monkeypatch.setattr(probe_module, "probe", earlier)
+    moved, _ = read_audio_channels(path, 0, 1)
+    k = RATE // 5
+    assert np.all(moved[:, :k] == 0)  # before the audio's first sample: silence
+    assert _snr(moved[:, k:], plain[:, : RATE - k]) > 90
