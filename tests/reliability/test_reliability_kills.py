@@ -129,7 +129,17 @@ def test_sigterm_removes_the_temporary_file(tmp_path):
     """SIGTERM while a command writes: exit 143, no partial file under any name."""
     src = write_clip(tmp_path / "src.mp4", frames=240, size=(360, 640))
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    child = subprocess.Popen([sys.executable, "-m", "s2v_toolkit", "convert", str(src), str(tmp_path / "out.mov")],
+    # A child inherits its parent's blocked signals and ignored ones across exec; an earlier test's library
+    # in this pytest worker can leave SIGTERM so (the convert then ran to its end with exit 0 in CI runs
+    # where this file shared a worker with others). Started the way a shell starts a command: SIGTERM at
+    # its default and unblocked; what was inherited is printed for the failure message.
+    launcher = ("import runpy, signal, sys; "
+                "print('inherited SIGTERM:', signal.getsignal(signal.SIGTERM), "
+                "signal.pthread_sigmask(signal.SIG_BLOCK, []), file=sys.stderr); "
+                "signal.signal(signal.SIGTERM, signal.SIG_DFL); "
+                "signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM}); "
+                "sys.argv = ['s2vt', *sys.argv[1:]]; runpy.run_module('s2v_toolkit', run_name='__main__')")
+    child = subprocess.Popen([sys.executable, "-c", launcher, "convert", str(src), str(tmp_path / "out.mov")],
                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 60
     while time.time() < deadline and not temp_files(tmp_path) and child.poll() is None:
