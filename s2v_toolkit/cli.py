@@ -13,7 +13,7 @@ import importlib.util
 import sys
 from collections.abc import Sequence
 
-from s2v_toolkit import __version__
+from s2v_toolkit import __version__, interrupts
 from s2v_toolkit.errors import S2VError
 
 # Subcommands live in ``s2v_toolkit/commands/<group>.py``, each with ``register(subparsers)``.
@@ -38,10 +38,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class _Terminated(BaseException):
-    """SIGTERM as an exception: ``finally`` blocks and context managers run (temporary files are removed)."""
-
-
 def _exit_cleanly_on_sigterm():
     """Install the SIGTERM handler (main thread, default handler only); returns what undoes it."""
     import signal
@@ -54,10 +50,16 @@ def _exit_cleanly_on_sigterm():
 
     def _raise(signum, frame):
         signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the process at once
-        raise _Terminated()
+        interrupts.request()  # writing loops check it, should this exception be lost in a library callback
+        raise interrupts.Terminated()
 
+    def _restore():
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        interrupts.reset()
+
+    interrupts.reset()
     signal.signal(signal.SIGTERM, _raise)
-    return lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    return _restore
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -85,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("s2vt: interrupted", file=sys.stderr)
         return 130
-    except _Terminated:
+    except interrupts.Terminated:
         print("s2vt: terminated", file=sys.stderr)
         return 143
     except RecursionError:

@@ -31,6 +31,7 @@ import av
 import numpy as np
 import soxr
 
+from s2v_toolkit import interrupts
 from s2v_toolkit.errors import OutputError
 from s2v_toolkit.media.atomic import atomic_output
 from s2v_toolkit.media.pixels import ColourInfo, PlanarFrame, sws_args, to_av
@@ -262,6 +263,7 @@ def write_video(
             track: _AudioTrack | None = None
             written = 0
             for item in frames:
+                interrupts.check()  # a SIGTERM stops the write at the next frame (s2v_toolkit.interrupts)
                 if not isinstance(item, PlanarFrame) and np.asarray(item).dtype not in (np.uint8, np.uint16):
                     item = np.asarray(item, dtype=np.uint8)
                 if vstream is None:

@@ -185,3 +185,26 @@ def test_full_disk_names_the_file_and_removes_the_partial(tmp_path):
     finally:
         if mounted:
             subprocess.run(["umount", str(mnt)], capture_output=True)
+
+
+def test_a_sigterm_whose_exception_was_lost_still_stops_the_write(tmp_path):
+    """The SIGTERM handler also sets a flag that the writer checks every frame: where its exception is lost
+    in a library callback (a convert once wrote all its frames and exited 0 after a SIGTERM), the write
+    still stops at the next frame, leaving no partial file."""
+    import numpy as np
+
+    from s2v_toolkit import interrupts
+    from s2v_toolkit.media import write_video
+
+    def frames():
+        for k in range(30):
+            if k == 3:
+                interrupts.request()  # the handler ran; its exception did not reach this loop
+            yield np.zeros((48, 64, 3), np.uint8)
+
+    try:
+        with pytest.raises(interrupts.Terminated):
+            write_video(tmp_path / "out.mov", frames(), 25)
+    finally:
+        interrupts.reset()
+    assert temp_files(tmp_path) == [] and not (tmp_path / "out.mov").exists()
