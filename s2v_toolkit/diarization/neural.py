@@ -156,11 +156,11 @@ def _pieces(a: int, b: int, longest: int) -> list[tuple[int, int]]:
     return list(zip(cuts[:-1].tolist(), cuts[1:].tolist()))
 
 
-def _print_masks(model: CAMPPlus, chunk_frames: tuple[torch.Tensor, torch.Tensor], masks: np.ndarray) -> np.ndarray:
-    """Unit-length prints of the chunk's trunk frames (and their squares) pooled under each 0/1 mask row
-    (n, time)."""
+def _print_masks(model: CAMPPlus, chunk_frames: torch.Tensor, squares: torch.Tensor, masks: np.ndarray) -> np.ndarray:
+    """Unit-length prints of the chunk's trunk frames (``squares``: theirs squared) pooled under each 0/1
+    mask row (n, time)."""
     with torch.inference_mode():
-        stats = masked_stats(chunk_frames[0], torch.from_numpy(masks.astype(np.float32)), chunk_frames[1])
+        stats = masked_stats(chunk_frames, torch.from_numpy(masks.astype(np.float32)), squares)
         return _unit(model.embed_stats(stats).numpy().astype(np.float64))
 
 
@@ -190,7 +190,7 @@ def voice_prints(local: LocalVoices, frames: np.ndarray, frame_hop: float, model
         t = j0 * frame_hop + centre0 + np.arange(j1 - j0) * frame_hop - start
         f = np.clip(np.round((t - local.offset) / local.frame_step).astype(int), 0, n_seg - 1)
         chunk_frames = torch.from_numpy(frames[j0:j1]).float().T  # (torch widens float16 faster than numpy)
-        chunk_frames = (chunk_frames, chunk_frames ** 2)  # pooled under several masks: squared once
+        squares = chunk_frames ** 2  # pooled under several masks: squared once
 
         def mask(s, a, b):
             inside = (f >= a) & (f < b)
@@ -204,7 +204,7 @@ def voice_prints(local: LocalVoices, frames: np.ndarray, frame_hop: float, model
             usable = [i for i, m in enumerate(masks) if m.sum() >= 2]
             if len(usable) < 2:
                 return [(a, b)]
-            p = _print_masks(model, chunk_frames, np.stack([masks[i] for i in usable]))
+            p = _print_masks(model, chunk_frames, squares, np.stack([masks[i] for i in usable]))
             bounds = [a] + [parts[usable[k]][0] for k in range(1, len(usable))
                             if float(p[k - 1] @ p[k]) < cfg.change_similarity] + [b]
             return list(zip(bounds[:-1], bounds[1:]))
@@ -218,7 +218,7 @@ def voice_prints(local: LocalVoices, frames: np.ndarray, frame_hop: float, model
                 kept.append((s, a, b, w, seconds))
         if not kept:
             continue
-        prints.append(_print_masks(model, chunk_frames, np.stack([k[3] for k in kept])))
+        prints.append(_print_masks(model, chunk_frames, squares, np.stack([k[3] for k in kept])))
         units.extend((c, s, a, b) for s, a, b, _, _ in kept)
         clean.extend(k[4] for k in kept)
     if not prints:

@@ -110,8 +110,11 @@ class _SincNet(nn.Module):
         self.norm1d = nn.ModuleList([nn.InstanceNorm1d(n, affine=True) for n in (cfg.sinc_filters, c, c)])
 
     def forward(self, wave):  # (batch, 1, samples)
+        return self._after_pooling(self._pooled_magnitude(wave))
+
+    def _pooled_magnitude(self, wave):  # (batch, 1, samples) -> (batch, filters, frames / 3)
         x = self.conv1d[0](self.wav_norm1d(wave))  # the band-pass outputs of the normalised wave
-        return self._after_pooling(F.max_pool1d(x.abs(), 3, 3))  # their magnitude, pooled
+        return F.max_pool1d(x.abs(), 3, 3)  # their magnitude, pooled
 
     def _after_pooling(self, x):  # (batch, filters, frames / 3)
         x = F.leaky_relu(self.norm1d[0](x))
@@ -155,8 +158,8 @@ class _SincNet(nn.Module):
                                        (gain[row] * f_min[:, window] + shift).abs())
         rest = [i for i in range(len(offsets)) if offsets[i] % stride != 0]
         if rest:
-            pieces = torch.stack([span[offsets[i]:offsets[i] + samples] for i in rest])[:, None]
-            out[rest] = F.max_pool1d(F.conv1d(norm(pieces), filters, stride=stride).abs(), 3, 3)
+            pieces = torch.stack([span[offsets[i]:offsets[i] + samples] for i in rest])
+            out[rest] = self._pooled_magnitude(pieces[:, None])
         return self._after_pooling(out)
 
 

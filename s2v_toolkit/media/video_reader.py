@@ -128,11 +128,7 @@ class VideoReader:
         self.info = info or probe(self.path)
         if self.info.video is None:
             raise MediaError(self.path, "has no video stream (audio-only file): cannot read frames")
-        self._container = open_input(self.path)
-        self._stream = video_stream(self._container, self.path)
-        # Slice threads only: with FFmpeg's frame threading, opening many short-lived readers in one
-        # process deadlocked inside av.open (seen with PyAV 18 on H.264); slice threads never did.
-        self._stream.thread_type = "SLICE"
+        self._open()
         self._colour = ColourInfo.from_av(self._stream.codec_context)
         fps = Fraction(fps) if fps is not None else self.info.video.fps
         index: FrameIndex | None = getattr(self.info.video, "_index", None)
@@ -232,15 +228,20 @@ class VideoReader:
             self._rewind()
         return reordered
 
+    def _open(self) -> None:
+        self._container = open_input(self.path)
+        self._stream = video_stream(self._container, self.path)
+        # Slice threads only: with FFmpeg's frame threading, opening many short-lived readers in one
+        # process deadlocked inside av.open (seen with PyAV 18 on H.264); slice threads never did.
+        self._stream.thread_type = "SLICE"
+
     def _rewind(self) -> None:
         """Back to the file's first packet, by opening it again. A seek to time 0 is not that where an edit
         list starts the stream with packets stamped before 0: an MP4 whose first shown frames are B-frames
         needing a keyframe before the edit (marked discard) had the seek land on the next keyframe, and its
         first two frames could not be decoded (androidx/media's ``iibbibb_editlist_videoonly.mp4``)."""
         self._container.close()
-        self._container = open_input(self.path)
-        self._stream = video_stream(self._container, self.path)
-        self._stream.thread_type = "SLICE"
+        self._open()
 
     def _decode_packets(self):
         """(source frame, av frame) in display order; a packet that fails to decode is skipped.
@@ -295,8 +296,9 @@ class VideoReader:
         for attempt in range(4):
             # (numbered by output order, a read ahead of the live decoder goes on with it however far: a new
             # decode would start from the first packet)
+            ahead = self.index.source_frames if self._order_mode else _DECODE_AHEAD
             reuse = self._frames is not None and self._next_src != -1 and attempt == 0 and \
-                self._next_src <= first <= self._next_src + (self.index.source_frames if self._order_mode else _DECODE_AHEAD)
+                self._next_src <= first <= self._next_src + ahead
             if not reuse:
                 self._seek(first, back=(0.0, 2.0, 10.0, 1e9)[attempt])
             landed_late = False

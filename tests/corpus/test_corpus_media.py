@@ -43,6 +43,13 @@ def _rgb(f) -> np.ndarray:
     return f.reformat(format="rgb24", src_colorspace=matrix, src_color_range=rng).to_ndarray()
 
 
+def _display_times(container, stamps: list[Fraction]) -> list[Fraction]:
+    """Each decoded frame's display time, the frames in the order the decoder gave them. AVI stores no
+    presentation times: its stamps count packets in decode order, and the decoder gives the frames in display
+    order, one per slot: the k-th frame out takes the k-th slot."""
+    return sorted(stamps) if container.format.name == "avi" else stamps
+
+
 class Decoded:
     """The independent decode: every displayed frame's time and pixel digest, in presentation order."""
 
@@ -64,11 +71,8 @@ class Decoded:
                 for f in out:
                     t = (f.pts if f.pts is not None else f.dts) * tb
                     frames.append((t, _rgb(f)))
-            if c.format.name == "avi":
-                # AVI stores no presentation times: its stamps count packets in decode order, and the decoder
-                # gives the frames in display order, one per slot: the k-th frame out takes the k-th slot
-                slots = sorted(t for t, _ in frames)
-                frames = [(slot, rgb) for slot, (_, rgb) in zip(slots, frames)]
+            times = _display_times(c, [t for t, _ in frames])
+            frames = [(t, rgb) for t, (_, rgb) in zip(times, frames)]
         frames.sort(key=lambda x: x[0])
         self.times = [t for t, _ in frames]
         self.digests = [_digest(a) for _, a in frames]
@@ -219,10 +223,9 @@ def test_faces_track_and_tiny_redub_keep_every_frame(clip, tmp_path, generator):
     with av.open(str(clip)) as c:  # the source frames of the range, by time, decoded again independently
         s = c.streams.video[0]
         want = {decoded.times[shown[g]] for g in range(a, b + 1)}
-        frames = list(c.decode(s)) if c.format.name == "avi" else c.decode(s)
-        times = sorted(f.pts * Fraction(s.time_base) for f in frames) if c.format.name == "avi" else None
-        for i, f in enumerate(frames):
-            t = times[i] if times is not None else f.pts * Fraction(s.time_base)  # AVI: the k-th out, k-th slot
+        avi = c.format.name == "avi"  # the k-th frame out takes the k-th slot (_display_times): decoded.times[k]
+        for k, f in enumerate(c.decode(s)):
+            t = decoded.times[k] if avi else f.pts * Fraction(s.time_base)
             if t in want:
                 src_pix[t] = _rgb(f)
     for k, status in enumerate(statuses):
