@@ -327,8 +327,9 @@ def analyze_frames(frames: Iterable[tuple[int, np.ndarray]], fps: float, detecto
 
 
 def rotate_for_display(frame: np.ndarray, rotation: int) -> np.ndarray:
-    k = (rotation // 90) % 4
-    return np.ascontiguousarray(np.rot90(frame, k)) if k else frame
+    from s2v_toolkit.media import rotate_frame
+
+    return rotate_frame(frame, rotation)
 
 
 class VideoFrames:

@@ -12,6 +12,8 @@ Public API::
     convert(src, dst, preset=None, cfr=False, rate=None); convert_report(...) -> ConversionReport
     VideoReader(path, depth=16).read(...) -> uint16 R'G'B'; depth="native" -> [PlanarFrame] (decoded planes)
     PlanarFrame, ColourInfo, to_rgb / to_rgb_float / from_rgb, blend_rgb_patch (pixels: bit depth, colour)
+    display_transform(path) -> (degrees, display matrix); rotate_frame(frame, degrees): a frame turned upright;
+    write_video(..., display_rotation=degrees or matrix) carries a source's rotation to an output
     atomic_output(path) ; timecode helpers
 """
 
@@ -24,6 +26,7 @@ from s2v_toolkit.media.pixels import (
     blend_rgb_patch,
     from_av,
     from_rgb,
+    rotate_frame,
     sample_masks,
     scale_from_16,
     scale_to_16,
@@ -41,15 +44,15 @@ from s2v_toolkit.media.timecode import (
     timecode_to_frames,
 )
 from s2v_toolkit.media.frame_index import FrameIndex, index_frames
-from s2v_toolkit.media.video_reader import FrameMap, VideoReader, export_frames_png, read_frames
-from s2v_toolkit.media.writer import VIDEO_PRESETS, VideoPreset, write_video
+from s2v_toolkit.media.video_reader import FrameMap, VideoReader, display_transform, export_frames_png, read_frames
+from s2v_toolkit.media.writer import VIDEO_PRESETS, VideoPreset, check_display_rotation, write_video
 
 __all__ = [
-    "ColourInfo", "PlanarFrame", "blend_rgb_patch", "from_av", "from_rgb", "sample_masks", "scale_from_16",
-    "scale_to_16", "to_av", "to_rgb", "to_rgb_float",
+    "ColourInfo", "PlanarFrame", "blend_rgb_patch", "from_av", "from_rgb", "rotate_frame", "sample_masks",
+    "scale_from_16", "scale_to_16", "to_av", "to_rgb", "to_rgb_float",
     "ANALYSIS_RATE", "AudioInfo", "ConversionReport", "FrameIndex", "FrameMap", "MediaInfo", "STANDARD_RATES",
-    "VIDEO_PRESETS", "VideoInfo", "VideoPreset", "VideoReader", "atomic_group", "atomic_output", "clean_stale",
-    "convert", "convert_report", "encode_png", "ensure_output_dir", "export_frames_png", "index_frames", "pid_alive",
+    "VIDEO_PRESETS", "VideoInfo", "VideoPreset", "VideoReader", "atomic_group", "atomic_output",
+    "check_display_rotation", "clean_stale", "convert", "display_transform", "convert_report", "encode_png", "ensure_output_dir", "export_frames_png", "index_frames", "pid_alive",
     "frame_to_sample", "frames_to_timecode", "is_drop_frame_rate", "probe", "read_audio", "read_audio_channels",
     "read_frames", "snap_rate", "timecode_to_frames", "write_png", "write_video",
 ]

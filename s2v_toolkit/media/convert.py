@@ -16,8 +16,8 @@ from s2v_toolkit.errors import MediaError, OutputError
 from s2v_toolkit.media.audio import read_audio_channels
 from s2v_toolkit.media.probe import MediaInfo, probe
 from s2v_toolkit.media.timecode import frames_to_timecode, snap_rate
-from s2v_toolkit.media.video_reader import VideoReader
-from s2v_toolkit.media.writer import write_video
+from s2v_toolkit.media.video_reader import VideoReader, display_transform
+from s2v_toolkit.media.writer import check_display_rotation, write_video
 
 
 @dataclass
@@ -69,6 +69,10 @@ def convert_report(src: str | os.PathLike, dst: str | os.PathLike, preset: str |
     if v.vfr and not cfr:
         raise MediaError(src, f"has a variable frame rate ({v.duplicated} gap(s), {v.dropped} extra frame(s) on the "
                               f"{float(v.fps):.3f} fps grid); use s2vt convert --cfr to make a constant-rate copy")
+    # A phone's display matrix is carried over (the frames are written as stored), or refused in one line
+    # where the output cannot carry it: never a copy that plays sideways.
+    rotation, matrix = display_transform(src, info)
+    display = check_display_rotation(dst, matrix or rotation, preset)
     # The source planes (depth and colour kept); the report gives the VFR counts.
     with VideoReader(src, info, fps=fps, warn_vfr=False, depth="native") as reader:
         n = reader.frame_count
@@ -79,7 +83,8 @@ def convert_report(src: str | os.PathLike, dst: str | os.PathLike, preset: str |
         if tc and fps != v.fps:
             tc = frames_to_timecode(round(Fraction(v.start_frame) / v.fps * fps), fps)
         write_video(dst, iter(reader), fps, preset=preset, audio=audio, audio_rate=a_rate,
-                    start_timecode=tc, overwrite=overwrite, frame_count=n, progress=progress)
+                    start_timecode=tc, overwrite=overwrite, frame_count=n, progress=progress,
+                    display_rotation=display)
         fmap = reader.frame_map
         index = reader.index
     return ConversionReport(

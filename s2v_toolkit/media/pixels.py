@@ -18,7 +18,7 @@ primaries are carried as tags: no conversion changes them, so no gamut or transf
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import av
 import numpy as np
@@ -209,6 +209,29 @@ class PlanarFrame:
 
     def equal(self, other: "PlanarFrame") -> bool:
         return self.pix_fmt == other.pix_fmt and all(np.array_equal(a, b) for a, b in zip(self.planes, other.planes))
+
+
+def rotate_frame(frame, degrees: int):
+    """``frame`` turned ``degrees`` counter-clockwise (a multiple of 90; PyAV's ``frame.rotation`` sense),
+    as a new contiguous (H, W, C) array or :class:`PlanarFrame`; the frame itself when ``degrees`` is 0.
+
+    A PlanarFrame keeps its pixel format and every sample value: each plane is turned on its own, so
+    a 4:2:2 frame turned by 90 degrees has its chroma halved vertically instead of horizontally (the
+    blend and conversion functions here read the subsampling from the planes' shapes), and turning
+    it back restores the original planes exactly. An untagged Y'CbCr frame is tagged with the matrix
+    its own height implies, so that the turned frame (other height) converts with the same matrix.
+    """
+    if degrees % 90:
+        raise ValueError(f"rotation must be a multiple of 90 degrees, got {degrees}")
+    k = (degrees // 90) % 4
+    if not k:
+        return frame
+    if isinstance(frame, PlanarFrame):
+        colour = frame.colour
+        if frame.kind == "yuv" and colour.matrix not in _KR_KB:
+            colour = replace(colour, matrix=colour.resolved_matrix(frame.height))
+        return PlanarFrame(frame.pix_fmt, [np.ascontiguousarray(np.rot90(p, k)) for p in frame.planes], colour)
+    return np.ascontiguousarray(np.rot90(frame, k))
 
 
 # -------------------------------------------------------------------------------------------------

@@ -33,6 +33,32 @@ from s2v_toolkit.media.probe import MediaInfo, probe
 _DECODE_AHEAD = 48
 
 
+IDENTITY_MATRIX = (1 << 16, 0, 0, 0, 1 << 16, 0, 0, 0, 1 << 30)  # FFmpeg's display matrix layout
+
+
+def _display_matrix(frame: av.VideoFrame) -> tuple[int, ...] | None:
+    """The frame's display matrix (9 ints, FFmpeg's layout: 16.16 and 2.30 fixed point) unless none or
+    the identity; it can hold a mirror that ``frame.rotation`` (an angle) does not tell."""
+    try:
+        from av.sidedata.sidedata import Type
+
+        data = frame.side_data.get(Type.DISPLAYMATRIX)
+    except (ImportError, AttributeError):  # an older PyAV: only the angle is known
+        return None
+    if data is None or len(bytes(data)) != 36:
+        return None
+    matrix = tuple(int(x) for x in np.frombuffer(bytes(data), "<i4"))
+    return None if matrix == IDENTITY_MATRIX else matrix
+
+
+def display_transform(path: str | os.PathLike, info=None) -> tuple[int, tuple[int, ...] | None]:
+    """How the file asks players to show its frames: (counter-clockwise degrees, whole display matrix or
+    None), from its first frame (PyAV reads the display matrix from decoded frames only)."""
+    with VideoReader(path, info, warn_vfr=False) as reader:
+        reader.read(0, 1)
+        return reader.display_rotation or 0, reader.display_matrix
+
+
 def frame_to_rgb(frame: av.VideoFrame, depth: int | str = 8, colour: ColourInfo | None = None):
     """A decoded frame at ``depth``: (H, W, 3) uint8 / uint16 R'G'B', or its own planes ("native").
 
@@ -109,7 +135,8 @@ class VideoReader:
     (a list of :class:`~s2v_toolkit.media.pixels.PlanarFrame`: the decoded planes, untouched).
     ``last_map`` is the :class:`FrameMap` of the latest read; ``frame_map`` accumulates all reads.
     ``display_rotation``: how the file asks for its frames to be turned for display (frames are returned
-    as stored), known after the first read.
+    as stored), known after the first read; ``display_matrix``: the file's whole display matrix (9 ints,
+    None for none or the identity), which also tells a mirror.
     ``fps``: read on a grid at this rate instead of the probed one (e.g. to make a variable-rate
     source constant at a chosen rate). ``warn_vfr=False``: the caller reports the placement itself.
     """
@@ -157,6 +184,7 @@ class VideoReader:
         # Counter-clockwise degrees (0/90/180/270) the file's display matrix turns its frames (phones);
         # read from the decoded frames, so None until the first read
         self.display_rotation: int | None = None
+        self.display_matrix: tuple[int, ...] | None = None
 
     # -- context manager ------------------------------------------------------------------------
     def __enter__(self) -> "VideoReader":
@@ -260,6 +288,7 @@ class VideoReader:
             for frame in frames:
                 if self.display_rotation is None:
                     self.display_rotation = int(round((frame.rotation or 0) / 90.0)) * 90 % 360
+                    self.display_matrix = _display_matrix(frame)
                 pts = frame.pts if frame.pts is not None else frame.dts
                 if self._order_mode:  # every decode starts at the first packet (_seek): order is display order
                     k = order if order < self.index.source_frames else None

@@ -22,7 +22,7 @@ QuickTime/MP4, the material package timecode in MXF). Files are written atomical
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -133,6 +133,44 @@ def _av_frame(item, pix_fmt: str, colour: ColourInfo, height: int) -> av.VideoFr
     return frame
 
 
+def check_display_rotation(path: str | os.PathLike, rotation: int | Sequence[int],
+                           preset: str | None = None) -> int | tuple[int, ...]:
+    """``rotation`` as 0, 90, 180 or 270 degrees, or a display matrix as a tuple of 9 ints; an OutputError
+    where ``path`` (written with ``preset``) cannot carry it: what :func:`write_video` checks, for callers
+    that check before long work."""
+    path = Path(path)
+    spec = preset_for(path, preset)
+    if isinstance(rotation, (int, np.integer)):
+        if rotation % 90:
+            raise OutputError(path, f"display rotation must be a multiple of 90 degrees, got {rotation}")
+        value: int | tuple[int, ...] = int(rotation) % 360
+        what = f"rotated by {value} degrees"
+    else:
+        value = tuple(int(x) for x in rotation)
+        if len(value) != 9:
+            raise OutputError(path, f"a display matrix has 9 values, got {len(value)}")
+        what = _describe_matrix(value)
+    if not value or value == (1 << 16, 0, 0, 0, 1 << 16, 0, 0, 0, 1 << 30):  # none, or the identity
+        return 0
+    if spec.name in ("dpx", "exr") or path.suffix.lower() == ".mxf":
+        raise OutputError(path, f"the source is displayed {what} and {path.suffix} cannot carry a display "
+                                "rotation: write .mov, .mp4 or .mkv")
+    if not hasattr(av.video.stream.VideoStream, "set_display_matrix"):
+        raise OutputError(path, f"the source is displayed {what} and this PyAV ({av.__version__}) cannot "
+                                "write a display matrix (pip install -U av)")
+    return value
+
+
+def _describe_matrix(m: tuple[int, ...]) -> str:
+    """"rotated by 90 degrees", "rotated by 270 degrees and mirrored": a display matrix in words
+    (the angle as FFmpeg's av_display_rotation_get reads it, counter-clockwise)."""
+    import math
+
+    angle = -math.degrees(math.atan2(m[1] / (math.hypot(m[1], m[4]) or 1), m[0] / (math.hypot(m[0], m[3]) or 1)))
+    mirrored = m[0] * m[4] - m[1] * m[3] < 0
+    return f"rotated by {round(angle) % 360} degrees" + (" and mirrored" if mirrored else "")
+
+
 def preset_for(path: Path, preset: str | None) -> VideoPreset:
     ext = path.suffix.lower()
     name = preset or DEFAULT_PRESET_FOR_EXTENSION.get(ext)
@@ -223,6 +261,7 @@ def write_video(
     progress: bool = False,
     colour: ColourInfo | None = None,
     pix_fmt: str | None = None,
+    display_rotation: int | Sequence[int] = 0,
 ) -> Path:
     """Encode frames (and optional float audio) to ``path`` atomically; returns the path.
 
@@ -231,9 +270,14 @@ def write_video(
     file we write has audio and video of equal length. ``frame_count`` only sizes the progress bar.
     ``colour``: the tags to carry (default: the first PlanarFrame's, else BT.709/BT.601 by size);
     ``pix_fmt``: overrides the preset's pixel format (e.g. FFV1 at ``yuv422p10le``).
+    ``display_rotation``: counter-clockwise degrees a player should turn the frames, or a source's whole
+    display matrix (9 ints, FFmpeg's layout; ``VideoReader.display_matrix``) to carry over exactly, mirror
+    included, for a rotated source whose frames are written as stored; .mov, .mp4 and .mkv carry it, MXF
+    and image sequences cannot (an OutputError, before anything is written).
     """
     final = Path(path)
     spec = preset_for(final, preset)
+    display_rotation = check_display_rotation(final, display_rotation, preset)
     if spec.name in ("dpx", "exr"):
         from s2v_toolkit.media.sequence import write_sequence
 
@@ -277,6 +321,10 @@ def write_video(
                     vstream.width, vstream.height, vstream.pix_fmt = w, h, out_fmt
                     out_colour.apply_to(vstream.codec_context)
                     vstream.time_base = 1 / fps
+                    if isinstance(display_rotation, tuple):
+                        vstream.set_display_matrix(display_rotation)
+                    elif display_rotation:
+                        vstream.set_display_rotation(display_rotation)
                     if tc:
                         vstream.metadata["timecode"] = tc
                     if audio is not None:
@@ -284,7 +332,15 @@ def write_video(
                                             spec.audio_rate or audio_rate)
                 frame = _av_frame(item, out_fmt, out_colour, h)
                 frame.pts = written
-                for packet in vstream.encode(frame):
+                try:
+                    packets = vstream.encode(frame)
+                except av.error.FFmpegError as exc:
+                    if written:
+                        raise
+                    # the encoder opens on the first frame: a size or format it refuses is the user's to fix
+                    reason = str(exc).split("last error log: ", 1)[-1]
+                    raise OutputError(final, f"the {spec.name} encoder refused {w}x{h} {out_fmt}: {reason}") from None
+                for packet in packets:
                     container.mux(packet)
                 written += 1
                 if track:

@@ -581,7 +581,16 @@ def redub_video(video: str | os.PathLike, audio: str | os.PathLike, output: str 
     ``analysis``: a precomputed :class:`s2v_toolkit.faces.FaceAnalysis` of the shot (else it is tracked).
     ``resume_dir``: keep finished clips there and resume after the last one (see :func:`redub_stream`).
     """
-    from s2v_toolkit.media import VideoReader, frames_to_timecode, probe, read_audio, write_video
+    from s2v_toolkit.media import (
+        VideoReader,
+        check_display_rotation,
+        display_transform,
+        frames_to_timecode,
+        probe,
+        read_audio,
+        rotate_frame,
+        write_video,
+    )
 
     video, audio, output = Path(video), Path(audio), Path(output)
     settings = settings or RedubSettings()
@@ -616,9 +625,11 @@ def redub_video(video: str | os.PathLike, audio: str | os.PathLike, output: str 
         from s2v_toolkit.faces import analyze_video
 
         analysis = analyze_video(video, shot_start, shot_end)
-    if getattr(analysis, "rotation", 0):
-        raise RedubError(f"{video}: the video is displayed rotated by {analysis.rotation} degrees; "
-                         "rotated media is not supported by the re-dub yet (transcode it upright first)")
+    # Rotated media (a phone's display matrix): the face work is done on upright frames, as the
+    # analysis saw them; the output keeps the source's stored frames and its display rotation.
+    turn = int(getattr(analysis, "rotation", 0) or 0)
+    display = display_transform(video, info)
+    display_matrix = check_display_rotation(output, display[1] or display[0])
     if ref_image is not None and face is None and len(analysis.tracks) > 1:
         from s2v_toolkit.faces import reference_descriptor
 
@@ -654,17 +665,19 @@ def redub_video(video: str | os.PathLike, audio: str | os.PathLike, output: str 
     # frame shown at that time and damaged frames show their nearest good neighbour; both are recorded
     # in the sidecar (never a black or shifted frame).
     with VideoReader(video, info, depth="native") as reader, VideoReader(video, info, depth="native") as seeker:
-        stream = redub_stream(_shot_frames(reader, shot_start, shot_end), timing, line_16k, plan, generator,
+        upright = (rotate_frame(fr, turn) for fr in _shot_frames(reader, shot_start, shot_end))
+        stream = redub_stream(upright, timing, line_16k, plan, generator,
                               report, settings, reference=ref_image,
-                              frame_at=lambda f: seeker.read(f, 1)[0], progress=progress,
+                              frame_at=lambda f: rotate_frame(seeker.read(f, 1)[0], turn), progress=progress,
                               resume_dir=resume_dir, resume_key=resume_key)
+        stored = (rotate_frame(fr, -turn) for fr in stream)  # back as stored: untouched samples stay exact
         try:
             if is_main:
-                written = write_video(output, stream, v.fps, preset=preset, audio=audio_out,
+                written = write_video(output, stored, v.fps, preset=preset, audio=audio_out,
                                       audio_rate=OUTPUT_AUDIO_RATE, start_timecode=start_tc, overwrite=overwrite,
-                                      frame_count=timing.shot_frames)
+                                      frame_count=timing.shot_frames, display_rotation=display_matrix)
             else:  # the other ranks take part in every clip's generation but write nothing
-                for _ in stream:
+                for _ in stored:
                     pass
                 written = output
         except RedubError as exc:
@@ -690,9 +703,12 @@ def redub_video(video: str | os.PathLike, audio: str | os.PathLike, output: str 
                    "width": v.width, "height": v.height, "fps": str(v.fps), "start_timecode": v.start_timecode,
                    "pix_fmt": v.pix_fmt, "bit_depth": v.bit_depth, "colour": v.colour,
                    "reference": None if reference is None else str(reference),
-                   "vfr": v.vfr, "source_frames": v.source_frames, "frame_map": frame_map.to_dict()},
+                   "vfr": v.vfr, "source_frames": v.source_frames, "frame_map": frame_map.to_dict(),
+                   "display_rotation": display[0], "display_matrix": display[1], "faces_turned": turn},
         "output": {"path": str(written), "preset": preset or "default for " + output.suffix,
-                   "frames": timing.shot_frames, "start_timecode": start_tc, "fps": str(v.fps)},
+                   "frames": timing.shot_frames, "start_timecode": start_tc, "fps": str(v.fps),
+                   "display_rotation": display[0] if display_matrix else 0,
+                   "display_matrix": list(display_matrix) if isinstance(display_matrix, tuple) else None},
         "model": {"checkpoint": generator.bundle.to_dict(), "device": str(generator.device),
                   "dtype": str(generator.dit_dtype).replace("torch.", ""),
                   "loras": list(getattr(generator, "loras", []) or []),

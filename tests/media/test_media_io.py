@@ -156,6 +156,10 @@ def test_writer_refuses_to_overwrite_and_checks_extension(tmp_path):
         write_video(tmp_path / "b.mp4", [stamped_frame(0)], 25, preset="prores_hq")
     with pytest.raises(OutputError, match="even frame size"):
         write_video(tmp_path / "c.mp4", [np.zeros((11, 16, 3), np.uint8)], 25, preset="h264")
+    # a size the encoder refuses when it opens: one line naming the file, the preset and the size
+    with pytest.raises(OutputError, match=r"d.mxf: the dnxhr_hq encoder refused 64x64 yuv422p: .*too small"):
+        write_video(tmp_path / "d.mxf", [np.zeros((64, 64, 3), np.uint8)], 25, preset="dnxhr_hq")
+    assert not (tmp_path / "d.mxf").exists()
 
 
 def test_failure_mid_write_leaves_no_file_and_no_temp(tmp_path):
@@ -218,3 +222,26 @@ def test_ffv1_is_bit_exact(tmp_path):
     path = write_video(tmp_path / "exact.mkv", frames, Fraction(24000, 1001), start_timecode="10:00:00:00")
     assert np.array_equal(read_frames(path, 0, 6), frames)
     assert probe(path).video.start_timecode == "10:00:00:00"
+
+
+def test_convert_keeps_a_phone_display_matrix_or_refuses_in_one_line(tmp_path):
+    from s2v_toolkit.media import convert, display_transform
+
+    src = tmp_path / "phone.mp4"
+    with av.open(str(src), "w") as c:  # stored sideways, as a phone writes portrait video
+        s = c.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        s.set_display_rotation(270)
+        for k in range(4):
+            for p in s.encode(av.VideoFrame.from_ndarray(stamped_frame(k, 64, 48), format="rgb24")):
+                c.mux(p)
+        for p in s.encode(None):
+            c.mux(p)
+    rotation, matrix = display_transform(src)
+    assert rotation == 270 and matrix is not None
+    out = tmp_path / "phone.mov"
+    convert(src, out)
+    assert display_transform(out) == (rotation, matrix)  # plays the way the source does
+    with pytest.raises(OutputError, match=r"phone.dpx: the source is displayed rotated by 270 degrees"):
+        convert(src, tmp_path / "phone.dpx")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["phone.mov", "phone.mp4"]
