@@ -99,6 +99,20 @@ class MediaInfo:
     duration: float
     video: VideoInfo | None
     audio: list[AudioInfo] = field(default_factory=list)
+    # Broadcast WAV (bext chunk) TimeReference: the first sample's time of day in samples since midnight,
+    # as sound recorders stamp it; a timeline's source timecodes for the file count from there
+    time_reference: int | None = None
+
+    @property
+    def start_seconds(self) -> Fraction:
+        """Source time of the file's first frame/sample, in seconds: the video's start timecode, else
+        the BWF time reference at the audio's rate, else 0."""
+        v = self.video
+        if v is not None:
+            return Fraction(v.start_frame) / v.fps if v.start_timecode else Fraction(0)
+        if self.time_reference and self.audio and self.audio[0].sample_rate:
+            return Fraction(self.time_reference, self.audio[0].sample_rate)
+        return Fraction(0)
 
     def to_dict(self) -> dict:
         return {
@@ -107,6 +121,7 @@ class MediaInfo:
             "duration": self.duration,
             "video": self.video.to_dict() if self.video else None,
             "audio": [a.to_dict() for a in self.audio],
+            "time_reference": self.time_reference,
         }
 
     @classmethod
@@ -115,6 +130,7 @@ class MediaInfo:
             path=d["path"], format_name=d["format_name"], duration=d["duration"],
             video=VideoInfo.from_dict(d["video"]) if d.get("video") else None,
             audio=[AudioInfo.from_dict(a) for a in d.get("audio", [])],
+            time_reference=d.get("time_reference"),
         )
 
     def summary(self) -> str:
@@ -129,6 +145,10 @@ class MediaInfo:
             lines.append("  timing: " + v.timing_summary())
         for a in self.audio:
             lines.append(f"  audio #{a.index}: {a.codec} {a.sample_rate} Hz, {a.channels} ch ({a.layout}), {a.duration:.3f} s")
+        if self.time_reference is not None and not v and self.audio:
+            t = float(self.start_seconds)
+            lines.append(f"  BWF time reference: {self.time_reference} samples "
+                         f"({int(t // 3600):02d}:{int(t // 60 % 60):02d}:{t % 60:09.6f} time of day)")
         if not v and not self.audio:
             lines.append("  (no audio or video streams)")
         return "\n".join(lines)
@@ -253,4 +273,15 @@ def _probe(path: str) -> MediaInfo:
             ))
         if video is None and not audio:
             raise MediaError(path, "has neither audio nor video streams")
-        return MediaInfo(path=path, format_name=container.format.name, duration=duration, video=video, audio=audio)
+        return MediaInfo(path=path, format_name=container.format.name, duration=duration, video=video, audio=audio,
+                         time_reference=_time_reference(container))
+
+
+def _time_reference(container) -> int | None:
+    """The BWF bext TimeReference (FFmpeg's wav demuxer: format tag ``time_reference``), if any."""
+    text = next((v for k, v in container.metadata.items() if k.lower() == "time_reference"), None)
+    try:
+        value = int(str(text).strip()) if text is not None else None
+    except ValueError:
+        return None
+    return value if value is not None and value >= 0 else None

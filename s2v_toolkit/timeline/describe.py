@@ -539,7 +539,7 @@ class _Walker:
     def check_media_length(self, clip, link: MediaLink, media_range: TimeRange) -> list[str]:
         if not (self.check_media and link.status == OK):
             return []
-        from s2v_toolkit.timeline.media_access import probe_facts
+        from s2v_toolkit.timeline.media_access import probe_facts, range_outside_media
 
         if link.path not in self.probed:  # a cut uses the same file many times: open it once
             try:
@@ -550,14 +550,10 @@ class _Walker:
         if isinstance(facts, str):
             return [facts]
         media_start = media_origin(clip, facts)
-        need_end = seconds(media_range.end_time_exclusive()) - media_start
-        start = seconds(media_range.start_time) - media_start
-        have = Fraction(facts.duration).limit_denominator(1_000_000)
-        out = []
-        if start < 0 or need_end > have + Fraction(1, 1000):
-            out.append(f"media is shorter than the clip's source range: needs {float(start):.3f}s to "
-                       f"{float(need_end):.3f}s, file has 0 to {float(have):.3f}s")
-        return out
+        problem = range_outside_media(media_start, seconds(media_range.start_time) - media_start,
+                                      seconds(media_range.end_time_exclusive()) - media_start,
+                                      Fraction(facts.duration).limit_denominator(1_000_000))
+        return [problem] if problem else []
 
 
 def _looks_like_retime(eff) -> bool:
@@ -570,13 +566,12 @@ def info_kind(track) -> str:
 
 
 def media_origin(clip: otio.schema.Clip, facts) -> Fraction:
-    """Seconds of source time at the file's first sample/frame (its start timecode)."""
+    """Seconds of source time at the file's first sample/frame: the media range the timeline states,
+    else the file's own start timecode or BWF time reference (``MediaFacts.origin``)."""
     ref = clip.media_reference
     if ref is not None and ref.available_range is not None:
         return seconds(ref.available_range.start_time)
-    if facts is not None and facts.fps and facts.start_frame:
-        return Fraction(facts.start_frame) / Fraction(facts.fps)
-    return Fraction(0)
+    return facts.origin if facts is not None else Fraction(0)
 
 
 def describe_timeline(

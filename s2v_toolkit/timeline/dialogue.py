@@ -17,7 +17,7 @@ import numpy as np
 
 from s2v_toolkit.timeline.describe import TimelineClip, TimelineDescription, TrackInfo
 from s2v_toolkit.timeline.errors import TimelineError
-from s2v_toolkit.timeline.media_access import probe_facts, read_audio_16k
+from s2v_toolkit.timeline.media_access import probe_facts, range_outside_media, read_audio_16k
 from s2v_toolkit.timeline.media_link import OK
 from s2v_toolkit.timeline.roles import METADATA_NAMESPACE
 from s2v_toolkit.timeline.timecode import RationalTime, Time, rate_fraction
@@ -160,12 +160,14 @@ def _measured_choice(desc, audio: list[TrackInfo], measure) -> list[TrackInfo]:
 
 
 def _file_offset(clip: TimelineClip) -> Fraction:
-    """Seconds into the file where the clip's source range starts (source time minus media origin)."""
+    """Seconds into the file where the clip's source range starts (source time minus media origin).
+
+    The origin is the media's range as the timeline states it, else the file's own: its start timecode,
+    or for a sound recorder's WAV its BWF time reference (an EDL's source timecodes count from there)."""
     if clip.media.available_range is not None:
         origin = clip.media.available_range.start.seconds
     else:
-        facts = probe_facts(clip.media.path)
-        origin = Fraction(facts.start_frame) / facts.fps if facts.fps and facts.start_frame else Fraction(0)
+        origin = probe_facts(clip.media.path).origin
     return clip.media_range.start.seconds - origin
 
 
@@ -261,11 +263,17 @@ def render_track(desc: TimelineDescription, track: TrackInfo, sample_rate: int =
             if channel is not None and channel >= _channel_count(clip.media.path, channels_seen):
                 out.problems.append(f"{label}: plays channel {channel + 1}, media has fewer; all channels mixed")
                 channel = None
+            # what the clip consumes of its media (a speed change reads more or less than it plays)
+            used = Fraction(n, sample_rate) if clip.speed == 1.0 else Fraction(clip.media_range.duration_seconds)
+            facts = probe_facts(clip.media.path)
+            outside = range_outside_media(clip.media_range.start.seconds - start, start, start + used,
+                                          Fraction(facts.duration).limit_denominator(1_000_000))
+            if outside:  # read as silence: said, never silently
+                out.problems.append(f"{label}: {outside}")
             if clip.speed == 1.0:
-                audio = read_audio_16k(clip.media.path, start, Fraction(n, sample_rate), sample_rate, channel)
+                audio = read_audio_16k(clip.media.path, start, used, sample_rate, channel)
             else:
                 # NLE speed change without pitch correction: read what the clip consumes, resample to fit
-                used = clip.media_range.duration_seconds
                 raw = read_audio_16k(clip.media.path, start, used, sample_rate, channel)
                 if clip.speed < 0:
                     raw = raw[::-1]

@@ -20,6 +20,7 @@ class MediaFacts:
     fps: Fraction | None = None     # video rate, if the file has video
     has_audio: bool = True
     audio_channels: int = 0         # channels of the first audio stream
+    origin: Fraction = Fraction(0)  # source time of the first frame/sample, seconds: start timecode or BWF
 
 
 def probe_facts(path: str | os.PathLike) -> MediaFacts:
@@ -33,6 +34,7 @@ def probe_facts(path: str | os.PathLike) -> MediaFacts:
         fps=Fraction(v.fps) if v is not None else None,
         has_audio=bool(info.audio),
         audio_channels=int(info.audio[0].channels) if info.audio else 0,
+        origin=info.start_seconds,
     )
 
 
@@ -51,3 +53,22 @@ def read_audio_16k(path: str | os.PathLike, start: Fraction, duration: Fraction,
     if out.shape[0] != want:  # guard the exact length the caller places at record time
         out = np.pad(out, (0, max(0, want - out.shape[0])))[:want]
     return out
+
+
+def range_outside_media(origin: Fraction, start: Fraction, end: Fraction, duration: Fraction) -> str | None:
+    """The problem, in one phrase, when a clip needs seconds ``start``..``end`` of a file (counted from its
+    first sample/frame, whose source time is ``origin`` seconds) and the file (``duration`` s) does not
+    hold all of them; None when it does."""
+    if start >= 0 and end <= duration + Fraction(1, 1000):
+        return None
+    held = max(min(end, duration) - max(start, Fraction(0)), Fraction(0))
+    part = "none of that range" if not held else f"{float(held / (end - start)):.0%} of that range"
+    return (f"media does not hold the clip's source range: needs {_clock(origin + start)}-{_clock(origin + end)}, "
+            f"the file holds {_clock(origin)}-{_clock(origin + duration)} (it has {part}; what it lacks reads as "
+            "silence or the nearest frame: another file of that name, or a start timecode the file does not carry?)")
+
+
+def _clock(t: Fraction) -> str:
+    """Seconds as hh:mm:ss.mmm (rate-free: source times of files at other rates)."""
+    sign, t = ("-" if t < 0 else ""), abs(float(t))
+    return f"{sign}{int(t // 3600):02d}:{int(t // 60 % 60):02d}:{t % 60:06.3f}"

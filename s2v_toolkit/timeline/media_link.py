@@ -10,6 +10,7 @@ from urllib.parse import unquote, urlparse
 
 import opentimelineio as otio
 
+from s2v_toolkit.timeline.roles import METADATA_NAMESPACE
 from s2v_toolkit.timeline.timecode import Span
 
 # status values (stable, part of the inspect JSON)
@@ -78,6 +79,20 @@ def url_to_path(url: str) -> str:
     return url
 
 
+PICTURE_EXTENSIONS = frozenset({".mov", ".mp4", ".m4v", ".mxf", ".avi", ".mkv", ".mts", ".m2ts", ".ts", ".webm"})
+SOUND_EXTENSIONS = frozenset({".wav", ".bwf", ".rf64", ".aif", ".aiff", ".flac", ".mp3", ".m4a"})
+MEDIA_EXTENSIONS = PICTURE_EXTENSIONS | SOUND_EXTENSIONS
+
+
+def _track_kind(clip: otio.schema.Clip) -> str | None:
+    track = clip.parent()
+    while track is not None and not isinstance(track, otio.schema.Track):
+        track = track.parent()
+    if track is None:
+        return None
+    return {otio.schema.TrackKind.Audio: "audio", otio.schema.TrackKind.Video: "video"}.get(track.kind)
+
+
 class MediaResolver:
     """Resolves media references against the timeline's folder and user search folders."""
 
@@ -120,6 +135,42 @@ class MediaResolver:
                 return hits[0], "search folder"
         return None, None
 
+    def _find_named(self, link: MediaLink, names: list[str], kind: str | None) -> MediaLink:
+        """The first of ``names`` (file names, or names without the extension) found as a media file in
+        the timeline's folder or under the search folders; for a stem, a picture file for a video clip
+        and a sound file first for an audio clip."""
+        for name in names:
+            found = self._media_by_name(name, kind)
+            if found is not None:
+                link.status, link.path, link.found_by = OK, str(found), f"named '{name}'"
+                link.url = name
+                return link
+        link.status = MISSING
+        where = "the timeline's folder" + (" and the --search folders" if self.search_dirs else
+                                           " (pass --search DIR to look elsewhere)")
+        link.problems.append("the timeline holds no file reference, only names: "
+                             + ", ".join(f"'{n}'" for n in names) + f"; no media file of those names in {where}")
+        return link
+
+    def _media_by_name(self, name: str, kind: str | None) -> Path | None:
+        name = name.replace("\\", "/").rsplit("/", 1)[-1].strip()
+        if not name:
+            return None
+        pool = self._name_index()
+        local = ([p for p in self.timeline_dir.iterdir() if p.is_file()]
+                 if self.timeline_dir and self.timeline_dir.is_dir() else [])
+        lower = name.lower()
+        exact = [p for p in local if p.name.lower() == lower] + pool.get(lower, [])
+        exact = [p for p in exact if p.suffix.lower() in MEDIA_EXTENSIONS]
+        if exact:
+            return exact[0]
+        stem = [p for p in local + [q for hits in pool.values() for q in hits]
+                if p.stem.lower() == lower and p.suffix.lower() in MEDIA_EXTENSIONS]
+        if not stem:
+            return None
+        first = SOUND_EXTENSIONS if kind == "audio" else PICTURE_EXTENSIONS
+        return sorted(stem, key=lambda p: p.suffix.lower() not in first)[0]
+
     def resolve(self, clip: otio.schema.Clip) -> MediaLink:
         keys: list[str] = []
         active = None
@@ -138,6 +189,9 @@ class MediaResolver:
         if ref.available_range is not None:
             link.available_range = Span.from_otio(ref.available_range)
         if isinstance(ref, otio.schema.MissingReference):
+            names = list(ref.metadata.get(METADATA_NAMESPACE, {}).get("media_names", []) or [])
+            if names:  # a format without file references (EDL) named the media instead
+                return self._find_named(link, names, _track_kind(clip))
             link.status = OFFLINE
             link.problems.append("media offline in the editor's project (no file reference)")
             return link

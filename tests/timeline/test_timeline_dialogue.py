@@ -145,7 +145,7 @@ def test_media_shorter_than_source_range_is_reported_per_clip(tmp_path):
     tl.tracks.append(tr)
     desc = describe_timeline(tl)
     long_clip, fine_clip = desc.clips
-    assert any("shorter" in p for p in long_clip.media.problems)
+    assert any("does not hold the clip's source range" in p for p in long_clip.media.problems)
     assert not fine_clip.media.problems and fine_clip.media.exists
     # extraction still renders both: the missing tail is silence, not an error
     (track,) = extract_dialogue(desc)
@@ -175,8 +175,12 @@ def test_video_media_with_timecode_is_probed_for_origin_and_length(tmp_path):
     desc = describe_timeline(tl)
     in_file, past_end = desc.clips
     assert not in_file.media.problems
-    assert any("shorter" in p for p in past_end.media.problems)
+    assert any("needs 01:00:01.600-01:00:02.400, the file holds 01:00:00.000-01:00:02.000 (it has 50% of that"
+               in p for p in past_end.media.problems), past_end.media.problems
     (track,) = extract_dialogue(desc)
+    # the extraction says it too (it reads what the file has and silence for the rest)
+    assert [p for p in track.problems if "does not hold" in p] == [f"{past_end.id} 'past_end': "
+                                                                   + past_end.media.problems[0]]
     peaks = _peaks(track.signal)
     assert len(peaks) == 1 and abs(peaks[0] - int(round(Fraction(1, 5) * SR))) <= 1   # 0.2 s into the cut
 

@@ -63,6 +63,7 @@ def read(path: Path, *, rate: float | None = None) -> LoadedTimeline:
     notes.extend(exact_speeds(fixed, timeline, float(rate)))
     notes.extend(loc_markers_at_record(timeline))
     mark_source_modes(timeline, fixed, float(rate))
+    name_media(timeline)
     md = {"drop_frame": header_drop_frame(text) and can_drop_frame(float(rate))}
     if timeline.global_start_time is not None:
         md["start_timecode"] = timecode(timeline.global_start_time, float(rate), md["drop_frame"])
@@ -319,6 +320,37 @@ def exact_speeds(text: str, timeline: otio.schema.Timeline, rate: float) -> list
                 fixed += 1
     return [f"{fixed} speed effect(s) read from their event's source/record timecodes "
             "(the M2 speed is rounded)"] if fixed else []
+
+
+# reels that name no file: black, auxiliary source (Premiere and Resolve write AX for file-based media)
+_NO_FILE_REELS = {"BL", "BLK", "BLACK", "AX", "AUX"}
+_FILE_COMMENT = re.compile(r"^\s*(?:SOURCE FILE|FROM FILE)\s*:\s*(.+?)\s*$", re.I)
+
+
+def name_media(timeline: otio.schema.Timeline) -> None:
+    """An EDL holds no file references (the adapter gives every clip a MissingReference); what it holds
+    are names: ``* SOURCE FILE:`` / ``* FROM FILE:`` comments (Avid, Resolve), the clip name
+    (``* FROM CLIP NAME:``, often the file's name) and the reel. They go on the reference, in that
+    order, as ``media_names``, for the media resolver to find the files by (timeline folder, --search)."""
+    for clip in timeline.find_clips():
+        ref = clip.media_reference
+        if not isinstance(ref, otio.schema.MissingReference):
+            continue
+        cmx = clip.metadata.get("cmx_3600", {})
+        names = []
+        for comment in cmx.get("comments", []) or []:
+            m = _FILE_COMMENT.match(str(comment))
+            if m:
+                names.append(m.group(1))
+        names.append(clip.name or "")
+        reel = str(cmx.get("reel") or "").strip()
+        if reel.upper() not in _NO_FILE_REELS:
+            names.append(reel)
+        names = list(dict.fromkeys(n.strip() for n in names if n and n.strip()))
+        if names:
+            md = dict(ref.metadata.get(METADATA_NAMESPACE, {}))
+            md["media_names"] = names
+            ref.metadata[METADATA_NAMESPACE] = md
 
 
 def mark_source_modes(timeline: otio.schema.Timeline, text: str, rate: float) -> None:

@@ -1,0 +1,143 @@
+"""An EDL's media: the list holds no file references, only names (``* SOURCE FILE:`` of Avid and Resolve,
+``* FROM CLIP NAME:``, the reel), and its source timecodes count from each file's own start: a camera
+file's start timecode, or a sound recorder's BWF time reference (samples since midnight). Before, every
+EDL clip was "offline in the editor's project" whatever --search said, and a WAV's source range was read
+from 0 (silence)."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import av
+import numpy as np
+import soundfile as sf
+
+from s2v_toolkit.media import probe, write_video
+from s2v_toolkit.timeline import describe_timeline, extract_dialogue, read_timeline
+
+RATE = 25
+HOUR_16 = 16 * 3600  # a recorder's time of day: 16:00:00:00
+
+
+def _bwf(path, seconds: float, time_reference: int | None, click_at: float | None = None, sr: int = 48000):
+    """A mono WAV with a bext chunk carrying ``time_reference`` (samples since midnight), a click at
+    ``click_at`` seconds into the file."""
+    pcm = np.zeros(int(seconds * sr), np.int16)
+    if click_at is not None:
+        pcm[int(round(click_at * sr))] = 30000
+    options = {"write_bext": "1"} if time_reference is not None else {}
+    with av.open(str(path), "w", options=options) as c:
+        if time_reference is not None:
+            c.metadata["time_reference"] = str(time_reference)
+        s = c.add_stream("pcm_s16le", rate=sr, layout="mono")
+        frame = av.AudioFrame.from_ndarray(pcm[None], format="s16", layout="mono")
+        frame.sample_rate, frame.pts = sr, 0
+        for p in s.encode(frame):
+            c.mux(p)
+        for p in s.encode(None):
+            c.mux(p)
+    return path
+
+
+def _edl(path, events: str):
+    path.write_text("TITLE: MEDIA NAMES\nFCM: NON-DROP FRAME\n\n" + events)
+    return path
+
+
+def _describe(edl, search=()):
+    return describe_timeline(read_timeline(edl, rate=RATE), search_dirs=tuple(search))
+
+
+def test_probe_reads_the_bwf_time_reference(tmp_path):
+    info = probe(_bwf(tmp_path / "take.wav", 1.0, HOUR_16 * 48000))
+    assert info.time_reference == HOUR_16 * 48000 and info.start_seconds == HOUR_16
+    assert "16:00:00.000000 time of day" in info.summary()
+    plain = probe(_bwf(tmp_path / "plain.wav", 1.0, None))
+    assert plain.time_reference is None and plain.start_seconds == 0
+
+
+def test_edl_sound_clip_reads_its_bwf_file_from_the_time_reference(tmp_path):
+    media = tmp_path / "media"
+    media.mkdir()
+    # the recorder's file starts at 16:00:00:00; a click 6.2 s in, i.e. at 16:00:06:05
+    _bwf(media / "T012_SC4_TK2.wav", 20.0, HOUR_16 * 48000, click_at=6.2)
+    edl = _edl(tmp_path / "cut.edl",
+               "001  SC4TK2   A     C        16:00:05:00 16:00:10:00 01:00:00:00 01:00:05:00\n"
+               "* FROM CLIP NAME:  SC4-2 BOOM\n"
+               "* SOURCE FILE: T012_SC4_TK2\n")
+    before = _describe(edl)
+    (clip,) = before.clips
+    assert clip.media.status == "missing"  # not in the timeline's folder: said with the names it looked for
+    assert "'T012_SC4_TK2', 'SC4-2 BOOM', 'SC4TK2'" in clip.media.problems[0]
+    assert "--search" in clip.media.problems[0]
+    desc = _describe(edl, [media])
+    (clip,) = desc.clips
+    assert clip.media.status == "ok" and clip.media.path == str(media / "T012_SC4_TK2.wav")
+    assert clip.media.found_by == "named 'T012_SC4_TK2'" and not clip.media.problems
+    (track,) = extract_dialogue(desc, ["A1"])
+    assert not track.problems
+    peak = int(np.argmax(np.abs(track.signal)))
+    assert abs(peak - int(1.2 * track.sample_rate)) <= 1  # 16:00:06:05 is 1.2 s into the cut
+
+
+def test_edl_sound_clip_on_a_file_without_its_timecode_is_said_not_silent(tmp_path):
+    _bwf(tmp_path / "boom.wav", 20.0, None)  # a WAV that lost its bext chunk
+    edl = _edl(tmp_path / "cut.edl",
+               "001  BOOM     A     C        16:00:05:00 16:00:10:00 01:00:00:00 01:00:05:00\n"
+               "* FROM CLIP NAME:  boom.wav\n")
+    desc = _describe(edl)
+    (clip,) = desc.clips
+    assert clip.media.status == "ok" and clip.media.found_by == "named 'boom.wav'"
+    want = ("needs 16:00:05.000-16:00:10.000, the file holds 00:00:00.000-00:00:20.000 "
+            "(it has none of that range")
+    assert any(want in p for p in clip.media.problems), clip.media.problems
+    (track,) = extract_dialogue(desc, ["A1"])
+    assert any(want in p for p in track.problems), track.problems
+
+
+def test_a_stem_finds_picture_for_a_video_event_and_sound_for_an_audio_event(tmp_path):
+    media = tmp_path / "media"
+    (media / "sound").mkdir(parents=True)
+    (media / "picture").mkdir()
+    frames = np.zeros((4, 32, 32, 3), np.uint8)
+    write_video(media / "picture" / "A054C002.mov", frames, RATE, preset="h264", start_timecode="10:00:00:00")
+    _bwf(media / "sound" / "A054C002.wav", 2.0, 10 * 3600 * 48000)
+    (media / "A054C002.xml").write_text("<not media/>")  # a sidecar of the same name is never taken
+    edl = _edl(tmp_path / "cut.edl",
+               "001  SR005    V     C        10:00:00:00 10:00:00:04 01:00:00:00 01:00:00:04\n"
+               "* SOURCE FILE: A054C002\n"
+               "002  SR005    A     C        10:00:00:00 10:00:00:04 01:00:00:00 01:00:00:04\n"
+               "* SOURCE FILE: A054C002\n")
+    desc = _describe(edl, [media])
+    by_kind = {c.kind: c for c in desc.clips}
+    assert by_kind["video"].media.path == str(media / "picture" / "A054C002.mov")
+    assert by_kind["audio"].media.path == str(media / "sound" / "A054C002.wav")
+    assert all(not c.media.problems for c in desc.clips)
+
+
+def test_black_and_auxiliary_reels_name_no_file(tmp_path):
+    (tmp_path / "BL.mov").write_bytes(b"")  # would be taken if a reel "BL" named a file
+    edl = _edl(tmp_path / "cut.edl",
+               "001  BL       V     C        00:00:00:00 00:00:01:00 01:00:00:00 01:00:01:00\n"
+               "002  AX       V     C        01:00:04:05 01:00:05:12 01:00:01:00 01:00:02:07\n"
+               "* FROM CLIP NAME:  ZZ100_501.take_1.0001.exr\n")
+    desc = _describe(edl)
+    named = [c for c in desc.clips if c.media.status != "generator"]
+    assert named and all(c.media.status != "ok" for c in named)
+    assert all("'BL'" not in p and "'AX'" not in p for c in named for p in c.media.problems)
+
+
+def test_video_event_with_the_camera_files_timecode(tmp_path):
+    """A picture file named by its clip name, its source timecodes counted from its start timecode."""
+    fps = Fraction(RATE)
+    write_video(tmp_path / "1-2B.mov", np.zeros((50, 32, 32, 3), np.uint8), fps, preset="h264",
+                start_timecode="19:11:54:00")
+    edl = _edl(tmp_path / "cut.edl",
+               "001  SR018    V     C        19:11:54:10 19:11:55:10 01:00:00:00 01:00:01:00\n"
+               "* FROM CLIP NAME:  1-2B\n"
+               "002  SR018    V     C        19:11:55:10 19:11:57:10 01:00:01:00 01:00:03:00\n"
+               "* FROM CLIP NAME:  1-2B\n")
+    first, second = _describe(edl).clips
+    assert first.media.status == second.media.status == "ok" and not first.media.problems
+    assert any("needs 19:11:55.400-19:11:57.400, the file holds 19:11:54.000-19:11:56.000 (it has 30% of"
+               in p for p in second.media.problems), second.media.problems
