@@ -26,6 +26,9 @@ def register(sub) -> None:
     p.add_argument("--allow-missing-media", action="store_true",
                    help="accept silence where a dialogue clip's media is not found (default: exit 2 naming each)")
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
+    from s2v_toolkit.commands.timeline import media_options
+
+    media_options(p)  # --search DIR (kept in the plan for render and conform), --rate of an EDL
     p.set_defaults(func=_cmd_plan)
 
     p = sub.add_parser("render", help="render a plan's queued jobs (resumable; done jobs are skipped)")
@@ -113,7 +116,8 @@ def _cmd_plan(args) -> int:
     turns = _load_turns(args.turns) if args.turns else None
     plan = build_plan(args.timeline, args.cast, dialogue_tracks=args.tracks, turns=turns,
                       face_check=not args.no_face_check, backend=args.backend, num_speakers=args.num_speakers,
-                      progress=True, allow_missing_media=args.allow_missing_media)
+                      progress=True, allow_missing_media=args.allow_missing_media,
+                      search_dirs=tuple(args.search), rate=args.rate)
     plan.save(out, overwrite=True)
     if args.json:
         print_json(plan.to_dict(out.absolute().parent))

@@ -19,6 +19,12 @@ def _rate(text: str) -> float:
 def _common(p) -> None:
     p.add_argument("timeline", help="timeline file: .otio, .otioz, .xml (FCP 7 / Premiere / Resolve), "
                                     ".fcpxml, .aaf, .edl")
+    media_options(p)
+
+
+def media_options(p) -> None:
+    """``--search DIR`` and ``--rate R``: how a timeline's media is found and an EDL's rate (shared by
+    every command that reads a timeline)."""
     p.add_argument("--search", action="append", default=[], metavar="DIR",
                    help="folder to look for media in (repeatable; searched by path tail, then by file name)")
     p.add_argument("--rate", type=_rate, default=None,

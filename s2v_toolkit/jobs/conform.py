@@ -48,7 +48,7 @@ def conform_plan(plan, out: str | os.PathLike | None = None, *, overwrite: bool 
     format, each conform a new version; or a file name (``.otio``, ``.xml``, ``.aaf``, ``.edl``...) to write
     exactly that file. Returns the timeline stage's ConformResult.
     """
-    from s2v_toolkit.timeline import ConformResult, add_render_tracks, conform, read_timeline
+    from s2v_toolkit.timeline import ConformResult, add_render_tracks, conform
     from s2v_toolkit.timeline.conform import write_conform_to
 
     plan = plan if isinstance(plan, RenderPlan) else load_plan(plan)
@@ -57,7 +57,7 @@ def conform_plan(plan, out: str | os.PathLike | None = None, *, overwrite: bool 
         renders = render_results(plan, store)
     finally:
         store.close()
-    loaded = read_timeline(plan.timeline)
+    loaded = plan.read_timeline()
     target = Path(out) if out is not None else plan.path.parent
     if target.suffix.lower() in TIMELINE_SUFFIXES and not target.is_dir():
         # the input's own format: only the additions inserted (surgical); another format: the whole timeline

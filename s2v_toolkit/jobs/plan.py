@@ -161,6 +161,19 @@ class RenderPlan:
     allow_missing_media: bool = False    # silence accepted where dialogue media is missing (plan --allow-missing-media)
     notes: list[str] = field(default_factory=list)
     path: Path | None = None      # where it was loaded from / saved to
+    search_dirs: list[str] = field(default_factory=list)  # media folders (plan --search), absolute in memory
+
+    def read_timeline(self):
+        """The editor's timeline, read as when planned (an EDL at the plan's rate)."""
+        from s2v_toolkit.timeline import read_timeline
+
+        return read_timeline(self.timeline, rate=self.rate)
+
+    def describe_timeline(self, **kwargs):
+        """The timeline's description with its media found as when planned (the plan's search folders)."""
+        from s2v_toolkit.timeline import describe_timeline
+
+        return describe_timeline(self.read_timeline(), search_dirs=tuple(self.search_dirs), **kwargs)
 
     @property
     def fps(self) -> Fraction:
@@ -201,6 +214,7 @@ class RenderPlan:
             "start_timecode": self.record_timecode(0), "drop_frame": self.drop_frame,
             "duration_frames": self.duration_frames, "dialogue_tracks": list(self.dialogue_tracks),
             "allow_missing_media": self.allow_missing_media,
+            "search_dirs": [_rel(d, base) for d in self.search_dirs],
             "counts": self.counts(), "notes": list(self.notes),
             "lines": [dict(ln.to_dict(), record_tc=list(self.timecodes(ln))) for ln in self.lines],
             "jobs": [j.to_dict(base, self.timecodes(j)) for j in self.jobs],
@@ -224,6 +238,7 @@ class RenderPlan:
                 dialogue_tracks=list(d.get("dialogue_tracks", [])), created=str(d.get("created", "")),
                 allow_missing_media=bool(d.get("allow_missing_media", False)),
                 notes=list(d.get("notes", [])), path=path,
+                search_dirs=[_abs(str(x), base) for x in d.get("search_dirs", [])],
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise PlanError(where, f"plan header is incomplete or has a bad value ({exc})") from None

@@ -319,6 +319,7 @@ def build_plan(
     face_bundle: str | os.PathLike | None = None,
     progress: bool = False,
     allow_missing_media: bool = False,
+    rate: float | str | None = None,
 ) -> RenderPlan:
     """Plan the renders of ``timeline`` (a path or a LoadedTimeline) for ``cast`` (a path or a Cast).
 
@@ -329,7 +330,7 @@ def build_plan(
     """
     from s2v_toolkit.timeline import LoadedTimeline, describe_timeline, extract_dialogue, read_timeline
 
-    loaded = timeline if isinstance(timeline, LoadedTimeline) else read_timeline(timeline)
+    loaded = timeline if isinstance(timeline, LoadedTimeline) else read_timeline(timeline, rate=rate)
     cast_obj = cast if isinstance(cast, Cast) else load_cast(cast)
     desc = describe_timeline(loaded, search_dirs=search_dirs)
     rate = desc.rate
@@ -341,7 +342,8 @@ def build_plan(
                       cast=str(cast_obj.path.absolute()) if cast_obj.path else None, rate=rate,
                       start_frame=start_frame, drop_frame=desc.drop_frame, duration_frames=duration,
                       dialogue_tracks=[t.track_id for t in tracks], created=new_plan_timestamp(),
-                      allow_missing_media=allow_missing_media)
+                      allow_missing_media=allow_missing_media,
+                      search_dirs=[str(Path(d).absolute()) for d in search_dirs])
     for t in tracks:
         if t.reason:
             plan.notes.append(f"dialogue {t.track_id} '{t.track_name}': {t.reason}")

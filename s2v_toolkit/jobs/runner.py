@@ -55,10 +55,10 @@ class RenderContext:
     def signals(self, sample_rate: int = 16000) -> dict[str, np.ndarray]:
         """Dialogue tracks at record time: 16 kHz for the models, or ``DELIVERY_RATE`` for render files."""
         if sample_rate not in self._signals:
-            from s2v_toolkit.timeline import describe_timeline, extract_dialogue, read_timeline
+            from s2v_toolkit.timeline import extract_dialogue
 
             if self._desc is None:
-                self._desc = describe_timeline(read_timeline(self.plan.timeline))
+                self._desc = self.plan.describe_timeline()
             tracks = extract_dialogue(self._desc, self.plan.dialogue_tracks or None, sample_rate=sample_rate,
                                       allow_missing_media=getattr(self.plan, "allow_missing_media", False))
             self._signals[sample_rate] = {t.track_id: t.signal for t in tracks}

@@ -321,9 +321,13 @@ def extract_dialogue(desc: TimelineDescription, tracks: list[str] | None = None,
     chosen track, unless ``allow_missing_media``."""
     chosen = choose_dialogue_tracks(desc, tracks, speech_ratio=speech_ratio)
     if not chosen:
-        names = ", ".join(f"{t.id} '{t.name}'" for t in desc.tracks if t.kind == "audio") or "none"
+        audio = [t for t in desc.tracks if t.kind == "audio"]
+        names = ", ".join(f"{t.id} '{t.name}'" for t in audio) or "none"
+        unheard = [f"{t.id}: {len(m)} clip(s), e.g. {m[0]}" for t in audio for m in [missing_media(desc, t)] if m]
+        why = (f"; media not found, so speech could not be measured ({'; '.join(unheard)}): relink with "
+               "--search DIR" if unheard else "")
         raise TimelineError(desc.path, "no dialogue track found by role, name or measured speech; "
-                            f"choose one with --track (audio tracks: {names})")
+                            f"choose one with --track (audio tracks: {names}){why}")
     if not allow_missing_media:
         missing = [m for t in chosen for m in missing_media(desc, t)]
         if missing:

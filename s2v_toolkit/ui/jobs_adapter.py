@@ -145,7 +145,7 @@ class PlanReviewStore:
         return job_id
 
     def conform_approved(self, out_dir: str | Path) -> dict:
-        from s2v_toolkit.timeline import conform, read_timeline
+        from s2v_toolkit.timeline import conform
 
         _, _, render_results, _ = _jobs_api()
         approved = {j.job_id: j.decision for j in self.list_jobs() if j.decision_status == APPROVED and j.render_path}
@@ -155,7 +155,7 @@ class PlanReviewStore:
         for r in renders:
             r.extra["review"] = approved[r.job_id].to_dict()
         try:
-            return conform(read_timeline(self.plan.timeline), renders, out_dir).to_dict()
+            return conform(self.plan.read_timeline(), renders, out_dir).to_dict()
         except S2VError:
             raise
         except OSError as exc:

@@ -112,3 +112,49 @@ def test_sigkilled_render_resumes_without_duplicates(tmp_path):
         assert Path(job["output_path"]).name in media
         side = json.loads(Path(job["sidecar_path"]).read_text())
         assert side["job_id"] == job["id"]
+
+
+def _edl_of(desc, media_names: dict[str, str]) -> str:
+    """A CMX 3600 list of the described timeline's clips, as Avid writes one: reel, channel, source and
+    record timecodes, the clip name and the file's name without its extension (no paths)."""
+    lines = ["TITLE: DEMO", "FCM: NON-DROP FRAME", ""]
+    clips = sorted(desc.to_dict()["clips"], key=lambda c: (c["kind"] != "video", c["record"]["tc_in"]))
+    for n, c in enumerate(clips, 1):
+        channel = "V" if c["kind"] == "video" else "A"
+        reel = c['name'].replace(' ', '')[:8]  # a reel has no spaces
+        lines.append(f"{n:03d}  {reel:<8} {channel:<5} C        {c['source']['tc_in']} "
+                     f"{c['source']['tc_out']} {c['record']['tc_in']} {c['record']['tc_out']}")
+        lines.append(f"* FROM CLIP NAME:  {c['name']}")
+        lines.append(f"* SOURCE FILE: {media_names[c['id']]}")
+    return "\n".join(lines) + "\n"
+
+
+def test_cli_plan_of_an_edl_finds_media_by_name_and_keeps_the_search_folders(tmp_path, capsys, monkeypatch):
+    """An EDL names its media (no paths): `s2vt plan --search` finds it, and render and conform, which read
+    the list again, find it the same way (the plan keeps the folders and the list's rate)."""
+    from s2v_toolkit.timeline import describe_timeline, read_timeline
+
+    root = copy_demo(tmp_path)
+    desc = describe_timeline(read_timeline(root / "scene.otio"))
+    edl_dir = tmp_path / "edit"
+    edl_dir.mkdir()
+    edl = edl_dir / "scene.edl"
+    edl.write_text(_edl_of(desc, {c.id: Path(c.media.path).stem for c in desc.clips}))
+    turns = tmp_path / "turns.json"
+    turns.write_text(json.dumps(demo_turns().to_dict()))
+    plan = tmp_path / "plan.json"
+    argv = ["plan", str(edl), "--cast", str(root / "cast.yaml"), "-o", str(plan), "--turns", str(turns),
+            "--no-face-check", "--rate", "23.976"]
+    assert main(argv) == 2  # the media is not beside the list: said, with what to do
+    err = capsys.readouterr().err
+    assert "media not found, so speech could not be measured (A1: 4 clip(s)" in err and "--search DIR" in err
+    assert main(argv + ["--search", str(root / "media"), "--search", str(root / "audio")]) == 0
+    assert "3 redub, 1 new_shot, 0 skip" in capsys.readouterr().out
+    saved = json.loads(plan.read_text())
+    assert [Path(plan.parent, d).resolve() for d in saved["search_dirs"]] == [(root / "media").resolve(),
+                                                                          (root / "audio").resolve()]
+    monkeypatch.syspath_prepend(str(TESTS_DIR))
+    assert main(["render", str(plan), "--generator", "jobs_testgen:make"]) == 0
+    assert "4 done, 0 failed" in capsys.readouterr().out
+    assert main(["conform", str(plan), "-o", str(tmp_path / "out")]) == 0
+    assert "conform v001: 4 render(s)" in capsys.readouterr().out
