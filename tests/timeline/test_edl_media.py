@@ -10,7 +10,6 @@ from fractions import Fraction
 
 import av
 import numpy as np
-import soundfile as sf
 
 from s2v_toolkit.media import probe, write_video
 from s2v_toolkit.timeline import describe_timeline, extract_dialogue, read_timeline
