@@ -47,6 +47,9 @@ def register(sub) -> None:
                    help="timeline input: accept silence where a dialogue clip's media is not found")
     p.add_argument("--threshold", type=float, default=None,
                    help="voice similarity a speaker needs to get a character (default 0.75)")
+    from s2v_toolkit.commands.timeline import media_options
+
+    media_options(p)  # timeline input: --search DIR for its media, --rate of an EDL
     p.add_argument("--rttm", metavar="OUT", help="also write the turns as RTTM (character names when assigned)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -73,7 +76,8 @@ def _inputs(args) -> list[tuple[str, object, int | None]]:
         return [(path.stem, path, None)]
     from s2v_toolkit.timeline import describe_timeline, extract_dialogue, read_timeline
 
-    desc = describe_timeline(read_timeline(path), search_dirs=[path.parent])
+    desc = describe_timeline(read_timeline(path, rate=getattr(args, "rate", None)),
+                             search_dirs=[*getattr(args, "search", []), path.parent])
     out = []
     for track in extract_dialogue(desc, args.tracks, allow_missing_media=getattr(args, "allow_missing_media", False)):
         out.append((f"{path.stem}:{track.track_name or track.track_id}", track.signal, track.sample_rate))
