@@ -16,7 +16,7 @@ from typing import Callable
 import numpy as np
 
 from s2v_toolkit.errors import MediaError
-from s2v_toolkit.media import MediaInfo, VideoReader, probe
+from s2v_toolkit.media import MediaInfo, VideoReader, display_transform, probe, rotate_frame
 
 CACHE_BYTES = 768 * 2**20   # per source; 4K RGB frames are 25 MB, so at least the chunk always fits
 CHUNK = 8                   # frames decoded per request (a keyframe seek costs more than a few frames)
@@ -24,7 +24,8 @@ PREFETCH = 24               # frames kept ready ahead of the playhead
 
 
 class FrameSource:
-    """Frames ``0 .. frame_count-1`` of ``path`` (file frame indices) as uint8 RGB arrays."""
+    """Frames ``0 .. frame_count-1`` of ``path`` (file frame indices) as uint8 RGB arrays, upright as a
+    player shows them (``rotation``: the degrees a display matrix turns them; ``size`` is as shown)."""
 
     def __init__(self, path: str | os.PathLike, on_ready: Callable[[int], None] | None = None,
                  on_error: Callable[[str], None] | None = None, *, info: MediaInfo | None = None,
@@ -35,7 +36,9 @@ class FrameSource:
             raise MediaError(self.path, "has no video stream: nothing to show")
         v = self.info.video
         self.frame_count = v.frame_count
-        self.size = (v.width, v.height)
+        # phone footage stored sideways is shown the way players show it (its display matrix's angle)
+        self.rotation = display_transform(self.path, self.info)[0]
+        self.size = (v.height, v.width) if self.rotation in (90, 270) else (v.width, v.height)
         frame_bytes = max(1, v.width * v.height * 3)
         self._capacity = max(chunk * 2 + prefetch, cache_bytes // frame_bytes)
         self._chunk = chunk
@@ -130,7 +133,7 @@ class FrameSource:
                 continue
             with self._cond:
                 for k in range(count):
-                    self._cache[start + k] = frames[k]
+                    self._cache[start + k] = rotate_frame(frames[k], self.rotation)
                     self._cache.move_to_end(start + k)
                 self._evict()
                 self._cond.notify_all()

@@ -105,3 +105,34 @@ def test_media_checker_probes_each_file_once_and_reports_every_job(review_media,
     assert any("render missing" in p for p in results["j-sh040"].problems)
     assert any("render unreadable" in p for p in results["j-sh050"].problems)
     assert all(j.problems == [] for j in jobs)             # the UI's jobs are not touched from the thread
+
+
+def test_rotated_phone_footage_is_shown_upright(tmp_path):
+    """Stored sideways with a display matrix (phone portrait video): the panel shows what a player shows."""
+    import av
+    import numpy as np
+
+    upright = [np.zeros((64, 48, 3), np.uint8) for _ in range(3)]
+    for k, f in enumerate(upright):
+        f[:8, :, 0] = 255        # a red band along the top edge, as shown
+        f[:, :4 * (k + 1), 1] = 255
+    path = tmp_path / "portrait.mp4"
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=25, options={"qp": "0"})
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv444p"
+        s.set_display_rotation(90)  # players turn the stored frame 90 degrees counter-clockwise
+        for f in upright:
+            stored = np.ascontiguousarray(np.rot90(f, -1))
+            for p in s.encode(av.VideoFrame.from_ndarray(stored, format="rgb24")):
+                c.mux(p)
+        for p in s.encode(None):
+            c.mux(p)
+    src = FrameSource(path)
+    try:
+        assert src.rotation == 90 and src.size == (48, 64)
+        for k in (2, 0, 1):
+            shown = src.wait_frame(k)
+            assert shown.shape == (64, 48, 3)
+            assert np.abs(shown.astype(int) - upright[k]).max() <= 3, f"frame {k} is not shown upright"
+    finally:
+        src.close()
