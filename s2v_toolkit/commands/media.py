@@ -18,6 +18,8 @@ def register(sub) -> None:
     p.add_argument("--start", type=int, default=0, help="first frame index (0 = first frame of the file)")
     p.add_argument("--count", type=int, default=1, help="number of frames (default 1)")
     p.add_argument("-o", "--out", required=True, help="output folder (created if missing)")
+    p.add_argument("--as-stored", action="store_true",
+                   help="frames as stored, not turned upright by the file's display matrix (phone video)")
     p.set_defaults(func=_cmd_frames)
 
     p = sub.add_parser("convert", help="re-encode a video (e.g. to ProRes 422 HQ) keeping rate, timecode and audio")
@@ -51,7 +53,8 @@ def _cmd_frames(args) -> int:
 
     parse_count(args.start, "--start", minimum=0)
     parse_count(args.count, "--count", minimum=1)
-    paths, fmap = export_frames_png(args.media, args.start, args.count, args.out, with_map=True)
+    paths, fmap = export_frames_png(args.media, args.start, args.count, args.out, with_map=True,
+                                    upright=not args.as_stored)
     print(f"wrote {len(paths)} frame(s) to {args.out}")
     dup, sub = fmap.indexes("duplicated"), fmap.indexes("substituted")
     if dup or fmap.dropped:

@@ -484,21 +484,25 @@ def read_frames(path: str | os.PathLike, start: int, count: int) -> np.ndarray:
 
 
 def export_frames_png(path: str | os.PathLike, start: int, count: int, out_dir: str | os.PathLike,
-                      with_map: bool = False) -> list[Path] | tuple[list[Path], FrameMap]:
+                      with_map: bool = False, upright: bool = True) -> list[Path] | tuple[list[Path], FrameMap]:
     """Write frames as ``<stem>_<index>.png`` into ``out_dir`` (created if missing).
 
     ``with_map``: also return the read's :class:`FrameMap` (duplicates, drops, damaged frames).
+    ``upright``: frames of a file with a display matrix (phone video) turned as players show them
+    (as FFmpeg's command line does); False: as stored.
     """
     from s2v_toolkit.media.atomic import ensure_output_dir
+    from s2v_toolkit.media.pixels import rotate_frame
     from s2v_toolkit.media.png import write_png
 
     out = ensure_output_dir(out_dir)
     with VideoReader(path) as reader:
         frames, fmap = reader.read_mapped(start, count)
+        turn = (reader.display_rotation or 0) if upright else 0
     stem = Path(path).stem
     written = []
     for i, rgb in enumerate(frames):
         dst = out / f"{stem}_{start + i:06d}.png"
-        write_png(dst, rgb)
+        write_png(dst, rotate_frame(rgb, turn))
         written.append(dst)
     return (written, fmap) if with_map else written

@@ -245,3 +245,23 @@ def test_convert_keeps_a_phone_display_matrix_or_refuses_in_one_line(tmp_path):
     with pytest.raises(OutputError, match=r"phone.dpx: the source is displayed rotated by 270 degrees"):
         convert(src, tmp_path / "phone.dpx")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["phone.mov", "phone.mp4"]
+
+
+def test_frames_export_turns_phone_video_upright(tmp_path):
+    import cv2
+
+    from s2v_toolkit.cli import main
+
+    def read_png(path):
+        return cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+    upright = stamped_frame(5, 48, 64)  # as shown: 48 wide, 64 high
+    src = tmp_path / "portrait.mov"
+    write_video(src, [np.ascontiguousarray(np.rot90(upright, -1))] * 2, 25, preset="prores_4444",
+                display_rotation=90)
+    assert main(["frames", str(src), "--start", "1", "--count", "1", "-o", str(tmp_path / "shown")]) == 0
+    assert main(["frames", str(src), "--start", "1", "--count", "1", "-o", str(tmp_path / "raw"), "--as-stored"]) == 0
+    shown = read_png(tmp_path / "shown" / "portrait_000001.png")
+    raw = read_png(tmp_path / "raw" / "portrait_000001.png")
+    assert shown.shape == (64, 48, 3) and raw.shape == (48, 64, 3)
+    assert np.abs(shown.astype(int) - upright).max() <= 2
