@@ -84,4 +84,6 @@ def _cmd_convert(args) -> int:
     print(report.info.summary())
     if args.cfr or args.rate:
         print(f"constant rate: {report.summary()}")
+    for w in report.warnings:
+        print(f"warning: {w}")
     return 0

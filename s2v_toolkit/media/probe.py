@@ -20,6 +20,12 @@ from s2v_toolkit.media.timecode import (
 
 
 
+FIELD_ORDERS = {1: "progressive", 2: "tt", 3: "bb", 4: "tb", 5: "bt"}  # FFmpeg's AVFieldOrder codes
+FIELD_ORDER_WORDS = {"progressive": "progressive", "tt": "top field first", "bb": "bottom field first",
+                     "tb": "top field stored first, bottom shown first",
+                     "bt": "bottom field stored first, top shown first"}
+
+
 @dataclass
 class VideoInfo:
     index: int
@@ -46,6 +52,13 @@ class VideoInfo:
     discarded_packets: int = 0  # packets hidden by the edit list
     bit_depth: int | None = None  # bits per sample of pix_fmt (10 for ProRes 422 HQ)
     colour: dict | None = None    # primaries / transfer / matrix / range (pixels.ColourInfo; None = not tagged)
+    # FFmpeg's field order: "progressive", "tt" / "bb" (interlaced, top / bottom field first), "tb" / "bt"
+    # (interlaced, fields stored in one order and shown in the other); None where the file does not say
+    field_order: str | None = None
+
+    @property
+    def interlaced(self) -> bool:
+        return self.field_order in ("tt", "bb", "tb", "bt")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -72,6 +85,8 @@ class VideoInfo:
             parts.append(f"edit list ({self.discarded_packets} packet(s) hidden)")
         if self.start_time:
             parts.append(f"starts at {self.start_time:.6f} s")
+        if self.interlaced:
+            parts.append(f"interlaced ({self.field_order}: {FIELD_ORDER_WORDS[self.field_order]})")
         return ", ".join(parts)
 
 
@@ -262,6 +277,7 @@ def _probe(path: str) -> MediaInfo:
             )
             video._index = index  # the readers' map of the file (not serialised)
             _add_pixel_info(video, vs)
+            video.field_order = FIELD_ORDERS.get(int(getattr(vs.codec_context, "field_order", 0) or 0))
             duration = duration or v_duration
         audio = []
         for i, s in enumerate(container.streams.audio):

@@ -133,6 +133,18 @@ def _av_frame(item, pix_fmt: str, colour: ColourInfo, height: int) -> av.VideoFr
     return frame
 
 
+_FIELD_ORDER_CODES = {"progressive": 1, "tt": 2, "bb": 3, "tb": 4, "bt": 5}  # FFmpeg's AVFieldOrder
+# presets whose container records the stream's field order as given (QuickTime 'fiel', Matroska
+# FieldOrder); DNxHR is progressive-only and the MXF and MP4 muxers take it from the encoder
+_FIELD_ORDER_PRESETS = {"prores_hq", "prores_4444", "ffv1"}
+
+
+def keeps_field_order(path: str | os.PathLike, preset: str | None = None) -> bool:
+    """Whether ``path`` written with ``preset`` (default: the extension's) carries an interlaced
+    source's field order."""
+    return preset_for(Path(path), preset).name in _FIELD_ORDER_PRESETS
+
+
 def check_display_rotation(path: str | os.PathLike, rotation: int | Sequence[int],
                            preset: str | None = None) -> int | tuple[int, ...]:
     """``rotation`` as 0, 90, 180 or 270 degrees, or a display matrix as a tuple of 9 ints; an OutputError
@@ -262,6 +274,7 @@ def write_video(
     colour: ColourInfo | None = None,
     pix_fmt: str | None = None,
     display_rotation: int | Sequence[int] = 0,
+    field_order: str | None = None,
 ) -> Path:
     """Encode frames (and optional float audio) to ``path`` atomically; returns the path.
 
@@ -274,6 +287,9 @@ def write_video(
     display matrix (9 ints, FFmpeg's layout; ``VideoReader.display_matrix``) to carry over exactly, mirror
     included, for a rotated source whose frames are written as stored; .mov, .mp4 and .mkv carry it, MXF
     and image sequences cannot (an OutputError, before anything is written).
+    ``field_order``: an interlaced source's field order (``VideoInfo.field_order``: "tt", "bb", "tb",
+    "bt") for the output's stream, so an NLE treats the new file as it treats the source; only the
+    presets of :func:`keeps_field_order` carry it (the others are written progressive).
     """
     final = Path(path)
     spec = preset_for(final, preset)
@@ -321,6 +337,8 @@ def write_video(
                     vstream.width, vstream.height, vstream.pix_fmt = w, h, out_fmt
                     out_colour.apply_to(vstream.codec_context)
                     vstream.time_base = 1 / fps
+                    if field_order and keeps_field_order(final, spec.name):
+                        vstream.codec_context.field_order = _FIELD_ORDER_CODES[field_order]
                     if isinstance(display_rotation, tuple):
                         vstream.set_display_matrix(display_rotation)
                     elif display_rotation:

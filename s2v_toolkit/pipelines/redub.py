@@ -675,7 +675,8 @@ def redub_video(video: str | os.PathLike, audio: str | os.PathLike, output: str 
             if is_main:
                 written = write_video(output, stored, v.fps, preset=preset, audio=audio_out,
                                       audio_rate=OUTPUT_AUDIO_RATE, start_timecode=start_tc, overwrite=overwrite,
-                                      frame_count=timing.shot_frames, display_rotation=display_matrix)
+                                      frame_count=timing.shot_frames, display_rotation=display_matrix,
+                                      field_order=v.field_order)
             else:  # the other ranks take part in every clip's generation but write nothing
                 for _ in stored:
                     pass
@@ -687,6 +688,12 @@ def redub_video(video: str | os.PathLike, audio: str | os.PathLike, output: str 
                         if i.track_id == track_id and i.kind not in ("face_lost", "mouth_occluded")
                         and i.start <= timing.line_end and i.end >= timing.line_start]
     report.warnings += frame_map.warnings
+    if v.interlaced:
+        from s2v_toolkit.media.convert import interlace_warnings
+
+        report.warnings.append(f"interlaced source ({v.field_order}): the mouth is generated as whole frames, so "
+                               "inside the mask both fields show one instant (the rest keeps its fields)")
+        report.warnings += interlace_warnings(v, output, preset)
     dup = frame_map.indexes("duplicated")
     if dup or frame_map.dropped:
         report.warnings.append(f"variable-rate source: {len(dup)} frame(s) repeat the previous source frame "
@@ -704,7 +711,8 @@ def redub_video(video: str | os.PathLike, audio: str | os.PathLike, output: str 
                    "pix_fmt": v.pix_fmt, "bit_depth": v.bit_depth, "colour": v.colour,
                    "reference": None if reference is None else str(reference),
                    "vfr": v.vfr, "source_frames": v.source_frames, "frame_map": frame_map.to_dict(),
-                   "display_rotation": display[0], "display_matrix": display[1], "faces_turned": turn},
+                   "display_rotation": display[0], "display_matrix": display[1], "faces_turned": turn,
+                   "field_order": v.field_order},
         "output": {"path": str(written), "preset": preset or "default for " + output.suffix,
                    "frames": timing.shot_frames, "start_timecode": start_tc, "fps": str(v.fps),
                    "display_rotation": display[0] if display_matrix else 0,

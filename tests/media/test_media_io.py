@@ -265,3 +265,44 @@ def test_frames_export_turns_phone_video_upright(tmp_path):
     raw = read_png(tmp_path / "raw" / "portrait_000001.png")
     assert shown.shape == (64, 48, 3) and raw.shape == (48, 64, 3)
     assert np.abs(shown.astype(int) - upright).max() <= 2
+
+
+# QuickTime 'fiel' atom (field count, detail) as FFmpeg's mov muxer writes each AVFieldOrder
+_FIEL = {"tt": b"\x02\x01", "bb": b"\x02\x06", "tb": b"\x02\x09", "bt": b"\x02\x0e"}
+
+
+def _fiel(path) -> bytes | None:
+    data = path.read_bytes()
+    at = data.find(b"fiel")
+    return data[at + 4:at + 6] if at >= 0 else None
+
+
+@pytest.mark.parametrize("order", ["bb", "tt"])
+def test_interlaced_field_order_is_probed_and_carried_by_convert(tmp_path, order):
+    from s2v_toolkit.media import convert_report
+
+    src = tmp_path / "broadcast.mov"
+    with av.open(str(src), "w") as c:  # an interlaced master, flagged as a camera or capture card does
+        s = c.add_stream("prores_ks", rate=25, options={"profile": "3"})
+        s.width, s.height, s.pix_fmt = 256, 144, "yuv422p10le"
+        s.codec_context.field_order = {"tt": 2, "bb": 3}[order]
+        for k in range(3):
+            f = av.VideoFrame.from_ndarray(stamped_frame(k), format="rgb24").reformat(format="yuv422p10le")
+            f.pts = k
+            for p in s.encode(f):
+                c.mux(p)
+        for p in s.encode(None):
+            c.mux(p)
+    assert _fiel(src) == _FIEL[order]  # what the file says, in its bytes
+    v = probe(src).video
+    assert v.field_order == order and v.interlaced and f"interlaced ({order}" in v.timing_summary()
+    kept = convert_report(src, tmp_path / "copy.mov")
+    assert _fiel(tmp_path / "copy.mov") == _FIEL[order] and not kept.warnings
+    assert probe(tmp_path / "copy.mov").video.field_order == order
+    lost = convert_report(src, tmp_path / "copy.mp4")
+    assert len(lost.warnings) == 1 and "written flagged progressive" in lost.warnings[0]
+    assert not probe(tmp_path / "copy.mp4").video.interlaced
+    # a progressive source gets no warning and no field flag
+    plain = convert_report(make_stamped_video(tmp_path / "p.mov", 3, Fraction(25), preset="prores_hq", audio=False),
+                           tmp_path / "p.mp4")
+    assert not plain.warnings
