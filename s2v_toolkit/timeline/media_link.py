@@ -101,6 +101,7 @@ class MediaResolver:
         self.timeline_dir = Path(timeline_dir) if timeline_dir else None
         self.search_dirs = [Path(d) for d in search_dirs]
         self._index: dict[str, list[Path]] | None = None
+        self._media: tuple[dict[str, list[Path]], dict[str, list[Path]]] | None = None
 
     def _name_index(self) -> dict[str, list[Path]]:
         # One walk of the search folders, by lower-case file name: media moved between machines
@@ -152,24 +153,32 @@ class MediaResolver:
                              + ", ".join(f"'{n}'" for n in names) + f"; no media file of those names in {where}")
         return link
 
+    def _media_index(self) -> tuple[dict[str, list[Path]], dict[str, list[Path]]]:
+        """Media files of the timeline's folder (first) and the search folders, by lower-case name and by
+        lower-case stem; built once (an EDL names the same files in many events)."""
+        if self._media is None:
+            local = (sorted(p for p in self.timeline_dir.iterdir() if p.is_file())
+                     if self.timeline_dir and self.timeline_dir.is_dir() else [])
+            files = local + [p for hits in self._name_index().values() for p in hits]
+            by_name: dict[str, list[Path]] = {}
+            by_stem: dict[str, list[Path]] = {}
+            for p in files:
+                if p.suffix.lower() in MEDIA_EXTENSIONS:
+                    by_name.setdefault(p.name.lower(), []).append(p)
+                    by_stem.setdefault(p.stem.lower(), []).append(p)
+            self._media = by_name, by_stem
+        return self._media
+
     def _media_by_name(self, name: str, kind: str | None) -> Path | None:
-        name = name.replace("\\", "/").rsplit("/", 1)[-1].strip()
+        name = name.replace("\\", "/").rsplit("/", 1)[-1].strip().lower()
         if not name:
             return None
-        pool = self._name_index()
-        local = ([p for p in self.timeline_dir.iterdir() if p.is_file()]
-                 if self.timeline_dir and self.timeline_dir.is_dir() else [])
-        lower = name.lower()
-        exact = [p for p in local if p.name.lower() == lower] + pool.get(lower, [])
-        exact = [p for p in exact if p.suffix.lower() in MEDIA_EXTENSIONS]
-        if exact:
-            return exact[0]
-        stem = [p for p in local + [q for hits in pool.values() for q in hits]
-                if p.stem.lower() == lower and p.suffix.lower() in MEDIA_EXTENSIONS]
-        if not stem:
-            return None
+        by_name, by_stem = self._media_index()
+        if by_name.get(name):
+            return by_name[name][0]
         first = SOUND_EXTENSIONS if kind == "audio" else PICTURE_EXTENSIONS
-        return sorted(stem, key=lambda p: p.suffix.lower() not in first)[0]
+        stem = sorted(by_stem.get(name, []), key=lambda p: p.suffix.lower() not in first)  # stable: folder order
+        return stem[0] if stem else None
 
     def resolve(self, clip: otio.schema.Clip) -> MediaLink:
         keys: list[str] = []
