@@ -19,6 +19,8 @@ import math
 from dataclasses import dataclass, field
 from fractions import Fraction
 
+import av
+
 from s2v_toolkit.media.timecode import snap_rate
 
 # Timestamp deviation from the grid (in frames) above which timestamps are called irregular.
@@ -202,6 +204,38 @@ def packet_shows_frame(codec: str, data) -> bool:
     return _vp9_shows(data[0])
 
 
+_FIELD_PROBE_PACKETS = 96  # frame-coded: >= 0.8 frames out per packet even with a 16-frame decoder delay
+
+
+def _pair_fields(pts: list[int], frame_pts: set[int]) -> tuple[list[int], int]:
+    """Packet times of a field-coded stream -> the frames' times, and the field period (0: no pairs).
+
+    The two fields of a frame are a field period apart (the shortest spacing) and the frame takes its
+    first field's time; a frame coded as one picture (adaptive PAFF) has no partner at that spacing.
+    ``frame_pts``: times the decoder gave frames at, over the first packets, which fixes the pairing's
+    phase where it is ambiguous."""
+    if len(pts) < 2:
+        return pts, 0
+    field = int(_median([b - a for a, b in zip(pts, pts[1:]) if b > a]))
+    out, pairs, i = [], 0, 0
+    while i < len(pts):
+        t = pts[i]
+        partner = i + 1 < len(pts) and abs(pts[i + 1] - t - field) <= max(1, field // 10)
+        if partner and pts[i + 1] in frame_pts:
+            partner = False  # the decoder showed the next one as a frame: this one stands alone
+        out.append(t)
+        pairs += partner
+        i += 2 if partner else 1
+    return out, field if pairs else 0
+
+
+def _decoded_frames(packet) -> int:
+    try:
+        return len(packet.decode())
+    except av.error.FFmpegError:
+        return 0  # a damaged packet: its frame never comes out
+
+
 def index_frames(container, stream, fps: Fraction | None = None) -> FrameIndex:
     """Demux every packet of ``stream`` (from the file's start) and place its frames on a grid.
 
@@ -214,9 +248,24 @@ def index_frames(container, stream, fps: Fraction | None = None) -> FrameIndex:
     missing = 0
     dts_only: list[int] = []
     codec = stream.codec_context.name
+    decoded: int | None = None  # frames out of the decoder, counted where packets carry no time at all
+    # Interlaced H.264 may code each field as its own picture (PAFF: broadcast captures, AVCHD camcorders),
+    # and a transport stream then carries a packet per field, each with its own time: the decoder's
+    # output on the first packets says whether a packet is a frame or a field (see _pair_fields)
+    probe_fields = codec == "h264" and int(getattr(stream.codec_context, "field_order", 0) or 0) >= 2
+    prefix_in = 0
+    prefix_out: list[int] = []
     for packet in container.demux(stream):
         if packet.size == 0:  # the flush packet at the end of the stream
+            if decoded is not None:
+                decoded += _decoded_frames(packet)
             continue
+        if decoded is None and not pts and packet.pts is None and packet.dts is None:
+            # A raw elementary stream (.h264, .hevc): no times, and a packet is not always a frame (a
+            # field-coded interlaced stream has one packet per field): the decoder says what is a frame.
+            decoded = 0
+        if decoded is not None:
+            decoded += _decoded_frames(packet)
         if packet.is_discard:  # an edit list hides it: decoded as a reference, never displayed
             discarded += 1
             continue
@@ -230,13 +279,24 @@ def index_frames(container, stream, fps: Fraction | None = None) -> FrameIndex:
         pts.append(p)
         if packet.duration:
             durations[p] = int(packet.duration)
+        if probe_fields and prefix_in < _FIELD_PROBE_PACKETS:
+            prefix_in += 1
+            try:
+                prefix_out += [f.pts for f in packet.decode() if f.pts is not None]
+            except av.error.FFmpegError:
+                pass
+    if probe_fields and prefix_in >= 8 and len(prefix_out) < 0.7 * prefix_in:
+        pts, field = _pair_fields(sorted(set(pts)), set(prefix_out))
+        if fps is None and field:  # the frame rate is half the field rate the packets' times show
+            fps = snap_rate(1 / (2 * field * time_base))
     synthesized = False
     if missing and (not pts or missing > len(pts)):
         # No presentation times (AVI and other packet-order formats): frame k is displayed at k / rate.
         rate = snap_rate(Fraction(stream.average_rate or stream.base_rate or stream.guessed_rate or 25))
         step = 1 / (rate * time_base)
         first = min([p for p in dts_only if p >= 0] + pts, default=0)
-        pts = [first + round(k * step) for k in range(len(pts) + missing)]
+        count = decoded if decoded else len(pts) + missing
+        pts = [first + round(k * step) for k in range(count)]
         synthesized = True
         fps = fps or rate
     pts = sorted(set(pts))

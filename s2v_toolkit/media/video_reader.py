@@ -175,6 +175,7 @@ class VideoReader:
                        "shown; frames are placed by time (s2vt convert --cfr makes a constant-rate copy)")
         self._frames = None  # live decode iterator
         self._next_src = -1  # the source frame the live decoder yields next (-1: unknown)
+        self._from_start = False  # the live decoder started at the first packet (_rewind)
         self._held: tuple[int, np.ndarray] | None = None  # the latest decoded source frame
         self._failed: set[int] = set()  # source frames found undecodable
         self._degraded: set[int] = set()  # decoded after a damaged reference (possible concealment)
@@ -224,6 +225,7 @@ class VideoReader:
         self._drop_decoder()
         tb = self.index.time_base
         target = self.index.source_pts[k] - round(Fraction(back) / tb) if back < 1e8 and not self._order_mode else None
+        self._from_start = False
         if target is None or (back and target <= self.index.source_pts[0]):
             self._rewind()
         else:
@@ -236,8 +238,8 @@ class VideoReader:
         self._frames = self._decode_packets()
 
     def _output_reorders(self, packets: int = 64) -> bool:
-        """Whether the decoder's frames come out stamped out of order over the first ``packets`` packets
-        (then rewinds)."""
+        """Whether the decoder's frames come out stamped out of order, or not stamped at all, over the first
+        ``packets`` packets (then rewinds): then they are numbered by the order they come out."""
         last, reordered = None, False
         try:
             for n, packet in enumerate(self._container.demux(self._stream)):
@@ -247,7 +249,9 @@ class VideoReader:
                     continue
                 for frame in frames:
                     t = frame.pts if frame.pts is not None else frame.dts
-                    if t is not None and last is not None and t < last:
+                    if t is None:  # no time at all (a raw elementary stream): only the order places it
+                        reordered = True
+                    elif last is not None and t < last:
                         reordered = True
                     last = t if t is not None else last
                 if reordered or n >= packets:
@@ -270,6 +274,7 @@ class VideoReader:
         first two frames could not be decoded (androidx/media's ``iibbibb_editlist_videoonly.mp4``)."""
         self._container.close()
         self._open()
+        self._from_start = True  # a decode from here sees every frame the file can give
 
     def _decode_packets(self):
         """(source frame, av frame) in display order; a packet that fails to decode is skipped.
@@ -335,9 +340,11 @@ class VideoReader:
             for k, frame in self._frames:
                 if not seen_any:
                     seen_any = True
-                    if k > first and not reuse:
+                    if k > first and not reuse and not self._from_start:
                         landed_late = True  # the seek skipped past the target: go further back
                         break
+                    # (from the first packet, frames before the first one out cannot be decoded: the
+                    # leading frames of an open GOP whose references are not in the file)
                 self._next_src = k + 1
                 if k < first:
                     continue
@@ -428,7 +435,8 @@ class VideoReader:
                 out[i] = take(near)
                 kind = "substituted"
                 msg = (f"{self.path}: frame at {self._span(k)} (grid frame {start + i}) could not be decoded "
-                       f"(damaged packet); showing the frame at {self._time(near):.3f} s instead")
+                       f"(a damaged packet, or a frame referring to pictures the file does not hold); showing the "
+                       f"frame at {self._time(near):.3f} s instead")
                 fmap.warnings.append(msg)
                 if msg not in self._warned:
                     self._warned.add(msg)
