@@ -278,6 +278,8 @@ def _probe(path: str) -> MediaInfo:
             video._index = index  # the readers' map of the file (not serialised)
             _add_pixel_info(video, vs)
             video.field_order = FIELD_ORDERS.get(int(getattr(vs.codec_context, "field_order", 0) or 0))
+            if video.field_order is None and video.codec == "dvvideo" and video.height in (480, 576):
+                video.field_order = "bb"  # SD DV is bottom field first by its standard (IEC 61834); FFmpeg says none
             duration = duration or v_duration
         audio = []
         for i, s in enumerate(container.streams.audio):
