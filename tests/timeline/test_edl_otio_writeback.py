@@ -38,6 +38,18 @@ def test_edl_render_list_sits_at_the_replaced_clips_record_timecodes(tmp_path):
     # record in/out as the original list has them for shot2 and shot3 (01:00:02:00 and 01:00:04:00)
     assert [(e[2], e[3]) for e in events] == [("01:00:02:00", "01:00:03:18"), ("01:00:04:00", "01:00:05:00")]
     assert any("an EDL holds one video track" in n for n in result.not_carried)
+    # each render named as Avid and Resolve relink by (an EDL holds no paths they read)
+    assert re.findall(r"^\* SOURCE FILE: (.+)$", out, re.M) == ["a.mov", "b.mov"]
+    # and this toolkit finds the renders by those names where the paths no longer hold (another machine)
+    moved = tmp_path / "elsewhere"
+    moved.mkdir()
+    for name in ("a.mov", "b.mov"):
+        (moved / name).write_bytes(b"")
+    text = re.sub(r"^\* FROM CLIP: .*\n", "", out, flags=re.M)  # only the names left
+    (tmp_path / "renders.edl").write_text(text)
+    back = describe_timeline(read_timeline(tmp_path / "renders.edl", rate=25), search_dirs=[moved],
+                             check_media=False)
+    assert [c.media.path for c in back.clips] == [str(moved / "a.mov"), str(moved / "b.mov")]
 
 
 def test_otio_write_back_is_the_original_plus_the_additions(tmp_path):

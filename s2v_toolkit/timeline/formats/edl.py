@@ -448,7 +448,25 @@ def write(timeline: otio.schema.Timeline, path: Path, **kwargs) -> None:
     drop = dict(timeline.metadata.get(METADATA_NAMESPACE, {})).get("drop_frame")
     if drop is not None and can_drop_frame(float(rate)):
         text = frame_code_mode(text, float(rate), bool(drop))
-    Path(path).write_text(text)
+    Path(path).write_text(name_source_files(text))
+
+
+def name_source_files(text: str) -> str:
+    """After each ``* FROM CLIP: <url>`` note (OTIO's own), the file's name as ``* SOURCE FILE:``: the note
+    Avid and Resolve write and relink by (an EDL holds no paths they read), and that this reader
+    finds media by."""
+    out = []
+    for line in text.splitlines(keepends=True):
+        out.append(line)
+        m = re.match(r"^\*\s*FROM CLIP:\s*(\S.*?)\s*$", line)
+        if m:
+            from urllib.parse import unquote, urlparse
+
+            url = m.group(1)
+            name = unquote(urlparse(url).path if "://" in url else url).replace("\\", "/").rsplit("/", 1)[-1]
+            if name:
+                out.append(f"* SOURCE FILE: {name}\n")
+    return "".join(out)
 
 
 def frame_code_mode(text: str, rate: float, drop: bool) -> str:
