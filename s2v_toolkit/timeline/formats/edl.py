@@ -448,24 +448,28 @@ def write(timeline: otio.schema.Timeline, path: Path, **kwargs) -> None:
     drop = dict(timeline.metadata.get(METADATA_NAMESPACE, {})).get("drop_frame")
     if drop is not None and can_drop_frame(float(rate)):
         text = frame_code_mode(text, float(rate), bool(drop))
-    Path(path).write_text(name_source_files(text))
+    renders = {_file_name(clip.media_reference.target_url) for clip in timeline.find_clips()
+               if isinstance(clip.media_reference, otio.schema.ExternalReference)
+               and "source_clips" in dict(clip.metadata.get(METADATA_NAMESPACE, {}))}  # a conform's render
+    Path(path).write_text(name_source_files(text, renders))
 
 
-def name_source_files(text: str) -> str:
-    """After each ``* FROM CLIP: <url>`` note (OTIO's own), the file's name as ``* SOURCE FILE:``: the note
-    Avid and Resolve write and relink by (an EDL holds no paths they read), and that this reader
-    finds media by."""
+def _file_name(url: str) -> str:
+    from urllib.parse import unquote, urlparse
+
+    return unquote(urlparse(url).path if "://" in url else url).replace("\\", "/").rsplit("/", 1)[-1]
+
+
+def name_source_files(text: str, names: set[str]) -> str:
+    """After each ``* FROM CLIP: <url>`` note (OTIO's own) of a file in ``names`` (the renders: the editor's
+    own events are written as they were), the file's name as ``* SOURCE FILE:``: the note Avid and
+    Resolve write and relink by (an EDL holds no paths they read), and that this reader finds media by."""
     out = []
     for line in text.splitlines(keepends=True):
         out.append(line)
         m = re.match(r"^\*\s*FROM CLIP:\s*(\S.*?)\s*$", line)
-        if m:
-            from urllib.parse import unquote, urlparse
-
-            url = m.group(1)
-            name = unquote(urlparse(url).path if "://" in url else url).replace("\\", "/").rsplit("/", 1)[-1]
-            if name:
-                out.append(f"* SOURCE FILE: {name}\n")
+        if m and _file_name(m.group(1)) in names:
+            out.append(f"* SOURCE FILE: {_file_name(m.group(1))}\n")
     return "".join(out)
 
 
