@@ -45,14 +45,23 @@ from s2v_toolkit.media.timecode import (
 )
 from s2v_toolkit.media.frame_index import FrameIndex, index_frames
 from s2v_toolkit.media.video_reader import FrameMap, VideoReader, display_transform, export_frames_png, read_frames
-from s2v_toolkit.media.writer import VIDEO_PRESETS, VideoPreset, check_display_rotation, keeps_field_order, write_video
+from s2v_toolkit.media.writer import (
+    VIDEO_PRESETS,
+    VideoPreset,
+    check_display_rotation,
+    field_order_warnings,
+    keeps_field_order,
+    write_video,
+)
 
 __all__ = [
     "ColourInfo", "PlanarFrame", "blend_rgb_patch", "from_av", "from_rgb", "rotate_frame", "sample_masks",
-    "scale_from_16", "scale_to_16", "to_av", "to_rgb", "to_rgb_float",
-    "ANALYSIS_RATE", "AudioInfo", "ConversionReport", "FrameIndex", "FrameMap", "MediaInfo", "STANDARD_RATES",
-    "VIDEO_PRESETS", "VideoInfo", "VideoPreset", "VideoReader", "atomic_group", "atomic_output",
-    "check_display_rotation", "clean_stale", "convert", "display_transform", "keeps_field_order", "convert_report", "encode_png", "ensure_output_dir", "export_frames_png", "index_frames", "pid_alive",
-    "frame_to_sample", "frames_to_timecode", "is_drop_frame_rate", "probe", "read_audio", "read_audio_channels",
-    "read_frames", "snap_rate", "timecode_to_frames", "write_png", "write_video",
+    "scale_from_16", "scale_to_16", "to_av", "to_rgb",
+    "ANALYSIS_RATE", "atomic_group", "atomic_output", "AudioInfo", "check_display_rotation", "clean_stale",
+    "ConversionReport", "convert", "convert_report", "display_transform", "encode_png", "ensure_output_dir",
+    "export_frames_png", "field_order_warnings", "frame_to_sample", "FrameIndex", "FrameMap",
+    "frames_to_timecode", "index_frames", "is_drop_frame_rate", "keeps_field_order", "MediaInfo", "pid_alive",
+    "probe", "read_audio", "read_audio_channels", "read_frames", "snap_rate", "STANDARD_RATES",
+    "timecode_to_frames", "to_rgb_float", "VIDEO_PRESETS", "VideoInfo", "VideoPreset", "VideoReader",
+    "write_png", "write_video",
 ]

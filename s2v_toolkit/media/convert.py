@@ -17,7 +17,7 @@ from s2v_toolkit.media.audio import read_audio_channels
 from s2v_toolkit.media.probe import MediaInfo, probe
 from s2v_toolkit.media.timecode import frames_to_timecode, snap_rate
 from s2v_toolkit.media.video_reader import VideoReader, display_transform
-from s2v_toolkit.media.writer import check_display_rotation, keeps_field_order, preset_for, write_video
+from s2v_toolkit.media.writer import check_display_rotation, field_order_warnings, write_video
 
 
 @dataclass
@@ -93,15 +93,6 @@ def convert_report(src: str | os.PathLike, dst: str | os.PathLike, preset: str |
         duplicated=fmap.indexes("duplicated") if fmap else [],
         dropped=[round(float(index.seconds(index.source_pts[k])), 6) for k in index.dropped],
         substituted=fmap.indexes("substituted") if fmap else [],
-        warnings=interlace_warnings(v, dst, preset),
+        warnings=field_order_warnings(v, dst, preset),
     )
 
-
-def interlace_warnings(video, dst: Path, preset: str | None) -> list[str]:
-    """What an output written from an interlaced source loses: its field order, where the output's
-    preset cannot carry it (the NLE would then take the file as progressive)."""
-    if not video.interlaced or keeps_field_order(dst, preset):
-        return []
-    return [f"the source is interlaced ({video.field_order}) and {dst.suffix} with {preset_for(dst, preset).name} "
-            "is written flagged progressive (an NLE will not treat it as interlaced); write .mov (ProRes) or "
-            ".mkv (FFV1) to keep the field order"]

@@ -145,6 +145,17 @@ def keeps_field_order(path: str | os.PathLike, preset: str | None = None) -> boo
     return preset_for(Path(path), preset).name in _FIELD_ORDER_PRESETS
 
 
+def field_order_warnings(video, dst: str | os.PathLike, preset: str | None = None) -> list[str]:
+    """What an output written from an interlaced source loses: its field order, where the output's
+    preset cannot carry it (the NLE would then take the file as progressive)."""
+    dst = Path(dst)
+    if not video.interlaced or keeps_field_order(dst, preset):
+        return []
+    return [f"the source is interlaced ({video.field_order}) and {dst.suffix} with {preset_for(dst, preset).name} "
+            "is written flagged progressive (an NLE will not treat it as interlaced); write .mov (ProRes) or "
+            ".mkv (FFV1) to keep the field order"]
+
+
 def check_display_rotation(path: str | os.PathLike, rotation: int | Sequence[int],
                            preset: str | None = None) -> int | tuple[int, ...]:
     """``rotation`` as 0, 90, 180 or 270 degrees, or a display matrix as a tuple of 9 ints; an OutputError

@@ -689,11 +689,11 @@ def redub_video(video: str | os.PathLike, audio: str | os.PathLike, output: str 
                         and i.start <= timing.line_end and i.end >= timing.line_start]
     report.warnings += frame_map.warnings
     if v.interlaced:
-        from s2v_toolkit.media.convert import interlace_warnings
+        from s2v_toolkit.media import field_order_warnings
 
         report.warnings.append(f"interlaced source ({v.field_order}): the mouth is generated as whole frames, so "
                                "inside the mask both fields show one instant (the rest keeps its fields)")
-        report.warnings += interlace_warnings(v, output, preset)
+        report.warnings += field_order_warnings(v, output, preset)
     dup = frame_map.indexes("duplicated")
     if dup or frame_map.dropped:
         report.warnings.append(f"variable-rate source: {len(dup)} frame(s) repeat the previous source frame "
