@@ -36,7 +36,8 @@ def open_input(path: str | os.PathLike) -> av.container.InputContainer:
 
     note_input(p)  # a file the running command reads is never one of its outputs
     try:
-        return av.open(str(p), mode="r")
+        # tags in another encoding than UTF-8 (a Pro Tools WAV's bext text in Mac Roman) must not stop the read
+        return av.open(str(p), mode="r", metadata_errors="replace")
     except av.error.InvalidDataError:
         raise MediaError(p, "not a media file, or the file is corrupt/truncated (no readable container)") from None
     except av.error.FFmpegError as exc:

@@ -260,7 +260,7 @@ def read_exr_timing(path: str | os.PathLike) -> tuple[Fraction | None, str | Non
 def _decode_image(path: Path) -> av.VideoFrame:
     check_readable(path)
     try:
-        with av.open(str(path)) as container:
+        with av.open(str(path), metadata_errors="replace") as container:
             for frame in container.decode(video=0):
                 return frame
     except av.error.FFmpegError as exc:

@@ -363,7 +363,7 @@ def load_reference_image(path: str | os.PathLike) -> ReferenceImage:
     note_input(path)
     check_image_size(path)  # from the header, before anything is decoded
     try:
-        with av.open(str(path)) as container:
+        with av.open(str(path), metadata_errors="replace") as container:
             if not container.streams.video:
                 raise MediaError(path, "no image in this file (no video/image stream)")
             vs = container.streams.video[0]

@@ -134,6 +134,18 @@ class MediaResolver:
             hits = self._name_index().get(pure.name.lower())
             if hits:
                 return hits[0], "search folder"
+        if self.timeline_dir and self.timeline_dir.is_dir():
+            # media delivered with the timeline (an AAF and its WAVs in one folder, or a media folder beside
+            # it) while the path written is the editor's machine's: the path's tail under the timeline's folder
+            for i in range(1, len(parts)):
+                cand = self.timeline_dir.joinpath(*parts[i:])
+                if cand.is_file():
+                    return cand, "beside the timeline"
+            # or in a folder beside the timeline's (project/aaf + project/media): at least folder and name
+            for i in range(1, len(parts) - 1):
+                cand = self.timeline_dir.parent.joinpath(*parts[i:])
+                if cand.is_file():
+                    return cand, "beside the timeline"
         return None, None
 
     def _find_named(self, link: MediaLink, names: list[str], kind: str | None) -> MediaLink:

@@ -140,3 +140,47 @@ def test_video_event_with_the_camera_files_timecode(tmp_path):
     assert first.media.status == second.media.status == "ok" and not first.media.problems
     assert any("needs 19:11:55.400-19:11:57.400, the file holds 19:11:54.000-19:11:56.000 (it has 30% of"
                in p for p in second.media.problems), second.media.problems
+
+
+def test_media_delivered_beside_the_timeline_is_found_without_search_folders(tmp_path):
+    """An AAF or XML written on the editor's machine names its media by that machine's paths
+    (``C:/Users/...``); delivered with the timeline, the media sits beside it, in a folder under it, or in
+    a folder beside the timeline's folder (project/aaf + project/media). The path's tail finds it there."""
+    import opentimelineio as otio
+
+    project = tmp_path / "project"
+    (project / "aaf" / "audio").mkdir(parents=True)
+    (project / "media").mkdir()
+    for path in (project / "aaf" / "beside.wav", project / "aaf" / "audio" / "under.wav",
+                 project / "media" / "sibling.wav"):
+        _bwf(path, 0.5, None)
+    tl = otio.schema.Timeline("cut")
+    track = otio.schema.Track("A1", kind=otio.schema.TrackKind.Audio)
+    for url in ("file:///C%3A/Users/editor/Desktop/Job/beside.wav",
+                "file:///C%3A/Users/editor/Desktop/Job/audio/under.wav",
+                "file:///C%3A/Users/editor/Desktop/Job/media/sibling.wav",
+                "file:///C%3A/Users/editor/Desktop/Job/elsewhere/gone.wav"):
+        track.append(otio.schema.Clip(url.rsplit("/", 1)[-1], media_reference=otio.schema.ExternalReference(url),
+                                      source_range=otio.opentime.TimeRange(otio.opentime.RationalTime(0, 25),
+                                                                           otio.opentime.RationalTime(10, 25))))
+    tl.tracks.append(track)
+    cut = project / "aaf" / "cut.otio"
+    otio.adapters.write_to_file(tl, str(cut))
+    clips = describe_timeline(read_timeline(cut)).clips
+    assert [c.media.path for c in clips[:3]] == [str(project / "aaf" / "beside.wav"),
+                                                 str(project / "aaf" / "audio" / "under.wav"),
+                                                 str(project / "media" / "sibling.wav")]
+    assert {c.media.found_by for c in clips[:3]} == {"beside the timeline"}
+    assert clips[3].media.status == "missing"  # a bare name is not looked for outside the timeline's folder
+
+
+def test_tags_in_another_encoding_do_not_stop_a_read(tmp_path):
+    """Pro Tools writes its bext description in Mac Roman: PyAV raised UnicodeDecodeError opening the file
+    (a traceback from `s2vt probe`, and the clip's audio never read)."""
+    path = _bwf(tmp_path / "pt.wav", 0.5, 48000, click_at=0.1)
+    data = bytearray(path.read_bytes())
+    at = data.find(b"bext") + 8  # the description field opens the bext chunk
+    data[at:at + 12] = "dTAPE=Pro T".encode() + b"\xa0"
+    path.write_bytes(bytes(data))
+    info = probe(path)
+    assert info.time_reference == 48000 and info.audio[0].sample_rate == 48000
