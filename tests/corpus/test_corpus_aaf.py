@@ -143,6 +143,24 @@ def _top_mob(f):
     return roots[0] if roots else next(iter(f.content.mastermobs()), None)
 
 
+def _mixer_switches(path) -> tuple[dict, dict]:
+    """Per slot of the composition: Avid's track mute and solo switches, as the slot's
+    TimelineMobAttributeList tags them (``AudioMixerCompMute``, ``AudioMixerCompSolo``)."""
+    import aaf2
+
+    mute, solo = {}, {}
+    with aaf2.open(str(path), "r") as f:
+        comp = _top_mob(f)
+        for slot in (comp.slots if comp is not None else []):
+            try:
+                attrs = {a.name: a.value for a in (slot["TimelineMobAttributeList"].value or [])}
+            except (KeyError, AttributeError):
+                continue
+            mute[slot.slot_id] = bool(attrs.get("AudioMixerCompMute"))
+            solo[slot.slot_id] = bool(attrs.get("AudioMixerCompSolo"))
+    return mute, solo
+
+
 def _facts(path):
     """For every clip of every picture/sound slot (and every layer of Avid's layered video) of the
     composition the editor opens: (slot id, edit rate, record position, length, mute, dB, source start),
@@ -255,6 +273,8 @@ def test_dialogue_levels_follow_the_files_gain_and_mute(path):
 
     desc = describe_timeline(read_timeline(path), search_dirs=[corpus_dir() / "timelines" / "media"])
     facts = {(slot, float(pos)): (muted, db) for slot, _, pos, _, muted, db, _ in _facts(path)}
+    track_mute, track_solo = _mixer_switches(path)
+    soloing = any(track_solo.values())
     playable = [c for c in desc.clips if c.kind == "audio" and c.media.status == "ok" and c.source_channel is None
                 and not any(c.s2v.get(k) for k in ("gain_envelope", "fade_in", "fade_out"))]
     if not playable:
@@ -262,7 +282,10 @@ def test_dialogue_levels_follow_the_files_gain_and_mute(path):
     for track_id in sorted({c.track for c in playable}):
         (t,) = extract_dialogue(desc, [track_id], allow_missing_media=True)
         for c in (c for c in playable if c.track == track_id):
-            muted, db = facts[(c.s2v["locator"]["slot_id"], round(c.s2v["locator"]["record_start"], 6))]
+            slot = c.s2v["locator"]["slot_id"]
+            muted, db = facts[(slot, round(c.s2v["locator"]["record_start"], 6))]
+            # Avid's mixer: a muted track is silent, and while any track is soloed only soloed tracks sound
+            muted = muted or track_mute.get(slot, False) or (soloing and not track_solo.get(slot, False))
             data, _ = soundfile.read(c.media.path, dtype="float64", always_2d=True)
             media_db = 20 * np.log10(np.sqrt(np.mean(data.mean(axis=1) ** 2)))
             a = int(c.record.start_seconds * t.sample_rate) + 800
