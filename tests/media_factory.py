@@ -75,3 +75,33 @@ def shown_on_grid(times: list, fps: Fraction, n: int | None = None) -> list[int]
             current = max((k for k in order if Fraction(times[k]) <= t), key=lambda k: Fraction(times[k]))
         out.append(current)
     return out
+
+
+def write_camera_file(path, levels: list[float], seconds: float = 3.0, rate: int = 48000, fps: int = 25):
+    """A small MOV as cameras that record a mono audio stream per microphone write it (Sony XDCAM/XAVC,
+    Panasonic P2, ARRI): a black picture and one mono stream per entry of ``levels``, stream i a 440 Hz tone
+    at peak ``levels[i]`` (0: silent)."""
+    import av
+
+    n = int(seconds * rate)
+    t = np.arange(n) / rate
+    with av.open(str(path), "w") as c:
+        v = c.add_stream("libx264", rate=fps)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        streams = [c.add_stream("pcm_s16le", rate=rate, layout="mono") for _ in levels]
+        for k in range(int(seconds * fps)):
+            frame = av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="rgb24")
+            frame.pts = k
+            for p in v.encode(frame):
+                c.mux(p)
+        for level, s in zip(levels, streams):
+            x = (level * np.sin(2 * np.pi * 440 * t) * 32767).astype(np.int16)
+            a = av.AudioFrame.from_ndarray(x[None], format="s16", layout="mono")
+            a.sample_rate, a.pts = rate, 0
+            for p in s.encode(a):
+                c.mux(p)
+            for p in s.encode(None):
+                c.mux(p)
+        for p in v.encode(None):
+            c.mux(p)
+    return path

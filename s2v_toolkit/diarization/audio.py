@@ -152,7 +152,10 @@ class MediaSource(AudioSource):
         if not info.audio:
             raise MediaError(self.path, "has no audio stream to diarize")
         stream = info.audio[0]
-        self.name, self.channels, self.source_rate = self.path.stem, int(stream.channels), int(stream.sample_rate)
+        # channels counted across the audio streams (a camera file's mono stream per microphone), as
+        # media.read_audio(channel=) numbers them; with no channel chosen the first stream is mixed down
+        channels = sum(int(a.channels) for a in info.audio)
+        self.name, self.channels, self.source_rate = self.path.stem, channels, int(stream.sample_rate)
         self.duration = float(stream.duration or info.duration)
         self.channel = _resolve_channel(self, channel)
 

@@ -195,19 +195,39 @@ def read_audio_channels(
     return out, sr_out
 
 
+def locate_channel(path: str | os.PathLike, channel: int) -> tuple[int, int]:
+    """(audio stream, channel within it) of the file's ``channel``-th channel (0-based) counted across its
+    audio streams in order: how NLEs number a file's audio tracks (a camera MXF with four mono streams has
+    channels 0-3, one per stream; a stream of eight channels has 0-7). MediaError past the last one."""
+    from s2v_toolkit.media.probe import probe
+
+    streams = probe(path).audio
+    k = channel
+    for s in streams:
+        if 0 <= k < s.channels:
+            return s.index, k
+        k -= s.channels
+    total = sum(s.channels for s in streams)
+    raise MediaError(path, f"has {total} audio channel(s) in {len(streams)} stream(s); channel {channel} does not "
+                           "exist (channels are counted from 0 across the streams)")
+
+
 def read_audio(
     path: str | os.PathLike,
     start: float | Fraction = 0,
     duration: float | Fraction | None = None,
     sample_rate: int = ANALYSIS_RATE,
     channel: int | None = None,
-    stream: int = 0,
+    stream: int | None = None,
 ) -> np.ndarray:
     """Mono float32 audio of ``path`` from ``start`` seconds for ``duration`` seconds at ``sample_rate``.
 
-    ``channel=None`` mixes all channels down (mean); an int picks that channel (0-based).
-    Times outside the file read as silence.
+    ``channel=None`` mixes all channels of the stream down (mean); an int picks that channel (0-based):
+    of ``stream`` where one is given, else counted across the file's audio streams (:func:`locate_channel`).
+    ``stream=None`` with no channel: the first audio stream. Times outside the file read as silence.
     """
+    if stream is None:
+        stream, channel = locate_channel(path, channel) if channel is not None else (0, None)
     data, _ = read_audio_channels(path, start, duration, sample_rate, stream)
     if channel is None:
         return data.mean(axis=0).astype(np.float32) if data.shape[0] > 1 else data[0]

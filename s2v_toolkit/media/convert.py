@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
+import numpy as np
+
 from s2v_toolkit.errors import MediaError, OutputError
 from s2v_toolkit.media.audio import read_audio_channels
 from s2v_toolkit.media.probe import MediaInfo, probe
@@ -80,6 +82,9 @@ def convert_report(src: str | os.PathLike, dst: str | os.PathLike, preset: str |
         audio, a_rate = None, 48000
         if info.audio:
             audio, a_rate = read_audio_channels(src, 0, Fraction(n) / fps, sample_rate=None)
+            if len(info.audio) > 1:  # every stream's channels, in order, as one track (no sample dropped)
+                audio = np.concatenate([audio] + [read_audio_channels(src, 0, Fraction(n) / fps, a_rate, s.index)[0]
+                                                  for s in info.audio[1:]], axis=0)
         tc = v.start_timecode
         if tc and fps != v.fps:
             tc = frames_to_timecode(round(Fraction(v.start_frame) / v.fps * fps), fps)
@@ -93,6 +98,15 @@ def convert_report(src: str | os.PathLike, dst: str | os.PathLike, preset: str |
         duplicated=fmap.indexes("duplicated") if fmap else [],
         dropped=[round(float(index.seconds(index.source_pts[k])), 6) for k in index.dropped],
         substituted=fmap.indexes("substituted") if fmap else [],
-        warnings=field_order_warnings(v, dst, preset),
+        warnings=field_order_warnings(v, dst, preset) + _audio_streams_warning(info),
     )
+
+
+def _audio_streams_warning(info: MediaInfo) -> list[str]:
+    """The output carries every audio stream's channels in one track: say so where the source had several."""
+    if len(info.audio) < 2:
+        return []
+    total = sum(a.channels for a in info.audio)
+    return [f"the source's {len(info.audio)} audio streams are carried as one track of {total} channels, in "
+            "their order (channel k of the copy is the k-th channel counted across the source's streams)"]
 

@@ -19,7 +19,7 @@ class MediaFacts:
     start_frame: int = 0            # embedded start timecode as a frame number (0 if none)
     fps: Fraction | None = None     # video rate, if the file has video
     has_audio: bool = True
-    audio_channels: int = 0         # channels of the first audio stream
+    audio_channels: int = 0         # audio channels, counted across the file's audio streams
     origin: Fraction = Fraction(0)  # source time of the first frame/sample, seconds: start timecode or BWF
 
 
@@ -33,7 +33,7 @@ def probe_facts(path: str | os.PathLike) -> MediaFacts:
         start_frame=int(v.start_frame) if v is not None else 0,
         fps=Fraction(v.fps) if v is not None else None,
         has_audio=bool(info.audio),
-        audio_channels=int(info.audio[0].channels) if info.audio else 0,
+        audio_channels=sum(int(a.channels) for a in info.audio),  # counted across streams, as NLEs number them
         origin=info.start_seconds,
     )
 

@@ -324,3 +324,23 @@ def test_sd_dv_is_bottom_field_first(tmp_path):
     with av.open(str(path)) as c:
         assert c.streams.video[0].codec_context.field_order == 0  # the file itself says nothing
     assert probe(path).video.field_order == "bb"
+
+
+def test_camera_file_channels_across_streams_read_and_convert(tmp_path):
+    """A camera file with a mono stream per microphone: channel k counts across the streams (as NLEs number
+    them), and convert carries every stream's channels, in order, as one track (it kept the first only)."""
+    from s2v_toolkit.media import convert_report, read_audio, read_audio_channels
+    from s2v_toolkit.media.audio import locate_channel
+    from media_factory import write_camera_file
+
+    levels = [0.05, 0.0, 0.2]
+    src = write_camera_file(tmp_path / "camera.mov", levels)
+    assert [locate_channel(src, k) for k in range(3)] == [(0, 0), (1, 0), (2, 0)]
+    peaks = [float(np.abs(read_audio(src, 0.5, 1, channel=k)).max()) for k in range(3)]
+    assert peaks == pytest.approx(levels, abs=0.01)
+    with pytest.raises(MediaError, match="has 3 audio channel.s. in 3 stream.s.; channel 3 does not exist"):
+        read_audio(src, 0, 1, channel=3)
+    report = convert_report(src, tmp_path / "copy.mov")
+    assert "3 audio streams are carried as one track of 3 channels" in report.warnings[0]
+    data, _ = read_audio_channels(tmp_path / "copy.mov", 0.5, 1, sample_rate=None)
+    assert data.shape[0] == 3 and np.abs(data).max(axis=1) == pytest.approx(levels, abs=0.01)

@@ -191,3 +191,19 @@ def test_measured_speech_ratio_picks_the_dialogue_track_when_names_say_nothing(t
 
     picked = choose_dialogue_tracks(desc, speech_ratio=lambda sig, sr: float(np.std(sig) > 0.06))   # the steady chords
     assert [p.id for p in picked] == ["A1"]
+
+
+def test_channels_of_a_camera_file_with_one_stream_per_channel(tmp_path):
+    """Camera MXF/MOV files (Sony XDCAM/XAVC, Panasonic P2, ARRI) carry each audio channel as a mono stream
+    of its own; an NLE numbers them 1..n as one file's channels. A clip playing channel 3 read the first
+    stream instead ("plays channel 3, media has fewer; all channels mixed")."""
+    from media_factory import write_camera_file
+
+    path = write_camera_file(tmp_path / "camera.mov", [0.0, 0.0, LEVEL])  # only channel 3 (index 2) sounds
+    boom = _track("DX 1", [_clip("ch1", path, 0, 2, source_channel=0)])
+    lav = _track("DX 2", [_clip("ch3", path, 0, 2, source_channel=2)])
+    beyond = _track("DX 3", [_clip("ch5", path, 0, 2, source_channel=4)])
+    a, b, c = extract_dialogue(_desc(tmp_path, [boom, lav, beyond]))
+    assert _db(a.signal) < -200 and not a.problems
+    assert _db(b.signal[800:-800]) == pytest.approx(TONE_DB, abs=0.3) and not b.problems
+    assert "plays channel 5, media has fewer" in c.problems[0]
