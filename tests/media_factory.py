@@ -77,6 +77,41 @@ def shown_on_grid(times: list, fps: Fraction, n: int | None = None) -> list[int]
     return out
 
 
+def encode_video(path, frames, codec: str, pix_fmt: str = "yuv420p", rate: int = 25, format: str | None = None,
+                 options: dict | None = None, setup=None):
+    """Encode RGB ``frames`` (uint8 (H, W, 3)) with ``codec`` into ``path`` (container ``format`` where the
+    extension does not say it); ``setup(stream)`` sets anything else before the first frame. Returns path."""
+    import av
+
+    frames = list(frames)
+    h, w = frames[0].shape[:2]
+    with av.open(str(path), "w", format=format) as c:
+        s = c.add_stream(codec, rate=rate, options=options or {})
+        s.width, s.height, s.pix_fmt = w, h, pix_fmt
+        if setup is not None:
+            setup(s)
+        for k, rgb in enumerate(frames):
+            f = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+            f.pts = k
+            for p in s.encode(f):
+                c.mux(p)
+        for p in s.encode(None):
+            c.mux(p)
+    return path
+
+
+def mux_pcm(container, stream, samples: np.ndarray, rate: int) -> None:
+    """Encode and mux one mono int16 signal on an open output ``container``'s PCM ``stream``, flushed."""
+    import av
+
+    frame = av.AudioFrame.from_ndarray(np.asarray(samples, np.int16)[None], format="s16", layout="mono")
+    frame.sample_rate, frame.pts = rate, 0
+    for p in stream.encode(frame):
+        container.mux(p)
+    for p in stream.encode(None):
+        container.mux(p)
+
+
 def write_camera_file(path, levels: list[float], seconds: float = 3.0, rate: int = 48000, fps: int = 25):
     """A small MOV as cameras that record a mono audio stream per microphone write it (Sony XDCAM/XAVC,
     Panasonic P2, ARRI): a black picture and one mono stream per entry of ``levels``, stream i a 440 Hz tone
@@ -95,13 +130,7 @@ def write_camera_file(path, levels: list[float], seconds: float = 3.0, rate: int
             for p in v.encode(frame):
                 c.mux(p)
         for level, s in zip(levels, streams):
-            x = (level * np.sin(2 * np.pi * 440 * t) * 32767).astype(np.int16)
-            a = av.AudioFrame.from_ndarray(x[None], format="s16", layout="mono")
-            a.sample_rate, a.pts = rate, 0
-            for p in s.encode(a):
-                c.mux(p)
-            for p in s.encode(None):
-                c.mux(p)
+            mux_pcm(c, s, (level * np.sin(2 * np.pi * 440 * t) * 32767).astype(np.int16), rate)
         for p in v.encode(None):
             c.mux(p)
     return path

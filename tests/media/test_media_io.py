@@ -310,17 +310,9 @@ def test_interlaced_field_order_is_probed_and_carried_by_convert(tmp_path, order
 
 def test_sd_dv_is_bottom_field_first(tmp_path):
     """Raw DV states no field order (FFmpeg reports none); SD DV is bottom field first by its standard."""
-    path = tmp_path / "camcorder.dv"
-    with av.open(str(path), "w", format="dv") as c:
-        s = c.add_stream("dvvideo", rate=25)
-        s.width, s.height, s.pix_fmt = 720, 576, "yuv420p"
-        for k in range(2):
-            f = av.VideoFrame.from_ndarray(np.zeros((576, 720, 3), np.uint8), format="rgb24").reformat(format="yuv420p")
-            f.pts = k
-            for p in s.encode(f):
-                c.mux(p)
-        for p in s.encode(None):
-            c.mux(p)
+    from media_factory import encode_video
+
+    path = encode_video(tmp_path / "camcorder.dv", [np.zeros((576, 720, 3), np.uint8)] * 2, "dvvideo", format="dv")
     with av.open(str(path)) as c:
         assert c.streams.video[0].codec_context.field_order == 0  # the file itself says nothing
     assert probe(path).video.field_order == "bb"

@@ -19,7 +19,7 @@ import pytest
 from s2v_toolkit.errors import MediaError, MediaWarning
 from s2v_toolkit.media import VideoReader, convert_report, probe, read_audio, read_frames, write_video
 
-from media_factory import decode_stamp, shown_on_grid, stamped_frame
+from media_factory import decode_stamp, encode_video, shown_on_grid, stamped_frame
 
 W, H = 192, 108
 
@@ -371,16 +371,8 @@ def test_stream_starting_on_an_open_gop_reads_from_its_first_decodable_frame(tmp
     retry from further back landed there too. Now those two frames show the nearest good one, with a
     warning each, and every other frame is exact."""
     full, cut = tmp_path / "full.ts", tmp_path / "cut.ts"
-    with av.open(str(full), "w") as c:
-        s = c.add_stream("mpeg2video", rate=25, options={"g": "12", "bf": "2"})  # FFmpeg's default: open GOPs
-        s.width, s.height, s.pix_fmt = 256, 144, "yuv420p"
-        for k in range(36):
-            f = av.VideoFrame.from_ndarray(stamped_frame(k), format="rgb24")
-            f.pts = k
-            for p in s.encode(f):
-                c.mux(p)
-        for p in s.encode(None):
-            c.mux(p)
+    # FFmpeg's MPEG-2 encoder makes open GOPs by default
+    encode_video(full, (stamped_frame(k) for k in range(36)), "mpeg2video", options={"g": "12", "bf": "2"})
     with av.open(str(full)) as c, av.open(str(cut), "w") as out:  # from the second keyframe on
         s = c.streams.video[0]
         o = out.add_stream_from_template(s)
@@ -415,17 +407,8 @@ def test_raw_elementary_stream_without_timestamps_reads_every_frame(tmp_path, co
     Before, such files probed fine but no frame could be read."""
     if codec not in av.codecs_available:
         pytest.skip(f"{codec} encoder not in this PyAV")
-    path = tmp_path / f"camera.{fmt}"
-    with av.open(str(path), "w", format=fmt) as c:
-        s = c.add_stream(codec, rate=25, options={"bf": "2"} if codec == "libx264" else {"x265-params": "log-level=error"})
-        s.width, s.height, s.pix_fmt = 256, 144, "yuv420p"
-        for k in range(20):
-            f = av.VideoFrame.from_ndarray(stamped_frame(k), format="rgb24")
-            f.pts = k
-            for p in s.encode(f):
-                c.mux(p)
-        for p in s.encode(None):
-            c.mux(p)
+    path = encode_video(tmp_path / f"camera.{fmt}", (stamped_frame(k) for k in range(20)), codec, format=fmt,
+                        options={"bf": "2"} if codec == "libx264" else {"x265-params": "log-level=error"})
     with av.open(str(path)) as c:
         assert all(f.pts is None for f in c.decode(video=0))  # the file's own statement: no times
     v = probe(path).video

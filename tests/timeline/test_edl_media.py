@@ -11,6 +11,7 @@ from fractions import Fraction
 import av
 import numpy as np
 
+from media_factory import mux_pcm
 from s2v_toolkit.media import probe, write_video
 from s2v_toolkit.timeline import describe_timeline, extract_dialogue, read_timeline
 
@@ -28,13 +29,7 @@ def _bwf(path, seconds: float, time_reference: int | None, click_at: float | Non
     with av.open(str(path), "w", options=options) as c:
         if time_reference is not None:
             c.metadata["time_reference"] = str(time_reference)
-        s = c.add_stream("pcm_s16le", rate=sr, layout="mono")
-        frame = av.AudioFrame.from_ndarray(pcm[None], format="s16", layout="mono")
-        frame.sample_rate, frame.pts = sr, 0
-        for p in s.encode(frame):
-            c.mux(p)
-        for p in s.encode(None):
-            c.mux(p)
+        mux_pcm(c, c.add_stream("pcm_s16le", rate=sr, layout="mono"), pcm, sr)
     return path
 
 
