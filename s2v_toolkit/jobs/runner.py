@@ -37,12 +37,13 @@ DELIVERY_RATE = 48000  # audio rate of the render files (the post-production sta
 
 
 class RenderContext:
-    """Per-process cache of what jobs of one plan share: the dialogue signals and the cast."""
+    """Per-process cache of what jobs of one plan share: the timeline's description and the cast. Each
+    job's dialogue is rendered for its own record range only (a feature's dialogue tracks at 48 kHz are
+    gigabytes, and every worker process held them whole)."""
 
     def __init__(self, plan: RenderPlan):
         self.plan = plan
         self._desc = None  # the timeline, read once per process
-        self._signals: dict[int, dict[str, np.ndarray]] = {}  # sample rate -> track id -> signal
         self._cast = None
 
     def cast(self):
@@ -52,29 +53,30 @@ class RenderContext:
             self._cast = load_cast(self.plan.cast)
         return self._cast
 
-    def signals(self, sample_rate: int = 16000) -> dict[str, np.ndarray]:
-        """Dialogue tracks at record time: 16 kHz for the models, or ``DELIVERY_RATE`` for render files."""
-        if sample_rate not in self._signals:
-            from s2v_toolkit.timeline import extract_dialogue
-
-            if self._desc is None:
-                self._desc = self.plan.describe_timeline()
-            tracks = extract_dialogue(self._desc, self.plan.dialogue_tracks or None, sample_rate=sample_rate,
-                                      allow_missing_media=getattr(self.plan, "allow_missing_media", False))
-            self._signals[sample_rate] = {t.track_id: t.signal for t in tracks}
-        return self._signals[sample_rate]
+    def description(self):
+        if self._desc is None:
+            self._desc = self.plan.describe_timeline()
+        return self._desc
 
     def _segment(self, job: ShotJob, sample_rate: int) -> np.ndarray:
+        """The job's record range of its dialogue track, mixed as the editor set it: 16 kHz for the models,
+        or ``DELIVERY_RATE`` for render files."""
+        from s2v_toolkit.timeline import extract_dialogue
+
+        desc = self.description()
         fps = self.plan.fps
-        signal = self.signals(sample_rate).get(job.track)
-        if signal is None:
-            raise ValueError(f"dialogue track {job.track!r} is not on the timeline "
-                             f"(tracks: {', '.join(self.signals(sample_rate)) or 'none'})")
         a = int(round(Fraction(job.record_in) / fps * sample_rate))
         b = int(round(Fraction(job.record_out) / fps * sample_rate))
+        total = int(round(desc.duration.seconds * sample_rate))
+        lo, hi = min(max(a, 0), total), min(max(b, 0), total)
+        names = {t.id for t in desc.tracks if t.kind == "audio"}
+        if job.track not in names:
+            raise ValueError(f"dialogue track {job.track!r} is not on the timeline (audio tracks: "
+                             f"{', '.join(sorted(names)) or 'none'})")
+        (track,) = extract_dialogue(desc, [job.track], sample_rate=sample_rate, window=(lo, hi),
+                                    allow_missing_media=getattr(self.plan, "allow_missing_media", False))
         audio = np.zeros(b - a, np.float32)
-        part = signal[max(a, 0):b]
-        audio[: len(part)] = part
+        audio[lo - a:lo - a + len(track.signal)] = track.signal
         return audio
 
     def inputs_for(self, job: ShotJob, progress=None) -> JobInputs:

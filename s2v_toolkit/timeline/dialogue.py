@@ -53,10 +53,11 @@ class DialogueTrack:
     track_id: str
     track_name: str
     sample_rate: int
-    signal: np.ndarray           # float32 (n,), sample 0 = the timeline's first frame
+    signal: np.ndarray           # float32 (n,), sample 0 = the timeline's first frame (+ ``first_sample``)
     segments: list[DialogueSegment] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     reason: str = ""             # why the track was taken as dialogue (role, name, measured, chosen)
+    first_sample: int = 0        # a window's first record sample (render_track(window=)); segments count from it
 
     def record_seconds(self, sample: int) -> Fraction:
         return Fraction(sample, self.sample_rate)
@@ -208,20 +209,25 @@ def _envelope(n: int, points, sample_rate: int) -> np.ndarray:
 
 
 def render_track(desc: TimelineDescription, track: TrackInfo, sample_rate: int = ANALYSIS_RATE, *,
-                 allow_missing_media: bool = False) -> DialogueTrack:
+                 allow_missing_media: bool = False, window: tuple[int, int] | None = None) -> DialogueTrack:
     """The track as the mixer set it: clip gain (and gain envelopes), fades, clip/track mute,
     solo, track gain and the channel each clip plays, at record time.
 
     Media that cannot be found raises :class:`TimelineError` naming each clip, unless
-    ``allow_missing_media`` (then those clips are silent and listed in ``problems``)."""
+    ``allow_missing_media`` (then those clips are silent and listed in ``problems``).
+    ``window=(first, end)``: only record samples ``first..end-1`` (the same samples as the whole track's
+    slice, without the whole track in memory: a feature's dialogue at 48 kHz is a gigabyte a track)."""
     missing = missing_media(desc, track)
     if missing and not allow_missing_media:
         raise TimelineError(desc.path, f"track {track.id} '{track.name}': media not found for "
                             f"{len(missing)} clip(s): " + "; ".join(missing)
                             + " (relink with --search DIR, or pass --allow-missing-media to accept silence there)")
     total = int(round((desc.duration.seconds) * sample_rate))
-    signal = np.zeros(total, dtype=np.float32)
-    out = DialogueTrack(track.id, track.name, sample_rate, signal)
+    w0, w1 = window if window is not None else (0, total)
+    if not 0 <= w0 <= w1:
+        raise ValueError(f"window {window} is not a range of record samples from 0")
+    signal = np.zeros(w1 - w0, dtype=np.float32)
+    out = DialogueTrack(track.id, track.name, sample_rate, signal, first_sample=w0)
     channels_seen: dict[str, int] = {}
     tmeta = _track_meta(desc, track)
     soloed = [t.id for t in desc.tracks if t.kind == "audio" and _track_meta(desc, t).get("solo")]
@@ -253,10 +259,11 @@ def render_track(desc: TimelineDescription, track: TrackInfo, sample_rate: int =
             continue
         first = int(round(clip.record.start_seconds * sample_rate))
         last = int(round((clip.record.start_seconds + clip.record.duration_seconds) * sample_rate))
-        first_c, last_c = max(first, 0), min(last, total)
+        first_c, last_c = max(first, 0, w0), min(last, total, w1)
         if last_c <= first_c:
             continue
         n = last - first
+        k, m = first_c - first, last_c - first_c  # the part of the clip this render holds
         try:
             start = _file_offset(clip)
             channel = clip.source_channel
@@ -270,8 +277,9 @@ def render_track(desc: TimelineDescription, track: TrackInfo, sample_rate: int =
                                           Fraction(facts.duration).limit_denominator(1_000_000))
             if outside:  # read as silence: said, never silently
                 out.problems.append(f"{label}: {outside}")
-            if clip.speed == 1.0:
-                audio = read_audio_16k(clip.media.path, start, used, sample_rate, channel)
+            if clip.speed == 1.0:  # only the samples this render holds
+                audio = read_audio_16k(clip.media.path, start + Fraction(k, sample_rate), Fraction(m, sample_rate),
+                                       sample_rate, channel)
             else:
                 # NLE speed change without pitch correction: read what the clip consumes, resample to fit
                 raw = read_audio_16k(clip.media.path, start, used, sample_rate, channel)
@@ -279,6 +287,7 @@ def render_track(desc: TimelineDescription, track: TrackInfo, sample_rate: int =
                     raw = raw[::-1]
                 pos = np.linspace(0, max(len(raw) - 1, 0), n)
                 audio = np.interp(pos, np.arange(len(raw)), raw).astype(np.float32) if len(raw) else np.zeros(n)
+                audio = audio[k:k + m]
         except Exception as exc:
             msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             out.problems.append(f"{label}: cannot read audio ({msg}), left silent")
@@ -287,15 +296,15 @@ def render_track(desc: TimelineDescription, track: TrackInfo, sample_rate: int =
         if gain:
             audio = audio * np.float32(10 ** (gain / 20) if np.isfinite(gain) and gain > -144 else 0.0)
         if clip.s2v.get("gain_envelope"):
-            audio = audio * _envelope(n, clip.s2v["gain_envelope"], sample_rate)
+            audio = audio * _envelope(n, clip.s2v["gain_envelope"], sample_rate)[k:k + m]
         fade = _fade(n, float(clip.s2v.get("fade_in") or 0), float(clip.s2v.get("fade_out") or 0), sample_rate)
         if fade is not None:
-            audio = audio * fade
+            audio = audio * fade[k:k + m]
         # clips may overlap inside nested stacks: mix, as an NLE does
-        signal[first_c:last_c] += audio[first_c - first:last_c - first]
+        signal[first_c - w0:last_c - w0] += audio
         out.segments.append(DialogueSegment(
-            clip.id, clip.name, first_c, last_c - first_c,
-            Time.from_otio(clip.source.start.to_otio() + _src_offset(clip, first_c - first, sample_rate)),
+            clip.id, clip.name, first_c - w0, m,
+            Time.from_otio(clip.source.start.to_otio() + _src_offset(clip, k, sample_rate)),
             clip.speed, clip.media.path,
         ))
     out.segments.sort(key=lambda s: s.sample_start)
@@ -315,10 +324,11 @@ def _src_offset(clip: TimelineClip, samples: int, sample_rate: int) -> RationalT
 
 def extract_dialogue(desc: TimelineDescription, tracks: list[str] | None = None,
                      sample_rate: int = ANALYSIS_RATE, *, allow_missing_media: bool = False,
-                     speech_ratio=None) -> list[DialogueTrack]:
+                     speech_ratio=None, window: tuple[int, int] | None = None) -> list[DialogueTrack]:
     """Analysis signals of the chosen dialogue tracks (see :func:`choose_dialogue_tracks`), mixed as
     the editor/mixer set them. Missing media raises one error naming every such clip of every
-    chosen track, unless ``allow_missing_media``."""
+    chosen track, unless ``allow_missing_media``. ``window``: record samples (first, end) only
+    (:func:`render_track`)."""
     chosen = choose_dialogue_tracks(desc, tracks, speech_ratio=speech_ratio)
     if not chosen:
         audio = [t for t in desc.tracks if t.kind == "audio"]
@@ -336,7 +346,7 @@ def extract_dialogue(desc: TimelineDescription, tracks: list[str] | None = None,
                                 + " (relink with --search DIR, or pass --allow-missing-media to accept silence there)")
     out = []
     for t in chosen:
-        d = render_track(desc, t, sample_rate, allow_missing_media=True)
+        d = render_track(desc, t, sample_rate, allow_missing_media=True, window=window)
         d.reason = t.dialogue_reason or ("chosen with --track" if tracks else "")
         out.append(d)
     return out

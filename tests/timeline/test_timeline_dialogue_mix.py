@@ -207,3 +207,32 @@ def test_channels_of_a_camera_file_with_one_stream_per_channel(tmp_path):
     assert _db(a.signal) < -200 and not a.problems
     assert _db(b.signal[800:-800]) == pytest.approx(TONE_DB, abs=0.3) and not b.problems
     assert "plays channel 5, media has fewer" in c.problems[0]
+
+
+@pytest.mark.parametrize("rate", [SR, 48000])
+def test_a_window_of_a_track_is_the_same_samples_as_the_whole_tracks_slice(tmp_path, rate):
+    """The renderer reads each job's record range only (a feature's dialogue at 48 kHz is a gigabyte a
+    track, and every worker process held every track whole): a window holds the samples the whole track
+    holds there, with gain, fades, envelopes, channels and speed changes applied, and cut clips' edges."""
+    noise = np.random.default_rng(3).standard_normal(48000 * 8).astype(np.float32) * 0.05
+    wav = tmp_path / "noise.wav"
+    soundfile.write(str(wav), np.stack([noise, -noise[::-1]], axis=1), 48000, subtype="FLOAT")
+    speed = _clip("speed", wav, 1, 1)
+    speed.effects.append(otio.schema.LinearTimeWarp(time_scalar=1.5))
+    desc = _desc(tmp_path, [_track("Dialog", [
+        _clip("plain", wav, 0, 1, source_channel=1),
+        _clip("fades", wav, 2, 2, fade_in=0.7, fade_out=0.4, gain_db=-3.0),
+        speed,
+        _clip("envelope", wav, 3, 1, gain_envelope=[[0.0, 0.0], [0.5, -20.0], [1.0, -6.0]]),
+    ])])
+    (whole,) = extract_dialogue(desc, sample_rate=rate)
+    rng = np.random.default_rng(4)
+    n = len(whole.signal)
+    windows = [(0, n), (rate // 3, 2 * rate + 17), (n - 5, n)]
+    windows += [tuple(sorted(rng.integers(0, n, 2))) for _ in range(6)]
+    for a, b in windows:
+        (part,) = extract_dialogue(desc, sample_rate=rate, window=(int(a), int(b)))
+        assert part.first_sample == a and len(part.signal) == b - a
+        np.testing.assert_allclose(part.signal, whole.signal[a:b], atol=2e-6, err_msg=f"window {a}-{b}")
+        for seg in part.segments:  # segments count from the window's first sample
+            assert part.source_time_at(seg.sample_start) is not None and 0 <= seg.sample_start < b - a
