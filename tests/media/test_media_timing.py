@@ -165,17 +165,7 @@ def test_start_offset_is_reported_and_frame_zero_is_the_first_shown(tmp_path):
 
 def _write_avi(path, codec: str, options: dict, n: int):
     """``n`` frames stamped 0.. at 25 fps in AVI (no presentation times: the muxer keeps packet order)."""
-    with av.open(str(path), "w") as c:
-        s = c.add_stream(codec, rate=25, options=options)
-        s.width, s.height, s.pix_fmt = W, H, "yuv420p"
-        for i in range(n):
-            f = av.VideoFrame.from_ndarray(stamped_frame(i, W, H), format="rgb24")
-            f.pts = i
-            for p in s.encode(f):
-                c.mux(p)
-        for p in s.encode(None):
-            c.mux(p)
-    return path
+    return encode_video(path, (stamped_frame(i, W, H) for i in range(n)), codec, options=options)
 
 
 def test_mpeg4_avi_with_b_frames_seeks_to_the_frame_asked_for(tmp_path):
