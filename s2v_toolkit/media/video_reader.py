@@ -54,6 +54,10 @@ def _display_matrix(frame: av.VideoFrame) -> tuple[int, ...] | None:
 def display_transform(path: str | os.PathLike, info=None) -> tuple[int, tuple[int, ...] | None]:
     """How the file asks players to show its frames: (counter-clockwise degrees, whole display matrix or
     None), from its first frame (PyAV reads the display matrix from decoded frames only)."""
+    from s2v_toolkit.media.sequence import is_sequence_path
+
+    if is_sequence_path(os.fspath(path)):
+        return 0, None  # image sequences (DPX, EXR) carry no display matrix
     with VideoReader(path, info, warn_vfr=False) as reader:
         reader.read(0, 1)
         return reader.display_rotation or 0, reader.display_matrix

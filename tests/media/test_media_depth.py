@@ -223,6 +223,14 @@ def test_dpx_sequence_is_10_bit_exact_and_numbered_by_timecode(tmp_path):
         again = write_video(tmp_path / "again" / "p.dpx", r.read(0, 4), 24, start_timecode="01:00:00:00")
     with VideoReader(again, depth="native") as r:
         assert all(b.equal(p) for b, p in zip(r.read(0, 4), planes))       # 16-bit round trip is exact
+    # a sequence converts to a movie (it has no display matrix to carry: session 16's rotation check broke this)
+    from s2v_toolkit.media import convert_report, display_transform
+
+    assert display_transform(pattern) == (0, None)
+    movie = convert_report(pattern, tmp_path / "again" / "plate.mkv").info.video
+    assert (movie.frame_count, movie.fps, movie.start_timecode) == (4, 24, "01:00:00:00")
+    with VideoReader(tmp_path / "again" / "plate.mkv", depth="native") as r:
+        assert all(b.equal(p) for b, p in zip(r.read(0, 4), planes))       # FFV1 keeps the 10-bit planes
     (tmp_path / "plate.0086401.dpx").unlink()
     with pytest.raises(MediaError, match=r"frames 86401 are missing"):
         probe(pattern)
