@@ -309,6 +309,7 @@ class SequenceReader:
 
         self.path = os.fspath(path)
         self.depth = check_depth(depth)
+        self.display_rotation, self.display_matrix = 0, None  # as VideoReader's: image files carry none
         self.sequence = find_sequence(path)
         self.info = info or probe_sequence(path)
         rate = self.info.video.fps

@@ -510,7 +510,7 @@ def export_frames_png(path: str | os.PathLike, start: int, count: int, out_dir: 
     out = ensure_output_dir(out_dir)
     with VideoReader(path) as reader:
         frames, fmap = reader.read_mapped(start, count)
-        turn = (reader.display_rotation or 0) if upright else 0
+        turn = (getattr(reader, "display_rotation", 0) or 0) if upright else 0  # (sequences: none)
     stem = Path(path).stem
     written = []
     for i, rgb in enumerate(frames):
