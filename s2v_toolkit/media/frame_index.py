@@ -229,6 +229,23 @@ def _pair_fields(pts: list[int], frame_pts: set[int]) -> tuple[list[int], int]:
     return out, field if pairs else 0
 
 
+def _spacing_doubles(packet_pts: list[int], frame_pts: list[int]) -> bool:
+    """Whether the decoder's frames are twice as far apart as the packets (a packet per field), rather
+    than fewer frames out only because the decoder still holds some."""
+    steps = [b - a for a, b in zip(frame_pts, frame_pts[1:]) if b > a]
+    fields = [b - a for a, b in zip(packet_pts, packet_pts[1:]) if b > a]
+    if not steps or not fields:
+        return False
+    return abs(_median(steps) - 2 * _median(fields)) <= 0.1 * _median(steps)
+
+
+def _decoded_pts(packet) -> list[int]:
+    try:
+        return [f.pts for f in packet.decode() if f.pts is not None]
+    except av.error.FFmpegError:
+        return []  # a damaged packet: its frame never comes out
+
+
 def _decoded_frames(packet) -> int:
     try:
         return len(packet.decode())
@@ -259,6 +276,9 @@ def index_frames(container, stream, fps: Fraction | None = None) -> FrameIndex:
         if packet.size == 0:  # the flush packet at the end of the stream
             if decoded is not None:
                 decoded += _decoded_frames(packet)
+            elif probe_fields and prefix_in < _FIELD_PROBE_PACKETS:
+                # a file shorter than the probe: the frames the decoder still holds count too
+                prefix_out += _decoded_pts(packet)
             continue
         if decoded is None and not pts and packet.pts is None and packet.dts is None:
             # A raw elementary stream (.h264, .hevc): no times, and a packet is not always a frame (a
@@ -281,11 +301,9 @@ def index_frames(container, stream, fps: Fraction | None = None) -> FrameIndex:
             durations[p] = int(packet.duration)
         if probe_fields and prefix_in < _FIELD_PROBE_PACKETS:
             prefix_in += 1
-            try:
-                prefix_out += [f.pts for f in packet.decode() if f.pts is not None]
-            except av.error.FFmpegError:
-                pass
-    if probe_fields and prefix_in >= 8 and len(prefix_out) < 0.7 * prefix_in:
+            prefix_out += _decoded_pts(packet)
+    if probe_fields and prefix_in >= 8 and len(prefix_out) < 0.7 * prefix_in and \
+            _spacing_doubles(sorted(set(pts))[:prefix_in], sorted(set(prefix_out))):
         pts, field = _pair_fields(sorted(set(pts)), set(prefix_out))
         if fps is None and field:  # the frame rate is half the field rate the packets' times show
             fps = snap_rate(1 / (2 * field * time_base))

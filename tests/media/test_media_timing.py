@@ -430,3 +430,25 @@ def test_field_coded_packets_pair_into_frames():
     assert paired == [packets[1]] + frames[1:] and step == field
     # progressive packets (one per frame, evenly spaced): nothing to pair
     assert _pair_fields(frames, set(frames)) == (frames, 0)
+
+
+def test_an_interlaced_frame_coded_stream_is_not_taken_for_fields(tmp_path):
+    """Fewer frames out than packets over the probe can also be the decoder holding frames back (a short
+    file, B-pyramids): only frames twice as far apart as the packets mean a packet per field."""
+    from s2v_toolkit.media.frame_index import _spacing_doubles
+
+    packets = [3600 * k for k in range(12)]
+    assert not _spacing_doubles(packets, packets[:5])                       # held back, same spacing
+    assert _spacing_doubles([1800 * k for k in range(12)], [3600 * k for k in range(5)])
+
+    def interlaced(stream):  # x264 codes MBAFF frames (a packet per frame), flagged top field first
+        stream.codec_context.flags |= av.codec.context.Flags.interlaced_dct
+        stream.codec_context.field_order = 2
+
+    for n in (9, 14):
+        path = encode_video(tmp_path / f"mbaff{n}.mp4", (stamped_frame(k) for k in range(n)), "libx264",
+                            options={"bf": "3"}, setup=interlaced)
+        v = probe(path).video
+        assert v.interlaced and v.source_frames == n and v.fps == 25
+        with VideoReader(path) as r:
+            assert [decode_stamp(f) for f in r.read(0, n)] == list(range(n))
