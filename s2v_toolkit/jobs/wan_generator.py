@@ -129,7 +129,8 @@ class WanS2VJobGenerator:
             return self._redub(inputs, out_path)
         raise GeneratorUnavailable(f"job {job.id}: action {job.action!r} has nothing to render")
 
-    def _write(self, inputs: JobInputs, frames: np.ndarray, out_path: Path) -> None:
+    def _write(self, inputs: JobInputs, frames: np.ndarray, out_path: Path, **source_looks) -> None:
+        """``source_looks``: a re-dub's ``display_rotation`` and ``field_order``, carried from its source."""
         from s2v_toolkit.media import write_video
 
         if inputs.delivery_audio is not None:
@@ -137,7 +138,7 @@ class WanS2VJobGenerator:
         else:
             audio, rate = self._drive_audio(inputs), AUDIO_RATE
         write_video(out_path, self._fit(frames, inputs.frame_count), inputs.fps, audio=audio, audio_rate=rate,
-                    start_timecode=self._start_timecode(inputs))
+                    start_timecode=self._start_timecode(inputs), **source_looks)
 
     @staticmethod
     def _start_timecode(inputs: JobInputs) -> str | None:
@@ -196,6 +197,16 @@ class WanS2VJobGenerator:
             generation=self._generation_settings(inputs, prompt=DEFAULT_REDUB_PROMPT))
         plan = plan_face_crops(track, first, last, settings.crop_size, settings.face_fraction)
         frames, frame_map = inputs.source_frames_mapped()
+        # phone footage stored sideways: the face work on upright frames, as the analysis saw them; the
+        # render written as stored, with the source's display matrix (and an interlaced source's fields)
+        from s2v_toolkit.media import check_display_rotation, display_transform, probe, rotate_frame
+
+        turn = int(getattr(analysis, "rotation", 0) or 0)
+        rotation, matrix = display_transform(inputs.source_media)
+        looks = {"display_rotation": check_display_rotation(out_path, matrix or rotation),
+                 "field_order": probe(inputs.source_media).video.field_order}
+        if turn:
+            frames = np.stack([rotate_frame(f, turn) for f in frames])
 
         def progress(done, total):
             if inputs.progress and total:
@@ -203,10 +214,14 @@ class WanS2VJobGenerator:
 
         out, report = redub_frames(frames, timing, self._drive_audio(inputs), plan, self.models, settings,
                                    track_id=int(track_id), progress=progress, resume_dir=inputs.resume_dir)
-        self._write(inputs, out, out_path)
+        if turn:
+            out = np.stack([rotate_frame(f, -turn) for f in out])
+        self._write(inputs, out, out_path, **looks)
         cache = self.models.step_cache
         return {"model": self.name, "random_weights": self.random_weights, "pipeline": "redub",
-                "face_track": int(track_id), "settings": settings.to_dict(), "report": report.to_dict(),
+                "face_track": int(track_id), "faces_turned": turn, "display_rotation": rotation,
+                "display_matrix": list(matrix) if matrix else None, "field_order": looks["field_order"],
+                "settings": settings.to_dict(), "report": report.to_dict(),
                 "source_frame_map": frame_map.to_dict(),
                 "loras": self.models.loras, "step_cache": cache.to_dict() if cache is not None else None,
                 "plumbing_only": self.random_weights}

@@ -214,3 +214,59 @@ def test_stale_temporaries_on_shared_storage_wait_for_silence(tmp_path):
     remove_stale_temporaries(plan, None)
     assert left() == {"mine_alive", "untagged_alive"}
     store.close()
+
+
+@pytest.mark.slow
+def test_tiny_model_redub_of_rotated_phone_footage(tmp_path):
+    """A shot whose media is phone footage stored sideways (a display matrix): the render job works on upright
+    frames, as the faces stage saw them, and writes the render as stored with the source's display matrix.
+    Before, it pasted the mouth at the upright face's coordinates into the sideways frames, and the render
+    played sideways."""
+    import av
+    import numpy as np
+
+    from s2v_toolkit.faces import find_landmarker_bundle
+    from s2v_toolkit.media import display_transform, probe, read_frames, rotate_frame
+
+    if find_landmarker_bundle() is None:
+        pytest.skip("face_landmarker.task not built: run `s2vt faces setup` first")
+    plan = fast_plan(tmp_path)
+    raw = json.loads(plan.path.read_text())
+    job = raw["jobs"][1]  # SH020: Grace Hopper's face
+    for j in raw["jobs"]:
+        j["action"] = "skip" if j is not job else "redub"
+    src = probe(plan.job(job["id"]).media_path).video
+    upright = read_frames(plan.job(job["id"]).media_path, 0, src.frame_count)
+    phone = tmp_path / "phone.mov"
+    with av.open(str(phone), "w") as c:  # the same shot, stored turned clockwise, shown upright by its matrix
+        s = c.add_stream("prores_ks", rate=src.fps, options={"profile": "3"})
+        s.width, s.height, s.pix_fmt = src.height, src.width, "yuv422p10le"
+        s.set_display_rotation(90)
+        c.metadata["timecode"] = src.start_timecode
+        for k, f in enumerate(upright):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(np.rot90(f, -1)), format="rgb24")
+            frame.pts = k
+            for p in s.encode(frame):
+                c.mux(p)
+        for p in s.encode(None):
+            c.mux(p)
+    job["media_path"] = str(phone)
+    job.pop("face", None)
+    plan.path.write_text(json.dumps(raw))
+    summary = render_plan(load_plan(plan.path), spec=GeneratorSpec(model="tiny"))
+    (rec,) = [r for r in summary.records if r.id == job["id"]]
+    assert rec.state == "done", rec.error
+    assert display_transform(rec.output_path) == display_transform(phone) != (0, None)
+    out = probe(rec.output_path).video
+    assert (out.width, out.height) == (src.height, src.width)  # stored sideways, as the source
+    side = json.loads(open(rec.sidecar_path).read())["generator"]
+    assert side["faces_turned"] == 90 and side["pipeline"] == "redub"
+    # the mouth changed where the face is once the frames are turned upright: near the face's lower middle
+    first = int(job["source_in"])
+    shown = [rotate_frame(f, 90) for f in read_frames(rec.output_path, 0, 8)]
+    diff = np.mean([np.abs(a.astype(int) - b.astype(int)).sum(axis=2) for a, b in zip(shown, upright[first:first + 8])],
+                   axis=0)
+    ys, xs = np.nonzero(diff > 60)
+    assert len(ys) > 50, "nothing generated"
+    h, w = diff.shape
+    assert w * 0.25 < xs.mean() < w * 0.75 and h * 0.3 < ys.mean() < h * 0.9, (xs.mean(), ys.mean(), w, h)
