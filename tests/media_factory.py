@@ -79,19 +79,22 @@ def shown_on_grid(times: list, fps: Fraction, n: int | None = None) -> list[int]
 
 def encode_video(path, frames, codec: str, pix_fmt: str = "yuv420p", rate: int = 25, format: str | None = None,
                  options: dict | None = None, setup=None):
-    """Encode RGB ``frames`` (uint8 (H, W, 3)) with ``codec`` into ``path`` (container ``format`` where the
-    extension does not say it); ``setup(stream)`` sets anything else before the first frame. Returns path."""
+    """Encode ``frames`` with ``codec`` into ``path`` (container ``format`` where the extension does not say
+    it): RGB arrays (uint8 (H, W, 3)), or PyAV frames already in ``pix_fmt`` (samples written as they are);
+    ``setup(stream)`` sets anything else before the first frame. Returns path."""
     import av
 
     frames = list(frames)
-    h, w = frames[0].shape[:2]
+    first = frames[0]
+    h, w = (first.height, first.width) if isinstance(first, av.VideoFrame) else first.shape[:2]
     with av.open(str(path), "w", format=format) as c:
         s = c.add_stream(codec, rate=rate, options=options or {})
         s.width, s.height, s.pix_fmt = w, h, pix_fmt
         if setup is not None:
             setup(s)
-        for k, rgb in enumerate(frames):
-            f = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+        for k, item in enumerate(frames):
+            f = item if isinstance(item, av.VideoFrame) else \
+                av.VideoFrame.from_ndarray(np.ascontiguousarray(item), format="rgb24")
             f.pts = k
             for p in s.encode(f):
                 c.mux(p)

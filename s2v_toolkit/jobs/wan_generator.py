@@ -175,7 +175,13 @@ class WanS2VJobGenerator:
 
     def _redub(self, inputs: JobInputs, out_path: Path) -> dict:
         from s2v_toolkit.faces import analyze_video
-        from s2v_toolkit.pipelines.redub import DEFAULT_REDUB_PROMPT, LineTiming, RedubSettings, redub_frames
+        from s2v_toolkit.pipelines.redub import (
+            DEFAULT_REDUB_PROMPT,
+            LineTiming,
+            RedubSettings,
+            SourceLook,
+            redub_frames,
+        )
         from s2v_toolkit.pipelines.redub_crop import plan_face_crops
 
         job = inputs.job
@@ -199,14 +205,9 @@ class WanS2VJobGenerator:
         frames, frame_map = inputs.source_frames_mapped()
         # phone footage stored sideways: the face work on upright frames, as the analysis saw them; the
         # render written as stored, with the source's display matrix (and an interlaced source's fields)
-        from s2v_toolkit.media import check_display_rotation, display_transform, probe, rotate_frame
-
-        turn = int(getattr(analysis, "rotation", 0) or 0)
-        rotation, matrix = display_transform(inputs.source_media)
-        looks = {"display_rotation": check_display_rotation(out_path, matrix or rotation),
-                 "field_order": probe(inputs.source_media).video.field_order}
-        if turn:
-            frames = np.stack([rotate_frame(f, turn) for f in frames])
+        look = SourceLook.of(inputs.source_media, out_path, analysis)
+        if look.turn:
+            frames = np.stack([look.upright(f) for f in frames])
 
         def progress(done, total):
             if inputs.progress and total:
@@ -214,13 +215,13 @@ class WanS2VJobGenerator:
 
         out, report = redub_frames(frames, timing, self._drive_audio(inputs), plan, self.models, settings,
                                    track_id=int(track_id), progress=progress, resume_dir=inputs.resume_dir)
-        if turn:
-            out = np.stack([rotate_frame(f, -turn) for f in out])
-        self._write(inputs, out, out_path, **looks)
+        if look.turn:
+            out = np.stack([look.stored(f) for f in out])
+        report.warnings += look.warnings(out_path, None)
+        self._write(inputs, out, out_path, **look.write_options())
         cache = self.models.step_cache
         return {"model": self.name, "random_weights": self.random_weights, "pipeline": "redub",
-                "face_track": int(track_id), "faces_turned": turn, "display_rotation": rotation,
-                "display_matrix": list(matrix) if matrix else None, "field_order": looks["field_order"],
+                "face_track": int(track_id), **look.to_dict(),
                 "settings": settings.to_dict(), "report": report.to_dict(),
                 "source_frame_map": frame_map.to_dict(),
                 "loras": self.models.loras, "step_cache": cache.to_dict() if cache is not None else None,

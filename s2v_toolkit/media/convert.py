@@ -98,7 +98,7 @@ def convert_report(src: str | os.PathLike, dst: str | os.PathLike, preset: str |
         duplicated=fmap.indexes("duplicated") if fmap else [],
         dropped=[round(float(index.seconds(index.source_pts[k])), 6) for k in index.dropped],
         substituted=fmap.indexes("substituted") if fmap else [],
-        warnings=field_order_warnings(v, dst, preset) + _audio_streams_warning(info),
+        warnings=field_order_warnings(v.field_order, dst, preset) + _audio_streams_warning(info),
     )
 
 

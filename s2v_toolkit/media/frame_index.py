@@ -239,18 +239,12 @@ def _spacing_doubles(packet_pts: list[int], frame_pts: list[int]) -> bool:
     return abs(_median(steps) - 2 * _median(fields)) <= 0.1 * _median(steps)
 
 
-def _decoded_pts(packet) -> list[int]:
+def _decode(packet) -> list:
+    """The frames a packet gives the decoder's output (none for a damaged packet: its frame never comes out)."""
     try:
-        return [f.pts for f in packet.decode() if f.pts is not None]
+        return packet.decode()
     except av.error.FFmpegError:
-        return []  # a damaged packet: its frame never comes out
-
-
-def _decoded_frames(packet) -> int:
-    try:
-        return len(packet.decode())
-    except av.error.FFmpegError:
-        return 0  # a damaged packet: its frame never comes out
+        return []
 
 
 def index_frames(container, stream, fps: Fraction | None = None) -> FrameIndex:
@@ -275,17 +269,17 @@ def index_frames(container, stream, fps: Fraction | None = None) -> FrameIndex:
     for packet in container.demux(stream):
         if packet.size == 0:  # the flush packet at the end of the stream
             if decoded is not None:
-                decoded += _decoded_frames(packet)
+                decoded += len(_decode(packet))
             elif probe_fields and prefix_in < _FIELD_PROBE_PACKETS:
                 # a file shorter than the probe: the frames the decoder still holds count too
-                prefix_out += _decoded_pts(packet)
+                prefix_out += [f.pts for f in _decode(packet) if f.pts is not None]
             continue
         if decoded is None and not pts and packet.pts is None and packet.dts is None:
             # A raw elementary stream (.h264, .hevc): no times, and a packet is not always a frame (a
             # field-coded interlaced stream has one packet per field): the decoder says what is a frame.
             decoded = 0
         if decoded is not None:
-            decoded += _decoded_frames(packet)
+            decoded += len(_decode(packet))
         if packet.is_discard:  # an edit list hides it: decoded as a reference, never displayed
             discarded += 1
             continue
@@ -301,7 +295,7 @@ def index_frames(container, stream, fps: Fraction | None = None) -> FrameIndex:
             durations[p] = int(packet.duration)
         if probe_fields and prefix_in < _FIELD_PROBE_PACKETS:
             prefix_in += 1
-            prefix_out += _decoded_pts(packet)
+            prefix_out += [f.pts for f in _decode(packet) if f.pts is not None]
     if probe_fields and prefix_in >= 8 and len(prefix_out) < 0.7 * prefix_in and \
             _spacing_doubles(sorted(set(pts))[:prefix_in], sorted(set(prefix_out))):
         pts, field = _pair_fields(sorted(set(pts)), set(prefix_out))

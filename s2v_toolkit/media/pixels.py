@@ -211,6 +211,9 @@ class PlanarFrame:
         return self.pix_fmt == other.pix_fmt and all(np.array_equal(a, b) for a, b in zip(self.planes, other.planes))
 
 
+IDENTITY_MATRIX = (1 << 16, 0, 0, 0, 1 << 16, 0, 0, 0, 1 << 30)  # a display matrix that turns nothing (FFmpeg's layout)
+
+
 def rotate_frame(frame, degrees: int):
     """``frame`` turned ``degrees`` counter-clockwise (a multiple of 90; PyAV's ``frame.rotation`` sense),
     as a new contiguous (H, W, C) array or :class:`PlanarFrame`; the frame itself when ``degrees`` is 0.

@@ -21,6 +21,7 @@ from s2v_toolkit.media.timecode import (
 
 
 FIELD_ORDERS = {1: "progressive", 2: "tt", 3: "bb", 4: "tb", 5: "bt"}  # FFmpeg's AVFieldOrder codes
+INTERLACED_ORDERS = ("tt", "bb", "tb", "bt")
 FIELD_ORDER_WORDS = {"progressive": "progressive", "tt": "top field first", "bb": "bottom field first",
                      "tb": "top field stored first, bottom shown first",
                      "bt": "bottom field stored first, top shown first"}
@@ -58,7 +59,7 @@ class VideoInfo:
 
     @property
     def interlaced(self) -> bool:
-        return self.field_order in ("tt", "bb", "tb", "bt")
+        return self.field_order in INTERLACED_ORDERS
 
     def to_dict(self) -> dict:
         d = asdict(self)

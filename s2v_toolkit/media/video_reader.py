@@ -26,14 +26,11 @@ import numpy as np
 from s2v_toolkit.errors import MediaError, MediaWarning
 from s2v_toolkit.media.container import open_input, video_stream
 from s2v_toolkit.media.frame_index import FrameIndex, index_frames
-from s2v_toolkit.media.pixels import ColourInfo, check_depth, convert_frame
+from s2v_toolkit.media.pixels import IDENTITY_MATRIX, ColourInfo, check_depth, convert_frame
 from s2v_toolkit.media.probe import MediaInfo, probe
 
 # How far ahead of the decoder's position a read may start and still decode on rather than seek.
 _DECODE_AHEAD = 48
-
-
-IDENTITY_MATRIX = (1 << 16, 0, 0, 0, 1 << 16, 0, 0, 0, 1 << 30)  # FFmpeg's display matrix layout
 
 
 def _display_matrix(frame: av.VideoFrame) -> tuple[int, ...] | None:
@@ -510,7 +507,7 @@ def export_frames_png(path: str | os.PathLike, start: int, count: int, out_dir: 
     out = ensure_output_dir(out_dir)
     with VideoReader(path) as reader:
         frames, fmap = reader.read_mapped(start, count)
-        turn = (getattr(reader, "display_rotation", 0) or 0) if upright else 0  # (sequences: none)
+        turn = (reader.display_rotation or 0) if upright else 0
     stem = Path(path).stem
     written = []
     for i, rgb in enumerate(frames):

@@ -34,7 +34,7 @@ import soxr
 from s2v_toolkit import interrupts
 from s2v_toolkit.errors import OutputError
 from s2v_toolkit.media.atomic import atomic_output
-from s2v_toolkit.media.pixels import ColourInfo, PlanarFrame, sws_args, to_av
+from s2v_toolkit.media.pixels import IDENTITY_MATRIX, ColourInfo, PlanarFrame, sws_args, to_av
 from s2v_toolkit.media.timecode import frames_to_timecode, snap_rate, timecode_to_frames
 
 
@@ -145,13 +145,16 @@ def keeps_field_order(path: str | os.PathLike, preset: str | None = None) -> boo
     return preset_for(Path(path), preset).name in _FIELD_ORDER_PRESETS
 
 
-def field_order_warnings(video, dst: str | os.PathLike, preset: str | None = None) -> list[str]:
-    """What an output written from an interlaced source loses: its field order, where the output's
-    preset cannot carry it (the NLE would then take the file as progressive)."""
+def field_order_warnings(field_order: str | None, dst: str | os.PathLike, preset: str | None = None) -> list[str]:
+    """What an output written from a source of ``field_order`` (``VideoInfo.field_order``) loses: an
+    interlaced source's field order, where the output's preset cannot carry it (the NLE would then take
+    the file as progressive)."""
+    from s2v_toolkit.media.probe import INTERLACED_ORDERS
+
     dst = Path(dst)
-    if not video.interlaced or keeps_field_order(dst, preset):
+    if field_order not in INTERLACED_ORDERS or keeps_field_order(dst, preset):
         return []
-    return [f"the source is interlaced ({video.field_order}) and {dst.suffix} with {preset_for(dst, preset).name} "
+    return [f"the source is interlaced ({field_order}) and {dst.suffix} with {preset_for(dst, preset).name} "
             "is written flagged progressive (an NLE will not treat it as interlaced); write .mov (ProRes) or "
             ".mkv (FFV1) to keep the field order"]
 
@@ -173,7 +176,7 @@ def check_display_rotation(path: str | os.PathLike, rotation: int | Sequence[int
         if len(value) != 9:
             raise OutputError(path, f"a display matrix has 9 values, got {len(value)}")
         what = _describe_matrix(value)
-    if not value or value == (1 << 16, 0, 0, 0, 1 << 16, 0, 0, 0, 1 << 30):  # none, or the identity
+    if not value or value == IDENTITY_MATRIX:  # none, or the identity
         return 0
     if spec.name in ("dpx", "exr") or path.suffix.lower() == ".mxf":
         raise OutputError(path, f"the source is displayed {what} and {path.suffix} cannot carry a display "

@@ -114,6 +114,57 @@ class LineTiming:
                 "line_frames": self.line_end - self.line_start + 1}
 
 
+@dataclass(frozen=True)
+class SourceLook:
+    """How a re-dub's source is shown, carried to its render: its frames turned upright for the face work
+    (``turn``: as the face analysis saw them) and back as stored for the write, its display matrix and
+    field order written on the render (both re-dub paths: :func:`redub_video` and the render jobs)."""
+
+    turn: int                                  # degrees the analysis turned the stored frames
+    rotation: int                              # the source's display rotation (degrees)
+    matrix: tuple[int, ...] | None             # its whole display matrix (None: none or the identity)
+    written: int | tuple[int, ...]             # what the render carries (check_display_rotation)
+    field_order: str | None                    # VideoInfo.field_order
+
+    @classmethod
+    def of(cls, video: str | os.PathLike, output: str | os.PathLike, analysis, info=None) -> "SourceLook":
+        """The source's look; an OutputError (one line) where ``output`` cannot carry its rotation."""
+        from s2v_toolkit.media import check_display_rotation, display_transform, probe
+
+        info = info or probe(video)
+        rotation, matrix = display_transform(video, info)
+        return cls(int(getattr(analysis, "rotation", 0) or 0), rotation, matrix,
+                   check_display_rotation(output, matrix or rotation), info.video.field_order)
+
+    def upright(self, frame):
+        from s2v_toolkit.media import rotate_frame
+
+        return rotate_frame(frame, self.turn)
+
+    def stored(self, frame):
+        from s2v_toolkit.media import rotate_frame
+
+        return rotate_frame(frame, -self.turn)  # untouched samples stay exact
+
+    def write_options(self) -> dict:
+        """``write_video`` keyword arguments."""
+        return {"display_rotation": self.written, "field_order": self.field_order}
+
+    def warnings(self, output: str | os.PathLike, preset: str | None) -> list[str]:
+        from s2v_toolkit.media import field_order_warnings
+        from s2v_toolkit.media.probe import INTERLACED_ORDERS
+
+        if self.field_order not in INTERLACED_ORDERS:
+            return []
+        return [f"interlaced source ({self.field_order}): the mouth is generated as whole frames, so inside "
+                "the mask both fields show one instant (the rest keeps its fields)",
+                *field_order_warnings(self.field_order, output, preset)]
+
+    def to_dict(self) -> dict:
+        return {"display_rotation": self.rotation, "display_matrix": list(self.matrix) if self.matrix else None,
+                "faces_turned": self.turn, "field_order": self.field_order}
+
+
 def place_line(shot_start: int, shot_end: int, line_start: int, audio_seconds: float, fps: Fraction,
                source: str = "shot") -> LineTiming:
     """The line's frames: from ``line_start`` for as many frames as its audio lasts (rounded up).
@@ -581,16 +632,7 @@ def redub_video(video: str | os.PathLike, audio: str | os.PathLike, output: str 
     ``analysis``: a precomputed :class:`s2v_toolkit.faces.FaceAnalysis` of the shot (else it is tracked).
     ``resume_dir``: keep finished clips there and resume after the last one (see :func:`redub_stream`).
     """
-    from s2v_toolkit.media import (
-        VideoReader,
-        check_display_rotation,
-        display_transform,
-        frames_to_timecode,
-        probe,
-        read_audio,
-        rotate_frame,
-        write_video,
-    )
+    from s2v_toolkit.media import VideoReader, frames_to_timecode, probe, read_audio, write_video
 
     video, audio, output = Path(video), Path(audio), Path(output)
     settings = settings or RedubSettings()
@@ -627,9 +669,7 @@ def redub_video(video: str | os.PathLike, audio: str | os.PathLike, output: str 
         analysis = analyze_video(video, shot_start, shot_end)
     # Rotated media (a phone's display matrix): the face work is done on upright frames, as the
     # analysis saw them; the output keeps the source's stored frames and its display rotation.
-    turn = int(getattr(analysis, "rotation", 0) or 0)
-    display = display_transform(video, info)
-    display_matrix = check_display_rotation(output, display[1] or display[0])
+    look = SourceLook.of(video, output, analysis, info)
     if ref_image is not None and face is None and len(analysis.tracks) > 1:
         from s2v_toolkit.faces import reference_descriptor
 
@@ -665,18 +705,17 @@ def redub_video(video: str | os.PathLike, audio: str | os.PathLike, output: str 
     # frame shown at that time and damaged frames show their nearest good neighbour; both are recorded
     # in the sidecar (never a black or shifted frame).
     with VideoReader(video, info, depth="native") as reader, VideoReader(video, info, depth="native") as seeker:
-        upright = (rotate_frame(fr, turn) for fr in _shot_frames(reader, shot_start, shot_end))
+        upright = (look.upright(fr) for fr in _shot_frames(reader, shot_start, shot_end))
         stream = redub_stream(upright, timing, line_16k, plan, generator,
                               report, settings, reference=ref_image,
-                              frame_at=lambda f: rotate_frame(seeker.read(f, 1)[0], turn), progress=progress,
+                              frame_at=lambda f: look.upright(seeker.read(f, 1)[0]), progress=progress,
                               resume_dir=resume_dir, resume_key=resume_key)
-        stored = (rotate_frame(fr, -turn) for fr in stream)  # back as stored: untouched samples stay exact
+        stored = (look.stored(fr) for fr in stream)
         try:
             if is_main:
                 written = write_video(output, stored, v.fps, preset=preset, audio=audio_out,
                                       audio_rate=OUTPUT_AUDIO_RATE, start_timecode=start_tc, overwrite=overwrite,
-                                      frame_count=timing.shot_frames, display_rotation=display_matrix,
-                                      field_order=v.field_order)
+                                      frame_count=timing.shot_frames, **look.write_options())
             else:  # the other ranks take part in every clip's generation but write nothing
                 for _ in stored:
                     pass
@@ -688,12 +727,7 @@ def redub_video(video: str | os.PathLike, audio: str | os.PathLike, output: str 
                         if i.track_id == track_id and i.kind not in ("face_lost", "mouth_occluded")
                         and i.start <= timing.line_end and i.end >= timing.line_start]
     report.warnings += frame_map.warnings
-    if v.interlaced:
-        from s2v_toolkit.media import field_order_warnings
-
-        report.warnings.append(f"interlaced source ({v.field_order}): the mouth is generated as whole frames, so "
-                               "inside the mask both fields show one instant (the rest keeps its fields)")
-        report.warnings += field_order_warnings(v, output, preset)
+    report.warnings += look.warnings(output, preset)
     dup = frame_map.indexes("duplicated")
     if dup or frame_map.dropped:
         report.warnings.append(f"variable-rate source: {len(dup)} frame(s) repeat the previous source frame "
@@ -711,12 +745,11 @@ def redub_video(video: str | os.PathLike, audio: str | os.PathLike, output: str 
                    "pix_fmt": v.pix_fmt, "bit_depth": v.bit_depth, "colour": v.colour,
                    "reference": None if reference is None else str(reference),
                    "vfr": v.vfr, "source_frames": v.source_frames, "frame_map": frame_map.to_dict(),
-                   "display_rotation": display[0], "display_matrix": display[1], "faces_turned": turn,
-                   "field_order": v.field_order},
+                   **look.to_dict()},
         "output": {"path": str(written), "preset": preset or "default for " + output.suffix,
                    "frames": timing.shot_frames, "start_timecode": start_tc, "fps": str(v.fps),
-                   "display_rotation": display[0] if display_matrix else 0,
-                   "display_matrix": list(display_matrix) if isinstance(display_matrix, tuple) else None},
+                   "display_rotation": look.rotation if look.written else 0,
+                   "display_matrix": list(look.written) if isinstance(look.written, tuple) else None},
         "model": {"checkpoint": generator.bundle.to_dict(), "device": str(generator.device),
                   "dtype": str(generator.dit_dtype).replace("torch.", ""),
                   "loras": list(getattr(generator, "loras", []) or []),

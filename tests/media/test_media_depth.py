@@ -48,18 +48,11 @@ def _source(tmp_path, name, preset, pix_fmt, colour=None, n=3, size=(144, 256)):
 
 def _hevc(tmp_path, pix_fmt="yuv420p12le", n=3, size=(144, 256)):
     """A 12-bit HEVC (libx265) file, encoded here directly (no HEVC preset in the writer)."""
-    path = tmp_path / "hevc12.mkv"
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("libx265", rate=25, options={"x265-params": "log-level=none"})
-        s.width, s.height, s.pix_fmt = size[1], size[0], pix_fmt
-        for k, f in enumerate(_plate16(n, *size)):
-            frame = to_av(from_rgb(f, pix_fmt, ColourInfo(matrix="bt709", range="tv")))
-            frame.pts = k
-            for p in s.encode(frame):
-                c.mux(p)
-        for p in s.encode(None):
-            c.mux(p)
-    return path
+    from media_factory import encode_video
+
+    frames = (to_av(from_rgb(f, pix_fmt, ColourInfo(matrix="bt709", range="tv"))) for f in _plate16(n, *size))
+    return encode_video(tmp_path / "hevc12.mkv", frames, "libx265", pix_fmt=pix_fmt,
+                        options={"x265-params": "log-level=none"})
 
 
 def test_bit_depth_scaling_is_exact_and_reversible():
