@@ -17,7 +17,8 @@ from s2v_toolkit.values import parse_bool, parse_count
 from s2v_toolkit.serve.service import Service, TaskContext
 
 PLAN_NAME = "plan.json"
-PLAN_OPTIONS = {"dialogue_tracks", "face_check", "backend", "num_speakers", "turns", "allow_missing_media"}
+PLAN_OPTIONS = {"dialogue_tracks", "face_check", "backend", "num_speakers", "turns", "allow_missing_media",
+                "search_dirs", "rate"}
 # Requests choose among what the server was started with: a request cannot point the server at weights
 # in some folder of its choosing (checkpoint and device come from `s2vt serve --checkpoint/--device`).
 RENDER_OPTIONS = {"model", "retry_failed"}
@@ -80,7 +81,10 @@ class JobsService(Service):
                           num_speakers=None if speakers is None else
                           parse_count(speakers, "plan option num_speakers", 1, 100),
                           allow_missing_media=parse_bool(options.get("allow_missing_media", False),
-                                                         "plan option allow_missing_media"))
+                                                         "plan option allow_missing_media"),
+                          # where media is looked for and an EDL's rate (both checked by the server), kept
+                          # in the plan so render, conform and review read the timeline the same way
+                          search_dirs=tuple(options.get("search_dirs") or ()), rate=options.get("rate"))
         path = plan.save(Path(project_dir) / PLAN_NAME)
         counts = plan.counts()
         ctx.log(f"plan: {len(plan.lines)} line(s), jobs " + ", ".join(f"{k} {v}" for k, v in counts.items()))

@@ -84,7 +84,10 @@ SCHEMAS = {
             "name": {"type": "string", "maxLength": 200},
             "options": {"type": "object", "description": "Planning options passed to the service (jobs: "
                                                         "dialogue_tracks, face_check, backend, num_speakers, turns: "
-                                                        "a speaker-turns JSON/RTTM file inside an allowed folder)."}},
+                                                        "a speaker-turns JSON/RTTM file inside an allowed folder, "
+                                                        "search_dirs: folders inside the allowed ones to look for "
+                                                        "media in (an EDL names its media, it has no paths), "
+                                                        "rate: an EDL's frame rate, e.g. \"23.976\")."}},
     },
     "StepRequest": {
         "type": "object", "additionalProperties": False,

@@ -37,12 +37,14 @@ class BadPath(S2VError):
         super().__init__(f"{what} {path!r}: {problem}")
 
 
-def referenced_files(timeline: Path, cast: Path | None) -> list[tuple[str, str]]:
-    """(what, path) of every file the timeline's clips and the cast file point at (found files only)."""
+def referenced_files(timeline: Path, cast: Path | None, search_dirs: tuple = (),
+                     rate: float | None = None) -> list[tuple[str, str]]:
+    """(what, path) of every file the timeline's clips and the cast file point at (found files only), the
+    media found as the plan will find it (``search_dirs``, an EDL's ``rate``)."""
     from s2v_toolkit.timeline import describe_timeline, read_timeline
 
     found: list[tuple[str, str]] = []
-    desc = describe_timeline(read_timeline(timeline), check_media=False)
+    desc = describe_timeline(read_timeline(timeline, rate=rate), search_dirs=search_dirs, check_media=False)
     for clip in desc.clips:
         if clip.media.path:
             found.append((f"media of clip '{clip.name}' in {timeline.name}", clip.media.path))
@@ -78,6 +80,19 @@ class PathPolicy:
 
     def input_file(self, value, what: str) -> Path:
         """The file a request names, checked: a string, absolute, inside a root, an existing file."""
+        real = self._allowed(value, what)
+        if not real.is_file():
+            raise BadPath(what, value, "file not found")
+        return real
+
+    def input_folder(self, value, what: str) -> Path:
+        """A folder a request names (media search folders), checked like a file: inside a root, existing."""
+        real = self._allowed(value, what)
+        if not real.is_dir():
+            raise BadPath(what, value, "folder not found")
+        return real
+
+    def _allowed(self, value, what: str) -> Path:
         if not isinstance(value, str) or not value.strip():
             raise BadPath(what, str(value), "must be a non-empty absolute path")
         if "\x00" in value:
@@ -89,17 +104,17 @@ class PathPolicy:
             raise ForbiddenPath(what, value, "is outside the folders this server may read "
                                               f"({', '.join(str(r) for r in self.roots) or 'none'}); "
                                               "restart `s2vt serve` with --allow FOLDER")
-        real = _real(path)
-        if not real.is_file():
-            raise BadPath(what, value, "file not found")
-        return real
+        return _real(path)
 
-    def check_referenced(self, timeline: Path, cast: Path | None) -> None:
+    def check_referenced(self, timeline: Path, cast: Path | None, search_dirs: tuple = (),
+                         rate: float | None = None) -> None:
         """Files a timeline or cast file points at obey the same folder rule as the files a request names:
         a timeline inside an allowed folder must not lead the server to media anywhere else."""
-        for what, path in referenced_files(timeline, cast):
+        for what, path in referenced_files(timeline, cast, search_dirs, rate):
             if not self.allows(Path(path)):
-                raise ForbiddenPath(what, str(path), "is outside the folders this server may read "
+                real = _real(Path(path))
+                link = f"(a link to {real}) " if real != Path(path).absolute() else ""
+                raise ForbiddenPath(what, str(path), f"{link}is outside the folders this server may read "
                                                      f"({', '.join(str(r) for r in self.roots) or 'none'}); "
                                                      "move it, or restart `s2vt serve` with --allow FOLDER")
 

@@ -48,6 +48,7 @@ LISTEN_BACKLOG = 256       # connections the kernel queues while the handlers ar
 MAX_HANDLERS = 64          # requests handled at once; more wait in the listen queue
 ID = r"(?P<project_id>[^/]+)"
 PATH_OPTIONS = ("turns",)   # planning options that name files
+FOLDER_LIST_OPTIONS = ("search_dirs",)   # planning options that name folders (where media is looked for)
 
 
 @dataclass(frozen=True)
@@ -315,7 +316,20 @@ class ApiHandler(BaseHTTPRequestHandler):
         for key in PATH_OPTIONS:
             if options.get(key) is not None:  # files named inside options obey the same folder rule
                 options[key] = str(mgr.policy.input_file(options[key], f"options.{key}"))
-        mgr.policy.check_referenced(timeline, cast)
+        for key in FOLDER_LIST_OPTIONS:
+            if options.get(key) is not None:
+                folders = options[key]
+                if not isinstance(folders, list):
+                    raise ApiError(HTTPStatus.BAD_REQUEST, "bad_request", f"'options.{key}' must be a list of folders")
+                options[key] = [str(mgr.policy.input_folder(f, f"options.{key}[{i}]")) for i, f in enumerate(folders)]
+        if options.get("rate") is not None:  # an EDL's rate: the media the plan finds depends on it
+            from s2v_toolkit.timeline.timecode import parse_rate
+
+            try:
+                options["rate"] = parse_rate(options["rate"])
+            except (TypeError, ValueError) as exc:
+                raise ApiError(HTTPStatus.BAD_REQUEST, "bad_request", f"'options.rate': {exc}") from None
+        mgr.policy.check_referenced(timeline, cast, tuple(options.get("search_dirs") or ()), options.get("rate"))
         project = mgr.create(timeline, cast, name, options)
         return 202, project.to_dict()
 

@@ -62,3 +62,18 @@ def one_new_shot_plan(tmp_path: Path, frames: int) -> Path:
             j["action"] = "skip"
     plan.path.write_text(json.dumps(raw))
     return plan.path
+
+
+def edl_of(desc, media_names: dict[str, str]) -> str:
+    """A CMX 3600 list of the described timeline's clips, as Avid writes one: reel, channel, source and
+    record timecodes, the clip name and the file's name without its extension (no paths)."""
+    lines = ["TITLE: DEMO", "FCM: NON-DROP FRAME", ""]
+    clips = sorted(desc.to_dict()["clips"], key=lambda c: (c["kind"] != "video", c["record"]["tc_in"]))
+    for n, c in enumerate(clips, 1):
+        channel = "V" if c["kind"] == "video" else "A"
+        reel = c['name'].replace(' ', '')[:8]  # a reel has no spaces
+        lines.append(f"{n:03d}  {reel:<8} {channel:<5} C        {c['source']['tc_in']} "
+                     f"{c['source']['tc_out']} {c['record']['tc_in']} {c['record']['tc_out']}")
+        lines.append(f"* FROM CLIP NAME:  {c['name']}")
+        lines.append(f"* SOURCE FILE: {media_names[c['id']]}")
+    return "\n".join(lines) + "\n"

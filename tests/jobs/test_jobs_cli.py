@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from jobs_helpers import TESTS_DIR, copy_demo, demo_turns
+from jobs_helpers import TESTS_DIR, copy_demo, demo_turns, edl_of
 from s2v_toolkit.cli import main
 
 
@@ -114,21 +114,6 @@ def test_sigkilled_render_resumes_without_duplicates(tmp_path):
         assert side["job_id"] == job["id"]
 
 
-def _edl_of(desc, media_names: dict[str, str]) -> str:
-    """A CMX 3600 list of the described timeline's clips, as Avid writes one: reel, channel, source and
-    record timecodes, the clip name and the file's name without its extension (no paths)."""
-    lines = ["TITLE: DEMO", "FCM: NON-DROP FRAME", ""]
-    clips = sorted(desc.to_dict()["clips"], key=lambda c: (c["kind"] != "video", c["record"]["tc_in"]))
-    for n, c in enumerate(clips, 1):
-        channel = "V" if c["kind"] == "video" else "A"
-        reel = c['name'].replace(' ', '')[:8]  # a reel has no spaces
-        lines.append(f"{n:03d}  {reel:<8} {channel:<5} C        {c['source']['tc_in']} "
-                     f"{c['source']['tc_out']} {c['record']['tc_in']} {c['record']['tc_out']}")
-        lines.append(f"* FROM CLIP NAME:  {c['name']}")
-        lines.append(f"* SOURCE FILE: {media_names[c['id']]}")
-    return "\n".join(lines) + "\n"
-
-
 def test_cli_plan_of_an_edl_finds_media_by_name_and_keeps_the_search_folders(tmp_path, capsys, monkeypatch):
     """An EDL names its media (no paths): `s2vt plan --search` finds it, and render and conform, which read
     the list again, find it the same way (the plan keeps the folders and the list's rate)."""
@@ -139,7 +124,7 @@ def test_cli_plan_of_an_edl_finds_media_by_name_and_keeps_the_search_folders(tmp
     edl_dir = tmp_path / "edit"
     edl_dir.mkdir()
     edl = edl_dir / "scene.edl"
-    edl.write_text(_edl_of(desc, {c.id: Path(c.media.path).stem for c in desc.clips}))
+    edl.write_text(edl_of(desc, {c.id: Path(c.media.path).stem for c in desc.clips}))
     turns = tmp_path / "turns.json"
     turns.write_text(json.dumps(demo_turns().to_dict()))
     plan = tmp_path / "plan.json"
