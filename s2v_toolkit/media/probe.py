@@ -15,6 +15,7 @@ from s2v_toolkit.media.frame_index import index_frames
 from s2v_toolkit.media.timecode import (
     frames_to_timecode,
     is_drop_frame_rate,
+    is_timecode,
     timecode_to_frames,
 )
 
@@ -118,11 +119,15 @@ class MediaInfo:
     # Broadcast WAV (bext chunk) TimeReference: the first sample's time of day in samples since midnight,
     # as sound recorders stamp it; a timeline's source timecodes for the file count from there
     time_reference: int | None = None
+    # a sound-only file's start timecode (Avid's OP-Atom MXF, a QuickTime timecode track): counted in frames
+    # of a rate the file does not state to FFmpeg, so it is placed at the rate of the timeline that uses it
+    audio_timecode: str | None = None
 
     @property
     def start_seconds(self) -> Fraction:
         """Source time of the file's first frame/sample, in seconds: the video's start timecode, else
-        the BWF time reference at the audio's rate, else 0."""
+        the BWF time reference at the audio's rate, else 0 (a sound-only file's :attr:`audio_timecode`
+        is read at the using timeline's rate: ``timeline.media_access.MediaFacts.origin_at``)."""
         v = self.video
         if v is not None:
             return Fraction(v.start_frame) / v.fps if v.start_timecode else Fraction(0)
@@ -138,6 +143,7 @@ class MediaInfo:
             "video": self.video.to_dict() if self.video else None,
             "audio": [a.to_dict() for a in self.audio],
             "time_reference": self.time_reference,
+            "audio_timecode": self.audio_timecode,
         }
 
     @classmethod
@@ -147,6 +153,7 @@ class MediaInfo:
             video=VideoInfo.from_dict(d["video"]) if d.get("video") else None,
             audio=[AudioInfo.from_dict(a) for a in d.get("audio", [])],
             time_reference=d.get("time_reference"),
+            audio_timecode=d.get("audio_timecode"),
         )
 
     def summary(self) -> str:
@@ -165,17 +172,20 @@ class MediaInfo:
             t = float(self.start_seconds)
             lines.append(f"  BWF time reference: {self.time_reference} samples "
                          f"({int(t // 3600):02d}:{int(t // 60 % 60):02d}:{t % 60:09.6f} time of day)")
+        if self.audio_timecode is not None and not v and not self.time_reference:
+            lines.append(f"  start timecode: {self.audio_timecode} (sound only: read at the rate of the timeline "
+                         "that uses it)")
         if not v and not self.audio:
             lines.append("  (no audio or video streams)")
         return "\n".join(lines)
 
 
 def _find_timecode(container, vstream) -> str | None:
-    """Start timecode from the video stream, a tmcd data stream, or the container (in that order)."""
+    """Start timecode from the video stream (if any), a tmcd data stream, or the container (in that order)."""
     def tag(metadata) -> str | None:  # Matroska writes "TIMECODE", QuickTime/MXF "timecode"
         return next((v for k, v in metadata.items() if k.lower() == "timecode"), None)
 
-    candidates = [tag(vstream.metadata)]
+    candidates = [tag(vstream.metadata)] if vstream is not None else []
     candidates += [tag(s.metadata) for s in container.streams if s.type == "data"]
     candidates.append(tag(container.metadata))
     for tc in candidates:
@@ -292,8 +302,13 @@ def _probe(path: str) -> MediaInfo:
             ))
         if video is None and not audio:
             raise MediaError(path, "has neither audio nor video streams")
+        audio_tc = None
+        if video is None:
+            audio_tc = _find_timecode(container, None)
+            if audio_tc and not is_timecode(audio_tc):
+                audio_tc = None  # an unusable tag: none rather than a wrong one
         return MediaInfo(path=path, format_name=container.format.name, duration=duration, video=video, audio=audio,
-                         time_reference=_time_reference(container))
+                         time_reference=_time_reference(container), audio_timecode=audio_tc)
 
 
 def _time_reference(container) -> int | None:

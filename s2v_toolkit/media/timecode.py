@@ -46,6 +46,20 @@ def _drops_per_minute(fps: Fraction) -> int:
     return 2 * nominal_rate(fps) // 30
 
 
+def is_timecode(text: str) -> bool:
+    """Whether ``text`` has the shape of a timecode (``HH:MM:SS:FF``, ``;`` before FF for drop-frame)."""
+    return bool(_TC_RE.match(str(text).strip()))
+
+
+def timecode_seconds(timecode: str, fps: Fraction) -> Fraction | None:
+    """Seconds of ``timecode`` counted at ``fps`` (a sound-only file's start timecode, read at the rate of
+    the timeline that uses it); None where it is no timecode of that rate (a drop-frame label at 25)."""
+    try:
+        return Fraction(timecode_to_frames(timecode, Fraction(fps))) / Fraction(fps)
+    except ValueError:
+        return None
+
+
 def timecode_to_frames(timecode: str, fps: Fraction) -> int:
     """Parse ``HH:MM:SS:FF`` (``;`` before FF means drop-frame) into a frame count at ``fps``."""
     m = _TC_RE.match(timecode.strip())

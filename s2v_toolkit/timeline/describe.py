@@ -567,11 +567,12 @@ def info_kind(track) -> str:
 
 def media_origin(clip: otio.schema.Clip, facts) -> Fraction:
     """Seconds of source time at the file's first sample/frame: the media range the timeline states,
-    else the file's own start timecode or BWF time reference (``MediaFacts.origin``)."""
+    else the file's own start timecode or BWF time reference (``MediaFacts.origin_at`` the clip's source rate)."""
     ref = clip.media_reference
     if ref is not None and ref.available_range is not None:
         return seconds(ref.available_range.start_time)
-    return facts.origin if facts is not None else Fraction(0)
+    return facts.origin_at(clip.source_range.start_time.rate if clip.source_range else None) if facts is not None \
+        else Fraction(0)
 
 
 def describe_timeline(

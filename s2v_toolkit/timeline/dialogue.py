@@ -168,7 +168,7 @@ def _file_offset(clip: TimelineClip) -> Fraction:
     if clip.media.available_range is not None:
         origin = clip.media.available_range.start.seconds
     else:
-        origin = probe_facts(clip.media.path).origin
+        origin = probe_facts(clip.media.path).origin_at(clip.media_range.start.rate)
     return clip.media_range.start.seconds - origin
 
 

@@ -21,6 +21,17 @@ class MediaFacts:
     has_audio: bool = True
     audio_channels: int = 0         # audio channels, counted across the file's audio streams
     origin: Fraction = Fraction(0)  # source time of the first frame/sample, seconds: start timecode or BWF
+    audio_timecode: str | None = None  # a sound-only file's start timecode, read at the using clip's rate
+
+    def origin_at(self, rate: float | None) -> Fraction:
+        """:attr:`origin`, with a sound-only file's start timecode (Avid's OP-Atom MXF) read at ``rate``, the
+        source rate of the clip that uses it: an EDL's source timecodes count the file's frames that way."""
+        if self.audio_timecode and not self.origin and rate:
+            from s2v_toolkit.media.timecode import timecode_seconds
+            from s2v_toolkit.timeline.timecode import rate_fraction
+
+            return timecode_seconds(self.audio_timecode, rate_fraction(float(rate))) or Fraction(0)
+        return self.origin
 
 
 def probe_facts(path: str | os.PathLike) -> MediaFacts:
@@ -35,6 +46,7 @@ def probe_facts(path: str | os.PathLike) -> MediaFacts:
         has_audio=bool(info.audio),
         audio_channels=sum(int(a.channels) for a in info.audio),  # counted across streams, as NLEs number them
         origin=info.start_seconds,
+        audio_timecode=info.audio_timecode if v is None and not info.time_reference else None,
     )
 
 

@@ -14,6 +14,7 @@ import numpy as np
 from media_factory import mux_pcm
 from s2v_toolkit.media import probe, write_video
 from s2v_toolkit.timeline import describe_timeline, extract_dialogue, read_timeline
+from s2v_toolkit.timeline.media_access import probe_facts
 
 RATE = 25
 HOUR_16 = 16 * 3600  # a recorder's time of day: 16:00:00:00
@@ -179,3 +180,40 @@ def test_tags_in_another_encoding_do_not_stop_a_read(tmp_path):
     path.write_bytes(bytes(data))
     info = probe(path)
     assert info.time_reference == 48000 and info.audio[0].sample_rate == 48000
+
+
+def _sound_mxf(path, seconds: float, timecode: str, click_at: float, sr: int = 48000):
+    """A sound-only OP-Atom MXF as Avid keeps its media: one mono PCM track, the material package's start
+    timecode ``timecode`` (a frame count whose rate the file states only in its timecode track)."""
+    pcm = np.zeros(int(seconds * sr), np.int16)
+    pcm[int(round(click_at * sr))] = 30000
+    with av.open(str(path), "w", format="mxf_opatom") as c:
+        c.metadata["timecode"] = timecode
+        mux_pcm(c, c.add_stream("pcm_s16le", rate=sr, layout="mono"), pcm, sr)
+    return path
+
+
+def test_edl_sound_clip_on_a_sound_only_mxf_counts_from_its_start_timecode(tmp_path):
+    """Source timecodes of a sound event count from the file's start timecode, read at the list's rate
+    (before, a sound-only file's timecode was not read: the range lay an hour past the file's end)."""
+    _sound_mxf(tmp_path / "DIAL_A03.mxf", 10.0, "01:00:00:00", click_at=2.2)
+    info = probe(tmp_path / "DIAL_A03.mxf")
+    assert info.video is None and info.audio_timecode == "01:00:00:00"
+    facts = probe_facts(tmp_path / "DIAL_A03.mxf")
+    assert facts.origin_at(25.0) == 3600 and facts.origin_at(24000 / 1001) == Fraction(86400 * 1001, 24000)
+    assert facts.origin_at(None) == 0
+    assert "start timecode: 01:00:00:00 (sound only" in info.summary()
+    events = ("001  DIALA03  A     C        01:00:02:00 01:00:04:00 10:00:00:00 10:00:02:00\n"
+              "* SOURCE FILE: DIAL_A03\n")
+    for rate, into_file in ((25, Fraction(2)), ("23.976", Fraction(48, 1))):
+        edl = _edl(tmp_path / "cut.edl", events)
+        desc = describe_timeline(read_timeline(edl, rate=rate))
+        (clip,) = desc.clips
+        assert clip.media.status == "ok" and not clip.media.problems, clip.media.problems
+        (track,) = extract_dialogue(desc, ["A1"])
+        assert not track.problems
+        fps = desc.rate_fraction
+        # 01:00:02:00 is 2 s (25 fps) or 48 frames of 24000/1001 into the file; the click sits 2.2 s in
+        offset = into_file if rate == 25 else into_file / fps
+        peak = int(np.argmax(np.abs(track.signal)))
+        assert abs(peak - int(round((Fraction(11, 5) - offset) * track.sample_rate))) <= 1, (rate, peak)
