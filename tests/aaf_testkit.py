@@ -17,6 +17,7 @@ AUDIO_GAIN = "9d2ea894-0968-11d3-8a38-0050040ef7d2"
 AMPLITUDE = "e4962321-2267-11d3-8a4c-0050040ef7d2"
 COMBINER = "6b46dd7a-132d-4856-ab97-e2ac9ba0ee4c"
 DISSOLVE = "0c3bea41-fc05-11d2-8a29-0050040ef7d2"
+REPEAT = "9d2ea891-0968-11d3-8a38-0050040ef7d2"      # AAF's VideoRepeat, Avid's "Repeat Control"
 
 
 class AAFBuilder:
@@ -128,6 +129,14 @@ class AAFBuilder:
         op.media_kind = "sound"
         for c in components:
             op.segments.append(c)
+        return op
+
+    def hold(self, component, length, kind="picture"):
+        """Avid Xpress' freeze frame: a "Repeat Control" effect of ``length`` over a one-frame clip."""
+        opdef = self._op(REPEAT, "Repeat Control", 1, kind)
+        op = self.f.create.OperationGroup(opdef, length)
+        op.media_kind = kind
+        op.segments.append(component)
         return op
 
     def transition(self, length, cut, kind="sound"):

@@ -21,12 +21,23 @@ from s2v_toolkit.timeline import TimelineError, describe_timeline, read_timeline
 pytestmark = pytest.mark.corpus
 FILES = corpus_params("timelines", "edl_*.edl")
 TC = r"\d\d[:;]\d\d[:;]\d\d[:;]\d\d"
-EVENT = re.compile(rf"^\s*(\d+)\s+(\S+)\s+(\S+)\s+(\S+)(?:\s+\d+)?\s+({TC})\s+({TC})\s+({TC})\s+({TC})\s*$")
+SRC = rf"{TC}|\d+"   # source in/out: a timecode, or a frame number (lists of VFX plates: "1009 1064")
+EVENT = re.compile(rf"^\s*(\d+)\s+(\S+)\s+(\S+)\s+(\S+)(?:\s+\d+)?\s+({SRC})\s+({SRC})\s+({TC})\s+({TC})\s*$")
 
 
 def _frames(tc: str, fps: int) -> int:
+    if tc.isdigit():
+        return int(tc)
     h, m, s, f = (int(x) for x in re.split("[:;]", tc))
     return ((h * 60 + m) * 60 + s) * fps + f
+
+
+def _source_tc(value: str, fps: int) -> str:
+    """A source column as a timecode: a frame number counted at the list's rate."""
+    if not value.isdigit():
+        return value
+    n = int(value)
+    return f"{n // (3600 * fps):02d}:{n // (60 * fps) % 60:02d}:{n // fps % 60:02d}:{n % fps:02d}"
 
 
 def expected_speed_events(text: str, rate: float) -> tuple[Counter, dict]:
@@ -52,7 +63,7 @@ def expected_speed_events(text: str, rate: float) -> tuple[Counter, dict]:
         if r_len > 1 and abs(s_len - r_len) < abs(s_len - r_len * m2_fps / rate):
             speeds[(r_in, r_out)] = m2_fps / rate
         else:
-            ranges[(r_in, r_out, s_in, s_out)] += 1
+            ranges[(r_in, r_out, _source_tc(s_in, fps), _source_tc(s_out, fps))] += 1
     return ranges, speeds
 
 
@@ -72,8 +83,9 @@ def _kinds(chan: str) -> list[str]:
     return out
 
 
-def expected_cuts(text: str) -> Counter:
-    """Cut events ("C", no M2 speed line, not half of a dissolve pair): (kind, record in, out, source in)."""
+def expected_cuts(text: str, fps: int) -> Counter:
+    """Cut events ("C", no M2 speed line, not half of a dissolve pair): (kind, record in, out, source in);
+    a source frame number as the timecode of that frame at the list's rate ``fps``."""
     lines = text.splitlines()
     events = [(i, m) for i, m in ((i, EVENT.match(x)) for i, x in enumerate(lines)) if m]
     out = Counter()
@@ -91,7 +103,7 @@ def expected_cuts(text: str) -> Counter:
         # an "AUD 3", "AUD 4" or "AUD 3 4" note puts the event on audio channels 3/4 as well
         auds = [len(b.split()) - 1 for b in body if re.match(r"^\s*AUD\s+\d", b)]
         for kind in _kinds(chan) + ["audio"] * sum(auds):
-            out[(kind, r_in, r_out, s_in)] += 1
+            out[(kind, r_in, r_out, _source_tc(s_in, fps))] += 1
     return out
 
 
@@ -127,7 +139,7 @@ def test_edl_cut_events_read_at_their_timecodes(path):
             m["record"]["tc_in"] = _colons(m["record"]["tc_in"])
     got = Counter((c["kind"], c["record"]["tc_in"], c["record"]["tc_out"], c["source"]["tc_in"])
                   for c in doc["clips"])
-    want = expected_cuts(text)
+    want = expected_cuts(text, round(doc["rate"]))
     want_ranges, want_speeds = expected_speed_events(text, doc["rate"])
     assert any(EVENT.match(x) for x in text.splitlines())   # the list has events
     missing = want - got

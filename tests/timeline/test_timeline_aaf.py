@@ -346,3 +346,46 @@ def test_renders_of_two_clips_with_one_name_are_not_reported_moved(tmp_path):
                 tmp_path / "out")
     assert len(r.placed) == 2 and r.placed[0].clip_name == r.placed[1].clip_name
     assert not [n for n in r.not_carried if "record range" in n], r.not_carried
+
+
+def test_a_held_frame_lasts_the_whole_effect(tmp_path):
+    """Avid Xpress' freeze frame, a "Repeat Control" effect over a one-frame clip, holds that frame for the
+    effect's length: the clip lasted one frame before and the rest of the effect read as a gap."""
+    def build(b):
+        vid = b.media("EOP1", "file:///nowhere/eop1.mov", kind="picture", tape_tc=86400)
+        v = b.track("picture", rate=25)
+        v.segment.components.append(b.clip(vid, 0, 50, kind="picture"))
+        v.segment.components.append(b.hold(b.clip(vid, 49, 1, kind="picture"), 125))
+        v.segment.components.append(b.clip(vid, 50, 25, kind="picture"))
+
+    path = write_aaf(tmp_path / "hold.aaf", Fraction(25), build, tc_start=90000, tc_fps=25)
+    first, held, after = _desc(path).clips
+    assert (held.record.start_seconds, held.record.duration_seconds) == (2, 5)       # frames 50-175
+    assert held.freeze_frame and held.media_range.duration_seconds == Fraction(1, 25)
+    assert held.media_range.start_seconds - first.media_range.start_seconds == Fraction(49, 25)
+    assert (after.record.start_seconds, after.record.duration_seconds) == (7, 1)
+
+
+def test_aaf_1_0_effects_named_operationdefinition_are_read():
+    """AAF 1.0 files (Avid Xpress Pro) name an effect's definition property ``OperationDefinition`` in their
+    own dictionary; pyaaf2's ``op.operation`` looks up ``Operation`` and raised KeyError for every effect, so
+    the whole file was refused ("cannot read as AAF: 'Operation'")."""
+    from s2v_toolkit.timeline.formats.aaf_read import _operation_def
+
+    class Definition:
+        name = "Repeat Control"
+
+    class Prop:
+        def __init__(self, value):
+            self.value = value
+
+    class Aaf10Operation(dict):   # the properties as such a file holds them
+        @property
+        def operation(self):
+            return self["Operation"].value
+
+    op = Aaf10Operation(OperationDefinition=Prop(Definition()), Length=Prop(125))
+    with pytest.raises(KeyError):
+        op.operation
+    assert _operation_def(op).name == "Repeat Control"
+    assert _operation_def(Aaf10Operation(Length=Prop(1))) is None

@@ -230,7 +230,9 @@ def _make_clip(p: ClipPiece, rate: Fraction, comp, slot, srate: Fraction) -> oti
     else:
         ref = otio.schema.MissingReference(name=src.get("name") or p.name, available_range=avail)
     clip = otio.schema.Clip(name=p.name, media_reference=ref, source_range=source_range)
-    if p.speed != 1:
+    if p.speed == 0:  # a held frame (Avid's "Repeat Control", a Motion Control at speed 0)
+        clip.effects.append(otio.schema.FreezeFrame(name="freeze"))
+    elif p.speed != 1:
         clip.effects.append(otio.schema.LinearTimeWarp(name="speed", time_scalar=float(p.speed)))
     meta = {"locator": {"mob_id": str(comp.mob_id), "slot_id": slot.slot_id,
                         "record_start": float(p.start * srate), "record_length": float(p.length * srate),

@@ -44,6 +44,7 @@ PICTURE_KINDS = {"picture", "legacypicture", "datadef_picture"}
 SOUND_KINDS = {"sound", "legacysound", "datadef_sound"}
 GAIN_OPS = ("audio gain", "volume", "clip gain", "audio level")
 SPEED_OPS = ("motion control", "audio warp", "speed", "retime", "timewarp", "time warp")
+FREEZE_OPS = ("repeat", "freeze")   # Avid Xpress' "Repeat Control": one input frame held for the effect's length
 TITLE_OPS = ("title", "generator", "matte key")
 # level parameters of gain operations: AAF Amplitude, Avid clip gain/volume automation
 GAIN_PARAMS = {"amplitude", "avidcontrolclipratio", "level", "gain", "volume", "audiogain"}
@@ -52,6 +53,8 @@ MIN_DB = -144.0
 # operations known by their AAF definition id (Pro Tools writes them without a name)
 GAIN_OP_IDS = ("9d2ea894-0968-11d3-8a38-0050040ef7d2",)    # MonoAudioGain
 PAN_OP_IDS = ("9d2ea893-0968-11d3-8a38-0050040ef7d2",)     # MonoAudioPan
+REPEAT_OP_IDS = ("9d2ea891-0968-11d3-8a38-0050040ef7d2",)  # VideoRepeat (Avid: "Repeat Control")
+SPEED_OP_IDS = ("9d2ea890-0968-11d3-8a38-0050040ef7d2",)   # VideoSpeedControl (Avid: "Motion Control")
 
 
 def snap_rate(rate) -> Fraction:
@@ -98,6 +101,19 @@ def _name(obj) -> str:
     except Exception:
         n = None
     return n or ""
+
+
+def _operation_def(op):
+    """An OperationGroup's (or a Transition's) OperationDef, or None. pyaaf2 knows the property as
+    ``Operation``; AAF 1.0 files (Avid Xpress Pro) name it ``OperationDefinition`` in their own dictionary, so
+    pyaaf2's ``op.operation`` raises KeyError on every effect of such a file."""
+    for key in ("Operation", "OperationDefinition"):
+        if key in op.keys():
+            try:
+                return op[key].value
+            except Exception:  # a weak reference the file's dictionary cannot resolve
+                return None
+    return None
 
 
 def _attrs(obj, key="ComponentAttributeList") -> dict:
@@ -245,7 +261,7 @@ class CompositionReader:
                 cut = Fraction(comp["CutPoint"].value or 0) / rate if "CutPoint" in comp.keys() else length / 2
                 op = comp["OperationGroup"].value if "OperationGroup" in comp.keys() else None
                 # the next component starts under the transition: the sequence is shorter by its length
-                out.append(TransitionPiece(pos, length, cut, _name(op.operation) if op is not None else "",
+                out.append(TransitionPiece(pos, length, cut, _name(_operation_def(op)) if op is not None else "",
                                            path + (i,), path + (i - 1,), path + (i + 1,)))
                 continue
             out.extend(p.shifted(pos) for p in self.walk(comp, rate, path + (i,), scope))
@@ -271,13 +287,16 @@ class CompositionReader:
         return out
 
     def walk_operation(self, op, rate, path, scope) -> list:
-        opname = _name(op.operation) if op.operation is not None else ""
+        op_def = _operation_def(op)
+        opname = _name(op_def) if op_def is not None else ""
         try:
-            op_id = str(op.operation.auid) if op.operation is not None else ""
+            op_id = str(op_def.auid) if op_def is not None else ""
         except Exception:
             op_id = ""
         if not opname:
-            opname = "Audio Gain" if op_id in GAIN_OP_IDS else "Audio Pan" if op_id in PAN_OP_IDS else ""
+            # an unnamed definition: the standard effects by their AAF identifiers
+            opname = ("Audio Gain" if op_id in GAIN_OP_IDS else "Audio Pan" if op_id in PAN_OP_IDS
+                      else "Repeat" if op_id in REPEAT_OP_IDS else "Speed Control" if op_id in SPEED_OP_IDS else "")
         low = opname.lower()
         inputs = list(op.segments) if "InputSegments" in op.keys() else []
         params = {}
@@ -305,6 +324,8 @@ class CompositionReader:
             return [NotePiece(Fraction(0), length, f"effect '{opname}' without input left out")] if length else []
         if any(k in low for k in SPEED_OPS):
             return self.walk_speed(op, opname, inputs[0], params, rate, path)
+        if any(k in low for k in FREEZE_OPS):
+            return self.walk_freeze(op, opname, inputs[0], rate, path, scope)
         pieces = self.walk(inputs[0], rate, path + (0,), scope)
         if any(k in low for k in GAIN_OPS):
             db, envelope = _gain_of(params, length)
@@ -334,6 +355,22 @@ class CompositionReader:
             if isinstance(p, ClipPiece):
                 p.effects.append(opname)
         return pieces
+
+    def walk_freeze(self, op, opname, inner, rate, path, scope) -> list:
+        """A held frame: the input's first frame shown for the whole effect (speed 0). Read as the input
+        alone, the clip lasted its one input frame and the rest of the effect was a gap."""
+        length = Fraction(op.length or 0) / rate
+        pieces = self.walk(inner, rate, path + (0,), scope)
+        clips = [p for p in pieces if isinstance(p, ClipPiece)]
+        if len(clips) != 1:
+            for p in clips:
+                p.effects.append(opname)
+            return pieces + [NotePiece(Fraction(0), length, f"'{opname}' over {len(clips)} clips is not a held "
+                                                            "frame; read as its inputs")]
+        p = clips[0]
+        p.start, p.length, p.speed = Fraction(0), length, Fraction(0)
+        p.effects.append(opname)
+        return [x for x in pieces if not isinstance(x, ClipPiece)] + [p]
 
     def walk_speed(self, op, opname, inner, params, rate, path) -> list:
         outer_len = Fraction(op.length or 0) / rate
