@@ -308,3 +308,49 @@ def test_compound_clip_without_start_shows_its_sequence_from_its_start_timecode(
     _, desc = read(tmp_path, doc(res, '<ref-clip ref="m" offset="0s" name="Comp" duration="2s"/>', duration="2s"))
     (x,) = videos(desc)
     assert (x.name, frames(x.record, 24), src_frame(x)) == ("X", (0, 48), 120)
+
+
+def test_a_retimed_clip_places_its_content_through_its_time_map(tmp_path):
+    # Final Cut Pro retimes a <clip> (a clip of several media elements, and every clip of FCPXML 1.2) with a
+    # timeMap on the clip itself: its local time (start 14s, shown for 2s) maps to the time its <video> sits
+    # in, here at half speed (0s->0s, 20s->10s), so local 14s..16s is content 7s..8s of a video placed at
+    # content 0s..10s, media start 5s: media 12s..13s. Before, the content was looked for at 14s..16s, found
+    # nowhere, and read from the clip's own start at speed 1 (source 14s, past the 10 s of media).
+    res = FMT24 + asset("a", "f24", duration="30s")
+    spine = ('<asset-clip ref="a" offset="0s" name="Plain" start="5s" duration="1s"/>'
+             '<clip offset="1s" name="Slow" start="14s" duration="2s"><timeMap>'
+             '<timept time="0s" value="0s" interp="linear"/><timept time="20s" value="10s" interp="linear"/></timeMap>'
+             '<video ref="a" offset="0s" start="5s" duration="10s"/></clip>'
+             # played backwards: content 10s..0s over local 0s..10s; local 2s..4s is content 8s..6s
+             '<clip offset="3s" name="Back" start="2s" duration="2s"><timeMap>'
+             '<timept time="0s" value="10s"/><timept time="10s" value="0s"/></timeMap>'
+             '<video ref="a" offset="0s" start="20s" duration="10s"/></clip>')
+    _, desc = read(tmp_path, doc(res, spine, duration="5s"))
+    plain, slow, back = videos(desc)
+    assert frames(slow.record, 24) == (24, 72) and src_frame(slow) == 12 * 24 and slow.speed == pytest.approx(0.5)
+    assert frames(back.record, 24) == (72, 120) and src_frame(back) == 28 * 24 and back.speed == pytest.approx(-1)
+    assert (plain.name, slow.name, back.name) == ("Plain", "Slow", "Back")
+
+
+def test_an_fcpxml_1_2_event_export_counts_its_clips(tmp_path):
+    # Final Cut Pro X 10.0 exported an event as a <project> without a <sequence> holding the event's clips
+    text = ('<?xml version="1.0" encoding="UTF-8"?>\n<fcpxml version="1.2"><project name="Event 1">'
+            f'<resources>{FMT24}{asset("a", "f24")}</resources>'
+            '<clip name="A" duration="2s" format="f24"><video ref="a" offset="0s" duration="2s"/></clip>'
+            '<clip name="B" duration="3s" format="f24"><video ref="a" offset="0s" duration="3s"/></clip>'
+            '</project></fcpxml>\n')
+    with pytest.raises(TimelineError, match=r"no project, only 2 clip\(s\) from the browser \(event 'Event 1'\)"):
+        read(tmp_path, text)
+
+
+def test_a_hold_in_a_retimed_clip_is_a_freeze_frame(tmp_path):
+    # a timeMap whose value stands still (Final Cut Pro's Hold): the content's frame at 3s (media 8s) for 1s
+    res = FMT24 + asset("a", "f24", duration="30s")
+    spine = ('<clip offset="0s" name="Held" start="0s" duration="1s"><timeMap>'
+             '<timept time="0s" value="3s"/><timept time="5s" value="3s"/></timeMap>'
+             '<video ref="a" offset="0s" start="5s" duration="10s"/></clip>')
+    loaded, desc = read(tmp_path, doc(res, spine, duration="1s"))
+    (held,) = videos(desc)
+    assert frames(held.record, 24) == (0, 24) and src_frame(held) == 8 * 24
+    assert held.freeze_frame and held.speed == 0
+    assert any("held frame" in n for n in loaded.notes)

@@ -111,7 +111,9 @@ def clip(reader: Reader, p: Piece, frames, rate: Fraction) -> otio.schema.Clip:
     clip = otio.schema.Clip(name=p.name, media_reference=ref,
                             source_range=TimeRange(src_start, RationalTime(frames, float(rate))))
     clip.enabled = p.enabled
-    if p.speed != 1:
+    if p.speed == 0:   # a held frame (a timeMap whose value stands still)
+        clip.effects.append(otio.schema.FreezeFrame(name="freeze"))
+    elif p.speed != 1:
         clip.effects.append(otio.schema.LinearTimeWarp(name="speed", time_scalar=float(p.speed)))
     clip.metadata[NS] = p.s2v
     clip.metadata["fcpxml"] = {"element": p.node.tag, "ref": p.node.get("ref") or "", "lane": p.lane,

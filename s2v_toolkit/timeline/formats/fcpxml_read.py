@@ -35,6 +35,8 @@ MD_PREFIX = "s2v_toolkit."       # <md key="s2v_toolkit.job_id" value="..."/> wr
 STORY = {"asset-clip", "clip", "ref-clip", "mc-clip", "sync-clip", "audition", "gap", "title", "generator",
          "video", "audio", "spine", "transition", "live-drawing"}
 HOSTS = {"asset-clip", "clip", "ref-clip", "mc-clip", "sync-clip", "title", "generator", "gap"}
+CONTAINERS = {"clip", "sync-clip", "ref-clip", "mc-clip"}   # elements whose content has its own time (timeMap)
+HOLD_SPEED = Fraction(1, 10 ** 9)   # a held frame's content speed (a map needs a non-zero one); read back as 0
 # timed elements that are never picture (captions are subtitles; markers and effects are not items)
 NOT_PICTURE = {"caption", "marker", "chapter-marker", "keyword", "rating", "analysis-marker", "filter-video",
                "filter-audio", "filter-video-mask", "adjust-volume", "metadata", "timeMap", "conform-rate",
@@ -235,7 +237,7 @@ class Reader:
         imap = pmap.child(offset, start, k_item)
         if duration is None:
             duration = self.missing_duration(el, ctx, pmap, offset)
-        r0, r1 = pmap.rec(offset), pmap.rec(offset + duration)
+        r0, r1 = sorted((pmap.rec(offset), pmap.rec(offset + duration)))   # reversed in a clip played backwards
         own = (r0, r1)
         vis = own if ctx.window is None else (max(r0, ctx.window[0]), min(r1, ctx.window[1]))
         # split edits (J/L cuts): the sound spans audioStart/audioDuration instead of start/duration
@@ -258,6 +260,8 @@ class Reader:
         inner = replace(ctx, enabled=enabled, gain_db=gain, role=role, host=host,
                         video_role=el.get("videoRole") or ctx.video_role)
         pieces: list[Piece] = []
+        # a retimed container: its content is placed in the time its timeMap makes of its local time
+        cmap = self.content_map(el, imap, vis if vis[1] > vis[0] else own) if tag in CONTAINERS else imap
         if tag in ("asset-clip", "video", "audio", "title", "generator", "live-drawing"):
             if vis[1] > vis[0] or avis[1] > avis[0]:
                 pieces += self.leaf(el, imap, vis, inner, avis)
@@ -267,19 +271,38 @@ class Reader:
             primary = [c for c in el.children if c.tag in STORY and _int(c.get("lane"), 0) == 0]
             got: list[Piece] = []
             for child in primary:
-                got += self.walk_item(child, imap, replace(cin, window=vis, awindow=avis))
+                got += self.walk_item(child, cmap, replace(cin, window=vis, awindow=avis))
             if not got and vis[1] > vis[0]:
-                got = self.adapter_clip(el, primary, imap, vis, replace(cin, awindow=avis))
+                got = self.adapter_clip(el, primary, cmap, vis, replace(cin, awindow=avis))
             pieces += got
             pieces += self.connected(el, imap, cin, ctx)
         elif tag == "ref-clip":
-            pieces += self.ref_clip(el, imap, vis, replace(inner, awindow=avis))
+            pieces += self.ref_clip(el, cmap, vis, replace(inner, awindow=avis))
         elif tag == "mc-clip":
-            pieces += self.mc_clip(el, imap, vis, replace(inner, awindow=avis))
+            pieces += self.mc_clip(el, cmap, vis, replace(inner, awindow=avis))
         if tag not in ("clip", "sync-clip"):
             pieces += self.connected(el, imap, inner, ctx)
         self.attach_markers(el, imap, vis, pieces, ctx)
         return pieces
+
+    def content_map(self, el: Node, imap: Map, rng) -> Map:
+        """The map of a container's content time. A ``timeMap`` on a clip, sync-clip, compound or multicam
+        clip (a retimed clip: Final Cut Pro writes one for every speed change of a clip made of several
+        media elements) takes the element's local time to the time its content is placed in; without one,
+        the two are the same (``imap``). The map is the timeMap's chord over ``rng`` (exact for a constant
+        speed; a ramp is read as its average speed, with a note; a hold as the held frame)."""
+        tm = self.time_map(el)
+        if tm is None or rng[1] <= rng[0]:
+            return imap
+        c0, c1 = tm(imap.local(rng[0])), tm(imap.local(rng[1]))
+        k = (c1 - c0) / (rng[1] - rng[0])   # content seconds per record second
+        name = el.get("name") or el.tag
+        if not tm.linear():
+            self.notes.append(f"'{name}' at {self.tc(rng[0])}: speed ramp read as its average speed")
+        if k == 0:
+            self.notes.append(f"'{name}' at {self.tc(rng[0])}: a held frame (speed 0) of a retimed clip")
+            k = HOLD_SPEED
+        return Map(c0, rng[0], k)
 
     def adapter_clip(self, el: Node, primary: list, imap: Map, vis, ctx: Ctx) -> list[Piece]:
         """A ``clip`` whose media elements all lie outside its own range, as otio-fcpx-xml-adapter
@@ -455,7 +478,8 @@ class Reader:
             """(media time at rng's start, media seconds per record second) (timeMap: local -> media)."""
             l0, l1 = imap.local(rng[0]), imap.local(rng[1])
             m0, m1 = (tm(l0), tm(l1)) if tm else (l0, l1)
-            return m0, (m1 - m0) / (rng[1] - rng[0])
+            speed = (m1 - m0) / (rng[1] - rng[0])
+            return m0, (ZERO if abs(speed) <= HOLD_SPEED * 1000 else speed)   # a hold, also inside a retimed clip
 
         m0, speed = media(vis if "video" in kinds else avis)
         s2v: dict = {}

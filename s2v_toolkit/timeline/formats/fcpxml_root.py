@@ -41,9 +41,13 @@ def _resources(doc: Document) -> dict:
 
 
 def _browser_clips(doc: Document) -> list[Node]:
-    """Clips at the top level of the document, of a library or of an event (not inside projects)."""
+    """Clips at the top level of the document, of a library or of an event (not inside projects). An event
+    exported by Final Cut Pro X 10.0 (FCPXML 1.0-1.2) is a ``<project>`` without a ``<sequence>`` whose
+    children are the event's clips: those are browser clips too."""
     out = []
-    for parent in [doc.root] + [n for n in doc.nodes if n.tag in ("library", "event")]:
+    events = [n for n in doc.nodes if n.tag in ("library", "event")
+              or (n.tag == "project" and n.find("sequence") is None)]
+    for parent in [doc.root] + events:
         out += [c for c in parent.children if c.tag in BROWSER_CLIPS]
     return out
 
@@ -75,7 +79,8 @@ def story_root(doc: Document, path: Path) -> StoryRoot:
         return StoryRoot(p.get("name") or "", seq, items, seconds(seq.get("tcStart")), ZERO, note, p)
     clips = _browser_clips(doc)
     if len(clips) != 1:
-        events = sorted({c.parent.get("name") for c in clips if c.parent is not None and c.parent.tag == "event"})
+        events = sorted({c.parent.get("name") for c in clips
+                         if c.parent is not None and c.parent.tag in ("event", "project")})
         where = f" (event {', '.join(repr(e) for e in events)})" if events else ""
         raise TimelineError(path, f"FCPXML holds no project, only {len(clips)} clip(s) from the browser{where}: "
                                   "export a project (or one clip) from Final Cut Pro")
