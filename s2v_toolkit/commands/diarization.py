@@ -68,19 +68,22 @@ def _is_timeline(path: Path) -> bool:
         return False
 
 
-def _inputs(args) -> list[tuple[str, object, int | None]]:
-    """(name, audio, sample_rate) for each signal to diarize; a timeline's dialogue signals start at the
-    timeline's first frame, so their turn times are record times from there."""
+def _inputs(args) -> list[tuple[str, object, int | None, float]]:
+    """(name, audio, sample_rate, offset) for each signal to diarize. A timeline's dialogue signals hold the
+    stretch of the cut with sound, from ``offset`` seconds after the timeline's first frame (not an AAF's
+    hour of silence before a session's first clip): their turns are moved by it into record time."""
     path = Path(args.input)
     if not _is_timeline(path):
-        return [(path.stem, path, None)]
-    from s2v_toolkit.timeline import describe_timeline, extract_dialogue, read_timeline
+        return [(path.stem, path, None, 0.0)]
+    from s2v_toolkit.timeline import DIARIZATION_GRID, audio_window, describe_timeline, extract_dialogue, read_timeline
 
     desc = describe_timeline(read_timeline(path, rate=getattr(args, "rate", None)),
                              search_dirs=[*getattr(args, "search", []), path.parent])
     out = []
-    for track in extract_dialogue(desc, args.tracks, allow_missing_media=getattr(args, "allow_missing_media", False)):
-        out.append((f"{path.stem}:{track.track_name or track.track_id}", track.signal, track.sample_rate))
+    for track in extract_dialogue(desc, args.tracks, allow_missing_media=getattr(args, "allow_missing_media", False),
+                                  window=audio_window(desc, 16000, align=DIARIZATION_GRID)):
+        out.append((f"{path.stem}:{track.track_name or track.track_id}", track.signal, track.sample_rate,
+                    track.first_sample / track.sample_rate))
     return out
 
 
@@ -170,7 +173,7 @@ def _cmd_diarize(args) -> int:
 
     results = []
     inputs = _inputs(args)
-    for name, audio, rate in inputs:
+    for name, audio, rate, offset in inputs:
         turns = diarize(audio, rate, backend=args.backend, num_speakers=num_speakers,
                         min_speakers=args.min_speakers, max_speakers=max_speakers,
                         pyannote_dir=args.pyannote_dir, channel=channel, progress=not args.no_progress,
@@ -179,7 +182,7 @@ def _cmd_diarize(args) -> int:
             turns = assign_characters(turns, audio, voices, characters=cast.characters,
                                       threshold=args.threshold if args.threshold is not None else DEFAULT_THRESHOLD,
                                       sample_rate=rate)
-        results.append(turns)
+        results.append(turns.shifted(offset))
 
     if args.rttm:  # one file id per recording (per dialogue track of a timeline)
         write_rttm(results, args.rttm, label="character" if cast is not None else "speaker")

@@ -111,6 +111,18 @@ class SpeakerTurns:
             totals[key] = totals.get(key, 0.0) + t.duration
         return totals
 
+    def shifted(self, seconds: float) -> SpeakerTurns:
+        """These turns ``seconds`` later (a signal that starts ``seconds`` into a timeline: its turns in the
+        timeline's time); the recording's duration grows by as much."""
+        if not seconds:
+            return self
+        from dataclasses import replace
+
+        out = self.with_turns([replace(t, start=t.start + seconds, end=t.end + seconds) for t in self])
+        if out.duration is not None:
+            out.duration = out.duration + seconds
+        return out
+
     def with_turns(self, turns: Iterable[SpeakerTurn], **info) -> SpeakerTurns:
         return SpeakerTurns(list(turns), self.uri, self.duration, self.backend, {**self.info, **info},
                             dict(self.speaker_embeddings))

@@ -328,7 +328,9 @@ def build_plan(
     True (faces stage), False (every shot with a known character is a redub; the renderer picks the
     face) or a callable ``(ShotContext) -> FaceVerdict``.
     """
-    from s2v_toolkit.timeline import LoadedTimeline, describe_timeline, extract_dialogue, read_timeline
+    from s2v_toolkit.timeline import (
+        DIARIZATION_GRID, LoadedTimeline, audio_window, describe_timeline, extract_dialogue, read_timeline,
+    )
 
     loaded = timeline if isinstance(timeline, LoadedTimeline) else read_timeline(timeline, rate=rate)
     cast_obj = cast if isinstance(cast, Cast) else load_cast(cast)
@@ -337,7 +339,9 @@ def build_plan(
     fps = desc.rate_fraction
     duration = int(round(desc.duration.to_otio().rescaled_to(rate).value))
     start_frame = int(round(desc.global_start.to_otio().rescaled_to(rate).value))
-    tracks = extract_dialogue(desc, dialogue_tracks, allow_missing_media=allow_missing_media)
+    # the stretch of the cut that holds sound (not an AAF's hour of silence before a session's first clip)
+    tracks = extract_dialogue(desc, dialogue_tracks, allow_missing_media=allow_missing_media,
+                              window=audio_window(desc, 16000, align=DIARIZATION_GRID))
     plan = RenderPlan(timeline=str(Path(loaded.path).absolute()) if loaded.path else "",
                       cast=str(cast_obj.path.absolute()) if cast_obj.path else None, rate=rate,
                       start_frame=start_frame, drop_frame=desc.drop_frame, duration_frames=duration,
@@ -356,10 +360,11 @@ def build_plan(
 
     voices_cache: dict = {}
     lines: list[DialogueLine] = []
-    signals = {t.track_id: t.signal for t in tracks}
+    signals = {t.track_id: (t.signal, t.first_sample) for t in tracks}
     for k, track in enumerate(tracks):
+        offset = track.first_sample / 16000  # record seconds of the signal's first sample
         if turns is None:
-            tt = _diarize_track(track.signal, cast_obj, backend, num_speakers, voices_cache)
+            tt = _diarize_track(track.signal, cast_obj, backend, num_speakers, voices_cache).shifted(offset)
             # which diarizer found the lines (and how many voices it counted) stays with the plan
             plan.notes.append(f"dialogue {track.track_id}: diarization {tt.backend} backend, "
                               f"{len(tt.speakers)} voice(s), count {tt.info.get('count', 'n/a')}")
@@ -372,8 +377,8 @@ def build_plan(
                 from s2v_toolkit.diarization import assign_characters, enroll
 
                 samples = {c.id: list(c.voice_samples) for c in cast_obj.characters if c.voice_samples}
-                tt = assign_characters(tt, track.signal, enroll(samples) if samples else {},
-                                       characters=cast_obj.ids, sample_rate=16000)
+                tt = assign_characters(tt.shifted(-offset), track.signal, enroll(samples) if samples else {},
+                                       characters=cast_obj.ids, sample_rate=16000).shifted(offset)
         lines.extend(lines_from_turns(tt, fps, duration, track.track_id, max_gap=max_gap, min_line=min_line))
     lines.sort(key=lambda ln: (ln.record_in, ln.track))
     for i, ln in enumerate(lines, 1):
@@ -456,9 +461,9 @@ def _job_for(plan, desc, cast: Cast, ln: DialogueLine, rin, rout, seg, signals, 
     if problem:
         return skip(problem)
     job.source_in = first
-    signal = signals.get(ln.track)
-    a = int(round(Fraction(rin) / fps * 16000))
-    b = int(round(Fraction(rout) / fps * 16000))
+    signal, first_sample = signals.get(ln.track, (None, 0))
+    a = max(0, int(round(Fraction(rin) / fps * 16000)) - first_sample)
+    b = max(0, int(round(Fraction(rout) / fps * 16000)) - first_sample)
     audio = signal[a:b] if signal is not None else np.zeros(0, np.float32)
     verdict = checker(ShotContext(job, char, job.media_path, first, first + (rout - rin) - 1, audio))
     job.action, job.reason, job.face = verdict.action, verdict.reason, verdict.face

@@ -110,6 +110,9 @@ def choose_dialogue_tracks(desc: TimelineDescription, selectors: list[str] | Non
 
 
 MEASURE_RATE = 8000
+# a dialogue signal cut from the cut for diarization starts on a multiple of 16 s (500 VAD frames of 512
+# samples at 16 kHz): its analysis grid falls where it falls on the whole track, so the turns are the same
+DIARIZATION_GRID = 16 * ANALYSIS_RATE
 MIN_SPEECH_RATIO = 0.15
 
 
@@ -140,11 +143,36 @@ def speech_ratio_of(signal: np.ndarray, sample_rate: int) -> float:
     return float(np.mean(loud & voiced & modulated))
 
 
+def audio_window(desc: TimelineDescription, sample_rate: int, tracks: list[TrackInfo] | None = None,
+                 align: int = 1) -> tuple[int, int] | None:
+    """Record samples ``(first, end)`` from the first audio clip's start to the last one's end (of ``tracks``,
+    default every audio track), for :func:`render_track`'s ``window``; None without audio clips. A Pro Tools
+    session placed at 01:00:00:00 exports an AAF whose clips start an hour into the composition: rendered
+    whole, a dialogue track is that hour of silence first (230 MB at 16 kHz) and diarization reads it all.
+    ``first`` is rounded down to a multiple of ``align`` samples (an analysis whose frame grid should stay
+    where it is on the whole track)."""
+    ids = {c for t in (tracks if tracks is not None else [t for t in desc.tracks if t.kind == "audio"])
+           for c in t.clip_ids}
+    clips = [c for c in desc.clips if c.id in ids]
+    if not clips:
+        return None
+    total = int(round(desc.duration.seconds * sample_rate))
+    first = min(int(c.record.start_seconds * sample_rate) for c in clips)
+    end = max(int(round((c.record.start_seconds + c.record.duration_seconds) * sample_rate)) for c in clips)
+    first, end = max(0, min(first, total)), max(0, min(end, total))
+    first -= first % max(1, align)
+    return (first, end) if end > first else None
+
+
 def _measured_choice(desc, audio: list[TrackInfo], measure) -> list[TrackInfo]:
     scored = []
+    # every track measured over the same stretch: from the first audio clip to the last. The silence before a
+    # session's first clip (an hour in a Pro Tools AAF) is no one's speech: counted, it put every track's
+    # ratio under MIN_SPEECH_RATIO, so no track was found to hold speech
+    window = audio_window(desc, MEASURE_RATE, audio) or (0, 0)
     for t in audio:
         try:
-            sig = render_track(desc, t, MEASURE_RATE, allow_missing_media=True).signal
+            sig = render_track(desc, t, MEASURE_RATE, allow_missing_media=True, window=window).signal
         except Exception:  # a track that cannot be heard is not dialogue
             continue
         scored.append((float(measure(sig, MEASURE_RATE)), t))
