@@ -163,3 +163,23 @@ def test_whole_timeline_writer_puts_media_in_clip_time(tmp_path):
 
     theirs = otio.adapters.read_from_file(str(p), adapter_name="fcpx_xml")
     assert sig(describe_timeline(ours, check_media=False)) == sig(describe_timeline(theirs, check_media=False))
+
+
+def test_render_over_a_retimed_clip_lands_on_its_record_range(tmp_path):
+    # a clip retimed by a timeMap (half speed, and one played backwards): the render is anchored to it in its
+    # local time (Apple: a timeMap moves anchored items, not contained ones) and reads back where it was placed
+    res = FMT24 + asset("a", "f24", duration="30s")
+    spine = ('<clip offset="0s" name="Slow" start="14s" duration="2s"><timeMap>'
+             '<timept time="0s" value="0s"/><timept time="20s" value="10s"/></timeMap>'
+             '<video ref="a" offset="0s" start="5s" duration="10s"/></clip>'
+             '<clip offset="2s" name="Back" start="2s" duration="2s"><timeMap>'
+             '<timept time="0s" value="10s"/><timept time="10s" value="0s"/></timeMap>'
+             '<video ref="a" offset="0s" start="20s" duration="10s"/></clip>')
+    src, desc, result, out = _conform(tmp_path, doc(res, spine, duration="4s"),
+                                      lambda d: [c.id for c in d.clips if c.kind == "video"])
+    _check_only_additions(src, out)
+    back = describe_timeline(read_timeline(out), check_media=False)
+    placed = {c.name: frames(c.record, 24) for c in back.clips if c.name.endswith("S2V v001")}
+    assert placed == {"Slow S2V v001": (0, 48), "Back S2V v001": (48, 96)}
+    originals = {c.name: frames(c.record, 24) for c in back.clips if c.kind == "video" and "S2V" not in c.name}
+    assert originals == {"Slow": (0, 48), "Back": (48, 96)}   # the retimed clips themselves read as before
