@@ -42,6 +42,9 @@ VOICES = {
                                 "c": ("en-us", ["-p", "65"])},
     "en-us Andy/Michael/Mike": {"a": ("en-us+Andy", []), "b": ("en-us+Michael", []), "c": ("en-us+Mike", [])},
 }
+# each voice's samples for a cast file (the `--cast` rows): four other sentences, never heard in the scenes
+ENROLL = ["The weather was cold and grey all week long", "She asked me to bring the books back to the library",
+          "We walked along the river until the sun went down", "Nobody knew how the story would end"]
 LAYOUTS = {  # gap range after each line (negative: overlap), noise sd, seed, lines, random speaker order
     "12 lines, overlaps, noise": ((-0.3, 0.6), 0.01, 5, 12, False),
     "12 lines, clean pauses": ((0.3, 0.8), 0.0, 6, 12, False),
@@ -70,9 +73,34 @@ def scene(voices: dict, gap: tuple, noise: float, seed: int, n_lines: int, shuff
     return sig, SpeakerTurns(turns, "scene", len(sig) / 16000)
 
 
+def cast_prints(voices: dict) -> dict:
+    """Enrolled voice prints of a cast file holding each voice's samples (:data:`ENROLL`, 4 sentences)."""
+    from s2v_toolkit.diarization import enroll
+    from s2v_toolkit.diarization.synthetic import espeak_speech
+
+    return enroll({who: [(np.concatenate([espeak_speech(*voices[who], s) for s in ENROLL]), 16000)]
+                   for who in voices})
+
+
+def with_cast(sig, ref, prints: dict, backend: str, characters: list[str]) -> dict:
+    """What `s2vt plan` / `s2vt diarize --cast` give: the count estimated with the cast size + 1 as its bound,
+    characters assigned from the voice samples; DER of the characters (a character is a speaker)."""
+    from dataclasses import replace
+
+    from s2v_toolkit.diarization import assign_characters, diarization_error_rate, diarize
+
+    est = diarize(sig, 16000, backend=backend, max_speakers=len(characters) + 1)
+    named = assign_characters(est, sig, prints, characters=characters, sample_rate=16000)
+    by_character = named.with_turns([replace(t, speaker=t.character or "unknown") for t in named])
+    return {"found": len(est.speakers), "der": round(diarization_error_rate(ref, by_character).der, 4),
+            "turns_moved": named.info["assignment"].get("turns_moved", 0)}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--backends", default="embedded,neural")
+    ap.add_argument("--no-cast", action="store_true",
+                    help="leave out the rows with a cast file (voice samples of each voice), as `s2vt plan` runs")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "similar_voices.json"))
     args = ap.parse_args()
@@ -88,6 +116,7 @@ def main() -> int:
     rows = []
     t0 = time.perf_counter()
     for voices_name, voices in VOICES.items():
+        prints = None if args.no_cast else cast_prints(voices)
         for layout, spec in LAYOUTS.items():
             sig, ref = scene(voices, *spec)
             row = {"voices": voices_name, "layout": layout, "seconds": round(len(sig) / 16000, 1)}
@@ -96,16 +125,21 @@ def main() -> int:
                 given = diarize(sig, 16000, backend=b, num_speakers=3)
                 row[b] = {"found": len(est.speakers), "der": round(diarization_error_rate(ref, est).der, 4),
                           "der_given": round(diarization_error_rate(ref, given).der, 4)}
+                if prints is not None:
+                    row[b + "_cast"] = with_cast(sig, ref, prints, b, list(voices))
             rows.append(row)
             print(json.dumps(row), flush=True)
+    keys = [k for k in rows[0] if k in backends or k.endswith("_cast")]
     summary = {b: {"mean_der": round(float(np.mean([r[b]["der"] for r in rows])), 4),
-                   "mean_der_given": round(float(np.mean([r[b]["der_given"] for r in rows])), 4),
+                   **({"mean_der_given": round(float(np.mean([r[b]["der_given"] for r in rows])), 4)}
+                      if "der_given" in rows[0][b] else {}),
                    "at_most_0.25": sum(r[b]["der"] <= 0.25 for r in rows),
-                   "count_right": sum(r[b]["found"] == 3 for r in rows), "scenes": len(rows)} for b in backends}
+                   "count_right": sum(r[b]["found"] == 3 for r in rows), "scenes": len(rows)} for b in keys}
     print(json.dumps(summary))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"command": "python bench/bench_similar_voices.py --backends " + args.backends,
+    out.write_text(json.dumps({"command": "python bench/bench_similar_voices.py --backends " + args.backends
+                               + (" --no-cast" if args.no_cast else ""),
                                "threads": args.threads, "seconds": round(time.perf_counter() - t0, 1),
                                "load_average": os.getloadavg(), "summary": summary, "rows": rows}, indent=1) + "\n")
     print(f"wrote {out}")

@@ -5,9 +5,11 @@ embeds them with the same voice encoder the embedded backend uses, into one unit
 Assignment compares every diarized speaker's embedding with every enrolled character's (cosine
 similarity), solves the one-to-one matching that maximises the total similarity (Hungarian algorithm), and
 keeps a match only when its similarity reaches ``threshold``; anything else is :data:`UNKNOWN`. Turns long
-enough to embed on their own (``min_turn_check`` seconds) are checked too: a turn that resembles its
-speaker's character less than ``turn_threshold`` stays unknown, so a stray voice that diarization lumped into a
-known speaker does not get that character's name.
+enough to embed on their own (``min_turn_check`` seconds) are checked too: a turn of a known speaker whose
+voice is closer to another enrolled character (at least ``turn_threshold``) goes to that character (alike
+voices that diarization heard as one speaker are told apart by the cast's samples); a turn that resembles
+no enrolled character that much stays unknown, so a stray voice that diarization lumped into a known
+speaker does not get that character's name. Turns of unknown speakers stay unknown.
 
 Without voice samples, speakers get the cast's characters in order of first appearance (the first voice
 heard is the first character listed), and ``info["assignment"]["method"]`` says so.
@@ -208,13 +210,23 @@ def assign_characters(turns: SpeakerTurns, audio=None, voices: dict[str, np.ndar
             "margin": round(float(sim[i, best[0]] - sim[i, best[1]]), 4) if len(names) > 1 else None}
     report["method"] = "voice similarity (Hungarian assignment)"
 
-    new = []
+    new, moved = [], 0
+    prints = np.stack([voices[c] for c in names])
     for t in turns:
         character = mapping[t.speaker]
         score = report["speakers"][t.speaker]["similarity"]
         if character in voices and source is not None and t.duration >= min_turn_check:
-            score = float(encoder.embed_speaker(source.read(t.start, t.duration)) @ voices[character])
-            if score < turn_threshold:
+            sims = prints @ encoder.embed_speaker(source.read(t.start, t.duration))
+            score = float(sims[names.index(character)])
+            best = int(np.argmax(sims))
+            if names[best] != character and sims[best] >= turn_threshold:
+                # the turn's own voice is closer to another enrolled character than to its speaker's: two
+                # alike voices that diarization heard as one speaker (one synthesiser's voices, one family's)
+                # are told apart by the cast's samples, one turn at a time
+                character, score = names[best], float(sims[best])
+                moved += 1
+            elif score < turn_threshold:
                 character = UNKNOWN
         new.append(replace(t, character=character, character_score=None if score is None else round(score, 4)))
+    report["turns_moved"] = moved
     return turns.with_turns(new, assignment=report)
