@@ -1,0 +1,130 @@
+"""Characters from a cast's voice samples on conversations of real voices: the assignment rules side by side.
+
+    python bench/bench_cast_scenes.py [--scenes 24] [--corpus ../shared/corpus] [--out bench/results/cast_scenes.json]
+
+Each scene: 2-4 of the corpus's LibriSpeech readers (``audio/libri4_cast/``: 1998, 2033, 2414, 533; 3331 has
+too little speech) taking 5-13 turns, one utterance piece each (cut at pauses), 0.2-0.8 s apart, light
+noise. Half of each reader's pieces make the scenes, the other half the cast's voice samples, so no sample is
+heard in a scene. Three kinds: as recorded; each scene piece through a microphone shelf of 0, +6 or -6 dB
+above 1 kHz (the cast recorded elsewhere); and with the last reader left out of the cast (a stranger, whose
+turns must come out ``unknown``). Diarization as `s2vt plan` runs it (embedded backend, count estimated,
+the cast size + 1 as its bound), then, on the same turns, the characters by:
+
+* ``one_to_one``: the speaker-level Hungarian matching alone (the rule before session 17);
+* ``turns``: + every turn of 1 s or more goes to the enrolled voice it is closest to (session 17);
+* ``now``: + a speaker the matching leaves over whose voice matches a character is that character too.
+
+DER of the characters (no collar, overlap scored; a character is a speaker, ``unknown`` one more).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+READERS = ["1998", "2033", "2414", "533"]
+RULES = {"one_to_one": dict(same_voice=False, move_turns=False), "turns": dict(same_voice=False, move_turns=True),
+         "now": dict(same_voice=True, move_turns=True)}
+
+
+def shelf(x: np.ndarray, db: float, rate: int = 16000) -> np.ndarray:
+    """``x`` through a high shelf of ``db`` above 1 kHz (a brighter or duller microphone)."""
+    if not db:
+        return x
+    spec = np.fft.rfft(x)
+    gain = np.where(np.fft.rfftfreq(len(x), 1 / rate) > 1000, 10 ** (db / 20), 1.0)
+    return np.fft.irfft(spec * gain, len(x)).astype(np.float32)
+
+
+def scenes(cast_dir: Path, count: int, kind: str, seed: int):
+    """[(name, signal, reference SpeakerTurns, {character: voice samples}, characters)]."""
+    import soundfile as sf
+
+    from s2v_toolkit.diarization import SpeakerTurn, SpeakerTurns
+    from s2v_toolkit.diarization.synthetic import cut_at_pauses
+
+    pieces: dict[str, list] = {}
+    for f in sorted(cast_dir.glob("*_*.flac")):
+        x, rate = sf.read(f, dtype="float32")
+        pieces.setdefault(f.stem.split("_")[0], []).extend(cut_at_pauses(x, rate))
+    rng = np.random.default_rng(seed)
+    out = []
+    for k in range(count):
+        n = int(rng.integers(2, 5))
+        who = [str(w) for w in rng.choice(READERS, n, replace=False)]
+        stranger = who[-1] if kind == "stranger" else None
+        samples = {f"c{w}": [(np.concatenate(pieces[w][1::2]), 16000)] for w in who if w != stranger}
+        order = who + [str(w) for w in rng.choice(who, int(rng.integers(3, 10)))]
+        rng.shuffle(order)
+        used = {w: 0 for w in who}
+        parts, turns, t = [np.zeros(4800, np.float32)], [], 0.3
+        for w in order:
+            own = pieces[w][0::2]
+            x = own[used[w] % len(own)]
+            used[w] += 1
+            if kind == "microphones":
+                x = shelf(x, float(rng.choice([0.0, 6.0, -6.0])))
+            turns.append(SpeakerTurn(t, t + len(x) / 16000, "unknown" if w == stranger else f"c{w}"))
+            gap = np.zeros(int(rng.uniform(0.2, 0.8) * 16000), np.float32)
+            parts += [x, gap]
+            t += (len(x) + len(gap)) / 16000
+        sig = np.concatenate(parts)
+        sig = sig + rng.normal(0, 0.002, len(sig)).astype(np.float32)
+        out.append((f"{kind} {k}: {n} readers, {len(order)} turns, {len(sig) / 16000:.0f} s", sig,
+                    SpeakerTurns(turns, f"{kind}{k}", len(sig) / 16000), samples, [c for c in samples]))
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--corpus", default=os.environ.get("S2VT_CORPUS", str(Path(__file__).resolve().parents[2]
+                                                                          / "shared" / "corpus")))
+    ap.add_argument("--scenes", type=int, default=24, help="scenes of each kind")
+    ap.add_argument("--seed", type=int, default=11)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "cast_scenes.json"))
+    args = ap.parse_args()
+    cast_dir = Path(args.corpus) / "audio" / "libri4_cast"
+    if not cast_dir.is_dir():
+        print(f"{cast_dir} is absent: nothing measured")
+        return 0
+    import torch
+
+    from s2v_toolkit.diarization import assign_characters, diarization_error_rate, diarize, enroll
+
+    torch.set_num_threads(args.threads)
+    t0 = time.perf_counter()
+    rows = []
+    for kind in ("recorded", "microphones", "stranger"):
+        for name, sig, ref, samples, characters in scenes(cast_dir, args.scenes, kind, args.seed):
+            prints = enroll(samples)
+            est = diarize(sig, 16000, max_speakers=len(characters) + 1)
+            row = {"scene": name, "kind": kind, "readers": len(ref.speakers), "found": len(est.speakers)}
+            for rule, switches in RULES.items():
+                named = assign_characters(est, sig, prints, characters=characters, sample_rate=16000, **switches)
+                by_character = named.with_turns([replace(t, speaker=t.character or "unknown") for t in named])
+                row[rule] = round(diarization_error_rate(ref, by_character).der, 4)
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    summary = {kind: {rule: {"mean_der": round(float(np.mean([r[rule] for r in rows if r["kind"] == kind])), 4),
+                             "at_most_0.25": sum(r[rule] <= 0.25 for r in rows if r["kind"] == kind)}
+                      for rule in RULES} | {"scenes": sum(r["kind"] == kind for r in rows)}
+               for kind in ("recorded", "microphones", "stranger")}
+    print(json.dumps(summary))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"command": f"python bench/bench_cast_scenes.py --scenes {args.scenes}",
+                               "seconds": round(time.perf_counter() - t0, 1), "load_average": os.getloadavg(),
+                               "summary": summary, "rows": rows}, indent=1) + "\n")
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
