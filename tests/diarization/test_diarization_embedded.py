@@ -119,6 +119,24 @@ def test_turns_of_one_speaker_go_to_the_enrolled_voices_they_are_closest_to(two_
     assert {t.character for t in out3} == {UNKNOWN} and out3.info["assignment"]["turns_moved"] == 0
 
 
+def test_a_turn_holding_two_enrolled_voices_is_cut_where_the_voice_changes(two_speakers, enrollment):
+    """Lines that follow each other without a pause (or overlap) make one turn: where diarization heard the
+    alike voices as one speaker, such a turn is cut where its windows' nearest enrolled voice changes."""
+    signal, ref = two_speakers
+    (a0, b0, s0), (a1, b1, s1) = ref[0], ref[1]
+    assert (s0, s1) == ("ann", "bob")
+    merged = SpeakerTurns([SpeakerTurn(a0, b1, "SPEAKER_00")] + [SpeakerTurn(a, b, "SPEAKER_00") for a, b, _ in ref[2:]],
+                          "two", len(signal) / SR)
+    voices = enroll({"Ann": [(enrollment["ann"], SR)], "Bob": [(enrollment["bob"], SR)]})
+    out = assign_characters(merged, signal, voices, characters=["Ann", "Bob"], sample_rate=SR)
+    assert out.info["assignment"]["turns_split"] == 1
+    assert _majority_character(out, a0, b0) == "Ann" and _majority_character(out, a1, b1) == "Bob"
+    cut = [t.end for t in out if t.start == a0][0]
+    assert b0 - 0.3 <= cut <= a1 + 0.3   # at the pause between the two lines (windows are 0.4 s apart)
+    kept = assign_characters(merged, signal, voices, characters=["Ann", "Bob"], sample_rate=SR, move_turns=False)
+    assert "turns_split" not in kept.info["assignment"]
+
+
 def test_one_voice_diarization_split_in_two_speakers_is_one_character(two_speakers, three_speakers, enrollment):
     """The one-to-one matching left the second speaker of a split voice unknown (its lines were skipped as
     nobody's); a left-over speaker whose voice matches a character is that character (session 17: LibriSpeech
