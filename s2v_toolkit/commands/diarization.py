@@ -94,6 +94,13 @@ def _summary(turns) -> str:
     assignment = turns.info.get("assignment")
     if assignment:
         lines.append(f"  characters by {assignment['method']}")
+        if assignment.get("same_voice"):
+            lines.append(f"  {', '.join(assignment['same_voice'])}: a second speaker of a matching voice "
+                         "(diarization split one voice)")
+        if assignment.get("turns_moved"):
+            lines.append(f"  {assignment['turns_moved']} turn(s) went to the enrolled voice they are closest to"
+                         + (f", {assignment['turns_split']} cut where the voice changes"
+                            if assignment.get("turns_split") else "") + " (alike voices heard as one speaker)")
     by = "character" if assignment else "speaker"
     talk = turns.talk_time(by)
     total = sum(talk.values()) or 1.0
