@@ -368,6 +368,15 @@ def build_plan(
             # which diarizer found the lines (and how many voices it counted) stays with the plan
             plan.notes.append(f"dialogue {track.track_id}: diarization {tt.backend} backend, "
                               f"{len(tt.speakers)} voice(s), count {tt.info.get('count', 'n/a')}")
+            assignment = tt.info.get("assignment") or {}
+            if assignment.get("turns_moved") or assignment.get("same_voice"):
+                plan.notes.append(
+                    f"dialogue {track.track_id}: the cast's voice samples named "
+                    + ", ".join(x for x in (
+                        f"{assignment['turns_moved']} turn(s) by their own voice (alike voices heard as one "
+                        "speaker)" if assignment.get("turns_moved") else "",
+                        f"{len(assignment['same_voice'])} second speaker(s) of a matching voice"
+                        if assignment.get("same_voice") else "") if x))
         else:
             tt = turns.get(track.track_id) if isinstance(turns, dict) else (turns if k == 0 else None)
             if tt is None:
