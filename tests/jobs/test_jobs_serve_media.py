@@ -3,44 +3,13 @@ the plan (and the plan keeps them for render and conform), and they obey the ser
 
 from __future__ import annotations
 
-import http.client
 import json
-import time
 from pathlib import Path
 
 import pytest
 
+from api_testkit import Api
 from jobs_helpers import copy_demo, demo_turns, edl_of
-
-
-class _Client:
-    def __init__(self, running):
-        self.port, self.token = running.httpd.port, running.token
-
-    def call(self, method: str, path: str, body=None):
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=20)
-        headers = {"Host": f"127.0.0.1:{self.port}", "Authorization": f"Bearer {self.token}"}
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode()
-            headers["Content-Type"] = "application/json"
-        try:
-            conn.request(method, path, body=data, headers=headers)
-            resp = conn.getresponse()
-            payload = resp.read()
-            return resp.status, (json.loads(payload) if payload else None)
-        finally:
-            conn.close()
-
-    def wait_plan(self, project_id: str, timeout: float = 120.0) -> dict:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:  # bounded polling loop
-            status, project = self.call("GET", f"/v1/projects/{project_id}")
-            assert status == 200, project
-            if project["tasks"]["plan"]["state"] in ("done", "failed", "cancelled"):
-                return project
-            time.sleep(0.1)
-        raise AssertionError(f"plan of {project_id} did not finish within {timeout}s")
 
 
 @pytest.fixture
@@ -59,7 +28,7 @@ def setup(tmp_path):
     turns.write_text(json.dumps(demo_turns().to_dict()))
     running = start_server(JobsService(), tmp_path / "workspace", [allowed], state_file=tmp_path / "serve.json")
     running.serve_in_thread()
-    yield _Client(running), root, edl, turns, tmp_path
+    yield Api(running.url, running.token, timeout=20), root, edl, turns, tmp_path
     running.stop(wait=5)
 
 
@@ -69,7 +38,7 @@ def test_api_plan_of_an_edl_uses_the_search_folders_and_rate(setup):
     body = {"timeline": str(edl), "cast": str(root / "cast.yaml"), "options": base}
     status, project = client.call("POST", "/v1/projects", body)
     assert status == 202, project
-    project = client.wait_plan(project["id"])
+    project = client.wait_step(project["id"], "plan", timeout=120)
     assert project["tasks"]["plan"]["state"] == "failed"  # the media is not beside the list: said, not guessed
     status, log = client.call("GET", f"/v1/projects/{project['id']}/log")
     assert "media not found" in json.dumps(log) and "search" in json.dumps(log)
@@ -77,7 +46,7 @@ def test_api_plan_of_an_edl_uses_the_search_folders_and_rate(setup):
     options = dict(base, search_dirs=[str(root / "media"), str(root / "audio")])
     status, project = client.call("POST", "/v1/projects", dict(body, options=options))
     assert status == 202, project
-    project = client.wait_plan(project["id"])
+    project = client.wait_step(project["id"], "plan", timeout=120)
     assert project["tasks"]["plan"]["state"] == "done", project["tasks"]["plan"]
     assert project["plan_options"]["rate"] == pytest.approx(24000 / 1001)
     plan = json.loads(Path(project["plan"]).read_text())

@@ -4,10 +4,8 @@ confined to the allowed folders. Loopback only (127.0.0.1), every client bounded
 
 from __future__ import annotations
 
-import http.client
 import importlib.util
 import json
-import os
 import shutil
 import signal
 import sys
@@ -16,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from api_testkit import Api
 from reliability_kit import REPO
 
 SERVE_TESTS = REPO / "tests" / "serve"
@@ -40,17 +39,8 @@ class LingeringReview(fake.FileService):
 
 
 def _call(port: int, token: str, method: str, path: str, raw: bytes | None = None, timeout: float = 20.0):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    headers = {"Host": f"127.0.0.1:{port}", "Authorization": f"Bearer {token}"}
-    if raw is not None:
-        headers["Content-Type"] = "application/json"
-    try:
-        conn.request(method, path, body=raw, headers=headers)
-        resp = conn.getresponse()
-        data = resp.read()
-        return resp.status, (json.loads(data) if data else None)
-    finally:
-        conn.close()
+    headers = {"Content-Type": "application/json"} if raw is not None else None
+    return Api(f"http://127.0.0.1:{port}", token, timeout=timeout).call(method, path, raw=raw, headers=headers)
 
 
 @pytest.fixture

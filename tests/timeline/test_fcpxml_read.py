@@ -310,6 +310,18 @@ def test_compound_clip_without_start_shows_its_sequence_from_its_start_timecode(
     assert (x.name, frames(x.record, 24), src_frame(x)) == ("X", (0, 48), 120)
 
 
+def retimed_clips(offset: int) -> str:
+    """Two retimed clips from ``offset`` s, 2 s each: "Slow" shows local 14s..16s at half speed (content
+    7s..8s, media 12s..13s); "Back" is played backwards (content 10s..0s over local 0s..10s; its local
+    2s..4s is content 8s..6s, media 28s..26s)."""
+    return (f'<clip offset="{offset}s" name="Slow" start="14s" duration="2s"><timeMap>'
+            '<timept time="0s" value="0s" interp="linear"/><timept time="20s" value="10s" interp="linear"/></timeMap>'
+            '<video ref="a" offset="0s" start="5s" duration="10s"/></clip>'
+            f'<clip offset="{offset + 2}s" name="Back" start="2s" duration="2s"><timeMap>'
+            '<timept time="0s" value="10s"/><timept time="10s" value="0s"/></timeMap>'
+            '<video ref="a" offset="0s" start="20s" duration="10s"/></clip>')
+
+
 def test_a_retimed_clip_places_its_content_through_its_time_map(tmp_path):
     # Final Cut Pro retimes a <clip> (a clip of several media elements, and every clip of FCPXML 1.2) with a
     # timeMap on the clip itself: its local time (start 14s, shown for 2s) maps to the time its <video> sits
@@ -317,14 +329,7 @@ def test_a_retimed_clip_places_its_content_through_its_time_map(tmp_path):
     # content 0s..10s, media start 5s: media 12s..13s. Before, the content was looked for at 14s..16s, found
     # nowhere, and read from the clip's own start at speed 1 (source 14s, past the 10 s of media).
     res = FMT24 + asset("a", "f24", duration="30s")
-    spine = ('<asset-clip ref="a" offset="0s" name="Plain" start="5s" duration="1s"/>'
-             '<clip offset="1s" name="Slow" start="14s" duration="2s"><timeMap>'
-             '<timept time="0s" value="0s" interp="linear"/><timept time="20s" value="10s" interp="linear"/></timeMap>'
-             '<video ref="a" offset="0s" start="5s" duration="10s"/></clip>'
-             # played backwards: content 10s..0s over local 0s..10s; local 2s..4s is content 8s..6s
-             '<clip offset="3s" name="Back" start="2s" duration="2s"><timeMap>'
-             '<timept time="0s" value="10s"/><timept time="10s" value="0s"/></timeMap>'
-             '<video ref="a" offset="0s" start="20s" duration="10s"/></clip>')
+    spine = '<asset-clip ref="a" offset="0s" name="Plain" start="5s" duration="1s"/>' + retimed_clips(1)
     _, desc = read(tmp_path, doc(res, spine, duration="5s"))
     plain, slow, back = videos(desc)
     assert frames(slow.record, 24) == (24, 72) and src_frame(slow) == 12 * 24 and slow.speed == pytest.approx(0.5)

@@ -19,7 +19,7 @@ from s2v_toolkit.timeline.describe import describe_timeline
 
 from fcpxml_testkit import collapse, strip_additions_text
 
-from .test_fcpxml_read import FMT24, FMT25, FMT2398, asset, doc, frames
+from .test_fcpxml_read import FMT24, FMT25, FMT2398, asset, doc, frames, retimed_clips
 
 
 def strip_additions_tree(text: str) -> str:
@@ -169,13 +169,7 @@ def test_render_over_a_retimed_clip_lands_on_its_record_range(tmp_path):
     # a clip retimed by a timeMap (half speed, and one played backwards): the render is anchored to it in its
     # local time (Apple: a timeMap moves anchored items, not contained ones) and reads back where it was placed
     res = FMT24 + asset("a", "f24", duration="30s")
-    spine = ('<clip offset="0s" name="Slow" start="14s" duration="2s"><timeMap>'
-             '<timept time="0s" value="0s"/><timept time="20s" value="10s"/></timeMap>'
-             '<video ref="a" offset="0s" start="5s" duration="10s"/></clip>'
-             '<clip offset="2s" name="Back" start="2s" duration="2s"><timeMap>'
-             '<timept time="0s" value="10s"/><timept time="10s" value="0s"/></timeMap>'
-             '<video ref="a" offset="0s" start="20s" duration="10s"/></clip>')
-    src, desc, result, out = _conform(tmp_path, doc(res, spine, duration="4s"),
+    src, desc, result, out = _conform(tmp_path, doc(res, retimed_clips(0), duration="4s"),
                                       lambda d: [c.id for c in d.clips if c.kind == "video"])
     _check_only_additions(src, out)
     back = describe_timeline(read_timeline(out), check_media=False)
