@@ -81,7 +81,7 @@ def _inputs(args) -> list[tuple[str, object, int | None, float]]:
                              search_dirs=[*getattr(args, "search", []), path.parent])
     out = []
     for track in extract_dialogue(desc, args.tracks, allow_missing_media=getattr(args, "allow_missing_media", False),
-                                  window=audio_window(desc, 16000, align=DIARIZATION_GRID)):
+                                  window=audio_window(desc, 16000, align=DIARIZATION_GRID, start_only=True)):
         out.append((f"{path.stem}:{track.track_name or track.track_id}", track.signal, track.sample_rate,
                     track.first_sample / track.sample_rate))
     return out

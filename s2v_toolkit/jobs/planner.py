@@ -341,7 +341,7 @@ def build_plan(
     start_frame = int(round(desc.global_start.to_otio().rescaled_to(rate).value))
     # the stretch of the cut that holds sound (not an AAF's hour of silence before a session's first clip)
     tracks = extract_dialogue(desc, dialogue_tracks, allow_missing_media=allow_missing_media,
-                              window=audio_window(desc, 16000, align=DIARIZATION_GRID))
+                              window=audio_window(desc, 16000, align=DIARIZATION_GRID, start_only=True))
     plan = RenderPlan(timeline=str(Path(loaded.path).absolute()) if loaded.path else "",
                       cast=str(cast_obj.path.absolute()) if cast_obj.path else None, rate=rate,
                       start_frame=start_frame, drop_frame=desc.drop_frame, duration_frames=duration,

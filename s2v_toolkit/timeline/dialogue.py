@@ -144,13 +144,14 @@ def speech_ratio_of(signal: np.ndarray, sample_rate: int) -> float:
 
 
 def audio_window(desc: TimelineDescription, sample_rate: int, tracks: list[TrackInfo] | None = None,
-                 align: int = 1) -> tuple[int, int] | None:
+                 align: int = 1, start_only: bool = False) -> tuple[int, int] | None:
     """Record samples ``(first, end)`` from the first audio clip's start to the last one's end (of ``tracks``,
     default every audio track), for :func:`render_track`'s ``window``; None without audio clips. A Pro Tools
     session placed at 01:00:00:00 exports an AAF whose clips start an hour into the composition: rendered
     whole, a dialogue track is that hour of silence first (230 MB at 16 kHz) and diarization reads it all.
     ``first`` is rounded down to a multiple of ``align`` samples (an analysis whose frame grid should stay
-    where it is on the whole track)."""
+    where it is on the whole track); ``start_only``: ``end`` is the timeline's end (an analysis that should
+    end as it does on the whole track)."""
     ids = {c for t in (tracks if tracks is not None else [t for t in desc.tracks if t.kind == "audio"])
            for c in t.clip_ids}
     clips = [c for c in desc.clips if c.id in ids]
@@ -161,6 +162,8 @@ def audio_window(desc: TimelineDescription, sample_rate: int, tracks: list[Track
     end = max(int(round((c.record.start_seconds + c.record.duration_seconds) * sample_rate)) for c in clips)
     first, end = max(0, min(first, total)), max(0, min(end, total))
     first -= first % max(1, align)
+    if start_only:
+        end = total
     return (first, end) if end > first else None
 
 
