@@ -6,8 +6,8 @@ Assignment compares every diarized speaker's embedding with every enrolled chara
 similarity), solves the one-to-one matching that maximises the total similarity (Hungarian algorithm), and
 keeps a match only when its similarity reaches ``threshold``; a speaker the matching leaves over whose voice
 reaches ``threshold`` for a character is that character too (one voice diarization split in two); anything
-else is :data:`UNKNOWN`. Turns long
-enough to embed on their own (``min_turn_check`` seconds) are checked too: a turn of a known speaker whose
+else is :data:`UNKNOWN`. Turns long enough to embed on their own (``min_turn_check`` seconds) are checked
+too: a turn of a known speaker whose
 voice is closer to another enrolled character (at least ``turn_threshold``) goes to that character (alike
 voices that diarization heard as one speaker are told apart by the cast's samples); a turn that resembles
 no enrolled character that much stays unknown, so a stray voice that diarization lumped into a known
@@ -277,7 +277,8 @@ def _split_mixed(turns: list, mixed: set, source: AudioSource, encoder: VoiceEnc
         voted = []
         for i in range(len(labels)):
             near = [v for v in labels[max(0, i - 1):i + 2] if v >= 0]
-            voted.append(max(set(near), key=near.count) if near else -1)
+            # the label most of the three windows have; on a tie the window's own
+            voted.append(max(sorted(set(near)), key=lambda v: (near.count(v), v == labels[i])) if near else -1)
         for i in range(len(voted)):  # windows like no voice take the label before them (or after)
             if voted[i] < 0:
                 voted[i] = next((v for v in voted[i::-1] if v >= 0), next((v for v in voted[i:] if v >= 0), -1))
@@ -289,7 +290,8 @@ def _split_mixed(turns: list, mixed: set, source: AudioSource, encoder: VoiceEnc
         labels_of = [voted[0]] + [voted[i + 1] for i in range(len(voted) - 1) if voted[i] != voted[i + 1]]
         edges = [t.start, *cuts, t.end]
         for (a, b), label in zip(zip(edges, edges[1:]), labels_of):
+            inside = [k for k, c in enumerate(centres) if a <= c < b] or [0]   # the piece's windows
             out.append(replace(t, start=a, end=b, character=names[label],
-                               character_score=round(float(sims[:, label].max()), 4)))
+                               character_score=round(float(sims[inside, label].mean()), 4)))
         split += 1
     return out, split
