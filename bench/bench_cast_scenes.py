@@ -33,52 +33,18 @@ RULES = {"one_to_one": dict(same_voice=False, move_turns=False), "turns": dict(s
          "now": dict(same_voice=True, move_turns=True)}
 
 
-def shelf(x: np.ndarray, db: float, rate: int = 16000) -> np.ndarray:
-    """``x`` through a high shelf of ``db`` above 1 kHz (a brighter or duller microphone)."""
-    if not db:
-        return x
-    spec = np.fft.rfft(x)
-    gain = np.where(np.fft.rfftfreq(len(x), 1 / rate) > 1000, 10 ** (db / 20), 1.0)
-    return np.fft.irfft(spec * gain, len(x)).astype(np.float32)
-
-
 def scenes(cast_dir: Path, count: int, kind: str, seed: int):
-    """[(name, signal, reference SpeakerTurns, {character: voice samples}, characters)]."""
+    """The corpus's cast voice samples cut at pauses, as conversations with a cast
+    (``s2v_toolkit.diarization.synthetic.cast_scenes``)."""
     import soundfile as sf
 
-    from s2v_toolkit.diarization import SpeakerTurn, SpeakerTurns
-    from s2v_toolkit.diarization.synthetic import cut_at_pauses
+    from s2v_toolkit.diarization.synthetic import cast_scenes, cut_at_pauses
 
     pieces: dict[str, list] = {}
     for f in sorted(cast_dir.glob("*_*.flac")):
         x, rate = sf.read(f, dtype="float32")
         pieces.setdefault(f.stem.split("_")[0], []).extend(cut_at_pauses(x, rate))
-    rng = np.random.default_rng(seed)
-    out = []
-    for k in range(count):
-        n = int(rng.integers(2, 5))
-        who = [str(w) for w in rng.choice(READERS, n, replace=False)]
-        stranger = who[-1] if kind == "stranger" else None
-        samples = {f"c{w}": [(np.concatenate(pieces[w][1::2]), 16000)] for w in who if w != stranger}
-        order = who + [str(w) for w in rng.choice(who, int(rng.integers(3, 10)))]
-        rng.shuffle(order)
-        used = {w: 0 for w in who}
-        parts, turns, t = [np.zeros(4800, np.float32)], [], 0.3
-        for w in order:
-            own = pieces[w][0::2]
-            x = own[used[w] % len(own)]
-            used[w] += 1
-            if kind == "microphones":
-                x = shelf(x, float(rng.choice([0.0, 6.0, -6.0])))
-            turns.append(SpeakerTurn(t, t + len(x) / 16000, "unknown" if w == stranger else f"c{w}"))
-            gap = np.zeros(int(rng.uniform(0.2, 0.8) * 16000), np.float32)
-            parts += [x, gap]
-            t += (len(x) + len(gap)) / 16000
-        sig = np.concatenate(parts)
-        sig = sig + rng.normal(0, 0.002, len(sig)).astype(np.float32)
-        out.append((f"{kind} {k}: {n} readers, {len(order)} turns, {len(sig) / 16000:.0f} s", sig,
-                    SpeakerTurns(turns, f"{kind}{k}", len(sig) / 16000), samples, [c for c in samples]))
-    return out
+    return cast_scenes(pieces, count, kind, seed, readers=READERS)
 
 
 def main() -> int:

@@ -130,3 +130,49 @@ def microphone_changes_in_turns(samples: np.ndarray, turns, speaker: str | None 
         if tilt and b > a:
             out[a:b] = microphone_tilt(samples[a:b], tilt, sample_rate)
     return out
+
+
+CAST_SCENE_KINDS = ("recorded", "microphones", "stranger")
+
+
+def cast_scenes(pieces: dict[str, list[np.ndarray]], count: int, kind: str = "recorded", seed: int = 11,
+                readers: list[str] | None = None, noise: float = 0.002):
+    """Conversations of 2-4 readers with a cast of their voices, from pieces of real voices (16 kHz; e.g.
+    :func:`cut_at_pauses` of voice samples), as ``[(name, signal, reference SpeakerTurns, {character: [(samples,
+    16000)]}, characters)]``. Each reader takes 1-3 turns of one piece each (5-13 turns in all), 0.2-0.8 s
+    apart. Half of each reader's pieces (the even ones) make the scenes, the other half the cast's samples, so
+    no sample is heard in a scene. ``kind``: ``recorded``; ``microphones`` (each scene piece through a
+    microphone of ``MICROPHONES_DB``, at random: the cast recorded elsewhere); ``stranger`` (the last reader
+    left out of the cast: their turns are ``unknown`` in the reference). Characters are ``c<reader>``."""
+    from s2v_toolkit.diarization.turns import UNKNOWN, SpeakerTurn, SpeakerTurns
+
+    if kind not in CAST_SCENE_KINDS:
+        raise ValueError(f"kind {kind!r} is not one of {', '.join(CAST_SCENE_KINDS)}")
+    readers = readers or sorted(r for r in pieces if len(pieces[r]) >= 4)
+    rng = np.random.default_rng(seed)
+    out = []
+    for k in range(count):
+        n = int(rng.integers(2, min(4, len(readers)) + 1))
+        who = [str(w) for w in rng.choice(readers, n, replace=False)]
+        stranger = who[-1] if kind == "stranger" else None
+        samples = {f"c{w}": [(np.concatenate(pieces[w][1::2]), 16000)] for w in who if w != stranger}
+        order = who + [str(w) for w in rng.choice(who, int(rng.integers(3, 10)))]
+        rng.shuffle(order)
+        used = {w: 0 for w in who}
+        parts, turns, t = [np.zeros(4800, np.float32)], [], 0.3
+        for w in order:
+            own = pieces[w][0::2]
+            x = own[used[w] % len(own)]
+            used[w] += 1
+            if kind == "microphones":
+                x = microphone_tilt(x, float(rng.choice(MICROPHONES_DB)))
+            turns.append(SpeakerTurn(t, t + len(x) / 16000, UNKNOWN if w == stranger else f"c{w}"))
+            gap = np.zeros(int(rng.uniform(0.2, 0.8) * 16000), np.float32)
+            parts += [x, gap]
+            t += (len(x) + len(gap)) / 16000
+        sig = np.concatenate(parts)
+        sig = sig + rng.normal(0, noise, len(sig)).astype(np.float32)
+        out.append((f"{kind} {k}: {n} readers, {len(order)} turns, {len(sig) / 16000:.0f} s", sig,
+                    SpeakerTurns(turns, f"{kind}{k}", len(sig) / 16000), samples, list(samples)))
+    return out
+
