@@ -6,7 +6,7 @@ A Pro Tools session placed at 01:00:00:00 exports an AAF whose clips start an ho
 The demo scene (20 s, two characters) is moved ``--hours`` later on every track (a gap before it), and
 ``build_plan`` runs on it (diarization of the dialogue track, voice assignment from the cast, no face
 check) twice per round, alternating: as the planner does now (the dialogue signal is the stretch from the
-first audio clip, on a 16 s grid: ``audio_window``) and as it did before session 17 (the whole track from
+first audio clip, on a 16 s grid: ``diarization_window``) and as it did before session 17 (the whole track from
 the timeline's first frame). Reported: wall seconds (median of the rounds), the dialogue signal's samples,
 and whether both give the same lines (they must: the same record frames and characters).
 """
@@ -53,16 +53,16 @@ def plan_once(path: Path, whole: bool) -> tuple[float, int, list]:
 
     import s2v_toolkit.timeline as timeline
 
-    saved = timeline.audio_window
+    saved = timeline.diarization_window
     planner._diarize_track = spy
     if whole:   # the rule before: no window, the track from the timeline's first frame
-        timeline.audio_window = lambda *a, **k: None
+        timeline.diarization_window = lambda *a, **k: None
     try:
         t0 = time.perf_counter()
         plan = build_plan(path, path.parent / "cast.yaml", face_check=False, dialogue_tracks=["A1"])
         seconds = time.perf_counter() - t0
     finally:
-        timeline.audio_window = saved
+        timeline.diarization_window = saved
         planner._diarize_track = real_diarize
     return seconds, samples[0], [(ln.record_in, ln.record_out, ln.character) for ln in plan.lines]
 

@@ -75,13 +75,13 @@ def _inputs(args) -> list[tuple[str, object, int | None, float]]:
     path = Path(args.input)
     if not _is_timeline(path):
         return [(path.stem, path, None, 0.0)]
-    from s2v_toolkit.timeline import DIARIZATION_GRID, audio_window, describe_timeline, extract_dialogue, read_timeline
+    from s2v_toolkit.timeline import describe_timeline, diarization_window, extract_dialogue, read_timeline
 
     desc = describe_timeline(read_timeline(path, rate=getattr(args, "rate", None)),
                              search_dirs=[*getattr(args, "search", []), path.parent])
     out = []
     for track in extract_dialogue(desc, args.tracks, allow_missing_media=getattr(args, "allow_missing_media", False),
-                                  window=audio_window(desc, 16000, align=DIARIZATION_GRID, start_only=True)):
+                                  window=diarization_window(desc)):
         out.append((f"{path.stem}:{track.track_name or track.track_id}", track.signal, track.sample_rate,
                     track.first_sample / track.sample_rate))
     return out
@@ -93,14 +93,10 @@ def _summary(turns) -> str:
              f"in {turns.duration or 0:.1f} s ({turns.backend})"]
     assignment = turns.info.get("assignment")
     if assignment:
+        from s2v_toolkit.diarization import voice_sample_notes
+
         lines.append(f"  characters by {assignment['method']}")
-        if assignment.get("same_voice"):
-            lines.append(f"  {', '.join(assignment['same_voice'])}: a second speaker of a matching voice "
-                         "(diarization split one voice)")
-        if assignment.get("turns_moved"):
-            lines.append(f"  {assignment['turns_moved']} turn(s) went to the enrolled voice they are closest to"
-                         + (f", {assignment['turns_split']} cut where the voice changes"
-                            if assignment.get("turns_split") else "") + " (alike voices heard as one speaker)")
+        lines += [f"  {note}" for note in voice_sample_notes(assignment)]
     by = "character" if assignment else "speaker"
     talk = turns.talk_time(by)
     total = sum(talk.values()) or 1.0

@@ -25,6 +25,7 @@ from s2v_toolkit.diarization.assignment import (
     enroll,
     load_cast_voices,
     speaker_embeddings,
+    voice_sample_notes,
 )
 from s2v_toolkit.diarization.audio import AudioSource, open_audio
 from s2v_toolkit.diarization.embedded import EmbeddedConfig, EmbeddedDiarizer
@@ -49,7 +50,7 @@ __all__ = [
     "BACKENDS", "DEFAULT_THRESHOLD", "UNKNOWN", "AudioSource", "CastVoices", "DERReport", "EmbeddedConfig",
     "EmbeddedDiarizer", "NeuralConfig", "NeuralDiarizer", "NeuralModelsMissing", "fetch_neural_models",
     "find_neural_models", "load_neural_models", "CAMPPlus", "PyanNet", "SileroVAD", "SpeakerTurn", "SpeakerTurns", "VADConfig", "VoiceEncoder",
-    "assign_characters", "diarization_error_rate", "diarize", "embed_voice", "enroll", "format_rttm",
+    "assign_characters", "voice_sample_notes", "diarization_error_rate", "diarize", "embed_voice", "enroll", "format_rttm",
     "load_cast_voices", "open_audio", "parse_rttm", "read_rttm", "speaker_embeddings", "speech_probabilities",
     "speech_regions", "write_rttm",
 ]

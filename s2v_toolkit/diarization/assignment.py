@@ -251,6 +251,20 @@ def assign_characters(turns: SpeakerTurns, audio=None, voices: dict[str, np.ndar
     return turns.with_turns(new, assignment=report)
 
 
+def voice_sample_notes(assignment: dict) -> list[str]:
+    """What the cast's voice samples changed beyond naming each speaker, one phrase each, from an
+    ``info["assignment"]`` report (for `s2vt diarize --cast`'s summary and the plan's notes)."""
+    notes = []
+    if assignment.get("same_voice"):
+        notes.append(f"{', '.join(assignment['same_voice'])}: a second speaker of a matching voice "
+                     "(diarization split one voice)")
+    if assignment.get("turns_moved"):
+        split = f", {assignment['turns_split']} cut where the voice changes" if assignment.get("turns_split") else ""
+        notes.append(f"{assignment['turns_moved']} turn(s) went to the enrolled voice they are closest to{split} "
+                     "(alike voices heard as one speaker)")
+    return notes
+
+
 SPLIT_MIN_TURN = 2.4  # a turn this long holds at least four 1.6 s windows 0.4 s apart
 
 

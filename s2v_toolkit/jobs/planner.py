@@ -329,7 +329,7 @@ def build_plan(
     face) or a callable ``(ShotContext) -> FaceVerdict``.
     """
     from s2v_toolkit.timeline import (
-        DIARIZATION_GRID, LoadedTimeline, audio_window, describe_timeline, extract_dialogue, read_timeline,
+        LoadedTimeline, describe_timeline, diarization_window, extract_dialogue, read_timeline,
     )
 
     loaded = timeline if isinstance(timeline, LoadedTimeline) else read_timeline(timeline, rate=rate)
@@ -341,7 +341,7 @@ def build_plan(
     start_frame = int(round(desc.global_start.to_otio().rescaled_to(rate).value))
     # the stretch of the cut that holds sound (not an AAF's hour of silence before a session's first clip)
     tracks = extract_dialogue(desc, dialogue_tracks, allow_missing_media=allow_missing_media,
-                              window=audio_window(desc, 16000, align=DIARIZATION_GRID, start_only=True))
+                              window=diarization_window(desc))
     plan = RenderPlan(timeline=str(Path(loaded.path).absolute()) if loaded.path else "",
                       cast=str(cast_obj.path.absolute()) if cast_obj.path else None, rate=rate,
                       start_frame=start_frame, drop_frame=desc.drop_frame, duration_frames=duration,
@@ -368,15 +368,10 @@ def build_plan(
             # which diarizer found the lines (and how many voices it counted) stays with the plan
             plan.notes.append(f"dialogue {track.track_id}: diarization {tt.backend} backend, "
                               f"{len(tt.speakers)} voice(s), count {tt.info.get('count', 'n/a')}")
-            assignment = tt.info.get("assignment") or {}
-            if assignment.get("turns_moved") or assignment.get("same_voice"):
-                plan.notes.append(
-                    f"dialogue {track.track_id}: the cast's voice samples named "
-                    + ", ".join(x for x in (
-                        f"{assignment['turns_moved']} turn(s) by their own voice (alike voices heard as one "
-                        "speaker)" if assignment.get("turns_moved") else "",
-                        f"{len(assignment['same_voice'])} second speaker(s) of a matching voice"
-                        if assignment.get("same_voice") else "") if x))
+            from s2v_toolkit.diarization import voice_sample_notes
+
+            plan.notes.extend(f"dialogue {track.track_id}: cast voice samples: {note}"
+                              for note in voice_sample_notes(tt.info.get("assignment") or {}))
         else:
             tt = turns.get(track.track_id) if isinstance(turns, dict) else (turns if k == 0 else None)
             if tt is None:

@@ -20,8 +20,8 @@ from s2v_toolkit.timeline.describe import (
     degenerate_clips, describe_timeline,
 )
 from s2v_toolkit.timeline.dialogue import (
-    ANALYSIS_RATE, DIARIZATION_GRID, DialogueSegment, DialogueTrack, audio_window, choose_dialogue_tracks, extract_dialogue,
-    render_track,
+    ANALYSIS_RATE, DialogueSegment, DialogueTrack, audio_window, choose_dialogue_tracks, diarization_window,
+    extract_dialogue, render_track,
 )
 from s2v_toolkit.timeline.errors import TimelineError
 from s2v_toolkit.timeline.io import LoadedTimeline, detect_adapter, read_timeline, write_timeline
@@ -31,11 +31,12 @@ from s2v_toolkit.timeline.shots import ShotSegment, shot_map
 from s2v_toolkit.timeline.timecode import Span, Time, parse_rate, rate_fraction, timecode
 
 __all__ = [
-    "ANALYSIS_RATE", "DIARIZATION_GRID", "METADATA_NAMESPACE", "SCHEMA_NAME", "SCHEMA_VERSION",
+    "ANALYSIS_RATE", "METADATA_NAMESPACE", "SCHEMA_NAME", "SCHEMA_VERSION",
     "ConformResult", "DialogueSegment", "DialogueTrack", "LoadedTimeline", "MarkerInfo", "MediaLink",
     "MediaResolver", "PlacedRender", "RenderResult", "ShotSegment", "Span", "Time", "TimelineClip",
     "TimelineDescription", "TimelineError", "TrackInfo", "TransitionInfo",
-    "add_render_tracks", "audio_window", "choose_dialogue_tracks", "conform", "degenerate_clips", "describe_timeline", "detect_adapter",
+    "add_render_tracks", "audio_window", "choose_dialogue_tracks", "conform", "degenerate_clips",
+    "describe_timeline", "detect_adapter", "diarization_window",
     "dialogue_reason", "extract_dialogue", "next_version", "parse_rate", "rate_fraction", "read_timeline", "render_track",
     "shot_map", "timecode", "url_to_path", "write_timeline",
 ]

@@ -143,17 +143,16 @@ def speech_ratio_of(signal: np.ndarray, sample_rate: int) -> float:
     return float(np.mean(loud & voiced & modulated))
 
 
-def audio_window(desc: TimelineDescription, sample_rate: int, tracks: list[TrackInfo] | None = None,
-                 align: int = 1, start_only: bool = False) -> tuple[int, int] | None:
-    """Record samples ``(first, end)`` from the first audio clip's start to the last one's end (of ``tracks``,
-    default every audio track), for :func:`render_track`'s ``window``; None without audio clips. A Pro Tools
-    session placed at 01:00:00:00 exports an AAF whose clips start an hour into the composition: rendered
-    whole, a dialogue track is that hour of silence first (230 MB at 16 kHz) and diarization reads it all.
-    ``first`` is rounded down to a multiple of ``align`` samples (an analysis whose frame grid should stay
-    where it is on the whole track); ``start_only``: ``end`` is the timeline's end (an analysis that should
-    end as it does on the whole track)."""
-    ids = {c for t in (tracks if tracks is not None else [t for t in desc.tracks if t.kind == "audio"])
-           for c in t.clip_ids}
+def audio_window(desc: TimelineDescription, sample_rate: int, align: int = 1,
+                 start_only: bool = False) -> tuple[int, int] | None:
+    """Record samples ``(first, end)`` from the first audio clip's start to the last one's end, for
+    :func:`render_track`'s ``window``; None without audio clips. A Pro Tools session placed at 01:00:00:00
+    exports an AAF whose clips start an hour into the composition: rendered whole, a dialogue track is that
+    hour of silence first (230 MB at 16 kHz) and diarization reads it all. ``first`` is rounded down to a
+    multiple of ``align`` samples (an analysis whose frame grid should stay where it is on the whole track);
+    ``start_only``: ``end`` is the timeline's end (an analysis that should end as it does on the whole
+    track)."""
+    ids = {c for t in desc.tracks if t.kind == "audio" for c in t.clip_ids}
     clips = [c for c in desc.clips if c.id in ids]
     if not clips:
         return None
@@ -167,12 +166,19 @@ def audio_window(desc: TimelineDescription, sample_rate: int, tracks: list[Track
     return (first, end) if end > first else None
 
 
+def diarization_window(desc: TimelineDescription) -> tuple[int, int] | None:
+    """The dialogue samples (16 kHz) diarization reads: from the cut's first sound, on the
+    :data:`DIARIZATION_GRID`, to the timeline's end, so the turns are those of the whole track
+    (``s2vt plan``, ``s2vt diarize TIMELINE``; bench/bench_late_sound.py)."""
+    return audio_window(desc, ANALYSIS_RATE, align=DIARIZATION_GRID, start_only=True)
+
+
 def _measured_choice(desc, audio: list[TrackInfo], measure) -> list[TrackInfo]:
     scored = []
     # every track measured over the same stretch: from the first audio clip to the last. The silence before a
     # session's first clip (an hour in a Pro Tools AAF) is no one's speech: counted, it put every track's
     # ratio under MIN_SPEECH_RATIO, so no track was found to hold speech
-    window = audio_window(desc, MEASURE_RATE, audio) or (0, 0)
+    window = audio_window(desc, MEASURE_RATE) or (0, 0)
     for t in audio:
         try:
             sig = render_track(desc, t, MEASURE_RATE, allow_missing_media=True, window=window).signal

@@ -65,15 +65,21 @@ def test_plan_diarizes_only_the_stretch_with_sound_and_places_lines_in_record_ti
 def test_the_stretch_gives_the_lines_of_the_whole_track(tmp_path, monkeypatch):
     """Analysed from the first sound (on the 16 s grid) to the timeline's end, the lines are exactly those of
     the whole track: the analysis grid and the signal's end are the whole track's."""
+    import s2v_toolkit.jobs.planner as planner
     import s2v_toolkit.timeline as timeline
     from s2v_toolkit.jobs import build_plan
 
     root, path = _hour_later(tmp_path)
+    seen = []
+    real = planner._diarize_track
+    monkeypatch.setattr(planner, "_diarize_track", lambda signal, *a, **k: seen.append(len(signal)) or
+                        real(signal, *a, **k))
 
     def lines():
         plan = build_plan(path, root / "cast.yaml", face_check=False, dialogue_tracks=["A1"])
         return [(ln.record_in, ln.record_out, ln.character) for ln in plan.lines]
 
     now = lines()
-    monkeypatch.setattr(timeline, "audio_window", lambda *a, **k: None)   # the whole track, as before
+    monkeypatch.setattr(timeline, "diarization_window", lambda *a, **k: None)   # the whole track, as before
     assert lines() == now
+    assert seen[0] < 40 * 16000 < HOUR * 16000 < seen[1]   # the stretch, then the whole track

@@ -289,11 +289,12 @@ class Reader:
         """The map of a container's content time. A ``timeMap`` on a clip, sync-clip, compound or multicam
         clip (a retimed clip: Final Cut Pro writes one for every speed change of a clip made of several
         media elements) takes the element's local time to the time its content is placed in; without one,
-        the two are the same (``imap``). Apple's timeMap reference: a time map "affects only an element's own duration
-        and the offsets of the element's anchored items; it doesn't modify the offsets of the element's
-        contained items (such as items with lane=0)": contained items keep their offsets in the time before
-        the retime (mapped here), anchored items (other lanes, and our renders) are in the local time. The map is the timeMap's chord over ``rng`` (exact for a constant
-        speed; a ramp is read as its average speed, with a note; a hold as the held frame)."""
+        the two are the same (``imap``). Apple's timeMap reference: a time map "affects only an element's own
+        duration and the offsets of the element's anchored items; it doesn't modify the offsets of the
+        element's contained items (such as items with lane=0)": contained items keep their offsets in the
+        time before the retime (mapped here), anchored items (other lanes, and our renders) are in the local
+        time. The map is the timeMap's chord over ``rng`` (exact for a constant speed; a ramp is read as its
+        average speed, with a note; a hold as the held frame)."""
         tm = self.time_map(el)
         if tm is None or rng[1] <= rng[0]:
             return imap

@@ -55,9 +55,9 @@ def _read_newer(path: Path, notes: list[str]) -> otio.schema.Timeline:
 
     data = json.loads(path.read_text(encoding="utf-8"))
     found: dict = {}
-    _newer_schemas(data, otio.core.type_version_map(), found)
+    known = otio.core.type_version_map()
+    _newer_schemas(data, known, found)
     if found.get("newer"):
-        known = otio.core.type_version_map()
         names = ", ".join(f"{t} (reads up to {t.rpartition('.')[0]}.{known[t.rpartition('.')[0]]})"
                           for t in sorted(found["newer"]))
         raise TimelineError(path, f"written by a newer OpenTimelineIO than the {otio.__version__} installed: {names}; "
