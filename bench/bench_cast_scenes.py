@@ -1,20 +1,23 @@
 """Characters from a cast's voice samples on conversations of real voices: the assignment rules side by side.
 
-    python bench/bench_cast_scenes.py [--scenes 24] [--corpus ../shared/corpus] [--out bench/results/cast_scenes.json]
+    python bench/bench_cast_scenes.py [--scenes 24] [--backends embedded,neural] [--corpus ../shared/corpus]
+        [--out bench/results/cast_scenes.json]
 
 Each scene: 2-4 of the corpus's LibriSpeech readers (``audio/libri4_cast/``: 1998, 2033, 2414, 533; 3331 has
 too little speech) taking 5-13 turns, one utterance piece each (cut at pauses), 0.2-0.8 s apart, light
 noise. Half of each reader's pieces make the scenes, the other half the cast's voice samples, so no sample is
 heard in a scene. Three kinds: as recorded; each scene piece through a microphone shelf of 0, +6 or -6 dB
 above 1 kHz (the cast recorded elsewhere); and with the last reader left out of the cast (a stranger, whose
-turns must come out ``unknown``). Diarization as `s2vt plan` runs it (embedded backend, count estimated,
-the cast size + 1 as its bound), then, on the same turns, the characters by:
+turns must come out ``unknown``). Diarization as `s2vt plan` runs it (count estimated, the cast size + 1 as
+its bound), by each backend of ``--backends`` (the neural one needs its model files), then, on the same
+turns, the characters by:
 
 * ``one_to_one``: the speaker-level Hungarian matching alone (the rule before session 17);
 * ``turns``: + every turn of 1 s or more goes to the enrolled voice it is closest to (session 17);
 * ``now``: + a speaker the matching leaves over whose voice matches a character is that character too.
 
-DER of the characters (no collar, overlap scored; a character is a speaker, ``unknown`` one more).
+DER of the characters (no collar, overlap scored; a character is a speaker, ``unknown`` one more); the rows'
+keys are ``<backend>/<rule>``.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ def main() -> int:
     ap.add_argument("--scenes", type=int, default=24, help="scenes of each kind")
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--backends", default="embedded", help="comma-separated: embedded, neural")
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "cast_scenes.json"))
     args = ap.parse_args()
     cast_dir = Path(args.corpus) / "audio" / "libri4_cast"
@@ -65,27 +69,31 @@ def main() -> int:
     from s2v_toolkit.diarization import assign_characters, diarization_error_rate, diarize, enroll
 
     torch.set_num_threads(args.threads)
+    backends = args.backends.split(",")
+    keys = [f"{b}/{rule}" for b in backends for rule in RULES]
     t0 = time.perf_counter()
     rows = []
     for kind in ("recorded", "microphones", "stranger"):
         for name, sig, ref, samples, characters in scenes(cast_dir, args.scenes, kind, args.seed):
             prints = enroll(samples)
-            est = diarize(sig, 16000, max_speakers=len(characters) + 1)
-            row = {"scene": name, "kind": kind, "readers": len(ref.speakers), "found": len(est.speakers)}
-            for rule, switches in RULES.items():
-                named = assign_characters(est, sig, prints, characters=characters, sample_rate=16000, **switches)
-                by_character = named.with_turns([replace(t, speaker=t.character or "unknown") for t in named])
-                row[rule] = round(diarization_error_rate(ref, by_character).der, 4)
+            row = {"scene": name, "kind": kind, "readers": len(ref.speakers)}
+            for backend in backends:
+                est = diarize(sig, 16000, backend=backend, max_speakers=len(characters) + 1)
+                row[f"{backend}/found"] = len(est.speakers)
+                for rule, switches in RULES.items():
+                    named = assign_characters(est, sig, prints, characters=characters, sample_rate=16000, **switches)
+                    by_character = named.with_turns([replace(t, speaker=t.character or "unknown") for t in named])
+                    row[f"{backend}/{rule}"] = round(diarization_error_rate(ref, by_character).der, 4)
             rows.append(row)
             print(json.dumps(row), flush=True)
-    summary = {kind: {rule: {"mean_der": round(float(np.mean([r[rule] for r in rows if r["kind"] == kind])), 4),
-                             "at_most_0.25": sum(r[rule] <= 0.25 for r in rows if r["kind"] == kind)}
-                      for rule in RULES} | {"scenes": sum(r["kind"] == kind for r in rows)}
+    summary = {kind: {key: {"mean_der": round(float(np.mean([r[key] for r in rows if r["kind"] == kind])), 4),
+                            "at_most_0.25": sum(r[key] <= 0.25 for r in rows if r["kind"] == kind)}
+                      for key in keys} | {"scenes": sum(r["kind"] == kind for r in rows)}
                for kind in ("recorded", "microphones", "stranger")}
     print(json.dumps(summary))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"command": f"python bench/bench_cast_scenes.py --scenes {args.scenes}",
+    out.write_text(json.dumps({"command": f"python bench/bench_cast_scenes.py --scenes {args.scenes} --backends {args.backends}",
                                "seconds": round(time.perf_counter() - t0, 1), "load_average": os.getloadavg(),
                                "summary": summary, "rows": rows}, indent=1) + "\n")
     print(f"wrote {out}")

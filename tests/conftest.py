@@ -15,6 +15,11 @@ _WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
 _THREADS = max(1, min(2, (os.cpu_count() or 1) // _WORKERS))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("OMP_NUM_THREADS", str(_THREADS))
+# Diarization without a named backend is "auto": the neural backend where its model files are installed
+# (a developer's machine after `s2vt diarize --setup`), the embedded one elsewhere (CI). Tests pin the
+# embedded one so that they test the same thing everywhere; tests of the choice itself unset this, and the
+# neural backend's tests name it.
+os.environ.setdefault("S2VT_DIARIZATION_BACKEND", "embedded")
 
 
 def pytest_configure(config):

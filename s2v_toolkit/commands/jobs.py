@@ -18,7 +18,9 @@ def register(sub) -> None:
     p.add_argument("--turns", metavar="FILE",
                    help="use these speaker turns (SpeakerTurns JSON from `s2vt diarize --json`, or RTTM) instead "
                         "of diarizing the first dialogue track")
-    p.add_argument("--backend", default="embedded", help="diarization backend (embedded, neural, pyannote)")
+    p.add_argument("--backend", choices=("auto", "embedded", "neural", "pyannote"), default=None,
+                   help="diarization backend (default auto: neural where `s2vt diarize --setup` installed its "
+                        "models, else embedded; $S2VT_DIARIZATION_BACKEND changes the default)")
     p.add_argument("--num-speakers", type=int, default=None, help="number of voices, if known")
     p.add_argument("--no-face-check", action="store_true",
                    help="do not look for the speaking face: every shot under a known character is a redub")

@@ -2,7 +2,9 @@
 
 Public API::
 
-    diarize(audio, sample_rate=None, backend="embedded"|"pyannote", num_speakers=None, ...) -> SpeakerTurns
+    diarize(audio, sample_rate=None, backend=None|"auto"|"embedded"|"neural"|"pyannote", num_speakers=None, ...)
+        -> SpeakerTurns (None: default_backend(), "auto" unless $S2VT_DIARIZATION_BACKEND says otherwise)
+    resolve_backend(backend, config) -> (backend that runs, why)
     SpeakerTurns / SpeakerTurn        result (JSON: to_dict/from_dict; pyannote.core: to_annotation/from_annotation)
     read_rttm(path) / write_rttm(turns, path) / parse_rttm(text) / format_rttm(turns)
     load_cast_voices(cast_file) -> CastVoices ; enroll(voices) -> {character: embedding}
@@ -16,7 +18,7 @@ Public API::
 Heavy libraries (torch) load on first use, not at import.
 """
 
-from s2v_toolkit.diarization.api import BACKENDS, diarize
+from s2v_toolkit.diarization.api import BACKENDS, default_backend, diarize, resolve_backend
 from s2v_toolkit.diarization.assignment import (
     DEFAULT_THRESHOLD,
     CastVoices,
@@ -47,7 +49,7 @@ from s2v_toolkit.diarization.vad import (
 )
 
 __all__ = [
-    "BACKENDS", "DEFAULT_THRESHOLD", "UNKNOWN", "AudioSource", "CastVoices", "DERReport", "EmbeddedConfig",
+    "BACKENDS", "DEFAULT_THRESHOLD", "default_backend", "resolve_backend", "UNKNOWN", "AudioSource", "CastVoices", "DERReport", "EmbeddedConfig",
     "EmbeddedDiarizer", "NeuralConfig", "NeuralDiarizer", "NeuralModelsMissing", "fetch_neural_models",
     "find_neural_models", "load_neural_models", "CAMPPlus", "PyanNet", "SileroVAD", "SpeakerTurn", "SpeakerTurns", "VADConfig", "VoiceEncoder",
     "assign_characters", "voice_sample_notes", "diarization_error_rate", "diarize", "embed_voice", "enroll", "format_rttm",

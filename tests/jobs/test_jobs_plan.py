@@ -27,7 +27,7 @@ def test_demo_plan_through_real_stages_gives_expected_actions(tmp_path):
     proj = demo_project()
     plan = build_plan(DEMO / "scene.otio", DEMO / "cast.yaml")
     assert [ln.character for ln in plan.lines] == [ln["character"] for ln in proj["lines"]]
-    assert any(n.startswith("dialogue A1: diarization embedded backend, 2 voice(s)") for n in plan.notes)
+    assert any(n.startswith("dialogue A1: diarization embedded backend ($S2VT_DIARIZATION_BACKEND), 2 voice(s)") for n in plan.notes)
     # each line's record range holds the line's clip (the speech inside it), give or take the pauses
     for ln, ref in zip(plan.lines, proj["lines"]):
         assert ref["record_frame"] - 1 <= ln.record_in <= ref["record_frame"] + 24
@@ -57,7 +57,7 @@ def test_demo_plan_with_the_neural_diarizer_finds_the_same_lines():
     for ln, ref in zip(plan.lines, proj["lines"]):
         assert ref["record_frame"] - 1 <= ln.record_in <= ref["record_frame"] + 24
         assert ref["record_frame"] + ref["frames"] - 24 <= ln.record_out <= ref["record_frame"] + ref["frames"] + 2
-    assert any(n.startswith("dialogue A1: diarization neural backend, 2 voice(s)") for n in plan.notes)
+    assert any(n.startswith("dialogue A1: diarization neural backend (asked for), 2 voice(s)") for n in plan.notes)
 
 
 def test_plan_from_injected_turns_ids_and_round_trip(tmp_path):
