@@ -1,7 +1,8 @@
 """The embedded and the neural diarization backends side by side on real recordings, in one run.
 
     python bench/bench_diarization_backends.py [--corpus ../shared/corpus] [--extra DIR ...] [--threads 2]
-        [--minutes 5] [--repeat 2] [--out bench/results/diarization_backends.json]
+        [--minutes 5] [--repeat 2] [--similar] [--neural-set KEY=VALUE ...] [--backends embedded,neural]
+        [--out bench/results/diarization_backends.json]
 
 Recordings: every ``audio/*.wav`` of the corpus with a reference ``<name>.rttm``; a longer scene of real
 voices built from the corpus (libri4.wav, then every ``libri4_cast/*.flac`` voice sample - other utterances of
@@ -17,6 +18,10 @@ count estimated and with the reference's count given: DER (no collar, overlap sc
 Speed: ``libri4.wav`` repeated to ``--minutes``, count estimated, each backend warmed up once (model
 loading), then the best of ``--repeat`` calls, alternating the backends; real-time factor = seconds /
 audio seconds, and the ratio neural / embedded (the figure that carries to other machines).
+
+``--similar`` adds the 18 similar-voice espeak-ng scenes of ``bench_similar_voices.py``; ``--neural-set``
+changes a :class:`NeuralConfig` field for the neural runs (``--neural-set change_similarity=2.0``: the
+variants of docs/diarization.md, "Voices of one synthesiser"); ``--backends neural`` runs one backend.
 
 The neural backend needs its model files (``s2vt diarize --setup``).
 """
@@ -100,18 +105,27 @@ def main() -> int:
     ap.add_argument("--no-speed", action="store_true", help="DER only")
     ap.add_argument("--no-corpus", action="store_true", help="only the --extra folders' recordings")
     ap.add_argument("--no-synthetic", action="store_true", help="leave out the two espeak-ng scenes")
+    ap.add_argument("--similar", action="store_true", help="add the 18 scenes of bench_similar_voices.py")
+    ap.add_argument("--neural-set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a NeuralConfig field for the neural runs (repeatable)")
+    ap.add_argument("--backends", default=",".join(BACKENDS))
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "diarization_backends.json"))
     args = ap.parse_args()
 
     import torch
 
-    from s2v_toolkit.diarization import diarize, open_audio
+    from s2v_toolkit.diarization import NeuralConfig, diarize, open_audio
 
     torch.set_num_threads(args.threads)
+    backends = tuple(args.backends.split(","))
+    fields = {k: type(getattr(NeuralConfig(), k))(v) for k, v in (a.split("=", 1) for a in args.neural_set)}
+    configs = {"embedded": None, "neural": NeuralConfig(**fields)}
     corpus = Path(args.corpus)
     doc = {"command": "python bench/bench_diarization_backends.py " + " ".join(
-        f"--extra {e}" for e in args.extra) + "".join(f" --{k.replace('_', '-')}" for k in ("no_der", "no_speed", "no_corpus", "no_synthetic")
-                                                      if getattr(args, k)), "threads": args.threads, "rows": []}
+        f"--extra {e}" for e in args.extra) + "".join(
+        f" --{k.replace('_', '-')}" for k in ("no_der", "no_speed", "no_corpus", "no_synthetic", "similar")
+        if getattr(args, k)) + "".join(f" --neural-set {a}" for a in args.neural_set)
+        + f" --backends {args.backends}", "threads": args.threads, "rows": []}
     if not args.no_der:
         recs = recordings(None if args.no_corpus else corpus, [Path(e) for e in args.extra])
         scene = None if args.no_corpus else cast_samples_scene(corpus)
@@ -123,17 +137,24 @@ def main() -> int:
 
             at = 3 if scene is not None else 2  # after the corpus's recordings
             recs[at:at] = list(synthetic_scenes())
+        if args.similar and shutil.which("espeak-ng"):
+            sys.path.insert(0, str(Path(__file__).resolve().parent))
+            import bench_similar_voices as similar
+
+            recs += [(f"similar voices {name} | {layout}", *similar.scene(voices, *spec))
+                     for name, voices in similar.VOICES.items() for layout, spec in similar.LAYOUTS.items()]
         for name, wav, ref in recs:
             src = open_audio(wav, 16000) if isinstance(wav, np.ndarray) else open_audio(wav)
             row = {"recording": name, "speakers": len(ref.speakers), "seconds": round(src.duration, 1)}
-            for backend in BACKENDS:
-                row[backend] = der_row(ref, diarize(src, backend=backend))
-                row[f"{backend}_given"] = der_row(ref, diarize(src, backend=backend, num_speakers=len(ref.speakers)))
+            for backend in backends:
+                row[backend] = der_row(ref, diarize(src, backend=backend, config=configs[backend]))
+                row[f"{backend}_given"] = der_row(ref, diarize(src, backend=backend, config=configs[backend],
+                                                              num_speakers=len(ref.speakers)))
             doc["rows"].append(row)
             print(json.dumps(row), flush=True)
         for key in ("", "_given"):
             doc[f"mean_der{key or '_estimated'}"] = {
-                b: round(float(np.mean([r[b + key]["der"] for r in doc["rows"]])), 4) for b in BACKENDS}
+                b: round(float(np.mean([r[b + key]["der"] for r in doc["rows"]])), 4) for b in backends}
         print(json.dumps({k: v for k, v in doc.items() if k.startswith("mean")}))
 
     if args.no_speed:
