@@ -741,12 +741,16 @@ def main() -> int:
     ap.add_argument("--no-pooled", action="store_true", help="leave out the pooled-lines table")
     ap.add_argument("--others", type=int, default=None,
                     help="unrelated lines from the audio of only this many other clips per clip (default: all)")
+    ap.add_argument("--backend", default="embedded", choices=("auto", "embedded", "neural"),
+                    help="the diarization backend measured (default embedded: the backend its tables in "
+                         "docs/diarization.md describe; the package's own default is auto)")
     ap.add_argument("--quick", action="store_true",
                     help="active speaker: ours and the landmarks alone only (not the older rules)")
     ap.add_argument("--multi", default=None,
                     help="a folder of real clips with several people, one speaking, and speakers.json (see "
                          "multi_face_table)")
     args = ap.parse_args()
+    os.environ["S2VT_DIARIZATION_BACKEND"] = args.backend  # every diarize() and plan below
     root = corpus_root(args.corpus)
     if root is None:
         print("no corpus found (../shared/corpus, $S2VT_CORPUS or --corpus)")

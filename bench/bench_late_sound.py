@@ -28,6 +28,9 @@ import s2v_toolkit
 from s2v_toolkit.jobs import build_plan
 from s2v_toolkit.jobs import planner
 
+# the embedded backend, as measured in docs/performance.md (the package's default is auto: neural where installed)
+os.environ.setdefault("S2VT_DIARIZATION_BACKEND", "embedded")
+
 
 def late_scene(folder: Path, hours: float) -> Path:
     """A copy of the demo project whose timeline starts with ``hours`` of nothing on every track."""
