@@ -461,6 +461,34 @@ def test_minor_clusters_join_a_close_voice_but_a_distinct_minor_voice_stands():
     assert len(np.unique(kept)) == 4
 
 
+def test_a_short_voice_unlike_the_others_stands_but_a_short_close_one_joins():
+    """A cluster under min_speaker_seconds: one short line of a third voice (1.8 s, 18 % of the speech, its
+    print far from both others) is a voice; the same cluster near a heavier voice, or with too little speech,
+    or too small a share, joins."""
+    from s2v_toolkit.diarization.neural import merge_minor_clusters
+
+    rng = np.random.default_rng(1)
+    axes = np.eye(8)
+
+    def group(direction, n, spread=0.05):
+        v = direction + rng.normal(0, spread, (n, 8))
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    def counted(third, seconds_each, heavy_seconds=2.0):
+        x = np.concatenate([group(axes[0], 2), group(axes[1], 2), group(third, 2)])
+        labels = np.repeat([0, 1, 2], 2)
+        seconds = np.concatenate([np.full(4, heavy_seconds), np.full(2, seconds_each)])
+        return len(np.unique(merge_minor_clusters(x, labels, seconds, NeuralConfig())))
+
+    assert counted(axes[2], 0.9) == 3                      # 1.8 s of 9.8, cosine ~0 to both: stands
+    assert counted(axes[2] + 1.5 * axes[0], 0.9) == 2      # cosine ~0.8 to voice 0: a moment of that voice
+    assert counted(axes[2], 0.4) == 2                      # 0.8 s: too little to print a voice
+    assert counted(axes[2], 0.9, heavy_seconds=10.0) == 2  # 1.8 s of 41.8 (4 %): a minor cluster, joins
+    assert len(np.unique(merge_minor_clusters(
+        np.concatenate([group(axes[0], 2), group(axes[1], 2), group(axes[2], 2)]), np.repeat([0, 1, 2], 2),
+        np.concatenate([np.full(4, 2.0), np.full(2, 0.9)]), NeuralConfig(light_apart=-1.0)))) == 2  # rule off
+
+
 def test_folded_front_end_is_the_same_function_and_follows_new_weights():
     torch.manual_seed(5)
     model = CAMPPlus(CAMPPlusConfig.tiny()).eval()
