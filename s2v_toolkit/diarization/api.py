@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 from s2v_toolkit.diarization.audio import AudioSource, open_audio
 from s2v_toolkit.diarization.turns import SpeakerTurns
 from s2v_toolkit.errors import ConfigError
+
+logger = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "embedded", "neural", "pyannote")
 DEFAULT_BACKEND_ENV = "S2VT_DIARIZATION_BACKEND"
@@ -84,11 +87,23 @@ def diarize(audio, sample_rate: int | None = None, *, backend: str | None = None
 
         diarizer = EmbeddedDiarizer(config)
     elif backend == "neural":
+        from s2v_toolkit.diarization.model_files import NeuralModelsUnreadable
         from s2v_toolkit.diarization.neural import NeuralConfig, NeuralDiarizer
 
         if config is not None and not isinstance(config, NeuralConfig):
             raise ConfigError(f"the neural backend takes a NeuralConfig, not {type(config).__name__}")
-        diarizer = NeuralDiarizer(config=config)
+        try:
+            diarizer = NeuralDiarizer(config=config)
+        except NeuralModelsUnreadable as exc:
+            if not why.startswith("auto: the neural backend's model files are installed"):
+                raise
+            # auto chose it for files that turn out unreadable: the job goes on with the other backend, and
+            # the result says why (a named backend, or one asked for by config, stops with the line instead)
+            from s2v_toolkit.diarization.embedded import EmbeddedDiarizer
+
+            logger.warning("%s; the embedded backend runs instead", exc)
+            backend, why = "embedded", f"auto: {exc}; the embedded backend ran instead"
+            diarizer = EmbeddedDiarizer()
     else:
         from s2v_toolkit.diarization.pyannote_backend import PyannoteDiarizer
 

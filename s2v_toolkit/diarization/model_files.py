@@ -49,6 +49,19 @@ class NeuralModelsMissing(S2VError):
     """The neural backend's model files are absent and were not fetched."""
 
 
+class NeuralModelsUnreadable(NeuralModelsMissing):
+    """A model file is there but cannot be loaded (truncated, or not the expected model)."""
+
+
+def _load_checked(loader, path: Path):
+    try:
+        return loader(path)
+    except Exception as exc:  # a truncated copy or a foreign file: one line naming it, not a traceback
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0].split(". ")[0][:160]
+        raise NeuralModelsUnreadable(f"{path}: cannot load this neural diarization model ({reason}); "
+                                     f"run `{SETUP_COMMAND}` again to replace it") from None
+
+
 def models_dir() -> Path:
     explicit = os.environ.get(ENV_MODELS)
     return Path(explicit).expanduser() if explicit else cache_dir() / "diarization"
@@ -113,5 +126,6 @@ def load_neural_models(folder: str | os.PathLike | None = None) -> NeuralModels:
     key = tuple((str(p.resolve()), p.stat().st_mtime_ns, p.stat().st_size) for p in found)
     if key not in _LOADED:
         _LOADED.clear()  # one set of models at a time
-        _LOADED[key] = NeuralModels(load_segmentation(seg), load_campplus(emb), (SEGMENTATION_NAME, EMBEDDING_NAME))
+        _LOADED[key] = NeuralModels(_load_checked(load_segmentation, seg), _load_checked(load_campplus, emb),
+                                    (SEGMENTATION_NAME, EMBEDDING_NAME))
     return _LOADED[key]

@@ -616,3 +616,38 @@ def test_auto_falls_back_to_the_embedded_backend_and_says_how_to_get_the_other(t
     assert main(["diarize", str(wav), "--no-progress"]) != 0
     err = capsys.readouterr().err
     assert "S2VT_DIARIZATION_BACKEND" in err and "Traceback" not in err
+
+
+def test_unreadable_model_files_are_one_line_and_auto_goes_on_with_the_embedded_backend(tmp_path, monkeypatch, capsys):
+    """A truncated copy of an installed model file (an interrupted copy, a full disk): naming the neural
+    backend stops with one line naming the file and the fix; auto, which chose it for being installed, runs
+    the embedded backend and says why."""
+    from s2v_toolkit.cli import main
+    from s2v_toolkit.diarization import NeuralModelsUnreadable, diarize
+    from s2v_toolkit.diarization.model_files import _LOADED
+
+    folder = tmp_path / "models"
+    folder.mkdir()
+    (folder / SEGMENTATION_FILE).write_bytes(b"PK\x03\x04 not a whole checkpoint")
+    (folder / EMBEDDING_FILE).write_bytes(b"")
+    monkeypatch.setenv("S2VT_DIARIZATION_MODELS", str(folder))
+    monkeypatch.delenv("S2VT_DIARIZATION_BACKEND", raising=False)
+    _LOADED.clear()
+    quiet = np.zeros(SR, np.float32)
+    with pytest.raises(NeuralModelsUnreadable, match=rf"{SEGMENTATION_FILE}: cannot load this neural diarization "
+                                                     r"model \(.*\); run `s2vt diarize --setup` again"):
+        diarize(quiet, SR, backend="neural")
+    out = diarize(quiet, SR)
+    assert out.backend == "embedded"
+    assert out.info["backend_choice"].startswith(f"auto: {folder / SEGMENTATION_FILE}: cannot load")
+    assert out.info["backend_choice"].endswith("the embedded backend ran instead")
+
+    import soundfile as sf
+
+    wav = tmp_path / "a.wav"
+    sf.write(wav, quiet, SR)
+    assert main(["diarize", str(wav), "--backend", "neural", "--no-progress"]) != 0
+    err = capsys.readouterr().err
+    assert "cannot load this neural diarization model" in err and "Traceback" not in err
+    assert main(["diarize", str(wav), "--no-progress"]) == 0
+    assert "the embedded backend ran instead" in capsys.readouterr().out
