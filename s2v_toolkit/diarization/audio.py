@@ -34,7 +34,7 @@ def _resample(x: np.ndarray, rate: int) -> np.ndarray:
 def _pick_channels(block: np.ndarray, channel) -> np.ndarray:
     """(frames, channels) -> mono."""
     if channel is None:
-        return block.mean(axis=1)
+        return block[:, 0] if block.shape[1] == 1 else block.mean(axis=1)
     return block[:, channel]
 
 
@@ -90,7 +90,7 @@ class ArraySource(AudioSource):
             data = data[:, None]
         if data.ndim != 2:
             raise MediaError(name, f"audio array must be (samples,) or (samples, channels), got {data.shape}")
-        if data.shape[1] > data.shape[0] and data.shape[0] <= 8:  # (channels, samples) given: accept it
+        if data.shape[1] > data.shape[0] and 0 < data.shape[0] <= 8:  # (channels, samples) given: accept it
             data = data.T
         if sample_rate <= 0:
             raise MediaError(name, f"invalid sample rate {sample_rate}")

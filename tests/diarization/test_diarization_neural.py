@@ -651,3 +651,19 @@ def test_unreadable_model_files_are_one_line_and_auto_goes_on_with_the_embedded_
     assert "cannot load this neural diarization model" in err and "Traceback" not in err
     assert main(["diarize", str(wav), "--no-progress"]) == 0
     assert "the embedded backend ran instead" in capsys.readouterr().out
+
+
+def test_an_empty_signal_is_no_speech_without_numpy_warnings():
+    """A zero-length dialogue track (an empty render, a cut to nothing): no speech, duration 0, and no
+    "Mean of empty slice" warning (the (channels, samples) guess used to turn (0,) into 1 sample of 0 channels)."""
+    import warnings
+
+    from s2v_toolkit.diarization import diarize
+
+    seg, emb = _stand_ins()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for turns in (diarize(np.zeros(0, np.float32), SR, backend="embedded"),
+                      NeuralDiarizer(seg, emb, NeuralConfig())(open_audio(np.zeros(0, np.float32), SR))):
+            assert turns.duration == 0 and len(turns) == 0 and turns.info["note"] == "no speech detected"
+        assert open_audio(np.zeros((3, 2), np.float32), SR).duration == 3 / SR  # 3 samples of 2 channels
