@@ -83,7 +83,9 @@ SCHEMAS = {
             "cast": {"type": ["string", "null"], "description": "Absolute path of the cast file (YAML/JSON)."},
             "name": {"type": "string", "maxLength": 200},
             "options": {"type": "object", "description": "Planning options passed to the service (jobs: "
-                                                        "dialogue_tracks, face_check, backend, num_speakers, turns: "
+                                                        "dialogue_tracks, face_check, backend (auto by default: "
+                                                        "neural where its models are installed, else embedded), "
+                                                        "num_speakers, turns: "
                                                         "a speaker-turns JSON/RTTM file inside an allowed folder, "
                                                         "search_dirs: folders inside the allowed ones to look for "
                                                         "media in (an EDL names its media, it has no paths), "
