@@ -83,8 +83,10 @@ def diarize(audio, sample_rate: int | None = None, *, backend: str | None = None
     if uri:
         source.name = uri
     if backend == "embedded":
-        from s2v_toolkit.diarization.embedded import EmbeddedDiarizer
+        from s2v_toolkit.diarization.embedded import EmbeddedConfig, EmbeddedDiarizer
 
+        if config is not None and not isinstance(config, EmbeddedConfig):
+            raise ConfigError(f"the embedded backend takes an EmbeddedConfig, not {type(config).__name__}")
         diarizer = EmbeddedDiarizer(config)
     elif backend == "neural":
         from s2v_toolkit.diarization.model_files import NeuralModelsUnreadable

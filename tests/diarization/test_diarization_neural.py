@@ -434,6 +434,8 @@ def test_a_config_of_the_other_backend_is_a_clear_error():
 
     with pytest.raises(ConfigError, match="neural backend takes a NeuralConfig, not EmbeddedConfig"):
         diarize(np.zeros(SR, np.float32), SR, backend="neural", config=EmbeddedConfig())
+    with pytest.raises(ConfigError, match="embedded backend takes an EmbeddedConfig, not NeuralConfig"):
+        diarize(np.zeros(SR, np.float32), SR, backend="embedded", config=NeuralConfig())
 
 
 def test_minor_clusters_join_a_close_voice_but_a_distinct_minor_voice_stands():
