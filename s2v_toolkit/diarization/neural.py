@@ -20,6 +20,9 @@ Measured against the embedded backend in docs/diarization.md ("The neural backen
 
 from __future__ import annotations
 
+import os
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -34,6 +37,7 @@ from s2v_toolkit.diarization.campplus import (
     kaldi_fbank,
     masked_stats,
 )
+from s2v_toolkit.diarization.embedding import torch_threads
 from s2v_toolkit.diarization.segmentation import PyanNet, powerset_hard
 from s2v_toolkit.diarization.turns import SpeakerTurn, SpeakerTurns
 
@@ -89,35 +93,68 @@ def _chunk_starts(n_samples: int, chunk: int, hop: int) -> list[int]:
     return starts
 
 
-def segment_chunks(source: AudioSource, model: PyanNet, starts: list[int], batch: int = 16, bar=None) -> LocalVoices:
+def default_workers() -> int:
+    """Blocks run side by side: 2 where the machine has 2 cores or more (as the embedded encoder does)."""
+    return min(2, os.cpu_count() or 1)
+
+
+def _side_by_side(jobs: list, read, run, workers: int, bar=None, size=lambda job: 1) -> list:
+    """``run(job, read(job))`` for every job, results in the jobs' order. With ``workers`` > 1 the runs go
+    side by side on Python threads with one torch thread each (torch releases the GIL inside its kernels), so
+    both cores work whatever the process's torch thread setting is; the reads stay in the calling thread, in
+    order, with at most ``workers`` + 1 read blocks held."""
+    if workers <= 1 or len(jobs) <= 1:
+        out = []
+        for job in jobs:
+            out.append(run(job, read(job)))
+            if bar is not None:
+                bar.update(size(job))
+        return out
+    out, pending = [], deque()
+    with torch_threads(1), ThreadPoolExecutor(workers) as pool:
+        for i, job in enumerate(jobs):
+            pending.append((job, pool.submit(run, job, read(job))))
+            while pending and (len(pending) > workers or i == len(jobs) - 1):
+                done, future = pending.popleft()
+                out.append(future.result())
+                if bar is not None:
+                    bar.update(size(done))
+    return out
+
+
+def segment_chunks(source: AudioSource, model: PyanNet, starts: list[int], batch: int = 16, bar=None,
+                   workers: int | None = None) -> LocalVoices:
     """Run the segmentation over the chunks starting at sample ``starts`` (:func:`_chunk_starts`), reading
-    one batch's span at a time."""
+    one batch's span at a time; ``workers`` batches side by side (:func:`_side_by_side`; default
+    :func:`default_workers`). The same outputs either way."""
     cfg = model.cfg
     chunk = _chunk_samples(model)
-    out = []
-    with torch.inference_mode():
-        for i in range(0, len(starts), batch):
-            group = starts[i:i + batch]
-            span = source.read(group[0] / SAMPLE_RATE, (group[-1] + chunk - group[0]) / SAMPLE_RATE)
-            span = np.pad(span, (0, max(0, group[-1] + chunk - group[0] - len(span))))
-            log_probs = model.chunks(torch.from_numpy(np.ascontiguousarray(span, dtype=np.float32)),
-                                     [s - group[0] for s in group])
-            out.append(powerset_hard(log_probs, cfg).numpy())
-            if bar is not None:
-                bar.update(len(group))
+    groups = [starts[i:i + batch] for i in range(0, len(starts), batch)]
+
+    def read(group: list[int]) -> np.ndarray:
+        span = source.read(group[0] / SAMPLE_RATE, (group[-1] + chunk - group[0]) / SAMPLE_RATE)
+        span = np.pad(span, (0, max(0, group[-1] + chunk - group[0] - len(span))))
+        return np.ascontiguousarray(span, dtype=np.float32)
+
+    def run(group: list[int], span: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            log_probs = model.chunks(torch.from_numpy(span), [s - group[0] for s in group])
+            return powerset_hard(log_probs, cfg).numpy()
+
+    out = _side_by_side(groups, read, run, default_workers() if workers is None else workers, bar, len)
     frame_step, offset = model.frame_times()
     return LocalVoices(np.concatenate(out).astype(np.float32), np.array(starts) / SAMPLE_RATE, frame_step, offset,
                        cfg.duration)
 
 
-def trunk_frames(source: AudioSource, model: CAMPPlus, read_seconds: float, context: float, bar=None
-                 ) -> tuple[np.ndarray, float]:
+def trunk_frames(source: AudioSource, model: CAMPPlus, read_seconds: float, context: float, bar=None,
+                 workers: int | None = None) -> tuple[np.ndarray, float]:
     """CAM++ trunk features of the whole recording: ((time, channels) float16, seconds per frame).
 
     Trunk frame ``j`` is centred on ``j * hop + FRAME_LENGTH / 2 / SAMPLE_RATE`` (hop 20 ms: fbank 10 ms,
     trunk stride 2). Run in blocks read one at a time, each with ``context`` seconds either side kept out of
     the output (so the convolutions see real neighbours at every block edge), at most ``read_seconds`` read
-    at once, context included. Kept as float16 (the prints are statistics over hundreds of frames): 51 kB
+    at once, context included; ``workers`` blocks side by side (:func:`_side_by_side`). Kept as float16 (the prints are statistics over hundreds of frames): 51 kB
     per second of audio, 184 MB an hour."""
     hop = 2 * FRAME_SHIFT
     n_samples = int(round(source.duration * SAMPLE_RATE))
@@ -126,17 +163,23 @@ def trunk_frames(source: AudioSource, model: CAMPPlus, read_seconds: float, cont
     pad = int(context * SAMPLE_RATE) // hop
     # a read spans (frames - 1) hops and one frame's length: the block's frames plus the context's
     per_block = max(1, (int(read_seconds * SAMPLE_RATE) - FRAME_LENGTH) // hop + 1 - 2 * pad)
-    with torch.inference_mode():
-        for j0 in range(0, n_frames, per_block):
-            j1 = min(n_frames, j0 + per_block)
-            a, b = max(0, j0 - pad), min(n_frames, j1 + pad)
-            piece = source.read(a * hop / SAMPLE_RATE, ((b - 1) * hop + FRAME_LENGTH - a * hop) / SAMPLE_RATE)
-            feats = kaldi_fbank(torch.from_numpy(np.ascontiguousarray(piece, dtype=np.float32)), model.cfg.feat_dim)
+    blocks = [(j0, min(n_frames, j0 + per_block)) for j0 in range(0, n_frames, per_block)]
+
+    def read(block: tuple[int, int]) -> np.ndarray:
+        a, b = max(0, block[0] - pad), min(n_frames, block[1] + pad)
+        piece = source.read(a * hop / SAMPLE_RATE, ((b - 1) * hop + FRAME_LENGTH - a * hop) / SAMPLE_RATE)
+        return np.ascontiguousarray(piece, dtype=np.float32)
+
+    def run(block: tuple[int, int], piece: np.ndarray) -> None:
+        (j0, j1), a = block, max(0, block[0] - pad)
+        with torch.inference_mode():
+            feats = kaldi_fbank(torch.from_numpy(piece), model.cfg.feat_dim)
             x = model.frame_features(feats[None])[0].T.numpy()  # (ceil(frames / 2), channels)
-            got = x[j0 - a:j0 - a + (j1 - j0)]
-            out[j0:j0 + len(got)] = got
-            if bar is not None:
-                bar.update((j1 - j0) * hop / SAMPLE_RATE)
+        got = x[j0 - a:j0 - a + (j1 - j0)]
+        out[j0:j0 + len(got)] = got  # blocks write disjoint rows
+
+    _side_by_side(blocks, read, run, default_workers() if workers is None else workers, bar,
+                  lambda block: (block[1] - block[0]) * hop / SAMPLE_RATE)
     return out, hop / SAMPLE_RATE
 
 

@@ -669,3 +669,27 @@ def test_an_empty_signal_is_no_speech_without_numpy_warnings():
                       NeuralDiarizer(seg, emb, NeuralConfig())(open_audio(np.zeros(0, np.float32), SR))):
             assert turns.duration == 0 and len(turns) == 0 and turns.info["note"] == "no speech detected"
         assert open_audio(np.zeros((3, 2), np.float32), SR).duration == 3 / SR  # 3 samples of 2 channels
+
+
+def test_blocks_side_by_side_give_the_same_results_in_order_with_bounded_reads():
+    """Segmentation batches and CAM++ trunk blocks run two at a time on two Python threads (one torch
+    thread each, so both cores work even where the process runs torch on one): the same activity and trunk
+    frames as one after another, for an odd number of blocks, and the audio still read one block at a time."""
+    from s2v_toolkit.diarization.neural import _chunk_samples, _chunk_starts, segment_chunks, trunk_frames
+
+    seg, emb = _stand_ins()
+    parts = [(0.3 + 1.8 * i, 1.5 + 1.8 * i, (220.0, 1500.0)[i % 2]) for i in range(12)]
+    x, _ = _tones(parts, 22.0)
+    starts = _chunk_starts(len(x), _chunk_samples(seg), SR // 2)
+    assert len(starts) > 8 and -(-len(starts) // 4) % 2 == 1  # several batches, an odd number of them
+    one = segment_chunks(open_audio(x, SR), seg, starts, batch=4, workers=1)
+    source = _CountingSource(open_audio(x, SR))
+    two = segment_chunks(source, seg, starts, batch=4, workers=2)
+    assert np.array_equal(one.activity, two.activity) and one.activity[:, :, 0].any()
+    assert source.longest <= (3 * SR // 2 + _chunk_samples(seg)) / SR + 1e-9  # one batch's span per read
+
+    frames_one, hop = trunk_frames(open_audio(x, SR), emb, 5.0, 0.5, workers=1)
+    source = _CountingSource(open_audio(x, SR))
+    frames_two, hop_two = trunk_frames(source, emb, 5.0, 0.5, workers=2)
+    assert hop == hop_two and 0 < source.longest <= 5.0 + 1e-9 and np.abs(frames_one).max() > 0
+    np.testing.assert_allclose(frames_two.astype(np.float32), frames_one.astype(np.float32), rtol=1e-2, atol=1e-3)

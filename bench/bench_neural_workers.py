@@ -1,0 +1,85 @@
+"""The neural diarization backend with its blocks side by side (two Python threads, one torch thread each)
+against one after another, paired in one process.
+
+    python bench/bench_neural_workers.py [--rounds 5] [--out bench/results/neural_workers.json]
+
+libri4.wav (the corpus's four readers) repeated to 5 minutes, count estimated. For each process-wide torch
+thread setting (1, then 2), each round runs the whole diarization once with ``workers=1`` (segmentation
+batches and CAM++ trunk blocks one after another, on the process's torch threads) and once with
+``workers=2`` (the default on 2 cores), alternating which goes first; the ratio of each round's pair and
+their median, and the real-time factors. Needs the neural model files (``s2vt diarize --setup``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--corpus", default=os.environ.get("S2VT_CORPUS", str(Path(__file__).resolve().parents[2]
+                                                                          / "shared" / "corpus")))
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--minutes", type=float, default=5.0)
+    ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "neural_workers.json"))
+    args = ap.parse_args()
+    import torch
+
+    from s2v_toolkit.diarization import find_neural_models, open_audio
+    from s2v_toolkit.diarization import neural as N
+
+    if find_neural_models() is None:
+        print("no neural diarization models (s2vt diarize --setup): nothing measured")
+        return 0
+    src = open_audio(Path(args.corpus) / "audio" / "libri4.wav")
+    x = src.read(0, src.duration)
+    x = np.tile(x, int(np.ceil(args.minutes * 60 / src.duration)))[: int(args.minutes * 60 * 16000)]
+    audio = open_audio(x, 16000)
+    diarizer = N.NeuralDiarizer()
+    original = (N.segment_chunks, N.trunk_frames)
+
+    def run(workers: int) -> float:
+        N.segment_chunks = lambda *a, **k: original[0](*a, workers=workers, **k)
+        N.trunk_frames = lambda *a, **k: original[1](*a, workers=workers, **k)
+        try:
+            t0 = time.perf_counter()
+            diarizer(audio)
+            return time.perf_counter() - t0
+        finally:
+            N.segment_chunks, N.trunk_frames = original
+
+    doc = {"command": f"python bench/bench_neural_workers.py --rounds {args.rounds}", "audio_seconds": len(x) / 16000,
+           "cpu_count": os.cpu_count(), "load_average_before": os.getloadavg(), "settings": {}}
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        run(1)  # warm-up
+        rounds = []
+        for r in range(args.rounds):
+            order = (1, 2) if r % 2 == 0 else (2, 1)
+            times = {w: run(w) for w in order}
+            rounds.append(times)
+        ratios = [t[2] / t[1] for t in rounds]
+        doc["settings"][f"torch_threads_{threads}"] = {
+            "seconds": rounds, "ratio_side_by_side_over_serial": [round(q, 3) for q in ratios],
+            "median_ratio": round(statistics.median(ratios), 3),
+            "rtf_serial": round(min(t[1] for t in rounds) / doc["audio_seconds"], 4),
+            "rtf_side_by_side": round(min(t[2] for t in rounds) / doc["audio_seconds"], 4)}
+        print(threads, json.dumps({k: v for k, v in doc["settings"][f"torch_threads_{threads}"].items()
+                                   if k != "seconds"}), flush=True)
+    doc["load_average_after"] = os.getloadavg()
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(doc, indent=1) + "\n")
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
