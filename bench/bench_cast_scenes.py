@@ -30,6 +30,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+from bench_common import write_results
 
 READERS = ["1998", "2033", "2414", "533"]
 RULES = {"one_to_one": dict(same_voice=False, move_turns=False), "turns": dict(same_voice=False, move_turns=True),
@@ -91,12 +92,9 @@ def main() -> int:
                       for key in keys} | {"scenes": sum(r["kind"] == kind for r in rows)}
                for kind in ("recorded", "microphones", "stranger")}
     print(json.dumps(summary))
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"command": f"python bench/bench_cast_scenes.py --scenes {args.scenes} --backends {args.backends}",
-                               "seconds": round(time.perf_counter() - t0, 1), "load_average": os.getloadavg(),
-                               "summary": summary, "rows": rows}, indent=1) + "\n")
-    print(f"wrote {out}")
+    write_results({"command": f"python bench/bench_cast_scenes.py --scenes {args.scenes} --backends {args.backends}",
+                   "seconds": round(time.perf_counter() - t0, 1), "load_average": os.getloadavg(),
+                   "summary": summary, "rows": rows}, args.out)
     return 0
 
 

@@ -1,8 +1,20 @@
-"""Timing helpers shared by the GPU benchmark scripts in this folder."""
+"""Helpers shared by the benchmark scripts in this folder: CUDA event timing, and writing a results file."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import torch
+
+
+def write_results(doc: dict, out: str | Path) -> Path:
+    """``doc`` as indented JSON at ``out`` (its folder made if needed); says where."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(doc, indent=1) + "\n")
+    print(f"wrote {out}")
+    return out
 
 
 def event_times(fn, repeat: int = 5, warmup: int = 2) -> list[float]:

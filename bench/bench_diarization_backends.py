@@ -37,6 +37,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from bench_common import write_results
 
 BACKENDS = ("embedded", "neural")
 
@@ -180,9 +181,7 @@ def main() -> int:
 
 
 def _write(doc: dict, out: str) -> int:
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    Path(out).write_text(json.dumps(doc, indent=1))
-    print(f"wrote {out}")
+    write_results(doc, out)
     return 0
 
 

@@ -23,10 +23,10 @@ import time
 from pathlib import Path
 
 import opentimelineio as otio
+from bench_common import write_results
 
 import s2v_toolkit
-from s2v_toolkit.jobs import build_plan
-from s2v_toolkit.jobs import planner
+from s2v_toolkit.jobs import build_plan, planner
 
 # the embedded backend, as measured in docs/performance.md (the package's default is auto: neural where installed)
 os.environ.setdefault("S2VT_DIARIZATION_BACKEND", "embedded")
@@ -96,11 +96,8 @@ def main() -> int:
     result["same_lines"] = lines["stretch"][1] == lines["whole"][1]
     result["speedup"] = round(result["whole"]["seconds_median"] / result["stretch"]["seconds_median"], 2)
     print(json.dumps(result, indent=1))
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"command": f"python bench/bench_late_sound.py --hours {args.hours} --repeat {args.repeat}",
-                               "threads": args.threads, "load_average": os.getloadavg(), **result}, indent=1) + "\n")
-    print(f"wrote {out}")
+    write_results({"command": f"python bench/bench_late_sound.py --hours {args.hours} --repeat {args.repeat}",
+                   "threads": args.threads, "load_average": os.getloadavg(), **result}, args.out)
     return 0
 
 

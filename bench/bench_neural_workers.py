@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from bench_common import write_results
 
 
 def main() -> int:
@@ -74,10 +75,7 @@ def main() -> int:
         print(threads, json.dumps({k: v for k, v in doc["settings"][f"torch_threads_{threads}"].items()
                                    if k != "seconds"}), flush=True)
     doc["load_average_after"] = os.getloadavg()
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(doc, indent=1) + "\n")
-    print(f"wrote {out}")
+    write_results(doc, args.out)
     return 0
 
 

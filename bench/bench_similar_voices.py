@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from bench_common import write_results
 
 LINES = ["Where were you last night", "I was at the harbour watching the boats come in",
          "That is not what your brother told me", "My brother was not even there",
@@ -136,13 +137,10 @@ def main() -> int:
                    "at_most_0.25": sum(r[b]["der"] <= 0.25 for r in rows),
                    "count_right": sum(r[b]["found"] == 3 for r in rows), "scenes": len(rows)} for b in keys}
     print(json.dumps(summary))
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"command": "python bench/bench_similar_voices.py --backends " + args.backends
-                               + (" --no-cast" if args.no_cast else ""),
-                               "threads": args.threads, "seconds": round(time.perf_counter() - t0, 1),
-                               "load_average": os.getloadavg(), "summary": summary, "rows": rows}, indent=1) + "\n")
-    print(f"wrote {out}")
+    write_results({"command": "python bench/bench_similar_voices.py --backends " + args.backends
+                   + (" --no-cast" if args.no_cast else ""),
+                   "threads": args.threads, "seconds": round(time.perf_counter() - t0, 1),
+                   "load_average": os.getloadavg(), "summary": summary, "rows": rows}, args.out)
     return 0
 
 
