@@ -50,10 +50,11 @@ from s2v_toolkit.diarization.vad import (
 )
 
 __all__ = [
-    "BACKENDS", "DEFAULT_THRESHOLD", "default_backend", "resolve_backend", "UNKNOWN", "AudioSource", "CastVoices", "DERReport", "EmbeddedConfig",
-    "EmbeddedDiarizer", "NeuralConfig", "NeuralDiarizer", "NeuralModelsMissing", "NeuralModelsUnreadable", "fetch_neural_models",
-    "find_neural_models", "load_neural_models", "CAMPPlus", "PyanNet", "SileroVAD", "SpeakerTurn", "SpeakerTurns", "VADConfig", "VoiceEncoder",
-    "assign_characters", "voice_sample_notes", "diarization_error_rate", "diarize", "embed_voice", "enroll", "format_rttm",
+    "BACKENDS", "DEFAULT_THRESHOLD", "default_backend", "resolve_backend", "UNKNOWN", "AudioSource", "CastVoices",
+    "DERReport", "EmbeddedConfig", "EmbeddedDiarizer", "NeuralConfig", "NeuralDiarizer", "NeuralModelsMissing",
+    "NeuralModelsUnreadable", "fetch_neural_models", "find_neural_models", "load_neural_models", "CAMPPlus",
+    "PyanNet", "SileroVAD", "SpeakerTurn", "SpeakerTurns", "VADConfig", "VoiceEncoder", "assign_characters",
+    "voice_sample_notes", "diarization_error_rate", "diarize", "embed_voice", "enroll", "format_rttm",
     "load_cast_voices", "open_audio", "parse_rttm", "read_rttm", "speaker_embeddings", "speech_probabilities",
     "speech_regions", "write_rttm",
 ]

@@ -78,6 +78,8 @@ def diarize(audio, sample_rate: int | None = None, *, backend: str | None = None
     segmentation + CAM++ voice prints; its two model files come from ``s2vt diarize --setup``).
     """
     _check_counts(num_speakers, min_speakers, max_speakers)
+    # auto with no config: the neural backend only for its files being installed, so it may fall back below
+    auto_by_files = config is None and (backend or default_backend()) == "auto"
     backend, why = resolve_backend(backend, config)
     source: AudioSource = open_audio(audio, sample_rate, channel)
     if uri:
@@ -97,7 +99,7 @@ def diarize(audio, sample_rate: int | None = None, *, backend: str | None = None
         try:
             diarizer = NeuralDiarizer(config=config)
         except NeuralModelsUnreadable as exc:
-            if not why.startswith("auto: the neural backend's model files are installed"):
+            if not auto_by_files:
                 raise
             # auto chose it for files that turn out unreadable: the job goes on with the other backend, and
             # the result says why (a named backend, or one asked for by config, stops with the line instead)

@@ -88,13 +88,10 @@ def _self_similarity(x: np.ndarray, w: np.ndarray, idx: np.ndarray) -> float:
     return float(_print(x, w, idx[:h]) @ _print(x, w, idx[h:]))
 
 
-def _short_voices(x: np.ndarray, labels: np.ndarray, w: np.ndarray, mass: np.ndarray, count: np.ndarray
-                  ) -> np.ndarray:
+def _short_voices(sims: np.ndarray, mass: np.ndarray, count: np.ndarray) -> np.ndarray:
     """Groups too light by the rule above that still stand as voices: enough windows, speech and share, and a
-    print unlike every other group's (a voice's own groups sit at 0.75 or more with this encoder)."""
-    prints = centroids_of(x, labels, len(mass), w)
-    sims = prints @ prints.T
-    np.fill_diagonal(sims, -np.inf)
+    print unlike every other group's (``sims``: the groups' print similarities, -inf on the diagonal; a
+    voice's own groups sit at 0.75 or more with this encoder)."""
     return ((count >= LIGHT_MIN_WINDOWS) & (mass >= LIGHT_MIN_SECONDS) & (mass >= LIGHT_MIN_SHARE * mass.sum())
             & (sims.max(axis=1) < LIGHT_APART))
 
@@ -105,7 +102,8 @@ def _merge_sequence(x: np.ndarray, c: np.ndarray, labels: np.ndarray, w: np.ndar
 
     A print is the weighted mean of a group's raw window embeddings (the statistic a cast enrollment uses).
     Groups with less than ``min_weight`` seconds of speech or fewer than ``MIN_SPEAKER_WINDOWS`` embeddings
-    merge first (their print is too noisy to be a voice; :func:`_short_voices` are the exception), then the two groups with the most alike prints. Returns one record per state: the labels, whether
+    merge first (their print is too noisy to be a voice; :func:`_short_voices` are the exception), then the
+    two groups with the most alike prints. Returns one record per state: the labels, whether
     every group is heavy enough to stand as a voice, and the merge that leaves the state (distance 1 - print
     similarity, and the two groups' self-similarities)."""
     states = []
@@ -116,15 +114,15 @@ def _merge_sequence(x: np.ndarray, c: np.ndarray, labels: np.ndarray, w: np.ndar
         count = np.bincount(labels, minlength=len(present))
         # a group too light to stand as a voice: too little speech, or too few embeddings for a stable print
         light = (mass < min_weight) | (count < MIN_SPEAKER_WINDOWS)
+        prints = centroids_of(x, labels, len(present), w)
+        sims = prints @ prints.T
+        np.fill_diagonal(sims, -np.inf)
         if light.any() and len(present) > 1:
-            light &= ~_short_voices(x, labels, w, mass, count)
+            light &= ~_short_voices(sims, mass, count)
         state = {"labels": labels, "k": len(present), "heavy": not bool(light.any())}
         states.append(state)
         if len(present) <= lower:
             return states
-        prints = centroids_of(x, labels, len(present), w)
-        sims = prints @ prints.T
-        np.fill_diagonal(sims, -np.inf)
         small = np.flatnonzero(light)
         if len(small):
             i = int(small[np.argmin(mass[small])])

@@ -154,8 +154,8 @@ def trunk_frames(source: AudioSource, model: CAMPPlus, read_seconds: float, cont
     Trunk frame ``j`` is centred on ``j * hop + FRAME_LENGTH / 2 / SAMPLE_RATE`` (hop 20 ms: fbank 10 ms,
     trunk stride 2). Run in blocks read one at a time, each with ``context`` seconds either side kept out of
     the output (so the convolutions see real neighbours at every block edge), at most ``read_seconds`` read
-    at once, context included; ``workers`` blocks side by side (:func:`_side_by_side`). Kept as float16 (the prints are statistics over hundreds of frames): 51 kB
-    per second of audio, 184 MB an hour."""
+    at once, context included; ``workers`` blocks side by side (:func:`_side_by_side`). Kept as float16
+    (the prints are statistics over hundreds of frames): 51 kB per second of audio, 184 MB an hour."""
     hop = 2 * FRAME_SHIFT
     n_samples = int(round(source.duration * SAMPLE_RATE))
     n_frames = max(0, (n_samples - FRAME_LENGTH) // hop + 1)
@@ -305,8 +305,9 @@ def merge_minor_clusters(x: np.ndarray, labels: np.ndarray, seconds: np.ndarray,
     Under ``min_speaker_seconds`` of speech, always, unless it holds ``light_seconds`` or more and at least
     ``light_share`` of the speech and its centroid is below cosine ``light_apart`` to every heavier one: a
     voice with one short line (Picovoice Falcon's test, three voices of 2.2-5.2 s: 2 before, 3 now; its
-    print was at 0.16-0.19 to the others, where the pieces of one voice sit at 0.5 or more). Under ``minor_share`` of all speech, when their centroid's
-    cosine to a heavier cluster's reaches ``minor_similarity``: shouting, laughter and singing move a voice's
+    print was at 0.16-0.19 to the others, where the pieces of one voice sit at 0.5 or more). Under
+    ``minor_share`` of all speech, when their centroid's cosine to a heavier cluster's reaches
+    ``minor_similarity``: shouting, laughter and singing move a voice's
     prints away from its speech, and average linkage leaves those moments as small clusters of their own
     (a 128 s TV interview of three people: 9 voices). Smallest first, centroids updated after each merge."""
     labels = labels.copy()
