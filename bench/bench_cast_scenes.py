@@ -79,7 +79,7 @@ def main() -> int:
             prints = enroll(samples)
             row = {"scene": name, "kind": kind, "readers": len(ref.speakers)}
             for backend in backends:
-                est = diarize(sig, 16000, backend=backend, max_speakers=len(characters) + 1)
+                est = diarize(sig, 16000, backend=backend, max_speakers=len(characters) + 1, overlap=False)
                 row[f"{backend}/found"] = len(est.speakers)
                 for rule, switches in RULES.items():
                     named = assign_characters(est, sig, prints, characters=characters, sample_rate=16000, **switches)

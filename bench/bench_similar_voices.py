@@ -84,8 +84,9 @@ def cast_prints(voices: dict) -> dict:
 
 
 def with_cast(sig, ref, prints: dict, backend: str, characters: list[str]) -> dict:
-    """What `s2vt plan` / `s2vt diarize --cast` give: the count estimated with the cast size + 1 as its bound,
-    characters assigned from the voice samples; DER of the characters (a character is a speaker)."""
+    """What `s2vt diarize --cast` gives (`s2vt plan` asks for exclusive turns): the count estimated with the
+    cast size + 1 as its bound, characters assigned from the voice samples; DER of the characters (a
+    character is a speaker)."""
     from dataclasses import replace
 
     from s2v_toolkit.diarization import assign_characters, diarization_error_rate, diarize

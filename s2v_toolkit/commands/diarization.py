@@ -13,8 +13,9 @@ MEDIA_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff", ".m4a", ".aa
 
 def register(sub) -> None:
     p = sub.add_parser("diarize", help="find who speaks when (and which cast character) in audio or a timeline",
-                       description="Diarize an audio/video file, or the dialogue tracks of a timeline. Turns are "
-                                   "non-overlapping; with --cast, each speaker is matched to a character by "
+                       description="Diarize an audio/video file, or the dialogue tracks of a timeline. Where two "
+                                   "voices speak at once both hold a turn (--exclusive: one voice per moment); "
+                                   "with --cast, each speaker is matched to a character by "
                                    "voice (characters with voice samples) or by order of first appearance.")
     p.add_argument("input", metavar="TIMELINE|AUDIO", nargs="?",
                    help="audio/video file, or a timeline (OTIO, FCP XML, FCPXML, AAF, EDL) whose dialogue tracks "
@@ -52,6 +53,9 @@ def register(sub) -> None:
     from s2v_toolkit.commands.timeline import media_options
 
     media_options(p)  # timeline input: --search DIR for its media, --rate of an EDL
+    p.add_argument("--exclusive", action="store_true",
+                   help="one voice per moment: overlapped speech goes to the most active voice (as `s2vt plan` "
+                        "uses the turns); by default both voices of an overlap hold a turn")
     p.add_argument("--rttm", metavar="OUT", help="also write the turns as RTTM (character names when assigned)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -95,6 +99,10 @@ def _summary(turns) -> str:
              f"in {turns.duration or 0:.1f} s ({turns.backend} backend)"]
     if str(turns.info.get("backend_choice", "")).startswith("auto"):
         lines.append(f"  backend {turns.info['backend_choice']}")
+    overlapped = turns.overlapped_seconds()
+    if overlapped > 0:
+        lines.append(f"  {overlapped:.1f} s of overlapped speech: the turns of both voices cover it "
+                     "(--exclusive gives each moment to one voice)")
     assignment = turns.info.get("assignment")
     if assignment:
         from s2v_toolkit.diarization import voice_sample_notes
@@ -184,7 +192,7 @@ def _cmd_diarize(args) -> int:
         turns = diarize(audio, rate, backend=args.backend, num_speakers=num_speakers,
                         min_speakers=args.min_speakers, max_speakers=max_speakers,
                         pyannote_dir=args.pyannote_dir, channel=channel, progress=not args.no_progress,
-                        uri=name)
+                        uri=name, overlap=not args.exclusive)
         if cast is not None:
             turns = assign_characters(turns, audio, voices, characters=cast.characters,
                                       threshold=args.threshold if args.threshold is not None else DEFAULT_THRESHOLD,

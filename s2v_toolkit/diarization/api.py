@@ -30,7 +30,7 @@ def resolve_backend(backend: str | None = None, config=None) -> tuple[str, str]:
     ``"auto"`` is the neural backend when its two model files are installed (``s2vt diarize --setup``;
     ``scripts/setup.sh`` runs it), else the embedded one, which ships inside the package. Why the neural one
     first: on the 33 real recordings with reference turns measured (docs/diarization.md, "Which backend")
-    it is better on most (mean DER 0.306 against 0.363, the count within one of the truth on 25 against
+    it is better on most (mean DER 0.291 against 0.363, the count within one of the truth on 25 against
     20); the embedded one is better on voices of one speech synthesiser. A config object names its backend."""
     requested = backend or default_backend()
     if requested not in BACKENDS:
@@ -63,11 +63,13 @@ def _check_counts(num_speakers, min_speakers, max_speakers) -> None:
 def diarize(audio, sample_rate: int | None = None, *, backend: str | None = None, num_speakers: int | None = None,
             min_speakers: int | None = None, max_speakers: int | None = None,
             pyannote_dir: str | os.PathLike | None = None, channel=None, config=None, progress=False,
-            uri: str | None = None) -> SpeakerTurns:
+            uri: str | None = None, overlap: bool = True) -> SpeakerTurns:
     """Who speaks when in ``audio`` (a file path, an array with ``sample_rate``, or an :class:`AudioSource`).
 
-    Returns non-overlapping :class:`SpeakerTurns` labelled ``SPEAKER_00``, ``SPEAKER_01``... in order of
-    first appearance. ``num_speakers`` fixes the count; otherwise it is estimated (a cast bounds it: max_speakers),
+    Returns :class:`SpeakerTurns` labelled ``SPEAKER_00``, ``SPEAKER_01``... in order of first appearance.
+    ``overlap``: where two voices speak at once, both hold a turn (the neural and pyannote backends detect
+    overlapped speech; the embedded one gives each moment to its dominant voice); ``overlap=False`` gives
+    exclusive turns, one voice per moment, as the planner uses (``info["overlap"]`` says which). ``num_speakers`` fixes the count; otherwise it is estimated (a cast bounds it: max_speakers),
     within ``min_speakers``/``max_speakers``. ``backend``: None for the default (:func:`default_backend`:
     ``"auto"``, the neural backend where its model files are installed, else the embedded one; the result's
     ``info["backend_choice"]`` says which and why). ``backend="pyannote"`` needs ``pyannote_dir``, a pipeline
@@ -116,7 +118,7 @@ def diarize(audio, sample_rate: int | None = None, *, backend: str | None = None
                               "see docs/diarization.md for the one-time download")
         diarizer = PyannoteDiarizer(pyannote_dir)
     result = diarizer(source, num_speakers=num_speakers, min_speakers=min_speakers, max_speakers=max_speakers,
-                      progress=progress)
+                      progress=progress, overlap=overlap)
     result.info["backend_choice"] = why
     if channel is not None:
         result.info["channel"] = getattr(source, "channel", None)

@@ -144,11 +144,14 @@ def _speech_of(source: AudioSource, turns, max_seconds: float) -> np.ndarray:
 
 def speaker_embeddings(turns: SpeakerTurns, audio, encoder: VoiceEncoder, sample_rate: int | None = None,
                        max_seconds: float = 60.0) -> dict[str, np.ndarray]:
-    """{speaker: unit embedding} from up to ``max_seconds`` of each speaker's longest turns."""
+    """{speaker: unit embedding} from up to ``max_seconds`` of each speaker's longest turns, where turns
+    overlap only the stretches where the speaker is heard alone (all of its turns if that leaves none)."""
     source = open_audio(audio, sample_rate)
+    solo = turns.solo() if turns.overlapped_seconds() > 0 else turns
     out = {}
     for speaker in turns.speakers:
-        speech = _speech_of(source, [t for t in turns if t.speaker == speaker], max_seconds)
+        own = [t for t in solo if t.speaker == speaker] or [t for t in turns if t.speaker == speaker]
+        speech = _speech_of(source, own, max_seconds)
         if len(speech):
             out[speaker] = encoder.embed_speaker(speech)
     return out

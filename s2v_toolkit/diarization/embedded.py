@@ -220,7 +220,8 @@ class EmbeddedDiarizer:
         self.encoder = encoder or VoiceEncoder()
 
     def __call__(self, source: AudioSource, num_speakers: int | None = None, min_speakers: int | None = None,
-                 max_speakers: int | None = None, progress=False) -> SpeakerTurns:
+                 max_speakers: int | None = None, progress=False, overlap: bool = True) -> SpeakerTurns:
+        # ``overlap`` is accepted for the common call and changes nothing: these turns are always exclusive
         cfg = self.config
         info = {"vad": "silero-vad 6.2.3 (v6, 16 kHz)", "embedding": self.encoder.name, "config": cfg.to_dict(),
                 "num_speakers": num_speakers, "min_speakers": min_speakers, "max_speakers": max_speakers,

@@ -11,8 +11,9 @@
    light clusters join a close heavier one (:func:`merge_minor_clusters`); ``min_speakers`` /
    ``max_speakers`` (a cast) bound the count. Stretches of one chunk heard at the same time go to distinct
    clusters (Hungarian assignment), so two voices heard together never become one speaker.
-4. **Reconstruction**: each frame takes as many speakers as the chunks covering it hear on average
-   (overlap kept in ``info["overlap_seconds"]``); turns are exclusive: the most active of them.
+4. **Reconstruction**: each frame takes as many speakers as the chunks covering it hear on average, the
+   most active ones (``info["overlap_seconds"]``): where two voices speak at once, both hold a turn. With
+   ``overlap=False`` turns are exclusive: each frame goes to its most active speaker.
 
 The two model files come from ``s2vt diarize --setup`` (:mod:`.model_files`); nothing is downloaded here.
 Measured against the embedded backend in docs/diarization.md ("The neural backend").
@@ -386,7 +387,7 @@ class NeuralDiarizer:
                                            "CAM++: a model passed in (weights not known here)")
 
     def __call__(self, source: AudioSource, num_speakers: int | None = None, min_speakers: int | None = None,
-                 max_speakers: int | None = None, progress=False) -> SpeakerTurns:
+                 max_speakers: int | None = None, progress=False, overlap: bool = True) -> SpeakerTurns:
         from s2v_toolkit.diarization.embedded import _Progress
 
         cfg = self.config
@@ -458,23 +459,47 @@ class NeuralDiarizer:
         info["chunks"] = len(local.starts)
 
         label = _absorb_short_runs(label, int(round(cfg.min_turn / step)))
+        speaks = np.zeros((n_global, k), bool)
+        speaks[np.flatnonzero(label >= 0), label[label >= 0]] = True
+        if overlap:
+            speaks |= _also_speaking(activity, voices)
+        info["overlap"] = ("turns overlap where the segmentation hears several voices at once" if overlap
+                           else "exclusive turns: each moment goes to its most active voice")
         turns: list[SpeakerTurn] = []
-        edges = np.flatnonzero(np.diff(np.concatenate([[-2], label, [-2]])) != 0)
-        for a, b in zip(edges[:-1], edges[1:]):
-            if label[a] < 0:
-                continue
-            start, end = max(0.0, float(a - 0.5) * step), min(duration, float(b - 0.5) * step)
-            conf = float(activity[a:b, label[a]].mean())
-            turns.append(SpeakerTurn(start, end, str(label[a]), min(1.0, conf)))
+        for c in range(k):
+            edges = np.flatnonzero(np.diff(np.concatenate([[0], speaks[:, c].astype(np.int8), [0]])))
+            for a, b in zip(edges[::2], edges[1::2]):
+                start, end = max(0.0, float(a - 0.5) * step), min(duration, float(b - 0.5) * step)
+                turns.append(SpeakerTurn(start, end, str(c), min(1.0, float(activity[a:b, c].mean()))))
+        turns.sort(key=lambda t: (t.start, t.end))
         order: dict[str, str] = {}
         for t in turns:
             order.setdefault(t.speaker, f"SPEAKER_{len(order):02d}")
         turns = [SpeakerTurn(t.start, t.end, order[t.speaker], t.confidence) for t in turns]
         info["clusters"] = int(k)
         if len(order) < k:  # a voice that is never the most active one at any moment holds no turn
+            never = "heard at any moment" if overlap else "the most active voice at any moment (turns are exclusive)"
             info["note"] = (f"{k} voices {'asked for' if num_speakers else 'found'}, {len(order)} hold turns: "
-                            f"{k - len(order)} never the most active voice at any moment (turns are exclusive)")
+                            f"{k - len(order)} never {never}")
         return SpeakerTurns(turns, source.name, source.duration, self.name, info)
+
+
+def _also_speaking(activity: np.ndarray, voices: np.ndarray) -> np.ndarray:
+    """(frames, clusters) bool: the speakers after the most active one that a frame also holds, as many as
+    the voices the chunks hear there (``voices``), the next most active first, each with some activity.
+
+    Measured on 33 real recordings (docs/diarization.md, "Overlapped speech"): mean DER 0.306 -> 0.291; the
+    corpus's two-speaker sample 0.127 -> 0.075, a meeting excerpt 0.320 -> 0.162."""
+    out = np.zeros(activity.shape, bool)
+    if activity.shape[1] < 2:
+        return out
+    ranked = np.argsort(-activity, axis=1, kind="stable")
+    rows = np.arange(len(activity))
+    for r in range(1, min(activity.shape[1], int(voices.max(initial=0)))):
+        cluster = ranked[:, r]
+        on = (voices > r) & (activity[rows, cluster] > 0)
+        out[rows[on], cluster[on]] = True
+    return out
 
 
 def _absorb_short_runs(label: np.ndarray, min_frames: int) -> np.ndarray:

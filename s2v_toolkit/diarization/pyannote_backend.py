@@ -72,9 +72,10 @@ def load_pipeline(pipeline_dir: str | os.PathLike, device: str | None = None):
     return pipeline
 
 
-def _annotation_of(output):
-    """The non-overlapping annotation when the pipeline gives one (4.x), else the regular one (3.x)."""
-    exclusive = getattr(output, "exclusive_speaker_diarization", None)
+def _annotation_of(output, overlap: bool = True):
+    """(annotation, whether it is exclusive): the regular one, overlapped speech included; with
+    ``overlap=False`` the pipeline's own non-overlapping one where it gives one (4.x)."""
+    exclusive = None if overlap else getattr(output, "exclusive_speaker_diarization", None)
     if exclusive is not None:
         return exclusive, True
     regular = getattr(output, "speaker_diarization", None)
@@ -82,7 +83,8 @@ def _annotation_of(output):
 
 
 class PyannoteDiarizer:
-    """``PyannoteDiarizer(pipeline_dir)(source, num_speakers=...) -> SpeakerTurns`` (non-overlapping).
+    """``PyannoteDiarizer(pipeline_dir)(source, num_speakers=...) -> SpeakerTurns`` (turns overlap where two
+    voices speak at once; ``overlap=False``: non-overlapping).
 
     ``pipeline`` may be given instead of a folder (an already built pyannote ``SpeakerDiarization``).
     Turn confidence: pyannote reports none per turn, so each turn is scored as the embedded backend does:
@@ -99,12 +101,14 @@ class PyannoteDiarizer:
         self.source_dir = None if pipeline_dir is None else str(pipeline_dir)
 
     def __call__(self, source: AudioSource, num_speakers: int | None = None, min_speakers: int | None = None,
-                 max_speakers: int | None = None, progress=False) -> SpeakerTurns:
+                 max_speakers: int | None = None, progress=False, overlap: bool = True) -> SpeakerTurns:
         import torch
 
         samples = source.read_all()
         info = {"pipeline": self.source_dir or type(self.pipeline).__name__, "num_speakers": num_speakers,
-                "min_speakers": min_speakers, "max_speakers": max_speakers}
+                "min_speakers": min_speakers, "max_speakers": max_speakers,
+                "overlap": ("turns overlap where the pipeline hears several voices at once" if overlap
+                            else "exclusive turns: one voice per moment")}
         if len(samples) == 0 or float(np.max(np.abs(samples))) == 0.0:
             return SpeakerTurns([], source.name, source.duration, self.name, {**info, "note": "no speech detected"})
         kwargs = {k: v for k, v in (("num_speakers", num_speakers), ("min_speakers", min_speakers),
@@ -119,10 +123,10 @@ class PyannoteDiarizer:
                 output = self._run(torch, samples, source.name, **kwargs)
         else:
             output = self._run(torch, samples, source.name, **kwargs)
-        annotation, exclusive = _annotation_of(output)
+        annotation, exclusive = _annotation_of(output, overlap)
         turns = SpeakerTurns.from_annotation(annotation, source.duration, self.name)
         turns.uri, turns.info = source.name, info
-        if not exclusive:
+        if not (exclusive or overlap):
             turns = turns.exclusive()
         turns = _score_turns(turns, source)
         if not turns.turns:

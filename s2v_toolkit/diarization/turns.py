@@ -2,8 +2,9 @@
 ``pyannote.core.Annotation`` (the diarization ecosystem's data model) and RTTM.
 
 Times are seconds from the start of the analysed signal (for a timeline's dialogue track: record time
-minus the track's start). Turns of one :class:`SpeakerTurns` never overlap once :meth:`exclusive` has run;
-the backends return them that way, because each moment of dialogue gets one character for lip-sync.
+minus the track's start). Turns may overlap where two voices speak at once (the neural and pyannote backends
+detect it); they never do once :meth:`exclusive` has run, or when ``diarize(..., overlap=False)`` asked for
+one voice per moment, as the planner does (each moment of a dialogue track goes to one line).
 """
 
 from __future__ import annotations
@@ -126,6 +127,24 @@ class SpeakerTurns:
     def with_turns(self, turns: Iterable[SpeakerTurn], **info) -> SpeakerTurns:
         return SpeakerTurns(list(turns), self.uri, self.duration, self.backend, {**self.info, **info},
                             dict(self.speaker_embeddings))
+
+    def overlapped_seconds(self) -> float:
+        """Seconds where two or more turns run at once (0 for exclusive turns)."""
+        return float(sum(b - a for a, b, active in elementary_segments(self.turns) if len(active) > 1))
+
+    def solo(self) -> SpeakerTurns:
+        """The turns' stretches where one voice speaks alone: overlapped stretches left out (a voice print
+        of mixed speech resembles neither voice)."""
+        pieces: list[SpeakerTurn] = []
+        for a, b, active in elementary_segments(self.turns):
+            if len(active) != 1:
+                continue
+            t = active[0]
+            if pieces and pieces[-1].end == a and replace(pieces[-1], start=t.start, end=t.end) == t:
+                pieces[-1] = replace(pieces[-1], end=b)
+            else:
+                pieces.append(replace(t, start=a, end=b))
+        return self.with_turns(pieces)
 
     def exclusive(self) -> SpeakerTurns:
         """Non-overlapping turns: where turns overlap, the overlap goes to the turn with the higher confidence

@@ -222,8 +222,10 @@ def no_face_check(ctx: ShotContext) -> FaceVerdict:
 def _diarize_track(signal: np.ndarray, cast: Cast, backend: str | None, num_speakers: int | None, voices_cache: dict):
     from s2v_toolkit.diarization import assign_characters, diarize, enroll
 
+    # exclusive turns: one voice per moment of a dialogue track, so two lines of one track never claim the
+    # same frames of a shot (overlapped speech goes to the voice most active there)
     turns = diarize(signal, 16000, backend=backend, num_speakers=num_speakers,
-                    max_speakers=None if num_speakers else max(2, len(cast.characters) + 1))
+                    max_speakers=None if num_speakers else max(2, len(cast.characters) + 1), overlap=False)
     if "voices" not in voices_cache:
         samples = {c.id: list(c.voice_samples) for c in cast.characters if c.voice_samples}
         voices_cache["voices"] = enroll(samples) if samples else {}

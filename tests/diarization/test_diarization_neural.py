@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import torch
 
-from s2v_toolkit.diarization import SpeakerTurn, SpeakerTurns, diarization_error_rate
+from s2v_toolkit.diarization import SpeakerTurn, SpeakerTurns, diarization_error_rate, read_rttm
 from s2v_toolkit.diarization.audio import open_audio
 from s2v_toolkit.diarization.campplus import (
     CAMPPlus,
@@ -523,6 +523,44 @@ def test_folded_front_end_follows_a_dtype_change():
         assert model.frame_features(torch.randn(1, 20, 16, dtype=torch.float64)).dtype == torch.float64
 
 
+class _BandsAreVoices(_LoudIsVoiceZero):
+    """Local voice 0 where the frame is loud below 800 Hz, voice 1 where it is loud above: both at once is
+    the powerset class of the pair {0, 1} (overlapped speech)."""
+
+    def forward(self, wave):
+        n = self.num_frames(wave.shape[-1])
+        step, offset = self.frame_times()
+        centres = ((offset + np.arange(n) * step) * SR).astype(int)
+        half = int(step * SR / 2)
+        out = torch.full((wave.shape[0], n, 7), float(np.log(0.01 / 6)))
+        for i, c in enumerate(centres):
+            spec = torch.fft.rfft(wave[:, max(0, c - half):c + half], n=2 * half).abs().pow(2)
+            hz = torch.fft.rfftfreq(2 * half, 1 / SR)
+            total = spec.sum(-1)
+            loud = total / (2 * half) ** 2 > 1e-4  # mean power over the frame above -40 dBFS
+            low = loud & (spec[:, hz < 800].sum(-1) > 0.05 * total)
+            high = loud & (spec[:, hz >= 800].sum(-1) > 0.05 * total)
+            cls = torch.where(low & high, 4, torch.where(low, 1, torch.where(high, 2, 0)))
+            out[:, i, :] = torch.nn.functional.one_hot(cls, 7) * (np.log(0.99) - np.log(0.01 / 6)) + np.log(0.01 / 6)
+        return out
+
+
+def test_overlapped_speech_holds_both_voices_unless_exclusive_turns_are_asked_for():
+    x, ref = _overlapping_voices()
+    seg, emb = _stand_ins()
+    bands = _BandsAreVoices(seg.cfg).eval()
+    diarizer = NeuralDiarizer(bands, emb, NeuralConfig(step=1.0, min_clean=0.5), model_names=("stand-in", "stand-in"))
+    both = diarizer(open_audio(x, SR))
+    one = diarizer(open_audio(x, SR), overlap=False)
+    assert len(both.speakers) == len(one.speakers) == 2
+    assert abs(both.overlapped_seconds() - 1.5) < 0.2 and one.overlapped_seconds() == 0.0
+    assert both.info["overlap"].startswith("turns overlap") and one.info["overlap"].startswith("exclusive")
+    with_overlap, exclusive = diarization_error_rate(ref, both), diarization_error_rate(ref, one)
+    assert with_overlap.der < 0.05 and with_overlap.missed < 0.03
+    assert exclusive.missed > 0.1  # the second voice of the overlap is missed speech (1.5 of 10.7 s)
+    assert one.turns == both.exclusive().turns or diarization_error_rate(one, both.exclusive()).der < 0.05
+
+
 def test_more_voices_asked_for_than_hold_turns_is_said():
     x, _ = _tones([(0.3, 3.5, 220.0), (4.3, 8.0, 1500.0)], 8.5)
     exact = _run(x, NeuralConfig(step=1.0, min_clean=0.5), num_speakers=2)
@@ -693,3 +731,50 @@ def test_blocks_side_by_side_give_the_same_results_in_order_with_bounded_reads()
     frames_two, hop_two = trunk_frames(source, emb, 5.0, 0.5, workers=2)
     assert hop == hop_two and 0 < source.longest <= 5.0 + 1e-9 and np.abs(frames_one).max() > 0
     np.testing.assert_allclose(frames_two.astype(np.float32), frames_one.astype(np.float32), rtol=1e-2, atol=1e-3)
+
+
+def _overlapping_voices() -> tuple[np.ndarray, SpeakerTurns]:
+    """A low voice 0.3-6 s and a high one 4.5-9.5 s (both speak 4.5-6 s), with the reference turns."""
+    x, ref = _tones([(0.3, 6.0, 220.0)], 10.0)
+    y, ref2 = _tones([(4.5, 9.5, 1500.0)], 10.0)
+    return x + y, SpeakerTurns(ref.turns + ref2.turns)
+
+
+def test_cli_reports_overlapped_speech_and_exclusive_turns_drop_it(tmp_path, monkeypatch, capsys):
+    import soundfile as sf
+
+    from s2v_toolkit.cli import main
+    from s2v_toolkit.diarization import model_files
+
+    _installed_stand_ins(tmp_path, monkeypatch)
+    seg, emb = _stand_ins()
+    monkeypatch.setattr(model_files, "load_neural_models", lambda folder=None: model_files.NeuralModels(
+        _BandsAreVoices(seg.cfg).eval(), emb, ("stand-in", "stand-in")))
+    x, ref = _overlapping_voices()
+    sf.write(tmp_path / "two.wav", x, SR)
+    assert main(["diarize", str(tmp_path / "two.wav"), "--backend", "neural", "--no-progress",
+                 "--rttm", str(tmp_path / "two.rttm")]) == 0
+    assert "s of overlapped speech: the turns of both voices cover it" in capsys.readouterr().out
+    written = read_rttm(tmp_path / "two.rttm")["two"]
+    assert abs(written.overlapped_seconds() - 1.5) < 0.2
+    assert main(["diarize", str(tmp_path / "two.wav"), "--backend", "neural", "--no-progress", "--exclusive",
+                 "--rttm", str(tmp_path / "one.rttm")]) == 0
+    assert "overlapped speech" not in capsys.readouterr().out
+    assert read_rttm(tmp_path / "one.rttm")["two"].overlapped_seconds() == 0.0
+
+
+def test_the_planner_diarizes_with_exclusive_turns(tmp_path, monkeypatch):
+    """One voice per moment of a dialogue track: two lines of one track never claim the same frames."""
+    from s2v_toolkit.diarization import model_files
+    from s2v_toolkit.jobs.cast import Cast, Character
+    from s2v_toolkit.jobs.planner import _diarize_track
+
+    _installed_stand_ins(tmp_path, monkeypatch)
+    seg, emb = _stand_ins()
+    monkeypatch.setattr(model_files, "load_neural_models", lambda folder=None: model_files.NeuralModels(
+        _BandsAreVoices(seg.cfg).eval(), emb, ("stand-in", "stand-in")))
+    x, _ = _overlapping_voices()
+    cast = Cast(None, [Character("a", "A"), Character("b", "B")])
+    turns = _diarize_track(x, cast, "neural", None, {})
+    assert len(turns.speakers) == 2 and turns.overlapped_seconds() == 0.0
+    assert turns.info["overlap"].startswith("exclusive")

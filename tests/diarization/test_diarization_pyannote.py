@@ -142,11 +142,15 @@ def test_pipeline_from_local_folder_runs_offline(pipeline_dir, two_speakers):
     from s2v_toolkit.diarization import SpeakerTurns, diarize
 
     signal, _ = two_speakers
-    turns = diarize(signal[: 8 * SR], SR, backend="pyannote", pyannote_dir=pipeline_dir, num_speakers=2)
+    turns = diarize(signal[: 8 * SR], SR, backend="pyannote", pyannote_dir=pipeline_dir, num_speakers=2,
+                    overlap=False)
     assert os.environ["PYANNOTE_METRICS_ENABLED"] == "false"
     assert turns.backend == "pyannote" and turns.info["num_speakers"] == 2
+    assert turns.info["overlap"].startswith("exclusive")
     for a, b in zip(turns.turns, turns.turns[1:]):
         assert a.end <= b.start + 1e-9
+    both = diarize(signal[: 8 * SR], SR, backend="pyannote", pyannote_dir=pipeline_dir, num_speakers=2)
+    assert both.info["overlap"].startswith("turns overlap") and set(turns.speakers) <= set(both.speakers)
     assert all(0.0 <= t.confidence <= 1.0 for t in turns)
     assert SpeakerTurns.from_dict(turns.to_dict()).turns == [
         type(t)(round(t.start, 3), round(t.end, 3), t.speaker, round(t.confidence, 4)) for t in turns]
@@ -168,3 +172,17 @@ def test_broken_folder_is_a_clear_error(tmp_path):
     (tmp_path / "config.yaml").write_text("pipeline:\n  name: no.such.Pipeline\n")
     with pytest.raises(ConfigError, match="cannot load the pyannote pipeline"):
         diarize(np.zeros(SR, np.float32), SR, backend="pyannote", pyannote_dir=tmp_path)
+
+
+def test_overlap_picks_the_regular_annotation_and_exclusive_the_pipelines_own():
+    """pyannote 4.x returns both annotations; 3.x returns the regular one only (made exclusive here)."""
+    from types import SimpleNamespace
+
+    from s2v_toolkit.diarization.pyannote_backend import _annotation_of
+
+    out4 = SimpleNamespace(speaker_diarization="regular", exclusive_speaker_diarization="exclusive")
+    assert _annotation_of(out4, overlap=True) == ("regular", False)
+    assert _annotation_of(out4, overlap=False) == ("exclusive", True)
+    out3 = "annotation"  # 3.x: the annotation itself
+    assert _annotation_of(out3, overlap=True) == ("annotation", False)
+    assert _annotation_of(out3, overlap=False) == ("annotation", False)

@@ -48,6 +48,32 @@ def test_exclusive_gives_overlap_to_the_more_confident_turn():
         assert a.end <= b.start
 
 
+def test_solo_leaves_out_overlapped_stretches_and_overlapped_seconds_counts_them():
+    turns = _turns((0.0, 4.0, "A", 0.6), (3.0, 6.0, "B", 0.9), (5.5, 7.0, "A", 0.95), (8.0, 9.0, "B", 0.5))
+    assert turns.overlapped_seconds() == pytest.approx(1.5)
+    solo = turns.solo()
+    assert [(t.start, t.end, t.speaker, t.confidence) for t in solo] == [
+        (0.0, 3.0, "A", 0.6), (4.0, 5.5, "B", 0.9), (6.0, 7.0, "A", 0.95), (8.0, 9.0, "B", 0.5)]
+    assert solo.overlapped_seconds() == 0.0 and turns.exclusive().overlapped_seconds() == 0.0
+
+
+def test_voice_prints_of_overlapping_turns_come_from_solo_speech():
+    import numpy as np
+
+    from s2v_toolkit.diarization.assignment import speaker_embeddings
+
+    class Lengths:  # an encoder that reports how much speech it was given
+        def embed_speaker(self, speech):
+            return np.array([len(speech) / 16000.0])
+
+    turns = _turns((0.0, 6.0, "A", 0.9), (4.5, 9.5, "B", 0.9))
+    prints = speaker_embeddings(turns, np.zeros(16000 * 10, np.float32), Lengths(), sample_rate=16000)
+    assert prints["A"][0] == pytest.approx(4.5) and prints["B"][0] == pytest.approx(3.5)
+    inside = _turns((0.0, 6.0, "A", 0.9), (2.0, 3.0, "B", 0.9), (2.0, 3.0, "C", 0.9))  # B never alone
+    prints = speaker_embeddings(inside, np.zeros(16000 * 10, np.float32), Lengths(), sample_rate=16000)
+    assert prints["A"][0] == pytest.approx(5.0) and prints["B"][0] == pytest.approx(1.0)
+
+
 def test_rttm_round_trip(tmp_path):
     turns = _turns((0.5, 1.75, "SPEAKER_00", 0.8), (2.0, 4.0, "SPEAKER_01", 0.6))
     path = write_rttm(turns, tmp_path / "out.rttm")
