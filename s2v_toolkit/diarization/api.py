@@ -117,8 +117,21 @@ def diarize(audio, sample_rate: int | None = None, *, backend: str | None = None
             raise ConfigError("the pyannote backend needs a pipeline folder (--pyannote-dir); "
                               "see docs/diarization.md for the one-time download")
         diarizer = PyannoteDiarizer(pyannote_dir)
-    result = diarizer(source, num_speakers=num_speakers, min_speakers=min_speakers, max_speakers=max_speakers,
-                      progress=progress, overlap=overlap)
+    counts = dict(num_speakers=num_speakers, min_speakers=min_speakers, max_speakers=max_speakers)
+    result = diarizer(source, **counts, progress=progress, overlap=overlap)
+    if backend == "neural" and auto_by_files and not result.turns and source.duration > 0:
+        # the segmentation network heard nobody: quiet far-field speech can sit under what it learned to
+        # hear while the embedded backend's voice-activity detector, which adapts to the recording's noise
+        # floor, still finds it (a meeting excerpt: nothing against 0.9 s of its 3.3 s). Auto gives the
+        # embedded result then, and says so; a backend named by the caller is left as it is.
+        from s2v_toolkit.diarization.embedded import EmbeddedDiarizer
+
+        fallback = EmbeddedDiarizer()(source, **counts, progress=progress, overlap=overlap)
+        if fallback.turns:
+            found = sum(t.duration for t in fallback.turns)
+            why = (f"{why}; the neural backend heard no speech, the embedded backend found {found:.1f} s, "
+                   "so its turns are given")
+            result = fallback
     result.info["backend_choice"] = why
     if channel is not None:
         result.info["channel"] = getattr(source, "channel", None)

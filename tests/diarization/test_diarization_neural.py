@@ -47,6 +47,8 @@ from s2v_toolkit.diarization.segmentation import (
     powerset_to_speakers,
 )
 
+from .conftest import needs_espeak
+
 SR = 16000
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PYANNOTE_PYTHON = REPO_ROOT / ".venv-pyannote" / "bin" / "python"
@@ -778,3 +780,33 @@ def test_the_planner_diarizes_with_exclusive_turns(tmp_path, monkeypatch):
     turns = _diarize_track(x, cast, "neural", None, {})
     assert len(turns.speakers) == 2 and turns.overlapped_seconds() == 0.0
     assert turns.info["overlap"].startswith("exclusive")
+
+
+@needs_espeak
+def test_auto_gives_the_embedded_turns_where_the_segmentation_hears_nobody(tmp_path, monkeypatch):
+    """Speech the segmentation network does not hear (here: a stand-in that never hears anyone) but the
+    embedded backend's VAD finds: auto gives the embedded turns and says why; a named backend keeps its own
+    (empty) result."""
+    from s2v_toolkit.diarization import diarize, model_files
+    from s2v_toolkit.diarization.synthetic import espeak_speech
+
+    class _HearsNobody(_LoudIsVoiceZero):
+        def forward(self, wave):
+            out = super().forward(wave)
+            out[..., 0], out[..., 1] = float(np.log(0.99)), float(np.log(0.01 / 6))
+            return out
+
+    monkeypatch.delenv("S2VT_DIARIZATION_BACKEND", raising=False)
+    _installed_stand_ins(tmp_path, monkeypatch)
+    seg, emb = _stand_ins()
+    monkeypatch.setattr(model_files, "load_neural_models", lambda folder=None: model_files.NeuralModels(
+        _HearsNobody(seg.cfg).eval(), emb, ("stand-in", "stand-in")))
+    speech = espeak_speech("en-us", [], "The boat left the harbour before the storm came in", SR)
+    x = np.concatenate([np.zeros(SR, np.float32), speech, np.zeros(SR, np.float32)])
+    named = diarize(x, SR, backend="neural")
+    assert not named.turns and named.backend == "neural"
+    out = diarize(x, SR)
+    assert out.backend == "embedded" and out.turns
+    assert "the neural backend heard no speech, the embedded backend found" in out.info["backend_choice"]
+    silent = diarize(np.zeros(3 * SR, np.float32), SR)
+    assert silent.backend == "neural" and not silent.turns  # nobody anywhere: the neural result stands

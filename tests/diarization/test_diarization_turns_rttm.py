@@ -167,3 +167,42 @@ def test_der_agrees_with_pyannote_metrics(collar):
         ours = diarization_error_rate(ref, hyp, collar=collar)
         theirs = DiarizationErrorRate(collar=collar, skip_overlap=False)(ref_ann, hyp_ann)
         assert ours.der == pytest.approx(theirs, abs=1e-6)
+
+
+def test_short_turns_are_checked_on_their_own_voice_with_a_looser_bar():
+    """A turn's own print is checked from MIN_TURN_CHECK (0.75 s); under SHORT_TURN (1 s) it loses its
+    speaker's character only below turn_threshold - SHORT_TURN_SLACK; shorter turns keep it unchecked."""
+    import numpy as np
+
+    from s2v_toolkit.diarization import UNKNOWN, assign_characters
+    from s2v_toolkit.diarization.assignment import MIN_TURN_CHECK, SHORT_TURN, SHORT_TURN_SLACK, TURN_THRESHOLD
+
+    rate = 16000
+    a, b, other = np.eye(3, dtype=np.float32)
+
+    def towards_a(similarity):  # a unit print at this cosine to character A's samples
+        return similarity * a + np.sqrt(1 - similarity ** 2) * other
+
+    # each stretch of the signal holds a constant that names the print it sounds like
+    prints = {1: towards_a(0.95), 2: towards_a(TURN_THRESHOLD - SHORT_TURN_SLACK + 0.04),
+              3: towards_a(0.45), 4: b}
+
+    class ConstantCoded:
+        def embed_speaker(self, speech):
+            return prints[int(round(float(np.median(speech))))]
+
+    spans = [(0.0, 4.0, 1), (5.0, 5.8, 2), (6.0, 6.8, 3), (7.0, 8.5, 2), (9.0, 9.6, 3), (10.0, 14.0, 4)]
+    x = np.zeros(15 * rate, np.float32)
+    for start, end, code in spans:
+        x[int(start * rate):int(end * rate)] = code
+    turns = _turns(*[(s, e, "S1" if code != 4 else "S2", 0.9) for s, e, code in spans])
+    named = assign_characters(turns, x, {"A": a, "B": b}, characters=["A", "B"], sample_rate=rate,
+                              encoder=ConstantCoded())
+    got = [(t.start, t.character) for t in named]
+    assert MIN_TURN_CHECK <= 0.8 < SHORT_TURN <= 1.5 and 0.6 < MIN_TURN_CHECK
+    assert got == [(0.0, "A"),
+                   (5.0, "A"),        # 0.8 s, its own print just above the looser bar: keeps the name
+                   (6.0, UNKNOWN),    # 0.8 s, like nobody in the cast (a stranger's short line)
+                   (7.0, UNKNOWN),    # 1.5 s at the same similarity as the first: the full bar applies
+                   (9.0, "A"),        # 0.6 s: too short to check, its speaker's character
+                   (10.0, "B")]
