@@ -61,9 +61,14 @@ class NeuralConfig:
     piece: float = 1.5           # a stretch's pieces compared for a change of voice without a pause
     change_similarity: float = 0.4  # cosine between consecutive pieces' prints below which the voice changed
     min_turn: float = 0.1        # shorter runs of one speaker between two others go to the neighbours
-    batch: int = 16              # chunks per segmentation batch
-    block_seconds: float = 60.0  # most audio read at once (a batch of chunks, a CAM++ block with its context)
+    batch: int = 8               # chunks per segmentation batch
+    block_seconds: float = 40.0  # most audio read at once (a batch of chunks, a CAM++ block with its context)
+    # (16 and 60 s before session 19: smaller pieces keep each worker's data in cache, 0.89x the time;
+    # bench/bench_neural_blocks.py)
     block_context: float = 2.0   # extra audio either side of a CAM++ block (kept out of the output)
+    # the CAM++ trunk's arithmetic: "auto" is bfloat16 where the CPU computes it natively (native_bfloat16:
+    # 1.9x faster there, the trunk's output is kept as float16 anyway), else float32; or name one
+    trunk_dtype: str = "auto"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -148,14 +153,36 @@ def segment_chunks(source: AudioSource, model: PyanNet, starts: list[int], batch
                        cfg.duration)
 
 
+def native_bfloat16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX-512 BF16 or AMX): there oneDNN runs bfloat16
+    convolutions about twice as fast as float32; elsewhere it would emulate them, slower."""
+    cpu = getattr(torch, "cpu", None)
+    checks = [getattr(cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    try:
+        return any(check() for check in checks if check is not None)
+    except Exception:  # noqa: BLE001 - a private probe that may change between torch versions: no claim
+        return False
+
+
+def resolve_trunk_dtype(name: str) -> str:
+    """``"auto"`` -> ``"bfloat16"`` where :func:`native_bfloat16`, else ``"float32"``; the others as given."""
+    if name not in ("auto", "float32", "bfloat16"):
+        raise ValueError(f"trunk_dtype must be auto, float32 or bfloat16, not {name!r}")
+    if name == "auto":
+        return "bfloat16" if native_bfloat16() else "float32"
+    return name
+
+
 def trunk_frames(source: AudioSource, model: CAMPPlus, read_seconds: float, context: float, bar=None,
-                 workers: int | None = None) -> tuple[np.ndarray, float]:
+                 workers: int | None = None, dtype: str = "float32") -> tuple[np.ndarray, float]:
     """CAM++ trunk features of the whole recording: ((time, channels) float16, seconds per frame).
 
     Trunk frame ``j`` is centred on ``j * hop + FRAME_LENGTH / 2 / SAMPLE_RATE`` (hop 20 ms: fbank 10 ms,
     trunk stride 2). Run in blocks read one at a time, each with ``context`` seconds either side kept out of
     the output (so the convolutions see real neighbours at every block edge), at most ``read_seconds`` read
-    at once, context included; ``workers`` blocks side by side (:func:`_side_by_side`). Kept as float16
+    at once, context included; ``workers`` blocks side by side (:func:`_side_by_side`). ``dtype``
+    ``"bfloat16"`` runs the trunk's convolutions and matrix products in bfloat16 (torch autocast; the
+    filterbank, normalisations and pooling stay float32). Kept as float16
     (the prints are statistics over hundreds of frames): 51 kB per second of audio, 184 MB an hour."""
     hop = 2 * FRAME_SHIFT
     n_samples = int(round(source.duration * SAMPLE_RATE))
@@ -175,7 +202,9 @@ def trunk_frames(source: AudioSource, model: CAMPPlus, read_seconds: float, cont
         (j0, j1), a = block, max(0, block[0] - pad)
         with torch.inference_mode():
             feats = kaldi_fbank(torch.from_numpy(piece), model.cfg.feat_dim)
-            x = model.frame_features(feats[None])[0].T.numpy()  # (ceil(frames / 2), channels)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == "bfloat16"):
+                x = model.frame_features(feats[None])[0]
+            x = x.float().T.numpy()  # (ceil(frames / 2), channels)
         got = x[j0 - a:j0 - a + (j1 - j0)]
         out[j0:j0 + len(got)] = got  # blocks write disjoint rows
 
@@ -402,7 +431,9 @@ class NeuralDiarizer:
         local = segment_chunks(source, self.segmentation, starts, batch, bar)
         bar.close()
         bar = _Progress(progress, duration, "voice prints")
-        frames, hop = trunk_frames(source, self.embedding, cfg.block_seconds, cfg.block_context, bar)
+        info["trunk_dtype"] = trunk_dtype = resolve_trunk_dtype(cfg.trunk_dtype)
+        frames, hop = trunk_frames(source, self.embedding, cfg.block_seconds, cfg.block_context, bar,
+                                   dtype=trunk_dtype)
         bar.close()
         prints, units, clean = voice_prints(local, frames, hop, self.embedding, cfg)
         result = SpeakerTurns([], source.name, source.duration, self.name, info)

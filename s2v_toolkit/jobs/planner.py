@@ -386,6 +386,13 @@ def build_plan(
                 samples = {c.id: list(c.voice_samples) for c in cast_obj.characters if c.voice_samples}
                 tt = assign_characters(tt.shifted(-offset), track.signal, enroll(samples) if samples else {},
                                        characters=cast_obj.ids, sample_rate=16000).shifted(offset)
+            overlapped = tt.overlapped_seconds()
+            if overlapped > 0:
+                # one voice per moment of a dialogue track, as when the planner diarizes (turns of
+                # `s2vt diarize`, or a reference RTTM, hold both voices of an overlap)
+                tt = tt.exclusive()
+                plan.notes.append(f"dialogue {track.track_id}: the given turns overlap for {overlapped:.1f} s; "
+                                  "each overlapped moment went to its more confident turn (one line per moment)")
         lines.extend(lines_from_turns(tt, fps, duration, track.track_id, max_gap=max_gap, min_line=min_line))
     lines.sort(key=lambda ln: (ln.record_in, ln.track))
     for i, ln in enumerate(lines, 1):

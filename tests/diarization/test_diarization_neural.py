@@ -810,3 +810,31 @@ def test_auto_gives_the_embedded_turns_where_the_segmentation_hears_nobody(tmp_p
     assert "the neural backend heard no speech, the embedded backend found" in out.info["backend_choice"]
     silent = diarize(np.zeros(3 * SR, np.float32), SR)
     assert silent.backend == "neural" and not silent.turns  # nobody anywhere: the neural result stands
+
+
+def test_trunk_in_bfloat16_stays_close_to_float32_and_auto_follows_the_cpu(monkeypatch):
+    """The CAM++ trunk in bfloat16 (autocast: convolutions and matrix products) is a few per cent from the
+    float32 one, not equal (it really ran in bfloat16); ``auto`` picks it only where the CPU computes
+    bfloat16 natively, and the result says which ran."""
+    from s2v_toolkit.diarization import neural
+    from s2v_toolkit.diarization.neural import trunk_frames
+
+    torch.manual_seed(0)
+    emb = CAMPPlus(CAMPPlusConfig(feat_dim=80, embedding_size=32, growth_rate=8, bn_size=2, init_channels=16,
+                                  head_channels=4, blocks=((2, 3, 1), (2, 3, 2)))).eval()
+    _randomise_batchnorm(emb)
+    x, _ = _tones([(0.2, 3.0, 220.0), (3.2, 6.0, 1500.0)], 6.5)
+    f32, _ = trunk_frames(open_audio(x, SR), emb, 5.0, 0.5, workers=1, dtype="float32")
+    bf16, _ = trunk_frames(open_audio(x, SR), emb, 5.0, 0.5, workers=2, dtype="bfloat16")
+    a, b = f32.astype(np.float32), bf16.astype(np.float32)
+    assert not np.array_equal(a, b)
+    assert np.abs(a - b).max() < 0.05 * np.abs(a).max()
+
+    monkeypatch.setattr(neural, "native_bfloat16", lambda: True)
+    assert neural.resolve_trunk_dtype("auto") == "bfloat16" and neural.resolve_trunk_dtype("float32") == "float32"
+    monkeypatch.setattr(neural, "native_bfloat16", lambda: False)
+    assert neural.resolve_trunk_dtype("auto") == "float32" and neural.resolve_trunk_dtype("bfloat16") == "bfloat16"
+    with pytest.raises(ValueError, match="trunk_dtype"):
+        neural.resolve_trunk_dtype("half")
+    out = _run(x, NeuralConfig(step=1.0, min_clean=0.5))
+    assert out.info["trunk_dtype"] == "float32"
