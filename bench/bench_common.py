@@ -1,11 +1,27 @@
-"""Helpers shared by the benchmark scripts in this folder: CUDA event timing, and writing a results file."""
+"""Helpers shared by the benchmark scripts in this folder: CUDA event timing, writing a results file, and the
+speech the diarization speed benches time."""
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
+import numpy as np
 import torch
+
+# the corpus: $S2VT_CORPUS, else ../shared/corpus next to the repository
+DEFAULT_CORPUS = os.environ.get("S2VT_CORPUS", str(Path(__file__).resolve().parents[2] / "shared" / "corpus"))
+
+
+def libri4_minutes(corpus: str | Path, minutes: float) -> np.ndarray:
+    """The corpus's libri4.wav (four readers, 16 kHz mono) repeated to ``minutes``: the diarization speed
+    benches' audio."""
+    from s2v_toolkit.diarization import open_audio
+
+    src = open_audio(Path(corpus) / "audio" / "libri4.wav")
+    x = src.read(0, src.duration)
+    return np.tile(x, int(np.ceil(minutes * 60 / src.duration)))[: int(minutes * 60 * 16000)]
 
 
 def write_results(doc: dict, out: str | Path) -> Path:

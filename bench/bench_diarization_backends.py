@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from bench_common import write_results
+from bench_common import libri4_minutes, write_results
 
 BACKENDS = ("embedded", "neural")
 
@@ -160,9 +160,7 @@ def main() -> int:
 
     if args.no_speed:
         return _write(doc, args.out)
-    src = open_audio(corpus / "audio" / "libri4.wav")
-    x = src.read(0, src.duration)
-    x = np.tile(x, int(np.ceil(args.minutes * 60 / src.duration)))[: int(args.minutes * 60 * 16000)]
+    x = libri4_minutes(corpus, args.minutes)
     seconds = len(x) / 16000
     times = {b: [] for b in BACKENDS}
     for b in BACKENDS:

@@ -22,8 +22,7 @@ import statistics
 import time
 from pathlib import Path
 
-import numpy as np
-from bench_common import write_results
+from bench_common import DEFAULT_CORPUS, libri4_minutes, write_results
 
 SETTINGS = {"before (batch 16, blocks 60 s, float32 trunk)": dict(batch=16, block_seconds=60.0, trunk_dtype="float32"),
             "batch 8, blocks 40 s, float32 trunk": dict(trunk_dtype="float32"),
@@ -32,8 +31,7 @@ SETTINGS = {"before (batch 16, blocks 60 s, float32 trunk)": dict(batch=16, bloc
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--corpus", default=os.environ.get("S2VT_CORPUS", str(Path(__file__).resolve().parents[2]
-                                                                          / "shared" / "corpus")))
+    ap.add_argument("--corpus", default=DEFAULT_CORPUS)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--minutes", type=float, default=5.0)
     ap.add_argument("--threads", type=int, default=2)
@@ -49,9 +47,7 @@ def main() -> int:
         return 0
     torch.set_num_threads(args.threads)
     models = load_neural_models()
-    src = open_audio(Path(args.corpus) / "audio" / "libri4.wav")
-    x = src.read(0, src.duration)
-    x = np.tile(x, int(np.ceil(args.minutes * 60 / src.duration)))[: int(args.minutes * 60 * 16000)]
+    x = libri4_minutes(args.corpus, args.minutes)
     seconds = len(x) / 16000
     diarizers = {name: NeuralDiarizer(models.segmentation, models.embedding, NeuralConfig(**fields))
                  for name, fields in SETTINGS.items()}

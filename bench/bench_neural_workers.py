@@ -19,14 +19,12 @@ import statistics
 import time
 from pathlib import Path
 
-import numpy as np
-from bench_common import write_results
+from bench_common import DEFAULT_CORPUS, libri4_minutes, write_results
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--corpus", default=os.environ.get("S2VT_CORPUS", str(Path(__file__).resolve().parents[2]
-                                                                          / "shared" / "corpus")))
+    ap.add_argument("--corpus", default=DEFAULT_CORPUS)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--minutes", type=float, default=5.0)
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "neural_workers.json"))
@@ -39,9 +37,7 @@ def main() -> int:
     if find_neural_models() is None:
         print("no neural diarization models (s2vt diarize --setup): nothing measured")
         return 0
-    src = open_audio(Path(args.corpus) / "audio" / "libri4.wav")
-    x = src.read(0, src.duration)
-    x = np.tile(x, int(np.ceil(args.minutes * 60 / src.duration)))[: int(args.minutes * 60 * 16000)]
+    x = libri4_minutes(args.corpus, args.minutes)
     audio = open_audio(x, 16000)
     diarizer = N.NeuralDiarizer()
     original = (N.segment_chunks, N.trunk_frames)

@@ -305,17 +305,19 @@ def test_missing_models_name_the_folder_and_the_setup_command(tmp_path, monkeypa
 class _LoudIsVoiceZero(PyanNet):
     """Every frame louder than -40 dBFS is local voice 0, whoever speaks (one label for two voices)."""
 
+    def classes(self, piece: torch.Tensor) -> torch.Tensor:
+        """The powerset class of each chunk's frame (0 silence, 1-3 one voice, 4 voices 0 and 1)."""
+        return (piece.pow(2).mean(-1) > 1e-4).long()
+
     def forward(self, wave):
         n = self.num_frames(wave.shape[-1])
         step, offset = self.frame_times()
         centres = ((offset + np.arange(n) * step) * SR).astype(int)
         half = int(step * SR / 2)
-        out = torch.full((wave.shape[0], n, 7), float(np.log(0.01 / 6)))
-        for i, c in enumerate(centres):
-            piece = wave[:, max(0, c - half):c + half]
-            loud = piece.pow(2).mean(-1) > 1e-4
-            out[:, i, 0] = torch.where(loud, torch.tensor(np.log(0.01 / 6)), torch.tensor(np.log(0.99)))
-            out[:, i, 1] = torch.where(loud, torch.tensor(np.log(0.99)), torch.tensor(np.log(0.01 / 6)))
+        out = torch.empty((wave.shape[0], n, 7))
+        for i, c in enumerate(centres):  # 0.99 on the frame's class, the rest shared by the other six
+            cls = self.classes(wave[:, max(0, c - half):c + half])
+            out[:, i, :] = torch.nn.functional.one_hot(cls, 7) * (np.log(0.99) - np.log(0.01 / 6)) + np.log(0.01 / 6)
         return out
 
     def chunks(self, span, offsets):  # the diarizer's entry point: each chunk through forward above
@@ -529,22 +531,14 @@ class _BandsAreVoices(_LoudIsVoiceZero):
     """Local voice 0 where the frame is loud below 800 Hz, voice 1 where it is loud above: both at once is
     the powerset class of the pair {0, 1} (overlapped speech)."""
 
-    def forward(self, wave):
-        n = self.num_frames(wave.shape[-1])
-        step, offset = self.frame_times()
-        centres = ((offset + np.arange(n) * step) * SR).astype(int)
-        half = int(step * SR / 2)
-        out = torch.full((wave.shape[0], n, 7), float(np.log(0.01 / 6)))
-        for i, c in enumerate(centres):
-            spec = torch.fft.rfft(wave[:, max(0, c - half):c + half], n=2 * half).abs().pow(2)
-            hz = torch.fft.rfftfreq(2 * half, 1 / SR)
-            total = spec.sum(-1)
-            loud = total / (2 * half) ** 2 > 1e-4  # mean power over the frame above -40 dBFS
-            low = loud & (spec[:, hz < 800].sum(-1) > 0.05 * total)
-            high = loud & (spec[:, hz >= 800].sum(-1) > 0.05 * total)
-            cls = torch.where(low & high, 4, torch.where(low, 1, torch.where(high, 2, 0)))
-            out[:, i, :] = torch.nn.functional.one_hot(cls, 7) * (np.log(0.99) - np.log(0.01 / 6)) + np.log(0.01 / 6)
-        return out
+    def classes(self, piece: torch.Tensor) -> torch.Tensor:
+        spec = torch.fft.rfft(piece, n=piece.shape[-1]).abs().pow(2)
+        hz = torch.fft.rfftfreq(piece.shape[-1], 1 / SR)
+        total = spec.sum(-1)
+        loud = total / piece.shape[-1] ** 2 > 1e-4  # mean power over the frame above -40 dBFS
+        low = loud & (spec[:, hz < 800].sum(-1) > 0.05 * total)
+        high = loud & (spec[:, hz >= 800].sum(-1) > 0.05 * total)
+        return torch.where(low & high, 4, torch.where(low, 1, torch.where(high, 2, 0)))
 
 
 def test_overlapped_speech_holds_both_voices_unless_exclusive_turns_are_asked_for():
