@@ -3,6 +3,7 @@ speech the diarization speed benches time."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 from pathlib import Path
@@ -12,6 +13,27 @@ import torch
 
 # the corpus: $S2VT_CORPUS, else ../shared/corpus next to the repository
 DEFAULT_CORPUS = os.environ.get("S2VT_CORPUS", str(Path(__file__).resolve().parents[2] / "shared" / "corpus"))
+
+
+def paired_speech_args(doc: str, results_name: str) -> argparse.ArgumentParser:
+    """The options of a bench that times diarization settings paired in rounds on :func:`libri4_minutes`:
+    ``--corpus``, ``--rounds``, ``--minutes`` and ``--out`` (``results/<results_name>`` by default)."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    ap.add_argument("--corpus", default=DEFAULT_CORPUS)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--minutes", type=float, default=5.0)
+    ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / results_name))
+    return ap
+
+
+def neural_models_missing() -> bool:
+    """True (and says so) where the neural diarization models are not installed: nothing to time."""
+    from s2v_toolkit.diarization import find_neural_models
+
+    if find_neural_models() is None:
+        print("no neural diarization models (s2vt diarize --setup): nothing measured")
+        return True
+    return False
 
 
 def libri4_minutes(corpus: str | Path, minutes: float) -> np.ndarray:

@@ -16,13 +16,11 @@ Needs the neural model files (``s2vt diarize --setup``).
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import time
-from pathlib import Path
 
-from bench_common import DEFAULT_CORPUS, libri4_minutes, write_results
+from bench_common import libri4_minutes, neural_models_missing, paired_speech_args, write_results
 
 SETTINGS = {"before (batch 16, blocks 60 s, float32 trunk)": dict(batch=16, block_seconds=60.0, trunk_dtype="float32"),
             "batch 8, blocks 40 s, float32 trunk": dict(trunk_dtype="float32"),
@@ -30,20 +28,15 @@ SETTINGS = {"before (batch 16, blocks 60 s, float32 trunk)": dict(batch=16, bloc
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--corpus", default=DEFAULT_CORPUS)
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--minutes", type=float, default=5.0)
+    ap = paired_speech_args(__doc__, "neural_blocks.json")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "neural_blocks.json"))
     args = ap.parse_args()
     import torch
 
-    from s2v_toolkit.diarization import diarization_error_rate, find_neural_models, load_neural_models, open_audio
+    from s2v_toolkit.diarization import diarization_error_rate, load_neural_models, open_audio
     from s2v_toolkit.diarization.neural import NeuralConfig, NeuralDiarizer
 
-    if find_neural_models() is None:
-        print("no neural diarization models (s2vt diarize --setup): nothing measured")
+    if neural_models_missing():
         return 0
     torch.set_num_threads(args.threads)
     models = load_neural_models()

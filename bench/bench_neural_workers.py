@@ -12,30 +12,23 @@ their median, and the real-time factors. Needs the neural model files (``s2vt di
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
 import time
-from pathlib import Path
 
-from bench_common import DEFAULT_CORPUS, libri4_minutes, write_results
+from bench_common import libri4_minutes, neural_models_missing, paired_speech_args, write_results
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--corpus", default=DEFAULT_CORPUS)
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--minutes", type=float, default=5.0)
-    ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "neural_workers.json"))
+    ap = paired_speech_args(__doc__, "neural_workers.json")
     args = ap.parse_args()
     import torch
 
-    from s2v_toolkit.diarization import find_neural_models, open_audio
+    from s2v_toolkit.diarization import open_audio
     from s2v_toolkit.diarization import neural as N
 
-    if find_neural_models() is None:
-        print("no neural diarization models (s2vt diarize --setup): nothing measured")
+    if neural_models_missing():
         return 0
     x = libri4_minutes(args.corpus, args.minutes)
     audio = open_audio(x, 16000)

@@ -156,7 +156,7 @@ def speaker_embeddings(turns: SpeakerTurns, audio, encoder: VoiceEncoder, sample
     """{speaker: unit embedding} from up to ``max_seconds`` of each speaker's longest turns, where turns
     overlap only the stretches where the speaker is heard alone (all of its turns if that leaves none)."""
     source = open_audio(audio, sample_rate)
-    solo = turns.solo() if turns.overlapped_seconds() > 0 else turns
+    solo = turns.solo()  # exclusive turns come back as they are
     out = {}
     for speaker in turns.speakers:
         own = [t for t in solo if t.speaker == speaker] or [t for t in turns if t.speaker == speaker]

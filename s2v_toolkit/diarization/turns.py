@@ -132,35 +132,30 @@ class SpeakerTurns:
         """Seconds where two or more turns run at once (0 for exclusive turns)."""
         return float(sum(b - a for a, b, active in elementary_segments(self.turns) if len(active) > 1))
 
+    def _pieces(self, pick) -> list[SpeakerTurn]:
+        """Sweep over the turns: on each stretch between boundaries, ``pick(active turns)`` names the turn
+        that keeps it (or None); consecutive stretches kept by one original turn join again (pieces of one
+        turn that another cut in two stay two turns: they are separate in time)."""
+        pieces: list[SpeakerTurn] = []
+        for a, b, active in elementary_segments(self.turns):
+            kept = pick(active) if active else None
+            if kept is None:
+                continue
+            if pieces and pieces[-1].end == a and replace(pieces[-1], start=kept.start, end=kept.end) == kept:
+                pieces[-1] = replace(pieces[-1], end=b)
+            else:
+                pieces.append(replace(kept, start=a, end=b))
+        return pieces
+
     def solo(self) -> SpeakerTurns:
         """The turns' stretches where one voice speaks alone: overlapped stretches left out (a voice print
         of mixed speech resembles neither voice)."""
-        pieces: list[SpeakerTurn] = []
-        for a, b, active in elementary_segments(self.turns):
-            if len(active) != 1:
-                continue
-            t = active[0]
-            if pieces and pieces[-1].end == a and replace(pieces[-1], start=t.start, end=t.end) == t:
-                pieces[-1] = replace(pieces[-1], end=b)
-            else:
-                pieces.append(replace(t, start=a, end=b))
-        return self.with_turns(pieces)
+        return self.with_turns(self._pieces(lambda active: active[0] if len(active) == 1 else None))
 
     def exclusive(self) -> SpeakerTurns:
         """Non-overlapping turns: where turns overlap, the overlap goes to the turn with the higher confidence
         (the longer one on ties); pieces left shorter than 10 ms are dropped."""
-        if not self.turns:
-            return self.with_turns([])
-        pieces: list[SpeakerTurn] = []
-        for a, b, active in elementary_segments(self.turns):
-            if not active:
-                continue
-            best = max(active, key=lambda t: (t.confidence, t.duration, t.speaker))
-            if pieces and pieces[-1].end == a and replace(pieces[-1], start=best.start, end=best.end) == best:
-                pieces[-1] = replace(pieces[-1], end=b)
-            else:
-                pieces.append(replace(best, start=a, end=b))
-        # pieces of one original turn that a neighbour cut in two stay two turns (they are separate in time)
+        pieces = self._pieces(lambda active: max(active, key=lambda t: (t.confidence, t.duration, t.speaker)))
         return self.with_turns([p for p in pieces if p.duration >= 0.01 - 1e-9])
 
     # --- JSON --------------------------------------------------------------------------------------
