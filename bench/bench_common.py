@@ -26,6 +26,14 @@ def paired_speech_args(doc: str, results_name: str) -> argparse.ArgumentParser:
     return ap
 
 
+def neural_fields(pairs: list[str]) -> dict:
+    """``NeuralConfig`` fields from ``KEY=VALUE`` options, each value of its field's type."""
+    from s2v_toolkit.diarization import NeuralConfig
+
+    default = NeuralConfig()
+    return {k: type(getattr(default, k))(v) for k, v in (a.split("=", 1) for a in pairs)}
+
+
 def neural_models_missing() -> bool:
     """True (and says so) where the neural diarization models are not installed: nothing to time."""
     from s2v_toolkit.diarization import find_neural_models

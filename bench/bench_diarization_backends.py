@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from bench_common import libri4_minutes, write_results
+from bench_common import libri4_minutes, neural_fields, write_results
 
 BACKENDS = ("embedded", "neural")
 
@@ -119,7 +119,7 @@ def main() -> int:
 
     torch.set_num_threads(args.threads)
     backends = tuple(args.backends.split(","))
-    fields = {k: type(getattr(NeuralConfig(), k))(v) for k, v in (a.split("=", 1) for a in args.neural_set)}
+    fields = neural_fields(args.neural_set)
     configs = {"embedded": None, "neural": NeuralConfig(**fields)}
     corpus = Path(args.corpus)
     doc = {"command": "python bench/bench_diarization_backends.py " + " ".join(

@@ -3,6 +3,10 @@ chunks, CAM++ trunk blocks of 60 s, the trunk in float32 (the defaults before); 
 40 s, float32; the defaults now (the same, the trunk in bfloat16 where the CPU computes it natively).
 
     python bench/bench_neural_blocks.py [--rounds 5] [--minutes 5] [--out bench/results/neural_blocks.json]
+    python bench/bench_neural_blocks.py --before split_gap=0.5 [--before KEY=VALUE ...]  # any change of defaults
+
+``--before``: instead of the three settings below, time the defaults against the defaults with these
+``NeuralConfig`` fields changed (e.g. a default changed since: what it costs or saves).
 
 libri4.wav (the corpus's four readers) repeated to 5 minutes, count estimated, 2 torch threads. Each round
 runs the whole diarization once with each setting, in a rotating order; per setting the median over rounds
@@ -20,7 +24,7 @@ import os
 import statistics
 import time
 
-from bench_common import libri4_minutes, neural_models_missing, paired_speech_args, write_results
+from bench_common import libri4_minutes, neural_fields, neural_models_missing, paired_speech_args, write_results
 
 SETTINGS = {"before (batch 16, blocks 60 s, float32 trunk)": dict(batch=16, block_seconds=60.0, trunk_dtype="float32"),
             "batch 8, blocks 40 s, float32 trunk": dict(trunk_dtype="float32"),
@@ -30,6 +34,8 @@ SETTINGS = {"before (batch 16, blocks 60 s, float32 trunk)": dict(batch=16, bloc
 def main() -> int:
     ap = paired_speech_args(__doc__, "neural_blocks.json")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--before", action="append", default=[], metavar="KEY=VALUE",
+                    help="time the defaults against the defaults with these NeuralConfig fields (repeatable)")
     args = ap.parse_args()
     import torch
 
@@ -42,13 +48,16 @@ def main() -> int:
     models = load_neural_models()
     x = libri4_minutes(args.corpus, args.minutes)
     seconds = len(x) / 16000
+    settings = SETTINGS
+    if args.before:
+        settings = {"before (" + ", ".join(args.before) + ")": neural_fields(args.before), "now (defaults)": {}}
     diarizers = {name: NeuralDiarizer(models.segmentation, models.embedding, NeuralConfig(**fields))
-                 for name, fields in SETTINGS.items()}
+                 for name, fields in settings.items()}
     for d in diarizers.values():  # warm-up: first calls allocate
         d(open_audio(x[: 20 * 16000], 16000))
-    times: dict[str, list[float]] = {name: [] for name in SETTINGS}
+    times: dict[str, list[float]] = {name: [] for name in settings}
     turns = {}
-    names = list(SETTINGS)
+    names = list(settings)
     for r in range(args.rounds):
         for name in names[r % len(names):] + names[:r % len(names)]:
             t0 = time.perf_counter()
@@ -59,7 +68,8 @@ def main() -> int:
 
     first = names[0]
     ratios = {n: [b / a for a, b in zip(times[first], times[n])] for n in names[1:]}
-    doc = {"command": f"python bench/bench_neural_blocks.py --rounds {args.rounds} --minutes {args.minutes:g}",
+    doc = {"command": f"python bench/bench_neural_blocks.py --rounds {args.rounds} --minutes {args.minutes:g}"
+                      + "".join(f" --before {b}" for b in args.before),
            "threads": args.threads, "cpu_count": os.cpu_count(), "audio_seconds": seconds,
            "load_average": os.getloadavg(), "seconds": times,
            "rtf": {n: round(statistics.median(times[n]) / seconds, 4) for n in names},

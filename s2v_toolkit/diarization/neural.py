@@ -57,7 +57,8 @@ class NeuralConfig:
     light_apart: float = 0.3     # ... but a cluster under min_speaker_seconds with at least light_seconds and
     light_seconds: float = 1.0   # light_share of the speech stands when its centroid is below light_apart
     light_share: float = 0.1     # (cosine) to every heavier one
-    split_gap: float = 0.5       # a local voice's pause this long may separate two speakers: printed apart
+    split_gap: float = 0.1       # a local voice's pause this long may separate two speakers: printed apart
+    # (0.5 s before session 20: a local label carried across two voices' turns with a short pause between)
     piece: float = 1.5           # a stretch's pieces compared for a change of voice without a pause
     change_similarity: float = 0.4  # cosine between consecutive pieces' prints below which the voice changed
     min_turn: float = 0.1        # shorter runs of one speaker between two others go to the neighbours

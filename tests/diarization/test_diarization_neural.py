@@ -375,6 +375,20 @@ def test_one_label_for_two_voices_is_split_at_the_pause():
     assert diarization_error_rate(ref, blended).der > diarization_error_rate(ref, hyp).der + 0.1
 
 
+def test_short_pauses_between_two_voices_turns_split_one_label_by_default():
+    # 1.2 s turns 0.2 s apart (a quick exchange): with the change cut off, only the pauses can part the voices.
+    # The default (split_gap 0.1 s since session 20) cuts at them; the previous 0.5 s joined the turns across
+    # them, so every print blended both voices (real: two-person conversations, voices put end to end)
+    parts = [(0.3 + 1.4 * i, 1.5 + 1.4 * i, (220.0, 1500.0)[i % 2]) for i in range(8)]
+    x, ref = _tones(parts, 11.8)
+    no_change_cut = dict(step=1.0, min_clean=0.5, change_similarity=float("-inf"))
+    hyp = _run(x, NeuralConfig(**no_change_cut))
+    assert NeuralConfig().split_gap < 0.2
+    assert len(hyp.speakers) == 2 and diarization_error_rate(ref, hyp).der < 0.1
+    joined = _run(x, NeuralConfig(**no_change_cut, split_gap=0.5))
+    assert diarization_error_rate(ref, joined).der > diarization_error_rate(ref, hyp).der + 0.2
+
+
 def test_a_change_of_voice_without_a_pause_is_found_from_the_prints():
     x, ref = _tones([(0.2, 4.0, 220.0), (4.0, 8.0, 1500.0)], 8.4)
     hyp = _run(x, NeuralConfig(step=1.0, min_clean=0.5))
