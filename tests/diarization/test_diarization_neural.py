@@ -481,6 +481,51 @@ def test_minor_clusters_join_a_close_voice_but_a_distinct_minor_voice_stands():
     assert len(np.unique(kept)) == 4
 
 
+def test_clusters_of_one_spread_voice_join_by_their_centroids_but_two_voices_stay_apart():
+    # a voice whose prints spread (pairwise cosine ~0.45: raised or tearful speech) against a second voice:
+    # average linkage at 0.6 leaves the first in many clusters; their centroids are as alike as one voice's
+    from s2v_toolkit.diarization.neural import _unit, link_prints, merge_alike_clusters
+
+    rng = np.random.default_rng(0)
+    a, b = _unit(rng.standard_normal(64)), _unit(rng.standard_normal(64))
+    spread = _unit(a + 0.13 * rng.standard_normal((20, 64)))
+    other = _unit(b + 0.13 * rng.standard_normal((10, 64)))
+    x = np.concatenate([spread, other])
+    assert (spread @ spread.T)[np.triu_indices(20, 1)].mean() < 0.6
+    assert len(np.unique(link_prints(x, None, 0.6))) > 3  # what average linkage alone gives
+    halves = np.array([0] * 10 + [1] * 10 + [2] * 10)
+    assert merge_alike_clusters(x, halves, 0.7).tolist() == [0] * 20 + [1] * 10
+    assert merge_alike_clusters(x, halves, 0.95).tolist() == halves.tolist()  # centroids under the cut stay
+    # a third voice at a centroid cosine of ~0.5 to the first is not joined to it
+    c = _unit(a + _unit(rng.standard_normal(64)) * 1.7)
+    third = _unit(c + 0.13 * rng.standard_normal((10, 64)))
+    assert 0.4 < float(_unit(third.mean(0)) @ _unit(spread.mean(0))) < 0.65
+    three = merge_alike_clusters(np.concatenate([x, third]), np.concatenate([halves, [3] * 10]), 0.7)
+    assert len(np.unique(three)) == 3 and len(np.unique(three[:20])) == 1
+
+
+def test_a_given_count_is_met_from_the_estimated_clusters_not_by_a_cut_that_makes_outliers_a_speaker():
+    # two voices (centroids at cosine ~0.57) and three stray prints of 0.3 s unlike both: cut at 2 clusters,
+    # the linkage tree joins the two voices and leaves the strays as "the other speaker" (the rule before
+    # session 20); found as for an estimated count, the strays join a voice and the two voices stay apart
+    from s2v_toolkit.diarization.neural import _unit, cluster_prints
+
+    rng = np.random.default_rng(1)
+    base = _unit(rng.standard_normal(64))
+    a, b = (_unit(base + 0.8 * _unit(rng.standard_normal(64))) for _ in range(2))
+    x = np.concatenate([_unit(a + 0.1 * rng.standard_normal((15, 64))), _unit(b + 0.1 * rng.standard_normal((15, 64))),
+                        _unit(rng.standard_normal((3, 64)))])
+    seconds = np.concatenate([np.full(30, 1.0), np.full(3, 0.3)])
+    voices = lambda labels: (len(set(labels[:15])), len(set(labels[15:30])), labels[0] != labels[15])
+    assert voices(cluster_prints(x, seconds, NeuralConfig(), num_speakers=2)) == (1, 1, True)
+    assert voices(cluster_prints(x, seconds, NeuralConfig())) == (1, 1, True)  # the same as estimated
+    before = cluster_prints(x, seconds, NeuralConfig(count_fit="linkage"), num_speakers=2)
+    assert before[0] == before[15]  # the two voices as one
+    # too many clusters for a bound join by their centroids; too few are split by the tree
+    assert cluster_prints(x, seconds, NeuralConfig(), max_speakers=1).max() == 0
+    assert cluster_prints(x, seconds, NeuralConfig(), num_speakers=3).max() == 2
+
+
 def test_a_short_voice_unlike_the_others_stands_but_a_short_close_one_joins():
     """A cluster under min_speaker_seconds: one short line of a third voice (1.8 s, 18 % of the speech, its
     print far from both others) is a voice; the same cluster near a heavier voice, or with too little speech,
