@@ -6,10 +6,11 @@
    recording (blocks of ``block_seconds``); each *stretch* of a local voice in a chunk (cut at its pauses
    and where its consecutive pieces' prints disagree: the segmentation may give two voices one label) gets
    the network's statistics pooling over its single-voice frames, so no audio is embedded twice.
-3. **Clustering**: average linkage over the prints with enough single-voice speech (``min_clean``), cut at
-   the given count or where the clusters' mean cosine falls below ``threshold``; with the count estimated,
-   light clusters join a close heavier one (:func:`merge_minor_clusters`); ``min_speakers`` /
-   ``max_speakers`` (a cast) bound the count. Stretches of one chunk heard at the same time go to distinct
+3. **Clustering** (:func:`cluster_prints`): average linkage over the prints with enough single-voice speech
+   (``min_clean``), cut where the clusters' mean cosine falls below ``threshold``; light clusters join a close
+   heavier one (:func:`merge_minor_clusters`) and clusters with alike centroids join
+   (:func:`merge_alike_clusters`); a given count, or ``min_speakers`` / ``max_speakers`` (a cast), is then
+   met by joining the most alike centroids or by cutting the linkage tree at the count. Stretches of one chunk heard at the same time go to distinct
    clusters (Hungarian assignment), so two voices heard together never become one speaker.
 4. **Reconstruction**: each frame takes as many speakers as the chunks covering it hear on average, the
    most active ones (``info["overlap_seconds"]``): where two voices speak at once, both hold a turn. With
@@ -41,6 +42,7 @@ from s2v_toolkit.diarization.campplus import (
 from s2v_toolkit.diarization.embedding import torch_threads
 from s2v_toolkit.diarization.segmentation import PyanNet, powerset_hard
 from s2v_toolkit.diarization.turns import SpeakerTurn, SpeakerTurns
+from s2v_toolkit.errors import ConfigError
 
 
 @dataclass
@@ -74,6 +76,11 @@ class NeuralConfig:
     # the CAM++ trunk's arithmetic: "auto" is bfloat16 where the CPU computes it natively (native_bfloat16:
     # 1.9x faster there, the trunk's output is kept as float16 anyway), else float32; or name one
     trunk_dtype: str = "auto"
+
+    def __post_init__(self) -> None:
+        for name, allowed in (("linkage", ("average", "centroid")), ("count_fit", ("centroids", "linkage"))):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"NeuralConfig.{name} must be {' or '.join(allowed)}, not {getattr(self, name)!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)

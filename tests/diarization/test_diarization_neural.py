@@ -454,6 +454,10 @@ def test_a_config_of_the_other_backend_is_a_clear_error():
         diarize(np.zeros(SR, np.float32), SR, backend="neural", config=EmbeddedConfig())
     with pytest.raises(ConfigError, match="embedded backend takes an EmbeddedConfig, not NeuralConfig"):
         diarize(np.zeros(SR, np.float32), SR, backend="embedded", config=NeuralConfig())
+    with pytest.raises(ConfigError, match="NeuralConfig.count_fit must be centroids or linkage, not 'tree'"):
+        NeuralConfig(count_fit="tree")
+    with pytest.raises(ConfigError, match="NeuralConfig.linkage must be average or centroid"):
+        NeuralConfig(linkage="single")
 
 
 def test_minor_clusters_join_a_close_voice_but_a_distinct_minor_voice_stands():
