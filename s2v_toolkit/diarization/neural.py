@@ -10,8 +10,9 @@
    (``min_clean``), cut where the clusters' mean cosine falls below ``threshold``; light clusters join a close
    heavier one (:func:`merge_minor_clusters`) and clusters with alike centroids join
    (:func:`merge_alike_clusters`); a given count, or ``min_speakers`` / ``max_speakers`` (a cast), is then
-   met by joining the most alike centroids or by cutting the linkage tree at the count. Stretches of one chunk heard at the same time go to distinct
-   clusters (Hungarian assignment), so two voices heard together never become one speaker.
+   met by joining the most alike centroids or by cutting the linkage tree at the count. Stretches of one
+   chunk heard at the same time go to distinct clusters (Hungarian assignment), so two voices heard
+   together never become one speaker.
 4. **Reconstruction**: each frame takes as many speakers as the chunks covering it hear on average, the
    most active ones (``info["overlap_seconds"]``): where two voices speak at once, both hold a turn. With
    ``overlap=False`` turns are exclusive: each frame goes to its most active speaker.
@@ -390,7 +391,8 @@ def merge_minor_clusters(x: np.ndarray, labels: np.ndarray, seconds: np.ndarray,
 
 
 def merge_alike_clusters(x: np.ndarray, labels: np.ndarray, similarity: float, until: int = 1) -> np.ndarray:
-    """Count estimated: clusters whose centroids reach cosine ``similarity`` join, the most alike pair first.
+    """Clusters whose centroids reach cosine ``similarity`` join, the most alike pair first, while more than
+    ``until`` remain (``similarity=-inf``: join down to ``until`` clusters, how a given count is met).
 
     Average linkage compares every print with every print, so a voice whose prints spread (raised, tearful
     or laughing speech in a role-played scene) can stay split in two or three clusters of many seconds each
