@@ -79,7 +79,8 @@ class NeuralConfig:
     trunk_dtype: str = "auto"
 
     def __post_init__(self) -> None:
-        for name, allowed in (("linkage", ("average", "centroid")), ("count_fit", ("centroids", "linkage"))):
+        for name, allowed in (("linkage", ("average", "centroid")), ("count_fit", ("centroids", "linkage")),
+                              ("trunk_dtype", ("auto", "float32", "bfloat16"))):
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"NeuralConfig.{name} must be {' or '.join(allowed)}, not {getattr(self, name)!r}")
 
@@ -319,6 +320,11 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
+def _centroids(x: np.ndarray, labels: np.ndarray, ids) -> np.ndarray:
+    """Unit-length mean print of each cluster in ``ids``, in that order."""
+    return _unit(np.stack([x[labels == c].mean(0) for c in ids]))
+
+
 def link_prints(x: np.ndarray, k: int | None, threshold: float, method: str = "average") -> np.ndarray:
     """Agglomerative clustering of unit-length prints (scipy's linkage): cut into ``k`` clusters when given,
     else where the closest clusters' similarity falls below ``threshold``. ``method="centroid"``: the cosine
@@ -381,7 +387,7 @@ def merge_minor_clusters(x: np.ndarray, labels: np.ndarray, seconds: np.ndarray,
     total = max(float(seconds.sum()), 1e-9)
     while len(ids := np.unique(labels)) > 1:
         speech = np.array([seconds[labels == c].sum() for c in ids])
-        cents = _unit(np.stack([x[labels == c].mean(0) for c in ids]))
+        cents = _centroids(x, labels, ids)
         pair = _next_merge(speech, cents, total, cfg)
         if pair is None:
             break
@@ -401,7 +407,7 @@ def merge_alike_clusters(x: np.ndarray, labels: np.ndarray, similarity: float, u
     (but one field recording whose reference is coarse)."""
     labels = labels.copy()
     while len(ids := np.unique(labels)) > max(1, until):
-        cents = _unit(np.stack([x[labels == c].mean(0) for c in ids]))
+        cents = _centroids(x, labels, ids)
         sims = cents @ cents.T
         np.fill_diagonal(sims, -np.inf)
         i, j = np.unravel_index(int(np.argmax(sims)), sims.shape)
@@ -511,7 +517,7 @@ class NeuralDiarizer:
         labels = cluster_prints(x[core], (clean / np.maximum(hearers, 1))[core], cfg, num_speakers, min_speakers,
                                 max_speakers)
         k = labels.max() + 1
-        centroids = _unit(np.stack([x[core][labels == c].mean(0) for c in range(k)]))
+        centroids = _centroids(x[core], labels, range(k))
         mapping = _assign(x @ centroids.T, units)
 
         # aggregate onto one frame grid: each cluster's activity and the number of voices, averaged over chunks

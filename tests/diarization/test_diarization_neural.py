@@ -458,6 +458,8 @@ def test_a_config_of_the_other_backend_is_a_clear_error():
         NeuralConfig(count_fit="tree")
     with pytest.raises(ConfigError, match="NeuralConfig.linkage must be average or centroid"):
         NeuralConfig(linkage="single")
+    with pytest.raises(ConfigError, match="NeuralConfig.trunk_dtype must be auto or float32 or bfloat16"):
+        NeuralConfig(trunk_dtype="half")
 
 
 def test_minor_clusters_join_a_close_voice_but_a_distinct_minor_voice_stands():
