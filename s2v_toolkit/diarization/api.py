@@ -30,7 +30,7 @@ def resolve_backend(backend: str | None = None, config=None) -> tuple[str, str]:
     ``"auto"`` is the neural backend when its two model files are installed (``s2vt diarize --setup``;
     ``scripts/setup.sh`` runs it), else the embedded one, which ships inside the package. Why the neural one
     first: on the 33 real recordings with reference turns measured (docs/diarization.md, "Which backend")
-    it is better on most (mean DER 0.276 against 0.363, the count within one of the truth on 26 against
+    it is better on most (mean DER 0.268 against 0.363, the count within one of the truth on 26 against
     20); the embedded one is better on voices of one speech synthesiser. A config object names its backend."""
     requested = backend or default_backend()
     if requested not in BACKENDS:

@@ -520,27 +520,9 @@ class NeuralDiarizer:
         centroids = _centroids(x[core], labels, range(k))
         mapping = _assign(x @ centroids.T, units)
 
-        # aggregate onto one frame grid: each cluster's activity and the number of voices, averaged over chunks
-        step, off = local.frame_step, local.offset
-        n_global = int(np.ceil(duration / step)) + 1
-        activity = np.zeros((n_global, k))
-        count = np.zeros(n_global)
-        cover = np.zeros(n_global)
-        n_seg = local.activity.shape[1]
-        for c, start in enumerate(local.starts):
-            g = np.round((start + off + np.arange(n_seg) * step) / step).astype(int)
-            ok = (g >= 0) & (g < n_global) & (start + off + np.arange(n_seg) * step < duration)
-            cover[g[ok]] += 1
-            count[g[ok]] += local.activity[c][ok].sum(-1)
-        for (c, s, a, b), cluster in zip(units, mapping):
-            start = local.starts[c]
-            f = np.arange(a, b)
-            g = np.round((start + off + f * step) / step).astype(int)
-            ok = (g >= 0) & (g < n_global) & (start + off + f * step < duration)
-            activity[g[ok], cluster] += local.activity[c, f[ok], s]
-        cover = np.maximum(cover, 1)
-        activity /= cover[:, None]
-        voices = np.minimum(np.round(count / cover), k).astype(int)
+        activity, heard = aggregate_voices(local, units, mapping, k, duration)
+        step = local.frame_step
+        voices = voices_heard(heard, k)
         speaking = voices > 0
         label = np.where(speaking, activity.argmax(1), -1)
         info["overlap_seconds"] = round(float((voices >= 2).sum() * step), 3)
@@ -549,7 +531,7 @@ class NeuralDiarizer:
         info["chunks"] = len(local.starts)
 
         label = _absorb_short_runs(label, int(round(cfg.min_turn / step)))
-        speaks = np.zeros((n_global, k), bool)
+        speaks = np.zeros((len(label), k), bool)
         speaks[np.flatnonzero(label >= 0), label[label >= 0]] = True
         if overlap:
             speaks |= _also_speaking(activity, voices)
@@ -572,6 +554,39 @@ class NeuralDiarizer:
             info["note"] = (f"{k} voices {'asked for' if num_speakers else 'found'}, {len(order)} hold turns: "
                             f"{k - len(order)} never {never}")
         return SpeakerTurns(turns, source.name, source.duration, self.name, info)
+
+
+def aggregate_voices(local: LocalVoices, units: np.ndarray, mapping: np.ndarray, k: int, duration: float
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Onto one frame grid (``local.frame_step``): each cluster's activity (frames, k) and the number of voices
+    heard (frames,), both averaged over the chunks that cover a frame."""
+    step, off = local.frame_step, local.offset
+    n_global = int(np.ceil(duration / step)) + 1
+    activity = np.zeros((n_global, k))
+    count = np.zeros(n_global)
+    cover = np.zeros(n_global)
+    n_seg = local.activity.shape[1]
+    for c, start in enumerate(local.starts):
+        g = np.round((start + off + np.arange(n_seg) * step) / step).astype(int)
+        ok = (g >= 0) & (g < n_global) & (start + off + np.arange(n_seg) * step < duration)
+        cover[g[ok]] += 1
+        count[g[ok]] += local.activity[c][ok].sum(-1)
+    for (c, s, a, b), cluster in zip(units, mapping):
+        start = local.starts[c]
+        f = np.arange(a, b)
+        g = np.round((start + off + f * step) / step).astype(int)
+        ok = (g >= 0) & (g < n_global) & (start + off + f * step < duration)
+        activity[g[ok], cluster] += local.activity[c, f[ok], s]
+    cover = np.maximum(cover, 1)
+    return activity / cover[:, None], count / cover
+
+
+def voices_heard(heard: np.ndarray, k: int) -> np.ndarray:
+    """Voices at each frame from the mean number the chunks over it hear, rounded half up: a frame that half
+    its chunks hear as speech is speech, as one that half hear two voices holds two. (``np.round`` rounds
+    half to even, so before session 21 0.5 voices was silence but 1.5 was two voices: on 33 real recordings
+    mean DER 0.276 -> 0.268, the meeting excerpt tst01 0.627 -> 0.434.)"""
+    return np.minimum(np.floor(heard + 0.5), k).astype(int)
 
 
 def _also_speaking(activity: np.ndarray, voices: np.ndarray) -> np.ndarray:

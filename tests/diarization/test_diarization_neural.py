@@ -38,7 +38,13 @@ from s2v_toolkit.diarization.model_files import (
     find_neural_models,
     load_neural_models,
 )
-from s2v_toolkit.diarization.neural import NeuralConfig, NeuralDiarizer
+from s2v_toolkit.diarization.neural import (
+    LocalVoices,
+    NeuralConfig,
+    NeuralDiarizer,
+    aggregate_voices,
+    voices_heard,
+)
 from s2v_toolkit.diarization.segmentation import (
     PyanNet,
     SegmentationConfig,
@@ -604,6 +610,28 @@ class _BandsAreVoices(_LoudIsVoiceZero):
         low = loud & (spec[:, hz < 800].sum(-1) > 0.05 * total)
         high = loud & (spec[:, hz >= 800].sum(-1) > 0.05 * total)
         return torch.where(low & high, 4, torch.where(low, 1, torch.where(high, 2, 0)))
+
+
+def test_a_voice_half_the_chunks_hear_is_speech_as_two_voices_half_hear_are_two():
+    """Two 4 s chunks 2 s apart overlap on 2-4 s. The first hears voice 0 at 2.5-3.5 s, the second hears
+    nobody at 2.5-3.0 s: half the chunks over those frames hear a voice, so they are speech (numpy's round,
+    half to even, made 0.5 silence while 1.5 was two voices). At 3.0-3.5 s the first hears two voices and the
+    second one: 1.5 voices, two."""
+    step = 0.1
+    activity = np.zeros((2, 40, 3))
+    activity[0, 25:35, 0] = 1  # chunk 0 starts at 0 s: frames 25-35 are 2.5-3.5 s
+    activity[0, 30:35, 1] = 1
+    activity[1, 10:15, 0] = 1  # chunk 1 starts at 2 s: 3.0-3.5 s
+    local = LocalVoices(activity, np.array([0.0, 2.0]), step, 0.0, 4.0)
+    units = np.array([[0, 0, 25, 35], [0, 1, 30, 35], [1, 0, 10, 15]])
+    act, heard = aggregate_voices(local, units, np.array([0, 1, 0]), 2, 6.0)
+    voices = voices_heard(heard, 2)
+    assert np.allclose(heard[25:30], 0.5) and np.allclose(heard[30:35], 1.5)
+    assert (voices[25:30] == 1).all() and (voices[30:35] == 2).all()
+    assert (voices[:25] == 0).all() and (voices[35:] == 0).all()
+    assert np.allclose(act[25:30, 0], 0.5) and np.allclose(act[30:35], [1.0, 0.5]) and act[:25].sum() == 0
+    # three chunks: one of three is under half, silence; the count never exceeds the clusters
+    assert list(voices_heard(np.array([0.33, 0.5, 1.49, 1.5, 2.5, 3.0]), 2)) == [0, 1, 1, 2, 2, 2]
 
 
 def test_overlapped_speech_holds_both_voices_unless_exclusive_turns_are_asked_for():
