@@ -55,7 +55,9 @@ def test_demo_plan_with_the_neural_diarizer_finds_the_same_lines():
     plan = build_plan(DEMO / "scene.otio", DEMO / "cast.yaml", backend="neural", face_check=False)
     assert [ln.character for ln in plan.lines] == [ln["character"] for ln in proj["lines"]]
     for ln, ref in zip(plan.lines, proj["lines"]):
-        assert ref["record_frame"] - 1 <= ln.record_in <= ref["record_frame"] + 24
+        # a turn may start up to 2 frames (83 ms) before the line's audio: where half the segmentation's chunks
+        # hear a voice, it is speech (session 21; 1 frame before); the re-dub range is then a little longer
+        assert ref["record_frame"] - 2 <= ln.record_in <= ref["record_frame"] + 24
         assert ref["record_frame"] + ref["frames"] - 24 <= ln.record_out <= ref["record_frame"] + ref["frames"] + 2
     assert any(n.startswith("dialogue A1: diarization neural backend (asked for), 2 voice(s)") for n in plan.notes)
 
