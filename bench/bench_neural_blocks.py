@@ -4,11 +4,13 @@ chunks, CAM++ trunk blocks of 60 s, the trunk in float32 (the defaults before); 
 
     python bench/bench_neural_blocks.py [--rounds 5] [--minutes 5] [--out bench/results/neural_blocks.json]
     python bench/bench_neural_blocks.py --before split_gap=0.5 [--before KEY=VALUE ...]  # any change of defaults
+    python bench/bench_neural_blocks.py --before fine_cuts=never --num-speakers 4  # with the count given
 
 ``--before``: instead of the three settings below, time the defaults against the defaults with these
 ``NeuralConfig`` fields changed (e.g. a default changed since: what it costs or saves).
 
-libri4.wav (the corpus's four readers) repeated to 5 minutes, count estimated, 2 torch threads. Each round
+libri4.wav (the corpus's four readers) repeated to 5 minutes, count estimated (or ``--num-speakers``), 2 torch
+threads. Each round
 runs the whole diarization once with each setting, in a rotating order; per setting the median over rounds
 of its time divided by the first setting's in the same round, the real-time factors, and the DER of its
 turns against the first setting's (0: the same turns). Smaller pieces keep each worker's data in cache:
@@ -36,6 +38,7 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--before", action="append", default=[], metavar="KEY=VALUE",
                     help="time the defaults against the defaults with these NeuralConfig fields (repeatable)")
+    ap.add_argument("--num-speakers", type=int, default=None, help="the count given (default: estimated)")
     args = ap.parse_args()
     import torch
 
@@ -61,7 +64,7 @@ def main() -> int:
     for r in range(args.rounds):
         for name in names[r % len(names):] + names[:r % len(names)]:
             t0 = time.perf_counter()
-            turns[name] = diarizers[name](open_audio(x, 16000))
+            turns[name] = diarizers[name](open_audio(x, 16000), num_speakers=args.num_speakers)
             times[name].append(time.perf_counter() - t0)
         print(f"round {r + 1}: " + ", ".join(f"{n} {times[n][-1]:.2f} s" for n in names), flush=True)
     from s2v_toolkit.diarization.neural import resolve_trunk_dtype
@@ -69,7 +72,8 @@ def main() -> int:
     first = names[0]
     ratios = {n: [b / a for a, b in zip(times[first], times[n])] for n in names[1:]}
     doc = {"command": f"python bench/bench_neural_blocks.py --rounds {args.rounds} --minutes {args.minutes:g}"
-                      + "".join(f" --before {b}" for b in args.before),
+                      + "".join(f" --before {b}" for b in args.before)
+                      + (f" --num-speakers {args.num_speakers}" if args.num_speakers else ""),
            "threads": args.threads, "cpu_count": os.cpu_count(), "audio_seconds": seconds,
            "load_average": os.getloadavg(), "seconds": times,
            "rtf": {n: round(statistics.median(times[n]) / seconds, 4) for n in names},

@@ -4,7 +4,8 @@
    ``step`` seconds; in each, who of up to 3 local voices speaks every ~17 ms, overlap included.
 2. **Voice prints** (:mod:`.campplus`, 3D-Speaker's CAM++ weights): the CAM++ trunk runs once over the
    recording (blocks of ``block_seconds``); each *stretch* of a local voice in a chunk (cut at its pauses
-   and where its consecutive pieces' prints disagree: the segmentation may give two voices one label) gets
+   and where its consecutive pieces' prints disagree: the segmentation may give two voices one label; with
+   a count given, where the windows either side of a moment sound least alike, :func:`window_changes`) gets
    the network's statistics pooling over its single-voice frames, so no audio is embedded twice.
 3. **Clustering** (:func:`cluster_prints`): average linkage over the prints with enough single-voice speech
    (``min_clean``), cut where the clusters' mean cosine falls below ``threshold``; light clusters join a close
@@ -68,6 +69,15 @@ class NeuralConfig:
     # (0.5 s before session 20: a local label carried across two voices' turns with a short pause between)
     piece: float = 1.5           # a stretch's pieces compared for a change of voice without a pause
     change_similarity: float = 0.4  # cosine between consecutive pieces' prints below which the voice changed
+    # with a count given (``fine_cuts="given"``), each stretch is instead cut where the prints of the ``window``
+    # seconds before and after a moment (every ``window_hop``) are least alike: a local minimum of their cosine
+    # under ``window_floor``, or ``window_drop`` under the stretch's median (voices of one synthesiser, 0.4-0.6
+    # apart, take turns under one local label). "always" / "never": whatever the count (session 21)
+    fine_cuts: str = "given"
+    window: float = 1.0
+    window_hop: float = 0.25
+    window_floor: float = 0.5
+    window_drop: float = 0.2
     min_turn: float = 0.1        # shorter runs of one speaker between two others go to the neighbours
     batch: int = 8               # chunks per segmentation batch
     block_seconds: float = 40.0  # most audio read at once (a batch of chunks, a CAM++ block with its context)
@@ -80,7 +90,8 @@ class NeuralConfig:
 
     def __post_init__(self) -> None:
         for name, allowed in (("linkage", ("average", "centroid")), ("count_fit", ("centroids", "linkage")),
-                              ("trunk_dtype", ("auto", "float32", "bfloat16"))):
+                              ("trunk_dtype", ("auto", "float32", "bfloat16")),
+                              ("fine_cuts", ("given", "always", "never"))):
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"NeuralConfig.{name} must be {' or '.join(allowed)}, not {getattr(self, name)!r}")
 
@@ -246,6 +257,24 @@ def _pieces(a: int, b: int, longest: int) -> list[tuple[int, int]]:
     return list(zip(cuts[:-1].tolist(), cuts[1:].tolist()))
 
 
+def window_changes(moments: np.ndarray, similarity: np.ndarray, apart: int, floor: float, drop: float) -> list[int]:
+    """Sorted moments where the voice changes, from the cosine of the prints before and after each moment
+    (NaN: not measured): its local minima under ``floor``, or ``drop`` under the median of the measured
+    moments, least alike first, each at least ``apart`` from the ones taken. Under three measured moments (a
+    stretch of about 2.5 s) the median is taken as 1: a voice alike to itself."""
+    measured = np.isfinite(similarity)
+    median = float(np.median(similarity[measured])) if measured.sum() >= 3 else 1.0
+    sim = np.where(measured, similarity, np.inf)
+    left, right = np.concatenate([[np.inf], sim[:-1]]), np.concatenate([sim[1:], [np.inf]])
+    low = (sim < floor) | (median - sim > drop)
+    candidates = np.flatnonzero(measured & (sim <= left) & (sim <= right) & low)
+    taken: list[int] = []
+    for i in candidates[np.argsort(sim[candidates], kind="stable")]:
+        if all(abs(int(moments[i]) - t) >= apart for t in taken):
+            taken.append(int(moments[i]))
+    return sorted(taken)
+
+
 def _print_masks(model: CAMPPlus, chunk_frames: torch.Tensor, squares: torch.Tensor, masks: np.ndarray) -> np.ndarray:
     """Unit-length prints of the chunk's trunk frames (``squares``: theirs squared) pooled under each 0/1
     mask row (n, time)."""
@@ -254,8 +283,8 @@ def _print_masks(model: CAMPPlus, chunk_frames: torch.Tensor, squares: torch.Ten
         return _unit(model.embed_stats(stats).numpy().astype(np.float64))
 
 
-def voice_prints(local: LocalVoices, frames: np.ndarray, frame_hop: float, model: CAMPPlus, cfg: NeuralConfig
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def voice_prints(local: LocalVoices, frames: np.ndarray, frame_hop: float, model: CAMPPlus, cfg: NeuralConfig,
+                 fine: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One CAM++ print per stretch of one voice in one chunk: (prints (n, dim), units (n, 4) as chunk, local
     voice, first and end segmentation frame, single-voice seconds (n,)).
 
@@ -264,13 +293,17 @@ def voice_prints(local: LocalVoices, frames: np.ndarray, frame_hop: float, model
     put end to end: one label across each change), and one print per local voice would be a blend that pulls
     every frame of both to one speaker. So a local voice is cut at its pauses of ``split_gap`` or more, and
     each stretch is cut again where the prints of its consecutive ``piece``-second pieces fall below
-    ``change_similarity`` (a change of voice without a pause). Each stretch pools its single-voice frames,
-    or all of its frames when it never speaks alone."""
+    ``change_similarity`` (a change of voice without a pause). With ``fine``, that second cut is instead made
+    where the ``window`` seconds either side of a moment sound least alike (:func:`window_changes`): purer
+    stretches, but shorter ones, whose prints are noisier. Each stretch pools its single-voice frames, or all
+    of its frames when it never speaks alone."""
     alone = local.activity * (local.activity.sum(-1, keepdims=True) == 1)
     n_seg = local.activity.shape[1]
     centre0 = FRAME_LENGTH / 2 / SAMPLE_RATE
     gap = max(1, int(round(cfg.split_gap / local.frame_step)))
     piece = max(1, int(round(cfg.piece / local.frame_step)))
+    width = max(1, int(round(cfg.window / local.frame_step)))
+    hop = max(1, int(round(cfg.window_hop / local.frame_step)))
     prints, units, clean = [], [], []
     for c, start in enumerate(local.starts):
         j0 = max(0, int(np.ceil((start - centre0) / frame_hop)))
@@ -299,8 +332,21 @@ def voice_prints(local: LocalVoices, frames: np.ndarray, frame_hop: float, model
                             if float(p[k - 1] @ p[k]) < cfg.change_similarity] + [b]
             return list(zip(bounds[:-1], bounds[1:]))
 
+        def at_window_changes(s, a, b):
+            """[a, b) cut where the windows either side of a moment sound least alike."""
+            moments = list(range(a + width, b - width + 1, hop))
+            if not moments:
+                return [(a, b)]
+            masks = np.stack([m for t in moments for m in (mask(s, t - width, t)[0], mask(s, t, t + width)[0])])
+            usable = masks.reshape(len(moments), 2, -1).sum(-1).min(1) >= 2
+            p = _print_masks(model, chunk_frames, squares, masks)
+            similarity = np.where(usable, (p[0::2] * p[1::2]).sum(1), np.nan)
+            bounds = [a, *window_changes(np.array(moments), similarity, width, cfg.window_floor, cfg.window_drop), b]
+            return list(zip(bounds[:-1], bounds[1:]))
+
+        cut = at_window_changes if fine else at_changes
         stretches = [(s, x, y) for s in range(local.activity.shape[2])
-                     for a, b in _runs(local.activity[c, :, s] > 0, gap) for x, y in at_changes(s, a, b)]
+                     for a, b in _runs(local.activity[c, :, s] > 0, gap) for x, y in cut(s, a, b)]
         kept = []
         for s, a, b in stretches:
             w, seconds = mask(s, a, b)
@@ -500,7 +546,9 @@ class NeuralDiarizer:
         frames, hop = trunk_frames(source, self.embedding, cfg.block_seconds, cfg.block_context, bar,
                                    dtype=trunk_dtype)
         bar.close()
-        prints, units, clean = voice_prints(local, frames, hop, self.embedding, cfg)
+        fine = cfg.fine_cuts == "always" or (cfg.fine_cuts == "given" and num_speakers is not None)
+        info["fine_cuts"] = fine
+        prints, units, clean = voice_prints(local, frames, hop, self.embedding, cfg, fine)
         result = SpeakerTurns([], source.name, source.duration, self.name, info)
         if len(prints) == 0:
             result.info["note"] = "no speech detected"

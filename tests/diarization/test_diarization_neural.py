@@ -44,6 +44,7 @@ from s2v_toolkit.diarization.neural import (
     NeuralDiarizer,
     aggregate_voices,
     voices_heard,
+    window_changes,
 )
 from s2v_toolkit.diarization.segmentation import (
     PyanNet,
@@ -395,6 +396,52 @@ def test_short_pauses_between_two_voices_turns_split_one_label_by_default():
     assert diarization_error_rate(ref, joined).der > diarization_error_rate(ref, hyp).der + 0.2
 
 
+def _alike_voices() -> tuple[np.ndarray, SpeakerTurns]:
+    """Two "voices" sharing their lowest partial (prints ~0.5 alike, as voices of one synthesiser), taking
+    turns without a pause: one local label throughout, and 1.5 s pieces across a change still look alike."""
+    hz = {"A": (300.0, 1200.0), "B": (300.0, 2400.0)}
+    bounds = [0.3, 2.4, 4.1, 6.5, 8.3, 10.6, 12.2]
+    x = np.zeros(13 * SR, np.float32)
+    turns = []
+    for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])):
+        who = "AB"[i % 2]
+        t = np.arange(int((b - a) * SR)) / SR
+        x[int(a * SR):int(a * SR) + len(t)] = sum(np.sin(2 * np.pi * f * t) for f in hz[who]) * 0.2
+        turns.append(SpeakerTurn(a, b, who))
+    return x, SpeakerTurns(turns)
+
+
+def test_a_given_count_cuts_stretches_where_the_windows_either_side_differ():
+    x, ref = _alike_voices()
+    cfg = dict(step=1.0, min_clean=0.5)
+    fine = _run(x, NeuralConfig(**cfg), num_speakers=2)
+    coarse = _run(x, NeuralConfig(**cfg, fine_cuts="never"), num_speakers=2)
+    assert fine.info["fine_cuts"] and not coarse.info["fine_cuts"]
+    assert diarization_error_rate(ref, fine).der < 0.06
+    assert diarization_error_rate(ref, coarse).der > diarization_error_rate(ref, fine).der + 0.05
+    # the count estimated: the stretches as before (shorter, noisier prints would unsettle the count)
+    estimated = _run(x, NeuralConfig(**cfg))
+    assert not estimated.info["fine_cuts"]
+    assert [(t.start, t.end, t.speaker) for t in estimated] == \
+        [(t.start, t.end, t.speaker) for t in _run(x, NeuralConfig(**cfg, fine_cuts="never"))]
+    always = _run(x, NeuralConfig(**cfg, fine_cuts="always"))
+    assert always.info["fine_cuts"]
+
+
+def test_window_changes_take_the_least_alike_moments_apart_from_each_other():
+    moments = np.arange(0, 100, 5)
+    sim = np.full(len(moments), 0.8)
+    sim[4], sim[5], sim[12] = 0.3, 0.45, 0.55   # a dip at 20 (and its shoulder at 25), a shallower one at 60
+    assert window_changes(moments, sim, 20, 0.5, 0.2) == [20, 60]   # 60: 0.25 under the median 0.8
+    assert window_changes(moments, sim, 20, 0.5, 0.3) == [20]       # the floor alone
+    assert window_changes(moments, sim, 50, 0.5, 0.2) == [20]       # 60 is too close to the deeper 20
+    sim[4] = np.nan                                                  # not measured: never a change
+    assert window_changes(moments, sim, 20, 0.5, 0.2) == [25, 60]
+    # under three moments the median is taken as 1: 0.6 is a change, 0.85 is not
+    assert window_changes(moments[:2], np.array([0.6, 0.7]), 5, 0.5, 0.2) == [0]
+    assert window_changes(moments[:2], np.array([0.85, 0.9]), 5, 0.5, 0.2) == []
+
+
 def test_a_change_of_voice_without_a_pause_is_found_from_the_prints():
     x, ref = _tones([(0.2, 4.0, 220.0), (4.0, 8.0, 1500.0)], 8.4)
     hyp = _run(x, NeuralConfig(step=1.0, min_clean=0.5))
@@ -466,6 +513,8 @@ def test_a_config_of_the_other_backend_is_a_clear_error():
         NeuralConfig(linkage="single")
     with pytest.raises(ConfigError, match="NeuralConfig.trunk_dtype must be auto or float32 or bfloat16"):
         NeuralConfig(trunk_dtype="half")
+    with pytest.raises(ConfigError, match="NeuralConfig.fine_cuts must be given or always or never, not 'yes'"):
+        NeuralConfig(fine_cuts="yes")
 
 
 def test_minor_clusters_join_a_close_voice_but_a_distinct_minor_voice_stands():
