@@ -8,7 +8,9 @@ measures the kind: six triplets of espeak-ng voices (male variants with close pi
 British variants, one voice at three pitches, three named variants), each in three layouts built with exact
 turns: 12 lines with overlaps of up to 0.3 s and noise, 12 lines with clean 0.3-0.8 s pauses, and 16 lines
 (about 30 s) in a random speaker order with overlaps and noise. DER (no collar, overlap scored) with the
-count estimated and given (3), and the count found. Needs espeak-ng; the neural backend needs its model
+count estimated and given (3), and the count found; with a cast file of the voices' samples (the ``_cast`` rows: the
+count bounded by the cast size + 1, as `s2vt plan` runs; ``_cast_count``: the cast size as the count,
+`--cast-count`), the DER of the characters. Needs espeak-ng; the neural backend needs its model
 files (``s2vt diarize --setup``).
 """
 
@@ -22,7 +24,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from bench_common import write_results
+from bench_common import neural_fields, write_results
 
 LINES = ["Where were you last night", "I was at the harbour watching the boats come in",
          "That is not what your brother told me", "My brother was not even there",
@@ -83,15 +85,17 @@ def cast_prints(voices: dict) -> dict:
                    for who in voices})
 
 
-def with_cast(sig, ref, prints: dict, backend: str, characters: list[str]) -> dict:
+def with_cast(sig, ref, prints: dict, backend: str, characters: list[str], cast_count: bool = False,
+              config=None) -> dict:
     """What `s2vt diarize --cast` gives (`s2vt plan` asks for exclusive turns): the count estimated with the
-    cast size + 1 as its bound, characters assigned from the voice samples; DER of the characters (a
-    character is a speaker)."""
+    cast size + 1 as its bound (``cast_count``: the cast size as the count, `--cast-count`), characters
+    assigned from the voice samples; DER of the characters (a character is a speaker)."""
     from dataclasses import replace
 
     from s2v_toolkit.diarization import assign_characters, diarization_error_rate, diarize
 
-    est = diarize(sig, 16000, backend=backend, max_speakers=len(characters) + 1)
+    counts = {"num_speakers": len(characters)} if cast_count else {"max_speakers": len(characters) + 1}
+    est = diarize(sig, 16000, backend=backend, config=config, **counts)
     named = assign_characters(est, sig, prints, characters=characters, sample_rate=16000)
     by_character = named.with_turns([replace(t, speaker=t.character or "unknown") for t in named])
     return {"found": len(est.speakers), "der": round(diarization_error_rate(ref, by_character).der, 4),
@@ -104,6 +108,8 @@ def main() -> int:
     ap.add_argument("--no-cast", action="store_true",
                     help="leave out the rows with a cast file (voice samples of each voice), as `s2vt plan` runs")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--neural-set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a NeuralConfig field for the neural runs (repeatable)")
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "similar_voices.json"))
     args = ap.parse_args()
     if not shutil.which("espeak-ng"):
@@ -111,10 +117,11 @@ def main() -> int:
         return 0
     import torch
 
-    from s2v_toolkit.diarization import diarization_error_rate, diarize
+    from s2v_toolkit.diarization import NeuralConfig, diarization_error_rate, diarize
 
     torch.set_num_threads(args.threads)
     backends = args.backends.split(",")
+    configs = {"embedded": None, "neural": NeuralConfig(**neural_fields(args.neural_set))}
     rows = []
     t0 = time.perf_counter()
     for voices_name, voices in VOICES.items():
@@ -123,15 +130,16 @@ def main() -> int:
             sig, ref = scene(voices, *spec)
             row = {"voices": voices_name, "layout": layout, "seconds": round(len(sig) / 16000, 1)}
             for b in backends:
-                est = diarize(sig, 16000, backend=b)
-                given = diarize(sig, 16000, backend=b, num_speakers=3)
+                est = diarize(sig, 16000, backend=b, config=configs[b])
+                given = diarize(sig, 16000, backend=b, num_speakers=3, config=configs[b])
                 row[b] = {"found": len(est.speakers), "der": round(diarization_error_rate(ref, est).der, 4),
                           "der_given": round(diarization_error_rate(ref, given).der, 4)}
                 if prints is not None:
-                    row[b + "_cast"] = with_cast(sig, ref, prints, b, list(voices))
+                    row[b + "_cast"] = with_cast(sig, ref, prints, b, list(voices), config=configs[b])
+                    row[b + "_cast_count"] = with_cast(sig, ref, prints, b, list(voices), True, configs[b])
             rows.append(row)
             print(json.dumps(row), flush=True)
-    keys = [k for k in rows[0] if k in backends or k.endswith("_cast")]
+    keys = [k for k in rows[0] if k in backends or k.endswith(("_cast", "_cast_count"))]
     summary = {b: {"mean_der": round(float(np.mean([r[b]["der"] for r in rows])), 4),
                    **({"mean_der_given": round(float(np.mean([r[b]["der_given"] for r in rows])), 4)}
                       if "der_given" in rows[0][b] else {}),
@@ -139,7 +147,7 @@ def main() -> int:
                    "count_right": sum(r[b]["found"] == 3 for r in rows), "scenes": len(rows)} for b in keys}
     print(json.dumps(summary))
     write_results({"command": "python bench/bench_similar_voices.py --backends " + args.backends
-                   + (" --no-cast" if args.no_cast else ""),
+                   + (" --no-cast" if args.no_cast else "") + "".join(f" --neural-set {a}" for a in args.neural_set),
                    "threads": args.threads, "seconds": round(time.perf_counter() - t0, 1),
                    "load_average": os.getloadavg(), "summary": summary, "rows": rows}, args.out)
     return 0
