@@ -21,7 +21,10 @@ audio seconds, and the ratio neural / embedded (the figure that carries to other
 
 ``--similar`` adds the 18 similar-voice espeak-ng scenes of ``bench_similar_voices.py``; ``--neural-set``
 changes a :class:`NeuralConfig` field for the neural runs (``--neural-set change_similarity=2.0``: the
-variants of docs/diarization.md, "Voices of one synthesiser"); ``--backends neural`` runs one backend.
+variants of docs/diarization.md, "Voices of one synthesiser"); ``--backends neural`` runs one backend;
+``--backends auto`` runs what ``s2vt`` runs by default (run with ``S2VT_DIARIZATION_BACKEND`` unset or ``auto``).
+``--monologue --backends neural,auto``: the speed on one reader instead, where auto, hearing one voice, asks
+the embedded backend for its count (the ratio auto / neural is that second opinion's cost).
 
 The neural backend needs its model files (``s2vt diarize --setup``).
 """
@@ -40,6 +43,14 @@ import numpy as np
 from bench_common import libri4_minutes, neural_fields, write_results
 
 BACKENDS = ("embedded", "neural")
+
+
+def one_reader_minutes(corpus: Path, minutes: float) -> np.ndarray:
+    """One LibriSpeech reader (the corpus's libri4_cast samples of speaker 2414) repeated to ``minutes``."""
+    from s2v_toolkit.diarization import open_audio
+
+    x = np.concatenate([open_audio(f).read_all() for f in sorted((Path(corpus) / "audio" / "libri4_cast").glob("2414_*.flac"))])
+    return np.tile(x, int(np.ceil(minutes * 60 * 16000 / len(x))))[: int(minutes * 60 * 16000)].astype(np.float32)
 
 
 def recordings(corpus: Path | None, extras: list[Path]):
@@ -116,12 +127,15 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--no-der", action="store_true", help="speed only")
     ap.add_argument("--no-speed", action="store_true", help="DER only")
+    ap.add_argument("--monologue", action="store_true",
+                    help="time --backends on one reader (the cast samples of libri4's reader 2414, repeated), where "
+                         "auto asks the embedded backend for a second opinion")
     ap.add_argument("--no-corpus", action="store_true", help="only the --extra folders' recordings")
     ap.add_argument("--no-synthetic", action="store_true", help="leave out the two espeak-ng scenes")
     ap.add_argument("--similar", action="store_true", help="add the 18 scenes of bench_similar_voices.py")
     ap.add_argument("--neural-set", action="append", default=[], metavar="KEY=VALUE",
                     help="a NeuralConfig field for the neural runs (repeatable)")
-    ap.add_argument("--backends", default=",".join(BACKENDS))
+    ap.add_argument("--backends", default=",".join(BACKENDS), help="of embedded, neural, auto")
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "diarization_backends.json"))
     args = ap.parse_args()
 
@@ -132,11 +146,12 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     backends = tuple(args.backends.split(","))
     fields = neural_fields(args.neural_set)
-    configs = {"embedded": None, "neural": NeuralConfig(**fields)}
+    # "auto" (what `s2vt` runs by default) takes no config: it decides between the two itself
+    configs = {"embedded": None, "neural": NeuralConfig(**fields), "auto": None}
     corpus = Path(args.corpus)
     doc = {"command": "python bench/bench_diarization_backends.py " + " ".join(
         f"--extra {e}" for e in args.extra) + "".join(
-        f" --{k.replace('_', '-')}" for k in ("no_der", "no_speed", "no_corpus", "no_synthetic", "similar")
+        f" --{k.replace('_', '-')}" for k in ("no_der", "no_speed", "no_corpus", "no_synthetic", "similar", "monologue")
         if getattr(args, k)) + "".join(f" --neural-set {a}" for a in args.neural_set)
         + f" --backends {args.backends}", "threads": args.threads, "rows": []}
     if not args.no_der:
@@ -178,19 +193,24 @@ def main() -> int:
 
     if args.no_speed:
         return _write(doc, args.out)
-    x = libri4_minutes(corpus, args.minutes)
+    x = one_reader_minutes(corpus, args.minutes) if args.monologue else libri4_minutes(corpus, args.minutes)
     seconds = len(x) / 16000
-    times = {b: [] for b in BACKENDS}
-    for b in BACKENDS:
+    timed = backends if args.monologue else BACKENDS
+    times = {b: [] for b in timed}
+    for b in timed:
         diarize(x[: 16000 * 20], 16000, backend=b)  # warm-up: model loading
     for _ in range(args.repeat):
-        for b in BACKENDS:
+        for b in timed:
             t0 = time.perf_counter()
             diarize(x, 16000, backend=b)
             times[b].append(time.perf_counter() - t0)
-    doc["speed"] = {"audio_seconds": seconds, "seconds": times,
+    first = timed[0]
+    doc["speed"] = {"audio": "one reader (monologue)" if args.monologue else "libri4.wav's four readers",
+                    "audio_seconds": seconds, "seconds": times,
                     "rtf": {b: round(min(t) / seconds, 4) for b, t in times.items()},
-                    "ratio_neural_over_embedded": round(min(times["neural"]) / min(times["embedded"]), 2),
+                    **({"ratio_neural_over_embedded": round(min(times["neural"]) / min(times["embedded"]), 2)}
+                       if not args.monologue else
+                       {f"ratio_over_{first}": {b: round(min(times[b]) / min(times[first]), 2) for b in timed[1:]}}),
                     "load_average": os.getloadavg()}
     print(json.dumps(doc["speed"]), flush=True)
     return _write(doc, args.out)

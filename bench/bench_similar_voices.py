@@ -121,7 +121,7 @@ def main() -> int:
 
     torch.set_num_threads(args.threads)
     backends = args.backends.split(",")
-    configs = {"embedded": None, "neural": NeuralConfig(**neural_fields(args.neural_set))}
+    configs = {"embedded": None, "neural": NeuralConfig(**neural_fields(args.neural_set)), "auto": None}
     rows = []
     t0 = time.perf_counter()
     for voices_name, voices in VOICES.items():
