@@ -23,8 +23,7 @@ audio seconds, and the ratio neural / embedded (the figure that carries to other
 changes a :class:`NeuralConfig` field for the neural runs (``--neural-set change_similarity=2.0``: the
 variants of docs/diarization.md, "Voices of one synthesiser"); ``--backends neural`` runs one backend;
 ``--backends auto`` runs what ``s2vt`` runs by default (run with ``S2VT_DIARIZATION_BACKEND`` unset or ``auto``).
-``--monologue --backends neural,auto``: the speed on one reader instead, where auto, hearing one voice, asks
-the embedded backend for its count (the ratio auto / neural is that second opinion's cost).
+``--monologue``: the speed of ``--backends`` on one reader instead of four.
 
 The neural backend needs its model files (``s2vt diarize --setup``).
 """
@@ -128,8 +127,7 @@ def main() -> int:
     ap.add_argument("--no-der", action="store_true", help="speed only")
     ap.add_argument("--no-speed", action="store_true", help="DER only")
     ap.add_argument("--monologue", action="store_true",
-                    help="time --backends on one reader (the cast samples of libri4's reader 2414, repeated), where "
-                         "auto asks the embedded backend for a second opinion")
+                    help="time --backends on one reader (the cast samples of libri4's reader 2414, repeated)")
     ap.add_argument("--no-corpus", action="store_true", help="only the --extra folders' recordings")
     ap.add_argument("--no-synthetic", action="store_true", help="leave out the two espeak-ng scenes")
     ap.add_argument("--similar", action="store_true", help="add the 18 scenes of bench_similar_voices.py")

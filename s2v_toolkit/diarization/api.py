@@ -60,27 +60,6 @@ def _check_counts(num_speakers, min_speakers, max_speakers) -> None:
         raise ConfigError(f"min_speakers ({min_speakers}) is larger than max_speakers ({max_speakers})")
 
 
-def _second_opinion_on_one_voice(source: AudioSource, result: SpeakerTurns, why: str, counts: dict, progress,
-                                 overlap: bool) -> tuple[SpeakerTurns, str]:
-    """Auto, count estimated, the neural backend heard one voice: the embedded backend's count is asked for, and
-    where it hears several, the neural backend runs again with that count given (which also cuts its stretches
-    where the voice changes). Two voice encoders trained apart: CAM++ puts some alike voices (one speech
-    synthesiser's) at 0.9 cosine, where GE2E still parts them. On the recordings of docs/diarization.md the
-    embedded backend heard several voices where the neural one heard one 11 times, rightly every time
-    ("One voice heard: a second opinion", session 21)."""
-    from s2v_toolkit.diarization.embedded import EmbeddedDiarizer
-    from s2v_toolkit.diarization.neural import NeuralDiarizer
-
-    other = EmbeddedDiarizer()(source, **counts, progress=progress, overlap=overlap)
-    k = len(other.speakers)
-    if k < 2:
-        return result, f"{why}; one voice (the embedded backend also hears one)"
-    again = NeuralDiarizer()(source, num_speakers=k, progress=progress, overlap=overlap)
-    again.info["count"] = f"the embedded backend's ({k}): the neural backend's estimate was one voice"
-    return again, (f"{why}; the neural backend heard one voice, the embedded backend {k}: the neural backend ran "
-                   f"again with {k} voices")
-
-
 def diarize(audio, sample_rate: int | None = None, *, backend: str | None = None, num_speakers: int | None = None,
             min_speakers: int | None = None, max_speakers: int | None = None,
             pyannote_dir: str | os.PathLike | None = None, channel=None, config=None, progress=False,
@@ -153,8 +132,6 @@ def diarize(audio, sample_rate: int | None = None, *, backend: str | None = None
             why = (f"{why}; the neural backend heard no speech, the embedded backend found {found:.1f} s, "
                    "so its turns are given")
             result = fallback
-    elif backend == "neural" and auto_by_files and num_speakers is None and len(result.speakers) == 1:
-        result, why = _second_opinion_on_one_voice(source, result, why, counts, progress, overlap)
     result.info["backend_choice"] = why
     if channel is not None:
         result.info["channel"] = getattr(source, "channel", None)

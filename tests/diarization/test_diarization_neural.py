@@ -948,54 +948,6 @@ def test_auto_gives_the_embedded_turns_where_the_segmentation_hears_nobody(tmp_p
     assert silent.backend == "neural" and not silent.turns  # nobody anywhere: the neural result stands
 
 
-class _AlikePrints(_SpectrumPrints):
-    """Every print leans the same way (a large common part): any two voices sit above 0.9 cosine, as CAM++
-    puts some voices of one speech synthesiser, so the count estimated is one voice."""
-
-    def embed_stats(self, stats):
-        spectrum = super().embed_stats(stats)
-        return spectrum + 3.0 * spectrum.norm(dim=-1, keepdim=True) / np.sqrt(spectrum.shape[-1])
-
-
-def test_auto_asks_the_embedded_backend_where_the_neural_one_hears_one_voice(tmp_path, monkeypatch):
-    """Auto, count estimated, one voice heard: the embedded backend's count is asked for; where it hears
-    several, the neural backend runs again with that count given, and the result says so. Where it also
-    hears one, a count is given, or the neural backend was named, the neural result stands."""
-    from s2v_toolkit.diarization import diarize, model_files
-    from s2v_toolkit.diarization.embedded import EmbeddedDiarizer
-
-    monkeypatch.delenv("S2VT_DIARIZATION_BACKEND", raising=False)
-    _installed_stand_ins(tmp_path, monkeypatch)
-    seg, emb = _stand_ins()
-    alike = _AlikePrints(emb.cfg).eval()
-    alike.trunk_channels = 80
-    monkeypatch.setattr(model_files, "load_neural_models",
-                        lambda folder=None: model_files.NeuralModels(seg, alike, ("stand-in", "stand-in")))
-    parts = [(0.3 + 2.0 * i, 1.9 + 2.0 * i, (220.0, 1500.0)[i % 2]) for i in range(8)]
-    x, ref = _tones(parts, 16.5)
-    heard = {"voices": 2, "calls": 0}
-
-    def embedded(self, source, **kw):
-        heard["calls"] += 1
-        return SpeakerTurns([SpeakerTurn(0.3 + i, 0.8 + i, f"SPEAKER_{i % heard['voices']:02d}") for i in range(4)],
-                            source.name, source.duration, "embedded")
-
-    monkeypatch.setattr(EmbeddedDiarizer, "__call__", embedded)
-    named = diarize(x, SR, backend="neural")
-    assert len(named.speakers) == 1 and heard["calls"] == 0       # a named backend keeps its own result
-    out = diarize(x, SR)
-    assert heard["calls"] == 1 and out.backend == "neural" and len(out.speakers) == 2
-    assert out.info["num_speakers"] == 2 and out.info["fine_cuts"]
-    assert "the neural backend heard one voice, the embedded backend 2: the neural backend ran again with 2 " \
-           "voices" in out.info["backend_choice"]
-    assert diarization_error_rate(ref, out).der < 0.1 < diarization_error_rate(ref, named).der
-    heard["voices"] = 1
-    one = diarize(x, SR)
-    assert len(one.speakers) == 1 and "the embedded backend also hears one" in one.info["backend_choice"]
-    calls = heard["calls"]
-    assert len(diarize(x, SR, num_speakers=1).speakers) == 1 and heard["calls"] == calls  # a count given
-
-
 def test_trunk_in_bfloat16_stays_close_to_float32_and_auto_follows_the_cpu(monkeypatch):
     """The CAM++ trunk in bfloat16 (autocast: convolutions and matrix products) is a few per cent from the
     float32 one, not equal (it really ran in bfloat16); ``auto`` picks it only where the CPU computes
