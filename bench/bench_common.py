@@ -50,8 +50,13 @@ def libri4_minutes(corpus: str | Path, minutes: float) -> np.ndarray:
     from s2v_toolkit.diarization import open_audio
 
     src = open_audio(Path(corpus) / "audio" / "libri4.wav")
-    x = src.read(0, src.duration)
-    return np.tile(x, int(np.ceil(minutes * 60 / src.duration)))[: int(minutes * 60 * 16000)]
+    return repeat_to_minutes(src.read(0, src.duration), minutes)
+
+
+def repeat_to_minutes(x: np.ndarray, minutes: float) -> np.ndarray:
+    """16 kHz samples ``x`` repeated and cut to ``minutes``."""
+    n = int(minutes * 60 * 16000)
+    return np.tile(x, int(np.ceil(n / len(x))))[:n]
 
 
 def write_results(doc: dict, out: str | Path) -> Path:

@@ -613,17 +613,21 @@ def aggregate_voices(local: LocalVoices, units: np.ndarray, mapping: np.ndarray,
     activity = np.zeros((n_global, k))
     count = np.zeros(n_global)
     cover = np.zeros(n_global)
-    n_seg = local.activity.shape[1]
+
+    def on_grid(start: float, f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Global frame of a chunk's frames ``f``, and which of them fall inside the recording."""
+        t = start + off + f * step
+        g = np.round(t / step).astype(int)
+        return g, (g >= 0) & (g < n_global) & (t < duration)
+
+    every = np.arange(local.activity.shape[1])
     for c, start in enumerate(local.starts):
-        g = np.round((start + off + np.arange(n_seg) * step) / step).astype(int)
-        ok = (g >= 0) & (g < n_global) & (start + off + np.arange(n_seg) * step < duration)
+        g, ok = on_grid(start, every)
         cover[g[ok]] += 1
         count[g[ok]] += local.activity[c][ok].sum(-1)
     for (c, s, a, b), cluster in zip(units, mapping):
-        start = local.starts[c]
         f = np.arange(a, b)
-        g = np.round((start + off + f * step) / step).astype(int)
-        ok = (g >= 0) & (g < n_global) & (start + off + f * step < duration)
+        g, ok = on_grid(local.starts[c], f)
         activity[g[ok], cluster] += local.activity[c, f[ok], s]
     cover = np.maximum(cover, 1)
     return activity / cover[:, None], count / cover
