@@ -56,13 +56,11 @@ def summary(rows: list[dict], evidence: str) -> dict:
 def main() -> int:
     from bench_asd_statistics import corpus_arguments, landmarks_z, lines_of, talking_heads_of
 
-    args = corpus_arguments(__doc__, "asd_networks.json", "folder for the face crops (reused when present)",
-                            networks=True)
+    args = corpus_arguments(__doc__, "asd_networks.json", "folder for the face crops (reused when present)")
 
     import torch
 
-    from s2v_toolkit.faces.asd import (CROP_VIEWS, asd_evidence, combine_evidence, encode_faces_windowed,
-                                       line_face_crops, view_of)
+    from s2v_toolkit.faces.asd import asd_evidence, combine_evidence, encode_faces_windowed, line_face_crops
     from s2v_toolkit.faces.asd_model import NETWORKS, load_network
 
     torch.set_num_threads(2)
@@ -71,17 +69,8 @@ def main() -> int:
         print("fewer than 2 talking heads found: nothing measured")
         return 0
     names = sorted(clips)
-    networks = tuple(args.networks.split(",")) if args.networks else NETWORKS
-    models = {name: load_network(name, "cpu") for name in networks}
-    # "average": the shipped networks' mean z (the rule); with more networks, every pair's and all of them
-    averages = {"average": list(NETWORKS)}
-    extra = [n for n in networks if n not in NETWORKS]
-    if extra:
-        from itertools import combinations
-
-        averages.update({"+".join(c): list(c) for r in range(2, len(networks) + 1)
-                         for c in combinations(networks, r) if list(c) != list(NETWORKS)})
-    evidences = [*networks, *averages]
+    models = {name: load_network(name, "cpu") for name in NETWORKS}
+    evidences = [*NETWORKS, "average"]
     cache = Path(args.cache) if args.cache else None
     rows = []
     t0 = time.perf_counter()
@@ -89,15 +78,15 @@ def main() -> int:
         analysis, _ = clips[name]
         path = cache / f"{name}.npz" if cache else None
         if path is not None and path.is_file():
-            crops = {v: c for v in CROP_VIEWS if (c := np.load(path).get(v.replace(" ", "_"))) is not None}
+            crops = np.load(path)["crops"]
         else:
             crops = line_face_crops(analysis.source, analysis.rotation, analysis.tracks, analysis.start,
-                                    analysis.end, analysis.fps, CROP_VIEWS)[analysis.tracks[0].track_id]
+                                    analysis.end, analysis.fps)[analysis.tracks[0].track_id]
             if path is not None:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                np.savez_compressed(path, **{v.replace(" ", "_"): c for v, c in crops.items()})
+                np.savez_compressed(path, crops=crops)
         with torch.inference_mode():   # the face once per network, for all its lines
-            faces = {n: encode_faces_windowed(m, crops[view_of(m)]) for n, m in models.items()}
+            faces = {n: encode_faces_windowed(m, crops) for n, m in models.items()}
         for key, audio in lines_of(names, clips, name, args.others).items():
             lm = landmarks_z(analysis, audio)
             with torch.inference_mode():
@@ -105,8 +94,7 @@ def main() -> int:
                         for n, m in models.items()}
             if any(e is None for e in each.values()):
                 continue  # a line too short for the shifts
-            for label, members in averages.items():
-                each[label] = combine_evidence([each[n] for n in members])
+            each["average"] = combine_evidence([each[n] for n in NETWORKS])
             rows.append({"clip": name, "folder": folder_of[name], "line": key, "own": key == "own",
                          "landmarks_z": None if lm is None else round(lm, 3),
                          "z": {k: round(e.z, 3) for k, e in each.items()},

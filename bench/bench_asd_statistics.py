@@ -107,12 +107,9 @@ def table(rows: list[dict]) -> list[dict]:
     return summary
 
 
-def corpus_arguments(doc: str, out_name: str, cache_help: str, networks: bool = False) -> argparse.Namespace:
+def corpus_arguments(doc: str, out_name: str, cache_help: str) -> argparse.Namespace:
     """The arguments of the benches over the corpus's talking heads (this one, bench_asd_networks)."""
     ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
-    if networks:
-        ap.add_argument("--networks", default=None,
-                        help="comma-separated networks to score (default: the shipped ones, asd_model.NETWORKS)")
     ap.add_argument("--corpus", action="append", required=True, help="a folder with media/ (repeatable)")
     ap.add_argument("--others", type=int, default=8)
     ap.add_argument("--cache", default=None, help=cache_help)

@@ -29,8 +29,6 @@ from s2v_toolkit.faces.asd_model import network_module
 SOURCES = {
     "light-asd": "github.com/Junhua-Liao/Light-ASD weight/pretrain_AVA_CVPR.model",
     "lr-asd": "github.com/Junhua-Liao/LR-ASD weight/pretrain_AVA.model",
-    "fabulight": "github.com/knowledgetechnologyuhh/FabuLight-ASD exps/exp_0.001_0.95_60_2000_Adam_epochStep_0.0_1.3_"
-                 "linear_0.02_112_F_fabulight_config/model/best_0044.model",
 }
 
 
@@ -51,10 +49,8 @@ def convert(checkpoint: str | Path, out: str | Path | None = None, network: str 
 
 if __name__ == "__main__":
     args = sys.argv[1:]
-    flags = {"--lr-asd": "lr-asd", "--fabulight": "fabulight"}
-    network = flags.get(args[0], "light-asd") if args else "light-asd"
-    args = args[1:] if network != "light-asd" else args
+    network = "lr-asd" if args[:1] == ["--lr-asd"] else "light-asd"
+    args = args[1:] if network == "lr-asd" else args
     if len(args) != 1:
-        sys.exit("usage: python -m s2v_toolkit.faces._convert_weights [--lr-asd | --fabulight] "
-                 "PATH/<authors' checkpoint>.model")
+        sys.exit("usage: python -m s2v_toolkit.faces._convert_weights [--lr-asd] PATH/<authors' checkpoint>.model")
     print(convert(args[0], network=network))

@@ -43,11 +43,10 @@ def _mel_filterbank(n_filters: int, n_fft: int, rate: int) -> np.ndarray:
     return bank
 
 
-def mfcc(samples: np.ndarray, rate: int = 16000, n_fft: int = 512) -> np.ndarray:
-    """13 MFCCs per 10 ms (25 ms rectangular frames, pre-emphasis 0.97, 26 mel filters, FFT ``n_fft`` (512 for
-    the AVA-trained networks, 1024 for FabuLight-ASD), lifter 22, the first coefficient replaced by the log
-    frame energy) of mono samples in [-1, 1], scaled as 16-bit integers first (the log energies depend on the
-    scale). ``(frames, 13)`` float32."""
+def mfcc(samples: np.ndarray, rate: int = 16000) -> np.ndarray:
+    """13 MFCCs per 10 ms (25 ms rectangular frames, pre-emphasis 0.97, 26 mel filters, FFT 512, lifter
+    22, the first coefficient replaced by the log frame energy) of mono samples in [-1, 1], scaled as
+    16-bit integers first (the log energies depend on the scale). ``(frames, 13)`` float32."""
     from scipy.fft import dct
 
     x = np.asarray(samples, np.float64) * 32768.0
@@ -56,10 +55,10 @@ def mfcc(samples: np.ndarray, rate: int = 16000, n_fft: int = 512) -> np.ndarray
     n = 1 if len(x) <= win else 1 + int(math.ceil((len(x) - win) / hop))
     x = np.pad(x, (0, max(0, (n - 1) * hop + win - len(x))))
     frames = np.lib.stride_tricks.sliding_window_view(x, win)[::hop][:n]
-    power = np.abs(np.fft.rfft(frames, n_fft)) ** 2 / n_fft
+    power = np.abs(np.fft.rfft(frames, 512)) ** 2 / 512
     eps = np.finfo(float).eps
     energy = np.maximum(power.sum(1), eps)
-    feats = np.log(np.maximum(power @ _mel_filterbank(26, n_fft, rate).T, eps))
+    feats = np.log(np.maximum(power @ _mel_filterbank(26, 512, rate).T, eps))
     cep = dct(feats, type=2, axis=1, norm="ortho")[:, :13]
     cep *= 1 + 11.0 * np.sin(np.pi * np.arange(13) / 22)
     cep[:, 0] = np.log(energy)
@@ -69,29 +68,18 @@ def mfcc(samples: np.ndarray, rate: int = 16000, n_fft: int = 512) -> np.ndarray
 # --- faces ------------------------------------------------------------------------------------------------
 
 
-CROP_VIEWS = ("lower face", "face box")
-FACE_BOX_SCALE = 1.0
-
-
-def face_crop(frame: np.ndarray, box: np.ndarray, view: str = "lower face") -> np.ndarray:
-    """A network's view of a face, grey, 112 px. ``"lower face"`` (the AVA-trained networks): the square of
-    side 0.7 box sizes from 0.15 box sizes above the box's centre, centred across (for a box of size ``s`` =
-    its larger side: the middle half of the authors' crop, which spans ``2.8 * s/2`` from ``s/2`` above the
-    centre). ``"face box"`` (FabuLight-ASD, trained on WASD's face boxes resized to 112): the box itself,
-    ``FACE_BOX_SCALE`` times its larger side, centred. Outside the frame is grey 110, as theirs."""
+def face_crop(frame: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """The network's view of a face: the grey square of side 0.7 box sizes from 0.15 box sizes above the
+    box's centre, centred across, at 112 px (for a box of size ``s`` = its larger side: the middle
+    half of the authors' crop, which spans ``2.8 * s/2`` from ``s/2`` above the centre). Outside the frame
+    is grey 110, as theirs."""
     import cv2
 
     x0, y0, x1, y1 = (float(v) for v in box)
     half = max(x1 - x0, y1 - y0) / 2
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-    if view == "lower face":
-        side = 1.4 * half
-        left, top = cx - 0.7 * half, cy - 0.3 * half
-    elif view == "face box":
-        side = 2 * half * FACE_BOX_SCALE
-        left, top = cx - side / 2, cy - side / 2
-    else:
-        raise ValueError(f"face_crop: unknown view {view!r} (use one of {', '.join(CROP_VIEWS)})")
+    side = 1.4 * half
+    left, top = cx - 0.7 * half, cy - 0.3 * half
     from .detector import to_rgb8
 
     grey = frame if frame.ndim == 2 else cv2.cvtColor(to_rgb8(frame), cv2.COLOR_RGB2GRAY)
@@ -256,10 +244,10 @@ def encode_faces_windowed(model, faces: np.ndarray) -> "torch.Tensor":  # noqa: 
     return torch.cat(parts, 1)
 
 
-def line_mfcc(audio: np.ndarray, frames: int, rate: int = 16000, n_fft: int = 512) -> np.ndarray:
+def line_mfcc(audio: np.ndarray, frames: int, rate: int = 16000) -> np.ndarray:
     """The network's audio input for ``frames`` video frames at 25 fps: 4 MFCC frames per video frame,
     ``(4 * frames, 13)``; where the audio is shorter its last MFCC frame is repeated (zeros without audio)."""
-    feats = mfcc(audio, rate, n_fft)
+    feats = mfcc(audio, rate)
     need = 4 * frames
     if len(feats) < need:
         feats = np.concatenate([feats, np.repeat(feats[-1:], need - len(feats), 0)]) if len(feats) else np.zeros((need, 13), np.float32)
@@ -287,13 +275,12 @@ def loudest_frame_dbfs(audio: np.ndarray, rate: int = 16000) -> float:
     return 10 * math.log10(power) if power > 0 else -math.inf
 
 
-def asd_evidence(faces, audio: np.ndarray, rate: int = 16000, *, model=None, network: str = "",
+def asd_evidence(faces: np.ndarray, audio: np.ndarray, rate: int = 16000, *, model=None, network: str = "",
                  min_shift_s: float = 1.0, max_shifts: int = 40, min_shifts: int = 10,
                  silence_dbfs: float = -50.0, face_embedding=None) -> AsdEvidence | None:
-    """Score a face (``(T, 112, 112)`` uint8 crops at 25 fps, or {view: crops} of :func:`line_face_crops`
-    with views, each network taking its own) against the line's audio (mono, starting at the first crop's
-    time): by ``model`` (labelled ``network``), or without one by every network of :func:`load_networks`,
-    averaged (:func:`combine_evidence`). ``None`` when the line is too short for a
+    """Score a face (``(T, 112, 112)`` uint8 crops at 25 fps) against the line's audio (mono, starting at
+    the first crop's time): by ``model`` (labelled ``network``), or without one by every network of
+    :func:`load_networks`, averaged (:func:`combine_evidence`). ``None`` when the line is too short for a
     null of ``min_shifts`` shifts (under ~2.8 s: a spread from fewer shifts is too unsure to divide by), or
     silent (its loudest 1/25 s under ``silence_dbfs``, the cut ``SpeakerParams.silence_dbfs`` uses): on
     digital silence the encoder's edge effects alone made the shifted copies differ, and a silent line
@@ -307,9 +294,7 @@ def asd_evidence(faces, audio: np.ndarray, rate: int = 16000, *, model=None, net
     against several lines (the visual encoder is most of the cost of a line)."""
     import torch
 
-    if model is not None and isinstance(faces, dict):
-        faces = faces[view_of(model)]
-    t = len(next(iter(faces.values())) if isinstance(faces, dict) else faces)
+    t = len(faces)
     lo = int(round(min_shift_s * ASD_FPS))
     if (t - 2 * lo + 2) // 2 < min_shifts or loudest_frame_dbfs(audio, rate) < silence_dbfs:
         return None
@@ -321,8 +306,7 @@ def asd_evidence(faces, audio: np.ndarray, rate: int = 16000, *, model=None, net
     shifts = sorted({lo + int(round(v)) for v in np.linspace(0, span - 1, min(max_shifts, (span + 1) // 2))})
     with torch.inference_mode():
         face_emb = encode_faces_windowed(model, faces) if face_embedding is None else face_embedding
-        feats = line_mfcc(audio, t, rate, getattr(model, "mfcc_fft", 512))
-        audio_emb = model.encode_audio(torch.from_numpy(feats)[None].to(_device_of(model)))
+        audio_emb = model.encode_audio(torch.from_numpy(line_mfcc(audio, t, rate))[None].to(_device_of(model)))
         logits = shifted_scores(model, audio_emb, face_emb, [0, *shifts])
     own, null = float(logits[0]), logits[1:]
     mean, sd = float(null.mean()), float(null.std(ddof=1))   # min_shifts >= 2 shifts: a spread exists
@@ -331,10 +315,9 @@ def asd_evidence(faces, audio: np.ndarray, rate: int = 16000, *, model=None, net
 
 
 def line_face_crops(source: str, rotation: int, tracks: list, start: int, end: int,
-                    fps: float, views: tuple[str, ...] | None = None) -> dict:
+                    fps: float) -> dict[int, np.ndarray]:
     """Decode the line's frames ``start..end`` of ``source`` once and crop each track's face at 25 fps:
-    track id -> ``(T, 112, 112)`` uint8 (tracks not found on the line are left out), in the ``"lower face"``
-    view; with ``views``, track id -> {view: crops} (:func:`face_crop`'s views, one decode for all)."""
+    track id -> ``(T, 112, 112)`` uint8 (tracks not found on the line are left out)."""
     from .analyze import iter_video_frames
 
     boxes = {t.track_id: b for t in tracks if (b := track_boxes(t, start, end)) is not None}
@@ -344,19 +327,12 @@ def line_face_crops(source: str, rotation: int, tracks: list, start: int, end: i
     wanted: dict[int, list[int]] = {}
     for k, f in enumerate(times):
         wanted.setdefault(int(f), []).append(k)
-    names = views or ("lower face",)
-    crops = {tid: {v: np.zeros((len(times), CROP_PX, CROP_PX), np.uint8) for v in names} for tid in boxes}
+    crops = {tid: np.zeros((len(times), CROP_PX, CROP_PX), np.uint8) for tid in boxes}
     for index, frame in iter_video_frames(source, start, end, rotation):
         for k in wanted.get(index - start, ()):
             for tid, b in boxes.items():
-                for v in names:
-                    crops[tid][v][k] = face_crop(frame, b[index - start], v)
-    return crops if views else {tid: c["lower face"] for tid, c in crops.items()}
-
-
-def view_of(model) -> str:
-    """The face crop a network was trained on (``face_crop``'s view; a test's stand-in: the lower face)."""
-    return getattr(model, "crop_view", "lower face")
+                crops[tid][k] = face_crop(frame, b[index - start])
+    return crops
 
 
 def network_evidence(analysis, tracks: list, start: int, end: int, audio: np.ndarray, rate: int = 16000) -> dict:
@@ -382,12 +358,10 @@ def network_evidence(analysis, tracks: list, start: int, end: int, audio: np.nda
     models = load_networks()
     out = {}
     try:
-        views = tuple(dict.fromkeys(view_of(m) for _, m in models))
-        crops = line_face_crops(analysis.source, analysis.rotation, tracks, start, end, analysis.fps, views)
+        crops = line_face_crops(analysis.source, analysis.rotation, tracks, start, end, analysis.fps)
         for tid, faces in crops.items():
-            line = x[: int(round(len(faces[views[0]]) / ASD_FPS * 16000)) + 400]
-            ev = combine_evidence([asd_evidence(faces[view_of(m)], line, 16000, model=m, network=name)
-                                   for name, m in models])
+            line = x[: int(round(len(faces) / ASD_FPS * 16000)) + 400]
+            ev = combine_evidence([asd_evidence(faces, line, 16000, model=m, network=name) for name, m in models])
             if ev is not None:
                 out[tid] = ev
     except (S2VError, OSError, ValueError, RuntimeError) as exc:

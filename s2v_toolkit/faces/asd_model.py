@@ -84,15 +84,10 @@ class Encoders:
 
     visual: nn.ModuleList
     audio: nn.ModuleList
-    # what the network was trained on, read by ``asd.py``: the grey levels' spread, the FFT size of its
-    # MFCCs and the face crop (``asd.face_crop``'s ``view``)
-    grey_std: float = GREY_STD
-    mfcc_fft: int = 512
-    crop_view: str = "lower face"
 
     def encode_faces(self, faces: torch.Tensor) -> torch.Tensor:
         """``(B, T, 112, 112)`` grey 0-255 -> ``(B, T, 128)``."""
-        x = ((faces.float() / 255.0 - GREY_MEAN) / self.grey_std).unsqueeze(1)   # (B, 1, T, H, W)
+        x = ((faces.float() / 255.0 - GREY_MEAN) / GREY_STD).unsqueeze(1)   # (B, 1, T, H, W)
         for i, block in enumerate(self.visual):
             x = block(x)
             if i < 2:  # spatial max pool 3x3, stride 2, between blocks
@@ -171,7 +166,6 @@ _LOADED: dict[str, nn.Module] = {}
 # Measured on 33 real talking heads and 330 unrelated lines, the average picks far fewer unrelated lines
 # than either alone at the rule's cut (docs/faces.md, bench/bench_asd_networks.py).
 NETWORKS = ("light-asd", "lr-asd")
-KNOWN_NETWORKS = (*NETWORKS, "fabulight")   # may be named in S2VT_ASD_NETWORKS
 
 
 def default_device() -> str:
@@ -204,10 +198,10 @@ def network_names() -> tuple[str, ...]:
     if not chosen:
         return NETWORKS
     names = tuple(dict.fromkeys(n.strip() for n in chosen.split(",") if n.strip()))
-    unknown = [n for n in names if n not in KNOWN_NETWORKS]
+    unknown = [n for n in names if n not in NETWORKS]
     if unknown or not names:
         raise S2VError(f"S2VT_ASD_NETWORKS={chosen!r}: unknown network {', '.join(unknown) or '(none named)'}; "
-                       f"use one or more of {', '.join(KNOWN_NETWORKS)}")
+                       f"use one or more of {', '.join(NETWORKS)}")
     return names
 
 
@@ -222,11 +216,7 @@ def network_module(name: str):
         from . import lr_asd_model   # imports this module (the shared encoders): not at the top
 
         return lr_asd_model
-    if name == "fabulight":
-        from . import fabulight_model
-
-        return fabulight_model
-    raise S2VError(f"unknown active-speaker network {name!r} (use one of {', '.join(KNOWN_NETWORKS)})")
+    raise S2VError(f"unknown active-speaker network {name!r} (use one of {', '.join(NETWORKS)})")
 
 
 def load_network(name: str = "light-asd", device: str | None = None, path: str | Path | None = None) -> nn.Module:
