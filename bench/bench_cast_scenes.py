@@ -30,7 +30,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from bench_common import write_results
+from bench_common import neural_fields, write_results
 
 READERS = ["1998", "2033", "2414", "533"]
 RULES = {"one_to_one": dict(same_voice=False, move_turns=False), "turns": dict(same_voice=False, move_turns=True),
@@ -59,6 +59,8 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--backends", default="embedded", help="comma-separated: embedded, neural")
+    ap.add_argument("--neural-set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a NeuralConfig field for the neural runs (repeatable)")
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "cast_scenes.json"))
     args = ap.parse_args()
     cast_dir = Path(args.corpus) / "audio" / "libri4_cast"
@@ -67,10 +69,11 @@ def main() -> int:
         return 0
     import torch
 
-    from s2v_toolkit.diarization import assign_characters, diarization_error_rate, diarize, enroll
+    from s2v_toolkit.diarization import NeuralConfig, assign_characters, diarization_error_rate, diarize, enroll
 
     torch.set_num_threads(args.threads)
     backends = args.backends.split(",")
+    configs = {"neural": NeuralConfig(**neural_fields(args.neural_set)) if args.neural_set else None}
     keys = [f"{b}/{rule}" for b in backends for rule in RULES]
     t0 = time.perf_counter()
     rows = []
@@ -79,7 +82,8 @@ def main() -> int:
             prints = enroll(samples)
             row = {"scene": name, "kind": kind, "readers": len(ref.speakers)}
             for backend in backends:
-                est = diarize(sig, 16000, backend=backend, max_speakers=len(characters) + 1, overlap=False)
+                est = diarize(sig, 16000, backend=backend, max_speakers=len(characters) + 1, overlap=False,
+                              config=configs.get(backend))
                 row[f"{backend}/found"] = len(est.speakers)
                 for rule, switches in RULES.items():
                     named = assign_characters(est, sig, prints, characters=characters, sample_rate=16000, **switches)
@@ -92,7 +96,8 @@ def main() -> int:
                       for key in keys} | {"scenes": sum(r["kind"] == kind for r in rows)}
                for kind in ("recorded", "microphones", "stranger")}
     print(json.dumps(summary))
-    write_results({"command": f"python bench/bench_cast_scenes.py --scenes {args.scenes} --backends {args.backends}",
+    write_results({"command": f"python bench/bench_cast_scenes.py --scenes {args.scenes} --backends {args.backends}"
+                              + "".join(f" --neural-set {a}" for a in args.neural_set),
                    "seconds": round(time.perf_counter() - t0, 1), "load_average": os.getloadavg(),
                    "summary": summary, "rows": rows}, args.out)
     return 0

@@ -53,6 +53,14 @@ def libri4_minutes(corpus: str | Path, minutes: float) -> np.ndarray:
     return repeat_to_minutes(src.read(0, src.duration), minutes)
 
 
+def one_reader_minutes(corpus: Path, minutes: float) -> np.ndarray:
+    """One LibriSpeech reader (the corpus's libri4_cast samples of speaker 2414) repeated to ``minutes``."""
+    from s2v_toolkit.diarization import open_audio
+
+    samples = sorted((Path(corpus) / "audio" / "libri4_cast").glob("2414_*.flac"))
+    return repeat_to_minutes(np.concatenate([open_audio(f).read_all() for f in samples]), minutes).astype(np.float32)
+
+
 def repeat_to_minutes(x: np.ndarray, minutes: float) -> np.ndarray:
     """16 kHz samples ``x`` repeated and cut to ``minutes``."""
     n = int(minutes * 60 * 16000)

@@ -39,17 +39,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-from bench_common import libri4_minutes, neural_fields, repeat_to_minutes, write_results
+from bench_common import libri4_minutes, neural_fields, one_reader_minutes, write_results
 
 BACKENDS = ("embedded", "neural")
-
-
-def one_reader_minutes(corpus: Path, minutes: float) -> np.ndarray:
-    """One LibriSpeech reader (the corpus's libri4_cast samples of speaker 2414) repeated to ``minutes``."""
-    from s2v_toolkit.diarization import open_audio
-
-    samples = sorted((Path(corpus) / "audio" / "libri4_cast").glob("2414_*.flac"))
-    return repeat_to_minutes(np.concatenate([open_audio(f).read_all() for f in samples]), minutes).astype(np.float32)
 
 
 def recordings(corpus: Path | None, extras: list[Path]):

@@ -5,6 +5,7 @@ chunks, CAM++ trunk blocks of 60 s, the trunk in float32 (the defaults before); 
     python bench/bench_neural_blocks.py [--rounds 5] [--minutes 5] [--out bench/results/neural_blocks.json]
     python bench/bench_neural_blocks.py --before split_gap=0.5 [--before KEY=VALUE ...]  # any change of defaults
     python bench/bench_neural_blocks.py --before fine_cuts=never --num-speakers 4  # with the count given
+    python bench/bench_neural_blocks.py --before fine_cuts=given --one-reader  # one voice: the second look's cost
 
 ``--before``: instead of the three settings below, time the defaults against the defaults with these
 ``NeuralConfig`` fields changed (e.g. a default changed since: what it costs or saves).
@@ -26,7 +27,8 @@ import os
 import statistics
 import time
 
-from bench_common import libri4_minutes, neural_fields, neural_models_missing, paired_speech_args, write_results
+from bench_common import (libri4_minutes, neural_fields, neural_models_missing, one_reader_minutes,
+                          paired_speech_args, write_results)
 
 SETTINGS = {"before (batch 16, blocks 60 s, float32 trunk)": dict(batch=16, block_seconds=60.0, trunk_dtype="float32"),
             "batch 8, blocks 40 s, float32 trunk": dict(trunk_dtype="float32"),
@@ -39,6 +41,8 @@ def main() -> int:
     ap.add_argument("--before", action="append", default=[], metavar="KEY=VALUE",
                     help="time the defaults against the defaults with these NeuralConfig fields (repeatable)")
     ap.add_argument("--num-speakers", type=int, default=None, help="the count given (default: estimated)")
+    ap.add_argument("--one-reader", action="store_true",
+                    help="one LibriSpeech reader (libri4_cast's 2414) instead of libri4's four: a monologue")
     args = ap.parse_args()
     import torch
 
@@ -49,7 +53,7 @@ def main() -> int:
         return 0
     torch.set_num_threads(args.threads)
     models = load_neural_models()
-    x = libri4_minutes(args.corpus, args.minutes)
+    x = (one_reader_minutes if args.one_reader else libri4_minutes)(args.corpus, args.minutes)
     seconds = len(x) / 16000
     settings = SETTINGS
     if args.before:
@@ -73,7 +77,8 @@ def main() -> int:
     ratios = {n: [b / a for a, b in zip(times[first], times[n])] for n in names[1:]}
     doc = {"command": f"python bench/bench_neural_blocks.py --rounds {args.rounds} --minutes {args.minutes:g}"
                       + "".join(f" --before {b}" for b in args.before)
-                      + (f" --num-speakers {args.num_speakers}" if args.num_speakers else ""),
+                      + (f" --num-speakers {args.num_speakers}" if args.num_speakers else "")
+                      + (" --one-reader" if args.one_reader else ""),
            "threads": args.threads, "cpu_count": os.cpu_count(), "audio_seconds": seconds,
            "load_average": os.getloadavg(), "seconds": times,
            "rtf": {n: round(statistics.median(times[n]) / seconds, 4) for n in names},

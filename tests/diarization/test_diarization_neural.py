@@ -377,8 +377,10 @@ def test_one_label_for_two_voices_is_split_at_the_pause():
     assert len(hyp.speakers) == 2 and diarization_error_rate(ref, hyp).der < 0.1
     ends = [t.end for t in hyp.turns]
     assert all(b <= a2 + 1e-9 for b, a2 in zip(ends, [t.start for t in hyp.turns][1:]))  # exclusive turns
-    # never splitting (no pause cut, no change cut): the chunks' blended prints lose the voices
-    blended = _run(x, NeuralConfig(step=1.0, min_clean=0.5, split_gap=100.0, change_similarity=float("-inf")))
+    # never splitting (no pause cut, no change cut, no second look at one voice): the chunks' blended prints
+    # lose the voices
+    blended = _run(x, NeuralConfig(step=1.0, min_clean=0.5, split_gap=100.0, change_similarity=float("-inf"),
+                                   fine_cuts="given"))
     assert diarization_error_rate(ref, blended).der > diarization_error_rate(ref, hyp).der + 0.1
 
 
@@ -388,7 +390,7 @@ def test_short_pauses_between_two_voices_turns_split_one_label_by_default():
     # them, so every print blended both voices (real: two-person conversations, voices put end to end)
     parts = [(0.3 + 1.4 * i, 1.5 + 1.4 * i, (220.0, 1500.0)[i % 2]) for i in range(8)]
     x, ref = _tones(parts, 11.8)
-    no_change_cut = dict(step=1.0, min_clean=0.5, change_similarity=float("-inf"))
+    no_change_cut = dict(step=1.0, min_clean=0.5, change_similarity=float("-inf"), fine_cuts="given")
     hyp = _run(x, NeuralConfig(**no_change_cut))
     assert NeuralConfig().split_gap < 0.2
     assert len(hyp.speakers) == 2 and diarization_error_rate(ref, hyp).der < 0.1
@@ -449,7 +451,7 @@ def test_a_change_of_voice_without_a_pause_is_found_from_the_prints():
     change = [t.start for t in hyp.turns if t.start > 1.0]
     assert change and abs(change[0] - 4.0) < 0.8
     assert diarization_error_rate(ref, hyp).der < 0.2
-    unsplit = _run(x, NeuralConfig(step=1.0, min_clean=0.5, change_similarity=float("-inf")))
+    unsplit = _run(x, NeuralConfig(step=1.0, min_clean=0.5, change_similarity=float("-inf"), fine_cuts="given"))
     assert diarization_error_rate(ref, unsplit).der > diarization_error_rate(ref, hyp).der + 0.1
 
 
@@ -513,7 +515,7 @@ def test_a_config_of_the_other_backend_is_a_clear_error():
         NeuralConfig(linkage="single")
     with pytest.raises(ConfigError, match="NeuralConfig.trunk_dtype must be auto or float32 or bfloat16"):
         NeuralConfig(trunk_dtype="half")
-    with pytest.raises(ConfigError, match="NeuralConfig.fine_cuts must be given or always or never, not 'yes'"):
+    with pytest.raises(ConfigError, match="NeuralConfig.fine_cuts must be given or given\\+one or always or never, not 'yes'"):
         NeuralConfig(fine_cuts="yes")
 
 
@@ -974,3 +976,29 @@ def test_trunk_in_bfloat16_stays_close_to_float32_and_auto_follows_the_cpu(monke
         neural.resolve_trunk_dtype("half")
     out = _run(x, NeuralConfig(step=1.0, min_clean=0.5))
     assert out.info["trunk_dtype"] == "float32"
+
+
+def test_one_voice_heard_is_counted_again_on_the_fine_cuts():
+    # two voices taking turns with pauses, but neither the pause cut nor the change cut parts them: every print
+    # blends both, the count is one voice; looked at again on the fine cuts, two
+    parts = [(0.3 + 1.8 * i, 1.5 + 1.8 * i, (220.0, 1500.0)[i % 2]) for i in range(7)]
+    x, ref = _tones(parts, 13.0)
+    blind = dict(step=1.0, min_clean=0.5, split_gap=100.0, change_similarity=float("-inf"))
+    once = _run(x, NeuralConfig(**blind, fine_cuts="given"))
+    assert len(once.speakers) == 1 and "second_look" not in once.info
+    again = _run(x, NeuralConfig(**blind))
+    assert NeuralConfig().fine_cuts == "given+one"
+    assert again.info["second_look"] == {"voices": 2, "kept": True} and again.info["fine_cuts"]
+    assert len(again.speakers) == 2 and diarization_error_rate(ref, again).der < 0.1
+    # a second count whose voices rest on fewer prints than second_look_prints, or hold less than minor_share
+    # of the speech (here about half each), is not kept
+    few = _run(x, NeuralConfig(**blind, second_look_prints=1000))
+    assert few.info["second_look"] == {"voices": 2, "kept": False} and not few.info["fine_cuts"]
+    assert [(t.start, t.end, t.speaker) for t in few] == [(t.start, t.end, t.speaker) for t in once]
+    small = _run(x, NeuralConfig(**blind, minor_share=0.6))
+    assert small.info["second_look"] == {"voices": 2, "kept": False} and len(small.speakers) == 1
+    # one voice looked at again stays one voice; a count given or capped at one is never looked at again
+    mono, _ = _tones([(0.3, 9.0, 220.0)], 9.5)
+    alone = _run(mono, NeuralConfig(**blind))
+    assert len(alone.speakers) == 1 and alone.info["second_look"]["kept"] is False
+    assert "second_look" not in _run(x, NeuralConfig(**blind), max_speakers=1).info
