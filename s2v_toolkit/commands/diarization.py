@@ -99,6 +99,11 @@ def _summary(turns) -> str:
              f"in {turns.duration or 0:.1f} s ({turns.backend} backend)"]
     if str(turns.info.get("backend_choice", "")).startswith("auto"):
         lines.append(f"  backend {turns.info['backend_choice']}")
+    second = turns.info.get("second_look")
+    if second and second.get("kept"):
+        # the count changed on a second look: say so, the user may know better (--num-speakers)
+        lines.append(f"  one voice by the usual cuts, {second['voices']} on a second look at finer cuts "
+                     "(voices alike enough to share one label; --num-speakers 1 if it is one speaker)")
     overlapped = turns.overlapped_seconds()
     if overlapped > 0:
         lines.append(f"  {overlapped:.1f} s of overlapped speech: the turns of both voices cover it "

@@ -140,3 +140,14 @@ def test_cli_voice_outside_the_cast_is_unknown(files, three_speakers, capsys):
         assert said_by(doc["turns"], a, b) == names[speaker], (a, b, speaker)
     rttm = read_rttm(d / "scene3.rttm")["scene3"]
     assert {t.speaker for t in rttm} == {"Ann", "Bob", "unknown"}
+
+
+def test_text_summary_says_when_a_second_look_changed_the_count():
+    from s2v_toolkit.commands.diarization import _summary
+    from s2v_toolkit.diarization import SpeakerTurn, SpeakerTurns
+
+    turns = [SpeakerTurn(0.0, 2.0, "SPEAKER_00"), SpeakerTurn(2.0, 4.0, "SPEAKER_01")]
+    kept = _summary(SpeakerTurns(turns, "x", 4.0, "neural", {"second_look": {"voices": 2, "kept": True}}))
+    assert "2 on a second look at finer cuts" in kept and "--num-speakers 1" in kept
+    for info in ({"second_look": {"voices": 2, "kept": False}}, {}):
+        assert "second look" not in _summary(SpeakerTurns(turns[:1], "x", 4.0, "neural", info))
