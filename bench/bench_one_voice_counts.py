@@ -33,6 +33,7 @@ def main() -> int:
     from s2v_toolkit.diarization import NeuralConfig, diarize, open_audio
 
     torch.set_num_threads(2)
+    variant = NeuralConfig(**neural_fields(args.neural_set)) if args.neural_set else None
     folders = args.media or [str(Path(__file__).resolve().parents[2] / "shared" / "corpus" / "media")]
     rows = []
     for folder in folders:
@@ -45,9 +46,8 @@ def main() -> int:
                 continue
             row = {"file": f"{Path(folder).name}/{f.name}", "seconds": round(len(x) / 16000, 1),
                    **{b: len(diarize(x, 16000, backend=b).speakers) for b in ("neural", "embedded")}}
-            if args.neural_set:
-                cfg = NeuralConfig(**neural_fields(args.neural_set))
-                row["neural_set"] = len(diarize(x, 16000, backend="neural", config=cfg).speakers)
+            if variant is not None:
+                row["neural_set"] = len(diarize(x, 16000, backend="neural", config=variant).speakers)
             rows.append(row)
             print(json.dumps(row), flush=True)
     split = [r["file"] for r in rows if r["neural"] == 1 and r["embedded"] >= 2]

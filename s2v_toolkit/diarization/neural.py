@@ -115,6 +115,28 @@ class LocalVoices:
     chunk_seconds: float
 
 
+@dataclass
+class VoiceClusters:
+    """The stretches' prints and their speakers: ``prints`` (n, dim) and ``units`` (n, 4) of
+    :func:`voice_prints`; ``core``, the prints with enough single-voice speech to form clusters; ``labels``
+    and ``seconds``, each core print's speaker and the speech it stands for."""
+
+    prints: np.ndarray
+    units: np.ndarray
+    core: np.ndarray
+    labels: np.ndarray
+    seconds: np.ndarray
+
+    @property
+    def count(self) -> int:
+        return int(self.labels.max()) + 1 if len(self.labels) else 0
+
+    def stand(self, min_prints: int, min_share: float) -> bool:
+        """Whether every speaker rests on ``min_prints`` core prints and holds ``min_share`` of the speech."""
+        share = np.bincount(self.labels, weights=self.seconds) / max(float(self.seconds.sum()), 1e-9)
+        return bool(np.bincount(self.labels).min() >= min_prints and share.min() >= min_share)
+
+
 def _chunk_samples(model: PyanNet) -> int:
     return int(round(model.cfg.duration * SAMPLE_RATE))
 
@@ -551,25 +573,25 @@ class NeuralDiarizer:
                                    dtype=trunk_dtype)
         bar.close()
         fine = cfg.fine_cuts == "always" or (cfg.fine_cuts in ("given", "given+one") and num_speakers is not None)
-        prints, units, (labels, core), k, _ = self._voices(local, frames, hop, fine, num_speakers, min_speakers,
-                                                           max_speakers)
-        if not fine and cfg.fine_cuts == "given+one" and k == 1 and max_speakers != 1:
+        voices = self._voices(local, frames, hop, fine, num_speakers, min_speakers, max_speakers)
+        if not fine and cfg.fine_cuts == "given+one" and voices.count == 1 and max_speakers != 1:
             # one voice heard: alike voices that take turns under one local label blend into prints of one
             # voice; cut at the window changes and count again, keeping the second count if it finds more
-            # voices that each stand (``_voices_stand``)
+            # voices, each on several prints and a share of the speech: one reader's odd-sounding sentences
+            # (6 % of a minute of LibriSpeech, 14 prints) or an 8 s talking head's change of tone (2 prints)
+            # must not overturn a first count of one
             again = self._voices(local, frames, hop, True, num_speakers, min_speakers, max_speakers)
-            kept = again[3] > 1 and self._voices_stand(again[2][0], again[4])
-            info["second_look"] = {"voices": again[3], "kept": bool(kept)}
+            kept = again.count > 1 and again.stand(cfg.second_look_prints, cfg.minor_share)
+            info["second_look"] = {"voices": again.count, "kept": kept}
             if kept:
-                prints, units, (labels, core), k, _ = again
-                fine = True
+                voices, fine = again, True
         info["fine_cuts"] = fine
         result = SpeakerTurns([], source.name, source.duration, self.name, info)
-        if len(prints) == 0:
+        if len(voices.prints) == 0:
             result.info["note"] = "no speech detected"
             return result
-        x = prints
-        centroids = _centroids(x[core], labels, range(k))
+        x, units, k = voices.prints, voices.units, voices.count
+        centroids = _centroids(x[voices.core], voices.labels, range(k))
         mapping = _assign(x @ centroids.T, units)
 
         activity, heard = aggregate_voices(local, units, mapping, k, duration)
@@ -607,16 +629,13 @@ class NeuralDiarizer:
                             f"{k - len(order)} never {never}")
         return SpeakerTurns(turns, source.name, source.duration, self.name, info)
 
-
     def _voices(self, local: LocalVoices, frames: np.ndarray, hop: float, fine: bool, num_speakers, min_speakers,
-                max_speakers):
-        """Prints of the stretches (coarse or ``fine`` cuts), and their clusters: (prints, units, (labels of the
-        core prints, core mask), number of voices, the speech each core print stands for); no prints: zero
-        voices."""
+                max_speakers) -> VoiceClusters:
+        """The stretches' prints (coarse or ``fine`` cuts) and their speakers (:func:`cluster_prints`)."""
         cfg = self.config
         prints, units, clean = voice_prints(local, frames, hop, self.embedding, cfg, fine)
         if len(prints) == 0:
-            return prints, units, (np.zeros(0, int), np.zeros(0, bool)), 0, np.zeros(0)
+            return VoiceClusters(prints, units, np.zeros(0, bool), np.zeros(0, int), np.zeros(0))
         core = clean >= cfg.min_clean
         if core.sum() < 2:
             core = clean >= np.max(clean) * 0.5 if clean.max() > 0 else np.ones(len(prints), bool)
@@ -626,15 +645,8 @@ class NeuralDiarizer:
                    & (centre[:, None] < local.starts[None, :] + local.chunk_seconds)).sum(1)
         seconds = (clean / np.maximum(hearers, 1))[core]
         labels = cluster_prints(prints[core], seconds, cfg, num_speakers, min_speakers, max_speakers)
-        return prints, units, (labels, core), int(labels.max() + 1), seconds
+        return VoiceClusters(prints, units, core, labels, seconds)
 
-    def _voices_stand(self, labels: np.ndarray, seconds: np.ndarray) -> bool:
-        """Whether every voice of a second look rests on ``second_look_prints`` prints and holds
-        ``minor_share`` of the speech: one reader's odd-sounding sentences (6 % of a minute of LibriSpeech, 14
-        prints) or an 8 s talking head's change of tone (2 prints) must not overturn a first count of one."""
-        cfg = self.config
-        share = np.bincount(labels, weights=seconds) / max(float(seconds.sum()), 1e-9)
-        return bool(np.bincount(labels).min() >= cfg.second_look_prints and share.min() >= cfg.minor_share)
 
 def aggregate_voices(local: LocalVoices, units: np.ndarray, mapping: np.ndarray, k: int, duration: float
                      ) -> tuple[np.ndarray, np.ndarray]:
